@@ -1,0 +1,67 @@
+"""Entry point of the GUI: parse launch flags, build the Gradio app, serve it.
+
+Started by ./gui.sh / gui.bat after setup; run directly with venv/bin/python kohya_gui.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+# Gradio phones home for analytics and version checks unless told not to; this app never needs it.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Kohya-style LoRA and fine-tune trainer GUI.")
+    parser.add_argument("--listen", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for LAN)")
+    parser.add_argument("--server_port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--inbrowser", action="store_true", help="open the app in the default browser")
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    parser.add_argument("--username", default="", help="require this user name (with --password)")
+    parser.add_argument("--password", default="", help="require this password (with --username)")
+    parser.add_argument("--root_path", default=None, help="URL prefix when served behind a reverse proxy")
+    args = parser.parse_args(argv)
+    if bool(args.username) != bool(args.password):
+        parser.error("--username and --password must be given together")
+    return args
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_launch_args(argv)
+    if not port_is_free(args.listen, args.server_port):
+        print(
+            f"error: port {args.server_port} on {args.listen} is already in use "
+            f"(another GUI still running?). Stop it, or choose another port: --server_port {args.server_port + 1}",
+            file=sys.stderr,
+        )
+        return 2
+
+    from gui.app import build_app
+
+    app = build_app()
+    app.queue()
+    app.launch(
+        server_name=args.listen,
+        server_port=args.server_port,
+        inbrowser=args.inbrowser,
+        share=args.share,
+        auth=(args.username, args.password) if args.username else None,
+        root_path=args.root_path,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
