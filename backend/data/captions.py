@@ -1,0 +1,151 @@
+"""Caption files and per-epoch caption processing (sd-scripts semantics).
+
+Reading: `<image stem><caption_extension>`, first line stripped (all non-empty lines with
+enable_wildcard). sd-scripts defaults caption_extension to `.caption`, and users with `.txt`
+captions silently trained on class tokens only; `read_subset_captions` notices caption files with
+the other usual extension beside the images and says to set --caption_extension.
+
+Processing (`process_caption`) follows sd-scripts' `BaseDataset.process_caption`: prefix/suffix
+are added first (so they take part in shuffling unless kept by keep_tokens), then whole-caption
+dropout, wildcards, then shuffle/tag dropout of the comma-separated tokens, with the first
+`keep_tokens` tokens (or everything before `keep_tokens_separator`, e.g. `|||`) kept in place.
+Randomness comes from the `random.Random` passed in, so one seed gives the same captions on any
+number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.data.errors import DatasetError
+from backend.data.specs import SubsetSpec
+
+# Caption extensions people actually use; a miss on one while files of another exist is a hint.
+COMMON_CAPTION_EXTENSIONS = (".txt", ".caption")
+
+
+def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False) -> str | None:
+    """The caption for `image_path`, or None when there is no caption file."""
+    path = image_path.with_name(image_path.stem + extension)
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors often write a BOM
+    except UnicodeDecodeError:
+        raise DatasetError(f"caption file {path} is not UTF-8 text: re-save it as UTF-8") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return "\n".join(lines) if enable_wildcard else lines[0]
+
+
+@dataclass
+class CaptionScan:
+    captions: list[str]  # one per image: caption file, else class tokens, else ""
+    missing: list[Path] = field(default_factory=list)
+    # Images without a caption that do have one under another common extension, by extension.
+    other_extension: dict[str, int] = field(default_factory=dict)
+
+    def hint(self, subset: SubsetSpec) -> str | None:
+        if not self.other_extension:
+            return None
+        ext, count = max(self.other_extension.items(), key=lambda item: item[1])
+        return (
+            f"{count} image(s) in {subset.image_dir} have a '{ext}' caption file but caption_extension is "
+            f"'{subset.caption_extension}': set --caption_extension {ext} (or caption_extension = \"{ext}\" "
+            "in the dataset config) to use them"
+        )
+
+
+def read_subset_captions(subset: SubsetSpec, images: list[Path]) -> CaptionScan:
+    captions: list[str] = []
+    scan = CaptionScan(captions)
+    other_exts = [e for e in COMMON_CAPTION_EXTENSIONS if e != subset.caption_extension]
+    for image in images:
+        caption = read_caption(image, subset.caption_extension, subset.enable_wildcard)
+        if caption is None:
+            scan.missing.append(image)
+            for ext in other_exts:
+                if image.with_name(image.stem + ext).is_file():
+                    scan.other_extension[ext] = scan.other_extension.get(ext, 0) + 1
+                    break
+            caption = subset.class_tokens or ""
+        captions.append(caption)
+    return scan
+
+
+def count_tags(captions: list[str]) -> dict[str, int]:
+    """sd-scripts' ss_tag_frequency counting: comma-split, stripped, lower-cased, non-empty."""
+    counts: Counter[str] = Counter()
+    for caption in captions:
+        counts.update(tag.strip().lower() for tag in caption.split(",") if tag.strip())
+    return dict(counts)
+
+
+_WILDCARD = re.compile(r"\{([^}]+)\}")
+
+
+def process_caption(caption: str, subset: SubsetSpec, epoch: int, rng: random.Random) -> str:
+    """One epoch's version of `caption`. `epoch` counts from 1 as in sd-scripts."""
+    if subset.caption_prefix:
+        caption = subset.caption_prefix + " " + caption
+    if subset.caption_suffix:
+        caption = caption + " " + subset.caption_suffix
+
+    dropped = subset.caption_dropout_rate > 0 and rng.random() < subset.caption_dropout_rate
+    every_n = subset.caption_dropout_every_n_epochs
+    if dropped or (every_n > 0 and epoch % every_n == 0):
+        return ""
+
+    caption = _expand_wildcards(caption, rng) if subset.enable_wildcard else caption.split("\n")[0]
+
+    if subset.shuffle_caption or subset.caption_tag_dropout_rate > 0:
+        caption = _shuffle_and_drop_tags(caption, subset, rng)
+
+    if subset.secondary_separator:
+        caption = caption.replace(subset.secondary_separator, subset.caption_separator)
+    return caption
+
+
+def _split(text: str, separator: str) -> list[str]:
+    return [t.strip() for t in text.split(separator) if t.strip()]
+
+
+def _shuffle_and_drop_tags(caption: str, subset: SubsetSpec, rng: random.Random) -> str:
+    separator = subset.caption_separator
+    fixed_suffix: list[str] = []
+    keep_sep = subset.keep_tokens_separator
+    if keep_sep and keep_sep in caption:
+        # "fixed ||| shuffled ||| fixed suffix"
+        fixed_part, flex_part = caption.split(keep_sep, 1)
+        if keep_sep in flex_part:
+            flex_part, suffix_part = flex_part.split(keep_sep, 1)
+            fixed_suffix = _split(suffix_part, separator)
+        fixed, flex = _split(fixed_part, separator), _split(flex_part, separator)
+    else:
+        tokens = [t.strip() for t in caption.strip().split(separator)]
+        fixed, flex = tokens[: subset.keep_tokens], tokens[subset.keep_tokens :]
+
+    if subset.shuffle_caption:
+        rng.shuffle(flex)
+    if subset.caption_tag_dropout_rate > 0:
+        flex = [t for t in flex if rng.random() >= subset.caption_tag_dropout_rate]
+    # sd-scripts joins with ", " whatever caption_separator is.
+    return ", ".join(fixed + flex + fixed_suffix)
+
+
+def _expand_wildcards(caption: str, rng: random.Random) -> str:
+    """One random line of a multi-line caption, with each '{a|b|c}' replaced by one choice.
+
+    '{{' and '}}' stand for literal braces.
+    """
+    if "\n" in caption:
+        caption = rng.choice(caption.split("\n"))
+    open_mark, close_mark = "\x00", "\x01"  # control characters never appear in captions
+    caption = caption.replace("{{", open_mark).replace("}}", close_mark)
+    caption = _WILDCARD.sub(lambda m: rng.choice(m.group(1).split("|")), caption)
+    return caption.replace(open_mark, "{").replace(close_mark, "}")

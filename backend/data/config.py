@@ -1,0 +1,92 @@
+"""DatasetSpecs from the flat training options (the folder convention or --in_json).
+
+`--dataset_config` produces SubsetSpec/DatasetSpec objects through its own adapter; this module
+covers runs without one. Missing keys take the defaults declared in backend/options, so the two
+can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from backend.data.discovery import subsets_from_folders
+from backend.data.errors import DatasetError
+from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.options.schema import all_options
+
+logger = logging.getLogger(__name__)
+
+# Options that become SubsetSpec fields under the same name.
+SUBSET_OPTIONS = (
+    "caption_extension",
+    "shuffle_caption",
+    "caption_separator",
+    "keep_tokens",
+    "keep_tokens_separator",
+    "secondary_separator",
+    "enable_wildcard",
+    "caption_prefix",
+    "caption_suffix",
+    "caption_dropout_rate",
+    "caption_dropout_every_n_epochs",
+    "caption_tag_dropout_rate",
+    "flip_aug",
+    "color_aug",
+    "random_crop",
+    "alpha_mask",
+)
+
+
+def specs_from_args(
+    args: argparse.Namespace | Mapping[str, Any],
+    default_resolution: str | int | None = None,
+    warn: Callable[[str], None] = logger.warning,
+) -> list[DatasetSpec]:
+    """One DatasetSpec from --train_data_dir/--reg_data_dir folders, or from --in_json.
+
+    `default_resolution` is the model family's native size, used when --resolution is not set.
+    """
+    values = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
+    defaults = {name: option.default for name, option in all_options().items()}
+
+    def get(name: str) -> Any:
+        value = values.get(name)
+        return defaults.get(name) if value is None else value
+
+    if values.get("caption_extention") is not None:  # sd-scripts' misspelled legacy flag wins, as there
+        values["caption_extension"] = values["caption_extention"]
+    settings = {name: get(name) for name in SUBSET_OPTIONS}
+
+    if get("in_json"):
+        subsets = [
+            SubsetSpec(
+                image_dir=get("train_data_dir"),
+                metadata_file=get("in_json"),
+                num_repeats=int(get("dataset_repeats")),
+                **settings,
+            )
+        ]
+    elif get("train_data_dir"):
+        subsets = subsets_from_folders(get("train_data_dir"), get("reg_data_dir"), warn=warn, **settings)
+    else:
+        raise DatasetError(
+            "no training data: set --train_data_dir (the parent of folders named like '10_name'), "
+            "--in_json, or --dataset_config"
+        )
+    return [
+        DatasetSpec(
+            subsets=tuple(subsets),
+            resolution=get("resolution") or default_resolution,
+            batch_size=int(get("train_batch_size")),
+            enable_bucket=bool(get("enable_bucket")),
+            min_bucket_reso=int(get("min_bucket_reso")),
+            max_bucket_reso=int(get("max_bucket_reso")),
+            bucket_reso_steps=int(get("bucket_reso_steps")),
+            bucket_no_upscale=bool(get("bucket_no_upscale")),
+            prior_loss_weight=float(get("prior_loss_weight")),
+            resize_interpolation=get("resize_interpolation"),
+        )
+    ]

@@ -1,0 +1,326 @@
+"""Training datasets: repeats, regularization balance, buckets, per-epoch batches, batch dicts.
+
+Determinism: the batch plan of an epoch depends only on (seed, epoch), and every random choice
+for one sample (caption shuffle/dropout, flip, crop, colour) on (seed, epoch, dataset, batch,
+position). The DataLoader asks for items by `(epoch, batch_index)` keys produced in the main
+process (`EpochSampler`), so results are the same with 0, 2 or 8 workers, persistent or not, and
+`set_epoch` in the main process reaches persistent workers (sd-scripts needs a shared-memory
+epoch counter for that).
+
+Epochs count from 1, as in sd-scripts (caption_dropout_every_n_epochs=2 drops epochs 2, 4, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from backend.data.buckets import BucketSelector, cover_size
+from backend.data.captions import process_caption
+from backend.data.errors import DatasetError
+from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
+from backend.data.latent_files import CachedLatents, load_cache
+from backend.data.scan import DatasetScan, ImageProblem, ImageRecord, scan_dataset
+from backend.data.specs import DatasetSpec, SubsetSpec
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, Any]
+
+
+def balance_reg_repeats(num_train: int, reg_repeats: Sequence[int]) -> list[int]:
+    """sd-scripts' regularization balance: reg images are used in order with their own repeats,
+    then cycled one extra repeat at a time, until their total reaches the repeat-weighted train
+    count; images never reached get 0 (unused). No train images means no reg images."""
+    result = [0] * len(reg_repeats)
+    total = 0
+    first_pass = True
+    while total < num_train and reg_repeats:
+        for i, repeats in enumerate(reg_repeats):
+            added = repeats if first_pass else 1
+            result[i] += added
+            total += added
+            if total >= num_train:
+                break
+        first_pass = False
+    return result
+
+
+def format_problems(problems: Sequence[ImageProblem], limit: int = 20) -> str:
+    lines = [f"{len(problems)} file(s) in the dataset cannot be used:"]
+    lines += [f"  {p.path}: {p.problem} -> {p.fix}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more (run with --preflight for the full list)")
+    return "\n".join(lines)
+
+
+def _assign_buckets(
+    records: list[ImageRecord], selector: BucketSelector, problems: list[ImageProblem]
+) -> list[ImageRecord]:
+    """Copies of `records` with their bucket (copies: reg balancing rewrites repeats, the scan stays as read)."""
+    kept = []
+    for record in records:
+        try:
+            choice = selector.select(*record.image_size)
+        except DatasetError as exc:
+            problems.append(ImageProblem(record.path, str(exc), "remove the image or turn off bucket_no_upscale"))
+            continue
+        kept.append(
+            dataclasses.replace(
+                record, bucket_reso=choice.reso, resized_size=choice.resized_size, ar_error=choice.ar_error
+            )
+        )
+    return kept
+
+
+class TrainDataset:
+    """One dataset: its images with repeats, grouped into buckets and batches of `spec.batch_size`."""
+
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        seed: int = 0,
+        scan: DatasetScan | None = None,
+        skip_bad_images: bool = False,
+        warn: Callable[[str], None] = logger.warning,
+    ) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.scan = scan if scan is not None else scan_dataset(spec, warn)
+        problems = list(self.scan.problems)
+        records = _assign_buckets(self.scan.records, BucketSelector(spec, warn), problems)
+        if problems:
+            if not skip_bad_images:
+                raise DatasetError(format_problems(problems))
+            warn(f"skipping {len(problems)} unusable file(s):\n" + format_problems(problems))
+        self.problems = problems
+        self.records = self._apply_reg_balance(records, warn)
+        if not self.records:
+            raise DatasetError("no usable training images left in the dataset (see the warnings above)")
+        self.num_train_images = sum(r.num_repeats for r in self.records if not r.is_reg)
+        self.num_reg_images = sum(s.subset.num_repeats * len(s.images) for s in self.scan.subsets if s.subset.is_reg)
+        self.buckets: dict[tuple[int, int], list[int]] = {}
+        for index, record in enumerate(self.records):
+            self.buckets.setdefault(record.bucket_reso, []).extend([index] * record.num_repeats)
+        self.buckets = dict(sorted(self.buckets.items()))
+        self.latents: dict[int, CachedLatents] = {}  # record index -> in-memory latents (cache_latents)
+        self.latent_files: dict[int, str] = {}  # record index -> npz path (cache_latents_to_disk)
+        self._plan: tuple[int, list[tuple[tuple[int, int], list[int]]]] | None = None
+
+    @property
+    def subsets(self) -> list[SubsetSpec]:
+        return [s.subset for s in self.scan.subsets]
+
+    def _apply_reg_balance(self, records: list[ImageRecord], warn: Callable[[str], None]) -> list[ImageRecord]:
+        train = [r for r in records if not r.is_reg]
+        reg = [r for r in records if r.is_reg]
+        if not reg:
+            return train
+        num_train = sum(r.num_repeats for r in train)
+        num_reg = sum(r.num_repeats for r in reg)
+        if num_reg > num_train:
+            warn(f"{num_reg} regularization images with repeats but {num_train} training images: some are unused")
+        for record, repeats in zip(reg, balance_reg_repeats(num_train, [r.num_repeats for r in reg]), strict=True):
+            record.num_repeats = repeats
+        return train + [r for r in reg if r.num_repeats > 0]
+
+    @property
+    def latents_cached(self) -> bool:
+        return bool(self.latents or self.latent_files)
+
+    def __len__(self) -> int:
+        return sum(math.ceil(len(items) / self.spec.batch_size) for items in self.buckets.values())
+
+    def batches(self, epoch: int) -> list[tuple[tuple[int, int], list[int]]]:
+        """This epoch's batches as (bucket, record indices), in training order."""
+        if self._plan is None or self._plan[0] != epoch:
+            rng = random.Random(f"{self.seed}/{epoch}/plan")
+            plan = []
+            for reso, items in self.buckets.items():
+                items = list(items)
+                rng.shuffle(items)
+                size = self.spec.batch_size
+                plan += [(reso, items[i : i + size]) for i in range(0, len(items), size)]
+            rng.shuffle(plan)
+            self._plan = (epoch, plan)
+        return self._plan[1]
+
+    def load_batch(self, epoch: int, batch_index: int, salt: str = "") -> Batch:
+        reso, indices = self.batches(epoch)[batch_index]
+        samples = []
+        for position, record_index in enumerate(indices):
+            rng = random.Random(f"{self.seed}/{epoch}/{salt}/{batch_index}/{position}")
+            samples.append(self._load_sample(record_index, epoch, rng))
+        return _collate(samples, reso)
+
+    def _load_sample(self, index: int, epoch: int, rng: random.Random) -> dict[str, Any]:
+        record = self.records[index]
+        subset = self.scan.subsets[record.subset_index].subset
+        flipped = subset.flip_aug and rng.random() < 0.5
+        cached = self.latents.get(index)
+        if cached is None and index in self.latent_files:
+            cached = load_cache(self.latent_files[index])
+        if cached is not None:
+            sample = self._from_latents(cached, flipped)
+        elif self.latents_cached:
+            raise DatasetError(f"no cached latents for {record.path}: run the latent cache step again")
+        else:
+            sample = self._from_image(record, subset, flipped, rng)
+        sample["caption"] = process_caption(record.caption, subset, epoch, rng)
+        sample["loss_weight"] = self.spec.prior_loss_weight if record.is_reg else 1.0
+        sample["is_reg"] = record.is_reg
+        sample["path"] = record.path
+        sample["flipped"] = flipped
+        return sample
+
+    def _from_image(self, record: ImageRecord, subset: SubsetSpec, flipped: bool, rng: random.Random) -> dict[str, Any]:
+        image = load_image(record.path, with_alpha=subset.alpha_mask)
+        height, width = image.rgb.shape[:2]
+        # The header size can disagree with the decoded one (e.g. a late EXIF block): refit.
+        resized = record.resized_size if (width, height) == record.image_size else cover_size((width, height), record.bucket_reso)
+        interpolation = subset.resize_interpolation or self.spec.resize_interpolation
+        fitted = fit_to_bucket(image, record.bucket_reso, resized, subset.random_crop, rng, interpolation)
+        rgb, alpha = fitted.rgb, fitted.alpha
+        if subset.color_aug:
+            rgb = color_aug(rgb, rng)
+        left, top, right, _ = fitted.crop_ltrb
+        if flipped:
+            rgb = rgb[:, ::-1]
+            alpha = None if alpha is None else alpha[:, ::-1]
+            left = resized[0] - right  # the crop box seen from the mirrored side
+        return {
+            "image": to_tensor(rgb),
+            "alpha_mask": None if alpha is None else mask_to_tensor(alpha),
+            "original_size_hw": (height, width),
+            "crop_top_left": (top, left),
+        }
+
+    def _from_latents(self, cached: CachedLatents, flipped: bool) -> dict[str, Any]:
+        left, top, right, _ = cached.crop_ltrb
+        latents, alpha = cached.latents, cached.alpha_mask
+        if flipped:
+            if cached.latents_flipped is None:
+                raise DatasetError("flip_aug is on but the latent cache has no flipped latents: rebuild the cache")
+            latents = cached.latents_flipped
+            alpha = None if alpha is None else torch.flip(alpha, [1])
+            left = cached.resized_size[0] - right
+        return {
+            "latents": latents,
+            "alpha_mask": alpha,
+            "original_size_hw": (cached.original_size[1], cached.original_size[0]),
+            "crop_top_left": (top, left),
+        }
+
+
+def _collate(samples: list[dict[str, Any]], reso: tuple[int, int]) -> Batch:
+    width, height = reso
+    with_masks = any(s["alpha_mask"] is not None for s in samples)
+    masks = None
+    if with_masks:
+        # Mixed subsets: samples without alpha_mask count fully.
+        masks = torch.stack([s["alpha_mask"] if s["alpha_mask"] is not None else torch.ones(height, width) for s in samples])
+    uses_latents = "latents" in samples[0]
+    return {
+        "images": None if uses_latents else torch.stack([s["image"] for s in samples]),
+        "latents": torch.stack([s["latents"] for s in samples]) if uses_latents else None,
+        "captions": [s["caption"] for s in samples],
+        "loss_weights": torch.tensor([s["loss_weight"] for s in samples], dtype=torch.float32),
+        "original_sizes_hw": torch.tensor([s["original_size_hw"] for s in samples], dtype=torch.long),
+        "crop_top_lefts": torch.tensor([s["crop_top_left"] for s in samples], dtype=torch.long),
+        "target_sizes_hw": torch.tensor([(height, width)] * len(samples), dtype=torch.long),
+        "flipped": torch.tensor([s["flipped"] for s in samples], dtype=torch.bool),
+        "is_reg": torch.tensor([s["is_reg"] for s in samples], dtype=torch.bool),
+        "alpha_masks": masks,
+        "image_paths": [s["path"] for s in samples],
+        "bucket_reso": reso,
+    }
+
+
+class DatasetGroup(torch.utils.data.Dataset):
+    """All datasets of a run as one map-style dataset of whole batches.
+
+    Index with `(epoch, batch_index)` (what `EpochSampler` yields) or a plain int for the epoch set
+    by `set_epoch`. Batches of different datasets are interleaved in a per-epoch shuffled order.
+    """
+
+    def __init__(self, datasets: Sequence[TrainDataset], seed: int = 0) -> None:
+        if not datasets:
+            raise DatasetError("no datasets to train on")
+        self.datasets = list(datasets)
+        self.seed = seed
+        self.epoch = 1
+        self._order: tuple[int, list[tuple[int, int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call before iterating each epoch (epochs count from 1)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def order(self, epoch: int) -> list[tuple[int, int]]:
+        if self._order is None or self._order[0] != epoch:
+            order = [(d, b) for d, dataset in enumerate(self.datasets) for b in range(len(dataset))]
+            if len(self.datasets) > 1:
+                random.Random(f"{self.seed}/{epoch}/group").shuffle(order)
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Batch:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        dataset_index, batch_index = self.order(epoch)[index]
+        return self.datasets[dataset_index].load_batch(epoch, batch_index, salt=str(dataset_index))
+
+    @property
+    def num_train_images(self) -> int:
+        return sum(d.num_train_images for d in self.datasets)
+
+    @property
+    def num_reg_images(self) -> int:
+        return sum(d.num_reg_images for d in self.datasets)
+
+    def caption_variation(self) -> list[str]:
+        """'<subset>: <setting>' for every subset whose captions change between samples or epochs;
+        text-encoder outputs can only be cached when this is empty (as sd-scripts requires)."""
+        varying = ("shuffle_caption", "enable_wildcard", "caption_dropout_rate", "caption_dropout_every_n_epochs",
+                   "caption_tag_dropout_rate")
+        return [f"{s.name}: {name}" for d in self.datasets for s in d.subsets for name in varying if getattr(s, name)]
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, batch_index) keys for the group's current epoch, in the main process."""
+
+    def __init__(self, group: DatasetGroup) -> None:
+        self.group = group
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.group.epoch
+        return iter([(epoch, i) for i in range(len(self.group))])
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+
+def make_dataloader(
+    group: DatasetGroup, max_workers: int = 8, persistent_workers: bool = False, pin_memory: bool = False
+) -> DataLoader:
+    """A DataLoader of ready batches; call `group.set_epoch(e)` before each `iter(loader)`."""
+    workers = min(max_workers, os.cpu_count() or 1)
+    return DataLoader(
+        group,
+        batch_size=None,  # the dataset forms batches itself, within buckets
+        sampler=EpochSampler(group),
+        num_workers=workers,
+        persistent_workers=persistent_workers and workers > 0,
+        pin_memory=pin_memory,
+    )

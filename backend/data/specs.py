@@ -1,0 +1,117 @@
+"""Typed descriptions of what to train on: subsets (one folder or metadata file each) and datasets.
+
+`SubsetSpec` carries the per-folder settings (repeats, class tokens, caption processing,
+augmentation); `DatasetSpec` the settings shared by its subsets (resolution, batch size,
+buckets). Both are frozen and picklable so DataLoader workers can receive them. The folder
+convention and `--dataset_config` are two ways of producing these same objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.data.errors import DatasetError
+
+# sd-scripts' --resize_interpolation choices; None means area when shrinking, lanczos when enlarging.
+INTERPOLATIONS = ("lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area")
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    image_dir: str | None
+    num_repeats: int = 1
+    class_tokens: str | None = None
+    caption_extension: str = ".caption"
+    is_reg: bool = False
+    # Fine-tuning subsets: captions/tags come from this JSON (or JSONL) instead of caption files.
+    metadata_file: str | None = None
+    shuffle_caption: bool = False
+    caption_separator: str = ","
+    keep_tokens: int = 0
+    keep_tokens_separator: str = ""
+    secondary_separator: str | None = None
+    enable_wildcard: bool = False
+    caption_prefix: str | None = None
+    caption_suffix: str | None = None
+    caption_dropout_rate: float = 0.0
+    caption_dropout_every_n_epochs: int = 0
+    caption_tag_dropout_rate: float = 0.0
+    flip_aug: bool = False
+    color_aug: bool = False
+    random_crop: bool = False
+    alpha_mask: bool = False
+    resize_interpolation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_dir is None and self.metadata_file is None:
+            raise DatasetError("a subset needs image_dir (a folder of images) or metadata_file (fine-tuning JSON)")
+        if self.caption_extension and not self.caption_extension.startswith("."):
+            # sd-scripts appends the extension verbatim; "txt" would look for "img.pngtxt"-like names.
+            object.__setattr__(self, "caption_extension", "." + self.caption_extension)
+        for name in ("caption_dropout_rate", "caption_tag_dropout_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise DatasetError(f"{name} must be between 0 and 1, got {value}")
+        if self.keep_tokens < 0 or self.caption_dropout_every_n_epochs < 0:
+            raise DatasetError("keep_tokens and caption_dropout_every_n_epochs must be 0 or more")
+        _check_interpolation(self.resize_interpolation)
+
+    @property
+    def name(self) -> str:
+        """Folder (or metadata file) name used in metadata such as ss_tag_frequency."""
+        source = self.image_dir if self.metadata_file is None else self.metadata_file
+        return Path(source or "").name
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    subsets: tuple[SubsetSpec, ...]
+    resolution: tuple[int, int]  # (width, height)
+    batch_size: int = 1
+    enable_bucket: bool = False
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    bucket_reso_steps: int = 64
+    bucket_no_upscale: bool = False
+    prior_loss_weight: float = 1.0
+    resize_interpolation: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subsets", tuple(self.subsets))
+        object.__setattr__(self, "resolution", parse_resolution(self.resolution))
+        if self.batch_size < 1:
+            raise DatasetError(f"batch size must be 1 or more, got {self.batch_size}")
+        if self.bucket_reso_steps < 1:
+            raise DatasetError(f"bucket_reso_steps must be 1 or more, got {self.bucket_reso_steps}")
+        _check_interpolation(self.resize_interpolation)
+
+
+def _check_interpolation(value: str | None) -> None:
+    if value is not None and value not in INTERPOLATIONS:
+        raise DatasetError(f"resize_interpolation {value!r} is not one of {', '.join(INTERPOLATIONS)}")
+
+
+def parse_resolution(value: object) -> tuple[int, int]:
+    """'512' -> (512, 512); '768,512' -> (768, 512) as width,height; also ints and [w, h] lists."""
+    if value is None or value == "":
+        raise DatasetError("no resolution given: set --resolution, e.g. 512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL")
+    parts: Sequence[object]
+    if isinstance(value, str):
+        parts = [p for p in value.replace("x", ",").split(",") if p.strip()]
+    elif isinstance(value, int):
+        parts = [value]
+    elif isinstance(value, Sequence):
+        parts = list(value)
+    else:
+        raise DatasetError(f"resolution must be 'N' or 'W,H', got {value!r}")
+    try:
+        numbers = [int(str(p).strip()) for p in parts]
+    except ValueError:
+        raise DatasetError(f"resolution must be 'N' or 'W,H' with whole numbers, got {value!r}") from None
+    if len(numbers) == 1:
+        numbers = numbers * 2
+    if len(numbers) != 2 or min(numbers) < 8:
+        raise DatasetError(f"resolution must be 'N' or 'W,H' with sides of at least 8 pixels, got {value!r}")
+    return numbers[0], numbers[1]

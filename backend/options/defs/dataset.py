@@ -1,0 +1,200 @@
+"""Dataset options: folders, captions, augmentation, buckets, latent caching, data loading.
+
+Implemented by backend/data. Names, defaults and semantics are sd-scripts'; help texts say what
+the code does, with typical values.
+"""
+
+from backend.options.schema import LORA_COMMANDS, Option, declare_all
+
+# fine_tune.py has no DreamBooth-style folders (sd-scripts: add_dataset_arguments(parser, False, ...)).
+_WITH_REG = ("train_network", "sdxl_train_network", "sdxl_train")
+
+declare_all(
+    [
+        # --- folders ---------------------------------------------------------------------------
+        Option(
+            "train_data_dir", "path", None, group="folders",
+            help="Parent folder of image folders named '<repeats>_<class tokens>', e.g. 'train/10_sks dog': "
+            "10 = how often each image is used per epoch, 'sks dog' = caption for images without a caption "
+            "file. Folders without a number prefix are skipped with a warning; images directly in this folder "
+            "are an error. With --in_json, the folder holding the images listed there.",
+        ),
+        Option(
+            "reg_data_dir", "path", None, group="folders", commands=_WITH_REG,
+            help="Parent folder of regularization image folders, same '<repeats>_<class tokens>' naming. Reg "
+            "images are cycled or truncated so their repeat-weighted count equals the training count, and "
+            "their loss is weighted by --prior_loss_weight.",
+        ),
+        Option(
+            "in_json", "path", None, group="folders",
+            help="Fine-tuning metadata JSON (or JSONL) {image path: {caption, tags}} written by the captioning "
+            "and merge tools; replaces the folder convention. Relative paths are resolved in --train_data_dir.",
+        ),
+        Option(
+            "dataset_repeats", "int", 1, group="folders", minimum=1,
+            help="How often each image from --in_json is used per epoch (the folder convention takes repeats "
+            "from folder names instead).",
+        ),
+        # --- captions --------------------------------------------------------------------------
+        Option(
+            "caption_extension", "str", ".caption", group="dataset", aliases=("caption_extention",),
+            help="Extension of caption files next to the images (image.png -> image.caption). Default "
+            "'.caption'; most taggers write '.txt', so set '.txt' for those. Only the first line is used. "
+            "Images without one train on their folder's class tokens, and the log says how many.",
+        ),
+        Option(
+            "shuffle_caption", "bool", False, group="dataset",
+            help="Shuffle the caption's comma-separated tags anew for every sample, so no tag order is learned. "
+            "Use --keep_tokens or --keep_tokens_separator to keep a trigger word in front.",
+        ),
+        Option(
+            "caption_separator", "str", ",", group="dataset",
+            help="Separator between the tags that shuffling and tag dropout act on (default ','). Shuffled "
+            "captions are re-joined with ', '.",
+        ),
+        Option(
+            "keep_tokens", "int", 0, group="dataset", minimum=0,
+            help="When shuffling (or with tag dropout), keep the first N comma-separated tags of the caption in "
+            "place, e.g. 1 to keep a trigger word first. It counts tags, not tokenizer tokens, and has nothing "
+            "to do with token frequency. Typical: 0 or 1.",
+        ),
+        Option(
+            "keep_tokens_separator", "str", "", group="dataset",
+            help="A marker such as '|||' in captions: tags before it stay in place, tags after it are shuffled; "
+            "a second marker starts a fixed suffix ('a, b ||| c, d ||| e'). Overrides --keep_tokens for captions "
+            "that contain it.",
+        ),
+        Option(
+            "secondary_separator", "str", None, group="dataset",
+            help="A separator (e.g. ';;;') that groups words into one tag for shuffling and dropout; replaced by "
+            "--caption_separator afterwards.",
+        ),
+        Option(
+            "enable_wildcard", "bool", False, group="dataset",
+            help="Captions may hold '{a|b|c}' (one choice per sample) and several lines (one line per sample); "
+            "'{{' and '}}' are literal braces.",
+        ),
+        Option(
+            "caption_prefix", "str", None, group="dataset",
+            help="Text put before every caption (with a space), e.g. a trigger word. It is added before shuffling, "
+            "so with --shuffle_caption keep it first with --keep_tokens 1.",
+        ),
+        Option(
+            "caption_suffix", "str", None, group="dataset",
+            help="Text put after every caption (with a space), before shuffling.",
+        ),
+        Option(
+            "caption_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
+            help="Probability of training a sample with an empty caption (unconditional), e.g. 0.05. 0 = off.",
+        ),
+        Option(
+            "caption_dropout_every_n_epochs", "int", 0, group="dataset", minimum=0,
+            help="Use empty captions for the whole of every Nth epoch (epochs N, 2N, ... counting from 1). 0 = off.",
+        ),
+        Option(
+            "caption_tag_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
+            help="Probability of leaving out each tag (except tags kept by --keep_tokens), per sample, e.g. 0.1. "
+            "0 = off.",
+        ),
+        # --- augmentation ----------------------------------------------------------------------
+        Option(
+            "flip_aug", "bool", False, group="dataset",
+            help="Mirror each sample left-right with 50% probability. Doubles latent caching work (both sides "
+            "are cached). Avoid for asymmetric subjects (text, logos, one-sided hair parts).",
+        ),
+        Option(
+            "color_aug", "bool", False, group="dataset",
+            help="Weak colour augmentation: a third of the samples get a small hue shift (up to +-16 degrees) or "
+            "a gamma change (0.95-1.05). Cannot be combined with latent caching.",
+        ),
+        Option(
+            "random_crop", "bool", False, group="dataset",
+            help="Crop the part of the resized image that exceeds its bucket at a random place instead of the "
+            "center. Cannot be combined with latent caching.",
+        ),
+        Option(
+            "alpha_mask", "bool", False, group="dataset",
+            help="Use the images' alpha channel as a loss mask (transparent = not learned); images without alpha "
+            "count fully. Pixels are still composited onto white. Needs the trainer's --masked_loss.",
+        ),
+        # --- resolution and buckets ------------------------------------------------------------
+        Option(
+            "resolution", "str", None, group="basic",
+            help="Training resolution 'N' or 'W,H', e.g. 512 for SD 1.x, 768 for SD 2.x v-models, 1024 for SDXL. "
+            "Images are resized to cover it and center-cropped; with --enable_bucket it sets the maximum area.",
+        ),
+        Option(
+            "train_batch_size", "int", 1, group="basic", minimum=1,
+            help="Images per training step. Batches are formed within one bucket, so a bucket with fewer images "
+            "gives a smaller last batch. Typical: 1-4 for SDXL on 12-24 GB, 2-8 for SD 1.x.",
+        ),
+        Option(
+            "enable_bucket", "bool", False, group="basic",
+            help="Aspect-ratio buckets: each image trains at the bucket (W,H multiples of --bucket_reso_steps, area "
+            "up to the resolution's) closest to its aspect ratio, so little is cropped. Recommended unless all "
+            "images share one aspect ratio.",
+        ),
+        Option(
+            "min_bucket_reso", "int", 256, group="dataset", minimum=8,
+            help="Smallest bucket side in pixels (default 256; at most the resolution's short side). Ignored with "
+            "--bucket_no_upscale.",
+        ),
+        Option(
+            "max_bucket_reso", "int", 1024, group="dataset", minimum=8,
+            help="Largest bucket side in pixels (default 1024; at least the resolution's long side, e.g. 2048 for "
+            "SDXL at 1024 to allow 2:1 images). Ignored with --bucket_no_upscale.",
+        ),
+        Option(
+            "bucket_reso_steps", "int", 64, group="dataset", minimum=8,
+            help="Bucket sides are multiples of this (default 64). SD 1.x/2.x need 64, SDXL accepts 32.",
+        ),
+        Option(
+            "bucket_no_upscale", "bool", False, group="dataset",
+            help="Never enlarge images: images smaller than the resolution's area get a bucket of their own size "
+            "(rounded down to --bucket_reso_steps), larger ones are shrunk to that area keeping their aspect "
+            "ratio.",
+        ),
+        Option(
+            "resize_interpolation", "str", None, group="advanced",
+            choices=("lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area"),
+            help="Resampling filter for resizing images. Default: area when shrinking, lanczos when enlarging.",
+        ),
+        # --- latent cache ----------------------------------------------------------------------
+        Option(
+            "cache_latents", "bool", False, group="basic",
+            help="Encode every image with the VAE once before training and keep the latents in memory: faster "
+            "steps, less VRAM. Not with --color_aug or --random_crop.",
+        ),
+        Option(
+            "cache_latents_to_disk", "bool", False, group="basic",
+            help="Like --cache_latents, but stores '<image>_sd.npz' / '<image>_sdxl.npz' beside each image and "
+            "reuses them in later runs. A file is rebuilt when its image, bucket, resize or VAE changed.",
+        ),
+        Option(
+            "vae_batch_size", "int", 1, group="advanced", minimum=1,
+            help="Images encoded per VAE call while caching latents (same bucket only). 1-4 is typical; higher "
+            "needs more VRAM.",
+        ),
+        Option(
+            "skip_cache_check", "bool", False, group="advanced",
+            help="Reuse any existing latent cache file without checking it against its image and settings. Faster "
+            "start on huge datasets, but stale files are used as they are.",
+        ),
+        # --- loading and weighting -------------------------------------------------------------
+        Option(
+            "max_data_loader_n_workers", "int", 8, group="advanced", minimum=0,
+            help="Processes that load and augment images in parallel (capped at the CPU count; 0 = load in the "
+            "training process). Lower it if RAM is short; with cached latents 0-2 is enough.",
+        ),
+        Option(
+            "persistent_data_loader_workers", "bool", False, group="advanced",
+            help="Keep data loader workers alive between epochs: saves the restart pause each epoch (noticeable "
+            "on Windows), costs their memory for the whole run.",
+        ),
+        Option(
+            # sd-scripts adds it only where add_training_arguments(support_dreambooth=True): the LoRA trainers.
+            "prior_loss_weight", "float", 1.0, group="advanced", minimum=0.0, commands=LORA_COMMANDS,
+            help="Loss weight of regularization images relative to training images (1.0 = equal).",
+        ),
+    ]
+)
