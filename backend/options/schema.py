@@ -31,6 +31,10 @@ ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS
 #   str_list    nargs="*" strings (e.g. network_args "conv_dim=8" "conv_alpha=1")
 #   float_list  nargs="*" floats (e.g. text_encoder_lr for two text encoders)
 OptionKind = Literal["bool", "int", "float", "str", "path", "int_or_float", "str_list", "float_list"]
+OPTION_KINDS: tuple[str, ...] = OptionKind.__args__  # type: ignore[attr-defined]
+
+# GUI groups, in the order the GUI shows them. A new group is added here (and translated).
+GROUPS = ("model", "folders", "dataset", "network", "basic", "advanced", "samples", "logging", "saving")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class Option:
     aliases: tuple[str, ...] = field(default_factory=tuple)
     # Secrets (API keys, tokens) are never written to presets, snapshots or exported commands.
     secret: bool = False
+    # The run cannot start without a value (checked after the config file and CLI are merged).
+    required: bool = False
+    # Only meaningful on the command line (e.g. config_file): rejected inside a config file and
+    # not shown as a GUI field or saved in presets.
+    cli_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +71,8 @@ class Option:
             "maximum": self.maximum,
             "aliases": list(self.aliases),
             "secret": self.secret,
+            "required": self.required,
+            "cli_only": self.cli_only,
         }
 
 
@@ -75,8 +86,29 @@ def declare(option: Option) -> Option:
     unknown = set(option.commands) - set(ALL_COMMANDS)
     if unknown:
         raise ValueError(f"option {option.name!r} names unknown commands {sorted(unknown)}")
+    _check_declaration(option)
+    taken = set(_REGISTRY) | {alias for other in _REGISTRY.values() for alias in other.aliases}
+    clashes = taken & {option.name, *option.aliases}
+    if clashes:
+        raise ValueError(f"option {option.name!r}: name or alias {sorted(clashes)} is already taken")
     _REGISTRY[option.name] = option
     return option
+
+
+def _check_declaration(option: Option) -> None:
+    """Catch schema mistakes at import time instead of as odd parser behaviour later."""
+    from backend.options.values import check_default
+
+    where = f"option {option.name!r}"
+    if option.kind not in OPTION_KINDS:
+        raise ValueError(f"{where}: unknown kind {option.kind!r}; expected one of {OPTION_KINDS}")
+    if option.group not in GROUPS:
+        raise ValueError(f"{where}: unknown group {option.group!r}; add it to GROUPS or use one of {GROUPS}")
+    if option.kind == "bool" and option.default is not False:
+        raise ValueError(f"{where}: bool options are store_true flags and must default to False")
+    if not option.help.strip():
+        raise ValueError(f"{where}: help text is required")
+    check_default(option)
 
 
 def declare_all(options: Iterable[Option]) -> None:

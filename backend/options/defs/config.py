@@ -1,0 +1,43 @@
+"""Files that carry options: the training config TOML and the dataset config."""
+
+from backend.options.schema import Option, declare_all
+
+declare_all(
+    [
+        Option(
+            name="config_file",
+            kind="path",
+            default=None,
+            cli_only=True,
+            group="advanced",
+            help=(
+                "TOML file with training options, keyed by option name; table names such as [model] or "
+                "[basic] are ignored. Options on the command line override the file. The .toml suffix may be "
+                "left out. Unknown keys are errors. With --output_config, the file to write. Default: none."
+            ),
+        ),
+        Option(
+            name="output_config",
+            kind="bool",
+            default=False,
+            cli_only=True,
+            group="advanced",
+            help=(
+                "Write the options that differ from their defaults to the --config_file path as TOML and "
+                "exit without training. An existing file is not overwritten; secrets such as API keys are "
+                "left out. Default: off."
+            ),
+        ),
+        Option(
+            name="dataset_config",
+            kind="path",
+            default=None,
+            group="dataset",
+            help=(
+                "TOML or JSON file that describes datasets and their subsets ([general], [[datasets]], "
+                "[[datasets.subsets]]) as in sd-scripts; misplaced or misspelled keys are errors. When set, "
+                "train_data_dir, reg_data_dir and in_json are ignored. Default: none (use train_data_dir)."
+            ),
+        ),
+    ]
+)

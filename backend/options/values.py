@@ -1,0 +1,187 @@
+"""Convert and check one option value, from a TOML/JSON value or from one command-line token.
+
+Both the training options (`Option`) and the dataset-config keys (`DatasetKey`) go through these
+functions, so a value is judged the same way wherever it is written. Problems are raised as
+`ValueError` with a message that has no subject ("expects a number, got "abc" (a string)"); the
+caller prefixes the file, line and option name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from typing import Any, Protocol
+
+# Kinds beyond the option kinds, used by dataset-config keys.
+#   resolution  an int (square) or [width, height]; normalised to a (width, height) tuple
+#   float_pair  [low, high] numbers; normalised to a tuple
+#   table       a TOML table / JSON object, passed through
+EXPECTED = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "int_or_float": "a number (an integer count or a decimal ratio)",
+    "str": "a string",
+    "path": "a path (a string)",
+    "str_list": "a list of strings",
+    "float_list": "a list of numbers",
+    "resolution": "an integer or [width, height]",
+    "float_pair": "a list of two numbers [low, high]",
+    "table": "a table (key = value pairs)",
+}
+LIST_KINDS = {"str_list": "str", "float_list": "float"}
+
+
+class Spec(Protocol):
+    """What value checking needs to know; `Option` and `DatasetKey` both provide it."""
+
+    name: str
+    kind: str
+    choices: tuple[Any, ...] | None
+    minimum: float | None
+    maximum: float | None
+
+
+def show(value: Any) -> str:
+    """A value as the user would write it (TOML and JSON agree on scalars and lists)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_pair(value: Any, item_check: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(item_check(v) for v in value)
+
+
+def _wrong_type(spec: Spec, value: Any) -> ValueError:
+    message = f"expects {EXPECTED[spec.kind]}, got {show(value)} ({type_name(value)})"
+    if isinstance(value, str) and spec.kind in ("int", "float", "int_or_float", "bool", "resolution"):
+        message += "; remove the quotes"
+    elif isinstance(value, list) and spec.kind in ("bool", "int", "float", "int_or_float", "str", "path"):
+        message += "; give a single value, not a list"
+    elif spec.kind in LIST_KINDS and not isinstance(value, list):
+        message += f"; write it as a list: [{show(value)}]"
+    return ValueError(message)
+
+
+def _shape(spec: Spec, value: Any) -> Any:
+    """Check the TOML/JSON type of `value` and convert it like argparse's `type=` would."""
+    kind = spec.kind
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "int" and _is_int(value):
+        return value
+    if kind == "float" and _is_number(value):
+        return float(value)
+    if kind == "int_or_float" and _is_number(value):
+        return value
+    if kind in ("str", "path") and isinstance(value, str):
+        return value
+    if kind == "str_list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if kind == "float_list" and isinstance(value, list) and all(_is_number(v) for v in value):
+        return [float(v) for v in value]
+    if kind == "resolution" and _is_int(value):
+        return (value, value)
+    if kind == "resolution" and _is_pair(value, _is_int):
+        return (value[0], value[1])
+    if kind == "float_pair" and _is_pair(value, _is_number):
+        return (float(value[0]), float(value[1]))
+    if kind == "table" and isinstance(value, dict):
+        return value
+    raise _wrong_type(spec, value)
+
+
+def _check_limits(spec: Spec, value: Any) -> None:
+    # Lists and pairs are checked element by element.
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"must be a finite number, got {show(item)}")
+        if (spec.minimum is not None and item < spec.minimum) or (
+            spec.maximum is not None and item > spec.maximum
+        ):
+            raise ValueError(f"must be {_range(spec)}, got {show(item)}")
+        if spec.choices is not None and item not in spec.choices:
+            raise ValueError(_not_a_choice(spec.choices, item))
+
+
+def _not_a_choice(choices: tuple[Any, ...], value: Any) -> str:
+    message = f"must be one of {', '.join(str(c) for c in choices)}; got {show(value)}"
+    folded = {str(c).lower(): c for c in choices}
+    close = folded.get(str(value).lower())
+    if close is None:
+        close = next(iter(difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)), None)
+    if close is not None:
+        message += f" (did you mean {show(close)}?)"
+    return message
+
+
+def _range(spec: Spec) -> str:
+    if spec.minimum is not None and spec.maximum is not None:
+        return f"between {_num(spec.minimum)} and {_num(spec.maximum)}"
+    if spec.minimum is not None:
+        return f">= {_num(spec.minimum)}"
+    return f"<= {_num(spec.maximum)}"
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else str(x)
+
+
+def from_value(spec: Spec, value: Any) -> Any:
+    """A value read from TOML/JSON, converted and checked; raises ValueError."""
+    converted = _shape(spec, value)
+    _check_limits(spec, converted)
+    return converted
+
+
+def from_text(spec: Spec, text: str) -> Any:
+    """One command-line token (one element for list kinds), converted and checked."""
+    kind = LIST_KINDS.get(spec.kind, spec.kind)
+    try:
+        if kind == "int":
+            value: Any = int(text)
+        elif kind == "float":
+            value = float(text)
+        elif kind == "int_or_float":
+            value = int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+        else:
+            value = text
+    except ValueError:
+        raise ValueError(f"expects {EXPECTED[kind]}, got {show(text)}") from None
+    _check_limits(spec, value)
+    return value
+
+
+def check_default(spec: Spec) -> None:
+    """Schema sanity check: a declared default must itself be a valid value (or None)."""
+    default = getattr(spec, "default", None)
+    if default is None or spec.kind == "bool":
+        return
+    try:
+        from_value(spec, list(default) if isinstance(default, tuple) else default)
+    except ValueError as error:
+        raise ValueError(f"option {spec.name!r}: default {show(default)} {error}") from None
