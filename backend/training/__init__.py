@@ -1,0 +1,1 @@
+"""Training: the loop and its building blocks (optimizers, schedulers, noise and loss, progress, sampling, saving)."""

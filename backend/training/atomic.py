@@ -1,0 +1,96 @@
+"""Atomic file writing: a reader never sees a half-written model, state or config.
+
+Everything is written to a temporary file in the destination folder (same file system, so the
+final `os.replace` is atomic), flushed and fsynced, then renamed over the final name. If the
+writer raises, the temporary file is removed and any existing file under the final name is left
+untouched. The temporary file is created with mode 0o666 so the process umask applies, exactly as
+for a plain `open(path, "w")` (tempfile would create it 0o600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+
+def _temp_name(path: Path) -> Path:
+    # Hidden, unique and recognisable, so a crash (SIGKILL, power loss) leaves an obvious leftover.
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable on POSIX; directories cannot be opened this way on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write to (for libraries that want a file name); it becomes `path` on success.
+
+    The writer must have closed the file when the block ends.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_name(final)
+    try:
+        yield temp
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    _fsync_dir(final.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing (`"w"` text or `"wb"` binary); it replaces `path` when the block succeeds."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+    with atomic_path(path) as temp:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        if mode == "wb":
+            f: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            f = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        with f:  # closing flushes; atomic_path fsyncs before the rename
+            yield f
+
+
+def atomic_save_safetensors(
+    tensors: Mapping[str, Any], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> None:
+    """`safetensors.torch.save_file` made atomic (metadata values must be strings, as the format requires)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as temp:
+        save_file(dict(tensors), str(temp), metadata=dict(metadata) if metadata is not None else None)
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write `obj` as indented UTF-8 JSON (train_state.json, run snapshots)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """`torch.save` made atomic (for .ckpt/.pt files and optimizer states)."""
+    import torch
+
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
