@@ -1,0 +1,13 @@
+"""Model families: configs, key conversion, loading/saving and one specification per family.
+
+Import from the submodules (this package file stays empty so that importing one piece, such as
+the key maps, does not pull in every model class)::
+
+    from backend.models.detect import detect_model, check_model_flags
+    from backend.models.registry import get_spec
+
+    info = detect_model(path)                       # reads keys/configs only
+    check_model_flags(info, sdxl_command=False, v2=args.v2, v_parameterization=args.v_parameterization)
+    spec = get_spec(info.family)
+    components = spec.load(path, v_prediction=args.v_parameterization, tokenizer_cache_dir=...)
+"""

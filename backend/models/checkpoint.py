@@ -1,0 +1,94 @@
+"""Whole-checkpoint layout: split an original single-file state dict into diffusers component state
+dicts and join them back, per family.
+
+Keys outside the known component prefixes (``alphas_cumprod``, ``model_ema.*``, ...) are not needed
+to train and are dropped on load; text-encoder tensors without a diffusers counterpart are kept as
+extras so a save writes them back (see ``keymap_text``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from backend.models.configs import ArchConfigs
+from backend.models.keymap_text import (
+    diffusers_to_open_clip,
+    hf_clip_to_diffusers,
+    open_clip_to_diffusers,
+    recreate_open_clip_extras,
+)
+from backend.models.keymap_unet import UNET_PREFIX, unet_to_diffusers, unet_to_original
+from backend.models.keymap_vae import VAE_PREFIX, vae_to_diffusers, vae_to_original
+
+# (prefix, layout) of each text encoder in the original file, in diffusers order.
+TEXT_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sd1": (("cond_stage_model.transformer.", "hf"),),
+    "sd2": (("cond_stage_model.model.", "open_clip"),),
+    "sdxl": (("conditioner.embedders.0.transformer.", "hf"), ("conditioner.embedders.1.model.", "open_clip")),
+}
+
+
+@dataclass
+class ComponentStates:
+    """Diffusers-layout state dicts of one model, plus original-layout extras (full keys).
+
+    Text encoders use the classic transformers layout (``text_model.*``); see ``keymap_text``.
+    """
+
+    unet: dict[str, torch.Tensor]
+    vae: dict[str, torch.Tensor]
+    text_encoders: list[dict[str, torch.Tensor]]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def split_original(state_dict: Mapping[str, torch.Tensor], configs: ArchConfigs) -> ComponentStates:
+    """Original single-file state dict -> diffusers component state dicts."""
+    states = ComponentStates(
+        unet=unet_to_diffusers(_strip(state_dict, UNET_PREFIX), configs.unet),
+        vae=vae_to_diffusers(_strip(state_dict, VAE_PREFIX), configs.vae),
+        text_encoders=[],
+    )
+    for (prefix, layout), te_config in zip(TEXT_LAYOUTS[configs.family], configs.text_encoders, strict=True):
+        part = _strip(state_dict, prefix)
+        if not part:
+            raise KeyError(f"the checkpoint has no text encoder weights under {prefix!r}")
+        if layout == "hf":
+            keep = {k: v for k, v in part.items() if not k.endswith("position_ids")}
+            states.extras.update({prefix + k: v for k, v in part.items() if k not in keep})
+            states.text_encoders.append(hf_clip_to_diffusers(keep))
+        else:
+            with_projection = "CLIPTextModelWithProjection" in te_config.get("architectures", [])
+            converted, extras = open_clip_to_diffusers(part, te_config["num_hidden_layers"], with_projection)
+            states.text_encoders.append(converted)
+            states.extras.update({prefix + k: v for k, v in extras.items()})
+    return states
+
+
+def join_original(states: ComponentStates, configs: ArchConfigs) -> dict[str, torch.Tensor]:
+    """Diffusers component state dicts -> original single-file state dict (extras re-emitted)."""
+    out = {UNET_PREFIX + k: v for k, v in unet_to_original(states.unet, configs.unet).items()}
+    out.update({VAE_PREFIX + k: v for k, v in vae_to_original(states.vae, configs.vae).items()})
+    for (prefix, layout), te_config, te_state in zip(
+        TEXT_LAYOUTS[configs.family], configs.text_encoders, states.text_encoders, strict=True
+    ):
+        if layout == "hf":
+            out.update({prefix + k: v for k, v in te_state.items()})
+            continue
+        layers = te_config["num_hidden_layers"]
+        converted = diffusers_to_open_clip(te_state, layers)
+        out.update({prefix + k: v for k, v in converted.items()})
+        # SD 2.x files carry one more block and an unused projection (see keymap_text).
+        is_sd2 = configs.family == "sd2"
+        recreated = recreate_open_clip_extras(converted, layers, extra_layer=is_sd2, projection=is_sd2)
+        for key, value in recreated.items():
+            out.setdefault(prefix + key, value)
+    for key, value in states.extras.items():
+        out[key] = value
+    return out

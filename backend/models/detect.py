@@ -1,0 +1,151 @@
+"""Family detection from keys and configs, and the check that the user's flags agree with the file.
+
+Runs before anything is loaded into a model: single files are inspected through their header
+(safetensors ``safe_open``) and diffusers folders through their JSON configs. v-prediction cannot be
+seen in weights, so it is only known from metadata (``modelspec.prediction_type``, our stored
+configs, a ``v_pred`` marker key) or a folder's scheduler config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.models.configs import FAMILY_LABELS, ArchConfigs, Family, read_diffusers_configs
+from backend.models.files import CONFIG_METADATA_KEY, PICKLE_SUFFIXES, is_single_file, read_shapes
+
+
+class ModelMismatchError(ValueError):
+    """The model file and the command/flags disagree; the message says what to use instead."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    format: str  # "diffusers", "safetensors" or "ckpt"
+    family: Family
+    v_prediction: bool | None  # None: not recorded anywhere, the --v_parameterization flag decides
+    configs: ArchConfigs | None  # exact configs when the folder or file carries them
+    evidence: str  # what the family was recognised by, for messages
+
+    @property
+    def label(self) -> str:
+        return FAMILY_LABELS[self.family]
+
+
+_EVIDENCE = {
+    "sd1": "a CLIP ViT-L text encoder (cond_stage_model.transformer.*)",
+    "sd2": "an OpenCLIP ViT-H text encoder (cond_stage_model.model.*)",
+    "sdxl": "two text encoders (conditioner.embedders.*) and a label_emb block",
+}
+_CROSS_ATTENTION_WIDTHS: dict[int, Family] = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+
+
+def _family_from_keys(shapes: dict[str, tuple[int, ...]], path: str) -> tuple[Family, str]:
+    keys = shapes.keys()
+    if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or (
+        "model.diffusion_model.label_emb.0.0.weight" in shapes
+        and any(k.startswith("conditioner.") for k in keys)
+    ):
+        return "sdxl", _EVIDENCE["sdxl"]
+    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
+        raise ModelMismatchError(
+            f"{path} looks like an SDXL refiner (one OpenCLIP text encoder); it is not supported"
+        )
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2", _EVIDENCE["sd2"]
+    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        return "sd1", _EVIDENCE["sd1"]
+    for key, shape in shapes.items():
+        if key.startswith("model.diffusion_model.") and key.endswith("attn2.to_k.weight"):
+            family = _CROSS_ATTENTION_WIDTHS.get(shape[-1])
+            if family:
+                return family, f"{shape[-1]}-wide U-Net cross-attention"
+    raise ModelMismatchError(
+        f"{path} is not a recognised Stable Diffusion checkpoint (no model.diffusion_model/"
+        "cond_stage_model/conditioner keys of SD 1.x, SD 2.x or SDXL)"
+    )
+
+
+def _v_from_metadata(metadata: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> bool | None:
+    if "v_pred" in shapes:
+        return True
+    value = metadata.get("modelspec.prediction_type", "").lower()
+    if value in ("v", "v_prediction", "v-prediction"):
+        return True
+    if value == "epsilon":
+        return False
+    return None
+
+
+def _detect_folder(folder: Path) -> ModelInfo:
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise ModelMismatchError(
+            f"{folder} is neither a single-file checkpoint nor a diffusers folder (no model_index.json)"
+        )
+    text = index_path.read_text(encoding="utf-8")
+    if "StableDiffusionXL" in text:
+        family: Family = "sdxl"
+    else:
+        sd1 = read_diffusers_configs(folder, "sd1")
+        is_sd2 = sd1.text_encoders[0].get("hidden_act") == "gelu" or bool(
+            sd1.unet.get("use_linear_projection")
+        )
+        family = "sd2" if is_sd2 else "sd1"
+    configs = read_diffusers_configs(folder, family)
+    evidence = f"its model_index.json and configs ({_EVIDENCE[family]})"
+    return ModelInfo(
+        str(folder), "diffusers", family, configs.prediction_type == "v_prediction", configs, evidence
+    )
+
+
+def detect_model(path: str | Path) -> ModelInfo:
+    """Recognise the family of a diffusers folder or a single file without building any model."""
+    path = Path(path)
+    if path.is_dir():
+        return _detect_folder(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    if not is_single_file(path):
+        raise ModelMismatchError(f"{path}: expected a diffusers folder or a .safetensors/.ckpt/.pt file")
+    shapes, metadata = read_shapes(path)
+    family, evidence = _family_from_keys(shapes, str(path))
+    configs = (
+        ArchConfigs.from_json(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
+    )
+    v_prediction = _v_from_metadata(metadata, shapes)
+    if configs is not None:
+        v_prediction = configs.prediction_type == "v_prediction"
+    fmt = "ckpt" if path.suffix.lower() in PICKLE_SUFFIXES else "safetensors"
+    return ModelInfo(str(path), fmt, family, v_prediction, configs, evidence)
+
+
+def check_model_flags(
+    info: ModelInfo, *, sdxl_command: bool, v2: bool, v_parameterization: bool
+) -> list[str]:
+    """Raise ``ModelMismatchError`` when the command or flags do not fit the model; return warnings."""
+    seen = f"{info.path} looks like an {info.label} model ({info.evidence})"
+    if info.family == "sdxl" and not sdxl_command:
+        raise ModelMismatchError(f"{seen}; train it with the SDXL commands (sdxl_train_network, sdxl_train).")
+    if info.family != "sdxl" and sdxl_command:
+        hint = " with --v2" if info.family == "sd2" else ""
+        raise ModelMismatchError(
+            f"{seen}, not SDXL; use the SD 1.x/2.x commands (train_network, fine_tune){hint}."
+        )
+    if v2 and info.family in ("sd1", "sdxl"):
+        raise ModelMismatchError(f"{seen}, but --v2 was given; remove --v2.")
+    if info.family == "sd2" and not v2:
+        raise ModelMismatchError(
+            f"{seen}, but --v2 was not given; add --v2 (and --v_parameterization for 768-v models such as SD 2.x 768)."
+        )
+    warnings = []
+    if info.v_prediction is True and not v_parameterization:
+        warnings.append(
+            f"{info.path} is marked as a v-prediction model but --v_parameterization was not given."
+        )
+    if info.v_prediction is False and v_parameterization:
+        warnings.append(
+            f"{info.path} is marked as an epsilon-prediction model but --v_parameterization was given."
+        )
+    return warnings

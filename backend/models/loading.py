@@ -1,0 +1,128 @@
+"""Loading a model from a diffusers folder or a single file into :class:`Components`.
+
+Single files use the configs stored in their metadata (files we wrote, including the tiny test
+models) or else the shipped configs of the detected family: nothing is downloaded for weights.
+Modules are built on the meta device and filled with ``assign=True``, so a real SDXL loads without
+a throw-away random initialisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate import init_empty_weights
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from backend.models.checkpoint import split_original
+from backend.models.components import Components
+from backend.models.configs import (
+    TEXT_ENCODER_FOLDERS,
+    TOKENIZER_FOLDERS,
+    ArchConfigs,
+    arch_for,
+    load_arch_configs,
+)
+from backend.models.detect import ModelInfo, detect_model
+from backend.models.files import read_checkpoint
+from backend.models.keymap_text import to_module_keys
+from backend.models.tokenizers import MODEL_MAX_LENGTH, load_family_tokenizers
+
+
+def text_encoder_class(config: dict) -> type[CLIPTextModel] | type[CLIPTextModelWithProjection]:
+    if "CLIPTextModelWithProjection" in config.get("architectures", []):
+        return CLIPTextModelWithProjection
+    return CLIPTextModel
+
+
+def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> None:
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    expected = set(module.state_dict().keys())
+    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"the {what} weights do not match its architecture config: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+    try:
+        module.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ValueError(f"the {what} weights do not match its architecture config: {exc}") from exc
+    module.eval()
+
+
+def build_modules(
+    configs: ArchConfigs, unet_sd: dict, vae_sd: dict, te_sds: list[dict], dtype: torch.dtype
+) -> tuple[UNet2DConditionModel, AutoencoderKL, list[CLIPTextModel | CLIPTextModelWithProjection]]:
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(configs.unet)
+        vae = AutoencoderKL.from_config(configs.vae)
+        text_encoders = [
+            text_encoder_class(cfg)(CLIPTextConfig.from_dict(cfg)) for cfg in configs.text_encoders
+        ]
+    _fill(unet, unet_sd, dtype, "U-Net")
+    _fill(vae, vae_sd, dtype, "VAE")
+    for i, (te, sd) in enumerate(zip(text_encoders, te_sds, strict=True)):
+        _fill(te, to_module_keys(sd, te), dtype, f"text encoder {i + 1}")
+    return unet, vae, text_encoders
+
+
+def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
+    folder, configs = Path(info.path), info.configs
+    assert configs is not None  # detect_model reads a folder's configs
+    unet = UNet2DConditionModel.from_pretrained(
+        folder, subfolder="unet", torch_dtype=dtype, local_files_only=True
+    )
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, local_files_only=True)
+    text_encoders = [
+        text_encoder_class(cfg).from_pretrained(folder, subfolder=name, dtype=dtype, local_files_only=True)
+        for name, cfg in zip(TEXT_ENCODER_FOLDERS[info.family], configs.text_encoders, strict=True)
+    ]
+    tokenizers = []
+    for name in TOKENIZER_FOLDERS[info.family]:
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder / name))
+        if len(tokenizer.get_vocab()) < 512:  # transformers 5 returns an empty tokenizer for missing files
+            raise ValueError(f"{folder / name} holds no usable CLIP tokenizer")
+        tokenizer.model_max_length = MODEL_MAX_LENGTH
+        tokenizers.append(tokenizer)
+    return Components(info.family, configs, unet, vae, text_encoders, tokenizers, source=info.path)
+
+
+def _load_single_file(
+    info: ModelInfo, v_prediction: bool, dtype: torch.dtype, tokenizer_cache_dir: str | Path | None
+) -> Components:
+    configs = info.configs or load_arch_configs(arch_for(info.family, v_prediction))
+    configs = configs.with_prediction_type("v_prediction" if v_prediction else "epsilon")
+    tokenizers = load_family_tokenizers(
+        info.family, tokenizer_cache_dir
+    )  # fail early, before reading weights
+    state_dict, _ = read_checkpoint(info.path)
+    states = split_original(state_dict, configs)
+    del state_dict
+    unet, vae, text_encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)
+    return Components(
+        info.family, configs, unet, vae, text_encoders, tokenizers, extras=states.extras, source=info.path
+    )
+
+
+def load_components(
+    path: str | Path,
+    *,
+    v_prediction: bool | None = None,
+    dtype: torch.dtype = torch.float32,
+    tokenizer_cache_dir: str | Path | None = None,
+    info: ModelInfo | None = None,
+) -> Components:
+    """Load any supported model. ``v_prediction`` None keeps what the folder/file records (else epsilon)."""
+    info = info or detect_model(path)
+    if info.format == "diffusers":
+        components = _load_folder(info, dtype)
+        if v_prediction is not None:
+            prediction = "v_prediction" if v_prediction else "epsilon"
+            components.configs = components.configs.with_prediction_type(prediction)
+        return components
+    recorded = bool(info.v_prediction)
+    return _load_single_file(
+        info, recorded if v_prediction is None else v_prediction, dtype, tokenizer_cache_dir
+    )

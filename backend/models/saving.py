@@ -1,0 +1,150 @@
+"""Saving :class:`Components` as a diffusers folder or an original-layout single file.
+
+Writes go to a temporary sibling and are moved into place with ``os.replace``, so an interrupted
+save never leaves a truncated model under the final name. Single files carry their exact diffusers
+configs in metadata (``diffusers_configs``), which makes files with non-standard widths (the tiny
+test models) loadable, plus the basic ``modelspec.*`` keys other tools read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from backend.models.checkpoint import ComponentStates, join_original
+from backend.models.components import Components
+from backend.models.configs import TEXT_ENCODER_FOLDERS, TOKENIZER_FOLDERS, arch_for, load_arch_configs
+from backend.models.files import CONFIG_METADATA_KEY, SAFETENSORS_SUFFIXES, is_single_file
+from backend.models.keymap_text import from_module_keys
+
+STABILITY_IMPLEMENTATION = "https://github.com/Stability-AI/generative-models"
+
+
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    return {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in state.items()
+    }
+
+
+def modelspec_architecture(family: str, v_prediction: bool) -> str:
+    if family == "sd1":
+        return "stable-diffusion-v1"
+    if family == "sd2":
+        return "stable-diffusion-v2-768-v" if v_prediction else "stable-diffusion-v2-512"
+    return "stable-diffusion-xl-v1-base"
+
+
+def single_file_metadata(components: Components, title: str) -> dict[str, str]:
+    return {
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": modelspec_architecture(components.family, components.v_prediction),
+        "modelspec.implementation": STABILITY_IMPLEMENTATION,
+        "modelspec.title": title,
+        "modelspec.prediction_type": "v" if components.v_prediction else "epsilon",
+        CONFIG_METADATA_KEY: components.configs.to_json(),
+    }
+
+
+def _temp_sibling(path: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+
+
+def _write_single_file(
+    components: Components, path: Path, dtype: torch.dtype | None, metadata: dict[str, str]
+) -> None:
+    states = ComponentStates(
+        unet=components.unet.state_dict(),
+        vae=components.vae.state_dict(),
+        text_encoders=[from_module_keys(te.state_dict(), te) for te in components.text_encoders],
+        extras=components.extras,
+    )
+    state = _cast(join_original(states, components.configs), dtype)
+    meta = single_file_metadata(components, path.stem) | metadata
+    tmp_dir = _temp_sibling(path)
+    try:
+        tmp = tmp_dir / path.name
+        if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+            save_file(state, str(tmp), metadata=meta)
+        else:
+            torch.save({"state_dict": state, "metadata": meta}, tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_diffusers_folder(components: Components, folder: Path, dtype: torch.dtype | None) -> None:
+    """Write every component of a diffusers pipeline into ``folder`` (which must be new or empty)."""
+    configs = components.configs
+    for name, module, weights in (
+        ("unet", components.unet, "diffusion_pytorch_model.safetensors"),
+        ("vae", components.vae, "diffusion_pytorch_model.safetensors"),
+    ):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        module.save_config(folder / name)
+        save_file(_cast(module.state_dict(), dtype), str(folder / name / weights))
+    for name, te in zip(TEXT_ENCODER_FOLDERS[components.family], components.text_encoders, strict=True):
+        te.config.save_pretrained(str(folder / name))
+        save_file(
+            _cast(te.state_dict(), dtype), str(folder / name / "model.safetensors"), metadata={"format": "pt"}
+        )
+    for name, tokenizer in zip(TOKENIZER_FOLDERS[components.family], components.tokenizers, strict=True):
+        tokenizer.save_pretrained(str(folder / name))
+    _write_json(folder / "scheduler" / "scheduler_config.json", configs.scheduler)
+    index = configs.model_index or load_arch_configs(arch_for(components.family, False)).model_index
+    _write_json(folder / "model_index.json", index)
+
+
+def _check_replaceable(target: Path) -> None:
+    """Only an empty folder or an earlier model folder may be replaced, never e.g. an output root."""
+    if target.is_dir() and any(target.iterdir()) and not (target / "model_index.json").is_file():
+        raise FileExistsError(f"{target} exists and is not a diffusers model folder; refusing to replace it")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def save_components(
+    components: Components,
+    path: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Save to ``path``: a ``.safetensors``/``.ckpt`` name writes one file, anything else a diffusers folder.
+
+    ``dtype`` casts floating tensors (None keeps them); ``metadata`` is added to a single file's header.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_single_file(path):
+        _write_single_file(components, path, dtype, metadata or {})
+        return path
+    _check_replaceable(path)
+    tmp_dir = _temp_sibling(path)
+    try:
+        write_diffusers_folder(components, tmp_dir / path.name, dtype)
+        _replace_folder(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path

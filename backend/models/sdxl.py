@@ -1,0 +1,91 @@
+"""SDXL: two text encoders (CLIP-L, OpenCLIP bigG with projection) and size conditioning.
+
+Conditioning is both encoders' penultimate hidden states (no final layer norm) concatenated along
+the feature axis (768 + 1280 = 2048 for the real model), plus TE2's projected pooled output of the
+first 77-token chunk, as sd-scripts computes it. ``clip_skip`` does not apply to SDXL (sd-scripts
+ignores it too) and is rejected only when it asks for something other than the penultimate layer.
+The U-Net also needs ``time_ids``: original size, crop top-left and target size per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from diffusers import UNet2DConditionModel
+from transformers import CLIPTextModel
+
+from backend.models.components import Components, PromptEmbeds
+from backend.models.scheduler import inference_scheduler
+from backend.models.spec import ModelSpecification, join_chunks
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+
+def make_time_ids(
+    original_sizes: Sequence[tuple[int, int]],
+    crop_top_lefts: Sequence[tuple[int, int]],
+    target_sizes: Sequence[tuple[int, int]],
+) -> torch.Tensor:
+    """``[B, 6]``: (orig h, orig w, crop top, crop left, target h, target w) per sample."""
+    rows = [
+        [*orig, *crop, *target]
+        for orig, crop, target in zip(original_sizes, crop_top_lefts, target_sizes, strict=True)
+    ]
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+class StableDiffusionXLSpec(ModelSpecification):
+    families = ("sdxl",)
+
+    def encode_prompts(
+        self, text_encoders: list[CLIPTextModel], token_ids: list[torch.Tensor], clip_skip: int | None = None
+    ) -> PromptEmbeds:
+        if clip_skip not in (None, 1, 2):
+            raise ValueError(
+                "SDXL always uses the penultimate text-encoder layer; clip_skip cannot change it"
+            )
+        te1, te2 = text_encoders
+        ids1, ids2 = token_ids
+        batch = ids1.shape[0]
+        out1 = te1(ids1.reshape(-1, ids1.shape[-1]).to(te1.device), output_hidden_states=True)
+        out2 = te2(ids2.reshape(-1, ids2.shape[-1]).to(te2.device), output_hidden_states=True)
+        hidden = torch.cat(
+            [out1.hidden_states[-2], out2.hidden_states[-2].to(out1.hidden_states[-2].dtype)], dim=-1
+        )
+        pooled = out2.text_embeds.reshape(batch, -1, out2.text_embeds.shape[-1])[:, 0]
+        return PromptEmbeds(join_chunks(hidden, batch), pooled)
+
+    def predict(
+        self,
+        unet: UNet2DConditionModel,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        embeds: PromptEmbeds,
+        time_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if embeds.pooled is None or time_ids is None:
+            raise ValueError("SDXL needs the pooled text embedding and time_ids (see make_time_ids)")
+        added = {
+            "text_embeds": embeds.pooled.to(noisy_latents.dtype),
+            "time_ids": time_ids.to(device=noisy_latents.device, dtype=noisy_latents.dtype),
+        }
+        return unet(noisy_latents, timesteps, embeds.hidden_states, added_cond_kwargs=added).sample
+
+    def pipeline(self, components: Components) -> DiffusionPipeline:
+        te1, te2 = components.text_encoders
+        tok1, tok2 = components.tokenizers
+        # Pipelines are heavy to import; only sampling needs one.
+        from diffusers import StableDiffusionXLPipeline
+
+        return StableDiffusionXLPipeline(
+            vae=components.vae,
+            text_encoder=te1,
+            text_encoder_2=te2,
+            tokenizer=tok1,
+            tokenizer_2=tok2,
+            unet=components.unet,
+            scheduler=inference_scheduler(components.configs.scheduler),
+        )

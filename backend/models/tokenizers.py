@@ -1,0 +1,117 @@
+"""CLIP tokenizers: where they come from for single files, and sd-scripts' long-prompt chunking.
+
+A single-file checkpoint has no tokenizer. As sd-scripts does, the tokenizer is read from
+``<tokenizer_cache_dir>/<hub id with / replaced by _>`` when present, otherwise downloaded from the
+hub (and then saved into the cache folder). Offline without a cached copy, the error says which hub
+id is missing and how to provide it.
+
+Chunking (``max_token_length`` 150/225): the prompt is tokenized to ``max_token_length + 2`` tokens
+and cut into 77-token windows, each ``<BOS> 75 tokens <EOS|PAD>``; windows of tokenizers that pad
+with ``!`` (SD 2.x, SDXL TE2) get an ``<EOS>`` where the text runs to the window's end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import CLIPTokenizer
+
+CLIP_L_HUB_ID = "openai/clip-vit-large-patch14"
+SD2_HUB_ID = "stabilityai/stable-diffusion-2"
+CLIP_G_HUB_ID = "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"
+
+# (hub id, subfolder, pad with "!") per text encoder of each family, as sd-scripts loads them.
+HUB_TOKENIZERS: dict[str, tuple[tuple[str, str | None, bool], ...]] = {
+    "sd1": ((CLIP_L_HUB_ID, None, False),),
+    "sd2": ((SD2_HUB_ID, "tokenizer", True),),
+    "sdxl": ((CLIP_L_HUB_ID, None, False), (CLIP_G_HUB_ID, None, True)),
+}
+MODEL_MAX_LENGTH = 77
+ALLOWED_MAX_TOKEN_LENGTHS = (75, 150, 225)
+
+
+class TokenizerUnavailableError(RuntimeError):
+    """A tokenizer could neither be read from the cache folder nor downloaded."""
+
+
+def cache_folder(cache_dir: str | Path, hub_id: str) -> Path:
+    """sd-scripts' cache layout: ``<cache>/openai_clip-vit-large-patch14``."""
+    return Path(cache_dir) / hub_id.replace("/", "_")
+
+
+def _is_usable(tokenizer: CLIPTokenizer) -> bool:
+    # transformers 5 returns an empty tokenizer (just the special tokens) when the hub files are
+    # missing offline instead of raising; a CLIP BPE vocab has at least its 512 byte-level symbols.
+    return len(tokenizer.get_vocab()) >= 512
+
+
+def _unavailable(
+    hub_id: str, subfolder: str | None, local: Path | None, reason: str
+) -> TokenizerUnavailableError:
+    where = str(local) if local else "<folder>/" + hub_id.replace("/", "_")
+    sub = f" (subfolder {subfolder!r})" if subfolder else ""
+    return TokenizerUnavailableError(
+        f"the tokenizer {hub_id!r}{sub} is not cached and could not be downloaded ({reason}). A single-file "
+        f"model has no tokenizer of its own. Either run once with internet access and --tokenizer_cache_dir "
+        f"set, which saves it there, or copy a tokenizer folder (vocab.json and merges.txt, or tokenizer.json) "
+        f"to {where} and pass --tokenizer_cache_dir."
+    )
+
+
+def load_hub_tokenizer(
+    hub_id: str, subfolder: str | None, pad_with_bang: bool, cache_dir: str | Path | None
+) -> CLIPTokenizer:
+    local = cache_folder(cache_dir, hub_id) if cache_dir else None
+    if local is not None and local.is_dir():
+        tokenizer = CLIPTokenizer.from_pretrained(str(local))
+        if not _is_usable(tokenizer):
+            raise TokenizerUnavailableError(
+                f"the cached tokenizer folder {local} holds no usable CLIP vocabulary"
+            )
+    else:
+        try:
+            tokenizer = CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder)
+        except (OSError, ValueError) as exc:
+            raise _unavailable(hub_id, subfolder, local, type(exc).__name__) from exc
+        if not _is_usable(tokenizer):
+            raise _unavailable(hub_id, subfolder, local, "no vocabulary files were found")
+        if local is not None:
+            tokenizer.save_pretrained(str(local))
+    if pad_with_bang:
+        # The real SD 2.x / SDXL TE2 tokenizers pad with "!" (id 0), as sd-scripts enforces.
+        tokenizer.pad_token = "!"
+    tokenizer.model_max_length = MODEL_MAX_LENGTH
+    return tokenizer
+
+
+def load_family_tokenizers(family: str, cache_dir: str | Path | None) -> list[CLIPTokenizer]:
+    return [load_hub_tokenizer(*entry, cache_dir=cache_dir) for entry in HUB_TOKENIZERS[family]]
+
+
+def tokenize_chunks(
+    tokenizer: CLIPTokenizer, prompts: list[str], max_token_length: int | None = None
+) -> torch.Tensor:
+    """Token ids ``[batch, chunks, 77]``; one chunk for ``max_token_length`` None/75."""
+    max_token_length = max_token_length or 75
+    if max_token_length not in ALLOWED_MAX_TOKEN_LENGTHS:
+        raise ValueError(
+            f"max_token_length must be one of {ALLOWED_MAX_TOKEN_LENGTHS}, got {max_token_length}"
+        )
+    window = MODEL_MAX_LENGTH - 2
+    ids = tokenizer(
+        prompts, padding="max_length", truncation=True, max_length=max_token_length + 2, return_tensors="pt"
+    ).input_ids
+    bos, last = ids[:, :1], ids[:, -1:]
+    chunks = []
+    pad_is_eos = tokenizer.pad_token_id == tokenizer.eos_token_id
+    for start in range(1, max_token_length + 1, window):
+        chunk = torch.cat([bos, ids[:, start : start + window], last], dim=1)
+        if not pad_is_eos:
+            # Text running into the window's end needs its own EOS; an empty window starts with EOS.
+            runs_on = (chunk[:, -2] != tokenizer.eos_token_id) & (chunk[:, -2] != tokenizer.pad_token_id)
+            chunk[runs_on, -1] = tokenizer.eos_token_id
+            empty = chunk[:, 1] == tokenizer.pad_token_id
+            chunk[empty, 1] = tokenizer.eos_token_id
+        chunks.append(chunk)
+    return torch.stack(chunks, dim=1)

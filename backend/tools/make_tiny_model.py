@@ -1,0 +1,118 @@
+"""Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
+
+    python -m backend.tools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl --out DIR [--single-file] [--seed N]
+
+Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
+``StableDiffusionPipeline``/``StableDiffusionXLPipeline.from_pretrained(DIR)``). With it, DIR gets
+``tiny-<arch>.safetensors`` in the original Stability layout and ``DIR/tokenizer_cache`` laid out as
+sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from backend.models.components import Components
+from backend.models.configs import ARCHS, TOKENIZER_FOLDERS, ArchConfigs, family_of_arch
+from backend.models.loading import text_encoder_class
+from backend.models.saving import save_components
+from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+from backend.tools.tiny_model_configs import tiny_arch_configs
+from backend.tools.tiny_tokenizer import write_tiny_tokenizer
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    arch: str
+    path: Path  # diffusers folder or single file
+    tokenizer_cache_dir: Path | None  # only for single files
+
+    def trainer_flags(self) -> list[str]:
+        flags = ["--pretrained_model_name_or_path", str(self.path)]
+        if self.arch in ("sd2", "sd2-v"):
+            flags.append("--v2")
+        if self.arch == "sd2-v":
+            flags.append("--v_parameterization")
+        if self.tokenizer_cache_dir is not None:
+            flags += ["--tokenizer_cache_dir", str(self.tokenizer_cache_dir)]
+        return flags
+
+
+def _token_ids(tokenizer: CLIPTokenizer) -> dict[str, int]:
+    return {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def _random_modules(configs: ArchConfigs) -> tuple[UNet2DConditionModel, AutoencoderKL, list[CLIPTextModel]]:
+    unet = UNet2DConditionModel.from_config(configs.unet)
+    vae = AutoencoderKL.from_config(configs.vae)
+    text_encoders = [text_encoder_class(cfg)(CLIPTextConfig.from_dict(cfg)) for cfg in configs.text_encoders]
+    return unet.eval(), vae.eval(), [te.eval() for te in text_encoders]
+
+
+def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, seed: int = 0) -> TinyModel:
+    """Write a tiny ``arch`` model to ``out`` (see the module docstring) and describe where it is."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    hub = HUB_TOKENIZERS[family_of_arch(arch)]
+    with tempfile.TemporaryDirectory() as tmp:
+        # Generated once, then copied: v5 tokenizers save only tokenizer.json, and older
+        # tools expect the vocab.json/merges.txt pair as well.
+        sources = [Path(tmp) / f"tokenizer_{i}" for i in range(len(hub))]
+        tokenizers = [
+            write_tiny_tokenizer(src, pad_with_bang)
+            for src, (_, _, pad_with_bang) in zip(sources, hub, strict=True)
+        ]
+        configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            unet, vae, text_encoders = _random_modules(configs)
+        components = Components(
+            configs.family, configs, unet, vae, text_encoders, tokenizers, source=f"tiny {arch}"
+        )
+        if single_file:
+            cache = out / "tokenizer_cache"
+            targets = [cache_folder(cache, hub_id) for hub_id, _, _ in hub]
+            path = save_components(components, out / f"tiny-{arch}.safetensors")
+        else:
+            cache = None
+            path = save_components(components, out)
+            targets = [out / name for name in TOKENIZER_FOLDERS[configs.family]]
+        for src, dst in zip(sources, targets, strict=True):
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+    return TinyModel(arch, path, cache)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.tools.make_tiny_model", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--arch", required=True, choices=ARCHS)
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model = make_tiny_model(args.arch, args.out, single_file=args.single_file, seed=args.seed)
+    print(f"model: {model.path}")
+    if model.tokenizer_cache_dir is not None:
+        print(f"tokenizer cache: {model.tokenizer_cache_dir}")
+    print("trainer flags: " + shlex.join(model.trainer_flags()))
+
+
+if __name__ == "__main__":
+    main()
