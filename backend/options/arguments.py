@@ -16,7 +16,7 @@ from backend.options.config_file import find_config_file, output_config_path, re
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.parser import OptionParser, build_parser
-from backend.options.schema import options_for
+from backend.options.schema import all_options, options_for
 
 
 def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,6 +43,11 @@ def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Name
     problems += cli_problems + _run_problems(namespace, command, check_required)
     if problems:
         raise OptionError(problems)
+    # Options of other commands get their defaults, so code shared by the commands can read
+    # args.<name> for any declared option (e.g. v2 under the SDXL commands is always False).
+    for name, option in all_options().items():
+        if not hasattr(namespace, name):
+            setattr(namespace, name, option.default)
     return namespace
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, TextIO
 
 PROTOCOL_VERSION = 1
 PREFIX = "@@progress "
-EVENTS = ("start", "step", "sample", "checkpoint", "validation", "end", "error")
+EVENTS = ("start", "cache", "step", "sample", "checkpoint", "validation", "end", "error")
 EndReason = Literal["completed", "interrupted", "error"]
 CheckpointKind = Literal["model", "state"]
 

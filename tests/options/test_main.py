@@ -51,7 +51,7 @@ def test_dump_for_one_command(capsys):
 
 def test_check_config_and_dataset(tmp_path, capsys):
     good = tmp_path / "run.toml"
-    good.write_text("[model]\npretrained_model_name_or_path = '/m.safetensors'\n")
+    good.write_text("[model]\npretrained_model_name_or_path = '/m.safetensors'\n[saving]\noutput_dir = '/out'\n")
     assert main(["--check", str(good), "--command", "train_network"]) == 0
     assert capsys.readouterr().out == f"OK: {good}\n"
 
