@@ -14,13 +14,13 @@ used only when their shapes fit and they are newer than the image.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from backend.atomic import atomic_write
 
 FORMAT_VERSION = 1
 LATENT_STRIDE = 8  # SD/SDXL VAEs downsample by 8
@@ -134,14 +134,8 @@ def save_cache(path: Path, key: CacheKey, entry: CachedLatents) -> None:
         arrays["latents_flipped"] = entry.latents_flipped.float().cpu().numpy()
     if entry.alpha_mask is not None:
         arrays["alpha_mask"] = entry.alpha_mask.float().cpu().numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_cache(path: str | Path) -> CachedLatents:

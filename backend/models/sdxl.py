@@ -88,4 +88,5 @@ class StableDiffusionXLSpec(ModelSpecification):
             tokenizer_2=tok2,
             unet=components.unet,
             scheduler=inference_scheduler(components.configs.scheduler),
+            add_watermarker=False,  # samples must show what the model does, unmarked
         )

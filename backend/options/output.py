@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from backend.atomic import atomic_write
 from backend.options.schema import GROUPS, options_for
 
 
@@ -46,15 +45,8 @@ def write_config(namespace: argparse.Namespace, command: str, path: str | Path) 
     for group, values in tables.items():
         if values:
             text += f"\n[{group}]\n" + "".join(f"{name} = {_toml_value(v)}\n" for name, v in values.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        file.write(text)
     return path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.training.atomic import (
+from backend.atomic import (
     atomic_path,
     atomic_save_safetensors,
     atomic_torch_save,

@@ -1,0 +1,184 @@
+"""`--network_module NAME` -> a module, and creating its network the way sd-scripts' trainer does.
+
+Names: `networks.lora` and `networks.dylora` (the sd-scripts names, so old configs work) are ours;
+`lycoris.kohya` comes from the lycoris-lora package; any other dotted name is imported as is and
+must provide `create_network` (and `create_network_from_weights` for --dim_from_weights and
+--base_weights).
+
+`create_network` / `create_network_from_weights` here call a module's factory with sd-scripts'
+arguments, plus:
+- ours also get `unet_module_name` (SDXL key names);
+- other modules get `dropout` = --network_dropout unless network_args set it (sd-scripts does this
+  for LyCORIS, whose create_network has no neuron_dropout), their network_args are checked against
+  the keys their `create_network` reads (warnings, never silently dropped), and their modules are
+  renamed to sd-scripts key names (bridge.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from backend.networks.args import keys_read_by
+from backend.networks.bridge import rename_network_modules, to_model_names
+from backend.networks.naming import ModuleNameMap, as_list, resolve_unet_module_name
+from backend.networks.weights_io import weights_from
+
+logger = logging.getLogger(__name__)
+
+OUR_MODULES = {
+    "networks.lora": "backend.networks.lora",
+    "networks.dylora": "backend.networks.dylora",
+}
+LYCORIS_MODULE = "lycoris.kohya"
+# Keys sd-scripts' networks.lora reads that LyCORIS does not: say where the setting lives there.
+_LYCORIS_HINTS = {
+    key: "per-block settings go through LyCORIS presets (preset=<file.toml>, see LyCORIS docs/Preset.md)"
+    for key in (
+        "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
+        "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
+    )
+}
+
+
+class NetworkModuleError(ImportError):
+    """A --network_module that cannot be used; the message says what to install or provide."""
+
+
+def load_network_module(name: str) -> ModuleType:
+    name = name.strip()
+    target = OUR_MODULES.get(name, name)
+    try:
+        module = importlib.import_module(target)
+    except ModuleNotFoundError as err:
+        if name == LYCORIS_MODULE or (err.name or "").split(".")[0] == "lycoris":
+            raise NetworkModuleError(
+                f"--network_module {name} needs the LyCORIS package: pip install lycoris-lora "
+                "(into this app's venv)"
+            ) from err
+        if name.startswith("networks."):
+            raise NetworkModuleError(
+                f"--network_module {name} is an sd-scripts module this trainer does not include; "
+                f"use one of {', '.join([*OUR_MODULES, LYCORIS_MODULE])}, or put a module providing "
+                "create_network on PYTHONPATH"
+            ) from err
+        raise NetworkModuleError(f"--network_module {name}: cannot import {err.name!r} ({err})") from err
+    missing = [fn for fn in ("create_network", "create_network_from_weights") if not callable(getattr(module, fn, None))]
+    if "create_network" in missing:
+        raise NetworkModuleError(
+            f"--network_module {name} ({getattr(module, '__file__', target)}) has no create_network("
+            "multiplier, network_dim, network_alpha, vae, text_encoder, unet, **kwargs); it is not a network module"
+        )
+    if missing:
+        logger.warning("%s has no create_network_from_weights: --dim_from_weights and --base_weights will fail", name)
+    if module.__name__ == LYCORIS_MODULE:
+        _dedupe_lycoris_presets()
+    return module
+
+
+def _dedupe_lycoris_presets() -> None:
+    """lycoris-lora 4.1.x presets `full`, `full-lin` and `unet-only` target the `TimestepEmbedding`
+    class and, by name, its own `time_embedding.linear_1/2`; on SD/SDXL U-Nets (diffusers and
+    sd-scripts' SD 1.x alike) that wraps the same layers twice and create_network stops with
+    "duplicated lora name". Dropping the names the class already covers targets the same layers once."""
+    from lycoris.config import PRESET
+
+    for preset in PRESET.values():
+        if "TimestepEmbedding" in preset.get("unet_target_module", ()):
+            names = preset.get("unet_target_name", [])
+            preset["unet_target_name"] = [n for n in names if not n.startswith("time_embedding.")]
+
+
+def is_ours(module: ModuleType) -> bool:
+    return module.__name__ in OUR_MODULES.values()
+
+
+def unread_network_args(module: ModuleType, args: Mapping[str, Any]) -> list[str]:
+    """Warnings for network_args keys a foreign module's create_network does not read (ours raise
+    on unknown keys themselves). Empty when nothing can be known about the module."""
+    if is_ours(module):
+        return []
+    known = keys_read_by(module.create_network)
+    if known is None:
+        return []
+    if module.__name__ == LYCORIS_MODULE:
+        from lycoris.wrapper import deprecated_arg_dict
+
+        known |= set(deprecated_arg_dict)
+    warnings = []
+    for key in args:
+        if key in known:
+            continue
+        hint = _LYCORIS_HINTS.get(key) if module.__name__ == LYCORIS_MODULE else None
+        warnings.append(
+            f"network_args {key!r} is not read by {module.__name__}; it has no effect"
+            + (f": {hint}" if hint else "")
+        )
+    return warnings
+
+
+def create_network(
+    module: ModuleType,
+    multiplier: float,
+    network_dim: int | None,
+    network_alpha: float | None,
+    vae: Any,
+    text_encoder: nn.Module | list[nn.Module] | None,
+    unet: nn.Module | None,
+    neuron_dropout: float | None = None,
+    network_args: Mapping[str, Any] | None = None,
+    unet_module_name: ModuleNameMap | None = None,
+) -> Any:
+    """A new network from `module` (as `--network_module` + `--network_args` ask)."""
+    args = dict(network_args or {})
+    if is_ours(module):
+        return module.create_network(
+            multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout,
+            unet_module_name=unet_module_name, **args,
+        )
+    for warning in unread_network_args(module, args):
+        logger.warning(warning)
+    args.setdefault("dropout", neuron_dropout)
+    network = module.create_network(
+        multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout=neuron_dropout, **args
+    )
+    rename_network_modules(network, as_list(text_encoder), unet, resolve_unet_module_name(unet, unet_module_name))
+    return network
+
+
+def create_network_from_weights(
+    module: ModuleType,
+    multiplier: float,
+    file: str | os.PathLike[str] | None,
+    vae: Any,
+    text_encoder: nn.Module | list[nn.Module] | None,
+    unet: nn.Module | None,
+    weights_sd: Mapping[str, torch.Tensor] | None = None,
+    for_inference: bool = False,
+    network_args: Mapping[str, Any] | None = None,
+    unet_module_name: ModuleNameMap | None = None,
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A network shaped like a file (--dim_from_weights, --base_weights) and the file's weights,
+    keyed by sd-scripts names."""
+    args = dict(network_args or {})
+    if is_ours(module):
+        return module.create_network_from_weights(
+            multiplier, file, vae, text_encoder, unet, weights_sd, for_inference,
+            unet_module_name=unet_module_name, **args,
+        )
+    text_encoders = as_list(text_encoder)
+    name_map = resolve_unet_module_name(unet, unet_module_name)
+    weights = weights_from(file, weights_sd)
+    network, _ = module.create_network_from_weights(
+        multiplier, file, vae, text_encoder, unet,
+        weights_sd=to_model_names(weights, text_encoders, unet, name_map), for_inference=for_inference, **args,
+    )
+    rename_network_modules(network, text_encoders, unet, name_map)
+    return network, weights
