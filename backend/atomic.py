@@ -34,6 +34,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _plain_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path to write to (for libraries that want a file name); it becomes `path` on success.
@@ -47,6 +53,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temp
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
+        # Libraries differ (safetensors writes 0o600): every saved file gets the mode a plain open() gives.
+        os.chmod(temp, _plain_file_mode())
         os.replace(temp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):

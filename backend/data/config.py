@@ -1,7 +1,7 @@
 """DatasetSpecs from the flat training options (the folder convention or --in_json).
 
-`--dataset_config` produces SubsetSpec/DatasetSpec objects through its own adapter; this module
-covers runs without one. Missing keys take the defaults declared in backend/options, so the two
+`specs_from_args` covers runs without `--dataset_config`; `specs_from_dataset_config` adapts a
+validated dataset config. Missing keys take the defaults declared in backend/options, so the two
 can never disagree.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import Any
 
 from backend.data.discovery import subsets_from_folders
 from backend.data.errors import DatasetError
 from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.options.dataset_config import DatasetGroupConfig
 from backend.options.schema import all_options
 
 logger = logging.getLogger(__name__)
@@ -90,3 +92,57 @@ def specs_from_args(
             resize_interpolation=get("resize_interpolation"),
         )
     ]
+
+
+def specs_from_dataset_config(
+    config: DatasetGroupConfig,
+    args: argparse.Namespace | Mapping[str, Any],
+    default_resolution: str | int | None = None,
+) -> list[DatasetSpec]:
+    """DatasetSpecs from a validated `--dataset_config`, falling back to the command-line options
+    (then their defaults) for keys the file leaves out, as sd-scripts does."""
+    values = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
+    defaults = {name: option.default for name, option in all_options().items()}
+
+    def fallback(name: str) -> Any:
+        value = values.get(name)
+        return defaults.get(name) if value is None else value
+
+    subset_fields = {f.name for f in fields(SubsetSpec)}
+    dataset_fields = {f.name for f in fields(DatasetSpec)} - {"subsets"}
+    specs: list[DatasetSpec] = []
+    unsupported: list[str] = []
+    for d_index, dataset in enumerate(config.datasets):
+        subsets = []
+        for s_index, subset in enumerate(dataset.subsets):
+            where = f"{config.path}: datasets[{d_index}].subsets[{s_index}]"
+            ignored = sorted(k for k in subset.params if k not in subset_fields)
+            unsupported += [f"{where}: {key!r}" for key in ignored]
+            settings = {name: fallback(name) for name in SUBSET_OPTIONS}
+            settings.update({k: v for k, v in subset.params.items() if k in subset_fields})
+            if "caption_extension" not in subset.params and values.get("caption_extention") is not None:
+                settings["caption_extension"] = values["caption_extention"]
+            subsets.append(SubsetSpec(**settings))
+        params = {k: v for k, v in dataset.params.items() if k in dataset_fields or k == "batch_size"}
+        ignored = sorted(k for k in dataset.params if k not in dataset_fields)
+        unsupported += [f"{config.path}: datasets[{d_index}]: {key!r}" for key in ignored]
+        specs.append(
+            DatasetSpec(
+                subsets=tuple(subsets),
+                resolution=params.get("resolution") or fallback("resolution") or default_resolution,
+                batch_size=int(params.get("batch_size", fallback("train_batch_size"))),
+                enable_bucket=bool(params.get("enable_bucket", fallback("enable_bucket"))),
+                min_bucket_reso=int(params.get("min_bucket_reso", fallback("min_bucket_reso"))),
+                max_bucket_reso=int(params.get("max_bucket_reso", fallback("max_bucket_reso"))),
+                bucket_reso_steps=int(params.get("bucket_reso_steps", fallback("bucket_reso_steps"))),
+                bucket_no_upscale=bool(params.get("bucket_no_upscale", fallback("bucket_no_upscale"))),
+                prior_loss_weight=float(fallback("prior_loss_weight")),
+                resize_interpolation=params.get("resize_interpolation", fallback("resize_interpolation")),
+            )
+        )
+    if unsupported:
+        raise DatasetError(
+            "the dataset config uses keys sd-scripts knows but this trainer does not implement yet; "
+            "remove them:\n  " + "\n  ".join(unsupported)
+        )
+    return specs

@@ -298,28 +298,47 @@ class DatasetGroup(torch.utils.data.Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, batch_index) keys for the group's current epoch, in the main process."""
+    """Yields (epoch, batch_index) keys for the group's current epoch, in the main process.
 
-    def __init__(self, group: DatasetGroup) -> None:
+    With several processes each takes every `num_replicas`-th batch; the shards are padded by
+    wrapping around so every process runs the same number of steps (ranks stay in step).
+    `skip` batches of this process's shard are left out at the start (resuming mid-epoch).
+    """
+
+    def __init__(self, group: DatasetGroup, rank: int = 0, num_replicas: int = 1) -> None:
         self.group = group
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.skip = 0
+
+    def shard_length(self) -> int:
+        return -(-len(self.group) // self.num_replicas)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.group.epoch
-        return iter([(epoch, i) for i in range(len(self.group))])
+        total = len(self.group)
+        indices = [(self.rank + i * self.num_replicas) % total for i in range(self.shard_length())]
+        return iter([(epoch, i) for i in indices[self.skip:]])
 
     def __len__(self) -> int:
-        return len(self.group)
+        return max(0, self.shard_length() - self.skip)
 
 
 def make_dataloader(
-    group: DatasetGroup, max_workers: int = 8, persistent_workers: bool = False, pin_memory: bool = False
+    group: DatasetGroup,
+    max_workers: int = 8,
+    persistent_workers: bool = False,
+    pin_memory: bool = False,
+    rank: int = 0,
+    num_replicas: int = 1,
 ) -> DataLoader:
-    """A DataLoader of ready batches; call `group.set_epoch(e)` before each `iter(loader)`."""
+    """A DataLoader of ready batches; call `group.set_epoch(e)` before each `iter(loader)`.
+    Its `sampler` (an EpochSampler) shards batches across processes and skips batches on resume."""
     workers = min(max_workers, os.cpu_count() or 1)
     return DataLoader(
         group,
         batch_size=None,  # the dataset forms batches itself, within buckets
-        sampler=EpochSampler(group),
+        sampler=EpochSampler(group, rank, num_replicas),
         num_workers=workers,
         persistent_workers=persistent_workers and workers > 0,
         pin_memory=pin_memory,

@@ -89,11 +89,22 @@ def _dedupe_lycoris_presets() -> None:
     sd-scripts' SD 1.x alike) that wraps the same layers twice and create_network stops with
     "duplicated lora name". Dropping the names the class already covers targets the same layers once."""
     from lycoris.config import PRESET
+    from lycoris.kohya import LycorisNetworkKohya
+
+    def without_covered(modules: list[str], names: list[str]) -> list[str]:
+        if "TimestepEmbedding" not in modules:
+            return names
+        return [n for n in names if not n.startswith("time_embedding.")]
 
     for preset in PRESET.values():
-        if "TimestepEmbedding" in preset.get("unet_target_module", ()):
-            names = preset.get("unet_target_name", [])
-            preset["unet_target_name"] = [n for n in names if not n.startswith("time_embedding.")]
+        preset["unet_target_name"] = without_covered(
+            preset.get("unet_target_module", []), preset.get("unet_target_name", [])
+        )
+    # The class defaults are the `full` preset too; create_network_from_weights builds with them.
+    network_class = LycorisNetworkKohya
+    network_class.UNET_TARGET_REPLACE_NAME = without_covered(
+        network_class.UNET_TARGET_REPLACE_MODULE, network_class.UNET_TARGET_REPLACE_NAME
+    )
 
 
 def is_ours(module: ModuleType) -> bool:

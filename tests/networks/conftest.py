@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from diffusers import UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-# pytest's default import mode puts only tests/ on sys.path; the code under test lives at the repo root.
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from diffusers import UNet2DConditionModel  # noqa: E402
-from transformers import CLIPTextModel, CLIPTextModelWithProjection  # noqa: E402
-
-from .helpers import clip_config, sd1_unet, sdxl_unet  # noqa: E402
+from .helpers import clip_config, sd1_unet, sdxl_unet
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tiny models generated once per test session (each in well under a second)."""
+"""Shared fixtures: tiny models generated once per test session (each in well under a second)."""
 
 from __future__ import annotations
 

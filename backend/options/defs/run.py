@@ -1,0 +1,164 @@
+"""Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
+
+from backend.options.schema import LORA_COMMANDS, Option, declare_all
+
+declare_all(
+    [
+        # --- how long, how precise ---------------------------------------------------------------
+        Option(
+            "max_train_steps", "int", 1600, minimum=1, group="basic",
+            help="Number of optimizer steps to train (default 1600). Ignored when --max_train_epochs is set, "
+            "which is usually easier to reason about: steps = epochs x batches per epoch / "
+            "gradient_accumulation_steps.",
+        ),
+        Option(
+            "max_train_epochs", "int", None, minimum=1, group="basic",
+            help="Number of epochs to train; overrides --max_train_steps. One epoch shows every image "
+            "num_repeats times. Typical LoRA runs: 5-20 epochs.",
+        ),
+        Option(
+            "seed", "int", None, minimum=0, group="basic",
+            help="Random seed for noise, timesteps, data order, caption shuffling and augmentation. Unset: a "
+            "random seed is drawn and recorded in the metadata. Same seed and settings: the same run.",
+        ),
+        Option(
+            "mixed_precision", "str", "no", choices=("no", "fp16", "bf16"), group="basic",
+            help="Compute in half precision under autocast (trainable weights stay fp32). bf16 for RTX 30xx/40xx "
+            "and newer; fp16 for older GPUs (SDXL in fp16 can give NaN losses). Default: no (fp32).",
+        ),
+        Option(
+            "gradient_accumulation_steps", "int", 1, minimum=1, group="basic",
+            help="Add up gradients over this many batches before each optimizer step: an effective batch of "
+            "train_batch_size x this value without the memory of a bigger batch. Default 1.",
+        ),
+        Option(
+            "gradient_checkpointing", "bool", False, group="advanced",
+            help="Recompute activations in the backward pass instead of keeping them: much less VRAM "
+            "(essential for SDXL on 8-12 GB) for about 20-30% more time per step. Results are unchanged.",
+        ),
+        Option(
+            "full_fp16", "bool", False, group="advanced",
+            help="Keep the trainable weights and gradients in fp16 too (needs --mixed_precision fp16). Saves "
+            "memory but is numerically fragile; prefer bf16 where the GPU supports it.",
+        ),
+        Option(
+            "full_bf16", "bool", False, group="advanced",
+            help="Keep the trainable weights and gradients in bf16 too (needs --mixed_precision bf16). Saves "
+            "memory; pair with an optimizer that tolerates bf16 state (e.g. AdamW8bit, Adafactor).",
+        ),
+        Option(
+            "no_half_vae", "bool", False, group="advanced",
+            help="Run the VAE in fp32 even under mixed precision. The SDXL VAE overflows in fp16 (black or "
+            "NaN latents and samples); this avoids it at some memory cost.",
+        ),
+        Option(
+            "sdpa", "bool", False, group="advanced",
+            help="Use PyTorch's scaled_dot_product_attention (memory-efficient/flash kernels). This is the "
+            "default here; the flag is accepted for sd-scripts compatibility.",
+        ),
+        Option(
+            "xformers", "bool", False, group="advanced",
+            help="Use xformers' memory-efficient attention instead of PyTorch's SDPA. Needs the xformers "
+            "package matching your torch build; SDPA is as fast on torch 2.x.",
+        ),
+        Option(
+            "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune"),
+            help="Use the text encoder's output this many layers from the end: 1 = last layer (default for "
+            "SD 1.x), 2 = penultimate (anime models trained on NovelAI-style checkpoints). It selects a layer "
+            "of the text encoder; it has nothing to do with images. SD 2.x and SDXL always use the "
+            "penultimate layer.",
+        ),
+        Option(
+            "max_token_length", "int", None, choices=(None, 75, 150, 225), group="advanced",
+            help="Longest caption in tokens: 75 (default, one CLIP window), 150 or 225 (captions are encoded "
+            "in 75-token chunks and joined). Longer captions are cut off.",
+        ),
+        Option(
+            "preflight", "bool", False, group="advanced", cli_only=True,
+            help="Check everything that can be checked without training (options, model file and family, "
+            "folders, images, captions, buckets, steps, optional packages), print the report as one JSON "
+            "object and exit: 0 when training could start, 1 with the errors.",
+        ),
+        # --- saving --------------------------------------------------------------------------------
+        Option(
+            "output_dir", "path", None, group="saving", required=True,
+            help="Folder for the trained files, saved states, samples (output_dir/sample) and the run's "
+            "settings. Created when missing.",
+        ),
+        Option(
+            "output_name", "str", None, group="saving",
+            help="File name of the trained model without extension (default 'last'). Intermediate saves add "
+            "-000004 (epoch) or -step00000500 (step).",
+        ),
+        Option(
+            "save_model_as", "str", "safetensors", choices=("safetensors", "ckpt", "pt"), group="saving",
+            commands=LORA_COMMANDS,
+            help="File format of the LoRA: safetensors (default, safe to share, carries metadata), ckpt or pt "
+            "(pickled; no metadata).",
+        ),
+        Option(
+            "save_precision", "str", None, choices=(None, "float", "fp16", "bf16"), group="saving",
+            help="Precision of the saved weights: float (fp32), fp16 (half the size, what most shared LoRAs "
+            "use) or bf16. Default: the precision the weights were trained in.",
+        ),
+        Option(
+            "save_every_n_epochs", "int", None, minimum=1, group="saving",
+            help="Also save the model every N epochs (name-000004.safetensors), to pick the best epoch later.",
+        ),
+        Option(
+            "save_every_n_steps", "int", None, minimum=1, group="saving",
+            help="Also save the model every N optimizer steps (name-step00000500.safetensors).",
+        ),
+        Option(
+            "save_last_n_epochs", "int", None, minimum=1, group="saving",
+            help="With --save_every_n_epochs: keep only the newest N epoch saves, deleting older ones.",
+        ),
+        Option(
+            "save_last_n_steps", "int", None, minimum=1, group="saving",
+            help="With --save_every_n_steps: keep only the saves of the last N steps, deleting older ones.",
+        ),
+        Option(
+            "save_state", "bool", False, group="saving",
+            help="With each intermediate save, also save the full training state (network, optimizer, "
+            "scheduler, RNG, step and epoch) in a '-state' folder that --resume continues from.",
+        ),
+        Option(
+            "save_state_on_train_end", "bool", False, group="saving",
+            help="Save the full training state at the end of training (name-state), to continue later.",
+        ),
+        Option(
+            "resume", "path", None, group="saving",
+            help="Continue training from a saved state folder (…-state): restores the network, optimizer, "
+            "scheduler, RNG, step and epoch, and goes on at the next step with the same data order.",
+        ),
+        Option(
+            "no_metadata", "bool", False, group="saving",
+            help="Write only the minimum metadata (model version, network module, dim, alpha, args) instead "
+            "of the full training record (dataset folders, tag frequencies, settings).",
+        ),
+        Option("metadata_title", "str", None, group="saving", help="modelspec.title of the saved file (default: output_name)."),
+        Option("metadata_author", "str", None, group="saving", help="modelspec.author of the saved file."),
+        Option("metadata_description", "str", None, group="saving", help="modelspec.description of the saved file."),
+        Option("metadata_license", "str", None, group="saving", help="modelspec.license of the saved file."),
+        Option("metadata_tags", "str", None, group="saving", help="modelspec.tags, comma-separated."),
+        # --- logging -------------------------------------------------------------------------------
+        Option(
+            "logging_dir", "path", None, group="logging",
+            help="Write TensorBoard logs (loss, average loss, each learning rate) under this folder, one "
+            "sub-folder per run. Unset: no logs.",
+        ),
+        Option(
+            "log_with", "str", None, choices=(None, "tensorboard", "wandb", "all"), group="logging",
+            help="Logger to use: tensorboard (default when --logging_dir is set), wandb (needs the wandb "
+            "package and a login) or all.",
+        ),
+        Option(
+            "log_prefix", "str", None, group="logging",
+            help="Text put before the time stamp in the name of each run's log folder.",
+        ),
+        Option(
+            "log_tracker_name", "str", None, group="logging",
+            help="Name of the tracker (TensorBoard run group / wandb project). Default: the command name.",
+        ),
+    ]
+)

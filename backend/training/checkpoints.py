@@ -1,0 +1,136 @@
+"""Where trained files and training states go, which old ones are pruned, and how a run resumes.
+
+Names follow sd-scripts so users find what they expect: `name.safetensors` at the end,
+`name-000004.safetensors` per epoch, `name-step00000500.safetensors` per step, and state folders
+`name-000004-state`, `name-step00000500-state`, `name-state`.
+
+A state folder holds accelerate's state (network, optimizer, scheduler, RNG) plus
+`train_state.json` with the step, the epoch and how many batches of that epoch were consumed, so
+a resumed run continues at the next batch of the same deterministic data order. State folders are
+written under a temporary name and renamed when complete: a run killed mid-save never leaves a
+half-written folder under a name `--resume` would accept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+TRAIN_STATE_FILE = "train_state.json"
+DEFAULT_OUTPUT_NAME = "last"
+
+
+@dataclass(frozen=True)
+class TrainState:
+    global_step: int  # optimizer steps done
+    epoch: int  # the epoch in progress (from 1)
+    batches_done_in_epoch: int  # batches of `epoch` already consumed (per process)
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        # sd-scripts writes current_epoch/current_step; keep those names for its users' tools.
+        return {**asdict(self), "current_step": self.global_step, "current_epoch": self.epoch}
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    output_dir: Path
+    output_name: str
+    extension: str
+
+    def model_for_epoch(self, epoch: int) -> Path:
+        return self.output_dir / f"{self.output_name}-{epoch:06d}.{self.extension}"
+
+    def model_for_step(self, step: int) -> Path:
+        return self.output_dir / f"{self.output_name}-step{step:08d}.{self.extension}"
+
+    def final_model(self) -> Path:
+        return self.output_dir / f"{self.output_name}.{self.extension}"
+
+    def state_for_epoch(self, epoch: int) -> Path:
+        return self.output_dir / f"{self.output_name}-{epoch:06d}-state"
+
+    def state_for_step(self, step: int) -> Path:
+        return self.output_dir / f"{self.output_name}-step{step:08d}-state"
+
+    def final_state(self) -> Path:
+        return self.output_dir / f"{self.output_name}-state"
+
+
+def output_names(output_dir: str, output_name: str | None, extension: str) -> OutputNames:
+    return OutputNames(Path(output_dir), output_name or DEFAULT_OUTPUT_NAME, extension)
+
+
+def epoch_save_to_prune(epoch: int, every_n_epochs: int | None, keep_last_n: int | None) -> int | None:
+    """The epoch whose save falls out of the `--save_last_n_epochs` window when `epoch` is saved."""
+    if not every_n_epochs or not keep_last_n:
+        return None
+    old = epoch - every_n_epochs * keep_last_n
+    return old if old > 0 else None
+
+
+def step_save_to_prune(step: int, every_n_steps: int | None, keep_last_n_steps: int | None) -> int | None:
+    """The step whose save falls out of the `--save_last_n_steps` window when `step` is saved.
+
+    As in sd-scripts, N counts steps, not saves: saves older than step - N are removed.
+    """
+    if not every_n_steps or not keep_last_n_steps:
+        return None
+    old = ((step - keep_last_n_steps - 1) // every_n_steps) * every_n_steps
+    return old if old > 0 else None
+
+
+def remove_quietly(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def save_state(accelerator: Any, folder: Path, state: TrainState) -> Path:
+    """accelerate's full state plus train_state.json, renamed into place when complete.
+
+    Every process takes part (accelerate writes per-process pieces); the main one finishes it."""
+    partial = folder.with_name(folder.name + ".partial")
+    if accelerator.is_main_process:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(partial)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (partial / TRAIN_STATE_FILE).write_text(json.dumps(state.to_json(), indent=2))
+        if folder.exists():
+            previous = folder.with_name(folder.name + ".old")
+            remove_quietly(previous)
+            os.replace(folder, previous)
+            os.replace(partial, folder)
+            remove_quietly(previous)
+        else:
+            os.replace(partial, folder)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def read_train_state(folder: str | Path) -> TrainState:
+    """The step/epoch record of a state folder; a clear error when it is not one."""
+    folder = Path(folder)
+    record = folder / TRAIN_STATE_FILE
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--resume {folder}: no such folder (give a '…-state' folder saved by --save_state)")
+    if not record.is_file():
+        raise FileNotFoundError(
+            f"--resume {folder}: {TRAIN_STATE_FILE} is missing, so this is not a complete training state "
+            "(an interrupted save, or a folder from another tool)"
+        )
+    data = json.loads(record.read_text())
+    return TrainState(
+        global_step=int(data.get("global_step", data.get("current_step", 0))),
+        epoch=int(data.get("epoch", data.get("current_epoch", 1))),
+        batches_done_in_epoch=int(data.get("batches_done_in_epoch", 0)),
+        seed=int(data.get("seed", 0)),
+    )

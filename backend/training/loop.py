@@ -1,0 +1,299 @@
+"""The training loop: one algorithm for every model family and training method.
+
+Per batch: latents (cached or encoded), noise and timesteps, text conditioning, the U-Net's
+prediction, the weighted loss, backward. Every `gradient_accumulation_steps` batches (and at the
+end of an epoch): gradients averaged across processes, clipped, one optimizer and scheduler step,
+then progress, logs, saves and samples.
+
+Noise and timesteps come from a generator seeded by (seed, epoch, batch, process), and the data
+order is a function of (seed, epoch), so a resumed run sees exactly the batches and noise the
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from backend.data.summary import dataset_dirs, tag_frequency
+from backend.models.components import PromptEmbeds
+from backend.models.sdxl import make_time_ids
+from backend.training.checkpoints import (
+    TrainState,
+    epoch_save_to_prune,
+    remove_quietly,
+    save_state,
+    step_save_to_prune,
+)
+from backend.training.loss import compute_loss
+from backend.training.metadata import (
+    RunFacts,
+    minimum_metadata,
+    modelspec_metadata,
+    progress_metadata,
+    training_metadata,
+)
+from backend.training.noise import get_noisy_latents_and_targets
+from backend.training.optimizers import set_optimizer_train_mode
+from backend.training.progress import LossRecorder
+from backend.training.run_setup import TrainingRun
+from backend.training.sample_prompts import load_sample_prompts, should_sample
+
+logger = logging.getLogger(__name__)
+
+
+def noise_generator(run: TrainingRun, epoch: int, batch_index: int) -> torch.Generator:
+    generator = torch.Generator(device=run.accelerator.device)
+    seed = hash((run.args.seed, epoch, batch_index, run.accelerator.process_index)) & 0x7FFF_FFFF_FFFF_FFFF
+    return generator.manual_seed(seed)
+
+
+def batch_latents(run: TrainingRun, batch: dict) -> torch.Tensor:
+    device = run.accelerator.device
+    if batch["latents"] is not None:
+        return batch["latents"].to(device, dtype=run.weight_dtype, non_blocking=True)
+    with torch.no_grad():
+        latents = run.spec.encode_images(run.components.vae, batch["images"].to(device, non_blocking=True))
+    return latents.to(run.weight_dtype)
+
+
+def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
+    components = run.components
+    token_ids = run.spec.tokenize(components.tokenizers, captions, run.args.max_token_length)
+    with torch.set_grad_enabled(run.method.train_text_encoder), run.accelerator.autocast():
+        return run.spec.encode_prompts(components.text_encoders, token_ids, run.args.clip_skip)
+
+
+def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
+    device = run.accelerator.device
+    latents = batch_latents(run, batch)
+    noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)
+    embeds = text_conditioning(run, batch["captions"])
+    time_ids = None
+    if run.components.family == "sdxl":
+        time_ids = make_time_ids(
+            [tuple(x) for x in batch["original_sizes_hw"].tolist()],
+            [tuple(x) for x in batch["crop_top_lefts"].tolist()],
+            [tuple(x) for x in batch["target_sizes_hw"].tolist()],
+        )
+    with run.accelerator.autocast():
+        prediction = run.spec.predict(run.components.unet, noisy.noisy_latents, noisy.timesteps, embeds, time_ids)
+    mask = batch["alpha_masks"]
+    return compute_loss(
+        prediction, noisy.target, noisy.timesteps, run.noise_scheduler, run.loss_config,
+        batch["loss_weights"].to(device), mask.to(device) if mask is not None else None,
+    )
+
+
+def average_gradients(run: TrainingRun, params: list[torch.nn.Parameter]) -> None:
+    """Mean of the gradients over processes: the network is not wrapped in DDP (its forward is never
+    called; it hooks into the U-Net), so gradients are reduced here, in one flat buffer."""
+    world = run.accelerator.num_processes
+    if world == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for param, grad in zip(params, grads, strict=True):
+        count = grad.numel()
+        param.grad = flat[offset: offset + count].view_as(param).to(param.dtype)
+        offset += count
+
+
+class Trainer:
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
+        args = run.args
+        self.prompts = load_sample_prompts(args.sample_prompts) if args.sample_prompts else []
+        self.metadata = self._base_metadata()
+        self.recorder = LossRecorder()
+        state = run.resume_state
+        self.global_step = state.global_step if state else 0
+        self.start_epoch = state.epoch if state else 1
+        self.skip_batches = state.batches_done_in_epoch if state else 0
+
+    # --- metadata and saving ------------------------------------------------------------------
+    def _base_metadata(self) -> dict[str, str]:
+        run, args = self.run, self.run.args
+        first = run.group.datasets[0].spec
+        text_encoder_lr = args.text_encoder_lr
+        facts = RunFacts(
+            family=run.components.family,
+            session_id=run.session_id,
+            training_started_at=run.started_at,
+            num_train_images=run.group.num_train_images,
+            num_reg_images=run.group.num_reg_images,
+            num_batches_per_epoch=len(run.loader),
+            num_epochs=run.num_epochs,
+            optimizer_description=run.optimizer_setup.description,
+            text_encoder_lr=text_encoder_lr[0] if isinstance(text_encoder_lr, list) and len(text_encoder_lr) == 1
+            else text_encoder_lr,
+            network_args=dict(run.method.network_args),
+            tag_frequency=tag_frequency(run.group),
+            dataset_dirs=dataset_dirs(run.group),
+            resolution=tuple(first.resolution),
+        )
+        metadata = training_metadata(args, facts)
+        metadata["ss_max_train_steps"] = str(run.total_steps)
+        metadata["ss_total_batch_size"] = str(
+            first.batch_size * run.accelerator.num_processes * args.gradient_accumulation_steps
+        )
+        metadata["ss_resolution"] = str(tuple(first.resolution))
+        metadata["ss_reg_dataset_dirs"] = json.dumps(dataset_dirs(run.group, reg=True))
+        if args.no_metadata:
+            metadata = minimum_metadata(metadata)
+        metadata.update(modelspec_metadata(args, facts, lora=True))
+        return metadata
+
+    def save_model(self, path: Path, *, epoch: int, final: bool) -> None:
+        run = self.run
+        run.accelerator.wait_for_everyone()
+        if run.accelerator.is_main_process:
+            metadata = progress_metadata(self.metadata, epoch=epoch, steps=self.global_step, finished=final)
+            run.method.save(path, run.save_dtype, metadata)
+            run.reporter.checkpoint(path=str(path), kind="model", step=self.global_step, epoch=epoch)
+        run.accelerator.wait_for_everyone()
+
+    def save_training_state(self, folder: Path, *, epoch: int, batches_done: int) -> None:
+        run = self.run
+        state = TrainState(self.global_step, epoch, batches_done, run.args.seed)
+        save_state(run.accelerator, folder, state)
+        run.reporter.checkpoint(path=str(folder), kind="state", step=self.global_step, epoch=epoch)
+
+    def _prune(self, path: Path) -> None:
+        if self.run.accelerator.is_main_process:
+            remove_quietly(path)
+
+    def after_step_saves(self, epoch: int, batches_done: int) -> None:
+        args, names, step = self.run.args, self.run.names, self.global_step
+        if not args.save_every_n_steps or step % args.save_every_n_steps or step >= self.run.total_steps:
+            return
+        self.save_model(names.model_for_step(step), epoch=epoch, final=False)
+        if args.save_state:
+            self.save_training_state(names.state_for_step(step), epoch=epoch, batches_done=batches_done)
+        old = step_save_to_prune(step, args.save_every_n_steps, args.save_last_n_steps)
+        if old:
+            self._prune(names.model_for_step(old))
+            self._prune(names.state_for_step(old))
+
+    def after_epoch_saves(self, epoch: int) -> None:
+        args, names = self.run.args, self.run.names
+        if not args.save_every_n_epochs or epoch % args.save_every_n_epochs or epoch >= self.run.num_epochs:
+            return
+        self.save_model(names.model_for_epoch(epoch), epoch=epoch, final=False)
+        if args.save_state:
+            # The state after a whole epoch resumes at the start of the next one.
+            self.save_training_state(names.state_for_epoch(epoch), epoch=epoch + 1, batches_done=0)
+        old = epoch_save_to_prune(epoch, args.save_every_n_epochs, args.save_last_n_epochs)
+        if old:
+            self._prune(names.model_for_epoch(old))
+            self._prune(names.state_for_epoch(old))
+
+    # --- samples --------------------------------------------------------------------------------
+    def maybe_sample(self, epoch: int | None) -> None:
+        args = self.run.args
+        if not self.prompts or not should_sample(
+            step=self.global_step, epoch=epoch, every_n_steps=args.sample_every_n_steps,
+            every_n_epochs=args.sample_every_n_epochs, at_first=args.sample_at_first,
+        ):
+            return
+        from backend.training.sampling import generate_samples  # diffusers pipelines: load on first use
+
+        run = self.run
+        run.accelerator.wait_for_everyone()
+        if run.accelerator.is_main_process:
+            set_optimizer_train_mode(run.optimizer, False)
+            generate_samples(
+                run.spec, run.components, self.prompts, sampler=args.sample_sampler,
+                output_dir=Path(args.output_dir), output_name=run.names.output_name, step=self.global_step,
+                epoch=epoch, device=run.accelerator.device, dtype=run.weight_dtype, reporter=run.reporter,
+                default_seed=args.seed, clip_skip=args.clip_skip, max_token_length=args.max_token_length,
+                extra_modules=(run.method.network,),
+            )
+            set_optimizer_train_mode(run.optimizer, True)
+        run.accelerator.wait_for_everyone()
+
+    # --- the loop -------------------------------------------------------------------------------
+    def optimizer_step(self, params: list[torch.nn.Parameter]) -> None:
+        run = self.run
+        average_gradients(run, params)
+        if run.args.max_grad_norm:
+            run.accelerator.clip_grad_norm_(params, run.args.max_grad_norm)
+        run.optimizer.step()
+        run.lr_scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+
+    def report_step(self, epoch: int, step_in_epoch: int, loss: torch.Tensor) -> None:
+        run = self.run
+        loss_value = float(loss.detach().item())
+        self.recorder.add(epoch=epoch - 1, step=step_in_epoch, loss=loss_value)
+        lrs = [float(lr) for lr in run.lr_scheduler.get_last_lr()]
+        norms = run.method.after_optimizer_step(run.accelerator.device)
+        run.reporter.step(
+            step=self.global_step, epoch=epoch, loss=loss_value, avr_loss=self.recorder.moving_average, lr=lrs,
+            **norms,
+        )
+        if run.accelerator.trackers:
+            logs = {"loss/current": loss_value, "loss/average": self.recorder.moving_average}
+            logs.update({f"lr/{name}": lr for name, lr in zip(run.lr_descriptions, lrs, strict=False)})
+            logs.update({f"max_norm/{key}": value for key, value in norms.items()})
+            run.accelerator.log(logs, step=self.global_step)
+
+    def train(self) -> Path:
+        run, args = self.run, self.run.args
+        run.reporter.start(
+            total_steps=run.total_steps, total_epochs=run.num_epochs, initial_step=self.global_step,
+            seed=args.seed, num_batches_per_epoch=len(run.group), output=str(run.names.final_model()),
+        )
+        if self.global_step == 0:
+            self.maybe_sample(epoch=None)
+        params = run.method.trainable_parameters()
+        accumulation = args.gradient_accumulation_steps
+        epoch, batches_done, batches_in_epoch = self.start_epoch, self.skip_batches, 1
+        for epoch in range(self.start_epoch, run.num_epochs + 1):
+            if self.global_step >= run.total_steps:
+                break
+            sampler = run.loader.sampler
+            sampler.skip = self.skip_batches if epoch == self.start_epoch else 0
+            run.group.set_epoch(epoch)
+            run.method.on_epoch_start()
+            batches_in_epoch = sampler.shard_length()
+            batches_done = sampler.skip
+            pending = 0
+            for batch in run.loader:
+                loss = batch_loss(run, batch, noise_generator(run, epoch, batches_done))
+                run.accelerator.backward(loss / accumulation)
+                batches_done += 1
+                pending += 1
+                if pending < accumulation and batches_done < batches_in_epoch:
+                    continue
+                pending = 0
+                self.optimizer_step(params)
+                self.report_step(epoch, (batches_done - 1) // accumulation, loss)
+                self.after_step_saves(epoch, batches_done)
+                self.maybe_sample(epoch=None)
+                if self.global_step >= run.total_steps:
+                    break
+            if batches_done >= batches_in_epoch:
+                self.after_epoch_saves(epoch)
+                self.maybe_sample(epoch=epoch)
+
+        final = run.names.final_model()
+        self.save_model(final, epoch=epoch, final=True)
+        if args.save_state_on_train_end:
+            epoch_done = batches_done >= batches_in_epoch
+            self.save_training_state(
+                run.names.final_state(),
+                epoch=epoch + 1 if epoch_done else epoch,
+                batches_done=0 if epoch_done else batches_done,
+            )
+        run.accelerator.end_training()
+        run.reporter.end(reason="completed", output=str(final), step=self.global_step)
+        return final

@@ -1,0 +1,126 @@
+"""LoRA-style training: the base model frozen, a network (ours, LyCORIS or any sd-scripts-style
+module) hooked into it and trained.
+
+The trainer loop talks to a training method through a handful of calls (trainable parameter
+groups, which text encoders need gradients, saving); full fine-tuning will be a second method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backend.models.components import Components
+from backend.models.keymap_unet import unet_module_to_original
+from backend.networks.args import parse_network_args
+from backend.networks.loader import create_network, create_network_from_weights, load_network_module
+
+logger = logging.getLogger(__name__)
+
+
+def unet_file_names(components: Components):
+    """SDXL LoRA files name U-Net layers by their original (SGM) paths; SD 1.x/2.x by diffusers'."""
+    if components.family != "sdxl":
+        return None
+    config = dict(components.unet.config)
+    return lambda path: unet_module_to_original(path, config)
+
+
+class NetworkTraining:
+    def __init__(self, args: argparse.Namespace, components: Components) -> None:
+        self.args = args
+        self.components = components
+        self.module = load_network_module(args.network_module)
+        self.network_args = parse_network_args(args.network_args)
+        self.train_unet = not args.network_train_text_encoder_only
+        self.train_text_encoder = not args.network_train_unet_only
+        unet, text_encoders, vae = components.unet, components.text_encoders, components.vae
+        te_arg: Any = text_encoders if len(text_encoders) > 1 else text_encoders[0]
+        names = unet_file_names(components)
+
+        if args.dim_from_weights:
+            if not args.network_weights:
+                raise ValueError("--dim_from_weights needs --network_weights (the file to take dims from)")
+            self.network, _ = create_network_from_weights(
+                self.module, 1.0, args.network_weights, vae, te_arg, unet,
+                network_args=self.network_args, unet_module_name=names,
+            )
+        else:
+            self.network = create_network(
+                self.module, 1.0, args.network_dim, args.network_alpha, vae, te_arg, unet,
+                neuron_dropout=args.network_dropout, network_args=self.network_args, unet_module_name=names,
+            )
+        if self.network is None:
+            raise ValueError(f"{args.network_module}.create_network returned no network")
+        if hasattr(self.network, "prepare_network"):
+            self.network.prepare_network(args)
+        self.network.apply_to(te_arg, unet, self.train_text_encoder, self.train_unet)
+        if args.network_weights and not args.dim_from_weights:
+            info = self.network.load_weights(args.network_weights)
+            logger.info("loaded network weights from %s: %s", args.network_weights, info)
+        elif args.network_weights:
+            self.network.load_weights(args.network_weights)
+
+        for module in (unet, vae, *text_encoders):
+            module.requires_grad_(False)
+        if args.gradient_checkpointing:
+            self.network.enable_gradient_checkpointing()
+        self.network.prepare_grad_etc(te_arg, unet)
+
+    @property
+    def text_encoder_arg(self) -> Any:
+        encoders = self.components.text_encoders
+        return encoders if len(encoders) > 1 else encoders[0]
+
+    def param_groups(self) -> tuple[list[dict[str, Any]], list[str]]:
+        args = self.args
+        text_encoder_lr = args.text_encoder_lr
+        if isinstance(text_encoder_lr, list):
+            text_encoder_lr = text_encoder_lr[0] if len(text_encoder_lr) == 1 else (text_encoder_lr or None)
+        try:
+            result = self.network.prepare_optimizer_params(text_encoder_lr, args.unet_lr, args.learning_rate)
+        except TypeError:  # older sd-scripts-style modules take (te_lr, unet_lr)
+            result = self.network.prepare_optimizer_params(text_encoder_lr, args.unet_lr)
+        if isinstance(result, tuple):
+            groups, descriptions = result
+        else:
+            groups, descriptions = result, [f"group{i}" for i in range(len(result))]
+        if not groups:
+            raise ValueError("the network has no trainable parameters (check --network_train_*_only)")
+        return list(groups), list(descriptions)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.network.parameters() if p.requires_grad]
+
+    def on_epoch_start(self) -> None:
+        self.network.on_epoch_start(self.text_encoder_arg, self.components.unet)
+
+    def after_optimizer_step(self, device: torch.device) -> dict[str, float]:
+        """--scale_weight_norms: scale down modules whose weight delta is too large."""
+        if not self.args.scale_weight_norms:
+            return {}
+        if not hasattr(self.network, "apply_max_norm_regularization"):
+            return {}
+        scaled, mean_norm, max_norm = self.network.apply_max_norm_regularization(self.args.scale_weight_norms, device)
+        return {"keys_scaled": float(scaled), "average_key_norm": float(mean_norm), "max_key_norm": float(max_norm)}
+
+    def state_objects(self) -> list[Any]:
+        """What accelerate's save_state/load_state must carry besides optimizer and scheduler."""
+        return [self.network]
+
+    def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path:
+        """Write the network file under a temporary name, then rename: never a half-written file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
+        try:
+            self.network.save_weights(str(partial), dtype, metadata if path.suffix == ".safetensors" else None)
+            os.replace(partial, path)
+        finally:
+            if partial.exists():
+                partial.unlink()
+        return path

@@ -1,0 +1,194 @@
+"""Everything that can be checked before a model is loaded, gathered into one report.
+
+The same checks run before every training run and, with `--preflight`, alone: the report is
+printed as one JSON object and the process exits 0 (training could start) or 1 (errors listed).
+Each problem is collected rather than raised, so the user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.data.config import specs_from_args, specs_from_dataset_config
+from backend.data.errors import DatasetError
+from backend.data.preflight import preflight_report
+from backend.data.specs import DatasetSpec
+from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
+from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
+from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
+from backend.options.dataset_config import load_dataset_config, subset_kinds_for
+from backend.options.errors import OptionError
+from backend.options.schema import SDXL_COMMANDS
+from backend.training.checkpoints import read_train_state
+from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
+from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
+
+NATIVE_RESOLUTION = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
+
+
+@dataclass
+class RunPlan:
+    command: str
+    model: ModelInfo | None = None
+    dataset_specs: list[DatasetSpec] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def world_size() -> int:
+    """Processes in this run (accelerate launch sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def steps_per_epoch(num_batches: int, gradient_accumulation_steps: int, processes: int) -> int:
+    return math.ceil(math.ceil(num_batches / processes) / gradient_accumulation_steps)
+
+
+def total_steps(args: argparse.Namespace, num_batches: int, processes: int) -> tuple[int, int]:
+    """(optimizer steps, epochs): --max_train_epochs wins over --max_train_steps, as in sd-scripts."""
+    per_epoch = max(1, steps_per_epoch(num_batches, args.gradient_accumulation_steps, processes))
+    if args.max_train_epochs:
+        return args.max_train_epochs * per_epoch, args.max_train_epochs
+    return args.max_train_steps, math.ceil(args.max_train_steps / per_epoch)
+
+
+def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
+    path = args.pretrained_model_name_or_path
+    try:
+        plan.model = detect_model(path)
+        plan.warnings += check_model_flags(
+            plan.model,
+            sdxl_command=plan.command in SDXL_COMMANDS,
+            v2=args.v2,
+            v_parameterization=args.v_parameterization,
+        )
+    except FileNotFoundError:
+        plan.errors.append(
+            f"--pretrained_model_name_or_path {path}: not found. Give a .safetensors/.ckpt file or a diffusers "
+            "folder on this machine (hub ids are not downloaded by the trainer)."
+        )
+    except ModelMismatchError as exc:
+        plan.errors.append(str(exc))
+
+
+def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
+    family = plan.model.family if plan.model else ("sdxl" if plan.command in SDXL_COMMANDS else "sd1")
+    native = NATIVE_RESOLUTION["sd2-v" if family == "sd2" and args.v_parameterization else family]
+    try:
+        if args.dataset_config:
+            if args.train_data_dir or args.reg_data_dir or args.in_json:
+                plan.warnings.append(
+                    "--dataset_config is given, so --train_data_dir, --reg_data_dir and --in_json are ignored"
+                )
+            config = load_dataset_config(args.dataset_config, subset_kinds_for(plan.command))
+            plan.dataset_specs = specs_from_dataset_config(config, args, native)
+        else:
+            plan.dataset_specs = specs_from_args(args, native, warn=plan.warnings.append)
+    except (DatasetError, OptionError) as exc:
+        plan.errors.append(str(exc))
+
+
+def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
+    try:
+        module = load_network_module(args.network_module)
+        network_args = parse_network_args(args.network_args)
+    except (NetworkModuleError, NetworkArgsError) as exc:
+        plan.errors.append(str(exc))
+        return
+    known = getattr(module, "KNOWN_KEYS", None)
+    if known is None:  # not ours: warn about keys the module does not read
+        plan.warnings += unread_network_args(module, network_args)
+    else:
+        try:
+            check_known_keys(network_args, known, args.network_module)
+        except NetworkArgsError as exc:
+            plan.errors.append(str(exc))
+    if args.network_train_unet_only and args.network_train_text_encoder_only:
+        plan.errors.append("--network_train_unet_only and --network_train_text_encoder_only exclude each other")
+    if args.dim_from_weights and not args.network_weights:
+        plan.errors.append("--dim_from_weights needs --network_weights (the LoRA file to take the dims from)")
+    if args.network_weights and not Path(args.network_weights).is_file():
+        plan.errors.append(f"--network_weights {args.network_weights}: file not found")
+
+
+def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
+    optimizer = resolve_optimizer_name(args)
+    device = "cuda" if _cuda_available() else "cpu"
+    problem = check_optimizer_available(optimizer, device, args.optimizer_args)
+    if problem:
+        plan.errors.append(problem)
+    if args.full_fp16 and args.mixed_precision != "fp16":
+        plan.errors.append("--full_fp16 needs --mixed_precision fp16")
+    if args.full_bf16 and args.mixed_precision != "bf16":
+        plan.errors.append("--full_bf16 needs --mixed_precision bf16")
+    if args.mixed_precision == "fp16" and device == "cpu":
+        plan.errors.append("--mixed_precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+    if args.xformers and importlib.util.find_spec("xformers") is None:
+        plan.errors.append("--xformers: the xformers package is not installed; drop the flag (SDPA is the default)")
+    if args.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
+        plan.errors.append("--log_with wandb: the wandb package is not installed (pip install wandb)")
+    if args.resume:
+        try:
+            read_train_state(args.resume)
+        except FileNotFoundError as exc:
+            plan.errors.append(str(exc))
+    if args.sample_prompts:
+        try:
+            prompts = load_sample_prompts(args.sample_prompts)
+        except PromptFileError as exc:
+            plan.errors.append(str(exc))
+        else:
+            for name in {args.sample_sampler, *(p.sample_sampler for p in prompts if p.sample_sampler)}:
+                problem = check_sampler_available(name)
+                if problem:
+                    plan.errors.append(f"sampler {name}: {problem}")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
+    if not plan.dataset_specs:
+        return
+    report = preflight_report(plan.dataset_specs, seed=args.seed or 0)
+    plan.errors += report["errors"]
+    plan.errors += [f"{p['path']}: {p['problem']}; {p['fix']}" for p in report["problems"]]
+    plan.warnings += report["warnings"]
+    batches = report.get("num_batches_per_epoch", 0)
+    if batches == 0 and not report["errors"]:
+        plan.errors.append("the dataset has no images to train on")
+    steps, epochs = total_steps(args, max(batches, 1), world_size())
+    report.update(total_steps=steps, epochs=epochs, processes=world_size())
+    plan.report["dataset"] = report
+
+
+def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
+    plan = RunPlan(command)
+    _check_model(args, plan)
+    _dataset_specs(args, plan)
+    _check_dataset(args, plan)
+    _check_network(args, plan)
+    _check_training(args, plan)
+    if plan.model is not None:
+        plan.report["model"] = {
+            "path": plan.model.path,
+            "format": plan.model.format,
+            "family": plan.model.family,
+            "v_prediction": plan.model.v_prediction,
+        }
+    plan.report.update(command=command, ok=plan.ok, errors=plan.errors, warnings=plan.warnings)
+    return plan

@@ -1,0 +1,189 @@
+"""Build everything a training run needs, in order: accelerator, model, network, data, optimizer.
+
+Kept apart from the loop so the loop reads as the training algorithm only. Frozen parts of the
+model are cast to the compute dtype, put in eval mode and never see gradients; only the training
+method's parameters are optimized.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+
+from backend.data.dataset import DatasetGroup, TrainDataset, make_dataloader
+from backend.data.latent_cache import cache_latents
+from backend.models.components import Components
+from backend.models.registry import get_spec
+from backend.models.spec import ModelSpecification
+from backend.training.checkpoints import OutputNames, TrainState, output_names, read_train_state
+from backend.training.loss import LossConfig
+from backend.training.network_method import NetworkTraining
+from backend.training.noise import NoiseConfig, create_noise_scheduler
+from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
+from backend.training.preflight import RunPlan, total_steps
+from backend.training.progress import ProgressReporter
+from backend.training.schedulers import create_scheduler_from_args
+
+logger = logging.getLogger(__name__)
+
+PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SAVE_DTYPES = {None: None, "float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class TrainingRun:
+    args: argparse.Namespace
+    command: str
+    accelerator: Accelerator
+    reporter: ProgressReporter
+    spec: ModelSpecification
+    components: Components
+    method: NetworkTraining
+    group: DatasetGroup
+    loader: torch.utils.data.DataLoader
+    optimizer_setup: OptimizerSetup
+    optimizer: Any  # accelerate-wrapped
+    lr_scheduler: Any
+    lr_descriptions: list[str]
+    noise_scheduler: Any
+    noise_config: NoiseConfig
+    loss_config: LossConfig
+    weight_dtype: torch.dtype
+    save_dtype: torch.dtype | None
+    names: OutputNames
+    total_steps: int
+    num_epochs: int
+    resume_state: TrainState | None
+    started_at: float
+    session_id: int
+
+
+def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
+    log_with = None
+    project_dir = None
+    if args.logging_dir:
+        log_with = args.log_with or "tensorboard"
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        project_dir = str(Path(args.logging_dir) / f"{args.log_prefix or ''}{stamp}")
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=project_dir, logging_dir=project_dir),
+    )
+    if log_with:
+        accelerator.init_trackers(args.log_tracker_name or command)
+    return accelerator
+
+
+def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator,
+                  weight_dtype: torch.dtype) -> tuple[ModelSpecification, Components]:
+    assert plan.model is not None
+    spec = get_spec(plan.model.family)
+    components = spec.load(
+        args.pretrained_model_name_or_path,
+        v_prediction=True if args.v_parameterization else None,
+        tokenizer_cache_dir=args.tokenizer_cache_dir,
+    )
+    device = accelerator.device
+    # Frozen weights in the compute dtype: half the memory and faster matmuls under autocast.
+    components.unet.to(device=device, dtype=weight_dtype).eval()
+    for encoder in components.text_encoders:
+        encoder.to(device=device, dtype=weight_dtype).eval()
+    vae_dtype = torch.float32 if args.no_half_vae else weight_dtype
+    components.vae.to(device=device, dtype=vae_dtype).eval()
+    if args.xformers:
+        components.unet.enable_xformers_memory_efficient_attention()
+    if args.gradient_checkpointing:
+        components.unet.enable_gradient_checkpointing()
+        if not args.network_train_unet_only:
+            for encoder in components.text_encoders:
+                encoder.gradient_checkpointing_enable()
+    return spec, components
+
+
+def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator, spec: ModelSpecification,
+                 components: Components, reporter: ProgressReporter) -> DatasetGroup:
+    datasets = [TrainDataset(dataset_spec, seed=args.seed) for dataset_spec in plan.dataset_specs]
+    group = DatasetGroup(datasets, seed=args.seed)
+    if args.cache_latents or args.cache_latents_to_disk:
+        vae = components.vae
+
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return spec.encode_images(vae, pixels)
+
+        def progress(done: int, total: int) -> None:
+            if total:
+                reporter.emit("cache", what="latents", done=done, total=total)
+
+        with accelerator.main_process_first():
+            cache_latents(
+                group, encode, args.vae_batch_size, to_disk=args.cache_latents_to_disk,
+                arch="sdxl" if components.family == "sdxl" else "sd",
+                encoder_id=Path(str(args.pretrained_model_name_or_path)).name,
+                skip_check=args.skip_cache_check, progress=progress,
+            )
+    return group
+
+
+def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> TrainingRun:
+    if args.seed is None:
+        args.seed = random.randint(0, 2**31 - 1)  # recorded in the metadata, so the run can be repeated
+    accelerator = make_accelerator(args, command)
+    reporter = ProgressReporter(enabled=accelerator.is_main_process)
+    torch.manual_seed(args.seed)
+    weight_dtype = PRECISION_DTYPES[args.mixed_precision]
+    spec, components = prepare_model(args, plan, accelerator, weight_dtype)
+    method = NetworkTraining(args, components)
+    method.network.to(accelerator.device)
+    if args.full_fp16 or args.full_bf16:
+        method.network.to(weight_dtype)
+
+    group = prepare_data(args, plan, accelerator, spec, components, reporter)
+    loader = make_dataloader(
+        group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
+        pin_memory=accelerator.device.type == "cuda",
+        rank=accelerator.process_index, num_replicas=accelerator.num_processes,
+    )
+    steps, epochs = total_steps(args, len(group), accelerator.num_processes)
+
+    groups, descriptions = method.param_groups()
+    optimizer_setup = create_optimizer(
+        resolve_optimizer_name(args), groups, args.learning_rate, args.optimizer_args, device=accelerator.device
+    )
+    lr_scheduler = create_scheduler_from_args(optimizer_setup.optimizer, args, steps, accelerator.num_processes)
+    optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
+    for state_object in method.state_objects():
+        accelerator.register_for_checkpointing(state_object)
+
+    resume_state = None
+    if args.resume:
+        accelerator.load_state(args.resume)
+        resume_state = read_train_state(args.resume)
+        logger.info("resumed from %s at step %d", args.resume, resume_state.global_step)
+
+    noise_config = NoiseConfig.from_args(args)
+    noise_config.validate()
+    loss_config = LossConfig.from_args(args)
+    loss_config.validate()
+    extension = args.save_model_as
+    return TrainingRun(
+        args=args, command=command, accelerator=accelerator, reporter=reporter, spec=spec,
+        components=components, method=method, group=group, loader=loader,
+        optimizer_setup=optimizer_setup, optimizer=optimizer, lr_scheduler=lr_scheduler,
+        lr_descriptions=descriptions, noise_scheduler=create_noise_scheduler(args.zero_terminal_snr),
+        noise_config=noise_config, loss_config=loss_config, weight_dtype=weight_dtype,
+        save_dtype=SAVE_DTYPES[args.save_precision],
+        names=output_names(args.output_dir, args.output_name, extension),
+        total_steps=steps, num_epochs=epochs, resume_state=resume_state,
+        started_at=time.time(), session_id=random.randint(0, 2**32 - 1),
+    )

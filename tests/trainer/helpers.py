@@ -1,0 +1,70 @@
+"""Running the training commands as a user would, and reading what they report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from backend.training.progress import parse_progress_line
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class TrainerResult:
+    returncode: int
+    events: list[dict]
+    stdout: str
+    stderr: str
+
+    def of(self, event: str) -> list[dict]:
+        return [e for e in self.events if e["event"] == event]
+
+    def losses(self) -> dict[int, float]:
+        return {e["step"]: e["loss"] for e in self.of("step")}
+
+
+def trainer_env() -> dict[str, str]:
+    # Offline, like a user without network access: nothing may be fetched from a hub.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_trainer(command: str, *args: str, timeout: int = 600) -> TrainerResult:
+    result = subprocess.run(
+        [sys.executable, "-m", f"backend.{command}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=trainer_env(),
+    )
+    events = [e for e in map(parse_progress_line, result.stdout.splitlines()) if e is not None]
+    return TrainerResult(result.returncode, events, result.stdout, result.stderr)
+
+
+def make_images(folder: Path, count: int, sizes: list[tuple[int, int]] | None = None, caption: str | None = "sks dog",
+                seed: int = 0, caption_extension: str = ".txt") -> list[Path]:
+    """Random-noise images with smooth structure (so the VAE sees something), and captions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        w, h = (sizes or [(64, 64)])[i % len(sizes or [(64, 64)])]
+        coarse = rng.random((max(1, h // 16), max(1, w // 16), 3))
+        image = Image.fromarray((coarse * 255).astype("uint8")).resize((w, h), Image.BILINEAR)
+        path = folder / f"img{i}.png"
+        image.save(path)
+        if caption is not None:
+            path.with_suffix(caption_extension).write_text(f"{caption}, picture {i}")
+        paths.append(path)
+    return paths
+
+
+def base_flags(model: Path, train_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--pretrained_model_name_or_path", str(model), "--train_data_dir", str(train_dir),
+        "--output_dir", str(out), "--output_name", "tiny", "--resolution", "64",
+        "--caption_extension", ".txt", "--max_data_loader_n_workers", "0", "--seed", "7", *extra,
+    ]

@@ -1,0 +1,109 @@
+"""LoRA training end to end on the tiny models: files, keys, metadata, and that others load them."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from .helpers import base_flags, run_trainer
+
+
+def read_lora(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), "pt") as file:
+        return {key: file.get_tensor(key) for key in file.keys()}, file.metadata()  # noqa: SIM118 (not a dict)
+
+
+@pytest.fixture(scope="module")
+def sd15_run(tiny, train_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sd15-out")
+    model = tiny.get("sd15").path
+    result = run_trainer(
+        "train_network",
+        *base_flags(model, train_dir, out, "--max_train_steps", "4", "--learning_rate", "1e-2",
+                    "--network_dim", "4", "--network_alpha", "2", "--save_every_n_steps", "2",
+                    "--training_comment", "tiny test"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result, model
+
+
+def test_sd15_run_reports_progress_and_writes_the_lora(sd15_run):
+    out, result, _ = sd15_run
+    assert [e["event"] for e in result.events][0] == "start"
+    assert [e["step"] for e in result.of("step")] == [1, 2, 3, 4]
+    assert all(e["total"] == 4 for e in result.of("step"))
+    checkpoints = [Path(e["path"]).name for e in result.of("checkpoint")]
+    assert checkpoints == ["tiny-step00000002.safetensors", "tiny.safetensors"]
+    assert result.of("end")[0]["reason"] == "completed"
+    final = out / "tiny.safetensors"
+    assert stat.S_IMODE(os.stat(final).st_mode) & 0o044, "saved files must be readable like any other file"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left behind"
+
+
+def test_sd15_lora_has_sd_scripts_keys_and_metadata(sd15_run):
+    out, _, model = sd15_run
+    tensors, metadata = read_lora(out / "tiny.safetensors")
+    prefixes = {key.split("_", 2)[1] for key in tensors}
+    assert prefixes == {"unet", "te"}
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight" in tensors
+    assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight" in tensors
+    alphas = [key for key in tensors if key.endswith(".alpha")]
+    assert alphas and all(tensors[key].item() == 2.0 for key in alphas)
+    down = tensors["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight"]
+    assert down.shape[0] == 4
+
+    assert metadata["ss_network_module"] == "networks.lora"
+    assert metadata["ss_network_dim"] == "4" and metadata["ss_network_alpha"] == "2.0"
+    assert metadata["ss_base_model_version"] == "sd_v1"
+    assert metadata["ss_steps"] == "4" and metadata["ss_epoch"] == "1"
+    assert metadata["ss_training_comment"] == "tiny test"
+    assert metadata["ss_sd_model_name"] == Path(model).name
+    assert json.loads(metadata["ss_tag_frequency"])["2_sks dog"]["sks dog"] == 3
+    assert json.loads(metadata["ss_dataset_dirs"]) == {"2_sks dog": {"n_repeats": 2, "img_count": 3}}
+    assert metadata["modelspec.architecture"] == "stable-diffusion-v1/lora"
+    assert metadata["modelspec.sai_model_spec"] == "1.0.1"
+    assert len(metadata["sshs_model_hash"]) == 64 and len(metadata["sshs_legacy_hash"]) == 8
+    assert "ss_session_id" in metadata and "ss_training_started_at" in metadata
+
+
+def test_sd15_lora_loads_in_diffusers_and_changes_its_output(sd15_run):
+    pytest.importorskip("peft")
+    from diffusers import StableDiffusionPipeline
+
+    out, _, model = sd15_run
+    pipe = StableDiffusionPipeline.from_pretrained(str(model), safety_checker=None, requires_safety_checker=False)
+
+    def image() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return pipe("sks dog", num_inference_steps=2, height=64, width=64, generator=generator,
+                    output_type="pt").images
+
+    before = image()
+    pipe.load_lora_weights(str(out), weight_name="tiny.safetensors")
+    after = image()
+    assert (after - before).abs().max() > 1e-4
+
+
+def test_our_loader_reloads_the_lora(sd15_run):
+    from backend.models.registry import get_spec
+    from backend.networks.loader import create_network_from_weights, load_network_module
+
+    out, _, model = sd15_run
+    components = get_spec("sd1").load(model)
+    module = load_network_module("networks.lora")
+    network, weights = create_network_from_weights(
+        module, 1.0, out / "tiny.safetensors", components.vae, components.text_encoders[0], components.unet
+    )
+    network.apply_to(components.text_encoders[0], components.unet, True, True)
+    network.load_weights(out / "tiny.safetensors")
+    saved, _ = read_lora(out / "tiny.safetensors")
+    state = network.state_dict()
+    assert set(saved) <= set(state)
+    for key, value in saved.items():
+        assert torch.equal(state[key].to(value.dtype), value), key
