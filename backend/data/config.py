@@ -90,6 +90,8 @@ def specs_from_args(
             bucket_no_upscale=bool(get("bucket_no_upscale")),
             prior_loss_weight=float(get("prior_loss_weight")),
             resize_interpolation=get("resize_interpolation"),
+            validation_split=float(get("validation_split")),
+            validation_seed=get("validation_seed"),
         )
     ]
 
@@ -138,6 +140,8 @@ def specs_from_dataset_config(
                 bucket_no_upscale=bool(params.get("bucket_no_upscale", fallback("bucket_no_upscale"))),
                 prior_loss_weight=float(fallback("prior_loss_weight")),
                 resize_interpolation=params.get("resize_interpolation", fallback("resize_interpolation")),
+                validation_split=float(params.get("validation_split", fallback("validation_split"))),
+                validation_seed=params.get("validation_seed", fallback("validation_seed")),
             )
         )
     if unsupported:

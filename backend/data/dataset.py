@@ -29,7 +29,8 @@ from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, load_cache
 from backend.data.scan import DatasetScan, ImageProblem, ImageRecord, scan_dataset
-from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.data.specs import DatasetSpec, SubsetSpec, varying_caption_settings
+from backend.data.split import check_held_out, held_out_paths
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,11 @@ def _assign_buckets(
 
 
 class TrainDataset:
-    """One dataset: its images with repeats, grouped into buckets and batches of `spec.batch_size`."""
+    """One dataset: its images with repeats, grouped into buckets and batches of `spec.batch_size`.
+
+    Images held out by `spec.validation_split` are left out; with `validation=True` the dataset holds
+    only those (see `validation_dataset`).
+    """
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class TrainDataset:
         scan: DatasetScan | None = None,
         skip_bad_images: bool = False,
         warn: Callable[[str], None] = logger.warning,
+        validation: bool = False,
     ) -> None:
         self.spec = spec
         self.seed = seed
@@ -102,11 +108,19 @@ class TrainDataset:
                 raise DatasetError(format_problems(problems))
             warn(f"skipping {len(problems)} unusable file(s):\n" + format_problems(problems))
         self.problems = problems
-        self.records = self._apply_reg_balance(records, warn)
+        held_out = held_out_paths(self.scan.records, spec.validation_split, self.validation_seed)
+        if validation:
+            # Each held-out image once: repeats weight training, not the measurement (as sd-scripts).
+            self.records = [dataclasses.replace(r, num_repeats=1) for r in records if r.path in held_out]
+        else:
+            check_held_out(spec.validation_split, sum(not r.is_reg for r in self.scan.records), len(held_out))
+            self.records = self._apply_reg_balance([r for r in records if r.path not in held_out], warn)
         if not self.records:
             raise DatasetError("no usable training images left in the dataset (see the warnings above)")
         self.num_train_images = sum(r.num_repeats for r in self.records if not r.is_reg)
-        self.num_reg_images = sum(s.subset.num_repeats * len(s.images) for s in self.scan.subsets if s.subset.is_reg)
+        self.num_reg_images = 0 if validation else sum(
+            s.subset.num_repeats * len(s.images) for s in self.scan.subsets if s.subset.is_reg
+        )
         self.buckets: dict[tuple[int, int], list[int]] = {}
         for index, record in enumerate(self.records):
             self.buckets.setdefault(record.bucket_reso, []).extend([index] * record.num_repeats)
@@ -118,6 +132,19 @@ class TrainDataset:
     @property
     def subsets(self) -> list[SubsetSpec]:
         return [s.subset for s in self.scan.subsets]
+
+    @property
+    def validation_seed(self) -> int:
+        """Seed of the held-out split: the dataset's validation_seed, else the training seed."""
+        return self.spec.validation_seed if self.spec.validation_seed is not None else self.seed
+
+    def validation_dataset(self) -> TrainDataset | None:
+        """The images `spec.validation_split` holds out, once each, batched by the validation seed (None
+        without a split). Built from this dataset's scan, so both sides agree on every image."""
+        if self.spec.validation_split <= 0:
+            return None
+        return TrainDataset(self.spec, seed=self.validation_seed, scan=self.scan, skip_bad_images=True,
+                            warn=logger.debug, validation=True)
 
     def _apply_reg_balance(self, records: list[ImageRecord], warn: Callable[[str], None]) -> list[ImageRecord]:
         train = [r for r in records if not r.is_reg]
@@ -289,12 +316,29 @@ class DatasetGroup(torch.utils.data.Dataset):
     def num_reg_images(self) -> int:
         return sum(d.num_reg_images for d in self.datasets)
 
+    def validation_group(self) -> DatasetGroup | None:
+        """The held-out images of every dataset with a validation_split, as a group of their own (None if none)."""
+        parts = [v for v in (d.validation_dataset() for d in self.datasets) if v is not None]
+        return DatasetGroup(parts, seed=parts[0].seed) if parts else None
+
     def caption_variation(self) -> list[str]:
         """'<subset>: <setting>' for every subset whose captions change between samples or epochs;
         text-encoder outputs can only be cached when this is empty (as sd-scripts requires)."""
-        varying = ("shuffle_caption", "enable_wildcard", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-                   "caption_tag_dropout_rate")
-        return [f"{s.name}: {name}" for d in self.datasets for s in d.subsets for name in varying if getattr(s, name)]
+        subsets = [s for d in self.datasets for s in d.subsets]
+        return [f"{s.name}: {name}" for s, name in varying_caption_settings(subsets)]
+
+    def fixed_captions(self) -> list[tuple[str, str]]:
+        """(image path, caption exactly as batches carry it) for every image in use, with prefix, suffix
+        and class tokens applied. Only defined when `caption_variation()` is empty."""
+        varying = self.caption_variation()
+        if varying:
+            raise DatasetError(f"captions change between epochs ({', '.join(varying)}), so they have no fixed form")
+        rng = random.Random(0)  # never drawn from: only the varying settings use randomness
+        return [
+            (record.path, process_caption(record.caption, dataset.subsets[record.subset_index], 1, rng))
+            for dataset in self.datasets
+            for record in dataset.records
+        ]
 
 
 class EpochSampler(Sampler):

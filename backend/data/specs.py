@@ -8,7 +8,7 @@ convention and `--dataset_config` are two ways of producing these same objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +77,9 @@ class DatasetSpec:
     bucket_no_upscale: bool = False
     prior_loss_weight: float = 1.0
     resize_interpolation: str | None = None
+    # Fraction of each subset's training images held out for the validation loss (backend/data/split.py).
+    validation_split: float = 0.0
+    validation_seed: int | None = None  # None: the training seed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subsets", tuple(self.subsets))
@@ -85,6 +88,11 @@ class DatasetSpec:
             raise DatasetError(f"batch size must be 1 or more, got {self.batch_size}")
         if self.bucket_reso_steps < 1:
             raise DatasetError(f"bucket_reso_steps must be 1 or more, got {self.bucket_reso_steps}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise DatasetError(
+                "validation_split must be at least 0 and less than 1 (the fraction of each folder's images held "
+                f"out for the validation loss, e.g. 0.1), got {self.validation_split}"
+            )
         _check_interpolation(self.resize_interpolation)
 
 
@@ -115,3 +123,15 @@ def parse_resolution(value: object) -> tuple[int, int]:
     if len(numbers) != 2 or min(numbers) < 8:
         raise DatasetError(f"resolution must be 'N' or 'W,H' with sides of at least 8 pixels, got {value!r}")
     return numbers[0], numbers[1]
+
+
+# Subset settings under which an image's caption differs between samples or epochs.
+VARYING_CAPTION_SETTINGS = (
+    "shuffle_caption", "enable_wildcard", "caption_dropout_rate", "caption_dropout_every_n_epochs",
+    "caption_tag_dropout_rate",
+)
+
+
+def varying_caption_settings(subsets: Iterable[SubsetSpec]) -> list[tuple[SubsetSpec, str]]:
+    """(subset, setting) for every setting in VARYING_CAPTION_SETTINGS that a subset turns on."""
+    return [(s, name) for s in subsets for name in VARYING_CAPTION_SETTINGS if getattr(s, name)]

@@ -7,6 +7,7 @@ mirroring the safetensors header.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -70,3 +71,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         return load_file(str(path)), read_metadata(path)
     return _unwrap_pickle(_load_pickle(path, mmap=False), path)
+
+
+def model_identity(path: str | Path) -> str:
+    """A short id that changes when the model's weights change: name, size and modification time of
+    the file (or of every weights file in a diffusers folder). Caches of latents and text-encoder
+    outputs record it, so another checkpoint that happens to share a file name never reuses them."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt")
+    )
+    parts = [f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+             for p in files]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return f"{path.name}:{digest}"

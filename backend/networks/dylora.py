@@ -57,6 +57,7 @@ class DyLoRAModule(WrappedLayer):
             raise NetworkArgsError(f"DyLoRA: rank {lora_dim} of {lora_name} is not a multiple of unit={unit}")
         self.unit = unit
         self.blocks = lora_dim // unit
+        self.block: int | None = None
         weight = org_module.weight
         self.is_conv = isinstance(org_module, nn.Conv2d)
         if self.is_conv:
@@ -71,6 +72,11 @@ class DyLoRAModule(WrappedLayer):
             nn.init.kaiming_uniform_(down, a=math.sqrt(5))
             self.register_parameter(f"down_{b}", down)
             self.register_parameter(f"up_{b}", nn.Parameter(torch.zeros(up_shape, device=weight.device)))
+
+    def choose_block(self) -> None:
+        """This step's trained block, drawn once per step (the trainer calls the network's
+        on_step_start): a gradient-checkpointing recompute must see the same block as the forward."""
+        self.block = random.randrange(self.blocks)
 
     def _down(self, b: int) -> nn.Parameter:
         return getattr(self, f"down_{b}")
@@ -100,7 +106,7 @@ class DyLoRAModule(WrappedLayer):
         if self.multiplier == 0:
             return out
         if self.training:
-            block = random.randrange(self.blocks)
+            block = self.block if self.block is not None else random.randrange(self.blocks)
             up, down = self._weights(block + 1, trainable=block)
             boost = math.sqrt(self.lora_dim / ((block + 1) * self.unit))
         else:

@@ -109,6 +109,12 @@ class LoRANetwork(nn.Module):
     def on_epoch_start(self, text_encoder: Any = None, unet: Any = None) -> None:
         self.train()
 
+    def on_step_start(self, text_encoder: Any = None, unet: Any = None) -> None:
+        """Before each batch's forward pass: modules that vary per step (DyLoRA) choose now."""
+        for lora in self.all_loras():
+            if hasattr(lora, "choose_block"):
+                lora.choose_block()
+
     def get_trainable_params(self) -> Iterable[nn.Parameter]:
         return self.parameters()
 

@@ -13,30 +13,37 @@ import sys
 import traceback
 
 from backend.options import parse_command_line
-from backend.training.preflight import build_plan
+from backend.training.preflight import build_plan, is_main_process
 from backend.training.progress import ProgressReporter
 
 
 def run_command(command: str, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    args = parse_command_line(command, argv)
+    main = is_main_process()  # under accelerate launch every process gets here; one reports
+    try:
+        args = parse_command_line(command, argv)
+    except SystemExit as exit_:
+        if exit_.code:  # the problems are on stderr; tell a GUI reading progress lines too
+            ProgressReporter(enabled=main).error(message="invalid options (see the messages above)", hint=None)
+        raise
     plan = build_plan(args, command)
     if args.preflight:
-        print(json.dumps(plan.report, indent=2, ensure_ascii=False))
+        if main:
+            print(json.dumps(plan.report, indent=2, ensure_ascii=False))
         return 0 if plan.ok else 1
     for warning in plan.warnings:
         logging.warning(warning)
     if not plan.ok:
         errors = "\n".join(f"  - {error}" for error in plan.errors)
         print(f"error: the run cannot start:\n{errors}", file=sys.stderr)
-        ProgressReporter().error(message="the run cannot start", hint="; ".join(plan.errors))
+        ProgressReporter(enabled=main).emit("error", message="the run cannot start", hint=None, errors=plan.errors)
         return 1
 
     # Heavy imports only once the options and the data have been found sound.
     from backend.training.loop import Trainer
     from backend.training.run_setup import build_run
 
-    reporter = ProgressReporter()
+    reporter = ProgressReporter(enabled=main)
     try:
         run = build_run(args, command, plan)
         reporter = run.reporter

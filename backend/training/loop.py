@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from backend.training.checkpoints import (
     save_state,
     step_save_to_prune,
 )
+from backend.training.distributed import check_in_sync
 from backend.training.loss import compute_loss
 from backend.training.metadata import (
     RunFacts,
@@ -46,22 +48,30 @@ from backend.training.sample_prompts import load_sample_prompts, should_sample
 logger = logging.getLogger(__name__)
 
 
-def noise_generator(run: TrainingRun, epoch: int, batch_index: int) -> torch.Generator:
-    generator = torch.Generator(device=run.accelerator.device)
+def batch_generator(run: TrainingRun, epoch: int, batch_index: int) -> torch.Generator:
+    """The batch's random source: a generator for noise, timesteps and the VAE sample, and Python's
+    `random` (per-step network choices such as DyLoRA's block) reseeded from the same seed."""
     seed = hash((run.args.seed, epoch, batch_index, run.accelerator.process_index)) & 0x7FFF_FFFF_FFFF_FFFF
-    return generator.manual_seed(seed)
+    random.seed(seed)
+    return torch.Generator(device=run.accelerator.device).manual_seed(seed)
 
 
-def batch_latents(run: TrainingRun, batch: dict) -> torch.Tensor:
+def batch_latents(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
     device = run.accelerator.device
     if batch["latents"] is not None:
         return batch["latents"].to(device, dtype=run.weight_dtype, non_blocking=True)
     with torch.no_grad():
-        latents = run.spec.encode_images(run.components.vae, batch["images"].to(device, non_blocking=True))
+        # The posterior sample draws from the batch's own generator, not the global RNG, which
+        # other code (DataLoader iterators, for one) consumes differently after a resume.
+        latents = run.spec.encode_images(
+            run.components.vae, batch["images"].to(device, non_blocking=True), generator
+        )
     return latents.to(run.weight_dtype)
 
 
 def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
+    if run.text_cache is not None:
+        return run.text_cache.lookup(captions, run.accelerator.device)
     components = run.components
     token_ids = run.spec.tokenize(components.tokenizers, captions, run.args.max_token_length)
     with torch.set_grad_enabled(run.method.train_text_encoder), run.accelerator.autocast():
@@ -70,7 +80,7 @@ def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
 
 def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
     device = run.accelerator.device
-    latents = batch_latents(run, batch)
+    latents = batch_latents(run, batch, generator)
     noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)
     embeds = text_conditioning(run, batch["captions"])
     time_ids = None
@@ -95,14 +105,20 @@ def average_gradients(run: TrainingRun, params: list[torch.nn.Parameter]) -> Non
     world = run.accelerator.num_processes
     if world == 1:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    # float32 (one buffer whatever the dtypes; 16-bit grads summed without rounding), then one
+    # has-a-gradient flag per parameter: one no process computed a gradient for (DyLoRA's idle blocks)
+    # keeps grad None, so the optimizer skips it as with one process instead of stepping on zeros.
+    device = params[0].device
+    parts = [p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=device)
+             for p in params]
+    flags = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
+    flat = torch.cat([*parts, flags])
     dist.all_reduce(flat)
     flat /= world
     offset = 0
-    for param, grad in zip(params, grads, strict=True):
-        count = grad.numel()
-        param.grad = flat[offset: offset + count].view_as(param).to(param.dtype)
+    for param, present in zip(params, (flat[-len(params):] > 0).tolist(), strict=True):
+        count = param.numel()
+        param.grad = flat[offset: offset + count].view_as(param).to(param.dtype) if present else None
         offset += count
 
 
@@ -129,6 +145,7 @@ class Trainer:
             training_started_at=run.started_at,
             num_train_images=run.group.num_train_images,
             num_reg_images=run.group.num_reg_images,
+            num_validation_images=run.validation.num_images if run.validation else 0,
             num_batches_per_epoch=len(run.loader),
             num_epochs=run.num_epochs,
             optimizer_description=run.optimizer_setup.description,
@@ -153,7 +170,7 @@ class Trainer:
 
     def save_model(self, path: Path, *, epoch: int, final: bool) -> None:
         run = self.run
-        run.accelerator.wait_for_everyone()
+        check_in_sync(run.accelerator, run.method.network)  # the file holds what every process holds
         if run.accelerator.is_main_process:
             metadata = progress_metadata(self.metadata, epoch=epoch, steps=self.global_step, finished=final)
             run.method.save(path, run.save_dtype, metadata)
@@ -219,6 +236,19 @@ class Trainer:
             set_optimizer_train_mode(run.optimizer, True)
         run.accelerator.wait_for_everyone()
 
+    # --- validation -----------------------------------------------------------------------------
+    def maybe_validate(self, epoch: int, *, epoch_end: bool = False) -> None:
+        run, validation = self.run, self.run.validation
+        if validation is None or not validation.due(step=self.global_step, epoch=epoch, epoch_end=epoch_end):
+            return
+        run.accelerator.wait_for_everyone()
+        if run.accelerator.is_main_process:  # one pass on one process: the loss does not depend on sharding
+            validation.validate(
+                run, batch_loss, step=self.global_step, epoch=epoch, epoch_end=epoch_end,
+                train_loss=self.recorder.moving_average,
+            )
+        run.accelerator.wait_for_everyone()
+
     # --- the loop -------------------------------------------------------------------------------
     def optimizer_step(self, params: list[torch.nn.Parameter]) -> None:
         run = self.run
@@ -232,7 +262,7 @@ class Trainer:
 
     def report_step(self, epoch: int, step_in_epoch: int, loss: torch.Tensor) -> None:
         run = self.run
-        loss_value = float(loss.detach().item())
+        loss_value = float(run.accelerator.reduce(loss.detach(), "mean").item())  # all processes' batches
         self.recorder.add(epoch=epoch - 1, step=step_in_epoch, loss=loss_value)
         lrs = [float(lr) for lr in run.lr_scheduler.get_last_lr()]
         norms = run.method.after_optimizer_step(run.accelerator.device)
@@ -268,7 +298,9 @@ class Trainer:
             batches_done = sampler.skip
             pending = 0
             for batch in run.loader:
-                loss = batch_loss(run, batch, noise_generator(run, epoch, batches_done))
+                generator = batch_generator(run, epoch, batches_done)
+                run.method.on_step_start()
+                loss = batch_loss(run, batch, generator)
                 run.accelerator.backward(loss / accumulation)
                 batches_done += 1
                 pending += 1
@@ -279,11 +311,13 @@ class Trainer:
                 self.report_step(epoch, (batches_done - 1) // accumulation, loss)
                 self.after_step_saves(epoch, batches_done)
                 self.maybe_sample(epoch=None)
+                self.maybe_validate(epoch)
                 if self.global_step >= run.total_steps:
                     break
             if batches_done >= batches_in_epoch:
                 self.after_epoch_saves(epoch)
                 self.maybe_sample(epoch=epoch)
+                self.maybe_validate(epoch, epoch_end=True)
 
         final = run.names.final_model()
         self.save_model(final, epoch=epoch, final=True)

@@ -100,6 +100,11 @@ class NetworkTraining:
     def on_epoch_start(self) -> None:
         self.network.on_epoch_start(self.text_encoder_arg, self.components.unet)
 
+    def on_step_start(self) -> None:
+        """sd-scripts' optional per-batch hook (DyLoRA draws its rank block here)."""
+        if hasattr(self.network, "on_step_start"):
+            self.network.on_step_start(self.text_encoder_arg, self.components.unet)
+
     def after_optimizer_step(self, device: torch.device) -> dict[str, float]:
         """--scale_weight_norms: scale down modules whose weight delta is too large."""
         if not self.args.scale_weight_norms:

@@ -18,13 +18,13 @@ from typing import Any
 from backend.data.config import specs_from_args, specs_from_dataset_config
 from backend.data.errors import DatasetError
 from backend.data.preflight import preflight_report
-from backend.data.specs import DatasetSpec
+from backend.data.specs import DatasetSpec, varying_caption_settings
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
-from backend.options.schema import SDXL_COMMANDS
+from backend.options.schema import LORA_COMMANDS, SDXL_COMMANDS
 from backend.training.checkpoints import read_train_state
 from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
@@ -49,6 +49,11 @@ class RunPlan:
 def world_size() -> int:
     """Processes in this run (accelerate launch sets WORLD_SIZE)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """For output before an Accelerator exists (accelerate launch sets RANK in every process)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def steps_per_epoch(num_batches: int, gradient_accumulation_steps: int, processes: int) -> int:
@@ -128,6 +133,13 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
     problem = check_optimizer_available(optimizer, device, args.optimizer_args)
     if problem:
         plan.errors.append(problem)
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ \
+            and "WORLD_SIZE" not in os.environ:
+        # accelerate's launcher for --cpu sets MASTER_ADDR when asked for several processes, then starts one.
+        plan.warnings.append(
+            "accelerate launch --cpu runs a single process whatever --num_processes says; for several CPU "
+            "processes run: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ..."
+        )
     if args.full_fp16 and args.mixed_precision != "fp16":
         plan.errors.append("--full_fp16 needs --mixed_precision fp16")
     if args.full_bf16 and args.mixed_precision != "bf16":
@@ -176,6 +188,39 @@ def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
     plan.report["dataset"] = report
 
 
+def _check_text_cache(args: argparse.Namespace, plan: RunPlan) -> None:
+    """sd-scripts' rules for cached text-encoder outputs: fixed captions, text encoders not trained."""
+    if not (args.cache_text_encoder_outputs or args.cache_text_encoder_outputs_to_disk):
+        return
+    flag = "--cache_text_encoder_outputs" + ("" if args.cache_text_encoder_outputs else "_to_disk")
+    if plan.command in LORA_COMMANDS and not args.network_train_unet_only:
+        plan.errors.append(
+            f"{flag} needs --network_train_unet_only: the text encoders do not run during training, so a text "
+            "encoder LoRA could not learn"
+        )
+    subsets: dict[str, list[str]] = {}
+    for subset, setting in varying_caption_settings(s for spec in plan.dataset_specs for s in spec.subsets):
+        subsets.setdefault(setting, []).append(repr(subset.name))
+    for setting, names in subsets.items():
+        name = setting if args.dataset_config else f"--{setting}"  # as the user wrote it
+        plan.errors.append(
+            f"{flag} cannot be used with {name} (subset {', '.join(names)}): the cache holds one fixed caption "
+            f"per image, but {setting} changes captions between epochs. Turn off {name} or the caching"
+        )
+
+
+def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
+    """The validation-loss options (the split's range and size are checked with the dataset)."""
+    if not plan.dataset_specs:
+        return
+    if not any(spec.validation_split > 0 for spec in plan.dataset_specs):
+        names = ("validation_seed", "validate_every_n_steps", "validate_every_n_epochs", "max_validation_steps")
+        unused = [f"--{name}" for name in names if getattr(args, name) is not None]
+        if unused:
+            plan.warnings.append(f"{', '.join(unused)}: no effect without validation_split (no images are held out)")
+        return
+
+
 def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     plan = RunPlan(command)
     _check_model(args, plan)
@@ -183,6 +228,8 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     _check_dataset(args, plan)
     _check_network(args, plan)
     _check_training(args, plan)
+    _check_text_cache(args, plan)
+    _check_validation(args, plan)
     if plan.model is not None:
         plan.report["model"] = {
             "path": plan.model.path,

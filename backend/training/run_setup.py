@@ -8,6 +8,7 @@ method's parameters are optimized.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import time
@@ -17,11 +18,12 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
 
 from backend.data.dataset import DatasetGroup, TrainDataset, make_dataloader
 from backend.data.latent_cache import cache_latents
 from backend.models.components import Components
+from backend.models.files import model_identity
 from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
 from backend.training.checkpoints import OutputNames, TrainState, output_names, read_train_state
@@ -29,9 +31,11 @@ from backend.training.loss import LossConfig
 from backend.training.network_method import NetworkTraining
 from backend.training.noise import NoiseConfig, create_noise_scheduler
 from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
-from backend.training.preflight import RunPlan, total_steps
+from backend.training.preflight import RunPlan, total_steps, world_size
 from backend.training.progress import ProgressReporter
 from backend.training.schedulers import create_scheduler_from_args
+from backend.training.text_cache import TextEncoderCache, prepare_text_cache
+from backend.training.validation import Validation, build_validation
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ class TrainingRun:
     resume_state: TrainState | None
     started_at: float
     session_id: int
+    text_cache: TextEncoderCache | None = None  # cached text-encoder outputs; None: encode per batch
+    validation: Validation | None = None  # the held-out images' loss; None without --validation_split
 
 
 def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
@@ -78,7 +84,18 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
         mixed_precision=args.mixed_precision,
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=project_dir, logging_dir=project_dir),
+        # No dataloader is prepared (EpochSampler shards batches itself); this only makes the wrapped LR
+        # scheduler step once per optimizer step rather than num_processes times, so schedules count
+        # optimizer steps with any number of processes.
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
+    if accelerator.num_processes != world_size():
+        # accelerate found nothing to connect the processes with (e.g. --multi_gpu without GPUs): each
+        # would train alone and write the same files.
+        raise RuntimeError(
+            f"accelerate launch started {world_size()} processes but they are not connected to each other; "
+            "to train with several processes on the CPU set ACCELERATE_USE_CPU=1"
+        )
     if log_with:
         accelerator.init_trackers(args.log_tracker_name or command)
     return accelerator
@@ -125,20 +142,23 @@ def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerat
             if total:
                 reporter.emit("cache", what="latents", done=done, total=total)
 
-        with accelerator.main_process_first():
+        # Disk caches: the main process writes them, then the others read them. In memory, all encode at once.
+        with accelerator.main_process_first() if args.cache_latents_to_disk else contextlib.nullcontext():
             cache_latents(
                 group, encode, args.vae_batch_size, to_disk=args.cache_latents_to_disk,
                 arch="sdxl" if components.family == "sdxl" else "sd",
-                encoder_id=Path(str(args.pretrained_model_name_or_path)).name,
+                encoder_id=model_identity(args.pretrained_model_name_or_path),
                 skip_check=args.skip_cache_check, progress=progress,
             )
     return group
 
 
 def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> TrainingRun:
-    if args.seed is None:
-        args.seed = random.randint(0, 2**31 - 1)  # recorded in the metadata, so the run can be repeated
     accelerator = make_accelerator(args, command)
+    if args.seed is None:
+        # Recorded in the metadata, so the run can be repeated; the main process's draw for all, since
+        # the seed fixes the network's initial weights and the data order every process must share.
+        args.seed = broadcast_object_list([random.randint(0, 2**31 - 1)])[0]
     reporter = ProgressReporter(enabled=accelerator.is_main_process)
     torch.manual_seed(args.seed)
     weight_dtype = PRECISION_DTYPES[args.mixed_precision]
@@ -149,6 +169,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         method.network.to(weight_dtype)
 
     group = prepare_data(args, plan, accelerator, spec, components, reporter)
+    text_cache = prepare_text_cache(args, accelerator, spec, components, group, weight_dtype, reporter)
     loader = make_dataloader(
         group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
         pin_memory=accelerator.device.type == "cuda",
@@ -160,7 +181,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     optimizer_setup = create_optimizer(
         resolve_optimizer_name(args), groups, args.learning_rate, args.optimizer_args, device=accelerator.device
     )
-    lr_scheduler = create_scheduler_from_args(optimizer_setup.optimizer, args, steps, accelerator.num_processes)
+    lr_scheduler = create_scheduler_from_args(optimizer_setup.optimizer, args, steps)
     optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
     for state_object in method.state_objects():
         accelerator.register_for_checkpointing(state_object)
@@ -185,5 +206,6 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         save_dtype=SAVE_DTYPES[args.save_precision],
         names=output_names(args.output_dir, args.output_name, extension),
         total_steps=steps, num_epochs=epochs, resume_state=resume_state,
-        started_at=time.time(), session_id=random.randint(0, 2**32 - 1),
+        started_at=time.time(), session_id=random.randint(0, 2**32 - 1), text_cache=text_cache,
+        validation=build_validation(args, group),
     )

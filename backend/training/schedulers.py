@@ -11,6 +11,9 @@ transformers' AdafactorSchedule. Differences, on purpose:
   ignored it for schedule-free optimizers).
 - With Adafactor's relative_step (its default) the `adafactor` schedule is chosen automatically,
   with the learning rate as its initial value, exactly as sd-scripts does.
+- Steps are optimizer steps whatever the number of processes (the trainer makes accelerate's wrapper
+  step once per optimizer step). sd-scripts multiplies the total by the process count instead, which
+  left warmup counts, step rules and custom schedulers running num_processes times too fast.
 """
 
 from __future__ import annotations
@@ -87,14 +90,9 @@ def create_scheduler(
     scheduler_type: str = "",
     timescale: int | None = None,
     min_lr_ratio: float | None = None,
-    num_processes: int = 1,
 ) -> LRScheduler:
-    """Build the LR scheduler; `total_steps` is max_train_steps (optimizer steps).
-
-    Scheduler step counts are multiplied by `num_processes` because accelerate's wrapped scheduler
-    steps once per process per optimizer step (sd-scripts does the same).
-    """
-    total = total_steps * num_processes
+    """Build the LR scheduler; `total_steps` is max_train_steps (optimizer steps)."""
+    total = total_steps
     warmup = resolve_step_count(warmup_steps, total)
     decay = resolve_step_count(decay_steps, total)
     kwargs = parse_kv_args(scheduler_args, "lr_scheduler_args")
@@ -175,7 +173,7 @@ def create_scheduler(
 
 
 def create_scheduler_from_args(
-    optimizer: torch.optim.Optimizer, args: Any, total_steps: int, num_processes: int = 1
+    optimizer: torch.optim.Optimizer, args: Any, total_steps: int
 ) -> LRScheduler:
     """`create_scheduler` with the sd-scripts option names read from a parsed-arguments namespace."""
     return create_scheduler(
@@ -191,5 +189,4 @@ def create_scheduler_from_args(
         scheduler_type=args.lr_scheduler_type or "",
         timescale=args.lr_scheduler_timescale,
         min_lr_ratio=args.lr_scheduler_min_lr_ratio,
-        num_processes=num_processes,
     )

@@ -10,8 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
 from backend.models.registry import get_spec
-
-from .conftest import TinyModels
+from tests.tiny_models import TinyModels
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,7 @@ from backend.models.components import Components
 from backend.models.files import read_checkpoint
 from backend.models.loading import load_components
 from backend.models.registry import get_spec
-
-from .conftest import TinyModels
+from tests.tiny_models import TinyModels
 
 ARCHS = ["sd15", "sd2", "sd2-v", "sdxl"]
 

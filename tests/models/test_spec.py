@@ -8,8 +8,7 @@ import torch
 from backend.models.loading import load_components
 from backend.models.registry import get_spec
 from backend.models.sdxl import make_time_ids
-
-from .conftest import TinyModels
+from tests.tiny_models import TinyModels
 
 PROMPTS = ["a photo of a cat", "a long prompt, " * 30]
 

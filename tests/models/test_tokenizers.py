@@ -11,8 +11,7 @@ import pytest
 from transformers import CLIPTokenizer
 
 from backend.models.tokenizers import CLIP_G_HUB_ID, cache_folder, load_family_tokenizers, tokenize_chunks
-
-from .conftest import TinyModels
+from tests.tiny_models import TinyModels
 
 REPO = Path(__file__).resolve().parents[2]
 LONG = ", ".join(f"a red cat sitting on a wooden table number {i}" for i in range(40))

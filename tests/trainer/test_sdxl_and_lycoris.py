@@ -118,7 +118,7 @@ def test_sd2_v_lora(tiny, train_dir, tmp_path):
     model = tiny.get("sd2-v")
     result = run_trainer(
         "train_network",
-        *base_flags(model.path, train_dir, tmp_path, "--max_train_steps", "2", "--learning_rate", "1e-3",
+        *base_flags(model.path, train_dir, tmp_path, "--max_train_steps", "2", "--learning_rate", "1e-2",
                     *model.trainer_flags()[2:], "--scale_v_pred_loss_like_noise_pred"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -127,3 +127,37 @@ def test_sd2_v_lora(tiny, train_dir, tmp_path):
     assert metadata["modelspec.prediction_type"] == "v"
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight" in keys
     reload_with("networks.lora", model.path, "sd2", tmp_path / "tiny.safetensors")
+    from diffusers import StableDiffusionPipeline
+
+    assert diffusers_output_changes(StableDiffusionPipeline, model.path, tmp_path, "tiny.safetensors") > 1e-4
+
+
+def diffusers_output_changes(pipeline_class, model: Path, lora_dir: Path, weight_name: str) -> float:
+    pytest.importorskip("peft")
+    pipe = pipeline_class.from_pretrained(str(model))
+
+    def image() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return pipe("sks dog", num_inference_steps=2, height=64, width=64, generator=generator,
+                    output_type="pt").images
+
+    before = image()
+    pipe.load_lora_weights(str(lora_dir), weight_name=weight_name)
+    return float((image() - before).abs().max())
+
+
+def test_sdxl_lora_loads_in_diffusers(tiny, train_dir, tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+
+    model = tiny.get("sdxl").path
+    result = run_trainer(
+        "sdxl_train_network",
+        *base_flags(model, train_dir, tmp_path, "--max_train_steps", "2", "--learning_rate", "1e-2",
+                    "--network_dim", "4"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    keys, _ = keys_of(tmp_path / "tiny.safetensors")
+    assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight" in keys
+    assert any(k.startswith("lora_te1_text_model_encoder_layers_0_") for k in keys)
+    assert any(k.startswith("lora_te2_text_model_encoder_layers_0_") for k in keys)
+    assert diffusers_output_changes(StableDiffusionXLPipeline, model, tmp_path, "tiny.safetensors") > 1e-4

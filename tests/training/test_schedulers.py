@@ -56,10 +56,6 @@ def test_decaying_schedules() -> None:
     assert _lrs("polynomial", [50], power=2.0) == pytest.approx([expected])
 
 
-def test_num_processes_stretches_the_schedule() -> None:
-    assert _lrs("linear", [100], num_processes=2) == pytest.approx([0.5])
-
-
 def test_warmup_on_a_scheduler_without_one_is_an_error() -> None:
     with pytest.raises(ValueError, match="constant_with_warmup"):
         create_scheduler(_optimizer(), name="constant", total_steps=10, learning_rate=1.0, warmup_steps=2)

@@ -1,0 +1,165 @@
+"""SDXL text-encoder output caching (`--cache_text_encoder_outputs`, `--cache_text_encoder_outputs_to_disk`).
+
+Every caption the dataset can produce is encoded once before training, exactly as a training
+step would encode it (same tokenizer, max_token_length, autocast and compute dtype), and kept on
+the CPU; batches look their conditioning up by caption. The text encoders then leave the GPU
+(sampling borrows them back). This needs captions that never change and text encoders that are
+not trained; preflight enforces both, as sd-scripts does. With `_to_disk`, each image's outputs
+are also kept in `<image stem>_te_outputs.npz` (backend/data/text_encoder_files.py) and valid
+files are reused instead of encoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from backend.data.dataset import DatasetGroup
+from backend.data.text_encoder_files import (
+    TextCacheKey,
+    TextEncoderOutputs,
+    load_if_valid,
+    save_outputs,
+    te_outputs_path,
+)
+from backend.models.components import Components, PromptEmbeds
+from backend.models.files import model_identity
+from backend.models.spec import ModelSpecification
+from backend.training.progress import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+ENCODE_BATCH_SIZE = 16  # captions per text-encoder call: text encoding is cheap next to a U-Net step
+
+EncodeFn = Callable[[list[str]], PromptEmbeds]  # a batch of captions -> batched conditioning
+KeyFn = Callable[[str], TextCacheKey]  # caption -> what its cache file must record
+ProgressFn = Callable[[int, int], None]  # (captions encoded, captions to encode)
+
+
+@dataclass
+class TextEncoderCache:
+    """caption -> its conditioning without a batch axis, on the CPU in the compute dtype."""
+
+    embeds: dict[str, PromptEmbeds]
+
+    def lookup(self, captions: Sequence[str], device: torch.device) -> PromptEmbeds:
+        missing = [c for c in captions if c not in self.embeds]
+        if missing:
+            raise KeyError(f"caption {missing[0]!r} is not in the text-encoder output cache")
+        found = [self.embeds[c] for c in captions]
+        hidden = torch.stack([e.hidden_states for e in found]).to(device, non_blocking=True)
+        # Every entry has a pooled output (SDXL); PromptEmbeds only types it optional for SD 1.x/2.x.
+        pooled = torch.stack([e.pooled for e in found])  # type: ignore[arg-type]
+        return PromptEmbeds(hidden, pooled.to(device, non_blocking=True))
+
+
+def _to_file(embeds: PromptEmbeds, te1_width: int) -> TextEncoderOutputs:
+    assert embeds.pooled is not None
+    hidden = embeds.hidden_states
+    return TextEncoderOutputs(hidden[..., :te1_width], hidden[..., te1_width:], embeds.pooled)
+
+
+def _from_file(outputs: TextEncoderOutputs, dtype: torch.dtype) -> PromptEmbeds:
+    hidden = torch.cat([outputs.hidden_state1, outputs.hidden_state2], dim=-1)
+    return PromptEmbeds(hidden.to(dtype), outputs.pool2.to(dtype))
+
+
+def cache_text_encoder_outputs(
+    captions: Sequence[tuple[str, str]],
+    encode: EncodeFn,
+    te1_width: int,
+    dtype: torch.dtype,
+    file_key: KeyFn | None = None,
+    progress: ProgressFn | None = None,
+) -> TextEncoderCache:
+    """Encode each distinct caption of `captions` ((image path, caption) pairs) once.
+
+    With `file_key`, every image also gets a valid `_te_outputs.npz`: valid files are read instead
+    of encoded, stale or missing ones are (re)written. `te1_width` splits the concatenated hidden
+    states into sd-scripts' per-encoder arrays.
+    """
+    embeds: dict[str, PromptEmbeds] = {}
+    stale: dict[str, list[Path]] = {}  # caption -> cache files to (re)write
+    for image, caption in captions:
+        if file_key is None:
+            stale.setdefault(caption, [])
+            continue
+        path = te_outputs_path(image)
+        outputs = load_if_valid(path, file_key(caption))
+        if outputs is None:
+            stale.setdefault(caption, []).append(path)
+        elif caption not in embeds:
+            embeds[caption] = _from_file(outputs, dtype)
+    todo = [caption for caption in stale if caption not in embeds]
+
+    if progress:
+        progress(0, len(todo))
+    for start in range(0, len(todo), ENCODE_BATCH_SIZE):
+        batch = todo[start : start + ENCODE_BATCH_SIZE]
+        with torch.no_grad():
+            encoded = encode(batch)
+        hidden = encoded.hidden_states.to("cpu", dtype)
+        assert encoded.pooled is not None, "text-encoder caching needs SDXL's pooled output"
+        pooled = encoded.pooled.to("cpu", dtype)
+        # Clones: views would keep the batch's whole tensors alive (long prompts: every chunk's pooled output).
+        for i, caption in enumerate(batch):
+            embeds[caption] = PromptEmbeds(hidden[i].clone(), pooled[i].clone())
+        if progress:
+            progress(start + len(batch), len(todo))
+
+    if file_key is not None:
+        for caption, paths in stale.items():
+            for path in paths:
+                save_outputs(path, file_key(caption), _to_file(embeds[caption], te1_width))
+    logger.info("text encoder outputs: %d captions encoded, %d read from cache files", len(todo),
+                len(embeds) - len(todo))
+    return TextEncoderCache(embeds)
+
+
+def prepare_text_cache(
+    args: argparse.Namespace, accelerator: Accelerator, spec: ModelSpecification, components: Components,
+    group: DatasetGroup, weight_dtype: torch.dtype, reporter: ProgressReporter,
+) -> TextEncoderCache | None:
+    """The run's cache (None when caching is off); afterwards the text encoders wait on the CPU."""
+    to_disk = args.cache_text_encoder_outputs_to_disk  # sd-scripts: _to_disk turns caching on by itself
+    if not (args.cache_text_encoder_outputs or to_disk):
+        return None
+    encoders = components.text_encoders
+
+    def encode(captions: list[str]) -> PromptEmbeds:
+        token_ids = spec.tokenize(components.tokenizers, captions, args.max_token_length)
+        with accelerator.autocast():
+            return spec.encode_prompts(encoders, token_ids, args.clip_skip)
+
+    def file_key(caption: str) -> TextCacheKey:
+        return TextCacheKey(
+            caption=caption, encoder_id=model_identity(args.pretrained_model_name_or_path),
+            max_token_length=args.max_token_length or 75, dtype=str(weight_dtype).removeprefix("torch."),
+        )
+
+    def progress(done: int, total: int) -> None:
+        reporter.emit("cache", what="text_encoder_outputs", done=done, total=total)
+
+    captions = group.fixed_captions()
+    held_out = group.validation_group()  # the validation loss looks its captions up too
+    if held_out is not None:
+        captions += held_out.fixed_captions()
+    # Disk caches: the main process writes them, then the others read them. In memory, all encode at once.
+    with accelerator.main_process_first() if to_disk else contextlib.nullcontext():
+        cache = cache_text_encoder_outputs(
+            captions, encode, encoders[0].config.hidden_size, weight_dtype,
+            file_key=file_key if to_disk else None, progress=progress,
+        )
+    # Kept in the compute dtype on the CPU: sampling moves them back to the GPU as they were.
+    for encoder in encoders:
+        encoder.to("cpu")
+    if accelerator.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return cache
