@@ -150,6 +150,10 @@ def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerat
                 encoder_id=model_identity(args.pretrained_model_name_or_path),
                 skip_check=args.skip_cache_check, progress=progress,
             )
+        if accelerator.device.type != "cpu":
+            # Training reads cached latents only; the VAE waits in RAM (sampling and the first
+            # validation pass bring it back) and its VRAM goes to the U-Net.
+            vae.to("cpu")
     return group
 
 

@@ -79,12 +79,11 @@ class Validation:
         """The validation batches with latents, loaded and encoded on the first call (under no_grad)."""
         if self._batches:
             return self._batches
-        device = run.accelerator.device
         for index in range(self.num_batches):
             batch = self.group[(VALIDATION_EPOCH, index)]
             if batch["latents"] is None:
-                pixels = batch["images"].to(device)
-                latents = run.spec.encode_images(run.components.vae, pixels, self.generator(device, index, VAE_SAMPLE))
+                vae = run.components.vae  # may wait on the CPU when training latents are cached
+                latents = run.spec.encode_images(vae, batch["images"], self.generator(vae.device, index, VAE_SAMPLE))
                 batch = {**batch, "images": None, "latents": latents.cpu()}
             self._batches.append(batch)
         return self._batches
