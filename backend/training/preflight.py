@@ -85,6 +85,20 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
         )
     except ModelMismatchError as exc:
         plan.errors.append(str(exc))
+    else:
+        _check_tokenizers(args, plan)
+
+
+def _check_tokenizers(args: argparse.Namespace, plan: RunPlan) -> None:
+    """A single file has no tokenizer: it must be cached or downloadable before the run starts."""
+    if plan.model is None or plan.model.format == "diffusers":
+        return
+    from backend.models.tokenizers import TokenizerUnavailableError, load_family_tokenizers
+
+    try:
+        load_family_tokenizers(plan.model.family, args.tokenizer_cache_dir)
+    except TokenizerUnavailableError as exc:
+        plan.errors.append(str(exc))
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:

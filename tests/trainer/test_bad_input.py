@@ -11,7 +11,7 @@ import pytest
 from backend.training.command import run_command
 from backend.training.progress import parse_progress_line
 
-from .helpers import make_images
+from .helpers import make_images, run_trainer
 
 
 @pytest.fixture
@@ -141,3 +141,14 @@ def test_unknown_network_arg_for_our_lora(capsys, model, train_dir, tmp_path):
     code, _, err = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--network_args", "conv_dims=4"))
     assert code == 1
     assert "conv_dims" in err and "conv_dim" in err
+
+
+def test_single_file_without_a_cached_tokenizer(tiny, train_dir, tmp_path):
+    # A subprocess: huggingface_hub reads HF_HUB_OFFLINE when imported (trainer_env sets it).
+    single = tiny.get("sd15", single_file=True)
+    result = run_trainer("train_network", *flags(single.path, train_dir, tmp_path, "--preflight"))
+    assert result.returncode == 1
+    assert "openai/clip-vit-large-patch14" in result.stdout and "--tokenizer_cache_dir" in result.stdout
+    cached = run_trainer("train_network", *flags(single.path, train_dir, tmp_path, "--preflight",
+                                                  "--tokenizer_cache_dir", str(single.tokenizer_cache_dir)))
+    assert cached.returncode == 0, cached.stdout
