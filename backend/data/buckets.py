@@ -53,6 +53,11 @@ class BucketChoice:
     ar_error: float  # bucket aspect ratio minus image aspect ratio
 
 
+def bucket_choice(image_size: tuple[int, int], reso: tuple[int, int]) -> BucketChoice:
+    """An image put into a given bucket: resized to cover it, then cropped."""
+    return BucketChoice(reso, cover_size(image_size, reso), reso[0] / reso[1] - image_size[0] / image_size[1])
+
+
 class BucketSelector:
     def __init__(self, spec: DatasetSpec, warn: Callable[[str], None] = logger.warning) -> None:
         self.no_upscale = spec.enable_bucket and spec.bucket_no_upscale

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from backend.data.buckets import BucketSelector, cover_size
+from backend.data.buckets import BucketSelector, bucket_choice, cover_size
 from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
@@ -70,7 +70,12 @@ def _assign_buckets(
     kept = []
     for record in records:
         try:
-            choice = selector.select(*record.image_size)
+            # A bucket recorded by prepare_buckets_latents wins, as in sd-scripts' fine-tuning datasets,
+            # so latents cached by that tool match the trainer's bucket and are reused.
+            if record.metadata_bucket is not None:
+                choice = bucket_choice(record.image_size, record.metadata_bucket)
+            else:
+                choice = selector.select(*record.image_size)
         except DatasetError as exc:
             problems.append(ImageProblem(record.path, str(exc), "remove the image or turn off bucket_no_upscale"))
             continue

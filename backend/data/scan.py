@@ -51,6 +51,7 @@ class ImageRecord:
     bucket_reso: tuple[int, int] = (0, 0)
     resized_size: tuple[int, int] = (0, 0)
     ar_error: float = 0.0
+    metadata_bucket: tuple[int, int] | None = None  # `train_resolution` from fine-tuning metadata
 
 
 @dataclass
@@ -59,6 +60,7 @@ class SubsetScan:
     images: list[Path]
     captions: CaptionScan
     problems: list[ImageProblem] = field(default_factory=list)
+    metadata_buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> train_resolution
 
 
 @dataclass
@@ -111,6 +113,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                     num_repeats=scan.subset.num_repeats,
                     image_size=probe.size,
                     file_stat=(stat.st_size, stat.st_mtime_ns),
+                    metadata_bucket=scan.metadata_buckets.get(image),
                 )
             )
     return DatasetScan(subset_scans, records, problems)
@@ -151,6 +154,7 @@ def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
     images: list[Path] = []
     captions: list[str] = []
     problems: list[ImageProblem] = []
+    buckets: dict[Path, tuple[int, int]] = {}
     for key in sorted(metadata):
         entry = metadata[key] or {}
         path = _resolve_image(key, subset.image_dir)
@@ -160,13 +164,32 @@ def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
                              "set train_data_dir/image_dir to the folder holding the images, or remove the entry")
             )
             continue
+        if entry.get("train_resolution") is not None:
+            bucket = _train_resolution(entry["train_resolution"])
+            if bucket is None:
+                problems.append(
+                    ImageProblem(key, f"train_resolution {entry['train_resolution']!r} in {subset.metadata_file} "
+                                 "is not [width, height] in positive multiples of 8",
+                                 "run prepare_buckets_latents again, or remove train_resolution from the entry")
+                )
+                continue
+            buckets[path] = bucket
         caption = entry.get("caption") or ""
         tags = entry.get("tags") or ""
         if tags:
             caption = caption + subset.caption_separator + tags if caption else tags
         images.append(path)
         captions.append(caption)
-    return SubsetScan(subset, images, CaptionScan(captions), problems)
+    return SubsetScan(subset, images, CaptionScan(captions), problems, buckets)
+
+
+def _train_resolution(value: object) -> tuple[int, int] | None:
+    """prepare_buckets_latents' bucket ([w, h], multiples of 8: one latent pixel is 8 image pixels)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % 8 == 0 for v in value):
+        return None
+    return value[0], value[1]
 
 
 def _read_metadata(path: Path) -> dict[str, dict]:

@@ -1,0 +1,57 @@
+"""Clean captions and tags in fine-tuning metadata (sd-scripts' finetune/clean_captions_and_tags.py).
+
+    python -m backend.tools.clean_captions_and_tags IN.json OUT.json [--debug]
+
+The rules are the tables in backend/tools/metadata_clean.py: tag underscores become spaces, the
+DeepDanbooru rating tag is removed, per-person tags that contradict each other when several people
+are tagged are removed, a tag covered by a longer one (shirt / white shirt) is removed, and
+caption variants (woman, lady, anime girl, ...) become girl/girls. Entries without tags or
+caption are counted and kept as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from backend.tools.metadata_clean import clean_caption, clean_tags
+from backend.tools.metadata_io import Metadata, read_metadata, run_metadata_tool, write_metadata
+
+logger = logging.getLogger(__name__)
+
+
+def clean_metadata(metadata: Metadata, debug: bool = False) -> dict[str, int]:
+    """Clean every entry in place; returns counts of changed fields and of entries missing one."""
+    counts = {"tags changed": 0, "captions changed": 0, "without tags": 0, "without caption": 0}
+    for key, entry in metadata.items():
+        for field, clean, label in (("tags", clean_tags, "tags"), ("caption", clean_caption, "captions")):
+            value = entry.get(field)
+            if not isinstance(value, str):
+                counts[f"without {field}"] += 1
+                continue
+            cleaned = clean(value)
+            if cleaned != value:
+                counts[f"{label} changed"] += 1
+                if debug:
+                    logger.info("%s %s\n  from: %s\n  to:   %s", key, field, value, cleaned)
+            entry[field] = cleaned
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m backend.tools.clean_captions_and_tags",
+                                     description="Clean captions and tags in fine-tuning metadata JSON.")
+    parser.add_argument("in_json", help="metadata file to read")
+    parser.add_argument("out_json", help="metadata file to write (may be the same file)")
+    parser.add_argument("--debug", action="store_true", help="print every changed caption and tag list")
+    args = parser.parse_args(argv)
+    metadata = read_metadata(args.in_json)
+    counts = clean_metadata(metadata, args.debug)
+    logger.info(", ".join(f"{n} {what}" for what, n in counts.items()))
+    write_metadata(metadata, args.out_json)
+
+
+if __name__ == "__main__":
+    sys.exit(run_metadata_tool(main))

@@ -1,0 +1,119 @@
+"""Bucket images and cache their latents for fine-tuning (sd-scripts' finetune/prepare_buckets_latents.py).
+
+    python -m backend.tools.prepare_buckets_latents DIR IN.json OUT.json MODEL --batch_size N
+        --max_resolution W,H --mixed_precision no|fp16|bf16 [--min_bucket_reso 256]
+        [--max_bucket_reso 1024] [--bucket_reso_steps 64] [--bucket_no_upscale] [--flip_aug]
+        [--full_path] [--v2] [--skip_existing] [--recursive] [--tokenizer_cache_dir DIR]
+
+Every image of DIR gets `train_resolution: [w, h]` (its bucket) in OUT.json and its latents in
+`<stem>_sd.npz` (`_sdxl.npz` for SDXL) beside it, with the flipped latents in the same file for
+--flip_aug. Training with `--in_json OUT.json --train_data_dir DIR --cache_latents_to_disk` and
+the same MODEL uses these buckets and files as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from backend.data.errors import DatasetError
+from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.data.summary import format_bucket_table
+from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
+from backend.tools.metadata_io import (
+    MetadataError,
+    keyed_images,
+    list_images,
+    read_metadata,
+    run_metadata_tool,
+    warn_foreign_stems,
+    write_metadata,
+)
+from backend.tools.metadata_latents import dataset_for, encode_latents, parse_max_resolution, record_buckets
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend.tools.prepare_buckets_latents",
+                                     description="Bucket images and cache their latents for fine-tuning.")
+    parser.add_argument("train_data_dir", help="folder with the images")
+    parser.add_argument("in_json", help="metadata file to read (from merge_captions_to_metadata etc.)")
+    parser.add_argument("out_json", help="metadata file to write")
+    parser.add_argument("model_name_or_path", help="model whose VAE encodes the latents (the one you will train)")
+    parser.add_argument("--v2", action="store_true", help="the model is SD 2.x (checked against the model)")
+    parser.add_argument("--batch_size", type=int, default=1, help="images encoded at once (default 1)")
+    parser.add_argument("--max_resolution", default="512,512", help="training resolution 'width,height' (default 512,512)")
+    parser.add_argument("--min_bucket_reso", type=int, default=256, help="smallest bucket side (default 256)")
+    parser.add_argument("--max_bucket_reso", type=int, default=1024, help="largest bucket side (default 1024)")
+    parser.add_argument("--bucket_reso_steps", type=int, default=64, help="bucket sides are multiples of this (default 64)")
+    parser.add_argument("--bucket_no_upscale", action="store_true", help="one bucket per image size, never enlarging")
+    parser.add_argument("--mixed_precision", default="no", choices=sorted(DTYPES), help="VAE precision (default no)")
+    parser.add_argument("--full_path", action="store_true", help="key entries by full path (several folders)")
+    parser.add_argument("--flip_aug", action="store_true", help="also cache the latents of the mirrored images")
+    parser.add_argument("--skip_existing", action="store_true",
+                        help="kept for sd-scripts commands: cache files that match the image, bucket and model are "
+                        "always reused, and any other is rebuilt")
+    parser.add_argument("--recursive", action="store_true", help="also read subfolders (needs --full_path)")
+    parser.add_argument("--tokenizer_cache_dir", help="tokenizers for single-file models without network access")
+    return parser
+
+
+def check_model(path: str, v2: bool) -> str:
+    """The model's family, after the same --v2 check the trainer makes."""
+    try:
+        info = detect_model(path)
+        check_model_flags(info, sdxl_command=info.family == "sdxl", v2=v2, v_parameterization=False)
+    except (ModelMismatchError, FileNotFoundError) as exc:
+        raise MetadataError(str(exc)) from None
+    return info.family
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise MetadataError(f"--batch_size must be 1 or more, got {args.batch_size}")
+    max_reso = parse_max_resolution(args.max_resolution)
+    folder = Path(args.train_data_dir)
+    images = list_images(folder, args.recursive)
+    if not images:
+        raise MetadataError(f"no images (png, jpg, jpeg, webp, bmp) in {folder}")
+    keyed = keyed_images(images, args.full_path, args.recursive)
+    metadata = read_metadata(args.in_json)
+    warn_foreign_stems(metadata, keyed, folder, args.full_path)
+    family = check_model(args.model_name_or_path, args.v2)
+    try:
+        subset = SubsetSpec(image_dir=str(folder), metadata_file=args.out_json, flip_aug=args.flip_aug)
+        spec = DatasetSpec(
+            subsets=(subset,), resolution=max_reso, batch_size=args.batch_size, enable_bucket=True,
+            min_bucket_reso=args.min_bucket_reso, max_bucket_reso=args.max_bucket_reso,
+            bucket_reso_steps=args.bucket_reso_steps, bucket_no_upscale=args.bucket_no_upscale,
+        )
+    except DatasetError as exc:
+        raise MetadataError(str(exc)) from None
+
+    logger.info("found %d images in %s", len(images), folder)
+    report = record_buckets(metadata, keyed, spec)
+    for problem in report.skipped:
+        logger.warning("no bucket (left out): %s", problem)
+    if not report.bucketed:
+        raise MetadataError(f"none of the {len(images)} images in {folder} could be bucketed (see above)")
+    write_metadata(metadata, args.out_json)
+
+    dataset = dataset_for(spec, report.bucketed)
+    print(format_bucket_table(dataset), flush=True)
+    encode_latents(dataset, args.model_name_or_path, args.batch_size, DTYPES[args.mixed_precision],
+                   args.tokenizer_cache_dir, family)
+    if report.skipped:
+        logger.warning("%d of %d images were left out (see above)", len(report.skipped), len(images))
+
+
+if __name__ == "__main__":
+    sys.exit(run_metadata_tool(main))
