@@ -10,6 +10,8 @@ import os
 import socket
 import sys
 
+from gui.i18n import available_languages, default_language
+
 # Gradio phones home for analytics and version checks unless told not to; this app never needs it.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -23,6 +25,15 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--username", default="", help="require this user name (with --password)")
     parser.add_argument("--password", default="", help="require this password (with --username)")
     parser.add_argument("--root_path", default=None, help="URL prefix when served behind a reverse proxy")
+    parser.add_argument(
+        "--headless", action="store_true", help="server mode: no file dialogs, never opens a browser"
+    )
+    parser.add_argument(
+        "--language",
+        choices=available_languages(),
+        default=None,
+        help="language of the GUI (default: from the OS locale, else en)",
+    )
     args = parser.parse_args(argv)
     if bool(args.username) != bool(args.password):
         parser.error("--username and --password must be given together")
@@ -48,14 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    from gui.app import build_app
+    from gui.app import CSS, build_app
 
-    app = build_app()
+    app = build_app(language=args.language or default_language(), headless=args.headless)
     app.queue()
     app.launch(
         server_name=args.listen,
         server_port=args.server_port,
-        inbrowser=args.inbrowser,
+        inbrowser=args.inbrowser and not args.headless,
+        css=CSS,
         share=args.share,
         auth=(args.username, args.password) if args.username else None,
         root_path=args.root_path,

@@ -1,7 +1,8 @@
-"""The Gradio application shell: builds the Blocks that every tab plugs into.
+"""The Gradio application shell: builds the Blocks that every tab plugs into, in one language.
 
 The GUI process stays light: nothing here (or in any gui/ module) imports torch, diffusers or
-transformers; training and tools run as subprocesses against backend/.
+transformers; training and tools run as subprocesses against backend/. The language is chosen at
+start (`--language`, else the OS locale) and every text is built in it: no DOM patching.
 """
 
 from __future__ import annotations
@@ -11,22 +12,32 @@ import platform
 import gradio as gr
 
 from backend.options.schema import ALL_COMMANDS, options_for
+from gui.file_dialog import browse, dialogs_available
+from gui.i18n import Translator
+from gui.lora_tab import build_lora_tab
 
 APP_TITLE = "Kohya LoRA Trainer"
+# Wider page than Gradio's default: the form has three fields per row.
+CSS = ".gradio-container { max-width: 1400px !important; }"
 
 
-def environment_summary() -> str:
+def environment_summary(t: Translator) -> str:
     """What this installation offers, read from the option schema (as data, without torch)."""
-    rows = "\n".join(f"| `{command}` | {len(options_for(command))} |" for command in ALL_COMMANDS)
-    return (
-        f"Python {platform.python_version()} on {platform.system()}.\n\n"
-        "| trainer command | options |\n|---|---|\n" + rows
+    rows = "\n".join(
+        f"| {t.command_label(command)} | `{command}` | {len(options_for(command))} |" for command in ALL_COMMANDS
     )
+    header = f"| {t.t('ui.about.command')} | | {t.t('ui.about.options')} |\n|---|---|---|\n"
+    return t.t("ui.about.python", version=platform.python_version(), system=platform.system()) + "\n\n" + header + rows
 
 
-def build_app() -> gr.Blocks:
+def build_app(language: str | None = None, headless: bool = False) -> gr.Blocks:
+    """The whole app in `language` (default: the OS locale's); `headless` turns file dialogs off."""
+    t = Translator(language)
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {APP_TITLE}")
-        with gr.Tab("About"):
-            gr.Markdown(environment_summary())
+        with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
+            lora = build_lora_tab(t, browse if dialogs_available(headless) else None)
+        with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):
+            gr.Markdown(environment_summary(t))
+        app.load(lora.preset_choices, outputs=lora.preset_chooser)
     return app

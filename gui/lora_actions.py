@@ -1,0 +1,155 @@
+"""What the LoRA tab's buttons do, on named values: start, preflight, print, export.
+
+The tab (`gui/lora_tab.py`) turns widgets into a `TabValues` and shows the returned text; here
+nothing knows about widgets. One `TrainingRunner` serves the whole GUI process (module level), so
+a run outlives the browser tab that started it and every tab shows the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.options import OptionError, options_for
+from gui.command_builder import REPO, build_command, prepare_run, run_stem, venv_python, write_run_config
+from gui.command_export import export_scripts, format_bash, format_cmd
+from gui.i18n import Translator
+from gui.network_types import compose
+from gui.presets import command_for
+from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
+from gui.runner import RunnerBusyError, TrainingRunner
+
+RUNNER = TrainingRunner()
+PREFLIGHT_TIMEOUT_S = 300
+
+
+@dataclass
+class TabValues:
+    """Everything the tab holds, by name."""
+
+    options: dict[str, Any]  # option name -> value (set widgets only)
+    model_type: str = "sd1"
+    network_type: str = "Standard"
+    network_fields: dict[str, Any] = field(default_factory=dict)
+    accelerate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return command_for(self.model_type)
+
+    def run_options(self) -> dict[str, Any]:
+        """The trainer's options: model type and network selector folded in, other commands' options dropped."""
+        accepted = options_for(self.command)
+        values = {name: value for name, value in self.options.items() if name in accepted}
+        if self.model_type == "sd2":
+            values["v2"] = True
+        module, args = compose(self.network_type, self.network_fields, values.pop("network_args", None) or ())
+        values["network_module"] = module
+        if args:
+            values["network_args"] = args
+        return values
+
+    def preset_options(self) -> dict[str, Any]:
+        """What a preset stores: the run's options without `v2`, which the model type stands for."""
+        values = self.run_options()
+        values.pop("v2", None)
+        return values
+
+    def gui_keys(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "network_type": self.network_type, "accelerate": dict(self.accelerate)}
+
+
+def _problems(t: Translator, messages: list[str]) -> str:
+    return t.t("ui.fix_options") + "\n" + "\n".join(f"- {message}" for message in messages)
+
+
+def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER) -> str:
+    if runner.running:
+        return t.t("ui.already_running")
+    try:
+        prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys())
+        runner.start(prepared.argv)
+    except OptionError as error:
+        return _problems(t, error.messages)
+    except (ValueError, OSError) as error:
+        return _problems(t, [str(error)])
+    except RunnerBusyError:
+        return t.t("ui.already_running")
+    return t.t("ui.started", path=prepared.config_path)
+
+
+def stop(t: Translator, runner: TrainingRunner = RUNNER) -> str:
+    return t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop")
+
+
+def preflight(tab: TabValues, t: Translator) -> str:
+    """Run the trainer's `--preflight` (no model is loaded) and show its report."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="preflight-") as folder:
+            config = write_run_config(tab.command, tab.run_options(), Path(folder) / "preflight.toml")
+            argv = [venv_python(), "-m", f"backend.{tab.command}", "--config_file", str(config), "--preflight"]
+            result = subprocess.run(
+                argv, cwd=REPO, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                timeout=PREFLIGHT_TIMEOUT_S,
+            )  # fmt: skip
+    except OptionError as error:
+        return _problems(t, error.messages)
+    except subprocess.TimeoutExpired:
+        return t.t("ui.preflight_timeout", seconds=PREFLIGHT_TIMEOUT_S)
+    report = _json_report(result.stdout)
+    if report is None:  # refused before the report (e.g. invalid options): show what it said
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-FAILURE_LOG_LINES:])
+        return f"### {t.t('ui.status.failed', code=result.returncode)}\n```\n{tail}\n```"
+    return preflight_markdown(report, t)
+
+
+def _json_report(stdout: str) -> dict[str, Any] | None:
+    """The report object: the text from the first line that is exactly "{" (other lines may precede it)."""
+    lines = stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line == "{":
+            try:
+                report, _ = json.JSONDecoder().raw_decode("\n".join(lines[index:]))
+            except ValueError:
+                return None
+            return report if isinstance(report, dict) else None
+    return None
+
+
+@dataclass
+class CommandText:
+    bash: str
+    cmd: str
+    toml: str
+    message: str = ""
+
+
+def print_command(tab: TabValues, t: Translator) -> CommandText:
+    """The command Start would run and the TOML it would write, without writing anything."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="command-") as folder:
+            toml = write_run_config(tab.command, tab.run_options(), Path(folder) / "run.toml").read_text(encoding="utf-8")
+        config = run_stem(tab.run_options()).with_suffix(".toml")
+        argv = build_command(tab.command, config, tab.accelerate)
+    except OptionError as error:
+        return CommandText("", "", "", _problems(t, error.messages))
+    except ValueError as error:
+        return CommandText("", "", "", _problems(t, [str(error)]))
+    return CommandText(format_bash(argv), format_cmd(argv), toml, t.t("ui.command_note", path=config))
+
+
+def export(tab: TabValues, t: Translator) -> str:
+    """Write the run's TOML and snapshot beside its outputs plus `.sh`/`.bat` scripts that start it."""
+    try:
+        prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys())
+        sh, bat = export_scripts(prepared.argv, prepared.config_path.parent, prepared.config_path.stem)
+    except OptionError as error:
+        return _problems(t, error.messages)
+    except (ValueError, OSError) as error:
+        return _problems(t, [str(error)])
+    return t.t("ui.command_exported", path=f"{sh}, {bat}, {prepared.config_path}")
+

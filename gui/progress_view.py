@@ -1,0 +1,131 @@
+"""What the progress area and the preflight box show, made from plain dicts (`runner.snapshot()`, the
+preflight JSON report). Pure formatting: no gradio, no processes; tested directly.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from gui.i18n import Translator
+
+FAILURE_LOG_LINES = 40
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def status_text(snapshot: Mapping[str, Any], t: Translator) -> str:
+    status = snapshot.get("status", "idle")
+    return t.t(f"ui.status.{status}", code=snapshot.get("exit_code"))
+
+
+def progress_html(snapshot: Mapping[str, Any], t: Translator) -> str:
+    """An HTML progress bar with step/total, epoch, ETA and loss under it."""
+    step, total = snapshot.get("step"), snapshot.get("total")
+    cache = snapshot.get("cache")
+    if cache and step is None and cache.get("total"):
+        step, total = cache.get("done") or 0, cache["total"]
+    fraction = min(1.0, step / total) if isinstance(step, int) and total else 0.0
+    parts: list[str] = []
+    if total:
+        parts.append(t.t("ui.step_of", step=step or 0, total=total))
+    if snapshot.get("epoch") and snapshot.get("epochs"):
+        parts.append(t.t("ui.epoch_of", epoch=snapshot["epoch"], total=snapshot["epochs"]))
+    if snapshot.get("status") == "running" and snapshot.get("eta_s") is not None:
+        parts.append(t.t("ui.time_left", time=duration(snapshot["eta_s"])))
+    if snapshot.get("avr_loss") is not None:
+        parts.append(f"{t.t('ui.average_loss')}: {snapshot['avr_loss']:.4f}")
+    if snapshot.get("elapsed_s") is not None:
+        parts.append(t.t("ui.elapsed", time=duration(snapshot["elapsed_s"])))
+    colour = {"failed": "#d9534f", "stopped": "#999999"}.get(snapshot.get("status", ""), "#3b82f6")
+    caption = " · ".join(html.escape(part) for part in parts)
+    return (
+        '<div class="lora-progress">'
+        '<div style="background:#e5e7eb;border-radius:6px;height:18px;overflow:hidden">'
+        f'<div id="lora_progress_fill" style="width:{fraction * 100:.1f}%;height:100%;background:{colour}"></div>'
+        f'</div><div id="lora_progress_text" style="margin-top:4px">{caption}</div></div>'
+    )
+
+
+def loss_frame(snapshot: Mapping[str, Any], t: Translator) -> pd.DataFrame:
+    """Long format for gr.LinePlot: one row per (step, series), NaN/inf losses left out."""
+    history = snapshot.get("history") or {}
+    rows = [
+        {"step": step, "loss": value, "series": label}
+        for column, label in (("loss", t.t("ui.loss")), ("avr_loss", t.t("ui.average_loss")))
+        for step, value in zip(history.get("step", []), history.get(column, []), strict=False)
+        if value is not None
+    ]
+    # Typed even when empty: LinePlot derives each axis' scale from its column's dtype.
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype(
+        {"step": "int64", "loss": "float64", "series": "string"}
+    )
+
+
+def sample_paths(snapshot: Mapping[str, Any]) -> list[str]:
+    return [sample["path"] for sample in snapshot.get("samples", []) if sample.get("path")]
+
+
+def failure_text(snapshot: Mapping[str, Any], t: Translator) -> str:
+    """For a failed run: the exit code, the trainer's error messages and the end of the log."""
+    if snapshot.get("status") != "failed":
+        return ""
+    lines = [f"### {t.t('ui.status.failed', code=snapshot.get('exit_code'))}"]
+    for error in snapshot.get("errors", []):
+        lines.append(f"- **{error.get('message')}**")
+        lines += [f"  - {item}" for item in error.get("errors", [])]
+        if error.get("hint"):
+            lines.append(f"  - {error['hint']}")
+    tail = snapshot.get("log_tail", [])[-FAILURE_LOG_LINES:]
+    lines += ["", f"**{t.t('ui.log_tail')}**", "```", *tail, "```"]
+    return "\n".join(lines)
+
+
+def finished_text(snapshot: Mapping[str, Any], t: Translator) -> str:
+    if snapshot.get("status") == "finished" and snapshot.get("output"):
+        return t.t("ui.saved_to", path=snapshot["output"])
+    return ""
+
+
+def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
+    """The trainer's `--preflight` JSON report: verdict, errors, warnings, steps and buckets."""
+    ok = report.get("ok", False)
+    lines = [f"### {t.t('ui.preflight_ok') if ok else t.t('ui.preflight_failed')}"]
+    for key, icon in (("errors", "❌"), ("warnings", "⚠️")):
+        items = report.get(key) or []
+        if items:
+            lines += ["", f"**{t.t(f'ui.preflight.{key}')}**", *(f"- {icon} {item}" for item in items)]
+    model = report.get("model") or {}
+    if model:
+        lines += ["", f"**{t.t('ui.preflight.model')}**: `{model.get('path')}` ({model.get('family')}, {model.get('format')})"]
+    dataset = report.get("dataset") or {}
+    if dataset:
+        lines += ["", t.t(
+            "ui.preflight.steps",
+            steps=dataset.get("total_steps"), epochs=dataset.get("epochs"),
+            batches=dataset.get("num_batches_per_epoch"),
+        )]  # fmt: skip
+        for entry in dataset.get("datasets", []):
+            lines += ["", f"| {t.t('ui.preflight.bucket')} | {t.t('ui.preflight.images')} | {t.t('ui.preflight.batches')} |",
+                      "|---|---|---|"]  # fmt: skip
+            for bucket in entry.get("buckets", []):
+                width, height = bucket.get("resolution", ("?", "?"))
+                lines.append(f"| {width}×{height} | {bucket.get('count')} | {bucket.get('batches')} |")
+            for subset in entry.get("subsets", []):
+                lines.append(
+                    "\n" + t.t(
+                        "ui.preflight.subset", folder=subset.get("image_dir"), images=subset.get("images"),
+                        repeats=subset.get("num_repeats"), captions=subset.get("captions_found"),
+                    )
+                )  # fmt: skip
+    return "\n".join(lines)

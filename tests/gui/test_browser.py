@@ -1,0 +1,160 @@
+"""The LoRA tab in a real browser (Playwright + Debian's Chromium) against `kohya_gui.py --headless`.
+
+Trains a tiny SD 1.5 LoRA for 2 steps from the form, saves and reloads a preset, and checks that
+`--language ja` builds the page in Japanese whatever the browser's language. Screenshots go to
+$GUI_SCREENSHOTS when set (else the test's tmp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from gui.i18n import Translator
+from gui.presets import USER_DIR
+from tests.trainer.helpers import make_images
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gui_server(*flags: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "kohya_gui.py", "--headless", "--server_port", str(port), *flags],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("GUI_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(browser: object, url: str, locale: str = "en-US") -> object:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
+    page.goto(url)
+    page.wait_for_selector("#model_type", timeout=60_000)
+    return page
+
+
+def field(page: object, elem_id: str) -> object:
+    return page.locator(f"#{elem_id}").locator("textarea, input").first
+
+
+def fill(page: object, elem_id: str, text: str) -> None:
+    box = field(page, elem_id)
+    box.fill(text)
+    box.blur()
+
+
+def open_group(page: object, group: str, label: str) -> None:
+    page.locator(f"#group_{group}").get_by_text(label, exact=True).first.click()
+
+
+def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: object, tmp_path: Path, shots: Path) -> None:
+    expect = sync_api.expect
+    model = tiny.get("sd15").path
+    make_images(tmp_path / "data" / "2_dog", 2)
+    out = tmp_path / "out"
+    t = Translator("en")
+    preset_name = f"browser-test-{uuid.uuid4().hex[:8]}"
+    try:
+        with gui_server("--language", "en") as url:
+            page = open_page(browser, url)
+            fill(page, "opt_pretrained_model_name_or_path", str(model))
+            fill(page, "opt_train_data_dir", str(tmp_path / "data"))
+            fill(page, "opt_resolution", "64")
+            fill(page, "opt_max_train_steps", "2")
+            open_group(page, "dataset", t.group_label("dataset"))
+            fill(page, "opt_caption_extension", ".txt")
+            open_group(page, "advanced", t.group_label("advanced"))
+            fill(page, "opt_max_data_loader_n_workers", "0")
+            open_group(page, "saving", t.group_label("saving"))
+            fill(page, "opt_output_dir", str(out))
+            fill(page, "opt_output_name", "tiny")
+            page.screenshot(path=shots / "en_form.png", full_page=True)
+
+            page.locator("#lora_start").click()
+            expect(page.locator("#lora_message")).to_contain_text(t.t("ui.started", path="")[:10], timeout=60_000)
+            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.finished"), timeout=600_000)
+            expect(page.locator("#lora_progress")).to_contain_text(t.t("ui.step_of", step=2, total=2))
+            page.screenshot(path=shots / "en_finished.png", full_page=True)
+            assert (out / "tiny.safetensors").is_file()
+
+            fill(page, "preset_name", preset_name)
+            page.locator("#preset_save_as").click()
+            expect(page.locator("#preset_message")).to_contain_text(preset_name, timeout=30_000)
+            assert (USER_DIR / f"{preset_name}.json").is_file()
+
+            page.reload()
+            page.wait_for_selector("#model_type", timeout=60_000)
+            expect(field(page, "opt_max_train_steps")).to_have_value("1600")
+            field(page, "preset_select").click()
+            page.get_by_role("option", name=preset_name, exact=True).click()
+            page.locator("#preset_load").click()
+            expect(page.locator("#preset_message")).to_contain_text(preset_name, timeout=30_000)
+            expect(field(page, "opt_max_train_steps")).to_have_value("2")
+            expect(field(page, "opt_train_data_dir")).to_have_value(str(tmp_path / "data"))
+            open_group(page, "saving", t.group_label("saving"))
+            expect(field(page, "opt_output_name")).to_have_value("tiny")
+            # The run belongs to the GUI process: the reloaded page still shows it.
+            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.finished"), timeout=30_000)
+            page.screenshot(path=shots / "en_preset_loaded.png", full_page=True)
+    finally:
+        (USER_DIR / f"{preset_name}.json").unlink(missing_ok=True)
+
+
+def test_japanese_gui_whatever_the_browser_language(browser: object, shots: Path) -> None:
+    ja = Translator("ja")
+    with gui_server("--language", "ja") as url:
+        page = open_page(browser, url, locale="en-US")
+        for text in (ja.t("ui.tab.lora"), ja.group_label("network"), ja.group_label("basic"), ja.t("ui.start")):
+            sync_api.expect(page.get_by_text(text, exact=True).first).to_be_visible()
+        sync_api.expect(page.locator("#opt_learning_rate")).to_contain_text("学習率 (learning_rate)")
+        page.screenshot(path=shots / "ja_form.png", full_page=True)
