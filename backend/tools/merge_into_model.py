@@ -1,0 +1,96 @@
+"""Baking LoRA-family files into a checkpoint: `W += ratio * delta` for every module of every file.
+
+Deltas come from `lora_files.module_delta` (LoRA/LoCon, and LyCORIS LoHa/LoKr by their own
+reconstruction). The family of each file is checked against the model's before the model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from backend.models.checkpoint import split_original
+from backend.models.components import Components
+from backend.models.configs import FAMILY_LABELS, arch_for, load_arch_configs
+from backend.models.detect import ModelInfo, detect_model
+from backend.models.files import is_single_file, read_checkpoint
+from backend.models.loading import build_modules, load_components
+from backend.tools.lora_files import LoraFile, module_delta
+from backend.tools.lora_layers import lora_layers
+from backend.tools.tool_cli import ToolError
+
+_LORA_FAMILY_LABELS = {**FAMILY_LABELS, "sd": "SD 1.x/2.x"}
+
+
+@dataclass
+class MergeReport:
+    path: str
+    merged: int
+    unmatched: list[str]
+
+
+def families_fit(lora_family: str, model_family: str) -> bool:
+    if lora_family == "sd":
+        return model_family in ("sd1", "sd2")
+    return lora_family == model_family
+
+
+def check_family(lora: LoraFile, family: str, what: str) -> None:
+    if not families_fit(lora.family, family):
+        raise ToolError(
+            f"{lora.path} is a LoRA for {_LORA_FAMILY_LABELS[lora.family]} (its key names"
+            f"{' and ss_base_model_version' if 'ss_base_model_version' in lora.metadata else ''}), "
+            f"but {what} is {_LORA_FAMILY_LABELS[family]}"
+        )
+
+
+def detect_checkpoint(path: str) -> ModelInfo:
+    if not Path(path).exists():
+        raise ToolError(f"model not found: {path}")
+    return detect_model(path)
+
+
+def load_for_merge(info: ModelInfo, dtype: torch.dtype, save_to: str) -> Components:
+    """A single file loads without tokenizers, so it can only be saved as a single file."""
+    if info.format != "diffusers" and not is_single_file(save_to):
+        raise ToolError(f"{info.path} is a single file: save the merged model as .safetensors or .ckpt")
+    return load_weights(info, dtype)
+
+
+def load_weights(info: ModelInfo, dtype: torch.dtype) -> Components:
+    """Diffusers folders load whole; single files without tokenizers (the tools do not need them,
+    and a real user's may not be cached)."""
+    if info.format == "diffusers":
+        return load_components(info.path, dtype=dtype, info=info)
+    configs = info.configs or load_arch_configs(arch_for(info.family, bool(info.v_prediction)))
+    state_dict, _ = read_checkpoint(info.path)
+    states = split_original(state_dict, configs)
+    del state_dict
+    unet, vae, text_encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)
+    return Components(info.family, configs, unet, vae, text_encoders, [], extras=states.extras, source=info.path)
+
+
+@torch.no_grad()
+def merge_into(components: Components, lora: LoraFile, ratio: float, device: str) -> MergeReport:
+    layers = lora_layers(components.unet, components.text_encoders)
+    merged, unmatched = 0, []
+    for name, params in lora.modules.items():
+        layer = layers.get(name)
+        if layer is None:
+            unmatched.append(name)
+            continue
+        weight = layer.weight
+        delta = module_delta(name, {k: v.to(device) for k, v in params.items()})
+        if delta.numel() != weight.numel():
+            raise ToolError(
+                f"{lora.path}: module {name} has a delta of shape {tuple(delta.shape)}, the model's layer "
+                f"{tuple(weight.shape)} (a LoRA for another model size?)"
+            )
+        updated = weight.to(device, torch.float32) + ratio * delta.reshape(weight.shape)
+        weight.copy_(updated.to(weight.device, weight.dtype))
+        merged += 1
+    if not merged:
+        raise ToolError(f"{lora.path}: no module matches a layer of the model (another architecture?)")
+    return MergeReport(lora.path, merged, unmatched)

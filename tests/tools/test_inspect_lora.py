@@ -1,0 +1,45 @@
+"""inspect_lora: algorithm, blocks, metadata, tags and unknown keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from backend.tools import inspect_lora
+from backend.tools.lora_files import load_lora, save_lora
+from backend.tools.tool_cli import run_tool
+from tests.trainer.helpers import REPO
+
+
+def test_inspect_trained_lora_and_flags_unknown_keys(trained_lora, tmp_path, capsys) -> None:
+    lora = load_lora(trained_lora)
+    lora.metadata["ss_tag_frequency"] = json.dumps({"2_sks dog": {"sks dog": 5, " picture 0": 1, "red": 3}})
+    typo = {"lora_down.weight": torch.zeros(1, 4), "lora_up.weight": torch.zeros(4, 1), "alpha": torch.tensor(1.0)}
+    lora.modules["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_qq"] = typo
+    edited = tmp_path / "edited.safetensors"
+    save_lora(edited, lora.modules, lora.metadata, None)
+
+    assert run_tool(inspect_lora.main, [str(edited), "--json", "--top", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["algorithm"] == "LoCon" and report["base_model"] == "sd1"
+    assert report["metadata"]["ss_network_dim"] == "8" and report["metadata"]["ss_network_module"] == "networks.lora"
+    assert report["top_tags"] == [["sks dog", 5], ["red", 3]]
+    assert report["unknown_keys"] == [f"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_qq.{p}"
+                                      for p in ("alpha", "lora_down.weight", "lora_up.weight")]
+    assert any(block.startswith("U-Net down") for block in report["blocks"]) and "text encoder" in report["blocks"]
+    assert report["blocks"]["text encoder"]["ranks"] == {"8": report["blocks"]["text encoder"]["modules"]}
+
+    text = subprocess.run([sys.executable, "-m", "backend.tools.inspect_lora", str(trained_lora)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert "LoCon" in text.stdout and "all keys are recognised" in text.stdout
+
+
+def test_inspect_bad_input(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    assert run_tool(inspect_lora.main, [str(bad)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
