@@ -36,14 +36,14 @@ def _unwrap_pickle(obj: object, path: Path) -> tuple[dict[str, torch.Tensor], di
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
 
-def _load_pickle(path: Path, mmap: bool) -> object:
+def _load_pickle(path: Path, mmap: bool, device: str = "cpu") -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except RuntimeError:
         # Legacy (non-zip) pickles cannot be memory-mapped.
         if not mmap:
             raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -65,12 +65,13 @@ def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str,
     return {k: tuple(v.shape) for k, v in tensors.items()}, metadata
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors of a single file and its string metadata."""
+def read_checkpoint(path: str | Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors of a single file and its string metadata; `device` other than the CPU reads the
+    tensors straight into that device's memory (--lowram), never holding the model in RAM."""
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        return load_file(str(path)), read_metadata(path)
-    return _unwrap_pickle(_load_pickle(path, mmap=False), path)
+        return load_file(str(path), device=device), read_metadata(path)
+    return _unwrap_pickle(_load_pickle(path, mmap=False, device=device), path)
 
 
 def model_identity(path: str | Path) -> str:

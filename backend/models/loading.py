@@ -90,14 +90,15 @@ def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
 
 
 def _load_single_file(
-    info: ModelInfo, v_prediction: bool, dtype: torch.dtype, tokenizer_cache_dir: str | Path | None
+    info: ModelInfo, v_prediction: bool, dtype: torch.dtype, tokenizer_cache_dir: str | Path | None,
+    device: str = "cpu",
 ) -> Components:
     configs = info.configs or load_arch_configs(arch_for(info.family, v_prediction))
     configs = configs.with_prediction_type("v_prediction" if v_prediction else "epsilon")
     tokenizers = load_family_tokenizers(
         info.family, tokenizer_cache_dir
     )  # fail early, before reading weights
-    state_dict, _ = read_checkpoint(info.path)
+    state_dict, _ = read_checkpoint(info.path, device)
     states = split_original(state_dict, configs)
     del state_dict
     unet, vae, text_encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)
@@ -113,8 +114,12 @@ def load_components(
     dtype: torch.dtype = torch.float32,
     tokenizer_cache_dir: str | Path | None = None,
     info: ModelInfo | None = None,
+    device: str = "cpu",
 ) -> Components:
-    """Load any supported model. ``v_prediction`` None keeps what the folder/file records (else epsilon)."""
+    """Load any supported model. ``v_prediction`` None keeps what the folder/file records (else epsilon).
+
+    ``device``: where a single file's tensors are read to (--lowram reads them straight to the GPU);
+    diffusers folders are memory-mapped by diffusers and moved by the caller."""
     info = info or detect_model(path)
     if info.format == "diffusers":
         components = _load_folder(info, dtype)
@@ -124,5 +129,5 @@ def load_components(
         return components
     recorded = bool(info.v_prediction)
     return _load_single_file(
-        info, recorded if v_prediction is None else v_prediction, dtype, tokenizer_cache_dir
+        info, recorded if v_prediction is None else v_prediction, dtype, tokenizer_cache_dir, device
     )

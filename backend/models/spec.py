@@ -47,6 +47,7 @@ class ModelSpecification(ABC):
         v_prediction: bool | None = None,
         dtype: torch.dtype = torch.float32,
         tokenizer_cache_dir: str | Path | None = None,
+        device: str = "cpu",
     ) -> Components:
         info = detect_model(path)
         if info.family not in self.families:
@@ -55,7 +56,8 @@ class ModelSpecification(ABC):
                 f"{path} looks like an {info.label} model ({info.evidence}), not {wanted}"
             )
         return load_components(
-            path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info
+            path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
+            device=device,
         )
 
     def tokenize(

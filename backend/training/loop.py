@@ -12,6 +12,7 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -78,6 +79,15 @@ def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
         return run.spec.encode_prompts(components.text_encoders, token_ids, run.args.clip_skip)
 
 
+def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:
+    """--mem_eff_attn: SDPA restricted to its memory-efficient kernel (a CUDA-only choice)."""
+    if run.args.mem_eff_attn and run.accelerator.device.type == "cuda":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION])
+    return contextlib.nullcontext()
+
+
 def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
     device = run.accelerator.device
     latents = batch_latents(run, batch, generator)
@@ -90,7 +100,7 @@ def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> tor
             [tuple(x) for x in batch["crop_top_lefts"].tolist()],
             [tuple(x) for x in batch["target_sizes_hw"].tolist()],
         )
-    with run.accelerator.autocast():
+    with run.accelerator.autocast(), attention_kernel(run):
         prediction = run.spec.predict(run.components.unet, noisy.noisy_latents, noisy.timesteps, embeds, time_ids)
     mask = batch["alpha_masks"]
     return compute_loss(

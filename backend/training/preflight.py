@@ -160,6 +160,11 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
         plan.errors.append("--full_bf16 needs --mixed_precision bf16")
     if args.mixed_precision == "fp16" and device == "cpu":
         plan.errors.append("--mixed_precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+    if args.mem_eff_attn and args.xformers:
+        plan.errors.append("--mem_eff_attn and --xformers choose different attention kernels; keep one")
+    if device == "cpu" and (args.mem_eff_attn or args.lowram):
+        flags = " and ".join(f"--{n}" for n in ("lowram", "mem_eff_attn") if getattr(args, n))
+        plan.warnings.append(f"{flags}: GPU memory options; they change nothing when training on the CPU")
     if args.xformers and importlib.util.find_spec("xformers") is None:
         plan.errors.append("--xformers: the xformers package is not installed; drop the flag (SDPA is the default)")
     if args.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:

@@ -109,6 +109,7 @@ def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelera
         args.pretrained_model_name_or_path,
         v_prediction=True if args.v_parameterization else None,
         tokenizer_cache_dir=args.tokenizer_cache_dir,
+        device=str(accelerator.device) if args.lowram else "cpu",
     )
     device = accelerator.device
     # Frozen weights in the compute dtype: half the memory and faster matmuls under autocast.

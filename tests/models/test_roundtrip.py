@@ -122,3 +122,14 @@ def test_diffusers_single_file_loader_agrees(tiny: TinyModels) -> None:
     ]:
         theirs_state = theirs.state_dict()
         assert all(torch.equal(v, theirs_state[k]) for k, v in mine.state_dict().items())
+
+
+def test_single_file_read_to_a_device_gives_the_same_tensors(tiny: TinyModels) -> None:
+    # --lowram reads a single file straight to the training device; on the CPU that is "cpu".
+    from backend.models.files import read_checkpoint
+
+    path = tiny.get("sd15", single_file=True).path
+    default, _ = read_checkpoint(path)
+    direct, _ = read_checkpoint(path, device="cpu")
+    assert default.keys() == direct.keys()
+    assert all(torch.equal(default[k], direct[k]) for k in default)

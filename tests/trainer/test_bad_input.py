@@ -152,3 +152,16 @@ def test_single_file_without_a_cached_tokenizer(tiny, train_dir, tmp_path):
     cached = run_trainer("train_network", *flags(single.path, train_dir, tmp_path, "--preflight",
                                                   "--tokenizer_cache_dir", str(single.tokenizer_cache_dir)))
     assert cached.returncode == 0, cached.stdout
+
+
+def test_mem_eff_attn_and_xformers_exclude_each_other(capsys, model, train_dir, tmp_path):
+    code, _, err = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--mem_eff_attn", "--xformers"))
+    assert code == 1
+    assert "--mem_eff_attn and --xformers" in err
+
+
+def test_gpu_memory_options_on_the_cpu_are_accepted_with_a_warning(capsys, model, train_dir, tmp_path):
+    code, out, _ = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--lowram", "--mem_eff_attn",
+                                                       "--preflight"))
+    assert code == 0
+    assert any("--lowram and --mem_eff_attn" in w and "CPU" in w for w in json.loads(out)["warnings"])

@@ -52,6 +52,19 @@ declare_all(
             "NaN latents and samples); this avoids it at some memory cost.",
         ),
         Option(
+            "lowram", "bool", False, group="advanced",
+            help="Read a single-file checkpoint's weights straight into GPU memory instead of staging the "
+            "model in system RAM: for machines with more VRAM than RAM (Colab, Kaggle). Diffusers folders are "
+            "memory-mapped either way. On the CPU it changes nothing.",
+        ),
+        Option(
+            "mem_eff_attn", "bool", False, group="advanced",
+            help="sd-scripts' memory-efficient attention. Attention here always runs through PyTorch's "
+            "scaled_dot_product_attention; on a CUDA GPU this flag restricts it to the memory-efficient "
+            "kernel (lower peak memory than the flash or math kernels on some GPUs). On the CPU it changes "
+            "nothing. Cannot be combined with --xformers.",
+        ),
+        Option(
             "sdpa", "bool", False, group="advanced",
             help="Use PyTorch's scaled_dot_product_attention (memory-efficient/flash kernels). This is the "
             "default here; the flag is accepted for sd-scripts compatibility.",
