@@ -16,7 +16,6 @@ from backend.training.optimizers import (
     set_optimizer_train_mode,
 )
 
-HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None
 CPU_OPTIMIZERS = ["AdamW", "SGDNesterov", "Adafactor", "Prodigy", "RAdam", "torch.optim.Adam"]
 BNB_OPTIMIZERS = [
     "AdamW8bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit", "Lion8bit", "PagedLion8bit", "SGDNesterov8bit",
@@ -86,13 +85,11 @@ def test_cpu_optimizers_step(name: str) -> None:
     _step_changes_param(name, lr=1.0 if name == "Prodigy" else 1e-2)
 
 
-@pytest.mark.skipif(not HAS_BNB, reason="bitsandbytes not installed")
 @pytest.mark.parametrize("name", BNB_OPTIMIZERS)
 def test_bitsandbytes_optimizers_step_on_cpu(name: str) -> None:
     _step_changes_param(name)
 
 
-@pytest.mark.skipif(not HAS_BNB, reason="bitsandbytes not installed")
 def test_bitsandbytes_on_cpu_is_available_and_really_8bit() -> None:
     # bitsandbytes >= 0.45 runs its 8-bit optimizers on CPU; the preflight check accepts them there.
     assert check_optimizer_available("AdamW8bit", "cpu") is None
