@@ -9,14 +9,23 @@ import argparse
 import os
 import socket
 import sys
+from pathlib import Path
 
+from gui.gui_config import DEFAULT_CONFIG, GuiConfig, GuiConfigError, load_gui_config
 from gui.i18n import available_languages, default_language
 
 # Gradio phones home for analytics and version checks unless told not to; this app never needs it.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
+# Flags a GUI config's [launch] table may set, with their types (see gui/gui_config.py).
+LAUNCH_KEYS: dict[str, type] = {
+    "listen": str, "server_port": int, "inbrowser": bool, "share": bool, "headless": bool,
+    "language": str, "root_path": str,
+}  # fmt: skip
+
+
+def launch_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Kohya-style LoRA and fine-tune trainer GUI.")
     parser.add_argument("--listen", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for LAN)")
     parser.add_argument("--server_port", type=int, default=7860, help="port to serve on (default 7860)")
@@ -34,10 +43,35 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="language of the GUI (default: from the OS locale, else en)",
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"a TOML of GUI defaults ([launch] flags, [defaults] form values; see config.example.toml); "
+        f"default: {DEFAULT_CONFIG.name} in the repo folder when it exists",
+    )
+    return parser
+
+
+def parse_launch_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, GuiConfig]:
+    """The launch flags, with the GUI config's [launch] values under those not given on the command line."""
+    parser = launch_parser()
     args = parser.parse_args(argv)
     if bool(args.username) != bool(args.password):
         parser.error("--username and --password must be given together")
-    return args
+    path = Path(args.config) if args.config else DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if path is None:
+        return args, GuiConfig()
+    try:
+        config = load_gui_config(path, LAUNCH_KEYS)
+    except GuiConfigError as error:
+        parser.error("the GUI config has problems:\n  " + "\n  ".join(error.messages))
+    if "language" in config.launch and config.launch["language"] not in available_languages():
+        parser.error(f"{path}: [launch] language must be one of {', '.join(available_languages())}")
+    given = parser.parse_args([])  # the defaults: a config value applies where the flag kept its default
+    for key, value in config.launch.items():
+        if getattr(args, key) == getattr(given, key):
+            setattr(args, key, value)
+    return args, config
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -50,7 +84,7 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_launch_args(argv)
+    args, config = parse_launch_args(argv)
     if not port_is_free(args.listen, args.server_port):
         print(
             f"error: port {args.server_port} on {args.listen} is already in use "
@@ -59,9 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    from gui import tensorboard
     from gui.app import CSS, build_app
 
-    app = build_app(language=args.language or default_language(), headless=args.headless)
+    tensorboard.SERVER.host = args.listen
+
+    app = build_app(
+        language=args.language or default_language(), headless=args.headless, defaults=config.defaults
+    )
     app.queue()
     app.launch(
         server_name=args.listen,

@@ -8,6 +8,8 @@ start (`--language`, else the OS locale) and every text is built in it: no DOM p
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
+from typing import Any
 
 import gradio as gr
 
@@ -30,13 +32,16 @@ def environment_summary(t: Translator) -> str:
     return t.t("ui.about.python", version=platform.python_version(), system=platform.system()) + "\n\n" + header + rows
 
 
-def build_app(language: str | None = None, headless: bool = False) -> gr.Blocks:
-    """The whole app in `language` (default: the OS locale's); `headless` turns file dialogs off."""
+def build_app(
+    language: str | None = None, headless: bool = False, defaults: Mapping[str, Any] | None = None
+) -> gr.Blocks:
+    """The whole app in `language` (default: the OS locale's); `headless` turns file dialogs off;
+    `defaults` (option name -> value, from the GUI config) are the forms' initial values."""
     t = Translator(language)
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {APP_TITLE}")
         with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
-            lora = build_lora_tab(t, browse if dialogs_available(headless) else None)
+            lora = build_lora_tab(t, browse if dialogs_available(headless) else None, defaults)
         with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):
             gr.Markdown(environment_summary(t))
         app.load(lora.preset_choices, outputs=lora.preset_chooser)

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.atomic import atomic_write
 from backend.options import OptionError, options_for
 from gui.command_builder import REPO, build_command, prepare_run, run_stem, venv_python, write_run_config
 from gui.command_export import export_scripts, format_bash, format_cmd
 from gui.i18n import Translator
-from gui.network_types import compose
-from gui.presets import command_for
+from gui.kohya_import import KohyaImportError, convert_kohya_config, format_report
+from gui.network_types import compose, decompose
+from gui.presets import USER_DIR, command_for
 from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runner import RunnerBusyError, TrainingRunner
+from gui.tensorboard import SERVER as TENSORBOARD
+from gui.tensorboard import TensorBoardError, TensorBoardServer
 
 RUNNER = TrainingRunner()
 PREFLIGHT_TIMEOUT_S = 300
@@ -153,3 +157,67 @@ def export(tab: TabValues, t: Translator) -> str:
         return _problems(t, [str(error)])
     return t.t("ui.command_exported", path=f"{sh}, {bat}, {prepared.config_path}")
 
+
+
+@dataclass
+class KohyaImport:
+    tab: TabValues | None  # None when nothing could be imported
+    message: str
+
+
+def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> KohyaImport:
+    """A kohya_ss GUI LoRA config (JSON) as the tab's values, with the import report as the message.
+
+    Sample prompts (kohya_ss keeps their text in the config) go to `<prompts_dir>/<config>_prompts.txt`,
+    never replacing a different file of that name.
+    """
+    path = path.strip().strip('"')
+    if not path:
+        return KohyaImport(None, t.t("ui.kohya_path_needed"))
+    try:
+        result = convert_kohya_config(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return KohyaImport(None, t.t("ui.kohya_unreadable", path=path, error=error))
+    except KohyaImportError as error:
+        return KohyaImport(None, t.t("ui.kohya_refused", path=path, error=error))
+    options = dict(result.options)
+    model_type = "sdxl" if result.command == "sdxl_train_network" else "sd2" if options.pop("v2", False) else "sd1"
+    if result.sample_prompts_text:
+        options["sample_prompts"] = str(_write_prompts(result.sample_prompts_text, prompts_dir, Path(path).stem))
+    # As the tab holds them: the network type's own arguments in its fields, the rest as network_args.
+    split = decompose(options.pop("network_module", None), options.pop("network_args", None), result.network_type)
+    if split.extra:
+        options["network_args"] = split.extra
+    tab = TabValues(
+        options=options, model_type=model_type, network_type=split.network_type, network_fields=split.fields,
+        accelerate=dict(result.launch),
+    )  # fmt: skip
+    lines = [t.t("ui.kohya_imported", path=path, command=result.command, network=result.network_type)]
+    report = format_report(result)
+    if report:
+        lines.append(t.t("ui.kohya_report") + f"\n```\n{report}\n```")
+    return KohyaImport(tab, "\n\n".join(lines))
+
+
+def _write_prompts(text: str, folder: Path, stem: str) -> Path:
+    text = text.rstrip("\n") + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 1000):
+        target = folder / (f"{stem}_prompts.txt" if number == 1 else f"{stem}_prompts_{number}.txt")
+        if not target.exists() or target.read_text(encoding="utf-8", errors="replace") == text:
+            break
+    with atomic_write(target) as file:
+        file.write(text)
+    return target
+
+
+def open_tensorboard(tab: TabValues, t: Translator, server: TensorBoardServer = TENSORBOARD) -> str:
+    """Start (or reuse) TensorBoard on the form's logging_dir and link to it."""
+    logdir = tab.options.get("logging_dir")
+    if not logdir:
+        return t.t("ui.tensorboard_needs_logdir")
+    try:
+        info = server.open(str(logdir))
+    except (TensorBoardError, OSError) as error:
+        return t.t("ui.tensorboard_failed", error=error)
+    return t.t("ui.tensorboard_open", url=info.url, path=info.logdir)

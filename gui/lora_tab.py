@@ -114,7 +114,9 @@ def _net_widget(arg: NetworkArg, t: Translator) -> gr.components.Component:
     return gr.Textbox(value="", **common)  # empty = not passed (see schema_form on optional numbers)
 
 
-def build_lora_tab(t: Translator, browse: Callable[[str, bool], str] | None) -> LoraTab:
+def build_lora_tab(
+    t: Translator, browse: Callable[[str, bool], str] | None, defaults: Mapping[str, Any] | None = None
+) -> LoraTab:
     holders: dict[str, Any] = {}
 
     def model_selector() -> None:
@@ -138,8 +140,8 @@ def build_lora_tab(t: Translator, browse: Callable[[str, bool], str] | None) -> 
                 boxes[name] = box
         holders["net"] = (fields, boxes)
 
-    preset_controls = _preset_row(t)
-    form = build_form(tab_options(), t, browse, {"model": model_selector, "network": network_selector})
+    preset_controls = _preset_row(t, browse)
+    form = build_form(tab_options(), t, browse, {"model": model_selector, "network": network_selector}, defaults)
     with gr.Accordion(t.t("ui.accelerate"), open=False, elem_id="group_accelerate"):
         accelerate = build_accelerate_form(t)
     tab = LoraTab(form, accelerate, holders["model_type"], holders["network_type"], *holders["net"], preset_controls[0])
@@ -150,7 +152,10 @@ def build_lora_tab(t: Translator, browse: Callable[[str, bool], str] | None) -> 
     return tab
 
 
-def _preset_row(t: Translator) -> tuple[gr.Dropdown, gr.Button, gr.Textbox, gr.Button, gr.Button, gr.Markdown]:
+PresetControls = tuple[gr.Dropdown, gr.Button, gr.Textbox, gr.Button, gr.Button, gr.Markdown, gr.Textbox, gr.Button]
+
+
+def _preset_row(t: Translator, browse: Callable[[str, bool], str] | None) -> PresetControls:
     with gr.Group():
         with gr.Row(equal_height=True):
             chooser = gr.Dropdown(choices=list(presets.list_presets()), value=None, label=t.t("ui.preset"),
@@ -159,8 +164,15 @@ def _preset_row(t: Translator) -> tuple[gr.Dropdown, gr.Button, gr.Textbox, gr.B
             name = gr.Textbox(label=t.t("ui.preset_name"), scale=3, elem_id="preset_name")
             save = gr.Button(t.t("ui.save_preset"), scale=1, elem_id="preset_save")
             save_as = gr.Button(t.t("ui.save_preset_as"), scale=1, elem_id="preset_save_as")
+        with gr.Row(equal_height=True):
+            kohya_path = gr.Textbox(label=t.t("ui.kohya_config"), info=t.t("ui.kohya_config_info"), scale=6,
+                                    elem_id="kohya_config_path")  # fmt: skip
+            if browse is not None:
+                pick = gr.Button(t.t("ui.browse"), scale=1, elem_id="kohya_config_browse")
+                pick.click(lambda current: browse(current, False), inputs=kohya_path, outputs=kohya_path)
+            kohya_import = gr.Button(t.t("ui.kohya_import"), scale=1, elem_id="kohya_import")
         message = gr.Markdown(elem_id="preset_message")
-    return chooser, load, name, save, save_as, message
+    return chooser, load, name, save, save_as, message, kohya_path, kohya_import
 
 
 def _wire_selectors(tab: LoraTab) -> None:
@@ -177,6 +189,7 @@ def _wire_actions(tab: LoraTab, t: Translator) -> None:
         stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id="lora_stop")
         show = gr.Button(t.t("ui.print_command"), elem_id="lora_print")
         export = gr.Button(t.t("ui.export_command"), elem_id="lora_export")
+        tensorboard = gr.Button(t.t("ui.tensorboard"), elem_id="lora_tensorboard")
     message = gr.Markdown(elem_id="lora_message")
     report = gr.Markdown(elem_id="lora_preflight_report")
     with gr.Accordion(t.t("ui.command"), open=False, visible=False) as command_box:
@@ -196,11 +209,12 @@ def _wire_actions(tab: LoraTab, t: Translator) -> None:
     preflight.click(lambda data: lora_actions.preflight(tab.read(data), t), inputs=inputs, outputs=report)
     show.click(on_print, inputs=inputs, outputs=[message, bash, cmd, toml, command_box])
     export.click(lambda data: lora_actions.export(tab.read(data), t), inputs=inputs, outputs=message)
+    tensorboard.click(lambda data: lora_actions.open_tensorboard(tab.read(data), t), inputs=inputs, outputs=message)
 
 
 def _wire_presets(
     tab: LoraTab, t: Translator, chooser: gr.Dropdown, load: gr.Button, name: gr.Textbox,
-    save: gr.Button, save_as: gr.Button, message: gr.Markdown,
+    save: gr.Button, save_as: gr.Button, message: gr.Markdown, kohya_path: gr.Textbox, kohya_import: gr.Button,
 ) -> None:  # fmt: skip
     outputs = [*tab.inputs, *tab.net_boxes.values(), *tab.model_visibility("sd1"), message]
 
@@ -243,6 +257,13 @@ def _wire_presets(
                 chooser: gr.Dropdown(choices=list(presets.list_presets()), value=path.stem)}  # fmt: skip
 
 
+    def on_import(path: str) -> dict[Any, Any]:
+        imported = lora_actions.import_kohya(path or "", t)
+        if imported.tab is None:
+            return {message: imported.message}
+        return {**tab.update(imported.tab), message: imported.message}
+
     load.click(on_load, inputs=tab.inputs | {chooser}, outputs=outputs)
+    kohya_import.click(on_import, inputs=kohya_path, outputs=outputs)
     save.click(lambda data: on_save(data, False), inputs=tab.inputs | {chooser, name}, outputs=[message, chooser])
     save_as.click(lambda data: on_save(data, True), inputs=tab.inputs | {chooser, name}, outputs=[message, chooser])

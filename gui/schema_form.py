@@ -97,12 +97,12 @@ def widget_label(translator: Translator, name: str) -> str:
     return f"{translator.option_label(name)} ({name})"
 
 
-def _widget(option: Option, translator: Translator) -> gr.components.Component:
+def _widget(option: Option, translator: Translator, initial: Any) -> gr.components.Component:
     common: dict[str, Any] = {
         "label": widget_label(translator, option.name),
         "info": translator.option_help(option.name),
         "elem_id": f"opt_{option.name}",
-        "value": to_widget(option, option.default),
+        "value": to_widget(option, initial),
     }
     if option.kind == "bool":
         return gr.Checkbox(**common)
@@ -128,6 +128,9 @@ def _widget(option: Option, translator: Translator) -> gr.components.Component:
 @dataclass
 class SchemaForm:
     options: dict[str, Option]
+    # Values the fields start with and return to when a preset leaves them out: the schema default,
+    # or the GUI config's [defaults] (gui/gui_config.py).
+    initial: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, gr.components.Component] = field(default_factory=dict)
     # Option name -> the accordion-independent column it sits in (hidden for other model types).
     boxes: dict[str, gr.Column] = field(default_factory=dict)
@@ -150,9 +153,12 @@ class SchemaForm:
     def update(self, values: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
         """Widget values for `values`; options missing from it go back to their defaults."""
         return {
-            component: to_widget(self.options[name], values.get(name, self.options[name].default))
+            component: to_widget(self.options[name], values.get(name, self.initial_value(name)))
             for name, component in self.fields.items()
         }
+
+    def initial_value(self, name: str) -> Any:
+        return self.initial.get(name, self.options[name].default)
 
 
 def build_form(
@@ -160,13 +166,15 @@ def build_form(
     translator: Translator,
     browse: Callable[[str, bool], str] | None = None,
     extra_content: Mapping[str, Callable[[], None]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> SchemaForm:
     """Accordions for `options` (in GROUPS order) inside the current Blocks context.
 
     `browse(current, folder) -> path` adds a picker button beside each path box (None: no buttons,
     e.g. --headless). `extra_content[group]` renders extra widgets at the top of that group.
+    `defaults` overrides schema defaults as the fields' initial values.
     """
-    form = SchemaForm(dict(options))
+    form = SchemaForm(dict(options), {k: v for k, v in (defaults or {}).items() if k in options})
     for group in GROUPS:
         members = [option for option in options.values() if option.group == group]
         extra = (extra_content or {}).get(group)
@@ -195,7 +203,7 @@ def _fields(
         with gr.Row(equal_height=False):
             for option in members[start : start + per_row]:
                 with gr.Column(min_width=260) as box:
-                    component = _widget(option, translator)
+                    component = _widget(option, translator, form.initial_value(option.name))
                     if browse is not None and option.kind == "path":
                         _browse_button(component, option.name, translator, browse)
                 form.fields[option.name] = component

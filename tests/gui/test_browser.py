@@ -1,6 +1,8 @@
 """The LoRA tab in a real browser (Playwright + Debian's Chromium) against `kohya_gui.py --headless`.
 
-Trains a tiny SD 1.5 LoRA for 2 steps from the form, saves and reloads a preset, and checks that
+Trains a tiny SD 1.5 LoRA for 2 steps from the form, runs the preflight check, exports the command
+and runs it outside the GUI (same LoRA), stops a long run, saves and reloads a preset, imports a
+kohya_ss config, and checks that
 `--language ja` builds the page in Japanese whatever the browser's language. Screenshots go to
 $GUI_SCREENSHOTS when set (else the test's tmp folder).
 """
@@ -97,6 +99,15 @@ def open_group(page: object, group: str, label: str) -> None:
     page.locator(f"#group_{group}").get_by_text(label, exact=True).first.click()
 
 
+def assert_same_tensors(first: Path, second: Path) -> None:
+    from safetensors.torch import load_file
+
+    a, b = load_file(first), load_file(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].equal(b[key]), key
+
+
 def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: object, tmp_path: Path, shots: Path) -> None:
     expect = sync_api.expect
     model = tiny.get("sd15").path
@@ -104,6 +115,8 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
     out = tmp_path / "out"
     t = Translator("en")
     preset_name = f"browser-test-{uuid.uuid4().hex[:8]}"
+    imported_prompts = USER_DIR / "sd15_standard_prompts.txt"
+    prompts_existed = imported_prompts.exists()
     try:
         with gui_server("--language", "en") as url:
             page = open_page(browser, url)
@@ -111,6 +124,7 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             fill(page, "opt_train_data_dir", str(tmp_path / "data"))
             fill(page, "opt_resolution", "64")
             fill(page, "opt_max_train_steps", "2")
+            fill(page, "opt_seed", "7")
             open_group(page, "dataset", t.group_label("dataset"))
             fill(page, "opt_caption_extension", ".txt")
             open_group(page, "advanced", t.group_label("advanced"))
@@ -126,6 +140,28 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             expect(page.locator("#lora_progress")).to_contain_text(t.t("ui.step_of", step=2, total=2))
             page.screenshot(path=shots / "en_finished.png", full_page=True)
             assert (out / "tiny.safetensors").is_file()
+            (out / "tiny.safetensors").rename(tmp_path / "from_gui.safetensors")
+
+            page.locator("#lora_preflight").click()
+            expect(page.locator("#lora_preflight_report")).to_contain_text(t.t("ui.preflight_ok"), timeout=120_000)
+
+            # The exported script, run outside the GUI, trains the same LoRA.
+            page.locator("#lora_export").click()
+            expect(page.locator("#lora_message")).to_contain_text(t.t("ui.command_exported", path="")[:15], timeout=30_000)
+            scripts = sorted(out.glob("*.sh"))
+            assert len(scripts) == 1 and scripts[0].with_suffix(".bat").is_file()
+            assert not (out / "tiny.safetensors").exists()  # exporting has no side effect beyond its files
+            ran = subprocess.run(["bash", str(scripts[0])], capture_output=True, text=True, timeout=600)
+            assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+            assert_same_tensors(tmp_path / "from_gui.safetensors", out / "tiny.safetensors")
+
+            # Stop ends a long run from the page.
+            fill(page, "opt_max_train_steps", "100000")
+            page.locator("#lora_start").click()
+            expect(page.locator("#lora_progress")).to_contain_text("of 100000", timeout=180_000)
+            page.locator("#lora_stop").click()
+            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.stopped"), timeout=60_000)
+            fill(page, "opt_max_train_steps", "2")
 
             fill(page, "preset_name", preset_name)
             page.locator("#preset_save_as").click()
@@ -143,11 +179,20 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             expect(field(page, "opt_train_data_dir")).to_have_value(str(tmp_path / "data"))
             open_group(page, "saving", t.group_label("saving"))
             expect(field(page, "opt_output_name")).to_have_value("tiny")
-            # The run belongs to the GUI process: the reloaded page still shows it.
-            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.finished"), timeout=30_000)
+            # The run belongs to the GUI process: the reloaded page still shows the last one (stopped).
+            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.stopped"), timeout=30_000)
             page.screenshot(path=shots / "en_preset_loaded.png", full_page=True)
+
+            fill(page, "kohya_config_path", str(REPO / "tests" / "gui" / "data" / "kohya_configs" / "sd15_standard.json"))
+            page.locator("#kohya_import").click()
+            expect(page.locator("#preset_message")).to_contain_text("sd15_standard.json", timeout=30_000)
+            expect(field(page, "opt_network_dim")).to_have_value("32")
+            expect(field(page, "opt_output_name")).to_have_value("sks_dog_v1")
+            page.screenshot(path=shots / "en_kohya_imported.png", full_page=True)
     finally:
         (USER_DIR / f"{preset_name}.json").unlink(missing_ok=True)
+        if not prompts_existed:
+            imported_prompts.unlink(missing_ok=True)
 
 
 def test_japanese_gui_whatever_the_browser_language(browser: object, shots: Path) -> None:
