@@ -17,6 +17,8 @@ from backend.options.schema import ALL_COMMANDS, options_for
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.lora_tab import build_lora_tab
+from gui.tool_specs import LORA_TOOLS
+from gui.tools_tab import build_tools_tab
 
 APP_TITLE = "Kohya LoRA Trainer"
 # Wider page than Gradio's default: the form has three fields per row.
@@ -38,10 +40,13 @@ def build_app(
     """The whole app in `language` (default: the OS locale's); `headless` turns file dialogs off;
     `defaults` (option name -> value, from the GUI config) are the forms' initial values."""
     t = Translator(language)
+    picker = browse if dialogs_available(headless) else None
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {APP_TITLE}")
         with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
-            lora = build_lora_tab(t, browse if dialogs_available(headless) else None, defaults)
+            lora = build_lora_tab(t, picker, defaults)
+        with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools"):
+            build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
         with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):
             gr.Markdown(environment_summary(t))
         app.load(lora.preset_choices, outputs=lora.preset_chooser)

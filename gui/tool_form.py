@@ -1,0 +1,188 @@
+"""Forms for the command-line tools (`python -m backend.tools.<name>`): declared as data, run as
+subprocesses by a runner of their own.
+
+A tool's arguments are declared here as `ToolArg`s (gui/tool_specs.py) rather than read from the
+tool's argparse parser: importing a tool module would import torch into the GUI process. A test
+runs each tool's `--help` and checks every declared flag exists, so the two cannot drift.
+
+`tool_argv` is pure (tested without a browser); `build_tool_form` renders one form with Run/Stop
+buttons inside the current Blocks; `build_tool_panel` shows the tool runner's status, progress and
+log. Tools run one at a time, beside (not instead of) a training run.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gradio as gr
+
+from gui.command_builder import venv_python
+from gui.i18n import Translator
+from gui.progress_view import failure_text, progress_html, status_text
+from gui.runner import RunnerBusyError, TrainingRunner
+
+ArgKind = Literal["file", "folder", "save", "text", "int", "float", "bool", "choice", "list"]
+TOOL_RUNNER = TrainingRunner()
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ToolArg:
+    name: str  # the flag without "--" (or the positional's name)
+    kind: ArgKind
+    default: Any = None  # shown initially; a value equal to it is still passed (tools' defaults may differ)
+    choices: tuple[str, ...] = ()
+    positional: bool = False
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str  # the module: backend.tools.<name>
+    args: tuple[ToolArg, ...]
+
+    @property
+    def module(self) -> str:
+        return f"backend.tools.{self.name}"
+
+
+class ToolInputError(ValueError):
+    """A form value the tool cannot take; the message names the field."""
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = None) -> list[str]:
+    """The argument list that runs `spec` with the form's `values` (empty fields are left out)."""
+    positional: list[str] = []
+    flags: list[str] = []
+    missing: list[str] = []
+    for arg in spec.args:
+        value = values.get(arg.name)
+        if arg.kind == "bool":
+            if value:
+                flags.append(f"--{arg.name}")
+            continue
+        if arg.kind == "list":
+            try:
+                items = shlex.split(_text(value).replace("\n", " "))
+            except ValueError as error:
+                raise ToolInputError(f"{arg.name}: {error}") from None
+        else:
+            items = [_text(value)] if _text(value) else []
+        if arg.kind in ("int", "float") and items:
+            try:
+                number = float(items[0])
+            except ValueError:
+                raise ToolInputError(f"{arg.name}: expects a number, got {items[0]!r}") from None
+            items = [str(int(number)) if arg.kind == "int" and number.is_integer() else items[0]]
+        if not items:
+            if arg.required:
+                missing.append(arg.name)
+            continue
+        if arg.positional:
+            positional += items
+        else:
+            flags += [f"--{arg.name}", *items]
+    if missing:
+        raise ToolInputError("required: " + ", ".join(missing))
+    return [python or venv_python(), "-m", spec.module, *positional, *flags]
+
+
+@dataclass
+class ToolForm:
+    spec: ToolSpec
+    fields: dict[str, gr.components.Component]
+    message: gr.Markdown
+
+    def read(self, data: Mapping[Any, Any]) -> dict[str, Any]:
+        return {name: data.get(component) for name, component in self.fields.items()}
+
+
+def label(t: Translator, spec: ToolSpec, arg: ToolArg) -> str:
+    shown = arg.name if arg.positional else f"--{arg.name}"
+    return f"{t.t(f'ui.toolarg.{spec.name}.{arg.name}')} ({shown})"
+
+
+def _widget(t: Translator, spec: ToolSpec, arg: ToolArg, elem_id: str) -> gr.components.Component:
+    common: dict[str, Any] = {
+        "label": label(t, spec, arg), "info": t.t(f"ui.toolhelp.{spec.name}.{arg.name}"), "elem_id": elem_id,
+    }  # fmt: skip
+    if arg.kind == "bool":
+        return gr.Checkbox(value=bool(arg.default), **common)
+    if arg.kind == "choice":
+        return gr.Dropdown(choices=list(arg.choices), value=arg.default, **common)
+    value = "" if arg.default is None else str(arg.default)
+    return gr.Textbox(value=value, lines=2 if arg.kind == "list" else 1, **common)
+
+
+def build_tool_form(
+    t: Translator,
+    spec: ToolSpec,
+    browse: Callable[[str, bool], str] | None,
+    runner: TrainingRunner = TOOL_RUNNER,
+    per_row: int = 3,
+) -> ToolForm:
+    """The fields of `spec` and its Run/Stop buttons (elem ids `tool_<name>_<arg>`, `tool_<name>_run`)."""
+    fields: dict[str, gr.components.Component] = {}
+    args = list(spec.args)
+    for start in range(0, len(args), per_row):
+        with gr.Row(equal_height=False):
+            for arg in args[start : start + per_row]:
+                with gr.Column(min_width=240):
+                    component = _widget(t, spec, arg, f"tool_{spec.name}_{arg.name}")
+                    if browse is not None and arg.kind in ("file", "folder", "save"):
+                        button = gr.Button(t.t("ui.browse"), size="sm", elem_id=f"browse_{spec.name}_{arg.name}")
+                        folder = arg.kind == "folder"
+                        button.click(lambda current, f=folder: browse(current, f), inputs=component, outputs=component)
+                fields[arg.name] = component
+    with gr.Row():
+        run = gr.Button(t.t("ui.tool_run"), variant="primary", elem_id=f"tool_{spec.name}_run")
+        stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id=f"tool_{spec.name}_stop")
+    message = gr.Markdown(elem_id=f"tool_{spec.name}_message")
+    form = ToolForm(spec, fields, message)
+    inputs = set(fields.values())
+    run.click(lambda data: start_tool(spec, form.read(data), t, runner), inputs=inputs, outputs=message)
+    stop.click(lambda: t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop"), outputs=message)
+    return form
+
+
+def start_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, runner: TrainingRunner = TOOL_RUNNER) -> str:
+    try:
+        argv = tool_argv(spec, values)
+        runner.start(argv)
+    except ToolInputError as error:
+        return t.t("ui.tool_bad_input", error=error)
+    except RunnerBusyError:
+        return t.t("ui.tool_busy")
+    except OSError as error:
+        return t.t("ui.tool_bad_input", error=error)
+    return t.t("ui.tool_started", command=shlex.join(argv[1:]))
+
+
+def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_RUNNER) -> gr.Timer:
+    """Status, progress and the log of the tool runner (elem ids `<prefix>_status`, `_progress`, `_log`)."""
+    with gr.Group():
+        status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id=f"{prefix}_status")
+        bar = gr.HTML(progress_html({}, t), elem_id=f"{prefix}_progress")
+        outcome = gr.Markdown(elem_id=f"{prefix}_outcome")
+    log = gr.Textbox(label=t.t("ui.log"), lines=12, max_lines=30, autoscroll=True, interactive=False,
+                     elem_id=f"{prefix}_log")  # fmt: skip
+
+    def poll() -> tuple[Any, ...]:
+        snapshot = runner.snapshot(tail=400)
+        return (status_text(snapshot, t), progress_html(snapshot, t), failure_text(snapshot, t),
+                "\n".join(snapshot["log_tail"]))  # fmt: skip
+
+    timer = gr.Timer(POLL_SECONDS)
+    timer.tick(poll, outputs=[status, bar, outcome, log], show_progress="hidden", queue=False)
+    return timer
+
+
+def specs_by_name(specs: Sequence[ToolSpec]) -> dict[str, ToolSpec]:
+    return {spec.name: spec for spec in specs}

@@ -1,0 +1,65 @@
+"""The arguments of each command-line tool the GUI offers, as `ToolSpec`s (see gui/tool_form.py).
+
+Defaults shown are the tools' own; labels and help come from the catalogues
+(`ui.toolarg.<tool>.<arg>`, `ui.toolhelp.<tool>.<arg>`). tests/gui/test_tool_specs.py checks
+every flag here against the tool's real `--help`.
+"""
+
+from __future__ import annotations
+
+from gui.tool_form import ToolArg, ToolSpec
+
+PRECISIONS = ("float", "fp16", "bf16")
+DEVICES = ("cpu", "cuda")
+
+RESIZE_LORA = ToolSpec("resize_lora", (
+    ToolArg("model", "file", required=True),
+    ToolArg("save_to", "save", required=True),
+    ToolArg("new_rank", "int", 4),
+    ToolArg("new_conv_rank", "int"),
+    ToolArg("dynamic_method", "choice", "", ("", "sv_ratio", "sv_fro", "sv_cumulative", "fro_ckpt", "spn_ckpt")),
+    ToolArg("dynamic_param", "float"),
+    ToolArg("base_model", "file"),
+    ToolArg("save_precision", "choice", "float", PRECISIONS),
+    ToolArg("device", "choice", "cpu", DEVICES),
+    ToolArg("verbose", "bool", True),
+))  # fmt: skip
+
+MERGE_LORA = ToolSpec("merge_lora", (
+    ToolArg("models", "list", required=True),
+    ToolArg("ratios", "list"),
+    ToolArg("save_to", "save", required=True),
+    ToolArg("sd_model", "file"),
+    ToolArg("precision", "choice", "float", PRECISIONS),
+    ToolArg("save_precision", "choice", "", ("", *PRECISIONS)),
+    ToolArg("new_rank", "int"),
+    ToolArg("new_conv_rank", "int"),
+    ToolArg("device", "choice", "cpu", DEVICES),
+    ToolArg("concat", "bool"),
+    ToolArg("no_metadata", "bool"),
+))  # fmt: skip
+
+EXTRACT_LORA = ToolSpec("extract_lora_from_models", (
+    ToolArg("model_org", "file", required=True),
+    ToolArg("model_tuned", "file", required=True),
+    ToolArg("save_to", "save", required=True),
+    ToolArg("dim", "int", 4),
+    ToolArg("conv_dim", "int"),
+    ToolArg("clamp_quantile", "float", 0.99),
+    ToolArg("min_diff", "float", 0.01),
+    ToolArg("load_precision", "choice", "float", PRECISIONS),
+    ToolArg("save_precision", "choice", "float", PRECISIONS),
+    ToolArg("device", "choice", "cpu", DEVICES),
+    ToolArg("sdxl", "bool"),
+    ToolArg("v2", "bool"),
+    ToolArg("no_metadata", "bool"),
+))  # fmt: skip
+
+INSPECT_LORA = ToolSpec("inspect_lora", (
+    ToolArg("file", "file", positional=True, required=True),
+    ToolArg("top", "int", 10),
+    ToolArg("json", "bool"),
+))  # fmt: skip
+
+LORA_TOOLS = (RESIZE_LORA, MERGE_LORA, EXTRACT_LORA, INSPECT_LORA)
+ALL_TOOLS = LORA_TOOLS
