@@ -52,11 +52,11 @@ class AccelerateForm:
         return updates
 
 
-def build_accelerate_form(translator: Translator) -> AccelerateForm:
+def build_accelerate_form(translator: Translator, id_prefix: str = "") -> AccelerateForm:
     form = AccelerateForm()
 
     def common(name: str) -> dict[str, Any]:
-        return {"label": f"{translator.t(f'ui.accelerate.{name}')} ({name})", "elem_id": f"acc_{name}"}
+        return {"label": f"{translator.t(f'ui.accelerate.{name}')} ({name})", "elem_id": f"{id_prefix}acc_{name}"}
 
     not_set = (translator.t("ui.not_set"), "")
     with gr.Row():

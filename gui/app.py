@@ -17,8 +17,9 @@ from backend.options.schema import ALL_COMMANDS, options_for
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.lora_tab import build_lora_tab
-from gui.tool_specs import LORA_TOOLS
+from gui.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools_tab import build_tools_tab
+from gui.training_kinds import FINETUNE
 
 APP_TITLE = "Kohya LoRA Trainer"
 # Wider page than Gradio's default: the form has three fields per row.
@@ -45,9 +46,18 @@ def build_app(
         gr.Markdown(f"# {APP_TITLE}")
         with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
             lora = build_lora_tab(t, picker, defaults)
+        with gr.Tab(t.t("ui.tab.finetune"), elem_id="tab_finetune"):
+
+            def metadata_steps() -> None:
+                with gr.Accordion(t.t("ui.finetune_metadata"), open=False, elem_id="finetune_metadata"):
+                    gr.Markdown(t.t("ui.finetune_metadata_info"))
+                    build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
+
+            finetune = build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps)
         with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools"):
             build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
         with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):
             gr.Markdown(environment_summary(t))
         app.load(lora.preset_choices, outputs=lora.preset_chooser)
+        app.load(finetune.preset_choices, outputs=finetune.preset_chooser)
     return app

@@ -1,4 +1,5 @@
-"""What the LoRA tab's buttons do, on named values: start, preflight, print, export.
+"""What the training tabs' buttons do, on named values: start, preflight, print, export, import,
+TensorBoard (the LoRA and fine-tune tabs alike; `TabValues.kind` tells them apart).
 
 The tab (`gui/lora_tab.py`) turns widgets into a `TabValues` and shows the returned text; here
 nothing knows about widgets. One `TrainingRunner` serves the whole GUI process (module level), so
@@ -21,11 +22,12 @@ from gui.command_export import export_scripts, format_bash, format_cmd
 from gui.i18n import Translator
 from gui.kohya_import import KohyaImportError, convert_kohya_config, format_report
 from gui.network_types import compose, decompose
-from gui.presets import USER_DIR, command_for
+from gui.presets import USER_DIR
 from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runner import RunnerBusyError, TrainingRunner
 from gui.tensorboard import SERVER as TENSORBOARD
 from gui.tensorboard import TensorBoardError, TensorBoardServer
+from gui.training_kinds import LORA, TrainingKind
 
 RUNNER = TrainingRunner()
 PREFLIGHT_TIMEOUT_S = 300
@@ -40,10 +42,11 @@ class TabValues:
     network_type: str = "Standard"
     network_fields: dict[str, Any] = field(default_factory=dict)
     accelerate: dict[str, Any] = field(default_factory=dict)
+    kind: TrainingKind = LORA
 
     @property
     def command(self) -> str:
-        return command_for(self.model_type)
+        return self.kind.command_for(self.model_type)
 
     def run_options(self) -> dict[str, Any]:
         """The trainer's options: model type and network selector folded in, other commands' options dropped."""
@@ -51,10 +54,11 @@ class TabValues:
         values = {name: value for name, value in self.options.items() if name in accepted}
         if self.model_type == "sd2":
             values["v2"] = True
-        module, args = compose(self.network_type, self.network_fields, values.pop("network_args", None) or ())
-        values["network_module"] = module
-        if args:
-            values["network_args"] = args
+        if self.kind.networks:
+            module, args = compose(self.network_type, self.network_fields, values.pop("network_args", None) or ())
+            values["network_module"] = module
+            if args:
+                values["network_args"] = args
         return values
 
     def preset_options(self) -> dict[str, Any]:
@@ -64,7 +68,10 @@ class TabValues:
         return values
 
     def gui_keys(self) -> dict[str, Any]:
-        return {"model_type": self.model_type, "network_type": self.network_type, "accelerate": dict(self.accelerate)}
+        keys: dict[str, Any] = {"model_type": self.model_type, "accelerate": dict(self.accelerate)}
+        if self.kind.networks:
+            keys["network_type"] = self.network_type
+        return keys
 
 
 def _problems(t: Translator, messages: list[str]) -> str:

@@ -1,9 +1,10 @@
-"""LoRA tab presets: JSON files holding the tab's option values plus its GUI-only keys.
+"""Training tab presets (LoRA and fine-tuning): JSON files holding the tab's option values plus its
+GUI-only keys.
 
     {"model_type": "sdxl", "network_type": "LyCORIS/LoKr", "accelerate": {...}, "learning_rate": 0.0001, ...}
 
-Shipped presets (`presets/lora/*.json`) are partial overlays without paths: loading one changes only
-the keys it names. User presets (`user_presets/lora/*.json`) hold the whole tab. Loading checks
+Shipped presets (`presets/<tab>/*.json`) are partial overlays without paths: loading one changes only
+the keys it names. User presets (`user_presets/<tab>/*.json`) hold the whole tab. Loading checks
 every key against the option schema and reports unknown keys and invalid values instead of
 dropping them silently; saving never writes a secret and writes atomically.
 
@@ -23,20 +24,20 @@ from typing import Any
 
 from backend.atomic import atomic_write_json
 from backend.options.names import names_for, unknown_name_message
-from backend.options.schema import LORA_COMMANDS, all_options
+from backend.options.schema import all_options
 from backend.options.values import from_value
-from gui.command_builder import ACCELERATE_FLAGS, REPO
+from gui.command_builder import ACCELERATE_FLAGS
 from gui.network_types import NETWORK_TYPES
+from gui.training_kinds import LORA, MODEL_TYPES, TrainingKind
 
-SHIPPED_DIR = REPO / "presets" / "lora"
-USER_DIR = REPO / "user_presets" / "lora"
-MODEL_TYPES = {"sd1": "train_network", "sd2": "train_network", "sdxl": "sdxl_train_network"}
+SHIPPED_DIR = LORA.shipped_presets
+USER_DIR = LORA.user_presets
 GUI_KEYS = ("model_type", "network_type", "accelerate")
 _SAFE_NAME = re.compile(r"[^\w.-]+", re.UNICODE)
 
 
-def command_for(model_type: str) -> str:
-    return MODEL_TYPES.get(model_type, LORA_COMMANDS[0])
+def command_for(model_type: str, kind: TrainingKind = LORA) -> str:
+    return kind.command_for(model_type)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def save_preset(path: str | os.PathLike[str], values: Mapping[str, Any], gui: Ma
     return Path(path)
 
 
-def parse_preset(data: Mapping[str, Any]) -> Preset:
+def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA) -> Preset:
     """Check a preset's keys and values against the schema of the command its model type trains."""
     if not isinstance(data, Mapping):
         return Preset(problems=["a preset must be a JSON object"])
@@ -72,19 +73,21 @@ def parse_preset(data: Mapping[str, Any]) -> Preset:
     model_type = data.get("model_type")
     if model_type is None and data.get("v2") is True:
         model_type = "sd2"
-    elif model_type is None and data.get("command") in LORA_COMMANDS:  # a run snapshot
-        model_type = "sdxl" if data["command"] == "sdxl_train_network" else "sd1"
+    elif model_type is None and data.get("command") is not None:  # a run snapshot
+        model_type = kind.model_type_of(data["command"])
+        if model_type is None:
+            preset.problems.append(f'"command" {data["command"]!r} is not trained in this tab')
     if model_type is not None:
         if model_type in MODEL_TYPES:
             preset.gui["model_type"] = model_type
         else:
             preset.problems.append(f'"model_type" must be one of {", ".join(MODEL_TYPES)}, got {model_type!r}')
-    command = command_for(preset.gui.get("model_type", "sd1"))
+    command = kind.command_for(preset.gui.get("model_type", "sd1"))
     names = names_for(command)
     for key, raw in data.items():
         if key in ("model_type", "command") or (key == "v2" and raw in (True, None)):  # v2 = the model type
             continue
-        if key == "network_type":
+        if key == "network_type" and kind.networks:
             if raw in NETWORK_TYPES:
                 preset.gui[key] = raw
             else:
@@ -110,12 +113,12 @@ def _accelerate(raw: Any, preset: Preset) -> None:
     preset.unknown += [f'unknown accelerate setting "{key}"' for key in raw if key not in ACCELERATE_FLAGS]
 
 
-def load_preset(path: str | os.PathLike[str]) -> Preset:
+def load_preset(path: str | os.PathLike[str], kind: TrainingKind = LORA) -> Preset:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         return Preset(problems=[f"{path}: {error}"])
-    return parse_preset(data)
+    return parse_preset(data, kind)
 
 
 def user_preset_path(name: str, directory: Path = USER_DIR) -> Path:

@@ -38,19 +38,20 @@ def _images(paths: list[str]) -> list[Image.Image]:
     return images
 
 
-def build_progress_panel(t: Translator, runner: TrainingRunner) -> gr.Timer:
+def build_progress_panel(t: Translator, runner: TrainingRunner, prefix: str = "lora") -> gr.Timer:
+    """The panel in the current Blocks; element ids are `<prefix>_status`, `<prefix>_progress`, ..."""
     with gr.Group():
-        status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id="lora_status")
-        bar = gr.HTML(progress_html({}, t), elem_id="lora_progress")
-        outcome = gr.Markdown(elem_id="lora_outcome")
+        status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id=f"{prefix}_status")
+        bar = gr.HTML(progress_html({}, t), elem_id=f"{prefix}_progress")
+        outcome = gr.Markdown(elem_id=f"{prefix}_outcome")
     with gr.Row(equal_height=False):
         plot = gr.LinePlot(
             None, x="step", y="loss", color="series", label=t.t("ui.loss"),
-            x_title=t.t("ui.step"), y_title=t.t("ui.loss"), color_title="", height=260, elem_id="lora_loss_plot",
+            x_title=t.t("ui.step"), y_title=t.t("ui.loss"), color_title="", height=260, elem_id=f"{prefix}_loss_plot",
         )  # fmt: skip
-        gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id="lora_samples")
+        gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
     log = gr.Textbox(
-        label=t.t("ui.log"), lines=10, max_lines=20, autoscroll=True, interactive=False, elem_id="lora_log"
+        label=t.t("ui.log"), lines=10, max_lines=20, autoscroll=True, interactive=False, elem_id=f"{prefix}_log"
     )
     seen = gr.State({"samples": -1, "points": -1, "log": -1})
 

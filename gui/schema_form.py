@@ -97,11 +97,11 @@ def widget_label(translator: Translator, name: str) -> str:
     return f"{translator.option_label(name)} ({name})"
 
 
-def _widget(option: Option, translator: Translator, initial: Any) -> gr.components.Component:
+def _widget(option: Option, translator: Translator, initial: Any, id_prefix: str = "") -> gr.components.Component:
     common: dict[str, Any] = {
         "label": widget_label(translator, option.name),
         "info": translator.option_help(option.name),
-        "elem_id": f"opt_{option.name}",
+        "elem_id": f"{id_prefix}opt_{option.name}",
         "value": to_widget(option, initial),
     }
     if option.kind == "bool":
@@ -167,12 +167,14 @@ def build_form(
     browse: Callable[[str, bool], str] | None = None,
     extra_content: Mapping[str, Callable[[], None]] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    id_prefix: str = "",
 ) -> SchemaForm:
     """Accordions for `options` (in GROUPS order) inside the current Blocks context.
 
     `browse(current, folder) -> path` adds a picker button beside each path box (None: no buttons,
     e.g. --headless). `extra_content[group]` renders extra widgets at the top of that group.
-    `defaults` overrides schema defaults as the fields' initial values.
+    `defaults` overrides schema defaults as the fields' initial values. Element ids are
+    `<id_prefix>opt_<name>` and `<id_prefix>group_<group>`.
     """
     form = SchemaForm(dict(options), {k: v for k, v in (defaults or {}).items() if k in options})
     for group in GROUPS:
@@ -181,13 +183,13 @@ def build_form(
         if not members and extra is None:
             continue
         with gr.Accordion(
-            translator.group_label(group), open=group in OPEN_GROUPS, elem_id=f"group_{group}"
+            translator.group_label(group), open=group in OPEN_GROUPS, elem_id=f"{id_prefix}group_{group}"
         ) as accordion:
             form.accordions[group] = accordion
             if extra is not None:
                 extra()
-            _fields(form, [o for o in members if o.kind != "bool"], translator, browse, per_row=3)
-            _fields(form, [o for o in members if o.kind == "bool"], translator, None, per_row=4)
+            _fields(form, [o for o in members if o.kind != "bool"], translator, browse, 3, id_prefix)
+            _fields(form, [o for o in members if o.kind == "bool"], translator, None, 4, id_prefix)
     return form
 
 
@@ -197,15 +199,16 @@ def _fields(
     translator: Translator,
     browse: Callable[[str, bool], str] | None,
     per_row: int,
+    id_prefix: str = "",
 ) -> None:
     members = list(members)
     for start in range(0, len(members), per_row):
         with gr.Row(equal_height=False):
             for option in members[start : start + per_row]:
                 with gr.Column(min_width=260) as box:
-                    component = _widget(option, translator, form.initial_value(option.name))
+                    component = _widget(option, translator, form.initial_value(option.name), id_prefix)
                     if browse is not None and option.kind == "path":
-                        _browse_button(component, option.name, translator, browse)
+                        _browse_button(component, option.name, translator, browse, id_prefix)
                 form.fields[option.name] = component
                 form.boxes[option.name] = box
             for _ in range(per_row - len(members[start : start + per_row])):
@@ -213,8 +216,9 @@ def _fields(
 
 
 def _browse_button(
-    box: gr.components.Component, name: str, translator: Translator, browse: Callable[[str, bool], str]
+    box: gr.components.Component, name: str, translator: Translator, browse: Callable[[str, bool], str],
+    id_prefix: str = "",
 ) -> None:
     folder = is_folder_option(name)
-    button = gr.Button(translator.t("ui.browse"), size="sm", elem_id=f"browse_{name}")
+    button = gr.Button(translator.t("ui.browse"), size="sm", elem_id=f"{id_prefix}browse_{name}")
     button.click(lambda current: browse(current, folder), inputs=box, outputs=box)

@@ -7,6 +7,7 @@ every flag here against the tool's real `--help`.
 
 from __future__ import annotations
 
+from gui.captioning_specs import CAPTIONING_TOOLS, DATASET_TOOLS
 from gui.tool_form import ToolArg, ToolSpec
 
 PRECISIONS = ("float", "fp16", "bf16")
@@ -62,4 +63,50 @@ INSPECT_LORA = ToolSpec("inspect_lora", (
 ))  # fmt: skip
 
 LORA_TOOLS = (RESIZE_LORA, MERGE_LORA, EXTRACT_LORA, INSPECT_LORA)
-ALL_TOOLS = LORA_TOOLS
+
+# The fine-tuning metadata workflow (sd-scripts' fine_tune README), in the order it runs.
+MERGE_CAPTIONS = ToolSpec("merge_captions_to_metadata", (
+    ToolArg("train_data_dir", "folder", positional=True, required=True),
+    ToolArg("out_json", "save", positional=True, required=True),
+    ToolArg("in_json", "file"),
+    ToolArg("caption_extension", "text", ".caption"),
+    ToolArg("full_path", "bool"),
+    ToolArg("recursive", "bool"),
+))  # fmt: skip
+
+MERGE_TAGS = ToolSpec("merge_dd_tags_to_metadata", (
+    ToolArg("train_data_dir", "folder", positional=True, required=True),
+    ToolArg("out_json", "save", positional=True, required=True),
+    ToolArg("in_json", "file"),
+    ToolArg("caption_extension", "text", ".txt"),
+    ToolArg("full_path", "bool"),
+    ToolArg("recursive", "bool"),
+))  # fmt: skip
+
+CLEAN_METADATA = ToolSpec("clean_captions_and_tags", (
+    ToolArg("in_json", "file", positional=True, required=True),
+    ToolArg("out_json", "save", positional=True, required=True),
+    ToolArg("debug", "bool"),
+))  # fmt: skip
+
+PREPARE_LATENTS = ToolSpec("prepare_buckets_latents", (
+    ToolArg("train_data_dir", "folder", positional=True, required=True),
+    ToolArg("in_json", "file", positional=True, required=True),
+    ToolArg("out_json", "save", positional=True, required=True),
+    ToolArg("model_name_or_path", "file", positional=True, required=True),
+    ToolArg("max_resolution", "text", "512,512"),
+    ToolArg("batch_size", "int", 1),
+    ToolArg("mixed_precision", "choice", "no", ("no", "fp16", "bf16")),
+    ToolArg("min_bucket_reso", "int", 256),
+    ToolArg("max_bucket_reso", "int", 1024),
+    ToolArg("bucket_reso_steps", "int", 64),
+    ToolArg("tokenizer_cache_dir", "folder"),
+    ToolArg("bucket_no_upscale", "bool"),
+    ToolArg("flip_aug", "bool"),
+    ToolArg("full_path", "bool"),
+    ToolArg("recursive", "bool"),
+    ToolArg("v2", "bool"),
+))  # fmt: skip
+
+METADATA_TOOLS = (MERGE_CAPTIONS, MERGE_TAGS, CLEAN_METADATA, PREPARE_LATENTS)
+ALL_TOOLS = LORA_TOOLS + METADATA_TOOLS + CAPTIONING_TOOLS + DATASET_TOOLS

@@ -1,0 +1,51 @@
+"""The two training tabs, LoRA and fine-tuning, as data: which command each model type runs, whether
+a network is chosen, where presets live and how its page elements are named.
+
+Both tabs are built by the same code (gui/lora_tab.py, gui/lora_actions.py, gui/presets.py); only
+this description differs. The LoRA tab keeps the element ids it always had (`opt_<name>`,
+`preset_select`, ...); the fine-tune tab's are prefixed `finetune_`. Action buttons and the progress
+area are `<key>_start`, `<key>_status`, ... in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_TYPES = ("sd1", "sd2", "sdxl")
+
+
+@dataclass(frozen=True)
+class TrainingKind:
+    key: str  # "lora" | "finetune"
+    commands: Mapping[str, str]  # model type -> training command
+    networks: bool  # a network type selector and network arguments
+    id_prefix: str  # prefix of the form's element ids ("" keeps the LoRA tab's historic ids)
+
+    def command_for(self, model_type: str) -> str:
+        return self.commands.get(model_type, self.commands["sd1"])
+
+    def model_type_of(self, command: str) -> str | None:
+        """The model type a run snapshot's command stands for (SD 1.x for the SD command)."""
+        if command == self.commands["sdxl"]:
+            return "sdxl"
+        return "sd1" if command == self.commands["sd1"] else None
+
+    @property
+    def shipped_presets(self) -> Path:
+        return REPO / "presets" / self.key
+
+    @property
+    def user_presets(self) -> Path:
+        return REPO / "user_presets" / self.key
+
+    def elem(self, name: str) -> str:
+        return f"{self.id_prefix}{name}"
+
+
+LORA = TrainingKind(
+    "lora", {"sd1": "train_network", "sd2": "train_network", "sdxl": "sdxl_train_network"}, True, ""
+)
+FINETUNE = TrainingKind("finetune", {"sd1": "fine_tune", "sd2": "fine_tune", "sdxl": "sdxl_train"}, False, "finetune_")
