@@ -31,7 +31,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +78,18 @@ def write_run_files(result: ImportResult, toml_path: str | os.PathLike[str]) -> 
     return written
 
 
-def format_report(result: ImportResult) -> str:
-    """The report as text: unmapped keys grouped by reason, then the warnings."""
+def format_report(result: ImportResult, titles: Mapping[str, str] | None = None) -> str:
+    """The report as text: unmapped keys grouped by reason, then the warnings. `titles` translates the
+    headings (REASONS keys plus "converted"); the details stay as written, naming keys and values."""
+    titles = {**REASONS, "converted": "Converted", **(titles or {})}
     lines: list[str] = []
-    for reason, title in REASONS.items():
+    for reason in REASONS:
         entries = [entry for entry in result.unmapped if entry.reason == reason]
         if entries:
-            lines.append(f"{title}:")
+            lines.append(f"{titles[reason]}:")
             lines += [f"  {entry.key} = {_shown(entry.value)}: {entry.detail}" for entry in entries]
     if result.warnings:
-        lines.append("Converted:")
+        lines.append(f"{titles['converted']}:")
         lines += [f"  {warning}" for warning in result.warnings]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from backend.options import OptionError, options_for
 from gui.command_builder import REPO, build_command, prepare_run, run_stem, venv_python, write_run_config
 from gui.command_export import export_scripts, format_bash, format_cmd
 from gui.i18n import Translator
-from gui.kohya_import import KohyaImportError, convert_kohya_config, format_report
+from gui.kohya_import import REASONS, KohyaImportError, convert_kohya_config, format_report
 from gui.network_types import compose, decompose
 from gui.presets import USER_DIR
 from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
@@ -200,7 +200,7 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
         accelerate=dict(result.launch),
     )  # fmt: skip
     lines = [t.t("ui.kohya_imported", path=path, command=result.command, network=result.network_type)]
-    report = format_report(result)
+    report = format_report(result, {key: t.t(f"ui.kohya_reason.{key}") for key in (*REASONS, "converted")})
     if report:
         lines.append(t.t("ui.kohya_report") + f"\n```\n{report}\n```")
     return KohyaImport(tab, "\n\n".join(lines))

@@ -89,3 +89,10 @@ def test_tensorboard_serves_the_logging_dir_and_is_reused(tmp_path: Path) -> Non
     finally:
         server.stop()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_import_report_headings_are_in_the_gui_language(tmp_path: Path) -> None:
+    imported = lora_actions.import_kohya(str(CONFIGS / "sd15_standard.json"), Translator("ja"), prompts_dir=tmp_path)
+    assert Translator("ja").t("ui.kohya_reason.secret") in imported.message
+    assert "huggingface_token" in imported.message  # details keep the key names
+    assert "Dropped for safety" not in imported.message
