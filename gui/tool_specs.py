@@ -62,7 +62,15 @@ INSPECT_LORA = ToolSpec("inspect_lora", (
     ToolArg("json", "bool"),
 ))  # fmt: skip
 
-LORA_TOOLS = (RESIZE_LORA, MERGE_LORA, EXTRACT_LORA, INSPECT_LORA)
+CONVERT_LORA = ToolSpec("convert_lora", (
+    ToolArg("model", "file", required=True),
+    ToolArg("save_to", "save", required=True),
+    ToolArg("to", "choice", "", ("", "diffusers", "kohya")),
+    ToolArg("model_type", "choice", "", ("", "sd1", "sd2", "sdxl")),
+    ToolArg("save_precision", "choice", "", ("", *PRECISIONS)),
+))  # fmt: skip
+
+LORA_TOOLS = (RESIZE_LORA, MERGE_LORA, EXTRACT_LORA, CONVERT_LORA, INSPECT_LORA)
 
 # The fine-tuning metadata workflow (sd-scripts' fine_tune README), in the order it runs.
 MERGE_CAPTIONS = ToolSpec("merge_captions_to_metadata", (

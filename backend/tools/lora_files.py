@@ -99,7 +99,10 @@ def load_lora(path: str | os.PathLike[str]) -> LoraFile:
     if not any(name.startswith("lora_") for name in modules) or not any(
         set(params) & (KNOWN_PARAMS - {"alpha"}) for params in modules.values()
     ):
-        raise ToolError(f"{path} is not a LoRA file (no lora_unet_*/lora_te* modules with LoRA weights)")
+        hint = ""
+        if any(k.startswith(("unet.", "text_encoder")) and ("lora_A" in k or ".lora." in k) for k in tensors):
+            hint = "; it is in the diffusers layout: convert it first with python -m backend.tools.convert_lora"
+        raise ToolError(f"{path} is not a LoRA file (no lora_unet_*/lora_te* modules with LoRA weights){hint}")
     return LoraFile(str(path), modules, metadata)
 
 

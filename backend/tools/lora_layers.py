@@ -7,6 +7,8 @@ memory), so a file can be checked against the real SD 1.x/2.x/SDXL layer set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 from accelerate import init_empty_weights
@@ -27,26 +29,43 @@ from backend.networks.naming import (
 )
 
 
-def lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> dict[str, nn.Module]:
-    """{lora name: layer}. SDXL U-Net layers are named by their SGM paths (sd-scripts' files) and
-    also by their diffusers paths (files our loader and diffusers-era tools accept)."""
-    layers: dict[str, nn.Module] = {}
+@dataclass(frozen=True)
+class LayerRef:
+    """One Linear/Conv2d a LoRA module can modify, by its LoRA name and its path in the model."""
+
+    name: str  # LoRA module name (`lora_unet_...`, `lora_te1_...`)
+    text_encoder_index: int | None  # None: the U-Net
+    path: str  # module path in the diffusers/transformers model (text encoders: with `text_model.`)
+    module: nn.Module
+    canonical: bool  # the name sd-scripts writes (SDXL U-Net: the SGM one, not the diffusers alias)
+
+
+def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
+    """Every layer under every name files use: SDXL U-Net layers by their SGM paths (sd-scripts'
+    files) and also by their diffusers paths (files our loader and diffusers-era tools accept)."""
     sdxl = is_sdxl_unet(unet)
     for path, module in unet.named_modules():
         if layer_kind(module) is None:
             continue
-        layers[lora_name(UNET_PREFIX, path)] = module
+        original = None
         if sdxl:
             try:
-                layers[lora_name(UNET_PREFIX, unet_module_to_original(path, unet.config))] = module
+                original = unet_module_to_original(path, unet.config)
             except KeyError:
-                continue  # no original-layout name: only the diffusers one exists
-    for te, prefix in zip(text_encoders, text_encoder_prefixes(len(text_encoders)), strict=True):
+                original = None  # no original-layout name: only the diffusers one exists
+        yield LayerRef(lora_name(UNET_PREFIX, path), None, path, module, original is None)
+        if original is not None:
+            yield LayerRef(lora_name(UNET_PREFIX, original), None, path, module, True)
+    for index, (te, prefix) in enumerate(zip(text_encoders, text_encoder_prefixes(len(text_encoders)), strict=True)):
         rename = text_encoder_module_name(te)
         for path, module in te.named_modules():
             if layer_kind(module) is not None:
-                layers[lora_name(prefix, rename(path))] = module
-    return layers
+                yield LayerRef(lora_name(prefix, rename(path)), index, rename(path), module, True)
+
+
+def lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> dict[str, nn.Module]:
+    """{lora name: layer}, every name of :func:`iter_lora_layers`."""
+    return {ref.name: ref.module for ref in iter_lora_layers(unet, text_encoders)}
 
 
 def meta_models(arch: str) -> tuple[UNet2DConditionModel, list[nn.Module]]:

@@ -45,3 +45,15 @@ def test_extract_reproduces_a_low_rank_delta(tiny, tmp_path, capsys) -> None:
     code = run_tool(extract_lora_from_models.main, [
         "--model_org", str(base.path), "--model_tuned", str(tiny.get("sdxl").path), "--save_to", str(out)])
     assert code == 2 and "SDXL" in capsys.readouterr().err
+
+
+def test_extract_flags_that_contradict_the_models_are_errors(tiny, tmp_path, capsys) -> None:
+    base = str(tiny.get("sd15").path)
+    for flag in ("--sdxl", "--v2"):
+        code = run_tool(extract_lora_from_models.main, [
+            "--model_org", base, "--model_tuned", base, "--save_to", str(tmp_path / "x.safetensors"), flag])
+        assert code == 2 and "check --sdxl/--v2" in capsys.readouterr().err
+    code = run_tool(extract_lora_from_models.main, [
+        "--model_org", base, "--model_tuned", base, "--save_to", str(tmp_path / "x.safetensors"), "--min_diff", "0.001"])
+    assert code == 2 and "nothing to extract" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()

@@ -43,3 +43,15 @@ def test_inspect_bad_input(tmp_path, capsys) -> None:
     bad.write_bytes(b"not a safetensors file")
     assert run_tool(inspect_lora.main, [str(bad)]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_inspect_lycoris_loha_and_lokr(make_lora, capsys) -> None:
+    for algorithm, rank in (("LoHa", 4), ("LoKr", 3)):
+        path = make_lora(f"{algorithm}.safetensors", algorithm=algorithm, rank=rank, step=4)
+        assert run_tool(inspect_lora.main, [str(path), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["algorithm"] == algorithm and report["algorithms"] == {algorithm: report["modules"]}
+        assert report["base_model"] == "sd1" and report["unknown_keys"] == []
+        for entry in report["blocks"].values():
+            assert entry["ranks"] == {str(rank): entry["modules"]}
+            assert entry["alphas"] == {str(rank / 2): entry["modules"]}
