@@ -1,6 +1,7 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
     python -m backend.tools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl --out DIR [--single-file] [--seed N]
+    python -m backend.tools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
 
 Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
 ``StableDiffusionPipeline``/``StableDiffusionXLPipeline.from_pretrained(DIR)``). With it, DIR gets
@@ -26,6 +27,7 @@ from backend.models.configs import ARCHS, TOKENIZER_FOLDERS, ArchConfigs, family
 from backend.models.loading import text_encoder_class
 from backend.models.saving import save_components
 from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+from backend.tools.tiny_captioners import CAPTIONER_FLAGS, make_tiny_captioner
 from backend.tools.tiny_model_configs import tiny_arch_configs
 from backend.tools.tiny_tokenizer import write_tiny_tokenizer
 
@@ -102,11 +104,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m backend.tools.make_tiny_model", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--arch", required=True, choices=ARCHS)
+    parser.add_argument("--arch", required=True, choices=(*ARCHS, *CAPTIONER_FLAGS),
+                        help="a model family, or a captioner/tagger (blip, git, wd14: backend/tools/tiny_captioners.py)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.arch in CAPTIONER_FLAGS:
+        folder = make_tiny_captioner(args.arch, args.out, seed=args.seed)
+        print(f"model: {folder}")
+        print(f"tool flags: {CAPTIONER_FLAGS[args.arch]} {shlex.quote(str(folder))}")
+        return
     model = make_tiny_model(args.arch, args.out, single_file=args.single_file, seed=args.seed)
     print(f"model: {model.path}")
     if model.tokenizer_cache_dir is not None:

@@ -1,0 +1,95 @@
+"""Basic captioning and caption editing (kohya_ss' "Basic Captioning"), no model involved.
+
+    python -m backend.tools.basic_caption DIR [--caption_text TEXT] [--overwrite] [--prefix P] [--postfix S]
+        [--find TEXT --replace TEXT] [--add_tag TAG [--first]] [--remove_tag TAG] [--only_missing]
+        [--caption_extension .txt] [--separator ", "] [--recursive] [--dry_run]
+
+Images without a caption file get --caption_text (with --overwrite, captions that exist are
+replaced by it as well); then find/replace (plain text) and prefix/postfix apply to every caption,
+or only to the new ones with --only_missing. --add_tag/--remove_tag edit tag lists instead.
+--dry_run prints `file: "before" -> "after"` for each file that would change and writes nothing.
+Rules (no doubled prefixes, tag matching): backend/tools/caption_editing.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from backend.tools.caption_editing import (
+    apply_changes,
+    format_preview,
+    list_captions,
+    plan_add_tag,
+    plan_basic_edit,
+    plan_remove_tag,
+)
+from backend.tools.light_cli import InputError, Summary, run_light_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend.tools.basic_caption",
+                                description="Write or edit caption files: text, prefix/postfix, find/replace, tags.")
+    p.add_argument("images_dir", help="folder of images")
+    p.add_argument("--caption_extension", default=".txt", help="extension of the caption files (default .txt)")
+    p.add_argument("--caption_text", default="", help="caption for images that have none")
+    p.add_argument("--overwrite", action="store_true", help="replace existing captions with --caption_text")
+    p.add_argument("--prefix", default="", help="text to put before each caption (not added twice)")
+    p.add_argument("--postfix", default="", help="text to put after each caption (not added twice)")
+    p.add_argument("--find", default="", help="plain text to replace in each caption")
+    p.add_argument("--replace", default="", help="replacement for --find (empty: delete it)")
+    p.add_argument("--separator", default=", ", help="joins prefix/postfix to the caption; splits tags (default ', ')")
+    p.add_argument("--only_missing", action="store_true", help="only write captions for images that have none")
+    tags = p.add_mutually_exclusive_group()
+    tags.add_argument("--add_tag", default=None, help="add this tag to every caption")
+    tags.add_argument("--remove_tag", default=None, help="remove this tag from every caption")
+    p.add_argument("--first", action="store_true", help="with --add_tag: put the tag first")
+    p.add_argument("--recursive", action="store_true", help="also edit captions in subfolders")
+    p.add_argument("--dry_run", action="store_true", help="print what would change, write nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    basic = any([args.caption_text.strip(), args.prefix.strip(), args.postfix.strip(), args.find])
+    if not basic and args.add_tag is None and args.remove_tag is None:
+        raise InputError("nothing to do: pass --caption_text, --prefix, --postfix, --find, --add_tag or --remove_tag")
+    if basic and (args.add_tag is not None or args.remove_tag is not None):
+        raise InputError("--add_tag/--remove_tag cannot be combined with caption text edits: run them one after another")
+    entries = list_captions(args.images_dir, args.caption_extension, args.recursive)
+    if args.add_tag is not None:
+        changes = plan_add_tag(entries, args.add_tag, args.separator, args.first, include_missing=not args.only_missing)
+    elif args.remove_tag is not None:
+        changes = plan_remove_tag(entries, args.remove_tag, args.separator)
+    else:
+        changes = plan_basic_edit(
+            entries, caption_text=args.caption_text, overwrite=args.overwrite, prefix=args.prefix,
+            postfix=args.postfix, find=args.find, replace=args.replace, only_missing=args.only_missing,
+            separator=args.separator,
+        )
+    summary = Summary()
+    changed = {c.image for c in changes}
+    for entry in entries:
+        if entry.error is not None:
+            summary.fail(entry.caption_file, entry.error)
+        elif entry.image not in changed:
+            summary.skip(entry.image, _why_unchanged(entry.text is None, args.only_missing))
+    if args.dry_run:
+        print(format_preview(changes) or "no caption would change")
+        summary.written = [str(c.caption_file) for c in changes]
+        summary.print("would be written")
+        return 0
+    summary.written = [str(path) for path in apply_changes(changes)]
+    summary.print()
+    return 0
+
+
+def _why_unchanged(missing: bool, only_missing: bool) -> str:
+    if missing:
+        return "no caption file and nothing to write"
+    return "has a caption (--only_missing)" if only_missing else "caption unchanged"
+
+
+if __name__ == "__main__":
+    sys.exit(run_light_tool(main))

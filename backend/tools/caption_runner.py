@@ -1,0 +1,161 @@
+"""The loop shared by the captioners (BLIP, GIT): list, skip, load, caption in batches, write, report.
+
+Order matters for the user: the folder and the existing caption files are checked before any
+model is loaded, so a wrong folder or a folder that is already fully captioned answers in a
+second instead of after a multi-gigabyte download. Images whose caption file exists are skipped
+unless `--overwrite` or `--append` is given (sd-scripts always overwrites). Unreadable images are
+reported in the summary and skipped; they never stop the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from backend.tools.caption_files import (
+    WriteMode,
+    caption_path,
+    list_images,
+    merged_caption,
+    normalize_extension,
+    read_text,
+    write_text,
+)
+from backend.tools.light_cli import InputError, ItemProgress, Summary
+from backend.tools.tool_images import UnreadableImage, load_rgb
+
+logger = logging.getLogger(__name__)
+
+CaptionBatch = Callable[[list[Image.Image]], list[str]]
+EXISTS = "caption file exists (pass --overwrite to replace it or --append to add to it)"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_model: str, default_max_length: int) -> None:
+    parser.add_argument("train_data_dir", help="folder of images to caption")
+    parser.add_argument("--model_id", default=default_model,
+                        help=f"Hugging Face model id or local model folder (default {default_model})")
+    parser.add_argument("--caption_extension", default=".caption", help="extension of the caption files (default .caption)")
+    parser.add_argument("--caption_extention", dest="caption_extension", help=argparse.SUPPRESS)  # sd-scripts' old spelling
+    parser.add_argument("--batch_size", type=int, default=1, help="images per model call")
+    parser.add_argument("--max_data_loader_n_workers", type=int, default=None,
+                        help="read images with this many background threads (default: in the main thread)")
+    parser.add_argument("--max_length", type=int, default=default_max_length, help="longest caption, in tokens")
+    parser.add_argument("--recursive", action="store_true", help="also caption images in subfolders")
+    parser.add_argument("--debug", action="store_true", help="print every caption")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace existing caption files")
+    mode.add_argument("--append", action="store_true", help="add the new caption after an existing one")
+    parser.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
+
+
+def write_mode(args: argparse.Namespace) -> WriteMode:
+    if getattr(args, "overwrite", False):
+        return WriteMode.OVERWRITE
+    if getattr(args, "append", False):
+        return WriteMode.APPEND
+    return WriteMode.SKIP
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name} must be 1 or more, got {value}")
+
+
+def pick_device(requested: str | None) -> str:
+    import torch
+
+    if requested is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {requested!r} is not a torch device: use cuda, cuda:N, mps or cpu") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {requested} was requested but torch sees no CUDA GPU: use --device cpu")
+    return requested
+
+
+def plan(args: argparse.Namespace) -> tuple[list[Path], Summary, str, WriteMode]:
+    """(images to caption, summary with the skipped ones, caption extension, write mode), no model needed."""
+    extension = normalize_extension(args.caption_extension)
+    if args.max_data_loader_n_workers is not None and args.max_data_loader_n_workers < 0:
+        raise InputError(f"--max_data_loader_n_workers must be 0 or more, got {args.max_data_loader_n_workers}")
+    mode = write_mode(args)
+    summary = Summary()
+    todo: list[Path] = []
+    for image in list_images(args.train_data_dir, args.recursive):
+        if mode is WriteMode.SKIP and caption_path(image, extension).exists():
+            summary.skip(image, EXISTS)
+        else:
+            todo.append(image)
+    return todo, summary, extension, mode
+
+
+def _loaded(images: list[Path], workers: int | None) -> Iterator[tuple[Path, Image.Image | str]]:
+    def load(path: Path) -> Image.Image | str:
+        try:
+            return load_rgb(path)
+        except UnreadableImage as exc:
+            return str(exc)
+
+    if not workers:
+        yield from ((path, load(path)) for path in images)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from zip(images, pool.map(load, images), strict=True)
+
+
+def caption_images(
+    images: Sequence[Path], caption_batch: CaptionBatch, summary: Summary, *, extension: str, mode: WriteMode,
+    batch_size: int, workers: int | None, debug: bool, tool: str, progress: bool = True,
+) -> Summary:
+    """Caption `images` in batches and write the caption files; `summary` collects the outcome."""
+    reporter = ItemProgress(len(images), tool, enabled=progress)
+    batch: list[tuple[Path, Image.Image]] = []
+
+    def flush() -> None:
+        captions = caption_batch([image for _, image in batch])
+        for (path, _), caption in zip(batch, captions, strict=True):
+            _write(path, caption.strip(), summary, extension, mode, debug)
+            reporter.advance(path)
+        batch.clear()
+
+    for path, loaded in _loaded(list(images), workers):
+        if isinstance(loaded, str):
+            summary.fail(path, loaded)
+            reporter.advance(path)
+            continue
+        batch.append((path, loaded))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    reporter.end()
+    return summary
+
+
+def _write(image: Path, caption: str, summary: Summary, extension: str, mode: WriteMode, debug: bool) -> None:
+    target = caption_path(image, extension)
+    if not caption:
+        summary.fail(image, "the model produced an empty caption; nothing written")
+        return
+    try:
+        text = merged_caption(read_text(target), caption, mode)
+    except InputError as exc:  # an existing caption that is not UTF-8: leave it alone
+        summary.fail(target, str(exc))
+        return
+    if text is None:
+        summary.skip(image, EXISTS)
+        return
+    write_text(target, text)
+    summary.written.append(str(target))
+    if debug:
+        print(f"{image}: {text}", flush=True)

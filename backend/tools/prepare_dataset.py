@@ -1,0 +1,207 @@
+"""Build a DreamBooth-style training folder from image folders (kohya_ss' "Dreambooth folder preparation").
+
+    python -m backend.tools.prepare_dataset OUT --concept SRC INSTANCE CLASS [--concept SRC2 INSTANCE2 CLASS2 ...]
+        [--reg REG_SRC CLASS ...] [--repeats 10 | --balance IMAGES_PER_EPOCH] [--reg_repeats 1]
+        [--link copy|hardlink|symlink] [--caption_extension .txt]
+        [--group_by_aspect [--resolution 512] [--min_bucket_reso 256] [--max_bucket_reso 1024]
+         [--bucket_reso_steps 64] [--bucket_no_upscale]] [--dry_run]
+
+Writes `OUT/img/<repeats>_<INSTANCE> <CLASS>/` per concept and `OUT/reg/<reg_repeats>_<CLASS>/` per
+regularization folder, copying (or linking) each image with its caption files (`.txt`,
+`.caption` and --caption_extension), plus empty `OUT/model` and `OUT/log`, as kohya_ss does, and
+prints the trainer flags. An existing file is never replaced: it is reported as skipped, so the
+command can be run again after adding images.
+
+--balance N sets each concept's repeats to round(N / its image count) (at least 1), so every
+concept gives about N images per epoch whatever its size (backend/tools/dataset_layout.py).
+
+--group_by_aspect puts each concept's images into one subfolder per aspect-ratio bucket
+(`OUT/img/10_sks dog/768x512/`; buckets as the trainer computes them for the given resolution),
+to see and prune the distribution. The folder convention reads only images directly inside
+`<repeats>_<tokens>`, so in this mode OUT/dataset.toml lists every bucket folder as a subset with
+the concept's class tokens and repeats: train with `--dataset_config OUT/dataset.toml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import toml
+
+from backend.atomic import atomic_write
+from backend.tools.caption_files import normalize_extension
+from backend.tools.dataset_layout import (
+    SIDECAR_EXTENSIONS,
+    Concept,
+    ConceptPlan,
+    LinkMode,
+    Placement,
+    check_tokens,
+    place_file,
+    plan_concepts,
+    plan_placements,
+)
+from backend.tools.light_cli import InputError, ItemProgress, Summary, run_light_tool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend.tools.prepare_dataset",
+                                description="Build a <repeats>_<instance> <class> training folder from image folders.")
+    p.add_argument("out", help="destination folder (img/, reg/, model/ and log/ are created in it)")
+    p.add_argument("--concept", nargs=3, action="append", default=[], metavar=("SRC", "INSTANCE", "CLASS"),
+                   help="a folder of training images, its instance token (e.g. sks) and class (e.g. dog); repeatable")
+    p.add_argument("--reg", nargs=2, action="append", default=[], metavar=("SRC", "CLASS"),
+                   help="a folder of regularization images and their class; repeatable")
+    p.add_argument("--repeats", type=int, default=None, help="repeats of every concept (default 10)")
+    p.add_argument("--balance", type=int, default=None, metavar="IMAGES_PER_EPOCH",
+                   help="instead of --repeats: repeats = round(IMAGES_PER_EPOCH / images) per concept")
+    p.add_argument("--reg_repeats", type=int, default=1, help="repeats of the regularization folders (default 1)")
+    p.add_argument("--link", choices=[m.value for m in LinkMode], default="copy",
+                   help="copy the files (default), or hard-link / symlink them to save space")
+    p.add_argument("--caption_extension", default=".txt", help="caption files to count and carry (default .txt; "
+                   ".txt and .caption files are always carried)")
+    p.add_argument("--group_by_aspect", action="store_true", help="one subfolder per aspect-ratio bucket, and dataset.toml")
+    p.add_argument("--resolution", default="512", help="training resolution for --group_by_aspect (N or W,H)")
+    p.add_argument("--min_bucket_reso", type=int, default=256)
+    p.add_argument("--max_bucket_reso", type=int, default=1024)
+    p.add_argument("--bucket_reso_steps", type=int, default=64)
+    p.add_argument("--bucket_no_upscale", action="store_true")
+    p.add_argument("--dry_run", action="store_true", help="print the plan, write nothing")
+    p.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
+    return p
+
+
+def concepts_from(args: argparse.Namespace) -> list[Concept]:
+    if not args.concept:
+        raise InputError("no concept given: pass --concept SRC INSTANCE CLASS (for example --concept ./photos sks dog)")
+    concepts = [Concept(Path(src), check_tokens(f"{instance} {cls}", "--concept INSTANCE CLASS"))
+                for src, instance, cls in args.concept]
+    concepts += [Concept(Path(src), check_tokens(cls, "--reg CLASS"), is_reg=True) for src, cls in args.reg]
+    return concepts
+
+
+def bucket_groups(plans: Sequence[ConceptPlan], args: argparse.Namespace, summary: Summary) -> dict[Path, str]:
+    """image -> '<W>x<H>' bucket folder name, with the trainer's own bucket rules (imports backend.data)."""
+    from backend.data.buckets import BucketSelector
+    from backend.data.errors import DatasetError
+    from backend.data.images import probe_image
+    from backend.data.specs import DatasetSpec
+
+    try:
+        spec = DatasetSpec((), args.resolution, enable_bucket=True, min_bucket_reso=args.min_bucket_reso,
+                           max_bucket_reso=args.max_bucket_reso, bucket_reso_steps=args.bucket_reso_steps,
+                           bucket_no_upscale=args.bucket_no_upscale)
+        selector = BucketSelector(spec, warn=print)
+    except DatasetError as exc:
+        raise InputError(str(exc)) from None
+    groups: dict[Path, str] = {}
+    for plan in plans:
+        for image in plan.images:
+            probe = probe_image(image)
+            if probe.size is None:
+                summary.fail(image, f"{probe.problem or 'unreadable image'}: not placed (no bucket)")
+                continue
+            try:
+                width, height = selector.select(*probe.size).reso
+            except DatasetError as exc:
+                summary.fail(image, str(exc))
+                continue
+            groups[image] = f"{width}x{height}"
+    return groups
+
+
+def dataset_config(plans: Sequence[ConceptPlan], roots: dict[Concept, Path], groups: dict[Path, str],
+                   caption_extension: str) -> dict:
+    subsets = []
+    for plan in plans:
+        for bucket in sorted({groups[i] for i in plan.images if i in groups}):
+            subset = {"image_dir": str((roots[plan.concept] / bucket).resolve()), "num_repeats": plan.repeats,
+                      "class_tokens": plan.concept.tokens}
+            if plan.concept.is_reg:
+                subset["is_reg"] = True
+            subsets.append(subset)
+    return {"general": {"caption_extension": caption_extension}, "datasets": [{"subsets": subsets}]}
+
+
+def print_plan(plans: Sequence[ConceptPlan], roots: dict[Concept, Path], caption_extension: str) -> None:
+    for plan in plans:
+        captions = sum((image.with_suffix(caption_extension)).is_file() for image in plan.images)
+        kind = "reg " if plan.concept.is_reg else ""
+        print(f"{kind}{roots[plan.concept]}: {len(plan.images)} images x {plan.repeats} repeats = "
+              f"{plan.images_per_epoch} per epoch; {captions} with a {caption_extension} caption")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.balance is not None and args.repeats is not None:
+        raise InputError("--repeats and --balance exclude each other: --balance chooses the repeats")
+    extension = normalize_extension(args.caption_extension)
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"the destination must be a folder, but {out} is a file")
+    plans = plan_concepts(concepts_from(args), args.repeats or 10, args.reg_repeats, args.balance)
+    roots = {p.concept: out / ("reg" if p.concept.is_reg else "img") / p.folder_name for p in plans}
+    for plan in plans:
+        if roots[plan.concept].resolve() == plan.concept.source.resolve():
+            raise InputError(f"{plan.concept.source} is already the destination folder: choose another OUT")
+    summary = Summary()
+    groups = bucket_groups(plans, args, summary) if args.group_by_aspect else None
+    placements: list[Placement] = []
+    for plan in plans:
+        images = plan if groups is None else ConceptPlan(plan.concept, tuple(i for i in plan.images if i in groups),
+                                                         plan.repeats)
+        placements += plan_placements(images, roots[plan.concept], (*SIDECAR_EXTENSIONS, extension), groups)
+    print_plan(plans, roots, extension)
+    config = dataset_config(plans, roots, groups, extension) if groups is not None else None
+    if args.dry_run:
+        for placement in placements:
+            print(f"{placement.source} -> {placement.destination}")
+        if config is not None:
+            print(f"would write {out / 'dataset.toml'}:\n{toml.dumps(config)}")
+        summary.written = [str(p.destination) for p in placements]
+        summary.print("would be placed")
+        return 0
+    progress = ItemProgress(len(placements), "prepare_dataset", enabled=not args.no_progress)
+    for placement in placements:
+        problem = place_file(placement, LinkMode(args.link))
+        if problem is None:
+            summary.written.append(str(placement.destination))
+        elif problem.startswith("exists"):
+            summary.skip(placement.destination, problem)
+        else:
+            summary.fail(placement.source, problem)
+        progress.advance(placement.destination)
+    for folder in ("model", "log"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    flags = _trainer_flags(out, plans, config, summary)
+    progress.end(out)
+    summary.print("placed")
+    print("trainer flags: " + " ".join(flags))
+    return 0
+
+
+def _trainer_flags(out: Path, plans: Sequence[ConceptPlan], config: dict | None, summary: Summary) -> list[str]:
+    import shlex
+
+    if config is not None:
+        path = out / "dataset.toml"
+        text = toml.dumps(config)
+        if path.exists() and path.read_text(encoding="utf-8") != text:
+            path = out / "dataset.new.toml"  # never replace a config the user may have edited
+            summary.skip(out / "dataset.toml", f"exists and differs: the new one is {path.name}")
+        with atomic_write(path) as f:
+            f.write(text)
+        flags = ["--dataset_config", str(path)]
+    else:
+        flags = ["--train_data_dir", str(out / "img")]
+        if any(p.concept.is_reg for p in plans):
+            flags += ["--reg_data_dir", str(out / "reg")]
+    flags += ["--output_dir", str(out / "model"), "--logging_dir", str(out / "log")]
+    return [shlex.quote(f) for f in flags]
+
+
+if __name__ == "__main__":
+    sys.exit(run_light_tool(main))

@@ -1,0 +1,206 @@
+"""Tag images with a WD14 tagger (sd-scripts' finetune/tag_images_by_wd14_tagger.py), always through ONNX.
+
+    python -m backend.tools.tag_images_by_wd14_tagger DIR [--repo_id SmilingWolf/wd-v1-4-convnext-tagger-v2]
+        [--model_dir wd14_tagger_model] [--force_download] [--thresh 0.35] [--general_threshold T]
+        [--character_threshold T] [--batch_size 1] [--caption_extension .txt] [--caption_separator ", "]
+        [--undesired_tags a,b] [--always_first_tags 1girl,1boy] [--remove_underscore]
+        [--character_tags_first] [--use_rating_tags | --use_rating_tags_as_last_tag]
+        [--overwrite | --append_tags] [--frequency_tags] [--recursive] [--debug] [--onnx]
+
+The model (model.onnx and selected_tags.csv) is downloaded once into
+`<model_dir>/<owner>_<name>` and reused; a --model_dir that holds both files is used directly
+(backend/tools/hub_models.py). Unlike sd-scripts, an existing tag file is kept unless --overwrite
+(replace it) or --append_tags (add the new tags that are not in it yet) is given. --onnx is
+accepted for sd-scripts command lines; the TensorFlow path does not exist here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from backend.tools.caption_files import (
+    WriteMode,
+    caption_path,
+    list_images,
+    normalize_extension,
+    read_text,
+    write_text,
+)
+from backend.tools.hub_models import tagger_folder
+from backend.tools.light_cli import InputError, ItemProgress, Summary, run_light_tool
+from backend.tools.tool_images import UnreadableImage, load_rgb
+from backend.tools.wd14_tagger import (
+    TaggerModel,
+    TagOptions,
+    TagTable,
+    choose_tags,
+    preprocess,
+    read_tag_table,
+    split_tag_list,
+    undesired_set,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REPO = "SmilingWolf/wd-v1-4-convnext-tagger-v2"
+EXISTS = "tag file exists (pass --overwrite to replace it or --append_tags to add to it)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend.tools.tag_images_by_wd14_tagger",
+                                description="Tag images with a WD14 tagger (ONNX).")
+    p.add_argument("train_data_dir", help="folder of images to tag")
+    p.add_argument("--repo_id", default=DEFAULT_REPO, help=f"tagger on the Hugging Face Hub (default {DEFAULT_REPO}; "
+                   "v3 taggers such as SmilingWolf/wd-vit-tagger-v3 work too)")
+    p.add_argument("--model_dir", default="wd14_tagger_model",
+                   help="where downloaded taggers are kept, or a folder holding model.onnx and selected_tags.csv")
+    p.add_argument("--force_download", action="store_true", help="download the tagger again")
+    p.add_argument("--onnx", action="store_true", help="accepted for sd-scripts compatibility: ONNX is always used")
+    p.add_argument("--batch_size", type=int, default=1, help="images per model call")
+    p.add_argument("--caption_extension", default=".txt", help="extension of the tag files (default .txt)")
+    p.add_argument("--caption_extention", dest="caption_extension", help=argparse.SUPPRESS)
+    p.add_argument("--caption_separator", default=", ", help="between tags, spaces included (default ', ')")
+    p.add_argument("--thresh", type=float, default=0.35, help="confidence needed to add a tag")
+    p.add_argument("--general_threshold", type=float, default=None, help="for general tags (default --thresh)")
+    p.add_argument("--character_threshold", type=float, default=None,
+                   help="for character tags (default --thresh; above 1 turns character tags off)")
+    p.add_argument("--undesired_tags", default="", help="tags never to write, separated like the tags")
+    p.add_argument("--always_first_tags", default=None, help="tags to put first when found, e.g. 1girl,1boy")
+    p.add_argument("--remove_underscore", action="store_true", help="write 'long hair' instead of 'long_hair'")
+    p.add_argument("--character_tags_first", action="store_true", help="character tags before general tags")
+    rating = p.add_mutually_exclusive_group()
+    rating.add_argument("--use_rating_tags", action="store_true", help="add the rating tag first")
+    rating.add_argument("--use_rating_tags_as_last_tag", action="store_true", help="add the rating tag last")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace existing tag files")
+    mode.add_argument("--append_tags", action="store_true", help="add new tags to existing tag files")
+    p.add_argument("--frequency_tags", action="store_true", help="print how often each tag was written")
+    p.add_argument("--recursive", action="store_true", help="also tag images in subfolders")
+    p.add_argument("--debug", action="store_true", help="print the tags of every image")
+    p.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
+    return p
+
+
+def tag_options(args: argparse.Namespace) -> TagOptions:
+    general = args.thresh if args.general_threshold is None else args.general_threshold
+    character = args.thresh if args.character_threshold is None else args.character_threshold
+    for name, value in (("thresh", args.thresh), ("general_threshold", general), ("character_threshold", character)):
+        if value < 0:
+            raise InputError(f"--{name} must be 0 or more, got {value}")
+    rating = "first" if args.use_rating_tags else "last" if args.use_rating_tags_as_last_tag else None
+    return TagOptions(
+        general_threshold=general,
+        character_threshold=character,
+        undesired=undesired_set(split_tag_list(args.undesired_tags, args.caption_separator)),
+        always_first=tuple(split_tag_list(args.always_first_tags, args.caption_separator)),
+        remove_underscore=args.remove_underscore,
+        character_tags_first=args.character_tags_first,
+        rating=rating,
+    )
+
+
+def merged_tags(existing: str | None, new: list[str], mode: WriteMode, separator: str) -> list[str] | None:
+    """Tags to write given an existing tag file's text, or None to leave it alone."""
+    if existing is None or mode is WriteMode.OVERWRITE:
+        return new
+    if mode is WriteMode.SKIP:
+        return None
+    old = split_tag_list(existing, separator)
+    return old + [t for t in new if t not in old]
+
+
+class TagRun:
+    def __init__(self, args: argparse.Namespace, extension: str, mode: WriteMode, summary: Summary) -> None:
+        self.args, self.extension, self.mode, self.summary = args, extension, mode, summary
+        self.options = tag_options(args)
+        self.frequency: Counter[str] = Counter()
+
+    def load(self) -> tuple[TaggerModel, TagTable]:
+        folder = tagger_folder(self.args.repo_id, self.args.model_dir, self.args.force_download)
+        table = read_tag_table(folder / "selected_tags.csv")
+        model = TaggerModel(folder / "model.onnx")
+        if model.num_outputs != len(table):
+            raise InputError(f"the tagger in {folder} has {model.num_outputs} outputs but its selected_tags.csv lists "
+                             f"{len(table)} tags: download it again with --force_download")
+        return model, table
+
+    def run(self, images: list[Path]) -> None:
+        model, table = self.load()
+        batch_size = self.args.batch_size
+        if model.fixed_batch is not None and model.fixed_batch != batch_size:
+            logger.warning("the tagger takes batches of exactly %d images: using --batch_size %d",
+                           model.fixed_batch, model.fixed_batch)
+            batch_size = model.fixed_batch
+        progress = ItemProgress(len(images), "tag_images_by_wd14_tagger", enabled=not self.args.no_progress)
+        batch: list[tuple[Path, np.ndarray]] = []
+        for path in images:
+            try:
+                batch.append((path, preprocess(load_rgb(path), model.size)))
+            except UnreadableImage as exc:
+                self.summary.fail(path, str(exc))
+                progress.advance(path)
+            if len(batch) >= batch_size:
+                self._tag_batch(model, table, batch, progress)
+        if batch:
+            self._tag_batch(model, table, batch, progress)
+        progress.end()
+
+    def _tag_batch(self, model: TaggerModel, table: TagTable, batch: list[tuple[Path, np.ndarray]],
+                   progress: ItemProgress) -> None:
+        probs = model.predict(np.stack([array for _, array in batch]))
+        for (path, _), image_probs in zip(batch, probs, strict=True):
+            self._write(path, choose_tags(image_probs, table, self.options).tags)
+            progress.advance(path)
+        batch.clear()
+
+    def _write(self, image: Path, tags: list[str]) -> None:
+        target = caption_path(image, self.extension)
+        try:
+            existing = read_text(target)
+        except InputError as exc:
+            self.summary.fail(target, str(exc))
+            return
+        final = merged_tags(existing, tags, self.mode, self.args.caption_separator)
+        if final is None:
+            self.summary.skip(image, EXISTS)
+            return
+        write_text(target, self.args.caption_separator.join(final))
+        self.summary.written.append(str(target))
+        self.frequency.update(tags)
+        if self.args.debug:
+            print(f"{image}: {self.args.caption_separator.join(tags)}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise InputError(f"--batch_size must be 1 or more, got {args.batch_size}")
+    extension = normalize_extension(args.caption_extension)
+    mode = WriteMode.OVERWRITE if args.overwrite else WriteMode.APPEND if args.append_tags else WriteMode.SKIP
+    summary = Summary()
+    run = TagRun(args, extension, mode, summary)  # checks the options before anything is loaded
+    todo: list[Path] = []
+    for image in list_images(args.train_data_dir, args.recursive):
+        if mode is WriteMode.SKIP and caption_path(image, extension).exists():
+            summary.skip(image, EXISTS)
+        else:
+            todo.append(image)
+    if todo:
+        run.run(todo)
+    if args.frequency_tags:
+        print("Tag frequencies:")
+        for tag, count in run.frequency.most_common():
+            print(f"{tag}: {count}")
+    summary.print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_light_tool(main))
