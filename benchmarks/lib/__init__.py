@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmark scripts: models, datasets, output lines, memory, FLOPs."""

@@ -1,0 +1,95 @@
+"""Models to benchmark on: the tiny test models, or full-size architectures with random weights.
+
+Full size means the shipped diffusers configs of the real model (`backend/models/configs/<arch>`),
+built with random weights, so every layer has its real shape and the measured work is the real
+work; nothing is downloaded. Either kind is written once as an original-layout single file in fp16
+(`<cache>/<size>-<arch>/<size>-<arch>.safetensors`) with a tokenizer folder laid out as sd-scripts'
+`--tokenizer_cache_dir` expects (our tiny CLIP BPE tokenizer: prompts cost the same 77 tokens), and
+reused by later runs. A `complete.json` beside it marks a finished write.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
+SIZES = ("tiny", "full")
+
+
+def _ensure_repo_on_path() -> None:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
+def model_flags(path: Path, tokenizer_cache_dir: Path, arch: str) -> list[str]:
+    """Trainer flags that load this model (sd-scripts spells them the same)."""
+    flags = ["--pretrained_model_name_or_path", str(path), "--tokenizer_cache_dir", str(tokenizer_cache_dir)]
+    if arch in ("sd2", "sd2-v"):
+        flags.append("--v2")
+    return flags
+
+
+def _build_full(arch: str, folder: Path) -> Path:
+    """Random-weight full-size model from the shipped configs, saved in fp16 (built in fp16 too, so
+    an SDXL fits in memory twice over on a 24 GB machine)."""
+    _ensure_repo_on_path()
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig
+
+    from backend.models.components import Components
+    from backend.models.configs import load_arch_configs
+    from backend.models.loading import text_encoder_class
+    from backend.models.saving import save_components
+    from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+    from backend.tools.tiny_tokenizer import write_tiny_tokenizer
+
+    configs = load_arch_configs(arch)
+    cache = folder / "tokenizer_cache"
+    tokenizers = [write_tiny_tokenizer(cache_folder(cache, hub_id), pad_with_bang)
+                  for hub_id, _, pad_with_bang in HUB_TOKENIZERS[configs.family]]
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float16)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            unet = UNet2DConditionModel.from_config(configs.unet).eval()
+            vae = AutoencoderKL.from_config(configs.vae).eval()
+            encoders = [text_encoder_class(c)(CLIPTextConfig.from_dict(c)).eval() for c in configs.text_encoders]
+    finally:
+        torch.set_default_dtype(previous)
+    components = Components(configs.family, configs, unet, vae, encoders, tokenizers, source=f"random {arch}")
+    return save_components(components, folder / f"full-{arch}.safetensors", dtype=torch.float16)
+
+
+def _build_tiny(arch: str, folder: Path) -> Path:
+    _ensure_repo_on_path()
+    from backend.tools.make_tiny_model import make_tiny_model
+
+    model = make_tiny_model(arch, folder, single_file=True, seed=1)
+    target = folder / f"tiny-{arch}.safetensors"
+    if model.path != target:
+        shutil.move(str(model.path), target)
+    return target
+
+
+def ensure_model(size: str, arch: str, cache_dir: Path = DEFAULT_CACHE, log=print) -> tuple[Path, Path]:
+    """(single file, tokenizer cache dir) of the `size` (`tiny` or `full`) `arch` model, built if missing."""
+    if size not in SIZES:
+        raise ValueError(f"unknown model size {size!r}; expected one of {', '.join(SIZES)}")
+    folder = Path(cache_dir) / f"{size}-{arch}"
+    path, tokenizers, marker = folder / f"{size}-{arch}.safetensors", folder / "tokenizer_cache", folder / "complete.json"
+    if marker.is_file() and path.is_file() and tokenizers.is_dir():
+        return path, tokenizers
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    log(f"building the {size} {arch} model with random weights in {folder} (once) ...")
+    (_build_full if size == "full" else _build_tiny)(arch, folder)
+    marker.write_text(json.dumps({"size": size, "arch": arch, "seconds": round(time.perf_counter() - start, 1)}))
+    return path, tokenizers
