@@ -4,6 +4,10 @@ Writes go to a temporary sibling and are moved into place with ``os.replace``, s
 save never leaves a truncated model under the final name. Single files carry their exact diffusers
 configs in metadata (``diffusers_configs``), which makes files with non-standard widths (the tiny
 test models) loadable, plus the basic ``modelspec.*`` keys other tools read.
+
+``states`` lets a caller save weights other than the modules' own (a fine-tune's EMA weights, or
+frozen parts in their source precision while the live copies run in half precision), keyed
+``unet``, ``vae``, ``text_encoder1``, ``text_encoder2``; keys are the modules' own state-dict keys.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -56,13 +61,29 @@ def _temp_sibling(path: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
 
 
+StateOverrides = Mapping[str, Mapping[str, torch.Tensor]]
+
+
+def module_state(components: Components, name: str, states: StateOverrides | None) -> dict[str, torch.Tensor]:
+    """The weights to save for ``name`` (``unet``, ``vae``, ``text_encoder<i>``): an override or the module's own."""
+    if states and name in states:
+        return dict(states[name])
+    if name in ("unet", "vae"):
+        return getattr(components, name).state_dict()
+    return components.text_encoders[int(name.removeprefix("text_encoder")) - 1].state_dict()
+
+
 def _write_single_file(
-    components: Components, path: Path, dtype: torch.dtype | None, metadata: dict[str, str]
+    components: Components, path: Path, dtype: torch.dtype | None, metadata: dict[str, str],
+    overrides: StateOverrides | None = None,
 ) -> None:
     states = ComponentStates(
-        unet=components.unet.state_dict(),
-        vae=components.vae.state_dict(),
-        text_encoders=[from_module_keys(te.state_dict(), te) for te in components.text_encoders],
+        unet=module_state(components, "unet", overrides),
+        vae=module_state(components, "vae", overrides),
+        text_encoders=[
+            from_module_keys(module_state(components, f"text_encoder{i}", overrides), te)
+            for i, te in enumerate(components.text_encoders, start=1)
+        ],
         extras=components.extras,
     )
     state = _cast(join_original(states, components.configs), dtype)
@@ -84,21 +105,30 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def write_diffusers_folder(components: Components, folder: Path, dtype: torch.dtype | None) -> None:
+def _write_weights(state: dict[str, torch.Tensor], folder: Path, stem: str, safetensors: bool) -> None:
+    """``<stem>.safetensors``, or ``<stem>.bin`` (torch pickle, diffusers' other weight name) when not safetensors."""
+    if safetensors:
+        save_file(state, str(folder / f"{stem}.safetensors"), metadata={"format": "pt"})
+    else:
+        torch.save(state, folder / f"{stem}.bin")
+
+
+def write_diffusers_folder(
+    components: Components, folder: Path, dtype: torch.dtype | None, states: StateOverrides | None = None,
+    safetensors: bool = True,
+) -> None:
     """Write every component of a diffusers pipeline into ``folder`` (which must be new or empty)."""
     configs = components.configs
-    for name, module, weights in (
-        ("unet", components.unet, "diffusion_pytorch_model.safetensors"),
-        ("vae", components.vae, "diffusion_pytorch_model.safetensors"),
-    ):
+    for name, module in (("unet", components.unet), ("vae", components.vae)):
         (folder / name).mkdir(parents=True, exist_ok=True)
         module.save_config(folder / name)
-        save_file(_cast(module.state_dict(), dtype), str(folder / name / weights))
-    for name, te in zip(TEXT_ENCODER_FOLDERS[components.family], components.text_encoders, strict=True):
+        state = _cast(module_state(components, name, states), dtype)
+        _write_weights(state, folder / name, "diffusion_pytorch_model", safetensors)
+    folders = TEXT_ENCODER_FOLDERS[components.family]
+    for index, (name, te) in enumerate(zip(folders, components.text_encoders, strict=True), start=1):
         te.config.save_pretrained(str(folder / name))
-        save_file(
-            _cast(te.state_dict(), dtype), str(folder / name / "model.safetensors"), metadata={"format": "pt"}
-        )
+        state = _cast(module_state(components, f"text_encoder{index}", states), dtype)
+        _write_weights(state, folder / name, "pytorch_model" if not safetensors else "model", safetensors)
     for name, tokenizer in zip(TOKENIZER_FOLDERS[components.family], components.tokenizers, strict=True):
         tokenizer.save_pretrained(str(folder / name))
     _write_json(folder / "scheduler" / "scheduler_config.json", configs.scheduler)
@@ -130,20 +160,24 @@ def save_components(
     *,
     dtype: torch.dtype | None = None,
     metadata: dict[str, str] | None = None,
+    states: StateOverrides | None = None,
+    safetensors: bool = True,
 ) -> Path:
     """Save to ``path``: a ``.safetensors``/``.ckpt`` name writes one file, anything else a diffusers folder.
 
     ``dtype`` casts floating tensors (None keeps them); ``metadata`` is added to a single file's header.
+    ``states`` replaces modules' weights (see the module docstring); ``safetensors`` False writes a
+    diffusers folder's weights as ``.bin`` files.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_single_file(path):
-        _write_single_file(components, path, dtype, metadata or {})
+        _write_single_file(components, path, dtype, metadata or {}, states)
         return path
     _check_replaceable(path)
     tmp_dir = _temp_sibling(path)
     try:
-        write_diffusers_folder(components, tmp_dir / path.name, dtype)
+        write_diffusers_folder(components, tmp_dir / path.name, dtype, states, safetensors)
         _replace_folder(tmp_dir / path.name, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -40,16 +40,20 @@ class TrainState:
 class OutputNames:
     output_dir: Path
     output_name: str
-    extension: str
+    extension: str  # "" for a model saved as a folder (diffusers)
+
+    @property
+    def _suffix(self) -> str:
+        return f".{self.extension}" if self.extension else ""
 
     def model_for_epoch(self, epoch: int) -> Path:
-        return self.output_dir / f"{self.output_name}-{epoch:06d}.{self.extension}"
+        return self.output_dir / f"{self.output_name}-{epoch:06d}{self._suffix}"
 
     def model_for_step(self, step: int) -> Path:
-        return self.output_dir / f"{self.output_name}-step{step:08d}.{self.extension}"
+        return self.output_dir / f"{self.output_name}-step{step:08d}{self._suffix}"
 
     def final_model(self) -> Path:
-        return self.output_dir / f"{self.output_name}.{self.extension}"
+        return self.output_dir / f"{self.output_name}{self._suffix}"
 
     def state_for_epoch(self, epoch: int) -> Path:
         return self.output_dir / f"{self.output_name}-{epoch:06d}-state"

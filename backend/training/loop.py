@@ -31,7 +31,6 @@ from backend.training.checkpoints import (
     save_state,
     step_save_to_prune,
 )
-from backend.training.distributed import check_in_sync
 from backend.training.loss import compute_loss
 from backend.training.metadata import (
     RunFacts,
@@ -45,6 +44,7 @@ from backend.training.optimizers import set_optimizer_train_mode
 from backend.training.progress import LossRecorder
 from backend.training.run_setup import TrainingRun
 from backend.training.sample_prompts import load_sample_prompts, should_sample
+from backend.training.sharded import accelerator_backend
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,6 @@ def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> tor
     device = run.accelerator.device
     latents = batch_latents(run, batch, generator)
     noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)
-    embeds = text_conditioning(run, batch["captions"])
     time_ids = None
     if run.components.family == "sdxl":
         time_ids = make_time_ids(
@@ -100,8 +99,13 @@ def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> tor
             [tuple(x) for x in batch["crop_top_lefts"].tolist()],
             [tuple(x) for x in batch["target_sizes_hw"].tolist()],
         )
-    with run.accelerator.autocast(), attention_kernel(run):
-        prediction = run.spec.predict(run.components.unet, noisy.noisy_latents, noisy.timesteps, embeds, time_ids)
+
+    def forward() -> torch.Tensor:  # the training method's forward pass (DeepSpeed/FSDP wrap it)
+        embeds = text_conditioning(run, batch["captions"])
+        with run.accelerator.autocast(), attention_kernel(run):
+            return run.spec.predict(run.components.unet, noisy.noisy_latents, noisy.timesteps, embeds, time_ids)
+
+    prediction = run.method.forward(forward)
     mask = batch["alpha_masks"]
     return compute_loss(
         prediction, noisy.target, noisy.timesteps, run.noise_scheduler, run.loss_config,
@@ -109,12 +113,28 @@ def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> tor
     )
 
 
+REDUCE_BUCKET_ELEMENTS = 1 << 26  # 256 MB of float32 per all_reduce: a full fine-tune's gradients in pieces
+
+
 def average_gradients(run: TrainingRun, params: list[torch.nn.Parameter]) -> None:
-    """Mean of the gradients over processes: the network is not wrapped in DDP (its forward is never
-    called; it hooks into the U-Net), so gradients are reduced here, in one flat buffer."""
-    world = run.accelerator.num_processes
-    if world == 1:
+    """Mean of the gradients over processes: the trained modules are not wrapped in DDP (a network's
+    forward is never called; it hooks into the U-Net), so gradients are reduced here, in flat buffers
+    of at most REDUCE_BUCKET_ELEMENTS (one buffer for a LoRA)."""
+    if run.accelerator.num_processes == 1:
         return
+    bucket: list[torch.nn.Parameter] = []
+    size = 0
+    for param in params:
+        if bucket and size + param.numel() > REDUCE_BUCKET_ELEMENTS:
+            _average_bucket(run.accelerator.num_processes, bucket)
+            bucket, size = [], 0
+        bucket.append(param)
+        size += param.numel()
+    if bucket:
+        _average_bucket(run.accelerator.num_processes, bucket)
+
+
+def _average_bucket(world: int, params: list[torch.nn.Parameter]) -> None:
     # float32 (one buffer whatever the dtypes; 16-bit grads summed without rounding), then one
     # has-a-gradient flag per parameter: one no process computed a gradient for (DyLoRA's idle blocks)
     # keeps grad None, so the optimizer skips it as with one process instead of stepping on zeros.
@@ -175,12 +195,12 @@ class Trainer:
         metadata["ss_reg_dataset_dirs"] = json.dumps(dataset_dirs(run.group, reg=True))
         if args.no_metadata:
             metadata = minimum_metadata(metadata)
-        metadata.update(modelspec_metadata(args, facts, lora=True))
-        return metadata
+        metadata.update(modelspec_metadata(args, facts, lora=run.method.lora))
+        return run.method.file_metadata(metadata)
 
     def save_model(self, path: Path, *, epoch: int, final: bool) -> None:
         run = self.run
-        check_in_sync(run.accelerator, run.method.network)  # the file holds what every process holds
+        run.method.before_save(run.accelerator)  # on every process: the file holds what every process holds
         if run.accelerator.is_main_process:
             metadata = progress_metadata(self.metadata, epoch=epoch, steps=self.global_step, finished=final)
             run.method.save(path, run.save_dtype, metadata)
@@ -195,7 +215,8 @@ class Trainer:
 
     def _prune(self, path: Path) -> None:
         if self.run.accelerator.is_main_process:
-            remove_quietly(path)
+            for written in self.run.method.written_paths(path):
+                remove_quietly(written)
 
     def after_step_saves(self, epoch: int, batches_done: int) -> None:
         args, names, step = self.run.args, self.run.names, self.global_step
@@ -241,7 +262,7 @@ class Trainer:
                 output_dir=Path(args.output_dir), output_name=run.names.output_name, step=self.global_step,
                 epoch=epoch, device=run.accelerator.device, dtype=run.weight_dtype, reporter=run.reporter,
                 default_seed=args.seed, clip_skip=args.clip_skip, max_token_length=args.max_token_length,
-                extra_modules=(run.method.network,),
+                extra_modules=run.method.sampling_modules(),
             )
             set_optimizer_train_mode(run.optimizer, True)
         run.accelerator.wait_for_everyone()
@@ -262,7 +283,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
     def optimizer_step(self, params: list[torch.nn.Parameter]) -> None:
         run = self.run
-        average_gradients(run, params)
+        if not accelerator_backend(run.accelerator):  # DeepSpeed/FSDP reduce gradients themselves
+            average_gradients(run, params)
         if run.args.max_grad_norm:
             run.accelerator.clip_grad_norm_(params, run.args.max_grad_norm)
         run.optimizer.step()

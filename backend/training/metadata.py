@@ -157,7 +157,8 @@ def modelspec_metadata(args: argparse.Namespace, facts: RunFacts, *, lora: bool)
     spec: dict[str, Any] = {
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": architecture(facts.family, v_param, lora),
-        "modelspec.implementation": IMPL_STABILITY_AI if (lora and facts.family == "sdxl") else IMPL_DIFFUSERS,
+        # sd-scripts: SDXL LoRAs and whole checkpoints (original layout) are Stability's; SD 1.x/2.x LoRAs diffusers'.
+        "modelspec.implementation": IMPL_STABILITY_AI if (facts.family == "sdxl" or not lora) else IMPL_DIFFUSERS,
         "modelspec.title": getattr(args, "metadata_title", None) or getattr(args, "output_name", None) or "model",
         "modelspec.resolution": f"{width}x{height}",
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(facts.training_started_at)),

@@ -1,8 +1,9 @@
 """LoRA-style training: the base model frozen, a network (ours, LyCORIS or any sd-scripts-style
 module) hooked into it and trained.
 
-The trainer loop talks to a training method through a handful of calls (trainable parameter
-groups, which text encoders need gradients, saving); full fine-tuning will be a second method.
+The trainer loop talks to a training method through a handful of calls (backend/training/method.py:
+trainable parameter groups, which text encoders need gradients, saving); full fine-tuning
+(finetune_method.py) is the second method.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -19,8 +21,11 @@ from backend.models.components import Components
 from backend.models.keymap_unet import unet_module_to_original
 from backend.networks.args import parse_network_args
 from backend.networks.loader import create_network, create_network_from_weights, load_network_module
+from backend.training.distributed import check_in_sync
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def unet_file_names(components: Components):
@@ -32,6 +37,8 @@ def unet_file_names(components: Components):
 
 
 class NetworkTraining:
+    lora = True  # saved files are networks
+
     def __init__(self, args: argparse.Namespace, components: Components) -> None:
         self.args = args
         self.components = components
@@ -117,6 +124,25 @@ class NetworkTraining:
     def state_objects(self) -> list[Any]:
         """What accelerate's save_state/load_state must carry besides optimizer and scheduler."""
         return [self.network]
+
+    @property
+    def trained_module(self) -> torch.nn.Module:
+        return self.network
+
+    def forward(self, call: Callable[[], T]) -> T:
+        return call()  # the network hooks into the U-Net and text encoders: their forward is the forward
+
+    def sampling_modules(self) -> tuple[torch.nn.Module, ...]:
+        return (self.network,)
+
+    def file_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
+        return metadata
+
+    def before_save(self, accelerator: Any) -> None:
+        check_in_sync(accelerator, self.network)  # the file holds what every process holds
+
+    def written_paths(self, path: Path) -> list[Path]:
+        return [path]
 
     def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path:
         """Write the network file under a temporary name, then rename: never a half-written file."""

@@ -26,10 +26,13 @@ from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.schema import LORA_COMMANDS, SDXL_COMMANDS
 from backend.training.checkpoints import read_train_state
+from backend.training.finetune_preflight import check_finetune
 from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
+from backend.training.sharded import launch_problems
 
 NATIVE_RESOLUTION = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
+LORA_FORMATS = ("safetensors", "ckpt", "pt")
 
 
 @dataclass
@@ -112,6 +115,8 @@ def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
                 )
             config = load_dataset_config(args.dataset_config, subset_kinds_for(plan.command))
             plan.dataset_specs = specs_from_dataset_config(config, args, native)
+        elif plan.command == "fine_tune" and not args.in_json:
+            return  # fine_tune reads captions from metadata only; check_finetune says what to give
         else:
             plan.dataset_specs = specs_from_args(args, native, warn=plan.warnings.append)
     except (DatasetError, OptionError) as exc:
@@ -240,12 +245,26 @@ def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
         return
 
 
+def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
+    """The training method's own options: a network (LoRA commands) or the fine-tune's."""
+    if plan.command in LORA_COMMANDS:
+        _check_network(args, plan)
+        if args.save_model_as not in LORA_FORMATS:
+            plan.errors.append(
+                f"--save_model_as {args.save_model_as}: a LoRA is saved as one of {', '.join(LORA_FORMATS)}"
+            )
+    else:
+        check_finetune(args, plan)
+    validation_split = any(spec.validation_split > 0 for spec in plan.dataset_specs)
+    plan.errors += launch_problems(args, plan.command, validation_split)
+
+
 def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     plan = RunPlan(command)
     _check_model(args, plan)
     _dataset_specs(args, plan)
     _check_dataset(args, plan)
-    _check_network(args, plan)
+    _check_method(args, plan)
     _check_training(args, plan)
     _check_text_cache(args, plan)
     _check_validation(args, plan)

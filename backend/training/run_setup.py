@@ -26,14 +26,18 @@ from backend.models.components import Components
 from backend.models.files import model_identity
 from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
+from backend.options.schema import FINETUNE_COMMANDS
 from backend.training.checkpoints import OutputNames, TrainState, output_names, read_train_state
+from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
 from backend.training.loss import LossConfig
+from backend.training.method import TrainingMethod
 from backend.training.network_method import NetworkTraining
 from backend.training.noise import NoiseConfig, create_noise_scheduler
 from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
 from backend.training.preflight import RunPlan, total_steps, world_size
 from backend.training.progress import ProgressReporter
 from backend.training.schedulers import create_scheduler_from_args
+from backend.training.sharded import accelerator_backend, prepare_sharded
 from backend.training.text_cache import TextEncoderCache, prepare_text_cache
 from backend.training.validation import Validation, build_validation
 
@@ -51,7 +55,7 @@ class TrainingRun:
     reporter: ProgressReporter
     spec: ModelSpecification
     components: Components
-    method: NetworkTraining
+    method: TrainingMethod
     group: DatasetGroup
     loader: torch.utils.data.DataLoader
     optimizer_setup: OptimizerSetup
@@ -101,8 +105,7 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
     return accelerator
 
 
-def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator,
-                  weight_dtype: torch.dtype) -> tuple[ModelSpecification, Components]:
+def load_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator) -> tuple[ModelSpecification, Components]:
     assert plan.model is not None
     spec = get_spec(plan.model.family)
     components = spec.load(
@@ -111,21 +114,58 @@ def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelera
         tokenizer_cache_dir=args.tokenizer_cache_dir,
         device=str(accelerator.device) if args.lowram else "cpu",
     )
+    return spec, components
+
+
+def place_model(args: argparse.Namespace, accelerator: Accelerator, components: Components,
+                weight_dtype: torch.dtype, trained: frozenset[str] | None = None) -> None:
+    """Modules onto the device. `trained` (fine-tuning) names the parts whose own weights are trained
+    ("unet", "text_encoder1", ...): float32 master weights unless --full_fp16/--full_bf16."""
     device = accelerator.device
-    # Frozen weights in the compute dtype: half the memory and faster matmuls under autocast.
-    components.unet.to(device=device, dtype=weight_dtype).eval()
-    for encoder in components.text_encoders:
-        encoder.to(device=device, dtype=weight_dtype).eval()
+    train_dtype = weight_dtype if (args.full_fp16 or args.full_bf16) else torch.float32
+    trained = trained or frozenset()
+
+    def dtype_of(name: str) -> torch.dtype:
+        # Frozen weights in the compute dtype: half the memory and faster matmuls under autocast.
+        return train_dtype if name in trained else weight_dtype
+
+    components.unet.to(device=device, dtype=dtype_of("unet")).eval()
+    for index, encoder in enumerate(components.text_encoders, start=1):
+        encoder.to(device=device, dtype=dtype_of(f"text_encoder{index}")).eval()
     vae_dtype = torch.float32 if args.no_half_vae else weight_dtype
     components.vae.to(device=device, dtype=vae_dtype).eval()
     if args.xformers:
         components.unet.enable_xformers_memory_efficient_attention()
     if args.gradient_checkpointing:
         components.unet.enable_gradient_checkpointing()
-        if not args.network_train_unet_only:
-            for encoder in components.text_encoders:
+        for index, encoder in enumerate(components.text_encoders, start=1):
+            wanted = f"text_encoder{index}" in trained if trained else not args.network_train_unet_only
+            if wanted:
                 encoder.gradient_checkpointing_enable()
+
+
+def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator,
+                  weight_dtype: torch.dtype) -> tuple[ModelSpecification, Components]:
+    spec, components = load_model(args, plan, accelerator)
+    place_model(args, accelerator, components, weight_dtype)
     return spec, components
+
+
+def prepare_method(args: argparse.Namespace, command: str, plan: RunPlan, accelerator: Accelerator,
+                   weight_dtype: torch.dtype) -> tuple[ModelSpecification, Components, TrainingMethod]:
+    """The model on its device and the training method: a network, or the model's own weights."""
+    if command not in FINETUNE_COMMANDS:
+        spec, components = prepare_model(args, plan, accelerator, weight_dtype)
+        network_method = NetworkTraining(args, components)
+        network_method.network.to(accelerator.device)
+        if args.full_fp16 or args.full_bf16:
+            network_method.network.to(weight_dtype)
+        return spec, components, network_method
+    spec, components = load_model(args, plan, accelerator)
+    rates = part_learning_rates(args, len(components.text_encoders))
+    frozen = source_states(components, set(rates))  # before place_model casts them
+    place_model(args, accelerator, components, weight_dtype, frozenset(rates))
+    return spec, components, FineTuneTraining(args, components, rates, frozen)
 
 
 def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator, spec: ModelSpecification,
@@ -167,11 +207,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     reporter = ProgressReporter(enabled=accelerator.is_main_process)
     torch.manual_seed(args.seed)
     weight_dtype = PRECISION_DTYPES[args.mixed_precision]
-    spec, components = prepare_model(args, plan, accelerator, weight_dtype)
-    method = NetworkTraining(args, components)
-    method.network.to(accelerator.device)
-    if args.full_fp16 or args.full_bf16:
-        method.network.to(weight_dtype)
+    spec, components, method = prepare_method(args, command, plan, accelerator, weight_dtype)
 
     group = prepare_data(args, plan, accelerator, spec, components, reporter)
     text_cache = prepare_text_cache(args, accelerator, spec, components, group, weight_dtype, reporter)
@@ -187,7 +223,13 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         resolve_optimizer_name(args), groups, args.learning_rate, args.optimizer_args, device=accelerator.device
     )
     lr_scheduler = create_scheduler_from_args(optimizer_setup.optimizer, args, steps)
-    optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
+    if accelerator_backend(accelerator) and isinstance(method, FineTuneTraining):
+        # DeepSpeed/FSDP (backend/training/sharded.py): the trained modules are prepared with the optimizer.
+        method.engine, optimizer, lr_scheduler = prepare_sharded(
+            accelerator, method.trained, optimizer_setup.optimizer, lr_scheduler, args.train_batch_size
+        )
+    else:
+        optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
     for state_object in method.state_objects():
         accelerator.register_for_checkpointing(state_object)
 
@@ -201,7 +243,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     noise_config.validate()
     loss_config = LossConfig.from_args(args)
     loss_config.validate()
-    extension = args.save_model_as
+    extension = method.format.extension if isinstance(method, FineTuneTraining) else args.save_model_as
     return TrainingRun(
         args=args, command=command, accelerator=accelerator, reporter=reporter, spec=spec,
         components=components, method=method, group=group, loader=loader,

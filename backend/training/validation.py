@@ -90,7 +90,7 @@ class Validation:
 
     def loss(self, run: TrainingRun, batch_loss: BatchLoss) -> float:
         """Mean loss over every (batch, fixed timestep) pair; the network's mode is restored afterwards."""
-        network = run.method.network
+        network = run.method.trained_module
         was_training = network.training
         network.eval()
         set_optimizer_train_mode(run.optimizer, False)

@@ -10,6 +10,7 @@ import pytest
 from backend.options.schema import all_options
 from gui import presets
 from gui.presets import SHIPPED_DIR, list_presets, load_preset, parse_preset, save_preset, user_preset_path
+from gui.training_kinds import FINETUNE
 
 SHIPPED = sorted(SHIPPED_DIR.glob("*.json"))
 
@@ -73,3 +74,27 @@ def test_shipped_preset_loads_cleanly_without_paths_or_secrets(path: Path) -> No
     assert [name for name in loaded.values if options[name].kind == "path" or options[name].secret] == []
     # A preset that picks a network type also names its module, so the overlay is consistent.
     assert loaded.values["network_module"] == presets.NETWORK_TYPES[loaded.gui["network_type"]].module
+
+
+FINETUNE_SHIPPED = sorted(FINETUNE.shipped_presets.glob("*.json"))
+
+
+def test_there_are_shipped_fine_tune_presets() -> None:
+    assert {path.stem for path in FINETUNE_SHIPPED} >= {"sd15_finetune", "sdxl_finetune_24gb", "sdxl_finetune_ema"}
+
+
+@pytest.mark.parametrize("path", FINETUNE_SHIPPED, ids=lambda p: p.stem)
+def test_shipped_fine_tune_preset_loads_cleanly_for_its_command(path: Path) -> None:
+    loaded = load_preset(path, FINETUNE)
+    assert loaded.unknown == [] and loaded.problems == []
+    assert "network_type" not in loaded.gui and "model_type" in loaded.gui
+    options = all_options()
+    assert [name for name in loaded.values if options[name].kind == "path" or options[name].secret] == []
+
+
+def test_a_fine_tune_snapshot_loads_in_its_tab_only() -> None:
+    snapshot = {"command": "sdxl_train", "learning_rate": 1e-6, "ema": True}
+    loaded = parse_preset(snapshot, FINETUNE)
+    assert (loaded.gui, loaded.values, loaded.problems) == ({"model_type": "sdxl"}, {"learning_rate": 1e-6, "ema": True}, [])
+    assert parse_preset(snapshot).problems  # not a LoRA run
+    assert any('"ema"' in message for message in parse_preset({"ema": True}).unknown)  # no EMA for LoRAs

@@ -126,7 +126,7 @@ def test_a_pass_pins_timesteps_and_noise_and_restores_modes():
 
     optimizer = SimpleNamespace(modes=[], train=lambda: optimizer.modes.append("train"),
                                 eval=lambda: optimizer.modes.append("eval"))
-    run = FakeRun(SimpleNamespace(network=network), optimizer, SimpleNamespace(device=torch.device("cpu")),
+    run = FakeRun(SimpleNamespace(trained_module=network), optimizer, SimpleNamespace(device=torch.device("cpu")),
                   NoiseConfig(noise_offset=0.05))
     validation = Validation(group=None, seed=3, timesteps=[200, 800])  # type: ignore[arg-type]
     validation._batches = [{"id": 0}, {"id": 1}]

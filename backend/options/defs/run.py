@@ -1,6 +1,6 @@
 """Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
 
-from backend.options.schema import LORA_COMMANDS, Option, declare_all
+from backend.options.schema import Option, declare_all
 
 declare_all(
     [
@@ -104,10 +104,13 @@ declare_all(
             "-000004 (epoch) or -step00000500 (step).",
         ),
         Option(
-            "save_model_as", "str", "safetensors", choices=("safetensors", "ckpt", "pt"), group="saving",
-            commands=LORA_COMMANDS,
-            help="File format of the LoRA: safetensors (default, safe to share, carries metadata), ckpt or pt "
-            "(pickled; no metadata).",
+            "save_model_as", "str", "safetensors",
+            choices=("safetensors", "ckpt", "pt", "diffusers", "diffusers_safetensors"), group="saving",
+            help="File format of the trained model: safetensors (default, safe to share, carries metadata), ckpt "
+            "or pt (pickled; no metadata). LoRA training takes safetensors, ckpt or pt. Fine-tuning "
+            "(fine_tune, sdxl_train) takes safetensors or ckpt (one file in the original Stability layout, as "
+            "A1111 and ComfyUI load it), diffusers (a diffusers model folder with .bin weights) or "
+            "diffusers_safetensors (the same folder with .safetensors weights).",
         ),
         Option(
             "save_precision", "str", None, choices=(None, "float", "fp16", "bf16"), group="saving",

@@ -1,0 +1,68 @@
+"""Full fine-tuning options (fine_tune, sdxl_train): what is trained, at which rates, EMA, file format.
+
+Names and semantics are sd-scripts' (fine_tune.py, sdxl_train.py) except the EMA options, which
+sd-scripts does not have; they follow OneTrainer's EMA (an exponential moving average of the
+trained weights, with a warm-up so short runs are not dominated by the base weights).
+"""
+
+from backend.options.schema import FINETUNE_COMMANDS, Option, declare_all
+
+declare_all(
+    [
+        Option(
+            "train_text_encoder", "bool", False, group="basic", commands=FINETUNE_COMMANDS,
+            help="Also train the text encoder(s), not only the U-Net. Costs memory (SDXL: both encoders, about "
+            "+3 GB of weights plus optimizer state) and overfits quickly; use a lower rate with "
+            "--learning_rate_te (SD) or --learning_rate_te1/--learning_rate_te2 (SDXL). Off: the text "
+            "encoders are saved exactly as in the base model. Cannot be combined with "
+            "--cache_text_encoder_outputs.",
+        ),
+        Option(
+            "learning_rate_te", "float", None, minimum=0, group="basic", commands=("fine_tune",),
+            help="Learning rate of the text encoder with --train_text_encoder. Default: --learning_rate. 0 keeps "
+            "the text encoder frozen. Typical: a half or a tenth of the U-Net's rate.",
+        ),
+        Option(
+            "learning_rate_te1", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
+            help="Learning rate of SDXL's first text encoder (CLIP ViT-L) with --train_text_encoder. Default: "
+            "--learning_rate. 0 keeps it frozen.",
+        ),
+        Option(
+            "learning_rate_te2", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
+            help="Learning rate of SDXL's second text encoder (OpenCLIP bigG) with --train_text_encoder. "
+            "Default: --learning_rate. 0 keeps it frozen.",
+        ),
+        Option(
+            "diffusers_xformers", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            help="Accepted for sd-scripts configs and changes nothing: attention always runs through PyTorch's "
+            "scaled_dot_product_attention (SDPA), which is as fast as xformers on torch 2.x; xformers is not "
+            "installed. The log says so when the flag is set.",
+        ),
+        Option(
+            "use_safetensors", "bool", False, group="saving", commands=FINETUNE_COMMANDS,
+            help="Write safetensors even where --save_model_as says otherwise: ckpt becomes safetensors, "
+            "diffusers becomes diffusers_safetensors (as in sd-scripts).",
+        ),
+        Option(
+            "ema", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            help="Keep an exponential moving average (EMA) of the trained weights and save it (see --ema_save). "
+            "EMA weights are smoother and often generalise better than the last step's. Costs one fp32 copy of "
+            "the trained weights in the training device's memory (SDXL U-Net: about 10 GB). Samples during "
+            "training show the raw weights. Saved states include the EMA, so --resume continues it exactly.",
+        ),
+        Option(
+            "ema_decay", "float", 0.999, minimum=0.0, maximum=1.0, group="advanced", commands=FINETUNE_COMMANDS,
+            help="EMA decay per optimizer step: ema = d * ema + (1 - d) * weights, with "
+            "d = min(ema_decay, (1 + n) / (10 + n)) at the n-th update (a warm-up, as OneTrainer and diffusers "
+            "do). 0.999 averages over about the last 1000 steps; 0.9999 suits runs of tens of thousands of "
+            "steps.",
+        ),
+        Option(
+            "ema_save", "str", "instead", choices=("instead", "beside"), group="advanced",
+            commands=FINETUNE_COMMANDS,
+            help="With --ema, what each save writes: instead (default) = the model file holds the EMA weights; "
+            "beside = the model file holds the raw trained weights and '<name>-ema' (same format) the EMA "
+            "weights.",
+        ),
+    ]
+)

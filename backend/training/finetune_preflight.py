@@ -1,0 +1,79 @@
+"""Preflight checks of the fine-tuning commands (fine_tune, sdxl_train), before a model is loaded.
+
+Collected into the run plan like every other check, so `--preflight` lists all problems at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Protocol
+
+from backend.training.finetune_files import FOLDER_FORMATS, SINGLE_FILE_FORMATS
+
+
+class Plan(Protocol):
+    command: str
+    errors: list[str]
+    warnings: list[str]
+
+
+def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
+    _check_data(args, plan)
+    _check_rates(args, plan)
+    _check_saving(args, plan)
+    if args.diffusers_xformers:
+        plan.warnings.append(
+            "--diffusers_xformers changes nothing here: attention runs through PyTorch's SDPA (xformers is not used)"
+        )
+
+
+def _check_data(args: argparse.Namespace, plan: Plan) -> None:
+    # sd-scripts' fine_tune.py reads captions from metadata only; sdxl_train.py also takes
+    # DreamBooth-style folders when --in_json is not given.
+    if plan.command == "fine_tune" and not args.in_json and not args.dataset_config:
+        plan.errors.append(
+            "fine_tune trains on captions from a metadata file: give --in_json (written by "
+            "merge_captions_to_metadata / merge_dd_tags_to_metadata / prepare_buckets_latents) with "
+            "--train_data_dir, or --dataset_config with metadata_file subsets"
+        )
+
+
+def _rates(args: argparse.Namespace, command: str) -> list[tuple[str, float | None]]:
+    """The text encoders' learning-rate options of `command` and their values."""
+    if command == "fine_tune":
+        return [("learning_rate_te", args.learning_rate_te)]
+    return [("learning_rate_te1", args.learning_rate_te1), ("learning_rate_te2", args.learning_rate_te2)]
+
+
+def _check_rates(args: argparse.Namespace, plan: Plan) -> None:
+    te_rates = [(name, rate) for name, rate in _rates(args, plan.command) if rate is not None]
+    if not args.train_text_encoder:
+        if te_rates:
+            names = ", ".join(f"--{name}" for name, _ in te_rates)
+            plan.warnings.append(f"{names}: no effect without --train_text_encoder (the text encoders stay frozen)")
+        if args.learning_rate == 0:
+            plan.errors.append(
+                "nothing to train: --learning_rate is 0 (the U-Net stays frozen) and --train_text_encoder is off"
+            )
+        return
+    encoders_frozen = all((args.learning_rate if rate is None else rate) == 0 for _, rate in _rates(args, plan.command))
+    if args.learning_rate == 0 and encoders_frozen:
+        plan.errors.append("nothing to train: --learning_rate and every text-encoder learning rate are 0")
+    if args.cache_text_encoder_outputs or args.cache_text_encoder_outputs_to_disk:
+        plan.errors.append(
+            "--train_text_encoder cannot be used with --cache_text_encoder_outputs: cached outputs do not change "
+            "while the text encoders learn. Turn one of them off"
+        )
+
+
+def _check_saving(args: argparse.Namespace, plan: Plan) -> None:
+    if args.save_model_as not in SINGLE_FILE_FORMATS + FOLDER_FORMATS:
+        plan.errors.append(
+            f"--save_model_as {args.save_model_as}: a fine-tuned model is saved as one of "
+            f"{', '.join(SINGLE_FILE_FORMATS + FOLDER_FORMATS)}"
+        )
+    if not args.ema:
+        unused = [f"--{name}" for name, default in (("ema_decay", 0.999), ("ema_save", "instead"))
+                  if getattr(args, name) != default]
+        if unused:
+            plan.warnings.append(f"{', '.join(unused)}: no effect without --ema")
