@@ -112,7 +112,7 @@ class BucketSelector:
 def _checked_min_max(spec: DatasetSpec, warn: Callable[[str], None]) -> tuple[int, int]:
     steps, min_reso, max_reso = spec.bucket_reso_steps, spec.min_bucket_reso, spec.max_bucket_reso
     if min_reso % steps:
-        adjusted = min_reso - min_reso % steps
+        adjusted = max(steps, min_reso - min_reso % steps)  # never 0: a bucket side of 0 is no bucket
         warn(f"min_bucket_reso {min_reso} is not a multiple of bucket_reso_steps {steps}: using {adjusted}")
         min_reso = adjusted
     if max_reso % steps:

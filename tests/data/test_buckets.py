@@ -62,6 +62,14 @@ def test_min_max_checks() -> None:
     assert "using 256" in warnings[0]
 
 
+def test_a_min_bucket_reso_below_the_step_rounds_up_not_to_zero() -> None:
+    warnings: list[str] = []
+    selector = BucketSelector(spec(resolution=(128, 64), enable_bucket=True, min_bucket_reso=32,
+                                   max_bucket_reso=128), warn=warnings.append)  # fmt: skip
+    assert "using 64" in warnings[0]
+    assert selector.select(128, 64).reso == (128, 64)
+
+
 def test_verify_steps() -> None:
     verify_bucket_reso_steps(spec(enable_bucket=True), 64)
     with pytest.raises(DatasetError, match="divisible by 64"):
