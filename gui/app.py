@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from backend.options.schema import ALL_COMMANDS, options_for
+from gui.dataset_tabs import build_caption_editor_tab, build_captioning_tab, build_dataset_tab
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.lora_tab import build_lora_tab
@@ -54,6 +55,12 @@ def build_app(
                     build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
 
             finetune = build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps)
+        with gr.Tab(t.t("ui.tab.captioning"), elem_id="tab_captioning"):
+            build_captioning_tab(t, picker)
+        with gr.Tab(t.t("ui.tab.caption_editor"), elem_id="tab_caption_editor"):
+            build_caption_editor_tab(t, picker)
+        with gr.Tab(t.t("ui.tab.dataset"), elem_id="tab_dataset"):
+            build_dataset_tab(t, picker)
         with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools"):
             build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
         with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):

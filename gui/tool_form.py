@@ -24,7 +24,7 @@ from gui.i18n import Translator
 from gui.progress_view import failure_text, progress_html, status_text
 from gui.runner import RunnerBusyError, TrainingRunner
 
-ArgKind = Literal["file", "folder", "save", "text", "int", "float", "bool", "choice", "list"]
+ArgKind = Literal["file", "folder", "save", "text", "int", "float", "bool", "choice", "list", "rows"]
 TOOL_RUNNER = TrainingRunner()
 POLL_SECONDS = 1.0
 
@@ -37,6 +37,7 @@ class ToolArg:
     choices: tuple[str, ...] = ()
     positional: bool = False
     required: bool = False
+    row_size: int = 0  # kind "rows": values each line must hold (0: any number)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,27 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _rows(arg: ToolArg, value: Any) -> list[list[str]]:
+    """Kind "rows": each non-empty line is one use of a repeatable flag with several values
+    (`--concept SRC INSTANCE CLASS`), split like a shell line; backslashes stay (Windows paths)."""
+    rows = []
+    for number, line in enumerate(_text(value).splitlines(), 1):
+        lexer = shlex.shlex(line, posix=True)
+        lexer.whitespace_split, lexer.escape = True, ""
+        try:
+            row = list(lexer)
+        except ValueError as error:
+            raise ToolInputError(f"{arg.name}, line {number}: {error}") from None
+        if row and arg.row_size and len(row) != arg.row_size:
+            raise ToolInputError(
+                f"{arg.name}, line {number}: expects {arg.row_size} values, got {len(row)} ({line.strip()}); "
+                "quote values that contain spaces"
+            )
+        if row:
+            rows.append(row)
+    return rows
+
+
 def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = None) -> list[str]:
     """The argument list that runs `spec` with the form's `values` (empty fields are left out)."""
     positional: list[str] = []
@@ -67,6 +89,12 @@ def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = No
         if arg.kind == "bool":
             if value:
                 flags.append(f"--{arg.name}")
+            continue
+        if arg.kind == "rows":
+            rows = _rows(arg, value)
+            if not rows and arg.required:
+                missing.append(arg.name)
+            flags += [item for row in rows for item in (f"--{arg.name}", *row)]
             continue
         if arg.kind == "list":
             try:
@@ -118,7 +146,7 @@ def _widget(t: Translator, spec: ToolSpec, arg: ToolArg, elem_id: str) -> gr.com
     if arg.kind == "choice":
         return gr.Dropdown(choices=list(arg.choices), value=arg.default, **common)
     value = "" if arg.default is None else str(arg.default)
-    return gr.Textbox(value=value, lines=2 if arg.kind == "list" else 1, **common)
+    return gr.Textbox(value=value, lines={"list": 2, "rows": 3}.get(arg.kind, 1), **common)
 
 
 def build_tool_form(
