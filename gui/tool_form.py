@@ -144,7 +144,9 @@ def _widget(t: Translator, spec: ToolSpec, arg: ToolArg, elem_id: str) -> gr.com
     if arg.kind == "bool":
         return gr.Checkbox(value=bool(arg.default), **common)
     if arg.kind == "choice":
-        return gr.Dropdown(choices=list(arg.choices), value=arg.default, **common)
+        # "" is the tool's own default: shown as "not set" rather than as a blank entry.
+        choices = [(t.t("ui.not_set") if choice == "" else choice, choice) for choice in arg.choices]
+        return gr.Dropdown(choices=choices, value=arg.default, **common)
     value = "" if arg.default is None else str(arg.default)
     return gr.Textbox(value=value, lines={"list": 2, "rows": 3}.get(arg.kind, 1), **common)
 
