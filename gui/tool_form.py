@@ -58,15 +58,21 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def split_words(text: str) -> list[str]:
+    r"""Words of a line split like a shell line (quotes group), but backslashes stay: Windows paths
+    such as C:\loras\a.safetensors survive. Raises ValueError for an unclosed quote."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split, lexer.escape = True, ""
+    return list(lexer)
+
+
 def _rows(arg: ToolArg, value: Any) -> list[list[str]]:
     """Kind "rows": each non-empty line is one use of a repeatable flag with several values
-    (`--concept SRC INSTANCE CLASS`), split like a shell line; backslashes stay (Windows paths)."""
+    (`--concept SRC INSTANCE CLASS`), split by `split_words`."""
     rows = []
     for number, line in enumerate(_text(value).splitlines(), 1):
-        lexer = shlex.shlex(line, posix=True)
-        lexer.whitespace_split, lexer.escape = True, ""
         try:
-            row = list(lexer)
+            row = split_words(line)
         except ValueError as error:
             raise ToolInputError(f"{arg.name}, line {number}: {error}") from None
         if row and arg.row_size and len(row) != arg.row_size:
@@ -98,7 +104,7 @@ def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = No
             continue
         if arg.kind == "list":
             try:
-                items = shlex.split(_text(value).replace("\n", " "))
+                items = split_words(_text(value).replace("\n", " "))
             except ValueError as error:
                 raise ToolInputError(f"{arg.name}: {error}") from None
         else:

@@ -88,3 +88,10 @@ def test_the_whole_app_builds_in_japanese_without_a_missing_text(caplog: pytest.
     with caplog.at_level("WARNING", logger="gui.i18n"):
         build_app("ja", headless=True)
     assert [record.getMessage() for record in caplog.records if "translation" in record.getMessage()] == []
+
+
+def test_list_values_keep_windows_backslashes() -> None:
+    values = {"folder": r"C:\data", "models": 'C:\\loras\\a.safetensors "D:\\my loras\\b.safetensors"'}
+    assert tool_argv(SPEC, values, python="py")[3:] == [
+        r"C:\data", "--models", r"C:\loras\a.safetensors", r"D:\my loras\b.safetensors"
+    ]
