@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def split_tags(text: str, separator: str = ",") -> list[str]:
     """Tags of a caption: split at `separator` (surrounding spaces ignored), empty pieces dropped."""
     sep = separator.strip() or separator
     return [tag.strip() for tag in text.split(sep) if tag.strip()]
+
+
+def images_to_write(
+    folder: str | os.PathLike[str], recursive: bool, extension: str, mode: WriteMode, skip: Callable[[Path], None]
+) -> list[Path]:
+    """The folder's images that get a caption/tag file in `mode`; with SKIP, those that already have
+    one are handed to `skip` (to be reported) instead."""
+    todo: list[Path] = []
+    for image in list_images(folder, recursive):
+        if mode is WriteMode.SKIP and caption_path(image, extension).exists():
+            skip(image)
+        else:
+            todo.append(image)
+    return todo

@@ -20,7 +20,7 @@ from PIL import Image
 from backend.tools.caption_files import (
     WriteMode,
     caption_path,
-    list_images,
+    images_to_write,
     merged_caption,
     normalize_extension,
     read_text,
@@ -90,12 +90,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Path], Summary, str, WriteMode]
         raise InputError(f"--max_data_loader_n_workers must be 0 or more, got {args.max_data_loader_n_workers}")
     mode = write_mode(args)
     summary = Summary()
-    todo: list[Path] = []
-    for image in list_images(args.train_data_dir, args.recursive):
-        if mode is WriteMode.SKIP and caption_path(image, extension).exists():
-            summary.skip(image, EXISTS)
-        else:
-            todo.append(image)
+    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode, lambda image: summary.skip(image, EXISTS))
     return todo, summary, extension, mode
 
 

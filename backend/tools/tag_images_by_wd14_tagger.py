@@ -28,7 +28,7 @@ import numpy as np
 from backend.tools.caption_files import (
     WriteMode,
     caption_path,
-    list_images,
+    images_to_write,
     normalize_extension,
     read_text,
     write_text,
@@ -186,12 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = WriteMode.OVERWRITE if args.overwrite else WriteMode.APPEND if args.append_tags else WriteMode.SKIP
     summary = Summary()
     run = TagRun(args, extension, mode, summary)  # checks the options before anything is loaded
-    todo: list[Path] = []
-    for image in list_images(args.train_data_dir, args.recursive):
-        if mode is WriteMode.SKIP and caption_path(image, extension).exists():
-            summary.skip(image, EXISTS)
-        else:
-            todo.append(image)
+    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode, lambda image: summary.skip(image, EXISTS))
     if todo:
         run.run(todo)
     if args.frequency_tags:
