@@ -6,17 +6,12 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.benchmarks.conftest import REPO
 
 
 def test_gui_start_one_run() -> None:
     result = subprocess.run([sys.executable, "benchmarks/gui_start.py", "--runs", "1", "--timeout", "90"],
                             cwd=REPO, capture_output=True, text=True, timeout=150)
-    if result.returncode and "localhost is not accessible" in result.stderr:
-        # Gradio's own start-up check of localhost gives up after a few seconds on an overloaded machine.
-        pytest.skip("Gradio's localhost self-check timed out (machine overloaded)")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 1
