@@ -13,7 +13,7 @@ log. Tools run one at a time, beside (not instead of) a training run.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -210,15 +210,15 @@ def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_R
     log = gr.Textbox(label=t.t("ui.log"), lines=12, max_lines=30, autoscroll=True, interactive=False,
                      elem_id=f"{prefix}_log")  # fmt: skip
 
-    def poll() -> tuple[Any, ...]:
+    seen = gr.State(None)  # (pid, log lines) last sent: the log is re-sent only when it grew
+
+    def poll(last: Any) -> tuple[Any, ...]:
         snapshot = runner.snapshot(tail=400)
-        return (status_text(snapshot, t), progress_html(snapshot, t), failure_text(snapshot, t),
-                "\n".join(snapshot["log_tail"]))  # fmt: skip
+        now = [snapshot.get("pid"), snapshot["log_lines"]]
+        log_text = "\n".join(snapshot["log_tail"]) if now != last else gr.skip()
+        return status_text(snapshot, t), progress_html(snapshot, t), failure_text(snapshot, t), log_text, now
 
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(poll, outputs=[status, bar, outcome, log], show_progress="hidden", queue=False)
+    timer.tick(poll, inputs=seen, outputs=[status, bar, outcome, log, seen], show_progress="hidden", queue=False)
     return timer
 
-
-def specs_by_name(specs: Sequence[ToolSpec]) -> dict[str, ToolSpec]:
-    return {spec.name: spec for spec in specs}
