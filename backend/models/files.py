@@ -8,14 +8,20 @@ mirroring the safetensors header.
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 CONFIG_METADATA_KEY = "diffusers_configs"
 
@@ -65,13 +71,49 @@ def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str,
     return {k: tuple(v.shape) for k, v in tensors.items()}, metadata
 
 
-def read_checkpoint(path: str | Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_checkpoint(
+    path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors of a single file and its string metadata; `device` other than the CPU reads the
-    tensors straight into that device's memory (--lowram), never holding the model in RAM."""
+    tensors straight into that device's memory (--lowram), never holding the model in RAM. `dtype`
+    casts floating-point tensors as they are read (a .safetensors file is never held in RAM whole)."""
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        return load_file(str(path), device=device), read_metadata(path)
-    return _unwrap_pickle(_load_pickle(path, mmap=False, device=device), path)
+        return _read_safetensors(path, device, dtype), read_metadata(path)
+    tensors, metadata = _unwrap_pickle(_load_pickle(path, mmap=False, device=device), path)
+    if dtype is not None:
+        for key in list(tensors):  # one tensor at a time: the source is freed before the next cast
+            if tensors[key].is_floating_point():
+                tensors[key] = tensors[key].to(dtype)
+    return tensors, metadata
+
+
+def _read_safetensors(path: Path, device: str, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """A .safetensors file read tensor by tensor with plain reads, each cast and placed before the
+    next is read. safetensors' own `load_file` holds the whole file in anonymous memory and `safe_open`
+    maps it (mapped pages count in the process's RSS): loading an fp16 SD 1.5 file as fp32 peaked at
+    model + file, 6.4 GiB, against 4.5 GiB this way. The format: an 8-byte little-endian header size,
+    a JSON header of {name: {dtype, shape, data_offsets}}, then the data."""
+    tensors: dict[str, torch.Tensor] = {}
+    with open(path, "rb") as file:
+        header_size = struct.unpack("<Q", file.read(8))[0]
+        header = json.loads(file.read(header_size))
+        header.pop("__metadata__", None)
+        data_start = 8 + header_size
+        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            stored = SAFETENSORS_DTYPES.get(info["dtype"])
+            if stored is None:
+                raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, which cannot be read here")
+            begin, end = info["data_offsets"]
+            buffer = bytearray(end - begin)
+            file.seek(data_start + begin)
+            if file.readinto(buffer) != len(buffer):
+                raise ValueError(f"{path} is truncated (tensor {name} runs past the end of the file)")
+            tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
+            tensor = tensor.reshape(info["shape"])
+            wanted = dtype if dtype is not None and tensor.is_floating_point() else stored
+            tensors[name] = tensor.to(device=device, dtype=wanted)  # unchanged: the tensor owns the buffer
+    return tensors
 
 
 def model_identity(path: str | Path) -> str:

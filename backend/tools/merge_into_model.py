@@ -65,7 +65,7 @@ def load_weights(info: ModelInfo, dtype: torch.dtype) -> Components:
     if info.format == "diffusers":
         return load_components(info.path, dtype=dtype, info=info)
     configs = info.configs or load_arch_configs(arch_for(info.family, bool(info.v_prediction)))
-    state_dict, _ = read_checkpoint(info.path)
+    state_dict, _ = read_checkpoint(info.path, dtype=dtype)
     states = split_original(state_dict, configs)
     del state_dict
     unet, vae, text_encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)

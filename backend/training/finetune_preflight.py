@@ -21,6 +21,8 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
     _check_data(args, plan)
     _check_rates(args, plan)
     _check_saving(args, plan)
+    if args.fused_backward_pass:
+        _check_fused_backward(args, plan)
     if args.diffusers_xformers:
         plan.warnings.append(
             "--diffusers_xformers changes nothing here: attention runs through PyTorch's SDPA (xformers is not used)"
@@ -77,3 +79,18 @@ def _check_saving(args: argparse.Namespace, plan: Plan) -> None:
                   if getattr(args, name) != default]
         if unused:
             plan.warnings.append(f"{', '.join(unused)}: no effect without --ema")
+
+
+def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
+    from backend.training.fused_backward import fused_backward_problems
+    from backend.training.optimizers import resolve_optimizer_name
+    from backend.training.sharded import launch_backend
+
+    try:
+        optimizer = resolve_optimizer_name(args)
+    except ValueError:
+        return  # reported by the optimizer checks
+    plan.errors += fused_backward_problems(
+        optimizer, args.gradient_accumulation_steps, args.mixed_precision,
+        sharded=launch_backend() is not None or bool(getattr(args, "deepspeed", False)),
+    )

@@ -45,6 +45,7 @@ from backend.training.progress import LossRecorder
 from backend.training.run_setup import TrainingRun
 from backend.training.sample_prompts import load_sample_prompts, should_sample
 from backend.training.sharded import accelerator_backend
+from backend.training.step_reports import StepRecord, StepReports, report_lag
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class Trainer:
         self.prompts = load_sample_prompts(args.sample_prompts) if args.sample_prompts else []
         self.metadata = self._base_metadata()
         self.recorder = LossRecorder()
+        self.reports = StepReports(self._publish_step, report_lag(run.accelerator.device))
         state = run.resume_state
         self.global_step = state.global_step if state else 0
         self.start_epoch = state.epoch if state else 1
@@ -199,6 +201,7 @@ class Trainer:
         return run.method.file_metadata(metadata)
 
     def save_model(self, path: Path, *, epoch: int, final: bool) -> None:
+        self.reports.flush()
         run = self.run
         run.method.before_save(run.accelerator)  # on every process: the file holds what every process holds
         if run.accelerator.is_main_process:
@@ -251,6 +254,7 @@ class Trainer:
             every_n_epochs=args.sample_every_n_epochs, at_first=args.sample_at_first,
         ):
             return
+        self.reports.flush()
         from backend.training.sampling import generate_samples  # diffusers pipelines: load on first use
 
         run = self.run
@@ -272,6 +276,7 @@ class Trainer:
         run, validation = self.run, self.run.validation
         if validation is None or not validation.due(step=self.global_step, epoch=epoch, epoch_end=epoch_end):
             return
+        self.reports.flush()  # the validation report carries the training loss's moving average
         run.accelerator.wait_for_everyone()
         if run.accelerator.is_main_process:  # one pass on one process: the loss does not depend on sharding
             validation.validate(
@@ -283,30 +288,36 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
     def optimizer_step(self, params: list[torch.nn.Parameter]) -> None:
         run = self.run
-        if not accelerator_backend(run.accelerator):  # DeepSpeed/FSDP reduce gradients themselves
-            average_gradients(run, params)
-        if run.args.max_grad_norm:
-            run.accelerator.clip_grad_norm_(params, run.args.max_grad_norm)
-        run.optimizer.step()
+        if run.fused_backward is None:  # else every weight was stepped during the backward pass
+            if not accelerator_backend(run.accelerator):  # DeepSpeed/FSDP reduce gradients themselves
+                average_gradients(run, params)
+            if run.args.max_grad_norm:
+                run.accelerator.clip_grad_norm_(params, run.args.max_grad_norm)
+            run.optimizer.step()
         run.lr_scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
 
     def report_step(self, epoch: int, step_in_epoch: int, loss: torch.Tensor) -> None:
+        """Record the step; its line is published now on the CPU, one step later on a GPU (step_reports.py)."""
         run = self.run
-        loss_value = float(run.accelerator.reduce(loss.detach(), "mean").item())  # all processes' batches
-        self.recorder.add(epoch=epoch - 1, step=step_in_epoch, loss=loss_value)
+        reduced = run.accelerator.reduce(loss.detach(), "mean")  # all processes' batches; stays on the device
         lrs = [float(lr) for lr in run.lr_scheduler.get_last_lr()]
-        norms = run.method.after_optimizer_step(run.accelerator.device)
+        extras = run.method.after_optimizer_step(run.accelerator.device)
+        self.reports.add(StepRecord(self.global_step, epoch, step_in_epoch, reduced, lrs, extras))
+
+    def _publish_step(self, record: StepRecord, loss_value: float) -> None:
+        run = self.run
+        self.recorder.add(epoch=record.epoch - 1, step=record.step_in_epoch, loss=loss_value)
         run.reporter.step(
-            step=self.global_step, epoch=epoch, loss=loss_value, avr_loss=self.recorder.moving_average, lr=lrs,
-            **norms,
+            step=record.step, epoch=record.epoch, loss=loss_value, avr_loss=self.recorder.moving_average,
+            lr=record.lrs, **record.extras,
         )
         if run.accelerator.trackers:
             logs = {"loss/current": loss_value, "loss/average": self.recorder.moving_average}
-            logs.update({f"lr/{name}": lr for name, lr in zip(run.lr_descriptions, lrs, strict=False)})
-            logs.update({f"max_norm/{key}": value for key, value in norms.items()})
-            run.accelerator.log(logs, step=self.global_step)
+            logs.update({f"lr/{name}": lr for name, lr in zip(run.lr_descriptions, record.lrs, strict=False)})
+            logs.update({f"max_norm/{key}": value for key, value in record.extras.items()})
+            run.accelerator.log(logs, step=record.step)
 
     def train(self) -> Path:
         run, args = self.run, self.run.args

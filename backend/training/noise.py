@@ -13,6 +13,7 @@ never divide by the zero SNR of the last step); only the noising itself uses the
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -131,8 +132,9 @@ def pyramid_noise_like(
     """
     b, c, h, w = noise.shape
     out = noise.clone()
-    # All shrink factors in one draw: one host sync per step instead of one per level.
-    factors = (torch.rand(iterations, device=noise.device, generator=generator) * 2 + 2).tolist()
+    # Shrink factors from Python's RNG (reseeded per batch by the loop), as sd-scripts draws them: the
+    # shapes must be known on the host, and a draw on the GPU would stall it once per step.
+    factors = [random.random() * 2 + 2 for _ in range(iterations)]
     for i, r in enumerate(factors):
         hn, wn = max(1, int(h / r**i)), max(1, int(w / r**i))
         low = torch.randn((b, c, hn, wn), device=noise.device, dtype=noise.dtype, generator=generator)

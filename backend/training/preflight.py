@@ -130,6 +130,13 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
     except (NetworkModuleError, NetworkArgsError) as exc:
         plan.errors.append(str(exc))
         return
+    if (args.fp8_base or args.fp8_base_unet) and args.network_module == "lycoris.kohya" \
+            and network_args.get("bypass_mode", "").lower() not in ("true", "1"):
+        plan.errors.append(
+            "--fp8_base with lycoris.kohya: LyCORIS computes each layer's weight as base + delta, which "
+            "cannot be done on float8 weights; add bypass_mode=True to --network_args (LyCORIS then adds its "
+            "output beside the base layer's, as LoRA does)"
+        )
     known = getattr(module, "KNOWN_KEYS", None)
     if known is None:  # not ours: warn about keys the module does not read
         plan.warnings += unread_network_args(module, network_args)
@@ -165,6 +172,12 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
         plan.errors.append("--full_bf16 needs --mixed_precision bf16")
     if args.mixed_precision == "fp16" and device == "cpu":
         plan.errors.append("--mixed_precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+    if args.torch_compile:
+        from backend.training.compile import backend_problem, toolchain_problem
+
+        problem = backend_problem(args.dynamo_backend) or toolchain_problem(args.dynamo_backend, device)
+        if problem:
+            plan.errors.append(problem)
     if args.mem_eff_attn and args.xformers:
         plan.errors.append("--mem_eff_attn and --xformers choose different attention kernels; keep one")
     if device == "cpu" and (args.mem_eff_attn or args.lowram):

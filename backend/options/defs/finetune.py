@@ -44,6 +44,14 @@ declare_all(
             "diffusers becomes diffusers_safetensors (as in sd-scripts).",
         ),
         Option(
+            "fused_backward_pass", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            help="Step the optimizer for each weight as soon as its gradient is computed and free that gradient, "
+            "instead of holding every gradient until the backward pass ends: saves memory the size of the "
+            "trained weights in float32 (SDXL's U-Net: about 10 GB). For Adafactor, AdamW and SGDNesterov; "
+            "needs --gradient_accumulation_steps 1 and no fp16; --max_grad_norm then clips each weight's "
+            "gradient on its own.",
+        ),
+        Option(
             "ema", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
             help="Keep an exponential moving average (EMA) of the trained weights and save it (see --ema_save). "
             "EMA weights are smoother and often generalise better than the last step's. Costs one fp32 copy of "

@@ -1,6 +1,6 @@
 """Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
 
-from backend.options.schema import Option, declare_all
+from backend.options.schema import LORA_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -56,6 +56,33 @@ declare_all(
             help="Read a single-file checkpoint's weights straight into GPU memory instead of staging the "
             "model in system RAM: for machines with more VRAM than RAM (Colab, Kaggle). Diffusers folders are "
             "memory-mapped either way. On the CPU it changes nothing.",
+        ),
+        Option(
+            "fp8_base", "bool", False, group="advanced", commands=LORA_COMMANDS,
+            help="Keep the frozen base model (U-Net and text encoders) in 8-bit floating point (float8 e4m3): "
+            "its Linear and Conv2d weights take half the memory of fp16/bf16 (SDXL's U-Net: about 2.6 GB "
+            "instead of 5.1 GB), each layer upcast to the compute precision only while it runs. The LoRA "
+            "itself trains at full precision. Costs some accuracy of the base model and a little speed; for "
+            "8-12 GB GPUs. Works on any device (on the CPU it saves RAM).",
+        ),
+        Option(
+            "fp8_base_unet", "bool", False, group="advanced", commands=LORA_COMMANDS,
+            help="Like --fp8_base, but only the U-Net is kept in float8; the text encoders stay in the compute "
+            "precision. The U-Net is most of the memory; the text encoders keep their full accuracy.",
+        ),
+        Option(
+            "torch_compile", "bool", False, group="advanced",
+            help="Compile the U-Net (with the network hooked into it) with torch.compile: the first steps "
+            "take longer (minutes for SDXL) while graphs are built, then steps can be faster. The backend is "
+            "--dynamo_backend. An `accelerate launch --dynamo_backend ...` setting is honoured as well.",
+        ),
+        Option(
+            "dynamo_backend", "str", "inductor", group="advanced",
+            choices=("eager", "aot_eager", "inductor", "aot_ts_nvfuser", "nvprims_nvfuser", "cudagraphs", "ofi",
+                     "fx2trt", "onnxrt", "tensort", "ipex", "tvm"),
+            help="torch.compile backend for --torch_compile (sd-scripts' choices). inductor (default) needs "
+            "Triton on a GPU or a C++ compiler on the CPU; eager and aot_eager compile nothing (for "
+            "debugging). Backends this PyTorch does not have are refused before training starts.",
         ),
         Option(
             "mem_eff_attn", "bool", False, group="advanced",
