@@ -178,6 +178,11 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
         problem = backend_problem(args.dynamo_backend) or toolchain_problem(args.dynamo_backend, device)
         if problem:
             plan.errors.append(problem)
+        elif device == "cpu" and args.dynamo_backend == "inductor":
+            plan.warnings.append(
+                "--torch_compile on the CPU: measured slower than without it here (full SD 1.5 LoRA: 2.2 vs "
+                "1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs"
+            )
     if args.mem_eff_attn and args.xformers:
         plan.errors.append("--mem_eff_attn and --xformers choose different attention kernels; keep one")
     if device == "cpu" and (args.mem_eff_attn or args.lowram):

@@ -44,6 +44,7 @@ def test_inductor_trains_as_eager(tiny, one_bucket, tmp_path, eager_losses) -> N
                                                       "--torch_compile"), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch.compile(backend='inductor')" in result.stderr
+    assert "--torch_compile on the CPU: measured slower" in result.stderr  # the preflight warning
     compiled = result.losses()
     assert compiled.keys() == eager_losses.keys()
     assert compiled == pytest.approx(eager_losses, rel=1e-4)  # fused kernels round differently
