@@ -30,6 +30,7 @@ import torch
 
 from backend.models.components import Components
 from backend.models.saving import save_components
+from backend.training.block_lr import block_param_groups, parse_block_lrs
 from backend.training.distributed import check_in_sync
 from backend.training.ema import EmaWeights
 from backend.training.finetune_files import ModelFormat, ema_path, model_format
@@ -93,6 +94,11 @@ class FineTuneTraining:
         for name, module in modules.items():
             module.requires_grad_(name in rates)
             module.train(name in rates)
+        self.unet_block_groups: tuple[list[dict[str, Any]], list[str]] | None = None
+        if getattr(args, "block_lr", None) and UNET in rates:  # freezes the blocks at rate 0: before the EMA
+            self.unet_block_groups = block_param_groups(
+                components.unet, parse_block_lrs(args.block_lr), dict(components.unet.config)
+            )
         self.train_text_encoder = any(name != UNET for name in rates)
         self.format: ModelFormat = model_format(args.save_model_as, args.use_safetensors)
         self.engine: Any = None  # DeepSpeed/FSDP's prepared TrainedModules (sharded.prepare_sharded)
@@ -108,8 +114,15 @@ class FineTuneTraining:
         return self.trained
 
     def param_groups(self) -> tuple[list[dict[str, Any]], list[str]]:
-        groups = [{"params": list(self.trained[name].parameters()), "lr": rate} for name, rate in self.rates.items()]
-        return groups, list(self.rates)
+        groups, names = [], []
+        for name, rate in self.rates.items():
+            if name == UNET and self.unet_block_groups is not None:
+                groups += self.unet_block_groups[0]
+                names += self.unet_block_groups[1]
+            else:
+                groups.append({"params": list(self.trained[name].parameters()), "lr": rate})
+                names.append(name)
+        return groups, names
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.trained.parameters() if p.requires_grad]

@@ -21,6 +21,8 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
     _check_data(args, plan)
     _check_rates(args, plan)
     _check_saving(args, plan)
+    if getattr(args, "block_lr", None):
+        _check_block_lr(args, plan)
     if args.fused_backward_pass:
         _check_fused_backward(args, plan)
     if args.diffusers_xformers:
@@ -94,3 +96,18 @@ def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
         optimizer, args.gradient_accumulation_steps, args.mixed_precision,
         sharded=launch_backend() is not None or bool(getattr(args, "deepspeed", False)),
     )
+
+
+def _check_block_lr(args: argparse.Namespace, plan: Plan) -> None:
+    from backend.training.block_lr import parse_block_lrs
+
+    try:
+        rates = parse_block_lrs(args.block_lr)
+    except ValueError as exc:
+        plan.errors.append(str(exc))
+        return
+    if args.learning_rate == 0:
+        plan.warnings.append("--block_lr: no effect while --learning_rate is 0 (the U-Net is not trained)")
+    elif not any(rates):
+        plan.errors.append("--block_lr: every block is at 0, so nothing of the U-Net would be trained; "
+                           "set --learning_rate 0 to train only the text encoders")

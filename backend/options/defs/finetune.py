@@ -33,6 +33,13 @@ declare_all(
             "Default: --learning_rate. 0 keeps it frozen.",
         ),
         Option(
+            "block_lr", "str", None, group="basic", commands=("sdxl_train",),
+            help="A learning rate for each of the SDXL U-Net's 23 blocks, comma-separated, replacing "
+            "--learning_rate for the U-Net: 0 = time/label embedding, 1-9 = input blocks, 10-12 = middle block, "
+            "13-21 = output blocks, 22 = out (sd-scripts' numbering). 0 freezes a block. The U-Net is trained "
+            "only when --learning_rate is above 0, as in sd-scripts.",
+        ),
+        Option(
             "diffusers_xformers", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
             help="Accepted for sd-scripts configs and changes nothing: attention always runs through PyTorch's "
             "scaled_dot_product_attention (SDPA), which is as fast as xformers on torch 2.x; xformers is not "
