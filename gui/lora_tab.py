@@ -8,7 +8,7 @@ Layout and wiring only: values are read into named dicts (`TabValues`) and hande
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def tab_options(kind: TrainingKind = LORA) -> dict[str, Option]:
     for command in dict.fromkeys(kind.commands.values()):
         merged.update(options_for(command))
     return {
-        name: option
+        name: replace(option, choices=kind.choice_limits[name]) if name in kind.choice_limits else option
         for name, option in merged.items()
         if not option.cli_only and not option.secret and name not in SELECTOR_OPTIONS
     }

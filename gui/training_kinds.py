@@ -10,7 +10,7 @@ area are `<key>_start`, `<key>_status`, ... in both.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +23,9 @@ class TrainingKind:
     commands: Mapping[str, str]  # model type -> training command
     networks: bool  # a network type selector and network arguments
     id_prefix: str  # prefix of the form's element ids ("" keeps the LoRA tab's historic ids)
+    # Choices of shared options that this kind's commands accept (the schema lists every command's):
+    # the form offers only these, so a LoRA cannot be set to save as a diffusers folder.
+    choice_limits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def command_for(self, model_type: str) -> str:
         return self.commands.get(model_type, self.commands["sd1"])
@@ -45,7 +48,13 @@ class TrainingKind:
         return f"{self.id_prefix}{name}"
 
 
+# The trainer's preflight refuses anything else (backend/training/preflight.py LORA_FORMATS and
+# finetune_files.py; tests/gui/test_schema_form.py keeps the lists equal).
 LORA = TrainingKind(
-    "lora", {"sd1": "train_network", "sd2": "train_network", "sdxl": "sdxl_train_network"}, True, ""
+    "lora", {"sd1": "train_network", "sd2": "train_network", "sdxl": "sdxl_train_network"}, True, "",
+    {"save_model_as": ("safetensors", "ckpt", "pt")},
 )
-FINETUNE = TrainingKind("finetune", {"sd1": "fine_tune", "sd2": "fine_tune", "sdxl": "sdxl_train"}, False, "finetune_")
+FINETUNE = TrainingKind(
+    "finetune", {"sd1": "fine_tune", "sd2": "fine_tune", "sdxl": "sdxl_train"}, False, "finetune_",
+    {"save_model_as": ("safetensors", "ckpt", "diffusers", "diffusers_safetensors")},
+)

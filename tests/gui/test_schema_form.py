@@ -112,3 +112,16 @@ def test_network_selector_sets_module_and_args() -> None:
     assert values["network_args"] == ["algo=lokr", "factor=8", "loraplus_lr_ratio=4"]
     assert TabValues(options={}, model_type="sd2").run_options()["v2"] is True
     assert "clip_skip" not in TabValues(options={"clip_skip": 2}, model_type="sdxl").run_options()
+
+
+def test_each_tab_offers_only_the_save_formats_its_trainer_accepts() -> None:
+    from backend.training.finetune_files import FOLDER_FORMATS, SINGLE_FILE_FORMATS
+    from backend.training.preflight import LORA_FORMATS
+    from gui.training_kinds import FINETUNE, LORA
+
+    assert tab_options(LORA)["save_model_as"].choices == LORA_FORMATS
+    assert tab_options(FINETUNE)["save_model_as"].choices == SINGLE_FILE_FORMATS + FOLDER_FORMATS
+    with gr.Blocks():
+        form = build_form({"save_model_as": tab_options(LORA)["save_model_as"]}, Translator("en"))
+    offered = [value for _, value in form.fields["save_model_as"].choices]
+    assert offered == list(LORA_FORMATS)
