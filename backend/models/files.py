@@ -79,7 +79,7 @@ def read_checkpoint(
     casts floating-point tensors as they are read (a .safetensors file is never held in RAM whole)."""
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        return _read_safetensors(path, device, dtype), read_metadata(path)
+        return _read_safetensors(path, device, dtype)
     tensors, metadata = _unwrap_pickle(_load_pickle(path, mmap=False, device=device), path)
     if dtype is not None:
         for key in list(tensors):  # one tensor at a time: the source is freed before the next cast
@@ -88,7 +88,9 @@ def read_checkpoint(
     return tensors, metadata
 
 
-def _read_safetensors(path: Path, device: str, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def _read_safetensors(
+    path: Path, device: str, dtype: torch.dtype | None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """A .safetensors file read tensor by tensor with plain reads, each cast and placed before the
     next is read. safetensors' own `load_file` holds the whole file in anonymous memory and `safe_open`
     maps it (mapped pages count in the process's RSS): loading an fp16 SD 1.5 file as fp32 peaked at
@@ -98,7 +100,7 @@ def _read_safetensors(path: Path, device: str, dtype: torch.dtype | None) -> dic
     with open(path, "rb") as file:
         header_size = struct.unpack("<Q", file.read(8))[0]
         header = json.loads(file.read(header_size))
-        header.pop("__metadata__", None)
+        metadata = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
         data_start = 8 + header_size
         for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
             stored = SAFETENSORS_DTYPES.get(info["dtype"])
@@ -113,7 +115,7 @@ def _read_safetensors(path: Path, device: str, dtype: torch.dtype | None) -> dic
             tensor = tensor.reshape(info["shape"])
             wanted = dtype if dtype is not None and tensor.is_floating_point() else stored
             tensors[name] = tensor.to(device=device, dtype=wanted)  # unchanged: the tensor owns the buffer
-    return tensors
+    return tensors, metadata
 
 
 def model_identity(path: str | Path) -> str:
