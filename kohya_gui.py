@@ -11,6 +11,15 @@ import socket
 import sys
 from pathlib import Path
 
+from gui.auth import (
+    PASSWORD_ENV,
+    USERNAME_ENV,
+    CredentialError,
+    exposure_warnings,
+    password_file_warning,
+    resolve_credentials,
+    tensorboard_host,
+)
 from gui.gui_config import DEFAULT_CONFIG, GuiConfig, GuiConfigError, load_gui_config
 from gui.i18n import available_languages, default_language
 
@@ -21,7 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Flags a GUI config's [launch] table may set, with their types (see gui/gui_config.py).
 LAUNCH_KEYS: dict[str, type] = {
     "listen": str, "server_port": int, "inbrowser": bool, "share": bool, "headless": bool,
-    "language": str, "root_path": str,
+    "language": str, "root_path": str, "username": str, "password_file": str,
 }  # fmt: skip
 
 
@@ -31,8 +40,18 @@ def launch_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server_port", type=int, default=7860, help="port to serve on (default 7860)")
     parser.add_argument("--inbrowser", action="store_true", help="open the app in the default browser")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
-    parser.add_argument("--username", default="", help="require this user name (with --password)")
-    parser.add_argument("--password", default="", help="require this password (with --username)")
+    parser.add_argument(
+        "--username", default="", help=f"require a login with this user name (default: ${USERNAME_ENV})"
+    )
+    parser.add_argument(
+        "--password_file",
+        default="",
+        help=f"the login's password: the first line of this file (or set ${PASSWORD_ENV}; "
+        "either keeps it out of the process list)",
+    )
+    parser.add_argument(
+        "--password", default="", help="the login's password on the command line (visible to other users in ps)"
+    )
     parser.add_argument("--root_path", default=None, help="URL prefix when served behind a reverse proxy")
     parser.add_argument(
         "--headless", action="store_true", help="server mode: no file dialogs, never opens a browser"
@@ -56,11 +75,9 @@ def parse_launch_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     """The launch flags, with the GUI config's [launch] values under those not given on the command line."""
     parser = launch_parser()
     args = parser.parse_args(argv)
-    if bool(args.username) != bool(args.password):
-        parser.error("--username and --password must be given together")
     path = Path(args.config) if args.config else DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
     if path is None:
-        return args, GuiConfig()
+        return _with_credentials(parser, args), GuiConfig()
     try:
         config = load_gui_config(path, LAUNCH_KEYS)
     except GuiConfigError as error:
@@ -71,7 +88,16 @@ def parse_launch_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     for key, value in config.launch.items():
         if getattr(args, key) == getattr(given, key):
             setattr(args, key, value)
-    return args, config
+    return _with_credentials(parser, args), config
+
+
+def _with_credentials(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """`args.credentials`: the login from the flags, the GUI config and the environment (None: no login)."""
+    try:
+        args.credentials = resolve_credentials(args.username, args.password, args.password_file)
+    except CredentialError as error:
+        parser.error(str(error))
+    return args
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -93,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    from starlette.middleware import Middleware
+
     from gui import tensorboard
     from gui.app import CSS, build_app
+    from gui.login_gate import LoginGate
 
-    tensorboard.SERVER.host = args.listen
+    credentials = args.credentials
+    tensorboard.SERVER.host = tensorboard_host(args.listen, credentials)
+    for warning in exposure_warnings(args.listen, args.share, credentials):
+        print(warning, file=sys.stderr)
+    if args.password_file and (warning := password_file_warning(args.password_file)):
+        print(warning, file=sys.stderr)
 
     app = build_app(
         language=args.language or default_language(), headless=args.headless, defaults=config.defaults
@@ -108,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         inbrowser=args.inbrowser and not args.headless,
         css=CSS,
         share=args.share,
-        auth=(args.username, args.password) if args.username else None,
+        auth=credentials.as_gradio_auth() if credentials else None,
+        # With a login, nothing about the app is served before it (Gradio's own check leaves gaps).
+        app_kwargs={"middleware": [Middleware(LoginGate)]} if credentials else None,
         root_path=args.root_path,
+        # Server-side rendering would put a Node proxy in front of the login gate; keep it off.
+        ssr_mode=False,
         # Gradio's "is localhost reachable" self-check gives up after one 3 s request, so on a busy
         # machine it aborts a GUI that is serving fine. The port was checked above; a proxy that
         # blocks localhost shows in the browser instead. (`_frontend` gates only that check in the

@@ -12,15 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+# `.{name}.{8 hex digits}.tmp` (or `...tmp.{suffix}` for writers that choose the format by the suffix):
+# hidden, unique and recognisable, so a crash (SIGKILL, power loss) leaves an obvious leftover that the
+# next run can tell from the user's own files (backend/training/leftovers.py).
+TEMP_FILE_PATTERN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?")
 
-def _temp_name(path: Path) -> Path:
-    # Hidden, unique and recognisable, so a crash (SIGKILL, power loss) leaves an obvious leftover.
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+def temp_name(path: Path, keep_suffix: bool = False) -> Path:
+    """The temporary name a file is written under before it is renamed to `path`."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix if keep_suffix else ''}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -41,14 +47,15 @@ def _plain_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write to (for libraries that want a file name); it becomes `path` on success.
 
-    The writer must have closed the file when the block ends.
+    The writer must have closed the file when the block ends. `keep_suffix` ends the temporary name
+    in `path`'s suffix, for writers that choose the format by it (network modules' `save_weights`).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_name(final)
+    temp = temp_name(final, keep_suffix)
     try:
         yield temp
         with open(temp, "rb+") as f:

@@ -18,13 +18,54 @@ from gui.dataset_tabs import build_caption_editor_tab, build_captioning_tab, bui
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.lora_tab import build_lora_tab
+from gui.option_search import IME_FILTER_JS
 from gui.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools_tab import build_tools_tab
 from gui.training_kinds import FINETUNE
 
 APP_TITLE = "Kohya LoRA Trainer"
-# Wider page than Gradio's default: the form has three fields per row.
-CSS = ".gradio-container { max-width: 1400px !important; }"
+# - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
+#   of Gradio's `hidden`, which made the container a scroll box and so kept sticky elements from
+#   sticking to the window.
+# - Help texts (`info`) are folded away and shown for the field under the pointer or with the focus,
+#   as a popover in the theme's full text colour. Gradio's own grey measured 1.9:1 on white; help
+#   shown in place elsewhere gets a darker grey. All are above 4.5:1 in both themes
+#   (tests/gui/test_browser.py measures them). The "Show all help
+#   texts" box shows every one in place. Fields, sections and Gradio's `.form` wrappers (overflow
+#   hidden) must not clip the popover.
+# - The training tabs' action bar stays at the bottom of the window while the form scrolls.
+# Gradio also adds a copy of each rule prefixed with ".gradio-container .contain", which outranks
+# plain selectors: no rule here depends on <body>, and the show-all rule outranks both by an id.
+CSS = """
+.gradio-container { max-width: 1400px !important; overflow: clip !important; }
+:root { --help-fg: #27272a; --help-bg: #ffffff; --help-border: #71717a; --help-muted: #52525b; }
+.dark { --help-fg: #f4f4f5; --help-bg: #27272a; --help-border: #a1a1aa; --help-muted: #d4d4d8; }
+.info-text { color: var(--help-muted) !important; }
+.opt-field { position: relative; overflow: visible !important; }
+.opt-group, .form:has(> .opt-field) { overflow: visible !important; }
+.opt-field .info-text { display: none; }
+.opt-field:hover .info-text, .opt-field:focus-within .info-text {
+  display: block; position: absolute; left: 0; right: 0; top: calc(100% + 2px); z-index: 1000;
+  padding: 8px 10px; background: var(--help-bg); color: var(--help-fg) !important; border: 1px solid var(--help-border);
+  border-radius: 6px; box-shadow: 0 6px 16px rgba(0, 0, 0, 0.18); pointer-events: none; line-height: 1.45;
+}
+.contain:has(#show_all_help input:checked) .opt-field .info-text {
+  display: block; position: static; padding: 0; background: none; border: 0; box-shadow: none; color: var(--help-fg) !important;
+}
+.action-bar {
+  position: sticky !important; bottom: 0; z-index: 1100; overflow: visible !important;
+  background: var(--background-fill-primary) !important; border-top: 2px solid var(--color-accent) !important;
+  box-shadow: 0 -6px 14px rgba(0, 0, 0, 0.14); padding: 6px !important; border-radius: 6px;
+}
+.action-bar .action-message { max-height: 30vh; overflow-y: auto; }
+.bar-status { display: flex; gap: 12px; align-items: center; padding: 0 6px; color: var(--body-text-color); }
+.bar-status .lora-progress { flex: 1; }
+.search-hit { outline: 3px solid var(--color-accent); outline-offset: 2px; }
+.log-view textarea { font-family: var(--font-mono); font-size: var(--text-sm); }
+"""
+# "Show all help texts" is remembered by the browser (the CSS reads the box itself).
+SHOW_HELP_JS = """(show) => { try { localStorage.setItem("kohya-show-help", show ? "1" : "0"); } catch (e) {} }"""
+SHOWN_HELP_JS = """() => { try { return localStorage.getItem("kohya-show-help") === "1"; } catch (e) { return false; } }"""
 
 
 def environment_summary(t: Translator) -> str:
@@ -44,7 +85,10 @@ def build_app(
     t = Translator(language)
     picker = browse if dialogs_available(headless) else None
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"# {APP_TITLE}")
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"# {APP_TITLE}")
+            show_help = gr.Checkbox(label=t.t("ui.show_help"), value=False, scale=0, min_width=220,
+                                    elem_id="show_all_help")  # fmt: skip
         with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
             lora = build_lora_tab(t, picker, defaults)
         with gr.Tab(t.t("ui.tab.finetune"), elem_id="tab_finetune"):
@@ -67,4 +111,10 @@ def build_app(
             gr.Markdown(environment_summary(t))
         app.load(lora.preset_choices, outputs=lora.preset_chooser)
         app.load(finetune.preset_choices, outputs=finetune.preset_chooser)
+        # The form as it was left (or as the running training was started), not the defaults.
+        for tab in (lora, finetune):
+            app.load(lambda tab=tab: tab.restore(t), outputs=[*tab.outputs, tab.preset_message])
+        show_help.change(None, inputs=show_help, js=SHOW_HELP_JS)
+        app.load(None, js=IME_FILTER_JS)
+        app.load(None, outputs=show_help, js=SHOWN_HELP_JS)
     return app

@@ -18,6 +18,7 @@ import gradio as gr
 from gui import caption_editor_actions as actions
 from gui.caption_editor_actions import PAGE_SIZE, EditorState, SlotView
 from gui.i18n import Translator
+from gui.plain_text import plain_info
 
 SLOTS_PER_ROW = 4
 Component = gr.components.Component
@@ -77,22 +78,22 @@ def _slot_updates(slot: Slot, view: SlotView) -> dict[Any, Any]:
 def _folder_row(t: Translator, browse: Callable[[str, bool], str] | None) -> tuple[dict[str, Component], gr.Button]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=300):
-            folder = gr.Textbox(label=t.t("ui.capedit.folder"), info=t.t("ui.capedit.folder_info"),
-                                elem_id="capedit_folder")  # fmt: skip
+            folder = gr.Textbox(label=t.t("ui.capedit.folder"), info=plain_info(t.t("ui.capedit.folder_info")),
+                                elem_classes=["opt-field"], elem_id="capedit_folder")  # fmt: skip
             if browse is not None:
                 pick = gr.Button(t.t("ui.browse"), size="sm", elem_id="capedit_browse")
                 pick.click(lambda current: browse(current, True), inputs=folder, outputs=folder)
-        extension = gr.Textbox(".txt", label=t.t("ui.capedit.extension"), info=t.t("ui.capedit.extension_info"),
-                               elem_id="capedit_extension", scale=1, min_width=140)  # fmt: skip
-        separator = gr.Textbox(",", label=t.t("ui.capedit.separator"), info=t.t("ui.capedit.separator_info"),
-                               elem_id="capedit_separator", scale=1, min_width=140)  # fmt: skip
-        recursive = gr.Checkbox(label=t.t("ui.capedit.recursive"), info=t.t("ui.capedit.recursive_info"),
-                                elem_id="capedit_recursive", scale=1, min_width=140)  # fmt: skip
+        extension = gr.Textbox(".txt", label=t.t("ui.capedit.extension"), info=plain_info(t.t("ui.capedit.extension_info")),
+                               elem_classes=["opt-field"], elem_id="capedit_extension", scale=1, min_width=140)  # fmt: skip
+        separator = gr.Textbox(",", label=t.t("ui.capedit.separator"), info=plain_info(t.t("ui.capedit.separator_info")),
+                               elem_classes=["opt-field"], elem_id="capedit_separator", scale=1, min_width=140)  # fmt: skip
+        recursive = gr.Checkbox(label=t.t("ui.capedit.recursive"), info=plain_info(t.t("ui.capedit.recursive_info")),
+                                elem_classes=["opt-field"], elem_id="capedit_recursive", scale=1, min_width=140)  # fmt: skip
     with gr.Row(equal_height=True):
-        include = gr.Textbox(label=t.t("ui.capedit.include"), info=t.t("ui.capedit.include_info"),
-                             elem_id="capedit_include", scale=3)  # fmt: skip
-        exclude = gr.Textbox(label=t.t("ui.capedit.exclude"), info=t.t("ui.capedit.exclude_info"),
-                             elem_id="capedit_exclude", scale=3)  # fmt: skip
+        include = gr.Textbox(label=t.t("ui.capedit.include"), info=plain_info(t.t("ui.capedit.include_info")),
+                             elem_classes=["opt-field"], elem_id="capedit_include", scale=3)  # fmt: skip
+        exclude = gr.Textbox(label=t.t("ui.capedit.exclude"), info=plain_info(t.t("ui.capedit.exclude_info")),
+                             elem_classes=["opt-field"], elem_id="capedit_exclude", scale=3)  # fmt: skip
         load = gr.Button(t.t("ui.capedit.load"), variant="primary", elem_id="capedit_load", scale=1, min_width=160)
     fields = {"folder": folder, "extension": extension, "separator": separator, "recursive": recursive}
     return {**fields, "include": include, "exclude": exclude}, load

@@ -1,7 +1,9 @@
 """The captioning, tagging and dataset tools' arguments, as `ToolSpec`s (see gui/tool_form.py).
 
 The image folder (positional) comes first, then the options people change most. Defaults shown
-are the tools' own; an empty field leaves the tool's default (e.g. the tag separator `", "`,
+are the tools' own, except the caption extension: every GUI form starts with `.txt` (as kohya_ss's
+GUI does, and what the trainer's forms read), while the commands keep sd-scripts' `.caption` for
+BLIP/GIT. An empty field leaves the tool's default (e.g. the tag separator `", "`,
 which a form field could not hold: the forms strip spaces). `--no_progress` and `--json` are
 left out: the GUI needs the progress lines and shows the log as text. Labels and help come from
 the catalogues (`ui.toolarg.<tool>.<arg>`, `ui.toolhelp.<tool>.<arg>`); tests/gui/test_tool_form.py
@@ -18,7 +20,7 @@ def _captioner(name: str, model: str, max_length: int, extra: tuple[ToolArg, ...
     return ToolSpec(name, (
         ToolArg("train_data_dir", "folder", positional=True, required=True),
         ToolArg("model_id", "folder", model),
-        ToolArg("caption_extension", "text", ".caption"),
+        ToolArg("caption_extension", "text", ".txt"),
         ToolArg("batch_size", "int", 1),
         ToolArg("max_length", "int", max_length),
         *extra,
@@ -106,7 +108,7 @@ PREPARE_DATASET = ToolSpec("prepare_dataset", (
 VERIFY_DATASET = ToolSpec("verify_dataset", (
     ToolArg("train_data_dir", "folder", positional=True, required=True),
     ToolArg("reg_data_dir", "folder"),
-    ToolArg("caption_extension", "text", ".caption"),
+    ToolArg("caption_extension", "text", ".txt"),
     ToolArg("resolution", "text", "512"),
     ToolArg("batch_size", "int", 1),
     ToolArg("min_size", "int", 256),

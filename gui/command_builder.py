@@ -26,6 +26,7 @@ from backend.atomic import atomic_write_json
 from backend.options import OptionError, options_for, write_config
 from backend.options.names import names_for, unknown_name_message
 from backend.options.values import from_value
+from gui.form_text import text_problem
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_PYTHON_POSIX = "venv/bin/python"
@@ -93,6 +94,11 @@ def validate_values(command: str, values: Mapping[str, Any]) -> dict[str, Any]:
                 converted[option.name] = from_value(option, _normalise(option.kind, raw))
             except ValueError as error:
                 problems.append(f'"{key}" {error}')
+                invalid.add(option.name)
+                continue
+            # What the form shows is what runs: no text it cannot show (gui/form_text.py).
+            if unshowable := text_problem(converted[option.name]):
+                problems.append(f'"{key}" {unshowable}')
                 invalid.add(option.name)
     for option in options_for(command).values():
         if option.required and option.name not in converted and option.name not in invalid:
@@ -162,6 +168,8 @@ def accelerate_args(settings: Mapping[str, Any] | None) -> list[str]:
                 raise ValueError(f'accelerate setting "{name}" expects true or false, got {value!r}')
             args.append(f"--{name}")
             continue
+        if isinstance(value, str) and (unshowable := text_problem(value)):
+            raise ValueError(f'accelerate setting "{name}" {unshowable}')
         if kind == "int":
             value = _normalise(kind, value)
             if isinstance(value, str) and value.strip().isdigit():
@@ -194,6 +202,35 @@ def build_command(
     ]
 
 
+def plan_run(
+    command: str,
+    values: Mapping[str, Any],
+    accelerate: Mapping[str, Any] | None = None,
+    python: str | None = None,
+    when: float | None = None,
+) -> PreparedRun:
+    """A run's file names and argv, every value checked first (all problems at once); writes nothing."""
+    validate_values(command, values)
+    accelerate_args(accelerate)
+    stem = run_stem(values, when)
+    config_path = stem.with_suffix(".toml")
+    return PreparedRun(config_path, stem.with_suffix(".json"), build_command(command, config_path, accelerate, python))
+
+
+def write_run_files(
+    plan: PreparedRun,
+    command: str,
+    values: Mapping[str, Any],
+    accelerate: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """The planned run's TOML and JSON snapshot (the values were checked by `plan_run`)."""
+    write_run_config(command, values, plan.config_path)
+    # Nested: accelerate's mixed_precision is not the trainer option of the same name.
+    snapshot_extra = {**(extra or {}), "accelerate": dict(accelerate or {})}
+    write_snapshot(command, values, plan.snapshot_path, snapshot_extra)
+
+
 def prepare_run(
     command: str,
     values: Mapping[str, Any],
@@ -203,11 +240,6 @@ def prepare_run(
     when: float | None = None,
 ) -> PreparedRun:
     """Everything a Start button needs: the TOML and JSON snapshot beside the outputs, and the argv."""
-    validate_values(command, values)  # every problem at once, before any file is written
-    accelerate_args(accelerate)  # likewise the accelerate settings
-    stem = run_stem(values, when)
-    config_path = write_run_config(command, values, stem.with_suffix(".toml"))
-    # Nested: accelerate's mixed_precision is not the trainer option of the same name.
-    snapshot_extra = {**(extra or {}), "accelerate": dict(accelerate or {})}
-    snapshot_path = write_snapshot(command, values, stem.with_suffix(".json"), snapshot_extra)
-    return PreparedRun(config_path, snapshot_path, build_command(command, config_path, accelerate, python))
+    plan = plan_run(command, values, accelerate, python, when)  # every problem before any file is written
+    write_run_files(plan, command, values, accelerate, extra)
+    return plan

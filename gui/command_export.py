@@ -7,7 +7,12 @@ characters, the double quotes included, escaped with `^`: cmd then never enters 
 (its quote state cannot get out of step with the runtime's) and hands the runtime-quoted text over
 unchanged. `%` cannot be escaped that way: a batch file doubles it; on an interactive prompt a `^`
 right after it makes any `%...%` pair name an (undefined) variable starting with `^`, which cmd
-leaves alone before removing the caret.
+leaves alone before removing the caret. cmd has no quoting for control characters (a line break
+ends the command), so a value holding one is refused.
+
+An exported script never runs part of a value: bash gets every argument single-quoted (a line break
+inside single quotes is part of the argument), the comments hold no value at all, and both scripts
+are built in full before either is written, so a value one of them cannot carry writes neither.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.atomic import atomic_write
+from backend.options.values import control_character, visible_text
 from gui.command_builder import REPO, VENV_PYTHON_POSIX, VENV_PYTHON_WINDOWS
 
 _CMD_SPECIAL = set('()!^"<>&|')
@@ -27,12 +33,15 @@ _CMD_NEEDS_QUOTES = set(" \t,;=()!^<>&|%")
 
 def format_bash(argv: Sequence[str]) -> str:
     """A bash command line for `argv` (single-quoted where needed)."""
+    for arg in argv:
+        if "\0" in arg:  # no program can receive one; bash would drop it silently
+            raise ValueError(f"{arg!r}: a command-line argument cannot hold a NUL character")
     return shlex.join(argv)
 
 
 def _check_cmd_text(text: str) -> None:
-    if any(ch in text for ch in "\r\n\0"):
-        raise ValueError(f"{text!r}: a Windows command line cannot carry line breaks or NUL characters")
+    if found := control_character(text):
+        raise ValueError(f"{visible_text(text)} has {found}, which a Windows command line cannot carry")
 
 
 def _cmd_program(path: str, batch: bool) -> str:
@@ -74,34 +83,52 @@ def format_cmd(argv: Sequence[str], batch: bool = False) -> str:
     return line
 
 
+def bash_script(argv: Sequence[str], repo: Path = REPO) -> str:
+    """A bash script that runs `argv` from the repo root with its venv python (whatever argv[0] names)."""
+    return (
+        "#!/usr/bin/env bash\n"
+        # No value in the comment: a line break in one would end the comment and run the rest.
+        "# Runs from the repository root with its venv; the .bat file of the same name is the Windows equivalent.\n"
+        f"cd {format_bash([str(repo)])} || exit 1\n"
+        f"exec {format_bash([VENV_PYTHON_POSIX, *argv[1:]])}\n"
+    )
+
+
+def batch_script(argv: Sequence[str], repo: Path = REPO) -> str:
+    """The cmd.exe batch file equivalent of `bash_script` (ValueError for a value cmd cannot carry)."""
+    lines = [
+        "@echo off",
+        "rem Runs from the repository root with its venv; the .sh file of the same name is the bash equivalent.",
+        f"cd /d {_cmd_program(str(repo), batch=True)} || exit /b 1",
+        format_cmd([VENV_PYTHON_WINDOWS, *argv[1:]], batch=True),
+    ]
+    if not all(line.isascii() for line in lines):
+        # cmd reads a batch file in the console code page; switch to UTF-8 for the lines that follow.
+        lines.insert(1, "chcp 65001 >nul")
+    return "\n".join(lines) + "\n"
+
+
+def script_texts(argv: Sequence[str], name: str, repo: Path = REPO) -> tuple[str, str]:
+    """The .sh and .bat texts for `argv`, or ValueError when a value (or the file name) cannot be
+    carried: callers check with this before writing anything else."""
+    if found := control_character(name):
+        raise ValueError(f"script name {visible_text(name)} has {found}")
+    return bash_script(argv, repo), batch_script(argv, repo)
+
+
 def export_scripts(
     argv: Sequence[str], folder: str | os.PathLike[str], name: str, repo: Path = REPO
 ) -> tuple[Path, Path]:
     """Write `<folder>/<name>.sh` and `<name>.bat`, which run `argv` from the repo root with its venv
-    python (whatever interpreter argv[0] names); returns their paths and touches nothing else."""
+    python (whatever interpreter argv[0] names); returns their paths and touches nothing else.
+    Both are built before either is written, so a ValueError writes nothing."""
     folder = Path(folder)
-    args = list(argv[1:])
-    sh_path = folder / f"{name}.sh"
+    sh_text, bat_text = script_texts(argv, name, repo)
+    sh_path, bat_path = folder / f"{name}.sh", folder / f"{name}.bat"
     with atomic_write(sh_path, newline="\n") as f:
-        f.write(
-            "#!/usr/bin/env bash\n"
-            f"# Runs from the repository root with its venv; {name}.bat is the Windows equivalent.\n"
-            f"cd {shlex.quote(str(repo))} || exit 1\n"
-            f"exec {format_bash([VENV_PYTHON_POSIX, *args])}\n"
-        )
+        f.write(sh_text)
     mode = sh_path.stat().st_mode
     sh_path.chmod(mode | (mode & 0o444) >> 2)  # executable wherever it is readable
-
-    bat_lines = [
-        "@echo off",
-        f"rem Runs from the repository root with its venv; {name}.sh is the bash equivalent.",
-        f"cd /d {_cmd_program(str(repo), batch=True)} || exit /b 1",
-        format_cmd([VENV_PYTHON_WINDOWS, *args], batch=True),
-    ]
-    if not all(line.isascii() for line in bat_lines):
-        # cmd reads a batch file in the console code page; switch to UTF-8 for the lines that follow.
-        bat_lines.insert(1, "chcp 65001 >nul")
-    bat_path = folder / f"{name}.bat"
     with atomic_write(bat_path, newline="\r\n") as f:
-        f.write("\n".join(bat_lines) + "\n")
+        f.write(bat_text)
     return sh_path, bat_path

@@ -22,11 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import toml
-
 from backend.options.schema import all_options
-from backend.options.toml_lines import key_lines, toml_error_text
+from backend.options.toml_lines import (
+    TomlSyntaxError,
+    escaped_path_problem,
+    key_lines,
+    load_toml,
+    read_toml_text,
+)
 from backend.options.values import from_value
+from gui.form_text import text_problem
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config.toml"
@@ -57,13 +62,12 @@ def load_gui_config(path: str | Path, launch_types: Mapping[str, type]) -> GuiCo
     """Read and check `path`; `launch_types` maps each launch flag that may appear in [launch] to its type."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_toml_text(path)
+        data = load_toml(text)
     except OSError as error:
         raise GuiConfigError([f"{path}: cannot read the GUI config: {error.strerror or error}"]) from None
-    try:
-        data = toml.loads(text)
-    except toml.TomlDecodeError as error:
-        raise GuiConfigError([f"{path}:{error.lineno}: not valid TOML: {toml_error_text(error)}"]) from None
+    except TomlSyntaxError as error:
+        raise GuiConfigError([error.located(str(path), "not valid TOML")]) from None
     lines = key_lines(text)
     problems: list[str] = []
 
@@ -100,10 +104,18 @@ def load_gui_config(path: str | Path, launch_types: Mapping[str, type]) -> GuiCo
         if option.secret:
             problems.append(f"{where(('defaults',), key)}: {key} is a secret; the GUI never stores secrets")
             continue
+        # Before the value check, which refuses control characters in paths without knowing why.
+        escaped = escaped_path_problem(value) if option.kind == "path" and isinstance(value, str) else None
+        if escaped:
+            problems.append(f"{where(('defaults',), key)}: {key} {escaped}")
+            continue
         try:
             config.defaults[key] = from_value(option, value)
         except ValueError as error:
             problems.append(f"{where(('defaults',), key)}: {key} {error}")
+            continue
+        if unshowable := text_problem(config.defaults[key]):  # its form field would show something else
+            problems.append(f"{where(('defaults',), key)}: {key} {unshowable}")
     if problems:
         raise GuiConfigError(problems)
     return config

@@ -7,10 +7,12 @@ Keys:
     command.<name>           one per training command
     choice.<option>.<value>  only for choice values that need an explanation
     ui.<id>                  buttons, messages, status texts; `{name}` placeholders are filled by `t()`
+    msg.<id>                 runtime messages of the trainer, tools and GUI (`backend/messages.py`)
 
 `localizations/en.json` is the source. Its option help, and the set of option, group and command
 keys, are generated from the schema by `build_english_catalogue()`, so English cannot drift from
 it; labels, `ui.*` and `choice.*` texts are written by hand in en.json and kept by the generator.
+The English `msg.*` texts are generated from the `msg(...)` calls in the code (gui/message_catalogue.py).
 After changing options, run `python -m gui.i18n --write` and translate what it lists as missing.
 
 This module stays light (standard library and the option schema): no torch, no gradio.
@@ -29,10 +31,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from backend.options.schema import ALL_COMMANDS, GROUPS, all_options
+from gui.message_catalogue import english_messages
 
 LOCALIZATIONS_DIR = Path(__file__).resolve().parents[1] / "localizations"
 SOURCE_LANGUAGE = "en"
-KEY_KINDS = ("ui", "command", "group", "option", "choice")
+KEY_KINDS = ("ui", "command", "group", "option", "choice", "msg")
 # A placeholder is `{identifier}`; other braces (wildcard syntax such as '{a|b}' in help texts) are text.
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Windows reports locales by English name (e.g. 'Japanese_Japan'), POSIX by code ('ja_JP').
@@ -154,8 +157,9 @@ def build_english_catalogue(written: Mapping[str, str] | None = None) -> dict[st
     """The English catalogue for the current schema.
 
     `written` (default: the committed en.json) supplies the hand-written texts: `ui.*`, labels,
-    group and command names, choice explanations. Help texts come from the schema; keys of options
-    or choices that no longer exist are dropped; a new option gets a label made from its name.
+    group and command names, choice explanations. Help texts come from the schema and `msg.*` texts
+    from the code; keys of options or choices that no longer exist are dropped; a new option gets a
+    label made from its name.
     """
     if written is None:
         path = catalogue_path(SOURCE_LANGUAGE)
@@ -177,6 +181,8 @@ def build_english_catalogue(written: Mapping[str, str] | None = None) -> dict[st
             key = f"choice.{name}.{value}"
             if key in written:
                 catalogue[key] = written[key]
+    for message_id, template in english_messages().items():
+        catalogue[f"msg.{message_id}"] = template
     return catalogue
 
 

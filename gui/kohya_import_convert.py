@@ -15,6 +15,7 @@ from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import Option, all_options, options_for
 from backend.options.sd_scripts_flags import sd_scripts_flags
 from backend.options.values import show
+from backend.training.attention import xformers_installed
 from gui.command_builder import ACCELERATE_FLAGS
 from gui.kohya_import_network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
 from gui.kohya_import_tables import (
@@ -279,7 +280,14 @@ class _Converter:
         value = self._take("xformers")
         if isinstance(value, bool):  # a checkbox before 2023-03
             value = "xformers" if value else "none"
-        if value in ("xformers", "sdpa"):
+        if value == "xformers" and not xformers_installed():
+            # The run must work here: SDPA is the same memory-efficient attention, built into torch.
+            self._set("sdpa", True, "xformers")
+            self.warnings.append(
+                'xformers = "xformers" -> sdpa: the xformers package is not installed here, so attention runs '
+                "through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient attention"
+            )
+        elif value in ("xformers", "sdpa"):
             self._set(value, True, "xformers")
         elif not _is_unset("xformers", value):
             self._report("xformers", value, "invalid", 'expected "xformers", "sdpa" or "none"')

@@ -9,6 +9,10 @@ ratios are appended to every type. Differences, each reported as a warning:
 - kohya_ss's native "Kohya LoHa"/"Kohya LoKr" (sd-scripts `networks.loha`/`networks.lokr`, not in
   this trainer) become LyCORIS LoHa/LoKr, the same algorithms.
 - Comma lists lose their spaces (kohya_ss split `network_args` on spaces, which broke them).
+- The result is written as the LoRA tab writes it (`gui.network_types.as_the_tab_writes`): the
+  type's fields in the tab's order, False flags left out (LyCORIS's default), other entries as
+  kohya_ss wrote them. So `python -m gui.kohya_import` and the GUI's import give the same TOML.
+  LyCORIS reads `decompose_both` as raw text, where kohya_ss's "False" meant on: that one is said.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gui.kohya_import_values import is_empty, plain
+from gui.network_types import as_the_tab_writes
 
 # The GUI's network selector: our modules first, then the LyCORIS algorithms under kohya_ss's names.
 NETWORK_TYPES = (
@@ -126,7 +131,27 @@ def network_plan(data: Mapping[str, Any], network_dim: Any) -> NetworkPlan:
         plan.used.add(key)
         if not is_empty(_value(data, key)):
             plan.args.append(f"{key}={_text(key, _value(data, key))}")
-    return plan
+    return _as_the_tab_writes(plan)
+
+
+# network_args LyCORIS passes on without reading "False" as false (lycoris/kohya.py: kwargs.get).
+RAW_TRUTH_KEYS = ("decompose_both",)
+
+
+def _as_the_tab_writes(plan: NetworkPlan) -> NetworkPlan:
+    """`plan` with its type, module and args as the LoRA tab writes them (see the module doc)."""
+    network_type, module, args = as_the_tab_writes(plan.module, plan.args, plan.network_type)
+    if module == LYCORIS_MODULE:
+        kept = {item.partition("=")[0] for item in args}
+        for item in plan.args:
+            key, _, value = item.partition("=")
+            if key in RAW_TRUTH_KEYS and value == "False" and key not in kept:
+                plan.warnings.append(
+                    f"{key}=False is left out of network_args: LyCORIS reads the text \"False\" as on, so "
+                    f"kohya_ss trained with {key} on; here it is off, as the config says. Turn {key} on to "
+                    "train as kohya_ss did"
+                )
+    return NetworkPlan(network_type, module, args, plan.used, plan.warnings)
 
 
 def _value(data: Mapping[str, Any], key: str) -> Any:

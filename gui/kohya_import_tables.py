@@ -42,7 +42,8 @@ DERIVED = {
     "unet_lr": "-> unet_lr; 0 with a text encoder LR -> network_train_text_encoder_only",
     "optimizer_args": "text -> list of key=value items",
     "lr_scheduler_args": "text -> list of key=value items",
-    "xformers": 'dropdown "xformers" / "sdpa" / "none" (a checkbox before 2023) -> xformers / sdpa flags',
+    "xformers": 'dropdown "xformers" / "sdpa" / "none" (a checkbox before 2023) -> xformers / sdpa flags; '
+    '"xformers" -> sdpa where the xformers package is not installed',
     "noise_offset_type": '"Original" passes noise_offset*, "Multires" passes multires_noise_*',
     "sample_prompts": "prompt text -> a prompt file the GUI writes; sample_prompts points to it",
     "additional_parameters": "raw trainer flags, mapped one by one through the option schema",

@@ -46,6 +46,10 @@ def coerce(option: Option, value: Any) -> Any:
         value = int(value)  # Gradio numbers: 1.0 for 1
     elif kind in ("str", "path") and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # e.g. max_resolution 512
+    elif kind in ("str", "path") and isinstance(value, str):
+        # As the GUI's text fields read it, so the command-line and GUI imports give the same run.
+        # sd-scripts joins prefix/suffix with a space and CLIP folds runs of spaces: nothing is lost.
+        value = value.strip()
     elif kind == "str_list" and isinstance(value, str):
         value = value.replace('"', "").split()  # kohya_ss's own split of optimizer_args & co
     elif kind == "float_list" and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -17,12 +17,29 @@ from typing import Any
 
 from backend.atomic import atomic_write
 from backend.options import OptionError, options_for
-from gui.command_builder import REPO, build_command, prepare_run, run_stem, venv_python, write_run_config
-from gui.command_export import export_scripts, format_bash, format_cmd
+from gui.command_builder import (
+    REPO,
+    build_command,
+    plan_run,
+    prepare_run,
+    run_stem,
+    venv_python,
+    write_run_config,
+    write_run_files,
+)
+from gui.command_export import export_scripts, format_bash, format_cmd, script_texts
+from gui.form_text import text_problem
 from gui.i18n import Translator
-from gui.kohya_import import REASONS, KohyaImportError, convert_kohya_config, format_report
+from gui.kohya_import import (
+    REASONS,
+    ImportResult,
+    KohyaImportError,
+    Unmapped,
+    convert_kohya_config,
+    format_report,
+)
 from gui.network_types import compose, decompose
-from gui.presets import USER_DIR
+from gui.presets import USER_DIR, preset_data
 from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runner import RunnerBusyError, TrainingRunner
 from gui.tensorboard import SERVER as TENSORBOARD
@@ -55,11 +72,20 @@ class TabValues:
         if self.model_type == "sd2":
             values["v2"] = True
         if self.kind.networks:
-            module, args = compose(self.network_type, self.network_fields, values.pop("network_args", None) or ())
+            module, args = self.network()
+            values.pop("network_args", None)
             values["network_module"] = module
             if args:
                 values["network_args"] = args
         return values
+
+    def network(self) -> tuple[str, list[str]]:
+        """(`network_module`, `network_args`) the values stand for. Values read from the form hold the
+        selector, its fields and the free-text rest in `network_args`; values loaded from a preset or
+        an imported config name the module in `options` and hold the whole `network_args`."""
+        if "network_module" in self.options:
+            return str(self.options["network_module"] or "networks.lora"), list(self.options.get("network_args") or ())
+        return compose(self.network_type, self.network_fields, self.options.get("network_args") or ())
 
     def preset_options(self) -> dict[str, Any]:
         """What a preset stores: the run's options without `v2`, which the model type stands for."""
@@ -73,17 +99,22 @@ class TabValues:
             keys["network_type"] = self.network_type
         return keys
 
+    def form_data(self) -> dict[str, Any]:
+        """The whole tab as a preset file holds it (kept with a run, restored on a page reload)."""
+        return preset_data(self.preset_options(), self.gui_keys())
+
 
 def _problems(t: Translator, messages: list[str]) -> str:
     return t.t("ui.fix_options") + "\n" + "\n".join(f"- {message}" for message in messages)
 
 
-def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER) -> str:
+def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: float | None = None) -> str:
+    """Start the run; `when` is the time its file names carry (the one Print command showed)."""
     if runner.running:
         return t.t("ui.already_running")
     try:
-        prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys())
-        runner.start(prepared.argv)
+        prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys(), when=when)
+        runner.start(prepared.argv, meta={"kind": tab.kind.key, "form": tab.form_data()})
     except OptionError as error:
         return _problems(t, error.messages)
     except (ValueError, OSError) as error:
@@ -139,12 +170,13 @@ class CommandText:
     message: str = ""
 
 
-def print_command(tab: TabValues, t: Translator) -> CommandText:
-    """The command Start would run and the TOML it would write, without writing anything."""
+def print_command(tab: TabValues, t: Translator, when: float | None = None) -> CommandText:
+    """The command Start would run and the TOML it would write, without writing anything; `when` is
+    the time in the run's file names, so Start (given the same) writes the file named here."""
     try:
         with tempfile.TemporaryDirectory(prefix="command-") as folder:
             toml = write_run_config(tab.command, tab.run_options(), Path(folder) / "run.toml").read_text(encoding="utf-8")
-        config = run_stem(tab.run_options()).with_suffix(".toml")
+        config = run_stem(tab.run_options(), when).with_suffix(".toml")
         argv = build_command(tab.command, config, tab.accelerate)
     except OptionError as error:
         return CommandText("", "", "", _problems(t, error.messages))
@@ -153,10 +185,15 @@ def print_command(tab: TabValues, t: Translator) -> CommandText:
     return CommandText(format_bash(argv), format_cmd(argv), toml, t.t("ui.command_note", path=config))
 
 
-def export(tab: TabValues, t: Translator) -> str:
-    """Write the run's TOML and snapshot beside its outputs plus `.sh`/`.bat` scripts that start it."""
+def export(tab: TabValues, t: Translator, when: float | None = None) -> str:
+    """Write the run's TOML and snapshot beside its outputs plus `.sh`/`.bat` scripts that start it
+    (`when`: as for `print_command`)."""
     try:
-        prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys())
+        options = tab.run_options()
+        prepared = plan_run(tab.command, options, tab.accelerate, when=when)
+        # Every value checked, the scripts included, before any of the four files is written.
+        script_texts(prepared.argv, prepared.config_path.stem)
+        write_run_files(prepared, tab.command, options, tab.accelerate, extra=tab.gui_keys())
         sh, bat = export_scripts(prepared.argv, prepared.config_path.parent, prepared.config_path.stem)
     except OptionError as error:
         return _problems(t, error.messages)
@@ -187,8 +224,12 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
         return KohyaImport(None, t.t("ui.kohya_unreadable", path=path, error=error))
     except KohyaImportError as error:
         return KohyaImport(None, t.t("ui.kohya_refused", path=path, error=error))
-    options = dict(result.options)
-    model_type = "sdxl" if result.command == "sdxl_train_network" else "sd2" if options.pop("v2", False) else "sd1"
+    _leave_out_unshowable(result)
+    # kohya_ss saves every field, so what the import leaves out takes the trainer's default (as it did
+    # in sd-scripts), not the form's own starting value: the run is the command-line import's.
+    options = {**_trainer_defaults(), **result.options}
+    v2 = options.pop("v2", False)
+    model_type = "sdxl" if result.command == "sdxl_train_network" else "sd2" if v2 else "sd1"
     if result.sample_prompts_text:
         options["sample_prompts"] = str(_write_prompts(result.sample_prompts_text, prompts_dir, Path(path).stem))
     # As the tab holds them: the network type's own arguments in its fields, the rest as network_args.
@@ -204,6 +245,26 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     if report:
         lines.append(t.t("ui.kohya_report") + f"\n```\n{report}\n```")
     return KohyaImport(tab, "\n\n".join(lines))
+
+
+def _leave_out_unshowable(result: ImportResult) -> None:
+    """Text a form field cannot show (a line break in a one-line field) is left out and reported like
+    an invalid value, so the form shows what will run (gui/form_text.py)."""
+    for table, prefix in ((result.options, ""), (result.launch, "accelerate: ")):
+        for name, value in list(table.items()):
+            if problem := text_problem(value):
+                del table[name]
+                result.unmapped.append(Unmapped(f"{prefix}{name}", value, "invalid", f"{problem}; left out"))
+
+
+def _trainer_defaults() -> dict[str, Any]:
+    """The schema default of every option of the LoRA commands (secrets and command-line-only ones aside)."""
+    return {
+        name: option.default
+        for command in dict.fromkeys(LORA.commands.values())
+        for name, option in options_for(command).items()
+        if not option.secret and not option.cli_only
+    }
 
 
 def _write_prompts(text: str, folder: Path, stem: str) -> Path:

@@ -108,6 +108,11 @@ def _arg_text(arg: NetworkArg, value: Any) -> str | None:
     return str(value)
 
 
+def field_text(name: str, value: Any) -> str:
+    """A field's value as its text box shows it: as `compose` writes it (conv_alpha 4.0 -> "4")."""
+    return _arg_text(NETWORK_ARGS[name], value) or ""
+
+
 def compose(network_type: str, fields: Mapping[str, Any], extra: Sequence[str] = ()) -> tuple[str, list[str]]:
     """(`network_module`, `network_args`) for `network_type` with the shown `fields` and `extra` entries."""
     kind = NETWORK_TYPES[network_type]
@@ -134,6 +139,20 @@ class Decomposed:
     network_type: str
     fields: dict[str, Any]
     extra: list[str]  # entries no field of the type covers, kept as written
+
+
+def as_the_tab_writes(
+    network_module: str | None, network_args: Sequence[str] | None, network_type: str | None = None
+) -> tuple[str, str, list[str]]:
+    """(network type, `network_module`, `network_args`) as the LoRA tab would write a module + args:
+    its fields in its order, False flags left out, entries no field covers kept as written. Loading
+    the result into the tab and reading it back gives the same three values. A module no type offers
+    (a third-party network) is kept with its args untouched."""
+    if not any(kind.module == (network_module or "networks.lora") for kind in NETWORK_TYPES.values()):
+        return DEFAULT_TYPE, str(network_module), list(network_args or ())
+    split = decompose(network_module, network_args, network_type)
+    module, args = compose(split.network_type, split.fields, split.extra)
+    return split.network_type, module, args
 
 
 def decompose(network_module: str | None, network_args: Sequence[str] | None, network_type: str | None = None) -> Decomposed:

@@ -3,10 +3,12 @@ GUI-only keys.
 
     {"model_type": "sdxl", "network_type": "LyCORIS/LoKr", "accelerate": {...}, "learning_rate": 0.0001, ...}
 
-Shipped presets (`presets/<tab>/*.json`) are partial overlays without paths: loading one changes only
-the keys it names. User presets (`user_presets/<tab>/*.json`) hold the whole tab. Loading checks
-every key against the option schema and reports unknown keys and invalid values instead of
-dropping them silently; saving never writes a secret and writes atomically.
+Loading a preset gives a defined form: the tab's defaults plus what the preset holds (see
+gui/preset_load.py). Shipped presets (`presets/<tab>/*.json`) are partial overlays without paths, so
+loading one keeps the form's paths and output name; user presets (`user_presets/<tab>/*.json`) hold
+the whole tab. Loading checks every key against the option schema: a file that is not a JSON object
+or holds an invalid value is refused as a whole (`Preset.problems`, each with its line), unknown
+keys are reported; nothing is dropped silently. Saving never writes a secret and writes atomically.
 
 Pure data: no gradio, no torch. Run snapshots written beside each run's outputs
 (`gui.command_builder.write_snapshot`) load here too (their `command` key picks the model type).
@@ -25,10 +27,11 @@ from typing import Any
 from backend.atomic import atomic_write_json
 from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import all_options
-from backend.options.values import from_value
+from backend.options.values import from_value, show, type_name
 from gui.command_builder import ACCELERATE_FLAGS
+from gui.form_text import form_text_problems, text_problem
 from gui.network_types import NETWORK_TYPES
-from gui.training_kinds import LORA, MODEL_TYPES, TrainingKind
+from gui.training_kinds import LORA, MODEL_TYPES, TrainingKind, kind_options
 
 SHIPPED_DIR = LORA.shipped_presets
 USER_DIR = LORA.user_presets
@@ -45,7 +48,9 @@ class Preset:
     values: dict[str, Any] = field(default_factory=dict)  # option name -> checked value
     gui: dict[str, Any] = field(default_factory=dict)  # GUI_KEYS that the file sets
     unknown: list[str] = field(default_factory=list)  # keys that are neither options nor GUI keys
-    problems: list[str] = field(default_factory=list)  # invalid values, each naming its key
+    # Why the file cannot be used (not JSON, not an object, invalid values), each naming its key and
+    # line: a preset with problems is not loaded at all.
+    problems: list[str] = field(default_factory=list)
 
 
 def preset_data(values: Mapping[str, Any], gui: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,29 +66,45 @@ def preset_data(values: Mapping[str, Any], gui: Mapping[str, Any]) -> dict[str, 
 
 
 def save_preset(path: str | os.PathLike[str], values: Mapping[str, Any], gui: Mapping[str, Any]) -> Path:
+    """Write the preset; ValueError (nothing written) for text a form field could not show back."""
+    problems = form_text_problems(values) + form_text_problems(gui.get("accelerate") or {})
+    if problems:
+        raise ValueError("; ".join(problems))
     atomic_write_json(preset_data(values, gui), path)
     return Path(path)
 
 
-def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA) -> Preset:
-    """Check a preset's keys and values against the schema of the command its model type trains."""
+def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapping[str, int] | None = None) -> Preset:
+    """Check a preset's keys and values against the schema of the command its model type trains.
+
+    `lines` (key -> line in the file) puts the line in front of each problem.
+    """
     if not isinstance(data, Mapping):
-        return Preset(problems=["a preset must be a JSON object"])
+        shape = "a list" if isinstance(data, list) else type_name(data)
+        return Preset(problems=[f"holds {shape}, not a JSON object of settings ({{\"learning_rate\": 0.0001, ...}})"])
     preset = Preset()
+
+    def at(key: str) -> str:
+        line = (lines or {}).get(key)
+        return f"line {line}: " if line else ""
+
     model_type = data.get("model_type")
     if model_type is None and data.get("v2") is True:
         model_type = "sd2"
     elif model_type is None and data.get("command") is not None:  # a run snapshot
         model_type = kind.model_type_of(data["command"])
         if model_type is None:
-            preset.problems.append(f'"command" {data["command"]!r} is not trained in this tab')
+            preset.problems.append(f'{at("command")}"command" {data["command"]!r} is not trained in this tab')
     if model_type is not None:
         if model_type in MODEL_TYPES:
             preset.gui["model_type"] = model_type
         else:
-            preset.problems.append(f'"model_type" must be one of {", ".join(MODEL_TYPES)}, got {model_type!r}')
+            preset.problems.append(
+                f'{at("model_type")}"model_type" must be one of {", ".join(MODEL_TYPES)}, got {model_type!r}'
+            )
     command = kind.command_for(preset.gui.get("model_type", "sd1"))
     names = names_for(command)
+    limited = kind.choice_limits
     for key, raw in data.items():
         if key in ("model_type", "command") or (key == "v2" and raw in (True, None)):  # v2 = the model type
             continue
@@ -91,34 +112,67 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA) -> Preset:
             if raw in NETWORK_TYPES:
                 preset.gui[key] = raw
             else:
-                preset.problems.append(f'"network_type" must be one of {", ".join(NETWORK_TYPES)}, got {raw!r}')
+                preset.problems.append(
+                    f'{at(key)}"network_type" must be one of {", ".join(NETWORK_TYPES)}, got {raw!r}'
+                )
         elif key == "accelerate":
-            _accelerate(raw, preset)
+            _accelerate(raw, preset, at(key))
         elif key not in names or names[key].cli_only:
             preset.unknown.append(unknown_name_message(key, command))
-        elif raw is not None:
+        elif raw is None:  # a field the user emptied (gui/schema_form.py): kept empty, not defaulted
+            preset.values[names[key].name] = None
+        else:
             option = names[key]
+            if option.name in limited:  # a choice this tab's trainers refuse (e.g. a LoRA saved as diffusers)
+                option = kind_options(kind)[option.name]
             try:
                 preset.values[option.name] = from_value(option, list(raw) if isinstance(raw, tuple) else raw)
             except ValueError as error:
-                preset.problems.append(f'"{key}" {error}')
+                preset.problems.append(f'{at(key)}"{key}" {error}')
+                continue
+            if unshowable := text_problem(preset.values[option.name]):  # the field would show something else
+                del preset.values[option.name]
+                preset.problems.append(f'{at(key)}"{key}" {unshowable}')
     return preset
 
 
-def _accelerate(raw: Any, preset: Preset) -> None:
+def _accelerate(raw: Any, preset: Preset, where: str = "") -> None:
     if not isinstance(raw, Mapping):
-        preset.problems.append('"accelerate" must be an object of accelerate launch settings')
+        preset.problems.append(f'{where}"accelerate" must be an object of accelerate launch settings, got {show(raw)}')
         return
-    preset.gui["accelerate"] = {key: value for key, value in raw.items() if key in ACCELERATE_FLAGS}
+    settings = {key: value for key, value in raw.items() if key in ACCELERATE_FLAGS}
+    for key, value in list(settings.items()):
+        if unshowable := text_problem(value):  # left out: the field would show something else
+            del settings[key]
+            preset.problems.append(f'{where}"accelerate" setting "{key}" {unshowable}')
+    preset.gui["accelerate"] = settings
     preset.unknown += [f'unknown accelerate setting "{key}"' for key in raw if key not in ACCELERATE_FLAGS]
 
 
 def load_preset(path: str | os.PathLike[str], kind: TrainingKind = LORA) -> Preset:
+    """The checked preset of the file at `path`; problems name the line (the caller names the file)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        return Preset(problems=[f"{path}: {error}"])
-    return parse_preset(data, kind)
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        return Preset(problems=[f"is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON"])
+    except OSError as error:
+        return Preset(problems=[f"cannot be read: {error.strerror or error}"])
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return Preset(problems=[f"line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}"])
+    return parse_preset(data, kind, key_lines(text))
+
+
+_TOP_KEY = re.compile(r'^\s*[{,]?\s*"((?:[^"\\]|\\.)*)"\s*:', re.MULTILINE)
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Key -> the line it first appears on (for messages; nested keys may share names, first wins)."""
+    found: dict[str, int] = {}
+    for match in _TOP_KEY.finditer(text):
+        found.setdefault(match.group(1), text.count("\n", 0, match.start(1)) + 1)
+    return found
 
 
 def user_preset_path(name: str, directory: Path = USER_DIR) -> Path:

@@ -29,8 +29,9 @@ def status_text(snapshot: Mapping[str, Any], t: Translator) -> str:
     return t.t(f"ui.status.{status}", code=snapshot.get("exit_code"))
 
 
-def progress_html(snapshot: Mapping[str, Any], t: Translator) -> str:
-    """An HTML progress bar with step/total, epoch, ETA and loss under it."""
+def progress_html(snapshot: Mapping[str, Any], t: Translator, ids: bool = True) -> str:
+    """An HTML progress bar with step/total, epoch, ETA and loss under it (`ids`: element ids on the
+    bar and its text, for the one main copy of the page)."""
     step, total = snapshot.get("step"), snapshot.get("total")
     cache = snapshot.get("cache")
     if cache and step is None and cache.get("total"):
@@ -49,11 +50,12 @@ def progress_html(snapshot: Mapping[str, Any], t: Translator) -> str:
         parts.append(t.t("ui.elapsed", time=duration(snapshot["elapsed_s"])))
     colour = {"failed": "#d9534f", "stopped": "#999999"}.get(snapshot.get("status", ""), "#3b82f6")
     caption = " · ".join(html.escape(part) for part in parts)
+    fill_id, text_id = (' id="lora_progress_fill"', ' id="lora_progress_text"') if ids else ("", "")
     return (
         '<div class="lora-progress">'
-        '<div style="background:#e5e7eb;border-radius:6px;height:18px;overflow:hidden">'
-        f'<div id="lora_progress_fill" style="width:{fraction * 100:.1f}%;height:100%;background:{colour}"></div>'
-        f'</div><div id="lora_progress_text" style="margin-top:4px">{caption}</div></div>'
+        '<div style="background:var(--border-color-primary,#e5e7eb);border-radius:6px;height:18px;overflow:hidden">'
+        f'<div{fill_id} style="width:{fraction * 100:.1f}%;height:100%;background:{colour}"></div>'
+        f'</div><div{text_id} style="margin-top:4px">{caption}</div></div>'
     )
 
 

@@ -47,6 +47,9 @@ class LossHistory:
 @dataclass
 class RunState:
     argv: list[str] = field(default_factory=list)
+    # What the starter said about the run: its training kind ("lora", "finetune") and the form that
+    # started it, so a reloaded page shows that run's settings and each tab only its own kind's run.
+    meta: dict[str, Any] = field(default_factory=dict)
     status: Status = "idle"
     pid: int | None = None
     started_at: float | None = None
@@ -141,6 +144,7 @@ class RunState:
         return {
             "status": self.status,
             "argv": list(self.argv),
+            "kind": self.meta.get("kind"),
             "pid": self.pid,
             "started_at": self.started_at,
             "ended_at": self.ended_at,

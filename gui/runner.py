@@ -50,8 +50,11 @@ class TrainingRunner:
         with self._lock:
             return self._state.status == "running"
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
-        """Start `argv` (a list, no shell) in the repo root; returns its pid. `env` adds variables."""
+    def start(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, meta: Mapping[str, Any] | None = None
+    ) -> int:
+        """Start `argv` (a list, no shell) in the repo root; returns its pid. `env` adds variables;
+        `meta` is kept with the run (`meta()`; its "kind" also in `snapshot()`)."""
         with self._lock:
             if self._state.status == "running":
                 raise RunnerBusyError(
@@ -73,6 +76,7 @@ class TrainingRunner:
             self._stop_requested = False
             self._state = RunState(
                 argv=list(argv),
+                meta=dict(meta or {}),
                 status="running",
                 pid=process.pid,
                 started_at=time.time(),
@@ -111,6 +115,11 @@ class TrainingRunner:
         """Everything the GUI shows, as a plain dict (see RunState.to_dict); safe from any thread."""
         with self._lock:
             return self._state.to_dict(tail)
+
+    def meta(self) -> dict[str, Any]:
+        """What `start` was told about the current (or last) run."""
+        with self._lock:
+            return dict(self._state.meta)
 
     def log_text(self) -> str:
         """The whole kept log (the last `log_lines` lines)."""

@@ -1,10 +1,19 @@
-"""Widgets generated from the option schema: one accordion per group, values as dicts keyed by option name.
+"""Widgets generated from the option schema: the essentials first, then one accordion per group;
+values as dicts keyed by option name.
 
-Every option of the given commands gets one widget of its kind (bool -> checkbox, numbers -> number
-boxes with the schema's range, choices -> dropdowns, paths and other text -> text boxes, lists ->
-a text box of space/newline separated items). An empty widget means "not set": the schema default
-applies and nothing is written to the run config. Callbacks receive the widgets as a set, i.e. one
-dict {component: value}; `read` turns that into {option name: value} and `update` goes back.
+Every option of the given commands gets one widget of its kind (bool -> checkbox, choices ->
+dropdowns, numbers, paths and other text -> text boxes, lists -> a text box of space/newline separated
+items). An empty widget means "not set": the schema default applies and nothing is written to the run
+config. Where the form starts with a value (the tab's default, or the GUI config's), emptying the
+field is itself a choice, read as None so that presets, the saved form and a run's form keep it. Callbacks receive the widgets as a set, i.e. one dict {component: value}; `read`
+turns that into {option name: value} and `update` goes back.
+
+Numbers are text boxes, and dropdowns never hold a value outside their choices: Gradio checks
+nothing here. An empty gr.Number shows (and sends) 0 once rendered, and with a minimum Gradio's own
+check then answers in English without naming the field ("Value 0 is less than minimum value 1") and
+refuses every later button press; it also rounds 2.5 to 2 in an integer box without a word. Types,
+ranges and choices are checked by the schema validator when a button needs the values, naming the
+option.
 
 `to_widget` / `from_widget` hold the value conversions and are tested without a browser.
 """
@@ -13,7 +22,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +30,15 @@ import gradio as gr
 
 from backend.options.schema import GROUPS, Option
 from gui.i18n import Translator
+from gui.plain_text import plain_info
 
-# Groups opened when the tab loads; the rest start folded.
+# Groups opened when the tab loads; the rest start folded (the essentials section is always open).
 OPEN_GROUPS = ("model", "folders", "network", "basic")
+ESSENTIALS = "essentials"
 # Choice value standing for None (Gradio reserves None for "nothing selected").
 UNSET = ""
+# CSS class of every field's block: help texts show on hover/focus (gui/app.py CSS).
+FIELD_CLASS = "opt-field"
 _LIST_SPLIT = re.compile(r"[\s,]+")
 
 
@@ -35,9 +48,8 @@ def is_folder_option(name: str) -> bool:
 
 
 def _number_as_text(option: Option) -> bool:
-    # Optional numbers use a text box: an empty gr.Number shows (and may send back) 0, which would
-    # silently set e.g. seed=0; an empty text box is plainly "not set".
-    return option.kind in ("int", "float", "int_or_float") and option.default is None
+    # Every number is a text box (see the module docstring): empty is plainly "not set".
+    return option.kind in ("int", "float", "int_or_float")
 
 
 def _parse_number(option: Option, text: str) -> Any:
@@ -48,7 +60,11 @@ def _parse_number(option: Option, text: str) -> Any:
             return int(text)
         return float(text)
     except ValueError:
-        return text
+        try:  # "2.0" for an int: the number, so the validator says "expects an integer, got 2.5" only for 2.5
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() else number
 
 
 def to_widget(option: Option, value: Any) -> Any:
@@ -87,9 +103,16 @@ def from_widget(option: Option, value: Any) -> Any:
     if option.kind in ("str", "path"):
         return str(value).strip()
     if option.kind == "str_list":
-        return shlex.split(str(value)) or None
+        try:
+            return shlex.split(str(value)) or None
+        except ValueError as error:  # "No closing quotation"
+            raise ValueError(f"{error}; put quotes around items with spaces, in pairs") from None
     if option.kind == "float_list":
-        return [float(item) for item in _LIST_SPLIT.split(str(value).strip())]
+        items = _LIST_SPLIT.split(str(value).strip())
+        try:
+            return [float(item) for item in items]
+        except ValueError:
+            raise ValueError(f"expects numbers separated by spaces, got {str(value).strip()!r}") from None
     return value
 
 
@@ -97,30 +120,29 @@ def widget_label(translator: Translator, name: str) -> str:
     return f"{translator.option_label(name)} ({name})"
 
 
+def _choices(option: Option, translator: Translator) -> list[tuple[str, str]]:
+    # "Not set" is offered whenever the option may be left unset (a None choice or no default).
+    unset = [(translator.t("ui.not_set"), UNSET)] if None in option.choices or option.default is None else []
+    return unset + [
+        (translator.choice_label(option.name, choice), str(choice)) for choice in option.choices if choice is not None
+    ]
+
+
 def _widget(option: Option, translator: Translator, initial: Any, id_prefix: str = "") -> gr.components.Component:
     common: dict[str, Any] = {
         "label": widget_label(translator, option.name),
-        "info": translator.option_help(option.name),
+        "info": plain_info(translator.option_help(option.name)),
         "elem_id": f"{id_prefix}opt_{option.name}",
+        "elem_classes": [FIELD_CLASS],
         "value": to_widget(option, initial),
     }
     if option.kind == "bool":
         return gr.Checkbox(**common)
     if option.choices is not None:
-        # "Not set" is offered whenever the option may be left unset (a None choice or no default).
-        unset = [(translator.t("ui.not_set"), UNSET)] if None in option.choices or option.default is None else []
-        choices = unset + [
-            (translator.choice_label(option.name, choice), str(choice)) for choice in option.choices if choice is not None
-        ]
+        choices = _choices(option, translator)
+        if common["value"] not in [value for _, value in choices]:  # e.g. a GUI config default
+            choices.append((str(common["value"]), common["value"]))
         return gr.Dropdown(choices=choices, **common)
-    if option.kind in ("int", "float", "int_or_float") and not _number_as_text(option):
-        return gr.Number(
-            precision=0 if option.kind == "int" else None,
-            minimum=option.minimum,
-            maximum=option.maximum,
-            step=1 if option.kind == "int" else 0.0001,
-            **common,
-        )
     lines = 2 if option.kind == "str_list" else 1
     return gr.Textbox(lines=lines, max_lines=8 if lines > 1 else 1, **common)
 
@@ -128,34 +150,58 @@ def _widget(option: Option, translator: Translator, initial: Any, id_prefix: str
 @dataclass
 class SchemaForm:
     options: dict[str, Option]
-    # Values the fields start with and return to when a preset leaves them out: the schema default,
+    # Values the fields start with and return to when a preset leaves them out: the kind's default,
     # or the GUI config's [defaults] (gui/gui_config.py).
     initial: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, gr.components.Component] = field(default_factory=dict)
     # Option name -> the accordion-independent column it sits in (hidden for other model types).
     boxes: dict[str, gr.Column] = field(default_factory=dict)
     accordions: dict[str, gr.Accordion] = field(default_factory=dict)
+    # Dropdown options -> the choice values they offer.
+    choices: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def components(self) -> set[gr.components.Component]:
         return set(self.fields.values())
 
-    def read(self, data: Mapping[Any, Any]) -> dict[str, Any]:
-        """{option name: value} for the widgets that are set (from a callback's {component: value})."""
+    def read(self, data: Mapping[Any, Any], problems: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        """{option name: value} for the widgets that are set (from a callback's {component: value}).
+
+        Text a field cannot hold (an unclosed quote in a list) is left out and reported in
+        `problems` as (option name, what is wrong); without `problems` it raises ValueError.
+        """
         values: dict[str, Any] = {}
         for name, component in self.fields.items():
             if component in data:
-                value = from_widget(self.options[name], data[component])
+                try:
+                    value = from_widget(self.options[name], data[component])
+                except ValueError as error:
+                    if problems is None:
+                        raise
+                    problems.append((name, str(error)))
+                    continue
                 if value is not None and not (self.options[name].kind == "bool" and value is False):
                     values[name] = value
+                elif value is None and self.initial_value(name) not in (None, ""):
+                    values[name] = None  # emptied on purpose: not the value the form starts with
         return values
 
     def update(self, values: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
-        """Widget values for `values`; options missing from it go back to their defaults."""
-        return {
-            component: to_widget(self.options[name], values.get(name, self.initial_value(name)))
-            for name, component in self.fields.items()
-        }
+        """Widget values for `values`; options missing from it go back to their initial values.
+
+        A value a dropdown does not offer (an imported config's) is shown as an extra choice rather
+        than handed to Gradio, which would refuse every later callback without naming the field;
+        the validator names it when a button needs the values.
+        """
+        updates: dict[gr.components.Component, Any] = {}
+        for name, component in self.fields.items():
+            value = to_widget(self.options[name], values.get(name, self.initial_value(name)))
+            offered = self.choices.get(name)
+            if offered is not None and value not in offered:
+                updates[component] = gr.Dropdown(choices=[*component.choices, (str(value), value)], value=value)
+            else:
+                updates[component] = value
+        return updates
 
     def initial_value(self, name: str) -> Any:
         return self.initial.get(name, self.options[name].default)
@@ -168,22 +214,29 @@ def build_form(
     extra_content: Mapping[str, Callable[[], None]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     id_prefix: str = "",
+    essentials: Sequence[str] = (),
 ) -> SchemaForm:
-    """Accordions for `options` (in GROUPS order) inside the current Blocks context.
+    """An open "essentials" section for the `essentials` options, then accordions for the rest (in
+    GROUPS order), inside the current Blocks context.
 
     `browse(current, folder) -> path` adds a picker button beside each path box (None: no buttons,
-    e.g. --headless). `extra_content[group]` renders extra widgets at the top of that group.
-    `defaults` overrides schema defaults as the fields' initial values. Element ids are
-    `<id_prefix>opt_<name>` and `<id_prefix>group_<group>`.
+    e.g. --headless). `extra_content[group]` renders extra widgets at the top of that group
+    ("essentials" included). `defaults` overrides the options' defaults as the fields' initial values.
+    Element ids are `<id_prefix>opt_<name>` and `<id_prefix>group_<group>`.
     """
     form = SchemaForm(dict(options), {k: v for k, v in (defaults or {}).items() if k in options})
-    for group in GROUPS:
-        members = [option for option in options.values() if option.group == group]
+    first = [options[name] for name in essentials if name in options]
+    taken = {option.name for option in first}
+    sections = [(ESSENTIALS, first)] if first or ESSENTIALS in (extra_content or {}) else []
+    sections += [(group, [o for o in options.values() if o.group == group and o.name not in taken]) for group in GROUPS]
+    for group, members in sections:
         extra = (extra_content or {}).get(group)
         if not members and extra is None:
             continue
+        label = translator.t("ui.group_essentials") if group == ESSENTIALS else translator.group_label(group)
         with gr.Accordion(
-            translator.group_label(group), open=group in OPEN_GROUPS, elem_id=f"{id_prefix}group_{group}"
+            label, open=group == ESSENTIALS or group in OPEN_GROUPS, elem_id=f"{id_prefix}group_{group}",
+            elem_classes=["opt-group"],
         ) as accordion:
             form.accordions[group] = accordion
             if extra is not None:
@@ -211,6 +264,8 @@ def _fields(
                         _browse_button(component, option.name, translator, browse, id_prefix)
                 form.fields[option.name] = component
                 form.boxes[option.name] = box
+                if isinstance(component, gr.Dropdown):
+                    form.choices[option.name] = [value for _, value in component.choices]
             for _ in range(per_row - len(members[start : start + per_row])):
                 gr.Column(min_width=260)  # keeps a short last row aligned with the rows above
 

@@ -21,6 +21,8 @@ import gradio as gr
 
 from gui.command_builder import venv_python
 from gui.i18n import Translator
+from gui.log_view import log_box
+from gui.plain_text import plain_info
 from gui.progress_view import failure_text, progress_html, status_text
 from gui.runner import RunnerBusyError, TrainingRunner
 
@@ -145,7 +147,8 @@ def label(t: Translator, spec: ToolSpec, arg: ToolArg) -> str:
 
 def _widget(t: Translator, spec: ToolSpec, arg: ToolArg, elem_id: str) -> gr.components.Component:
     common: dict[str, Any] = {
-        "label": label(t, spec, arg), "info": t.t(f"ui.toolhelp.{spec.name}.{arg.name}"), "elem_id": elem_id,
+        "label": label(t, spec, arg), "info": plain_info(t.t(f"ui.toolhelp.{spec.name}.{arg.name}")),
+        "elem_id": elem_id, "elem_classes": ["opt-field"],
     }  # fmt: skip
     if arg.kind == "bool":
         return gr.Checkbox(value=bool(arg.default), **common)
@@ -207,8 +210,7 @@ def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_R
         status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id=f"{prefix}_status")
         bar = gr.HTML(progress_html({}, t), elem_id=f"{prefix}_progress")
         outcome = gr.Markdown(elem_id=f"{prefix}_outcome")
-    log = gr.Textbox(label=t.t("ui.log"), lines=12, max_lines=30, autoscroll=True, interactive=False,
-                     elem_id=f"{prefix}_log")  # fmt: skip
+    log = log_box(t.t("ui.log"), f"{prefix}_log", lines=12, max_lines=30)
 
     seen = gr.State(None)  # (pid, log lines) last sent: the log is re-sent only when it grew
 

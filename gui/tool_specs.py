@@ -1,6 +1,7 @@
 """The arguments of each command-line tool the GUI offers, as `ToolSpec`s (see gui/tool_form.py).
 
-Defaults shown are the tools' own; labels and help come from the catalogues
+Defaults shown are the tools' own, except caption extensions (`.txt` in every GUI form, see
+gui/captioning_specs.py); labels and help come from the catalogues
 (`ui.toolarg.<tool>.<arg>`, `ui.toolhelp.<tool>.<arg>`). tests/gui/test_tool_specs.py checks
 every flag here against the tool's real `--help`.
 """
@@ -77,7 +78,7 @@ MERGE_CAPTIONS = ToolSpec("merge_captions_to_metadata", (
     ToolArg("train_data_dir", "folder", positional=True, required=True),
     ToolArg("out_json", "save", positional=True, required=True),
     ToolArg("in_json", "file"),
-    ToolArg("caption_extension", "text", ".caption"),
+    ToolArg("caption_extension", "text", ".txt"),
     ToolArg("full_path", "bool"),
     ToolArg("recursive", "bool"),
 ))  # fmt: skip

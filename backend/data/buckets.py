@@ -132,6 +132,14 @@ def _checked_min_max(spec: DatasetSpec, warn: Callable[[str], None]) -> tuple[in
     return min_reso, max_reso
 
 
+def bucket_reso_range(spec: DatasetSpec) -> tuple[int, int] | tuple[None, None]:
+    """(min_bucket_reso, max_bucket_reso) as the buckets use them (moved to multiples of the steps);
+    (None, None) without enable_bucket, where they play no part (sd-scripts records them so)."""
+    if not spec.enable_bucket:
+        return None, None
+    return _checked_min_max(spec, lambda _message: None)
+
+
 def verify_bucket_reso_steps(spec: DatasetSpec, multiple: int) -> None:
     """Model families need bucket sides divisible by their latent/U-Net stride (SD 1.x: 64, SDXL: 32)."""
     sides = [spec.bucket_reso_steps] if spec.enable_bucket else list(spec.resolution)

@@ -3,7 +3,8 @@
 Reading: `<image stem><caption_extension>`, first line stripped (all non-empty lines with
 enable_wildcard). sd-scripts defaults caption_extension to `.caption`, and users with `.txt`
 captions silently trained on class tokens only; `read_subset_captions` notices caption files with
-the other usual extension beside the images and says to set --caption_extension.
+the other usual extension beside the images and says to set --caption_extension. Caption files that
+are not UTF-8 are collected, not raised one by one, so a report lists every one of them.
 
 Processing (`process_caption`) follows sd-scripts' `BaseDataset.process_caption`: prefix/suffix
 are added first (so they take part in shuffling unless kept by keep_tokens), then whole-caption
@@ -26,6 +27,26 @@ from backend.data.specs import SubsetSpec
 
 # Caption extensions people actually use; a miss on one while files of another exist is a hint.
 COMMON_CAPTION_EXTENSIONS = (".txt", ".caption")
+FIX_CAPTION_ENCODING = "save it again as UTF-8, in Notepad with Save As and Encoding UTF-8"
+
+
+class CaptionEncodingError(DatasetError):
+    """A caption file that is not UTF-8 text; `reason` says what it looks like instead."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"caption file {path} is {reason}: {FIX_CAPTION_ENCODING}")
+        self.path, self.reason = path, reason
+
+
+def not_utf8(raw: bytes) -> str:
+    """'not UTF-8 text (it looks like Shift_JIS)': the encodings Windows editors write, when recognisable."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not UTF-8 text (it is UTF-16, Notepad's \"Unicode\")"
+    try:
+        raw.decode("cp932")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    return "not UTF-8 text (it looks like Shift_JIS)"
 
 
 def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False) -> str | None:
@@ -33,10 +54,11 @@ def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False
     path = image_path.with_name(image_path.stem + extension)
     if not path.is_file():
         return None
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors often write a BOM
+        text = raw.decode("utf-8-sig")  # -sig: Windows editors often write a BOM
     except UnicodeDecodeError:
-        raise DatasetError(f"caption file {path} is not UTF-8 text: re-save it as UTF-8") from None
+        raise CaptionEncodingError(path, not_utf8(raw)) from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return ""
@@ -47,6 +69,9 @@ def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False
 class CaptionScan:
     captions: list[str]  # one per image: caption file, else class tokens, else ""
     missing: list[Path] = field(default_factory=list)
+    # Caption files that are not UTF-8 text, with what they look like (their images get the class tokens
+    # meanwhile; the scan reports each as a problem).
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
     # Images without a caption that do have one under another common extension, by extension.
     other_extension: dict[str, int] = field(default_factory=dict)
 
@@ -66,7 +91,12 @@ def read_subset_captions(subset: SubsetSpec, images: list[Path]) -> CaptionScan:
     scan = CaptionScan(captions)
     other_exts = [e for e in COMMON_CAPTION_EXTENSIONS if e != subset.caption_extension]
     for image in images:
-        caption = read_caption(image, subset.caption_extension, subset.enable_wildcard)
+        try:
+            caption = read_caption(image, subset.caption_extension, subset.enable_wildcard)
+        except CaptionEncodingError as exc:  # collected: every bad caption file is listed at once
+            scan.unreadable.append((exc.path, exc.reason))
+            captions.append(subset.class_tokens or "")
+            continue
         if caption is None:
             scan.missing.append(image)
             for ext in other_exts:

@@ -92,6 +92,7 @@ def specs_from_args(
             resize_interpolation=get("resize_interpolation"),
             validation_split=float(get("validation_split")),
             validation_seed=get("validation_seed"),
+            skip_unreadable_images=bool(get("skip_unreadable_images")),
         )
     ]
 
@@ -121,6 +122,8 @@ def specs_from_dataset_config(
             ignored = sorted(k for k in subset.params if k not in subset_fields)
             unsupported += [f"{where}: {key!r}" for key in ignored]
             settings = {name: fallback(name) for name in SUBSET_OPTIONS}
+            # sd-scripts fills a num_repeats the file leaves out from --dataset_repeats (its argparse name).
+            settings["num_repeats"] = int(fallback("dataset_repeats"))
             settings.update({k: v for k, v in subset.params.items() if k in subset_fields})
             if "caption_extension" not in subset.params and values.get("caption_extention") is not None:
                 settings["caption_extension"] = values["caption_extention"]
@@ -142,6 +145,8 @@ def specs_from_dataset_config(
                 resize_interpolation=params.get("resize_interpolation", fallback("resize_interpolation")),
                 validation_split=float(params.get("validation_split", fallback("validation_split"))),
                 validation_seed=params.get("validation_seed", fallback("validation_seed")),
+                # A run-wide choice, from the command line or --config_file (a dataset config stays sd-scripts').
+                skip_unreadable_images=bool(fallback("skip_unreadable_images")),
             )
         )
     if unsupported:

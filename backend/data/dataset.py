@@ -28,7 +28,14 @@ from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, load_cache
-from backend.data.scan import DatasetScan, ImageProblem, ImageRecord, scan_dataset
+from backend.data.scan import (
+    DatasetScan,
+    ImageProblem,
+    ImageRecord,
+    scan_dataset,
+    skipped_images_message,
+    split_problems,
+)
 from backend.data.specs import DatasetSpec, SubsetSpec, varying_caption_settings
 from backend.data.split import check_held_out, held_out_paths
 
@@ -77,7 +84,9 @@ def _assign_buckets(
             else:
                 choice = selector.select(*record.image_size)
         except DatasetError as exc:
-            problems.append(ImageProblem(record.path, str(exc), "remove the image or turn off bucket_no_upscale"))
+            problems.append(
+                ImageProblem(record.path, str(exc), "remove the image or turn off bucket_no_upscale", "bucket")
+            )
             continue
         kept.append(
             dataclasses.replace(
@@ -92,6 +101,11 @@ class TrainDataset:
 
     Images held out by `spec.validation_split` are left out; with `validation=True` the dataset holds
     only those (see `validation_dataset`).
+
+    Unusable files raise one DatasetError listing all of them, except the images that cannot be read
+    when `spec.skip_unreadable_images` is on: those are left out with one warning listing them. With
+    `skip_bad_images` (reports: preflight, verify_dataset) every unusable file is left out silently and
+    kept in `problems` for the caller to report.
     """
 
     def __init__(
@@ -108,10 +122,11 @@ class TrainDataset:
         self.scan = scan if scan is not None else scan_dataset(spec, warn)
         problems = list(self.scan.problems)
         records = _assign_buckets(self.scan.records, BucketSelector(spec, warn), problems)
-        if problems:
-            if not skip_bad_images:
+        if problems and not skip_bad_images:
+            stopping, skipped = split_problems(problems, spec.skip_unreadable_images)
+            if stopping:
                 raise DatasetError(format_problems(problems))
-            warn(f"skipping {len(problems)} unusable file(s):\n" + format_problems(problems))
+            warn(skipped_images_message(skipped))
         self.problems = problems
         held_out = held_out_paths(self.scan.records, spec.validation_split, self.validation_seed)
         if validation:
@@ -123,8 +138,9 @@ class TrainDataset:
         if not self.records:
             raise DatasetError("no usable training images left in the dataset (see the warnings above)")
         self.num_train_images = sum(r.num_repeats for r in self.records if not r.is_reg)
+        # Regularization images with their folders' repeats, before balancing; unusable ones not counted.
         self.num_reg_images = 0 if validation else sum(
-            s.subset.num_repeats * len(s.images) for s in self.scan.subsets if s.subset.is_reg
+            self.scan.subsets[r.subset_index].subset.num_repeats for r in records if r.is_reg
         )
         self.buckets: dict[tuple[int, int], list[int]] = {}
         for index, record in enumerate(self.records):

@@ -34,6 +34,7 @@ _FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "cubic": Image.Resampling.BICUBIC,
     "area": Image.Resampling.BOX,  # PIL's box filter is area averaging, like cv2.INTER_AREA
+    "box": Image.Resampling.BOX,  # sd-scripts resizes "box" with PIL's box filter
 }
 
 

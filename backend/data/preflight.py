@@ -2,6 +2,8 @@
 
 It never raises for dataset problems: structural errors ("no data found") and bad files become
 entries of the report, so the trainer can print the whole picture as JSON and exit non-zero.
+`problems` are the files that stop the run; images the run trains without (--skip_unreadable_images)
+are one warning instead, with the same words, and are not in the image and batch counts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ from typing import Any
 from backend.data.dataset import TrainDataset
 from backend.data.errors import DatasetError
 from backend.data.images import probe_image
-from backend.data.scan import FIX_BAD_IMAGE, ImageProblem, scan_dataset
+from backend.data.scan import (
+    UNREADABLE_IMAGE,
+    ImageProblem,
+    scan_dataset,
+    skipped_images_message,
+    split_problems,
+    unreadable_image,
+)
 from backend.data.specs import DatasetSpec
 from backend.data.summary import bucket_table
 
@@ -27,7 +36,7 @@ def check_images(paths: Sequence[str | Path], threads: int = 8) -> list[ImagePro
     except for formats without a cheap integrity check)."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         probes = list(pool.map(probe_image, [Path(p) for p in paths]))
-    return [ImageProblem(str(p.path), p.problem or "unreadable", FIX_BAD_IMAGE) for p in probes if p.size is None]
+    return [unreadable_image(p.path, p.problem or "cannot be read") for p in probes if p.size is None]
 
 
 def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0) -> dict[str, Any]:
@@ -41,7 +50,10 @@ def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0) -> dict[str, A
         except DatasetError as exc:
             report["errors"].append(str(exc))
             continue
-        report["problems"] += [p.as_dict() for p in dataset.problems]
+        stopping, skipped = split_problems(dataset.problems, spec.skip_unreadable_images)
+        report["problems"] += [p.as_dict() for p in stopping]
+        if skipped:
+            warnings.append(skipped_images_message(skipped, limit=len(skipped)))
         upscaled = [r for r in dataset.records if r.resized_size[0] / r.image_size[0] > MAX_UPSCALE]
         if upscaled:
             smallest = min(upscaled, key=lambda r: r.image_size[0] * r.image_size[1])
@@ -62,11 +74,16 @@ def _dataset_entry(dataset: TrainDataset) -> dict[str, Any]:
     subsets = []
     for scan in dataset.scan.subsets:
         subset = scan.subset
+        # Counts of the images that can be read: those the run trains on (or would, once fixed).
+        unreadable = {p.path for p in scan.problems if p.kind == UNREADABLE_IMAGE}
+        usable = len(scan.images) - len(unreadable)
+        missing = sum(str(image) not in unreadable for image in scan.captions.missing)
         entry: dict[str, Any] = {
             "image_dir": subset.image_dir,
             "is_reg": subset.is_reg,
             "num_repeats": subset.num_repeats,
-            "images": len(scan.images),
+            "images": usable,
+            "unreadable_images": len(unreadable),
         }
         if subset.metadata_file is not None:
             entry["metadata_file"] = subset.metadata_file
@@ -74,8 +91,9 @@ def _dataset_entry(dataset: TrainDataset) -> dict[str, Any]:
             entry.update(
                 class_tokens=subset.class_tokens,
                 caption_extension=subset.caption_extension,
-                captions_found=len(scan.images) - len(scan.captions.missing),
-                captions_missing=len(scan.captions.missing),
+                captions_found=usable - missing - len(scan.captions.unreadable),
+                captions_missing=missing,
+                captions_not_utf8=len(scan.captions.unreadable),
                 caption_hint=scan.captions.hint(subset),
             )
         subsets.append(entry)

@@ -4,6 +4,10 @@
 are not UTF-8 and metadata entries without an image as `ImageProblem`s (each with what to do),
 so that the preflight report can list all of them at once. It raises `DatasetError` only when
 there is nothing to train on at all.
+
+Images that cannot be read stop the run, unless `--skip_unreadable_images` says to train without
+them; `split_problems` and `skipped_images_message` give both cases the same words ("cannot be
+read", "train without"), in the trainer, its preflight and the dataset tools.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.data.captions import CaptionScan, read_subset_captions
+from backend.data.captions import FIX_CAPTION_ENCODING, CaptionScan, read_subset_captions
 from backend.data.discovery import IMAGE_EXTENSIONS, describe_non_images, list_images
 from backend.data.errors import DatasetError
 from backend.data.images import probe_image
@@ -24,7 +28,11 @@ from backend.data.specs import DatasetSpec, SubsetSpec
 
 logger = logging.getLogger(__name__)
 
-FIX_BAD_IMAGE = "delete the file, or open it in an image editor and save it again as PNG or JPEG"
+SKIP_OPTION = "--skip_unreadable_images"
+FIX_BAD_IMAGE = (
+    f"delete it or save it again as PNG or JPEG in an image editor, or train without it: {SKIP_OPTION}"
+)
+UNREADABLE_IMAGE = "unreadable_image"  # the one kind of problem SKIP_OPTION lets a run train without
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,34 @@ class ImageProblem:
     path: str
     problem: str
     fix: str
+    kind: str = "file"  # UNREADABLE_IMAGE, "caption", "metadata" or "bucket"
 
     def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "problem": self.problem, "fix": self.fix}
+        return {"path": self.path, "problem": self.problem, "fix": self.fix, "kind": self.kind}
+
+
+def unreadable_image(path: str | Path, problem: str) -> ImageProblem:
+    return ImageProblem(str(path), problem, FIX_BAD_IMAGE, UNREADABLE_IMAGE)
+
+
+def split_problems(
+    problems: list[ImageProblem], skip_unreadable: bool
+) -> tuple[list[ImageProblem], list[ImageProblem]]:
+    """(problems that stop the run, images the run trains without): with `skip_unreadable` the images that
+    cannot be read are left out; every other problem (a caption that is not UTF-8, ...) still stops it."""
+    if not skip_unreadable:
+        return list(problems), []
+    skipped = [p for p in problems if p.kind == UNREADABLE_IMAGE]
+    return [p for p in problems if p.kind != UNREADABLE_IMAGE], skipped
+
+
+def skipped_images_message(skipped: list[ImageProblem], limit: int = 20) -> str:
+    """The warning for the images a run trains without; the same words as the error without the option."""
+    lines = [f"training without {len(skipped)} image file(s) that cannot be read ({SKIP_OPTION}):"]
+    lines += [f"  {p.path}: {p.problem}" for p in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more (run with --preflight for the full list)")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -99,7 +132,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
         for image, caption in zip(scan.images, scan.captions.captions, strict=True):
             probe = probes[image]
             if probe.size is None:
-                problem = ImageProblem(str(image), probe.problem or "unreadable", FIX_BAD_IMAGE)
+                problem = unreadable_image(image, probe.problem or "cannot be read")
                 scan.problems.append(problem)
                 problems.append(problem)
                 continue
@@ -128,13 +161,12 @@ def _scan_folder_subset(subset: SubsetSpec, warn: Callable[[str], None]) -> Subs
     if not images:
         other = describe_non_images(directory)
         warn(f"no images in {directory}" + (f" (it contains {other})" if other else " (it is empty)"))
-    problems: list[ImageProblem] = []
-    try:
-        captions = read_subset_captions(subset, images)
-    except DatasetError as exc:
-        # A caption file that is not UTF-8: report it, keep scanning the rest of the subset.
-        problems.append(ImageProblem(str(directory), str(exc), "re-save the caption file as UTF-8"))
-        captions = CaptionScan([subset.class_tokens or ""] * len(images))
+    captions = read_subset_captions(subset, images)
+    # Every caption file that is not UTF-8, at once (not the first of them per run).
+    problems = [
+        ImageProblem(str(path), f"caption file is {reason}", FIX_CAPTION_ENCODING, "caption")
+        for path, reason in captions.unreadable
+    ]
     if captions.missing:
         fallback = f"the class tokens {subset.class_tokens!r}" if subset.class_tokens else "an empty caption"
         warn(
@@ -161,7 +193,8 @@ def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
         if path is None:
             problems.append(
                 ImageProblem(key, f"listed in {subset.metadata_file} but no such image was found",
-                             "set train_data_dir/image_dir to the folder holding the images, or remove the entry")
+                             "set train_data_dir/image_dir to the folder holding the images, or remove the entry",
+                             "metadata")
             )
             continue
         if entry.get("train_resolution") is not None:
@@ -170,7 +203,8 @@ def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
                 problems.append(
                     ImageProblem(key, f"train_resolution {entry['train_resolution']!r} in {subset.metadata_file} "
                                  "is not [width, height] in positive multiples of 8",
-                                 "run prepare_buckets_latents again, or remove train_resolution from the entry")
+                                 "run prepare_buckets_latents again, or remove train_resolution from the entry",
+                                 "metadata")
                 )
                 continue
             buckets[path] = bucket
@@ -195,7 +229,10 @@ def _train_resolution(value: object) -> tuple[int, int] | None:
 def _read_metadata(path: Path) -> dict[str, dict]:
     if not path.is_file():
         raise DatasetError(f"metadata file (in_json) not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"metadata file {path} is not UTF-8 text: {FIX_CAPTION_ENCODING}") from None
     try:
         if path.suffix.lower() == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]

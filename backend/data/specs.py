@@ -14,8 +14,9 @@ from pathlib import Path
 
 from backend.data.errors import DatasetError
 
-# sd-scripts' --resize_interpolation choices; None means area when shrinking, lanczos when enlarging.
-INTERPOLATIONS = ("lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area")
+# sd-scripts' --resize_interpolation choices, plus "box" that its dataset configs may name; None means
+# area when shrinking, lanczos when enlarging.
+INTERPOLATIONS = ("lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area", "box")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class DatasetSpec:
     # Fraction of each subset's training images held out for the validation loss (backend/data/split.py).
     validation_split: float = 0.0
     validation_seed: int | None = None  # None: the training seed
+    # --skip_unreadable_images: train without image files that cannot be read instead of stopping.
+    skip_unreadable_images: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subsets", tuple(self.subsets))

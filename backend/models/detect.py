@@ -1,9 +1,11 @@
 """Family detection from keys and configs, and the check that the user's flags agree with the file.
 
 Runs before anything is loaded into a model: single files are inspected through their header
-(safetensors ``safe_open``) and diffusers folders through their JSON configs. v-prediction cannot be
-seen in weights, so it is only known from metadata (``modelspec.prediction_type``, our stored
-configs, a ``v_pred`` marker key) or a folder's scheduler config.
+(checked to be complete, see ``file_checks``) and diffusers folders through their JSON configs (every
+part checked first, see ``folder_checks``). v-prediction cannot be seen in weights, so it is only known
+from metadata (``modelspec.prediction_type``, our stored configs, a ``v_pred`` marker key) or a
+folder's scheduler config. A file that is no base model of a supported family (a LoRA, an embedding,
+a VAE, FLUX.1, ...) is said to be what it is (``file_kinds``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.models.configs import FAMILY_LABELS, ArchConfigs, Family, read_diffusers_configs
+from backend.models.errors import ModelFileError, ModelMismatchError
+from backend.models.file_checks import unknown_suffix_error
+from backend.models.file_kinds import SUPPORTED, describe_foreign_keys
 from backend.models.files import CONFIG_METADATA_KEY, PICKLE_SUFFIXES, is_single_file, read_shapes
+from backend.models.folder_checks import check_diffusers_folder
 
-
-class ModelMismatchError(ValueError):
-    """The model file and the command/flags disagree; the message says what to use instead."""
+__all__ = ["ModelFileError", "ModelInfo", "ModelMismatchError", "check_model_flags", "detect_model"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,9 @@ _EVIDENCE = {
 _CROSS_ATTENTION_WIDTHS: dict[int, Family] = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 
 
-def _family_from_keys(shapes: dict[str, tuple[int, ...]], path: str) -> tuple[Family, str]:
+def _family_from_keys(
+    shapes: dict[str, tuple[int, ...]], path: str, metadata: dict[str, str] | None = None
+) -> tuple[Family, str]:
     keys = shapes.keys()
     if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or (
         "model.diffusion_model.label_emb.0.0.weight" in shapes
@@ -61,9 +67,13 @@ def _family_from_keys(shapes: dict[str, tuple[int, ...]], path: str) -> tuple[Fa
             family = _CROSS_ATTENTION_WIDTHS.get(shape[-1])
             if family:
                 return family, f"{shape[-1]}-wide U-Net cross-attention"
+    foreign = describe_foreign_keys(path, shapes.keys(), metadata or {})
+    if foreign is not None:
+        raise foreign
+    first = ", ".join(sorted(shapes)[:3]) or "none"
     raise ModelMismatchError(
         f"{path} is not a recognised Stable Diffusion checkpoint (no model.diffusion_model/"
-        "cond_stage_model/conditioner keys of SD 1.x, SD 2.x or SDXL)"
+        f"cond_stage_model/conditioner keys of {SUPPORTED}; its first tensors: {first})"
     )
 
 
@@ -79,13 +89,8 @@ def _v_from_metadata(metadata: dict[str, str], shapes: dict[str, tuple[int, ...]
 
 
 def _detect_folder(folder: Path) -> ModelInfo:
-    index_path = folder / "model_index.json"
-    if not index_path.is_file():
-        raise ModelMismatchError(
-            f"{folder} is neither a single-file checkpoint nor a diffusers folder (no model_index.json)"
-        )
-    text = index_path.read_text(encoding="utf-8")
-    if "StableDiffusionXL" in text:
+    index = check_diffusers_folder(folder)  # every part present and readable, or one error naming all
+    if "StableDiffusionXL" in str(index.get("_class_name", "")) or "text_encoder_2" in index:
         family: Family = "sdxl"
     else:
         sd1 = read_diffusers_configs(folder, "sd1")
@@ -108,9 +113,9 @@ def detect_model(path: str | Path) -> ModelInfo:
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
     if not is_single_file(path):
-        raise ModelMismatchError(f"{path}: expected a diffusers folder or a .safetensors/.ckpt/.pt file")
+        raise unknown_suffix_error(path)
     shapes, metadata = read_shapes(path)
-    family, evidence = _family_from_keys(shapes, str(path))
+    family, evidence = _family_from_keys(shapes, str(path), metadata)
     configs = (
         ArchConfigs.from_json(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
     )

@@ -3,18 +3,26 @@
 Pickles are read with ``weights_only=True`` (no code execution). Old Lightning checkpoints nest
 the weights under ``state_dict``; files written by us put string metadata under ``metadata``,
 mirroring the safetensors header.
+
+Every file is checked before it is read (``file_checks``): a file that is cut short, empty, damaged
+or no model at all is a ``ModelFileError`` naming the file and what to do, never a reader's traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+
+from backend.models.file_checks import (
+    check_pickle_file,
+    cut_short,
+    pickle_load_error,
+    read_safetensors_header,
+)
+from backend.models.file_kinds import no_state_dict_error
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 SAFETENSORS_DTYPES = {
@@ -32,31 +40,34 @@ def is_single_file(path: str | Path) -> bool:
 
 def _unwrap_pickle(obj: object, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path} does not contain a state dict")
+        raise no_state_dict_error(path, [])
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
     while isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise ValueError(f"{path} contains no tensors")
+    if not tensors:  # e.g. an embedding: {"string_to_param": {"*": tensor}, "name": ...}
+        raise no_state_dict_error(path, [str(k) for k in obj])
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
 
 def _load_pickle(path: Path, mmap: bool, device: str = "cpu") -> object:
+    check_pickle_file(path)
     try:
-        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
-    except RuntimeError:
-        # Legacy (non-zip) pickles cannot be memory-mapped.
-        if not mmap:
-            raise
-        return torch.load(path, map_location=device, weights_only=True)
+        try:
+            return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+        except RuntimeError:
+            # Legacy (non-zip) pickles cannot be memory-mapped.
+            if not mmap:
+                raise
+            return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types (KeyError, EOFError, UnpicklingError) for a bad file
+        raise pickle_load_error(path, exc) from exc
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+        return read_safetensors_header(path).metadata
     return _unwrap_pickle(_load_pickle(path, mmap=True), path)[1]
 
 
@@ -64,9 +75,8 @@ def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str,
     """Key -> shape and metadata, without materialising tensors (safetensors) or models."""
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
-            return shapes, dict(f.metadata() or {})
+        header = read_safetensors_header(path)
+        return header.shapes(), header.metadata
     tensors, metadata = _unwrap_pickle(_load_pickle(path, mmap=True), path)
     return {k: tuple(v.shape) for k, v in tensors.items()}, metadata
 
@@ -95,27 +105,24 @@ def _read_safetensors(
     next is read. safetensors' own `load_file` holds the whole file in anonymous memory and `safe_open`
     maps it (mapped pages count in the process's RSS): loading an fp16 SD 1.5 file as fp32 peaked at
     model + file, 6.4 GiB, against 4.5 GiB this way. The format: an 8-byte little-endian header size,
-    a JSON header of {name: {dtype, shape, data_offsets}}, then the data."""
+    a JSON header of {name: {dtype, shape, data_offsets}}, then the data (checked first: see file_checks)."""
     tensors: dict[str, torch.Tensor] = {}
+    header = read_safetensors_header(path)
     with open(path, "rb") as file:
-        header_size = struct.unpack("<Q", file.read(8))[0]
-        header = json.loads(file.read(header_size))
-        metadata = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
-        data_start = 8 + header_size
-        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+        for name, info in sorted(header.tensors.items(), key=lambda item: item[1]["data_offsets"][0]):
             stored = SAFETENSORS_DTYPES.get(info["dtype"])
             if stored is None:
                 raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, which cannot be read here")
             begin, end = info["data_offsets"]
             buffer = bytearray(end - begin)
-            file.seek(data_start + begin)
-            if file.readinto(buffer) != len(buffer):
-                raise ValueError(f"{path} is truncated (tensor {name} runs past the end of the file)")
+            file.seek(header.data_start + begin)
+            if file.readinto(buffer) != len(buffer):  # the file shrank since its header was checked
+                raise cut_short(path, file.tell(), header.data_start + end)
             tensor = (torch.frombuffer(buffer, dtype=stored) if buffer else torch.empty(0, dtype=stored))
             tensor = tensor.reshape(info["shape"])
             wanted = dtype if dtype is not None and tensor.is_floating_point() else stored
             tensors[name] = tensor.to(device=device, dtype=wanted)  # unchanged: the tensor owns the buffer
-    return tensors, metadata
+    return tensors, header.metadata
 
 
 def model_identity(path: str | Path) -> str:

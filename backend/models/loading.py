@@ -8,7 +8,9 @@ a throw-away random initialisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from accelerate import init_empty_weights
@@ -25,9 +27,12 @@ from backend.models.configs import (
     load_arch_configs,
 )
 from backend.models.detect import ModelInfo, detect_model
+from backend.models.errors import ModelFileError
 from backend.models.files import read_checkpoint
 from backend.models.keymap_text import to_module_keys
 from backend.models.tokenizers import MODEL_MAX_LENGTH, load_family_tokenizers
+
+_Loaded = TypeVar("_Loaded")
 
 
 def text_encoder_class(config: dict) -> type[CLIPTextModel] | type[CLIPTextModelWithProjection]:
@@ -68,22 +73,40 @@ def build_modules(
     return unet, vae, text_encoders
 
 
+def _component(folder: Path, name: str, load: Callable[[], _Loaded]) -> _Loaded:
+    """One component of a diffusers folder; detect_model checked its files, so a failure here means
+    the config and the weights do not belong together (or the weights are damaged inside)."""
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(
+            folder / name, f"cannot be loaded ({type(exc).__name__}: {first[:300]})",
+            "its config.json and weights do not fit together or the weights are damaged; copy the model folder again",
+        ) from exc
+
+
 def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
     folder, configs = Path(info.path), info.configs
     assert configs is not None  # detect_model reads a folder's configs
-    unet = UNet2DConditionModel.from_pretrained(
+    unet = _component(folder, "unet", lambda: UNet2DConditionModel.from_pretrained(
         folder, subfolder="unet", torch_dtype=dtype, local_files_only=True
-    )
-    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, local_files_only=True)
+    ))
+    vae = _component(folder, "vae", lambda: AutoencoderKL.from_pretrained(
+        folder, subfolder="vae", torch_dtype=dtype, local_files_only=True
+    ))
     text_encoders = [
-        text_encoder_class(cfg).from_pretrained(folder, subfolder=name, dtype=dtype, local_files_only=True)
+        _component(folder, name, lambda name=name, cfg=cfg: text_encoder_class(cfg).from_pretrained(
+            folder, subfolder=name, dtype=dtype, local_files_only=True
+        ))
         for name, cfg in zip(TEXT_ENCODER_FOLDERS[info.family], configs.text_encoders, strict=True)
     ]
     tokenizers = []
     for name in TOKENIZER_FOLDERS[info.family]:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / name))
         if len(tokenizer.get_vocab()) < 512:  # transformers 5 returns an empty tokenizer for missing files
-            raise ValueError(f"{folder / name} holds no usable CLIP tokenizer")
+            raise ModelFileError(folder / name, "holds no usable CLIP tokenizer (its vocabulary is empty)",
+                                 "copy the model folder again")
         tokenizer.model_max_length = MODEL_MAX_LENGTH
         tokenizers.append(tokenizer)
     return Components(info.family, configs, unet, vae, text_encoders, tokenizers, source=info.path)

@@ -113,6 +113,14 @@ def _write_weights(state: dict[str, torch.Tensor], folder: Path, stem: str, safe
         torch.save(state, folder / f"{stem}.bin")
 
 
+def _write_vocabulary_files(tokenizer: object, folder: Path) -> None:
+    """`vocab.json` and `merges.txt` beside transformers 5's `tokenizer.json`: transformers 4's CLIPTokenizer
+    (what model_index.json names, and what diffusers on transformers 4 loads) reads only those two."""
+    model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
+    if model is not None and hasattr(model, "save") and not (folder / "vocab.json").is_file():
+        model.save(str(folder))
+
+
 def write_diffusers_folder(
     components: Components, folder: Path, dtype: torch.dtype | None, states: StateOverrides | None = None,
     safetensors: bool = True,
@@ -127,10 +135,13 @@ def write_diffusers_folder(
     folders = TEXT_ENCODER_FOLDERS[components.family]
     for index, (name, te) in enumerate(zip(folders, components.text_encoders, strict=True), start=1):
         te.config.save_pretrained(str(folder / name))
-        state = _cast(module_state(components, f"text_encoder{index}", states), dtype)
+        # Keys in the classic `text_model.` layout: transformers 5 loads both layouts, but transformers 4
+        # (sd-scripts pins 4.54) silently builds a random text encoder from transformers 5's flat keys.
+        state = _cast(from_module_keys(module_state(components, f"text_encoder{index}", states), te), dtype)
         _write_weights(state, folder / name, "pytorch_model" if not safetensors else "model", safetensors)
     for name, tokenizer in zip(TOKENIZER_FOLDERS[components.family], components.tokenizers, strict=True):
         tokenizer.save_pretrained(str(folder / name))
+        _write_vocabulary_files(tokenizer, folder / name)
     _write_json(folder / "scheduler" / "scheduler_config.json", configs.scheduler)
     index = configs.model_index or load_arch_configs(arch_for(components.family, False)).model_index
     _write_json(folder / "model_index.json", index)

@@ -4,7 +4,8 @@ Modules: `lora` (`--network_module networks.lora`), `dylora` (`networks.dylora`)
 (resolves `--network_module`, creates networks the way sd-scripts' trainer does), `args`
 (`--network_args` parsing and checks, torch-free), `naming` (targets and key names), `blocks`
 (per-block U-Net settings), `module`/`network`/`build` (the LoRA layer and network object),
-`weights_io` (files, hashes), `bridge` (sd-scripts key names for networks from other modules).
+`weights_io` (files, hashes), `bridge` (views of our models laid out as sd-scripts' own, for
+networks from other modules: the layers and key names they pick there).
 
 The plug-in interface (sd-scripts train_network.py; lycoris.kohya implements it too)
 ===================================================================================

@@ -10,8 +10,9 @@ arguments, plus:
 - ours also get `unet_module_name` (SDXL key names);
 - other modules get `dropout` = --network_dropout unless network_args set it (sd-scripts does this
   for LyCORIS, whose create_network has no neuron_dropout), their network_args are checked against
-  the keys their `create_network` reads (warnings, never silently dropped), and their modules are
-  renamed to sd-scripts key names (bridge.py).
+  the keys their `create_network` reads (warnings, never silently dropped), and they are given
+  views of the models laid out as sd-scripts' own models (bridge.py), so they pick the layers and
+  names they pick there.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import torch
 from torch import nn
 
 from backend.networks.args import keys_read_by
-from backend.networks.bridge import rename_network_modules, to_model_names
-from backend.networks.naming import ModuleNameMap, as_list, resolve_unet_module_name
+from backend.networks.bridge import model_views
+from backend.networks.naming import ModuleNameMap
 from backend.networks.weights_io import weights_from
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,10 @@ def load_network_module(name: str) -> ModuleType:
 
 def _dedupe_lycoris_presets() -> None:
     """lycoris-lora 4.1.x presets `full`, `full-lin` and `unet-only` target the `TimestepEmbedding`
-    class and, by name, its own `time_embedding.linear_1/2`; on SD/SDXL U-Nets (diffusers and
-    sd-scripts' SD 1.x alike) that wraps the same layers twice and create_network stops with
-    "duplicated lora name". Dropping the names the class already covers targets the same layers once."""
+    class and, by name, its own `time_embedding.linear_1/2`; on SD 1.x/2.x U-Nets (sd-scripts' as
+    well as the view of ours, bridge.py) that wraps the same layers twice and create_network stops with
+    "duplicated lora name". Dropping the names the class already covers targets the same layers once.
+    (sd-scripts' SDXL U-Net has no TimestepEmbedding: there neither rule matches.)"""
     from lycoris.config import PRESET
     from lycoris.kohya import LycorisNetworkKohya
 
@@ -157,11 +159,10 @@ def create_network(
     for warning in unread_network_args(module, args):
         logger.warning(warning)
     args.setdefault("dropout", neuron_dropout)
-    network = module.create_network(
-        multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout=neuron_dropout, **args
+    te_view, unet_view = model_views(text_encoder, unet, unet_module_name)
+    return module.create_network(
+        multiplier, network_dim, network_alpha, vae, te_view, unet_view, neuron_dropout=neuron_dropout, **args
     )
-    rename_network_modules(network, as_list(text_encoder), unet, resolve_unet_module_name(unet, unet_module_name))
-    return network
 
 
 def create_network_from_weights(
@@ -184,12 +185,9 @@ def create_network_from_weights(
             multiplier, file, vae, text_encoder, unet, weights_sd, for_inference,
             unet_module_name=unet_module_name, **args,
         )
-    text_encoders = as_list(text_encoder)
-    name_map = resolve_unet_module_name(unet, unet_module_name)
     weights = weights_from(file, weights_sd)
+    te_view, unet_view = model_views(text_encoder, unet, unet_module_name)
     network, _ = module.create_network_from_weights(
-        multiplier, file, vae, text_encoder, unet,
-        weights_sd=to_model_names(weights, text_encoders, unet, name_map), for_inference=for_inference, **args,
+        multiplier, file, vae, te_view, unet_view, weights_sd=weights, for_inference=for_inference, **args,
     )
-    rename_network_modules(network, text_encoders, unet, name_map)
     return network, weights

@@ -1,7 +1,8 @@
 """Reading and writing LoRA files: safetensors (with metadata) or torch pickles (.ckpt/.pt).
 
 Saving is atomic (a temporary file in the same folder, then `os.replace`), so an interrupted save
-never leaves a truncated file under the final name.
+never leaves a truncated file under the final name, and refuses weights that are NaN or infinite
+(or become infinite in the saved precision): `NonFiniteWeightsError`, nothing written.
 
 `sshs_model_hash` / `sshs_legacy_hash` are the hashes sd-webui-additional-networks computes when it
 indexes a file; sd-scripts precomputes them (library/train_util.py `precalculate_safetensors_hashes`)
@@ -23,6 +24,8 @@ import safetensors.torch
 import torch
 
 from backend.atomic import atomic_path
+from backend.finite_weights import ensure_finite
+from backend.models.file_checks import check_weights_file
 
 StateDict = dict[str, torch.Tensor]
 
@@ -32,7 +35,9 @@ def is_safetensors(path: str | os.PathLike[str]) -> bool:
 
 
 def load_weights_file(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, str]]:
-    """(tensors, metadata); torch pickles have no metadata."""
+    """(tensors, metadata); torch pickles have no metadata. A damaged, cut short or foreign file is a
+    `ModelFileError` saying so (backend/models/file_checks.py)."""
+    check_weights_file(path)
     if is_safetensors(path):
         with safetensors.safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -59,7 +64,10 @@ def save_weights_file(
     dtype: torch.dtype | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write `state_dict` (cast to `dtype`) to `path`; safetensors files also get the sshs hashes."""
+    """Write `state_dict` (cast to `dtype`) to `path`; safetensors files also get the sshs hashes.
+
+    Raises NonFiniteWeightsError (a ValueError) before anything is written when a tensor is not finite."""
+    ensure_finite(state_dict, str(path), dtype)  # also values that overflow `dtype` (fp16: above 65504)
     tensors = {
         key: value.detach().to("cpu", dtype=dtype if dtype is not None else value.dtype).contiguous()
         for key, value in state_dict.items()

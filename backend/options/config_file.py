@@ -12,10 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import toml
-
 from backend.options.names import names_for, unknown_name_message
-from backend.options.toml_lines import TablePath, key_lines, toml_error_text
+from backend.options.toml_lines import (
+    TablePath,
+    TomlSyntaxError,
+    escaped_path_problem,
+    key_lines,
+    load_toml,
+    read_toml_text,
+)
 from backend.options.values import from_value
 
 
@@ -39,13 +44,12 @@ def read_config_file(path: Path, command: str) -> tuple[dict[str, Any], list[str
     """Converted values by option name, and the problems found (empty when the file is valid)."""
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_toml_text(path)
+        data = load_toml(text)
+    except OSError as error:
         return {}, [f"{label}: cannot read the config file: {error}"]
-    try:
-        data = toml.loads(text)
-    except toml.TomlDecodeError as error:
-        return {}, [f"{label}:{error.lineno}: invalid TOML: {toml_error_text(error)}"]
+    except TomlSyntaxError as error:
+        return {}, [error.located(label)]
 
     lines = key_lines(text)
     names = names_for(command)
@@ -69,6 +73,11 @@ def read_config_file(path: Path, command: str) -> tuple[dict[str, Any], list[str
             )
         else:
             first_seen[option.name] = where
+            # Before the value check, which refuses control characters in paths without knowing why.
+            escaped = escaped_path_problem(value) if option.kind == "path" and isinstance(value, str) else None
+            if escaped:
+                problems.append(f'{where}: "{key}" {escaped}')
+                continue
             try:
                 values[option.name] = from_value(option, value)
             except ValueError as error:

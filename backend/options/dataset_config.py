@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import toml
-
 from backend.options.dataset_keys import (
     CONTROLNET,
     DATASET,
@@ -45,7 +43,14 @@ from backend.options.dataset_keys import (
 )
 from backend.options.dataset_messages import placement_problem, top_level_problem
 from backend.options.errors import OptionError
-from backend.options.toml_lines import TablePath, key_lines, toml_error_text
+from backend.options.toml_lines import (
+    TablePath,
+    TomlSyntaxError,
+    escaped_path_problem,
+    key_lines,
+    load_toml,
+    read_toml_text,
+)
 from backend.options.values import from_value
 
 
@@ -80,11 +85,13 @@ def load_dataset_config(path: str | Path, kinds: Sequence[str] = SUBSET_KINDS) -
     path = Path(path)
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_toml_text(path)  # JSON too: UTF-8 with or without a BOM
     except FileNotFoundError:
         raise OptionError([f"{label}: dataset config not found"]) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise OptionError([f"{label}: cannot read the dataset config: {error}"]) from None
+    except TomlSyntaxError as error:
+        raise OptionError([error.located(label, "cannot read the dataset config")]) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -93,9 +100,9 @@ def load_dataset_config(path: str | Path, kinds: Sequence[str] = SUBSET_KINDS) -
         lines: dict[tuple[TablePath, str], int] = {}
     else:
         try:
-            data = toml.loads(text)
-        except toml.TomlDecodeError as error:
-            raise OptionError([f"{label}:{error.lineno}: invalid TOML: {toml_error_text(error)}"]) from None
+            data = load_toml(text)
+        except TomlSyntaxError as error:
+            raise OptionError([error.located(label)]) from None
         lines = key_lines(text)
     return validate_dataset_config(data, label, kinds, lines)
 
@@ -249,10 +256,16 @@ class _Checker:
         for key, value in table_values.items():
             problem = placement_problem(key, level, kinds, self.kinds, why)
             if problem is None:
-                try:
-                    converted[key] = from_value(DATASET_KEYS[key], value)
-                except ValueError as error:
-                    problem = f'"{key}" {error}'
+                # Before the value check, which refuses control characters in paths without knowing why.
+                path = DATASET_KEYS[key].kind == "path" and isinstance(value, str)
+                escaped = escaped_path_problem(value) if path else None
+                if escaped:
+                    problem = f'"{key}" {escaped}'
+                else:
+                    try:
+                        converted[key] = from_value(DATASET_KEYS[key], value)
+                    except ValueError as error:
+                        problem = f'"{key}" {error}'
             if problem is not None:
                 self.report(table, where, key, problem)
         return converted

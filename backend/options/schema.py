@@ -48,6 +48,10 @@ class Option:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    # Why minimum/maximum/choices refuse values sd-scripts' parser takes (it has no ranges): the
+    # sd-scripts run-time failure, or the harm here. Required for every stricter range
+    # (tests/options/test_sd_scripts_ranges.py walks backend/options/sd_scripts_types.py).
+    range_reason: str = ""
     # Older spellings sd-scripts still accepts (e.g. caption_extention); they map to `name`.
     aliases: tuple[str, ...] = field(default_factory=tuple)
     # Secrets (API keys, tokens) are never written to presets, snapshots or exported commands.
@@ -69,6 +73,7 @@ class Option:
             "choices": list(self.choices) if self.choices is not None else None,
             "minimum": self.minimum,
             "maximum": self.maximum,
+            "range_reason": self.range_reason,
             "aliases": list(self.aliases),
             "secret": self.secret,
             "required": self.required,

@@ -1,15 +1,29 @@
-"""Line numbers of keys in a TOML file, which the `toml` package does not report.
+"""Reading TOML the way sd-scripts does (the `toml` package), with the positions it does not give.
 
-A light scan of the text: it follows `[table]` and `[[array.of.tables]]` headers and records the
-first line of each `key = ...`. Keys inside inline tables or multi-line values are not found;
-callers then report the problem without a line number.
+`load_toml` parses with `toml` (so a file sd-scripts accepts is accepted, and nothing else) and turns
+a syntax error into a `TomlSyntaxError` with the real line and column: `toml` reports most errors at
+column 1 of a line. The commonest one, a Windows path in a double-quoted string, where each
+backslash starts an escape sequence, is found by scanning the strings and said with its fix.
+
+`key_lines`: a light scan of the text that follows `[table]` and `[[array.of.tables]]` headers and
+records the first line of each `key = ...`. Keys inside inline tables or multi-line values are not
+found; callers then report the problem without a line number.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import toml
+
+tomllib: ModuleType | None
+try:  # Python 3.11+; on 3.10 errors keep the column `toml` gives
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    tomllib = None
 
 # A table path with array-of-tables indices resolved, e.g. ("datasets", 0, "subsets", 1).
 TablePath = tuple[str | int, ...]
@@ -54,9 +68,192 @@ def _resolve(parts: list[str], arrays: dict[TablePath, int]) -> TablePath:
     return path
 
 
-def toml_error_text(error: toml.TomlDecodeError) -> str:
+class TomlSyntaxError(ValueError):
+    """A file that is not valid TOML: where (1-based line and column) and what, with the fix."""
+
+    def __init__(self, line: int, column: int, detail: str) -> None:
+        super().__init__(f"line {line}, column {column}: {detail}")
+        self.line, self.column, self.detail = line, column, detail
+
+    def located(self, label: str, what: str = "invalid TOML") -> str:
+        """'run.toml:3: invalid TOML: ... (column 28)...', the form every TOML reader here reports."""
+        return f"{label}:{self.line}: {what}: {self.detail}"
+
+
+def read_toml_text(path: str | Path) -> str:
+    """A TOML file's text: UTF-8, with the BOM Windows editors may add dropped (`toml` would make it part
+    of the first key). Not UTF-8: a `TomlSyntaxError` at the first bad byte. OSError as raised."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = len(raw[raw.rfind(b"\n", 0, error.start) + 1 : error.start].decode("utf-8", "replace")) + 1
+        raise TomlSyntaxError(
+            line, column, f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); save it as "
+            "UTF-8, in Notepad with Save As and Encoding UTF-8",
+        ) from None
+
+
+def load_toml(text: str) -> dict[str, Any]:
+    """`toml.loads(text)`, with a `TomlSyntaxError` that says where and how to fix a broken file."""
+    try:
+        return toml.loads(text)
+    except toml.TomlDecodeError as error:
+        raise toml_syntax_error(text, error) from None
+
+
+def toml_syntax_error(text: str, error: toml.TomlDecodeError) -> TomlSyntaxError:
+    if "escape" in error.msg.lower() or "unbalanced quotes" in error.msg.lower():
+        found = find_bad_escape(text) or _escaped_closing_quote(text, error.lineno)
+        if found is not None:
+            return found
+    line, column = error.lineno, error.colno
+    # `toml` puts most errors at column 1; Python's tomllib knows the column when it fails on the same line.
+    located = _tomllib_position(text)
+    if located is not None and located[0] == line:
+        column = located[1]
+    return TomlSyntaxError(line, column, toml_error_text(error.msg, column))
+
+
+def toml_error_text(message: str, column: int) -> str:
     """The `toml` reader's message, with the fix for its one surprise (TOML 0.5 array rule)."""
-    text = f"{error.msg} (column {error.colno})"
-    if "homogeneous" in error.msg:
+    text = f"{message} (column {column})"
+    if "homogeneous" in message:
         text += "; every item of a list must have the same type: write 2.0, not 2, among decimals"
     return text
+
+
+def _tomllib_position(text: str) -> tuple[int, int] | None:
+    if tomllib is None:
+        return None
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+        return (int(match.group(1)), int(match.group(2))) if match else None
+    return None
+
+
+# What may follow a backslash in a double-quoted string, as `toml` 0.10.2 reads it (it also takes \0).
+_ESCAPES = frozenset('0bfnrt"\\')
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Escapes nobody writes by accident in a path (\\, \", \u00e9), unlike the \t of C:\temp.
+_INTENDED_ESCAPE = re.compile(r'\\\\|\\"|\\u[0-9a-fA-F]{4}')
+# Control characters a valid escape gives, and the escape that wrote them.
+_CONTROL_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\0": "\\0"}
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of `index`."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def find_bad_escape(text: str) -> TomlSyntaxError | None:
+    """The first backslash in a double-quoted string that starts no valid escape, as an error with its
+    position and the fix (single quotes or forward slashes), or None."""
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "#":
+            i = _line_end(text, i)
+        elif text.startswith("'''", i):
+            end = text.find("'''", i + 3)
+            i = n if end < 0 else end + 3
+        elif text[i] == "'":
+            end = text.find("'", i + 1)
+            i = _line_end(text, i) if end < 0 else end + 1
+        elif text[i] == '"':
+            multiline = text.startswith('"""', i)
+            start = i
+            i, bad = _scan_basic(text, i + (3 if multiline else 1), multiline)
+            if bad is not None:
+                return _bad_escape_error(text, start, bad, multiline)
+        else:
+            i += 1
+    return None
+
+
+def _line_end(text: str, i: int) -> int:
+    end = text.find("\n", i)
+    return len(text) if end < 0 else end
+
+
+def _scan_basic(text: str, i: int, multiline: bool) -> tuple[int, int | None]:
+    """(index after the string, index of a bad backslash or None)."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            nxt = text[i + 1] if i + 1 < n else ""
+            if nxt in _ESCAPES and nxt:
+                i += 2
+            elif nxt in ("u", "U"):
+                digits = text[i + 2 : i + 2 + (4 if nxt == "u" else 8)]
+                if len(digits) != (4 if nxt == "u" else 8) or not set(digits) <= _HEX:
+                    return i, i
+                i += 2 + len(digits)
+            elif multiline and text[i + 1 : _line_end(text, i)].strip() == "":
+                i += 1  # a line-ending backslash joins lines
+            else:
+                return i, i
+        elif multiline and text.startswith('"""', i):
+            return i + 3, None
+        elif not multiline and c == '"':
+            return i + 1, None
+        elif not multiline and c == "\n":
+            return i, None  # unterminated: `toml` reports that itself
+        else:
+            i += 1
+    return n, None
+
+
+def _bad_escape_error(text: str, start: int, bad: int, multiline: bool) -> TomlSyntaxError:
+    line, column = _position(text, bad)
+    end = _line_end(text, bad)
+    single = forward = ""
+    if multiline:
+        shown = text[bad:end].strip()
+    else:
+        close = text.find('"', bad + 1, end)
+        shown = text[start : end if close < 0 else close + 1]
+        inner = shown[1:-1] if shown.endswith('"') and len(shown) > 1 else shown[1:]
+        if not _INTENDED_ESCAPE.search(inner):  # else the string mixes in real escapes: no rewritten copy
+            single, forward = f" ('{inner}')", ' ("' + inner.replace("\\", "/") + '")'
+    escape = text[bad : bad + 2]
+    return TomlSyntaxError(
+        line, column,
+        f"{shown} (column {column}): a backslash in a double-quoted TOML string starts an escape sequence, and "
+        f"{escape} is not one; write Windows paths in single quotes{single} or with forward slashes{forward}",
+    )
+
+
+def _escaped_closing_quote(text: str, line: int) -> TomlSyntaxError | None:
+    """'dir = "C:\\out\\"': the last backslash escapes the closing quote, so the string never ends."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    content = lines[line - 1].split(" #")[0].rstrip()
+    if not content.endswith('\\"'):
+        return None
+    column = len(content) - 1
+    return TomlSyntaxError(
+        line, column,
+        f"{content.strip()} (column {column}): the string does not end, because the backslash before the last "
+        "quote escapes it; write Windows paths in single quotes ('C:\\out\\') or with forward slashes",
+    )
+
+
+def escaped_path_problem(value: str) -> str | None:
+    """For a path read from TOML that holds a tab, newline, ...: a Windows path in a double-quoted string
+    whose backslashes happened to form valid escapes (D:\\train reads as D:<tab>rain). Such a path is never
+    meant and never found, so this says why, with the fix; None for a normal path."""
+    found = [written for char, written in _CONTROL_ESCAPES.items() if char in value]
+    if not found:
+        return None
+    written = "".join(_CONTROL_ESCAPES.get(char, char) for char in value)
+    forward = written.replace("\\", "/")
+    return (
+        f"reads as a path with control characters: {', '.join(found)} in a double-quoted TOML string "
+        f"{'is an escape sequence' if len(found) == 1 else 'are escape sequences'}; write Windows paths in single "
+        f"quotes ('{written}') or with forward slashes (\"{forward}\")"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import unicodedata
 from typing import Any, Protocol
 
 # Kinds beyond the option kinds, used by dataset-config keys.
@@ -31,6 +32,20 @@ EXPECTED = {
     "table": "a table (key = value pairs)",
 }
 LIST_KINDS = {"str_list": "str", "float_list": "float"}
+# Text options that become (part of) a file or folder name, a file suffix or a Python name: like
+# paths, one line of printable text. A line break there breaks file names, logs and the command
+# lines that carry them. Free text (captions, comments, metadata descriptions) may hold anything.
+ONE_LINE_TEXT = frozenset(
+    {"output_name", "caption_extension", "log_prefix", "log_tracker_name", "network_module", "optimizer_type",
+     "lr_scheduler_type"}
+)  # fmt: skip
+# Invisible characters that reorder how the text around them is displayed (bidirectional embeddings,
+# overrides and isolates): a name holding them does not read as it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NAMED_CONTROLS = {
+    "\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab (\\t)", "\0": "a NUL character",
+    "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)",
+}  # fmt: skip
 
 
 class Spec(Protocol):
@@ -123,7 +138,9 @@ def _check_limits(spec: Spec, value: Any) -> None:
         if (spec.minimum is not None and item < spec.minimum) or (
             spec.maximum is not None and item > spec.maximum
         ):
-            raise ValueError(f"must be {_range(spec)}, got {show(item)}")
+            # sd-scripts' parsers have no ranges: say why this one refuses what they would take.
+            reason = getattr(spec, "range_reason", "")
+            raise ValueError(f"must be {_range(spec)}, got {show(item)}" + (f" ({reason})" if reason else ""))
         if spec.choices is not None and item not in spec.choices:
             raise ValueError(_not_a_choice(spec.choices, item))
 
@@ -151,9 +168,47 @@ def _num(x: float | None) -> str:
     return str(int(x)) if x is not None and float(x).is_integer() else str(x)
 
 
+def control_character(text: str) -> str | None:
+    """What the first control character in `text` is and where ("a line break (\\n) at character 3"),
+    or None. Control characters: C0 (tab, line breaks, NUL ...), DEL, C1, the Unicode line and
+    paragraph separators and the bidirectional controls."""
+    for index, ch in enumerate(text, 1):
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+            return f"{_NAMED_CONTROLS.get(ch) or f'the control character U+{ord(ch):04X}'} at character {index}"
+    return None
+
+
+def one_line_text(spec: Spec) -> bool:
+    """Whether `spec` holds a path or a name (one line of printable text) rather than free text."""
+    return LIST_KINDS.get(spec.kind, spec.kind) == "path" or spec.name in ONE_LINE_TEXT
+
+
+def _check_text(spec: Spec, value: Any) -> None:
+    if not one_line_text(spec):
+        return
+    for item in value if isinstance(value, list) else [value]:
+        found = control_character(item) if isinstance(item, str) else None
+        if found:
+            what = "a path" if spec.kind == "path" else "a name"
+            raise ValueError(
+                f"must be {what} on one line without control characters; {visible_text(item)} has {found}: "
+                "remove it"
+            )
+
+
+def visible_text(text: str) -> str:
+    """`text` quoted, with every control character written as an escape, so the message reads as it is."""
+    quoted = show(text)
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
+        for ch in quoted
+    )
+
+
 def from_value(spec: Spec, value: Any) -> Any:
     """A value read from TOML/JSON, converted and checked; raises ValueError."""
     converted = _shape(spec, value)
+    _check_text(spec, converted)
     _check_limits(spec, converted)
     return converted
 
@@ -172,6 +227,7 @@ def from_text(spec: Spec, text: str) -> Any:
             value = text
     except ValueError:
         raise ValueError(f"expects {EXPECTED[kind]}, got {show(text)}") from None
+    _check_text(spec, value)
     _check_limits(spec, value)
     return value
 

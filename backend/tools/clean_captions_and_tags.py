@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from backend.tools.arg_checks import output_file
 from backend.tools.metadata_clean import clean_caption, clean_tags
 from backend.tools.metadata_io import Metadata, read_metadata, run_metadata_tool, write_metadata
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--debug", action="store_true", help="print every changed caption and tag list")
     args = parser.parse_args(argv)
     metadata = read_metadata(args.in_json)
+    output_file(args.out_json, "out_json")  # may be in_json: cleaning in place is intended
     counts = clean_metadata(metadata, args.debug)
     logger.info(", ".join(f"{n} {what}" for what, n in counts.items()))
     write_metadata(metadata, args.out_json)

@@ -1,11 +1,17 @@
-"""What the captioning, tagging and dataset tools' command lines share, without importing torch.
+"""What every tool's command line shares, without importing torch: the error types, the runner,
+progress lines and the per-file summary.
 
-`backend/tools/tool_cli.py` (the LoRA tools' runner) imports torch for its precision table, and the
-GUI process must never import torch. The caption editor library, `basic_caption`,
-`prepare_dataset` and the image listing used by every captioner therefore raise `InputError`
-from here, and every tool of this family runs through `run_light_tool`, which behaves like
-`run_tool`: bad input prints one `error:` line (no traceback) and exits with status 2. It also
-writes an `error` progress line, so the GUI shows the message without parsing stderr.
+Every tool runs through `run_light_tool` (the LoRA tools through `tool_cli.run_tool`, the metadata
+tools through `metadata_io.run_metadata_tool`, both this runner): bad input (`InputError`: a
+missing or wrong file, a bad flag value; argparse's own errors) prints one `error:` line and exits
+with status 2; a failure of the work on sound input (`ToolFailure`, or any unexpected exception,
+which also prints its traceback) exits with status 1, as the trainer does (backend/training/
+command.py). Either also writes an `error` progress line, so the GUI's tool runner shows the
+message without parsing stderr. Tools check their arguments before they import anything heavy
+(backend/tools/arg_checks.py), so bad input answers in a fraction of a second.
+
+The GUI process must never import torch, so the caption editor library, `basic_caption`,
+`prepare_dataset` and the image listing used by every captioner raise `InputError` from here too.
 
 Progress uses the trainer's protocol (docs/progress-protocol.md, writer
 `backend/training/progress.py`): `start` with the number of items, one `step` line per item
@@ -18,27 +24,76 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.training.progress import ProgressReporter
 
+BAD_INPUT = 2  # exit status for bad arguments or input files (as the trainer's invalid options)
+FAILED = 1  # exit status for a failure of the work itself
+
 
 class InputError(ValueError):
-    """Bad input (missing folder, no images, model not available offline): `error:` line, exit status 2."""
+    """Bad input (missing file or folder, wrong kind of file, bad flag value): `error:` line, exit status 2."""
+
+
+class ToolFailure(RuntimeError):
+    """The work failed on input that looked sound (e.g. a numerically broken result); nothing was
+    written under the output's name: `error:` line, exit status 1."""
+
+
+def _loaded_class(module: str, name: str) -> type[BaseException] | None:
+    # Looked up, not imported: these modules import torch, and a tool that never loaded one cannot
+    # have raised its exception.
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """The exceptions reported as bad input: ours, and the model layer's `ModelMismatchError` (a
+    model that does not fit the command, or a damaged model file)."""
+    found = (_loaded_class(m, "ModelMismatchError") for m in ("backend.models.errors", "backend.models.detect"))
+    return (InputError, FileNotFoundError, *(cls for cls in found if cls is not None))
+
+
+def failure_types() -> tuple[type[BaseException], ...]:
+    """The exceptions reported as a failure without a traceback: ours, and the weight writers'
+    refusal of NaN/inf weights (backend/finite_weights.py)."""
+    refusal = _loaded_class("backend.finite_weights", "NonFiniteWeightsError")
+    return (ToolFailure,) if refusal is None else (ToolFailure, refusal)
 
 
 def run_light_tool(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run `main`; its return value (None means 0) is the exit status, an InputError gives status 2."""
+    """Run `main`; its return value (None means 0) is the exit status. Bad input gives status 2,
+    a failure status 1, each with one `error:` line on stderr and an `error` progress line."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    reporter = ProgressReporter()
     try:
         status = main(argv)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        ProgressReporter().error(message=str(exc))
-        return 2
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):  # argparse has printed the problem; tell a GUI reading progress lines too
+            reporter.error(message="invalid options (see the messages above)")
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if isinstance(exc, failure_types()):
+            return _report(reporter, exc, FAILED)
+        if isinstance(exc, bad_input_types()):
+            return _report(reporter, exc, BAD_INPUT)
+        traceback.print_exc()
+        reporter.error(message=f"{type(exc).__name__}: {exc}")
+        return FAILED
     return status or 0
+
+
+def _report(reporter: ProgressReporter, exc: BaseException, status: int) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    reporter.error(message=str(exc))
+    return status
 
 
 class ItemProgress:

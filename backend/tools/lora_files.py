@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
+from backend.finite_weights import check_weights
 from backend.networks.weights_io import load_weights_file, save_weights_file
+from backend.tools.light_cli import ToolFailure
 from backend.tools.tool_cli import ToolError
 
 LORA_PARAMS = frozenset({"lora_down.weight", "lora_up.weight", "alpha"})
@@ -154,14 +156,45 @@ def lora_state_dict(modules: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[s
     return {f"{name}.{param}": value for name, params in modules.items() for param, value in params.items()}
 
 
+def nonfinite_keys(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Keys of the floating-point tensors holding a NaN or an infinity."""
+    return check_weights(tensors).nonfinite
+
+
+def check_finite_modules(modules: Mapping[str, Mapping[str, torch.Tensor]], path: str, flag: str) -> None:
+    """A LoRA with NaN/inf weights (a training that diverged) gives a broken result whatever a tool does."""
+    state = lora_state_dict(modules)
+    bad = nonfinite_keys(state)
+    if bad:
+        raise ToolError(
+            f"{flag} {path} holds NaN or infinite values in {len(bad)} of its {len(state)} tensors "
+            f"(first: {bad[0]}): the training that wrote it diverged; use an earlier checkpoint of that training"
+        )
+
+
+def check_finite_lora(lora: LoraFile, flag: str) -> None:
+    check_finite_modules(lora.modules, lora.path, flag)
+
+
+def check_finite_result(state: Mapping[str, torch.Tensor], path: str | os.PathLike[str], dtype: torch.dtype | None) -> None:
+    """Refuse to write a result with NaN/inf weights, or weights the cast to the save precision
+    `dtype` makes infinite: a `ToolFailure` naming the tensors; nothing is written under `path`."""
+    problems = check_weights(state, dtype)
+    if problems:
+        hint = "; save with --save_precision float" if not problems.nonfinite else ""
+        raise ToolFailure(f"the result was not written to {path}: {problems.describe()}{hint}")
+
+
 def save_lora(
     path: str | os.PathLike[str],
     modules: Mapping[str, Mapping[str, torch.Tensor]],
     metadata: Mapping[str, str],
     dtype: torch.dtype | None,
 ) -> None:
-    """Atomic write (alphas stay float32 scalars, as sd-scripts saves them); sshs hashes recomputed."""
+    """Atomic write (alphas stay float32 scalars, as sd-scripts saves them); sshs hashes recomputed.
+    A result with NaN/inf weights is refused (`check_finite_result`)."""
     state = lora_state_dict(modules)
+    check_finite_result(state, path, dtype)
     if dtype is not None:
         state = {k: v if k.endswith(".alpha") else v.to(dtype) for k, v in state.items()}
     clean = {k: v for k, v in metadata.items() if k not in ("sshs_model_hash", "sshs_legacy_hash")}

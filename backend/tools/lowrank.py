@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-DYNAMIC_METHODS = ("sv_ratio", "sv_fro", "sv_cumulative")
-BASE_METHODS = ("fro_ckpt", "spn_ckpt")  # relative to the base model's layer; need a reference norm
+from backend.tools.tool_cli import BASE_METHODS, DYNAMIC_METHODS
+
 MIN_SV = 1e-6
 
 

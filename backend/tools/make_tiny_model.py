@@ -12,24 +12,32 @@ sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer ar
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
 import shutil
+import sys
 import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from backend.models.configs import ARCHS
+from backend.tools.arg_checks import output_folder
+from backend.tools.light_cli import InputError, run_light_tool
 
-from backend.models.components import Components
-from backend.models.configs import ARCHS, TOKENIZER_FOLDERS, ArchConfigs, family_of_arch
-from backend.models.loading import text_encoder_class
-from backend.models.saving import save_components
-from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
-from backend.tools.tiny_captioners import CAPTIONER_FLAGS, make_tiny_captioner
-from backend.tools.tiny_model_configs import tiny_arch_configs
-from backend.tools.tiny_tokenizer import write_tiny_tokenizer
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from backend.models.configs import ArchConfigs
+
+# The option of the tool that loads each tiny captioner from its folder (tiny_captioners.BUILDERS).
+CAPTIONER_FLAGS = {"blip": "--model_id", "git": "--model_id", "wd14": "--model_dir"}
+# Files that show a folder holds an earlier model of that kind, which --out may replace.
+MODEL_MARKERS = {"blip": "config.json", "git": "config.json", "wd14": "model.onnx"}
 
 
 @dataclass(frozen=True)
@@ -59,17 +67,56 @@ def _token_ids(tokenizer: CLIPTokenizer) -> dict[str, int]:
 
 
 def _random_modules(configs: ArchConfigs) -> tuple[UNet2DConditionModel, AutoencoderKL, list[CLIPTextModel]]:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig
+
+    from backend.models.loading import text_encoder_class
+
     unet = UNet2DConditionModel.from_config(configs.unet)
     vae = AutoencoderKL.from_config(configs.vae)
     text_encoders = [text_encoder_class(cfg)(CLIPTextConfig.from_dict(cfg)) for cfg in configs.text_encoders]
     return unet.eval(), vae.eval(), [te.eval() for te in text_encoders]
 
 
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A new temporary folder beside `path` (named `.{name}.{8 hex}.tmp`, as backend/atomic.py names
+    its temporary files) that replaces `path` when the block succeeds; removed when it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temp.mkdir()
+    try:
+        yield temp
+        if path.exists():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            os.replace(path, old)
+            os.replace(temp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temp, path)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, seed: int = 0) -> TinyModel:
-    """Write a tiny ``arch`` model to ``out`` (see the module docstring) and describe where it is."""
+    """Write a tiny ``arch`` model to ``out`` (see the module docstring) and describe where it is.
+
+    Each output appears whole or not at all: a diffusers folder and each tokenizer folder are
+    built beside their final name and renamed into place (the single file is saved atomically)."""
+    import torch
+
+    from backend.models.components import Components
+    from backend.models.configs import TOKENIZER_FOLDERS, family_of_arch
+    from backend.models.saving import save_components
+    from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+    from backend.tools.tiny_model_configs import tiny_arch_configs
+    from backend.tools.tiny_tokenizer import write_tiny_tokenizer
+
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
     out = Path(out)
+    if not single_file:
+        check_replaceable(out, "model_index.json", "out")
     out.mkdir(parents=True, exist_ok=True)
     hub = HUB_TOKENIZERS[family_of_arch(arch)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,18 +136,34 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
         )
         if single_file:
             cache = out / "tokenizer_cache"
-            targets = [cache_folder(cache, hub_id) for hub_id, _, _ in hub]
             path = save_components(components, out / f"tiny-{arch}.safetensors")
-        else:
-            cache = None
-            path = save_components(components, out)
-            targets = [out / name for name in TOKENIZER_FOLDERS[configs.family]]
-        for src, dst in zip(sources, targets, strict=True):
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-    return TinyModel(arch, path, cache)
+            for src, (hub_id, _, _) in zip(sources, hub, strict=True):
+                with atomic_folder(cache_folder(cache, hub_id)) as folder:
+                    shutil.copytree(src, folder, dirs_exist_ok=True)
+            return TinyModel(arch, path, cache)
+        with atomic_folder(out) as folder:
+            save_components(components, folder)
+            for src, name in zip(sources, TOKENIZER_FOLDERS[configs.family], strict=True):
+                shutil.copytree(src, folder / name, dirs_exist_ok=True)
+    return TinyModel(arch, out, None)
 
 
-def main(argv: list[str] | None = None) -> None:
+def check_replaceable(out: Path, marker: str, flag: str = "--out") -> None:
+    """A folder that becomes the model folder itself is replaced as a whole: it must be new, empty,
+    or an earlier model (holding `marker`), never e.g. a folder of the user's files."""
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise InputError(f"{flag} {out} holds other files than a model (no {marker}), and it would be replaced "
+                         "as a whole; give a new or empty folder")
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """--out: a folder that can be written; see `check_replaceable` where it becomes the model folder."""
+    out = output_folder(args.out, "--out")
+    if not args.single_file:
+        check_replaceable(out, MODEL_MARKERS.get(args.arch, "model_index.json"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m backend.tools.make_tiny_model", description=__doc__.split("\n")[0]
     )
@@ -110,10 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    check_out(args)
     if args.arch in CAPTIONER_FLAGS:
-        folder = make_tiny_captioner(args.arch, args.out, seed=args.seed)
-        print(f"model: {folder}")
-        print(f"tool flags: {CAPTIONER_FLAGS[args.arch]} {shlex.quote(str(folder))}")
+        from backend.tools.tiny_captioners import make_tiny_captioner
+
+        with atomic_folder(args.out) as folder:
+            make_tiny_captioner(args.arch, folder, seed=args.seed)
+        print(f"model: {args.out}")
+        print(f"tool flags: {CAPTIONER_FLAGS[args.arch]} {shlex.quote(str(args.out))}")
         return
     model = make_tiny_model(args.arch, args.out, single_file=args.single_file, seed=args.seed)
     print(f"model: {model.path}")
@@ -123,4 +190,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_light_tool(main))

@@ -2,21 +2,25 @@
 
 Deltas come from `lora_files.module_delta` (LoRA/LoCon, and LyCORIS LoHa/LoKr by their own
 reconstruction). The family of each file is checked against the model's before the model is loaded.
+Every merged layer must stay finite, in the merge precision and in the save precision: a NaN or an
+overflow (a huge ratio, fp16) is reported with the layer's module name and nothing is written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from backend.finite_weights import check_weights
 from backend.models.checkpoint import split_original
 from backend.models.components import Components
 from backend.models.configs import FAMILY_LABELS, arch_for, load_arch_configs
 from backend.models.detect import ModelInfo, detect_model
 from backend.models.files import is_single_file, read_checkpoint
 from backend.models.loading import build_modules, load_components
+from backend.tools.light_cli import ToolFailure
 from backend.tools.lora_files import LoraFile, module_delta
 from backend.tools.lora_layers import lora_layers
 from backend.tools.tool_cli import ToolError
@@ -29,6 +33,7 @@ class MergeReport:
     path: str
     merged: int
     unmatched: list[str]
+    layers: dict[str, torch.nn.Module] = field(default_factory=dict)  # module name -> the layer it changed
 
 
 def families_fit(lora_family: str, model_family: str) -> bool:
@@ -75,7 +80,7 @@ def load_weights(info: ModelInfo, dtype: torch.dtype) -> Components:
 @torch.no_grad()
 def merge_into(components: Components, lora: LoraFile, ratio: float, device: str) -> MergeReport:
     layers = lora_layers(components.unet, components.text_encoders)
-    merged, unmatched = 0, []
+    merged, unmatched, changed = 0, [], {}
     for name, params in lora.modules.items():
         layer = layers.get(name)
         if layer is None:
@@ -88,9 +93,33 @@ def merge_into(components: Components, lora: LoraFile, ratio: float, device: str
                 f"{lora.path}: module {name} has a delta of shape {tuple(delta.shape)}, the model's layer "
                 f"{tuple(weight.shape)} (a LoRA for another model size?)"
             )
-        updated = weight.to(device, torch.float32) + ratio * delta.reshape(weight.shape)
+        base = weight.to(device, torch.float32)
+        if not bool(torch.isfinite(base).all()):
+            raise ToolError(f"{components.source}: the layer {name} modifies holds NaN or infinite values; "
+                            "the checkpoint is damaged: use another copy of it")
+        updated = base + ratio * delta.reshape(weight.shape)
         weight.copy_(updated.to(weight.device, weight.dtype))
+        if not bool(torch.isfinite(weight).all()):
+            overflow = bool(torch.isfinite(updated).all())  # finite in float32: the merge precision is too small
+            why = f"values too large for {_dtype_name(weight.dtype)}: merge with --precision float" if overflow else (
+                "NaN or infinite values")
+            raise ToolFailure(f"merging {lora.path} at ratio {ratio} gives {why} in the layer of {name}; "
+                              "nothing was written")
+        changed[name] = layer
         merged += 1
     if not merged:
         raise ToolError(f"{lora.path}: no module matches a layer of the model (another architecture?)")
-    return MergeReport(lora.path, merged, unmatched)
+    return MergeReport(lora.path, merged, unmatched, changed)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_merged_layers(layers: dict[str, torch.nn.Module], dtype: torch.dtype | None, save_to: str) -> None:
+    """The merged layers must stay finite in the save precision (fp16 overflows above 65504)."""
+    problems = check_weights({name: layer.weight for name, layer in layers.items()}, dtype)
+    if problems:
+        hint = "; save with --save_precision float or bf16" if not problems.nonfinite else ""
+        raise ToolFailure(f"the merged model was not written to {save_to}: of the merged layers, "
+                          f"{problems.describe()}{hint}")

@@ -15,19 +15,19 @@ re-factorised by SVD to --new_rank (default: the largest input rank), as svd_mer
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from backend.models.registry import get_spec
-from backend.models.spec import ModelSpecification
-from backend.tools.lora_files import LoraFile, load_lora, save_lora
-from backend.tools.merge_into_model import check_family, detect_checkpoint, load_for_merge, merge_into
-from backend.tools.merge_loras import check_mergeable, concat_loras, default_rank, svd_merge_loras
-from backend.tools.tool_cli import PRECISIONS, ToolError, dtype_of, run_tool
-from backend.training.metadata import minimum_metadata
+from backend.tools.arg_checks import (
+    WEIGHT_SUFFIXES,
+    at_least,
+    finite,
+    input_file,
+    input_model,
+    output_file,
+    output_folder,
+)
+from backend.tools.tool_cli import PRECISIONS, ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,58 +47,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def merge_into_checkpoint(args: argparse.Namespace, loras: list[LoraFile], ratios: list[float]) -> None:
-    info = detect_checkpoint(args.sd_model)
-    for lora in loras:  # before any weights are read
-        check_family(lora, info.family, f"{args.sd_model} ({info.evidence})")
-    components = load_for_merge(info, dtype_of(args.precision) or torch.float32, args.save_to)
-    for lora, ratio in zip(loras, ratios, strict=True):
-        report = merge_into(components, lora, ratio, args.device)
-        print(f"{lora.path}: merged {report.merged} modules at ratio {ratio}")
-        if report.unmatched:
-            print(f"  {len(report.unmatched)} modules match no layer and were skipped, e.g. {report.unmatched[0]}")
-    spec: ModelSpecification = get_spec(info.family)
-    merged_from = ", ".join(f"{Path(lora.path).name}:{ratio}" for lora, ratio in zip(loras, ratios, strict=True))
-    spec.save(components, args.save_to, dtype=dtype_of(args.save_precision),
-              metadata={"modelspec.merged_from": merged_from})
-    print(f"saved {args.save_to}")
-
-
-def merge_into_lora(args: argparse.Namespace, loras: list[LoraFile], ratios: list[float]) -> None:
-    check_mergeable(loras)
-    if args.concat:
-        modules = concat_loras(loras, ratios)
-        method = "concat"
+def check_args(args: argparse.Namespace) -> list[float]:
+    """Everything that can be checked without torch; returns one ratio per model."""
+    ratios = args.ratios if args.ratios is not None else [1.0] * len(args.models)
+    if len(ratios) != len(args.models):
+        raise ToolError(f"{len(args.models)} models but {len(ratios)} ratios; give one ratio per model")
+    for ratio in ratios:
+        finite(ratio, "--ratios")
+    if args.concat and args.new_rank:
+        raise ToolError("--concat and --new_rank exclude each other (concat keeps the sum of the ranks)")
+    at_least(args.new_rank, "--new_rank", 1)
+    at_least(args.new_conv_rank, "--new_conv_rank", 1)
+    inputs = [("--models", path) for path in args.models]
+    for path in args.models:
+        input_file(path, "--models", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+    if not args.sd_model:
+        output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES, inputs=inputs)
+        return ratios
+    model = input_model(args.sd_model, "--sd_model")
+    inputs.append(("--sd_model", args.sd_model))
+    if Path(args.save_to).suffix.lower() in WEIGHT_SUFFIXES:
+        output_file(args.save_to, "--save_to", inputs=inputs)
+    elif not model.is_dir():
+        raise ToolError(f"--sd_model {args.sd_model} is a single file: save the merged model as .safetensors or .ckpt "
+                        f"(--save_to {args.save_to} names a folder)")
     else:
-        rank = args.new_rank or default_rank(loras)
-        modules = svd_merge_loras(loras, ratios, rank, args.new_conv_rank or rank, args.device)
-        method = f"svd rank {rank}"
-    ranks = [int(m["lora_down.weight"].shape[0]) for m in modules.values()]
-    first = loras[0].metadata
-    metadata = minimum_metadata(first) if args.no_metadata else dict(first)
-    metadata["ss_network_dim"] = metadata["ss_network_alpha"] = str(max(ranks))
-    metadata["ss_network_module"] = "networks.lora"
-    metadata.pop("ss_network_args", None)
-    if not args.no_metadata:
-        merged = {Path(lora.path).name: ratio for lora, ratio in zip(loras, ratios, strict=True)}
-        metadata["ss_training_comment"] = f"merged ({method}) from {json.dumps(merged)}"
-    save_lora(args.save_to, modules, metadata, dtype_of(args.save_precision))
-    print(f"merged {len(loras)} LoRAs ({method}) into {len(modules)} modules; saved {args.save_to}")
+        check_model_folder(output_folder(args.save_to, "--save_to", inputs=inputs), "--save_to")
+    return ratios
+
+
+def check_model_folder(folder: Path, flag: str) -> None:
+    """A diffusers output replaces its folder: only a new or empty folder or an earlier model folder."""
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "model_index.json").is_file():
+        raise ToolError(f"{flag} {folder} exists and holds other files than a diffusers model; "
+                        "choose a new folder (it would be replaced as a whole)")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    ratios = args.ratios if args.ratios is not None else [1.0] * len(args.models)
-    if len(ratios) != len(args.models):
-        raise ToolError(f"{len(args.models)} models but {len(ratios)} ratios; give one ratio per model")
-    if args.concat and args.new_rank:
-        raise ToolError("--concat and --new_rank exclude each other (concat keeps the sum of the ranks)")
-    loras = [load_lora(path) for path in args.models]
-    with torch.no_grad():
-        if args.sd_model:
-            merge_into_checkpoint(args, loras, ratios)
-        else:
-            merge_into_lora(args, loras, ratios)
+    ratios = check_args(args)
+    from backend.tools.lora_merge import merge_files  # torch: only once the arguments are sound
+
+    merge_files(args, ratios)
 
 
 if __name__ == "__main__":

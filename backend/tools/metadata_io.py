@@ -11,32 +11,35 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write_json
-from backend.data.discovery import IMAGE_EXTENSIONS
+from backend.tools.caption_files import IMAGE_EXTENSIONS  # torch-free (backend.data's package imports torch)
+from backend.tools.light_cli import InputError, run_light_tool
 
 logger = logging.getLogger(__name__)
 
 Metadata = dict[str, dict[str, Any]]
+LATENT_STRIDE = 8  # sd-scripts records train_resolution in whole latent pixels
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError):
     """Bad input (missing folder, not a metadata file, bad flag value): one `error:` line, exit status 2."""
 
 
-def run_metadata_tool(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
-    """Run a tool's `main`; bad input prints one `error:` line instead of a traceback and returns 2."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        main(argv)
-    except MetadataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def run_metadata_tool(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a tool's `main` (see `light_cli.run_light_tool`): bad input prints one `error:` line
+    instead of a traceback and returns 2, a failure returns 1."""
+    return run_light_tool(main, argv)
+
+
+def parse_max_resolution(text: str) -> tuple[int, int]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= LATENT_STRIDE for p in parts):
+        raise MetadataError(f"--max_resolution must be 'width,height' in pixels, e.g. 512,512; got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def read_metadata(path: str | Path) -> Metadata:

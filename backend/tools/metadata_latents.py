@@ -27,24 +27,15 @@ from backend.data.scan import DatasetScan, scan_dataset
 from backend.data.specs import DatasetSpec
 from backend.models.files import model_identity
 from backend.models.registry import get_spec
-from backend.tools.metadata_io import Metadata, MetadataError
+from backend.tools.metadata_io import LATENT_STRIDE, Metadata, MetadataError
 
 logger = logging.getLogger(__name__)
-
-LATENT_STRIDE = 8  # sd-scripts records train_resolution in whole latent pixels
 
 
 @dataclass
 class BucketReport:
     bucketed: list[Path]
     skipped: list[str]  # "path: reason" for images that got no bucket
-
-
-def parse_max_resolution(text: str) -> tuple[int, int]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2 or not all(p.isdigit() and int(p) >= LATENT_STRIDE for p in parts):
-        raise MetadataError(f"--max_resolution must be 'width,height' in pixels, e.g. 512,512; got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def record_buckets(metadata: Metadata, keyed: dict[str, Path], spec: DatasetSpec) -> BucketReport:

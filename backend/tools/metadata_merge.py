@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.tools.arg_checks import output_file
 from backend.tools.metadata_io import (
     Metadata,
     MetadataError,
@@ -39,15 +40,24 @@ def merge_text_files(
 ) -> MergeReport:
     """Put each image's `<stem><extension>` text into `metadata[key][field_name]` (in place)."""
     report = MergeReport()
+    texts: dict[str, str] = {}
+    not_utf8: list[Path] = []
     for key, image in keyed.items():
         text_path = image.with_name(image.stem + extension)
         if not text_path.is_file():
             report.missing.append(image)
             continue
         try:
-            text = text_path.read_text(encoding="utf-8-sig").strip()  # -sig: Windows editors write a BOM
+            texts[key] = text_path.read_text(encoding="utf-8-sig").strip()  # -sig: Windows editors write a BOM
         except UnicodeDecodeError:
-            raise MetadataError(f"{text_path} is not UTF-8 text: re-save it as UTF-8") from None
+            not_utf8.append(text_path)  # all of them are listed, before anything is merged
+    if not_utf8:
+        listed = "\n  ".join(str(p) for p in not_utf8)
+        raise MetadataError(
+            f"{len(not_utf8)} text file(s) are not UTF-8 text; save them again as UTF-8, in Notepad with Save As "
+            f"and Encoding UTF-8:\n  {listed}"
+        )
+    for key, text in texts.items():
         if key not in metadata:
             metadata[key] = {}
             report.new_entries += 1
@@ -78,6 +88,7 @@ def run_merge(args: argparse.Namespace, field_name: str) -> MergeReport:
         extension = "." + extension  # "txt" would otherwise look for "imgtxt"
     folder = Path(args.train_data_dir)
     images = list_images(folder, args.recursive)
+    output_file(args.out_json, "out_json")  # before the work: a folder or a read-only place fails at the end
     keyed = keyed_images(images, args.full_path, args.recursive)
     metadata = existing_metadata(args.out_json, args.in_json)
     warn_foreign_stems(metadata, keyed, folder, args.full_path)

@@ -19,26 +19,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from backend.data.errors import DatasetError
-from backend.data.specs import DatasetSpec, SubsetSpec
-from backend.data.summary import format_bucket_table
-from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
+from backend.tools.arg_checks import at_least, input_folder, input_model, output_file
 from backend.tools.metadata_io import (
     MetadataError,
     keyed_images,
     list_images,
+    parse_max_resolution,
     read_metadata,
     run_metadata_tool,
     warn_foreign_stems,
     write_metadata,
 )
-from backend.tools.metadata_latents import dataset_for, encode_latents, parse_max_resolution, record_buckets
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("no", "fp16", "bf16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_bucket_reso", type=int, default=1024, help="largest bucket side (default 1024)")
     parser.add_argument("--bucket_reso_steps", type=int, default=64, help="bucket sides are multiples of this (default 64)")
     parser.add_argument("--bucket_no_upscale", action="store_true", help="one bucket per image size, never enlarging")
-    parser.add_argument("--mixed_precision", default="no", choices=sorted(DTYPES), help="VAE precision (default no)")
+    parser.add_argument("--mixed_precision", default="no", choices=PRECISIONS, help="VAE precision (default no)")
     parser.add_argument("--full_path", action="store_true", help="key entries by full path (several folders)")
     parser.add_argument("--flip_aug", action="store_true", help="also cache the latents of the mirrored images")
     parser.add_argument("--skip_existing", action="store_true",
@@ -68,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_model(path: str, v2: bool) -> str:
     """The model's family, after the same --v2 check the trainer makes."""
+    from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
+
     try:
         info = detect_model(path)
         check_model_flags(info, sdxl_command=info.family == "sdxl", v2=v2, v_parameterization=False)
@@ -78,8 +75,8 @@ def check_model(path: str, v2: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise MetadataError(f"--batch_size must be 1 or more, got {args.batch_size}")
+    # Everything that can be checked without torch first (and without reading any image).
+    at_least(args.batch_size, "--batch_size", 1)
     max_reso = parse_max_resolution(args.max_resolution)
     folder = Path(args.train_data_dir)
     images = list_images(folder, args.recursive)
@@ -87,7 +84,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise MetadataError(f"no images (png, jpg, jpeg, webp, bmp) in {folder}")
     keyed = keyed_images(images, args.full_path, args.recursive)
     metadata = read_metadata(args.in_json)
+    input_model(args.model_name_or_path, "model_name_or_path")
+    if args.tokenizer_cache_dir is not None:
+        input_folder(args.tokenizer_cache_dir, "--tokenizer_cache_dir")
+    # out_json may be in_json (the metadata is updated in place), never the model.
+    output_file(args.out_json, "out_json", inputs=[("model_name_or_path", args.model_name_or_path)])
     warn_foreign_stems(metadata, keyed, folder, args.full_path)
+    prepare(args, folder, images, keyed, metadata, max_reso)
+
+
+def prepare(args: argparse.Namespace, folder: Path, images: list[Path], keyed: dict[str, Path],
+            metadata: dict, max_reso: tuple[int, int]) -> None:
+    """Bucket the checked images, write the metadata and encode the latents (the heavy part)."""
+    import torch
+
+    from backend.data.errors import DatasetError
+    from backend.data.specs import DatasetSpec, SubsetSpec
+    from backend.data.summary import format_bucket_table
+    from backend.tools.metadata_latents import dataset_for, encode_latents, record_buckets
+
     family = check_model(args.model_name_or_path, args.v2)
     try:
         subset = SubsetSpec(image_dir=str(folder), metadata_file=args.out_json, flip_aug=args.flip_aug)
@@ -109,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     dataset = dataset_for(spec, report.bucketed)
     print(format_bucket_table(dataset), flush=True)
-    encode_latents(dataset, args.model_name_or_path, args.batch_size, DTYPES[args.mixed_precision],
-                   args.tokenizer_cache_dir, family)
+    dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.mixed_precision]
+    encode_latents(dataset, args.model_name_or_path, args.batch_size, dtype, args.tokenizer_cache_dir, family)
     if report.skipped:
         logger.warning("%d of %d images were left out (see above)", len(report.skipped), len(images))
 

@@ -33,147 +33,10 @@ the base layer's norm.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import statistics
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
-import torch
-
-from backend.tools.lora_base import base_layer_norms
-from backend.tools.lora_files import (
-    LoraFile,
-    load_lora,
-    lora_module,
-    lora_rank,
-    lora_scale,
-    module_algorithm,
-    save_lora,
-)
-from backend.tools.lowrank import BASE_METHODS, DYNAMIC_METHODS, factorize_product
-from backend.tools.tool_cli import PRECISIONS, ToolError, dtype_of, run_tool
-
-
-@dataclass
-class ModuleReport:
-    name: str
-    old_rank: int
-    new_rank: int  # 0: the module is left out (base-relative methods only)
-    fro_retained: float  # |kept delta|_F / |delta|_F
-    threshold: float | None = None  # base-relative methods: base_norm * 10**THR, on the effective delta
-    base_norm: float | None = None  # base-relative methods: the base layer's norm
-    error_vs_base: float | None = None  # |discarded delta|_F / base_norm
-
-
-@dataclass
-class ResizeOptions:
-    new_rank: int
-    new_conv_rank: int | None = None
-    dynamic_method: str | None = None
-    dynamic_param: float | None = None
-    device: str = "cpu"
-    base_model: str | None = None
-
-
-NORM_OF_METHOD = {"fro_ckpt": "fro", "spn_ckpt": "spectral"}
-
-
-def check_resizable(lora: LoraFile) -> None:
-    refused = sorted({module_algorithm(p) for p in lora.modules.values()} - {"LoRA", "LoCon"})
-    if refused:
-        raise ToolError(
-            f"{lora.path} holds {', '.join(refused)} modules; resize applies to LoRA/LoCon only"
-        )
-
-
-def resize_modules(
-    lora: LoraFile, options: ResizeOptions, base_norms: Mapping[str, float] | None = None
-) -> tuple[dict[str, dict[str, torch.Tensor]], list[ModuleReport]]:
-    """Resized modules (rank-0 ones left out) and one report per input module. `base_norms`
-    ({module: norm of its base layer}) is required by the base-relative methods."""
-    check_resizable(lora)
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    reports = []
-    for name, params in lora.modules.items():
-        down, up = params["lora_down.weight"], params["lora_up.weight"]
-        is_conv = down.dim() == 4 and tuple(down.shape[2:]) != (1, 1)
-        target = options.new_conv_rank if is_conv and options.new_conv_rank else options.new_rank
-        scale = lora_scale(params)
-        base_norm = reference = None
-        if options.dynamic_method in BASE_METHODS:
-            if base_norms is None or name not in base_norms:
-                raise ToolError(f"{options.dynamic_method} needs the base layer of {name}; pass --base_model")
-            base_norm = base_norms[name]
-            # the SVD is of up @ down; the effective delta's singular values are |scale| times those
-            reference = base_norm / abs(scale) if scale else float("inf")
-        low = factorize_product(
-            up.to(options.device), down.to(options.device), min(target, lora_rank(params)),
-            options.dynamic_method, options.dynamic_param, reference,
-        )
-        report = ModuleReport(name, lora_rank(params), low.rank, low.fro_retained)
-        if base_norm is not None:
-            report.base_norm = base_norm
-            report.threshold = base_norm * 10.0 ** float(options.dynamic_param or 0.0)
-            report.error_vs_base = low.discarded * abs(scale) / base_norm if base_norm > 0 else float("inf")
-        reports.append(report)
-        if low.rank > 0:
-            out[name] = lora_module(low.up.cpu(), low.down.cpu(), scale * low.rank)
-    return out, reports
-
-
-def resized_metadata(metadata: dict[str, str], options: ResizeOptions, reports: list[ModuleReport]) -> dict[str, str]:
-    meta = dict(metadata)
-    old_dim = meta.get("ss_network_dim", str(max((r.old_rank for r in reports), default=0)))
-    comment = meta.get("ss_training_comment", "")
-    if options.dynamic_method:
-        meta["ss_network_dim"] = meta["ss_network_alpha"] = "Dynamic"
-        note = f"Dynamic resize with {options.dynamic_method}: {options.dynamic_param} from {old_dim}"
-        if options.base_model:
-            note += f" (relative to {Path(options.base_model).name})"
-    else:
-        meta["ss_network_dim"] = str(options.new_rank)
-        # Files without a numeric alpha/dim recorded keep what they have.
-        with contextlib.suppress(KeyError, ValueError, ZeroDivisionError):
-            meta["ss_network_alpha"] = str(float(meta["ss_network_alpha"]) * options.new_rank / float(old_dim))
-        note = f"dimension is resized from {old_dim} to {options.new_rank}"
-        _resize_conv_args(meta, options)
-    meta["ss_training_comment"] = f"{note}; {comment}" if comment and comment != "None" else note
-    return meta
-
-
-def _resize_conv_args(meta: dict[str, str], options: ResizeOptions) -> None:
-    try:
-        args = json.loads(meta.get("ss_network_args", ""))
-        conv_dim, conv_alpha = float(args["conv_dim"]), float(args.get("conv_alpha", 1))
-    except (ValueError, KeyError, TypeError):
-        return
-    new_conv = options.new_conv_rank or options.new_rank
-    args["conv_dim"], args["conv_alpha"] = str(new_conv), str(conv_alpha * new_conv / conv_dim)
-    meta["ss_network_args"] = json.dumps(args)
-
-
-def report_line(r: ModuleReport) -> str:
-    line = f"{r.name}: rank {r.old_rank} -> {r.new_rank}, Frobenius retained {r.fro_retained:.4f}"
-    if r.base_norm is not None:
-        line += (f", base norm {r.base_norm:.4g}, threshold {r.threshold:.4g}, "
-                 f"discarded/base {r.error_vs_base:.3g}")
-    return line + (" (left out)" if r.new_rank == 0 else "")
-
-
-def print_report(reports: list[ModuleReport], verbose: bool) -> None:
-    if verbose:
-        for r in reports:
-            print(report_line(r))
-    retained = [r.fro_retained for r in reports]
-    ranks = [r.new_rank for r in reports]
-    dropped = sum(rank == 0 for rank in ranks)
-    print(
-        f"resized {len(reports)} modules: new rank min {min(ranks)} / mean {statistics.fmean(ranks):.1f} / max {max(ranks)}; "
-        f"Frobenius retained mean {statistics.fmean(retained):.4f}, min {min(retained):.4f}"
-        + (f"; {dropped} modules below the threshold left out" if dropped else "")
-    )
+from backend.tools.arg_checks import WEIGHT_SUFFIXES, at_least, finite, input_file, input_model, output_file
+from backend.tools.tool_cli import BASE_METHODS, DYNAMIC_METHODS, PRECISIONS, ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,34 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def check_args(args: argparse.Namespace) -> None:
+    """Everything that can be checked without torch: flags that need each other, ranks, paths."""
     if args.dynamic_method and args.dynamic_param is None:
         raise ToolError(f"--dynamic_method {args.dynamic_method} needs --dynamic_param")
-    if args.new_rank < 1 or (args.new_conv_rank is not None and args.new_conv_rank < 1):
-        raise ToolError("--new_rank and --new_conv_rank must be at least 1")
+    at_least(args.new_rank, "--new_rank", 1)
+    at_least(args.new_conv_rank, "--new_conv_rank", 1)
+    finite(args.dynamic_param, "--dynamic_param")
     base_method = args.dynamic_method in BASE_METHODS
     if base_method and not args.base_model:
         raise ToolError(f"--dynamic_method {args.dynamic_method} needs --base_model (the checkpoint the LoRA was trained on)")
     if args.base_model and not base_method:
         raise ToolError(f"--base_model is used only by --dynamic_method {' or '.join(BASE_METHODS)}")
-    options = ResizeOptions(args.new_rank, args.new_conv_rank, args.dynamic_method, args.dynamic_param, args.device,
-                            args.base_model)
-    lora = load_lora(args.model)
-    norms = None
-    if base_method:
-        check_resizable(lora)  # before the checkpoint is loaded
-        norms = base_layer_norms(args.base_model, lora, NORM_OF_METHOD[args.dynamic_method], args.device)
-    with torch.no_grad():
-        modules, reports = resize_modules(lora, options, norms)
-    print_report(reports, args.verbose)
-    if not modules:
-        raise ToolError(
-            f"no module keeps a singular value at --dynamic_param {args.dynamic_param}; nothing to save "
-            "(a more negative threshold keeps more)"
-        )
-    save_lora(args.save_to, modules, resized_metadata(lora.metadata, options, reports), dtype_of(args.save_precision))
-    print(f"saved {args.save_to}")
+    input_file(args.model, "--model", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+    if args.base_model:
+        input_model(args.base_model, "--base_model")
+    output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES,
+                inputs=[("--model", args.model), ("--base_model", args.base_model)],
+                why="a resized LoRA keeps only part of the original")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    from backend.tools.lora_resize import resize_file  # torch: only once the arguments are sound
+
+    resize_file(args)
 
 
 if __name__ == "__main__":

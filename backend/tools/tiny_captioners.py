@@ -151,8 +151,6 @@ def make_tiny_wd14(out: str | Path, size: int = TINY_TAGGER_SIZE) -> Path:
 
 
 BUILDERS = {"blip": make_tiny_blip, "git": make_tiny_git, "wd14": make_tiny_wd14}
-# The option of the tool that loads each tiny model from its folder.
-CAPTIONER_FLAGS = {"blip": "--model_id", "git": "--model_id", "wd14": "--model_dir"}
 
 
 def make_tiny_captioner(arch: str, out: str | Path, seed: int = 0) -> Path:

@@ -1,30 +1,48 @@
-"""What every LoRA tool's command line shares: one error type that exits 2, and precision names."""
+"""What every LoRA tool's command line shares: its error type, the runner, and the names its parsers
+offer. Torch-free, so a tool can parse and check its arguments before the heavy imports."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
+from backend.tools.light_cli import InputError, run_light_tool
 
-from backend.models.detect import ModelMismatchError
+if TYPE_CHECKING:
+    import torch
 
-PRECISIONS: dict[str, torch.dtype] = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("float", "fp16", "bf16")
+# Rank choices of resize_lora (implemented in lowrank.py; named here so its parser needs no torch).
+DYNAMIC_METHODS = ("sv_ratio", "sv_fro", "sv_cumulative")
+BASE_METHODS = ("fro_ckpt", "spn_ckpt")  # relative to the base model's layer; need --base_model
 
 
-class ToolError(ValueError):
+class ToolError(InputError):
     """Bad input (missing file, not a LoRA, mismatched architecture): reported, exit status 2."""
 
 
 def dtype_of(name: str | None) -> torch.dtype | None:
-    return None if name is None else PRECISIONS[name]
+    """The torch dtype of a precision name (`float`, `fp16`, `bf16`); None stays None."""
+    if name is None:
+        return None
+    import torch
+
+    return {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def run_tool(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
-    """Run `main`; bad input prints one `error:` line instead of a traceback and returns 2."""
+def check_device(name: str, flag: str = "--device") -> None:
+    """`name` is a torch device this machine has (imports torch: call it once the work starts)."""
+    import torch
+
     try:
-        main(argv)
-    except (ToolError, ModelMismatchError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ToolError(f"{flag} {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ToolError(f"{flag} {name}: torch sees no CUDA GPU on this machine; use {flag} cpu")
+
+
+def run_tool(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run `main` (see `light_cli.run_light_tool`): bad input prints one `error:` line and returns 2,
+    a failure of the work returns 1."""
+    return run_light_tool(main, argv)

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def verify(args: argparse.Namespace) -> dict[str, Any]:
     """The report (see `format_report` for its fields); dataset problems are entries, not exceptions."""
+    root = image_folder(args.train_data_dir, "train_data_dir")
+    if args.reg_data_dir is not None:
+        image_folder(args.reg_data_dir, "reg_data_dir")
+    extension = normalize_extension(args.caption_extension)
+    # The trainer's data layer imports torch: only once the folders are found.
     from backend.data.dataset import TrainDataset
     from backend.data.discovery import scan_root, subsets_from_folders
     from backend.data.errors import DatasetError
@@ -53,10 +58,6 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
     from backend.data.specs import DatasetSpec, SubsetSpec
     from backend.data.summary import bucket_table
 
-    root = image_folder(args.train_data_dir, "train_data_dir")
-    if args.reg_data_dir is not None:
-        image_folder(args.reg_data_dir, "reg_data_dir")
-    extension = normalize_extension(args.caption_extension)
     warnings: list[str] = []
     report: dict[str, Any] = {"ok": False, "train_data_dir": str(root), "errors": [], "warnings": warnings,
                               "subsets": [], "unreadable": [], "tiny": [], "buckets": []}

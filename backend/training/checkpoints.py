@@ -14,11 +14,14 @@ half-written folder under a name `--resume` would accept.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
 DEFAULT_OUTPUT_NAME = "last"
@@ -30,10 +33,16 @@ class TrainState:
     epoch: int  # the epoch in progress (from 1)
     batches_done_in_epoch: int  # batches of `epoch` already consumed (per process)
     seed: int
+    # What the state belongs to (method, network options, family, optimizer: resume_check.run_record);
+    # None in states saved before it was recorded.
+    run: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         # sd-scripts writes current_epoch/current_step; keep those names for its users' tools.
-        return {**asdict(self), "current_step": self.global_step, "current_epoch": self.epoch}
+        data = {**asdict(self), "current_step": self.global_step, "current_epoch": self.epoch}
+        if self.run is None:
+            del data["run"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -80,44 +89,59 @@ def epoch_save_to_prune(epoch: int, every_n_epochs: int | None, keep_last_n: int
 def step_save_to_prune(step: int, every_n_steps: int | None, keep_last_n_steps: int | None) -> int | None:
     """The step whose save falls out of the `--save_last_n_steps` window when `step` is saved.
 
-    As in sd-scripts, N counts steps, not saves: saves older than step - N are removed.
+    As in sd-scripts, N counts steps, not saves: saves older than step - N are removed. So 0 keeps
+    only the newest save, and a negative N points past the newest one and removes nothing.
     """
-    if not every_n_steps or not keep_last_n_steps:
+    if not every_n_steps or keep_last_n_steps is None:
         return None
     old = ((step - keep_last_n_steps - 1) // every_n_steps) * every_n_steps
-    return old if old > 0 else None
+    return old if 0 < old < step else None
 
 
 def remove_quietly(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
+    """Remove a file or folder if it is there; a failure (read-only folder) is logged, not raised."""
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    except OSError as exc:
+        logger.warning("could not remove %s: %s", path, exc)
 
 
 def save_state(accelerator: Any, folder: Path, state: TrainState) -> Path:
     """accelerate's full state plus train_state.json, renamed into place when complete.
 
-    Every process takes part (accelerate writes per-process pieces); the main one finishes it."""
+    Every process takes part (accelerate writes per-process pieces); the main one finishes it. When
+    writing fails, the half-written temporary folder is removed and the error raised."""
     partial = folder.with_name(folder.name + ".partial")
-    if accelerator.is_main_process:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        remove_quietly(partial)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (partial / TRAIN_STATE_FILE).write_text(json.dumps(state.to_json(), indent=2))
-        if folder.exists():
-            previous = folder.with_name(folder.name + ".old")
-            remove_quietly(previous)
-            os.replace(folder, previous)
-            os.replace(partial, folder)
-            remove_quietly(previous)
-        else:
-            os.replace(partial, folder)
+    try:
+        if accelerator.is_main_process:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_quietly(partial)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (partial / TRAIN_STATE_FILE).write_text(json.dumps(state.to_json(), indent=2))
+            if folder.exists():
+                previous = folder.with_name(folder.name + ".old")
+                remove_quietly(previous)
+                os.replace(folder, previous)
+                os.replace(partial, folder)
+                remove_quietly(previous)
+            else:
+                os.replace(partial, folder)
+    except BaseException:
+        if accelerator.is_main_process:
+            remove_quietly(partial)
+        raise
     accelerator.wait_for_everyone()
     return folder
+
+
+class NotAStateFolder(FileNotFoundError):
+    """--resume names something that is not a complete training state (a FileNotFoundError for callers)."""
 
 
 def read_train_state(folder: str | Path) -> TrainState:
@@ -131,10 +155,19 @@ def read_train_state(folder: str | Path) -> TrainState:
             f"--resume {folder}: {TRAIN_STATE_FILE} is missing, so this is not a complete training state "
             "(an interrupted save, or a folder from another tool)"
         )
-    data = json.loads(record.read_text())
-    return TrainState(
-        global_step=int(data.get("global_step", data.get("current_step", 0))),
-        epoch=int(data.get("epoch", data.get("current_epoch", 1))),
-        batches_done_in_epoch=int(data.get("batches_done_in_epoch", 0)),
-        seed=int(data.get("seed", 0)),
-    )
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return TrainState(
+            global_step=int(data.get("global_step", data.get("current_step", 0))),
+            epoch=int(data.get("epoch", data.get("current_epoch", 1))),
+            batches_done_in_epoch=int(data.get("batches_done_in_epoch", 0)),
+            seed=int(data.get("seed", 0)),
+            run=data.get("run") if isinstance(data.get("run"), dict) else None,
+        )
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise NotAStateFolder(
+            f"--resume {folder}: {TRAIN_STATE_FILE} cannot be read ({exc}); the state is damaged. Resume from "
+            "another saved state or start without --resume"
+        ) from exc

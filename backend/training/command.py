@@ -2,7 +2,9 @@
 
 Exit codes: 0 trained (or preflight passed), 1 a problem with the run (preflight errors, a failure
 during training), 2 invalid options. Every failure is also a progress `error` line, so the GUI
-can show it without parsing logs.
+can show it without parsing logs. A run stopped for a reason the user can act on (`RunStopped`: the
+loss diverged, the output folder refused a save, a state that does not fit) says so in words, with
+no traceback; an unexpected exception keeps its traceback on stderr for debugging.
 """
 
 from __future__ import annotations
@@ -13,8 +15,42 @@ import sys
 import traceback
 
 from backend.options import parse_command_line
-from backend.training.preflight import build_plan, is_main_process
+from backend.training.leftovers import leftover_folders, remove_leftovers
+from backend.training.preflight import RunPlan, build_plan, is_main_process
 from backend.training.progress import ProgressReporter
+from backend.training.run_errors import RunStopped
+
+logger = logging.getLogger(__name__)
+
+
+def _unexpected_preflight_failure(command: str, exc: Exception) -> RunPlan:
+    """A check that crashed is reported like any other problem (traceback on stderr for debugging)."""
+    traceback.print_exc()
+    plan = RunPlan(command)
+    plan.errors.append(
+        f"the checks before training failed unexpectedly ({type(exc).__name__}: {exc}); the traceback above is "
+        "for a bug report. Check the files and folders the options name"
+    )
+    plan.report.update(command=command, ok=False, errors=plan.errors, warnings=plan.warnings)
+    return plan
+
+
+def _clean_leftovers(output_dir: str) -> None:
+    """Temporary files of interrupted saves in the output folder (ours only) go, and the log says which."""
+    found = remove_leftovers(leftover_folders(output_dir))
+    for leftover, final in found.restored:
+        logger.warning("%s was missing (a run was killed while replacing it): restored it from %s", final, leftover)
+    for path in found.removed:
+        logger.info("removed the leftover of an interrupted save: %s", path)
+    for path in found.recent:
+        logger.warning("left %s in place: it looks like a save in progress of another run", path)
+
+
+def _report_stop(reporter: ProgressReporter, stop: RunStopped) -> int:
+    print(f"error: {stop.message}" + (f"\n{stop.hint}" if stop.hint else ""), file=sys.stderr)
+    reporter.error(message=stop.message, hint=stop.hint)
+    reporter.end(reason="error", output=stop.output, step=stop.step)
+    return 1
 
 
 def run_command(command: str, argv: list[str] | None = None) -> int:
@@ -26,7 +62,12 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
         if exit_.code:  # the problems are on stderr; tell a GUI reading progress lines too
             ProgressReporter(enabled=main).error(message="invalid options (see the messages above)", hint=None)
         raise
-    plan = build_plan(args, command)
+    if main and not args.preflight:  # before the checks: a state folder restored here can be resumed from
+        _clean_leftovers(args.output_dir)
+    try:
+        plan = build_plan(args, command)
+    except Exception as exc:
+        plan = _unexpected_preflight_failure(command, exc)
     if args.preflight:
         if main:
             print(json.dumps(plan.report, indent=2, ensure_ascii=False))
@@ -51,6 +92,8 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.end(reason="interrupted", output=None)
         return 130
+    except RunStopped as stop:
+        return _report_stop(reporter, stop)
     except Exception as exc:  # reported to the GUI as a progress line, with the traceback on stderr
         traceback.print_exc()
         reporter.error(message=f"{type(exc).__name__}: {exc}", hint=None)

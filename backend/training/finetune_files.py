@@ -3,7 +3,9 @@
 - `safetensors` / `ckpt`: one file in the original Stability layout (A1111, ComfyUI, our loader);
   `--use_safetensors` turns `ckpt` into `safetensors`, as in sd-scripts.
 - `diffusers` / `diffusers_safetensors`: a diffusers model folder (`from_pretrained` loads it) with
-  `.bin` or `.safetensors` weights; `--use_safetensors` turns `diffusers` into the latter.
+  `.bin` or `.safetensors` weights; `--use_safetensors` turns `diffusers` into the latter. Text
+  encoders and tokenizers are written so that transformers 4 (sd-scripts' pin) loads them too
+  (backend/models/saving.py).
 
 With `--ema --ema_save beside` the EMA weights go to `<name>-ema` in the same format next to each
 saved model (`tiny-step00000004-ema.safetensors`, `tiny-ema/`).

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from backend.finite_weights import WeightProblems, check_weights
 from backend.models.components import Components
 from backend.models.saving import save_components
 from backend.training.block_lr import block_param_groups, parse_block_lrs
@@ -176,6 +177,33 @@ class FineTuneTraining:
         if self.ema is not None and self.args.ema_save == "beside":
             return [path, ema_path(path, self.format.folder)]
         return [path]
+
+    def _saved_trained_states(self) -> list[tuple[str, dict[str, dict[str, torch.Tensor]]]]:
+        """The trained parts' weights each save writes: (label, states) for the file and the EMA file beside."""
+        if self.ema is None:
+            return [("", self._trained_states())]
+        if self.args.ema_save == "beside":
+            return [("", self._trained_states()), ("EMA ", self._ema_states())]
+        return [("EMA ", self._ema_states())]
+
+    def weight_problems(self, dtype: torch.dtype | None) -> WeightProblems:
+        """Non-finite values in the trained weights a save writes (raw and/or EMA), cast to `dtype`.
+
+        The frozen parts are the base model's weights as loaded and are not checked."""
+        problems = WeightProblems()
+        for label, states in self._saved_trained_states():
+            flat = {f"{label}{part}.{key}": value for part, state in states.items() for key, value in state.items()}
+            problems = problems.merge(check_weights(flat, dtype))
+        return problems
+
+    def saved_bytes(self, dtype: torch.dtype | None) -> int:
+        """The size of one save (the whole model; twice with --ema_save beside), for the free-space check."""
+        def size(states: dict[str, dict[str, torch.Tensor]]) -> int:
+            return sum(t.numel() * (dtype or t.dtype).itemsize for state in states.values() for t in state.values()
+                       if isinstance(t, torch.Tensor))
+
+        frozen = size(self.frozen_weights)
+        return sum(frozen + size(states) for _, states in self._saved_trained_states())
 
     def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path:
         ema_beside = self.ema is not None and self.args.ema_save == "beside"

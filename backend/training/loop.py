@@ -13,15 +13,18 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
+import math
 import random
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from accelerate.utils import broadcast_object_list
 
-from backend.data.summary import dataset_dirs, tag_frequency
+from backend.data.summary import dataset_metadata
+from backend.finite_weights import WeightProblems
 from backend.models.components import PromptEmbeds
 from backend.models.sdxl import make_time_ids
 from backend.training.checkpoints import (
@@ -37,11 +40,22 @@ from backend.training.metadata import (
     minimum_metadata,
     modelspec_metadata,
     progress_metadata,
+    recorded_network_args,
     training_metadata,
 )
 from backend.training.noise import get_noisy_latents_and_targets
-from backend.training.optimizers import set_optimizer_train_mode
+from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
+from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
+from backend.training.rescue import RescuingWriter, failure_reason, is_write_failure
+from backend.training.resume_check import run_record
+from backend.training.run_errors import (
+    OutputNotWritable,
+    RunStopped,
+    TrainingDiverged,
+    divergence_causes,
+    loss_name,
+)
 from backend.training.run_setup import TrainingRun
 from backend.training.sample_prompts import load_sample_prompts, should_sample
 from backend.training.sharded import accelerator_backend
@@ -165,6 +179,10 @@ class Trainer:
         self.global_step = state.global_step if state else 0
         self.start_epoch = state.epoch if state else 1
         self.skip_batches = state.batches_done_in_epoch if state else 0
+        self.output_dir = Path(args.output_dir)  # as given: saves move to a rescue folder if it fails
+        self.saves = RescuingWriter(self.output_dir, run.names.output_name, self._move_saves)
+        self.last_save: tuple[Path, int] | None = None  # the newest model file written (all weights finite)
+        self._weights_checked_at: tuple[int, torch.dtype | None] | None = None
 
     # --- metadata and saving ------------------------------------------------------------------
     def _base_metadata(self) -> dict[str, str]:
@@ -183,38 +201,128 @@ class Trainer:
             optimizer_description=run.optimizer_setup.description,
             text_encoder_lr=text_encoder_lr[0] if isinstance(text_encoder_lr, list) and len(text_encoder_lr) == 1
             else text_encoder_lr,
-            network_args=dict(run.method.network_args),
-            tag_frequency=tag_frequency(run.group),
-            dataset_dirs=dataset_dirs(run.group),
+            network_args=recorded_network_args(args, dict(run.method.network_args)),
+            # Flat keys for the folder convention / --in_json, ss_datasets for --dataset_config.
+            dataset_keys=dataset_metadata(
+                run.group, dataset_config=bool(args.dataset_config),
+                total_batch_size=first.batch_size * run.accelerator.num_processes * args.gradient_accumulation_steps,
+            ),
             resolution=tuple(first.resolution),
         )
         metadata = training_metadata(args, facts)
         metadata["ss_max_train_steps"] = str(run.total_steps)
-        metadata["ss_total_batch_size"] = str(
-            first.batch_size * run.accelerator.num_processes * args.gradient_accumulation_steps
-        )
-        metadata["ss_resolution"] = str(tuple(first.resolution))
-        metadata["ss_reg_dataset_dirs"] = json.dumps(dataset_dirs(run.group, reg=True))
         if args.no_metadata:
             metadata = minimum_metadata(metadata)
         metadata.update(modelspec_metadata(args, facts, lora=run.method.lora))
         return run.method.file_metadata(metadata)
 
-    def save_model(self, path: Path, *, epoch: int, final: bool) -> None:
-        self.reports.flush()
+    def save_model(self, path: Path, *, epoch: int, final: bool) -> Path:
+        """Write the model (every process takes part); returns where it went (a rescue folder if `path` failed)."""
+        self.reports.flush()  # raises TrainingDiverged for a non-finite loss before anything is written
         run = self.run
         run.method.before_save(run.accelerator)  # on every process: the file holds what every process holds
+        self.ensure_finite_weights(path, run.save_dtype)
+        saved = path
         if run.accelerator.is_main_process:
             metadata = progress_metadata(self.metadata, epoch=epoch, steps=self.global_step, finished=final)
-            run.method.save(path, run.save_dtype, metadata)
-            run.reporter.checkpoint(path=str(path), kind="model", step=self.global_step, epoch=epoch)
+            saved = self.saves.write(
+                path, lambda target: run.method.save(target, run.save_dtype, metadata),
+                run.method.saved_bytes(run.save_dtype), self.global_step,
+            )
+            self.last_save = (saved, self.global_step)
+            run.reporter.checkpoint(path=str(saved), kind="model", step=self.global_step, epoch=epoch)
+        self._share_rescue_dir()
         run.accelerator.wait_for_everyone()
+        return saved
 
     def save_training_state(self, folder: Path, *, epoch: int, batches_done: int) -> None:
         run = self.run
-        state = TrainState(self.global_step, epoch, batches_done, run.args.seed)
-        save_state(run.accelerator, folder, state)
+        self.ensure_finite_weights(folder, None)
+        state = TrainState(self.global_step, epoch, batches_done, run.args.seed,
+                           run_record(run.args, run.command, run.components.family))
+        if run.accelerator.num_processes > 1:  # every process writes its part into the same folder: no rescue
+            save_state(run.accelerator, folder, state)
+        else:
+            folder = self.saves.write(folder, lambda target: save_state(run.accelerator, target, state),
+                                      self._state_bytes(), self.global_step)
         run.reporter.checkpoint(path=str(folder), kind="state", step=self.global_step, epoch=epoch)
+
+    # --- what is never saved: non-finite weights ----------------------------------------------
+    def _last_good(self) -> str:
+        kept = f"files already in {self.output_dir} were left as they were"
+        if self.last_save is None:
+            return f"this run saved no model before it; {kept}"
+        path, step = self.last_save
+        return f"the newest save before it is {path} (step {step}); {kept}"
+
+    def _check_loss(self, step: int, loss: float) -> None:
+        if math.isfinite(loss):
+            return
+        args = self.run.args
+        raise TrainingDiverged(
+            f"training diverged at step {step}: the loss is {loss_name(loss)}. The run was stopped and nothing "
+            f"from step {step} on was saved; {self._last_good()}.",
+            hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
+        )
+
+    def ensure_finite_weights(self, path: Path, dtype: torch.dtype | None) -> None:
+        """Refuse to save (on every process alike) when a trained weight is NaN/infinite, or becomes so in `dtype`."""
+        run = self.run
+        key = (self.global_step, dtype)
+        if self._weights_checked_at == key:  # the model and the state of one step: checked once
+            return
+        problems = run.method.weight_problems(dtype)
+        bad = bool(problems)
+        if run.accelerator.num_processes > 1:  # sharded weights: any process's finding stops all of them
+            flag = torch.tensor([1.0 if bad else 0.0], device=run.accelerator.device)
+            bad = bool(run.accelerator.reduce(flag, "sum").item() > 0)
+        if bad:
+            raise self._weights_error(path, problems)
+        self._weights_checked_at = key
+
+    def _weights_error(self, path: Path, problems: WeightProblems) -> RunStopped:
+        args, step = self.run.args, self.global_step
+        found = problems.describe() or "another process found non-finite weights"
+        if problems.nonfinite or not problems.overflow:
+            return TrainingDiverged(
+                f"training diverged by step {step}: the trained weights are no longer finite ({found}). The run "
+                f"was stopped and {path} was not written; {self._last_good()}.",
+                hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
+            )
+        return RunStopped(
+            f"the trained weights at step {step} do not fit --save_precision {args.save_precision} ({found}). "
+            f"{path} was not written; {self._last_good()}.",
+            hint="Save in a wider precision (--save_precision bf16 or float). Weights this large often mean the "
+                 "run is diverging: consider a lower learning rate.",
+            step=step,
+        )
+
+    # --- saves the output folder refuses go to a rescue folder ---------------------------------
+    def _state_bytes(self) -> int:
+        args = self.run.args
+        trained = sum(p.numel() for p in self.run.method.trainable_parameters())
+        return state_bytes(trained, resolve_optimizer_name(args), bool(getattr(args, "ema", False)))
+
+    def _share_rescue_dir(self) -> None:
+        """Every process saves into the same folders: the main process's switch to a rescue folder is shared."""
+        if self.run.accelerator.num_processes == 1:
+            return
+        [folder] = broadcast_object_list([str(self.saves.folder) if self.saves.folder else None])
+        if folder and self.saves.folder is None:
+            self.saves.use(Path(folder))
+
+    def _move_saves(self, folder: Path) -> None:
+        self.run.names = dataclasses.replace(self.run.names, output_dir=folder)
+
+    def check_free_space(self) -> None:
+        """Before the first step, with the exact sizes: is there room for every file the run keeps?"""
+        run = self.run
+        problem = space_problem(
+            run.args.output_dir, save_counts(run.args, run.total_steps, run.num_epochs),
+            run.method.saved_bytes(run.save_dtype), self._state_bytes(),
+        )
+        if problem:
+            raise OutputNotWritable(problem, hint=None, step=self.global_step)
 
     def _prune(self, path: Path) -> None:
         if self.run.accelerator.is_main_process:
@@ -261,14 +369,21 @@ class Trainer:
         run.accelerator.wait_for_everyone()
         if run.accelerator.is_main_process:
             set_optimizer_train_mode(run.optimizer, False)
-            generate_samples(
-                run.spec, run.components, self.prompts, sampler=args.sample_sampler,
-                output_dir=Path(args.output_dir), output_name=run.names.output_name, step=self.global_step,
-                epoch=epoch, device=run.accelerator.device, dtype=run.weight_dtype, reporter=run.reporter,
-                default_seed=args.seed, clip_skip=args.clip_skip, max_token_length=args.max_token_length,
-                extra_modules=run.method.sampling_modules(),
-            )
-            set_optimizer_train_mode(run.optimizer, True)
+            try:
+                generate_samples(
+                    run.spec, run.components, self.prompts, sampler=args.sample_sampler,
+                    output_dir=run.names.output_dir, output_name=run.names.output_name, step=self.global_step,
+                    epoch=epoch, device=run.accelerator.device, dtype=run.weight_dtype, reporter=run.reporter,
+                    default_seed=args.seed, clip_skip=args.clip_skip, max_token_length=args.max_token_length,
+                    extra_modules=run.method.sampling_modules(),
+                )
+            except Exception as exc:  # a sample image that cannot be written never ends a run
+                if not is_write_failure(exc):
+                    raise
+                logger.warning("could not write the sample images of step %d (%s); training goes on",
+                               self.global_step, failure_reason(exc))
+            finally:
+                set_optimizer_train_mode(run.optimizer, True)
         run.accelerator.wait_for_everyone()
 
     # --- validation -----------------------------------------------------------------------------
@@ -307,6 +422,8 @@ class Trainer:
         self.reports.add(StepRecord(self.global_step, epoch, step_in_epoch, reduced, lrs, extras))
 
     def _publish_step(self, record: StepRecord, loss_value: float) -> None:
+        """Publish a step's line; a non-finite loss then stops the run (on a GPU this is one step late, but
+        always before the next save, sample or validation: they flush the reports first)."""
         run = self.run
         self.recorder.add(epoch=record.epoch - 1, step=record.step_in_epoch, loss=loss_value)
         run.reporter.step(
@@ -318,9 +435,18 @@ class Trainer:
             logs.update({f"lr/{name}": lr for name, lr in zip(run.lr_descriptions, record.lrs, strict=False)})
             logs.update({f"max_norm/{key}": value for key, value in record.extras.items()})
             run.accelerator.log(logs, step=record.step)
+        self._check_loss(record.step, loss_value)
 
     def train(self) -> Path:
+        try:
+            return self._train()
+        except RunStopped:
+            self.run.accelerator.end_training()  # the logs up to the stop are flushed
+            raise
+
+    def _train(self) -> Path:
         run, args = self.run, self.run.args
+        self.check_free_space()
         run.reporter.start(
             total_steps=run.total_steps, total_epochs=run.num_epochs, initial_step=self.global_step,
             seed=args.seed, num_batches_per_epoch=len(run.group), output=str(run.names.final_model()),
@@ -362,8 +488,7 @@ class Trainer:
                 self.maybe_sample(epoch=epoch)
                 self.maybe_validate(epoch, epoch_end=True)
 
-        final = run.names.final_model()
-        self.save_model(final, epoch=epoch, final=True)
+        final = self.save_model(run.names.final_model(), epoch=epoch, final=True)
         if args.save_state_on_train_end:
             epoch_done = batches_done >= batches_in_epoch
             self.save_training_state(
@@ -371,6 +496,10 @@ class Trainer:
                 epoch=epoch + 1 if epoch_done else epoch,
                 batches_done=0 if epoch_done else batches_done,
             )
+        self.reports.flush()
+        rescued = self.saves.finished_error(final, self.global_step)
+        if rescued is not None:
+            raise rescued
         run.accelerator.end_training()
         run.reporter.end(reason="completed", output=str(final), step=self.global_step)
         return final

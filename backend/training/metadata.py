@@ -2,9 +2,16 @@
 
 Readers (A1111's additional-networks panel, ComfyUI, civitai, sd-scripts' own tools) parse these
 keys as sd-scripts writes them: every value a string (`str(value)`, so `None` is "None"), JSON for
-the nested ones (`ss_tag_frequency`, `ss_dataset_dirs`, `ss_datasets`, `ss_network_args`). We keep
-that format exactly; options this trainer does not have are written as sd-scripts would write their
-default.
+the nested ones (`ss_tag_frequency`, `ss_dataset_dirs`, `ss_datasets`, `ss_bucket_info`,
+`ss_network_args`). We keep that format exactly; options this trainer does not have are written as
+sd-scripts would write their default.
+
+The keys are sd-scripts' train_network.py ones (commit 48d368fa, lines 1003-1221): the training
+keys below for every run, plus the dataset keys of the run's mode (backend/data/summary.py: flat
+keys for the folder convention and --in_json, `ss_datasets` for --dataset_config). Full fine-tunes
+carry the same record without the network keys (sd-scripts' fine_tune writes only `modelspec.*`).
+Model hashes are written for a single-file base model only: for a diffusers folder sd-scripts
+writes the placeholder "IsADirectory", which identifies nothing.
 """
 
 from __future__ import annotations
@@ -64,10 +71,10 @@ class RunFacts:
     optimizer_description: str
     text_encoder_lr: Any = None
     num_validation_images: int = 0
-    network_args: dict[str, Any] = field(default_factory=dict)
-    datasets: list[dict[str, Any]] = field(default_factory=list)
-    tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
-    dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+    network_args: dict[str, Any] | None = None  # as recorded in ss_network_args (None: no --network_args)
+    # The ss_* keys describing the datasets (backend/data/summary.dataset_metadata): their shape
+    # depends on the dataset mode, as in sd-scripts.
+    dataset_keys: dict[str, str] = field(default_factory=dict)
     resolution: tuple[int, int] = (512, 512)
 
 
@@ -121,11 +128,9 @@ def training_metadata(args: argparse.Namespace, facts: RunFacts) -> dict[str, st
         ss_optimizer=facts.optimizer_description,
         ss_debiased_estimation=bool(getattr(args, "debiased_estimation_loss", False)),
         ss_sd_scripts_commit_hash=IMPLEMENTATION_VERSION,
-        ss_datasets=json.dumps(facts.datasets),
-        ss_tag_frequency=json.dumps(facts.tag_frequency),
-        ss_dataset_dirs=json.dumps(facts.dataset_dirs),
     )
-    if facts.network_args:
+    values.update(facts.dataset_keys)
+    if facts.network_args is not None:
         values["ss_network_args"] = json.dumps(facts.network_args)
     model = getattr(args, "pretrained_model_name_or_path", None)
     if model:
@@ -134,6 +139,18 @@ def training_metadata(args: argparse.Namespace, facts: RunFacts) -> dict[str, st
             values["ss_new_sd_model_hash"] = file_sha256(model)
         values["ss_sd_model_name"] = os.path.basename(os.path.normpath(model))
     return {key: str(value) for key, value in values.items()}
+
+
+def recorded_network_args(args: argparse.Namespace, network_args: dict[str, Any]) -> dict[str, Any] | None:
+    """ss_network_args as sd-scripts records them: None without --network_args; else the key=value
+    pairs plus the `dropout` it hands every module (--network_dropout, unless given there), except
+    with --dim_from_weights, where it hands none (train_network.py:664-676, 1203-1204)."""
+    if not getattr(args, "network_args", None):
+        return None
+    recorded = dict(network_args)
+    if not getattr(args, "dim_from_weights", False):
+        recorded.setdefault("dropout", getattr(args, "network_dropout", None))
+    return recorded
 
 
 def progress_metadata(base: dict[str, str], *, epoch: int, steps: int, finished: bool) -> dict[str, str]:

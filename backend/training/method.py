@@ -13,6 +13,8 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from backend.finite_weights import WeightProblems
+
 T = TypeVar("T")
 
 
@@ -38,4 +40,8 @@ class TrainingMethod(Protocol):
     def before_save(self, accelerator: Any) -> None:
         """Called on every process before the main one saves (collectives allowed)."""
     def written_paths(self, path: Path) -> list[Path]: ...
+    def weight_problems(self, dtype: torch.dtype | None) -> WeightProblems:
+        """Non-finite values in the trained weights a save would write (cast to `dtype`); checked before every save."""
+    def saved_bytes(self, dtype: torch.dtype | None) -> int:
+        """The size of one model save (for the free-space checks)."""
     def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path: ...

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from backend.atomic import atomic_path
+from backend.finite_weights import WeightProblems, check_weights
 from backend.models.components import Components
 from backend.models.keymap_unet import unet_module_to_original
 from backend.networks.args import parse_network_args
@@ -144,14 +145,19 @@ class NetworkTraining:
     def written_paths(self, path: Path) -> list[Path]:
         return [path]
 
+    def weight_problems(self, dtype: torch.dtype | None) -> WeightProblems:
+        """Non-finite weights in what a save writes (the network's state, cast to `dtype`)."""
+        return check_weights(self.network.state_dict(), dtype)
+
+    def saved_bytes(self, dtype: torch.dtype | None) -> int:
+        """The size of one saved network file, for the free-space check."""
+        return sum(t.numel() * (dtype or t.dtype).itemsize for t in self.network.state_dict().values()
+                   if isinstance(t, torch.Tensor))
+
     def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path:
-        """Write the network file under a temporary name, then rename: never a half-written file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
-        try:
-            self.network.save_weights(str(partial), dtype, metadata if path.suffix == ".safetensors" else None)
-            os.replace(partial, path)
-        finally:
-            if partial.exists():
-                partial.unlink()
+        """Write the network file under a temporary name, then rename: never a half-written file.
+
+        The temporary name keeps the suffix: network modules choose the format by it."""
+        with atomic_path(path, keep_suffix=True) as temp:
+            self.network.save_weights(str(temp), dtype, metadata if path.suffix == ".safetensors" else None)
         return path

@@ -25,9 +25,14 @@ from backend.networks.loader import NetworkModuleError, load_network_module, unr
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.schema import LORA_COMMANDS, SDXL_COMMANDS
+from backend.options.value_warnings import value_warnings
+from backend.training.attention import attention_warnings
 from backend.training.checkpoints import read_train_state
 from backend.training.finetune_preflight import check_finetune
+from backend.training.lr_check import learning_rate_warning
 from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
+from backend.training.output_space import output_problems
+from backend.training.resume_check import mismatch_message, record_mismatches, run_record
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
 from backend.training.sharded import launch_problems
 
@@ -86,8 +91,10 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
             f"--pretrained_model_name_or_path {path}: not found. Give a .safetensors/.ckpt file or a diffusers "
             "folder on this machine (hub ids are not downloaded by the trainer)."
         )
-    except ModelMismatchError as exc:
+    except ModelMismatchError as exc:  # also ModelFileError: a damaged, cut short or foreign file
         plan.errors.append(str(exc))
+    except OSError as exc:  # e.g. no permission to read it
+        plan.errors.append(f"--pretrained_model_name_or_path {path}: cannot be read ({exc.strerror or exc})")
     else:
         _check_tokenizers(args, plan)
 
@@ -102,6 +109,11 @@ def _check_tokenizers(args: argparse.Namespace, plan: RunPlan) -> None:
         load_family_tokenizers(plan.model.family, args.tokenizer_cache_dir)
     except TokenizerUnavailableError as exc:
         plan.errors.append(str(exc))
+    except (OSError, ValueError) as exc:  # a cached tokenizer folder with damaged files
+        plan.errors.append(
+            f"--tokenizer_cache_dir {args.tokenizer_cache_dir}: the cached tokenizer cannot be read ({exc}); delete "
+            "its folder there to download it again, or copy a working tokenizer (vocab.json and merges.txt) into it"
+        )
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -154,6 +166,9 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
 
 
 def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
+    rate_warning = learning_rate_warning(args, plan.command)
+    if rate_warning:
+        plan.warnings.append(rate_warning)
     optimizer = resolve_optimizer_name(args)
     device = "cuda" if _cuda_available() else "cpu"
     problem = check_optimizer_available(optimizer, device, args.optimizer_args)
@@ -183,13 +198,10 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
                 "--torch_compile on the CPU: measured slower than without it here (full SD 1.5 LoRA: 2.2 vs "
                 "1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs"
             )
-    if args.mem_eff_attn and args.xformers:
-        plan.errors.append("--mem_eff_attn and --xformers choose different attention kernels; keep one")
+    plan.warnings += attention_warnings(args, device)
     if device == "cpu" and (args.mem_eff_attn or args.lowram):
         flags = " and ".join(f"--{n}" for n in ("lowram", "mem_eff_attn") if getattr(args, n))
         plan.warnings.append(f"{flags}: GPU memory options; they change nothing when training on the CPU")
-    if args.xformers and importlib.util.find_spec("xformers") is None:
-        plan.errors.append("--xformers: the xformers package is not installed; drop the flag (SDPA is the default)")
     if args.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
         plan.errors.append("--log_with wandb: the wandb package is not installed (pip install wandb)")
     if args.resume:
@@ -263,6 +275,34 @@ def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
         return
 
 
+def _check_output(args: argparse.Namespace, plan: RunPlan) -> None:
+    """Every folder the run writes can be written, and (where the size is known now) has room."""
+    images = [s.image_dir for spec in plan.dataset_specs for s in spec.subsets if s.image_dir]
+    dataset = plan.report.get("dataset") or {}
+    steps = (dataset["total_steps"], dataset["epochs"]) if "total_steps" in dataset else None
+    trained = None
+    if plan.command not in LORA_COMMANDS:
+        trained = {"unet"} if args.learning_rate > 0 else set()
+        if args.train_text_encoder:
+            trained |= {"text_encoder1", "text_encoder2"}
+    plan.errors += output_problems(args, images, steps, trained)
+
+
+def _check_resume(args: argparse.Namespace, plan: RunPlan) -> None:
+    """--resume: the state's recorded settings (network, method, model family, optimizer) match this run's."""
+    if not args.resume:
+        return
+    try:
+        saved = read_train_state(args.resume).run
+    except FileNotFoundError:
+        return  # said by _check_training
+    if saved:
+        family = plan.model.family if plan.model else None
+        differences = record_mismatches(saved, run_record(args, plan.command, family))
+        if differences:
+            plan.errors.append(mismatch_message(args.resume, differences))
+
+
 def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
     """The training method's own options: a network (LoRA commands) or the fine-tune's."""
     if plan.command in LORA_COMMANDS:
@@ -279,6 +319,7 @@ def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
 
 def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     plan = RunPlan(command)
+    plan.warnings += value_warnings(args, command)
     _check_model(args, plan)
     _dataset_specs(args, plan)
     _check_dataset(args, plan)
@@ -286,6 +327,8 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     _check_training(args, plan)
     _check_text_cache(args, plan)
     _check_validation(args, plan)
+    _check_output(args, plan)
+    _check_resume(args, plan)
     if plan.model is not None:
         plan.report["model"] = {
             "path": plan.model.path,

@@ -27,6 +27,7 @@ from backend.models.files import model_identity
 from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
 from backend.options.schema import FINETUNE_COMMANDS
+from backend.training.attention import attention_warnings, use_xformers
 from backend.training.checkpoints import OutputNames, TrainState, output_names, read_train_state
 from backend.training.compile import compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
@@ -40,6 +41,8 @@ from backend.training.noise import NoiseConfig, create_noise_scheduler
 from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
 from backend.training.preflight import RunPlan, total_steps, world_size
 from backend.training.progress import ProgressReporter
+from backend.training.resume_check import check_state_fits
+from backend.training.run_errors import ResumeMismatch
 from backend.training.schedulers import create_scheduler_from_args
 from backend.training.sharded import accelerator_backend, prepare_sharded
 from backend.training.text_cache import TextEncoderCache, prepare_text_cache
@@ -155,8 +158,10 @@ def place_model(args: argparse.Namespace, accelerator: Accelerator, components: 
         return_freed_memory_to_os()  # the 16-bit weights just freed would otherwise stay in the heap
     vae_dtype = torch.float32 if args.no_half_vae else weight_dtype
     components.vae.to(device=device, dtype=vae_dtype).eval()
-    if args.xformers:
+    if use_xformers(args, device.type):
         components.unet.enable_xformers_memory_efficient_attention()
+    for warning in attention_warnings(args, device.type):  # preflight said it too; the log keeps it
+        logger.warning(warning)
     if args.gradient_checkpointing:
         components.unet.enable_gradient_checkpointing()
         for index, encoder in enumerate(components.text_encoders, start=1):
@@ -221,6 +226,25 @@ def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerat
     return group
 
 
+def load_resume_state(accelerator: Accelerator, folder: str, method: TrainingMethod, optimizer: Any) -> TrainState:
+    """accelerate's state loaded into this run's objects, after checking that it fits them (names and
+    shapes of the saved weights, the optimizer's groups), so a state of another network or optimizer is a
+    clear error, not a traceback (or a crash at the first step)."""
+    resume_state = read_train_state(folder)
+    check_state_fits(folder, method.state_objects(), optimizer)
+    try:
+        accelerator.load_state(folder)
+    except Exception as exc:
+        logger.exception("loading the training state %s failed", folder)  # the traceback, for a bug report
+        raise ResumeMismatch(
+            f"--resume {folder} could not be loaded into this run ({type(exc).__name__}: {str(exc)[:300]}). The "
+            "state was probably saved with other settings (optimizer, network, model, or number of processes)",
+            hint="Resume with the settings the state was saved with, or start without --resume.",
+        ) from exc
+    logger.info("resumed from %s at step %d", folder, resume_state.global_step)
+    return resume_state
+
+
 def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> TrainingRun:
     accelerator = make_accelerator(args, command)
     if args.seed is None:
@@ -266,11 +290,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     for state_object in method.state_objects():
         accelerator.register_for_checkpointing(state_object)
 
-    resume_state = None
-    if args.resume:
-        accelerator.load_state(args.resume)
-        resume_state = read_train_state(args.resume)
-        logger.info("resumed from %s at step %d", args.resume, resume_state.global_step)
+    resume_state = load_resume_state(accelerator, args.resume, method, optimizer) if args.resume else None
 
     noise_config = NoiseConfig.from_args(args)
     noise_config.validate()

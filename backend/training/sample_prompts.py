@@ -147,10 +147,14 @@ def load_sample_prompts(path: str | Path) -> list[SamplePrompt]:
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".toml", ".json"):
         raise PromptFileError(f"{path}: prompt files must end in .txt, .toml or .json")
+    from backend.options.toml_lines import TomlSyntaxError, read_toml_text
+
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Notepad writes a BOM
+        text = read_toml_text(path)  # UTF-8 without the BOM Notepad may write
     except OSError as exc:
         raise PromptFileError(f"{path}: cannot read the prompt file: {exc}") from None
+    except TomlSyntaxError as exc:  # not UTF-8
+        raise PromptFileError(exc.located(str(path), "cannot read the prompt file")) from None
     if suffix == ".txt":
         lines = [
             (n, line)
@@ -164,12 +168,12 @@ def load_sample_prompts(path: str | Path) -> list[SamplePrompt]:
 
 
 def _from_toml(path: Path, text: str) -> list[SamplePrompt]:
-    import toml
+    from backend.options.toml_lines import TomlSyntaxError, load_toml
 
     try:
-        data = toml.loads(text)
-    except toml.TomlDecodeError as exc:
-        raise PromptFileError(f"{path}: not valid TOML: {exc}") from None
+        data = load_toml(text)
+    except TomlSyntaxError as exc:
+        raise PromptFileError(exc.located(str(path), "not valid TOML")) from None
     table = data.get("prompt")
     subsets = table.get("subset") if isinstance(table, dict) else None
     if not isinstance(subsets, list) or not subsets:

@@ -21,7 +21,9 @@ def test_report_summarizes_subsets_captions_problems_and_buckets(tmp_path: Path)
     assert [Path(p["path"]).name for p in report["problems"]] == ["broken.png"]
     (dataset,) = report["datasets"]
     (subset,) = dataset["subsets"]
-    assert subset["images"] == 5 and subset["captions_found"] == 0 and subset["captions_missing"] == 5
+    # Counts are of the images that can be read (broken.png is a problem, not an image to train on).
+    assert subset["images"] == 4 and subset["unreadable_images"] == 1
+    assert subset["captions_found"] == 0 and subset["captions_missing"] == 4
     assert "--caption_extension .txt" in subset["caption_hint"]
     assert dataset["buckets"] == [{"resolution": [64, 64], "images": 4, "count": 40, "batches": 20}]
     assert report["num_batches_per_epoch"] == 20

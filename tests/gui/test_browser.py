@@ -13,10 +13,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,11 +42,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def gui_server(*flags: str) -> Iterator[str]:
+def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The GUI on a free port. Its last-form files go to a temporary folder (never the user's), unless
+    `env` names one in KOHYA_GUI_STATE_DIR."""
     port = free_port()
+    state = tempfile.TemporaryDirectory(prefix="gui-state-")
     process = subprocess.Popen(
         [sys.executable, "kohya_gui.py", "--headless", "--server_port", str(port), *flags],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "KOHYA_GUI_STATE_DIR": state.name, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -61,6 +66,7 @@ def gui_server(*flags: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+        state.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -123,19 +129,24 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             fill(page, "opt_pretrained_model_name_or_path", str(model))
             fill(page, "opt_train_data_dir", str(tmp_path / "data"))
             fill(page, "opt_resolution", "64")
+            fill(page, "opt_max_train_epochs", "")  # the LoRA tab counts in epochs (10); this run in steps
             fill(page, "opt_max_train_steps", "2")
             fill(page, "opt_seed", "7")
-            open_group(page, "dataset", t.group_label("dataset"))
-            fill(page, "opt_caption_extension", ".txt")
+            expect(field(page, "opt_caption_extension")).to_have_value(".txt")  # the GUI's caption default
             open_group(page, "advanced", t.group_label("advanced"))
             fill(page, "opt_max_data_loader_n_workers", "0")
-            open_group(page, "saving", t.group_label("saving"))
-            fill(page, "opt_output_dir", str(out))
+            fill(page, "opt_output_dir", str(out))  # in the essentials, not in the closed "Saving" section
             fill(page, "opt_output_name", "tiny")
             page.screenshot(path=shots / "en_form.png", full_page=True)
 
+            # Print command names the config file that Start then writes (issue 14, item 20).
+            page.locator("#lora_print").click()
+            expect(page.locator("#lora_message")).to_contain_text(".toml", timeout=60_000)
+            printed = next(word for word in page.locator("#lora_message").inner_text().split() if word.endswith(".toml"))
             page.locator("#lora_start").click()
             expect(page.locator("#lora_message")).to_contain_text(t.t("ui.started", path="")[:10], timeout=60_000)
+            expect(page.locator("#lora_message")).to_contain_text(printed)
+            assert Path(printed).is_file()
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.finished"), timeout=600_000)
             expect(page.locator("#lora_progress")).to_contain_text(t.t("ui.step_of", step=2, total=2))
             page.screenshot(path=shots / "en_finished.png", full_page=True)
@@ -159,25 +170,41 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             fill(page, "opt_max_train_steps", "100000")
             page.locator("#lora_start").click()
             expect(page.locator("#lora_progress")).to_contain_text("of 100000", timeout=180_000)
+            # A reload during the run shows that run's settings, not the defaults (item 20); the fine-tune
+            # tab does not show the LoRA run as its own but names the tab it runs in.
+            fill(page, "opt_max_train_steps", "777")  # edited after the start: not what is running
+            page.reload()
+            page.wait_for_selector("#model_type", timeout=60_000)
+            expect(field(page, "opt_max_train_steps")).to_have_value("100000", timeout=30_000)
+            expect(field(page, "opt_output_dir")).to_have_value(str(out))
+            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.running"), timeout=30_000)
+            page.locator("#tab_finetune-button").click()
+            expect(field(page, "finetune_status")).to_have_value(
+                t.t("ui.other_run_running", tab=t.t("ui.tab.lora")), timeout=30_000
+            )
+            expect(page.locator("#finetune_progress")).not_to_contain_text("100000")
+            page.screenshot(path=shots / "en_finetune_tab_during_lora_run.png", full_page=False)
+            page.locator("#tab_lora-button").click()
             page.locator("#lora_stop").click()
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.stopped"), timeout=60_000)
             fill(page, "opt_max_train_steps", "2")
 
             fill(page, "preset_name", preset_name)
-            page.locator("#preset_save_as").click()
+            page.locator("#preset_save").click()
             expect(page.locator("#preset_message")).to_contain_text(preset_name, timeout=30_000)
             assert (USER_DIR / f"{preset_name}.json").is_file()
 
-            page.reload()
+            page.reload()  # no run now: the form as it was left
             page.wait_for_selector("#model_type", timeout=60_000)
-            expect(field(page, "opt_max_train_steps")).to_have_value("1600")
+            expect(field(page, "opt_max_train_steps")).to_have_value("2", timeout=30_000)
+            fill(page, "opt_max_train_steps", "5")
+            fill(page, "opt_train_data_dir", "")
             field(page, "preset_select").click()
             page.get_by_role("option", name=preset_name, exact=True).click()
             page.locator("#preset_load").click()
             expect(page.locator("#preset_message")).to_contain_text(preset_name, timeout=30_000)
             expect(field(page, "opt_max_train_steps")).to_have_value("2")
             expect(field(page, "opt_train_data_dir")).to_have_value(str(tmp_path / "data"))
-            open_group(page, "saving", t.group_label("saving"))
             expect(field(page, "opt_output_name")).to_have_value("tiny")
             # The run belongs to the GUI process: the reloaded page still shows the last one (stopped).
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.stopped"), timeout=30_000)
@@ -188,7 +215,15 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             expect(page.locator("#preset_message")).to_contain_text("sd15_standard.json", timeout=30_000)
             expect(field(page, "opt_network_dim")).to_have_value("32")
             expect(field(page, "opt_output_name")).to_have_value("sks_dog_v1")
+            expect(field(page, "netarg_rank_dropout")).to_have_value("0.1")  # the network's own field
             page.screenshot(path=shots / "en_kohya_imported.png", full_page=True)
+            # A LyCORIS config keeps its network type and fields (issue 14, item 13).
+            fill(page, "kohya_config_path", str(REPO / "tests" / "gui" / "data" / "kohya_configs" / "sdxl_lycoris_locon.json"))
+            page.locator("#kohya_import").click()
+            expect(page.locator("#preset_message")).to_contain_text("sdxl_lycoris_locon.json", timeout=30_000)
+            expect(field(page, "network_type")).to_have_value("LyCORIS/LoCon")
+            expect(field(page, "netarg_conv_dim")).to_have_value("8")
+            expect(field(page, "netarg_conv_alpha")).to_have_value("4")
     finally:
         (USER_DIR / f"{preset_name}.json").unlink(missing_ok=True)
         if not prompts_existed:

@@ -55,12 +55,13 @@ def test_caption_a_folder_with_blip_then_edit_it(browser: object, tiny_blip: Pat
         expect(field(page, "captioning_status")).to_have_value(t.t("ui.status.finished"), timeout=300_000)
         expect(page.locator("#captioning_progress")).to_contain_text(t.t("ui.step_of", step=3, total=3))
         page.screenshot(path=shots / "en_captioning.png", full_page=True)
-        captions = {name: (data / f"{name}.caption").read_text(encoding="utf-8").strip() for name in COLORS}
+        captions = {name: (data / f"{name}.txt").read_text(encoding="utf-8").strip() for name in COLORS}
         assert all(captions.values()), captions
 
         open_tab(page, t.t("ui.tab.caption_editor"))
         fill(page, "capedit_folder", str(data))
-        fill(page, "capedit_extension", ".caption")
+        # BLIP wrote .txt and the editor reads .txt: one caption default in every form (item 19).
+        sync_api.expect(field(page, "capedit_extension")).to_have_value(".txt")
         page.locator("#capedit_load").click()
         expect(page.locator("#capedit_message")).to_contain_text("3 images", timeout=30_000)
         expect(field(page, "capedit_caption_0")).to_have_value(captions["blue"])  # sorted: blue, green, red
@@ -68,18 +69,18 @@ def test_caption_a_folder_with_blip_then_edit_it(browser: object, tiny_blip: Pat
         fill(page, "capedit_caption_0", "a blue square, edited in the browser")
         page.locator("#capedit_save_0").click()
         expect(page.locator("#capedit_message")).to_contain_text("Saved 1", timeout=30_000)
-        assert (data / "blue.caption").read_text(encoding="utf-8") == "a blue square, edited in the browser\n"
-        assert (data / "red.caption").read_text(encoding="utf-8").strip() == captions["red"]
+        assert (data / "blue.txt").read_text(encoding="utf-8") == "a blue square, edited in the browser\n"
+        assert (data / "red.txt").read_text(encoding="utf-8").strip() == captions["red"]
 
         fill(page, "capedit_bulk_tag", "sks")
         page.locator("#capedit_bulk_first").locator("input").check()
         page.locator("#capedit_preview").click()
         expect(field(page, "capedit_preview_text")).to_have_value(re.compile("-> 'sks, a blue square"), timeout=30_000)
-        assert not (data / "green.caption").read_text(encoding="utf-8").startswith("sks")  # preview writes nothing
+        assert not (data / "green.txt").read_text(encoding="utf-8").startswith("sks")  # preview writes nothing
         page.locator("#capedit_apply").click()
         expect(page.locator("#capedit_message")).to_contain_text("Wrote 3", timeout=30_000)
         for name in COLORS:
-            assert (data / f"{name}.caption").read_text(encoding="utf-8").startswith("sks, "), name
+            assert (data / f"{name}.txt").read_text(encoding="utf-8").startswith("sks, "), name
         expect(field(page, "capedit_caption_0")).to_have_value("sks, a blue square, edited in the browser")
         expect(page.locator("#capedit_tags")).to_contain_text("sks")
         page.screenshot(path=shots / "en_caption_editor.png", full_page=True)

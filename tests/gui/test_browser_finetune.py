@@ -26,7 +26,7 @@ def test_fine_tune_tab_metadata_step_then_training(browser: object, tiny: object
     t = Translator("en")
     model = tiny.get("sd15").path
     images = tmp_path / "imgs"
-    make_images(images, 2, caption="a photo of a cat", caption_extension=".caption")
+    make_images(images, 2, caption="a photo of a cat")  # .txt: the GUI's caption default, in the tool too
     meta = tmp_path / "meta.json"
     out = tmp_path / "out"
     with gui_server("--language", "en") as url:

@@ -313,7 +313,7 @@ def test_cmd_line_reaches_the_program_unchanged(batch: bool) -> None:
 
 
 def test_cmd_refuses_line_breaks() -> None:
-    with pytest.raises(ValueError, match="line breaks"):
+    with pytest.raises(ValueError, match="line break"):
         format_cmd(["python.exe", "two\nlines"])
 
 
@@ -330,7 +330,7 @@ def test_exported_scripts_run_the_same_command(tmp_path: Path) -> None:
     tail = format_bash(argv[1:])
     assert sh.read_text(encoding="utf-8") == (
         "#!/usr/bin/env bash\n"
-        "# Runs from the repository root with its venv; run 1.bat is the Windows equivalent.\n"
+        "# Runs from the repository root with its venv; the .bat file of the same name is the Windows equivalent.\n"
         f"cd {format_bash([str(REPO)])} || exit 1\n"
         f"exec venv/bin/python {tail}\n"
     )

@@ -18,11 +18,13 @@ import pytest
 from backend.options import parse_args
 from backend.options.schema import options_for
 from backend.options.sd_scripts_flags import sd_scripts_flags
+from gui import kohya_import_convert
 from gui.kohya_import import (
     REASONS,
     ImportResult,
     KohyaImportError,
     convert_kohya_config,
+    format_report,
     main,
     write_run_files,
 )
@@ -122,14 +124,15 @@ def test_secrets_never_travel(name: str, tmp_path: Path) -> None:
 # --- each fixture ----------------------------------------------------------------------------
 
 
-def test_sd15_standard_lora() -> None:
+def test_sd15_standard_lora(no_xformers) -> None:
     result = convert("sd15_standard")
     options = result.options
     assert result.command == "train_network" and result.network_type == "Standard"
     assert "network_module" not in options  # networks.lora is the default
+    # As the LoRA tab writes them: the type's fields first (rank_dropout), then the rest as kohya_ss wrote it.
     assert options["network_args"] == [
-        "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1", "mid_lr_weight=1", "up_lr_weight=0,0,0,0,0,0,1,1,1,1,1,1",
-        "block_lr_zero_threshold=0.1", "rank_dropout=0.1", "loraplus_unet_lr_ratio=4",
+        "rank_dropout=0.1", "down_lr_weight=1,1,1,1,1,1,1,1,1,1,1,1", "mid_lr_weight=1",
+        "up_lr_weight=0,0,0,0,0,0,1,1,1,1,1,1", "block_lr_zero_threshold=0.1", "loraplus_unet_lr_ratio=4",
     ]  # fmt: skip
     assert options["network_dim"] == 32 and options["network_alpha"] == 16.0
     assert options["resolution"] == "512,512" and options["optimizer_type"] == "AdamW8bit"
@@ -137,11 +140,12 @@ def test_sd15_standard_lora() -> None:
     assert options["max_train_epochs"] == 10 and "max_train_steps" not in options  # from epoch
     assert options["lr_warmup_steps"] == 0.1  # lr_warmup 10 (%)
     assert options["text_encoder_lr"] == [5e-05] and options["unet_lr"] == 0.0001
-    assert options["xformers"] is True and "sdpa" not in options
+    assert options["sdpa"] is True and "xformers" not in options  # xformers is not installed (no_xformers)
     assert options["clip_skip"] == 2 and options["seed"] == 1234 and options["mixed_precision"] == "fp16"
     assert options["max_data_loader_n_workers"] == 2 and options["persistent_data_loader_workers"] is True
     # additional_parameters, each flag through the schema
-    assert options["max_grad_norm"] == 0.5 and options["caption_prefix"] == "photo, "
+    # Text is stripped as the GUI form reads it ("photo, " -> "photo,"; sd-scripts joins it with a space).
+    assert options["max_grad_norm"] == 0.5 and options["caption_prefix"] == "photo,"
     assert options["lowram"] is True  # --lowram in additional_parameters is an option of ours
     report = unmapped(result)
     assert "--lowram" not in report
@@ -158,10 +162,11 @@ def test_sdxl_lycoris_locon() -> None:
     options = result.options
     assert result.command == "sdxl_train_network" and result.network_type == "LyCORIS/LoCon"
     assert options["network_module"] == "lycoris.kohya"
+    # As the LoRA tab writes them (one conversion for both imports): algo, the fields in the tab's order
+    # with False flags left out (LyCORIS's default), then what no field covers, as kohya_ss wrote it.
     assert options["network_args"] == [
-        "preset=full", "conv_dim=8", "conv_alpha=4", "use_tucker=False", "rank_dropout=0", "bypass_mode=False",
-        "dora_wd=True", "module_dropout=0", "use_scalar=False", "rank_dropout_scale=False", "algo=locon",
-        "train_norm=False",
+        "algo=locon", "preset=full", "conv_dim=8", "conv_alpha=4", "rank_dropout=0", "module_dropout=0",
+        "dora_wd=True", "rank_dropout_scale=False",
     ]  # fmt: skip
     assert options["no_half_vae"] is True and options["cache_text_encoder_outputs"] is True
     assert options["sdpa"] is True and "xformers" not in options
@@ -184,10 +189,11 @@ def test_lycoris_lokr_with_prodigy_and_a_dataset_config() -> None:
     options = result.options
     assert result.network_type == "LyCORIS/LoKr"
     assert options["network_args"] == [
-        "preset=attn-mlp", "conv_dim=100000", "conv_alpha=1", "use_tucker=False", "rank_dropout=0",
-        "bypass_mode=False", "dora_wd=False", "module_dropout=0", "factor=8", "use_cp=False", "use_scalar=False",
-        "decompose_both=False", "rank_dropout_scale=False", "algo=lokr", "train_norm=False",
+        "algo=lokr", "preset=attn-mlp", "conv_dim=100000", "conv_alpha=1", "rank_dropout=0", "module_dropout=0",
+        "factor=8", "use_cp=False", "rank_dropout_scale=False",
     ]  # fmt: skip
+    # LyCORIS reads decompose_both's text, so kohya_ss's "decompose_both=False" trained with it on: said aloud.
+    assert any(w.startswith("decompose_both=False is left out") for w in result.warnings)
     assert options["optimizer_type"] == "Prodigy" and options["learning_rate"] == 1.0
     assert "betas=0.9,0.99" in options["optimizer_args"]
     assert options["dataset_config"].endswith("dataset.toml")
@@ -202,9 +208,8 @@ def test_lycoris_loha_on_sd2_with_multires_noise_and_extra_flags() -> None:
     options = result.options
     assert result.network_type == "LyCORIS/LoHa" and options["v2"] and options["v_parameterization"]
     assert options["network_args"] == [
-        "preset=full", "conv_dim=4", "conv_alpha=1", "use_tucker=True", "rank_dropout=0.05", "bypass_mode=False",
-        "dora_wd=False", "module_dropout=0.05", "use_scalar=False", "rank_dropout_scale=False", "algo=loha",
-        "train_norm=False",
+        "algo=loha", "preset=full", "conv_dim=4", "conv_alpha=1", "rank_dropout=0.05", "module_dropout=0.05",
+        "use_tucker=True", "rank_dropout_scale=False",
     ]  # fmt: skip
     assert options["multires_noise_iterations"] == 8 and options["multires_noise_discount"] == 0.2
     assert "noise_offset" not in options and "xformers" not in options and "sdpa" not in options
@@ -222,14 +227,14 @@ def test_kohya_dylora() -> None:
     assert result.network_type == "DyLoRA"
     assert result.options["network_module"] == "networks.dylora"
     # sd-scripts' DyLoRA never read rank_dropout; ours would refuse it
-    assert result.options["network_args"] == ["conv_dim=32", "conv_alpha=16", "unit=4", "loraplus_lr_ratio=8"]
+    assert result.options["network_args"] == ["unit=4", "conv_dim=32", "conv_alpha=16", "loraplus_lr_ratio=8"]
     assert any("rank_dropout left out" in w for w in result.warnings)
     assert "sdpa" in result.options and "mixed_precision" not in result.options  # "no" is the default
     mismatch = convert_kohya_config({**load("sd15_kohya_dylora"), "conv_dim": 1})  # kohya_ss's default
     assert any("conv_dim 1 differs from network_dim 32" in w for w in mismatch.warnings)
 
 
-def test_old_config_with_use_8bit_adam_and_numbers_as_text() -> None:
+def test_old_config_with_use_8bit_adam_and_numbers_as_text(no_xformers) -> None:
     result = convert("old_2023_use_8bit_adam")
     options = result.options
     assert result.network_type == "Standard" and "network_args" not in options
@@ -238,9 +243,28 @@ def test_old_config_with_use_8bit_adam_and_numbers_as_text() -> None:
     assert options["text_encoder_lr"] == [5e-05]
     assert options["lr_warmup_steps"] == 0.1 and options["max_train_epochs"] == 4 and options["seed"] == 1234
     assert options["max_token_length"] == 150 and options["max_data_loader_n_workers"] == 1
-    assert options["xformers"] is True and options["clip_skip"] == 2
+    assert options["sdpa"] is True and options["clip_skip"] == 2
     assert result.unmapped == []  # every old key found a home or was empty
     assert any("use_8bit_adam" in w for w in result.warnings)
+
+
+@pytest.fixture
+def no_xformers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without the xformers package, whatever this one has."""
+    monkeypatch.setattr(kohya_import_convert, "xformers_installed", lambda: False)
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_xformers_becomes_sdpa_where_xformers_is_not_installed(installed: bool, monkeypatch) -> None:
+    """kohya_ss's "xformers" would fail here without the package; SDPA is the same memory-efficient attention."""
+    monkeypatch.setattr(kohya_import_convert, "xformers_installed", lambda: installed)
+    result = convert("sd15_lokr_prodigy")  # "xformers": "xformers", as in kohya_ss's own test configs
+    note = [w for w in result.warnings if w.startswith('xformers = "xformers" -> sdpa')]
+    if installed:
+        assert result.options["xformers"] is True and "sdpa" not in result.options and not note
+    else:
+        assert result.options["sdpa"] is True and "xformers" not in result.options
+        assert note and "not installed" in note[0] and f"\n  {note[0]}" in format_report(result)
 
 
 def test_older_spellings() -> None:
@@ -293,12 +317,7 @@ def test_native_kohya_lokr_becomes_lycoris_lokr() -> None:
         v26(sdxl=True, LoRA_type="Kohya LoKr", conv_dim=0, factor=4, rank_dropout=0)
     )
     assert result.network_type == "LyCORIS/LoKr"
-    assert result.options["network_args"] == [
-        "preset=attn-mlp",
-        "factor=4",
-        "algo=lokr",
-        "loraplus_unet_lr_ratio=4",
-    ]
+    assert result.options["network_args"] == ["algo=lokr", "preset=attn-mlp", "factor=4", "loraplus_unet_lr_ratio=4"]
     assert any("Kohya LoKr" in w for w in result.warnings)
 
 

@@ -7,14 +7,19 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
 from backend.networks.args import parse_network_args
 from gui import lora_actions
+from gui.command_builder import write_run_config
 from gui.i18n import Translator
-from gui.kohya_import import convert_kohya_config
+from gui.kohya_import import convert_kohya_config, write_run_files
 from gui.lora_actions import TabValues
+from gui.lora_tab import LoraTab, build_lora_tab
+from gui.network_types import NETWORK_ARGS, decompose
 from gui.tensorboard import TensorBoardServer
+from tests.trainer.helpers import make_images
 
 CONFIGS = Path(__file__).parent / "data" / "kohya_configs"
 T = Translator("en")
@@ -96,3 +101,106 @@ def test_the_import_report_headings_are_in_the_gui_language(tmp_path: Path) -> N
     assert Translator("ja").t("ui.kohya_reason.secret") in imported.message
     assert "huggingface_token" in imported.message  # details keep the key names
     assert "Dropped for safety" not in imported.message
+
+
+# --- the import through the form: what the tab shows and runs is what the command-line import writes ---
+
+
+@pytest.fixture(scope="module")
+def lora_tab() -> LoraTab:
+    with gr.Blocks():
+        return build_lora_tab(T, browse=None)
+
+
+def _kohya_locon(folder: Path) -> Path:
+    """kohya_ss's own LoCon (networks.lora with conv_dim/conv_alpha), from the v26 Standard save."""
+    data = json.loads((CONFIGS / "sd15_standard.json").read_text(encoding="utf-8"))
+    path = folder / "sd15_kohya_locon.json"
+    path.write_text(json.dumps({**data, "LoRA_type": "Kohya LoCon", "conv_dim": 8, "conv_alpha": 4}), encoding="utf-8")
+    return path
+
+
+IMPORTS = [
+    ("sdxl_lycoris_locon.json", "LyCORIS/LoCon"), ("sd2_loha.json", "LyCORIS/LoHa"),
+    ("sd15_lokr_prodigy.json", "LyCORIS/LoKr"), ("kohya_locon", "LoCon"), ("sd15_kohya_dylora.json", "DyLoRA"),
+    ("sd15_standard.json", "Standard"),
+]  # fmt: skip
+
+
+def _through_the_form(tab: LoraTab, config: Path, tmp_path: Path) -> TabValues:
+    """Import as the button does, show it in the widgets, and read the widgets back, as Start does."""
+    imported = lora_actions.import_kohya(str(config), T, prompts_dir=tmp_path)
+    assert imported.tab is not None, imported.message
+    return tab.read(tab.update(imported.tab))
+
+
+@pytest.mark.parametrize(("name", "network_type"), IMPORTS)
+def test_an_imported_network_survives_the_form(name: str, network_type: str, lora_tab: LoraTab, tmp_path: Path) -> None:
+    config = _kohya_locon(tmp_path) if name == "kohya_locon" else CONFIGS / name
+    shown = _through_the_form(lora_tab, config, tmp_path)
+    result = convert_kohya_config(json.loads(config.read_text(encoding="utf-8")))
+    assert shown.network_type == result.network_type == network_type
+    # The form's fields and free-text network_args are the split of what the command-line import writes.
+    split = decompose(result.options.get("network_module"), result.options.get("network_args"), network_type)
+    set_fields = {name for name, value in split.fields.items() if value is not False}
+    assert set(shown.network_fields) == set_fields
+    assert all(float(shown.network_fields[k]) == split.fields[k] for k in set_fields if NETWORK_ARGS[k].kind in ("int", "float"))
+    assert (shown.options.get("network_args") or []) == split.extra
+    run = shown.run_options()
+    assert run["network_module"] == result.options.get("network_module", "networks.lora")
+    assert run.get("network_args") == result.options.get("network_args")
+    # And the run's TOML is the command-line import's TOML, byte for byte (prompt files land in one place).
+    cli_toml = write_run_files(result, tmp_path / f"{config.stem}.toml")[-1]
+    gui_toml = write_run_config(shown.command, run, tmp_path / "gui.toml")
+    assert gui_toml.read_text(encoding="utf-8") == cli_toml.read_text(encoding="utf-8")
+
+
+def test_an_imported_lycoris_config_passes_preflight_from_the_form(lora_tab: LoraTab, tiny, tmp_path: Path) -> None:
+    """The reported case: LyCORIS/LoCon (conv dims, dim 16) on SDXL, with this machine's model and images."""
+    shown = _through_the_form(lora_tab, CONFIGS / "sdxl_lycoris_locon.json", tmp_path)
+    make_images(tmp_path / "img" / "1_style", 2)
+    shown.options.update(
+        pretrained_model_name_or_path=str(tiny.get("sdxl").path), train_data_dir=str(tmp_path / "img"),
+        output_dir=str(tmp_path / "out"), resolution="64,64", caption_extension=".txt",
+    )  # fmt: skip
+    report = lora_actions.preflight(shown, T)
+    assert report.startswith(f"### {T.t('ui.preflight_ok')}"), report
+
+
+def test_print_command_names_the_config_file_start_and_export_write(tmp_path: Path) -> None:
+    """Item 20: Print command and Start named different files (each took its own time stamp)."""
+    import re
+    import time
+
+    tab = TabValues(options={"pretrained_model_name_or_path": str(tmp_path / "m.safetensors"),
+                             "output_dir": str(tmp_path / "out"), "output_name": "x"})  # fmt: skip
+    when = time.time() - 3600  # printed an hour before Start
+    printed = lora_actions.print_command(tab, T, when)
+    config = re.search(r"(\S+\.toml)", printed.message)
+    assert config is not None and config.group(1) in printed.bash
+    exported = lora_actions.export(tab, T, when)
+    assert config.group(1) in exported and Path(config.group(1)).is_file()
+
+
+def test_the_last_form_is_kept_on_disk_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 20: a reload (or a crashed browser, or a restarted GUI) comes back to the form as it was left."""
+    from gui import form_state
+    from gui.training_kinds import FINETUNE, LORA
+
+    monkeypatch.setenv(form_state.STATE_DIR_ENV, str(tmp_path / "state"))
+    assert form_state.load_form(LORA) is None
+    tab = TabValues(options={"learning_rate": 0.0003, "output_dir": "/o"}, model_type="sdxl",
+                    network_type="LoCon", network_fields={"conv_dim": "4"}, accelerate={"num_processes": 2})  # fmt: skip
+    path = form_state.save_form(LORA, tab.form_data())
+    assert path == tmp_path / "state" / "lora_form.json"
+    loaded = form_state.load_form(LORA)
+    assert loaded is not None and loaded.values["learning_rate"] == 0.0003
+    assert loaded.values["network_args"] == ["conv_dim=4"]
+    assert loaded.gui == {"model_type": "sdxl", "network_type": "LoCon", "accelerate": {"num_processes": 2}}
+    assert form_state.load_form(FINETUNE) is None  # each tab its own
+    # A damaged value keeps the rest (and is reported); a file that is no JSON object restores nothing.
+    path.write_text(json.dumps({"learning_rate": "fast", "output_dir": "/o"}), encoding="utf-8")
+    partly = form_state.load_form(LORA)
+    assert partly is not None and partly.values == {"output_dir": "/o"} and partly.problems
+    path.write_text("[]", encoding="utf-8")
+    assert form_state.load_form(LORA) is None

@@ -98,3 +98,100 @@ def test_a_fine_tune_snapshot_loads_in_its_tab_only() -> None:
     assert (loaded.gui, loaded.values, loaded.problems) == ({"model_type": "sdxl"}, {"learning_rate": 1e-6, "ema": True}, [])
     assert parse_preset(snapshot).problems  # not a LoRA run
     assert any('"ema"' in message for message in parse_preset({"ema": True}).unknown)  # no EMA for LoRAs
+
+
+# --- Loading gives a defined form; broken files change nothing; Save never overwrites silently (item 18)
+
+from gui.i18n import Translator  # noqa: E402
+from gui.lora_actions import TabValues  # noqa: E402
+from gui.preset_load import kept_options, name_for_chosen, preset_outcome, save_target  # noqa: E402
+from gui.training_kinds import LORA  # noqa: E402
+
+T = Translator("en")
+
+
+def outcome(path: Path, current: TabValues, kind=LORA, t: Translator = T):  # noqa: ANN001, ANN201
+    return preset_outcome(load_preset(path, kind), path, path.stem, current, kind, t)
+
+
+def test_a_shipped_preset_loads_over_the_defaults_not_over_the_last_one() -> None:
+    """Prodigy's optimizer_args, U-Net only and the LoKr network do not survive loading another preset."""
+    mine = TabValues(options={"pretrained_model_name_or_path": "/m.safetensors", "output_dir": "/out",
+                              "output_name": "mine", "learning_rate": 0.5})  # fmt: skip
+    first = outcome(SHIPPED_DIR / "sdxl_lokr_prodigy.json", mine)
+    assert first.tab is not None and first.tab.options["optimizer_args"]
+    second = outcome(SHIPPED_DIR / "sdxl_low_vram.json", first.tab)
+    alone = outcome(SHIPPED_DIR / "sdxl_low_vram.json", mine)
+    assert second.tab is not None and alone.tab is not None
+    assert second.tab.form_data() == alone.tab.form_data()
+    assert "Prodigy" not in str(second.tab.form_data())
+    # The defaults apply to everything the preset does not hold; the user's paths and name stay.
+    assert "learning_rate" in second.tab.options and second.tab.options["learning_rate"] == 0.0001
+    assert {second.tab.options[name] for name in ("pretrained_model_name_or_path", "output_dir", "output_name")} \
+        == {"/m.safetensors", "/out", "mine"}
+    assert set(second.kept) == {"pretrained_model_name_or_path", "output_dir", "output_name"}
+    assert "output_dir" in second.message and "back to its default" in second.message
+
+
+def test_a_user_preset_is_the_whole_form(tmp_path: Path) -> None:
+    path = save_preset(tmp_path / "mine.json", {"learning_rate": 0.001, "output_dir": "/a"}, {"model_type": "sdxl"})
+    loaded = outcome(path, TabValues(options={"output_dir": "/current", "train_data_dir": "/data", "seed": 3}))
+    assert loaded.tab is not None and loaded.kept == []
+    assert loaded.tab.options == {"learning_rate": 0.001, "output_dir": "/a"}
+    assert (loaded.tab.model_type, loaded.tab.network_type, loaded.tab.accelerate) == ("sdxl", "Standard", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2]", "holds a list, not a JSON object"),
+        ('{\n  "learning_rate": 0.1,,\n}', "line 2, column"),
+        ('{\n  "model_type": "sd1",\n  "learning_rate": "fast"\n}', 'line 3: "learning_rate" expects a number'),
+        ('{"accelerate": [1]}', '"accelerate" must be an object'),
+        ('{"save_model_as": "diffusers"}', '"save_model_as" must be one of safetensors, ckpt, pt'),
+        ("", "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_broken_preset_changes_nothing_and_says_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(text, encoding="utf-8")
+    result = outcome(path, TabValues(options={"learning_rate": 0.123}))
+    assert result.tab is None  # the form keeps what it has
+    assert "not loaded" in result.message and str(path) in result.message and expected in result.message
+
+
+def test_broken_accelerate_values_are_named_in_the_ui_language(tmp_path: Path) -> None:
+    from gui.accelerate_form import accelerate_problems
+
+    ja = Translator("ja")
+    problems = accelerate_problems({"num_processes": 0, "main_process_port": "99999", "mixed_precision": "fp8",
+                                    "gpu_ids": "first"}, ja)  # fmt: skip
+    assert len(problems) == 4
+    assert any("プロセス数 (num_processes)" in p and "1 以上" in p for p in problems)
+    assert any("main_process_port" in p and "65535" in p for p in problems)
+    assert accelerate_problems({"num_processes": "2", "gpu_ids": "0,1", "mixed_precision": "bf16"}, ja) == []
+
+
+def test_save_goes_to_the_typed_name_and_asks_before_replacing(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "mine.json").write_text("{}", encoding="utf-8")
+    found = list_presets(SHIPPED_DIR, user)
+    # A typed name wins over the selected preset: no silent overwrite of "mine".
+    assert save_target("new one", "mine", found, user) == save_target("new one", None, found, user)
+    assert save_target("new one", "mine", found, user).path == user / "new_one.json"
+    assert not save_target("new one", "mine", found, user).exists
+    # Nothing typed: the selected user preset, flagged as existing (the tab then asks for Overwrite).
+    assert save_target("", "mine", found, user).path == user / "mine.json"
+    assert save_target("", "mine", found, user).exists
+    assert save_target("mine", None, found, user).exists
+    # A shipped preset is never the target; nothing typed and nothing chosen: no target.
+    assert save_target("", "[sdxl_locon]", found, user).path is None
+    assert save_target("  ", None, found, user).path is None
+    assert name_for_chosen("mine", found, user) == "mine" and name_for_chosen("[sdxl_locon]", found, user) == ""
+
+
+def test_kept_options_are_paths_and_the_output_name() -> None:
+    kept = kept_options(LORA)
+    assert {"pretrained_model_name_or_path", "train_data_dir", "output_dir", "output_name"} <= set(kept)
+    assert "learning_rate" not in kept and "resolution" not in kept

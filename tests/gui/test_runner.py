@@ -296,3 +296,28 @@ def test_real_lora_run_through_accelerate_and_the_exported_script(tiny, tmp_path
     second = load_file(lora)
     assert first.keys() == second.keys()
     assert all((first[key] == second[key]).all() for key in first)
+
+
+def test_a_run_keeps_its_kind_and_form_and_only_its_own_tab_shows_it(runner: TrainingRunner, tmp_path: Path) -> None:
+    """Item 20: a reload during a run restores that run's form; the other training tab names the run's tab."""
+    from gui import form_state
+    from gui.i18n import Translator
+    from gui.progress_panel import bar_status_html, other_kind_text
+    from gui.training_kinds import FINETUNE, LORA
+
+    form = {"model_type": "sdxl", "network_type": "LoCon", "learning_rate": 0.0002, "output_dir": "/out"}
+    runner.start(script(tmp_path, "time.sleep(30)\n"), meta={"kind": "lora", "form": form})
+    snapshot = wait_for(runner, lambda s: s["status"] == "running")
+    assert snapshot["kind"] == "lora" and runner.meta()["form"] == form
+    restored = form_state.run_form(runner.meta(), LORA)
+    assert restored is not None and restored.values == {"learning_rate": 0.0002, "output_dir": "/out"}
+    assert restored.gui == {"model_type": "sdxl", "network_type": "LoCon"}
+    assert form_state.run_form(runner.meta(), FINETUNE) is None  # not the fine-tune tab's run
+    ja = Translator("ja")
+    assert other_kind_text(snapshot, LORA, ja) is None
+    note = other_kind_text(snapshot, FINETUNE, ja)
+    assert note is not None and "「LoRA学習」タブ" in note and "実行中" in note
+    assert "「LoRA学習」タブ" in bar_status_html(snapshot, FINETUNE, ja)
+    runner.stop(timeout=5)
+    stopped = runner.snapshot()
+    assert "待機中" in (other_kind_text(stopped, FINETUNE, ja) or "")

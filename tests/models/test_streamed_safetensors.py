@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from backend.models.errors import ModelFileError
 from backend.models.files import read_checkpoint
 
 
@@ -55,5 +56,7 @@ def test_casts_floating_point_tensors_only(mixed_file: Path) -> None:
 def test_truncated_file_is_reported(mixed_file: Path, tmp_path: Path) -> None:
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(mixed_file.read_bytes()[:-8])
-    with pytest.raises(ValueError, match=r"cut\.safetensors is truncated"):
+    size = mixed_file.stat().st_size
+    with pytest.raises(ModelFileError, match=rf"cut\.safetensors: the file ends after {size - 8:,} of {size:,} bytes: "
+                       "the download or copy was cut short; download or copy it again"):
         read_checkpoint(cut)

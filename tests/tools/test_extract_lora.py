@@ -48,12 +48,17 @@ def test_extract_reproduces_a_low_rank_delta(tiny, tmp_path, capsys) -> None:
 
 
 def test_extract_flags_that_contradict_the_models_are_errors(tiny, tmp_path, capsys) -> None:
-    base = str(tiny.get("sd15").path)
+    # The same weights twice, as a diffusers folder and as a single file.
+    base, same = str(tiny.get("sd15").path), str(tiny.get("sd15", single_file=True).path)
     for flag in ("--sdxl", "--v2"):
         code = run_tool(extract_lora_from_models.main, [
-            "--model_org", base, "--model_tuned", base, "--save_to", str(tmp_path / "x.safetensors"), flag])
+            "--model_org", base, "--model_tuned", same, "--save_to", str(tmp_path / "x.safetensors"), flag])
         assert code == 2 and "check --sdxl/--v2" in capsys.readouterr().err
     code = run_tool(extract_lora_from_models.main, [
-        "--model_org", base, "--model_tuned", base, "--save_to", str(tmp_path / "x.safetensors"), "--min_diff", "0.001"])
+        "--model_org", base, "--model_tuned", same, "--save_to", str(tmp_path / "x.safetensors"), "--min_diff", "0.001"])
     assert code == 2 and "nothing to extract" in capsys.readouterr().err
+    # One path given twice is answered before any model is loaded.
+    code = run_tool(extract_lora_from_models.main, [
+        "--model_org", base, "--model_tuned", base, "--save_to", str(tmp_path / "x.safetensors")])
+    assert code == 2 and "are the same model" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()

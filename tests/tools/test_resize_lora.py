@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -42,11 +43,16 @@ def test_resize_to_lower_rank_keeps_delta_within_reported_error(make_lora, tmp_p
 def test_resize_at_full_rank_is_exact_and_hashes_are_recomputed(make_lora, tmp_path, capsys) -> None:
     source = make_lora(rank=4)
     out = tmp_path / "same.safetensors"
-    assert resize(capsys, "--model", str(source), "--save_to", str(out), "--new_rank", "16")[0] == 0
+    code, _, err = resize(capsys, "--model", str(source), "--save_to", str(out), "--new_rank", "16")
+    assert code == 0
+    # Capped as sd-scripts caps it, but said, and the metadata records the rank written.
+    assert "warning: --new_rank 16 is above the rank of the LoRA (4): a resize never adds rank, so the file is " \
+        "written at rank 4" in err
     before, after = load_lora(source), load_lora(out)
     for name, params in after.modules.items():
         assert params["lora_down.weight"].shape[0] == 4  # never above the original rank
         torch.testing.assert_close(module_delta(name, params), module_delta(name, before.modules[name]), atol=1e-4, rtol=1e-4)
+    assert (after.metadata["ss_network_dim"], after.metadata["ss_network_alpha"]) == ("4", "2.0")
     tensors = safetensors.torch.load_file(str(out))
     assert (after.metadata["sshs_model_hash"], after.metadata["sshs_legacy_hash"]) == precalculate_safetensors_hashes(
         tensors, after.metadata
@@ -91,3 +97,27 @@ def test_resize_trained_locon_and_cli_errors(trained_lora, make_lora, tmp_path, 
                           "--dynamic_method", "sv_fro")
     assert code == 2 and "--dynamic_param" in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_save_to_the_input_is_refused_and_the_source_kept(make_lora, tmp_path, capsys) -> None:
+    source = make_lora(rank=8)
+    original = source.read_bytes()
+    (tmp_path / "alias.safetensors").symlink_to(source)
+    for save_to in (source, tmp_path / "alias.safetensors", tmp_path / "sub" / ".." / source.name):
+        code, _, err = resize(capsys, "--model", str(source), "--save_to", str(save_to), "--new_rank", "4")
+        assert code == 2
+        assert f"--save_to {save_to} is the same file as --model {source}" in err
+        assert "a resized LoRA keeps only part of the original" in err and "give --save_to another name" in err
+    assert source.read_bytes() == original
+
+
+def test_conv_rank_above_the_locon_rank_is_said(trained_lora, tmp_path, capsys) -> None:
+    out = tmp_path / "r.safetensors"
+    code, _, err = resize(capsys, "--model", str(trained_lora), "--save_to", str(out), "--new_rank", "2",
+                          "--new_conv_rank", "6")
+    assert code == 0
+    assert "--new_conv_rank 6 is above the rank of the LoRA's 3x3 conv modules (4): a resize never adds rank, " \
+        "so they are written at rank 4" in err
+    assert "--new_rank 2" not in err
+    metadata = load_lora(out).metadata
+    assert metadata["ss_network_dim"] == "2" and json.loads(metadata["ss_network_args"])["conv_dim"] == "4"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors import safe_open
 
 from .finetune_helpers import assert_trained, ft_flags, prepare_metadata, same, weights
 from .helpers import run_trainer
+from .sd_scripts_metadata import NETWORK_KEYS, lora_keys, ss_keys
 
 STEPS = 4
 EMA_DECAY = 0.2  # below the warm-up's (1 + n) / (10 + n) from the third update on: both branches are used
@@ -59,6 +62,15 @@ def test_single_file_metadata(workflow):
     assert metadata["ss_learning_rate_unet"] == "0.001" and metadata["ss_ema_decay"] == str(EMA_DECAY)
     assert "ss_network_module" not in metadata and "ss_network_dim" not in metadata
     assert "diffusers_configs" in metadata  # our loader rebuilds the exact architecture from it
+    # --in_json: the LoRA trainer's record of that mode less the network keys, plus what was trained
+    # (issue 14, item 14; sd-scripts' fine_tune writes no ss_* key, so these are sd-scripts' LoRA keys).
+    expected = lora_keys(dataset_config=False, network_args=False, model_file=False) - NETWORK_KEYS
+    expected |= {"ss_train_unet", "ss_train_text_encoder", "ss_learning_rate_unet", "ss_ema", "ss_ema_decay"}
+    assert ss_keys(metadata) == expected
+    assert json.loads(metadata["ss_dataset_dirs"]) == {workflow["metadata"].name: {"n_repeats": 1, "img_count": 3}}
+    # Only the entries' tags are counted, as cleaned by clean_captions_and_tags (the rating tag is dropped).
+    assert json.loads(metadata["ss_tag_frequency"]) == {workflow["metadata"].name: {"long hair": 3, "shirt": 3}}
+    assert json.loads(metadata["ss_bucket_info"])["buckets"]  # prepare_buckets_latents' buckets
 
 
 def test_ema_matches_a_hand_computed_average(workflow):
@@ -109,3 +121,8 @@ def test_diffusers_folder_with_text_encoder_training(workflow, tmp_path):
     pipeline = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)
     for key, value in pipeline.unet.state_dict().items():
         assert torch.equal(value, saved["unet"][key]), key
+    # The trained text encoder in transformers 4's layout (sd-scripts pins 4.54), which 5 reads too.
+    te_keys = torch.load(folder / "text_encoder" / "pytorch_model.bin", weights_only=True).keys()
+    assert all(key.startswith("text_model.") for key in te_keys)
+    for key, value in pipeline.text_encoder.state_dict().items():
+        assert torch.equal(value, saved["text_encoder1"][key]), key

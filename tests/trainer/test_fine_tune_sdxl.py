@@ -42,7 +42,7 @@ def test_single_file_with_the_second_text_encoder_trained(workflow, tmp_path):
 
 def test_diffusers_folder_loads_with_from_pretrained(workflow, tmp_path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModelWithProjection
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     result = run_trainer("sdxl_train", *ft_flags(
         workflow["model"], workflow["folder"], workflow["metadata"], tmp_path, "--max_train_steps", "4",
@@ -60,6 +60,12 @@ def test_diffusers_folder_loads_with_from_pretrained(workflow, tmp_path):
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True)
     te2 = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2", local_files_only=True)
-    for module, name in ((unet, "unet"), (vae, "vae"), (te2, "text_encoder2")):
+    te1 = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", local_files_only=True)
+    for module, name in ((unet, "unet"), (vae, "vae"), (te1, "text_encoder1"), (te2, "text_encoder2")):
         state = module.state_dict()
-        assert all(torch.equal(state[k], v) for k, v in saved[name].items() if k in state), name
+        assert state.keys() == saved[name].keys(), name
+        assert all(torch.equal(state[k], v) for k, v in saved[name].items()), name
+    # Both text encoders in transformers 4's `text_model.` layout (issue 14, item 16).
+    for sub in ("text_encoder", "text_encoder_2"):
+        with safe_open(str(folder / sub / "model.safetensors"), "pt") as file:
+            assert all(k.startswith(("text_model.", "text_projection.")) for k in file.keys()), sub  # noqa: SIM118

@@ -91,6 +91,9 @@ def test_sdxl_lycoris_file_uses_sgm_names_and_reloads(sdxl_run):
     assert not any(k.startswith("lora_unet_down_blocks_") for k in keys)
     assert not any(k.startswith("lora_te") for k in keys)  # --network_train_unet_only
     assert any(k.endswith(".lokr_w1") for k in keys)
+    # As LyCORIS on sd-scripts' SGM U-Net: attn-mlp's TimestepEmbedding rule finds no time/label
+    # embedding there (issue 14, item 15).
+    assert not any("time_embed" in k or "label_emb" in k for k in keys)
     assert metadata["ss_network_module"] == "lycoris.kohya"
     assert metadata["ss_base_model_version"] == "sdxl_base_v1-0"
     assert metadata["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"

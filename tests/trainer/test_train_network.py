@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 
 from .helpers import base_flags, run_trainer
+from .sd_scripts_metadata import lora_keys, ss_keys
 
 
 def read_lora(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -70,6 +71,12 @@ def test_sd15_lora_has_sd_scripts_keys_and_metadata(sd15_run):
     assert metadata["modelspec.sai_model_spec"] == "1.0.1"
     assert len(metadata["sshs_model_hash"]) == 64 and len(metadata["sshs_legacy_hash"]) == 8
     assert "ss_session_id" in metadata and "ss_training_started_at" in metadata
+    # The folder convention: exactly sd-scripts' keys (issue 14, item 14), the dataset as flat keys.
+    assert ss_keys(metadata) == lora_keys(dataset_config=False, network_args=False, model_file=False)
+    assert metadata["ss_resolution"] == "(64, 64)" and metadata["ss_batch_size_per_device"] == "1"
+    assert (metadata["ss_enable_bucket"], metadata["ss_bucket_info"], metadata["ss_min_bucket_reso"]) == (
+        "False", "null", "None")
+    assert metadata["ss_reg_dataset_dirs"] == "{}" and metadata["ss_flip_aug"] == "False"
 
 
 def test_sd15_lora_loads_in_diffusers_and_changes_its_output(sd15_run):

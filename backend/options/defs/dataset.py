@@ -31,16 +31,26 @@ declare_all(
             "and merge tools; replaces the folder convention. Relative paths are resolved in --train_data_dir.",
         ),
         Option(
-            "dataset_repeats", "int", 1, group="folders", minimum=1,
-            help="How often each image from --in_json is used per epoch (the folder convention takes repeats "
-            "from folder names instead).",
+            "dataset_repeats", "int", 1, group="folders",
+            help="How often each image from --in_json is used per epoch (0 switches it off, as in sd-scripts); "
+            "also the repeats of --dataset_config subsets that set no num_repeats. Image folders take their "
+            "repeats from the folder names instead.",
+        ),
+        Option(
+            # Ours, not sd-scripts': a run-wide choice, so set on the command line or in --config_file (a
+            # --dataset_config naming it is refused as a training option and stays loadable by sd-scripts).
+            "skip_unreadable_images", "bool", False, group="folders",
+            help="Train without image files that cannot be read (empty, cut short, not an image) instead of "
+            "stopping before training. Without it such files are an error, all listed at once; with it they are "
+            "listed in one warning and left out of the image and step counts.",
         ),
         # --- captions --------------------------------------------------------------------------
         Option(
             "caption_extension", "str", ".caption", group="dataset", aliases=("caption_extention",),
-            help="Extension of caption files next to the images (image.png -> image.caption). Default "
-            "'.caption'; most taggers write '.txt', so set '.txt' for those. Only the first line is used. "
-            "Images without one train on their folder's class tokens, and the log says how many.",
+            help="Extension of caption files next to the images (image.png -> image.txt). The GUI's forms "
+            "start with '.txt', which the captioning and tagging tools write; the command line keeps "
+            "sd-scripts' default '.caption'. Only the first line is used. Images without one train on their "
+            "folder's class tokens, and the log says how many.",
         ),
         Option(
             "shuffle_caption", "bool", False, group="dataset",
@@ -54,6 +64,10 @@ declare_all(
         ),
         Option(
             "keep_tokens", "int", 0, group="dataset", minimum=0,
+            range_reason=(
+                "a count of tags, 0 = none kept; sd-scripts tests `> 0`, so a negative count silently keeps "
+                "none, never what a minus sign meant"
+            ),
             help="When shuffling (or with tag dropout), keep the first N comma-separated tags of the caption in "
             "place, e.g. 1 to keep a trigger word first. It counts tags, not tokenizer tokens, and has nothing "
             "to do with token frequency. Typical: 0 or 1.",
@@ -85,14 +99,26 @@ declare_all(
         ),
         Option(
             "caption_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
+            range_reason=(
+                "a probability: sd-scripts compares random() < rate, so above 1 every caption is dropped and"
+                " below 0 none is, silently"
+            ),
             help="Probability of training a sample with an empty caption (unconditional), e.g. 0.05. 0 = off.",
         ),
         Option(
             "caption_dropout_every_n_epochs", "int", 0, group="dataset", minimum=0,
+            range_reason=(
+                "a count of epochs, 0 = off; sd-scripts tests `> 0`, so a negative count is silently off "
+                "too, never what a minus sign meant"
+            ),
             help="Use empty captions for the whole of every Nth epoch (epochs N, 2N, ... counting from 1). 0 = off.",
         ),
         Option(
             "caption_tag_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
+            range_reason=(
+                "a probability: sd-scripts compares random() >= rate per tag, so above 1 every tag is "
+                "dropped and below 0 none is, silently"
+            ),
             help="Probability of leaving out each tag (except tags kept by --keep_tokens), per sample, e.g. 0.1. "
             "0 = off.",
         ),
@@ -125,6 +151,10 @@ declare_all(
         ),
         Option(
             "train_batch_size", "int", 1, group="basic", minimum=1,
+            range_reason=(
+                "sd-scripts splits each bucket into batches of this size (range() fails on a step of 0; a "
+                "negative size gives no batch)"
+            ),
             help="Images per training step. Batches are formed within one bucket, so a bucket with fewer images "
             "gives a smaller last batch. Typical: 1-4 for SDXL on 12-24 GB, 2-8 for SD 1.x.",
         ),
@@ -136,16 +166,29 @@ declare_all(
         ),
         Option(
             "min_bucket_reso", "int", 256, group="dataset", minimum=8,
+            range_reason=(
+                "a bucket side below 8 pixels is less than one latent pixel (the VAE downsamples by 8); "
+                "sd-scripts would build buckets of zero width at 0"
+            ),
             help="Smallest bucket side in pixels (default 256; at most the resolution's short side). Ignored with "
             "--bucket_no_upscale.",
         ),
         Option(
             "max_bucket_reso", "int", 1024, group="dataset", minimum=8,
+            range_reason=(
+                "a bucket side below 8 pixels is less than one latent pixel (the VAE downsamples by 8); "
+                "sd-scripts then fails its check that max_bucket_reso covers the resolution"
+            ),
             help="Largest bucket side in pixels (default 1024; at least the resolution's long side, e.g. 2048 for "
             "SDXL at 1024 to allow 2:1 images). Ignored with --bucket_no_upscale.",
         ),
         Option(
             "bucket_reso_steps", "int", 64, group="dataset", minimum=8,
+            range_reason=(
+                "with --enable_bucket sd-scripts refuses a step that 64 (SD) or 32 (SDXL) does not divide "
+                "and fails on 0 with a division by zero; below 8 pixels a bucket side is less than one "
+                "latent pixel"
+            ),
             help="Bucket sides are multiples of this (default 64). SD 1.x/2.x need 64, SDXL accepts 32.",
         ),
         Option(
@@ -172,6 +215,10 @@ declare_all(
         ),
         Option(
             "vae_batch_size", "int", 1, group="advanced", minimum=1,
+            range_reason=(
+                "sd-scripts fails on 0 when latents are not cached (range() with a step of 0) and treats it "
+                "as 1 when they are"
+            ),
             help="Images encoded per VAE call while caching latents (same bucket only). 1-4 is typical; higher "
             "needs more VRAM.",
         ),
@@ -183,6 +230,9 @@ declare_all(
         # --- loading and weighting -------------------------------------------------------------
         Option(
             "max_data_loader_n_workers", "int", 8, group="advanced", minimum=0,
+            range_reason=(
+                "PyTorch's DataLoader refuses a negative num_workers (ValueError), so sd-scripts fails there"
+            ),
             help="Processes that load and augment images in parallel (capped at the CPU count; 0 = load in the "
             "training process). Lower it if RAM is short; with cached latents 0-2 is enough.",
         ),
@@ -194,6 +244,10 @@ declare_all(
         Option(
             # sd-scripts adds it only where add_training_arguments(support_dreambooth=True): the LoRA trainers.
             "prior_loss_weight", "float", 1.0, group="advanced", minimum=0.0, commands=LORA_COMMANDS,
+            range_reason=(
+                "a negative weight makes the regularization images' loss negative (training would push their"
+                " error up)"
+            ),
             help="Loss weight of regularization images relative to training images (1.0 = equal).",
         ),
     ]

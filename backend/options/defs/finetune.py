@@ -19,16 +19,25 @@ declare_all(
         ),
         Option(
             "learning_rate_te", "float", None, minimum=0, group="basic", commands=("fine_tune",),
+            range_reason=(
+                "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
+            ),
             help="Learning rate of the text encoder with --train_text_encoder. Default: --learning_rate. 0 keeps "
             "the text encoder frozen. Typical: a half or a tenth of the U-Net's rate.",
         ),
         Option(
             "learning_rate_te1", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
+            range_reason=(
+                "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
+            ),
             help="Learning rate of SDXL's first text encoder (CLIP ViT-L) with --train_text_encoder. Default: "
             "--learning_rate. 0 keeps it frozen.",
         ),
         Option(
             "learning_rate_te2", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
+            range_reason=(
+                "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
+            ),
             help="Learning rate of SDXL's second text encoder (OpenCLIP bigG) with --train_text_encoder. "
             "Default: --learning_rate. 0 keeps it frozen.",
         ),

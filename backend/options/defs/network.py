@@ -26,6 +26,10 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=1,
+            range_reason=(
+                "sd-scripts' LoRA divides alpha by the rank (ZeroDivisionError at 0), and a layer cannot "
+                "have a negative size"
+            ),
             help="Rank of the LoRA matrices (empty = 4). Higher captures more detail and makes bigger files; "
             "typical 4-32 for characters and styles, 64-128 for complex concepts. For LoKr it is the rank of "
             "the factored parts (very large values such as 10000 mean full matrices).",
@@ -36,7 +40,6 @@ declare_all(
             1.0,
             group="network",
             commands=LORA_COMMANDS,
-            minimum=0,
             help="Scales the LoRA output by alpha/rank, so the effective learning rate shrinks as alpha drops "
             "below the rank. Default 1; common choices are 1, half the rank, or equal to the rank (no "
             "scaling, as in old LoRA versions). 0 means alpha = rank.",
@@ -49,6 +52,10 @@ declare_all(
             commands=LORA_COMMANDS,
             minimum=0,
             maximum=1,
+            range_reason=(
+                "a probability: PyTorch's dropout refuses values outside 0..1 (ValueError), so sd-scripts "
+                "fails at the first step"
+            ),
             help="Neuron dropout on the LoRA's rank-dimension activations during training (empty or 0 = off, "
             "1 drops everything). 0.1-0.3 can reduce overfitting. rank_dropout and module_dropout go in "
             "network_args.",
@@ -107,6 +114,9 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=0,
+            range_reason=(
+                "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
+            ),
             help="Learning rate for the U-Net LoRA (empty = --learning_rate). Typical 1e-4 with AdamW; "
             "1.0 with Prodigy/DAdaptation.",
         ),
@@ -127,6 +137,10 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=0,
+            range_reason=(
+                "0 turns it off; a negative maximum norm makes every weight's rescaling factor negative, "
+                "flipping the network's weights at every step"
+            ),
             help="After each step, scale down every LoRA module whose weight delta norm exceeds this value "
             "(max-norm regularization against overfitting and exploding weights). Empty = off; 1 is a good "
             "start.",

@@ -7,17 +7,29 @@ declare_all(
         # --- how long, how precise ---------------------------------------------------------------
         Option(
             "max_train_steps", "int", 1600, minimum=1, group="basic",
+            range_reason=(
+                "0 steps trains nothing: sd-scripts would then save the untrained network under the final "
+                "name"
+            ),
             help="Number of optimizer steps to train (default 1600). Ignored when --max_train_epochs is set, "
             "which is usually easier to reason about: steps = epochs x batches per epoch / "
             "gradient_accumulation_steps.",
         ),
         Option(
             "max_train_epochs", "int", None, minimum=1, group="basic",
+            range_reason=(
+                "0 epochs trains nothing: sd-scripts would then save the untrained network under the final "
+                "name"
+            ),
             help="Number of epochs to train; overrides --max_train_steps. One epoch shows every image "
             "num_repeats times. Typical LoRA runs: 5-20 epochs.",
         ),
         Option(
             "seed", "int", None, minimum=0, group="basic",
+            range_reason=(
+                "numpy's seed (set by accelerate's set_seed in sd-scripts) refuses negative numbers "
+                "(ValueError)"
+            ),
             help="Random seed for noise, timesteps, data order, caption shuffling and augmentation. Unset: a "
             "random seed is drawn and recorded in the metadata. Same seed and settings: the same run.",
         ),
@@ -28,6 +40,10 @@ declare_all(
         ),
         Option(
             "gradient_accumulation_steps", "int", 1, minimum=1, group="basic",
+            range_reason=(
+                "sd-scripts divides the batches per epoch by it (ZeroDivisionError at 0; a negative count "
+                "gives a negative number of steps)"
+            ),
             help="Add up gradients over this many batches before each optimizer step: an effective batch of "
             "train_batch_size x this value without the memory of a bigger batch. Default 1.",
         ),
@@ -89,7 +105,7 @@ declare_all(
             help="sd-scripts' memory-efficient attention. Attention here always runs through PyTorch's "
             "scaled_dot_product_attention; on a CUDA GPU this flag restricts it to the memory-efficient "
             "kernel (lower peak memory than the flash or math kernels on some GPUs). On the CPU it changes "
-            "nothing. Cannot be combined with --xformers.",
+            "nothing. Wins over --xformers, as in sd-scripts.",
         ),
         Option(
             "sdpa", "bool", False, group="advanced",
@@ -99,10 +115,15 @@ declare_all(
         Option(
             "xformers", "bool", False, group="advanced",
             help="Use xformers' memory-efficient attention instead of PyTorch's SDPA. Needs the xformers "
-            "package matching your torch build; SDPA is as fast on torch 2.x.",
+            "package matching your torch build and a CUDA GPU; without them the run uses SDPA (the same kind "
+            "of attention, as fast on torch 2.x) and says so.",
         ),
         Option(
             "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune"),
+            range_reason=(
+                "SD 1.x's text encoder has 12 layers: sd-scripts takes hidden_states[-clip_skip], so 0 and "
+                "13 pick the token embeddings (no layer at all) and 14+ fail with an IndexError"
+            ),
             help="Use the text encoder's output this many layers from the end: 1 = last layer (default for "
             "SD 1.x), 2 = penultimate (anime models trained on NovelAI-style checkpoints). It selects a layer "
             "of the text encoder; it has nothing to do with images. SD 2.x and SDXL always use the "
@@ -146,19 +167,32 @@ declare_all(
         ),
         Option(
             "save_every_n_epochs", "int", None, minimum=1, group="saving",
+            range_reason=(
+                "sd-scripts tests (epoch + 1) % N, so 0 fails with ZeroDivisionError after the first epoch; "
+                "leave it unset to save only at the end"
+            ),
             help="Also save the model every N epochs (name-000004.safetensors), to pick the best epoch later.",
         ),
         Option(
             "save_every_n_steps", "int", None, minimum=1, group="saving",
+            range_reason=(
+                "sd-scripts tests step % N, so 0 fails with ZeroDivisionError at the first step; leave it "
+                "unset to save only at the end"
+            ),
             help="Also save the model every N optimizer steps (name-step00000500.safetensors).",
         ),
         Option(
             "save_last_n_epochs", "int", None, minimum=1, group="saving",
+            range_reason=(
+                "sd-scripts deletes the save of epoch (current - every_n * N) right after saving, so 0 "
+                "deletes the file it has just written"
+            ),
             help="With --save_every_n_epochs: keep only the newest N epoch saves, deleting older ones.",
         ),
         Option(
-            "save_last_n_steps", "int", None, minimum=1, group="saving",
-            help="With --save_every_n_steps: keep only the saves of the last N steps, deleting older ones.",
+            "save_last_n_steps", "int", None, group="saving",
+            help="With --save_every_n_steps: keep only the saves of the last N steps, deleting older ones (0: "
+            "only the newest save, as in sd-scripts).",
         ),
         Option(
             "save_state", "bool", False, group="saving",

@@ -53,6 +53,10 @@ _optimizer = [
         default=2e-6,
         minimum=0,
         group="basic",
+        range_reason=(
+            "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate), so "
+            "sd-scripts fails at the optimizer"
+        ),
         help=(
             "Base learning rate; unet_lr / text_encoder_lr override it per part where given. Default 2e-6 "
             "(sd-scripts' value, meant for full fine-tuning); LoRA usually uses 1e-4 to 1e-3, Prodigy and "
@@ -65,6 +69,10 @@ _optimizer = [
         default=1.0,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "0 turns clipping off; a negative norm makes torch's clip_grad_norm_ multiply every gradient by "
+            "a negative factor, so training would run backwards"
+        ),
         help="Clip the gradient norm to this value before each optimizer step; 0 turns clipping off. Default 1.0.",
     ),
     Option(
@@ -88,6 +96,12 @@ _schedule = [
         default="constant",
         choices=SCHEDULERS,
         group="basic",
+        range_reason=(
+            "sd-scripts' parser takes any text, but its scheduler factory refuses names outside "
+            "transformers' SchedulerType, diffusers' piecewise_constant and adafactor (ValueError); "
+            "reduce_lr_on_plateau fails there too (it needs a metric). The adafactor:<lr> spelling "
+            "sd-scripts builds internally is not taken: the initial rate is --learning_rate"
+        ),
         help=(
             "How the learning rate changes over the run. constant (default), constant_with_warmup, linear "
             "(to 0), cosine (half cosine to 0), cosine_with_restarts (lr_scheduler_num_cycles), polynomial "
@@ -102,6 +116,10 @@ _schedule = [
         default=0,
         minimum=0,
         group="basic",
+        range_reason=(
+            "a negative warmup does not mean anything: transformers' schedules then shift their curve "
+            "(cosine starts part-way down), and sd-scripts' constant schedule refuses any non-zero warmup"
+        ),
         help=(
             "Steps of linear warmup from 0 to the learning rate: a count (e.g. 100) or, below 1, a ratio of "
             "the total steps (e.g. 0.05). Default 0. Not allowed with constant (use constant_with_warmup), "
@@ -114,6 +132,10 @@ _schedule = [
         default=0,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "a negative decay length does not mean anything: warmup_stable_decay would then stretch its "
+            "stable phase beyond the run"
+        ),
         help="Decay length of warmup_stable_decay: a count, or below 1 a ratio of the total steps. Default 0.",
     ),
     Option(
@@ -122,6 +144,10 @@ _schedule = [
         default=1,
         minimum=1,
         group="advanced",
+        range_reason=(
+            "0 turns transformers' cosine_with_restarts into a constant rate and a negative count runs the "
+            "cosine backwards; 1 or more restarts are the meaningful values"
+        ),
         help=(
             "Number of cosine cycles (hard restarts) of cosine_with_restarts; also scales cosine_with_min_lr "
             "and warmup_stable_decay. Default 1."
@@ -140,6 +166,10 @@ _schedule = [
         default=None,
         minimum=1,
         group="advanced",
+        range_reason=(
+            "inverse_sqrt divides by it (ZeroDivisionError at 0) and takes its square root (math domain "
+            "error below 0)"
+        ),
         help="Timescale of the inverse_sqrt scheduler. Default: lr_warmup_steps.",
     ),
     Option(
@@ -149,6 +179,10 @@ _schedule = [
         minimum=0,
         maximum=1,
         group="advanced",
+        range_reason=(
+            "a fraction of the learning rate: below 0 the rate turns negative at the end of the schedule "
+            "(training would push the loss up), above 1 the 'minimum' exceeds --learning_rate"
+        ),
         help=(
             "Lowest learning rate as a fraction of the initial one, for cosine_with_min_lr (required there, "
             "e.g. 0.1) and warmup_stable_decay (default 0)."
@@ -181,6 +215,10 @@ _noise = [
         default=None,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "a strength: sd-scripts multiplies symmetric noise by it, so a negative value acts as its "
+            "absolute value, and with --adaptive_noise_scale it is clamped to 0"
+        ),
         help=(
             "Adds a random per-channel constant of this strength to the training noise, so the model learns "
             "very dark and very bright images. Typical 0.05-0.1; default off. The strength is recorded in "
@@ -209,11 +247,15 @@ _noise = [
         name="multires_noise_iterations",
         kind="int",
         default=None,
-        minimum=1,
+        minimum=0,
         group="advanced",
+        range_reason=(
+            "0 (or unset) turns multires noise off; sd-scripts runs no pyramid level for a negative count "
+            "but still rescales the noise, never what a minus sign meant"
+        ),
         help=(
             "Multi-resolution (pyramid) noise: adds this many levels of upsampled lower-resolution noise, "
-            "which helps learn large-scale structure and contrast. Typical 6-10; default off."
+            "which helps learn large-scale structure and contrast. Typical 6-10; default (or 0) off."
         ),
     ),
     Option(
@@ -223,6 +265,10 @@ _noise = [
         minimum=0,
         maximum=1,
         group="advanced",
+        range_reason=(
+            "a decay factor per pyramid level: outside 0..1 the coarse levels outweigh the full-resolution "
+            "noise (above 1) or alternate in sign (below 0); kohya_ss's default is 0.3"
+        ),
         help=(
             "Weight factor per pyramid level (level i is weighted discount^i) for multires_noise_iterations; "
             "no effect without it. Default 0.3; 0.1-0.3 are common."
@@ -234,6 +280,10 @@ _noise = [
         default=None,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "a strength: sd-scripts multiplies symmetric noise by it, so a negative value silently acts as "
+            "its absolute value, never what a minus sign meant"
+        ),
         help=(
             "Input perturbation: adds extra noise of this strength to the model's input only (the target "
             "stays the original noise), a regulariser against exposure bias. Typical 0.05-0.1; default off."
@@ -253,6 +303,10 @@ _noise = [
         minimum=0,
         maximum=999,
         group="advanced",
+        range_reason=(
+            "negative timesteps index the scheduler's noise levels from the end (silently the wrong noise) "
+            "and 1000 is past the last level (IndexError in sd-scripts)"
+        ),
         help="Lowest diffusion timestep trained (0-999). Default 0. Raise it to skip fine detail (low noise).",
     ),
     Option(
@@ -262,6 +316,10 @@ _noise = [
         minimum=1,
         maximum=1000,
         group="advanced",
+        range_reason=(
+            "sd-scripts draws timesteps up to this bound and indexes the scheduler's 1000 noise levels with "
+            "them: above 1000 it fails with an IndexError, and at 0 every timestep is 0"
+        ),
         help=(
             "Upper bound (exclusive) of the trained timesteps (1-1000). Default 1000. With min_timestep equal "
             "to it, every sample uses that one timestep."
@@ -311,6 +369,10 @@ _loss = [
         default=0.1,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "a negative threshold makes the Huber loss negative (training would push the error up); "
+            "sd-scripts' exponential schedule fails on it (math.log of a negative number)"
+        ),
         help="The huber/smooth_l1 threshold parameter c (see huber_schedule). Default 0.1.",
     ),
     Option(
@@ -319,6 +381,10 @@ _loss = [
         default=1.0,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "it multiplies the Huber threshold: a negative scale makes the loss negative (training would "
+            "push the error up)"
+        ),
         help="Multiplies the huber threshold for the exponential and constant schedules (not snr). Default 1.0.",
     ),
     Option(
@@ -327,6 +393,10 @@ _loss = [
         default=None,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "0 turns it off; a negative gamma gives every timestep a negative loss weight (training would "
+            "push the error up)"
+        ),
         help=(
             "Min-SNR weighting (arXiv 2303.09556): multiplies each sample's loss by min(SNR, gamma)/SNR "
             "(v-prediction: min(SNR, gamma)/(SNR+1)), damping the easy low-noise timesteps; trains faster "
@@ -349,6 +419,10 @@ _loss = [
         default=None,
         minimum=0,
         group="advanced",
+        range_reason=(
+            "it adds loss / SNR times this factor: a negative factor lowers the loss of the noisiest "
+            "timesteps below zero (training would push their error up)"
+        ),
         help=(
             "Adds a v-prediction-like term to a noise-prediction loss: loss + loss*(SNR+1)/SNR*value "
             "(SNR capped at 1000). Not with v_parameterization. Typical 0.1-0.5; default off."

@@ -43,6 +43,10 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
+            range_reason=(
+                "sd-scripts tests step % N, so 0 fails with ZeroDivisionError; leave it unset to validate "
+                "only at epoch ends"
+            ),
             help=(
                 "Also compute the validation loss every N optimizer steps (needs validation_split). "
                 "Default: none (only at the end of epochs)."
@@ -55,6 +59,10 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
+            range_reason=(
+                "sd-scripts tests (epoch + 1) % N, so 0 fails with ZeroDivisionError; leave it unset to "
+                "validate at every epoch's end"
+            ),
             help=(
                 "Compute the validation loss at the end of every N-th epoch (needs validation_split). "
                 "Default: none, which means at the end of every epoch, as in sd-scripts."
@@ -67,6 +75,10 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
+            range_reason=(
+                "0 validates on no batch at all; leave the validate_every_n_* options unset to turn "
+                "validation off"
+            ),
             help=(
                 "Use at most this many validation batches in each validation pass (always the same ones), to "
                 "keep passes short on a large validation set. Default: all of them."

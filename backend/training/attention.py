@@ -1,0 +1,40 @@
+"""Which attention kernel the U-Net runs, from sd-scripts' three flags: --mem_eff_attn, --xformers, --sdpa.
+
+Attention runs through PyTorch's scaled_dot_product_attention (SDPA) unless the xformers package
+can take over. sd-scripts users pass --xformers out of habit, and kohya_ss configs carry it; where
+xformers cannot run (not installed, or no CUDA GPU) the run goes on with SDPA, which is the same
+kind of memory-efficient attention, and says so instead of refusing. As in sd-scripts,
+--mem_eff_attn wins over --xformers.
+
+Torch-free: preflight asks before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+
+def xformers_installed() -> bool:
+    return importlib.util.find_spec("xformers") is not None
+
+
+def use_xformers(args: argparse.Namespace, device_type: str) -> bool:
+    """Whether the U-Net should switch to xformers' attention (on `device_type`, "cuda" or "cpu")."""
+    return bool(args.xformers) and not args.mem_eff_attn and device_type == "cuda" and xformers_installed()
+
+
+def attention_warnings(args: argparse.Namespace, device_type: str) -> list[str]:
+    """Why --xformers will not be used, when it is given and will not be."""
+    if not args.xformers:
+        return []
+    if args.mem_eff_attn:
+        return ["--mem_eff_attn and --xformers both choose the attention kernel: --mem_eff_attn wins, as in "
+                "sd-scripts, and xformers is not used; drop one of them"]  # fmt: skip
+    sdpa = "attention runs through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient "
+    if not xformers_installed():
+        return [f"--xformers: the xformers package is not installed, so {sdpa}attention; drop the flag "
+                "(SDPA is the default here) or install xformers for your torch build"]  # fmt: skip
+    if device_type != "cuda":
+        return [f"--xformers: xformers needs a CUDA GPU, so on the {device_type.upper()} {sdpa}attention"]
+    return []

@@ -1,0 +1,53 @@
+"""A learning rate typical of the other kind of run: a LoRA at a full fine-tune's rate barely moves
+(sd-scripts' default 2e-6 is a fine-tuning value), and a full fine-tune at a LoRA's rate damages the
+model within a few hundred steps. Optimizers that set their own step size are left alone.
+
+Reads the parsed options only; preflight adds it to its warnings (and so to the GUI's preflight report).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from backend.options.schema import LORA_COMMANDS
+from backend.training.optimizers import resolve_optimizer_name
+
+# Below this a LoRA learns next to nothing (LoRA runs use 1e-4 to 1e-3); above that a full fine-tune
+# is at a LoRA's rate (full fine-tunes use 1e-6 to 1e-5).
+LORA_LOWEST_TYPICAL = 1e-5
+FINETUNE_HIGHEST_TYPICAL = 5e-5
+
+
+def _adaptive(args: argparse.Namespace) -> bool:
+    """Optimizers whose learning rate is a multiplier (~1.0) or ignored (Adafactor's relative_step)."""
+    try:
+        name = resolve_optimizer_name(args)
+    except ValueError:
+        return True  # reported elsewhere; no second opinion on a rate for an unknown optimizer
+    if name.startswith("DAdapt") or name == "Prodigy":
+        return True
+    arguments = " ".join(getattr(args, "optimizer_args", None) or []).replace(" ", "").lower()
+    return name == "Adafactor" and "relative_step=true" in arguments
+
+
+def learning_rate_warning(args: argparse.Namespace, command: str) -> str | None:
+    """A warning when the main learning rate suits the other kind of run, else None."""
+    if _adaptive(args):
+        return None
+    if command in LORA_COMMANDS:
+        unet_lr = getattr(args, "unet_lr", None)
+        rate, flag = (unet_lr, "--unet_lr") if unet_lr is not None else (args.learning_rate, "--learning_rate")
+        if 0 < rate < LORA_LOWEST_TYPICAL:
+            return (
+                f"{flag} {rate:g} is a full fine-tuning rate; a LoRA at it barely changes (LoRA runs usually "
+                f"use 1e-4 to 1e-3, or about 1.0 with Prodigy/D-Adaptation). Raise {flag} unless this is intended"
+            )
+        return None
+    rate = args.learning_rate
+    if rate > FINETUNE_HIGHEST_TYPICAL:
+        return (
+            f"--learning_rate {rate:g} is a LoRA rate; a full fine-tune at it overwrites the model's knowledge "
+            "within a few hundred steps (fine-tunes usually use 1e-6 to 1e-5). Lower --learning_rate unless "
+            "this is intended"
+        )
+    return None

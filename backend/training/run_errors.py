@@ -1,0 +1,69 @@
+"""Why a run stopped, said for the user: the errors a training command reports without a traceback.
+
+These are not bugs but states of the run or of the machine (the loss diverged, the output folder
+cannot be written, a state folder belongs to another run). `command.run_command` prints the
+message and hint, sends them as a progress `error` line, ends with `end` (reason `error`, and the
+model that was saved anyway, if any) and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class RunStopped(Exception):
+    """The run cannot go on; `message` says what happened, `hint` what to do, `output` a model saved anyway,
+    `step` the steps done."""
+
+    def __init__(self, message: str, hint: str | None = None, output: str | None = None,
+                 step: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.output = output
+        self.step = step
+
+
+class TrainingDiverged(RunStopped):
+    """The loss or the trained weights are no longer finite numbers."""
+
+
+class ResumeMismatch(RunStopped):
+    """--resume names a state saved by a run with another network or training method."""
+
+
+class OutputNotWritable(RunStopped):
+    """The output folder cannot take the files (permissions, a file in the way, no space)."""
+
+
+def divergence_causes(args: argparse.Namespace, optimizer: str) -> str:
+    """The likely causes of a NaN/infinite loss for this run's settings, most likely first."""
+    rates = [f"--learning_rate {args.learning_rate:g}"]
+    for name in ("unet_lr", "text_encoder_lr", "learning_rate_te", "learning_rate_te1", "learning_rate_te2"):
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            rates.append(f"--{name} {value:g}")
+    adaptive = any(name in optimizer.lower() for name in ("prodigy", "dadapt"))
+    causes = [
+        f"the learning rate is too high for {optimizer} ({', '.join(rates)}): "
+        + ("it adapts the step size itself and expects about 1.0" if adaptive else "try a tenth of it")
+        + ("" if args.max_grad_norm else ", and turn gradient clipping back on (--max_grad_norm 1.0)"),
+    ]
+    if args.mixed_precision == "fp16" or getattr(args, "full_fp16", False):
+        causes.append(
+            "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep the VAE in "
+            "float32 (--no_half_vae; the SDXL VAE overflows in fp16)"
+            + (" and drop --full_fp16" if getattr(args, "full_fp16", False) else "")
+        )
+    causes.append(
+        "broken training data: an image or a cached latent/text-encoder file with NaN values (delete the "
+        ".npz cache files beside the images and run again)"
+    )
+    return "Likely causes: " + "; ".join(f"({i}) {cause}" for i, cause in enumerate(causes, start=1)) + "."
+
+
+def loss_name(value: float) -> str:
+    return "NaN" if math.isnan(value) else "infinite"
