@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+from backend.messages import msg, set_language
 from gui.auth import (
     PASSWORD_ENV,
     USERNAME_ENV,
@@ -75,19 +76,28 @@ def parse_launch_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     """The launch flags, with the GUI config's [launch] values under those not given on the command line."""
     parser = launch_parser()
     args = parser.parse_args(argv)
+    # Messages on the console (config and login problems) in the GUI's language: the flag, else the
+    # OS locale's, until the config's [launch] language is known.
+    set_language(args.language or default_language())
     path = Path(args.config) if args.config else DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
     if path is None:
         return _with_credentials(parser, args), GuiConfig()
     try:
         config = load_gui_config(path, LAUNCH_KEYS)
     except GuiConfigError as error:
-        parser.error("the GUI config has problems:\n  " + "\n  ".join(error.messages))
+        parser.error(msg(
+            "gui.launch.config_problems", "the GUI config has problems:\n  {problems}", problems="\n  ".join(error.messages)
+        ))  # fmt: skip
     if "language" in config.launch and config.launch["language"] not in available_languages():
-        parser.error(f"{path}: [launch] language must be one of {', '.join(available_languages())}")
+        parser.error(msg(
+            "gui.launch.config_language", "{path}: [launch] language must be one of {choices}",
+            path=path, choices=", ".join(available_languages()),
+        ))  # fmt: skip
     given = parser.parse_args([])  # the defaults: a config value applies where the flag kept its default
     for key, value in config.launch.items():
         if getattr(args, key) == getattr(given, key):
             setattr(args, key, value)
+    set_language(args.language or default_language())
     return _with_credentials(parser, args), config
 
 
@@ -113,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     args, config = parse_launch_args(argv)
     if not port_is_free(args.listen, args.server_port):
         print(
-            f"error: port {args.server_port} on {args.listen} is already in use "
-            f"(another GUI still running?). Stop it, or choose another port: --server_port {args.server_port + 1}",
+            msg(
+                "gui.launch.port_in_use",
+                "error: port {port} on {host} is already in use (another GUI still running?). Stop it, or choose "
+                "another port: --server_port {next_port}",
+                port=args.server_port, host=args.listen, next_port=args.server_port + 1,
+            ),
             file=sys.stderr,
         )
         return 2

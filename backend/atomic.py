@@ -5,6 +5,11 @@ final `os.replace` is atomic), flushed and fsynced, then renamed over the final 
 writer raises, the temporary file is removed and any existing file under the final name is left
 untouched. The temporary file is created with mode 0o666 so the process umask applies, exactly as
 for a plain `open(path, "w")` (tempfile would create it 0o600).
+
+Folders (a diffusers model, a tokenizer folder) are written the same way by `atomic_folder`: filled
+under a temporary name beside the final one and renamed into place. A folder being replaced is first
+moved aside into `.{name}.{8 hex}.old/{name}`, so a run killed between the two renames leaves the
+previous folder where the next run's leftover cleanup (backend/training/leftovers.py) renames it back.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -109,3 +115,44 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def _settle_files(folder: Path) -> None:
+    """Every file under `folder` fsynced and given the mode a plain open() gives (safetensors and
+    some libraries create 0o600 files, which other users and tools of the machine cannot read)."""
+    mode = _plain_file_mode()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            file = Path(root, name)
+            if file.is_symlink():
+                continue
+            with open(file, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(file, mode)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new, empty folder to fill; it replaces the folder (or file) `path` when the block succeeds.
+
+    The folder is `.{name}.{8 hex digits}.tmp` beside `path` and is removed when the block raises, so
+    `path` is never seen half-written. An existing `path` is moved into `.{name}.{8 hex}.old/` first
+    and removed once the new folder is in place (see the module docstring for a kill in between)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(final)
+    temp.mkdir()
+    try:
+        yield temp
+        _settle_files(temp)
+        if final.exists() or final.is_symlink():
+            old = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+            old.mkdir()
+            os.replace(final, old / final.name)
+            os.replace(temp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temp, final)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    _fsync_dir(final.parent)

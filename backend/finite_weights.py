@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from backend.messages import msg
+
 
 class NonFiniteWeightsError(ValueError):
     """Weights about to be written hold NaN/infinite values (or overflow the precision they are saved in)."""
@@ -44,18 +46,22 @@ class WeightProblems:
         """One sentence for messages: how many tensors, and the first few names."""
         parts = []
         if self.nonfinite:
-            parts.append(f"{len(self.nonfinite)} of {self.checked} tensors hold NaN or infinite values "
-                         f"({_first(self.nonfinite)})")
+            parts.append(msg("finite_weights.nonfinite", "{count} of {checked} tensors hold NaN or infinite values ({names})",
+                             count=len(self.nonfinite), checked=self.checked, names=_first(self.nonfinite)))
         if self.overflow:
             limit = torch.finfo(self.overflow_dtype).max if self.overflow_dtype else float("inf")
-            parts.append(f"{len(self.overflow)} of {self.checked} tensors hold values beyond {limit:g}, which "
-                         f"become infinite when saved as {_dtype_name(self.overflow_dtype)} ({_first(self.overflow)})")
+            parts.append(msg("finite_weights.overflow", "{count} of {checked} tensors hold values beyond {limit}, which "
+                             "become infinite when saved as {precision} ({names})", count=len(self.overflow),
+                             checked=self.checked, limit=f"{limit:g}", precision=_dtype_name(self.overflow_dtype),
+                             names=_first(self.overflow)))
         return "; ".join(parts)
 
 
 def _first(names: list[str], count: int = 3) -> str:
     shown = ", ".join(names[:count])
-    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
+    if len(names) <= count:
+        return shown
+    return msg("finite_weights.and_more", "{names} and {count} more", names=shown, count=len(names) - count)
 
 
 def _dtype_name(dtype: torch.dtype | None) -> str:
@@ -103,4 +109,5 @@ def ensure_finite(tensors: Mapping[str, torch.Tensor], where: str, save_dtype: t
     """Raise NonFiniteWeightsError naming `where` (the file) when `check_weights` finds a problem."""
     problems = check_weights(tensors, save_dtype)
     if problems:
-        raise NonFiniteWeightsError(f"{where} was not written: {problems.describe()}")
+        raise NonFiniteWeightsError(msg("finite_weights.not_written", "{path} was not written: {problems}", path=where,
+                                        problems=problems.describe()))

@@ -80,7 +80,23 @@ def _translations(language: str) -> dict[str, str]:
 
 def msg(message_id: str, template: str, /, **params: object) -> Message:
     """The message `message_id` (English `template`) with `params` filled in, in the process language."""
-    english = fill(template, params)
+    return _render(message_id, template, params)
+
+
+def _render(message_id: str, template: str, params: dict[str, object]) -> Message:
+    # A message placed inside another keeps both languages: its English goes into the English text.
+    english = fill(template, {k: v.english if isinstance(v, Message) else v for k, v in params.items()})
     language = current_language()
     translated = None if language == SOURCE_LANGUAGE else _translations(language).get(message_id)
     return Message(message_id, english if translated is None else fill(translated, params), english, params)
+
+
+def relocalized(text: str) -> str:
+    """A `Message` made earlier (e.g. a schema text made when its module was imported) in the process
+    language of now; any other string as it is. Lets data declared at import follow `set_language`."""
+    if not isinstance(text, Message):
+        return text
+    params = {k: relocalized(v) if isinstance(v, Message) else v for k, v in text.params.items()}
+    language = current_language()
+    translated = None if language == SOURCE_LANGUAGE else _translations(language).get(text.id)
+    return Message(text.id, text.english if translated is None else fill(translated, params), text.english, params)

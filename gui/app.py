@@ -2,7 +2,8 @@
 
 The GUI process stays light: nothing here (or in any gui/ module) imports torch, diffusers or
 transformers; training and tools run as subprocesses against backend/. The language is chosen at
-start (`--language`, else the OS locale) and every text is built in it: no DOM patching.
+start (`--language`, else the OS locale) and every text is built in it: no DOM patching. Runtime
+messages (backend/messages.py) follow: this process's and those of the processes it starts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from backend.messages import set_language
 from backend.options.schema import ALL_COMMANDS, options_for
 from gui.dataset_tabs import build_caption_editor_tab, build_captioning_tab, build_dataset_tab
 from gui.file_dialog import browse, dialogs_available
@@ -83,6 +85,10 @@ def build_app(
     """The whole app in `language` (default: the OS locale's); `headless` turns file dialogs off;
     `defaults` (option name -> value, from the GUI config) are the forms' initial values."""
     t = Translator(language)
+    # Messages made in this process (validation, presets, imports) in the UI language; the trainers and
+    # tools it starts get KOHYA_LANGUAGE in their own environment (gui/lora_actions.py, gui/tool_form.py),
+    # not through os.environ, which would outlive this app (tests build apps of both languages in one process).
+    set_language(t.language)
     picker = browse if dialogs_available(headless) else None
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
         with gr.Row(equal_height=True):

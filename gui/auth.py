@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.messages import msg
+
 USERNAME_ENV = "KOHYA_GUI_USERNAME"
 PASSWORD_ENV = "KOHYA_GUI_PASSWORD"
 
@@ -40,13 +42,22 @@ def read_password_file(path: str | os.PathLike[str]) -> str:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise CredentialError(f"--password_file {path}: cannot read it: {reason}") from None
+        raise CredentialError(msg(
+            "gui.auth.password_file_unreadable", "--password_file {path}: cannot read it: {reason}", path=path,
+            reason=str(reason),
+        )) from None  # fmt: skip
     lines = text.splitlines()
     password = lines[0] if lines else ""
     if not password:
-        raise CredentialError(f"--password_file {path}: the first line is empty; write the password on it")
+        raise CredentialError(msg(
+            "gui.auth.password_file_empty", "--password_file {path}: the first line is empty; write the password on it",
+            path=path,
+        ))  # fmt: skip
     if any(line.strip() for line in lines[1:]):
-        raise CredentialError(f"--password_file {path}: holds more than one line; keep only the password in it")
+        raise CredentialError(msg(
+            "gui.auth.password_file_lines",
+            "--password_file {path}: holds more than one line; keep only the password in it", path=path,
+        ))  # fmt: skip
     return password
 
 
@@ -59,7 +70,10 @@ def password_file_warning(path: str | os.PathLike[str]) -> str | None:
     except OSError:
         return None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        return f"warning: --password_file {path} can be read by other users of this machine; chmod 600 {path}"
+        return msg(
+            "gui.auth.password_file_readable",
+            "warning: --password_file {path} can be read by other users of this machine; chmod 600 {path}", path=path,
+        )
     return None
 
 
@@ -72,7 +86,7 @@ def resolve_credentials(
     """The login from the flags and the environment (a flag wins over its variable), or None for no
     login. A password without a user name, or the reverse, is an error: never an open GUI by mistake."""
     if password and password_file:
-        raise CredentialError("give the password once: --password or --password_file, not both")
+        raise CredentialError(msg("gui.auth.two_passwords", "give the password once: --password or --password_file, not both"))
     if password:
         secret, source = password, "--password"
     elif password_file:
@@ -84,11 +98,16 @@ def resolve_credentials(
     if not name and not secret:
         return None
     if not secret:
-        raise CredentialError(
-            f"a user name needs a password: give --password_file FILE, set {PASSWORD_ENV}, or --password"
-        )
+        raise CredentialError(msg(
+            "gui.auth.password_missing",
+            "a user name needs a password: give --password_file FILE, set {variable}, or --password",
+            variable=PASSWORD_ENV,
+        ))  # fmt: skip
     if not name:
-        raise CredentialError(f"a password ({source}) needs a user name: give --username or set {USERNAME_ENV}")
+        raise CredentialError(msg(
+            "gui.auth.username_missing", "a password ({source}) needs a user name: give --username or set {variable}",
+            source=source, variable=USERNAME_ENV,
+        ))  # fmt: skip
     return Credentials(name, secret, source)
 
 
@@ -108,22 +127,35 @@ def exposure_warnings(listen: str, share: bool, credentials: Credentials | None)
     a password given where other users can read it."""
     warnings: list[str] = []
     if credentials is None and (share or reachable_from_other_machines(listen)):
-        where = "a public share link" if share else f"--listen {listen}"
-        warnings.append(
-            f"warning: with {where} the GUI is reachable from other machines WITHOUT a login; anyone who "
-            f"reaches it can read and write files and run programs as you. Set a login: --username NAME "
-            f"with --password_file FILE (or {PASSWORD_ENV})."
-        )
+        if share:
+            warnings.append(msg(
+                "gui.auth.open_share",
+                "warning: with a public share link the GUI is reachable from other machines WITHOUT a login; anyone "
+                "who reaches it can read and write files and run programs as you. Set a login: --username NAME with "
+                "--password_file FILE (or {variable}).",
+                variable=PASSWORD_ENV,
+            ))  # fmt: skip
+        else:
+            warnings.append(msg(
+                "gui.auth.open_listen",
+                "warning: with --listen {listen} the GUI is reachable from other machines WITHOUT a login; anyone "
+                "who reaches it can read and write files and run programs as you. Set a login: --username NAME with "
+                "--password_file FILE (or {variable}).",
+                listen=listen, variable=PASSWORD_ENV,
+            ))  # fmt: skip
     if credentials is not None and reachable_from_other_machines(listen):
-        warnings.append(
-            "note: TensorBoard (the TensorBoard button) has no login, so with a login it is served on "
-            "127.0.0.1 only; open it on this machine or through an SSH tunnel."
-        )
+        warnings.append(msg(
+            "gui.auth.tensorboard_local",
+            "note: TensorBoard (the TensorBoard button) has no login, so with a login it is served on 127.0.0.1 "
+            "only; open it on this machine or through an SSH tunnel.",
+        ))  # fmt: skip
     if credentials is not None and credentials.password_source == "--password":
-        warnings.append(
-            f"note: --password is visible to other users of this machine in the process list; "
-            f"prefer --password_file FILE or the {PASSWORD_ENV} environment variable."
-        )
+        warnings.append(msg(
+            "gui.auth.password_visible",
+            "note: --password is visible to other users of this machine in the process list; prefer "
+            "--password_file FILE or the {variable} environment variable.",
+            variable=PASSWORD_ENV,
+        ))  # fmt: skip
     return warnings
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write_json
+from backend.messages import msg
 from backend.options import OptionError, options_for, write_config
 from backend.options.names import names_for, unknown_name_message
-from backend.options.values import from_value
+from backend.options.values import from_value, subject_problem
 from gui.form_text import text_problem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,21 +89,23 @@ def validate_values(command: str, values: Mapping[str, Any]) -> dict[str, Any]:
         if option is None:
             problems.append(unknown_name_message(key, command))
         elif option.cli_only:
-            problems.append(f'"{key}" works only on the command line (--{key}), not in a run config')
+            problems.append(msg(
+                "gui.command.cli_only", '"{name}" works only on the command line (--{name}), not in a run config', name=key
+            ))  # fmt: skip
         elif not _is_unset(raw):
             try:
                 converted[option.name] = from_value(option, _normalise(option.kind, raw))
             except ValueError as error:
-                problems.append(f'"{key}" {error}')
+                problems.append(subject_problem(key, str(error)))
                 invalid.add(option.name)
                 continue
             # What the form shows is what runs: no text it cannot show (gui/form_text.py).
             if unshowable := text_problem(converted[option.name]):
-                problems.append(f'"{key}" {unshowable}')
+                problems.append(subject_problem(key, unshowable))
                 invalid.add(option.name)
     for option in options_for(command).values():
         if option.required and option.name not in converted and option.name not in invalid:
-            problems.append(f'"{option.name}" is required')
+            problems.append(msg("gui.command.required", '"{name}" is required', name=option.name))
     if problems:
         raise OptionError(problems)
     return converted
@@ -117,7 +120,7 @@ def run_stem(values: Mapping[str, Any], when: float | None = None) -> Path:
     """`<output_dir>/<output_name>_<YYYYMMDD-HHMMSS>`: where a run's config and snapshot go."""
     output_dir = values.get("output_dir")
     if _is_unset(output_dir):
-        raise OptionError(['"output_dir" is required'])
+        raise OptionError([msg("gui.command.required", '"{name}" is required', name="output_dir")])
     name = values.get("output_name") or "last"  # the trainer's default file name
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
     return Path(os.fspath(output_dir)) / f"{name}_{stamp}"
@@ -155,9 +158,10 @@ def accelerate_args(settings: Mapping[str, Any] | None) -> list[str]:
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(ACCELERATE_FLAGS))
     if unknown:
-        raise ValueError(
-            f"unknown accelerate setting(s) {', '.join(unknown)}; expected {', '.join(ACCELERATE_FLAGS)}"
-        )
+        raise ValueError(msg(
+            "gui.command.unknown_accelerate", "unknown accelerate setting(s) {names}; expected {known}",
+            names=", ".join(unknown), known=", ".join(ACCELERATE_FLAGS),
+        ))  # fmt: skip
     args: list[str] = []
     for name, kind in ACCELERATE_FLAGS.items():
         value = settings.get(name)
@@ -165,17 +169,25 @@ def accelerate_args(settings: Mapping[str, Any] | None) -> list[str]:
             continue
         if kind == "bool":
             if value is not True:
-                raise ValueError(f'accelerate setting "{name}" expects true or false, got {value!r}')
+                raise ValueError(msg(
+                    "gui.command.accelerate_bool", 'accelerate setting "{name}" expects true or false, got {value}',
+                    name=name, value=repr(value),
+                ))  # fmt: skip
             args.append(f"--{name}")
             continue
         if isinstance(value, str) and (unshowable := text_problem(value)):
-            raise ValueError(f'accelerate setting "{name}" {unshowable}')
+            raise ValueError(msg(
+                "gui.command.accelerate_unshowable", 'accelerate setting "{name}" {problem}', name=name, problem=unshowable
+            ))  # fmt: skip
         if kind == "int":
             value = _normalise(kind, value)
             if isinstance(value, str) and value.strip().isdigit():
                 value = int(value)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f'accelerate setting "{name}" expects an integer, got {value!r}')
+                raise ValueError(msg(
+                    "gui.command.accelerate_int", 'accelerate setting "{name}" expects an integer, got {value}',
+                    name=name, value=repr(value),
+                ))  # fmt: skip
         args += [f"--{name}", str(_normalise(kind, value))]
     return args
 

@@ -14,20 +14,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from backend.options.values import control_character, visible_text
+from backend.messages import msg
+from backend.options.values import control_character, subject_problem, visible_text
 
 
 def text_problem(value: Any) -> str | None:
     """What makes `value` (a string or a list of strings) unshowable in a form field, or None."""
     for item in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(item, str) and (found := control_character(item)):
-            return (
-                f"{visible_text(item)} has {found}, which a form field cannot show; "
-                "edit the value where it came from, or re-type it in the field"
+            return msg(
+                "gui.form.unshowable_text",
+                "{text} has {found}, which a form field cannot show; edit the value where it came from, or re-type "
+                "it in the field",
+                text=visible_text(item), found=found,
             )
     return None
 
 
 def form_text_problems(values: Mapping[str, Any]) -> list[str]:
     """One message per value (option name -> value) that a form field cannot show, naming the option."""
-    return [f'"{name}" {problem}' for name, value in values.items() if (problem := text_problem(value))]
+    return [
+        subject_problem(name, problem)
+        for name, value in values.items()
+        if (problem := text_problem(value))
+    ]

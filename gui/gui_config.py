@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.options.schema import all_options
 from backend.options.toml_lines import (
     TomlSyntaxError,
@@ -53,9 +54,9 @@ class GuiConfig:
     defaults: dict[str, Any] = field(default_factory=dict)  # option name -> value, schema-checked
 
 
-def _nearest(name: str, known: list[str]) -> str:
+def _nearest(name: str, known: list[str]) -> str | None:
     close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return repr(close[0]) if close else None
 
 
 def load_gui_config(path: str | Path, launch_types: Mapping[str, type]) -> GuiConfig:
@@ -65,9 +66,15 @@ def load_gui_config(path: str | Path, launch_types: Mapping[str, type]) -> GuiCo
         text = read_toml_text(path)
         data = load_toml(text)
     except OSError as error:
-        raise GuiConfigError([f"{path}: cannot read the GUI config: {error.strerror or error}"]) from None
+        raise GuiConfigError([msg(
+            "gui.config.unreadable", "{path}: cannot read the GUI config: {reason}", path=path,
+            reason=str(error.strerror or error),
+        )]) from None  # fmt: skip
     except TomlSyntaxError as error:
-        raise GuiConfigError([error.located(str(path), "not valid TOML")]) from None
+        raise GuiConfigError([msg(
+            "gui.config.not_toml", "{path}:{line}: not valid TOML: {detail}", path=path, line=error.line,
+            detail=error.detail,
+        )]) from None  # fmt: skip
     lines = key_lines(text)
     problems: list[str] = []
 
@@ -78,44 +85,67 @@ def load_gui_config(path: str | Path, launch_types: Mapping[str, type]) -> GuiCo
     config = GuiConfig(path=path)
     for section, body in data.items():
         if section not in SECTIONS or not isinstance(body, dict):
+            fields = {"where": where((), section), "section": section, "near": _nearest(section, list(SECTIONS))}
             problems.append(
-                f"{where((), section)}: unknown table [{section}]; a GUI config has [launch] and [defaults]"
-                + _nearest(section, list(SECTIONS))
-            )
+                msg(
+                    "gui.config.unknown_table_near",
+                    "{where}: unknown table [{section}]; a GUI config has [launch] and [defaults]; did you mean {near}?",
+                    **fields,
+                )
+                if fields["near"]
+                else msg(
+                    "gui.config.unknown_table",
+                    "{where}: unknown table [{section}]; a GUI config has [launch] and [defaults]", **fields
+                )
+            )  # fmt: skip
     for key, value in (data.get("launch") or {}).items():
         expected = launch_types.get(key)
         if expected is None:
+            fields = {"where": where(("launch",), key), "key": repr(key), "near": _nearest(key, sorted(launch_types))}
             problems.append(
-                f"{where(('launch',), key)}: [launch] has no key {key!r}" + _nearest(key, sorted(launch_types))
+                msg("gui.config.unknown_launch_key_near", "{where}: [launch] has no key {key}; did you mean {near}?", **fields)
+                if fields["near"]
+                else msg("gui.config.unknown_launch_key", "{where}: [launch] has no key {key}", **fields)
             )
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            problems.append(f"{where(('launch',), key)}: {key} must be a {expected.__name__}, got {value!r}")
+            problems.append(msg(
+                "gui.config.launch_type", "{where}: {key} must be a {type}, got {value}",
+                where=where(("launch",), key), key=key, type=expected.__name__, value=repr(value),
+            ))  # fmt: skip
         else:
             config.launch[key] = value
     options = all_options()
     for key, value in (data.get("defaults") or {}).items():
         option = options.get(key)
+        at = where(("defaults",), key)
         if option is None:
+            fields = {"where": at, "key": repr(key), "near": _nearest(key, sorted(options))}
             problems.append(
-                f"{where(('defaults',), key)}: [defaults] names no training option {key!r}"
-                + _nearest(key, sorted(options))
-            )
+                msg(
+                    "gui.config.unknown_default_near",
+                    "{where}: [defaults] names no training option {key}; did you mean {near}?", **fields,
+                )
+                if fields["near"]
+                else msg("gui.config.unknown_default", "{where}: [defaults] names no training option {key}", **fields)
+            )  # fmt: skip
             continue
         if option.secret:
-            problems.append(f"{where(('defaults',), key)}: {key} is a secret; the GUI never stores secrets")
+            problems.append(msg(
+                "gui.config.secret", "{where}: {key} is a secret; the GUI never stores secrets", where=at, key=key
+            ))  # fmt: skip
             continue
         # Before the value check, which refuses control characters in paths without knowing why.
         escaped = escaped_path_problem(value) if option.kind == "path" and isinstance(value, str) else None
         if escaped:
-            problems.append(f"{where(('defaults',), key)}: {key} {escaped}")
+            problems.append(msg("gui.config.value_problem", "{where}: {key} {problem}", where=at, key=key, problem=escaped))
             continue
         try:
             config.defaults[key] = from_value(option, value)
         except ValueError as error:
-            problems.append(f"{where(('defaults',), key)}: {key} {error}")
+            problems.append(msg("gui.config.value_problem", "{where}: {key} {problem}", where=at, key=key, problem=str(error)))
             continue
         if unshowable := text_problem(config.defaults[key]):  # its form field would show something else
-            problems.append(f"{where(('defaults',), key)}: {key} {unshowable}")
+            problems.append(msg("gui.config.value_problem", "{where}: {key} {problem}", where=at, key=key, problem=unshowable))
     if problems:
         raise GuiConfigError(problems)
     return config

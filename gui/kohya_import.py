@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write
+from backend.messages import current_language, msg
 from backend.options import OptionError, parse_args, write_config
 from backend.options.values import show
 from gui.command_builder import REPO, build_command
 from gui.command_export import format_bash, format_cmd
+from gui.i18n import Translator, available_languages
 from gui.kohya_import_convert import (
     HIDDEN,
     REASONS,
@@ -58,6 +60,7 @@ __all__ = [
     "Unmapped",
     "convert_kohya_config",
     "format_report",
+    "report_titles",
     "write_run_files",
 ]
 
@@ -80,7 +83,8 @@ def write_run_files(result: ImportResult, toml_path: str | os.PathLike[str]) -> 
 
 def format_report(result: ImportResult, titles: Mapping[str, str] | None = None) -> str:
     """The report as text: unmapped keys grouped by reason, then the warnings. `titles` translates the
-    headings (REASONS keys plus "converted"); the details stay as written, naming keys and values."""
+    headings (REASONS keys plus "converted", see `report_titles`); the details are messages made in the
+    process language (backend/messages.py), naming keys and values as written."""
     titles = {**REASONS, "converted": "Converted", **(titles or {})}
     lines: list[str] = []
     for reason in REASONS:
@@ -92,6 +96,11 @@ def format_report(result: ImportResult, titles: Mapping[str, str] | None = None)
         lines.append(f"{titles['converted']}:")
         lines += [f"  {warning}" for warning in result.warnings]
     return "\n".join(lines)
+
+
+def report_titles(t: Translator) -> dict[str, str]:
+    """The report's headings in `t`'s language (REASONS keys plus "converted")."""
+    return {key: t.t(f"ui.kohya_reason.{key}") for key in (*REASONS, "converted")}
 
 
 def _shown(value: Any) -> str:
@@ -113,26 +122,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = json.loads(Path(args.config).read_text(encoding="utf-8"))
         result = convert_kohya_config(data)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        print(f"error: cannot read {args.config} as JSON: {error}", file=sys.stderr)
+        print(msg(
+            "gui.kohya.cli_unreadable", "error: cannot read {path} as JSON: {error}", path=args.config, error=str(error)
+        ), file=sys.stderr)  # fmt: skip
         return 2
     except KohyaImportError as error:
-        print(f"error: {args.config}: {error}", file=sys.stderr)
+        print(msg("gui.kohya.cli_refused", "error: {path}: {error}", path=args.config, error=str(error)), file=sys.stderr)
         return 2
     written = write_run_files(result, args.toml)
-    print(f"{result.command}, network type {result.network_type}: wrote {', '.join(map(str, written))}")
-    report = format_report(result)
+    print(msg(
+        "gui.kohya.cli_wrote", "{command}, network type {network}: wrote {files}",
+        command=result.command, network=result.network_type, files=", ".join(map(str, written)),
+    ))  # fmt: skip
+    # The headings in the language of the messages (KOHYA_LANGUAGE), as the GUI shows them.
+    language = current_language()
+    report = format_report(result, report_titles(Translator(language if language in available_languages() else "en")))
     if report:
         print(report)
     try:
         parse_args(result.command, ["--config_file", str(written[-1])])
     except OptionError as error:
-        print("The trainer refuses this TOML as it is; fix it first:", file=sys.stderr)
+        print(msg("gui.kohya.cli_toml_refused", "The trainer refuses this TOML as it is; fix it first:"), file=sys.stderr)
         for message in error.messages:
             print(f"  {message}", file=sys.stderr)
         return 1
     argv_run = build_command(result.command, written[-1], result.launch)
     command_line = format_cmd(argv_run) if os.name == "nt" else format_bash(argv_run)
-    print(f"Train with (from {REPO}):\n  {command_line}")
+    print(msg("gui.kohya.cli_train_with", "Train with (from {repo}):\n  {command}", repo=REPO, command=command_line))
     return 0
 
 

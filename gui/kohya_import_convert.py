@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import Option, all_options, options_for
 from backend.options.sd_scripts_flags import sd_scripts_flags
@@ -76,10 +77,11 @@ class ImportResult:
 def convert_kohya_config(data: Mapping[str, Any]) -> ImportResult:
     """Map a kohya_ss LoRA config (any version) to a run of ours; KohyaImportError if it cannot be."""
     if not isinstance(data, Mapping) or not ({"LoRA_type", "network_dim"} & set(data)):
-        raise KohyaImportError(
+        raise KohyaImportError(msg(
+            "gui.kohya.not_lora_config",
             "not a kohya_ss LoRA config: it has neither LoRA_type nor network_dim "
-            "(DreamBooth, fine-tuning and textual inversion configs are not LoRA configs)"
-        )
+            "(DreamBooth, fine-tuning and textual inversion configs are not LoRA configs)",
+        ))  # fmt: skip
     return _Converter(data).run()
 
 
@@ -138,22 +140,28 @@ class _Converter:
         values out, so they mean the default, unless `explicit` (a flag typed by the user)."""
         option = self.schema[name]
         if option.secret:
-            self._report(source, HIDDEN, "secret", f"the {name} option is a secret")
+            self._report(source, HIDDEN, "secret", msg("gui.kohya.secret_option", "the {name} option is a secret", name=name))
             return
         if not explicit and _is_unset(name, value) and name not in ZERO_IS_A_VALUE:
             if note_default and source in self.data and _chosen_empty(option, source, value):
-                self.warnings.append(
-                    f"{source} = {show(value)}: kohya_ss does not pass empty or zero values, so sd-scripts "
-                    f"used its default {name} = {show(option.default)}; so does this import"
-                )
+                self.warnings.append(msg(
+                    "gui.kohya.empty_is_default",
+                    "{key} = {value}: kohya_ss does not pass empty or zero values, so sd-scripts used its default "
+                    "{name} = {default}; so does this import",
+                    key=source, value=show(value), name=name, default=show(option.default),
+                ))  # fmt: skip
             return
         try:
             value = coerce(option, value)
         except ValueError as error:
-            default = (
-                f"the default {show(_default(option))}" if option.default is not None else "it stays unset"
-            )
-            self._report(source, value, "invalid", f"{name} {error}; left out, so {default}")
+            if option.default is not None:
+                detail = msg(
+                    "gui.kohya.invalid_default", "{name} {error}; left out, so the default {default}",
+                    name=name, error=str(error), default=show(_default(option)),
+                )  # fmt: skip
+            else:
+                detail = msg("gui.kohya.invalid_unset", "{name} {error}; left out, so it stays unset", name=name, error=str(error))
+            self._report(source, value, "invalid", detail)
             return
         if value == _default(option) or value == SAME_AS_UNSET.get(name):
             self.options.pop(name, None)
@@ -165,10 +173,12 @@ class _Converter:
     def _command(self) -> str:
         for key, family in MODEL_CHECKBOXES.items():
             if _checked(self.data.get(key)):
-                raise KohyaImportError(
-                    f"this is a kohya_ss {family} LoRA config ({key} is on); this trainer trains "
-                    "SD 1.x, SD 2.x and SDXL only"
-                )
+                raise KohyaImportError(msg(
+                    "gui.kohya.other_family_config",
+                    "this is a kohya_ss {family} LoRA config ({key} is on); this trainer trains SD 1.x, SD 2.x and "
+                    "SDXL only",
+                    family=family, key=key,
+                ))  # fmt: skip
         return "sdxl_train_network" if _checked(self._take("sdxl")) else "train_network"
 
     def _legacy(self) -> None:
@@ -177,12 +187,15 @@ class _Converter:
         if "optimizer" not in self.data:
             self.data["optimizer"] = self.todo["optimizer"] = "AdamW8bit" if use_8bit_adam else "AdamW"
             if use_8bit_adam:
-                self.warnings.append("use_8bit_adam (kohya_ss before 2023-02) -> optimizer_type AdamW8bit")
+                self.warnings.append(msg(
+                    "gui.kohya.use_8bit_adam", "use_8bit_adam (kohya_ss before 2023-02) -> optimizer_type AdamW8bit"
+                ))  # fmt: skip
         elif use_8bit_adam:
-            self._report("use_8bit_adam", True, "not_used", "an optimizer is also saved; kohya_ss uses that")
+            detail = msg("gui.kohya.optimizer_also_saved", "an optimizer is also saved; kohya_ss uses that")
+            self._report("use_8bit_adam", True, "not_used", detail)
         if _checked(self._take("use_wandb")) and is_empty(self.data.get("log_with")):
             self.data["log_with"] = self.todo["log_with"] = "wandb"
-            self.warnings.append("use_wandb (kohya_ss before 2023-06) -> log_with wandb")
+            self.warnings.append(msg("gui.kohya.use_wandb", "use_wandb (kohya_ss before 2023-06) -> log_with wandb"))
 
     def _network(self) -> str:
         """network_module/network_args from LoRA_type; shape fields that type does not use are reported."""
@@ -199,7 +212,7 @@ class _Converter:
             if key in plan.used:
                 self._take(key)
             else:
-                detail = f'not used by LoRA type "{lora_type}"'
+                detail = msg("gui.kohya.not_used_by_type", 'not used by LoRA type "{lora_type}"', lora_type=lora_type)
                 self._report_if_set(key, self.data.get(key), "not_used", detail, default)
         return plan.network_type
 
@@ -216,10 +229,12 @@ class _Converter:
         if is_empty(unet_lr) and not is_empty(te_lr):
             self._set("network_train_text_encoder_only", True, "unet_lr")
         if is_empty(lr) and is_empty(te_lr) and is_empty(unet_lr):
-            self.warnings.append(
+            self.warnings.append(msg(
+                "gui.kohya.no_learning_rate",
                 "no learning rate is set (kohya_ss refuses to start); the trainer's default learning_rate "
-                f"{show(self.schema['learning_rate'].default)} applies"
-            )
+                "{default} applies",
+                default=show(self.schema["learning_rate"].default),
+            ))  # fmt: skip
 
     def _duration(self) -> None:
         """kohya_ss turns Epoch into max_train_steps (from the image folders) only when neither
@@ -232,16 +247,20 @@ class _Converter:
         if is_empty(epochs) and is_empty(steps) and not is_empty(epoch):
             if is_empty(self.data.get("dataset_config")):
                 self._set("max_train_epochs", epoch, "epoch")
-                self.warnings.append(
-                    f"epoch {epoch}: kohya_ss turned it into max_train_steps from the image folders; "
-                    f"max_train_epochs = {epoch} trains the same number of epochs"
-                )
+                self.warnings.append(msg(
+                    "gui.kohya.epoch_as_epochs",
+                    "epoch {epoch}: kohya_ss turned it into max_train_steps from the image folders; "
+                    "max_train_epochs = {epoch} trains the same number of epochs",
+                    epoch=epoch,
+                ))  # fmt: skip
             else:
-                self.warnings.append(
-                    f"epoch {epoch} with a dataset config and no max_train_steps: kohya_ss ignored the epoch "
+                self.warnings.append(msg(
+                    "gui.kohya.epoch_ignored",
+                    "epoch {epoch} with a dataset config and no max_train_steps: kohya_ss ignored the epoch "
                     "count and sd-scripts trained its default 1600 steps; so does this import. Set "
-                    f"max_train_epochs = {epoch} to train {epoch} epochs"
-                )
+                    "max_train_epochs = {epoch} to train {epoch} epochs",
+                    epoch=epoch,
+                ))  # fmt: skip
         cycles = self._take("lr_scheduler_num_cycles")
         if cycles == "" and not is_empty(epoch):
             cycles = epoch  # kohya_ss: an empty "LR number of cycles" means one per epoch
@@ -253,26 +272,44 @@ class _Converter:
         if not is_empty(steps):
             value: Any = int(float(steps))  # kohya_ss's int(): a count, never a ratio
             if not is_empty(percent):
-                self.warnings.append(
-                    f"lr_warmup_steps {steps} and lr_warmup {percent}%: the steps win, as in kohya_ss"
-                )
+                self.warnings.append(msg(
+                    "gui.kohya.warmup_steps_win",
+                    "lr_warmup_steps {steps} and lr_warmup {percent}%: the steps win, as in kohya_ss",
+                    steps=steps, percent=percent,
+                ))  # fmt: skip
         elif not is_empty(percent):
             value = min(float(percent) / 100, 0.99)  # a float >= 1 would be read as a step count
-            self.warnings.append(f"lr_warmup {percent}% of the steps -> lr_warmup_steps = {value} (a ratio)")
+            self.warnings.append(msg(
+                "gui.kohya.warmup_ratio", "lr_warmup {percent}% of the steps -> lr_warmup_steps = {value} (a ratio)",
+                percent=percent, value=value,
+            ))  # fmt: skip
         else:
             return
         scheduler = self.data.get("lr_scheduler") or "constant"
         optimizer = str(self.data.get("optimizer") or "")
-        why = (
-            f"lr_scheduler_type {self.data['lr_scheduler_type']}" if not is_empty(self.data.get("lr_scheduler_type"))
-            else f"the {optimizer} optimizer" if optimizer.endswith("ScheduleFree")
-            else f"lr_scheduler {scheduler}" if scheduler in ("constant", "adafactor")
-            else None
-        )  # fmt: skip
-        if why:
-            self.warnings.append(
-                f"the LR warmup is dropped: {why} takes none (kohya_ss zeroes it for constant)"
+        # Whole sentences per cause: the translations put the cause elsewhere in the sentence.
+        if not is_empty(self.data.get("lr_scheduler_type")):
+            dropped = msg(
+                "gui.kohya.warmup_dropped_scheduler_type",
+                "the LR warmup is dropped: lr_scheduler_type {value} takes none (kohya_ss zeroes it for constant)",
+                value=self.data["lr_scheduler_type"],
             )
+        elif optimizer.endswith("ScheduleFree"):
+            dropped = msg(
+                "gui.kohya.warmup_dropped_optimizer",
+                "the LR warmup is dropped: the {optimizer} optimizer takes none (kohya_ss zeroes it for constant)",
+                optimizer=optimizer,
+            )
+        elif scheduler in ("constant", "adafactor"):
+            dropped = msg(
+                "gui.kohya.warmup_dropped_scheduler",
+                "the LR warmup is dropped: lr_scheduler {scheduler} takes none (kohya_ss zeroes it for constant)",
+                scheduler=scheduler,
+            )
+        else:
+            dropped = None
+        if dropped:
+            self.warnings.append(dropped)
             return
         self._set("lr_warmup_steps", value, "lr_warmup_steps" if not is_empty(steps) else "lr_warmup")
 
@@ -283,14 +320,15 @@ class _Converter:
         if value == "xformers" and not xformers_installed():
             # The run must work here: SDPA is the same memory-efficient attention, built into torch.
             self._set("sdpa", True, "xformers")
-            self.warnings.append(
+            self.warnings.append(msg(
+                "gui.kohya.xformers_as_sdpa",
                 'xformers = "xformers" -> sdpa: the xformers package is not installed here, so attention runs '
-                "through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient attention"
-            )
+                "through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient attention",
+            ))  # fmt: skip
         elif value in ("xformers", "sdpa"):
             self._set(value, True, "xformers")
         elif not _is_unset("xformers", value):
-            self._report("xformers", value, "invalid", 'expected "xformers", "sdpa" or "none"')
+            self._report("xformers", value, "invalid", msg("gui.kohya.xformers_choices", 'expected "xformers", "sdpa" or "none"'))
 
     def _noise(self) -> None:
         """kohya_ss passes one noise family, picked by noise_offset_type ("Original" before it existed)."""
@@ -304,7 +342,7 @@ class _Converter:
                 if family == kind:
                     self._set(key, self._take(key), key)
                 else:
-                    detail = f'noise_offset_type is "{kind}"'
+                    detail = msg("gui.kohya.noise_type", 'noise_offset_type is "{kind}"', kind=kind)
                     self._report_if_set(key, self.data.get(key), "not_used", detail, KOHYA_DEFAULTS.get(key))
 
     def _sdxl(self) -> None:
@@ -312,9 +350,8 @@ class _Converter:
             if self.command == "sdxl_train_network":
                 self._set(name, self._take(key), key)
             else:
-                self._report_if_set(
-                    key, self.data.get(key), "not_used", "SDXL only; kohya_ss ignores it here"
-                )
+                detail = msg("gui.kohya.sdxl_only", "SDXL only; kohya_ss ignores it here")
+                self._report_if_set(key, self.data.get(key), "not_used", detail)
 
     def _launch(self) -> None:
         for key in LAUNCH_KEYS:
@@ -332,9 +369,8 @@ class _Converter:
                 self.launch[key] = value
         self._set("mixed_precision", self.data.get("mixed_precision"), "mixed_precision")  # the trainer's too
         for key in LAUNCH_EXTRA_KEYS:
-            self._report_if_set(
-                key, self.data.get(key), "launch", "accelerate launch setting", KOHYA_DEFAULTS.get(key)
-            )
+            detail = msg("gui.kohya.launch_setting", "accelerate launch setting")
+            self._report_if_set(key, self.data.get(key), "launch", detail, KOHYA_DEFAULTS.get(key))
 
     def _samples(self) -> None:
         text = self._take("sample_prompts")
@@ -345,26 +381,28 @@ class _Converter:
         )
         if sampling:
             self.prompts = str(text)
-            self.warnings.append(
+            self.warnings.append(msg(
+                "gui.kohya.prompt_file",
                 "sample_prompts: kohya_ss saves the prompts as text; they go to a prompt file (beside the "
-                "run's TOML) that sample_prompts names"
-            )
+                "run's TOML) that sample_prompts names",
+            ))  # fmt: skip
         else:
-            self._report(
-                "sample_prompts", text, "not_used", "no sample_every_n_steps/epochs, so nothing is sampled"
-            )
+            detail = msg("gui.kohya.nothing_sampled", "no sample_every_n_steps/epochs, so nothing is sampled")
+            self._report("sample_prompts", text, "not_used", detail)
 
     def _no_option(self) -> None:
         for key in SILENT:
             self._take(key)
         for key in SECRETS:
             if not _is_unset(key, self._take(key)):
-                self._report(key, HIDDEN, "secret", "never carried over; enter it again where it is needed")
-        for key, (reason, detail) in NO_OPTION.items():
-            self._report_if_set(key, self.data.get(key), reason, detail)
+                detail = msg("gui.kohya.secret", "never carried over; enter it again where it is needed")
+                self._report(key, HIDDEN, "secret", detail)
+        for key, (reason, why) in NO_OPTION.items():
+            self._report_if_set(key, self.data.get(key), reason, why())
         for key, section in SECTION_OF.items():
             default = OTHER_MODELS[section][key]
-            self._report_if_set(key, self.data.get(key), "other_model", f"a {section} setting", default)
+            detail = msg("gui.kohya.other_model_setting", "a {section} setting", section=section)
+            self._report_if_set(key, self.data.get(key), "other_model", detail, default)
 
     def _same_name(self) -> None:
         """Every key left: ours by name (or renamed), else reported with the reason."""
@@ -380,8 +418,8 @@ class _Converter:
         if name in all_options():
             return "other_command", unknown_name_message(name, self.command)
         if name in sd_scripts_flags(self.command):
-            return "not_implemented", "an sd-scripts option this trainer does not implement"
-        return "unknown", "not a kohya_ss v26 LoRA setting"
+            return "not_implemented", msg("gui.kohya.not_implemented", "an sd-scripts option this trainer does not implement")
+        return "unknown", msg("gui.kohya.unknown_key", "not a kohya_ss v26 LoRA setting")
 
     def _extra_parameters(self) -> None:
         """additional_parameters went on the trainer's command line after --config_file, so they win."""
@@ -391,22 +429,22 @@ class _Converter:
         try:
             flags = list(split_flags(str(text), names_for(self.command).get))
         except ValueError as error:
-            self._report(
-                "additional_parameters", text, "invalid", f"cannot be read as trainer flags: {error}"
-            )
+            detail = msg("gui.kohya.unreadable_flags", "cannot be read as trainer flags: {error}", error=str(error))
+            self._report("additional_parameters", text, "invalid", detail)
             return
         for flag in flags:
             key, option = f"--{flag.name}", flag.option
             shown = " ".join(flag.values) if flag.values else True
             if flag.name in SECRETS or (option is not None and option.secret):
-                self._report(key, HIDDEN, "secret", "never carried over")
+                self._report(key, HIDDEN, "secret", msg("gui.kohya.secret_flag", "never carried over"))
                 continue
             if option is None:
                 reason = self._classify(flag.name)[0]
                 self._report(key, shown, reason, unknown_name_message(flag.name, self.command, "--"))
                 continue
             if option.cli_only:
-                self._report(key, shown, "not_used", "works only on the trainer's command line; add it there")
+                detail = msg("gui.kohya.cli_only", "works only on the trainer's command line; add it there")
+                self._report(key, shown, "not_used", detail)
                 continue
             try:
                 value = flag_value(flag)
@@ -414,18 +452,20 @@ class _Converter:
                 self._report(key, shown, "invalid", str(error))
                 continue
             if option.name in self.options and self.options[option.name] != value:
-                self.warnings.append(
-                    f"additional_parameters {key} replaces {option.name} = {show(self.options[option.name])} "
-                    "(the command line wins, as in kohya_ss)"
-                )
+                self.warnings.append(msg(
+                    "gui.kohya.flag_replaces",
+                    "additional_parameters {flag} replaces {name} = {value} (the command line wins, as in kohya_ss)",
+                    flag=key, name=option.name, value=show(self.options[option.name]),
+                ))  # fmt: skip
             self._set(option.name, value, key, explicit=True)
 
     def _check_text_cache(self) -> None:
         if self.options.get("cache_text_encoder_outputs") and not self.options.get("network_train_unet_only"):
-            self.warnings.append(
+            self.warnings.append(msg(
+                "gui.kohya.text_cache_needs_unet_only",
                 "cache_text_encoder_outputs needs a U-Net-only LoRA (text_encoder_lr 0 in kohya_ss); sd-scripts "
-                "refuses this combination, and so does this trainer"
-            )
+                "refuses this combination, and so does this trainer",
+            ))  # fmt: skip
 
 
 def _checked(value: Any) -> bool:

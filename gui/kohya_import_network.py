@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.messages import msg
 from gui.kohya_import_values import is_empty, plain
 from gui.network_types import as_the_tab_writes
 
@@ -78,14 +79,14 @@ NATIVE_ARGS = ("conv_dim", "conv_alpha", "use_tucker", "factor", "rank_dropout",
 LORAPLUS_KEYS = ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
 LEGACY_TYPES = {"LoCon": "LyCORIS/LoCon"}  # kohya_ss renamed it in 2023 (update_my_data)
 
-# Types this trainer cannot train, and why.
-UNSUPPORTED_TYPES = {
-    "LoRA-FA": "LoRA-FA (sd-scripts networks.lora_fa) is not part of this trainer; use Standard",
-    "Flux1": "it trains FLUX.1, which this trainer does not support",
-    "Flux1 OFT": "it trains FLUX.1, which this trainer does not support",
-    "HunyuanImage-2.1": "it trains HunyuanImage-2.1, which this trainer does not support",
-    "Anima": "it trains Anima, which this trainer does not support",
-    "Lumina": "it trains Lumina Image 2.0, which this trainer does not support",
+# Types this trainer cannot train: the model family each trains (None: LoRA-FA, a network of its own).
+UNSUPPORTED_TYPES: dict[str, str | None] = {
+    "LoRA-FA": None,
+    "Flux1": "FLUX.1",
+    "Flux1 OFT": "FLUX.1",
+    "HunyuanImage-2.1": "HunyuanImage-2.1",
+    "Anima": "Anima",
+    "Lumina": "Lumina Image 2.0",
 }
 
 # Every network-shape key, with its kohya_ss form default: what kohya_ss uses when an older config
@@ -115,9 +116,19 @@ def network_plan(data: Mapping[str, Any], network_dim: Any) -> NetworkPlan:
     """The network kohya_ss would train for `data` (a config after legacy migration)."""
     lora_type = LEGACY_TYPES.get(data.get("LoRA_type") or "Standard", data.get("LoRA_type") or "Standard")
     if lora_type in UNSUPPORTED_TYPES:
-        raise UnsupportedNetwork(
-            f'LoRA type "{lora_type}" cannot be imported: {UNSUPPORTED_TYPES[lora_type]}'
-        )
+        family = UNSUPPORTED_TYPES[lora_type]
+        if family is None:
+            raise UnsupportedNetwork(msg(
+                "gui.kohya.lora_fa",
+                'LoRA type "{lora_type}" cannot be imported: LoRA-FA (sd-scripts networks.lora_fa) is not part of '
+                "this trainer; use Standard",
+                lora_type=lora_type,
+            ))  # fmt: skip
+        raise UnsupportedNetwork(msg(
+            "gui.kohya.other_family_type",
+            'LoRA type "{lora_type}" cannot be imported: it trains {family}, which this trainer does not support',
+            lora_type=lora_type, family=family,
+        ))  # fmt: skip
     if lora_type in LYCORIS_ARGS:
         plan = _lycoris(data, lora_type)
     elif lora_type in NATIVE_TO_LYCORIS:
@@ -126,7 +137,10 @@ def network_plan(data: Mapping[str, Any], network_dim: Any) -> NetworkPlan:
         plan = _kohya(data, lora_type, network_dim)
     else:
         known = ", ".join([*KOHYA_TYPES, *LYCORIS_ARGS, *NATIVE_TO_LYCORIS])
-        raise UnsupportedNetwork(f'unknown LoRA type "{lora_type}"; this trainer imports {known}')
+        raise UnsupportedNetwork(msg(
+            "gui.kohya.unknown_type", 'unknown LoRA type "{lora_type}"; this trainer imports {known}',
+            lora_type=lora_type, known=known,
+        ))  # fmt: skip
     for key in LORAPLUS_KEYS:
         plan.used.add(key)
         if not is_empty(_value(data, key)):
@@ -146,11 +160,13 @@ def _as_the_tab_writes(plan: NetworkPlan) -> NetworkPlan:
         for item in plan.args:
             key, _, value = item.partition("=")
             if key in RAW_TRUTH_KEYS and value == "False" and key not in kept:
-                plan.warnings.append(
-                    f"{key}=False is left out of network_args: LyCORIS reads the text \"False\" as on, so "
-                    f"kohya_ss trained with {key} on; here it is off, as the config says. Turn {key} on to "
-                    "train as kohya_ss did"
-                )
+                plan.warnings.append(msg(
+                    "gui.kohya.raw_false_left_out",
+                    '{key}=False is left out of network_args: LyCORIS reads the text "False" as on, so '
+                    "kohya_ss trained with {key} on; here it is off, as the config says. Turn {key} on to "
+                    "train as kohya_ss did",
+                    key=key,
+                ))  # fmt: skip
     return NetworkPlan(network_type, module, args, plan.used, plan.warnings)
 
 
@@ -194,11 +210,13 @@ def _native_loha_lokr(data: Mapping[str, Any], lora_type: str) -> NetworkPlan:
         if not is_empty(value):
             plan.args.append(f"{key}={_text(key, value)}")
     plan.args.append(f"algo={target.split('/')[1].lower()}")
-    plan.warnings.append(
-        f'LoRA type "{lora_type}" (sd-scripts networks.{target[8:].lower()}) is not part of this trainer; '
-        f"it is trained as {target} (lycoris.kohya, preset={preset}), the same algorithm, so the set of "
-        "trained layers may differ slightly"
-    )
+    plan.warnings.append(msg(
+        "gui.kohya.native_as_lycoris",
+        'LoRA type "{lora_type}" (sd-scripts networks.{module}) is not part of this trainer; it is trained as '
+        "{target} (lycoris.kohya, preset={preset}), the same algorithm, so the set of trained layers may differ "
+        "slightly",
+        lora_type=lora_type, module=target[8:].lower(), target=target, preset=preset,
+    ))  # fmt: skip
     return plan
 
 
@@ -216,14 +234,18 @@ def _kohya(data: Mapping[str, Any], lora_type: str, network_dim: Any) -> Network
         plan.used |= set(DYLORA_IGNORED)
         ignored = [key for key in DYLORA_IGNORED if not is_empty(_value(data, key))]
         if ignored:
-            plan.warnings.append(
-                f"Kohya DyLoRA: {', '.join(ignored)} left out of network_args: sd-scripts' DyLoRA never "
-                "read them, so they had no effect in kohya_ss either"
-            )
+            plan.warnings.append(msg(
+                "gui.kohya.dylora_ignored",
+                "Kohya DyLoRA: {keys} left out of network_args: sd-scripts' DyLoRA never read them, so they had "
+                "no effect in kohya_ss either",
+                keys=", ".join(ignored),
+            ))  # fmt: skip
         conv_dim = _value(data, "conv_dim")
         if not is_empty(conv_dim) and plain(network_dim) != conv_dim:
-            plan.warnings.append(
-                f"Kohya DyLoRA: conv_dim {conv_dim} differs from network_dim {network_dim}; DyLoRA needs them "
-                "equal (sd-scripts stops too), so set conv_dim to network_dim or to 0 (no 3x3 convs)"
-            )
+            plan.warnings.append(msg(
+                "gui.kohya.dylora_conv_dim",
+                "Kohya DyLoRA: conv_dim {conv_dim} differs from network_dim {network_dim}; DyLoRA needs them "
+                "equal (sd-scripts stops too), so set conv_dim to network_dim or to 0 (no 3x3 convs)",
+                conv_dim=conv_dim, network_dim=network_dim,
+            ))  # fmt: skip
     return plan

@@ -13,7 +13,10 @@ False, None]`, and 0 == False), so such a value means "not set" here too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from backend.messages import msg
 
 # Same meaning, another name.
 RENAMED = {
@@ -72,12 +75,17 @@ SECRETS = ("huggingface_token", "wandb_api_key")
 # Keys of the kohya_ss form that mean nothing outside it; dropped without a word.
 SILENT = ("model_list", "save_as_bool")
 
-# kohya_ss keys with no sd-scripts option here: (report reason, why).
-NO_OPTION = {
-    "lowvram": ("not_used", "kohya_ss does not pass it (sd-scripts removed --lowvram)"),
-    "stop_text_encoder_training": ("not_used", 'kohya_ss ignores it ("not yet supported")'),
-    "train_inpainting": ("not_implemented", "an sd-scripts option newer than this trainer"),
-}
+# kohya_ss keys with no sd-scripts option here: (report reason, why). The why is made when reported,
+# so it is in the language of the moment (backend/messages.py).
+NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
+    "lowvram": ("not_used", lambda: msg("gui.kohya.lowvram", "kohya_ss does not pass it (sd-scripts removed --lowvram)")),
+    "stop_text_encoder_training": (
+        "not_used", lambda: msg("gui.kohya.stop_te_training", 'kohya_ss ignores it ("not yet supported")')
+    ),
+    "train_inpainting": (
+        "not_implemented", lambda: msg("gui.kohya.newer_option", "an sd-scripts option newer than this trainer")
+    ),
+}  # fmt: skip
 
 # Settings of the model families this trainer does not train, by section, with their kohya_ss
 # defaults (a default or empty value is dropped silently; anything else is reported). kohya_ss

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from backend.messages import msg
 from backend.options.schema import Option
 from backend.options.values import from_text, from_value
 
@@ -76,7 +77,7 @@ def split_flags(text: str, resolve: Callable[[str], Option | None]) -> Iterator[
     while index < len(tokens):
         token = tokens[index]
         if not token.startswith("--"):
-            raise ValueError(f'"{token}" belongs to no --flag')
+            raise ValueError(msg("gui.kohya.value_without_flag", '"{token}" belongs to no --flag', token=token))
         name, inline, value = token[2:].partition("=")
         option = resolve(name)
         index += 1
@@ -97,10 +98,10 @@ def flag_value(flag: Flag) -> Any:
     assert option is not None
     if option.kind == "bool":
         if flag.values:
-            raise ValueError(f"--{flag.name} takes no value")
+            raise ValueError(msg("gui.kohya.flag_takes_no_value", "--{flag} takes no value", flag=flag.name))
         return True
     if option.kind in ("str_list", "float_list"):
         return [from_text(option, text) for text in flag.values]
     if not flag.values:
-        raise ValueError(f"--{flag.name} needs a value")
+        raise ValueError(msg("gui.kohya.flag_needs_value", "--{flag} needs a value", flag=flag.name))
     return from_text(option, flag.values[0])

@@ -9,6 +9,7 @@ a run outlives the browser tab that started it and every tab shows the same run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write
+from backend.messages import LANGUAGE_ENV, msg
 from backend.options import OptionError, options_for
 from gui.command_builder import (
     REPO,
@@ -27,18 +29,19 @@ from gui.command_builder import (
     write_run_config,
     write_run_files,
 )
-from gui.command_export import export_scripts, format_bash, format_cmd, script_texts
+from gui.command_export import export_scripts, format_bash, format_cmd, language_env, script_texts
 from gui.form_text import text_problem
 from gui.i18n import Translator
 from gui.kohya_import import (
-    REASONS,
     ImportResult,
     KohyaImportError,
     Unmapped,
     convert_kohya_config,
     format_report,
+    report_titles,
 )
 from gui.network_types import compose, decompose
+from gui.option_search import network_type_label
 from gui.presets import USER_DIR, preset_data
 from gui.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runner import RunnerBusyError, TrainingRunner
@@ -114,7 +117,8 @@ def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: 
         return t.t("ui.already_running")
     try:
         prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys(), when=when)
-        runner.start(prepared.argv, meta={"kind": tab.kind.key, "form": tab.form_data()})
+        # The trainer's messages (errors, hints, warnings) in the GUI's language.
+        runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta={"kind": tab.kind.key, "form": tab.form_data()})
     except OptionError as error:
         return _problems(t, error.messages)
     except (ValueError, OSError) as error:
@@ -136,7 +140,7 @@ def preflight(tab: TabValues, t: Translator) -> str:
             argv = [venv_python(), "-m", f"backend.{tab.command}", "--config_file", str(config), "--preflight"]
             result = subprocess.run(
                 argv, cwd=REPO, capture_output=True, text=True, encoding="utf-8", errors="replace",
-                timeout=PREFLIGHT_TIMEOUT_S,
+                timeout=PREFLIGHT_TIMEOUT_S, env={**os.environ, LANGUAGE_ENV: t.language},  # its report in the UI language
             )  # fmt: skip
     except OptionError as error:
         return _problems(t, error.messages)
@@ -182,7 +186,8 @@ def print_command(tab: TabValues, t: Translator, when: float | None = None) -> C
         return CommandText("", "", "", _problems(t, error.messages))
     except ValueError as error:
         return CommandText("", "", "", _problems(t, [str(error)]))
-    return CommandText(format_bash(argv), format_cmd(argv), toml, t.t("ui.command_note", path=config))
+    env = language_env(t.language)  # outside the GUI too, the messages come in the language it was used in
+    return CommandText(format_bash(argv, env), format_cmd(argv, env=env), toml, t.t("ui.command_note", path=config))
 
 
 def export(tab: TabValues, t: Translator, when: float | None = None) -> str:
@@ -192,9 +197,10 @@ def export(tab: TabValues, t: Translator, when: float | None = None) -> str:
         options = tab.run_options()
         prepared = plan_run(tab.command, options, tab.accelerate, when=when)
         # Every value checked, the scripts included, before any of the four files is written.
-        script_texts(prepared.argv, prepared.config_path.stem)
+        env = language_env(t.language)
+        script_texts(prepared.argv, prepared.config_path.stem, env=env)
         write_run_files(prepared, tab.command, options, tab.accelerate, extra=tab.gui_keys())
-        sh, bat = export_scripts(prepared.argv, prepared.config_path.parent, prepared.config_path.stem)
+        sh, bat = export_scripts(prepared.argv, prepared.config_path.parent, prepared.config_path.stem, env=env)
     except OptionError as error:
         return _problems(t, error.messages)
     except (ValueError, OSError) as error:
@@ -240,8 +246,9 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
         options=options, model_type=model_type, network_type=split.network_type, network_fields=split.fields,
         accelerate=dict(result.launch),
     )  # fmt: skip
-    lines = [t.t("ui.kohya_imported", path=path, command=result.command, network=result.network_type)]
-    report = format_report(result, {key: t.t(f"ui.kohya_reason.{key}") for key in (*REASONS, "converted")})
+    network = network_type_label(t, result.network_type)  # as the network type selector shows it
+    lines = [t.t("ui.kohya_imported", path=path, command=result.command, network=network)]
+    report = format_report(result, report_titles(t))
     if report:
         lines.append(t.t("ui.kohya_report") + f"\n```\n{report}\n```")
     return KohyaImport(tab, "\n\n".join(lines))
@@ -254,7 +261,8 @@ def _leave_out_unshowable(result: ImportResult) -> None:
         for name, value in list(table.items()):
             if problem := text_problem(value):
                 del table[name]
-                result.unmapped.append(Unmapped(f"{prefix}{name}", value, "invalid", f"{problem}; left out"))
+                detail = msg("gui.kohya.unshowable_left_out", "{problem}; left out", problem=problem)
+                result.unmapped.append(Unmapped(f"{prefix}{name}", value, "invalid", detail))
 
 
 def _trainer_defaults() -> dict[str, Any]:

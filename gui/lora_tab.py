@@ -25,12 +25,21 @@ from gui.command_builder import validate_values
 from gui.i18n import Translator
 from gui.lora_actions import TabValues
 from gui.network_types import DEFAULT_TYPE, NETWORK_ARGS, NETWORK_TYPES, NetworkArg, decompose, field_text
-from gui.option_search import JUMP_JS, search_entries
+from gui.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
 from gui.plain_text import plain_info
 from gui.preset_load import name_for_chosen, preset_outcome, save_target
 from gui.progress_panel import build_progress_panel
 from gui.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm, build_form, widget_label
-from gui.training_kinds import LORA, MODEL_TYPES, SELECTOR_OPTIONS, TrainingKind, kind_options
+from gui.training_kinds import (
+    LORA,
+    MODEL_SLOT,
+    MODEL_TYPES,
+    NETWORK_ARGS_SLOT,
+    NETWORK_SLOT,
+    SELECTOR_OPTIONS,
+    TrainingKind,
+    kind_options,
+)
 
 __all__ = ["SELECTOR_OPTIONS", "LoraTab", "build_lora_tab", "tab_options"]
 
@@ -180,34 +189,39 @@ def build_lora_tab(
     holders: dict[str, Any] = {"net": ({}, {})}
     options = tab_options(kind)
 
-    def selectors() -> None:
+    def model_selector() -> None:
+        holders["model_type"] = gr.Radio(
+            choices=[(t.t(f"ui.model_type.{m}"), m) for m in MODEL_TYPES], value="sd1", label=t.t("ui.model_type"),
+            info=plain_info(t.t(f"ui.model_type_info.{kind.key}")), elem_id=kind.elem("model_type"),
+            elem_classes=[FIELD_CLASS],
+        )  # fmt: skip
+
+    def network_selector() -> None:
+        choices = [(network_type_label(t, name), name) for name in NETWORK_TYPES]
+        holders["network_type"] = gr.Dropdown(
+            choices=choices, value=DEFAULT_TYPE, label=t.t("ui.network_type"),
+            info=plain_info(t.t("ui.network_type_info")), elem_id="network_type", elem_classes=[FIELD_CLASS],
+        )  # fmt: skip
+
+    def network_fields() -> None:  # the chosen type's network_args, shown under the network's shape
+        shown = NETWORK_TYPES[DEFAULT_TYPE].args
+        fields, boxes = {}, {}
         with gr.Row(equal_height=False):
-            holders["model_type"] = gr.Radio(
-                choices=[(t.t(f"ui.model_type.{m}"), m) for m in MODEL_TYPES], value="sd1", label=t.t("ui.model_type"),
-                info=plain_info(t.t(f"ui.model_type_info.{kind.key}")), elem_id=kind.elem("model_type"),
-                elem_classes=[FIELD_CLASS],
-            )  # fmt: skip
-            if kind.networks:
-                choices = [(t.t(f"ui.network.{name}") if "/" not in name else name, name) for name in NETWORK_TYPES]
-                holders["network_type"] = gr.Dropdown(
-                    choices=choices, value=DEFAULT_TYPE, label=t.t("ui.network_type"),
-                    info=plain_info(t.t("ui.network_type_info")), elem_id="network_type", elem_classes=[FIELD_CLASS],
-                )  # fmt: skip
-        if kind.networks:
-            shown = NETWORK_TYPES[DEFAULT_TYPE].args
-            fields, boxes = {}, {}
-            with gr.Row(equal_height=False):
-                for name, arg in NETWORK_ARGS.items():
-                    with gr.Column(min_width=200, visible=name in shown) as box:
-                        fields[name] = _net_widget(arg, t)
-                    boxes[name] = box
-            holders["net"] = (fields, boxes)
+            for name, arg in NETWORK_ARGS.items():
+                with gr.Column(min_width=200, visible=name in shown) as box:
+                    fields[name] = _net_widget(arg, t)
+                boxes[name] = box
+        holders["net"] = (fields, boxes)
+
+    slots = {MODEL_SLOT: model_selector}
+    if kind.networks:
+        slots |= {NETWORK_SLOT: network_selector, NETWORK_ARGS_SLOT: network_fields}
 
     preset_controls = _preset_row(t, browse, kind)
-    search = _search_box(t, kind, options)
+    search, search_note = _search_box(t, kind, options)
     if before_form is not None:
         before_form()
-    form = build_form(options, t, browse, {ESSENTIALS: selectors}, defaults, kind.id_prefix, kind.essentials)
+    form = build_form(options, t, browse, None, defaults, kind.id_prefix, kind.essential_rows, slots)
     with gr.Accordion(t.t("ui.accelerate"), open=False, elem_id=kind.elem("group_accelerate"),
                       elem_classes=["opt-group"]):  # fmt: skip
         accelerate = build_accelerate_form(t, kind.id_prefix)
@@ -216,6 +230,14 @@ def build_lora_tab(
         preset_controls[5],
     )  # fmt: skip
     search.select(None, inputs=search, js=JUMP_JS)
+    # A field hidden for the chosen model or network type: say which types it belongs to.
+    selectors = [tab.model_type, *([tab.network_type] if tab.network_type is not None else [])]
+    search.select(
+        lambda value, model, network=None: hidden_note(value, model, network, kind, t),
+        inputs=[search, *selectors], outputs=search_note, queue=False,
+    )  # fmt: skip
+    for selector in selectors:  # the note is about the types chosen when it was written
+        selector.change(lambda: "", outputs=search_note, queue=False)
     _wire_selectors(tab)
     bar_status = _wire_actions(tab, t)
     _wire_presets(tab, t, *preset_controls)
@@ -224,7 +246,7 @@ def build_lora_tab(
     return tab
 
 
-def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]) -> gr.Dropdown:
+def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]) -> tuple[gr.Dropdown, gr.Markdown]:
     essentials = kind.elem(f"group_{ESSENTIALS}")
     extra = [(t.t("ui.model_type"), "Model type", "model_type", f"{essentials} {kind.elem('model_type')}")]
     if kind.networks:
@@ -237,10 +259,11 @@ def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]
         extra.append((t.t(f"ui.accelerate.{name}"), "accelerate " + name.replace("_", " "), f"accelerate {name}",
                       f"{accelerate} {kind.elem('acc_' + name)}"))  # fmt: skip
     entries = search_entries(options, kind.essentials, t, kind.id_prefix, extra)
-    return gr.Dropdown(
+    search = gr.Dropdown(
         choices=entries, value=None, label=t.t("ui.search_option"), info=plain_info(t.t("ui.search_option_info")),
         filterable=True, elem_id=kind.elem("option_search"), elem_classes=["option-search"],
     )  # fmt: skip
+    return search, gr.Markdown(elem_id=kind.elem("option_search_note"))
 
 
 PresetControls = tuple[gr.Dropdown, gr.Button, gr.Textbox, gr.Button, gr.Button, gr.Markdown, gr.Textbox, gr.Button]

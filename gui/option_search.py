@@ -5,17 +5,21 @@ UI also the English label, since guides name options either way), so typing any 
 or the flag name narrows the list. Picking one opens the section the field sits in, scrolls to it,
 focuses it and highlights it for a moment; all of that runs in the browser (`JUMP_JS`). Each entry's
 value is "<section element id> <field element id>": a closed section's fields are not in the page
-until it opens, so the section is named up front.
+until it opens, so the section is named up front. A field the form hides for the chosen model type
+(an SDXL-only option under SD 1.x) or network type (a LyCORIS argument under Standard) cannot be
+shown: `hidden_note` says which model or network types it belongs to, under the search box.
 
-`search_entries` is pure (tested without a browser).
+`search_entries` and `hidden_note` are pure (tested without a browser).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from backend.options.schema import GROUPS, Option
+from backend.options.schema import GROUPS, Option, options_for
 from gui.i18n import Translator
+from gui.network_types import NETWORK_ARGS, NETWORK_TYPES
+from gui.training_kinds import MODEL_TYPES, TrainingKind
 
 JUMP_JS = """
 (value) => {
@@ -87,3 +91,33 @@ def search_entries(
         entries.append((entry_label(t.option_label(name), english.option_label(name), name), value))
     entries += [(entry_label(label, english_label, flag), value) for label, english_label, flag, value in extra]
     return entries
+
+
+def network_type_label(t: Translator, name: str) -> str:
+    """A network type as the selector shows it (LyCORIS algorithms by their LyCORIS names)."""
+    return t.t(f"ui.network.{name}") if "/" not in name else name
+
+
+def hidden_note(value: str | None, model_type: str, network_type: str | None, kind: TrainingKind, t: Translator) -> str:
+    """Why the field a search entry `value` names is not on the page with this model and network
+    type, naming the types it belongs to; "" when it is shown."""
+    field_id = (value or "").partition(" ")[2]
+    name = field_id.removeprefix(kind.elem("opt_"))
+    if field_id.startswith(kind.elem("opt_")):
+        commands = dict.fromkeys(kind.commands.values())
+        if all(name in options_for(command) for command in commands):
+            return ""  # every model type shows it
+        owners = [m for m in MODEL_TYPES if name in options_for(kind.command_for(m))]
+        if model_type in owners:
+            return ""
+        label = f"{t.option_label(name)} ({name})"
+        types = ", ".join(t.t(f"ui.model_type.{m}") for m in owners)
+        return t.t("ui.search_other_model", option=label, types=types)
+    if kind.networks and field_id.startswith("netarg_") and field_id[7:] in NETWORK_ARGS:
+        name = field_id[7:]
+        owners = [n for n, spec in NETWORK_TYPES.items() if name in spec.args]
+        if network_type in owners:
+            return ""
+        label = f"{t.t(f'ui.netarg.{name}')} ({name})"
+        return t.t("ui.search_other_network", option=label, types=", ".join(network_type_label(t, n) for n in owners))
+    return ""

@@ -19,15 +19,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write_json
+from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import all_options
-from backend.options.values import from_value, show, type_name
+from backend.options.values import from_value, show, subject_problem, type_name
 from gui.command_builder import ACCELERATE_FLAGS
 from gui.form_text import form_text_problems, text_problem
 from gui.network_types import NETWORK_TYPES
@@ -80,13 +81,23 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapp
     `lines` (key -> line in the file) puts the line in front of each problem.
     """
     if not isinstance(data, Mapping):
-        shape = "a list" if isinstance(data, list) else type_name(data)
-        return Preset(problems=[f"holds {shape}, not a JSON object of settings ({{\"learning_rate\": 0.0001, ...}})"])
+        if isinstance(data, list):
+            problem = msg(
+                "gui.preset.holds_list", 'holds a list, not a JSON object of settings ({"learning_rate": 0.0001, ...})'
+            )
+        else:
+            problem = msg(
+                "gui.preset.holds_other",
+                'holds {shape}, not a JSON object of settings ({"learning_rate": 0.0001, ...})',
+                shape=type_name(data),
+            )
+        return Preset(problems=[problem])
     preset = Preset()
 
-    def at(key: str) -> str:
+    def at(key: str, problem: str) -> str:
+        """`problem` with the line of `key` in front, when known."""
         line = (lines or {}).get(key)
-        return f"line {line}: " if line else ""
+        return msg("gui.preset.at_line", "line {line}: {problem}", line=line, problem=problem) if line else problem
 
     model_type = data.get("model_type")
     if model_type is None and data.get("v2") is True:
@@ -94,14 +105,18 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapp
     elif model_type is None and data.get("command") is not None:  # a run snapshot
         model_type = kind.model_type_of(data["command"])
         if model_type is None:
-            preset.problems.append(f'{at("command")}"command" {data["command"]!r} is not trained in this tab')
+            preset.problems.append(at("command", msg(
+                "gui.preset.command_other_tab", '"command" {command} is not trained in this tab',
+                command=repr(data["command"]),
+            )))  # fmt: skip
     if model_type is not None:
         if model_type in MODEL_TYPES:
             preset.gui["model_type"] = model_type
         else:
-            preset.problems.append(
-                f'{at("model_type")}"model_type" must be one of {", ".join(MODEL_TYPES)}, got {model_type!r}'
-            )
+            preset.problems.append(at("model_type", msg(
+                "gui.preset.bad_model_type", '"model_type" must be one of {choices}, got {value}',
+                choices=", ".join(MODEL_TYPES), value=repr(model_type),
+            )))  # fmt: skip
     command = kind.command_for(preset.gui.get("model_type", "sd1"))
     names = names_for(command)
     limited = kind.choice_limits
@@ -112,11 +127,12 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapp
             if raw in NETWORK_TYPES:
                 preset.gui[key] = raw
             else:
-                preset.problems.append(
-                    f'{at(key)}"network_type" must be one of {", ".join(NETWORK_TYPES)}, got {raw!r}'
-                )
+                preset.problems.append(at(key, msg(
+                    "gui.preset.bad_network_type", '"network_type" must be one of {choices}, got {value}',
+                    choices=", ".join(NETWORK_TYPES), value=repr(raw),
+                )))  # fmt: skip
         elif key == "accelerate":
-            _accelerate(raw, preset, at(key))
+            _accelerate(raw, preset, lambda problem, key=key: at(key, problem))
         elif key not in names or names[key].cli_only:
             preset.unknown.append(unknown_name_message(key, command))
         elif raw is None:  # a field the user emptied (gui/schema_form.py): kept empty, not defaulted
@@ -128,25 +144,35 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapp
             try:
                 preset.values[option.name] = from_value(option, list(raw) if isinstance(raw, tuple) else raw)
             except ValueError as error:
-                preset.problems.append(f'{at(key)}"{key}" {error}')
+                preset.problems.append(at(key, subject_problem(key, str(error))))
                 continue
             if unshowable := text_problem(preset.values[option.name]):  # the field would show something else
                 del preset.values[option.name]
-                preset.problems.append(f'{at(key)}"{key}" {unshowable}')
+                preset.problems.append(at(key, subject_problem(key, unshowable)))
     return preset
 
 
-def _accelerate(raw: Any, preset: Preset, where: str = "") -> None:
+def _accelerate(raw: Any, preset: Preset, located: Callable[[str], str] = str) -> None:
+    """The "accelerate" table into `preset`; `located` puts the table's line in front of a problem."""
     if not isinstance(raw, Mapping):
-        preset.problems.append(f'{where}"accelerate" must be an object of accelerate launch settings, got {show(raw)}')
+        preset.problems.append(located(msg(
+            "gui.preset.accelerate_not_object", '"accelerate" must be an object of accelerate launch settings, got {value}',
+            value=show(raw),
+        )))  # fmt: skip
         return
     settings = {key: value for key, value in raw.items() if key in ACCELERATE_FLAGS}
     for key, value in list(settings.items()):
         if unshowable := text_problem(value):  # left out: the field would show something else
             del settings[key]
-            preset.problems.append(f'{where}"accelerate" setting "{key}" {unshowable}')
+            preset.problems.append(located(msg(
+                "gui.preset.accelerate_unshowable", '"accelerate" setting "{key}" {problem}', key=key, problem=unshowable
+            )))  # fmt: skip
     preset.gui["accelerate"] = settings
-    preset.unknown += [f'unknown accelerate setting "{key}"' for key in raw if key not in ACCELERATE_FLAGS]
+    preset.unknown += [
+        msg("gui.preset.unknown_accelerate", 'unknown accelerate setting "{key}"', key=key)
+        for key in raw
+        if key not in ACCELERATE_FLAGS
+    ]
 
 
 def load_preset(path: str | os.PathLike[str], kind: TrainingKind = LORA) -> Preset:
@@ -154,13 +180,18 @@ def load_preset(path: str | os.PathLike[str], kind: TrainingKind = LORA) -> Pres
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        return Preset(problems=[f"is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON"])
+        return Preset(problems=[msg(
+            "gui.preset.not_utf8", "is not UTF-8 text (byte {byte}); save it as UTF-8 JSON", byte=error.start
+        )])  # fmt: skip
     except OSError as error:
-        return Preset(problems=[f"cannot be read: {error.strerror or error}"])
+        return Preset(problems=[msg("gui.preset.unreadable", "cannot be read: {reason}", reason=str(error.strerror or error))])
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        return Preset(problems=[f"line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}"])
+        return Preset(problems=[msg(
+            "gui.preset.not_json", "line {line}, column {column}: not valid JSON: {reason}",
+            line=error.lineno, column=error.colno, reason=error.msg,
+        )])  # fmt: skip
     return parse_preset(data, kind, key_lines(text))
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from gui.command_builder import REPO
 from gui.process_tree import new_group_options, stop_tree
 from gui.run_state import LOG_LINES, RunState
@@ -57,9 +58,10 @@ class TrainingRunner:
         `meta` is kept with the run (`meta()`; its "kind" also in `snapshot()`)."""
         with self._lock:
             if self._state.status == "running":
-                raise RunnerBusyError(
-                    f"a training run is already running (pid {self._state.pid}); stop it or wait until it ends"
-                )
+                raise RunnerBusyError(msg(
+                    "gui.runner.busy", "a training run is already running (pid {pid}); stop it or wait until it ends",
+                    pid=self._state.pid,
+                ))  # fmt: skip
             # Unbuffered so progress lines arrive as they are written; UTF-8 so Japanese paths in
             # the log survive a cp932 or cp1252 console on Windows.
             full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}

@@ -1,5 +1,5 @@
-"""Widgets generated from the option schema: the essentials first, then one accordion per group;
-values as dicts keyed by option name.
+"""Widgets generated from the option schema: the essentials first (row by row), then one accordion
+per group; values as dicts keyed by option name.
 
 Every option of the given commands gets one widget of its kind (bool -> checkbox, choices ->
 dropdowns, numbers, paths and other text -> text boxes, lists -> a text box of space/newline separated
@@ -28,6 +28,7 @@ from typing import Any
 
 import gradio as gr
 
+from backend.messages import msg
 from backend.options.schema import GROUPS, Option
 from gui.i18n import Translator
 from gui.plain_text import plain_info
@@ -106,13 +107,17 @@ def from_widget(option: Option, value: Any) -> Any:
         try:
             return shlex.split(str(value)) or None
         except ValueError as error:  # "No closing quotation"
-            raise ValueError(f"{error}; put quotes around items with spaces, in pairs") from None
+            raise ValueError(msg(
+                "gui.form.unclosed_quote", "{error}; put quotes around items with spaces, in pairs", error=str(error)
+            )) from None
     if option.kind == "float_list":
         items = _LIST_SPLIT.split(str(value).strip())
         try:
             return [float(item) for item in items]
         except ValueError:
-            raise ValueError(f"expects numbers separated by spaces, got {str(value).strip()!r}") from None
+            raise ValueError(msg(
+                "gui.form.numbers_expected", "expects numbers separated by spaces, got {value}", value=repr(str(value).strip())
+            )) from None
     return value
 
 
@@ -214,24 +219,31 @@ def build_form(
     extra_content: Mapping[str, Callable[[], None]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     id_prefix: str = "",
-    essentials: Sequence[str] = (),
+    essentials: Sequence[Sequence[str]] = (),
+    slots: Mapping[str, Callable[[], None]] | None = None,
 ) -> SchemaForm:
-    """An open "essentials" section for the `essentials` options, then accordions for the rest (in
-    GROUPS order), inside the current Blocks context.
+    """An open "essentials" section laid out by `essentials`, then accordions for the rest (in GROUPS
+    order), inside the current Blocks context.
 
-    `browse(current, folder) -> path` adds a picker button beside each path box (None: no buttons,
-    e.g. --headless). `extra_content[group]` renders extra widgets at the top of that group
-    ("essentials" included). `defaults` overrides the options' defaults as the fields' initial values.
-    Element ids are `<id_prefix>opt_<name>` and `<id_prefix>group_<group>`.
+    `essentials` are the section's rows, each a sequence of option names and names of `slots`
+    (renderers of widgets that are not options, such as a model type selector), shown where they
+    stand; a row that is one slot alone is that slot's own content, full width. Names of neither
+    are skipped (an option another model type's command has). `browse(current, folder) -> path`
+    adds a picker button beside each path box (None: no buttons, e.g. --headless).
+    `extra_content[group]` renders extra widgets at the top of that group ("essentials" included).
+    `defaults` overrides the options' defaults as the fields' initial values. Element ids are
+    `<id_prefix>opt_<name>` and `<id_prefix>group_<group>`.
     """
     form = SchemaForm(dict(options), {k: v for k, v in (defaults or {}).items() if k in options})
-    first = [options[name] for name in essentials if name in options]
-    taken = {option.name for option in first}
-    sections = [(ESSENTIALS, first)] if first or ESSENTIALS in (extra_content or {}) else []
+    slots = slots or {}
+    rows = [[name for name in row if name in options or name in slots] for row in essentials]
+    rows = [row for row in rows if row]
+    taken = {name for row in rows for name in row if name in options}
+    sections: list[tuple[str, list[Option]]] = [(ESSENTIALS, [])] if rows or ESSENTIALS in (extra_content or {}) else []
     sections += [(group, [o for o in options.values() if o.group == group and o.name not in taken]) for group in GROUPS]
     for group, members in sections:
         extra = (extra_content or {}).get(group)
-        if not members and extra is None:
+        if not members and extra is None and group != ESSENTIALS:
             continue
         label = translator.t("ui.group_essentials") if group == ESSENTIALS else translator.group_label(group)
         with gr.Accordion(
@@ -241,9 +253,36 @@ def build_form(
             form.accordions[group] = accordion
             if extra is not None:
                 extra()
+            if group == ESSENTIALS:
+                for row in rows:
+                    _row(form, row, slots, translator, browse, id_prefix)
             _fields(form, [o for o in members if o.kind != "bool"], translator, browse, 3, id_prefix)
             _fields(form, [o for o in members if o.kind == "bool"], translator, None, 4, id_prefix)
     return form
+
+
+def _row(
+    form: SchemaForm,
+    row: Sequence[str],
+    slots: Mapping[str, Callable[[], None]],
+    translator: Translator,
+    browse: Callable[[str, bool], str] | None,
+    id_prefix: str,
+    per_row: int = 3,
+) -> None:
+    """One essentials row: its options and slots side by side, padded to `per_row` columns."""
+    if len(row) == 1 and row[0] in slots:
+        slots[row[0]]()
+        return
+    with gr.Row(equal_height=False):
+        for name in row:
+            if name in slots:
+                with gr.Column(min_width=260):
+                    slots[name]()
+            else:
+                _field(form, form.options[name], translator, browse if form.options[name].kind != "bool" else None, id_prefix)
+        for _ in range(per_row - len(row)):
+            gr.Column(min_width=260)  # aligned with the rows above and below
 
 
 def _fields(
@@ -258,16 +297,24 @@ def _fields(
     for start in range(0, len(members), per_row):
         with gr.Row(equal_height=False):
             for option in members[start : start + per_row]:
-                with gr.Column(min_width=260) as box:
-                    component = _widget(option, translator, form.initial_value(option.name), id_prefix)
-                    if browse is not None and option.kind == "path":
-                        _browse_button(component, option.name, translator, browse, id_prefix)
-                form.fields[option.name] = component
-                form.boxes[option.name] = box
-                if isinstance(component, gr.Dropdown):
-                    form.choices[option.name] = [value for _, value in component.choices]
+                _field(form, option, translator, browse, id_prefix)
             for _ in range(per_row - len(members[start : start + per_row])):
                 gr.Column(min_width=260)  # keeps a short last row aligned with the rows above
+
+
+def _field(
+    form: SchemaForm, option: Option, translator: Translator, browse: Callable[[str, bool], str] | None,
+    id_prefix: str,
+) -> None:  # fmt: skip
+    """One option's widget in a column of its own (the column is what model types show and hide)."""
+    with gr.Column(min_width=260) as box:
+        component = _widget(option, translator, form.initial_value(option.name), id_prefix)
+        if browse is not None and option.kind == "path":
+            _browse_button(component, option.name, translator, browse, id_prefix)
+    form.fields[option.name] = component
+    form.boxes[option.name] = box
+    if isinstance(component, gr.Dropdown):
+        form.choices[option.name] = [value for _, value in component.choices]
 
 
 def _browse_button(

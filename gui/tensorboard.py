@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from backend.messages import msg
 from gui.command_builder import REPO, venv_python
 from gui.process_tree import new_group_options, stop_tree
 
@@ -45,7 +46,7 @@ def _free_port(host: str, preferred: int) -> int:
             except OSError:
                 continue
             return probe.getsockname()[1]
-    raise TensorBoardError(f"no free port on {host} for TensorBoard")
+    raise TensorBoardError(msg("gui.tensorboard.no_port", "no free port on {host} for TensorBoard", host=host))
 
 
 class TensorBoardServer:
@@ -90,13 +91,18 @@ class TensorBoardServer:
             if process.poll() is not None:
                 log.seek(0)
                 tail = "\n".join(log.read().decode("utf-8", "replace").strip().splitlines()[-5:])
-                raise TensorBoardError(f"TensorBoard exited with code {process.returncode}: {tail}")
+                raise TensorBoardError(msg(
+                    "gui.tensorboard.exited", "TensorBoard exited with code {code}: {tail}", code=process.returncode, tail=tail
+                ))  # fmt: skip
             try:
                 with urllib.request.urlopen(url, timeout=2):
                     return
             except OSError:
                 time.sleep(0.3)
-        raise TensorBoardError(f"TensorBoard did not answer at {url} within {timeout:.0f} s")
+        raise TensorBoardError(msg(
+            "gui.tensorboard.no_answer", "TensorBoard did not answer at {url} within {seconds} s", url=url,
+            seconds=f"{timeout:.0f}",
+        ))  # fmt: skip
 
     def stop(self) -> None:
         with self._lock:

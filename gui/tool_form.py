@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import gradio as gr
 
+from backend.messages import LANGUAGE_ENV, msg
 from gui.command_builder import venv_python
 from gui.i18n import Translator
 from gui.log_view import log_box
@@ -76,12 +77,15 @@ def _rows(arg: ToolArg, value: Any) -> list[list[str]]:
         try:
             row = split_words(line)
         except ValueError as error:
-            raise ToolInputError(f"{arg.name}, line {number}: {error}") from None
+            raise ToolInputError(msg(
+                "gui.tool.row_unreadable", "{name}, line {line}: {error}", name=arg.name, line=number, error=str(error)
+            )) from None  # fmt: skip
         if row and arg.row_size and len(row) != arg.row_size:
-            raise ToolInputError(
-                f"{arg.name}, line {number}: expects {arg.row_size} values, got {len(row)} ({line.strip()}); "
-                "quote values that contain spaces"
-            )
+            raise ToolInputError(msg(
+                "gui.tool.row_size",
+                "{name}, line {line}: expects {expected} values, got {count} ({text}); quote values that contain spaces",
+                name=arg.name, line=number, expected=arg.row_size, count=len(row), text=line.strip(),
+            ))  # fmt: skip
         if row:
             rows.append(row)
     return rows
@@ -108,14 +112,16 @@ def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = No
             try:
                 items = split_words(_text(value).replace("\n", " "))
             except ValueError as error:
-                raise ToolInputError(f"{arg.name}: {error}") from None
+                raise ToolInputError(msg("gui.tool.list_unreadable", "{name}: {error}", name=arg.name, error=str(error))) from None
         else:
             items = [_text(value)] if _text(value) else []
         if arg.kind in ("int", "float") and items:
             try:
                 number = float(items[0])
             except ValueError:
-                raise ToolInputError(f"{arg.name}: expects a number, got {items[0]!r}") from None
+                raise ToolInputError(msg(
+                    "gui.tool.number_expected", "{name}: expects a number, got {value}", name=arg.name, value=repr(items[0])
+                )) from None  # fmt: skip
             items = [str(int(number)) if arg.kind == "int" and number.is_integer() else items[0]]
         if not items:
             if arg.required:
@@ -126,7 +132,7 @@ def tool_argv(spec: ToolSpec, values: Mapping[str, Any], python: str | None = No
         else:
             flags += [f"--{arg.name}", *items]
     if missing:
-        raise ToolInputError("required: " + ", ".join(missing))
+        raise ToolInputError(msg("gui.tool.required", "required: {names}", names=", ".join(missing)))
     return [python or venv_python(), "-m", spec.module, *positional, *flags]
 
 
@@ -194,7 +200,7 @@ def build_tool_form(
 def start_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, runner: TrainingRunner = TOOL_RUNNER) -> str:
     try:
         argv = tool_argv(spec, values)
-        runner.start(argv)
+        runner.start(argv, env={LANGUAGE_ENV: t.language})  # the tool's messages in the UI language
     except ToolInputError as error:
         return t.t("ui.tool_bad_input", error=error)
     except RunnerBusyError:

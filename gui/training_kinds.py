@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_TYPES = ("sd1", "sd2", "sdxl")
 # Set by the model and network selectors rather than shown as fields.
 SELECTOR_OPTIONS = ("v2", "network_module")
+# Places in the essentials rows for widgets that are not options (gui/lora_tab.py renders them).
+MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT = "@model_type", "@network_type", "@network_args"
+SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,15 @@ class TrainingKind:
     # line keeps) suit the other kind of run: sd-scripts' learning rate 2e-6 and 1,600 steps are
     # fine-tuning values. None = the field starts empty (the schema default applies).
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    # Options shown first, in one open section: what nearly every run sets (and every required option).
-    essentials: tuple[str, ...] = ()
+    # Shown first, in one open section, row by row: what nearly every run sets (every required option
+    # among it), in the order a run is thought through: model, data, output, network, training basics.
+    # Rows name options and SLOTS.
+    essential_rows: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def essentials(self) -> tuple[str, ...]:
+        """The options of the essentials section, in page order."""
+        return tuple(name for row in self.essential_rows for name in row if name not in SLOTS)
 
     def command_for(self, model_type: str) -> str:
         return self.commands.get(model_type, self.commands["sd1"])
@@ -85,11 +95,6 @@ def kind_options(kind: TrainingKind) -> dict[str, Option]:
     return shown
 
 
-_ESSENTIALS = (
-    "pretrained_model_name_or_path", "train_data_dir", "output_dir", "output_name", "caption_extension",
-    "network_dim", "network_alpha", "resolution", "max_train_epochs", "max_train_steps", "train_batch_size",
-    "learning_rate", "mixed_precision", "save_precision",
-)  # fmt: skip
 
 # The trainer's preflight refuses anything else (backend/training/preflight.py LORA_FORMATS and
 # finetune_files.py; tests/gui/test_schema_form.py keeps the lists equal).
@@ -103,7 +108,15 @@ LORA = TrainingKind(
         "save_every_n_epochs": 1, "network_dim": 8, "network_alpha": 1.0, "save_precision": "fp16",
         "caption_extension": ".txt",
     },
-    _ESSENTIALS,
+    (
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("train_data_dir", "caption_extension", "resolution"),
+        ("output_dir", "output_name", "save_precision"),
+        (NETWORK_SLOT, "network_dim", "network_alpha"),
+        (NETWORK_ARGS_SLOT,),  # the chosen network type's own fields, under its shape
+        ("max_train_epochs", "max_train_steps", "train_batch_size"),
+        ("learning_rate", "mixed_precision"),
+    ),
 )  # fmt: skip
 FINETUNE = TrainingKind(
     "finetune", {"sd1": "fine_tune", "sd2": "fine_tune", "sdxl": "sdxl_train"}, False, "finetune_",
@@ -111,9 +124,12 @@ FINETUNE = TrainingKind(
     # kohya_ss's Finetuning tab starts at 1e-5; captions are `.txt` in every GUI form.
     {"learning_rate": 1e-5, "caption_extension": ".txt"},
     (
-        "pretrained_model_name_or_path", "train_data_dir", "in_json", "output_dir", "output_name", "save_model_as",
-        "caption_extension", "resolution", "max_train_epochs", "max_train_steps", "train_batch_size", "learning_rate",
-        "mixed_precision", "save_precision",
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("train_data_dir", "in_json", "caption_extension"),
+        ("output_dir", "output_name"),
+        ("save_model_as", "save_precision"),
+        ("resolution", "max_train_epochs", "max_train_steps"),
+        ("train_batch_size", "learning_rate", "mixed_precision"),
     ),
 )  # fmt: skip
 KINDS = {kind.key: kind for kind in (LORA, FINETUNE)}

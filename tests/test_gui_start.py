@@ -60,15 +60,21 @@ def test_taken_port_is_a_clear_error() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "kohya_gui.py", "--server_port", str(port)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 2
-    assert f"port {port}" in result.stderr and "--server_port" in result.stderr
+        results = {
+            language: subprocess.run(
+                [sys.executable, "kohya_gui.py", "--server_port", str(port), "--language", language],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                timeout=60,
+            )
+            for language in ("en", "ja")
+        }
+    assert [result.returncode for result in results.values()] == [2, 2]
+    assert f"port {port}" in results["en"].stderr and "--server_port" in results["en"].stderr
+    # The console speaks the GUI's language (issue 14, item 21).
+    assert f"ポート {port} はすでに使われています" in results["ja"].stderr and "--server_port" in results["ja"].stderr
 
 
 def test_a_slow_localhost_self_check_does_not_abort_the_gui() -> None:

@@ -79,3 +79,17 @@ def test_module_is_light() -> None:
     code = "import sys, backend.messages, gui.message_catalogue; print([m for m in ('torch','gradio') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_nested_message_keeps_its_english(catalogues: Path) -> None:
+    (catalogues / "ja.json").write_text(
+        json.dumps({"msg.demo.outer": "外 {inner}", "msg.demo.inner": "内 {n}"}), encoding="utf-8"
+    )
+    messages._translations.cache_clear()
+    messages.set_language("ja")
+    outer = msg("demo.outer", "outer {inner}", inner=msg("demo.inner", "inner {n}", n=1))
+    assert (outer, outer.english) == ("外 内 1", "outer inner 1")
+    messages.set_language(None)
+    assert messages.relocalized(outer) == "outer inner 1"
+    messages.set_language("ja")
+    assert messages.relocalized(messages.relocalized(outer)) == "外 内 1"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from backend.data.errors import DatasetError
 from backend.data.specs import DatasetSpec
+from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ class BucketSelector:
             min_reso, max_reso = _checked_min_max(spec, warn)
             self.predefined = make_bucket_resolutions(spec.resolution, min_reso, max_reso, self.steps)
         else:
-            warn("min_bucket_reso and max_bucket_reso are ignored with bucket_no_upscale: buckets follow image sizes")
+            warn(msg(
+                "dataset.bucket.no_upscale_ignores_range",
+                "min_bucket_reso and max_bucket_reso are ignored with bucket_no_upscale: buckets follow image sizes",
+            ))  # fmt: skip
         self._predefined_set = set(self.predefined)
 
     def select(self, width: int, height: int) -> BucketChoice:
@@ -79,10 +83,12 @@ class BucketSelector:
             resized = self._shrunk_size(width, height, aspect) if width * height > self.max_area else (width, height)
             reso = (resized[0] - resized[0] % self.steps, resized[1] - resized[1] % self.steps)
             if min(reso) < 1:
-                raise DatasetError(
-                    f"image of {width}x{height} is smaller than bucket_reso_steps={self.steps} on one side, so "
-                    "bucket_no_upscale gives it an empty bucket: remove or enlarge it, or turn off bucket_no_upscale"
-                )
+                raise DatasetError(msg(
+                    "dataset.bucket.image_too_small",
+                    "image of {width}x{height} is smaller than bucket_reso_steps={steps} on one side, so "
+                    "bucket_no_upscale gives it an empty bucket: remove or enlarge it, or turn off bucket_no_upscale",
+                    width=width, height=height, steps=self.steps,
+                ))  # fmt: skip
         else:
             reso = (width, height)
             if reso not in self._predefined_set:
@@ -113,22 +119,34 @@ def _checked_min_max(spec: DatasetSpec, warn: Callable[[str], None]) -> tuple[in
     steps, min_reso, max_reso = spec.bucket_reso_steps, spec.min_bucket_reso, spec.max_bucket_reso
     if min_reso % steps:
         adjusted = max(steps, min_reso - min_reso % steps)  # never 0: a bucket side of 0 is no bucket
-        warn(f"min_bucket_reso {min_reso} is not a multiple of bucket_reso_steps {steps}: using {adjusted}")
+        warn(msg(
+            "dataset.bucket.min_not_multiple",
+            "min_bucket_reso {value} is not a multiple of bucket_reso_steps {steps}: using {adjusted}",
+            value=min_reso, steps=steps, adjusted=adjusted,
+        ))  # fmt: skip
         min_reso = adjusted
     if max_reso % steps:
         adjusted = max_reso + steps - max_reso % steps
-        warn(f"max_bucket_reso {max_reso} is not a multiple of bucket_reso_steps {steps}: using {adjusted}")
+        warn(msg(
+            "dataset.bucket.max_not_multiple",
+            "max_bucket_reso {value} is not a multiple of bucket_reso_steps {steps}: using {adjusted}",
+            value=max_reso, steps=steps, adjusted=adjusted,
+        ))  # fmt: skip
         max_reso = adjusted
     if min(spec.resolution) < min_reso:
-        raise DatasetError(
-            f"min_bucket_reso {min_reso} is larger than the resolution's short side {min(spec.resolution)}: "
-            "lower min_bucket_reso (256 is usual) or raise the resolution"
-        )
+        raise DatasetError(msg(
+            "dataset.bucket.min_above_resolution",
+            "min_bucket_reso {value} is larger than the resolution's short side {side}: lower min_bucket_reso (256 is "
+            "usual) or raise the resolution",
+            value=min_reso, side=min(spec.resolution),
+        ))  # fmt: skip
     if max(spec.resolution) > max_reso:
-        raise DatasetError(
-            f"max_bucket_reso {max_reso} is smaller than the resolution's long side {max(spec.resolution)}: "
-            f"raise max_bucket_reso to at least {max(spec.resolution)}"
-        )
+        raise DatasetError(msg(
+            "dataset.bucket.max_below_resolution",
+            "max_bucket_reso {value} is smaller than the resolution's long side {side}: raise max_bucket_reso to at "
+            "least {side}",
+            value=max_reso, side=max(spec.resolution),
+        ))  # fmt: skip
     return min_reso, max_reso
 
 
@@ -145,5 +163,8 @@ def verify_bucket_reso_steps(spec: DatasetSpec, multiple: int) -> None:
     sides = [spec.bucket_reso_steps] if spec.enable_bucket else list(spec.resolution)
     bad = [s for s in sides if s % multiple]
     if bad:
-        what = "bucket_reso_steps" if spec.enable_bucket else "resolution"
-        raise DatasetError(f"{what} {bad[0]} must be divisible by {multiple} for this model")
+        what = "bucket_reso_steps" if spec.enable_bucket else "resolution"  # option names
+        raise DatasetError(msg(
+            "dataset.bucket.not_divisible", "{name} {value} must be divisible by {multiple} for this model",
+            name=what, value=bad[0], multiple=multiple,
+        ))  # fmt: skip

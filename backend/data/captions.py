@@ -19,34 +19,43 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.data.errors import DatasetError
 from backend.data.specs import SubsetSpec
+from backend.messages import msg
 
 # Caption extensions people actually use; a miss on one while files of another exist is a hint.
 COMMON_CAPTION_EXTENSIONS = (".txt", ".caption")
-FIX_CAPTION_ENCODING = "save it again as UTF-8, in Notepad with Save As and Encoding UTF-8"
+
+
+def fix_caption_encoding() -> str:
+    return msg("dataset.caption.fix_encoding", "save it again as UTF-8, in Notepad with Save As and Encoding UTF-8")
 
 
 class CaptionEncodingError(DatasetError):
     """A caption file that is not UTF-8 text; `reason` says what it looks like instead."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"caption file {path} is {reason}: {FIX_CAPTION_ENCODING}")
+        super().__init__(msg(
+            "dataset.caption.not_utf8", "caption file {path} is {reason}: {fix}",
+            path=path, reason=reason, fix=fix_caption_encoding(),
+        ))  # fmt: skip
         self.path, self.reason = path, reason
 
 
 def not_utf8(raw: bytes) -> str:
-    """'not UTF-8 text (it looks like Shift_JIS)': the encodings Windows editors write, when recognisable."""
+    """'not UTF-8 text (it looks like Shift_JIS)': the encodings Windows editors write, when recognisable.
+    A predicate: "<file> is <this>"."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "not UTF-8 text (it is UTF-16, Notepad's \"Unicode\")"
+        return msg("dataset.encoding.utf16", "not UTF-8 text (it is UTF-16, Notepad's \"Unicode\")")
     try:
         raw.decode("cp932")
     except UnicodeDecodeError:
-        return "not UTF-8 text"
-    return "not UTF-8 text (it looks like Shift_JIS)"
+        return msg("dataset.encoding.unknown", "not UTF-8 text")
+    return msg("dataset.encoding.shift_jis", "not UTF-8 text (it looks like Shift_JIS)")
 
 
 def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False) -> str | None:
@@ -72,18 +81,22 @@ class CaptionScan:
     # Caption files that are not UTF-8 text, with what they look like (their images get the class tokens
     # meanwhile; the scan reports each as a problem).
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
-    # Images without a caption that do have one under another common extension, by extension.
-    other_extension: dict[str, int] = field(default_factory=dict)
+    # Images without a caption that do have one under another common extension: image -> that extension.
+    other_extension: dict[Path, str] = field(default_factory=dict)
 
-    def hint(self, subset: SubsetSpec) -> str | None:
-        if not self.other_extension:
+    def hint(self, subset: SubsetSpec, left_out: Collection[str] = ()) -> str | None:
+        """The caption_extension to set, when images have captions under another one; images whose
+        path is in `left_out` (image files that cannot be read) are not counted."""
+        counts = Counter(ext for image, ext in self.other_extension.items() if str(image) not in left_out)
+        if not counts:
             return None
-        ext, count = max(self.other_extension.items(), key=lambda item: item[1])
-        return (
-            f"{count} image(s) in {subset.image_dir} have a '{ext}' caption file but caption_extension is "
-            f"'{subset.caption_extension}': set --caption_extension {ext} (or caption_extension = \"{ext}\" "
-            "in the dataset config) to use them"
-        )
+        ext, count = counts.most_common(1)[0]
+        return msg(
+            "dataset.caption.other_extension",
+            "{count} image(s) in {folder} have a '{ext}' caption file but caption_extension is '{current}': set "
+            "--caption_extension {ext} (or caption_extension = \"{ext}\" in the dataset config) to use them",
+            count=count, folder=subset.image_dir, ext=ext, current=subset.caption_extension,
+        )  # fmt: skip
 
 
 def read_subset_captions(subset: SubsetSpec, images: list[Path]) -> CaptionScan:
@@ -101,7 +114,7 @@ def read_subset_captions(subset: SubsetSpec, images: list[Path]) -> CaptionScan:
             scan.missing.append(image)
             for ext in other_exts:
                 if image.with_name(image.stem + ext).is_file():
-                    scan.other_extension[ext] = scan.other_extension.get(ext, 0) + 1
+                    scan.other_extension[image] = ext
                     break
             caption = subset.class_tokens or ""
         captions.append(caption)

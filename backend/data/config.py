@@ -16,6 +16,7 @@ from typing import Any
 from backend.data.discovery import subsets_from_folders
 from backend.data.errors import DatasetError
 from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.messages import msg
 from backend.options.dataset_config import DatasetGroupConfig
 from backend.options.schema import all_options
 
@@ -74,10 +75,11 @@ def specs_from_args(
     elif get("train_data_dir"):
         subsets = subsets_from_folders(get("train_data_dir"), get("reg_data_dir"), warn=warn, **settings)
     else:
-        raise DatasetError(
-            "no training data: set --train_data_dir (the parent of folders named like '10_name'), "
-            "--in_json, or --dataset_config"
-        )
+        raise DatasetError(msg(
+            "dataset.no_training_data",
+            "no training data: set --train_data_dir (the parent of folders named like '10_name'), --in_json, or "
+            "--dataset_config",
+        ))  # fmt: skip
     return [
         DatasetSpec(
             subsets=tuple(subsets),
@@ -150,8 +152,10 @@ def specs_from_dataset_config(
             )
         )
     if unsupported:
-        raise DatasetError(
-            "the dataset config uses keys sd-scripts knows but this trainer does not implement yet; "
-            "remove them:\n  " + "\n  ".join(unsupported)
-        )
+        raise DatasetError(msg(
+            "dataset.config.not_implemented",
+            "the dataset config uses keys sd-scripts knows but this trainer does not implement yet; remove them:\n  "
+            "{keys}",
+            keys="\n  ".join(unsupported),
+        ))  # fmt: skip
     return specs

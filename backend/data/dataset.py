@@ -32,12 +32,14 @@ from backend.data.scan import (
     DatasetScan,
     ImageProblem,
     ImageRecord,
+    more_in_preflight,
     scan_dataset,
     skipped_images_message,
     split_problems,
 )
 from backend.data.specs import DatasetSpec, SubsetSpec, varying_caption_settings
 from backend.data.split import check_held_out, held_out_paths
+from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +65,10 @@ def balance_reg_repeats(num_train: int, reg_repeats: Sequence[int]) -> list[int]
 
 
 def format_problems(problems: Sequence[ImageProblem], limit: int = 20) -> str:
-    lines = [f"{len(problems)} file(s) in the dataset cannot be used:"]
+    lines = [msg("dataset.unusable_files", "{count} file(s) in the dataset cannot be used:", count=len(problems))]
     lines += [f"  {p.path}: {p.problem} -> {p.fix}" for p in problems[:limit]]
     if len(problems) > limit:
-        lines.append(f"  ... and {len(problems) - limit} more (run with --preflight for the full list)")
+        lines.append("  " + more_in_preflight(len(problems) - limit))
     return "\n".join(lines)
 
 
@@ -84,9 +86,8 @@ def _assign_buckets(
             else:
                 choice = selector.select(*record.image_size)
         except DatasetError as exc:
-            problems.append(
-                ImageProblem(record.path, str(exc), "remove the image or turn off bucket_no_upscale", "bucket")
-            )
+            fix = msg("dataset.bucket.fix_image_too_small", "remove the image or turn off bucket_no_upscale")
+            problems.append(ImageProblem(record.path, str(exc), fix, "bucket"))
             continue
         kept.append(
             dataclasses.replace(
@@ -136,7 +137,9 @@ class TrainDataset:
             check_held_out(spec.validation_split, sum(not r.is_reg for r in self.scan.records), len(held_out))
             self.records = self._apply_reg_balance([r for r in records if r.path not in held_out], warn)
         if not self.records:
-            raise DatasetError("no usable training images left in the dataset (see the warnings above)")
+            raise DatasetError(msg(
+                "dataset.nothing_left", "no usable training images left in the dataset (see the warnings above)"
+            ))  # fmt: skip
         self.num_train_images = sum(r.num_repeats for r in self.records if not r.is_reg)
         # Regularization images with their folders' repeats, before balancing; unusable ones not counted.
         self.num_reg_images = 0 if validation else sum(
@@ -175,7 +178,11 @@ class TrainDataset:
         num_train = sum(r.num_repeats for r in train)
         num_reg = sum(r.num_repeats for r in reg)
         if num_reg > num_train:
-            warn(f"{num_reg} regularization images with repeats but {num_train} training images: some are unused")
+            warn(msg(
+                "dataset.reg.unused",
+                "{reg} regularization images with repeats but {train} training images: some are unused",
+                reg=num_reg, train=num_train,
+            ))  # fmt: skip
         for record, repeats in zip(reg, balance_reg_repeats(num_train, [r.num_repeats for r in reg]), strict=True):
             record.num_repeats = repeats
         return train + [r for r in reg if r.num_repeats > 0]
@@ -219,7 +226,10 @@ class TrainDataset:
         if cached is not None:
             sample = self._from_latents(cached, flipped)
         elif self.latents_cached:
-            raise DatasetError(f"no cached latents for {record.path}: run the latent cache step again")
+            raise DatasetError(msg(
+                "dataset.latents.not_cached", "no cached latents for {path}: run the latent cache step again",
+                path=record.path,
+            ))  # fmt: skip
         else:
             sample = self._from_image(record, subset, flipped, rng)
         sample["caption"] = process_caption(record.caption, subset, epoch, rng)
@@ -256,7 +266,10 @@ class TrainDataset:
         latents, alpha = cached.latents, cached.alpha_mask
         if flipped:
             if cached.latents_flipped is None:
-                raise DatasetError("flip_aug is on but the latent cache has no flipped latents: rebuild the cache")
+                raise DatasetError(msg(
+                    "dataset.latents.not_flipped",
+                    "flip_aug is on but the latent cache has no flipped latents: rebuild the cache",
+                ))  # fmt: skip
             latents = cached.latents_flipped
             alpha = None if alpha is None else torch.flip(alpha, [1])
             left = cached.resized_size[0] - right
@@ -301,7 +314,7 @@ class DatasetGroup(torch.utils.data.Dataset):
 
     def __init__(self, datasets: Sequence[TrainDataset], seed: int = 0) -> None:
         if not datasets:
-            raise DatasetError("no datasets to train on")
+            raise DatasetError(msg("dataset.none", "no datasets to train on"))
         self.datasets = list(datasets)
         self.seed = seed
         self.epoch = 1

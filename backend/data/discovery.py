@@ -17,6 +17,7 @@ from pathlib import Path
 
 from backend.data.errors import DatasetError
 from backend.data.specs import SubsetSpec
+from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
@@ -88,20 +89,29 @@ def subsets_from_folders(
         flag = "reg_data_dir" if is_reg else "train_data_dir"
         scan = _scan_checked(root, flag)
         if scan.skipped:
-            warn(
-                f"{flag}: ignoring {len(scan.skipped)} folder(s) without a repeat count prefix: "
-                f"{_names(scan.skipped)}; rename them like '10_{scan.skipped[0]}' to train on them"
-            )
+            warn(msg(
+                "dataset.folders.no_repeat_prefix",
+                "{flag}: ignoring {count} folder(s) without a repeat count prefix: {names}; rename them like "
+                "'10_{first}' to train on them",
+                flag=flag, count=len(scan.skipped), names=_names(scan.skipped), first=scan.skipped[0],
+            ))  # fmt: skip
         if scan.zero_repeats:
-            warn(f"{flag}: ignoring folder(s) with 0 repeats: {_names(scan.zero_repeats)}")
+            warn(msg("dataset.folders.zero_repeats", "{flag}: ignoring folder(s) with 0 repeats: {names}",
+                     flag=flag, names=_names(scan.zero_repeats)))  # fmt: skip
         if scan.loose_images and scan.subsets:
-            warn(
-                f"{flag}: {scan.loose_images} image(s) directly in {root} are not used; only images in "
-                "'<repeats>_<tokens>' subfolders are"
-            )
+            warn(msg(
+                "dataset.folders.loose_images",
+                "{flag}: {count} image(s) directly in {folder} are not used; only images in '<repeats>_<tokens>' "
+                "subfolders are",
+                flag=flag, count=scan.loose_images, folder=root,
+            ))  # fmt: skip
         if not scan.subsets:
             if is_reg:
-                warn(f"reg_data_dir {root} has no '<repeats>_<tokens>' folders; training without regularization")
+                warn(msg(
+                    "dataset.folders.no_reg_folders",
+                    "reg_data_dir {folder} has no '<repeats>_<tokens>' folders; training without regularization",
+                    folder=root,
+                ))  # fmt: skip
                 continue
             raise DatasetError(_no_data_message(scan, flag))
         for folder, repeats, tokens in scan.subsets:
@@ -116,47 +126,70 @@ def subsets_from_folders(
 def _scan_checked(root: str | Path, flag: str) -> FolderScan:
     path = Path(root)
     if not path.exists():
-        raise DatasetError(f"{flag} does not exist: {path}")
+        raise DatasetError(msg("dataset.folders.not_found", "{flag} does not exist: {path}", flag=flag, path=path))
     if not path.is_dir():
-        raise DatasetError(f"{flag} must be a folder, but {path} is a file")
+        raise DatasetError(msg(
+            "dataset.folders.is_a_file", "{flag} must be a folder, but {path} is a file", flag=flag, path=path
+        ))  # fmt: skip
     return scan_root(path)
 
 
 def _no_data_message(scan: FolderScan, flag: str) -> str:
-    head = (
-        f"No data found in {flag} {scan.root}: {flag} must be the parent of folders named like "
-        "'10_name' (10 = repeats per epoch, 'name' = class tokens used when an image has no caption)"
-    )
+    """What the folder should hold, then each thing found instead (one whole clause each)."""
+    head = msg(
+        "dataset.folders.no_data",
+        "No data found in {flag} {folder}: {flag} must be the parent of folders named like '10_name' (10 = repeats "
+        "per epoch, 'name' = class tokens used when an image has no caption)",
+        flag=flag, folder=scan.root,
+    )  # fmt: skip
     found: list[str] = []
     if scan.loose_images:
-        found.append(
-            f"found {scan.loose_images} image(s) directly in it: move them into a subfolder such as "
-            f"'{scan.root / '10_<token>'}' and keep {flag} pointing at {scan.root}"
-        )
+        found.append(msg(
+            "dataset.folders.found_loose_images",
+            "found {count} image(s) directly in it: move them into a subfolder such as '{example}' and keep {flag} "
+            "pointing at {folder}",
+            count=scan.loose_images, example=scan.root / "10_<token>", flag=flag, folder=scan.root,
+        ))  # fmt: skip
     if scan.skipped:
-        found.append(
-            f"found folder(s) without a repeat count: {_names(scan.skipped)}: rename them like "
-            f"'10_{scan.skipped[0]}'"
-        )
+        found.append(msg(
+            "dataset.folders.found_no_repeat_prefix",
+            "found folder(s) without a repeat count: {names}: rename them like '10_{first}'",
+            names=_names(scan.skipped), first=scan.skipped[0],
+        ))  # fmt: skip
     if scan.zero_repeats:
-        found.append(f"found folder(s) with 0 repeats: {_names(scan.zero_repeats)}")
+        found.append(msg("dataset.folders.found_zero_repeats", "found folder(s) with 0 repeats: {names}",
+                         names=_names(scan.zero_repeats)))  # fmt: skip
     if not found:
         other = describe_non_images(scan.root)
-        found.append(f"it contains {other}" if other else "it is empty")
-    return head + "; " + "; ".join(found)
+        if other:
+            found.append(msg("dataset.folders.found_other_files", "it contains {files}", files=other))
+        else:
+            found.append(msg("dataset.folders.found_nothing", "it is empty"))
+    return "; ".join([head, *found])
 
 
 def describe_non_images(directory: Path) -> str:
-    """'3 .gif files, 2 .txt files' for the files in `directory` that are not images we read."""
-    counts = Counter(p.suffix.lower() or "(no extension)" for p in directory.iterdir() if p.is_file())
-    parts = [f"{n} {ext} file(s)" for ext, n in sorted(counts.items())]
+    """'3 .gif file(s), 2 .txt file(s)' for the files in `directory` that are not images we read."""
+    counts = Counter(p.suffix.lower() for p in directory.iterdir() if p.is_file())
+    parts = [
+        msg("dataset.files.count", "{count} {ext} file(s)", count=n, ext=ext)
+        if ext
+        else msg("dataset.files.count_no_extension", "{count} file(s) without extension", count=n)
+        for ext, n in sorted(counts.items())
+    ]
     unsupported = [ext for ext in counts if ext in _UNSUPPORTED_IMAGE_EXTENSIONS]
     text = ", ".join(parts)
     if unsupported:
-        text += f" ({', '.join(unsupported)} images are not supported: convert them to png, jpg, webp or bmp)"
+        return msg(
+            "dataset.files.unsupported_images",
+            "{files} ({extensions} images are not supported: convert them to png, jpg, webp or bmp)",
+            files=text, extensions=", ".join(unsupported),
+        )  # fmt: skip
     return text
 
 
 def _names(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    if len(names) > limit:
+        return msg("dataset.list.names_and_more", "{names} and {count} more", names=shown, count=len(names) - limit)
+    return shown

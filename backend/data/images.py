@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from backend.data.errors import DatasetError
+from backend.messages import msg
 
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_SIDES = {5, 6, 7, 8}  # orientations that rotate by 90 degrees
@@ -64,7 +65,7 @@ def probe_image(path: Path) -> ImageProbe:
     if orientation in _SWAPS_SIDES:
         size = (size[1], size[0])
     if min(size) < 1:
-        return ImageProbe(path, None, "image has no pixels")
+        return ImageProbe(path, None, msg("dataset.image.no_pixels", "image has no pixels"))
     return ImageProbe(path, size)
 
 
@@ -89,13 +90,15 @@ def _jpeg_ends_cleanly(path: Path) -> bool:
 
 def _describe_failure(path: Path, exc: Exception) -> str:
     if path.stat().st_size == 0:
-        return "file is empty (0 bytes)"
+        return msg("dataset.image.empty", "file is empty (0 bytes)")
     if isinstance(exc, Image.UnidentifiedImageError):
-        return f"not an image PIL can read (the extension says {path.suffix.lower()})"
-    text = str(exc) or type(exc).__name__
+        return msg(
+            "dataset.image.not_an_image", "not an image PIL can read (the extension says {ext})", ext=path.suffix.lower()
+        )
+    text = str(exc) or type(exc).__name__  # PIL's own (English) words
     if "truncated" in text.lower() or isinstance(exc, EOFError):
-        return f"file is truncated (incomplete download or copy): {text}"
-    return f"cannot be decoded: {text}"
+        return msg("dataset.image.truncated", "file is truncated (incomplete download or copy): {detail}", detail=text)
+    return msg("dataset.image.undecodable", "cannot be decoded: {detail}", detail=text)
 
 
 @dataclass
@@ -111,7 +114,10 @@ def load_image(path: str | Path, with_alpha: bool = False) -> LoadedImage:
             img = _orient(img)
             rgba = _to_rgba_or_rgb(img)
     except Exception as exc:
-        raise DatasetError(f"cannot load image {path}: {exc}; run --preflight to list every bad file") from exc
+        raise DatasetError(msg(
+            "dataset.image.cannot_load", "cannot load image {path}: {error}; run --preflight to list every bad file",
+            path=path, error=exc,
+        )) from exc  # fmt: skip
     arr = np.asarray(rgba)
     if arr.shape[2] == 4:
         alpha = arr[:, :, 3]

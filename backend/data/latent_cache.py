@@ -18,6 +18,7 @@ from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.errors import DatasetError
 from backend.data.images import FittedImage, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, CacheKey, cache_path, find_valid_cache, save_cache
+from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +35,13 @@ def check_cacheable(group: DatasetGroup) -> None:
         if s.color_aug or s.random_crop
     ]
     if offending:
-        raise DatasetError(
-            "cache_latents / cache_latents_to_disk cannot be used with color_aug or random_crop, because the "
-            f"cached latents would repeat one augmentation every epoch; affected subsets: {', '.join(offending)}. "
-            "Turn those augmentations off, or turn off latent caching (flip_aug is fine: both sides are cached)"
-        )
+        raise DatasetError(msg(
+            "dataset.latents.augmentation",
+            "cache_latents / cache_latents_to_disk cannot be used with color_aug or random_crop, because the cached "
+            "latents would repeat one augmentation every epoch; affected subsets: {subsets}. Turn those "
+            "augmentations off, or turn off latent caching (flip_aug is fine: both sides are cached)",
+            subsets=", ".join(offending),
+        ))  # fmt: skip
 
 
 def cache_latents(
@@ -126,7 +129,9 @@ def _load_for_cache(item: tuple[TrainDataset, int, CacheKey]) -> FittedImage:
     record = dataset.records[index]
     image = load_image(record.path, with_alpha=key.alpha)
     if (image.rgb.shape[1], image.rgb.shape[0]) != record.image_size:
-        raise DatasetError(f"{record.path} changed since the dataset was scanned: restart the run")
+        raise DatasetError(msg(
+            "dataset.image.changed", "{path} changed since the dataset was scanned: restart the run", path=record.path
+        ))  # fmt: skip
     return fit_to_bucket(image, key.bucket_reso, key.resized_size, False, None, key.interpolation or None)
 
 

@@ -26,6 +26,7 @@ from backend.data.scan import (
 )
 from backend.data.specs import DatasetSpec
 from backend.data.summary import bucket_table
+from backend.messages import msg
 
 # Upscaling beyond this factor makes blurry training targets; reported as a warning.
 MAX_UPSCALE = 2.0
@@ -36,7 +37,11 @@ def check_images(paths: Sequence[str | Path], threads: int = 8) -> list[ImagePro
     except for formats without a cheap integrity check)."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         probes = list(pool.map(probe_image, [Path(p) for p in paths]))
-    return [unreadable_image(p.path, p.problem or "cannot be read") for p in probes if p.size is None]
+    return [
+        unreadable_image(p.path, p.problem or msg("dataset.image.unreadable", "cannot be read"))
+        for p in probes
+        if p.size is None
+    ]
 
 
 def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0) -> dict[str, Any]:
@@ -57,11 +62,14 @@ def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0) -> dict[str, A
         upscaled = [r for r in dataset.records if r.resized_size[0] / r.image_size[0] > MAX_UPSCALE]
         if upscaled:
             smallest = min(upscaled, key=lambda r: r.image_size[0] * r.image_size[1])
-            warnings.append(
-                f"{len(upscaled)} image(s) are enlarged more than {MAX_UPSCALE:g}x to fit their bucket and will look "
-                f"blurry to the model (smallest: {smallest.path}, {smallest.image_size[0]}x{smallest.image_size[1]}); "
-                "use larger images, a lower resolution, or --bucket_no_upscale"
-            )
+            warnings.append(msg(
+                "dataset.image.upscaled",
+                "{count} image(s) are enlarged more than {factor}x to fit their bucket and will look blurry to the "
+                "model (smallest: {path}, {width}x{height}); use larger images, a lower resolution, or "
+                "--bucket_no_upscale",
+                count=len(upscaled), factor=f"{MAX_UPSCALE:g}", path=smallest.path,
+                width=smallest.image_size[0], height=smallest.image_size[1],
+            ))  # fmt: skip
         total_batches += len(dataset)
         report["datasets"].append(_dataset_entry(dataset))
     report["num_batches_per_epoch"] = total_batches

@@ -20,19 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.data.captions import FIX_CAPTION_ENCODING, CaptionScan, read_subset_captions
+from backend.data.captions import CaptionScan, fix_caption_encoding, read_subset_captions
 from backend.data.discovery import IMAGE_EXTENSIONS, describe_non_images, list_images
 from backend.data.errors import DatasetError
 from backend.data.images import probe_image
 from backend.data.specs import DatasetSpec, SubsetSpec
+from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
-SKIP_OPTION = "--skip_unreadable_images"
-FIX_BAD_IMAGE = (
-    f"delete it or save it again as PNG or JPEG in an image editor, or train without it: {SKIP_OPTION}"
-)
-UNREADABLE_IMAGE = "unreadable_image"  # the one kind of problem SKIP_OPTION lets a run train without
+UNREADABLE_IMAGE = "unreadable_image"  # the one kind of problem --skip_unreadable_images lets a run train without
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,11 @@ class ImageProblem:
 
 
 def unreadable_image(path: str | Path, problem: str) -> ImageProblem:
-    return ImageProblem(str(path), problem, FIX_BAD_IMAGE, UNREADABLE_IMAGE)
+    fix = msg(
+        "dataset.image.fix_unreadable",
+        "delete it or save it again as PNG or JPEG in an image editor, or train without it: --skip_unreadable_images",
+    )
+    return ImageProblem(str(path), problem, fix, UNREADABLE_IMAGE)
 
 
 def split_problems(
@@ -63,11 +64,20 @@ def split_problems(
 
 def skipped_images_message(skipped: list[ImageProblem], limit: int = 20) -> str:
     """The warning for the images a run trains without; the same words as the error without the option."""
-    lines = [f"training without {len(skipped)} image file(s) that cannot be read ({SKIP_OPTION}):"]
+    lines = [msg(
+        "dataset.image.training_without",
+        "training without {count} image file(s) that cannot be read (--skip_unreadable_images):",
+        count=len(skipped),
+    )]  # fmt: skip
     lines += [f"  {p.path}: {p.problem}" for p in skipped[:limit]]
     if len(skipped) > limit:
-        lines.append(f"  ... and {len(skipped) - limit} more (run with --preflight for the full list)")
+        lines.append("  " + more_in_preflight(len(skipped) - limit))
     return "\n".join(lines)
+
+
+def more_in_preflight(count: int) -> str:
+    """The last line of a list cut short."""
+    return msg("dataset.list.more", "... and {count} more (run with --preflight for the full list)", count=count)
 
 
 @dataclass
@@ -110,8 +120,13 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
         source = (subset.image_dir, subset.metadata_file)
         if subset.num_repeats < 1 or source in seen:
             # As sd-scripts: a subset with 0 repeats is switched off; a repeated folder counts once.
-            reason = "num_repeats is less than 1" if subset.num_repeats < 1 else "it is listed twice in the dataset"
-            warn(f"ignoring subset {subset.metadata_file or subset.image_dir}: {reason}")
+            source_name = subset.metadata_file or subset.image_dir
+            if subset.num_repeats < 1:
+                warn(msg("dataset.subset.no_repeats", "ignoring subset {source}: num_repeats is less than 1",
+                         source=source_name))  # fmt: skip
+            else:
+                warn(msg("dataset.subset.listed_twice", "ignoring subset {source}: it is listed twice in the dataset",
+                         source=source_name))  # fmt: skip
             continue
         seen.add(source)
         if subset.metadata_file is not None:
@@ -132,7 +147,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
         for image, caption in zip(scan.images, scan.captions.captions, strict=True):
             probe = probes[image]
             if probe.size is None:
-                problem = unreadable_image(image, probe.problem or "cannot be read")
+                problem = unreadable_image(image, probe.problem or msg("dataset.image.unreadable", "cannot be read"))
                 scan.problems.append(problem)
                 problems.append(problem)
                 continue
@@ -149,6 +164,9 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                     metadata_bucket=scan.metadata_buckets.get(image),
                 )
             )
+    for scan in subset_scans:
+        if scan.subset.metadata_file is None:
+            _warn_missing_captions(scan, warn)
     return DatasetScan(subset_scans, records, problems)
 
 
@@ -156,27 +174,57 @@ def _scan_folder_subset(subset: SubsetSpec, warn: Callable[[str], None]) -> Subs
     assert subset.image_dir is not None
     directory = Path(subset.image_dir)
     if not directory.is_dir():
-        raise DatasetError(f"image_dir does not exist or is not a folder: {directory}")
+        raise DatasetError(msg(
+            "dataset.image_dir.not_a_folder", "image_dir does not exist or is not a folder: {folder}", folder=directory
+        ))  # fmt: skip
     images = list_images(directory)
     if not images:
         other = describe_non_images(directory)
-        warn(f"no images in {directory}" + (f" (it contains {other})" if other else " (it is empty)"))
+        if other:
+            warn(msg("dataset.image_dir.no_images_but", "no images in {folder} (it contains {files})",
+                     folder=directory, files=other))  # fmt: skip
+        else:
+            warn(msg("dataset.image_dir.empty", "no images in {folder} (it is empty)", folder=directory))
     captions = read_subset_captions(subset, images)
     # Every caption file that is not UTF-8, at once (not the first of them per run).
     problems = [
-        ImageProblem(str(path), f"caption file is {reason}", FIX_CAPTION_ENCODING, "caption")
+        ImageProblem(
+            str(path), msg("dataset.caption.problem_not_utf8", "caption file is {reason}", reason=reason),
+            fix_caption_encoding(), "caption",
+        )  # fmt: skip
         for path, reason in captions.unreadable
     ]
-    if captions.missing:
-        fallback = f"the class tokens {subset.class_tokens!r}" if subset.class_tokens else "an empty caption"
-        warn(
-            f"{len(captions.missing)} of {len(images)} image(s) in {directory} have no '{subset.caption_extension}' "
-            f"caption file; they train with {fallback}"
-        )
-        hint = captions.hint(subset)
-        if hint:
-            warn(hint)
     return SubsetScan(subset, images, captions, problems)
+
+
+def _warn_missing_captions(scan: SubsetScan, warn: Callable[[str], None]) -> None:
+    """Images without a caption file, and the caption_extension they may mean. Counted among the images that
+    can be read: the others stop the run, or are left out with --skip_unreadable_images."""
+    subset = scan.subset
+    unreadable = {p.path for p in scan.problems if p.kind == UNREADABLE_IMAGE}
+    images = [image for image in scan.images if str(image) not in unreadable]
+    missing = [image for image in scan.captions.missing if str(image) not in unreadable]
+    if not missing:
+        return
+    given = {"missing": len(missing), "images": len(images), "folder": subset.image_dir,
+             "ext": subset.caption_extension}  # fmt: skip
+    if subset.class_tokens:
+        warn(msg(
+            "dataset.caption.missing_class_tokens",
+            "{missing} of {images} image(s) in {folder} have no '{ext}' caption file; they train with the class "
+            "tokens {tokens}",
+            tokens=repr(subset.class_tokens), **given,
+        ))  # fmt: skip
+    else:
+        warn(msg(
+            "dataset.caption.missing_empty",
+            "{missing} of {images} image(s) in {folder} have no '{ext}' caption file; they train with an empty "
+            "caption",
+            **given,
+        ))  # fmt: skip
+    hint = scan.captions.hint(subset, unreadable)
+    if hint:
+        warn(hint)
 
 
 def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
@@ -191,21 +239,27 @@ def _scan_metadata_subset(subset: SubsetSpec) -> SubsetScan:
         entry = metadata[key] or {}
         path = _resolve_image(key, subset.image_dir)
         if path is None:
-            problems.append(
-                ImageProblem(key, f"listed in {subset.metadata_file} but no such image was found",
-                             "set train_data_dir/image_dir to the folder holding the images, or remove the entry",
-                             "metadata")
-            )
+            problems.append(ImageProblem(
+                key,
+                msg("dataset.metadata.no_image", "listed in {file} but no such image was found",
+                    file=subset.metadata_file),
+                msg("dataset.metadata.fix_no_image",
+                    "set train_data_dir/image_dir to the folder holding the images, or remove the entry"),
+                "metadata",
+            ))  # fmt: skip
             continue
         if entry.get("train_resolution") is not None:
             bucket = _train_resolution(entry["train_resolution"])
             if bucket is None:
-                problems.append(
-                    ImageProblem(key, f"train_resolution {entry['train_resolution']!r} in {subset.metadata_file} "
-                                 "is not [width, height] in positive multiples of 8",
-                                 "run prepare_buckets_latents again, or remove train_resolution from the entry",
-                                 "metadata")
-                )
+                problems.append(ImageProblem(
+                    key,
+                    msg("dataset.metadata.bad_train_resolution",
+                        "train_resolution {value} in {file} is not [width, height] in positive multiples of 8",
+                        value=repr(entry["train_resolution"]), file=subset.metadata_file),
+                    msg("dataset.metadata.fix_train_resolution",
+                        "run prepare_buckets_latents again, or remove train_resolution from the entry"),
+                    "metadata",
+                ))  # fmt: skip
                 continue
             buckets[path] = bucket
         caption = entry.get("caption") or ""
@@ -228,20 +282,30 @@ def _train_resolution(value: object) -> tuple[int, int] | None:
 
 def _read_metadata(path: Path) -> dict[str, dict]:
     if not path.is_file():
-        raise DatasetError(f"metadata file (in_json) not found: {path}")
+        raise DatasetError(msg("dataset.metadata.not_found", "metadata file (in_json) not found: {path}", path=path))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise DatasetError(f"metadata file {path} is not UTF-8 text: {FIX_CAPTION_ENCODING}") from None
+        raise DatasetError(msg(
+            "dataset.metadata.not_utf8", "metadata file {path} is not UTF-8 text: {fix}", path=path,
+            fix=fix_caption_encoding(),
+        )) from None  # fmt: skip
     try:
         if path.suffix.lower() == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
             return {row["image_path"]: row for row in rows}
         data = json.loads(text)
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise DatasetError(f"metadata file {path} is not valid: {exc}") from None
+    except json.JSONDecodeError as exc:  # exc: the json module's English words, with line and column
+        raise DatasetError(msg("dataset.metadata.invalid", "metadata file {path} is not valid: {error}",
+                               path=path, error=exc)) from None  # fmt: skip
+    except KeyError:
+        raise DatasetError(msg(
+            "dataset.metadata.no_image_path", 'metadata file {path} has a line without "image_path"', path=path
+        )) from None  # fmt: skip
     if not isinstance(data, dict):
-        raise DatasetError(f"metadata file {path} must hold an object keyed by image path")
+        raise DatasetError(msg(
+            "dataset.metadata.not_an_object", "metadata file {path} must hold an object keyed by image path", path=path
+        ))  # fmt: skip
     return data
 
 
@@ -258,11 +322,18 @@ def _resolve_image(key: str, image_dir: str | None) -> Path | None:
 
 
 def _no_images_message(spec: DatasetSpec) -> str:
-    lines = ["No images found in any subset of the dataset (png, jpg, jpeg, webp and bmp are read):"]
+    lines = [msg(
+        "dataset.no_images", "No images found in any subset of the dataset (png, jpg, jpeg, webp and bmp are read):"
+    )]  # fmt: skip
     for subset in spec.subsets:
         if subset.image_dir and Path(subset.image_dir).is_dir():
             other = describe_non_images(Path(subset.image_dir))
-            lines.append(f"  {subset.image_dir}: " + (f"contains {other}" if other else "empty"))
+            if other:
+                line = msg("dataset.no_images.contains", "{folder}: contains {files}", folder=subset.image_dir, files=other)
+            else:
+                line = msg("dataset.no_images.empty", "{folder}: empty", folder=subset.image_dir)
         else:
-            lines.append(f"  {subset.metadata_file or subset.image_dir}: no usable entries")
+            line = msg("dataset.no_images.no_entries", "{source}: no usable entries",
+                       source=subset.metadata_file or subset.image_dir)  # fmt: skip
+        lines.append("  " + line)
     return "\n".join(lines)

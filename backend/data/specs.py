@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.data.errors import DatasetError
+from backend.messages import msg
 
 # sd-scripts' --resize_interpolation choices, plus "box" that its dataset configs may name; None means
 # area when shrinking, lanczos when enlarging.
@@ -47,16 +48,24 @@ class SubsetSpec:
 
     def __post_init__(self) -> None:
         if self.image_dir is None and self.metadata_file is None:
-            raise DatasetError("a subset needs image_dir (a folder of images) or metadata_file (fine-tuning JSON)")
+            raise DatasetError(msg(
+                "dataset.subset.no_source",
+                "a subset needs image_dir (a folder of images) or metadata_file (fine-tuning JSON)",
+            ))  # fmt: skip
         if self.caption_extension and not self.caption_extension.startswith("."):
             # sd-scripts appends the extension verbatim; "txt" would look for "img.pngtxt"-like names.
             object.__setattr__(self, "caption_extension", "." + self.caption_extension)
         for name in ("caption_dropout_rate", "caption_tag_dropout_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise DatasetError(f"{name} must be between 0 and 1, got {value}")
+                raise DatasetError(msg(
+                    "dataset.subset.not_a_probability", "{name} must be between 0 and 1, got {value}",
+                    name=name, value=value,
+                ))  # fmt: skip
         if self.keep_tokens < 0 or self.caption_dropout_every_n_epochs < 0:
-            raise DatasetError("keep_tokens and caption_dropout_every_n_epochs must be 0 or more")
+            raise DatasetError(msg(
+                "dataset.subset.negative_count", "keep_tokens and caption_dropout_every_n_epochs must be 0 or more"
+            ))  # fmt: skip
         _check_interpolation(self.resize_interpolation)
 
     @property
@@ -88,26 +97,39 @@ class DatasetSpec:
         object.__setattr__(self, "subsets", tuple(self.subsets))
         object.__setattr__(self, "resolution", parse_resolution(self.resolution))
         if self.batch_size < 1:
-            raise DatasetError(f"batch size must be 1 or more, got {self.batch_size}")
+            raise DatasetError(msg(
+                "dataset.spec.batch_size", "batch size must be 1 or more, got {value}", value=self.batch_size
+            ))  # fmt: skip
         if self.bucket_reso_steps < 1:
-            raise DatasetError(f"bucket_reso_steps must be 1 or more, got {self.bucket_reso_steps}")
+            raise DatasetError(msg(
+                "dataset.spec.bucket_reso_steps", "bucket_reso_steps must be 1 or more, got {value}",
+                value=self.bucket_reso_steps,
+            ))  # fmt: skip
         if not 0.0 <= self.validation_split < 1.0:
-            raise DatasetError(
-                "validation_split must be at least 0 and less than 1 (the fraction of each folder's images held "
-                f"out for the validation loss, e.g. 0.1), got {self.validation_split}"
-            )
+            raise DatasetError(msg(
+                "dataset.spec.validation_split",
+                "validation_split must be at least 0 and less than 1 (the fraction of each folder's images held out "
+                "for the validation loss, e.g. 0.1), got {value}",
+                value=self.validation_split,
+            ))  # fmt: skip
         _check_interpolation(self.resize_interpolation)
 
 
 def _check_interpolation(value: str | None) -> None:
     if value is not None and value not in INTERPOLATIONS:
-        raise DatasetError(f"resize_interpolation {value!r} is not one of {', '.join(INTERPOLATIONS)}")
+        raise DatasetError(msg(
+            "dataset.spec.resize_interpolation", "resize_interpolation {value} is not one of {choices}",
+            value=repr(value), choices=", ".join(INTERPOLATIONS),
+        ))  # fmt: skip
 
 
 def parse_resolution(value: object) -> tuple[int, int]:
     """'512' -> (512, 512); '768,512' -> (768, 512) as width,height; also ints and [w, h] lists."""
     if value is None or value == "":
-        raise DatasetError("no resolution given: set --resolution, e.g. 512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL")
+        raise DatasetError(msg(
+            "dataset.resolution.missing",
+            "no resolution given: set --resolution, e.g. 512 for SD 1.x, 768 for SD 2.x v, 1024 for SDXL",
+        ))  # fmt: skip
     parts: Sequence[object]
     if isinstance(value, str):
         parts = [p for p in value.replace("x", ",").split(",") if p.strip()]
@@ -116,15 +138,21 @@ def parse_resolution(value: object) -> tuple[int, int]:
     elif isinstance(value, Sequence):
         parts = list(value)
     else:
-        raise DatasetError(f"resolution must be 'N' or 'W,H', got {value!r}")
+        raise DatasetError(msg("dataset.resolution.form", "resolution must be 'N' or 'W,H', got {value}", value=repr(value)))
     try:
         numbers = [int(str(p).strip()) for p in parts]
     except ValueError:
-        raise DatasetError(f"resolution must be 'N' or 'W,H' with whole numbers, got {value!r}") from None
+        raise DatasetError(msg(
+            "dataset.resolution.not_whole", "resolution must be 'N' or 'W,H' with whole numbers, got {value}",
+            value=repr(value),
+        )) from None  # fmt: skip
     if len(numbers) == 1:
         numbers = numbers * 2
     if len(numbers) != 2 or min(numbers) < 8:
-        raise DatasetError(f"resolution must be 'N' or 'W,H' with sides of at least 8 pixels, got {value!r}")
+        raise DatasetError(msg(
+            "dataset.resolution.too_small", "resolution must be 'N' or 'W,H' with sides of at least 8 pixels, got {value}",
+            value=repr(value),
+        ))  # fmt: skip
     return numbers[0], numbers[1]
 
 

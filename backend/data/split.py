@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from backend.data.errors import DatasetError
 from backend.data.scan import ImageRecord
+from backend.messages import msg
 
 
 def validation_count(num_images: int, split: float) -> int:
@@ -43,13 +44,16 @@ def check_held_out(split: float, num_images: int, num_held_out: int) -> None:
     if split <= 0:
         return
     if num_held_out == 0:
-        raise DatasetError(
-            f"validation_split {split:g} holds out no image: each folder holds out round(images x {split:g}), "
-            f"which is 0 for every folder of this dataset ({num_images} training images); raise validation_split "
-            "or add images"
-        )
+        raise DatasetError(msg(
+            "dataset.validation.none_held_out",
+            "validation_split {split} holds out no image: each folder holds out round(images x {split}), which is 0 "
+            "for every folder of this dataset ({count} training images); raise validation_split or add images",
+            split=f"{split:g}", count=num_images,
+        ))  # fmt: skip
     if num_held_out >= num_images:
-        raise DatasetError(
-            f"validation_split {split:g} holds out all {num_images} training images of the dataset, leaving none "
-            "to train on; lower validation_split or add images"
-        )
+        raise DatasetError(msg(
+            "dataset.validation.all_held_out",
+            "validation_split {split} holds out all {count} training images of the dataset, leaving none to train "
+            "on; lower validation_split or add images",
+            split=f"{split:g}", count=num_images,
+        ))  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from backend.data.captions import count_tags
 from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.scan import ImageRecord, SubsetScan, _read_metadata
 from backend.data.split import held_out_paths
+from backend.messages import msg
 
 # The ss_* keys of each shape (train_network.py:1070-1159 and 1160-1198).
 FLAT_DATASET_KEYS = (
@@ -52,14 +54,32 @@ def bucket_table(dataset: TrainDataset) -> list[dict[str, Any]]:
 
 
 def format_bucket_table(dataset: TrainDataset) -> str:
-    lines = [f"{'bucket (WxH)':>14} {'images':>7} {'with repeats':>13} {'batches':>8}"]
-    for row in bucket_table(dataset):
-        w, h = row["resolution"]
-        lines.append(f"{f'{w}x{h}':>14} {row['images']:>7} {row['count']:>13} {row['batches']:>8}")
+    headings = [
+        msg("dataset.buckets.bucket", "bucket (WxH)"),
+        msg("dataset.buckets.images", "images"),
+        msg("dataset.buckets.with_repeats", "with repeats"),
+        msg("dataset.buckets.batches", "batches"),
+    ]
+    rows = [[f"{r['resolution'][0]}x{r['resolution'][1]}", r["images"], r["count"], r["batches"]]
+            for r in bucket_table(dataset)]  # fmt: skip
+    widths = [max(least, _width(heading)) for least, heading in zip((14, 7, 13, 8), headings, strict=True)]
+    lines = [" ".join(_right(str(cell), width) for cell, width in zip(row, widths, strict=True))
+             for row in [headings, *rows]]  # fmt: skip
     errors = [abs(r.ar_error) for r in dataset.records]
     if dataset.spec.enable_bucket and errors:
-        lines.append(f"mean aspect ratio error: {sum(errors) / len(errors):.4f}")
+        lines.append(msg(
+            "dataset.buckets.mean_error", "mean aspect ratio error: {error}", error=f"{sum(errors) / len(errors):.4f}"
+        ))  # fmt: skip
     return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _right(text: str, width: int) -> str:
+    return " " * max(0, width - _width(text)) + text
 
 
 def bucket_info(dataset: TrainDataset) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from backend.messages import msg
 from backend.models.configs import ArchConfigs
+from backend.models.errors import ModelMismatchError
 from backend.models.keymap_text import (
     diffusers_to_open_clip,
     hf_clip_to_diffusers,
@@ -58,7 +60,10 @@ def split_original(state_dict: Mapping[str, torch.Tensor], configs: ArchConfigs)
     for (prefix, layout), te_config in zip(TEXT_LAYOUTS[configs.family], configs.text_encoders, strict=True):
         part = _strip(state_dict, prefix)
         if not part:
-            raise KeyError(f"the checkpoint has no text encoder weights under {prefix!r}")
+            raise ModelMismatchError(msg(
+                "model.no_text_encoder", "the checkpoint has no text encoder weights under {prefix}: give a whole model "
+                "(U-Net, VAE and text encoder(s) in one file)", prefix=repr(prefix),
+            ))
         if layout == "hf":
             keep = {k: v for k, v in part.items() if not k.endswith("position_ids")}
             states.extras.update({prefix + k: v for k, v in part.items() if k not in keep})

@@ -13,7 +13,8 @@ file not fully covered" or torch's "failed finding central directory"):
   reverse);
 - a damaged safetensors header (not JSON, offsets that do not fit the shapes).
 
-Light: standard library only, so the checks cost a header read and never import torch.
+Light: standard library only, so the checks cost a header read and never import torch. Messages are
+`backend.messages.msg` texts (model.*), in the user's language.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.models.errors import ModelFileError
 
-AGAIN = "download or copy it again"
 # Bytes per element of each safetensors dtype (safetensors' own names).
 DTYPE_SIZES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
@@ -50,15 +51,30 @@ class SafetensorsHeader:
         return {name: tuple(info["shape"]) for name, info in self.tensors.items()}
 
 
+def again() -> str:
+    """What to do about a damaged or incomplete download (made when needed: the language may change)."""
+    return msg("model.fix_download_again", "download or copy it again")
+
+
 def cut_short(path: str | Path, size: int, expected: int, in_header: bool = False) -> ModelFileError:
-    where = f"{size:,} bytes, inside its header (at least {expected:,} bytes expected)" if in_header else (
-        f"{size:,} of {expected:,} bytes"
-    )
-    return ModelFileError(path, f"the file ends after {where}: the download or copy was cut short", AGAIN)
+    if in_header:
+        problem = msg(
+            "model.cut_short_in_header",
+            "the file ends after {size} bytes, inside its header (at least {expected} bytes expected): the download "
+            "or copy was cut short", size=f"{size:,}", expected=f"{expected:,}",
+        )
+    else:
+        problem = msg(
+            "model.cut_short", "the file ends after {size} of {expected} bytes: the download or copy was cut short",
+            size=f"{size:,}", expected=f"{expected:,}",
+        )
+    return ModelFileError(path, problem, again())
 
 
 def _empty(path: Path) -> ModelFileError:
-    return ModelFileError(path, "the file is empty (0 bytes): the download or copy did not finish", AGAIN)
+    return ModelFileError(
+        path, msg("model.file_empty", "the file is empty (0 bytes): the download or copy did not finish"), again()
+    )
 
 
 def _head(path: Path, size: int = 4096) -> bytes:
@@ -76,19 +92,26 @@ def foreign_content(path: Path, head: bytes) -> ModelFileError | None:
     """The error for a file whose first bytes show it is no model weights at all, else None."""
     if head.startswith(b"version https://git-lfs"):
         return ModelFileError(
-            path, "this is a Git LFS pointer (a small text file standing in for the weights), not the model",
-            "run `git lfs pull` in the cloned repository, or download the file itself",
+            path,
+            msg("model.git_lfs_pointer",
+                "this is a Git LFS pointer (a small text file standing in for the weights), not the model"),
+            msg("model.fix_git_lfs", "run `git lfs pull` in the cloned repository, or download the file itself"),
         )
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<")):
         return ModelFileError(
-            path, "this is a web page (HTML), not model weights: the download saved an error or login page",
-            "download the file again (some sites need you to log in or accept the licence first)",
+            path,
+            msg("model.web_page",
+                "this is a web page (HTML), not model weights: the download saved an error or login page"),
+            msg("model.fix_web_page",
+                "download the file again (some sites need you to log in or accept the licence first)"),
         )
     if head and _is_text(head):
         return ModelFileError(
-            path, f"this is a text file (it starts with {head[:40].decode('utf-8', 'replace')!r}), not model weights",
-            "check that the path names the model file",
+            path,
+            msg("model.text_file", "this is a text file (it starts with {start}), not model weights",
+                start=repr(head[:40].decode("utf-8", "replace"))),
+            msg("model.fix_check_path", "check that the path names the model file"),
         )
     return None
 
@@ -122,12 +145,12 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _damaged(path, f"its header is not valid JSON ({exc})") from None
+        raise _damaged(path, msg("model.header_not_json", "its header is not valid JSON ({error})", error=exc)) from None
     if not isinstance(header, dict):
-        raise _damaged(path, "its header is not a JSON object")
+        raise _damaged(path, msg("model.header_not_object", "its header is not a JSON object"))
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, Mapping):
-        raise _damaged(path, "its __metadata__ is not a JSON object")
+        raise _damaged(path, msg("model.metadata_not_object", "its __metadata__ is not a JSON object"))
     end = 0
     for name, info in header.items():
         end = max(end, _tensor_end(path, name, info))
@@ -145,32 +168,49 @@ def _tensor_end(path: Path, name: str, info: object) -> int:
         shape = [int(x) for x in info["shape"]]
         dtype = str(info["dtype"])
     except (AssertionError, KeyError, TypeError, ValueError):
-        raise _damaged(path, f"the header entry of tensor {name!r} is malformed") from None
+        raise _damaged(
+            path, msg("model.tensor_entry_malformed", "the header entry of tensor {name} is malformed", name=repr(name))
+        ) from None
     if not 0 <= begin <= end or min(shape, default=0) < 0:
-        raise _damaged(path, f"the header gives tensor {name!r} impossible offsets or shape")
+        raise _damaged(path, msg("model.tensor_offsets_impossible",
+                                 "the header gives tensor {name} impossible offsets or shape", name=repr(name)))
     item = DTYPE_SIZES.get(dtype)
     if item is not None and math.prod(shape) * item != end - begin:
-        raise _damaged(
-            path, f"the header gives tensor {name!r} ({dtype}, shape {shape}) {end - begin:,} bytes instead of "
-            f"{math.prod(shape) * item:,}"
-        )
+        raise _damaged(path, msg(
+            "model.tensor_size_wrong", "the header gives tensor {name} ({dtype}, shape {shape}) {size} bytes instead "
+            "of {expected}", name=repr(name), dtype=dtype, shape=shape, size=f"{end - begin:,}",
+            expected=f"{math.prod(shape) * item:,}",
+        ))
     return end
 
 
-def _damaged(path: Path, problem: str) -> ModelFileError:
-    return ModelFileError(path, f"the file is damaged: {problem}", AGAIN)
+def _damaged(path: Path, detail: str) -> ModelFileError:
+    """`detail`: what in the file is wrong, a whole clause (msg text)."""
+    return ModelFileError(path, msg("model.file_damaged", "the file is damaged: {detail}", detail=detail), again())
+
+
+def _rename_to(suffix: str) -> str:
+    return msg("model.fix_rename", "rename it to {suffix}", suffix=suffix)
 
 
 def _wrong_format(path: Path, head: bytes, expected: str) -> ModelFileError:
     if expected == ".safetensors" and (head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTOCOL])):
         return ModelFileError(
-            path, "this is a PyTorch checkpoint (pickle), not a .safetensors file", "rename it to .ckpt"
+            path, msg("model.pickle_named_safetensors", "this is a PyTorch checkpoint (pickle), not a .safetensors file"),
+            _rename_to(".ckpt"),
         )
     if expected == ".ckpt" and _looks_like_safetensors(head):
-        return ModelFileError(path, "this is a .safetensors file, not a PyTorch checkpoint", "rename it to .safetensors")
-    what = "a .safetensors file" if expected == ".safetensors" else "a PyTorch checkpoint (.ckpt/.pt/.pth/.bin)"
+        return ModelFileError(
+            path, msg("model.safetensors_named_ckpt", "this is a .safetensors file, not a PyTorch checkpoint"),
+            _rename_to(".safetensors"),
+        )
+    if expected == ".safetensors":
+        problem = msg("model.not_safetensors", "this is not a .safetensors file: its first bytes are not that format's")
+    else:
+        problem = msg("model.not_pickle", "this is not a PyTorch checkpoint (.ckpt/.pt/.pth/.bin): its first bytes "
+                      "are not that format's")
     return ModelFileError(
-        path, f"this is not {what}: its first bytes are not that format's", f"check the file; if it is a model, {AGAIN}"
+        path, problem, msg("model.fix_check_file", "check the file; if it is a model, download or copy it again")
     )
 
 
@@ -179,17 +219,23 @@ def unknown_suffix_error(path: str | Path) -> ModelFileError:
     path = Path(path)
     head = _head(path) if path.stat().st_size else b""
     if _looks_like_safetensors(head):
-        return ModelFileError(path, "this is a .safetensors file under another suffix", "rename it to .safetensors")
+        return ModelFileError(
+            path, msg("model.safetensors_other_suffix", "this is a .safetensors file under another suffix"),
+            _rename_to(".safetensors"),
+        )
     if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTOCOL]):
-        return ModelFileError(path, "this is a PyTorch checkpoint under another suffix", "rename it to .ckpt")
+        return ModelFileError(
+            path, msg("model.pickle_other_suffix", "this is a PyTorch checkpoint under another suffix"),
+            _rename_to(".ckpt"),
+        )
     if head.startswith(b"GGUF"):
         return ModelFileError(
-            path, "this is a GGUF file (quantized weights for inference), which cannot be trained",
-            "give the model's .safetensors or diffusers release",
+            path, msg("model.gguf", "this is a GGUF file (quantized weights for inference), which cannot be trained"),
+            msg("model.fix_gguf", "give the model's .safetensors or diffusers release"),
         )
     return ModelFileError(
-        path, "expected a diffusers folder or a .safetensors/.ckpt/.pt/.pth/.bin file",
-        "give the model file or folder itself",
+        path, msg("model.unknown_suffix", "expected a diffusers folder or a .safetensors/.ckpt/.pt/.pth/.bin file"),
+        msg("model.fix_give_model", "give the model file or folder itself"),
     )
 
 
@@ -215,8 +261,8 @@ def check_pickle_file(path: str | Path) -> None:
                 entries = archive.infolist()
         except (zipfile.BadZipFile, OSError):
             raise ModelFileError(
-                path, f"the file is cut short or damaged: the index of its zip archive, at the end of the file, is "
-                f"missing ({size:,} bytes)", AGAIN,
+                path, msg("model.zip_index_missing", "the file is cut short or damaged: the index of its zip archive, "
+                          "at the end of the file, is missing ({size} bytes)", size=f"{size:,}"), again(),
             ) from None
         expected = max((e.header_offset + e.compress_size for e in entries), default=0)
         if expected > size:
@@ -231,9 +277,14 @@ def pickle_load_error(path: str | Path, exc: BaseException) -> ModelFileError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "Weights only load failed" in str(exc):
         return ModelFileError(
-            path, "it holds Python objects besides tensors, which are not loaded because unpickling them could run "
-            "code from the file", "use the model's .safetensors release, or convert this file with a tool you trust",
+            path, msg("model.pickle_objects", "it holds Python objects besides tensors, which are not loaded because "
+                      "unpickling them could run code from the file"),
+            msg("model.fix_pickle_objects", "use the model's .safetensors release, or convert this file with a tool "
+                "you trust"),
         )
     if isinstance(exc, EOFError) or "unexpected EOF" in str(exc):
-        return ModelFileError(path, f"the file is cut short ({text})", AGAIN)
-    return ModelFileError(path, f"it cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {text})", AGAIN)
+        return ModelFileError(path, msg("model.pickle_cut_short", "the file is cut short ({error})", error=text), again())
+    return ModelFileError(
+        path, msg("model.pickle_unreadable", "it cannot be read as a PyTorch checkpoint ({error})",
+                  error=f"{type(exc).__name__}: {text}"), again(),
+    )

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from backend.messages import msg
 from backend.models.errors import ModelMismatchError
 
-SUPPORTED = "SD 1.x, SD 2.x and SDXL"
-SUPPORTED_OR = "SD 1.x, SD 2.x or SDXL"
 _KOHYA_LORA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_", "lora_te3_", "lora_transformer_")
 # LyCORIS parameter names -> algorithm (sd-scripts' LoRA has lora_down/lora_up/alpha only).
 _LYCORIS_PARAMS = {
@@ -43,20 +42,25 @@ def _lora_kind(keys: Collection[str], metadata: Mapping[str, str]) -> str | None
     return "LoRA (diffusers/PEFT layout)" if peft and not kohya else "LoRA"
 
 
-def _lora_message(kind: str, metadata: Mapping[str, str]) -> str:
+def _lora_message(path: str | Path, kind: str, metadata: Mapping[str, str]) -> str:
     trained_on = metadata.get("ss_sd_model_name")
-    on = f" (its metadata says it was trained on {trained_on!r})" if trained_on else ""
+    on = msg("model.lora_trained_on", " (its metadata says it was trained on {model})", model=repr(trained_on)) if (
+        trained_on) else ""
     if "PEFT" in kind:
-        how = "convert it with python -m backend.tools.convert_lora --to kohya, then pass it as --network_weights"
+        how = msg("model.lora_continue_peft", "convert it with python -m backend.tools.convert_lora --to kohya, then "
+                  "pass it as --network_weights")
     elif "LyCORIS" in kind:
-        how = "pass it as --network_weights with --network_module lycoris.kohya and the same algo"
+        how = msg("model.lora_continue_lycoris",
+                  "pass it as --network_weights with --network_module lycoris.kohya and the same algo")
     else:
-        how = "pass it as --network_weights"
-    return (
-        f"this is a {kind} network file, not a base model. Give the base checkpoint it was trained on{on} as the "
-        f"model (for training: --pretrained_model_name_or_path); to continue training it, {how}; to bake it into a "
-        "model, use "
-        "the LoRA tools' merge (python -m backend.tools.merge_lora --sd_model MODEL --models LORA --save_to OUT)"
+        how = msg("model.lora_continue", "pass it as --network_weights")
+    return msg(
+        "model.lora_as_base_model",
+        "{path}: this is a {kind} network file, not a base model. Give the base checkpoint it was trained on{trained_on} "
+        "as the model (for training: --pretrained_model_name_or_path); to continue training it, {continue_training}; "
+        "to bake it into a model, use the LoRA tools' merge (python -m backend.tools.merge_lora --sd_model MODEL "
+        "--models LORA --save_to OUT)",
+        path=path, kind=kind, trained_on=on, continue_training=how,
     )
 
 
@@ -79,17 +83,17 @@ def _unsupported_family(keys: Collection[str], metadata: Mapping[str, str]) -> s
 def _component(keys: Collection[str]) -> str | None:
     """A single part of a model, in either layout."""
     if _any(keys, contains=("control_model.", "input_hint_block.", "controlnet_cond_embedding.")):
-        return "a ControlNet model"
+        return msg("model.part_controlnet", "a ControlNet model")
     if _any(keys, starts=("encoder.", "first_stage_model.encoder.", "vae.encoder.")) and _any(
         keys, starts=("decoder.", "first_stage_model.decoder.", "vae.decoder.")
     ):
-        return "a VAE on its own"
+        return msg("model.part_vae", "a VAE on its own")
     if _any(keys, contains=("text_model.encoder.layers.", "transformer.resblocks.")):
-        return "a CLIP text encoder on its own"
+        return msg("model.part_clip", "a CLIP text encoder on its own")
     if _any(keys, starts=("encoder.block.", "shared.weight")):
-        return "a T5 text encoder on its own (as used by SD 3.x and FLUX.1)"
+        return msg("model.part_t5", "a T5 text encoder on its own (as used by SD 3.x and FLUX.1)")
     if _any(keys, starts=("down_blocks.",)) and _any(keys, starts=("mid_block.",)):
-        return "a U-Net on its own in the diffusers layout (one part of a diffusers model folder)"
+        return msg("model.part_unet", "a U-Net on its own in the diffusers layout (one part of a diffusers model folder)")
     return None
 
 
@@ -99,35 +103,40 @@ def describe_foreign_keys(
     """The error for a file that is recognisably not a base model of a supported family, else None."""
     lora = _lora_kind(keys, metadata)
     if lora is not None:
-        return ModelMismatchError(f"{path}: {_lora_message(lora, metadata)}")
+        return ModelMismatchError(_lora_message(path, lora, metadata))
     names = set(keys)
     architecture = metadata.get("modelspec.architecture", "")
     if "emb_params" in names or _any(keys, starts=("string_to_param",)) or (
         names and names <= {"clip_l", "clip_g"}
     ) or architecture.endswith("/textual-inversion"):
-        return ModelMismatchError(
-            f"{path}: this is a textual-inversion embedding (a trained word for prompts), not a base model. Use it "
-            "in prompts when generating images; to train, give the base checkpoint as --pretrained_model_name_or_path"
-        )
+        return ModelMismatchError(msg(
+            "model.embedding_as_base_model", "{path}: this is a textual-inversion embedding (a trained word for "
+            "prompts), not a base model. Use it in prompts when generating images; to train, give the base checkpoint "
+            "as --pretrained_model_name_or_path", path=path,
+        ))
     family = _unsupported_family(keys, metadata)
     if family is not None:
-        return ModelMismatchError(
-            f"{path}: this is a {family} model; this trainer trains {SUPPORTED} models and does not support "
-            f"{family} yet"
-        )
+        return ModelMismatchError(msg(
+            "model.unsupported_family", "{path}: this is a {family} model; this trainer trains SD 1.x, SD 2.x and SDXL "
+            "models and does not support {family} yet", path=path, family=family,
+        ))
     part = _component(keys)
     if part is not None:
-        return ModelMismatchError(
-            f"{path}: this is {part}, not a whole model. Give a whole {SUPPORTED_OR} model: one .safetensors/.ckpt "
-            "file holding U-Net, VAE and text encoder(s), or a diffusers folder holding model_index.json"
-        )
+        return ModelMismatchError(msg(
+            "model.part_as_base_model", "{path}: this is {part}, not a whole model. Give a whole SD 1.x, SD 2.x or "
+            "SDXL model: one .safetensors/.ckpt file holding U-Net, VAE and text encoder(s), or a diffusers folder "
+            "holding model_index.json", path=path, part=part,
+        ))
     return None
 
 
 def no_state_dict_error(path: str | Path, keys: Collection[str]) -> ModelMismatchError:
     """A pickle without tensors at its top level: say what it is when the keys tell."""
-    return describe_foreign_keys(path, keys, {}) or ModelMismatchError(
-        f"{path}: this PyTorch file holds no model weights (no tensors"
-        + (f"; its entries: {', '.join(sorted(keys)[:8])}" if keys else "")
-        + f"); give an {SUPPORTED_OR} checkpoint"
-    )
+    if keys:
+        error = msg("model.pickle_without_tensors_entries", "{path}: this PyTorch file holds no model weights (no "
+                    "tensors; its entries: {entries}); give an SD 1.x, SD 2.x or SDXL checkpoint",
+                    path=path, entries=", ".join(sorted(keys)[:8]))
+    else:
+        error = msg("model.pickle_without_tensors", "{path}: this PyTorch file holds no model weights (no tensors); "
+                    "give an SD 1.x, SD 2.x or SDXL checkpoint", path=path)
+    return describe_foreign_keys(path, keys, {}) or ModelMismatchError(error)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from backend.messages import msg
 from backend.models.file_checks import (
     check_pickle_file,
     cut_short,
@@ -112,7 +113,8 @@ def _read_safetensors(
         for name, info in sorted(header.tensors.items(), key=lambda item: item[1]["data_offsets"][0]):
             stored = SAFETENSORS_DTYPES.get(info["dtype"])
             if stored is None:
-                raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, which cannot be read here")
+                raise ValueError(msg("model.dtype_unreadable", "{path}: tensor {name} has dtype {dtype}, which cannot "
+                                     "be read here", path=path, name=name, dtype=info["dtype"]))
             begin, end = info["data_offsets"]
             buffer = bytearray(end - begin)
             file.seek(header.data_start + begin)

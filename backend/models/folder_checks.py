@@ -14,11 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.models.errors import ModelFileError, ModelMismatchError
 from backend.models.file_checks import check_pickle_file, read_safetensors_header
-from backend.models.file_kinds import SUPPORTED
 
-AGAIN = "copy or download the whole model folder again"
 # Weights file names (without variants) that from_pretrained looks for, by library.
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 _TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -32,17 +31,23 @@ _UNSUPPORTED_PIPELINES = {
 }  # fmt: skip
 
 
+def _again() -> str:
+    return msg("model.fix_copy_folder_again", "copy or download the whole model folder again")
+
+
 def read_json_file(path: Path) -> Any:
     """A JSON file of a model folder; a broken one is a ModelFileError with the line and column."""
     try:
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise ModelFileError(
-            path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            f"the file is damaged or was edited by hand: fix it, or {AGAIN}",
+            path, msg("model.json_invalid", "not valid JSON (line {line}, column {column}: {error})",
+                      line=exc.lineno, column=exc.colno, error=exc.msg),
+            msg("model.fix_json_invalid", "the file is damaged or was edited by hand: fix it, or copy or download the "
+                "whole model folder again"),
         ) from None
     except UnicodeDecodeError:
-        raise ModelFileError(path, "not UTF-8 text, so not a JSON config", AGAIN) from None
+        raise ModelFileError(path, msg("model.json_not_utf8", "not UTF-8 text, so not a JSON config"), _again()) from None
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:
@@ -52,7 +57,9 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
         raise _not_a_model_folder(folder)
     index = read_json_file(index_path)
     if not isinstance(index, dict):
-        raise ModelFileError(index_path, "not a model index (a JSON object naming the components)", AGAIN)
+        raise ModelFileError(
+            index_path, msg("model.index_not_object", "not a model index (a JSON object naming the components)"), _again()
+        )
     _check_pipeline_class(folder, index)
     sdxl = "text_encoder_2" in index or "XL" in str(index.get("_class_name", ""))
     missing: list[str] = []
@@ -66,12 +73,25 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
     if scheduler.is_file():
         read_json_file(scheduler)
     else:
-        missing.append("scheduler/scheduler_config.json is missing")
+        missing.append(_file_missing("scheduler/scheduler_config.json"))
     if missing:
-        only_variants = all("(a variant such as fp16)" in m for m in missing)
-        fix = "the trainer loads the files without a variant suffix" if only_variants else AGAIN
-        raise ModelFileError(folder, "this diffusers model folder is incomplete: " + "; ".join(missing), fix)
+        only_variants = all(getattr(m, "id", "") == "model.folder_variant_only" for m in missing)
+        if only_variants:
+            fix = msg("model.fix_variant", "the trainer loads the files without a variant suffix")
+        else:
+            fix = _again()
+        problem = msg("model.folder_incomplete", "this diffusers model folder is incomplete: {missing}",
+                      missing="; ".join(missing))
+        raise ModelFileError(folder, problem, fix)
     return index
+
+
+def _file_missing(name: str) -> str:
+    return msg("model.folder_file_missing", "{name} is missing", name=name)
+
+
+def _folder_missing(name: str) -> str:
+    return msg("model.folder_subfolder_missing", "the {name}/ folder is missing", name=name)
 
 
 def _not_a_model_folder(folder: Path) -> ModelMismatchError:
@@ -79,48 +99,61 @@ def _not_a_model_folder(folder: Path) -> ModelMismatchError:
     if config.is_file():
         data = read_json_file(config)
         kind = data.get("_class_name") or (data.get("architectures") or ["?"])[0] if isinstance(data, dict) else "?"
-        return ModelMismatchError(
-            f"{folder} is one component ({kind}) of a diffusers model, not a whole model: give the model's folder, "
-            f"the one holding model_index.json (probably {folder.parent})"
-        )
+        return ModelMismatchError(msg(
+            "model.folder_is_component", "{folder} is one component ({kind}) of a diffusers model, not a whole model: "
+            "give the model's folder, the one holding model_index.json (probably {parent})",
+            folder=folder, kind=kind, parent=folder.parent,
+        ))
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _MODEL_SUFFIXES)
+    if len(files) > 5:
+        return ModelMismatchError(msg(
+            "model.folder_holds_many_files", "{folder} is a folder without model_index.json, so not a diffusers "
+            "model; it holds {files} and {more} more: give the model file itself as --pretrained_model_name_or_path",
+            folder=folder, files=", ".join(files[:5]), more=len(files) - 5,
+        ))
     if files:
-        listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        return ModelMismatchError(
-            f"{folder} is a folder without model_index.json, so not a diffusers model; it holds {listed}: give "
-            "the model file itself as --pretrained_model_name_or_path"
-        )
-    return ModelMismatchError(
-        f"{folder} is neither a single-file checkpoint nor a diffusers folder (no model_index.json)"
-    )
+        return ModelMismatchError(msg(
+            "model.folder_holds_files", "{folder} is a folder without model_index.json, so not a diffusers model; it "
+            "holds {files}: give the model file itself as --pretrained_model_name_or_path",
+            folder=folder, files=", ".join(files),
+        ))
+    return ModelMismatchError(msg(
+        "model.folder_not_a_model", "{folder} is neither a single-file checkpoint nor a diffusers folder (no "
+        "model_index.json)", folder=folder,
+    ))
 
 
 def _check_pipeline_class(folder: Path, index: dict[str, Any]) -> None:
     class_name = str(index.get("_class_name", ""))
     for prefix, label in _UNSUPPORTED_PIPELINES.items():
         if class_name.startswith(prefix):
-            raise ModelMismatchError(
-                f"{folder} is a {label} model ({class_name}); this trainer trains {SUPPORTED} models and does not "
-                f"support {label} yet"
-            )
+            raise ModelMismatchError(msg(
+                "model.folder_unsupported_family", "{folder} is a {label} model ({class_name}); this trainer trains "
+                "SD 1.x, SD 2.x and SDXL models and does not support {label} yet",
+                folder=folder, label=label, class_name=class_name,
+            ))
     if "XL" in class_name and not (index.get("text_encoder") or [None])[-1]:
-        raise ModelMismatchError(f"{folder} looks like an SDXL refiner (no first text encoder); it is not supported")
+        raise ModelMismatchError(msg(
+            "model.folder_sdxl_refiner", "{folder} looks like an SDXL refiner (no first text encoder); it is not "
+            "supported", folder=folder,
+        ))
     if "unet" not in index and "transformer" in index:
-        raise ModelMismatchError(
-            f"{folder} is a {class_name or 'transformer-based'} model (a transformer instead of a U-Net); this "
-            f"trainer trains {SUPPORTED} models only"
-        )
+        raise ModelMismatchError(msg(
+            "model.folder_transformer", "{folder} is a {class_name} model (a transformer instead of a U-Net); this "
+            "trainer trains SD 1.x, SD 2.x and SDXL models only",
+            folder=folder, class_name=class_name or "transformer-based",
+        ))
 
 
 def _check_component(path: Path, config: str, weights: tuple[str, ...], missing: list[str]) -> None:
     name = path.name
     if not path.is_dir():
-        missing.append(f"the {name}/ folder is missing")
+        missing.append(_folder_missing(name))
         return
     if (path / config).is_file():
         read_json_file(path / config)
     else:
-        missing.append(f"{name}/{config} is missing")
+        missing.append(_file_missing(f"{name}/{config}"))
     present = [path / w for w in weights if (path / w).is_file()]
     shards = [path / f"{w}.index.json" for w in weights if (path / f"{w}.index.json").is_file()]
     if present:
@@ -130,12 +163,14 @@ def _check_component(path: Path, config: str, weights: tuple[str, ...], missing:
     else:
         variants = sorted(p.name for p in path.iterdir() if p.name.startswith(tuple(w.split(".")[0] + "." for w in weights)))
         if variants:
-            missing.append(
-                f"{name}/ holds only {', '.join(variants)} (a variant such as fp16): rename it to "
-                f"{weights[0] if variants[0].endswith('.safetensors') else weights[1]}"
-            )
+            missing.append(msg(
+                "model.folder_variant_only", "{name}/ holds only {variants} (a variant such as fp16): rename it to {weights}",
+                name=name, variants=", ".join(variants),
+                weights=weights[0] if variants[0].endswith(".safetensors") else weights[1],
+            ))
         else:
-            missing.append(f"{name}/{weights[0]} (or {weights[1]}) is missing")
+            missing.append(msg("model.folder_weights_missing", "{name}/{weights} (or {other}) is missing",
+                               name=name, weights=weights[0], other=weights[1]))
 
 
 def _check_weights(path: Path) -> None:
@@ -149,19 +184,21 @@ def _check_shards(index_path: Path, missing: list[str]) -> None:
     index = read_json_file(index_path)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
-        raise ModelFileError(index_path, "not a shard index (no weight_map)", AGAIN)
+        raise ModelFileError(index_path, msg("model.shard_index_invalid", "not a shard index (no weight_map)"), _again())
     for shard in sorted(set(weight_map.values())):
         path = index_path.parent / str(shard)
         if path.is_file():
             _check_weights(path)
         else:
-            missing.append(f"{index_path.parent.name}/{shard} (listed in {index_path.name}) is missing")
+            missing.append(msg("model.folder_shard_missing", "{name}/{shard} (listed in {index}) is missing",
+                               name=index_path.parent.name, shard=shard, index=index_path.name))
 
 
 def _check_tokenizer(path: Path, missing: list[str]) -> None:
     if not path.is_dir():
-        missing.append(f"the {path.name}/ folder is missing")
+        missing.append(_folder_missing(path.name))
     elif not (path / "tokenizer.json").is_file() and not (
         (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
     ):
-        missing.append(f"{path.name}/ has no vocab.json and merges.txt (or tokenizer.json)")
+        missing.append(msg("model.folder_tokenizer_files_missing",
+                           "{name}/ has no vocab.json and merges.txt (or tokenizer.json)", name=path.name))

@@ -17,6 +17,7 @@ from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from backend.messages import msg
 from backend.models.checkpoint import split_original
 from backend.models.components import Components
 from backend.models.configs import (
@@ -46,14 +47,18 @@ def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], dtype: torch.
     expected = set(module.state_dict().keys())
     missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
     if missing or unexpected:
-        raise ValueError(
-            f"the {what} weights do not match its architecture config: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
+        raise ValueError(msg(
+            "model.weights_keys_mismatch", "the {part} weights do not match its architecture config: {missing} "
+            "missing (for example {missing_names}), {unexpected} unexpected (for example {unexpected_names})",
+            part=what, missing=len(missing), missing_names=missing[:3], unexpected=len(unexpected),
+            unexpected_names=unexpected[:3],
+        ))
     try:
         module.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
-        raise ValueError(f"the {what} weights do not match its architecture config: {exc}") from exc
+        raise ValueError(msg("model.weights_shape_mismatch",
+                             "the {part} weights do not match its architecture config: {error}",
+                             part=what, error=exc)) from exc
     module.eval()
 
 
@@ -69,7 +74,7 @@ def build_modules(
     _fill(unet, unet_sd, dtype, "U-Net")
     _fill(vae, vae_sd, dtype, "VAE")
     for i, (te, sd) in enumerate(zip(text_encoders, te_sds, strict=True)):
-        _fill(te, to_module_keys(sd, te), dtype, f"text encoder {i + 1}")
+        _fill(te, to_module_keys(sd, te), dtype, msg("model.part_text_encoder_n", "text encoder {index}", index=i + 1))
     return unet, vae, text_encoders
 
 
@@ -81,8 +86,10 @@ def _component(folder: Path, name: str, load: Callable[[], _Loaded]) -> _Loaded:
     except (OSError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(
-            folder / name, f"cannot be loaded ({type(exc).__name__}: {first[:300]})",
-            "its config.json and weights do not fit together or the weights are damaged; copy the model folder again",
+            folder / name, msg("model.component_unloadable", "cannot be loaded ({error})",
+                               error=f"{type(exc).__name__}: {first[:300]}"),
+            msg("model.fix_component_unloadable", "its config.json and weights do not fit together or the weights are "
+                "damaged; copy the model folder again"),
         ) from exc
 
 
@@ -105,8 +112,10 @@ def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
     for name in TOKENIZER_FOLDERS[info.family]:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / name))
         if len(tokenizer.get_vocab()) < 512:  # transformers 5 returns an empty tokenizer for missing files
-            raise ModelFileError(folder / name, "holds no usable CLIP tokenizer (its vocabulary is empty)",
-                                 "copy the model folder again")
+            raise ModelFileError(
+                folder / name, msg("model.tokenizer_empty", "holds no usable CLIP tokenizer (its vocabulary is empty)"),
+                msg("model.fix_copy_model_folder", "copy the model folder again"),
+            )
         tokenizer.model_max_length = MODEL_MAX_LENGTH
         tokenizers.append(tokenizer)
     return Components(info.family, configs, unet, vae, text_encoders, tokenizers, source=info.path)

@@ -1,7 +1,9 @@
 """Saving :class:`Components` as a diffusers folder or an original-layout single file.
 
-Writes go to a temporary sibling and are moved into place with ``os.replace``, so an interrupted
-save never leaves a truncated model under the final name. Single files carry their exact diffusers
+Writes go to a temporary sibling and are moved into place with ``os.replace`` (``backend/atomic.py``:
+``atomic_path`` for single files, ``atomic_folder`` for diffusers folders), so an interrupted save
+never leaves a truncated model under the final name, and every file gets the mode a plain ``open()``
+gives (safetensors alone would write 0600 files). Single files carry their exact diffusers
 configs in metadata (``diffusers_configs``), which makes files with non-standard widths (the tiny
 test models) loadable, plus the basic ``modelspec.*`` keys other tools read.
 
@@ -13,15 +15,14 @@ frozen parts in their source precision while the live copies run in half precisi
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from backend.atomic import atomic_folder, atomic_path
+from backend.messages import msg
 from backend.models.checkpoint import ComponentStates, join_original
 from backend.models.components import Components
 from backend.models.configs import TEXT_ENCODER_FOLDERS, TOKENIZER_FOLDERS, arch_for, load_arch_configs
@@ -57,10 +58,6 @@ def single_file_metadata(components: Components, title: str) -> dict[str, str]:
     }
 
 
-def _temp_sibling(path: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-
-
 StateOverrides = Mapping[str, Mapping[str, torch.Tensor]]
 
 
@@ -88,16 +85,11 @@ def _write_single_file(
     )
     state = _cast(join_original(states, components.configs), dtype)
     meta = single_file_metadata(components, path.stem) | metadata
-    tmp_dir = _temp_sibling(path)
-    try:
-        tmp = tmp_dir / path.name
+    with atomic_path(path) as tmp:
         if path.suffix.lower() in SAFETENSORS_SUFFIXES:
             save_file(state, str(tmp), metadata=meta)
         else:
             torch.save({"state_dict": state, "metadata": meta}, tmp)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -150,19 +142,10 @@ def write_diffusers_folder(
 def _check_replaceable(target: Path) -> None:
     """Only an empty folder or an earlier model folder may be replaced, never e.g. an output root."""
     if target.is_dir() and any(target.iterdir()) and not (target / "model_index.json").is_file():
-        raise FileExistsError(f"{target} exists and is not a diffusers model folder; refusing to replace it")
+        raise FileExistsError(msg("model.save_target_not_model_folder",
+                                  "{path} exists and is not a diffusers model folder; refusing to replace it", path=target))
     if target.exists() and not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
-
-
-def _replace_folder(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / target.name)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+        raise FileExistsError(msg("model.save_target_not_folder", "{path} exists and is not a folder", path=target))
 
 
 def save_components(
@@ -186,10 +169,6 @@ def save_components(
         _write_single_file(components, path, dtype, metadata or {}, states)
         return path
     _check_replaceable(path)
-    tmp_dir = _temp_sibling(path)
-    try:
-        write_diffusers_folder(components, tmp_dir / path.name, dtype, states, safetensors)
-        _replace_folder(tmp_dir / path.name, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    with atomic_folder(path) as folder:
+        write_diffusers_folder(components, folder, dtype, states, safetensors)
     return path

@@ -16,6 +16,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.configs import FAMILY_LABELS, Family
 from backend.models.detect import ModelMismatchError, detect_model
@@ -51,10 +52,17 @@ class ModelSpecification(ABC):
     ) -> Components:
         info = detect_model(path)
         if info.family not in self.families:
-            wanted = " or ".join(FAMILY_LABELS[f] for f in self.families)
-            raise ModelMismatchError(
-                f"{path} looks like an {info.label} model ({info.evidence}), not {wanted}"
-            )
+            found = {"path": path, "label": info.label, "evidence": info.evidence}
+            labels = [FAMILY_LABELS[f] for f in self.families]
+            if len(labels) == 1:
+                raise ModelMismatchError(msg(
+                    "model.family_not_wanted", "{path} looks like an {label} model ({evidence}), not {wanted}",
+                    wanted=labels[0], **found,
+                ))
+            raise ModelMismatchError(msg(
+                "model.family_not_either", "{path} looks like an {label} model ({evidence}), not {first} or {second}",
+                first=", ".join(labels[:-1]), second=labels[-1], **found,
+            ))
         return load_components(
             path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
+from backend.messages import msg
+
 CLIP_L_HUB_ID = "openai/clip-vit-large-patch14"
 SD2_HUB_ID = "stabilityai/stable-diffusion-2"
 CLIP_G_HUB_ID = "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"
@@ -50,13 +52,18 @@ def _unavailable(
     hub_id: str, subfolder: str | None, local: Path | None, reason: str
 ) -> TokenizerUnavailableError:
     where = str(local) if local else "<folder>/" + hub_id.replace("/", "_")
-    sub = f" (subfolder {subfolder!r})" if subfolder else ""
-    return TokenizerUnavailableError(
-        f"the tokenizer {hub_id!r}{sub} is not cached and could not be downloaded ({reason}). A single-file "
-        f"model has no tokenizer of its own. Either run once with internet access and --tokenizer_cache_dir "
-        f"set, which saves it there, or copy a tokenizer folder (vocab.json and merges.txt, or tokenizer.json) "
-        f"to {where} and pass --tokenizer_cache_dir."
-    )
+    if subfolder:
+        name = msg("model.hub_tokenizer_subfolder", "{hub_id} (subfolder {subfolder})",
+                   hub_id=repr(hub_id), subfolder=repr(subfolder))
+    else:
+        name = repr(hub_id)
+    return TokenizerUnavailableError(msg(
+        "model.tokenizer_unavailable",
+        "the tokenizer {name} is not cached and could not be downloaded ({reason}). A single-file model has no "
+        "tokenizer of its own. Either run once with internet access and --tokenizer_cache_dir set, which saves it "
+        "there, or copy a tokenizer folder (vocab.json and merges.txt, or tokenizer.json) to {where} and pass "
+        "--tokenizer_cache_dir.", name=name, reason=reason, where=where,
+    ))
 
 
 def load_hub_tokenizer(
@@ -66,16 +73,18 @@ def load_hub_tokenizer(
     if local is not None and local.is_dir():
         tokenizer = CLIPTokenizer.from_pretrained(str(local))
         if not _is_usable(tokenizer):
-            raise TokenizerUnavailableError(
-                f"the cached tokenizer folder {local} holds no usable CLIP vocabulary"
-            )
+            raise TokenizerUnavailableError(msg(
+                "model.tokenizer_cache_empty", "the cached tokenizer folder {folder} holds no usable CLIP vocabulary",
+                folder=local,
+            ))
     else:
         try:
             tokenizer = CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder)
         except (OSError, ValueError) as exc:
             raise _unavailable(hub_id, subfolder, local, type(exc).__name__) from exc
         if not _is_usable(tokenizer):
-            raise _unavailable(hub_id, subfolder, local, "no vocabulary files were found")
+            raise _unavailable(hub_id, subfolder, local, msg("model.tokenizer_no_vocabulary",
+                                                             "no vocabulary files were found"))
         if local is not None:
             tokenizer.save_pretrained(str(local))
     if pad_with_bang:

@@ -22,6 +22,8 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from backend.messages import msg
+
 # Values arrive as strings from the command line/TOML, but Python callers may pass typed values.
 ArgValue = Any
 
@@ -42,7 +44,10 @@ def parse_network_args(items: Iterable[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise NetworkArgsError(f"network_args entry {item!r} is not of the form key=value (e.g. conv_dim=8)")
+            raise NetworkArgsError(msg(
+                "network.args.not_key_value", "network_args entry {item} is not of the form key=value (e.g. conv_dim=8)",
+                item=repr(item),
+            ))  # fmt: skip
         parsed[key] = value.strip()
     return parsed
 
@@ -58,11 +63,17 @@ def check_known_keys(args: Mapping[str, ArgValue], known: Iterable[str], module_
     for key in args:
         if key not in known:
             hint = nearest_key(key, known)
-            suggestion = f" Did you mean {hint!r}?" if hint else ""
-            raise NetworkArgsError(
-                f"network_args key {key!r} is not read by {module_name}.{suggestion} "
-                f"Known keys: {', '.join(known)}."
-            )
+            given = {"key": repr(key), "module": module_name, "known": ", ".join(known)}
+            if hint:
+                raise NetworkArgsError(msg(
+                    "network.args.unknown_key_close",
+                    "network_args key {key} is not read by {module}. Did you mean {close}? Known keys: {known}.",
+                    close=repr(hint), **given,
+                ))  # fmt: skip
+            raise NetworkArgsError(msg(
+                "network.args.unknown_key", "network_args key {key} is not read by {module}. Known keys: {known}.",
+                **given,
+            ))  # fmt: skip
 
 
 class ArgReader:
@@ -74,32 +85,42 @@ class ArgReader:
     def __contains__(self, key: str) -> bool:
         return self._args.get(key) not in (None, "")
 
-    def _convert(self, key: str, convert: Callable[[Any], Any], what: str) -> Any:
+    def _convert(self, key: str, convert: Callable[[Any], Any], what: Callable[[], str]) -> Any:
         value = self._args.get(key)
         if value is None or value == "":
             return None
         try:
             return convert(value)
         except (TypeError, ValueError) as err:
-            raise NetworkArgsError(f"network_args {key}={value!r}: expected {what}") from err
+            raise NetworkArgsError(msg(
+                "network.args.bad_value", "network_args {key}={value}: expected {what}",
+                key=key, value=repr(value), what=what(),
+            )) from err  # fmt: skip
 
+    # `what`: a noun phrase for the message, made only when a value is refused.
     def text(self, key: str) -> str | None:
-        return self._convert(key, str, "text")
+        return self._convert(key, str, lambda: msg("network.args.kind.text", "text"))
 
     def integer(self, key: str) -> int | None:
-        return self._convert(key, _to_int, "an integer")
+        return self._convert(key, _to_int, lambda: msg("network.args.kind.integer", "an integer"))
 
     def number(self, key: str) -> float | None:
-        return self._convert(key, float, "a number")
+        return self._convert(key, float, lambda: msg("network.args.kind.number", "a number"))
 
     def flag(self, key: str) -> bool | None:
-        return self._convert(key, _to_bool, "true or false")
+        return self._convert(key, _to_bool, lambda: msg("network.args.kind.flag", "true or false"))
 
     def integers(self, key: str) -> list[int] | None:
-        return self._convert(key, lambda v: [_to_int(x) for x in _split_list(v)], "comma-separated integers")
+        return self._convert(
+            key, lambda v: [_to_int(x) for x in _split_list(v)],
+            lambda: msg("network.args.kind.integers", "comma-separated integers"),
+        )  # fmt: skip
 
     def numbers(self, key: str) -> list[float] | None:
-        return self._convert(key, lambda v: [float(x) for x in _split_list(v)], "comma-separated numbers")
+        return self._convert(
+            key, lambda v: [float(x) for x in _split_list(v)],
+            lambda: msg("network.args.kind.numbers", "comma-separated numbers"),
+        )  # fmt: skip
 
 
 def _to_int(value: Any) -> int:

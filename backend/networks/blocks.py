@@ -21,6 +21,7 @@ import logging
 import math
 import re
 
+from backend.messages import msg
 from backend.networks.args import NetworkArgsError
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ def parse_block_values(values: list[float] | None, default: float, is_sdxl: bool
     if values is None:
         return [default] * count
     if len(values) != count:
-        raise NetworkArgsError(
-            f"network_args {key} needs {count} comma-separated values for "
-            f"{'SDXL' if is_sdxl else 'SD 1.x/2.x'} (got {len(values)})"
-        )
+        raise NetworkArgsError(msg(
+            "network.blocks.count", "network_args {key} needs {count} comma-separated values for {family} (got {given})",
+            key=key, count=count, family="SDXL" if is_sdxl else "SD 1.x/2.x", given=len(values),
+        ))  # fmt: skip
     return values
 
 
@@ -87,10 +88,12 @@ def _preset_weights(text: str, length: int, key: str) -> list[float]:
         "zeros": [0.0] * length,
     }
     if name not in presets:
-        raise NetworkArgsError(
-            f"network_args {key}={text!r}: expected {length} comma-separated numbers or one of "
-            f"{', '.join(presets)} (optionally +base, e.g. sine+0.5)"
-        )
+        raise NetworkArgsError(msg(
+            "network.blocks.bad_preset",
+            "network_args {key}={value}: expected {count} comma-separated numbers or one of {presets} (optionally "
+            "+base, e.g. sine+0.5)",
+            key=key, value=repr(text), count=length, presets=", ".join(presets),
+        ))  # fmt: skip
     return [w + base for w in presets[name]]
 
 
@@ -103,12 +106,21 @@ def _weights(text: str | None, length: int, key: str, allow_preset: bool) -> lis
     try:
         weights = [float(p) if p else 0.0 for p in parts]
     except ValueError as err:
-        raise NetworkArgsError(f"network_args {key}={text!r}: expected comma-separated numbers") from err
+        raise NetworkArgsError(msg(
+            "network.blocks.not_numbers", "network_args {key}={value}: expected comma-separated numbers",
+            key=key, value=repr(text),
+        )) from err  # fmt: skip
     if len(weights) > length:
-        logger.warning("%s has %d values; only the first %d are used", key, len(weights), length)
+        logger.warning(msg(
+            "network.blocks.too_many", "{key} has {count} values; only the first {used} are used",
+            key=key, count=len(weights), used=length,
+        ))  # fmt: skip
         weights = weights[:length]
     elif len(weights) < length:
-        logger.warning("%s has %d values; the remaining %d blocks use 1.0", key, len(weights), length - len(weights))
+        logger.warning(msg(
+            "network.blocks.too_few", "{key} has {count} values; the remaining {rest} blocks use 1.0",
+            key=key, count=len(weights), rest=length - len(weights),
+        ))  # fmt: skip
         weights += [1.0] * (length - len(weights))
     return weights
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.messages import msg
 from backend.networks.naming import (
     ModuleNameMap,
     Target,
@@ -90,7 +91,9 @@ def ranks_from_weights(weights_sd: Mapping[str, torch.Tensor]) -> RankChooser:
     """Rank/alpha per layer as stored in a LoRA file (by sd-scripts name or our own path)."""
     dims = module_dims(weights_sd)
     if not dims:
-        raise ValueError("the weights hold no lora_down/lora_up pairs (a LoRA file is expected)")
+        raise ValueError(msg(
+            "network.weights.not_lora", "the weights hold no lora_down/lora_up pairs (a LoRA file is expected)"
+        ))  # fmt: skip
 
     def choose(target: Target) -> tuple[int | None, float | None]:
         return dims.get(target.lora_name) or dims.get(target.diffusers_name) or (None, None)
@@ -102,9 +105,16 @@ def check_weights_match(network: LoRANetwork, weights_sd: Mapping[str, torch.Ten
     """Error when no module of the weights fits the model; warn about the ones that do not."""
     own = {lora.lora_name for lora in network.all_loras()}
     if not own:
-        raise ValueError(f"{source}: no module in the weights matches a layer of this model (another model family?)")
+        raise ValueError(msg(
+            "network.weights.no_match",
+            "{source}: no module in the weights matches a layer of this model (another model family?)",
+            source=source,
+        ))  # fmt: skip
     names = {key.partition(".")[0] for key in network.normalize_keys(weights_sd)}
     unused = sorted(names - own)
     if unused:
-        logger.warning("%s: %d modules in the weights match no layer of this model, e.g. %s",
-                       source, len(unused), unused[0])
+        logger.warning(msg(
+            "network.weights.some_unmatched", "{source}: {count} modules in the weights match no layer of this model, "
+            "e.g. {example}",
+            source=source, count=len(unused), example=unused[0],
+        ))  # fmt: skip

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.messages import msg
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
 from backend.networks.build import Models, build_network, check_weights_match, ranks_from_weights
 from backend.networks.lora import DEFAULT_ALPHA, DEFAULT_DIM, loraplus_ratios
@@ -54,7 +55,10 @@ class DyLoRAModule(WrappedLayer):
                  alpha: float | torch.Tensor | None, unit: int):
         super().__init__(lora_name, org_module, multiplier, lora_dim, alpha)
         if unit < 1 or lora_dim % unit:
-            raise NetworkArgsError(f"DyLoRA: rank {lora_dim} of {lora_name} is not a multiple of unit={unit}")
+            raise NetworkArgsError(msg(
+                "network.dylora.rank_not_multiple", "DyLoRA: rank {rank} of {name} is not a multiple of unit={unit}",
+                rank=lora_dim, name=lora_name, unit=unit,
+            ))  # fmt: skip
         self.unit = unit
         self.blocks = lora_dim // unit
         self.block: int | None = None
@@ -168,11 +172,17 @@ def create_network(
     unit = args.integer("unit") or 1
     conv_dim = args.integer("conv_dim")
     if conv_dim is not None and conv_dim != dim:
-        raise NetworkArgsError(f"DyLoRA: conv_dim ({conv_dim}) must equal network_dim ({dim})")
+        raise NetworkArgsError(msg(
+            "network.dylora.conv_dim", "DyLoRA: conv_dim ({conv_dim}) must equal network_dim ({dim})",
+            conv_dim=conv_dim, dim=dim,
+        ))  # fmt: skip
     if neuron_dropout or args.number("dropout"):
-        logger.warning("DyLoRA does not use dropout; network_dropout/dropout are ignored")
+        logger.warning(msg("network.dylora.no_dropout", "DyLoRA does not use dropout; network_dropout/dropout are ignored"))
     if "conv_alpha" in args:
-        logger.warning("DyLoRA uses network_alpha for conv layers too; conv_alpha is ignored (as in sd-scripts)")
+        logger.warning(msg(
+            "network.dylora.conv_alpha",
+            "DyLoRA uses network_alpha for conv layers too; conv_alpha is ignored (as in sd-scripts)",
+        ))  # fmt: skip
     logger.info("DyLoRA: rank %d in units of %d, alpha %s, 3x3 convs %s", dim, unit, alpha, conv_dim is not None)
 
     def choose(target: Target) -> tuple[int | None, float | None]:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.messages import msg
 from backend.networks.args import keys_read_by
 from backend.networks.bridge import model_views
 from backend.networks.naming import ModuleNameMap
@@ -39,14 +40,11 @@ OUR_MODULES = {
     "networks.dylora": "backend.networks.dylora",
 }
 LYCORIS_MODULE = "lycoris.kohya"
-# Keys sd-scripts' networks.lora reads that LyCORIS does not: say where the setting lives there.
-_LYCORIS_HINTS = {
-    key: "per-block settings go through LyCORIS presets (preset=<file.toml>, see LyCORIS docs/Preset.md)"
-    for key in (
-        "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
-        "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
-    )
-}
+# Keys sd-scripts' networks.lora reads that LyCORIS does not: LyCORIS sets them per block through presets.
+_LYCORIS_PER_BLOCK = (
+    "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
+    "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
+)
 
 
 class NetworkModuleError(ImportError):
@@ -60,25 +58,36 @@ def load_network_module(name: str) -> ModuleType:
         module = importlib.import_module(target)
     except ModuleNotFoundError as err:
         if name == LYCORIS_MODULE or (err.name or "").split(".")[0] == "lycoris":
-            raise NetworkModuleError(
-                f"--network_module {name} needs the LyCORIS package: pip install lycoris-lora "
-                "(into this app's venv)"
-            ) from err
+            raise NetworkModuleError(msg(
+                "network.module.needs_lycoris",
+                "--network_module {name} needs the LyCORIS package: pip install lycoris-lora (into this app's venv)",
+                name=name,
+            )) from err  # fmt: skip
         if name.startswith("networks."):
-            raise NetworkModuleError(
-                f"--network_module {name} is an sd-scripts module this trainer does not include; "
-                f"use one of {', '.join([*OUR_MODULES, LYCORIS_MODULE])}, or put a module providing "
-                "create_network on PYTHONPATH"
-            ) from err
-        raise NetworkModuleError(f"--network_module {name}: cannot import {err.name!r} ({err})") from err
+            raise NetworkModuleError(msg(
+                "network.module.not_included",
+                "--network_module {name} is an sd-scripts module this trainer does not include; use one of {ours}, "
+                "or put a module providing create_network on PYTHONPATH",
+                name=name, ours=", ".join([*OUR_MODULES, LYCORIS_MODULE]),
+            )) from err  # fmt: skip
+        raise NetworkModuleError(msg(
+            "network.module.import_failed", "--network_module {name}: cannot import {missing} ({error})",
+            name=name, missing=repr(err.name), error=err,
+        )) from err  # fmt: skip
     missing = [fn for fn in ("create_network", "create_network_from_weights") if not callable(getattr(module, fn, None))]
     if "create_network" in missing:
-        raise NetworkModuleError(
-            f"--network_module {name} ({getattr(module, '__file__', target)}) has no create_network("
-            "multiplier, network_dim, network_alpha, vae, text_encoder, unet, **kwargs); it is not a network module"
-        )
+        raise NetworkModuleError(msg(
+            "network.module.no_create_network",
+            "--network_module {name} ({file}) has no create_network(multiplier, network_dim, network_alpha, vae, "
+            "text_encoder, unet, **kwargs); it is not a network module",
+            name=name, file=getattr(module, "__file__", target),
+        ))  # fmt: skip
     if missing:
-        logger.warning("%s has no create_network_from_weights: --dim_from_weights and --base_weights will fail", name)
+        logger.warning(msg(
+            "network.module.no_create_network_from_weights",
+            "{name} has no create_network_from_weights: --dim_from_weights and --base_weights will fail",
+            name=name,
+        ))  # fmt: skip
     if module.__name__ == LYCORIS_MODULE:
         _dedupe_lycoris_presets()
     return module
@@ -129,11 +138,18 @@ def unread_network_args(module: ModuleType, args: Mapping[str, Any]) -> list[str
     for key in args:
         if key in known:
             continue
-        hint = _LYCORIS_HINTS.get(key) if module.__name__ == LYCORIS_MODULE else None
-        warnings.append(
-            f"network_args {key!r} is not read by {module.__name__}; it has no effect"
-            + (f": {hint}" if hint else "")
-        )
+        if module.__name__ == LYCORIS_MODULE and key in _LYCORIS_PER_BLOCK:
+            warnings.append(msg(
+                "network.args.unread_lycoris_block",
+                "network_args {key} is not read by {module}; it has no effect: per-block settings go through LyCORIS "
+                "presets (preset=<file.toml>, see LyCORIS docs/Preset.md)",
+                key=repr(key), module=module.__name__,
+            ))  # fmt: skip
+        else:
+            warnings.append(msg(
+                "network.args.unread", "network_args {key} is not read by {module}; it has no effect",
+                key=repr(key), module=module.__name__,
+            ))  # fmt: skip
     return warnings
 
 

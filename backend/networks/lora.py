@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.messages import msg
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
 from backend.networks.blocks import block_index, block_lr_weights, parse_block_values
 from backend.networks.build import (
@@ -79,12 +80,15 @@ def create_network(
     if conv_alpha is None:
         conv_alpha = 1.0
     elif conv_dim is None and "conv_block_dims" not in args:
-        logger.warning("conv_alpha is set without conv_dim: 3x3 convs get no LoRA")
+        logger.warning(msg("network.lora.conv_alpha_without_dim", "conv_alpha is set without conv_dim: 3x3 convs get no LoRA"))
     block_lr_weight = _block_lr_weight(args, models.is_sdxl)
     per_block = "block_dims" in args or block_lr_weight is not None
     conv_per_block = "conv_block_dims" in args
     if not per_block and ("block_alphas" in args or conv_per_block or "conv_block_alphas" in args):
-        raise NetworkArgsError("block_alphas/conv_block_dims/conv_block_alphas need block_dims (or block lr weights)")
+        raise NetworkArgsError(msg(
+            "network.lora.block_args_need_block_dims",
+            "block_alphas/conv_block_dims/conv_block_alphas need block_dims (or block lr weights)",
+        ))  # fmt: skip
 
     if per_block:
         choose = _per_block_ranks(args, models.is_sdxl, dim, alpha, conv_dim, conv_alpha, block_lr_weight)
@@ -125,7 +129,10 @@ def create_network_from_weights(
     check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
     ignored = [key for key in DIM_KEYS if key in kwargs]
     if ignored:
-        logger.warning("ranks come from the weights; network_args %s are ignored", ", ".join(ignored))
+        logger.warning(msg(
+            "network.lora.ranks_from_weights", "ranks come from the weights; network_args {keys} are ignored",
+            keys=", ".join(ignored),
+        ))  # fmt: skip
     args = ArgReader(kwargs)
     models = Models.of(text_encoder, unet, unet_module_name)
     weights = weights_from(file, weights_sd)

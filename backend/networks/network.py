@@ -20,12 +20,17 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from backend.messages import msg
 from backend.networks.blocks import block_index
 from backend.networks.weights_io import StateDict, load_weights_file, save_weights_file
 
 logger = logging.getLogger(__name__)
 
 ParamGroup = dict[str, Any]
+
+
+class NetworkWeightsError(ValueError):
+    """A network file that does not fit the network being built (another family, module or rank)."""
 
 
 class LoadResult(NamedTuple):
@@ -137,26 +142,35 @@ class LoRANetwork(nn.Module):
         own = self.state_dict()
         matched = [key for key in weights_sd if key in own]
         if not matched:
-            raise ValueError(
-                f"{source}: none of its {len(weights_sd)} keys belong to this network "
-                "(another model family, or another network module?)"
-            )
+            raise NetworkWeightsError(msg(
+                "network.weights.no_keys_match",
+                "{source}: none of its {count} keys belong to this network (another model family, or another network "
+                "module?)",
+                source=source, count=len(weights_sd),
+            ))  # fmt: skip
         for key in matched:
             if weights_sd[key].shape != own[key].shape:
-                raise ValueError(
-                    f"{source}: {key} has shape {tuple(weights_sd[key].shape)} but the network has "
-                    f"{tuple(own[key].shape)}; use --dim_from_weights to take ranks from the file"
-                )
+                raise NetworkWeightsError(msg(
+                    "network.weights.shape_mismatch",
+                    "{source}: {key} has shape {file_shape} but the network has {shape}; use --dim_from_weights to "
+                    "take ranks from the file",
+                    source=source, key=key, file_shape=tuple(weights_sd[key].shape), shape=tuple(own[key].shape),
+                ))  # fmt: skip
         self.load_state_dict(weights_sd, strict=False)
         for lora in self.all_loras():
             lora.scale = float(lora.alpha) / lora.lora_dim
         result = LoadResult(sorted(set(own) - set(weights_sd)), sorted(set(weights_sd) - set(own)))
         if result.unexpected_keys:
-            logger.warning("%s: %d keys not used by this network, e.g. %s", source,
-                           len(result.unexpected_keys), result.unexpected_keys[0])
+            logger.warning(msg(
+                "network.weights.unused_keys", "{source}: {count} keys not used by this network, e.g. {example}",
+                source=source, count=len(result.unexpected_keys), example=result.unexpected_keys[0],
+            ))  # fmt: skip
         if result.missing_keys:
-            logger.warning("%s: %d network keys not in the file (kept as initialized), e.g. %s",
-                           source, len(result.missing_keys), result.missing_keys[0])
+            logger.warning(msg(
+                "network.weights.missing_keys",
+                "{source}: {count} network keys not in the file (kept as initialized), e.g. {example}",
+                source=source, count=len(result.missing_keys), example=result.missing_keys[0],
+            ))  # fmt: skip
         return result
 
     def save_weights(self, file: str | os.PathLike[str], dtype: torch.dtype | None, metadata: Mapping[str, str] | None) -> None:
@@ -259,5 +273,8 @@ class LoRANetwork(nn.Module):
         if len(lrs) == 1:
             return lrs * count
         if len(lrs) < count:
-            raise ValueError(f"text_encoder_lr has {len(lrs)} values for {count} text encoders")
+            raise ValueError(msg(
+                "network.text_encoder_lr_count", "text_encoder_lr has {given} values for {count} text encoders",
+                given=len(lrs), count=count,
+            ))  # fmt: skip
         return lrs[:count]

@@ -25,6 +25,7 @@ import torch
 
 from backend.atomic import atomic_path
 from backend.finite_weights import ensure_finite
+from backend.messages import msg
 from backend.models.file_checks import check_weights_file
 
 StateDict = dict[str, torch.Tensor]
@@ -44,7 +45,7 @@ def load_weights_file(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str
         return safetensors.torch.load_file(str(path)), metadata
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a LoRA state dict")
+        raise ValueError(msg("network.weights.not_a_state_dict", "{path} does not hold a LoRA state dict", path=path))
     return state, {}
 
 

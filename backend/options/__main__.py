@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from backend.messages import msg
 from backend.options.arguments import parse_args
 from backend.options.cli import print_problems
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionError as error:
         print_problems(error)
         return 2
-    print(f"OK: {args.check or args.check_dataset}")
+    print(msg("options.check_ok", "OK: {path}", path=args.check or args.check_dataset))
     return 0
 
 

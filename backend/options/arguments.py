@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from backend.messages import msg
 from backend.options.config_file import find_config_file, output_config_path, read_config_file
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
@@ -29,7 +30,7 @@ def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Name
     if config_file is not None and not output_config:
         config_path = find_config_file(config_file)
         if config_path is None:
-            problems.append(f'config file "{config_file}" not found')
+            problems.append(msg("options.config.not_found", 'config file "{path}" not found', path=config_file))
         else:
             values, problems = read_config_file(config_path, command)
     # A required option may sit in the part of a broken config file that could not be used.
@@ -65,14 +66,23 @@ def _run_problems(namespace: argparse.Namespace, command: str, check_required: b
     problems = []
     if namespace.output_config:
         if namespace.config_file is None:
-            problems.append('"--output_config" needs "--config_file PATH": the file to write the options to')
+            problems.append(msg(
+                "options.output_config.needs_path",
+                '"--output_config" needs "--config_file PATH": the file to write the options to',
+            ))  # fmt: skip
         elif output_config_path(namespace.config_file).exists():
             path = output_config_path(namespace.config_file)
-            problems.append(f'"--output_config" does not overwrite "{path}"; choose a new --config_file path')
+            problems.append(msg(
+                "options.output_config.exists",
+                '"--output_config" does not overwrite "{path}"; choose a new --config_file path',
+                path=path,
+            ))  # fmt: skip
         return problems
     for option in options_for(command).values():
         if check_required and option.required and getattr(namespace, option.name) is None:
-            problems.append(f'"{option.name}" is required: set it in the config file or pass --{option.name}')
+            problems.append(msg(
+                "options.required", '"{name}" is required: set it in the config file or pass --{name}', name=option.name
+            ))
     if namespace.dataset_config is not None:
         kinds = subset_kinds_for(command, masked_loss=bool(getattr(namespace, "masked_loss", False)))
         try:

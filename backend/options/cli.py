@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.options.arguments import parse_args
 from backend.options.config_file import output_config_path
 from backend.options.errors import OptionError
@@ -16,7 +17,10 @@ def print_problems(error: OptionError, file=None) -> None:
     """One line per problem on stderr, under a count so a long list is not mistaken for a crash."""
     file = file or sys.stderr
     count = len(error.messages)
-    print(f"error: {count} problem{'s' if count != 1 else ''} found:", file=file)
+    if count == 1:
+        print(msg("options.problems_found_one", "error: 1 problem found:"), file=file)
+    else:
+        print(msg("options.problems_found", "error: {count} problems found:", count=count), file=file)
     for message in error.messages:
         print(f"  {message}", file=file)
 
@@ -30,6 +34,6 @@ def parse_command_line(command: str, argv: Sequence[str] | None = None) -> argpa
         sys.exit(2)
     if namespace.output_config:
         path = write_config(namespace, command, output_config_path(namespace.config_file))
-        print(f"wrote {path}")
+        print(msg("options.output_config.written", "wrote {path}", path=path))
         sys.exit(0)
     return namespace

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
 from backend.options.toml_lines import (
     TablePath,
@@ -21,7 +22,7 @@ from backend.options.toml_lines import (
     load_toml,
     read_toml_text,
 )
-from backend.options.values import from_value
+from backend.options.values import from_value, subject_problem
 
 
 def find_config_file(value: str) -> Path | None:
@@ -47,7 +48,7 @@ def read_config_file(path: Path, command: str) -> tuple[dict[str, Any], list[str
         text = read_toml_text(path)
         data = load_toml(text)
     except OSError as error:
-        return {}, [f"{label}: cannot read the config file: {error}"]
+        return {}, [msg("options.config.unreadable", "{path}: cannot read the config file: {error}", path=label, error=error)]
     except TomlSyntaxError as error:
         return {}, [error.located(label)]
 
@@ -63,25 +64,28 @@ def read_config_file(path: Path, command: str) -> tuple[dict[str, Any], list[str
         if option is None:
             problems.append(f"{where}: {unknown_name_message(key, command)}")
         elif option.cli_only:
-            problems.append(
-                f'{where}: "{key}" works only on the command line (--{key}); remove it from the file'
-            )
+            problems.append(msg(
+                "options.config.command_line_only",
+                '{where}: "{key}" works only on the command line (--{key}); remove it from the file',
+                where=where, key=key,
+            ))  # fmt: skip
         elif option.name in first_seen:
-            problems.append(
-                f'{where}: "{key}" is set twice (first at {first_seen[option.name]}); '
-                "section names are ignored, so keep one"
-            )
+            problems.append(msg(
+                "options.config.set_twice",
+                '{where}: "{key}" is set twice (first at {first}); section names are ignored, so keep one',
+                where=where, key=key, first=first_seen[option.name],
+            ))  # fmt: skip
         else:
             first_seen[option.name] = where
             # Before the value check, which refuses control characters in paths without knowing why.
             escaped = escaped_path_problem(value) if option.kind == "path" and isinstance(value, str) else None
             if escaped:
-                problems.append(f'{where}: "{key}" {escaped}')
+                problems.append(f"{where}: {subject_problem(key, escaped)}")
                 continue
             try:
                 values[option.name] = from_value(option, value)
             except ValueError as error:
-                problems.append(f'{where}: "{key}" {error}')
+                problems.append(f"{where}: {subject_problem(key, str(error))}")
     return values, problems
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.options.dataset_keys import (
     CONTROLNET,
     DATASET,
@@ -37,11 +38,10 @@ from backend.options.dataset_keys import (
     DREAMBOOTH,
     FINE_TUNING,
     GENERAL,
-    KIND_LABELS,
     SUBSET,
     SUBSET_KINDS,
 )
-from backend.options.dataset_messages import placement_problem, top_level_problem
+from backend.options.dataset_messages import kind_label, kind_list, placement_problem, top_level_problem
 from backend.options.errors import OptionError
 from backend.options.toml_lines import (
     TablePath,
@@ -51,7 +51,7 @@ from backend.options.toml_lines import (
     load_toml,
     read_toml_text,
 )
-from backend.options.values import from_value
+from backend.options.values import from_value, subject_problem
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,25 @@ def load_dataset_config(path: str | Path, kinds: Sequence[str] = SUBSET_KINDS) -
     try:
         text = read_toml_text(path)  # JSON too: UTF-8 with or without a BOM
     except FileNotFoundError:
-        raise OptionError([f"{label}: dataset config not found"]) from None
+        raise OptionError([msg("dataset.config.not_found", "{path}: dataset config not found", path=label)]) from None
     except OSError as error:
-        raise OptionError([f"{label}: cannot read the dataset config: {error}"]) from None
+        raise OptionError([msg(
+            "dataset.config.unreadable", "{path}: cannot read the dataset config: {error}", path=label, error=error
+        )]) from None  # fmt: skip
     except TomlSyntaxError as error:
-        raise OptionError([error.located(label, "cannot read the dataset config")]) from None
+        raise OptionError([msg(
+            "dataset.config.unreadable_at", "{path}:{line}: cannot read the dataset config: {detail}",
+            path=label, line=error.line, detail=error.detail,
+        )]) from None  # fmt: skip
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise OptionError([f"{label}:{error.lineno}: invalid JSON: {error.msg}"]) from None
+            # error.msg: the json module's English words ("Expecting ',' delimiter").
+            raise OptionError([msg(
+                "dataset.config.invalid_json", "{path}:{line}: invalid JSON: {detail} (column {column})",
+                path=label, line=error.lineno, detail=error.msg, column=error.colno,
+            )]) from None  # fmt: skip
         lines: dict[tuple[TablePath, str], int] = {}
     else:
         try:
@@ -142,27 +151,32 @@ class _Checker:
 
     def check(self, data: Any) -> DatasetGroupConfig:
         top: TablePath = ()
+        at_top = msg("dataset.where.top_level", "top level")
         if not isinstance(data, dict):
-            self.report(top, "top level", "", "expected [general] and [[datasets]] tables")
+            self.report(top, at_top, "", msg("dataset.config.not_tables", "expected [general] and [[datasets]] tables"))
             return DatasetGroupConfig(self.label, ())
         for key in data:
             if key not in ("general", "datasets"):
-                self.report(top, "top level", key, top_level_problem(key))
+                self.report(top, at_top, key, top_level_problem(key))
         general = data.get("general", {})
         if not isinstance(general, dict):
-            self.report(
-                top, "top level", "general", "general must be a table: write [general] and key = value lines"
-            )
+            message = msg("dataset.config.general_not_table", "general must be a table: write [general] and key = value lines")
+            self.report(top, at_top, "general", message)
             general = {}
         general_values = self._values(general, GENERAL, self.kinds, ("general",), "[general]", "")
         datasets = data.get("datasets", [])
         if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
-            message = "datasets must be an array of tables: write [[datasets]] (double brackets)"
-            self.report(top, "top level", "datasets", message)
+            message = msg(
+                "dataset.config.datasets_not_array", "datasets must be an array of tables: write [[datasets]] (double brackets)"
+            )
+            self.report(top, at_top, "datasets", message)
             datasets = []
         elif not datasets:
-            message = "no [[datasets]] table; add one with a [[datasets.subsets]] that sets image_dir"
-            self.report(top, "top level", "", message)
+            message = msg(
+                "dataset.config.no_datasets",
+                "no [[datasets]] table; add one with a [[datasets.subsets]] that sets image_dir",
+            )
+            self.report(top, at_top, "", message)
         return DatasetGroupConfig(
             self.label, tuple(self._dataset(i, dataset, general_values) for i, dataset in enumerate(datasets))
         )
@@ -171,14 +185,12 @@ class _Checker:
         where, table = f"datasets[{i}]", ("datasets", i)
         subsets = dataset.get("subsets", [])
         if not isinstance(subsets, list) or not all(isinstance(s, dict) for s in subsets):
-            self.report(
-                table, where, "subsets", "subsets must be an array of tables: write [[datasets.subsets]]"
-            )
+            message = msg("dataset.config.subsets_not_array", "subsets must be an array of tables: write [[datasets.subsets]]")
+            self.report(table, where, "subsets", message)
             subsets = []
         elif not subsets:
-            self.report(
-                table, where, "", "no [[datasets.subsets]]; add one that sets image_dir (or metadata_file)"
-            )
+            message = msg("dataset.config.no_subsets", "no [[datasets.subsets]]; add one that sets image_dir (or metadata_file)")
+            self.report(table, where, "", message)
         kind, why = self._kind(subsets, table, where)
         own = {key: value for key, value in dataset.items() if key != "subsets"}
         values = self._values(own, DATASET, (kind,) if kind else self.kinds, table, where, why)
@@ -197,28 +209,28 @@ class _Checker:
     def _kind(self, subsets: list[dict[str, Any]], table: TablePath, where: str) -> tuple[str | None, str]:
         """The dataset's kind as sd-scripts infers it (None when mixed) and why, for messages."""
         if CONTROLNET in self.kinds and subsets and all("conditioning_data_dir" in s for s in subsets):
-            return CONTROLNET, "its subsets set conditioning_data_dir"
+            return CONTROLNET, msg("dataset.why.conditioning_data_dir", "its subsets set conditioning_data_dir")
         if DREAMBOOTH not in self.kinds and FINE_TUNING in self.kinds:
-            return FINE_TUNING, "only fine-tuning datasets are accepted here"
+            return FINE_TUNING, msg("dataset.why.fine_tuning_only", "only fine-tuning datasets are accepted here")
         with_file = [j for j, s in enumerate(subsets) if "metadata_file" in s]
         if with_file and len(with_file) < len(subsets):
             without = [j for j in range(len(subsets)) if j not in with_file]
-            self.report(
-                table, where, "",
-                f"DreamBooth subsets (no metadata_file: subsets {without}) and fine-tuning subsets "
-                f"(metadata_file: subsets {with_file}) cannot be mixed in one dataset; "
-                "split them into two [[datasets]] tables",
-            )  # fmt: skip
+            self.report(table, where, "", msg(
+                "dataset.config.mixed_kinds",
+                "DreamBooth subsets (no metadata_file: subsets {without}) and fine-tuning subsets (metadata_file: "
+                "subsets {with_file}) cannot be mixed in one dataset; split them into two [[datasets]] tables",
+                without=without, with_file=with_file,
+            ))  # fmt: skip
             return None, ""
         if with_file:
-            kind, why = FINE_TUNING, "its subsets set metadata_file"
+            kind, why = FINE_TUNING, msg("dataset.why.metadata_file", "its subsets set metadata_file")
         else:
-            kind, why = DREAMBOOTH, "its subsets have no metadata_file"
+            kind, why = DREAMBOOTH, msg("dataset.why.no_metadata_file", "its subsets have no metadata_file")
         if kind not in self.kinds:
-            accepted = ", ".join(KIND_LABELS[k] for k in self.kinds)
-            self.report(
-                table, where, "", f"{KIND_LABELS[kind]} datasets are not accepted here (accepted: {accepted})"
-            )
+            self.report(table, where, "", msg(
+                "dataset.config.kind_not_accepted", "{kind} datasets are not accepted here (accepted: {accepted})",
+                kind=kind_label(kind), accepted=kind_list(self.kinds),
+            ))  # fmt: skip
         return kind, why
 
     def _subset(
@@ -229,10 +241,7 @@ class _Checker:
         values = self._values(subset, SUBSET, (kind,), table, where, why)
         for name, spec in DATASET_KEYS.items():
             if kind in spec.required_for and name not in subset:
-                what = spec.help[0].lower() + spec.help[1:].rstrip(".")
-                because = f" ({why})" if why else ""
-                message = f'missing "{name}" ({what}), required in a {KIND_LABELS[kind]} subset{because}'
-                self.report(table, where, "", message)
+                self.report(table, where, "", _missing_key(name, kind, why))
         params = {
             name: _first(name, values, dataset, general)
             for name, spec in DATASET_KEYS.items()
@@ -260,12 +269,31 @@ class _Checker:
                 path = DATASET_KEYS[key].kind == "path" and isinstance(value, str)
                 escaped = escaped_path_problem(value) if path else None
                 if escaped:
-                    problem = f'"{key}" {escaped}'
+                    problem = subject_problem(key, escaped)
                 else:
                     try:
                         converted[key] = from_value(DATASET_KEYS[key], value)
                     except ValueError as error:
-                        problem = f'"{key}" {error}'
+                        problem = subject_problem(key, str(error))
             if problem is not None:
                 self.report(table, where, key, problem)
         return converted
+
+
+def _missing_key(name: str, kind: str, why: str) -> str:
+    """A key a subset of `kind` cannot do without (image_dir, metadata_file, conditioning_data_dir)."""
+    what = {
+        "image_dir": msg("dataset.required.image_dir", "folder of training images"),
+        "metadata_file": msg(
+            "dataset.required.metadata_file", "metadata JSON with captions, written by the captioning/merge tools"
+        ),
+        "conditioning_data_dir": msg(
+            "dataset.required.conditioning_data_dir", "folder of conditioning images with the same names as image_dir"
+        ),
+    }.get(name, DATASET_KEYS[name].help)
+    given = {"name": name, "what": what, "kind": kind_label(kind), "why": why}
+    if why:
+        return msg(
+            "dataset.config.missing_key_because", 'missing "{name}" ({what}), required in a {kind} subset ({why})', **given
+        )
+    return msg("dataset.config.missing_key", 'missing "{name}" ({what}), required in a {kind} subset', **given)

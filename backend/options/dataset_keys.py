@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from backend.messages import msg
+
 DREAMBOOTH, FINE_TUNING, CONTROLNET = "dreambooth", "fine_tuning", "controlnet"
 SUBSET_KINDS = (DREAMBOOTH, FINE_TUNING, CONTROLNET)
-KIND_LABELS = {DREAMBOOTH: "DreamBooth", FINE_TUNING: "fine-tuning", CONTROLNET: "ControlNet"}
 
 SUBSET, DATASET, GENERAL = "subset", "dataset", "general"
 ANY_LEVEL = (SUBSET, DATASET, GENERAL)  # sd-scripts: "subset ascendable"
@@ -57,45 +58,56 @@ class DatasetKey:
             "choices": list(self.choices) if self.choices is not None else None,
             "minimum": self.minimum,
             "maximum": self.maximum,
-            "range_reason": self.range_reason,
+            "range_reason": getattr(self.range_reason, "english", self.range_reason),  # data: English
         }
 
 
 # Why a range below refuses what sd-scripts' dataset schema takes (it has types only).
 _WHY = {
-    "batch_size": (
+    "batch_size": msg(
+        "options.range_reason.train_batch_size",
         "sd-scripts splits each bucket into batches of this size (range() fails on a step of 0; a "
         "negative size gives no batch)"
     ),
-    "bucket_reso_steps": (
+    "bucket_reso_steps": msg(
+        "dataset.range_reason.bucket_reso_steps",
         "when bucketing, sd-scripts refuses a step that 64 (SD) or 32 (SDXL) does not divide and "
         "fails on 0 with a division by zero"
     ),
-    "min_bucket_reso": (
+    "min_bucket_reso": msg(
+        "dataset.range_reason.min_bucket_reso",
         "a bucket side of 0 pixels is no bucket (sd-scripts would build buckets of zero width)"
     ),
-    "max_bucket_reso": (
+    "max_bucket_reso": msg(
+        "dataset.range_reason.max_bucket_reso",
         "a bucket side of 0 pixels is no bucket; sd-scripts then fails its check that max_bucket_reso "
         "covers the resolution"
     ),
-    "caption_dropout_every_n_epochs": (
+    "caption_dropout_every_n_epochs": msg(
+        "options.range_reason.caption_dropout_every_n_epochs",
         "a count of epochs, 0 = off; sd-scripts tests `> 0`, so a negative count is silently off too, "
         "never what a minus sign meant"
     ),
-    "caption_dropout_rate": (
+    "caption_dropout_rate": msg(
+        "options.range_reason.caption_dropout_rate",
         "a probability: sd-scripts compares random() < rate, so above 1 every caption is dropped and "
         "below 0 none is, silently"
     ),
-    "caption_tag_dropout_rate": (
+    "caption_tag_dropout_rate": msg(
+        "options.range_reason.caption_tag_dropout_rate",
         "a probability: sd-scripts compares random() >= rate per tag, so above 1 every tag is dropped and"
         " below 0 none is, silently"
     ),
-    "keep_tokens": (
+    "keep_tokens": msg(
+        "options.range_reason.keep_tokens",
         "a count of tags, 0 = none kept; sd-scripts tests `> 0`, so a negative count silently keeps none,"
         " never what a minus sign meant"
     ),
-    "resolution": "an image side needs at least 1 pixel",
-    "validation_split": "a fraction of each subset's images: below 0 or above 1 it is no share of them",
+    "resolution": msg("dataset.range_reason.resolution", "an image side needs at least 1 pixel"),
+    "validation_split": msg(
+        "dataset.range_reason.validation_split",
+        "a fraction of each subset's images: below 0 or above 1 it is no share of them",
+    ),
 }
 
 _K = DatasetKey
@@ -150,7 +162,7 @@ RENAMED = {
     "train_batch_size": "batch_size",
     "dataset_repeats": "num_repeats",
     "train_data_dir": "image_dir",
-    "reg_data_dir": "image_dir (with is_reg = true)",
+    "reg_data_dir": "image_dir",  # with is_reg = true
     "in_json": "metadata_file",
     "caption_extention": "caption_extension",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 
+from backend.messages import msg
 from backend.options.schema import Option, all_options, options_for
 from backend.options.sd_scripts_flags import sd_scripts_commands_for, sd_scripts_flags
 
@@ -33,22 +34,34 @@ def unknown_name_message(name: str, command: str, prefix: str = "") -> str:
     flag = f'"{prefix}{name}"'
     owner = _owner(name)
     if owner is not None:
-        return f"{flag} is not accepted by {command}; only {', '.join(owner.commands)} accept it"
+        return msg(
+            "options.name.other_command", "{flag} is not accepted by {command}; only {commands} accept it",
+            flag=flag, command=command, commands=", ".join(owner.commands),
+        )
     sd_commands = sd_scripts_commands_for(name)
     if command in sd_commands:
-        return f"{flag} is an sd-scripts option that this trainer does not implement; remove it"
-    if sd_commands:
-        return (
-            f"{flag} is an sd-scripts option of {', '.join(sd_commands)} only (not {command}), "
-            "and this trainer does not implement it; remove it"
+        return msg(
+            "options.name.not_implemented", "{flag} is an sd-scripts option that this trainer does not implement; remove it",
+            flag=flag,
         )
+    if sd_commands:
+        return msg(
+            "options.name.not_implemented_other_command",
+            "{flag} is an sd-scripts option of {commands} only (not {command}), and this trainer does not implement it; "
+            "remove it",
+            flag=flag, commands=", ".join(sd_commands), command=command,
+        )  # fmt: skip
     close = difflib.get_close_matches(name, list(names_for(command)), n=1)
     if close:
-        return f'unknown option {flag} (did you mean "{prefix}{close[0]}"?)'
+        return msg(
+            "options.name.unknown_close", 'unknown option {flag} (did you mean "{close}"?)',
+            flag=flag, close=prefix + close[0],
+        )
     close = difflib.get_close_matches(name, sorted(sd_scripts_flags(command)), n=1)
     if close:
-        return (
-            f'unknown option {flag} (did you mean "{prefix}{close[0]}"? '
-            "That sd-scripts option is not implemented by this trainer)"
+        return msg(
+            "options.name.unknown_close_sd_scripts",
+            'unknown option {flag} (did you mean "{close}"? That sd-scripts option is not implemented by this trainer)',
+            flag=flag, close=prefix + close[0],
         )
-    return f"unknown option {flag}"
+    return msg("options.name.unknown", "unknown option {flag}", flag=flag)

@@ -50,7 +50,8 @@ class Option:
     maximum: float | None = None
     # Why minimum/maximum/choices refuse values sd-scripts' parser takes (it has no ranges): the
     # sd-scripts run-time failure, or the harm here. Required for every stricter range
-    # (tests/options/test_sd_scripts_ranges.py walks backend/options/sd_scripts_types.py).
+    # (tests/options/test_sd_scripts_ranges.py walks backend/options/sd_scripts_types.py). Written as
+    # msg("options.range_reason.<name>", "...") so the refusal can say it in the user's language.
     range_reason: str = ""
     # Older spellings sd-scripts still accepts (e.g. caption_extention); they map to `name`.
     aliases: tuple[str, ...] = field(default_factory=tuple)
@@ -73,7 +74,7 @@ class Option:
             "choices": list(self.choices) if self.choices is not None else None,
             "minimum": self.minimum,
             "maximum": self.maximum,
-            "range_reason": self.range_reason,
+            "range_reason": getattr(self.range_reason, "english", self.range_reason),  # data: English
             "aliases": list(self.aliases),
             "secret": self.secret,
             "required": self.required,

@@ -19,6 +19,8 @@ from typing import Any
 
 import toml
 
+from backend.messages import msg
+
 tomllib: ModuleType | None
 try:  # Python 3.11+; on 3.10 errors keep the column `toml` gives
     import tomllib
@@ -72,11 +74,17 @@ class TomlSyntaxError(ValueError):
     """A file that is not valid TOML: where (1-based line and column) and what, with the fix."""
 
     def __init__(self, line: int, column: int, detail: str) -> None:
-        super().__init__(f"line {line}, column {column}: {detail}")
+        super().__init__(
+            msg("options.toml.at", "line {line}, column {column}: {detail}", line=line, column=column, detail=detail)
+        )
         self.line, self.column, self.detail = line, column, detail
 
-    def located(self, label: str, what: str = "invalid TOML") -> str:
-        """'run.toml:3: invalid TOML: ... (column 28)...', the form every TOML reader here reports."""
+    def located(self, label: str, what: str | None = None) -> str:
+        """'run.toml:3: invalid TOML: ... (column 28)...', the form every TOML reader here reports;
+        `what` (a message) replaces "invalid TOML"."""
+        if what is None:
+            return msg("options.toml.invalid", "{path}:{line}: invalid TOML: {detail}", path=label, line=self.line,
+                       detail=self.detail)  # fmt: skip
         return f"{label}:{self.line}: {what}: {self.detail}"
 
 
@@ -90,8 +98,12 @@ def read_toml_text(path: str | Path) -> str:
         line = raw.count(b"\n", 0, error.start) + 1
         column = len(raw[raw.rfind(b"\n", 0, error.start) + 1 : error.start].decode("utf-8", "replace")) + 1
         raise TomlSyntaxError(
-            line, column, f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x} at column {column}); save it as "
-            "UTF-8, in Notepad with Save As and Encoding UTF-8",
+            line, column, msg(
+                "options.toml.not_utf8",
+                "the file is not UTF-8 text (byte {byte} at column {column}); save it as UTF-8, in Notepad with Save As "
+                "and Encoding UTF-8",
+                byte=f"0x{raw[error.start]:02x}", column=column,
+            ),
         ) from None
 
 
@@ -117,11 +129,16 @@ def toml_syntax_error(text: str, error: toml.TomlDecodeError) -> TomlSyntaxError
 
 
 def toml_error_text(message: str, column: int) -> str:
-    """The `toml` reader's message, with the fix for its one surprise (TOML 0.5 array rule)."""
-    text = f"{message} (column {column})"
+    """The `toml` reader's message (English: the `toml` package's own words), with the fix for its one
+    surprise (TOML 0.5 array rule)."""
     if "homogeneous" in message:
-        text += "; every item of a list must have the same type: write 2.0, not 2, among decimals"
-    return text
+        return msg(
+            "options.toml.mixed_list",
+            "{message} (column {column}); every item of a list must have the same type: write 2.0, not 2, among "
+            "decimals",
+            message=message, column=column,
+        )  # fmt: skip
+    return msg("options.toml.reader_said", "{message} (column {column})", message=message, column=column)
 
 
 def _tomllib_position(text: str) -> tuple[int, int] | None:
@@ -218,13 +235,22 @@ def _bad_escape_error(text: str, start: int, bad: int, multiline: bool) -> TomlS
         shown = text[start : end if close < 0 else close + 1]
         inner = shown[1:-1] if shown.endswith('"') and len(shown) > 1 else shown[1:]
         if not _INTENDED_ESCAPE.search(inner):  # else the string mixes in real escapes: no rewritten copy
-            single, forward = f" ('{inner}')", ' ("' + inner.replace("\\", "/") + '")'
+            single, forward = f"'{inner}'", '"' + inner.replace("\\", "/") + '"'
     escape = text[bad : bad + 2]
-    return TomlSyntaxError(
-        line, column,
-        f"{shown} (column {column}): a backslash in a double-quoted TOML string starts an escape sequence, and "
-        f"{escape} is not one; write Windows paths in single quotes{single} or with forward slashes{forward}",
-    )
+    given = {"shown": shown, "column": column, "escape": escape}
+    if single:
+        return TomlSyntaxError(line, column, msg(
+            "options.toml.bad_escape_path",
+            "{shown} (column {column}): a backslash in a double-quoted TOML string starts an escape sequence, and "
+            "{escape} is not one; write Windows paths in single quotes ({single}) or with forward slashes ({forward})",
+            single=single, forward=forward, **given,
+        ))  # fmt: skip
+    return TomlSyntaxError(line, column, msg(
+        "options.toml.bad_escape",
+        "{shown} (column {column}): a backslash in a double-quoted TOML string starts an escape sequence, and "
+        "{escape} is not one; write Windows paths in single quotes or with forward slashes",
+        **given,
+    ))  # fmt: skip
 
 
 def _escaped_closing_quote(text: str, line: int) -> TomlSyntaxError | None:
@@ -236,11 +262,12 @@ def _escaped_closing_quote(text: str, line: int) -> TomlSyntaxError | None:
     if not content.endswith('\\"'):
         return None
     column = len(content) - 1
-    return TomlSyntaxError(
-        line, column,
-        f"{content.strip()} (column {column}): the string does not end, because the backslash before the last "
-        "quote escapes it; write Windows paths in single quotes ('C:\\out\\') or with forward slashes",
-    )
+    return TomlSyntaxError(line, column, msg(
+        "options.toml.escaped_quote",
+        "{shown} (column {column}): the string does not end, because the backslash before the last quote escapes "
+        "it; write Windows paths in single quotes ('C:\\out\\') or with forward slashes",
+        shown=content.strip(), column=column,
+    ))  # fmt: skip
 
 
 def escaped_path_problem(value: str) -> str | None:
@@ -252,8 +279,17 @@ def escaped_path_problem(value: str) -> str | None:
         return None
     written = "".join(_CONTROL_ESCAPES.get(char, char) for char in value)
     forward = written.replace("\\", "/")
-    return (
-        f"reads as a path with control characters: {', '.join(found)} in a double-quoted TOML string "
-        f"{'is an escape sequence' if len(found) == 1 else 'are escape sequences'}; write Windows paths in single "
-        f"quotes ('{written}') or with forward slashes (\"{forward}\")"
-    )
+    given = {"escapes": ", ".join(found), "single": f"'{written}'", "forward": f'"{forward}"'}
+    if len(found) == 1:
+        return msg(
+            "options.toml.path_with_escape",
+            "reads as a path with control characters: {escapes} in a double-quoted TOML string is an escape "
+            "sequence; write Windows paths in single quotes ({single}) or with forward slashes ({forward})",
+            **given,
+        )  # fmt: skip
+    return msg(
+        "options.toml.path_with_escapes",
+        "reads as a path with control characters: {escapes} in a double-quoted TOML string are escape sequences; "
+        "write Windows paths in single quotes ({single}) or with forward slashes ({forward})",
+        **given,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS
 
 
@@ -17,28 +18,37 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
     warnings: list[str] = []
     repeats = args.dataset_repeats
     if repeats != 1 and not args.in_json and not args.dataset_config:
-        warnings.append(
-            f"--dataset_repeats {repeats} has no effect here: image folders take their repeats from the folder "
-            "name (10_name = 10 repeats); it applies to an --in_json dataset and to --dataset_config subsets "
-            "without num_repeats"
-        )
+        warnings.append(msg(
+            "options.warning.dataset_repeats_unused",
+            "--dataset_repeats {repeats} has no effect here: image folders take their repeats from the folder name "
+            "(10_name = 10 repeats); it applies to an --in_json dataset and to --dataset_config subsets without "
+            "num_repeats",
+            repeats=repeats,
+        ))  # fmt: skip
     elif repeats < 1 and args.in_json and not args.dataset_config:
-        warnings.append(
-            f"--dataset_repeats {repeats} switches the --in_json dataset off (as in sd-scripts, a subset with "
-            "fewer than 1 repeat is ignored)"
-        )
+        warnings.append(msg(
+            "options.warning.dataset_repeats_off",
+            "--dataset_repeats {repeats} switches the --in_json dataset off (as in sd-scripts, a subset with fewer "
+            "than 1 repeat is ignored)",
+            repeats=repeats,
+        ))  # fmt: skip
     if args.multires_noise_iterations == 0:
-        warnings.append("--multires_noise_iterations 0: no multires noise, the same as leaving it out")
+        warnings.append(msg(
+            "options.warning.multires_noise_off",
+            "--multires_noise_iterations 0: no multires noise, the same as leaving it out",
+        ))  # fmt: skip
     if command in LORA_COMMANDS and args.network_alpha is not None and args.network_alpha < 0:
-        alpha = f"{args.network_alpha:g}"
-        warnings.append(
-            f"--network_alpha {alpha} is negative, so the LoRA's scale alpha/rank is negative: it trains as "
-            f"well as {-args.network_alpha:g} (the learned weights change sign), but the file records "
-            f"alpha {alpha}. Write the positive value unless you mean it"
-        )
+        warnings.append(msg(
+            "options.warning.negative_network_alpha",
+            "--network_alpha {alpha} is negative, so the LoRA's scale alpha/rank is negative: it trains as well as "
+            "{positive} (the learned weights change sign), but the file records alpha {alpha}. Write the positive "
+            "value unless you mean it",
+            alpha=f"{args.network_alpha:g}", positive=f"{-args.network_alpha:g}",
+        ))  # fmt: skip
     if args.save_last_n_steps is not None and args.save_last_n_steps < 0:
-        warnings.append(
-            f"--save_last_n_steps {args.save_last_n_steps}: a negative count removes no step saves, the same as "
-            "leaving it out"
-        )
+        warnings.append(msg(
+            "options.warning.negative_save_last_n_steps",
+            "--save_last_n_steps {count}: a negative count removes no step saves, the same as leaving it out",
+            count=args.save_last_n_steps,
+        ))  # fmt: skip
     return warnings

@@ -2,8 +2,9 @@
 
 Both the training options (`Option`) and the dataset-config keys (`DatasetKey`) go through these
 functions, so a value is judged the same way wherever it is written. Problems are raised as
-`ValueError` with a message that has no subject ("expects a number, got "abc" (a string)"); the
-caller prefixes the file, line and option name.
+`ValueError` with a message that has no subject ("expects a number, got "abc" (a string)"), a whole
+clause in the process language; the caller puts the option's name in front with `subject_problem`
+(and the file and line before that).
 """
 
 from __future__ import annotations
@@ -14,23 +15,8 @@ import math
 import unicodedata
 from typing import Any, Protocol
 
-# Kinds beyond the option kinds, used by dataset-config keys.
-#   resolution  an int (square) or [width, height]; normalised to a (width, height) tuple
-#   float_pair  [low, high] numbers; normalised to a tuple
-#   table       a TOML table / JSON object, passed through
-EXPECTED = {
-    "bool": "true or false",
-    "int": "an integer",
-    "float": "a number",
-    "int_or_float": "a number (an integer count or a decimal ratio)",
-    "str": "a string",
-    "path": "a path (a string)",
-    "str_list": "a list of strings",
-    "float_list": "a list of numbers",
-    "resolution": "an integer or [width, height]",
-    "float_pair": "a list of two numbers [low, high]",
-    "table": "a table (key = value pairs)",
-}
+from backend.messages import msg, relocalized
+
 LIST_KINDS = {"str_list": "str", "float_list": "float"}
 # Text options that become (part of) a file or folder name, a file suffix or a Python name: like
 # paths, one line of printable text. A line break there breaks file names, logs and the command
@@ -42,10 +28,6 @@ ONE_LINE_TEXT = frozenset(
 # Invisible characters that reorder how the text around them is displayed (bidirectional embeddings,
 # overrides and isolates): a name holding them does not read as it is.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_NAMED_CONTROLS = {
-    "\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab (\\t)", "\0": "a NUL character",
-    "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)",
-}  # fmt: skip
 
 
 class Spec(Protocol):
@@ -58,24 +40,51 @@ class Spec(Protocol):
     maximum: float | None
 
 
+# Kinds beyond the option kinds, used by dataset-config keys.
+#   resolution  an int (square) or [width, height]; normalised to a (width, height) tuple
+#   float_pair  [low, high] numbers; normalised to a tuple
+#   table       a TOML table / JSON object, passed through
+def expected(kind: str) -> str:
+    """What a value of `kind` must be, as a noun phrase ("a number") in the process language."""
+    return {
+        "bool": msg("options.kind.bool", "true or false"),
+        "int": msg("options.kind.int", "an integer"),
+        "float": msg("options.kind.float", "a number"),
+        "int_or_float": msg("options.kind.int_or_float", "a number (an integer count or a decimal ratio)"),
+        "str": msg("options.kind.str", "a string"),
+        "path": msg("options.kind.path", "a path (a string)"),
+        "str_list": msg("options.kind.str_list", "a list of strings"),
+        "float_list": msg("options.kind.float_list", "a list of numbers"),
+        "resolution": msg("options.kind.resolution", "an integer or [width, height]"),
+        "float_pair": msg("options.kind.float_pair", "a list of two numbers [low, high]"),
+        "table": msg("options.kind.table", "a table (key = value pairs)"),
+    }[kind]
+
+
+def subject_problem(subject: str, problem: str) -> str:
+    """'"learning_rate" must be >= 0, got -1': a problem of this module under the name it belongs to."""
+    return msg("options.subject_problem", '"{subject}" {problem}', subject=subject, problem=problem)
+
+
 def show(value: Any) -> str:
     """A value as the user would write it (TOML and JSON agree on scalars and lists)."""
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def type_name(value: Any) -> str:
+    """What `value` is ("a string"), in the process language."""
     if isinstance(value, bool):
-        return "a boolean"
+        return msg("options.type.bool", "a boolean")
     if isinstance(value, int):
-        return "an integer"
+        return msg("options.type.int", "an integer")
     if isinstance(value, float):
-        return "a decimal number"
+        return msg("options.type.float", "a decimal number")
     if isinstance(value, str):
-        return "a string"
+        return msg("options.type.str", "a string")
     if isinstance(value, list):
-        return "a list"
+        return msg("options.type.list", "a list")
     if isinstance(value, dict):
-        return "a table"
+        return msg("options.type.table", "a table")
     return type(value).__name__
 
 
@@ -92,13 +101,21 @@ def _is_pair(value: Any, item_check: Any) -> bool:
 
 
 def _wrong_type(spec: Spec, value: Any) -> ValueError:
-    message = f"expects {EXPECTED[spec.kind]}, got {show(value)} ({type_name(value)})"
+    given = {"expected": expected(spec.kind), "value": show(value), "type": type_name(value)}
     if isinstance(value, str) and spec.kind in ("int", "float", "int_or_float", "bool", "resolution"):
-        message += "; remove the quotes"
+        message = msg("options.value.wrong_type_quoted", "expects {expected}, got {value} ({type}); remove the quotes", **given)
     elif isinstance(value, list) and spec.kind in ("bool", "int", "float", "int_or_float", "str", "path"):
-        message += "; give a single value, not a list"
+        message = msg(
+            "options.value.wrong_type_list", "expects {expected}, got {value} ({type}); give a single value, not a list",
+            **given,
+        )
     elif spec.kind in LIST_KINDS and not isinstance(value, list):
-        message += f"; write it as a list: [{show(value)}]"
+        message = msg(
+            "options.value.wrong_type_single", "expects {expected}, got {value} ({type}); write it as a list: [{value}]",
+            **given,
+        )
+    else:
+        message = msg("options.value.wrong_type", "expects {expected}, got {value} ({type})", **given)
     return ValueError(message)
 
 
@@ -134,34 +151,43 @@ def _check_limits(spec: Spec, value: Any) -> None:
     # Lists and pairs are checked element by element.
     for item in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"must be a finite number, got {show(item)}")
+            raise ValueError(msg("options.value.not_finite", "must be a finite number, got {value}", value=show(item)))
         if (spec.minimum is not None and item < spec.minimum) or (
             spec.maximum is not None and item > spec.maximum
         ):
-            # sd-scripts' parsers have no ranges: say why this one refuses what they would take.
-            reason = getattr(spec, "range_reason", "")
-            raise ValueError(f"must be {_range(spec)}, got {show(item)}" + (f" ({reason})" if reason else ""))
+            raise ValueError(_out_of_range(spec, item))
         if spec.choices is not None and item not in spec.choices:
             raise ValueError(_not_a_choice(spec.choices, item))
 
 
 def _not_a_choice(choices: tuple[Any, ...], value: Any) -> str:
-    message = f"must be one of {', '.join(str(c) for c in choices)}; got {show(value)}"
+    given = {"choices": ", ".join(str(c) for c in choices), "value": show(value)}
     folded = {str(c).lower(): c for c in choices}
     close = folded.get(str(value).lower())
     if close is None:
         close = next(iter(difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)), None)
     if close is not None:
-        message += f" (did you mean {show(close)}?)"
-    return message
+        return msg(
+            "options.value.not_a_choice_close", "must be one of {choices}; got {value} (did you mean {close}?)",
+            close=show(close), **given,
+        )
+    return msg("options.value.not_a_choice", "must be one of {choices}; got {value}", **given)
 
 
-def _range(spec: Spec) -> str:
+def _out_of_range(spec: Spec, value: Any) -> str:
+    given = {"minimum": _num(spec.minimum), "maximum": _num(spec.maximum), "value": show(value)}
     if spec.minimum is not None and spec.maximum is not None:
-        return f"between {_num(spec.minimum)} and {_num(spec.maximum)}"
-    if spec.minimum is not None:
-        return f">= {_num(spec.minimum)}"
-    return f"<= {_num(spec.maximum)}"
+        problem = msg("options.value.not_between", "must be between {minimum} and {maximum}, got {value}", **given)
+    elif spec.minimum is not None:
+        problem = msg("options.value.below_minimum", "must be >= {minimum}, got {value}", **given)
+    else:
+        problem = msg("options.value.above_maximum", "must be <= {maximum}, got {value}", **given)
+    # sd-scripts' parsers have no ranges: say why this one refuses what they would take. The reason is
+    # a message made when the schema was imported: said again in the language of now.
+    reason = relocalized(getattr(spec, "range_reason", ""))
+    if not reason:
+        return problem
+    return msg("options.value.refused_because", "{problem} ({reason})", problem=problem, reason=reason)
 
 
 def _num(x: float | None) -> str:
@@ -174,8 +200,20 @@ def control_character(text: str) -> str | None:
     paragraph separators and the bidirectional controls."""
     for index, ch in enumerate(text, 1):
         if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
-            return f"{_NAMED_CONTROLS.get(ch) or f'the control character U+{ord(ch):04X}'} at character {index}"
+            return msg("options.control.at", "{character} at character {index}", character=_control_name(ch), index=index)
     return None
+
+
+def _control_name(ch: str) -> str:
+    named = {
+        "\n": msg("options.control.line_break", "a line break (\\n)"),
+        "\r": msg("options.control.carriage_return", "a carriage return (\\r)"),
+        "\t": msg("options.control.tab", "a tab (\\t)"),
+        "\0": msg("options.control.nul", "a NUL character"),
+        "\u2028": msg("options.control.line_separator", "a line separator (U+2028)"),
+        "\u2029": msg("options.control.paragraph_separator", "a paragraph separator (U+2029)"),
+    }
+    return named.get(ch) or msg("options.control.other", "the control character U+{code}", code=f"{ord(ch):04X}")
 
 
 def one_line_text(spec: Spec) -> bool:
@@ -188,12 +226,18 @@ def _check_text(spec: Spec, value: Any) -> None:
         return
     for item in value if isinstance(value, list) else [value]:
         found = control_character(item) if isinstance(item, str) else None
+        if found and LIST_KINDS.get(spec.kind, spec.kind) == "path":
+            raise ValueError(msg(
+                "options.value.path_control_character",
+                "must be a path on one line without control characters; {text} has {found}: remove it",
+                text=visible_text(item), found=found,
+            ))  # fmt: skip
         if found:
-            what = "a path" if spec.kind == "path" else "a name"
-            raise ValueError(
-                f"must be {what} on one line without control characters; {visible_text(item)} has {found}: "
-                "remove it"
-            )
+            raise ValueError(msg(
+                "options.value.name_control_character",
+                "must be a name on one line without control characters; {text} has {found}: remove it",
+                text=visible_text(item), found=found,
+            ))  # fmt: skip
 
 
 def visible_text(text: str) -> str:
@@ -226,7 +270,9 @@ def from_text(spec: Spec, text: str) -> Any:
         else:
             value = text
     except ValueError:
-        raise ValueError(f"expects {EXPECTED[kind]}, got {show(text)}") from None
+        raise ValueError(
+            msg("options.value.not_convertible", "expects {expected}, got {value}", expected=expected(kind), value=show(text))
+        ) from None
     _check_text(spec, value)
     _check_limits(spec, value)
     return value

@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.caption_editing import (
     apply_changes,
     format_preview,
@@ -54,9 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     basic = any([args.caption_text.strip(), args.prefix.strip(), args.postfix.strip(), args.find])
     if not basic and args.add_tag is None and args.remove_tag is None:
-        raise InputError("nothing to do: pass --caption_text, --prefix, --postfix, --find, --add_tag or --remove_tag")
+        raise InputError(msg("tool.basic_caption_nothing", "nothing to do: pass --caption_text, --prefix, --postfix, "
+                             "--find, --add_tag or --remove_tag"))
     if basic and (args.add_tag is not None or args.remove_tag is not None):
-        raise InputError("--add_tag/--remove_tag cannot be combined with caption text edits: run them one after another")
+        raise InputError(msg("tool.basic_caption_tags_and_text", "--add_tag/--remove_tag cannot be combined with "
+                             "caption text edits: run them one after another"))
     entries = list_captions(args.images_dir, args.caption_extension, args.recursive)
     if args.add_tag is not None:
         changes = plan_add_tag(entries, args.add_tag, args.separator, args.first, include_missing=not args.only_missing)
@@ -76,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif entry.image not in changed:
             summary.skip(entry.image, _why_unchanged(entry.text is None, args.only_missing))
     if args.dry_run:
-        print(format_preview(changes) or "no caption would change")
+        print(format_preview(changes) or msg("tool.basic_caption_no_change", "no caption would change"))
         summary.written = [str(c.caption_file) for c in changes]
-        summary.print("would be written")
+        summary.print("would_write")
         return 0
     summary.written = [str(path) for path in apply_changes(changes)]
     summary.print()
@@ -87,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _why_unchanged(missing: bool, only_missing: bool) -> str:
     if missing:
-        return "no caption file and nothing to write"
-    return "has a caption (--only_missing)" if only_missing else "caption unchanged"
+        return msg("tool.basic_caption_nothing_to_write", "no caption file and nothing to write")
+    if only_missing:
+        return msg("tool.basic_caption_has_caption", "has a caption (--only_missing)")
+    return msg("tool.basic_caption_unchanged", "caption unchanged")
 
 
 if __name__ == "__main__":

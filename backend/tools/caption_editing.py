@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.messages import msg
 from backend.tools.caption_files import (
     caption_path,
     list_images,
@@ -76,7 +77,7 @@ def save_caption(image: PathLike, text: str, extension: str = ".txt") -> Path:
     """Write one image's caption atomically (creating or replacing its caption file); returns the file."""
     image = Path(image)
     if not image.is_file():
-        raise InputError(f"image not found: {image}")
+        raise InputError(msg("tool.image_not_found", "image not found: {path}", path=image))
     path = caption_path(image, normalize_extension(extension))
     write_text(path, text)
     return path
@@ -204,8 +205,8 @@ def format_preview(changes: Sequence[CaptionChange], limit: int | None = None) -
     """One line per change: `file: "before" -> "after"` (`(new)` for files to be created)."""
     lines = []
     for change in changes[:limit] if limit is not None else changes:
-        before = "(new)" if change.before is None else repr(change.before)
+        before = msg("tool.preview_new_file", "(new)") if change.before is None else repr(change.before)
         lines.append(f"{change.caption_file}: {before} -> {change.after!r}")
     if limit is not None and len(changes) > limit:
-        lines.append(f"... and {len(changes) - limit} more")
+        lines.append(msg("tool.preview_more", "... and {count} more", count=len(changes) - limit))
     return "\n".join(lines)

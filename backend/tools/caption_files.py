@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 
 from backend.atomic import atomic_write
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_name, one_line_path
 from backend.tools.light_cli import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -33,9 +35,11 @@ class WriteMode(str, Enum):
 
 def normalize_extension(extension: str) -> str:
     """'.txt' stays, 'txt' becomes '.txt' (sd-scripts appends the extension verbatim)."""
+    one_line_name(extension.strip(), "--caption_extension")
     extension = extension.strip()
     if not extension:
-        raise InputError("the caption extension is empty: pass e.g. --caption_extension .txt")
+        raise InputError(msg("tool.caption_extension_empty",
+                             "the caption extension is empty: pass for example --caption_extension .txt"))
     return extension if extension.startswith(".") else "." + extension
 
 
@@ -43,23 +47,29 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
 
 
-def image_folder(folder: str | os.PathLike[str], what: str = "image folder") -> Path:
-    """`folder` as a Path when it is an existing folder, else an InputError saying what is wrong."""
+def image_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
+    """`folder` as a Path when it is an existing folder, else an InputError saying what is wrong.
+    `what`: the folder's name or role in messages (default: "image folder")."""
+    what = what or msg("tool.what_image_folder", "image folder")
+    one_line_path(folder, what)
     path = Path(folder).expanduser()
     if not path.exists():
-        raise InputError(f"{what} does not exist: {path}")
+        raise InputError(msg("tool.folder_missing", "{what} does not exist: {path}", what=what, path=path))
     if not path.is_dir():
-        raise InputError(f"{what} must be a folder, but {path} is a file: pass the folder that holds the images")
+        raise InputError(msg("tool.folder_is_file", "{what} must be a folder, but {path} is a file: pass the folder "
+                             "that holds the images", what=what, path=path))
     return path
 
 
-def list_images(folder: str | os.PathLike[str], recursive: bool = False, what: str = "image folder") -> list[Path]:
+def list_images(folder: str | os.PathLike[str], recursive: bool = False, what: str = "") -> list[Path]:
     """Images in `folder` (and below with `recursive`), sorted; an InputError when there are none."""
+    what = what or msg("tool.what_image_folder", "image folder")
     path = image_folder(folder, what)
     candidates = path.rglob("*") if recursive else path.iterdir()
     images = sorted((p for p in candidates if is_image(p)), key=lambda p: str(p))
     if not images:
-        raise InputError(f"no images (png, jpg, jpeg, webp, bmp) in {what} {path}: {describe_folder(path, recursive)}")
+        raise InputError(msg("tool.no_images", "no images (png, jpg, jpeg, webp, bmp) in {what} {path}: {contents}",
+                             what=what, path=path, contents=describe_folder(path, recursive)))
     return images
 
 
@@ -67,18 +77,25 @@ def describe_folder(folder: Path, recursive: bool = False) -> str:
     """'it is empty' or 'it contains 3 .gif file(s), 1 folder(s)' with a hint for unsupported formats."""
     entries = list(folder.iterdir())
     if not entries:
-        return "it is empty"
+        return msg("tool.folder_empty", "it is empty")
     files = [p for p in (folder.rglob("*") if recursive else entries) if p.is_file()]
-    counts = Counter(p.suffix.lower() or "(no extension)" for p in files)
-    parts = [f"{n} {ext} file(s)" for ext, n in sorted(counts.items())]
+    counts = Counter(p.suffix.lower() for p in files)
+    parts = [
+        msg("tool.folder_files_of_type", "{count} {extension} file(s)", count=n, extension=ext) if ext else
+        msg("tool.folder_files_without_extension", "{count} file(s) without an extension", count=n)
+        for ext, n in sorted(counts.items())
+    ]
     folders = sum(p.is_dir() for p in entries)
-    if folders:
-        parts.append(f"{folders} folder(s)" + ("" if recursive else " (add --recursive to look inside them)"))
-    text = "it contains " + ", ".join(parts)
+    if folders and recursive:
+        parts.append(msg("tool.folder_subfolders", "{count} folder(s)", count=folders))
+    elif folders:
+        parts.append(msg("tool.folder_subfolders_hint", "{count} folder(s) (add --recursive to look inside them)",
+                         count=folders))
     unsupported = sorted(ext for ext in counts if ext in UNSUPPORTED_IMAGE_EXTENSIONS)
     if unsupported:
-        text += f"; {', '.join(unsupported)} images are not supported: convert them to png, jpg, webp or bmp"
-    return text
+        return msg("tool.folder_contents_unsupported", "it contains {contents}; {extensions} images are not supported: "
+                   "convert them to png, jpg, webp or bmp", contents=", ".join(parts), extensions=", ".join(unsupported))
+    return msg("tool.folder_contents", "it contains {contents}", contents=", ".join(parts))
 
 
 def caption_path(image: Path, extension: str) -> Path:
@@ -96,7 +113,8 @@ def read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8-sig").strip()
     except UnicodeDecodeError:
-        raise InputError(f"caption file {path} is not UTF-8 text: re-save it as UTF-8") from None
+        raise InputError(msg("tool.caption_not_utf8", "caption file {path} is not UTF-8 text: re-save it as UTF-8",
+                             path=path)) from None
 
 
 def write_text(path: Path, text: str) -> None:

@@ -5,6 +5,10 @@ model is loaded, so a wrong folder or a folder that is already fully captioned a
 second instead of after a multi-gigabyte download. Images whose caption file exists are skipped
 unless `--overwrite` or `--append` is given (sd-scripts always overwrites). Unreadable images are
 reported in the summary and skipped; they never stop the run.
+
+Option ranges follow sd-scripts' captioners (finetune/make_captions.py, make_captions_by_git.py),
+which have none of their own: a value they take is taken here too (`check_batch_size`: below 1 acts
+as 1 there, so here, with a warning), and a value refused here says why (`MIN_MAX_LENGTH`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_path
 from backend.tools.caption_files import (
     WriteMode,
     caption_path,
@@ -26,13 +32,20 @@ from backend.tools.caption_files import (
     read_text,
     write_text,
 )
-from backend.tools.light_cli import InputError, ItemProgress, Summary
+from backend.tools.light_cli import InputError, ItemProgress, Summary, warn
 from backend.tools.tool_images import UnreadableImage, load_rgb
 
 logger = logging.getLogger(__name__)
 
 CaptionBatch = Callable[[list[Image.Image]], list[str]]
-EXISTS = "caption file exists (pass --overwrite to replace it or --append to add to it)"
+# transformers' generate refuses a max_length at or below the length of the prompt it starts from
+# (BLIP's and GIT's start token): sd-scripts' older transformers wrote empty captions instead.
+MIN_MAX_LENGTH = 2
+
+
+def exists() -> str:
+    """Why an image with a caption file is skipped."""
+    return msg("tool.caption_exists", "caption file exists (pass --overwrite to replace it or --append to add to it)")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_model: str, default_max_length: int) -> None:
@@ -62,11 +75,33 @@ def write_mode(args: argparse.Namespace) -> WriteMode:
     return WriteMode.SKIP
 
 
-def check_positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InputError(f"--{name} must be 1 or more, got {value}")
+def check_batch_size(args: argparse.Namespace) -> None:
+    """sd-scripts' captioners and tagger take any --batch_size; below 1 they caption one image at a time."""
+    if args.batch_size < 1:
+        warn(msg("tool.batch_size_below_one", "--batch_size {value} is taken as 1 (one image per model call), as "
+                 "sd-scripts does", value=args.batch_size))
+        args.batch_size = 1
+
+
+def check_max_length(args: argparse.Namespace) -> None:
+    if args.max_length < MIN_MAX_LENGTH:
+        raise InputError(msg(
+            "tool.max_length_too_small", "--max_length must be {minimum} or more, got {value}: the caption starts with "
+            "one token, so a shorter maximum leaves no room for a word", minimum=MIN_MAX_LENGTH, value=args.max_length,
+        ))
+
+
+def check_model_id(args: argparse.Namespace) -> None:
+    """A local model folder's path is one line of text (checked here: the model is looked for after torch loads)."""
+    one_line_path(args.model_id, "--model_id")
+
+
+def check_workers(args: argparse.Namespace) -> None:
+    # As sd-scripts, whose DataLoader refuses a negative number of workers.
+    workers = args.max_data_loader_n_workers
+    if workers is not None and workers < 0:
+        raise InputError(msg("tool.workers_negative", "--max_data_loader_n_workers must be 0 or more, got {value}",
+                             value=workers))
 
 
 def pick_device(requested: str | None) -> str:
@@ -77,20 +112,22 @@ def pick_device(requested: str | None) -> str:
     try:
         device = torch.device(requested)
     except (RuntimeError, ValueError):
-        raise InputError(f"--device {requested!r} is not a torch device: use cuda, cuda:N, mps or cpu") from None
+        raise InputError(msg("tool.caption_device_unknown", "--device {name} is not a torch device: use cuda, cuda:N, "
+                             "mps or cpu", name=repr(requested))) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {requested} was requested but torch sees no CUDA GPU: use --device cpu")
+        raise InputError(msg("tool.caption_device_no_cuda", "--device {name} was requested but torch sees no CUDA GPU: "
+                             "use --device cpu", name=requested))
     return requested
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Path], Summary, str, WriteMode]:
     """(images to caption, summary with the skipped ones, caption extension, write mode), no model needed."""
     extension = normalize_extension(args.caption_extension)
-    if args.max_data_loader_n_workers is not None and args.max_data_loader_n_workers < 0:
-        raise InputError(f"--max_data_loader_n_workers must be 0 or more, got {args.max_data_loader_n_workers}")
+    check_workers(args)
     mode = write_mode(args)
     summary = Summary()
-    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode, lambda image: summary.skip(image, EXISTS))
+    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode,
+                           lambda image: summary.skip(image, exists()))
     return todo, summary, extension, mode
 
 
@@ -140,7 +177,7 @@ def caption_images(
 def _write(image: Path, caption: str, summary: Summary, extension: str, mode: WriteMode, debug: bool) -> None:
     target = caption_path(image, extension)
     if not caption:
-        summary.fail(image, "the model produced an empty caption; nothing written")
+        summary.fail(image, msg("tool.caption_empty", "the model produced an empty caption; nothing written"))
         return
     try:
         text = merged_caption(read_text(target), caption, mode)
@@ -148,7 +185,7 @@ def _write(image: Path, caption: str, summary: Summary, extension: str, mode: Wr
         summary.fail(target, str(exc))
         return
     if text is None:
-        summary.skip(image, EXISTS)
+        summary.skip(image, exists())
         return
     write_text(target, text)
     summary.written.append(str(target))

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.arg_checks import output_file
 from backend.tools.metadata_clean import clean_caption, clean_tags
 from backend.tools.metadata_io import Metadata, read_metadata, run_metadata_tool, write_metadata
@@ -51,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     metadata = read_metadata(args.in_json)
     output_file(args.out_json, "out_json")  # may be in_json: cleaning in place is intended
     counts = clean_metadata(metadata, args.debug)
-    logger.info(", ".join(f"{n} {what}" for what, n in counts.items()))
+    logger.info(msg(
+        "tool.clean_counts", "{tags_changed} tags changed, {captions_changed} captions changed, {without_tags} without "
+        "tags, {without_caption} without caption", tags_changed=counts["tags changed"],
+        captions_changed=counts["captions changed"], without_tags=counts["without tags"],
+        without_caption=counts["without caption"],
+    ))
     write_metadata(metadata, args.out_json)
 
 

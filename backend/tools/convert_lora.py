@@ -26,6 +26,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend.messages import msg
 from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_file, output_file
 from backend.tools.tool_cli import PRECISIONS, ToolError, run_tool
 
@@ -47,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything that can be checked without torch: the paths and the output's suffix."""
-    input_file(args.model, "--model", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+    input_file(args.model, "--model", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))
     output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES, inputs=[("--model", args.model)])
     if args.to == "diffusers" and Path(args.save_to).suffix.lower() != ".safetensors":
-        raise ToolError("the diffusers layout keeps the alphas in safetensors metadata: save as .safetensors")
+        raise ToolError(msg("tool.convert_diffusers_needs_safetensors",
+                            "the diffusers layout keeps the alphas in safetensors metadata: save as .safetensors"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -22,6 +22,8 @@ from enum import Enum
 from pathlib import Path
 
 from backend.atomic import atomic_path
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_name
 from backend.tools.caption_files import caption_path, list_images
 from backend.tools.light_cli import InputError
 
@@ -65,35 +67,50 @@ class Placement:
 
 
 def check_tokens(tokens: str, what: str) -> str:
+    one_line_name(tokens, what)
     tokens = " ".join(tokens.split())
     if not tokens:
-        raise InputError(f"{what} is empty: give the words the folder name should carry, e.g. 'sks dog'")
+        raise InputError(msg("tool.tokens_empty", "{what} is empty: give the words the folder name should carry, e.g. "
+                             "'sks dog'", what=what))
     if _BAD_NAME.search(tokens) or tokens.endswith("."):
-        raise InputError(f"{what} {tokens!r} cannot be part of a folder name: remove characters such as / \\ : * ? \" < > |")
+        raise InputError(msg("tool.tokens_bad_characters", "{what} {tokens} cannot be part of a folder name: remove "
+                             "characters such as / \\ : * ? \" < > |", what=what, tokens=repr(tokens)))
     return tokens
 
 
 def balanced_repeats(image_counts: Sequence[int], target: int) -> list[int]:
     """Repeats per concept so that each gives about `target` images per epoch (at least 1 repeat)."""
     if target < 1:
-        raise InputError(f"--balance must be 1 or more images per epoch, got {target}")
+        raise InputError(msg("tool.balance_below_one", "--balance must be 1 or more images per epoch, got {value}",
+                             value=target))
     return [max(1, round(target / count)) if count else 1 for count in image_counts]
 
 
 def plan_concepts(concepts: Sequence[Concept], repeats: int, reg_repeats: int, balance: int | None) -> list[ConceptPlan]:
     """Images and repeats of every concept; every source is checked before anything is written."""
     if repeats < 1 or reg_repeats < 1:
-        raise InputError("--repeats and --reg_repeats must be 1 or more")
-    listed = [(c, tuple(list_images(c.source, what="regularization image folder" if c.is_reg else "concept folder")))
-              for c in concepts]
+        raise InputError(msg("tool.repeats_below_one", "--repeats and --reg_repeats must be 1 or more"))
+    listed = [(c, tuple(list_images(c.source, what=_folder_role(c)))) for c in concepts]
     names = [f"{'reg' if c.is_reg else 'img'}/{c.tokens}" for c in concepts]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InputError(f"two concepts would share the folder {duplicates[0]!r}: give them different tokens")
+        raise InputError(msg("tool.concepts_share_folder", "two concepts would share the folder {folder}: give them "
+                             "different tokens", folder=repr(duplicates[0])))
     train = [(c, images) for c, images in listed if not c.is_reg]
     train_repeats = balanced_repeats([len(i) for _, i in train], balance) if balance else [repeats] * len(train)
     chosen = dict(zip((c for c, _ in train), train_repeats, strict=True))
     return [ConceptPlan(c, images, reg_repeats if c.is_reg else chosen[c]) for c, images in listed]
+
+
+def _folder_role(concept: Concept) -> str:
+    if concept.is_reg:
+        return msg("tool.what_reg_folder", "regularization image folder")
+    return msg("tool.what_concept_folder", "concept folder")
+
+
+def already_there(problem: str | None) -> bool:
+    """Whether `place_file`'s answer means the destination exists (skipped, not failed)."""
+    return getattr(problem, "id", None) == "tool.place_exists"
 
 
 def sidecars(image: Path, extensions: Sequence[str]) -> list[Path]:
@@ -116,7 +133,7 @@ def place_file(placement: Placement, mode: LinkMode) -> str | None:
     """Copy or link one file; returns why it was not placed, or None. Never replaces a file."""
     source, destination = placement.source, placement.destination
     if destination.exists() or destination.is_symlink():
-        return "exists in the destination (never replaced)"
+        return msg("tool.place_exists", "exists in the destination (never replaced)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         if mode is LinkMode.COPY:
@@ -128,7 +145,12 @@ def place_file(placement: Placement, mode: LinkMode) -> str | None:
         else:
             os.symlink(source.resolve(), destination)
     except OSError as exc:
-        hint = {LinkMode.HARDLINK: " (hard links need source and destination on the same drive: use --link copy)",
-                LinkMode.SYMLINK: " (on Windows symbolic links need Developer Mode or admin rights: use --link copy)"}
-        return f"{exc.strerror or exc}{hint.get(mode, '')}"
+        error = exc.strerror or exc
+        if mode is LinkMode.HARDLINK:
+            return msg("tool.place_hardlink_failed", "{error} (hard links need source and destination on the same "
+                       "drive: use --link copy)", error=error)
+        if mode is LinkMode.SYMLINK:
+            return msg("tool.place_symlink_failed", "{error} (on Windows symbolic links need Developer Mode or admin "
+                       "rights: use --link copy)", error=error)
+        return str(error)
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.arg_checks import (
     WEIGHT_SUFFIXES,
     at_least,
@@ -48,19 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Everything that can be checked without torch: ranks, thresholds, paths."""
+    """Everything that can be checked without torch: ranks, thresholds, paths.
+
+    As sd-scripts' extract_lora_from_models.py, which fails on the same values after loading both
+    models: a rank below 1 (torch.quantile of an empty tensor, or a reshape), a --clamp_quantile
+    outside [0, 1] (torch.quantile). Stricter: --clamp_quantile 0, which sd-scripts takes and which
+    clamps every weight to one value (the LoRA is destroyed); a NaN or infinite --min_diff, which
+    compares false with every difference. A negative --min_diff extracts every layer, as in sd-scripts."""
     at_least(args.dim, "--dim", 1)
     at_least(args.conv_dim, "--conv_dim", 1)
     in_range(args.clamp_quantile, "--clamp_quantile", 0.0, 1.0, low_open=True)
     finite(args.min_diff, "--min_diff")
-    at_least(args.min_diff, "--min_diff", 0.0)
     if args.sdxl and args.v2:
-        raise ToolError("--sdxl and --v2 exclude each other: give the one that fits the models (or neither)")
+        raise ToolError(msg("tool.extract_sdxl_and_v2",
+                            "--sdxl and --v2 exclude each other: give the one that fits the models (or neither)"))
     input_model(args.model_org, "--model_org")
     input_model(args.model_tuned, "--model_tuned")
     if same_file(args.model_org, args.model_tuned):
-        raise ToolError(f"--model_org and --model_tuned are the same model ({args.model_tuned}): there is no "
-                        "difference to extract; give the tuned model as --model_tuned")
+        raise ToolError(msg("tool.extract_same_model", "--model_org and --model_tuned are the same model ({path}): "
+                            "there is no difference to extract; give the tuned model as --model_tuned",
+                            path=args.model_tuned))
     output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES,
                 inputs=[("--model_org", args.model_org), ("--model_tuned", args.model_tuned)])
 

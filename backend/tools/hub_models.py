@@ -27,6 +27,8 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_path
 from backend.tools.light_cli import InputError
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,6 @@ logger = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SUPPORT_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken"]  # configs, tokenizer, vocab
 TAGGER_FILES = ("model.onnx", "selected_tags.csv")
-_TAGGER_DOWNLOAD = "model.onnx and selected_tags.csv"
 
 
 def _is_offline() -> bool:
@@ -45,28 +46,48 @@ def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
 
-def _not_available(what: str, model_id: str, where: str | Path, option: str, reason: str,
-                   files: str = "the model folder") -> InputError:
-    return InputError(
-        f"the {what} model {model_id!r} is not in {where} and could not be downloaded ({reason}); "
-        f"connect to the internet once to download it (it is kept and reused), or download {files} "
-        f"from https://huggingface.co/{model_id} on another machine and pass the folder with {option} PATH/TO/FOLDER"
-    )
+def _not_available(what: str, model_id: str, where: str | Path, option: str, reason: str) -> InputError:
+    """`what`: the model's name (BLIP, GIT)."""
+    return InputError(msg(
+        "tool.hub_model_unavailable", "the {what} model {model_id} is not in {where} and could not be downloaded "
+        "({reason}); connect to the internet once to download it (it is kept and reused), or download the model "
+        "folder from {url} on another machine and pass the folder with {option} PATH/TO/FOLDER",
+        what=what, model_id=repr(model_id), where=where, reason=reason, url=f"https://huggingface.co/{model_id}",
+        option=option,
+    ))
+
+
+def _tagger_not_available(repo_id: str, where: Path, reason: str) -> InputError:
+    return InputError(msg(
+        "tool.hub_tagger_unavailable", "the tagger model {model_id} is not in {where} and could not be downloaded "
+        "({reason}); connect to the internet once to download it (it is kept and reused), or download model.onnx and "
+        "selected_tags.csv from {url} on another machine and pass the folder with --model_dir PATH/TO/FOLDER",
+        model_id=repr(repo_id), where=where, reason=reason, url=f"https://huggingface.co/{repo_id}",
+    ))
+
+
+def _offline_reason() -> str:
+    return msg("tool.hub_offline", "HF_HUB_OFFLINE is set")
 
 
 def resolve_pretrained(model_id: str, what: str, option: str = "--model_id") -> Path:
-    """A folder holding a transformers model (config, weights, processor) for `model_id`."""
+    """A folder holding a transformers model (config, weights, processor) for `model_id`; `what` names
+    the model in messages (BLIP, GIT)."""
+    one_line_path(model_id, option)
     path = Path(model_id).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise InputError(
-                f"{option} {path} is a folder but not a transformers model: it has no config.json "
-                "(pass the folder that holds config.json, the weights and the processor files)"
-            )
+            raise InputError(msg(
+                "tool.hub_folder_not_transformers", "{option} {path} is a folder but not a transformers model: it has "
+                "no config.json (pass the folder that holds config.json, the weights and the processor files)",
+                option=option, path=path,
+            ))
         return path
     if not _HUB_ID.match(model_id) or path.exists():
-        raise InputError(f"{option} {model_id!r} is neither an existing model folder nor a Hugging Face model id "
-                         "such as 'Salesforce/blip-image-captioning-large'")
+        raise InputError(msg(
+            "tool.hub_not_model_id", "{option} {model_id} is neither an existing model folder nor a Hugging Face model "
+            "id such as 'Salesforce/blip-image-captioning-large'", option=option, model_id=repr(model_id),
+        ))
     from huggingface_hub import snapshot_download
 
     cache = constants.HF_HUB_CACHE
@@ -74,54 +95,63 @@ def resolve_pretrained(model_id: str, what: str, option: str = "--model_id") -> 
         cached = Path(snapshot_download(model_id, allow_patterns=_SUPPORT_FILES + ["*.safetensors", "*.bin"],
                                         local_files_only=True))
         if (cached / "config.json").is_file() and _has_weights(cached):
-            logger.info("using %s from the Hugging Face cache: %s", model_id, cached)
+            logger.info(msg("tool.hub_using_cached", "using {model_id} from the Hugging Face cache: {path}",
+                            model_id=model_id, path=cached))
             return cached
     except Exception:  # not cached (or an unreadable cache entry): download below
         pass
     if _is_offline():
-        raise _not_available(what, model_id, f"the Hugging Face cache ({cache})", option, "HF_HUB_OFFLINE is set")
+        raise _not_available(what, model_id, _hf_cache(cache), option, _offline_reason())
     try:
         from huggingface_hub import HfApi
 
         files = [s.rfilename for s in HfApi().model_info(model_id).siblings or []]
         weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["*.bin"]
-        logger.info("downloading %s from the Hugging Face Hub into %s (once; reused afterwards)", model_id, cache)
+        logger.info(msg("tool.hub_downloading", "downloading {model_id} from the Hugging Face Hub into {path} (once; "
+                        "reused afterwards)", model_id=model_id, path=cache))
         folder = Path(snapshot_download(model_id, allow_patterns=_SUPPORT_FILES + weights))
     except Exception as exc:  # network, authentication, missing repository: all end here for the user
-        raise _not_available(what, model_id, f"the Hugging Face cache ({cache})", option, _reason(exc)) from None
+        raise _not_available(what, model_id, _hf_cache(cache), option, _reason(exc)) from None
     return folder
+
+
+def _hf_cache(cache: str | Path) -> str:
+    return msg("tool.hub_cache", "the Hugging Face cache ({path})", path=cache)
 
 
 def tagger_folder(repo_id: str, model_dir: str | os.PathLike[str], force_download: bool = False) -> Path:
     """The folder holding model.onnx and selected_tags.csv of the WD14 tagger `repo_id` (see module doc)."""
+    one_line_path(model_dir, "--model_dir")
     model_dir = Path(model_dir).expanduser()
     if model_dir.exists() and not model_dir.is_dir():
-        raise InputError(f"--model_dir must be a folder, but {model_dir} is a file")
+        raise InputError(msg("tool.model_dir_is_file", "--model_dir must be a folder, but {path} is a file",
+                             path=model_dir))
     if not force_download and all((model_dir / name).is_file() for name in TAGGER_FILES):
-        logger.info("using the tagger in %s", model_dir)
+        logger.info(msg("tool.hub_using_tagger", "using the tagger in {path}", path=model_dir))
         return model_dir
     if not _HUB_ID.match(repo_id):
-        raise InputError(
-            f"--repo_id {repo_id!r} is not a Hugging Face model id like 'SmilingWolf/wd-v1-4-convnext-tagger-v2' "
-            "(taggers in a subfolder of a repository are not supported; to use a local copy, pass --model_dir "
-            "pointing at a folder that holds model.onnx and selected_tags.csv)"
-        )
+        raise InputError(msg(
+            "tool.hub_bad_repo_id", "--repo_id {repo_id} is not a Hugging Face model id like "
+            "'SmilingWolf/wd-v1-4-convnext-tagger-v2' (taggers in a subfolder of a repository are not supported; to "
+            "use a local copy, pass --model_dir pointing at a folder that holds model.onnx and selected_tags.csv)",
+            repo_id=repr(repo_id),
+        ))
     location = model_dir / repo_id.replace("/", "_")
     missing = [name for name in TAGGER_FILES if force_download or not (location / name).is_file()]
     if not missing:
-        logger.info("using the downloaded tagger in %s", location)
+        logger.info(msg("tool.hub_using_downloaded_tagger", "using the downloaded tagger in {path}", path=location))
         return location
-    option = "--model_dir"
     if _is_offline():
-        raise _not_available("tagger", repo_id, location, option, "HF_HUB_OFFLINE is set", _TAGGER_DOWNLOAD)
+        raise _tagger_not_available(repo_id, location, _offline_reason())
     from huggingface_hub import hf_hub_download
 
-    logger.info("downloading %s of %s from the Hugging Face Hub into %s", ", ".join(missing), repo_id, location)
+    logger.info(msg("tool.hub_downloading_tagger", "downloading {files} of {repo_id} from the Hugging Face Hub into "
+                    "{path}", files=", ".join(missing), repo_id=repo_id, path=location))
     try:
         for name in missing:
             hf_hub_download(repo_id, name, local_dir=location, force_download=force_download)
     except Exception as exc:
-        raise _not_available("tagger", repo_id, location, option, _reason(exc), _TAGGER_DOWNLOAD) from None
+        raise _tagger_not_available(repo_id, location, _reason(exc)) from None
     return location
 
 

@@ -6,7 +6,8 @@ Prints the algorithm (LoRA/LoCon/LoHa/LoKr/...), rank and alpha per block (text 
 down/mid/up), the base model version, a summary of the ss_* training metadata, the top-N tags of
 ss_tag_frequency, and every key a loader would not recognise for the file's architecture (typos,
 keys of another architecture), checked against the shipped architecture's layers, and every tensor
-holding NaN or infinite values (a diverged training).
+holding NaN or infinite values (a diverged training). The training resolution comes from
+ss_resolution, or from ss_datasets for a LoRA trained with --dataset_config.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.arg_checks import WEIGHT_SUFFIXES, at_least, input_file
 from backend.tools.tool_cli import run_tool
 
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    input_file(args.file, "", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+    input_file(args.file, "", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))
     at_least(args.top, "--top", 0)
     from backend.tools.lora_inspect import inspect_file  # torch: only once the arguments are sound
 

@@ -17,6 +17,10 @@ Progress uses the trainer's protocol (docs/progress-protocol.md, writer
 `backend/training/progress.py`): `start` with the number of items, one `step` line per item
 (`step`/`total` count items, `epoch` is always 1, plus the item's `path`; no loss fields), and
 `end`. Readers ignore fields they do not know, so the GUI's progress bar works unchanged.
+
+What a tool prints for its user (errors, warnings, summaries, results) is a `backend.messages.msg`
+text (ids `tool.*`), in the language of `KOHYA_LANGUAGE` (the GUI sets it for the tools it starts);
+the `error:`/`warning:` prefixes stay as they are, for scripts that look for them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.messages import msg
 from backend.training.progress import ProgressReporter
 
 BAD_INPUT = 2  # exit status for bad arguments or input files (as the trainer's invalid options)
@@ -74,10 +79,10 @@ def run_light_tool(main: Callable[[Sequence[str] | None], int | None], argv: Seq
         status = main(argv)
     except SystemExit as exit_:
         if exit_.code not in (0, None):  # argparse has printed the problem; tell a GUI reading progress lines too
-            reporter.error(message="invalid options (see the messages above)")
+            reporter.error(message=msg("tool.invalid_options", "invalid options (see the messages above)"))
         raise
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(msg("tool.interrupted", "interrupted"), file=sys.stderr)
         return 130
     except Exception as exc:
         if isinstance(exc, failure_types()):
@@ -94,6 +99,11 @@ def _report(reporter: ProgressReporter, exc: BaseException, status: int) -> int:
     print(f"error: {exc}", file=sys.stderr)
     reporter.error(message=str(exc))
     return status
+
+
+def warn(message: str) -> None:
+    """One `warning:` line on stderr: something the user should know that does not stop the tool."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class ItemProgress:
@@ -135,14 +145,28 @@ class Summary:
     def fail(self, path: str | Path, why: str) -> None:
         self.failed.append((str(path), why))
 
-    def lines(self, verb: str = "written", limit: int = 20) -> list[str]:
-        out = [f"{len(self.written)} {verb}, {len(self.skipped)} skipped, {len(self.failed)} failed"]
-        for title, items in (("skipped", self.skipped), ("failed", self.failed)):
-            for path, why in items[:limit]:
-                out.append(f"  {title}: {path}: {why}")
-            if len(items) > limit:
-                out.append(f"  ... and {len(items) - limit} more {title}")
+    def lines(self, outcome: str = "written", limit: int = 20) -> list[str]:
+        """The counts line and one line per skipped and failed file. `outcome`: what happened to the
+        files that were not skipped: "written", "would_write" (a dry run), "placed" or "would_place"."""
+        counts = {"done": len(self.written), "skipped": len(self.skipped), "failed": len(self.failed)}
+        if outcome == "would_write":
+            head = msg("tool.summary_would_write", "{done} would be written, {skipped} skipped, {failed} failed", **counts)
+        elif outcome == "placed":
+            head = msg("tool.summary_placed", "{done} placed, {skipped} skipped, {failed} failed", **counts)
+        elif outcome == "would_place":
+            head = msg("tool.summary_would_place", "{done} would be placed, {skipped} skipped, {failed} failed", **counts)
+        else:
+            head = msg("tool.summary_written", "{done} written, {skipped} skipped, {failed} failed", **counts)
+        out = [head]
+        for path, why in self.skipped[:limit]:
+            out.append(msg("tool.summary_skipped_item", "  skipped: {path}: {why}", path=path, why=why))
+        if len(self.skipped) > limit:
+            out.append(msg("tool.summary_more_skipped", "  ... and {count} more skipped", count=len(self.skipped) - limit))
+        for path, why in self.failed[:limit]:
+            out.append(msg("tool.summary_failed_item", "  failed: {path}: {why}", path=path, why=why))
+        if len(self.failed) > limit:
+            out.append(msg("tool.summary_more_failed", "  ... and {count} more failed", count=len(self.failed) - limit))
         return out
 
-    def print(self, verb: str = "written") -> None:
-        print("\n".join(self.lines(verb)), flush=True)
+    def print(self, outcome: str = "written") -> None:
+        print("\n".join(self.lines(outcome)), flush=True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
+from backend.messages import msg
 from backend.tools.lora_files import LoraFile
 from backend.tools.lora_layers import lora_layers
 from backend.tools.merge_into_model import check_family, detect_checkpoint, load_weights
@@ -47,17 +48,19 @@ def base_layer_norms(base_model: str, lora: LoraFile, kind: str, device: str = "
     layers = lora_layers(components.unet, components.text_encoders)
     missing = sorted(name for name in lora.modules if name not in layers)
     if missing:
-        raise ToolError(
-            f"{len(missing)} modules of {lora.path} have no layer in {base_model}, e.g. {missing[0]}; "
-            "pass the checkpoint the LoRA was trained on"
-        )
+        raise ToolError(msg(
+            "tool.base_model_missing_layers", "{count} modules of {path} have no layer in {model}, for example {first}; "
+            "pass the checkpoint the LoRA was trained on", count=len(missing), path=lora.path, model=base_model,
+            first=missing[0],
+        ))
     norms: dict[str, float] = {}
     for name, params in lora.modules.items():
         weight = layers[name].weight
         if weight.numel() != module_weight_numel(params):
-            raise ToolError(
-                f"{lora.path}: module {name} does not fit the layer of {base_model} "
-                f"(layer weight {tuple(weight.shape)}); pass the checkpoint the LoRA was trained on"
-            )
+            raise ToolError(msg(
+                "tool.base_model_layer_shape", "{path}: module {name} does not fit the layer of {model} (layer weight "
+                "{shape}); pass the checkpoint the LoRA was trained on", path=lora.path, name=name, model=base_model,
+                shape=tuple(weight.shape),
+            ))
         norms[name] = layer_norm(weight, kind, device)
     return norms

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import collections
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
-from backend.networks.weights_io import is_safetensors, load_weights_file, save_weights_file
+from backend.messages import msg
+from backend.networks.weights_io import is_safetensors, save_weights_file
 from backend.tools.lora_diffusers import (
     ADAPTER_METADATA_KEY,
     diffusers_family,
@@ -23,7 +23,13 @@ from backend.tools.lora_diffusers import (
     to_sd_scripts,
 )
 from backend.tools.lora_diffusers_names import FAMILY_NAMES, name_table
-from backend.tools.lora_files import check_finite_modules, check_finite_result, load_lora, save_lora
+from backend.tools.lora_files import (
+    check_finite_modules,
+    check_finite_result,
+    load_lora,
+    read_weights,
+    save_lora,
+)
 from backend.tools.merge_into_model import families_fit
 from backend.tools.tool_cli import ToolError, dtype_of
 from backend.training.metadata import base_model_version
@@ -31,31 +37,23 @@ from backend.training.metadata import base_model_version
 Modules = dict[str, dict[str, torch.Tensor]]
 
 
-def _read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if not Path(path).is_file():
-        raise ToolError(f"LoRA file not found: {path}")
-    try:
-        return load_weights_file(path)
-    except Exception as exc:  # safetensors/torch raise many types for a corrupt or foreign file
-        raise ToolError(f"{path} cannot be read as a LoRA file: {exc}") from exc
-
-
 def _family(detected: str | None, requested: str | None, path: str) -> str:
     if requested is None:
         if detected is None:
-            raise ToolError(f"{path}: cannot tell whether this LoRA is for SD 1.x/2.x or SDXL; pass --model_type")
+            raise ToolError(msg("tool.convert_family_unknown", "{path}: cannot tell whether this LoRA is for SD 1.x/2.x "
+                                "or SDXL; pass --model_type", path=path))
         return detected
     if detected is not None and not families_fit(detected, requested):
-        raise ToolError(
-            f"{path} is a LoRA for {FAMILY_NAMES[detected]} (its key names), but --model_type is "
-            f"{FAMILY_NAMES[requested]}"
-        )
+        raise ToolError(msg(
+            "tool.convert_family_contradicts", "{path} is a LoRA for {family} (its key names), but --model_type is "
+            "{requested}", path=path, family=FAMILY_NAMES[detected], requested=FAMILY_NAMES[requested],
+        ))
     return requested
 
 
 def read_any(path: str, model_type: str | None) -> tuple[str, str, Modules, dict[str, str]]:
     """(input layout, family, sd-scripts-layout modules, metadata without diffusers' own keys)."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_weights(path)
     if is_diffusers_layout(list(tensors)):
         parsed = parse_keys(tensors, path)
         resolve_alphas(parsed, metadata, path)
@@ -94,14 +92,19 @@ def convert_file(args: argparse.Namespace) -> None:
     dtype = dtype_of(args.save_precision)
     if target == "diffusers":
         if not is_safetensors(args.save_to):
-            raise ToolError("the diffusers layout keeps the alphas in safetensors metadata: save as .safetensors")
+            raise ToolError(msg("tool.convert_diffusers_needs_safetensors",
+                                "the diffusers layout keeps the alphas in safetensors metadata: save as .safetensors"))
         tensors, adapter_metadata = from_sd_scripts(modules, name_table(family), args.model)
         check_finite_result(tensors, args.save_to, dtype)
         save_weights_file(args.save_to, tensors, dtype, {**metadata, **adapter_metadata})
     else:
         save_lora(args.save_to, modules, sd_scripts_metadata(metadata, family, modules), dtype)
-    parts = collections.Counter("U-Net" if name.startswith("lora_unet") else "text encoder" for name in modules)
-    print(f"converted {len(modules)} modules ({', '.join(f'{n} {p}' for p, n in sorted(parts.items()))}) "
-          f"of a {FAMILY_NAMES[family]} LoRA from the {layout} layout to the {target} layout; saved {args.save_to}")
+    unet = sum(name.startswith("lora_unet") for name in modules)
+    print(msg(
+        "tool.converted", "converted {count} modules ({unet} U-Net, {text_encoder} text encoder) of a {family} LoRA "
+        "from the {layout} layout to the {target} layout; saved {path}", count=len(modules),
+        text_encoder=len(modules) - unet, unet=unet, family=FAMILY_NAMES[family], layout=layout, target=target,
+        path=args.save_to,
+    ))
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from backend.messages import msg
 from backend.tools.lora_diffusers_names import NameTable
 from backend.tools.lora_files import SD_BASE_VERSIONS, lora_module
 from backend.tools.tool_cli import ToolError
@@ -48,11 +49,15 @@ _PEFT_DEFAULT_ALPHA = 8.0  # LoraConfig's default lora_alpha, used when metadata
 _PROCESSOR = re.compile(r"^(?P<path>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
 _PEFT = re.compile(r"^(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[\w-]+)?\.weight$")
 _OLD = re.compile(r"^(?P<path>.+)\.(?:lora|lora_linear_layer)\.(?P<kind>down|up)\.weight$")
-_REFUSED = {
-    "lora_magnitude_vector": "DoRA (lora_magnitude_vector) has no sd-scripts LoRA counterpart",
-    "lora_embedding": "LoRA on embeddings has no sd-scripts counterpart",
-    ".bias": "LoRA biases have no sd-scripts counterpart",
-}
+_REFUSED = ("lora_magnitude_vector", "lora_embedding", ".bias")
+
+
+def _refused_why(marker: str) -> str:
+    if marker == "lora_magnitude_vector":
+        return msg("tool.diffusers_dora", "DoRA (lora_magnitude_vector) has no sd-scripts LoRA counterpart")
+    if marker == "lora_embedding":
+        return msg("tool.diffusers_embedding", "LoRA on embeddings has no sd-scripts counterpart")
+    return msg("tool.diffusers_bias", "LoRA biases have no sd-scripts counterpart")
 
 
 @dataclass
@@ -74,7 +79,8 @@ def _split_component(key: str) -> tuple[str, str]:
         return head, rest
     if key.startswith(_UNET_ROOTS):  # attention processors saved without the component prefix
         return "unet", key
-    raise ToolError(f"key {key!r} belongs to no known component ({', '.join(COMPONENTS)})")
+    raise ToolError(msg("tool.diffusers_unknown_component", "key {key} belongs to no known component ({components})",
+                        key=repr(key), components=", ".join(COMPONENTS)))
 
 
 def module_key(component: str, path: str) -> str:
@@ -88,9 +94,9 @@ def parse_keys(tensors: Mapping[str, torch.Tensor], source: str) -> dict[str, Di
     parts: dict[str, dict[str, torch.Tensor]] = {}
     alphas: dict[str, float] = {}
     for key, value in tensors.items():
-        for marker, why in _REFUSED.items():
+        for marker in _REFUSED:
             if marker in key and (marker != ".bias" or "lora_B" in key or ".up." in key):
-                raise ToolError(f"{source}: {key}: {why}")
+                raise ToolError(f"{source}: {key}: {_refused_why(marker)}")
         if key.endswith(".alpha"):
             component, path = _split_component(key[: -len(".alpha")])
             alphas[module_key(component, path.removesuffix(".lora"))] = float(value.float().item())
@@ -102,13 +108,15 @@ def parse_keys(tensors: Mapping[str, torch.Tensor], source: str) -> dict[str, Di
         elif match := _OLD.match(key):
             path, kind = match["path"], match["kind"]
         else:
-            raise ToolError(f"{source}: key {key!r} is not a LoRA weight of the diffusers layout")
+            raise ToolError(msg("tool.diffusers_key_unknown", "{path}: key {key} is not a LoRA weight of the diffusers "
+                                "layout", path=source, key=repr(key)))
         component, rest = _split_component(path)
         parts.setdefault(module_key(component, rest), {})[kind] = value
     modules = {}
     for key, found in parts.items():
         if set(found) != {"down", "up"}:
-            raise ToolError(f"{source}: {key} has only its {'/'.join(found)} weight; the file is incomplete")
+            raise ToolError(msg("tool.diffusers_half_module", "{path}: {key} has only its {which} weight; the file is "
+                                "incomplete", path=source, key=key, which="/".join(found)))
         modules[key] = DiffusersModule(found["down"], found["up"], alphas.get(key))
     return modules
 
@@ -120,7 +128,8 @@ def _adapter_configs(metadata: Mapping[str, str], source: str) -> dict[str, dict
     try:
         flat = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ToolError(f"{source}: {ADAPTER_METADATA_KEY} is not valid JSON ({exc})") from exc
+        raise ToolError(msg("tool.diffusers_adapter_metadata_invalid", "{path}: lora_adapter_metadata is not valid JSON "
+                            "({error})", path=source, error=exc)) from exc
     configs: dict[str, dict] = {}
     for key, value in flat.items():
         component, _, field = key.partition(".")
@@ -149,7 +158,8 @@ def resolve_alphas(modules: dict[str, DiffusersModule], metadata: Mapping[str, s
             module.alpha = float(rank)
             continue
         if config.get("use_dora"):
-            raise ToolError(f"{source}: {component} is DoRA (use_dora), which has no sd-scripts LoRA counterpart")
+            raise ToolError(msg("tool.diffusers_use_dora", "{path}: {component} is DoRA (use_dora), which has no "
+                                "sd-scripts LoRA counterpart", path=source, component=component))
         alpha = _pattern_value(config.get("alpha_pattern") or {}, path)
         if alpha is None:
             alpha = float(config.get("lora_alpha", _PEFT_DEFAULT_ALPHA))
@@ -162,10 +172,7 @@ def to_sd_scripts(
 ) -> dict[str, dict[str, torch.Tensor]]:
     missing = sorted(key for key in modules if key not in table.to_lora)
     if missing:
-        raise ToolError(
-            f"{source}: {len(missing)} modules are not layers of {table.label}, e.g. {missing[0]}; "
-            "check --model_type"
-        )
+        raise _not_layers(source, missing, table)
     out = {}
     for key, module in modules.items():
         alpha = module.alpha if module.alpha is not None else float(module.down.shape[0])
@@ -173,6 +180,13 @@ def to_sd_scripts(
         converted["alpha"] = converted["alpha"].to(module.down.dtype)
         out[table.to_lora[key]] = converted
     return out
+
+
+def _not_layers(source: str, missing: list[str], table: NameTable) -> ToolError:
+    return ToolError(msg(
+        "tool.diffusers_not_layers", "{path}: {count} modules are not layers of {model}, for example {first}; check "
+        "--model_type", path=source, count=len(missing), model=table.label, first=missing[0],
+    ))
 
 
 def _pattern_path(key: str) -> str:
@@ -190,18 +204,15 @@ def from_sd_scripts(
     """(diffusers-layout tensors, {"lora_adapter_metadata": ..., "format": "pt"})."""
     missing = sorted(name for name in modules if name not in table.to_diffusers)
     if missing:
-        raise ToolError(
-            f"{source}: {len(missing)} modules are not layers of {table.label}, e.g. {missing[0]}; "
-            "check --model_type"
-        )
+        raise _not_layers(source, missing, table)
     tensors: dict[str, torch.Tensor] = {}
     per_component: dict[str, dict[str, tuple[int, float]]] = {}
     for name, params in modules.items():
         extra = sorted(set(params) - {"lora_down.weight", "lora_up.weight", "alpha"})
         if extra or "lora_down.weight" not in params:
-            what = ", ".join(extra) or "no lora_down.weight"
-            raise ToolError(f"{source}: {name} ({what}) is not a plain LoRA/LoCon module; "
-                            "only those have a diffusers/PEFT LoRA layout")
+            what = ", ".join(extra) or msg("tool.diffusers_no_down", "no lora_down.weight")
+            raise ToolError(msg("tool.diffusers_not_plain_lora", "{path}: {name} ({what}) is not a plain LoRA/LoCon "
+                                "module; only those have a diffusers/PEFT LoRA layout", path=source, name=name, what=what))
         key = table.to_diffusers[name]
         down, up = params["lora_down.weight"], params["lora_up.weight"]
         rank = int(down.shape[0])
@@ -230,7 +241,8 @@ def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[s
     sd = any(k.startswith(("unet.down_blocks.0.attentions.", "unet.down_blocks.3.", "unet.up_blocks.3.")) for k in keys)
     by_metadata = SD_BASE_VERSIONS.get(metadata.get("ss_base_model_version", ""))
     if sdxl and sd:
-        raise ToolError("the file has layers of both SDXL and SD 1.x/2.x; it is not one model's LoRA")
+        raise ToolError(msg("tool.diffusers_mixed_families",
+                            "the file has layers of both SDXL and SD 1.x/2.x; it is not one model's LoRA"))
     if sdxl:
         return "sdxl"
     if not sd:

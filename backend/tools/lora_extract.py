@@ -10,6 +10,7 @@ import json
 
 import torch
 
+from backend.messages import msg
 from backend.models.components import Components
 from backend.models.keymap_unet import unet_module_to_original
 from backend.networks.naming import Target, identity_name, is_sdxl_unet, text_encoder_targets, unet_targets
@@ -30,22 +31,24 @@ def targets_of(components: Components, with_conv: bool) -> list[Target]:
 def extract_modules(
     org: Components, tuned: Components, args: argparse.Namespace
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, list[str]]]:
-    """({lora name: module}, {"text encoder"/"U-Net": skipped names})."""
+    """({lora name: module}, {"text_encoder"/"unet": skipped names})."""
     with_conv = args.conv_dim is not None
     tuned_targets = {t.lora_name: t for t in targets_of(tuned, with_conv)}
     modules: dict[str, dict[str, torch.Tensor]] = {}
-    skipped: dict[str, list[str]] = {"text encoder": [], "U-Net": []}
+    skipped: dict[str, list[str]] = {"text_encoder": [], "unet": []}
     for target in targets_of(org, with_conv):
         other = tuned_targets.get(target.lora_name)
         org_weight = target.module.weight
         if other is None or other.module.weight.shape != org_weight.shape:
-            raise ToolError(f"{target.lora_name}: the models do not have the same architecture")
+            raise ToolError(msg("tool.extract_architectures_differ", "{name}: the models do not have the same "
+                                "architecture", name=target.lora_name))
         diff = other.module.weight.to(args.device, torch.float32) - org_weight.to(args.device, torch.float32)
         if not bool(torch.isfinite(diff).all()):
             broken = args.model_org if not bool(torch.isfinite(org_weight).all()) else args.model_tuned
-            raise ToolError(f"{broken} holds NaN or infinite values in the layer of {target.lora_name}; "
-                            "a LoRA cannot be extracted from a damaged or diverged model")
-        part = "U-Net" if target.text_encoder_index is None else "text encoder"
+            raise ToolError(msg("tool.extract_nonfinite", "{path} holds NaN or infinite values in the layer of {name}; "
+                                "a LoRA cannot be extracted from a damaged or diverged model",
+                                path=broken, name=target.lora_name))
+        part = "unet" if target.text_encoder_index is None else "text_encoder"
         if float(diff.abs().max()) < args.min_diff:
             skipped[part].append(target.lora_name)
             continue
@@ -77,19 +80,26 @@ def extract_file(args: argparse.Namespace) -> None:
     check_device(args.device)
     org_info, tuned_info = detect_checkpoint(args.model_org), detect_checkpoint(args.model_tuned)
     if org_info.family != tuned_info.family:
-        raise ToolError(f"{args.model_org} is {org_info.label} but {args.model_tuned} is {tuned_info.label}")
+        raise ToolError(msg("tool.extract_families_differ", "{org} is {org_family} but {tuned} is {tuned_family}",
+                            org=args.model_org, org_family=org_info.label, tuned=args.model_tuned,
+                            tuned_family=tuned_info.label))
     if (args.sdxl and org_info.family != "sdxl") or (args.v2 and org_info.family != "sd2"):
-        raise ToolError(f"the models are {org_info.label} ({org_info.evidence}); check --sdxl/--v2")
+        raise ToolError(msg("tool.extract_flag_family", "the models are {family} ({evidence}); check --sdxl/--v2",
+                            family=org_info.label, evidence=org_info.evidence))
     dtype = dtype_of(args.load_precision) or torch.float32
     org, tuned = load_weights(org_info, dtype), load_weights(tuned_info, dtype)
     modules, skipped = extract_modules(org, tuned, args)
-    for part, names in skipped.items():
-        if names:
-            print(f"{part}: {len(names)} layers differ by less than --min_diff {args.min_diff} and were skipped")
+    if skipped["text_encoder"]:
+        print(msg("tool.extract_skipped_text_encoder", "text encoder: {count} layers differ by less than --min_diff "
+                  "{min_diff} and were skipped", count=len(skipped["text_encoder"]), min_diff=args.min_diff))
+    if skipped["unet"]:
+        print(msg("tool.extract_skipped_unet", "U-Net: {count} layers differ by less than --min_diff {min_diff} and "
+                  "were skipped", count=len(skipped["unet"]), min_diff=args.min_diff))
     if not modules:
-        raise ToolError(f"the models differ by less than --min_diff {args.min_diff} everywhere; nothing to extract")
+        raise ToolError(msg("tool.extract_nothing", "the models differ by less than --min_diff {min_diff} everywhere; "
+                            "nothing to extract", min_diff=args.min_diff))
     metadata = extract_metadata(org_info.family, bool(org.v_prediction), args)
     save_lora(args.save_to, modules, metadata, dtype_of(args.save_precision))
-    print(f"extracted {len(modules)} modules; saved {args.save_to}")
+    print(msg("tool.extracted", "extracted {count} modules; saved {path}", count=len(modules), path=args.save_to))
 
 

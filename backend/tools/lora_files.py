@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 
 from backend.finite_weights import check_weights
+from backend.messages import msg
+from backend.models.errors import ModelFileError
+from backend.models.file_checks import pickle_load_error
 from backend.networks.weights_io import load_weights_file, save_weights_file
 from backend.tools.light_cli import ToolFailure
 from backend.tools.tool_cli import ToolError
@@ -86,14 +89,31 @@ def lora_family(modules: Mapping[str, Mapping[str, torch.Tensor]], metadata: Map
     return by_keys
 
 
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a LoRA file in any layout; a missing, damaged or unreadable file is a
+    `ToolError` that names the file once (the model layer's own error already names it)."""
+    if not Path(path).is_file():
+        raise ToolError(msg("tool.lora_not_found", "LoRA file not found: {path}", path=path))
+    try:
+        return load_weights_file(path)
+    except ModelFileError as exc:  # cut short, empty, not a weights file at all
+        raise _unreadable(path, exc) from exc
+    except Exception as exc:  # torch's unpickler and safetensors raise many types for a corrupt file
+        if not str(path).lower().endswith(".safetensors"):
+            raise _unreadable(path, pickle_load_error(path, exc)) from exc
+        raise ToolError(msg("tool.lora_unreadable", "{path} cannot be read as a LoRA file: {error}",
+                            path=path, error=f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _unreadable(path: str | os.PathLike[str], error: ModelFileError) -> ToolError:
+    # The model layer's message starts with the path too: only its problem and fix are used here.
+    return ToolError(msg("tool.lora_file_problem", "{path} cannot be read as a LoRA file: {problem}; {fix}",
+                         path=path, problem=error.problem, fix=error.fix))
+
+
 def load_lora(path: str | os.PathLike[str]) -> LoraFile:
     """Read a LoRA-family file; missing files and files that are not one are `ToolError`s."""
-    if not Path(path).is_file():
-        raise ToolError(f"LoRA file not found: {path}")
-    try:
-        tensors, metadata = load_weights_file(path)
-    except Exception as exc:  # safetensors/torch raise many types for a corrupt or foreign file
-        raise ToolError(f"{path} cannot be read as a LoRA file: {exc}") from exc
+    tensors, metadata = read_weights(path)
     modules: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         name, _, param = key.partition(".")
@@ -101,10 +121,14 @@ def load_lora(path: str | os.PathLike[str]) -> LoraFile:
     if not any(name.startswith("lora_") for name in modules) or not any(
         set(params) & (KNOWN_PARAMS - {"alpha"}) for params in modules.values()
     ):
-        hint = ""
         if any(k.startswith(("unet.", "text_encoder")) and ("lora_A" in k or ".lora." in k) for k in tensors):
-            hint = "; it is in the diffusers layout: convert it first with python -m backend.tools.convert_lora"
-        raise ToolError(f"{path} is not a LoRA file (no lora_unet_*/lora_te* modules with LoRA weights){hint}")
+            raise ToolError(msg(
+                "tool.lora_diffusers_layout", "{path} is not a LoRA file (no lora_unet_*/lora_te* modules with LoRA "
+                "weights); it is in the diffusers layout: convert it first with python -m backend.tools.convert_lora",
+                path=path,
+            ))
+        raise ToolError(msg("tool.not_a_lora", "{path} is not a LoRA file (no lora_unet_*/lora_te* modules with LoRA "
+                            "weights)", path=path))
     return LoraFile(str(path), modules, metadata)
 
 
@@ -149,7 +173,8 @@ def module_delta(name: str, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         # LyCORIS ignores alpha (scale 1) when neither factor is low-rank.
         scale = 1.0 if rank is None else alpha_of(params, rank) / rank
         return torch.kron(w1, w2) * scale
-    raise ToolError(f"{name}: {algorithm} modules cannot be reconstructed by this tool (LoRA, LoCon, LoHa, LoKr can)")
+    raise ToolError(msg("tool.module_not_reconstructable", "{name}: {algorithm} modules cannot be reconstructed by "
+                        "this tool (LoRA, LoCon, LoHa, LoKr can)", name=name, algorithm=algorithm))
 
 
 def lora_state_dict(modules: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -166,10 +191,11 @@ def check_finite_modules(modules: Mapping[str, Mapping[str, torch.Tensor]], path
     state = lora_state_dict(modules)
     bad = nonfinite_keys(state)
     if bad:
-        raise ToolError(
-            f"{flag} {path} holds NaN or infinite values in {len(bad)} of its {len(state)} tensors "
-            f"(first: {bad[0]}): the training that wrote it diverged; use an earlier checkpoint of that training"
-        )
+        raise ToolError(msg(
+            "tool.lora_nonfinite", "{flag} {path} holds NaN or infinite values in {count} of its {total} tensors "
+            "(first: {first}): the training that wrote it diverged; use an earlier checkpoint of that training",
+            flag=flag, path=path, count=len(bad), total=len(state), first=bad[0],
+        ))
 
 
 def check_finite_lora(lora: LoraFile, flag: str) -> None:
@@ -180,9 +206,12 @@ def check_finite_result(state: Mapping[str, torch.Tensor], path: str | os.PathLi
     """Refuse to write a result with NaN/inf weights, or weights the cast to the save precision
     `dtype` makes infinite: a `ToolFailure` naming the tensors; nothing is written under `path`."""
     problems = check_weights(state, dtype)
+    if problems and problems.nonfinite:
+        raise ToolFailure(msg("tool.result_nonfinite", "the result was not written to {path}: {problems}",
+                              path=path, problems=problems.describe()))
     if problems:
-        hint = "; save with --save_precision float" if not problems.nonfinite else ""
-        raise ToolFailure(f"the result was not written to {path}: {problems.describe()}{hint}")
+        raise ToolFailure(msg("tool.result_overflow", "the result was not written to {path}: {problems}; save with "
+                              "--save_precision float", path=path, problems=problems.describe()))
 
 
 def save_lora(

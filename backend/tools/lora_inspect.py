@@ -1,6 +1,11 @@
 """Describing a LoRA-family file: the work behind `python -m backend.tools.inspect_lora` (whose
 docstring lists what is reported). Tensors holding NaN or infinite values are listed too: inspect
 is where a user looks when a LoRA does nothing or breaks the image.
+
+The training resolution is `ss_resolution` for a LoRA trained on folders, and each dataset's
+`resolution` inside `ss_datasets` for one trained with --dataset_config (sd-scripts writes no
+`ss_resolution` then). The text report is in the user's language; the JSON keys and block names
+are data and stay as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from backend.messages import msg
 from backend.tools.lora_files import (
     KNOWN_PARAMS,
     LoraFile,
@@ -89,6 +95,32 @@ def top_tags(metadata: dict[str, str], top: int) -> list[tuple[str, int]]:
     return counts.most_common(top)
 
 
+def _reso(value: Any) -> str | None:
+    """'512x768' from [512, 768], (512, 768), "(512, 768)", "512,768" or 512; None when it is none of those."""
+    if isinstance(value, str):
+        numbers = re.findall(r"\d+", value)
+        value = [int(n) for n in numbers] if numbers and not re.search(r"[^\d\s,()\[\]]", value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = [value[0], value[0]]
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}x{value[1]}"
+    return None
+
+
+def resolutions(metadata: dict[str, str]) -> list[str]:
+    """The training resolution(s) the metadata records: `ss_resolution`, else each dataset's in `ss_datasets`."""
+    if "ss_resolution" in metadata:
+        return [_reso(metadata["ss_resolution"]) or metadata["ss_resolution"]]
+    try:
+        datasets = json.loads(metadata.get("ss_datasets", "[]"))
+    except json.JSONDecodeError:
+        return []
+    found = [_reso(d.get("resolution")) for d in datasets if isinstance(d, dict)] if isinstance(datasets, list) else []
+    return list(dict.fromkeys(r for r in found if r))
+
+
 def inspect(lora: LoraFile, top: int) -> dict[str, Any]:
     algorithms = Counter(module_algorithm(p) for p in lora.modules.values())
     return {
@@ -98,6 +130,7 @@ def inspect(lora: LoraFile, top: int) -> dict[str, Any]:
         "modules": len(lora.modules),
         "base_model": lora.family,
         "ss_base_model_version": lora.metadata.get("ss_base_model_version"),
+        "resolution": resolutions(lora.metadata),
         "blocks": block_summary(lora),
         "metadata": {k: lora.metadata[k] for k in SUMMARY_KEYS if k in lora.metadata},
         "top_tags": top_tags(lora.metadata, top),
@@ -107,26 +140,32 @@ def inspect(lora: LoraFile, top: int) -> dict[str, Any]:
 
 
 def print_text(report: dict[str, Any]) -> None:
-    print(f"{report['file']}: {report['algorithm']}, {report['modules']} modules, base model {report['base_model']}"
-          f" (ss_base_model_version {report['ss_base_model_version']})")
+    print(msg("tool.inspect_header", "{file}: {algorithm}, {modules} modules, base model {base_model} "
+              "(ss_base_model_version {version})", file=report["file"], algorithm=report["algorithm"],
+              modules=report["modules"], base_model=report["base_model"], version=report["ss_base_model_version"]))
     for block, entry in report["blocks"].items():
         ranks = ", ".join(f"{r} x{n}" for r, n in entry["ranks"].items())
         alphas = ", ".join(f"{a} x{n}" for a, n in entry["alphas"].items())
-        print(f"  {block}: {entry['modules']} modules, rank {ranks}; alpha {alphas}")
+        print(msg("tool.inspect_block", "  {block}: {modules} modules, rank {ranks}; alpha {alphas}",
+                  block=block, modules=entry["modules"], ranks=ranks, alphas=alphas))
+    if report["resolution"] and "ss_resolution" not in report["metadata"]:
+        print(msg("tool.inspect_resolution", "  resolution: {resolution}", resolution=", ".join(report["resolution"])))
     for key, value in report["metadata"].items():
         print(f"  {key}: {value}")
     if report["top_tags"]:
-        print("  top tags: " + ", ".join(f"{tag} ({count})" for tag, count in report["top_tags"]))
+        print(msg("tool.inspect_top_tags", "  top tags: {tags}",
+                  tags=", ".join(f"{tag} ({count})" for tag, count in report["top_tags"])))
     if report["unknown_keys"]:
-        print(f"  {len(report['unknown_keys'])} keys a loader does not recognise for {report['base_model']}:")
+        print(msg("tool.inspect_unknown_keys", "  {count} keys a loader does not recognise for {base_model}:",
+                  count=len(report["unknown_keys"]), base_model=report["base_model"]))
         for key in report["unknown_keys"]:
             print(f"    {key}")
     else:
-        print("  all keys are recognised")
+        print(msg("tool.inspect_keys_recognised", "  all keys are recognised"))
     bad = report["nonfinite_tensors"]
     if bad:
-        print(f"  {len(bad)} tensors hold NaN or infinite values (the training diverged; the file is broken), "
-              f"e.g. {', '.join(bad[:3])}")
+        print(msg("tool.inspect_nonfinite", "  {count} tensors hold NaN or infinite values (the training diverged; the "
+                  "file is broken), for example {names}", count=len(bad), names=", ".join(bad[:3])))
 
 
 def inspect_file(args: argparse.Namespace) -> None:

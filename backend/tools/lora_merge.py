@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from backend.messages import msg
 from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
 from backend.tools.lora_files import LoraFile, check_finite_lora, load_lora, save_lora
@@ -36,15 +37,17 @@ def merge_into_checkpoint(args: argparse.Namespace, loras: list[LoraFile], ratio
     for lora, ratio in zip(loras, ratios, strict=True):
         report = merge_into(components, lora, ratio, args.device)
         merged_layers.update(report.layers)
-        print(f"{lora.path}: merged {report.merged} modules at ratio {ratio}")
+        print(msg("tool.merged_lora", "{path}: merged {count} modules at ratio {ratio}",
+                  path=lora.path, count=report.merged, ratio=ratio))
         if report.unmatched:
-            print(f"  {len(report.unmatched)} modules match no layer and were skipped, e.g. {report.unmatched[0]}")
+            print(msg("tool.merge_unmatched", "  {count} modules match no layer and were skipped, for example {first}",
+                      count=len(report.unmatched), first=report.unmatched[0]))
     check_merged_layers(merged_layers, dtype_of(args.save_precision), args.save_to)
     spec: ModelSpecification = get_spec(info.family)
     merged_from = ", ".join(f"{Path(lora.path).name}:{ratio}" for lora, ratio in zip(loras, ratios, strict=True))
     spec.save(components, args.save_to, dtype=dtype_of(args.save_precision),
               metadata={"modelspec.merged_from": merged_from})
-    print(f"saved {args.save_to}")
+    print(msg("tool.saved", "saved {path}", path=args.save_to))
 
 
 def merge_into_lora(args: argparse.Namespace, loras: list[LoraFile], ratios: list[float]) -> None:
@@ -66,7 +69,8 @@ def merge_into_lora(args: argparse.Namespace, loras: list[LoraFile], ratios: lis
         merged = {Path(lora.path).name: ratio for lora, ratio in zip(loras, ratios, strict=True)}
         metadata["ss_training_comment"] = f"merged ({method}) from {json.dumps(merged)}"
     save_lora(args.save_to, modules, metadata, dtype_of(args.save_precision))
-    print(f"merged {len(loras)} LoRAs ({method}) into {len(modules)} modules; saved {args.save_to}")
+    print(msg("tool.merged_loras", "merged {count} LoRAs ({method}) into {modules} modules; saved {path}",
+              count=len(loras), method=method, modules=len(modules), path=args.save_to))
 
 
 @torch.no_grad()

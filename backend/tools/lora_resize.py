@@ -13,13 +13,14 @@ import argparse
 import contextlib
 import json
 import statistics
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from backend.messages import msg
+from backend.tools.light_cli import warn
 from backend.tools.lora_base import base_layer_norms
 from backend.tools.lora_files import (
     LoraFile,
@@ -63,9 +64,8 @@ NORM_OF_METHOD = {"fro_ckpt": "fro", "spn_ckpt": "spectral"}
 def check_resizable(lora: LoraFile) -> None:
     refused = sorted({module_algorithm(p) for p in lora.modules.values()} - {"LoRA", "LoCon"})
     if refused:
-        raise ToolError(
-            f"{lora.path} holds {', '.join(refused)} modules; resize applies to LoRA/LoCon only"
-        )
+        raise ToolError(msg("tool.resize_not_lora", "{path} holds {algorithms} modules; resize applies to LoRA/LoCon "
+                            "only", path=lora.path, algorithms=", ".join(refused)))
 
 
 def resize_modules(
@@ -84,7 +84,8 @@ def resize_modules(
         base_norm = reference = None
         if options.dynamic_method in BASE_METHODS:
             if base_norms is None or name not in base_norms:
-                raise ToolError(f"{options.dynamic_method} needs the base layer of {name}; pass --base_model")
+                raise ToolError(msg("tool.resize_needs_base_layer", "{method} needs the base layer of {name}; pass "
+                                    "--base_model", method=options.dynamic_method, name=name))
             base_norm = base_norms[name]
             # the SVD is of up @ down; the effective delta's singular values are |scale| times those
             reference = base_norm / abs(scale) if scale else float("inf")
@@ -144,11 +145,15 @@ def _resize_conv_args(meta: dict[str, str], new_conv: int) -> None:
 
 
 def report_line(r: ModuleReport) -> str:
-    line = f"{r.name}: rank {r.old_rank} -> {r.new_rank}, Frobenius retained {r.fro_retained:.4f}"
-    if r.base_norm is not None:
-        line += (f", base norm {r.base_norm:.4g}, threshold {r.threshold:.4g}, "
-                 f"discarded/base {r.error_vs_base:.3g}")
-    return line + (" (left out)" if r.new_rank == 0 else "")
+    names = {"name": r.name, "old": r.old_rank, "new": r.new_rank, "retained": f"{r.fro_retained:.4f}"}
+    if r.base_norm is None:
+        return msg("tool.resize_module", "{name}: rank {old} -> {new}, Frobenius retained {retained}", **names)
+    names |= {"base_norm": f"{r.base_norm:.4g}", "threshold": f"{r.threshold:.4g}", "ratio": f"{r.error_vs_base:.3g}"}
+    if r.new_rank == 0:
+        return msg("tool.resize_module_base_left_out", "{name}: rank {old} -> {new}, Frobenius retained {retained}, "
+                   "base norm {base_norm}, threshold {threshold}, discarded/base {ratio} (left out)", **names)
+    return msg("tool.resize_module_base", "{name}: rank {old} -> {new}, Frobenius retained {retained}, base norm "
+               "{base_norm}, threshold {threshold}, discarded/base {ratio}", **names)
 
 
 def print_report(reports: list[ModuleReport], verbose: bool) -> None:
@@ -158,11 +163,15 @@ def print_report(reports: list[ModuleReport], verbose: bool) -> None:
     retained = [r.fro_retained for r in reports]
     ranks = [r.new_rank for r in reports]
     dropped = sum(rank == 0 for rank in ranks)
-    print(
-        f"resized {len(reports)} modules: new rank min {min(ranks)} / mean {statistics.fmean(ranks):.1f} / max {max(ranks)}; "
-        f"Frobenius retained mean {statistics.fmean(retained):.4f}, min {min(retained):.4f}"
-        + (f"; {dropped} modules below the threshold left out" if dropped else "")
-    )
+    numbers = {"count": len(reports), "min": min(ranks), "mean": f"{statistics.fmean(ranks):.1f}", "max": max(ranks),
+               "retained_mean": f"{statistics.fmean(retained):.4f}", "retained_min": f"{min(retained):.4f}"}
+    if dropped:
+        print(msg("tool.resize_summary_left_out", "resized {count} modules: new rank min {min} / mean {mean} / max "
+                  "{max}; Frobenius retained mean {retained_mean}, min {retained_min}; {dropped} modules below the "
+                  "threshold left out", dropped=dropped, **numbers))
+    else:
+        print(msg("tool.resize_summary", "resized {count} modules: new rank min {min} / mean {mean} / max {max}; "
+                  "Frobenius retained mean {retained_mean}, min {retained_min}", **numbers))
 
 
 def rank_warnings(options: ResizeOptions, reports: list[ModuleReport]) -> list[str]:
@@ -174,13 +183,23 @@ def rank_warnings(options: ResizeOptions, reports: list[ModuleReport]) -> list[s
         old = max((r.old_rank for r in reports if r.conv == conv), default=None)
         if old is None or requested <= old:
             continue
-        written = max(r.new_rank for r in reports if r.conv == conv)
-        whose = "the LoRA's 3x3 conv modules" if conv else "the LoRA"
-        if options.dynamic_method:
-            outcome = f"no module keeps more than {old}; the largest rank written is {written}"
+        names = {"flag": flag, "requested": requested, "old": old,
+                 "written": max(r.new_rank for r in reports if r.conv == conv)}
+        if conv and options.dynamic_method:
+            text = msg("tool.resize_above_conv_rank_dynamic", "{flag} {requested} is above the rank of the LoRA's 3x3 "
+                       "conv modules ({old}): a resize never adds rank, so no module keeps more than {old}; the "
+                       "largest rank written is {written}", **names)
+        elif conv:
+            text = msg("tool.resize_above_conv_rank", "{flag} {requested} is above the rank of the LoRA's 3x3 conv "
+                       "modules ({old}): a resize never adds rank, so they are written at rank {written}", **names)
+        elif options.dynamic_method:
+            text = msg("tool.resize_above_rank_dynamic", "{flag} {requested} is above the rank of the LoRA ({old}): a "
+                       "resize never adds rank, so no module keeps more than {old}; the largest rank written is "
+                       "{written}", **names)
         else:
-            outcome = f"{'they are' if conv else 'the file is'} written at rank {written}"
-        warnings.append(f"{flag} {requested} is above the rank of {whose} ({old}): a resize never adds rank, so {outcome}")
+            text = msg("tool.resize_above_rank", "{flag} {requested} is above the rank of the LoRA ({old}): a resize "
+                       "never adds rank, so the file is written at rank {written}", **names)
+        warnings.append(text)
     return warnings
 
 
@@ -199,11 +218,11 @@ def resize_file(args: argparse.Namespace) -> None:
         modules, reports = resize_modules(lora, options, norms)
     print_report(reports, args.verbose)
     for warning in rank_warnings(options, reports):
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        warn(warning)
     if not modules:
-        raise ToolError(
-            f"no module keeps a singular value at --dynamic_param {args.dynamic_param}; nothing to save "
-            "(a more negative threshold keeps more)"
-        )
+        raise ToolError(msg(
+            "tool.resize_nothing_kept", "no module keeps a singular value at --dynamic_param {param}; nothing to save "
+            "(a more negative threshold keeps more)", param=args.dynamic_param,
+        ))
     save_lora(args.save_to, modules, resized_metadata(lora.metadata, options, reports), dtype_of(args.save_precision))
-    print(f"saved {args.save_to}")
+    print(msg("tool.saved", "saved {path}", path=args.save_to))

@@ -18,16 +18,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.caption_runner import (
     CaptionBatch,
     add_common_arguments,
     caption_images,
-    check_positive,
+    check_batch_size,
+    check_max_length,
+    check_model_id,
+    check_workers,
     pick_device,
     plan,
 )
 from backend.tools.hub_models import resolve_pretrained
-from backend.tools.light_cli import InputError, run_light_tool
+from backend.tools.light_cli import InputError, run_light_tool, warn
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
 
@@ -47,14 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 def load_blip(model_id: str, device: str) -> CaptionBatch:
     """A function captioning a batch of PIL images; generation options are bound by the caller."""
     # Resolved first: a model that is not available fails before transformers is imported.
-    folder = resolve_pretrained(model_id, "BLIP captioning")
+    folder = resolve_pretrained(model_id, "BLIP")
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     try:
         processor = BlipProcessor.from_pretrained(folder)
         model = BlipForConditionalGeneration.from_pretrained(folder).to(device).eval()
     except (OSError, ValueError, KeyError) as exc:  # incomplete or foreign folder
-        raise InputError(f"cannot load the model in {folder}: {exc}") from None
+        raise InputError(msg("tool.captioner_unloadable", "cannot load the model in {folder}: {error}",
+                             folder=folder, error=exc)) from None
 
     def caption(images: list, **generate: object) -> list[str]:
         import torch
@@ -67,13 +72,27 @@ def load_blip(model_id: str, device: str) -> CaptionBatch:
     return caption
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """The option checks, before any image or model is looked at. As sd-scripts' make_captions.py:
+    --num_beams is used (and must be 1 or more) only with --beam_search, --top_p (0 to 1, the range
+    transformers takes) only without it; see `caption_runner` for the rest."""
+    check_batch_size(args)
+    check_max_length(args)
+    check_workers(args)
+    check_model_id(args)
+    if args.beam_search and args.num_beams < 1:
+        raise InputError(msg("tool.num_beams_below_one", "--num_beams must be 1 or more with --beam_search, got "
+                             "{value}", value=args.num_beams))
+    if not args.beam_search and not 0.0 <= args.top_p <= 1.0:
+        raise InputError(msg("tool.top_p_range", "--top_p must be between 0 and 1, got {value}", value=args.top_p))
+    if args.min_length > args.max_length:
+        warn(msg("tool.min_length_above_max", "--min_length {min_length} is above --max_length {max_length}: every "
+                 "caption runs to {max_length} tokens", min_length=args.min_length, max_length=args.max_length))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_positive(args, "batch_size", "num_beams", "max_length")
-    if not 0.0 < args.top_p <= 1.0:
-        raise InputError(f"--top_p must be above 0 and at most 1, got {args.top_p}")
-    if args.min_length < 0 or args.min_length > args.max_length:
-        raise InputError(f"--min_length must be between 0 and --max_length ({args.max_length}), got {args.min_length}")
+    check_args(args)
     images, summary, extension, mode = plan(args)
     if images:
         import torch

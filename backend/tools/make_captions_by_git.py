@@ -17,11 +17,15 @@ import re
 import sys
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.caption_runner import (
     CaptionBatch,
     add_common_arguments,
     caption_images,
-    check_positive,
+    check_batch_size,
+    check_max_length,
+    check_model_id,
+    check_workers,
     pick_device,
     plan,
 )
@@ -59,14 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_git(model_id: str, device: str, max_length: int) -> CaptionBatch:
     # Resolved first: a model that is not available fails before transformers is imported.
-    folder = resolve_pretrained(model_id, "GIT captioning")
+    folder = resolve_pretrained(model_id, "GIT")
     from transformers import AutoModelForCausalLM, AutoProcessor
 
     try:
         processor = AutoProcessor.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
     except (OSError, ValueError, KeyError) as exc:  # incomplete or foreign folder
-        raise InputError(f"cannot load the model in {folder}: {exc}") from None
+        raise InputError(msg("tool.captioner_unloadable", "cannot load the model in {folder}: {error}",
+                             folder=folder, error=exc)) from None
 
     def caption(images: list) -> list[str]:
         import torch
@@ -79,9 +84,17 @@ def load_git(model_id: str, device: str, max_length: int) -> CaptionBatch:
     return caption
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """The option checks, before any image or model is looked at (see `caption_runner`)."""
+    check_batch_size(args)
+    check_max_length(args)
+    check_workers(args)
+    check_model_id(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_positive(args, "batch_size", "max_length")
+    check_args(args)
     images, summary, extension, mode = plan(args)
     if images:
         caption = load_git(args.model_id, pick_device(args.device), args.max_length)

@@ -12,18 +12,17 @@ sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer ar
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shlex
 import shutil
 import sys
 import tempfile
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.atomic import atomic_folder
+from backend.messages import msg
 from backend.models.configs import ARCHS
 from backend.tools.arg_checks import output_folder
 from backend.tools.light_cli import InputError, run_light_tool
@@ -76,26 +75,6 @@ def _random_modules(configs: ArchConfigs) -> tuple[UNet2DConditionModel, Autoenc
     vae = AutoencoderKL.from_config(configs.vae)
     text_encoders = [text_encoder_class(cfg)(CLIPTextConfig.from_dict(cfg)) for cfg in configs.text_encoders]
     return unet.eval(), vae.eval(), [te.eval() for te in text_encoders]
-
-
-@contextlib.contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
-    """A new temporary folder beside `path` (named `.{name}.{8 hex}.tmp`, as backend/atomic.py names
-    its temporary files) that replaces `path` when the block succeeds; removed when it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temp.mkdir()
-    try:
-        yield temp
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            os.replace(path, old)
-            os.replace(temp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(temp, path)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, seed: int = 0) -> TinyModel:
@@ -152,8 +131,9 @@ def check_replaceable(out: Path, marker: str, flag: str = "--out") -> None:
     """A folder that becomes the model folder itself is replaced as a whole: it must be new, empty,
     or an earlier model (holding `marker`), never e.g. a folder of the user's files."""
     if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise InputError(f"{flag} {out} holds other files than a model (no {marker}), and it would be replaced "
-                         "as a whole; give a new or empty folder")
+        raise InputError(msg("tool.tiny_out_not_model", "{flag} {out} holds other files than a model (no {marker}), "
+                             "and it would be replaced as a whole; give a new or empty folder",
+                             flag=flag, out=out, marker=marker))
 
 
 def check_out(args: argparse.Namespace) -> None:
@@ -179,14 +159,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         with atomic_folder(args.out) as folder:
             make_tiny_captioner(args.arch, folder, seed=args.seed)
-        print(f"model: {args.out}")
-        print(f"tool flags: {CAPTIONER_FLAGS[args.arch]} {shlex.quote(str(args.out))}")
+        print(msg("tool.tiny_model", "model: {path}", path=args.out))
+        print(msg("tool.tiny_tool_flags", "tool flags: {flags}",
+                  flags=f"{CAPTIONER_FLAGS[args.arch]} {shlex.quote(str(args.out))}"))
         return
     model = make_tiny_model(args.arch, args.out, single_file=args.single_file, seed=args.seed)
-    print(f"model: {model.path}")
+    print(msg("tool.tiny_model", "model: {path}", path=model.path))
     if model.tokenizer_cache_dir is not None:
-        print(f"tokenizer cache: {model.tokenizer_cache_dir}")
-    print("trainer flags: " + shlex.join(model.trainer_flags()))
+        print(msg("tool.tiny_tokenizer_cache", "tokenizer cache: {path}", path=model.tokenizer_cache_dir))
+    print(msg("tool.trainer_flags", "trainer flags: {flags}", flags=shlex.join(model.trainer_flags())))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from backend.finite_weights import check_weights
+from backend.messages import msg
 from backend.models.checkpoint import split_original
 from backend.models.components import Components
 from backend.models.configs import FAMILY_LABELS, arch_for, load_arch_configs
@@ -43,24 +44,33 @@ def families_fit(lora_family: str, model_family: str) -> bool:
 
 
 def check_family(lora: LoraFile, family: str, what: str) -> None:
-    if not families_fit(lora.family, family):
-        raise ToolError(
-            f"{lora.path} is a LoRA for {_LORA_FAMILY_LABELS[lora.family]} (its key names"
-            f"{' and ss_base_model_version' if 'ss_base_model_version' in lora.metadata else ''}), "
-            f"but {what} is {_LORA_FAMILY_LABELS[family]}"
-        )
+    """`what`: the model, named for the message ("model.safetensors (its evidence)")."""
+    if families_fit(lora.family, family):
+        return
+    names = {"path": lora.path, "family": _LORA_FAMILY_LABELS[lora.family], "model": what,
+             "model_family": _LORA_FAMILY_LABELS[family]}
+    if "ss_base_model_version" in lora.metadata:
+        raise ToolError(msg(
+            "tool.lora_family_mismatch_metadata", "{path} is a LoRA for {family} (its key names and "
+            "ss_base_model_version), but {model} is {model_family}", **names,
+        ))
+    raise ToolError(msg(
+        "tool.lora_family_mismatch", "{path} is a LoRA for {family} (its key names), but {model} is {model_family}",
+        **names,
+    ))
 
 
 def detect_checkpoint(path: str) -> ModelInfo:
     if not Path(path).exists():
-        raise ToolError(f"model not found: {path}")
+        raise ToolError(msg("model.not_found", "model not found: {path}", path=path))
     return detect_model(path)
 
 
 def load_for_merge(info: ModelInfo, dtype: torch.dtype, save_to: str) -> Components:
     """A single file loads without tokenizers, so it can only be saved as a single file."""
     if info.format != "diffusers" and not is_single_file(save_to):
-        raise ToolError(f"{info.path} is a single file: save the merged model as .safetensors or .ckpt")
+        raise ToolError(msg("tool.merge_single_file_output", "{path} is a single file: save the merged model as "
+                            ".safetensors or .ckpt", path=info.path))
     return load_weights(info, dtype)
 
 
@@ -89,26 +99,36 @@ def merge_into(components: Components, lora: LoraFile, ratio: float, device: str
         weight = layer.weight
         delta = module_delta(name, {k: v.to(device) for k, v in params.items()})
         if delta.numel() != weight.numel():
-            raise ToolError(
-                f"{lora.path}: module {name} has a delta of shape {tuple(delta.shape)}, the model's layer "
-                f"{tuple(weight.shape)} (a LoRA for another model size?)"
-            )
+            raise ToolError(msg(
+                "tool.merge_shape_mismatch", "{path}: module {name} has a delta of shape {shape}, the model's layer "
+                "{layer_shape} (a LoRA for another model size?)", path=lora.path, name=name,
+                shape=tuple(delta.shape), layer_shape=tuple(weight.shape),
+            ))
         base = weight.to(device, torch.float32)
         if not bool(torch.isfinite(base).all()):
-            raise ToolError(f"{components.source}: the layer {name} modifies holds NaN or infinite values; "
-                            "the checkpoint is damaged: use another copy of it")
+            raise ToolError(msg(
+                "tool.merge_base_nonfinite", "{path}: the layer {name} modifies holds NaN or infinite values; the "
+                "checkpoint is damaged: use another copy of it", path=components.source, name=name,
+            ))
         updated = base + ratio * delta.reshape(weight.shape)
         weight.copy_(updated.to(weight.device, weight.dtype))
         if not bool(torch.isfinite(weight).all()):
-            overflow = bool(torch.isfinite(updated).all())  # finite in float32: the merge precision is too small
-            why = f"values too large for {_dtype_name(weight.dtype)}: merge with --precision float" if overflow else (
-                "NaN or infinite values")
-            raise ToolFailure(f"merging {lora.path} at ratio {ratio} gives {why} in the layer of {name}; "
-                              "nothing was written")
+            names = {"path": lora.path, "ratio": ratio, "name": name}
+            if bool(torch.isfinite(updated).all()):  # finite in float32: the merge precision is too small
+                raise ToolFailure(msg(
+                    "tool.merge_overflow", "merging {path} at ratio {ratio} gives values too large for {precision} in "
+                    "the layer of {name}; nothing was written: merge with --precision float",
+                    precision=_dtype_name(weight.dtype), **names,
+                ))
+            raise ToolFailure(msg(
+                "tool.merge_nonfinite", "merging {path} at ratio {ratio} gives NaN or infinite values in the layer of "
+                "{name}; nothing was written", **names,
+            ))
         changed[name] = layer
         merged += 1
     if not merged:
-        raise ToolError(f"{lora.path}: no module matches a layer of the model (another architecture?)")
+        raise ToolError(msg("tool.merge_no_module_matches",
+                            "{path}: no module matches a layer of the model (another architecture?)", path=lora.path))
     return MergeReport(lora.path, merged, unmatched, changed)
 
 
@@ -119,7 +139,10 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def check_merged_layers(layers: dict[str, torch.nn.Module], dtype: torch.dtype | None, save_to: str) -> None:
     """The merged layers must stay finite in the save precision (fp16 overflows above 65504)."""
     problems = check_weights({name: layer.weight for name, layer in layers.items()}, dtype)
+    if problems and problems.nonfinite:
+        raise ToolFailure(msg("tool.merged_model_nonfinite", "the merged model was not written to {path}: of the "
+                              "merged layers, {problems}", path=save_to, problems=problems.describe()))
     if problems:
-        hint = "; save with --save_precision float or bf16" if not problems.nonfinite else ""
-        raise ToolFailure(f"the merged model was not written to {save_to}: of the merged layers, "
-                          f"{problems.describe()}{hint}")
+        raise ToolFailure(msg("tool.merged_model_overflow", "the merged model was not written to {path}: of the "
+                              "merged layers, {problems}; save with --save_precision float or bf16",
+                              path=save_to, problems=problems.describe()))

@@ -18,6 +18,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend.messages import msg
 from backend.tools.arg_checks import (
     WEIGHT_SUFFIXES,
     at_least,
@@ -48,19 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> list[float]:
-    """Everything that can be checked without torch; returns one ratio per model."""
+    """Everything that can be checked without torch; returns one ratio per model.
+
+    Stricter than sd-scripts' merge_lora.py/svd_merge_lora.py (which check only the number of ratios)
+    where their result is broken: a NaN or infinite ratio makes every merged weight NaN or infinite,
+    and a rank below 1 writes modules of rank 0 (alpha 0: loaders divide by it)."""
     ratios = args.ratios if args.ratios is not None else [1.0] * len(args.models)
     if len(ratios) != len(args.models):
-        raise ToolError(f"{len(args.models)} models but {len(ratios)} ratios; give one ratio per model")
+        raise ToolError(msg("tool.merge_ratio_count", "{models} models but {ratios} ratios; give one ratio per model",
+                            models=len(args.models), ratios=len(ratios)))
     for ratio in ratios:
         finite(ratio, "--ratios")
     if args.concat and args.new_rank:
-        raise ToolError("--concat and --new_rank exclude each other (concat keeps the sum of the ranks)")
+        raise ToolError(msg("tool.merge_concat_new_rank",
+                            "--concat and --new_rank exclude each other (concat keeps the sum of the ranks)"))
     at_least(args.new_rank, "--new_rank", 1)
     at_least(args.new_conv_rank, "--new_conv_rank", 1)
     inputs = [("--models", path) for path in args.models]
     for path in args.models:
-        input_file(path, "--models", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+        input_file(path, "--models", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))
     if not args.sd_model:
         output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES, inputs=inputs)
         return ratios
@@ -69,8 +76,9 @@ def check_args(args: argparse.Namespace) -> list[float]:
     if Path(args.save_to).suffix.lower() in WEIGHT_SUFFIXES:
         output_file(args.save_to, "--save_to", inputs=inputs)
     elif not model.is_dir():
-        raise ToolError(f"--sd_model {args.sd_model} is a single file: save the merged model as .safetensors or .ckpt "
-                        f"(--save_to {args.save_to} names a folder)")
+        raise ToolError(msg("tool.merge_single_file_to_folder", "--sd_model {model} is a single file: save the merged "
+                            "model as .safetensors or .ckpt (--save_to {path} names a folder)",
+                            model=args.sd_model, path=args.save_to))
     else:
         check_model_folder(output_folder(args.save_to, "--save_to", inputs=inputs), "--save_to")
     return ratios
@@ -79,8 +87,9 @@ def check_args(args: argparse.Namespace) -> list[float]:
 def check_model_folder(folder: Path, flag: str) -> None:
     """A diffusers output replaces its folder: only a new or empty folder or an earlier model folder."""
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "model_index.json").is_file():
-        raise ToolError(f"{flag} {folder} exists and holds other files than a diffusers model; "
-                        "choose a new folder (it would be replaced as a whole)")
+        raise ToolError(msg("tool.merge_output_folder_not_model", "{flag} {folder} exists and holds other files than a "
+                            "diffusers model; choose a new folder (it would be replaced as a whole)",
+                            flag=flag, folder=folder))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from backend.messages import msg
 from backend.tools.lora_files import (
     LoraFile,
     lora_module,
@@ -31,13 +32,14 @@ def check_mergeable(loras: Sequence[LoraFile]) -> None:
     for lora in loras:
         refused = sorted({module_algorithm(p) for p in lora.modules.values()} - {"LoRA", "LoCon"})
         if refused:
-            raise ToolError(
-                f"{lora.path} holds {', '.join(refused)} modules; LoRA files merge only LoRA/LoCon "
-                "(bake LoHa/LoKr into a checkpoint with --sd_model instead)"
-            )
+            raise ToolError(msg(
+                "tool.merge_not_lora", "{path} holds {algorithms} modules; LoRA files merge only LoRA/LoCon (bake "
+                "LoHa/LoKr into a checkpoint with --sd_model instead)", path=lora.path, algorithms=", ".join(refused),
+            ))
     families = {lora.family for lora in loras}
     if "sdxl" in families and len(families) > 1:
-        raise ToolError("the LoRAs are for different architectures (SDXL and SD 1.x/2.x) and cannot be merged")
+        raise ToolError(msg("tool.merge_mixed_families",
+                            "the LoRAs are for different architectures (SDXL and SD 1.x/2.x) and cannot be merged"))
 
 
 def _by_module(loras: Sequence[LoraFile], ratios: Sequence[float]) -> dict[str, list[tuple[float, dict]]]:
@@ -59,7 +61,8 @@ def concat_loras(loras: Sequence[LoraFile], ratios: Sequence[float]) -> Modules:
             ups.append(params["lora_up.weight"].float() * factor * sign)
             downs.append(params["lora_down.weight"].float() * factor)
         if len({tuple(d.shape[1:]) for d in downs}) > 1:
-            raise ToolError(f"{name}: the LoRAs' down weights have different shapes and cannot be concatenated")
+            raise ToolError(msg("tool.merge_concat_shapes", "{name}: the LoRAs' down weights have different shapes and "
+                                "cannot be concatenated", name=name))
         rank = sum(d.shape[0] for d in downs)
         out[name] = lora_module(torch.cat(ups, dim=1), torch.cat(downs, dim=0), rank)
     return out
@@ -73,7 +76,8 @@ def svd_merge_loras(
     for name, parts in _by_module(loras, ratios).items():
         deltas = [ratio * module_delta(name, {k: v.to(device) for k, v in p.items()}) for ratio, p in parts]
         if len({tuple(d.shape) for d in deltas}) > 1:
-            raise ToolError(f"{name}: the LoRAs' modules have different shapes and cannot be merged")
+            raise ToolError(msg("tool.merge_svd_shapes", "{name}: the LoRAs' modules have different shapes and cannot "
+                                "be merged", name=name))
         delta = torch.stack(deltas).sum(0)
         is_conv = delta.dim() == 4 and tuple(delta.shape[2:]) != (1, 1)
         low = factorize(delta, new_conv_rank if is_conv else new_rank)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.atomic import atomic_write_json
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_path
 from backend.tools.caption_files import IMAGE_EXTENSIONS  # torch-free (backend.data's package imports torch)
 from backend.tools.light_cli import InputError, run_light_tool
 
@@ -38,52 +40,68 @@ def run_metadata_tool(main: Callable[[Sequence[str] | None], int | None], argv: 
 def parse_max_resolution(text: str) -> tuple[int, int]:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(p.isdigit() and int(p) >= LATENT_STRIDE for p in parts):
-        raise MetadataError(f"--max_resolution must be 'width,height' in pixels, e.g. 512,512; got {text!r}")
+        raise MetadataError(msg("tool.max_resolution_format", "--max_resolution must be 'width,height' in pixels, "
+                                "e.g. 512,512; got {value}", value=repr(text)))
     return int(parts[0]), int(parts[1])
 
 
 def read_metadata(path: str | Path) -> Metadata:
     """The metadata in `path`: a JSON object whose values are objects, else a MetadataError naming the file."""
+    one_line_path(path, msg("tool.what_metadata_file", "metadata file"))
     path = Path(path)
     if not path.is_file():
-        raise MetadataError(f"metadata file not found: {path}")
-    expected = 'expected a JSON object of objects such as {"img1": {"caption": "..."}}'
+        raise MetadataError(msg("tool.metadata_not_found", "metadata file not found: {path}", path=path))
+    example = '{"img1": {"caption": "..."}}'
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MetadataError(f"{path} is not a metadata file: it is not valid UTF-8 JSON ({exc}); {expected}") from None
+        raise MetadataError(msg(
+            "tool.metadata_not_json", "{path} is not a metadata file: it is not valid UTF-8 JSON ({error}); expected a "
+            "JSON object of objects such as {example}", path=path, error=exc, example=example,
+        )) from None
     if not isinstance(data, dict):
-        raise MetadataError(f"{path} is not a metadata file: it holds a JSON {type(data).__name__}; {expected}")
+        raise MetadataError(msg(
+            "tool.metadata_not_object", "{path} is not a metadata file: it holds a JSON {type}; expected a JSON object "
+            "of objects such as {example}", path=path, type=type(data).__name__, example=example,
+        ))
     bad = [key for key, value in data.items() if not isinstance(value, dict)]
+    if len(bad) > 1:
+        raise MetadataError(msg(
+            "tool.metadata_entries_not_objects", "{path} is not a metadata file: the entry {key} is a {type} (and "
+            "{more} more entries are not objects); expected a JSON object of objects such as {example}",
+            path=path, key=repr(bad[0]), type=type(data[bad[0]]).__name__, more=len(bad) - 1, example=example,
+        ))
     if bad:
-        raise MetadataError(
-            f"{path} is not a metadata file: the entry {bad[0]!r} is a {type(data[bad[0]]).__name__}"
-            f"{f' (and {len(bad) - 1} more entries are not objects)' if len(bad) > 1 else ''}; {expected}"
-        )
+        raise MetadataError(msg(
+            "tool.metadata_entry_not_object", "{path} is not a metadata file: the entry {key} is a {type}; expected a "
+            "JSON object of objects such as {example}", path=path, key=repr(bad[0]), type=type(data[bad[0]]).__name__,
+            example=example,
+        ))
     return data
 
 
 def write_metadata(metadata: Metadata, path: str | Path) -> None:
     atomic_write_json(metadata, path)
-    logger.info("wrote %d entries to %s", len(metadata), path)
+    logger.info(msg("tool.metadata_written", "wrote {count} entries to {path}", count=len(metadata), path=path))
 
 
 def existing_metadata(out_json: str | Path, in_json: str | Path | None) -> Metadata:
     """sd-scripts' accumulation rule: read --in_json, else OUT.json when it exists, else start empty."""
     source = in_json if in_json is not None else (out_json if Path(out_json).is_file() else None)
     if source is None:
-        logger.info("creating new metadata")
+        logger.info(msg("tool.metadata_new", "creating new metadata"))
         return {}
     metadata = read_metadata(source)
-    logger.info("read %d entries from %s", len(metadata), source)
+    logger.info(msg("tool.metadata_read", "read {count} entries from {path}", count=len(metadata), path=source))
     return metadata
 
 
 def list_images(directory: str | Path, recursive: bool = False) -> list[Path]:
     """Images in `directory` (and its subfolders with `recursive`), sorted; a missing folder is an error."""
+    one_line_path(directory, msg("tool.what_image_folder", "image folder"))
     directory = Path(directory)
     if not directory.is_dir():
-        raise MetadataError(f"image folder not found: {directory}")
+        raise MetadataError(msg("tool.image_folder_not_found", "image folder not found: {path}", path=directory))
     candidates = directory.rglob("*") if recursive else directory.iterdir()
     return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
@@ -96,19 +114,22 @@ def image_key(image: Path, full_path: bool) -> str:
 def keyed_images(images: list[Path], full_path: bool, recursive: bool) -> dict[str, Path]:
     """{key: image}; stems that collide (img.png and img.jpg) are an error that says to use --full_path."""
     if recursive and not full_path:
-        raise MetadataError("--recursive needs --full_path: images in different folders may share a file name")
+        raise MetadataError(msg("tool.recursive_needs_full_path",
+                                "--recursive needs --full_path: images in different folders may share a file name"))
     keyed: dict[str, Path] = {}
     collisions: list[str] = []
     for image in images:
         key = image_key(image, full_path)
         if key in keyed:
-            collisions.append(f"{keyed[key].name} and {image.name} -> {key!r}")
+            collisions.append(msg("tool.key_collision", "{first} and {second} -> {key}",
+                                  first=keyed[key].name, second=image.name, key=repr(key)))
         keyed[key] = image
     if collisions:
-        raise MetadataError(
-            f"{len(collisions)} image key(s) collide because keys are file names without extension: "
-            f"{'; '.join(collisions[:5])}; rename the images or use --full_path"
-        )
+        raise MetadataError(msg(
+            "tool.key_collisions", "{count} image key(s) collide because keys are file names without extension: "
+            "{collisions}; rename the images or use --full_path", count=len(collisions),
+            collisions="; ".join(collisions[:5]),
+        ))
     return keyed
 
 
@@ -119,8 +140,8 @@ def warn_foreign_stems(metadata: Metadata, keyed: dict[str, Path], folder: Path,
         return
     foreign = [k for k in metadata if not os.path.isabs(k) and k not in keyed]
     if foreign:
-        logger.warning(
-            "%d entries of the metadata (e.g. %r) have no image in %s; if they come from another folder, "
-            "the trainer will not find them: with several folders, run every tool with --full_path",
-            len(foreign), foreign[0], folder,
-        )
+        logger.warning(msg(
+            "tool.metadata_foreign_stems", "{count} entries of the metadata (e.g. {example}) have no image in {folder}; "
+            "if they come from another folder, the trainer will not find them: with several folders, run every tool "
+            "with --full_path", count=len(foreign), example=repr(foreign[0]), folder=folder,
+        ))

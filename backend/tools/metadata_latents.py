@@ -25,6 +25,7 @@ from backend.data.images import probe_image
 from backend.data.latent_cache import cache_latents
 from backend.data.scan import DatasetScan, scan_dataset
 from backend.data.specs import DatasetSpec
+from backend.messages import msg
 from backend.models.files import model_identity
 from backend.models.registry import get_spec
 from backend.tools.metadata_io import LATENT_STRIDE, Metadata, MetadataError
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class BucketReport:
     bucketed: list[Path]
-    skipped: list[str]  # "path: reason" for images that got no bucket
+    skipped: list[str]  # "path: reason" for images that got no bucket (in the user's language)
 
 
 def record_buckets(metadata: Metadata, keyed: dict[str, Path], spec: DatasetSpec) -> BucketReport:
@@ -48,7 +49,7 @@ def record_buckets(metadata: Metadata, keyed: dict[str, Path], spec: DatasetSpec
     for key, image in keyed.items():
         probe = probe_image(image)
         if probe.size is None:
-            report.skipped.append(f"{image}: {probe.problem or 'unreadable'}")
+            report.skipped.append(f"{image}: {probe.problem or msg('tool.unreadable', 'unreadable')}")
             continue
         try:
             reso = selector.select(*probe.size).reso
@@ -68,7 +69,8 @@ def dataset_for(spec: DatasetSpec, images: list[Path]) -> TrainDataset:
     scan = scan_dataset(spec, warn=logger.warning)
     records = [r for r in scan.records if os.path.abspath(r.path) in wanted]
     if not records:
-        raise MetadataError("no image of the folder could be read back from the written metadata")
+        raise MetadataError(msg("tool.metadata_read_back_failed",
+                                "no image of the folder could be read back from the written metadata"))
     return TrainDataset(spec, scan=DatasetScan(scan.subsets, records, []), warn=logger.warning)
 
 
@@ -86,7 +88,7 @@ def encode_latents(dataset: TrainDataset, model: str, batch_size: int, dtype: to
 
     def progress(done: int, total: int) -> None:
         if total:
-            logger.info("latents: %d/%d encoded", done, total)
+            logger.info(msg("tool.latents_progress", "latents: {done}/{total} encoded", done=done, total=total))
 
     group = DatasetGroup([dataset])
     return cache_latents(group, encode, batch_size, to_disk=True, arch="sdxl" if family == "sdxl" else "sd",

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.tools.arg_checks import output_file
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_name, output_file
 from backend.tools.metadata_io import (
     Metadata,
     MetadataError,
@@ -52,11 +53,11 @@ def merge_text_files(
         except UnicodeDecodeError:
             not_utf8.append(text_path)  # all of them are listed, before anything is merged
     if not_utf8:
-        listed = "\n  ".join(str(p) for p in not_utf8)
-        raise MetadataError(
-            f"{len(not_utf8)} text file(s) are not UTF-8 text; save them again as UTF-8, in Notepad with Save As "
-            f"and Encoding UTF-8:\n  {listed}"
-        )
+        raise MetadataError(msg(
+            "tool.text_files_not_utf8", "{count} text file(s) are not UTF-8 text; save them again as UTF-8, in Notepad "
+            "with Save As and Encoding UTF-8:\n  {files}", count=len(not_utf8),
+            files="\n  ".join(str(p) for p in not_utf8),
+        ))
     for key, text in texts.items():
         if key not in metadata:
             metadata[key] = {}
@@ -64,7 +65,7 @@ def merge_text_files(
         metadata[key][field_name] = text
         report.merged += 1
         if debug:
-            logger.info("%s %s", key, text)
+            logger.info("%s %s", key, text)  # data, as the user wrote it
     return report
 
 
@@ -84,6 +85,7 @@ def build_parser(prog: str, description: str, default_extension: str) -> argpars
 
 def run_merge(args: argparse.Namespace, field_name: str) -> MergeReport:
     extension = args.caption_extension
+    one_line_name(extension, "--caption_extension")
     if not extension.startswith("."):
         extension = "." + extension  # "txt" would otherwise look for "imgtxt"
     folder = Path(args.train_data_dir)
@@ -92,16 +94,23 @@ def run_merge(args: argparse.Namespace, field_name: str) -> MergeReport:
     keyed = keyed_images(images, args.full_path, args.recursive)
     metadata = existing_metadata(args.out_json, args.in_json)
     warn_foreign_stems(metadata, keyed, folder, args.full_path)
-    logger.info("found %d images in %s", len(images), folder)
+    logger.info(msg("tool.images_found", "found {count} images in {folder}", count=len(images), folder=folder))
     report = merge_text_files(metadata, keyed, field_name, extension, args.debug)
     if report.missing:
         listed = ", ".join(p.name for p in report.missing[:10])
-        more = f" and {len(report.missing) - 10} more" if len(report.missing) > 10 else ""
-        logger.warning("%d of %d images have no '%s' file and got no %s: %s%s",
-                       len(report.missing), len(images), extension, field_name, listed, more)
+        if len(report.missing) > 10:
+            listed = msg("tool.names_and_more", "{names} and {count} more", names=listed, count=len(report.missing) - 10)
+        counts = {"count": len(report.missing), "total": len(images), "extension": extension, "names": listed}
+        if field_name == "caption":
+            logger.warning(msg("tool.merge_missing_captions", "{count} of {total} images have no '{extension}' file and "
+                               "got no caption: {names}", **counts))
+        else:
+            logger.warning(msg("tool.merge_missing_tags", "{count} of {total} images have no '{extension}' file and got "
+                               "no tags: {names}", **counts))
     write_metadata(metadata, args.out_json)
-    logger.info("%s: %d merged (%d new entries), %d images without a '%s' file",
-                field_name, report.merged, report.new_entries, len(report.missing), extension)
+    logger.info(msg("tool.merge_result", "{field}: {merged} merged ({new} new entries), {missing} images without a "
+                    "'{extension}' file", field=field_name, merged=report.merged, new=report.new_entries,
+                    missing=len(report.missing), extension=extension))
     return report
 
 

@@ -9,6 +9,9 @@ Every image of DIR gets `train_resolution: [w, h]` (its bucket) in OUT.json and 
 `<stem>_sd.npz` (`_sdxl.npz` for SDXL) beside it, with the flipped latents in the same file for
 --flip_aug. Training with `--in_json OUT.json --train_data_dir DIR --cache_latents_to_disk` and
 the same MODEL uses these buckets and files as they are.
+
+As in sd-scripts, --batch_size must be 1 or more: its loop caches every bucket holding at least
+--batch_size images, so 0 or less makes it stack an empty bucket and fail after loading the VAE.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend.messages import msg
 from backend.tools.arg_checks import at_least, input_folder, input_model, output_file
 from backend.tools.metadata_io import (
     MetadataError,
@@ -73,15 +77,20 @@ def check_model(path: str, v2: bool) -> str:
     return info.family
 
 
+def check_numbers(args: argparse.Namespace) -> tuple[int, int]:
+    """--batch_size (see the module docstring) and --max_resolution; returns the resolution."""
+    at_least(args.batch_size, "--batch_size", 1)
+    return parse_max_resolution(args.max_resolution)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # Everything that can be checked without torch first (and without reading any image).
-    at_least(args.batch_size, "--batch_size", 1)
-    max_reso = parse_max_resolution(args.max_resolution)
+    max_reso = check_numbers(args)
     folder = Path(args.train_data_dir)
     images = list_images(folder, args.recursive)
     if not images:
-        raise MetadataError(f"no images (png, jpg, jpeg, webp, bmp) in {folder}")
+        raise MetadataError(msg("tool.no_images_in", "no images (png, jpg, jpeg, webp, bmp) in {folder}", folder=folder))
     keyed = keyed_images(images, args.full_path, args.recursive)
     metadata = read_metadata(args.in_json)
     input_model(args.model_name_or_path, "model_name_or_path")
@@ -114,12 +123,13 @@ def prepare(args: argparse.Namespace, folder: Path, images: list[Path], keyed: d
     except DatasetError as exc:
         raise MetadataError(str(exc)) from None
 
-    logger.info("found %d images in %s", len(images), folder)
+    logger.info(msg("tool.images_found", "found {count} images in {folder}", count=len(images), folder=folder))
     report = record_buckets(metadata, keyed, spec)
     for problem in report.skipped:
-        logger.warning("no bucket (left out): %s", problem)
+        logger.warning(msg("tool.no_bucket", "no bucket (left out): {problem}", problem=problem))
     if not report.bucketed:
-        raise MetadataError(f"none of the {len(images)} images in {folder} could be bucketed (see above)")
+        raise MetadataError(msg("tool.nothing_bucketed", "none of the {count} images in {folder} could be bucketed "
+                                "(see above)", count=len(images), folder=folder))
     write_metadata(metadata, args.out_json)
 
     dataset = dataset_for(spec, report.bucketed)
@@ -127,7 +137,8 @@ def prepare(args: argparse.Namespace, folder: Path, images: list[Path], keyed: d
     dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.mixed_precision]
     encode_latents(dataset, args.model_name_or_path, args.batch_size, dtype, args.tokenizer_cache_dir, family)
     if report.skipped:
-        logger.warning("%d of %d images were left out (see above)", len(report.skipped), len(images))
+        logger.warning(msg("tool.images_left_out", "{count} of {total} images were left out (see above)",
+                           count=len(report.skipped), total=len(images)))
 
 
 if __name__ == "__main__":

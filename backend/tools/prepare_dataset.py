@@ -32,6 +32,8 @@ from pathlib import Path
 import toml
 
 from backend.atomic import atomic_write
+from backend.messages import msg
+from backend.tools.arg_checks import one_line_path
 from backend.tools.caption_files import normalize_extension
 from backend.tools.dataset_layout import (
     SIDECAR_EXTENSIONS,
@@ -39,6 +41,7 @@ from backend.tools.dataset_layout import (
     ConceptPlan,
     LinkMode,
     Placement,
+    already_there,
     check_tokens,
     place_file,
     plan_concepts,
@@ -76,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def concepts_from(args: argparse.Namespace) -> list[Concept]:
     if not args.concept:
-        raise InputError("no concept given: pass --concept SRC INSTANCE CLASS (for example --concept ./photos sks dog)")
+        raise InputError(msg("tool.no_concept", "no concept given: pass --concept SRC INSTANCE CLASS (for example "
+                             "--concept ./photos sks dog)"))
     concepts = [Concept(Path(src), check_tokens(f"{instance} {cls}", "--concept INSTANCE CLASS"))
                 for src, instance, cls in args.concept]
     concepts += [Concept(Path(src), check_tokens(cls, "--reg CLASS"), is_reg=True) for src, cls in args.reg]
@@ -102,7 +106,8 @@ def bucket_groups(plans: Sequence[ConceptPlan], args: argparse.Namespace, summar
         for image in plan.images:
             probe = probe_image(image)
             if probe.size is None:
-                summary.fail(image, f"{probe.problem or 'unreadable image'}: not placed (no bucket)")
+                summary.fail(image, msg("tool.not_placed_no_bucket", "{problem}: not placed (no bucket)",
+                                        problem=probe.problem or msg("tool.unreadable_image", "unreadable image")))
                 continue
             try:
                 width, height = selector.select(*probe.size).reso
@@ -128,25 +133,34 @@ def dataset_config(plans: Sequence[ConceptPlan], roots: dict[Concept, Path], gro
 
 def print_plan(plans: Sequence[ConceptPlan], roots: dict[Concept, Path], caption_extension: str) -> None:
     for plan in plans:
-        captions = sum((image.with_suffix(caption_extension)).is_file() for image in plan.images)
-        kind = "reg " if plan.concept.is_reg else ""
-        print(f"{kind}{roots[plan.concept]}: {len(plan.images)} images x {plan.repeats} repeats = "
-              f"{plan.images_per_epoch} per epoch; {captions} with a {caption_extension} caption")
+        numbers = {"folder": roots[plan.concept], "images": len(plan.images), "repeats": plan.repeats,
+                   "per_epoch": plan.images_per_epoch, "extension": caption_extension,
+                   "captions": sum((image.with_suffix(caption_extension)).is_file() for image in plan.images)}
+        if plan.concept.is_reg:
+            print(msg("tool.plan_reg_folder", "reg {folder}: {images} images x {repeats} repeats = {per_epoch} per "
+                      "epoch; {captions} with a {extension} caption", **numbers))
+        else:
+            print(msg("tool.plan_folder", "{folder}: {images} images x {repeats} repeats = {per_epoch} per epoch; "
+                      "{captions} with a {extension} caption", **numbers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.balance is not None and args.repeats is not None:
-        raise InputError("--repeats and --balance exclude each other: --balance chooses the repeats")
+        raise InputError(msg("tool.repeats_and_balance",
+                             "--repeats and --balance exclude each other: --balance chooses the repeats"))
     extension = normalize_extension(args.caption_extension)
+    one_line_path(args.out, "out")
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
-        raise InputError(f"the destination must be a folder, but {out} is a file")
+        raise InputError(msg("tool.destination_is_file", "the destination must be a folder, but {path} is a file",
+                             path=out))
     plans = plan_concepts(concepts_from(args), args.repeats or 10, args.reg_repeats, args.balance)
     roots = {p.concept: out / ("reg" if p.concept.is_reg else "img") / p.folder_name for p in plans}
     for plan in plans:
         if roots[plan.concept].resolve() == plan.concept.source.resolve():
-            raise InputError(f"{plan.concept.source} is already the destination folder: choose another OUT")
+            raise InputError(msg("tool.source_is_destination", "{path} is already the destination folder: choose "
+                                 "another OUT", path=plan.concept.source))
     summary = Summary()
     groups = bucket_groups(plans, args, summary) if args.group_by_aspect else None
     placements: list[Placement] = []
@@ -160,16 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for placement in placements:
             print(f"{placement.source} -> {placement.destination}")
         if config is not None:
-            print(f"would write {out / 'dataset.toml'}:\n{toml.dumps(config)}")
+            print(msg("tool.would_write_config", "would write {path}:\n{config}", path=out / "dataset.toml",
+                      config=toml.dumps(config)))
         summary.written = [str(p.destination) for p in placements]
-        summary.print("would be placed")
+        summary.print("would_place")
         return 0
     progress = ItemProgress(len(placements), "prepare_dataset", enabled=not args.no_progress)
     for placement in placements:
         problem = place_file(placement, LinkMode(args.link))
         if problem is None:
             summary.written.append(str(placement.destination))
-        elif problem.startswith("exists"):
+        elif already_there(problem):
             summary.skip(placement.destination, problem)
         else:
             summary.fail(placement.source, problem)
@@ -179,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = _trainer_flags(out, plans, config, summary)
     progress.end(out)
     summary.print("placed")
-    print("trainer flags: " + " ".join(flags))
+    print(msg("tool.trainer_flags", "trainer flags: {flags}", flags=" ".join(flags)))
     return 0
 
 
@@ -191,7 +206,8 @@ def _trainer_flags(out: Path, plans: Sequence[ConceptPlan], config: dict | None,
         text = toml.dumps(config)
         if path.exists() and path.read_text(encoding="utf-8") != text:
             path = out / "dataset.new.toml"  # never replace a config the user may have edited
-            summary.skip(out / "dataset.toml", f"exists and differs: the new one is {path.name}")
+            summary.skip(out / "dataset.toml", msg("tool.config_exists_differs", "exists and differs: the new one is "
+                                                   "{name}", name=path.name))
         with atomic_write(path) as f:
             f.write(text)
         flags = ["--dataset_config", str(path)]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from backend.messages import msg
 from backend.tools.arg_checks import WEIGHT_SUFFIXES, at_least, finite, input_file, input_model, output_file
 from backend.tools.tool_cli import BASE_METHODS, DYNAMIC_METHODS, PRECISIONS, ToolError, run_tool
 
@@ -58,23 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Everything that can be checked without torch: flags that need each other, ranks, paths."""
+    """Everything that can be checked without torch: flags that need each other, ranks, paths.
+
+    Stricter than sd-scripts' resize_lora.py (which has no checks) where its result is broken: a rank
+    below 1 writes modules of rank 0, which change nothing and make loaders divide alpha by 0 (sd-scripts
+    writes them, or fails in a reshape for negative ranks); a NaN or infinite --dynamic_param chooses
+    ranks by accident (NaN compares false with every singular value)."""
     if args.dynamic_method and args.dynamic_param is None:
-        raise ToolError(f"--dynamic_method {args.dynamic_method} needs --dynamic_param")
+        raise ToolError(msg("tool.resize_needs_param", "--dynamic_method {method} needs --dynamic_param",
+                            method=args.dynamic_method))
     at_least(args.new_rank, "--new_rank", 1)
     at_least(args.new_conv_rank, "--new_conv_rank", 1)
     finite(args.dynamic_param, "--dynamic_param")
     base_method = args.dynamic_method in BASE_METHODS
     if base_method and not args.base_model:
-        raise ToolError(f"--dynamic_method {args.dynamic_method} needs --base_model (the checkpoint the LoRA was trained on)")
+        raise ToolError(msg("tool.resize_needs_base_model", "--dynamic_method {method} needs --base_model (the "
+                            "checkpoint the LoRA was trained on)", method=args.dynamic_method))
     if args.base_model and not base_method:
-        raise ToolError(f"--base_model is used only by --dynamic_method {' or '.join(BASE_METHODS)}")
-    input_file(args.model, "--model", suffixes=WEIGHT_SUFFIXES, what="LoRA file")
+        raise ToolError(msg("tool.resize_base_model_unused", "--base_model is used only by --dynamic_method {first} or "
+                            "{second}", first=BASE_METHODS[0], second=BASE_METHODS[1]))
+    input_file(args.model, "--model", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))
     if args.base_model:
         input_model(args.base_model, "--base_model")
     output_file(args.save_to, "--save_to", suffixes=WEIGHT_SUFFIXES,
                 inputs=[("--model", args.model), ("--base_model", args.base_model)],
-                why="a resized LoRA keeps only part of the original")
+                why=msg("tool.resize_lossy", "a resized LoRA keeps only part of the original"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,9 @@ The model (model.onnx and selected_tags.csv) is downloaded once into
 `<model_dir>/<owner>_<name>` and reused; a --model_dir that holds both files is used directly
 (backend/tools/hub_models.py). Unlike sd-scripts, an existing tag file is kept unless --overwrite
 (replace it) or --append_tags (add the new tags that are not in it yet) is given. --onnx is
-accepted for sd-scripts command lines; the TensorFlow path does not exist here.
+accepted for sd-scripts command lines; the TensorFlow path does not exist here. As in sd-scripts,
+any --batch_size is taken (below 1: one image at a time, with a warning) and any threshold (below 0:
+every tag of that kind).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.messages import msg
 from backend.tools.caption_files import (
     WriteMode,
     caption_path,
@@ -33,6 +36,7 @@ from backend.tools.caption_files import (
     read_text,
     write_text,
 )
+from backend.tools.caption_runner import check_batch_size
 from backend.tools.hub_models import tagger_folder
 from backend.tools.light_cli import InputError, ItemProgress, Summary, run_light_tool
 from backend.tools.tool_images import UnreadableImage, load_rgb
@@ -50,7 +54,11 @@ from backend.tools.wd14_tagger import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_REPO = "SmilingWolf/wd-v1-4-convnext-tagger-v2"
-EXISTS = "tag file exists (pass --overwrite to replace it or --append_tags to add to it)"
+
+
+def exists() -> str:
+    """Why an image with a tag file is skipped."""
+    return msg("tool.tag_file_exists", "tag file exists (pass --overwrite to replace it or --append_tags to add to it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,12 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: argparse.Namespace) -> TagOptions:
+    """The option checks, before any image or model is looked at; returns the tag choice options."""
+    check_batch_size(args)
+    return tag_options(args)
+
+
 def tag_options(args: argparse.Namespace) -> TagOptions:
     general = args.thresh if args.general_threshold is None else args.general_threshold
     character = args.thresh if args.character_threshold is None else args.character_threshold
-    for name, value in (("thresh", args.thresh), ("general_threshold", general), ("character_threshold", character)):
-        if value < 0:
-            raise InputError(f"--{name} must be 0 or more, got {value}")
     rating = "first" if args.use_rating_tags else "last" if args.use_rating_tags_as_last_tag else None
     return TagOptions(
         general_threshold=general,
@@ -127,16 +138,19 @@ class TagRun:
         table = read_tag_table(folder / "selected_tags.csv")
         model = TaggerModel(folder / "model.onnx")
         if model.num_outputs != len(table):
-            raise InputError(f"the tagger in {folder} has {model.num_outputs} outputs but its selected_tags.csv lists "
-                             f"{len(table)} tags: download it again with --force_download")
+            raise InputError(msg(
+                "tool.tagger_outputs_mismatch", "the tagger in {folder} has {outputs} outputs but its selected_tags.csv "
+                "lists {tags} tags: download it again with --force_download", folder=folder,
+                outputs=model.num_outputs, tags=len(table),
+            ))
         return model, table
 
     def run(self, images: list[Path]) -> None:
         model, table = self.load()
         batch_size = self.args.batch_size
         if model.fixed_batch is not None and model.fixed_batch != batch_size:
-            logger.warning("the tagger takes batches of exactly %d images: using --batch_size %d",
-                           model.fixed_batch, model.fixed_batch)
+            logger.warning(msg("tool.tagger_fixed_batch", "the tagger takes batches of exactly {size} images: using "
+                               "--batch_size {size}", size=model.fixed_batch))
             batch_size = model.fixed_batch
         progress = ItemProgress(len(images), "tag_images_by_wd14_tagger", enabled=not self.args.no_progress)
         batch: list[tuple[Path, np.ndarray]] = []
@@ -169,7 +183,7 @@ class TagRun:
             return
         final = merged_tags(existing, tags, self.mode, self.args.caption_separator)
         if final is None:
-            self.summary.skip(image, EXISTS)
+            self.summary.skip(image, exists())
             return
         write_text(target, self.args.caption_separator.join(final))
         self.summary.written.append(str(target))
@@ -180,17 +194,17 @@ class TagRun:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise InputError(f"--batch_size must be 1 or more, got {args.batch_size}")
+    check_args(args)
     extension = normalize_extension(args.caption_extension)
     mode = WriteMode.OVERWRITE if args.overwrite else WriteMode.APPEND if args.append_tags else WriteMode.SKIP
     summary = Summary()
     run = TagRun(args, extension, mode, summary)  # checks the options before anything is loaded
-    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode, lambda image: summary.skip(image, EXISTS))
+    todo = images_to_write(args.train_data_dir, args.recursive, extension, mode,
+                           lambda image: summary.skip(image, exists()))
     if todo:
         run.run(todo)
     if args.frequency_tags:
-        print("Tag frequencies:")
+        print(msg("tool.tag_frequencies", "Tag frequencies:"))
         for tag, count in run.frequency.most_common():
             print(f"{tag}: {count}")
     summary.print()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from backend.messages import msg
 from backend.tools.light_cli import InputError, run_light_tool
 
 if TYPE_CHECKING:
@@ -37,9 +38,11 @@ def check_device(name: str, flag: str = "--device") -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ToolError(f"{flag} {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+        raise ToolError(msg("tool.device_unknown", "{flag} {name} is not a torch device: use cpu, cuda or cuda:N",
+                            flag=flag, name=repr(name))) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ToolError(f"{flag} {name}: torch sees no CUDA GPU on this machine; use {flag} cpu")
+        raise ToolError(msg("tool.device_no_cuda", "{flag} {name}: torch sees no CUDA GPU on this machine; use {flag} cpu",
+                            flag=flag, name=name))
 
 
 def run_tool(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

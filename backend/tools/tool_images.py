@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from backend.messages import msg
+
 
 class UnreadableImage(Exception):
     """The file is not an image PIL can decode; the message says why, for the tool's summary."""
@@ -22,7 +24,8 @@ def load_rgb(path: Path) -> Image.Image:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except Exception as exc:  # PIL raises many types for bad files; all mean "unusable"
-        raise UnreadableImage(f"unreadable image ({type(exc).__name__}: {exc})") from None
+        raise UnreadableImage(msg("tool.image_unreadable", "unreadable image ({error})",
+                                  error=f"{type(exc).__name__}: {exc}")) from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from backend.messages import msg
 from backend.tools.caption_files import image_folder, normalize_extension
 from backend.tools.light_cli import InputError, run_light_tool
 
@@ -64,8 +65,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
     layout = scan_root(root)
     try:
         if not layout.subsets and layout.loose_images and args.reg_data_dir is None:
-            warnings.append(f"{root} holds images directly: checked as one folder with 1 repeat; for training, put "
-                            "them in a '<repeats>_<tokens>' folder (python -m backend.tools.prepare_dataset)")
+            warnings.append(msg("tool.verify_loose_images", "{folder} holds images directly: checked as one folder "
+                                "with 1 repeat; for training, put them in a '<repeats>_<tokens>' folder (python -m "
+                                "backend.tools.prepare_dataset)", folder=root))
             subsets = [SubsetSpec(image_dir=str(root), caption_extension=extension)]
         else:
             subsets = subsets_from_folders(root, args.reg_data_dir, warn=warnings.append, caption_extension=extension)
@@ -90,8 +92,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
     report["tiny"] = [{"path": r.path, "size": list(r.image_size)} for r in scan.records
                       if min(r.image_size) < args.min_size]
     if report["tiny"]:
-        warnings.append(f"{len(report['tiny'])} image(s) have a short side below {args.min_size} pixels and will be "
-                        "enlarged (blurry training targets): replace them with larger images or remove them")
+        warnings.append(msg("tool.verify_tiny_images", "{count} image(s) have a short side below {min_size} pixels and "
+                            "will be enlarged (blurry training targets): replace them with larger images or remove them",
+                            count=len(report["tiny"]), min_size=args.min_size))
     try:
         dataset = TrainDataset(spec, scan=scan, skip_bad_images=True, warn=lambda _: None)
     except DatasetError as exc:
@@ -106,26 +109,38 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"dataset {report['train_data_dir']}: " + ("OK" if report["ok"] else "NOT READY")]
+    """The report as text in the user's language (the JSON report's keys stay as they are)."""
+    if report["ok"]:
+        lines = [msg("tool.verify_ok", "dataset {folder}: OK", folder=report["train_data_dir"])]
+    else:
+        lines = [msg("tool.verify_not_ready", "dataset {folder}: NOT READY", folder=report["train_data_dir"])]
     for subset in report["subsets"]:
-        kind = "reg " if subset["is_reg"] else ""
-        lines.append(f"  {kind}{subset['image_dir']}: {subset['images']} images x {subset['num_repeats']} repeats, "
-                     f"{subset['captions_found']} captioned, {subset['captions_missing']} without caption")
-        lines += [f"    no caption: {p}" for p in subset["missing_captions"][:SHOWN]]
+        numbers = {"folder": subset["image_dir"], "images": subset["images"], "repeats": subset["num_repeats"],
+                   "captioned": subset["captions_found"], "missing": subset["captions_missing"]}
+        if subset["is_reg"]:
+            lines.append(msg("tool.verify_reg_subset", "  reg {folder}: {images} images x {repeats} repeats, "
+                             "{captioned} captioned, {missing} without caption", **numbers))
+        else:
+            lines.append(msg("tool.verify_subset", "  {folder}: {images} images x {repeats} repeats, {captioned} "
+                             "captioned, {missing} without caption", **numbers))
+        lines += [msg("tool.verify_no_caption", "    no caption: {path}", path=p) for p in subset["missing_captions"][:SHOWN]]
         if subset["caption_hint"]:
-            lines.append(f"    hint: {subset['caption_hint']}")
+            lines.append(msg("tool.verify_hint", "    hint: {hint}", hint=subset["caption_hint"]))
     if "num_train_images" in report:
-        lines.append(f"images per epoch (with repeats): {report['num_train_images']} training, "
-                     f"{report['num_reg_images']} regularization; {report['num_batches_per_epoch']} batches")
+        lines.append(msg("tool.verify_per_epoch", "images per epoch (with repeats): {train} training, {reg} "
+                         "regularization; {batches} batches", train=report["num_train_images"],
+                         reg=report["num_reg_images"], batches=report["num_batches_per_epoch"]))
     if report["buckets"]:
-        lines.append(f"  {'bucket (WxH)':>14} {'images':>7} {'with repeats':>13} {'batches':>8}")
+        lines.append(msg("tool.verify_bucket_header", "    bucket (WxH)  images  with repeats  batches"))
         for row in report["buckets"]:
             width, height = row["resolution"]
             lines.append(f"  {f'{width}x{height}':>14} {row['images']:>7} {row['count']:>13} {row['batches']:>8}")
     for problem in report["unreadable"][:SHOWN]:
-        lines.append(f"unusable: {problem['path']}: {problem['problem']} ({problem['fix']})")
+        lines.append(msg("tool.verify_unusable", "unusable: {path}: {problem} ({fix})",
+                         path=problem["path"], problem=problem["problem"], fix=problem["fix"]))
     for tiny in report["tiny"][:SHOWN]:
-        lines.append(f"tiny: {tiny['path']}: {tiny['size'][0]}x{tiny['size'][1]}")
+        lines.append(msg("tool.verify_tiny", "tiny: {path}: {size}", path=tiny["path"],
+                         size=f"{tiny['size'][0]}x{tiny['size'][1]}"))
     lines += [f"warning: {w}" for w in report["warnings"]]
     lines += [f"error: {e}" for e in report["errors"]]
     return "\n".join(lines)
@@ -134,7 +149,7 @@ def format_report(report: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or args.min_size < 0:
-        raise InputError("--batch_size must be 1 or more and --min_size 0 or more")
+        raise InputError(msg("tool.verify_bad_numbers", "--batch_size must be 1 or more and --min_size 0 or more"))
     report = verify(args)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report), flush=True)
     return 0 if report["ok"] else 1

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from backend.messages import msg
 from backend.tools.light_cli import InputError
 
 logger = logging.getLogger(__name__)
@@ -48,16 +49,19 @@ def read_tag_table(path: Path) -> TagTable:
         with open(path, encoding="utf-8", newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the tagger's tag list {path}: {exc}") from None
+        raise InputError(msg("tool.tag_list_unreadable", "cannot read the tagger's tag list {path}: {error}",
+                             path=path, error=exc)) from None
     if not rows or [h.strip() for h in rows[0][:3]] != ["tag_id", "name", "category"]:
-        raise InputError(f"{path} is not a WD14 selected_tags.csv: the first line must be tag_id,name,category,count")
+        raise InputError(msg("tool.tag_list_header", "{path} is not a WD14 selected_tags.csv: the first line must be "
+                             "tag_id,name,category,count", path=path))
     names, categories = [], []
     for number, row in enumerate(rows[1:], start=2):
         try:
             names.append(row[1])
             categories.append(int(row[2]))
         except (IndexError, ValueError):
-            raise InputError(f"{path} line {number}: expected tag_id,name,category,count, got {row!r}") from None
+            raise InputError(msg("tool.tag_list_row", "{path} line {line}: expected tag_id,name,category,count, got "
+                                 "{row}", path=path, line=number, row=repr(row))) from None
     return TagTable(names, categories)
 
 
@@ -84,14 +88,16 @@ class TaggerModel:
         try:
             self.session = ort.InferenceSession(str(onnx_path), providers=providers)
         except Exception as exc:  # a truncated download or not an ONNX file
-            raise InputError(f"cannot load the tagger model {onnx_path} ({type(exc).__name__}: {exc}); "
-                             "delete it and run again with --force_download") from None
+            raise InputError(msg("tool.tagger_unloadable", "cannot load the tagger model {path} ({error}); delete it "
+                                 "and run again with --force_download", path=onnx_path,
+                                 error=f"{type(exc).__name__}: {exc}")) from None
         logger.info("onnxruntime providers: %s", ", ".join(self.session.get_providers()))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         shape = list(model_input.shape)
         if len(shape) != 4 or shape[3] != 3:
-            raise InputError(f"{onnx_path}: expected an NHWC image input [N, S, S, 3], the model has {shape}")
+            raise InputError(msg("tool.tagger_input_shape", "{path}: expected an NHWC image input [N, S, S, 3], the "
+                                 "model has {shape}", path=onnx_path, shape=shape))
         self.size = shape[1] if isinstance(shape[1], int) and shape[1] > 0 else DEFAULT_SIZE
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         self.num_outputs = self.session.get_outputs()[0].shape[-1]
@@ -144,8 +150,9 @@ class ChosenTags:
 def choose_tags(probs: np.ndarray, table: TagTable, options: TagOptions) -> ChosenTags:
     """The tags for one image's probabilities, in output order (see the module docstring)."""
     if len(probs) != len(table):
-        raise InputError(f"the tagger has {len(probs)} outputs but selected_tags.csv lists {len(table)} tags: "
-                         "the two files are from different models; download them again with --force_download")
+        raise InputError(msg("tool.tagger_outputs_differ", "the tagger has {outputs} outputs but selected_tags.csv "
+                             "lists {tags} tags: the two files are from different models; download them again with "
+                             "--force_download", outputs=len(probs), tags=len(table)))
     chosen = ChosenTags([])
     best_rating = -1.0
     for index, (name, category) in enumerate(zip(table.names, table.categories, strict=True)):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
+from backend.messages import msg
+
 
 def xformers_installed() -> bool:
     return importlib.util.find_spec("xformers") is not None
@@ -29,12 +31,14 @@ def attention_warnings(args: argparse.Namespace, device_type: str) -> list[str]:
     if not args.xformers:
         return []
     if args.mem_eff_attn:
-        return ["--mem_eff_attn and --xformers both choose the attention kernel: --mem_eff_attn wins, as in "
-                "sd-scripts, and xformers is not used; drop one of them"]  # fmt: skip
-    sdpa = "attention runs through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient "
+        return [msg("preflight.attention.both_flags", "--mem_eff_attn and --xformers both choose the attention "
+                    "kernel: --mem_eff_attn wins, as in sd-scripts, and xformers is not used; drop one of them")]
     if not xformers_installed():
-        return [f"--xformers: the xformers package is not installed, so {sdpa}attention; drop the flag "
-                "(SDPA is the default here) or install xformers for your torch build"]  # fmt: skip
+        return [msg("preflight.attention.no_xformers", "--xformers: the xformers package is not installed, so "
+                    "attention runs through PyTorch's scaled_dot_product_attention (SDPA), the same memory-efficient "
+                    "attention; drop the flag (SDPA is the default here) or install xformers for your torch build")]
     if device_type != "cuda":
-        return [f"--xformers: xformers needs a CUDA GPU, so on the {device_type.upper()} {sdpa}attention"]
+        return [msg("preflight.attention.xformers_needs_cuda", "--xformers: xformers needs a CUDA GPU, so on the "
+                    "{device} attention runs through PyTorch's scaled_dot_product_attention (SDPA), the same "
+                    "memory-efficient attention", device=device_type.upper())]
     return []

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from backend.messages import msg
 from backend.models.keymap_unet import unet_key_map
 
 UNET_BLOCKS = 23
@@ -24,18 +25,21 @@ def parse_block_lrs(text: str) -> list[float]:
     """'1e-6,0,...' -> 23 rates; ValueError says what is wrong with the text."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != UNET_BLOCKS:
-        raise ValueError(
-            f"--block_lr needs {UNET_BLOCKS} comma-separated learning rates (0: time/label embedding, 1-9: "
-            f"input blocks, 10-12: middle block, 13-21: output blocks, 22: out), got {len(parts)}"
-        )
+        raise ValueError(msg(
+            "preflight.block_lr.count", "--block_lr needs 23 comma-separated learning rates (0: time/label "
+            "embedding, 1-9: input blocks, 10-12: middle block, 13-21: output blocks, 22: out), got {count}",
+            count=len(parts),
+        ))
     rates = []
     for index, part in enumerate(parts):
         try:
             rate = float(part)
         except ValueError:
-            raise ValueError(f"--block_lr value {index} ({part!r}) is not a number") from None
+            raise ValueError(msg("preflight.block_lr.not_a_number", "--block_lr value {index} ({value}) is not a "
+                                 "number", index=index, value=repr(part))) from None
         if rate < 0:
-            raise ValueError(f"--block_lr value {index} is negative ({part}); 0 freezes a block")
+            raise ValueError(msg("preflight.block_lr.negative", "--block_lr value {index} is negative ({value}); 0 "
+                                 "freezes a block", index=index, value=part))
         rates.append(rate)
     return rates
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
+
 logger = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
@@ -106,7 +108,7 @@ def remove_quietly(path: Path) -> None:
         elif path.exists():
             path.unlink()
     except OSError as exc:
-        logger.warning("could not remove %s: %s", path, exc)
+        logger.warning(msg("run.remove_failed", "could not remove {path}: {error}", path=path, error=exc))
 
 
 def save_state(accelerator: Any, folder: Path, state: TrainState) -> Path:
@@ -149,16 +151,17 @@ def read_train_state(folder: str | Path) -> TrainState:
     folder = Path(folder)
     record = folder / TRAIN_STATE_FILE
     if not folder.is_dir():
-        raise FileNotFoundError(f"--resume {folder}: no such folder (give a '…-state' folder saved by --save_state)")
+        raise FileNotFoundError(msg("preflight.resume.no_folder", "--resume {folder}: no such folder (give a "
+                                    "'…-state' folder saved by --save_state)", folder=folder))
     if not record.is_file():
-        raise FileNotFoundError(
-            f"--resume {folder}: {TRAIN_STATE_FILE} is missing, so this is not a complete training state "
-            "(an interrupted save, or a folder from another tool)"
-        )
+        raise FileNotFoundError(msg(
+            "preflight.resume.no_record", "--resume {folder}: train_state.json is missing, so this is not a complete "
+            "training state (an interrupted save, or a folder from another tool)", folder=folder,
+        ))
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError(msg("preflight.resume.not_an_object", "not a JSON object"))
         return TrainState(
             global_step=int(data.get("global_step", data.get("current_step", 0))),
             epoch=int(data.get("epoch", data.get("current_epoch", 1))),
@@ -167,7 +170,7 @@ def read_train_state(folder: str | Path) -> TrainState:
             run=data.get("run") if isinstance(data.get("run"), dict) else None,
         )
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise NotAStateFolder(
-            f"--resume {folder}: {TRAIN_STATE_FILE} cannot be read ({exc}); the state is damaged. Resume from "
-            "another saved state or start without --resume"
-        ) from exc
+        raise NotAStateFolder(msg(
+            "preflight.resume.bad_record", "--resume {folder}: train_state.json cannot be read ({error}); the state "
+            "is damaged. Resume from another saved state or start without --resume", folder=folder, error=exc,
+        )) from exc

@@ -3,8 +3,9 @@
 Exit codes: 0 trained (or preflight passed), 1 a problem with the run (preflight errors, a failure
 during training), 2 invalid options. Every failure is also a progress `error` line, so the GUI
 can show it without parsing logs. A run stopped for a reason the user can act on (`RunStopped`: the
-loss diverged, the output folder refused a save, a state that does not fit) says so in words, with
-no traceback; an unexpected exception keeps its traceback on stderr for debugging.
+loss diverged, the output folder refused a save, a state that does not fit; or a model or dataset
+error found while the run is built, e.g. a file changed or damaged since preflight) says so in words,
+with no traceback; an unexpected exception keeps its traceback on stderr for debugging.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import logging
 import sys
 import traceback
 
+from backend.data.errors import DatasetError
+from backend.messages import msg
+from backend.models.errors import ModelMismatchError
 from backend.options import parse_command_line
 from backend.training.leftovers import leftover_folders, remove_leftovers
 from backend.training.preflight import RunPlan, build_plan, is_main_process
 from backend.training.progress import ProgressReporter
 from backend.training.run_errors import RunStopped
+from backend.training.sample_prompts import PromptFileError
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +32,10 @@ def _unexpected_preflight_failure(command: str, exc: Exception) -> RunPlan:
     """A check that crashed is reported like any other problem (traceback on stderr for debugging)."""
     traceback.print_exc()
     plan = RunPlan(command)
-    plan.errors.append(
-        f"the checks before training failed unexpectedly ({type(exc).__name__}: {exc}); the traceback above is "
-        "for a bug report. Check the files and folders the options name"
-    )
+    plan.errors.append(msg(
+        "preflight.crashed", "the checks before training failed unexpectedly ({error}); the traceback above is for "
+        "a bug report. Check the files and folders the options name", error=f"{type(exc).__name__}: {exc}",
+    ))
     plan.report.update(command=command, ok=False, errors=plan.errors, warnings=plan.warnings)
     return plan
 
@@ -39,15 +44,18 @@ def _clean_leftovers(output_dir: str) -> None:
     """Temporary files of interrupted saves in the output folder (ours only) go, and the log says which."""
     found = remove_leftovers(leftover_folders(output_dir))
     for leftover, final in found.restored:
-        logger.warning("%s was missing (a run was killed while replacing it): restored it from %s", final, leftover)
+        logger.warning(msg("run.leftover_restored", "{path} was missing (a run was killed while replacing it): "
+                           "restored it from {leftover}", path=final, leftover=leftover))
     for path in found.removed:
-        logger.info("removed the leftover of an interrupted save: %s", path)
+        logger.info(msg("run.leftover_removed", "removed the leftover of an interrupted save: {path}", path=path))
     for path in found.recent:
-        logger.warning("left %s in place: it looks like a save in progress of another run", path)
+        logger.warning(msg("run.leftover_recent", "left {path} in place: it looks like a save in progress of "
+                           "another run", path=path))
 
 
 def _report_stop(reporter: ProgressReporter, stop: RunStopped) -> int:
-    print(f"error: {stop.message}" + (f"\n{stop.hint}" if stop.hint else ""), file=sys.stderr)
+    print(msg("run.error_line", "error: {message}", message=stop.message) + (f"\n{stop.hint}" if stop.hint else ""),
+          file=sys.stderr)
     reporter.error(message=stop.message, hint=stop.hint)
     reporter.end(reason="error", output=stop.output, step=stop.step)
     return 1
@@ -60,7 +68,8 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
         args = parse_command_line(command, argv)
     except SystemExit as exit_:
         if exit_.code:  # the problems are on stderr; tell a GUI reading progress lines too
-            ProgressReporter(enabled=main).error(message="invalid options (see the messages above)", hint=None)
+            ProgressReporter(enabled=main).error(
+                message=msg("run.invalid_options", "invalid options (see the messages above)"), hint=None)
         raise
     if main and not args.preflight:  # before the checks: a state folder restored here can be resumed from
         _clean_leftovers(args.output_dir)
@@ -76,13 +85,22 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
         logging.warning(warning)
     if not plan.ok:
         errors = "\n".join(f"  - {error}" for error in plan.errors)
-        print(f"error: the run cannot start:\n{errors}", file=sys.stderr)
-        ProgressReporter(enabled=main).emit("error", message="the run cannot start", hint=None, errors=plan.errors)
+        print(msg("run.cannot_start_list", "error: the run cannot start:\n{errors}", errors=errors), file=sys.stderr)
+        ProgressReporter(enabled=main).emit(
+            "error", message=msg("run.cannot_start", "the run cannot start"), hint=None, errors=plan.errors)
         return 1
 
     # Heavy imports only once the options and the data have been found sound.
+    from backend.models.tokenizers import TokenizerUnavailableError
+    from backend.networks.network import NetworkWeightsError
     from backend.training.loop import Trainer
+    from backend.training.optimizers import OptimizerUnavailable
     from backend.training.run_setup import build_run
+
+    # Problems with the user's files or setup that preflight checks but that can still appear while the run
+    # is built (a file changed or damaged since, a component that fails to load): said like RunStopped.
+    user_errors = (ModelMismatchError, DatasetError, PromptFileError, TokenizerUnavailableError, OptimizerUnavailable,
+                   NetworkWeightsError)
 
     reporter = ProgressReporter(enabled=main)
     try:
@@ -94,6 +112,8 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
         return 130
     except RunStopped as stop:
         return _report_stop(reporter, stop)
+    except user_errors as exc:  # each message names the file or option and the fix
+        return _report_stop(reporter, RunStopped(str(exc)))
     except Exception as exc:  # reported to the GUI as a progress line, with the traceback on stderr
         traceback.print_exc()
         reporter.error(message=f"{type(exc).__name__}: {exc}", hint=None)

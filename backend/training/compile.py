@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from backend.messages import msg
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,10 +33,9 @@ def backend_problem(name: str) -> str | None:
         torch._dynamo.lookup_backend(name)
     except Exception:  # noqa: BLE001 - any failure to resolve the backend is the user's answer
         available = ", ".join(torch._dynamo.list_backends())
-        return (
-            f"--dynamo_backend {name} is not available in this PyTorch ({torch.__version__}); "
-            f"available: {available} (eager and aot_eager too, for debugging)"
-        )
+        return msg("preflight.compile.unknown_backend", "--dynamo_backend {name} is not available in this PyTorch "
+                   "({version}); available: {available} (eager and aot_eager too, for debugging)",
+                   name=name, version=torch.__version__, available=available)
     return None
 
 
@@ -46,11 +47,11 @@ def toolchain_problem(backend: str, device_type: str) -> str | None:
     import shutil
 
     if device_type == "cuda" and importlib.util.find_spec("triton") is None:
-        return ("--torch_compile with inductor on a CUDA GPU needs the triton package (pip install triton; "
-                "on Windows triton-windows), or choose another --dynamo_backend")
+        return msg("preflight.compile.no_triton", "--torch_compile with inductor on a CUDA GPU needs the triton "
+                   "package (pip install triton; on Windows triton-windows), or choose another --dynamo_backend")
     if device_type == "cpu" and not any(shutil.which(c) for c in ("g++", "clang++", "cl")):
-        return ("--torch_compile with inductor on the CPU needs a C++ compiler on the PATH (g++, clang++ or "
-                "MSVC's cl), or choose another --dynamo_backend")
+        return msg("preflight.compile.no_compiler", "--torch_compile with inductor on the CPU needs a C++ compiler on "
+                   "the PATH (g++, clang++ or MSVC's cl), or choose another --dynamo_backend")
     return None
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from backend.messages import msg
+
 WARMUP_OFFSET = 10
 
 
@@ -57,11 +59,11 @@ class EmaWeights:
         if set(averages) != set(self.averages):
             missing = sorted(set(self.averages) - set(averages))[:3]
             extra = sorted(set(averages) - set(self.averages))[:3]
-            raise ValueError(
-                "the saved EMA does not match the trained weights of this run (missing e.g. "
-                f"{missing}, unexpected e.g. {extra}); resume with the same --train_text_encoder and learning "
-                "rates as the run that saved the state"
-            )
+            raise ValueError(msg(
+                "run.resume.ema_mismatch", "the saved EMA does not match the trained weights of this run (missing e.g. "
+                "{missing}, unexpected e.g. {extra}); resume with the same --train_text_encoder and learning rates as "
+                "the run that saved the state", missing=missing, extra=extra,
+            ))
         for name, value in averages.items():
             self.averages[name].copy_(value)
         self.updates = int(state["updates"])

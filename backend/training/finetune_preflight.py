@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Protocol
 
+from backend.messages import msg
 from backend.training.finetune_files import FOLDER_FORMATS, SINGLE_FILE_FORMATS
 
 
@@ -26,20 +27,21 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
     if args.fused_backward_pass:
         _check_fused_backward(args, plan)
     if args.diffusers_xformers:
-        plan.warnings.append(
-            "--diffusers_xformers changes nothing here: attention runs through PyTorch's SDPA (xformers is not used)"
-        )
+        plan.warnings.append(msg(
+            "preflight.finetune.diffusers_xformers", "--diffusers_xformers changes nothing here: attention runs "
+            "through PyTorch's SDPA (xformers is not used)",
+        ))
 
 
 def _check_data(args: argparse.Namespace, plan: Plan) -> None:
     # sd-scripts' fine_tune.py reads captions from metadata only; sdxl_train.py also takes
     # DreamBooth-style folders when --in_json is not given.
     if plan.command == "fine_tune" and not args.in_json and not args.dataset_config:
-        plan.errors.append(
-            "fine_tune trains on captions from a metadata file: give --in_json (written by "
-            "merge_captions_to_metadata / merge_dd_tags_to_metadata / prepare_buckets_latents) with "
-            "--train_data_dir, or --dataset_config with metadata_file subsets"
-        )
+        plan.errors.append(msg(
+            "preflight.finetune.needs_metadata", "fine_tune trains on captions from a metadata file: give --in_json "
+            "(written by merge_captions_to_metadata / merge_dd_tags_to_metadata / prepare_buckets_latents) with "
+            "--train_data_dir, or --dataset_config with metadata_file subsets",
+        ))
 
 
 def _rates(args: argparse.Namespace, command: str) -> list[tuple[str, float | None]]:
@@ -54,33 +56,36 @@ def _check_rates(args: argparse.Namespace, plan: Plan) -> None:
     if not args.train_text_encoder:
         if te_rates:
             names = ", ".join(f"--{name}" for name, _ in te_rates)
-            plan.warnings.append(f"{names}: no effect without --train_text_encoder (the text encoders stay frozen)")
+            plan.warnings.append(msg("preflight.finetune.te_rates_unused", "{flags}: no effect without "
+                                     "--train_text_encoder (the text encoders stay frozen)", flags=names))
         if args.learning_rate == 0:
-            plan.errors.append(
-                "nothing to train: --learning_rate is 0 (the U-Net stays frozen) and --train_text_encoder is off"
-            )
+            plan.errors.append(msg("preflight.finetune.nothing_to_train", "nothing to train: --learning_rate is 0 "
+                                   "(the U-Net stays frozen) and --train_text_encoder is off"))
         return
     encoders_frozen = all((args.learning_rate if rate is None else rate) == 0 for _, rate in _rates(args, plan.command))
     if args.learning_rate == 0 and encoders_frozen:
-        plan.errors.append("nothing to train: --learning_rate and every text-encoder learning rate are 0")
+        plan.errors.append(msg("preflight.finetune.all_rates_zero", "nothing to train: --learning_rate and every "
+                               "text-encoder learning rate are 0"))
     if args.cache_text_encoder_outputs or args.cache_text_encoder_outputs_to_disk:
-        plan.errors.append(
-            "--train_text_encoder cannot be used with --cache_text_encoder_outputs: cached outputs do not change "
-            "while the text encoders learn. Turn one of them off"
-        )
+        plan.errors.append(msg(
+            "preflight.finetune.text_cache_with_te", "--train_text_encoder cannot be used with "
+            "--cache_text_encoder_outputs: cached outputs do not change while the text encoders learn. Turn one of "
+            "them off",
+        ))
 
 
 def _check_saving(args: argparse.Namespace, plan: Plan) -> None:
     if args.save_model_as not in SINGLE_FILE_FORMATS + FOLDER_FORMATS:
-        plan.errors.append(
-            f"--save_model_as {args.save_model_as}: a fine-tuned model is saved as one of "
-            f"{', '.join(SINGLE_FILE_FORMATS + FOLDER_FORMATS)}"
-        )
+        plan.errors.append(msg(
+            "preflight.finetune.save_format", "--save_model_as {value}: a fine-tuned model is saved as one of "
+            "{formats}", value=args.save_model_as, formats=", ".join(SINGLE_FILE_FORMATS + FOLDER_FORMATS),
+        ))
     if not args.ema:
         unused = [f"--{name}" for name, default in (("ema_decay", 0.999), ("ema_save", "instead"))
                   if getattr(args, name) != default]
         if unused:
-            plan.warnings.append(f"{', '.join(unused)}: no effect without --ema")
+            plan.warnings.append(msg("preflight.finetune.ema_unused", "{flags}: no effect without --ema",
+                                     flags=", ".join(unused)))
 
 
 def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
@@ -107,7 +112,8 @@ def _check_block_lr(args: argparse.Namespace, plan: Plan) -> None:
         plan.errors.append(str(exc))
         return
     if args.learning_rate == 0:
-        plan.warnings.append("--block_lr: no effect while --learning_rate is 0 (the U-Net is not trained)")
+        plan.warnings.append(msg("preflight.block_lr.unused", "--block_lr: no effect while --learning_rate is 0 (the "
+                                 "U-Net is not trained)"))
     elif not any(rates):
-        plan.errors.append("--block_lr: every block is at 0, so nothing of the U-Net would be trained; "
-                           "set --learning_rate 0 to train only the text encoders")
+        plan.errors.append(msg("preflight.block_lr.all_zero", "--block_lr: every block is at 0, so nothing of the "
+                               "U-Net would be trained; set --learning_rate 0 to train only the text encoders"))

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from backend.messages import msg
+
 FUSABLE_OPTIMIZERS = ("Adafactor", "AdamW", "SGDNesterov")
 
 
@@ -31,22 +33,25 @@ def fused_backward_problems(optimizer_name: str, accumulation_steps: int, mixed_
     """Why --fused_backward_pass cannot be used with these settings (empty when it can)."""
     problems = []
     if optimizer_name not in FUSABLE_OPTIMIZERS:
-        problems.append(
-            f"--fused_backward_pass steps each weight on its own, which is the same update only for optimizers "
-            f"that treat weights independently: {', '.join(FUSABLE_OPTIMIZERS)} (got {optimizer_name})"
-        )
+        problems.append(msg(
+            "preflight.fused_backward.optimizer", "--fused_backward_pass steps each weight on its own, which is the "
+            "same update only for optimizers that treat weights independently: {optimizers} (got {optimizer})",
+            optimizers=", ".join(FUSABLE_OPTIMIZERS), optimizer=optimizer_name,
+        ))
     if accumulation_steps > 1:
-        problems.append(
-            "--fused_backward_pass cannot accumulate gradients (each is applied as soon as it is complete): "
-            "set --gradient_accumulation_steps 1, or use a larger --train_batch_size"
-        )
+        problems.append(msg(
+            "preflight.fused_backward.accumulation", "--fused_backward_pass cannot accumulate gradients (each is "
+            "applied as soon as it is complete): set --gradient_accumulation_steps 1, or use a larger "
+            "--train_batch_size",
+        ))
     if mixed_precision == "fp16":
-        problems.append(
-            "--fused_backward_pass cannot be used with --mixed_precision fp16 (the loss scaler needs every "
-            "gradient before any step); use bf16 or no"
-        )
+        problems.append(msg(
+            "preflight.fused_backward.fp16", "--fused_backward_pass cannot be used with --mixed_precision fp16 (the "
+            "loss scaler needs every gradient before any step); use bf16 or no",
+        ))
     if sharded:
-        problems.append("--fused_backward_pass cannot be combined with DeepSpeed or FSDP (they step the optimizer)")
+        problems.append(msg("preflight.fused_backward.sharded", "--fused_backward_pass cannot be combined with "
+                            "DeepSpeed or FSDP (they step the optimizer)"))
     return problems
 
 

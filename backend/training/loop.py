@@ -25,6 +25,7 @@ from accelerate.utils import broadcast_object_list
 
 from backend.data.summary import dataset_metadata
 from backend.finite_weights import WeightProblems
+from backend.messages import msg
 from backend.models.components import PromptEmbeds
 from backend.models.sdxl import make_time_ids
 from backend.training.checkpoints import (
@@ -47,7 +48,7 @@ from backend.training.noise import get_noisy_latents_and_targets
 from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
-from backend.training.rescue import RescuingWriter, failure_reason, is_write_failure
+from backend.training.rescue import RescuingWriter, failure_reason, is_write_failure, output_hint
 from backend.training.resume_check import run_record
 from backend.training.run_errors import (
     OutputNotWritable,
@@ -241,7 +242,19 @@ class Trainer:
         state = TrainState(self.global_step, epoch, batches_done, run.args.seed,
                            run_record(run.args, run.command, run.components.family))
         if run.accelerator.num_processes > 1:  # every process writes its part into the same folder: no rescue
-            save_state(run.accelerator, folder, state)
+            try:
+                save_state(run.accelerator, folder, state)
+            except Exception as exc:
+                if not is_write_failure(exc):
+                    raise
+                reason = failure_reason(exc)
+                raise OutputNotWritable(
+                    msg("run.state_not_rescued", "could not save the training state {folder} ({reason}). With several "
+                        "processes a training state is not saved to a rescue folder, so the run stopped here; the "
+                        "model files saved before stay where they are.", folder=folder, reason=reason),
+                    hint=output_hint(reason), step=self.global_step,
+                    output=str(self.last_save[0]) if self.last_save else None,
+                ) from exc
         else:
             folder = self.saves.write(folder, lambda target: save_state(run.accelerator, target, state),
                                       self._state_bytes(), self.global_step)
@@ -249,19 +262,24 @@ class Trainer:
 
     # --- what is never saved: non-finite weights ----------------------------------------------
     def _last_good(self) -> str:
-        kept = f"files already in {self.output_dir} were left as they were"
+        """What is left of the run. The newest save is only known to hold finite weights, not good ones:
+        a run that diverges slowly may have written useless (huge but finite) weights before it."""
         if self.last_save is None:
-            return f"this run saved no model before it; {kept}"
+            return msg("run.diverged.nothing_saved", "This run saved no model before it; files already in "
+                       "{folder} were left as they were.", folder=self.output_dir)
         path, step = self.last_save
-        return f"the newest save before it is {path} (step {step}); {kept}"
+        return msg("run.diverged.last_finite_save", "The newest save with finite weights is {path} (step {step}); "
+                   "check its samples before using it. Files already in {folder} were left as they were.",
+                   path=path, step=step, folder=self.output_dir)
 
     def _check_loss(self, step: int, loss: float) -> None:
         if math.isfinite(loss):
             return
         args = self.run.args
         raise TrainingDiverged(
-            f"training diverged at step {step}: the loss is {loss_name(loss)}. The run was stopped and nothing "
-            f"from step {step} on was saved; {self._last_good()}.",
+            msg("run.diverged.loss", "training diverged at step {step}: the loss is {loss}. The run was stopped and "
+                "nothing from step {step} on was saved. {kept}", step=step, loss=loss_name(loss),
+                kept=self._last_good()),
             hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
         )
 
@@ -282,18 +300,20 @@ class Trainer:
 
     def _weights_error(self, path: Path, problems: WeightProblems) -> RunStopped:
         args, step = self.run.args, self.global_step
-        found = problems.describe() or "another process found non-finite weights"
+        found = problems.describe() or msg("run.diverged.other_process", "another process found non-finite weights")
         if problems.nonfinite or not problems.overflow:
             return TrainingDiverged(
-                f"training diverged by step {step}: the trained weights are no longer finite ({found}). The run "
-                f"was stopped and {path} was not written; {self._last_good()}.",
+                msg("run.diverged.weights", "training diverged by step {step}: the trained weights are no longer "
+                    "finite ({found}). The run was stopped and {path} was not written. {kept}",
+                    step=step, found=found, path=path, kept=self._last_good()),
                 hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
             )
         return RunStopped(
-            f"the trained weights at step {step} do not fit --save_precision {args.save_precision} ({found}). "
-            f"{path} was not written; {self._last_good()}.",
-            hint="Save in a wider precision (--save_precision bf16 or float). Weights this large often mean the "
-                 "run is diverging: consider a lower learning rate.",
+            msg("run.weights_overflow", "the trained weights at step {step} do not fit --save_precision {precision} "
+                "({found}). {path} was not written. {kept}", step=step, precision=args.save_precision, found=found,
+                path=path, kept=self._last_good()),
+            hint=msg("run.weights_overflow_hint", "Save in a wider precision (--save_precision bf16 or float). Weights "
+                     "this large often mean the run is diverging: consider a lower learning rate."),
             step=step,
         )
 
@@ -380,8 +400,8 @@ class Trainer:
             except Exception as exc:  # a sample image that cannot be written never ends a run
                 if not is_write_failure(exc):
                     raise
-                logger.warning("could not write the sample images of step %d (%s); training goes on",
-                               self.global_step, failure_reason(exc))
+                logger.warning(msg("run.samples_not_written", "could not write the sample images of step {step} "
+                                   "({reason}); training goes on", step=self.global_step, reason=failure_reason(exc)))
             finally:
                 set_optimizer_train_mode(run.optimizer, True)
         run.accelerator.wait_for_everyone()

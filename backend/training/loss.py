@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler
 
+from backend.messages import msg
 from backend.training.noise import snr_table
+
+if TYPE_CHECKING:  # type hints only: preflight validates a LossConfig without importing diffusers
+    from diffusers import DDPMScheduler
 
 LOSS_TYPES = ("l2", "l1", "huber", "smooth_l1")
 HUBER_SCHEDULES = ("snr", "exponential", "constant")
@@ -44,18 +47,21 @@ class LossConfig:
         return cls(**{name: getattr(args, name) for name in cls.__dataclass_fields__})
 
     def validate(self) -> None:
-        if self.loss_type not in LOSS_TYPES:
+        if self.loss_type not in LOSS_TYPES:  # the option's choices; a guard for direct callers
             raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, not {self.loss_type!r}")
         if self.huber_schedule not in HUBER_SCHEDULES:
             raise ValueError(
                 f"huber_schedule must be one of {', '.join(HUBER_SCHEDULES)}, not {self.huber_schedule!r}"
             )
         if self.loss_type in ("huber", "smooth_l1") and self.huber_c <= 0:
-            raise ValueError(f"huber_c must be positive, got {self.huber_c}")
+            raise ValueError(msg("preflight.loss.huber_c", "huber_c must be positive for loss_type {loss_type}, "
+                                 "got {value}", loss_type=self.loss_type, value=self.huber_c))
         if self.scale_v_pred_loss_like_noise_pred and not self.v_parameterization:
-            raise ValueError("scale_v_pred_loss_like_noise_pred needs v_parameterization")
+            raise ValueError(msg("preflight.loss.scale_needs_v", "scale_v_pred_loss_like_noise_pred needs "
+                                 "v_parameterization"))
         if self.v_pred_like_loss and self.v_parameterization:
-            raise ValueError("v_pred_like_loss cannot be used with v_parameterization")
+            raise ValueError(msg("preflight.loss.v_pred_like_with_v", "v_pred_like_loss cannot be used with "
+                                 "v_parameterization"))
 
 
 def snr_at(timesteps: torch.Tensor, noise_scheduler: DDPMScheduler) -> torch.Tensor:

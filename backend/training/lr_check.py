@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS
 from backend.training.optimizers import resolve_optimizer_name
 
@@ -38,16 +39,17 @@ def learning_rate_warning(args: argparse.Namespace, command: str) -> str | None:
         unet_lr = getattr(args, "unet_lr", None)
         rate, flag = (unet_lr, "--unet_lr") if unet_lr is not None else (args.learning_rate, "--learning_rate")
         if 0 < rate < LORA_LOWEST_TYPICAL:
-            return (
-                f"{flag} {rate:g} is a full fine-tuning rate; a LoRA at it barely changes (LoRA runs usually "
-                f"use 1e-4 to 1e-3, or about 1.0 with Prodigy/D-Adaptation). Raise {flag} unless this is intended"
+            return msg(
+                "preflight.lr.too_low_for_lora", "{flag} {rate} is a full fine-tuning rate; a LoRA at it barely "
+                "changes (LoRA runs usually use 1e-4 to 1e-3, or about 1.0 with Prodigy/D-Adaptation). Raise {flag} "
+                "unless this is intended", flag=flag, rate=f"{rate:g}",
             )
         return None
     rate = args.learning_rate
     if rate > FINETUNE_HIGHEST_TYPICAL:
-        return (
-            f"--learning_rate {rate:g} is a LoRA rate; a full fine-tune at it overwrites the model's knowledge "
-            "within a few hundred steps (fine-tunes usually use 1e-6 to 1e-5). Lower --learning_rate unless "
-            "this is intended"
+        return msg(
+            "preflight.lr.too_high_for_finetune", "--learning_rate {rate} is a LoRA rate; a full fine-tune at it "
+            "overwrites the model's knowledge within a few hundred steps (fine-tunes usually use 1e-6 to 1e-5). Lower "
+            "--learning_rate unless this is intended", rate=f"{rate:g}",
         )
     return None

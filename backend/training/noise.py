@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler
+
+from backend.messages import msg
+
+if TYPE_CHECKING:  # diffusers is imported where a scheduler is built: preflight validates a NoiseConfig without it
+    from diffusers import DDPMScheduler
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 0.00085
@@ -45,14 +49,15 @@ class NoiseConfig:
 
     def validate(self, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> None:
         if self.adaptive_noise_scale is not None and self.noise_offset is None:
-            raise ValueError("adaptive_noise_scale requires noise_offset")
+            raise ValueError(msg("preflight.noise.adaptive_needs_offset", "adaptive_noise_scale requires "
+                                 "noise_offset"))
         low, high = self.timestep_range(num_train_timesteps)
         if not 0 <= low <= high <= num_train_timesteps:
-            raise ValueError(
-                f"need 0 <= min_timestep ({low}) <= max_timestep ({high}) <= {num_train_timesteps}"
-            )
+            raise ValueError(msg("preflight.noise.timestep_range", "need 0 <= min_timestep ({low}) <= max_timestep "
+                                 "({high}) <= {total}", low=low, high=high, total=num_train_timesteps))
         if low == high == num_train_timesteps:
-            raise ValueError(f"min_timestep = max_timestep must be below {num_train_timesteps}")
+            raise ValueError(msg("preflight.noise.timestep_at_end", "min_timestep = max_timestep must be below "
+                                 "{total}", total=num_train_timesteps))
 
     def timestep_range(self, num_train_timesteps: int) -> tuple[int, int]:
         low = 0 if self.min_timestep is None else self.min_timestep
@@ -62,6 +67,8 @@ class NoiseConfig:
 
 def create_noise_scheduler(zero_terminal_snr: bool = False) -> DDPMScheduler:
     """The training scheduler sd-scripts uses for SD 1.x/2.x/SDXL, with `all_snr` attached."""
+    from diffusers import DDPMScheduler
+
     scheduler = DDPMScheduler(
         beta_start=BETA_START,
         beta_end=BETA_END,

@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from backend.messages import msg
+
 logger = logging.getLogger(__name__)
 
 
@@ -102,7 +104,8 @@ def parse_kv_args(items: Sequence[str] | None, option: str) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         key, text = key.strip(), text.strip()
         if not sep or not key:
-            raise ValueError(f"--{option}: expected key=value, got {item!r}")
+            raise ValueError(msg("preflight.optimizer.not_key_value", "--{option}: expected key=value, got {item}",
+                                 option=option, item=repr(item)))
         if text.lower() in ("true", "false"):
             parsed[key] = text.lower() == "true"
             continue
@@ -119,12 +122,14 @@ def resolve_optimizer_name(args: Any) -> str:
     use_8bit = bool(getattr(args, "use_8bit_adam", False))
     use_lion = bool(getattr(args, "use_lion_optimizer", False))
     if use_8bit and use_lion:
-        raise ValueError("--use_8bit_adam and --use_lion_optimizer cannot be used together")
+        raise ValueError(msg("preflight.optimizer.legacy_flags", "--use_8bit_adam and --use_lion_optimizer cannot be "
+                             "used together"))
     if use_8bit or use_lion:
         alias, flag = ("AdamW8bit", "use_8bit_adam") if use_8bit else ("Lion", "use_lion_optimizer")
         # "AdamW" is the default, so it does not count as a conflicting choice.
         if given.lower() not in ("", "adamw", alias.lower()):
-            raise ValueError(f"--{flag} means optimizer_type={alias}, but optimizer_type={given} is also set")
+            raise ValueError(msg("preflight.optimizer.legacy_conflict", "--{flag} means optimizer_type={alias}, but "
+                                 "optimizer_type={given} is also set", flag=flag, alias=alias, given=given))
         return alias
     return _BY_LOWER.get(given.lower(), given) if given else "AdamW"
 
@@ -132,20 +137,30 @@ def resolve_optimizer_name(args: Any) -> str:
 def _import_class(module_name: str, cls_name: str, pip: str | None, label: str) -> type:
     top = module_name.split(".")[0]
     if importlib.util.find_spec(top) is None:
-        hint = f"pip install {pip}" if pip else "check the class path"
-        raise OptimizerUnavailable(
-            f"optimizer {label} needs the Python package {pip or top!r}, which is not installed "
-            f"(install it into this project's venv: {hint})"
-        )
+        if pip:
+            raise OptimizerUnavailable(msg(
+                "preflight.optimizer.package_missing", "optimizer {name} needs the Python package {package}, which "
+                "is not installed (install it into this project's venv: pip install {pip})",
+                name=label, package=repr(pip), pip=pip,
+            ))
+        raise OptimizerUnavailable(msg(
+            "preflight.optimizer.module_missing", "optimizer {name} needs the Python package {package}, which is not "
+            "installed (check the class path)", name=label, package=repr(top),
+        ))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # a present but broken install (e.g. a bitsandbytes binary mismatch)
-        raise OptimizerUnavailable(f"optimizer {label}: importing {module_name} failed: {exc}") from exc
+        raise OptimizerUnavailable(msg("preflight.optimizer.import_failed", "optimizer {name}: importing {module} "
+                                       "failed: {error}", name=label, module=module_name, error=exc)) from exc
     try:
         return getattr(module, cls_name)
     except AttributeError:
-        extra = " (the installed version may be too old)" if pip else ""
-        raise OptimizerUnavailable(f"optimizer {label}: {module_name} has no {cls_name}{extra}") from None
+        if pip:
+            raise OptimizerUnavailable(msg(
+                "preflight.optimizer.class_missing_old", "optimizer {name}: {module} has no {cls} (the installed "
+                "version may be too old)", name=label, module=module_name, cls=cls_name)) from None
+        raise OptimizerUnavailable(msg("preflight.optimizer.class_missing", "optimizer {name}: {module} has no {cls}",
+                                       name=label, module=module_name, cls=cls_name)) from None
 
 
 def _resolve(name: str) -> tuple[str, _Spec]:
@@ -158,11 +173,17 @@ def _resolve(name: str) -> tuple[str, _Spec]:
     if hasattr(torch.optim, name):  # sd-scripts also accepts bare torch.optim names (e.g. RAdam)
         return name, _Spec("torch.optim", name, None)
     close = difflib.get_close_matches(name.lower(), list(_BY_LOWER), n=3, cutoff=0.6)
-    suggestion = f" (did you mean {', '.join(_BY_LOWER[c] for c in close)}?)" if close else ""
-    raise OptimizerUnavailable(
-        f"unknown optimizer_type {name!r}{suggestion}. Known: {', '.join(OPTIMIZER_NAMES)}, "
-        "any torch.optim class, or a dotted path such as bitsandbytes.optim.AdEMAMix8bit"
-    )
+    known = ", ".join(OPTIMIZER_NAMES)
+    if close:
+        raise OptimizerUnavailable(msg(
+            "preflight.optimizer.unknown_close", "unknown optimizer_type {name} (did you mean {close}?). Known: "
+            "{known}, any torch.optim class, or a dotted path such as bitsandbytes.optim.AdEMAMix8bit",
+            name=repr(name), close=", ".join(_BY_LOWER[c] for c in close), known=known,
+        ))
+    raise OptimizerUnavailable(msg(
+        "preflight.optimizer.unknown", "unknown optimizer_type {name}. Known: {known}, any torch.optim class, or a "
+        "dotted path such as bitsandbytes.optim.AdEMAMix8bit", name=repr(name), known=known,
+    ))
 
 
 def _group_lrs(groups: list[Any], lr: float) -> set[float]:
@@ -198,16 +219,15 @@ def _build(
     if canonical.startswith("DAdapt") or canonical == "Prodigy":
         lrs = _group_lrs(groups, learning_rate)
         if min(lrs) <= 0.1:
-            warn(
-                f"{canonical} adapts the step size itself; set the learning rate around 1.0 (got {min(lrs)})"
-            )
+            warn(msg("run.optimizer.adaptive_rate", "{optimizer} adapts the step size itself; set the learning rate "
+                     "around 1.0 (got {rate})", optimizer=canonical, rate=f"{min(lrs):g}"))
         if len(lrs) > 1:
-            warn(
-                f"{canonical} with several learning rates (e.g. U-Net and text encoder): only the first one takes effect"
-            )
+            warn(msg("run.optimizer.adaptive_several_rates", "{optimizer} with several learning rates (e.g. U-Net and "
+                     "text encoder): only the first one takes effect", optimizer=canonical))
     elif canonical == "Adafactor":
         if not kwargs["relative_step"] and kwargs.get("warmup_init", False):
-            warn("Adafactor: warmup_init=True requires relative_step=True; enabling relative_step")
+            warn(msg("run.optimizer.adafactor_warmup_init", "Adafactor: warmup_init=True requires relative_step=True; "
+                     "enabling relative_step"))
             kwargs["relative_step"] = True
         if kwargs["relative_step"]:
             # Adafactor computes its own step size; the learning rate becomes the AdafactorSchedule's
@@ -215,7 +235,8 @@ def _build(
             lr = None
             dropped = [g.pop("lr", None) for g in groups if isinstance(g, dict)]
             if any(group_lr is not None for group_lr in dropped):
-                warn("Adafactor with relative_step=True ignores unet_lr / text_encoder_lr")
+                warn(msg("run.optimizer.adafactor_group_rates", "Adafactor with relative_step=True ignores unet_lr / "
+                         "text_encoder_lr"))
 
     hidden = dict(spec.fixed)
     if canonical == "AdamW" and "fused" not in kwargs and "foreach" not in kwargs:
@@ -243,7 +264,8 @@ def _finish(
     try:
         optimizer = cls(groups, lr=lr, **kwargs, **hidden)
     except TypeError as exc:  # usually a misspelled --optimizer_args key
-        raise ValueError(f"optimizer {name} rejected its arguments {kwargs}: {exc}") from exc
+        raise ValueError(msg("preflight.optimizer.rejected_args", "optimizer {name} rejected its arguments "
+                             "{arguments}: {error}", name=name, arguments=kwargs, error=exc)) from exc
     # Schedule-free optimizers must be in train mode for training (and eval mode for sampling/saving).
     set_optimizer_train_mode(optimizer, True)
     return OptimizerSetup(optimizer, name, f"{cls.__module__}.{cls.__name__}", kwargs)
@@ -285,7 +307,8 @@ def check_optimizer_available(
     except OptimizerUnavailable as exc:
         return str(exc)
     except Exception as exc:
-        return f"optimizer {name} does not work on {dev}: {type(exc).__name__}: {exc}"
+        return msg("preflight.optimizer.does_not_work", "optimizer {name} does not work on {device}: {error}",
+                   name=name, device=dev, error=f"{type(exc).__name__}: {exc}")
     return None
 
 

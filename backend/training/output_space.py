@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.atomic import temp_name
+from backend.messages import msg
 
 # Optimizer state per trained weight, in float32 values (an estimate: exact sizes depend on the options).
 OPTIMIZER_STATE_VALUES = (
@@ -41,9 +42,9 @@ def gib(size: float) -> str:
 
 def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
+        return msg("run.write_failure.permission_denied", "permission denied")
     if exc.errno == errno.EROFS:
-        return "read-only file system"
+        return msg("run.write_failure.read_only", "read-only file system")
     return exc.strerror or str(exc)
 
 
@@ -55,28 +56,37 @@ def existing_ancestor(folder: Path) -> Path:
     return probe
 
 
-CHOOSE_ANOTHER = "choose a folder you can write to"
+def choose_another() -> str:
+    return msg("preflight.output.choose_another", "choose a folder you can write to")
 
 
-def folder_problem(label: str, folder: str | os.PathLike[str], fix: str = CHOOSE_ANOTHER) -> str | None:
-    """Why files cannot be written into `folder` (created when missing), or None.
+def folder_problem(label: str, folder: str | os.PathLike[str], fix: str | None = None) -> str | None:
+    """Why files cannot be written into `folder` (created when missing), or None. `label` names the folder
+    as the user knows it (a flag, or "the sample folder"), `fix` says what to do (default: choose another).
 
     Tried for real (a hidden file created and removed, named as our temporary files are, so a crash
     leaves nothing unknown): permission bits do not tell about read-only mounts, ACLs or root.
     """
     path = Path(folder)
     base = existing_ancestor(path)
+    fix = fix or choose_another()
     if not base.is_dir():
-        where = "is a file" if base == path.absolute() else f"cannot be created: {base} is a file"
-        return f"{label} {folder} {where}, not a folder; {fix} (or move the file away)"
+        if base == path.absolute():
+            return msg("preflight.output.is_a_file", "{label} {folder} is a file, not a folder; {fix} (or move the "
+                       "file away)", label=label, folder=folder, fix=fix)
+        return msg("preflight.output.parent_is_a_file", "{label} {folder} cannot be created: {base} is a file, not a "
+                   "folder; {fix} (or move the file away)", label=label, folder=folder, base=base, fix=fix)
     probe = temp_name(base / "write-check")
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        created = "" if base == path.absolute() else f" (it would be created in {base})"
-        return f"{label} {folder}: cannot write there{created}: {_reason(exc)}; {fix}"
+        if base == path.absolute():
+            return msg("preflight.output.not_writable", "{label} {folder}: cannot write there: {reason}; {fix}",
+                       label=label, folder=folder, reason=_reason(exc), fix=fix)
+        return msg("preflight.output.not_creatable", "{label} {folder}: cannot write there (it would be created in "
+                   "{base}): {reason}; {fix}", label=label, folder=folder, base=base, reason=_reason(exc), fix=fix)
     return None
 
 
@@ -120,14 +130,23 @@ def space_problem(folder: str | os.PathLike[str], counts: SaveCounts, model_byte
     free = shutil.disk_usage(base).free
     if free >= needed:
         return None
-    parts = [f"{counts.models} model file{'s' if counts.models > 1 else ''} of about {gib(model_bytes)}"]
+    models = (msg("preflight.space.one_model", "1 model file of about {size}", size=gib(model_bytes))
+              if counts.models == 1 else
+              msg("preflight.space.models", "{count} model files of about {size}", count=counts.models,
+                  size=gib(model_bytes)))
     if counts.states:
-        parts.append(f"{counts.states} training state{'s' if counts.states > 1 else ''} of about {gib(state_size)}")
-    return (
-        f"--output_dir {folder}: only {gib(free)} free, but this run saves about {gib(needed)} there "
-        f"({' and '.join(parts)}). Free some space, choose a folder on another disk, keep fewer saves "
-        "(--save_last_n_epochs / --save_last_n_steps, fewer --save_state folders) or save smaller files "
-        "(--save_precision fp16 or bf16)"
+        states = (msg("preflight.space.one_state", "1 training state of about {size}", size=gib(state_size))
+                  if counts.states == 1 else
+                  msg("preflight.space.states", "{count} training states of about {size}", count=counts.states,
+                      size=gib(state_size)))
+        saves = msg("preflight.space.models_and_states", "{models} and {states}", models=models, states=states)
+    else:
+        saves = models
+    return msg(
+        "preflight.space.too_little", "--output_dir {folder}: only {free} free, but this run saves about {needed} "
+        "there ({saves}). Free some space, choose a folder on another disk, keep fewer saves (--save_last_n_epochs / "
+        "--save_last_n_steps, fewer --save_state folders) or save smaller files (--save_precision fp16 or bf16)",
+        folder=folder, free=gib(free), needed=gib(needed), saves=saves,
     )
 
 
@@ -187,17 +206,20 @@ def model_part_sizes(model: str | os.PathLike[str]) -> dict[str, tuple[int, int]
 # --- the preflight checks ----------------------------------------------------------------------------
 def written_folders(args: argparse.Namespace, image_folders: list[str]) -> list[tuple[str, str | Path, str]]:
     """(what, folder, what to do) for every folder the run writes into."""
-    folders: list[tuple[str, str | Path, str]] = [("--output_dir", args.output_dir, CHOOSE_ANOTHER)]
+    folders: list[tuple[str, str | Path, str]] = [("--output_dir", args.output_dir, choose_another())]
     if args.sample_prompts:
-        folders.append(("sample folder", Path(args.output_dir) / "sample", "choose another --output_dir"))
+        folders.append((msg("preflight.output.sample_folder", "the sample folder"), Path(args.output_dir) / "sample",
+                        msg("preflight.output.another_output_dir", "choose another --output_dir")))
     if args.logging_dir:
-        folders.append(("--logging_dir", args.logging_dir, CHOOSE_ANOTHER))
+        folders.append(("--logging_dir", args.logging_dir, choose_another()))
     caches = [f"--{name}" for name in ("cache_latents_to_disk", "cache_text_encoder_outputs_to_disk")
               if getattr(args, name, False)]
     if caches:  # the cache files are written beside the images
-        fix = (f"{' and '.join(caches)} write their files beside the images: cache in memory instead "
-               "(--cache_latents / --cache_text_encoder_outputs) or copy the images to a folder you can write to")
-        folders += [("image folder", folder, fix) for folder in dict.fromkeys(image_folders)]
+        fix = msg("preflight.output.cache_beside_images", "{flags} write their files beside the images: cache in "
+                  "memory instead (--cache_latents / --cache_text_encoder_outputs) or copy the images to a folder you "
+                  "can write to", flags=", ".join(caches))
+        label = msg("preflight.output.image_folder", "the image folder")
+        folders += [(label, folder, fix) for folder in dict.fromkeys(image_folders)]
     return folders
 
 

@@ -12,13 +12,13 @@ import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from backend.data.config import specs_from_args, specs_from_dataset_config
 from backend.data.errors import DatasetError
 from backend.data.preflight import preflight_report
 from backend.data.specs import DatasetSpec, varying_caption_settings
+from backend.messages import msg
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
@@ -29,6 +29,7 @@ from backend.options.value_warnings import value_warnings
 from backend.training.attention import attention_warnings
 from backend.training.checkpoints import read_train_state
 from backend.training.finetune_preflight import check_finetune
+from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
 from backend.training.lr_check import learning_rate_warning
 from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
 from backend.training.output_space import output_problems
@@ -87,14 +88,15 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
             v_parameterization=args.v_parameterization,
         )
     except FileNotFoundError:
-        plan.errors.append(
-            f"--pretrained_model_name_or_path {path}: not found. Give a .safetensors/.ckpt file or a diffusers "
-            "folder on this machine (hub ids are not downloaded by the trainer)."
-        )
+        plan.errors.append(msg(
+            "preflight.model_not_found", "--pretrained_model_name_or_path {path}: not found. Give a .safetensors/.ckpt "
+            "file or a diffusers folder on this machine (hub ids are not downloaded by the trainer).", path=path,
+        ))
     except ModelMismatchError as exc:  # also ModelFileError: a damaged, cut short or foreign file
         plan.errors.append(str(exc))
     except OSError as exc:  # e.g. no permission to read it
-        plan.errors.append(f"--pretrained_model_name_or_path {path}: cannot be read ({exc.strerror or exc})")
+        plan.errors.append(msg("preflight.model_unreadable", "--pretrained_model_name_or_path {path}: cannot be read "
+                               "({reason})", path=path, reason=exc.strerror or exc))
     else:
         _check_tokenizers(args, plan)
 
@@ -110,10 +112,11 @@ def _check_tokenizers(args: argparse.Namespace, plan: RunPlan) -> None:
     except TokenizerUnavailableError as exc:
         plan.errors.append(str(exc))
     except (OSError, ValueError) as exc:  # a cached tokenizer folder with damaged files
-        plan.errors.append(
-            f"--tokenizer_cache_dir {args.tokenizer_cache_dir}: the cached tokenizer cannot be read ({exc}); delete "
-            "its folder there to download it again, or copy a working tokenizer (vocab.json and merges.txt) into it"
-        )
+        plan.errors.append(msg(
+            "preflight.tokenizer_unreadable", "--tokenizer_cache_dir {folder}: the cached tokenizer cannot be read "
+            "({error}); delete its folder there to download it again, or copy a working tokenizer (vocab.json and "
+            "merges.txt) into it", folder=args.tokenizer_cache_dir, error=exc,
+        ))
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -122,9 +125,10 @@ def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
     try:
         if args.dataset_config:
             if args.train_data_dir or args.reg_data_dir or args.in_json:
-                plan.warnings.append(
-                    "--dataset_config is given, so --train_data_dir, --reg_data_dir and --in_json are ignored"
-                )
+                plan.warnings.append(msg(
+                    "preflight.dataset_config_wins",
+                    "--dataset_config is given, so --train_data_dir, --reg_data_dir and --in_json are ignored",
+                ))
             config = load_dataset_config(args.dataset_config, subset_kinds_for(plan.command))
             plan.dataset_specs = specs_from_dataset_config(config, args, native)
         elif plan.command == "fine_tune" and not args.in_json:
@@ -144,11 +148,11 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
         return
     if (args.fp8_base or args.fp8_base_unet) and args.network_module == "lycoris.kohya" \
             and network_args.get("bypass_mode", "").lower() not in ("true", "1"):
-        plan.errors.append(
-            "--fp8_base with lycoris.kohya: LyCORIS computes each layer's weight as base + delta, which "
-            "cannot be done on float8 weights; add bypass_mode=True to --network_args (LyCORIS then adds its "
-            "output beside the base layer's, as LoRA does)"
-        )
+        plan.errors.append(msg(
+            "preflight.fp8_lycoris", "--fp8_base with lycoris.kohya: LyCORIS computes each layer's weight as base + "
+            "delta, which cannot be done on float8 weights; add bypass_mode=True to --network_args (LyCORIS then "
+            "adds its output beside the base layer's, as LoRA does)",
+        ))
     known = getattr(module, "KNOWN_KEYS", None)
     if known is None:  # not ours: warn about keys the module does not read
         plan.warnings += unread_network_args(module, network_args)
@@ -158,35 +162,60 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
         except NetworkArgsError as exc:
             plan.errors.append(str(exc))
     if args.network_train_unet_only and args.network_train_text_encoder_only:
-        plan.errors.append("--network_train_unet_only and --network_train_text_encoder_only exclude each other")
+        plan.errors.append(msg("preflight.network_only_flags", "--network_train_unet_only and "
+                               "--network_train_text_encoder_only exclude each other"))
     if args.dim_from_weights and not args.network_weights:
-        plan.errors.append("--dim_from_weights needs --network_weights (the LoRA file to take the dims from)")
-    if args.network_weights and not Path(args.network_weights).is_file():
-        plan.errors.append(f"--network_weights {args.network_weights}: file not found")
+        plan.errors.append(msg("preflight.dim_from_weights_alone", "--dim_from_weights needs --network_weights (the "
+                               "LoRA file to take the dims from)"))
+    family = plan.model.family if plan.model else None
+    problem = network_weights_problem(args.network_weights, family) if args.network_weights else None
+    if problem is None and args.network_weights and not args.dim_from_weights and _uniform_lora(args):
+        problem = network_rank_problem(args.network_weights, args.network_dim, _conv_dim(network_args))
+    if problem:
+        plan.errors.append(problem)
+
+
+def _uniform_lora(args: argparse.Namespace) -> bool:
+    """Our networks.lora with one rank for every module (per-block ranks are checked when the network is built)."""
+    args_given = " ".join(args.network_args or [])
+    return args.network_module == "networks.lora" and "block_dims" not in args_given
+
+
+def _conv_dim(network_args: dict[str, str]) -> int | None:
+    try:
+        return int(network_args["conv_dim"]) if "conv_dim" in network_args else None
+    except ValueError:
+        return None  # check_known_keys says what is wrong with it
 
 
 def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
     rate_warning = learning_rate_warning(args, plan.command)
     if rate_warning:
         plan.warnings.append(rate_warning)
-    optimizer = resolve_optimizer_name(args)
     device = "cuda" if _cuda_available() else "cpu"
-    problem = check_optimizer_available(optimizer, device, args.optimizer_args)
-    if problem:
-        plan.errors.append(problem)
+    try:
+        optimizer = resolve_optimizer_name(args)
+    except ValueError as exc:  # --use_8bit_adam / --use_lion_optimizer against --optimizer_type
+        plan.errors.append(str(exc))
+    else:
+        problem = check_optimizer_available(optimizer, device, args.optimizer_args)
+        if problem:
+            plan.errors.append(problem)
     if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ \
             and "WORLD_SIZE" not in os.environ:
         # accelerate's launcher for --cpu sets MASTER_ADDR when asked for several processes, then starts one.
-        plan.warnings.append(
-            "accelerate launch --cpu runs a single process whatever --num_processes says; for several CPU "
-            "processes run: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ..."
-        )
+        plan.warnings.append(msg(
+            "preflight.cpu_single_process", "accelerate launch --cpu runs a single process whatever --num_processes "
+            "says; for several CPU processes run: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes "
+            "N ...",
+        ))
     if args.full_fp16 and args.mixed_precision != "fp16":
-        plan.errors.append("--full_fp16 needs --mixed_precision fp16")
+        plan.errors.append(msg("preflight.full_fp16_precision", "--full_fp16 needs --mixed_precision fp16"))
     if args.full_bf16 and args.mixed_precision != "bf16":
-        plan.errors.append("--full_bf16 needs --mixed_precision bf16")
+        plan.errors.append(msg("preflight.full_bf16_precision", "--full_bf16 needs --mixed_precision bf16"))
     if args.mixed_precision == "fp16" and device == "cpu":
-        plan.errors.append("--mixed_precision fp16 needs a CUDA GPU; on the CPU use bf16 or no")
+        plan.errors.append(msg("preflight.fp16_on_cpu", "--mixed_precision fp16 needs a CUDA GPU; on the CPU use bf16 "
+                               "or no"))
     if args.torch_compile:
         from backend.training.compile import backend_problem, toolchain_problem
 
@@ -194,16 +223,20 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
         if problem:
             plan.errors.append(problem)
         elif device == "cpu" and args.dynamo_backend == "inductor":
-            plan.warnings.append(
-                "--torch_compile on the CPU: measured slower than without it here (full SD 1.5 LoRA: 2.2 vs "
-                "1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs"
-            )
+            plan.warnings.append(msg(
+                "preflight.compile_on_cpu", "--torch_compile on the CPU: measured slower than without it here (full "
+                "SD 1.5 LoRA: 2.2 vs 1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs",
+            ))
     plan.warnings += attention_warnings(args, device)
-    if device == "cpu" and (args.mem_eff_attn or args.lowram):
-        flags = " and ".join(f"--{n}" for n in ("lowram", "mem_eff_attn") if getattr(args, n))
-        plan.warnings.append(f"{flags}: GPU memory options; they change nothing when training on the CPU")
+    if device == "cpu" and args.mem_eff_attn and args.lowram:
+        plan.warnings.append(msg("preflight.gpu_memory_options_on_cpu", "--lowram and --mem_eff_attn: GPU memory "
+                                 "options; they change nothing when training on the CPU"))
+    elif device == "cpu" and (args.mem_eff_attn or args.lowram):
+        plan.warnings.append(msg("preflight.gpu_memory_option_on_cpu", "{flag}: a GPU memory option; it changes "
+                                 "nothing when training on the CPU", flag="--lowram" if args.lowram else "--mem_eff_attn"))
     if args.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
-        plan.errors.append("--log_with wandb: the wandb package is not installed (pip install wandb)")
+        plan.errors.append(msg("preflight.wandb_missing", "--log_with wandb: the wandb package is not installed (pip "
+                               "install wandb)"))
     if args.resume:
         try:
             read_train_state(args.resume)
@@ -218,7 +251,8 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
             for name in {args.sample_sampler, *(p.sample_sampler for p in prompts if p.sample_sampler)}:
                 problem = check_sampler_available(name)
                 if problem:
-                    plan.errors.append(f"sampler {name}: {problem}")
+                    plan.errors.append(msg("preflight.sampler_unavailable", "sampler {name}: {problem}", name=name,
+                                           problem=problem))
 
 
 def _cuda_available() -> bool:
@@ -236,7 +270,7 @@ def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
     plan.warnings += report["warnings"]
     batches = report.get("num_batches_per_epoch", 0)
     if batches == 0 and not report["errors"]:
-        plan.errors.append("the dataset has no images to train on")
+        plan.errors.append(msg("preflight.no_images", "the dataset has no images to train on"))
     steps, epochs = total_steps(args, max(batches, 1), world_size())
     report.update(total_steps=steps, epochs=epochs, processes=world_size())
     plan.report["dataset"] = report
@@ -248,19 +282,38 @@ def _check_text_cache(args: argparse.Namespace, plan: RunPlan) -> None:
         return
     flag = "--cache_text_encoder_outputs" + ("" if args.cache_text_encoder_outputs else "_to_disk")
     if plan.command in LORA_COMMANDS and not args.network_train_unet_only:
-        plan.errors.append(
-            f"{flag} needs --network_train_unet_only: the text encoders do not run during training, so a text "
-            "encoder LoRA could not learn"
-        )
+        plan.errors.append(msg(
+            "preflight.text_cache_needs_unet_only", "{flag} needs --network_train_unet_only: the text encoders do not "
+            "run during training, so a text encoder LoRA could not learn", flag=flag,
+        ))
     subsets: dict[str, list[str]] = {}
     for subset, setting in varying_caption_settings(s for spec in plan.dataset_specs for s in spec.subsets):
         subsets.setdefault(setting, []).append(repr(subset.name))
     for setting, names in subsets.items():
         name = setting if args.dataset_config else f"--{setting}"  # as the user wrote it
-        plan.errors.append(
-            f"{flag} cannot be used with {name} (subset {', '.join(names)}): the cache holds one fixed caption "
-            f"per image, but {setting} changes captions between epochs. Turn off {name} or the caching"
-        )
+        plan.errors.append(msg(
+            "preflight.text_cache_varying_captions", "{flag} cannot be used with {name} (subset {subsets}): the cache "
+            "holds one fixed caption per image, but {setting} changes captions between epochs. Turn off {name} or "
+            "the caching", flag=flag, name=name, subsets=", ".join(names), setting=setting,
+        ))
+
+
+def _check_schedule_and_loss(args: argparse.Namespace, plan: RunPlan) -> None:
+    """Option combinations the run would otherwise refuse only after loading the model: the learning-rate
+    schedule (it needs the step count), the noise and the loss settings."""
+    from backend.training.loss import LossConfig
+    from backend.training.noise import NoiseConfig
+    from backend.training.schedulers import schedule_problem_from_args
+
+    steps = (plan.report.get("dataset") or {}).get("total_steps", args.max_train_steps)
+    problem = schedule_problem_from_args(args, steps)
+    if problem:
+        plan.errors.append(problem)
+    for config in (NoiseConfig.from_args(args), LossConfig.from_args(args)):
+        try:
+            config.validate()
+        except ValueError as exc:
+            plan.errors.append(str(exc))
 
 
 def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -271,7 +324,8 @@ def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
         names = ("validation_seed", "validate_every_n_steps", "validate_every_n_epochs", "max_validation_steps")
         unused = [f"--{name}" for name in names if getattr(args, name) is not None]
         if unused:
-            plan.warnings.append(f"{', '.join(unused)}: no effect without validation_split (no images are held out)")
+            plan.warnings.append(msg("preflight.validation_unused", "{flags}: no effect without validation_split (no "
+                                     "images are held out)", flags=", ".join(unused)))
         return
 
 
@@ -296,6 +350,7 @@ def _check_resume(args: argparse.Namespace, plan: RunPlan) -> None:
         saved = read_train_state(args.resume).run
     except FileNotFoundError:
         return  # said by _check_training
+    plan.errors += state_file_problems(args.resume)
     if saved:
         family = plan.model.family if plan.model else None
         differences = record_mismatches(saved, run_record(args, plan.command, family))
@@ -308,9 +363,8 @@ def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
     if plan.command in LORA_COMMANDS:
         _check_network(args, plan)
         if args.save_model_as not in LORA_FORMATS:
-            plan.errors.append(
-                f"--save_model_as {args.save_model_as}: a LoRA is saved as one of {', '.join(LORA_FORMATS)}"
-            )
+            plan.errors.append(msg("preflight.lora_save_format", "--save_model_as {value}: a LoRA is saved as one of "
+                                   "{formats}", value=args.save_model_as, formats=", ".join(LORA_FORMATS)))
     else:
         check_finetune(args, plan)
     validation_split = any(spec.validation_split > 0 for spec in plan.dataset_specs)
@@ -325,6 +379,7 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     _check_dataset(args, plan)
     _check_method(args, plan)
     _check_training(args, plan)
+    _check_schedule_and_loss(args, plan)
     _check_text_cache(args, plan)
     _check_validation(args, plan)
     _check_output(args, plan)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.messages import msg
 from backend.training.output_space import existing_ancestor, folder_problem, gib
 from backend.training.run_errors import OutputNotWritable
 
@@ -45,21 +46,31 @@ def is_write_failure(exc: BaseException) -> bool:
     )
 
 
+DISK_FULL = "run.write_failure.disk_full"  # the id of failure_reason's "disk full", which changes the hint
+
+
+def _disk_full() -> str:
+    return msg("run.write_failure.disk_full", "the disk is full (no space left on device)")
+
+
 def failure_reason(exc: BaseException) -> str:
     """What went wrong, in words: 'no space left on device', 'permission denied', ..."""
     if isinstance(exc, OSError):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "the disk is full (no space left on device)"
+            return _disk_full()
         if exc.errno in (errno.EACCES, errno.EPERM):
-            return "permission denied"
+            return msg("run.write_failure.permission_denied", "permission denied")
         if exc.errno == errno.EROFS:
-            return "read-only file system"
+            return msg("run.write_failure.read_only", "read-only file system")
         if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-            return f"{exc.filename or 'a file'} is in the way: a file where a folder is needed"
+            if exc.filename:
+                return msg("run.write_failure.in_the_way", "{path} is in the way: a file where a folder is needed",
+                           path=exc.filename)
+            return msg("run.write_failure.a_file_in_the_way", "a file is in the way where a folder is needed")
         return str(exc)
     text = str(exc)
     if "os error 28" in text or "No space left" in text:
-        return "the disk is full (no space left on device)"
+        return _disk_full()
     text = text.split("I/O error: ", 1)[-1]  # safetensors: "Error while serializing: I/O error: <what>"
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -79,15 +90,16 @@ def choose_rescue_folder(output_name: str, needed_bytes: int, avoid: Path,
         if candidate.parent in tried:
             continue
         if avoid.absolute() in (candidate.absolute(), *candidate.absolute().parents):
-            refused.append(f"{candidate}: inside the failing folder")
+            refused.append(msg("run.rescue.inside_failing", "{folder}: inside the failing folder", folder=candidate))
             continue
-        problem = folder_problem("rescue folder", candidate)
+        problem = folder_problem(msg("run.rescue.label", "the rescue folder"), candidate)
         if problem:
             refused.append(problem)
             continue
         free = shutil.disk_usage(existing_ancestor(candidate)).free
         if free < needed_bytes:
-            refused.append(f"{candidate}: only {gib(free)} free, {gib(needed_bytes)} needed")
+            refused.append(msg("run.rescue.too_little_space", "{folder}: only {free} free, {needed} needed",
+                               folder=candidate, free=gib(free), needed=gib(needed_bytes)))
             continue
         try:
             candidate.mkdir(parents=True, exist_ok=True)
@@ -99,9 +111,11 @@ def choose_rescue_folder(output_name: str, needed_bytes: int, avoid: Path,
 
 
 def output_hint(reason: str) -> str:
-    if "full" in reason:
-        return "Free space on that disk (or choose an --output_dir on another disk) before the next run."
-    return "Make the folder writable, or choose another --output_dir, before the next run."
+    if getattr(reason, "id", None) == DISK_FULL:  # a Message from failure_reason, in whatever language
+        return msg("run.rescue.hint_full", "Free space on that disk (or choose an --output_dir on another disk) "
+                   "before the next run.")
+    return msg("run.rescue.hint_writable", "Make the folder writable, or choose another --output_dir, before the "
+               "next run.")
 
 
 class RescuingWriter:
@@ -129,7 +143,7 @@ class RescuingWriter:
             if not is_write_failure(exc):
                 raise
             reason = failure_reason(exc)
-        logger.error("could not save %s: %s", path, reason)
+        logger.error(msg("run.rescue.save_failed", "could not save {path}: {reason}", path=path, reason=reason))
         failed: dict[Path, str] = {}  # rescue folders that refused the file too, and why
         while True:
             folder = self._rescue_folder(path, reason, size, failed, step)
@@ -141,13 +155,14 @@ class RescuingWriter:
                 if not is_write_failure(exc):
                     raise
                 failed[folder] = failure_reason(exc)
-                logger.error("could not save the rescue copy %s either: %s", target, failed[folder])
+                logger.error(msg("run.rescue.copy_failed", "could not save the rescue copy {path} either: {reason}",
+                                 path=target, reason=failed[folder]))
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only when empty
                 if self.folder == folder:
                     self.folder = None
         self.rescued.append(target)
-        logger.error("saved %s instead (into the rescue folder)", target)
+        logger.error(msg("run.rescue.saved_instead", "saved {path} instead (into the rescue folder)", path=target))
         return target
 
     def _rescue_folder(self, path: Path, reason: str, size: int, failed: dict[Path, str], step: int) -> Path:
@@ -158,12 +173,14 @@ class RescuingWriter:
         if folder is None:
             refused = [f"{failed_folder}: {why}" for failed_folder, why in failed.items()] + refused
             raise OutputNotWritable(
-                f"could not save {path} ({reason}), and no rescue folder could take it ({'; '.join(refused)}); "
-                "the weights of this save are lost",
+                msg("run.rescue.lost", "could not save {path} ({reason}), and no rescue folder could take it "
+                    "({refused}); the weights of this save are lost", path=path, reason=reason,
+                    refused="; ".join(refused)),
                 hint=output_hint(reason), step=step, output=str(self.rescued[-1]) if self.rescued else None,
             )
-        logger.error("--output_dir %s cannot be written (%s): this and every later save of the run goes to %s",
-                     self.output_dir, reason, folder)
+        logger.error(msg("run.rescue.moving", "--output_dir {output_dir} cannot be written ({reason}): this and every "
+                         "later save of the run goes to {folder}", output_dir=self.output_dir, reason=reason,
+                         folder=folder))
         self.use(folder, reason)
         return folder
 
@@ -178,10 +195,14 @@ class RescuingWriter:
             return None
         kept = list(dict.fromkeys(path for path in self.rescued if path.exists()))  # pruned ones are gone
         folders = {path.parent for path in kept}
-        where = (f"{folders.pop()} instead: {', '.join(path.name for path in kept)}" if len(folders) == 1
-                 else f"rescue folders instead: {', '.join(map(str, kept))}")
-        return OutputNotWritable(
-            f"could not write to --output_dir {self.output_dir} ({self.reason}). The run finished and its "
-            f"files were saved to {where}.",
-            hint="Move them where you want them. " + output_hint(self.reason), output=str(final), step=step,
-        )
+        if len(folders) == 1:
+            message = msg("run.rescue.finished", "could not write to --output_dir {output_dir} ({reason}). The run "
+                          "finished and its files were saved to {folder} instead: {files}.",
+                          output_dir=self.output_dir, reason=self.reason, folder=folders.pop(),
+                          files=", ".join(path.name for path in kept))
+        else:
+            message = msg("run.rescue.finished_several", "could not write to --output_dir {output_dir} ({reason}). "
+                          "The run finished and its files were saved to rescue folders instead: {files}.",
+                          output_dir=self.output_dir, reason=self.reason, files=", ".join(map(str, kept)))
+        hint = msg("run.rescue.move_them", "Move them where you want them.") + " " + output_hint(self.reason)
+        return OutputNotWritable(message, hint=hint, output=str(final), step=step)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
 from backend.networks.args import NetworkArgsError, parse_network_args
 from backend.options.schema import LORA_COMMANDS
 from backend.training.optimizers import resolve_optimizer_name
@@ -25,15 +26,26 @@ from backend.training.run_errors import ResumeMismatch
 
 # network_args that change how the network trains but not what it holds: free to change on resume.
 TRAINING_ONLY_NETWORK_ARGS = frozenset({"dropout", "rank_dropout", "module_dropout"})
-RECORD_LABELS = {
-    "method": "training method", "family": "base model family", "optimizer": "--optimizer_type",
-    "network_module": "--network_module", "network_dim": "--network_dim", "network_alpha": "--network_alpha",
-    "network_args": "--network_args", "network_train_unet_only": "--network_train_unet_only",
+# The record's keys that are options are named by their flag; the others get words (`_label`).
+RECORD_FLAGS = {
+    "optimizer": "--optimizer_type", "network_module": "--network_module", "network_dim": "--network_dim",
+    "network_alpha": "--network_alpha", "network_args": "--network_args",
+    "network_train_unet_only": "--network_train_unet_only",
     "network_train_text_encoder_only": "--network_train_text_encoder_only", "dim_from_weights": "--dim_from_weights",
-    "unet_trained": "U-Net trained (--learning_rate above 0)", "train_text_encoder": "--train_text_encoder",
-    "ema": "--ema",
+    "train_text_encoder": "--train_text_encoder", "ema": "--ema",
 }
-METHOD_NAMES = {"network": "a network (LoRA) training", "fine_tune": "a full fine-tune"}
+
+
+def _label(key: str) -> str:
+    if key in RECORD_FLAGS:
+        return RECORD_FLAGS[key]
+    if key == "method":
+        return msg("preflight.resume.label_method", "training method")
+    if key == "family":
+        return msg("preflight.resume.label_family", "base model family")
+    if key == "unet_trained":
+        return msg("preflight.resume.label_unet_trained", "U-Net trained (--learning_rate above 0)")
+    return key
 
 
 def run_record(args: argparse.Namespace, command: str, family: str | None) -> dict[str, Any]:
@@ -66,33 +78,38 @@ def run_record(args: argparse.Namespace, command: str, family: str | None) -> di
 
 def _shown(key: str, value: Any) -> str:
     if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
-    if key == "method":
-        return METHOD_NAMES.get(value, str(value))
+        return " ".join(f"{k}={v}" for k, v in value.items()) or msg("preflight.resume.none", "(none)")
+    if key == "method" and value == "network":
+        return msg("preflight.resume.method_network", "a network (LoRA) training")
+    if key == "method" and value == "fine_tune":
+        return msg("preflight.resume.method_fine_tune", "a full fine-tune")
     return str(value)
+
+
+def _difference(key: str, saved: Any, current: Any) -> str:
+    return msg("preflight.resume.difference", "{setting}: {saved} in the state, {current} in this run",
+               setting=_label(key), saved=_shown(key, saved), current=_shown(key, current))
 
 
 def record_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """'--network_dim: 8 in the state, 4 in this run' for each option that differs."""
     if saved.get("method") != current.get("method"):
-        return [f"{RECORD_LABELS['method']}: {_shown('method', saved.get('method'))} in the state, "
-                f"{_shown('method', current.get('method'))} in this run"]
+        return [_difference("method", saved.get("method"), current.get("method"))]
     differences = []
     for key, value in current.items():
         if key not in saved or value is None or saved[key] is None:
             continue  # older records, or facts preflight could not establish
         if saved[key] != value:
-            differences.append(f"{RECORD_LABELS.get(key, key)}: {_shown(key, saved[key])} in the state, "
-                               f"{_shown(key, value)} in this run")
+            differences.append(_difference(key, saved[key], value))
     return differences
 
 
 def mismatch_message(folder: str | Path, differences: list[str]) -> str:
-    return (
-        f"--resume {folder} was saved by a run with other settings, so it cannot continue this one: "
-        + "; ".join(differences)
-        + ". Resume with the settings the state was saved with, or start without --resume (to start from the "
-        "trained weights with new network settings, train a new network instead)"
+    return msg(
+        "preflight.resume.other_settings", "--resume {folder} was saved by a run with other settings, so it cannot "
+        "continue this one: {differences}. Resume with the settings the state was saved with, or start without "
+        "--resume (to start from the trained weights with new network settings, train a new network instead)",
+        folder=folder, differences="; ".join(differences),
     )
 
 
@@ -112,13 +129,17 @@ def shape_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> l
     found = []
     if reshaped:
         key = reshaped[0]
-        found.append(f"{len(reshaped)} of {len(current_keys)} weights have another shape (e.g. {key}: "
-                     f"{'x'.join(map(str, _shape(saved[key]) or ()))} in the state, "
-                     f"{'x'.join(map(str, _shape(current[key]) or ()))} in this run)")
+        found.append(msg(
+            "run.resume.reshaped", "{count} of {total} weights have another shape (e.g. {key}: {saved} in the state, "
+            "{current} in this run)", count=len(reshaped), total=len(current_keys), key=key,
+            saved="x".join(map(str, _shape(saved[key]) or ())), current="x".join(map(str, _shape(current[key]) or ())),
+        ))
     if missing:
-        found.append(f"{len(missing)} weights of this run are not in the state (e.g. {missing[0]})")
+        found.append(msg("run.resume.missing", "{count} weights of this run are not in the state (e.g. {key})",
+                         count=len(missing), key=missing[0]))
     if unexpected:
-        found.append(f"{len(unexpected)} weights in the state are not in this run (e.g. {unexpected[0]})")
+        found.append(msg("run.resume.unexpected", "{count} weights in the state are not in this run (e.g. {key})",
+                         count=len(unexpected), key=unexpected[0]))
     return found
 
 
@@ -130,14 +151,21 @@ def optimizer_differences(saved: Mapping[str, Any], optimizer: Any) -> list[str]
     if not isinstance(saved_groups, list) or groups is None:
         return []
     if len(saved_groups) != len(groups):
-        return [f"the optimizer has {len(saved_groups)} parameter groups in the state, {len(groups)} in this run"]
+        return [msg("run.resume.optimizer_groups", "the optimizer has {saved} parameter groups in the state, "
+                    "{current} in this run", saved=len(saved_groups), current=len(groups))]
     for saved_group, group in zip(saved_groups, groups, strict=True):
         saved_keys, keys = set(saved_group) - {"params"}, set(group) - {"params"}
         only_saved, only_here = sorted(saved_keys - keys)[:3], sorted(keys - saved_keys)[:3]
         if only_saved and only_here:  # one-sided: a setting an optimizer adds as it steps, not another type
-            return [f"the optimizer is another type (settings only in the state: {', '.join(only_saved)}; "
-                    f"only in this run: {', '.join(only_here)})"]
+            return [msg("run.resume.optimizer_type", "the optimizer is another type (settings only in the state: "
+                        "{saved}; only in this run: {current})", saved=", ".join(only_saved),
+                        current=", ".join(only_here))]
     return []
+
+
+def same_settings_hint() -> str:
+    return msg("run.resume.same_settings_hint", "Resume with the settings the state was saved with, or start without "
+               "--resume.")
 
 
 def _load(path: Path) -> Any:
@@ -157,9 +185,11 @@ def check_state_fits(folder: str | Path, objects: list[Any], optimizer: Any) -> 
     differences = optimizer_differences(saved, optimizer) if isinstance(saved, Mapping) else []
     if differences:
         raise ResumeMismatch(
-            f"--resume {folder} does not fit this run: {'; '.join(differences)}. The state was saved with another "
-            "--optimizer_type (or other --network_args/learning-rate groups)",
-            hint="Resume with the optimizer the state was saved with, or start without --resume.",
+            msg("run.resume.optimizer_mismatch", "--resume {folder} does not fit this run: {differences}. The state "
+                "was saved with another --optimizer_type (or other --network_args/learning-rate groups)",
+                folder=folder, differences="; ".join(differences)),
+            hint=msg("run.resume.optimizer_hint", "Resume with the optimizer the state was saved with, or start "
+                     "without --resume."),
         )
 
 
@@ -170,9 +200,10 @@ def check_state_objects(folder: str | Path, objects: list[Any]) -> None:
         path = folder / f"custom_checkpoint_{index}.pkl"
         if not path.is_file():
             raise ResumeMismatch(
-                f"--resume {folder} holds no {path.name}: the state was saved by a run with fewer trained objects "
-                f"(e.g. without --ema), so it cannot continue this one",
-                hint="Resume with the settings the state was saved with, or start without --resume.",
+                msg("run.resume.object_missing", "--resume {folder} holds no {file}: the state was saved by a run with "
+                    "fewer trained objects (e.g. without --ema), so it cannot continue this one", folder=folder,
+                    file=path.name),
+                hint=same_settings_hint(),
             )
         saved = _load(path)
         if not isinstance(saved, Mapping):
@@ -180,8 +211,9 @@ def check_state_objects(folder: str | Path, objects: list[Any]) -> None:
         differences = shape_differences(saved, obj.state_dict())
         if differences:
             raise ResumeMismatch(
-                f"--resume {folder} does not fit this run: {'; '.join(differences)}. The state was saved with "
-                "other network or model settings (--network_dim, --network_alpha, conv_dim/algo in --network_args, "
-                "--network_module, the text encoder/U-Net options, or another base model)",
-                hint="Resume with the settings the state was saved with, or start without --resume.",
+                msg("run.resume.weights_mismatch", "--resume {folder} does not fit this run: {differences}. The state "
+                    "was saved with other network or model settings (--network_dim, --network_alpha, conv_dim/algo in "
+                    "--network_args, --network_module, the text encoder/U-Net options, or another base model)",
+                    folder=folder, differences="; ".join(differences)),
+                hint=same_settings_hint(),
             )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from backend.messages import msg
+
 
 class RunStopped(Exception):
     """The run cannot go on; `message` says what happened, `hint` what to do, `output` a model saved anyway,
@@ -47,23 +49,29 @@ def divergence_causes(args: argparse.Namespace, optimizer: str) -> str:
         if value:
             rates.append(f"--{name} {value:g}")
     adaptive = any(name in optimizer.lower() for name in ("prodigy", "dadapt"))
+    rate_list = ", ".join(rates)
     causes = [
-        f"the learning rate is too high for {optimizer} ({', '.join(rates)}): "
-        + ("it adapts the step size itself and expects about 1.0" if adaptive else "try a tenth of it")
-        + ("" if args.max_grad_norm else ", and turn gradient clipping back on (--max_grad_norm 1.0)"),
+        msg("run.diverged.rate_adaptive", "the learning rate is too high for {optimizer} ({rates}): it adapts the "
+            "step size itself and expects about 1.0", optimizer=optimizer, rates=rate_list) if adaptive else
+        msg("run.diverged.rate", "the learning rate is too high for {optimizer} ({rates}): try a tenth of it",
+            optimizer=optimizer, rates=rate_list),
     ]
-    if args.mixed_precision == "fp16" or getattr(args, "full_fp16", False):
-        causes.append(
-            "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep the VAE in "
-            "float32 (--no_half_vae; the SDXL VAE overflows in fp16)"
-            + (" and drop --full_fp16" if getattr(args, "full_fp16", False) else "")
-        )
-    causes.append(
-        "broken training data: an image or a cached latent/text-encoder file with NaN values (delete the "
-        ".npz cache files beside the images and run again)"
-    )
-    return "Likely causes: " + "; ".join(f"({i}) {cause}" for i, cause in enumerate(causes, start=1)) + "."
+    if not args.max_grad_norm:
+        causes.append(msg("run.diverged.no_clipping", "gradient clipping is off: turn it back on (--max_grad_norm 1.0)"))
+    if getattr(args, "full_fp16", False):
+        causes.append(msg(
+            "run.diverged.full_fp16", "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep "
+            "the VAE in float32 (--no_half_vae; the SDXL VAE overflows in fp16) and drop --full_fp16"))
+    elif args.mixed_precision == "fp16":
+        causes.append(msg(
+            "run.diverged.fp16", "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep "
+            "the VAE in float32 (--no_half_vae; the SDXL VAE overflows in fp16)"))
+    causes.append(msg(
+        "run.diverged.data", "broken training data: an image or a cached latent/text-encoder file with NaN values "
+        "(delete the .npz cache files beside the images and run again)"))
+    numbered = "; ".join(f"({i}) {cause}" for i, cause in enumerate(causes, start=1))
+    return msg("run.diverged.causes", "Likely causes: {causes}.", causes=numbered)
 
 
 def loss_name(value: float) -> str:
-    return "NaN" if math.isnan(value) else "infinite"
+    return "NaN" if math.isnan(value) else msg("run.diverged.infinite", "infinite")

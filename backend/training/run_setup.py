@@ -22,6 +22,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 
 from backend.data.dataset import DatasetGroup, TrainDataset, make_dataloader
 from backend.data.latent_cache import cache_latents
+from backend.messages import msg
 from backend.models.components import Components
 from backend.models.files import model_identity
 from backend.models.registry import get_spec
@@ -41,8 +42,8 @@ from backend.training.noise import NoiseConfig, create_noise_scheduler
 from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
 from backend.training.preflight import RunPlan, total_steps, world_size
 from backend.training.progress import ProgressReporter
-from backend.training.resume_check import check_state_fits
-from backend.training.run_errors import ResumeMismatch
+from backend.training.resume_check import check_state_fits, same_settings_hint
+from backend.training.run_errors import ResumeMismatch, RunStopped
 from backend.training.schedulers import create_scheduler_from_args
 from backend.training.sharded import accelerator_backend, prepare_sharded
 from backend.training.text_cache import TextEncoderCache, prepare_text_cache
@@ -104,10 +105,10 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
     if accelerator.num_processes != world_size():
         # accelerate found nothing to connect the processes with (e.g. --multi_gpu without GPUs): each
         # would train alone and write the same files.
-        raise RuntimeError(
-            f"accelerate launch started {world_size()} processes but they are not connected to each other; "
-            "to train with several processes on the CPU set ACCELERATE_USE_CPU=1"
-        )
+        raise RunStopped(msg(
+            "run.processes_not_connected", "accelerate launch started {count} processes but they are not connected "
+            "to each other; to train with several processes on the CPU set ACCELERATE_USE_CPU=1", count=world_size(),
+        ))
     if log_with:
         accelerator.init_trackers(args.log_tracker_name or command)
     return accelerator
@@ -237,11 +238,13 @@ def load_resume_state(accelerator: Accelerator, folder: str, method: TrainingMet
     except Exception as exc:
         logger.exception("loading the training state %s failed", folder)  # the traceback, for a bug report
         raise ResumeMismatch(
-            f"--resume {folder} could not be loaded into this run ({type(exc).__name__}: {str(exc)[:300]}). The "
-            "state was probably saved with other settings (optimizer, network, model, or number of processes)",
-            hint="Resume with the settings the state was saved with, or start without --resume.",
+            msg("run.resume.load_failed", "--resume {folder} could not be loaded into this run ({error}). The state "
+                "was probably saved with other settings (optimizer, network, model, or number of processes)",
+                folder=folder, error=f"{type(exc).__name__}: {str(exc)[:300]}"),
+            hint=same_settings_hint(),
         ) from exc
-    logger.info("resumed from %s at step %d", folder, resume_state.global_step)
+    logger.info(msg("run.resumed", "resumed from {folder} at step {step}", folder=folder,
+                    step=resume_state.global_step))
     return resume_state
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.messages import msg
+
 SAMPLER_NAMES: tuple[str, ...] = (
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a",
     "dpmsolver", "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
@@ -59,7 +61,8 @@ class SamplePrompt:
 def _sampler(value: str) -> str:
     name = value.strip().lower()
     if name not in SAMPLER_NAMES:
-        raise ValueError(f"unknown sampler {value!r}; choose one of {', '.join(SAMPLER_NAMES)}")
+        raise ValueError(msg("preflight.prompts.unknown_sampler", "unknown sampler {name}; choose one of {names}",
+                             name=repr(value), names=", ".join(SAMPLER_NAMES)))
     return name
 
 
@@ -70,13 +73,13 @@ def _steps(value: Any) -> int:
 def _positive_int(value: Any) -> int:
     number = int(value)
     if number <= 0:
-        raise ValueError(f"must be positive, got {value}")
+        raise ValueError(msg("preflight.prompts.not_positive", "must be positive, got {value}", value=value))
     return number
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be text, got {value!r}")
+        raise ValueError(msg("preflight.prompts.not_text", "must be text, got {value}", value=repr(value)))
     return value
 
 
@@ -101,9 +104,9 @@ _EXTRA_FIELDS = ("cfg_trunc_ratio", "renorm_cfg", "flow_shift")
 _TXT_OPTION_RE = re.compile(r"([A-Za-z]+)(?:\s+(.*))?$", re.DOTALL)
 
 
-def _suggest(word: str, known: list[str]) -> str:
+def _closest(word: str, known: list[str]) -> str | None:
     close = difflib.get_close_matches(word, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return repr(close[0]) if close else None
 
 
 def _build(values: dict[str, Any], index: int, where: str) -> SamplePrompt:
@@ -113,14 +116,20 @@ def _build(values: dict[str, Any], index: int, where: str) -> SamplePrompt:
         if key in ("subset", "enum"):  # structure keys sd-scripts leaves in the dicts
             continue
         if key not in _FIELDS:
-            raise PromptFileError(f"{where}: unknown key {key!r}{_suggest(key, list(_FIELDS))}")
+            close = _closest(key, list(_FIELDS))
+            if close:
+                raise PromptFileError(msg("preflight.prompts.unknown_key_close", "{where}: unknown key {key} (did you "
+                                          "mean {close}?)", where=where, key=repr(key), close=close))
+            raise PromptFileError(msg("preflight.prompts.unknown_key", "{where}: unknown key {key}", where=where,
+                                      key=repr(key)))
         try:
             value = _FIELDS[key][0](raw)
         except (TypeError, ValueError) as exc:
-            raise PromptFileError(f"{where}: bad {key} {raw!r}: {exc}") from None
+            raise PromptFileError(msg("preflight.prompts.bad_value", "{where}: bad {key} {value}: {error}",
+                                      where=where, key=key, value=repr(raw), error=exc)) from None
         (extra if key in _EXTRA_FIELDS else kwargs)[key] = value
     if not kwargs.get("prompt", "").strip():
-        raise PromptFileError(f"{where}: no prompt")
+        raise PromptFileError(msg("preflight.prompts.no_prompt", "{where}: no prompt", where=where))
     return SamplePrompt(index=index, extra=extra, **kwargs)
 
 
@@ -133,10 +142,16 @@ def parse_prompt_line(line: str, index: int = 0, where: str = "prompt") -> Sampl
         match = _TXT_OPTION_RE.match(option.strip())
         key = match.group(1).lower() if match else option.strip()
         if match is None or key not in _TXT_OPTIONS:
-            raise PromptFileError(f"{where}: unknown option --{key}{_suggest(key, list(_TXT_OPTIONS))}")
+            close = _closest(key, list(_TXT_OPTIONS))
+            if close:
+                raise PromptFileError(msg("preflight.prompts.unknown_option_close", "{where}: unknown option --{key} "
+                                          "(did you mean {close}?)", where=where, key=key, close=close))
+            raise PromptFileError(msg("preflight.prompts.unknown_option", "{where}: unknown option --{key}",
+                                      where=where, key=key))
         value = (match.group(2) or "").strip()
         if not value and key != "n":  # `--n` with nothing after it is an empty negative prompt
-            raise PromptFileError(f"{where}: option --{key} needs a value")
+            raise PromptFileError(msg("preflight.prompts.needs_value", "{where}: option --{key} needs a value",
+                                      where=where, key=key))
         values[_TXT_OPTIONS[key]] = value
     return _build(values, index, where)
 
@@ -146,22 +161,28 @@ def load_sample_prompts(path: str | Path) -> list[SamplePrompt]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".toml", ".json"):
-        raise PromptFileError(f"{path}: prompt files must end in .txt, .toml or .json")
+        raise PromptFileError(msg("preflight.prompts.suffix", "{path}: prompt files must end in .txt, .toml or .json",
+                                  path=path))
     from backend.options.toml_lines import TomlSyntaxError, read_toml_text
 
     try:
         text = read_toml_text(path)  # UTF-8 without the BOM Notepad may write
     except OSError as exc:
-        raise PromptFileError(f"{path}: cannot read the prompt file: {exc}") from None
+        raise PromptFileError(msg("preflight.prompts.unreadable", "{path}: cannot read the prompt file: {error}",
+                                  path=path, error=exc)) from None
     except TomlSyntaxError as exc:  # not UTF-8
-        raise PromptFileError(exc.located(str(path), "cannot read the prompt file")) from None
+        raise PromptFileError(exc.located(str(path), msg("preflight.prompts.cannot_read", "cannot read the prompt "
+                                                         "file"))) from None
     if suffix == ".txt":
         lines = [
             (n, line)
             for n, line in enumerate(text.splitlines(), 1)
             if line.strip() and not line.strip().startswith("#")
         ]
-        return [parse_prompt_line(line, i, f"{path}, line {n}") for i, (n, line) in enumerate(lines)]
+        return [
+            parse_prompt_line(line, i, msg("preflight.prompts.at_line", "{path}, line {line}", path=path, line=n))
+            for i, (n, line) in enumerate(lines)
+        ]
     if suffix == ".toml":
         return _from_toml(path, text)
     return _from_json(path, text)
@@ -173,14 +194,16 @@ def _from_toml(path: Path, text: str) -> list[SamplePrompt]:
     try:
         data = load_toml(text)
     except TomlSyntaxError as exc:
-        raise PromptFileError(exc.located(str(path), "not valid TOML")) from None
+        raise PromptFileError(exc.located(str(path), msg("preflight.prompts.not_toml", "not valid TOML"))) from None
     table = data.get("prompt")
     subsets = table.get("subset") if isinstance(table, dict) else None
     if not isinstance(subsets, list) or not subsets:
-        raise PromptFileError(f"{path}: expected a [prompt] table with [[prompt.subset]] entries")
+        raise PromptFileError(msg("preflight.prompts.no_subsets", "{path}: expected a [prompt] table with "
+                                  "[[prompt.subset]] entries", path=path))
     shared = {k: v for k, v in table.items() if k != "subset"}
     return [
-        _build({**shared, **subset}, i, f"{path}, [[prompt.subset]] #{i + 1}")
+        _build({**shared, **subset}, i, msg("preflight.prompts.at_subset", "{path}, [[prompt.subset]] #{number}",
+                                           path=path, number=i + 1))
         for i, subset in enumerate(subsets)
     ]
 
@@ -189,18 +212,20 @@ def _from_json(path: Path, text: str) -> list[SamplePrompt]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PromptFileError(f"{path}: not valid JSON: {exc}") from None
+        raise PromptFileError(msg("preflight.prompts.not_json", "{path}: not valid JSON: {error}", path=path,
+                                  error=exc)) from None
     if not isinstance(data, list):
-        raise PromptFileError(f"{path}: expected a list of prompts")
+        raise PromptFileError(msg("preflight.prompts.not_a_list", "{path}: expected a list of prompts", path=path))
     prompts = []
     for i, item in enumerate(data):
-        where = f"{path}, entry #{i + 1}"
+        where = msg("preflight.prompts.at_entry", "{path}, entry #{number}", path=path, number=i + 1)
         if isinstance(item, str):
             prompts.append(parse_prompt_line(item, i, where))
         elif isinstance(item, dict):
             prompts.append(_build(item, i, where))
         else:
-            raise PromptFileError(f"{where}: expected a prompt object or string")
+            raise PromptFileError(msg("preflight.prompts.bad_entry", "{where}: expected a prompt object or string",
+                                      where=where))
     return prompts
 
 
@@ -264,9 +289,8 @@ def get_sampler_scheduler(
     cls_name, kwargs = sampler_class_and_kwargs(name)
     cls = getattr(diffusers, cls_name)
     if "dummy" in cls.__module__:  # diffusers' placeholder when an optional backend is missing
-        raise ImportError(
-            f"sampler {name} ({cls_name}) needs scipy: pip install scipy, or choose another sampler"
-        )
+        raise ImportError(msg("preflight.prompts.sampler_needs_scipy", "sampler {name} ({cls}) needs scipy: pip "
+                              "install scipy, or choose another sampler", name=name, cls=cls_name))
     config = dict(DEFAULT_SAMPLER_CONFIG if scheduler_config is None else scheduler_config)
     config.update(kwargs)
     if v_parameterization:

@@ -33,6 +33,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from backend.atomic import atomic_path
+from backend.messages import msg
 from backend.training.sample_prompts import SamplePrompt, get_sampler_scheduler, sample_image_filename
 
 if TYPE_CHECKING:
@@ -117,14 +118,12 @@ def generate_samples(
                 _save_png(image, path, parameters)
             except Exception:  # a sample is never worth the training run
                 logger.warning(
-                    "sample image %d (%r, sampler %s) failed and was skipped",
-                    prompt.index,
-                    prompt.prompt,
-                    sampler_name,
+                    msg("run.sample_failed", "sample image {index} ({prompt}, sampler {sampler}) failed and was "
+                        "skipped", index=prompt.index, prompt=repr(prompt.prompt), sampler=sampler_name),
                     exc_info=True,
                 )
                 continue
-            logger.info("sample image %d: %s", prompt.index, path)
+            logger.info(msg("run.sample_written", "sample image {index}: {path}", index=prompt.index, path=path))
             written.append(path)
             if reporter is not None:
                 reporter.sample(path=str(path), step=step, epoch=epoch, prompt_index=prompt.index)

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from backend.training.optimizers import is_schedule_free, parse_kv_args
+from backend.messages import msg
+from backend.training.optimizers import is_schedule_free, parse_kv_args, resolve_optimizer_name
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,78 @@ def _custom_scheduler(
     try:
         cls = getattr(module, cls_name)
     except AttributeError:
-        raise ValueError(
-            f"lr_scheduler_type {class_path!r}: no class {cls_name} in {module.__name__}"
-        ) from None
+        raise ValueError(msg("run.schedule.no_class", "lr_scheduler_type {path}: no class {name} in {module}",
+                             path=repr(class_path), name=cls_name, module=module.__name__)) from None
     return cls(optimizer, **kwargs)
+
+
+def schedule_problem(
+    name: str, *, warmup: int, decay: int, total: int, scheduler_type: str = "", kwargs: dict[str, Any] | None = None,
+    min_lr_ratio: float | None = None, schedule_free: bool = False, relative_step_adafactor: bool = False,
+) -> str | None:
+    """Why these schedule settings cannot be used together, or None. Pure, so preflight asks it before any
+    model is loaded (`schedule_problem_from_args`) and `create_scheduler` refuses the same combinations.
+    `warmup`/`decay` are step counts (`resolve_step_count`)."""
+    kwargs = kwargs or {}
+    if schedule_free:
+        if warmup:
+            return msg("preflight.schedule.schedule_free_warmup", "a schedule-free optimizer does not use "
+                       "lr_warmup_steps (got {warmup} steps); pass its own warmup via --optimizer_args "
+                       "warmup_steps=N", warmup=warmup)
+        return None
+    if scheduler_type:
+        if warmup:
+            return msg("preflight.schedule.custom_warmup", "lr_scheduler_type {scheduler} does not use "
+                       "lr_warmup_steps (got {warmup} steps); set lr_warmup_steps to 0",
+                       scheduler=scheduler_type, warmup=warmup)
+        return None
+    if relative_step_adafactor:
+        name = "adafactor"  # chosen automatically, as sd-scripts does
+    if name == "adafactor":
+        if not relative_step_adafactor:
+            return msg("preflight.schedule.adafactor_needs_optimizer", "lr_scheduler adafactor needs optimizer_type "
+                       "Adafactor with relative_step=True")
+        if warmup:
+            return msg("preflight.schedule.adafactor_warmup", "lr_scheduler adafactor does not use lr_warmup_steps "
+                       "(got {warmup} steps); Adafactor warms up itself with --optimizer_args warmup_init=True",
+                       warmup=warmup)
+        return None
+    if name not in SCHEDULER_NAMES:
+        return msg("preflight.schedule.unknown", "unknown lr_scheduler {name}; choose one of {names}",
+                   name=repr(name), names=", ".join(SCHEDULER_NAMES))
+    if name == "constant" and warmup:
+        return msg("preflight.schedule.constant_warmup", "lr_scheduler constant does not use lr_warmup_steps (got "
+                   "{warmup} steps); use lr_scheduler constant_with_warmup, or set lr_warmup_steps to 0",
+                   warmup=warmup)
+    if name == "cosine_with_min_lr" and min_lr_ratio is None and "min_lr" not in kwargs and "min_lr_rate" not in kwargs:
+        return msg("preflight.schedule.min_lr_ratio_missing", "lr_scheduler cosine_with_min_lr needs "
+                   "lr_scheduler_min_lr_ratio (e.g. 0.1)")
+    if name == "warmup_stable_decay" and warmup + decay > total:
+        return msg("preflight.schedule.wsd_too_long", "warmup ({warmup}) + decay ({decay}) steps exceed the {total} "
+                   "training steps", warmup=warmup, decay=decay, total=total)
+    return None
+
+
+def schedule_problem_from_args(args: Any, total_steps: int) -> str | None:
+    """`schedule_problem` for a run's options, before its optimizer exists (read from the options instead)."""
+    try:
+        optimizer = resolve_optimizer_name(args)
+        optimizer_kwargs = parse_kv_args(getattr(args, "optimizer_args", None), "optimizer_args")
+    except ValueError:  # reported by the optimizer's own check
+        optimizer, optimizer_kwargs = "", {}
+    try:
+        kwargs = parse_kv_args(args.lr_scheduler_args, "lr_scheduler_args")
+        warmup = resolve_step_count(args.lr_warmup_steps, total_steps)
+        decay = resolve_step_count(args.lr_decay_steps, total_steps)
+    except ValueError as exc:
+        return str(exc)
+    adafactor = optimizer.rpartition(".")[2] == "Adafactor"
+    relative = bool(optimizer_kwargs.get("relative_step", True) or optimizer_kwargs.get("warmup_init", False))
+    return schedule_problem(
+        args.lr_scheduler, warmup=warmup, decay=decay, total=total_steps, scheduler_type=args.lr_scheduler_type or "",
+        kwargs=kwargs, min_lr_ratio=args.lr_scheduler_min_lr_ratio,
+        schedule_free=optimizer.rpartition(".")[2].endswith("ScheduleFree"), relative_step_adafactor=adafactor and relative,
+    )
 
 
 def create_scheduler(
@@ -96,27 +165,23 @@ def create_scheduler(
     warmup = resolve_step_count(warmup_steps, total)
     decay = resolve_step_count(decay_steps, total)
     kwargs = parse_kv_args(scheduler_args, "lr_scheduler_args")
-
-    def no_warmup(what: str, instead: str) -> None:
-        if warmup:
-            raise ValueError(f"{what} does not use lr_warmup_steps (got {warmup} steps); {instead}")
+    problem = schedule_problem(
+        name, warmup=warmup, decay=decay, total=total, scheduler_type=scheduler_type, kwargs=kwargs,
+        min_lr_ratio=min_lr_ratio, schedule_free=is_schedule_free(optimizer),
+        relative_step_adafactor=_is_relative_step_adafactor(optimizer),
+    )
+    if problem:
+        raise ValueError(problem)
 
     if is_schedule_free(optimizer):
-        no_warmup("a schedule-free optimizer", "pass its own warmup via --optimizer_args warmup_steps=N")
         return LambdaLR(optimizer, lambda _step: 1.0)  # reports the lr; schedule-free needs no schedule
     if scheduler_type:
-        no_warmup(f"lr_scheduler_type {scheduler_type}", "set lr_warmup_steps to 0")
         return _custom_scheduler(optimizer, scheduler_type, kwargs)
 
     if _is_relative_step_adafactor(optimizer) and name != "adafactor":
         logger.info("Adafactor with relative_step: using the adafactor lr scheduler instead of %s", name)
         name = "adafactor"
     if name == "adafactor":
-        if not _is_relative_step_adafactor(optimizer):
-            raise ValueError("lr_scheduler adafactor needs optimizer_type Adafactor with relative_step=True")
-        no_warmup(
-            "lr_scheduler adafactor", "Adafactor warms up itself with --optimizer_args warmup_init=True"
-        )
         from transformers.optimization import AdafactorSchedule
 
         return AdafactorSchedule(optimizer, learning_rate)
@@ -124,9 +189,6 @@ def create_scheduler(
     from diffusers import optimization as dopt
 
     if name == "constant":
-        no_warmup(
-            "lr_scheduler constant", "use lr_scheduler constant_with_warmup, or set lr_warmup_steps to 0"
-        )
         return dopt.get_constant_schedule(optimizer, **kwargs)
     if name == "constant_with_warmup":
         return dopt.get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup, **kwargs)
@@ -151,15 +213,11 @@ def create_scheduler(
             optimizer, num_warmup_steps=warmup, timescale=timescale, **kwargs
         )
     if name == "cosine_with_min_lr":
-        if min_lr_ratio is None and "min_lr" not in kwargs and "min_lr_rate" not in kwargs:
-            raise ValueError("lr_scheduler cosine_with_min_lr needs lr_scheduler_min_lr_ratio (e.g. 0.1)")
         kwargs.setdefault("min_lr_rate", min_lr_ratio)
         return topt.get_cosine_with_min_lr_schedule_with_warmup(
             optimizer, warmup, total, num_cycles=num_cycles / 2, **kwargs
         )
     if name == "warmup_stable_decay":
-        if warmup + decay > total:
-            raise ValueError(f"warmup ({warmup}) + decay ({decay}) steps exceed the {total} training steps")
         return topt.get_wsd_schedule(
             optimizer,
             num_warmup_steps=warmup,
@@ -169,7 +227,7 @@ def create_scheduler(
             min_lr_ratio=min_lr_ratio or 0.0,
             **kwargs,
         )
-    raise ValueError(f"unknown lr_scheduler {name!r}; choose one of {', '.join(SCHEDULER_NAMES)}")
+    raise AssertionError(f"lr_scheduler {name!r} is in SCHEDULER_NAMES but has no schedule here")
 
 
 def create_scheduler_from_args(

@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS
+from backend.training.run_errors import RunStopped
 
 T = TypeVar("T")
 
@@ -63,27 +65,31 @@ def launch_problems(args: argparse.Namespace, command: str, validation_split: bo
         return []
     name = "DeepSpeed" if backend == "deepspeed" else "FSDP"
     if command in LORA_COMMANDS:
-        return [
-            f"accelerate is configured for {name}, which only the fine-tuning commands (fine_tune, sdxl_train) "
-            "support; a LoRA is small enough for plain data parallelism: launch with --multi_gpu instead"
-        ]
+        return [msg(
+            "preflight.sharded.lora", "accelerate is configured for {name}, which only the fine-tuning commands "
+            "(fine_tune, sdxl_train) support; a LoRA is small enough for plain data parallelism: launch with "
+            "--multi_gpu instead", name=name,
+        )]
     problems = []
     if args.gradient_accumulation_steps != 1:
-        problems.append(
-            f"--gradient_accumulation_steps {args.gradient_accumulation_steps} cannot be used with {name}: the "
-            "trainer accumulates gradients itself; use 1 (and a larger --train_batch_size or more GPUs)"
-        )
+        problems.append(msg(
+            "preflight.sharded.accumulation", "--gradient_accumulation_steps {steps} cannot be used with {name}: the "
+            "trainer accumulates gradients itself; use 1 (and a larger --train_batch_size or more GPUs)",
+            steps=args.gradient_accumulation_steps, name=name,
+        ))
     if backend == "deepspeed" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
-        problems.append("DeepSpeed ZeRO stage 3 is not supported; use zero_stage 2 or FSDP (docs/multi-gpu.md)")
+        problems.append(msg("preflight.sharded.zero3", "DeepSpeed ZeRO stage 3 is not supported; use zero_stage 2 "
+                            "or FSDP (docs/multi-gpu.md)"))
     if backend == "fsdp":
         used = [flag for flag, on in (
             ("--ema", args.ema), ("--sample_prompts", args.sample_prompts), ("validation_split", validation_split),
         ) if on]
         if used:
-            problems.append(
-                f"{', '.join(used)} cannot be used with FSDP: they read whole weights outside the sharded forward "
-                "pass; turn them off or use DeepSpeed ZeRO-2 (docs/multi-gpu.md)"
-            )
+            problems.append(msg(
+                "preflight.sharded.fsdp_whole_weights", "{flags} cannot be used with FSDP: they read whole weights "
+                "outside the sharded forward pass; turn them off or use DeepSpeed ZeRO-2 (docs/multi-gpu.md)",
+                flags=", ".join(used),
+            ))
     return problems
 
 
@@ -91,10 +97,10 @@ def prepare_sharded(accelerator: Any, trained: TrainedModules, optimizer: Any, l
                     batch_size: int) -> tuple[Any, Any, Any]:
     """(engine, optimizer, scheduler) from accelerate for DeepSpeed or FSDP."""
     if accelerator.gradient_accumulation_steps != 1:
-        raise RuntimeError(
-            "the accelerate config sets gradient_accumulation_steps to "
-            f"{accelerator.gradient_accumulation_steps}; set it to 1 (the trainer accumulates gradients itself)"
-        )
+        raise RunStopped(msg(
+            "run.sharded.accumulation", "the accelerate config sets gradient_accumulation_steps to {steps}; set it to "
+            "1 (the trainer accumulates gradients itself)", steps=accelerator.gradient_accumulation_steps,
+        ))
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None:
         # No dataloader goes through accelerate (EpochSampler shards the batches), so DeepSpeed cannot

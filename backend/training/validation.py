@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from backend.data.dataset import Batch, DatasetGroup
+from backend.messages import msg
 from backend.training.noise import NUM_TRAIN_TIMESTEPS, NoiseConfig
 from backend.training.optimizers import set_optimizer_train_mode
 
@@ -138,7 +139,8 @@ def build_validation(args: Any, group: DatasetGroup) -> Validation | None:
         return None
     low, high = NoiseConfig.from_args(args).timestep_range(NUM_TRAIN_TIMESTEPS)
     seed = args.validation_seed if args.validation_seed is not None else args.seed
-    logger.info("%d image(s) held out for the validation loss, %d batch(es)", held_out.num_train_images, len(held_out))
+    logger.info(msg("run.validation_held_out", "{images} image(s) held out for the validation loss, {batches} "
+                    "batch(es)", images=held_out.num_train_images, batches=len(held_out)))
     return Validation(
         group=held_out, seed=seed, timesteps=validation_timesteps(low, high), max_steps=args.max_validation_steps,
         every_n_steps=args.validate_every_n_steps, every_n_epochs=args.validate_every_n_epochs,

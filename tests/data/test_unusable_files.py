@@ -133,3 +133,19 @@ def test_the_option_is_a_training_option_not_a_dataset_config_key(tmp_path: Path
     config.write_text(f"[[datasets]]\n[[datasets.subsets]]\nimage_dir = '{tmp_path}'\n")
     (spec,) = specs_from_dataset_config(load_dataset_config(config), args, 64)
     assert spec.skip_unreadable_images is True
+
+
+def test_images_left_out_are_not_counted_in_the_caption_warnings(images_folder: Path) -> None:
+    # Caption files beside one usable and two unreadable images, under the other usual extension.
+    for name in ("good0", "empty", "cut"):
+        (images_folder / f"{name}.txt").write_text("dog", encoding="utf-8")
+    spec = _spec(images_folder, skip=True)
+    warnings: list[str] = []
+    TrainDataset(spec, warn=warnings.append)
+    expected = [
+        f"2 of 2 image(s) in {images_folder} have no '.caption' caption file; they train with the class tokens 'dog'",
+        f"1 image(s) in {images_folder} have a '.txt' caption file but caption_extension is '.caption': set "
+        "--caption_extension .txt (or caption_extension = \".txt\" in the dataset config) to use them",
+    ]
+    assert [w for w in warnings if "caption" in w] == expected
+    assert [w for w in preflight_report([spec])["warnings"] if "caption" in w] == expected

@@ -1,10 +1,12 @@
-"""The training forms in a real browser, in Japanese, without training (issue 14, items 17-20 and 22).
+"""The training forms in a real browser, in Japanese, without training (issue 14, items 17-22).
 
 One GUI start covers: the accelerate section never breaks the buttons and problems name their field
 in the UI language; each kind starts from its own values and preflight warns about a fine-tuning
 learning rate in a LoRA run; presets load to a defined form, broken ones change nothing, Save never
 overwrites silently; a reload keeps the form; the essentials, the action bar, readable help on hover
-(contrast measured in the light and dark themes) and the option search. A small page of its own
+(contrast measured in the light and dark themes) and the option search (item 22, and a field of
+another model type named as such); runtime messages in Japanese: a preflight error, a broken preset,
+the kohya_ss import report (item 21). A small page of its own
 checks that the log follows new lines unless the user scrolled up.
 """
 
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from gui.i18n import Translator
+from backend.messages import fill as fill_template
+from gui.i18n import Translator, load_catalogue
 from gui.plain_text import plain_info
 from tests.gui import test_browser as base
 from tests.gui.test_browser import CHROMIUM, field, fill, free_port, gui_server, open_page, sync_api
@@ -26,6 +29,13 @@ from tests.trainer.helpers import make_images
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 browser, shots = base.browser, base.shots  # the fixtures of the LoRA tab's browser test
 USER = base.USER_DIR
+KOHYA_CONFIGS = base.REPO / "tests" / "gui" / "data" / "kohya_configs"
+JA = load_catalogue("ja")
+
+
+def fill_message(template: str, **params: object) -> str:
+    """A runtime message as the GUI shows it (params formatted as `backend.messages.msg` does)."""
+    return fill_template(template, params)
 
 # The WCAG contrast ratio of an element's text against the first opaque background behind it.
 CONTRAST_JS = """(selector) => {
@@ -72,6 +82,8 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
     broken, mine, other = USER / f"bt-broken-{tag}.json", USER / f"bt-mine-{tag}.json", USER / f"bt-other-{tag}.json"
     USER.mkdir(parents=True, exist_ok=True)
     broken.write_text('{"learning_rate": "fast"}', encoding="utf-8")
+    imported_prompts = USER / "sd15_standard_prompts.txt"  # written by the kohya_ss import
+    prompts_existed = imported_prompts.exists()
     try:
         with gui_server("--language", "ja") as url:
             page = open_page(browser, url, locale="en-US")
@@ -117,6 +129,19 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             help_text = page.locator("#opt_v_pred_like_loss .info-text")
             assert "(SNR+1)/SNR\u2217" in help_text.text_content() and help_text.locator("em").count() == 0
             page.screenshot(path=shots / "ja_search_jump.png")
+            # A field of another model type (clip_skip under SDXL) cannot be shown: the search says whose it is.
+            page.evaluate("window.scrollTo(0, 0)")
+            page.locator("#model_type").get_by_text("SDXL", exact=True).click()
+            search.click()
+            search.fill("")
+            page.keyboard.type("clip_skip")
+            page.get_by_role("option").first.click()
+            clip_skip = f"{ja.option_label('clip_skip')} (clip_skip)"
+            note = ja.t("ui.search_other_model", option=clip_skip, types="SD 1.x, SD 2.x")
+            expect(page.locator("#option_search_note")).to_have_text(note, timeout=10_000)
+            page.screenshot(path=shots / "ja_search_other_model.png")
+            page.locator("#model_type").get_by_text("SD 1.x", exact=True).click()
+            expect(page.locator("#option_search_note")).to_have_text("", timeout=10_000)
 
             # Item 19: the LoRA tab starts from LoRA values, captions are .txt.
             expect(field(page, "opt_learning_rate")).to_have_value("0.0001")
@@ -134,6 +159,21 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             expect(page.locator("#lora_message")).to_contain_text("1 以上")
             fill(page, "acc_num_processes", "")
             assert toasts.count() == 0, toasts.all_inner_texts()  # never Gradio's own English error
+
+            # Item 21: a preflight that finds a real problem reports it in Japanese (the trainer runs with
+            # KOHYA_LANGUAGE=ja), under Japanese headings.
+            missing = tmp_path / "no_such_model.safetensors"
+            fill(page, "opt_pretrained_model_name_or_path", str(missing))
+            fill(page, "opt_train_data_dir", str(tmp_path / "data"))
+            fill(page, "opt_output_dir", str(tmp_path / "out"))
+            fill(page, "opt_resolution", "64")
+            page.locator("#lora_preflight").click()
+            report = page.locator("#lora_preflight_report")
+            expect(report).to_contain_text(ja.t("ui.preflight_failed"), timeout=180_000)
+            expect(report).to_contain_text(fill_message(JA["msg.preflight.model_not_found"], path=missing))
+            expect(report).to_contain_text(ja.t("ui.preflight.errors"))
+            report.scroll_into_view_if_needed()
+            page.screenshot(path=shots / "ja_preflight_error.png")
 
             # Item 19: preflight of a LoRA at sd-scripts' fine-tuning rate warns.
             fill(page, "opt_pretrained_model_name_or_path", model)
@@ -162,7 +202,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             choose_preset(page, broken.stem)
             page.locator("#preset_load").click()
             expect(page.locator("#preset_message")).to_contain_text("読み込まず", timeout=30_000)
-            expect(page.locator("#preset_message")).to_contain_text('line 1: "learning_rate"')
+            expect(page.locator("#preset_message")).to_contain_text('1 行目: "learning_rate"')  # in Japanese (item 21)
             expect(field(page, "opt_learning_rate")).to_have_value("0.123")
             # Save writes under the typed name; replacing an existing preset needs Overwrite.
             fill(page, "preset_name", mine.stem)
@@ -210,9 +250,23 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             assert page.evaluate(CONTRAST_JS, "#finetune_opt_learning_rate .info-text") >= 4.5
             assert page.evaluate(CONTRAST_JS, "#finetune_opt_learning_rate [data-testid=block-info]") >= 4.5
             page.screenshot(path=shots / "ja_dark_help.png")
+
+            # Item 21: the kohya_ss import report is Japanese line by line, key names and values as written.
+            page.evaluate("document.body.classList.remove('dark')")
+            page.locator("#tab_lora-button").click()
+            fill(page, "kohya_config_path", str(KOHYA_CONFIGS / "sd15_standard.json"))
+            page.locator("#kohya_import").click()
+            message = page.locator("#preset_message")
+            expect(message).to_contain_text(ja.t("ui.kohya_reason.secret"), timeout=30_000)
+            expect(message).to_contain_text(f"huggingface_token = <hidden>: {JA['msg.gui.kohya.secret']}")
+            expect(message).not_to_contain_text("never carried over")
+            message.scroll_into_view_if_needed()
+            page.screenshot(path=shots / "ja_kohya_import_report.png")
     finally:
         for path in (broken, mine, other):
             path.unlink(missing_ok=True)
+        if not prompts_existed:
+            imported_prompts.unlink(missing_ok=True)
 
 
 def test_the_log_follows_new_lines_unless_scrolled_up(browser: object) -> None:  # noqa: F811

@@ -22,7 +22,7 @@ from gui.command_builder import (
     write_run_config,
     write_snapshot,
 )
-from gui.command_export import export_scripts, format_bash, format_cmd
+from gui.command_export import export_scripts, format_bash, format_cmd, language_env
 
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "accelerate", "gradio")
 # Arguments that break naive quoting in one shell or the other.
@@ -342,6 +342,27 @@ def test_exported_scripts_run_the_same_command(tmp_path: Path) -> None:
         pytest.skip("no repo venv to run the .sh with")
     result = subprocess.run([str(sh)], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == [str(REPO), *TRICKY]
+
+
+def test_commands_from_the_japanese_gui_give_japanese_messages_outside_it(tmp_path: Path) -> None:
+    """Issue 14, item 21: the trainer and tools speak the GUI's language (KOHYA_LANGUAGE); a command
+    printed or exported from the Japanese GUI sets it, one from the English GUI stays as it was."""
+    assert language_env("en") == {}
+    env = language_env("ja")
+    argv = [sys.executable, "-c", "import os; print(os.environ.get('KOHYA_LANGUAGE'))"]
+    line = format_bash(argv, env)
+    assert line == "KOHYA_LANGUAGE=ja " + format_bash(argv)
+    assert subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout.strip() == "ja"
+    assert format_cmd(argv, env=env) == 'set "KOHYA_LANGUAGE=ja" && ' + format_cmd(argv)
+    sh, bat = export_scripts(argv, tmp_path, "run", env=env)
+    assert "\nexport KOHYA_LANGUAGE=ja\nexec " in sh.read_text(encoding="utf-8")
+    bat_lines = bat.read_text(encoding="utf-8").splitlines()
+    assert bat_lines[:2] == ["@echo off", "setlocal"]  # the variable does not outlive the script
+    assert bat_lines[-2:] == ['set "KOHYA_LANGUAGE=ja"', format_cmd(["venv\\Scripts\\python.exe", *argv[1:]], batch=True)]
+    sh_en, bat_en = export_scripts(argv, tmp_path / "en", "run")
+    assert "KOHYA_LANGUAGE=" not in sh_en.read_text(encoding="utf-8") + bat_en.read_text(encoding="utf-8")
+    if (REPO / "venv/bin/python").exists():
+        assert subprocess.run([str(sh)], capture_output=True, text=True, check=True).stdout.strip() == "ja"
 
 
 def test_ascii_batch_file_keeps_the_console_code_page(tmp_path: Path) -> None:

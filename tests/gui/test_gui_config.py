@@ -48,12 +48,18 @@ def test_every_problem_is_named_with_its_line(tmp_path: Path) -> None:
 def test_a_broken_config_stops_the_launch_with_the_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "[defaults]\nlerning_rate = 1\n")
     with pytest.raises(SystemExit) as raised:
-        kohya_gui.parse_launch_args(["--config", str(path)])
+        kohya_gui.parse_launch_args(["--config", str(path), "--language", "en"])
     assert raised.value.code == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        kohya_gui.parse_launch_args(["--config", str(tmp_path / "missing.toml")])
+        kohya_gui.parse_launch_args(["--config", str(tmp_path / "missing.toml"), "--language", "en"])
     assert "cannot read the GUI config" in capsys.readouterr().err
+    # In the GUI's language (the flag, else the OS locale's): a Japanese user reads them in Japanese.
+    with pytest.raises(SystemExit):
+        kohya_gui.parse_launch_args(["--config", str(path), "--language", "ja"])
+    err = capsys.readouterr().err
+    assert "GUI の設定ファイルに問題があります" in err
+    assert f"{path}:2: [defaults] の 'lerning_rate' という学習オプションはありません。'learning_rate' のことですか？" in err
 
 
 def test_form_defaults_are_the_initial_values_and_what_a_preset_falls_back_to(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from backend import messages
 from backend.networks.args import parse_network_args
 from gui import lora_actions
 from gui.command_builder import write_run_config
@@ -96,11 +97,17 @@ def test_tensorboard_serves_the_logging_dir_and_is_reused(tmp_path: Path) -> Non
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_the_import_report_headings_are_in_the_gui_language(tmp_path: Path) -> None:
+def test_the_import_report_is_in_the_gui_language(tmp_path: Path) -> None:
+    messages.set_language("ja")  # as building the Japanese GUI does (gui/app.py)
     imported = lora_actions.import_kohya(str(CONFIGS / "sd15_standard.json"), Translator("ja"), prompts_dir=tmp_path)
     assert Translator("ja").t("ui.kohya_reason.secret") in imported.message
-    assert "huggingface_token" in imported.message  # details keep the key names
     assert "Dropped for safety" not in imported.message
+    # Every line, not only the headings (issue 14, item 21); key names and values as written.
+    assert "huggingface_token = <hidden>: 引き継ぎません。必要な場所で入力し直してください" in imported.message
+    assert 'stop_text_encoder_training = 20: kohya_ss はこの値を無視します（"not yet supported"）' in imported.message
+    assert "max_train_epochs = 10 で同じエポック数を学習します" in imported.message
+    assert "ネットワークの種類 標準LoRA" in imported.message  # as the selector names it
+    assert "never carried over" not in imported.message and "kohya_ss ignores" not in imported.message
 
 
 # --- the import through the form: what the tab shows and runs is what the command-line import writes ---
@@ -180,6 +187,10 @@ def test_print_command_names_the_config_file_start_and_export_write(tmp_path: Pa
     assert config is not None and config.group(1) in printed.bash
     exported = lora_actions.export(tab, T, when)
     assert config.group(1) in exported and Path(config.group(1)).is_file()
+    assert "KOHYA_LANGUAGE" not in printed.bash + printed.cmd  # English: the command as it always was
+    # From the Japanese GUI the command gives Japanese messages outside it too (issue 14, item 21).
+    printed = lora_actions.print_command(tab, Translator("ja"), when)
+    assert printed.bash.startswith("KOHYA_LANGUAGE=ja ") and printed.cmd.startswith('set "KOHYA_LANGUAGE=ja" && ')
 
 
 def test_the_last_form_is_kept_on_disk_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

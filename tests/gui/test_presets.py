@@ -160,6 +160,21 @@ def test_a_broken_preset_changes_nothing_and_says_what_and_where(tmp_path: Path,
     assert "not loaded" in result.message and str(path) in result.message and expected in result.message
 
 
+def test_a_broken_preset_is_explained_in_the_ui_language(tmp_path: Path) -> None:
+    from backend import messages
+
+    messages.set_language("ja")  # as building the Japanese GUI does (gui/app.py)
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "model_type": "sdxl2",\n  "accelerate": {"gpus": 1}\n}', encoding="utf-8")
+    loaded = load_preset(path)
+    assert loaded.problems == ['2 行目: "model_type" は sd1, sd2, sdxl のいずれかにしてください（指定値: \'sdxl2\'）']
+    assert loaded.unknown == ['不明な accelerate の設定 "gpus"']
+    path.write_text("[1, 2]", encoding="utf-8")
+    assert "リストが書かれています" in load_preset(path).problems[0]
+    result = outcome(path, TabValues(options={}), t=Translator("ja"))
+    assert result.tab is None and Translator("ja").t("ui.preset_refused", name="broken", path=path) in result.message
+
+
 def test_broken_accelerate_values_are_named_in_the_ui_language(tmp_path: Path) -> None:
     from gui.accelerate_form import accelerate_problems
 

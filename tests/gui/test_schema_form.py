@@ -145,6 +145,49 @@ def test_essentials_come_first_and_hold_every_required_option(kind: TrainingKind
     assert tab.form.accordions["essentials"].elem_id == kind.elem("group_essentials")
 
 
+def element_ids(block: Any) -> list[str]:
+    """The element ids inside `block`, in page order."""
+    found = []
+    for child in getattr(block, "children", []):
+        if getattr(child, "elem_id", None):
+            found.append(child.elem_id)
+        found += element_ids(child)
+    return found
+
+
+@pytest.mark.parametrize("kind", [LORA, FINETUNE], ids=lambda kind: kind.key)
+def test_essentials_read_model_data_output_network_basics(kind: TrainingKind) -> None:
+    with gr.Blocks():
+        tab = build_lora_tab(Translator("en"), browse=None, kind=kind)
+    ids = element_ids(tab.form.accordions["essentials"])
+    order = ["model_type", "opt_pretrained_model_name_or_path", "opt_train_data_dir", "opt_output_dir"]
+    if kind.networks:  # the network type's own fields under its shape, after every path (issue 14, part 2)
+        order += ["network_type", "opt_network_dim", "opt_network_alpha", "netarg_rank_dropout"]
+    order += ["opt_max_train_epochs", "opt_learning_rate"]
+    positions = [ids.index(kind.elem(name) if not name.startswith(("network_type", "netarg_")) else name) for name in order]
+    assert positions == sorted(positions), [ids[i] for i in sorted(positions)]
+    assert [name for name in kind.essentials if kind.elem(f"opt_{name}") not in ids] == []
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_search_says_when_a_field_belongs_to_another_model_or_network_type(language: str) -> None:
+    from gui.option_search import hidden_note
+
+    t = Translator(language)
+    # clip_skip: SD 1.x/2.x only; hidden under SDXL, where the search used to open a section showing nothing.
+    note = hidden_note("group_model opt_clip_skip", "sdxl", "Standard", LORA, t)
+    assert t.option_label("clip_skip") in note and "SD 1.x, SD 2.x" in note and "SDXL" not in note
+    assert note == t.t("ui.search_other_model", option=f"{t.option_label('clip_skip')} (clip_skip)", types="SD 1.x, SD 2.x")
+    assert hidden_note("group_model opt_clip_skip", "sd2", "Standard", LORA, t) == ""
+    assert hidden_note("group_basic opt_learning_rate", "sdxl", "Standard", LORA, t) == ""  # every model type
+    assert "SD 1.x" in hidden_note("finetune_group_model finetune_opt_clip_skip", "sdxl", None, FINETUNE, t)
+    # The network type's own fields likewise: LoKr's factor under Standard.
+    note = hidden_note("group_essentials netarg_factor", "sd1", "Standard", LORA, t)
+    assert "(factor)" in note and "LyCORIS/LoKr" in note and "LoHa" not in note
+    assert hidden_note("group_essentials netarg_factor", "sdxl", "LyCORIS/LoKr", LORA, t) == ""
+    assert hidden_note(None, "sd1", "Standard", LORA, t) == ""
+
+
 @pytest.mark.parametrize("language", ["en", "ja"])
 def test_search_lists_every_field_by_label_and_flag(language: str) -> None:
     from gui.option_search import search_entries

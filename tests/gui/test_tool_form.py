@@ -3,6 +3,7 @@ tool runner, and complete translations of every tool form."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from gui.runner import TrainingRunner
 from gui.tool_form import ToolArg, ToolInputError, ToolSpec, start_tool, tool_argv
 from gui.tool_specs import ALL_TOOLS
 
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 SPEC = ToolSpec("demo", (
     ToolArg("folder", "folder", positional=True, required=True),
     ToolArg("models", "list"),
@@ -80,6 +82,12 @@ def test_a_tool_runs_through_the_tool_runner(tmp_path) -> None:
     assert message.startswith("Started")
     assert runner.wait(120) == "failed"
     assert "missing.safetensors" in runner.log_text()
+    assert not JAPANESE.search(runner.log_text())
+    # From the Japanese GUI the tool speaks Japanese (KOHYA_LANGUAGE=ja in its environment; item 21).
+    start_tool(INSPECT_LORA, {"file": str(tmp_path / "missing.safetensors")}, Translator("ja"), runner)
+    assert runner.wait(120) == "failed"
+    errors = [line for line in runner.log_text().splitlines() if "missing.safetensors" in line]
+    assert errors and all(JAPANESE.search(line) for line in errors), errors
 
 
 def test_the_whole_app_builds_in_japanese_without_a_missing_text(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,21 @@ def test_single_file_read_to_a_device_gives_the_same_tensors(tiny: TinyModels) -
     direct, _ = read_checkpoint(path, device="cpu")
     assert default.keys() == direct.keys()
     assert all(torch.equal(default[k], direct[k]) for k in default)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_models_get_the_mode_a_plain_open_gives(tiny: TinyModels, tmp_path: Path) -> None:
+    """safetensors and mkdtemp create 0600 files and folders; a saved model is for other users and tools too."""
+    components = load_components(tiny.get("sd15").path)
+    old = os.umask(0o022)
+    try:
+        single = get_spec("sd1").save(components, tmp_path / "model.safetensors")
+        ckpt = get_spec("sd1").save(components, tmp_path / "model.ckpt")
+        folder = get_spec("sd1").save(components, tmp_path / "folder")
+    finally:
+        os.umask(old)
+    assert single.stat().st_mode & 0o777 == 0o644
+    assert ckpt.stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755
+    modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in folder.rglob("*")}
+    assert {name: mode for name, mode in modes.items() if mode not in (0o644, 0o755)} == {}

@@ -107,7 +107,18 @@ def test_value_given_to_an_on_off_flag():
 
 
 def test_missing_flag_value_is_an_option_error():
-    assert "expected one argument" in problems("train_network", MODEL + ["--tokenizer_cache_dir"])[0]
+    # argparse's own "argument --tokenizer_cache_dir: expected one argument", in our words (and translatable).
+    assert problems("train_network", MODEL + ["--tokenizer_cache_dir"]) == [
+        '"--tokenizer_cache_dir" needs a value: write --tokenizer_cache_dir VALUE '
+        '(a value that starts with "-" as --tokenizer_cache_dir=VALUE)'
+    ]
+
+
+def test_value_given_to_an_on_off_flag_is_said_in_our_words():
+    assert problems("train_network", MODEL + ["--v2=true"]) == [
+        '"--v2" is an on/off flag and takes no value (got \'true\'): give --v2 alone to turn it on, '
+        "leave it out to keep it off"
+    ]
 
 
 def test_required_option():

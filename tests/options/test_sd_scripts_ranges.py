@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from backend.data.config import specs_from_dataset_config
+from backend.messages import Message
 from backend.options import parse_args
 from backend.options.dataset_config import load_dataset_config
 from backend.options.dataset_keys import DATASET_KEYS, DatasetKey
@@ -83,6 +84,7 @@ def test_no_option_is_stricter_than_sd_scripts_without_a_reason(name: str) -> No
     ]
     if problems:
         assert option.range_reason.strip(), f"--{name} is stricter than sd-scripts without a range_reason: {problems}"
+        assert isinstance(option.range_reason, Message), f"--{name}: write range_reason=msg(...) so it is translated"
     else:
         assert not option.range_reason, f"--{name} has a range_reason but is not stricter than sd-scripts"
 
@@ -94,6 +96,7 @@ def test_no_dataset_key_is_stricter_than_sd_scripts_without_a_reason(name: str) 
     problems = stricter_than_sd_scripts(key, DATASET_KINDS[name], DATASET_CHOICES.get(name))
     if problems:
         assert key.range_reason.strip(), f"dataset key {name} is stricter than sd-scripts without a reason: {problems}"
+        assert isinstance(key.range_reason, Message), f"dataset key {name}: write the reason as msg(...)"
     else:
         assert not key.range_reason, f"dataset key {name} has a range_reason but is not stricter than sd-scripts"
 

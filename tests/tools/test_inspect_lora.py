@@ -55,3 +55,26 @@ def test_inspect_lycoris_loha_and_lokr(make_lora, capsys) -> None:
         for entry in report["blocks"].values():
             assert entry["ranks"] == {str(rank): entry["modules"]}
             assert entry["alphas"] == {str(rank / 2): entry["modules"]}
+
+
+def test_inspect_shows_the_resolution_of_a_dataset_config_lora(trained_lora, tmp_path, capsys) -> None:
+    """A LoRA trained with --dataset_config has no ss_resolution: sd-scripts writes each dataset's
+    resolution into ss_datasets, and inspect reads it from there."""
+    lora = load_lora(trained_lora)
+    lora.metadata.pop("ss_resolution", None)
+    lora.metadata["ss_datasets"] = json.dumps([
+        {"is_dreambooth": True, "resolution": [768, 512], "subsets": []},
+        {"is_dreambooth": True, "resolution": [512, 512], "subsets": []},
+    ])
+    path = tmp_path / "datasets.safetensors"
+    save_lora(path, lora.modules, lora.metadata, None)
+    assert run_tool(inspect_lora.main, [str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == ["768x512", "512x512"]
+    assert run_tool(inspect_lora.main, [str(path)]) == 0
+    assert "  resolution: 768x512, 512x512" in capsys.readouterr().out
+
+    lora.metadata.pop("ss_datasets")
+    lora.metadata["ss_resolution"] = "(512, 640)"  # what sd-scripts writes for a folder dataset
+    save_lora(path, lora.modules, lora.metadata, None)
+    assert run_tool(inspect_lora.main, [str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == ["512x640"]

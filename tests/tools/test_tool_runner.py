@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from backend.tools.arg_checks import is_within, refuse_overwriting_inputs, same_file
 from backend.tools.light_cli import InputError, ToolFailure
@@ -86,3 +87,20 @@ def test_device_names_and_a_missing_gpu_are_bad_input() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ToolError, match="torch sees no CUDA GPU on this machine; use --device cpu"):
             check_device("cuda")
+
+
+@pytest.mark.parametrize("reader", ["load_lora", "convert_read"])
+def test_a_damaged_lora_is_named_once(reader: str, tmp_path: Path) -> None:
+    """The model layer's error already names the file: a reader adds no second copy of the path."""
+    from safetensors.torch import save_file
+
+    from backend.tools import lora_convert, lora_files
+
+    path = tmp_path / "cut.safetensors"
+    save_file({"lora_unet_x.lora_down.weight": torch.zeros(4, 8)}, str(path))
+    path.write_bytes(path.read_bytes()[:-16])
+    read = lora_files.load_lora if reader == "load_lora" else lambda p: lora_convert.read_any(p, None)
+    with pytest.raises(ToolError) as caught:
+        read(str(path))
+    assert str(caught.value).count(str(path)) == 1
+    assert "cut short" in str(caught.value)

@@ -1,5 +1,6 @@
 """Every tool answers bad input at once: its arguments are checked before torch & co. are imported,
-and no output may replace an input (the same path, a symlink, a hard link, a folder holding it).
+no output may replace an input (the same path, a symlink, a hard link, a folder holding it), and no
+path may hold a line break, a tab or another control character (the trainer's rule for its paths).
 
 One subprocess per tool runs the tool's bad invocations through its real `__main__` (runpy) and
 reports the exit status, stderr and which heavy modules got imported; none may be.
@@ -34,6 +35,7 @@ for argv in cases:
 print(json.dumps(results))
 """
 
+CONTROL = "a path must be one line without control characters"
 # tool -> [(argv, what stderr must say)]; run in a folder made by `workdir`.
 CASES: dict[str, list[tuple[list[str], str]]] = {
     "resize_lora": [
@@ -51,6 +53,8 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["--model", "lora.safetensors", "--save_to", "images"], "--save_to images is a folder"),
         (["--model", "lora.safetensors", "--save_to", "afile.txt/out.safetensors"], "is a file, not a folder"),
         (["--model", "images", "--save_to", "out.safetensors"], "--model images is a folder"),
+        (["--model", "lora.safetensors", "--save_to", "out\n.safetensors"], f"--save_to: {CONTROL}"),
+        (["--model", "lora\r.safetensors", "--save_to", "out.safetensors"], f"--model: {CONTROL}"),
     ],
     "merge_lora": [
         (["--models", "missing.safetensors", "--save_to", "out.safetensors"], "LoRA file not found"),
@@ -64,15 +68,19 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
          "--save_to diffusers is the folder holding --models"),
         (["--models", "lora.safetensors", "lora2.safetensors", "--ratios", "1", "--save_to", "out.safetensors"],
          "2 models but 1 ratios"),
+        (["--models", "lora.safetensors", "--save_to", "out.safetensors", "--sd_model", "mo\tdel.safetensors"],
+         f"--sd_model: {CONTROL}"),
     ],
     "convert_lora": [
         (["--model", "missing.safetensors", "--save_to", "out.safetensors"], "LoRA file not found"),
         (["--model", "lora.safetensors", "--save_to", "symlink.safetensors"], "is the same file as --model"),
         (["--model", "lora.safetensors", "--save_to", "out.txt"], "must end in .safetensors"),
+        (["--model", "lora.safetensors", "--save_to", "o\u2028ut.safetensors"], f"--save_to: {CONTROL}"),
     ],
     "inspect_lora": [
         (["missing.safetensors"], "LoRA file not found"),
         (["afile.txt"], "expected a LoRA file ending in .safetensors"),
+        (["lora\n.safetensors"], f"the path: {CONTROL}"),
     ],
     "extract_lora_from_models": [
         (["--model_org", "missing", "--model_tuned", "model.safetensors", "--save_to", "out.safetensors"],
@@ -85,11 +93,14 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
          "is a folder without model_index.json"),
         (["--model_org", "diffusers", "--model_tuned", "model.safetensors", "--save_to", "o.safetensors",
           "--clamp_quantile", "0"], "--clamp_quantile must be above 0"),
+        (["--model_org", "diff\nusers", "--model_tuned", "model.safetensors", "--save_to", "o.safetensors"],
+         f"--model_org: {CONTROL}"),
     ],
     "make_tiny_model": [
         (["--arch", "sd15", "--out", "afile.txt"], "--out afile.txt is a file"),
         (["--arch", "sd15", "--out", "user_files"], "holds other files than a model"),
         (["--arch", "wd14", "--out", "user_files"], "holds other files than a model (no model.onnx)"),
+        (["--arch", "sd15", "--out", "tiny\nmodel"], f"--out: {CONTROL}"),
     ],
     "prepare_buckets_latents": [
         (["missing", "meta.json", "out.json", "model.safetensors"], "image folder not found"),
@@ -97,28 +108,44 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
          "out_json model.safetensors is the same file as model_name_or_path"),
         (["images", "meta.json", "out.json", "missing.safetensors"], "model not found"),
         (["images", "meta.json", "out.json", "model.safetensors", "--batch_size", "0"], "--batch_size must be 1"),
+        (["images", "meta.json", "out.json", "model.safetensors", "--tokenizer_cache_dir", "cache\n"],
+         f"--tokenizer_cache_dir: {CONTROL}"),
     ],
     "clean_captions_and_tags": [
         (["missing.json", "out.json"], "metadata file not found"),
         (["meta.json", "images"], "out_json images is a folder"),
+        (["meta.json", "out\n.json"], f"out_json: {CONTROL}"),
     ],
     "merge_captions_to_metadata": [
         (["missing", "out.json"], "image folder not found"),
         (["images", "images"], "out_json images is a folder"),
+        (["ima\tges", "out.json"], f"image folder: {CONTROL}"),
     ],
     "merge_dd_tags_to_metadata": [(["missing", "out.json"], "image folder not found")],
     "make_captions": [
         (["missing"], "image folder does not exist"),
-        (["images", "--batch_size", "0"], "--batch_size must be 1 or more"),
+        (["images", "--max_length", "1"], "--max_length must be 2 or more"),
+        (["images", "--beam_search", "--num_beams", "0"], "--num_beams must be 1 or more with --beam_search"),
+        (["images\n"], f"image folder: {CONTROL}"),
+        (["images", "--model_id", "./blip\n"], f"--model_id: {CONTROL}"),
     ],
     "make_captions_by_git": [(["missing"], "image folder does not exist")],
     "tag_images_by_wd14_tagger": [
         (["missing"], "image folder does not exist"),
-        (["images", "--thresh", "-1"], "--thresh must be 0 or more"),
+        (["images", "--model_dir", "tagger\x7f"], f"--model_dir: {CONTROL}"),
     ],
     "basic_caption": [(["missing", "--caption_text", "x"], "image folder does not exist")],
-    "prepare_dataset": [(["out", "--concept", "missing", "sks", "dog"], "concept folder does not exist")],
-    "verify_dataset": [(["missing"], "train_data_dir does not exist")],
+    "prepare_dataset": [
+        (["out", "--concept", "missing", "sks", "dog"], "concept folder does not exist"),
+        (["o\nut", "--concept", "images", "sks", "dog"], f"out: {CONTROL}"),
+        (["out", "--concept", "images", "sks", "d\u202eog"], "must be one line without control characters"),
+        (["out", "--concept", "images", "sks", "dog", "--caption_extension", ".t\nxt"],
+         "--caption_extension: must be one line without control characters"),
+    ],
+    "verify_dataset": [
+        (["missing"], "train_data_dir does not exist"),
+        (["images", "--reg_data_dir", "r\neg"], f"reg_data_dir: {CONTROL}"),
+    ],
 }
 
 

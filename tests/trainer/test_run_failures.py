@@ -76,6 +76,8 @@ def test_a_diverging_run_stops_before_writing_nan_and_keeps_earlier_files(tiny, 
     [error] = of(events, "error")
     assert "diverged at step 2" in error["message"] and "loss is NaN" in error["message"]
     assert "tiny-step00000001.safetensors (step 1)" in error["message"]
+    # That save is only known to hold finite weights (a diverging run may have written huge ones before): said so.
+    assert "The newest save with finite weights is" in error["message"] and "check its samples" in error["message"]
     assert "learning rate is too high for AdamW" in error["hint"]
     assert of(events, "end")[-1]["reason"] == "error" and of(events, "end")[-1]["output"] is None
     assert [e["loss"] is None for e in of(events, "step")] == [False, True]
@@ -203,3 +205,34 @@ def test_a_lora_run_without_room_for_its_saves_stops_before_the_first_step(tiny,
     assert error["message"].startswith(f"--output_dir {tmp_path}: only 0.1 MiB free, but this run saves about")
     assert "(3 model files of about 0.1 MiB and 2 training states of about 0.4 MiB)" in error["message"]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("damaged", ["model", "image"])
+def test_a_file_damaged_after_preflight_is_reported_without_a_traceback(damaged, tiny, train_dir, tmp_path,
+                                                                        monkeypatch):
+    """Preflight passed, then a file changed (a copy still running, a download replaced it): the error found
+    while the run is built (ModelFileError, DatasetError) is said like every other stop, not as a traceback."""
+    import backend.training.command as command
+
+    model, images = tmp_path / "model.safetensors", tmp_path / "train"
+    shutil.copy(tiny.get("sd15", single_file=True).path, model)
+    shutil.copytree(train_dir, images)
+    victim = model if damaged == "model" else images / "2_sks dog" / "img1.png"
+    real_build_plan = command.build_plan
+
+    def plan_then_cut_a_file_short(*args, **kwargs):
+        plan = real_build_plan(*args, **kwargs)
+        with open(victim, "r+b") as file:
+            file.truncate(victim.stat().st_size // 2)
+        return plan
+
+    monkeypatch.setattr(command, "build_plan", plan_then_cut_a_file_short)
+    code, events, err = run("train_network", [
+        *base_flags(model, images, tmp_path / "out", "--max_train_steps", "1", "--network_dim", "4"),
+        "--tokenizer_cache_dir", str(tiny.get("sd15", single_file=True).tokenizer_cache_dir),
+    ])
+    assert code == 1
+    [error] = of(events, "error")
+    assert str(victim) in error["message"] and not error["message"].startswith(("ModelFileError", "DatasetError"))
+    assert of(events, "end")[-1]["reason"] == "error" and not of(events, "start")
+    assert "Traceback" not in err and f"error: {error['message']}" in err

@@ -299,3 +299,51 @@ def test_divergence_causes_fit_the_run_settings():
     causes = divergence_causes(fp16, "Prodigy")
     assert "expects about 1.0" in causes and "--text_encoder_lr 1" in causes and "--max_grad_norm 1.0" in causes
     assert "--mixed_precision bf16" in causes and "--no_half_vae" in causes
+
+
+def test_with_several_processes_a_state_the_disk_refuses_stops_the_run_with_a_clear_error(tmp_path):
+    """Every process writes its part of a state into one folder, so states are not rescued there: the run
+    stops with an error that says so (not a traceback about a zip writer), naming the last model saved."""
+    from types import SimpleNamespace
+
+    from backend.options import parse_command_line
+    from backend.training.loop import Trainer
+
+    class FullDisk:  # accelerate's Accelerator as save_state uses it, on a disk that is full
+        num_processes, is_main_process = 2, True
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+        def save_state(self, folder: str) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
+
+    args = parse_command_line("train_network", ["--pretrained_model_name_or_path", "m", "--output_dir", str(tmp_path)])
+    trainer = Trainer.__new__(Trainer)  # only what save_training_state reads
+    trainer.run = SimpleNamespace(args=args, command="train_network", accelerator=FullDisk(),
+                                  components=SimpleNamespace(family="sd1"))
+    trainer.global_step, trainer._weights_checked_at = 4, (4, None)  # weights checked finite at this step
+    trainer.last_save = (tmp_path / "tiny-step00000004.safetensors", 4)
+    with pytest.raises(rescue.OutputNotWritable) as stopped:
+        trainer.save_training_state(tmp_path / "tiny-step00000004-state", epoch=1, batches_done=4)
+    assert "could not save the training state" in stopped.value.message and "the disk is full" in stopped.value.message
+    assert "not saved to a rescue folder" in stopped.value.message and "Free space" in stopped.value.hint
+    assert stopped.value.output == str(tmp_path / "tiny-step00000004.safetensors") and stopped.value.step == 4
+    assert not list(tmp_path.iterdir())  # no half-written state folder left
+
+
+def test_messages_in_japanese_keep_their_values_and_their_meaning():
+    """The process language (the GUI sets it for the trainer it starts) changes the words, not the logic: the
+    disk-full hint is chosen by the reason's message id, which is the same in every language."""
+    from backend import messages
+    from backend.training.run_errors import divergence_causes
+
+    messages.set_language("ja")
+    full = rescue.failure_reason(OSError(errno.ENOSPC, "No space left on device"))
+    assert full == "ディスクがいっぱいです（デバイスに空き容量がありません）"
+    assert rescue.output_hint(full).startswith("次の学習の前に、そのディスクの空き容量を増やしてください")
+    assert rescue.output_hint(rescue.failure_reason(OSError(errno.EROFS, "ro"))).startswith(
+        "次の学習の前に、フォルダを書き込み可能にするか")
+    causes = divergence_causes(argparse.Namespace(learning_rate=1e6, max_grad_norm=0.0, mixed_precision="no"), "AdamW")
+    assert causes.startswith("考えられる原因: (1) AdamW に対して学習率が高すぎます（--learning_rate 1e+06）: 10 分の 1 に")
+    assert "(2) 勾配クリッピングがオフです: 元に戻してください（--max_grad_norm 1.0）" in causes

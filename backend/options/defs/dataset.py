@@ -4,6 +4,7 @@ Implemented by backend/data. Names, defaults and semantics are sd-scripts'; help
 the code does, with typical values.
 """
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS, Option, declare_all
 
 # fine_tune.py has no DreamBooth-style folders (sd-scripts: add_dataset_arguments(parser, False, ...)).
@@ -64,7 +65,8 @@ declare_all(
         ),
         Option(
             "keep_tokens", "int", 0, group="dataset", minimum=0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.keep_tokens",
                 "a count of tags, 0 = none kept; sd-scripts tests `> 0`, so a negative count silently keeps "
                 "none, never what a minus sign meant"
             ),
@@ -99,7 +101,8 @@ declare_all(
         ),
         Option(
             "caption_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.caption_dropout_rate",
                 "a probability: sd-scripts compares random() < rate, so above 1 every caption is dropped and"
                 " below 0 none is, silently"
             ),
@@ -107,7 +110,8 @@ declare_all(
         ),
         Option(
             "caption_dropout_every_n_epochs", "int", 0, group="dataset", minimum=0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.caption_dropout_every_n_epochs",
                 "a count of epochs, 0 = off; sd-scripts tests `> 0`, so a negative count is silently off "
                 "too, never what a minus sign meant"
             ),
@@ -115,7 +119,8 @@ declare_all(
         ),
         Option(
             "caption_tag_dropout_rate", "float", 0.0, group="dataset", minimum=0.0, maximum=1.0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.caption_tag_dropout_rate",
                 "a probability: sd-scripts compares random() >= rate per tag, so above 1 every tag is "
                 "dropped and below 0 none is, silently"
             ),
@@ -151,7 +156,8 @@ declare_all(
         ),
         Option(
             "train_batch_size", "int", 1, group="basic", minimum=1,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.train_batch_size",
                 "sd-scripts splits each bucket into batches of this size (range() fails on a step of 0; a "
                 "negative size gives no batch)"
             ),
@@ -166,7 +172,8 @@ declare_all(
         ),
         Option(
             "min_bucket_reso", "int", 256, group="dataset", minimum=8,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.min_bucket_reso",
                 "a bucket side below 8 pixels is less than one latent pixel (the VAE downsamples by 8); "
                 "sd-scripts would build buckets of zero width at 0"
             ),
@@ -175,7 +182,8 @@ declare_all(
         ),
         Option(
             "max_bucket_reso", "int", 1024, group="dataset", minimum=8,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.max_bucket_reso",
                 "a bucket side below 8 pixels is less than one latent pixel (the VAE downsamples by 8); "
                 "sd-scripts then fails its check that max_bucket_reso covers the resolution"
             ),
@@ -184,7 +192,8 @@ declare_all(
         ),
         Option(
             "bucket_reso_steps", "int", 64, group="dataset", minimum=8,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.bucket_reso_steps",
                 "with --enable_bucket sd-scripts refuses a step that 64 (SD) or 32 (SDXL) does not divide "
                 "and fails on 0 with a division by zero; below 8 pixels a bucket side is less than one "
                 "latent pixel"
@@ -215,7 +224,8 @@ declare_all(
         ),
         Option(
             "vae_batch_size", "int", 1, group="advanced", minimum=1,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.vae_batch_size",
                 "sd-scripts fails on 0 when latents are not cached (range() with a step of 0) and treats it "
                 "as 1 when they are"
             ),
@@ -230,7 +240,8 @@ declare_all(
         # --- loading and weighting -------------------------------------------------------------
         Option(
             "max_data_loader_n_workers", "int", 8, group="advanced", minimum=0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.max_data_loader_n_workers",
                 "PyTorch's DataLoader refuses a negative num_workers (ValueError), so sd-scripts fails there"
             ),
             help="Processes that load and augment images in parallel (capped at the CPU count; 0 = load in the "
@@ -244,7 +255,8 @@ declare_all(
         Option(
             # sd-scripts adds it only where add_training_arguments(support_dreambooth=True): the LoRA trainers.
             "prior_loss_weight", "float", 1.0, group="advanced", minimum=0.0, commands=LORA_COMMANDS,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.prior_loss_weight",
                 "a negative weight makes the regularization images' loss negative (training would push their"
                 " error up)"
             ),

@@ -5,6 +5,7 @@ sd-scripts does not have; they follow OneTrainer's EMA (an exponential moving av
 trained weights, with a warm-up so short runs are not dominated by the base weights).
 """
 
+from backend.messages import msg
 from backend.options.schema import FINETUNE_COMMANDS, Option, declare_all
 
 declare_all(
@@ -19,7 +20,8 @@ declare_all(
         ),
         Option(
             "learning_rate_te", "float", None, minimum=0, group="basic", commands=("fine_tune",),
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.learning_rate_te",
                 "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
             ),
             help="Learning rate of the text encoder with --train_text_encoder. Default: --learning_rate. 0 keeps "
@@ -27,7 +29,8 @@ declare_all(
         ),
         Option(
             "learning_rate_te1", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.learning_rate_te",
                 "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
             ),
             help="Learning rate of SDXL's first text encoder (CLIP ViT-L) with --train_text_encoder. Default: "
@@ -35,7 +38,8 @@ declare_all(
         ),
         Option(
             "learning_rate_te2", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.learning_rate_te",
                 "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
             ),
             help="Learning rate of SDXL's second text encoder (OpenCLIP bigG) with --train_text_encoder. "

@@ -4,6 +4,7 @@ Implemented by backend/networks (and the training loop for learning rates and we
 Names, defaults and semantics are sd-scripts' train_network.py.
 """
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS, Option, declare_all
 
 declare_all(
@@ -26,7 +27,8 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=1,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.network_dim",
                 "sd-scripts' LoRA divides alpha by the rank (ZeroDivisionError at 0), and a layer cannot "
                 "have a negative size"
             ),
@@ -52,7 +54,8 @@ declare_all(
             commands=LORA_COMMANDS,
             minimum=0,
             maximum=1,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.network_dropout",
                 "a probability: PyTorch's dropout refuses values outside 0..1 (ValueError), so sd-scripts "
                 "fails at the first step"
             ),
@@ -114,7 +117,8 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.learning_rate_te",
                 "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
             ),
             help="Learning rate for the U-Net LoRA (empty = --learning_rate). Typical 1e-4 with AdamW; "
@@ -137,7 +141,8 @@ declare_all(
             group="network",
             commands=LORA_COMMANDS,
             minimum=0,
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.scale_weight_norms",
                 "0 turns it off; a negative maximum norm makes every weight's rescaling factor negative, "
                 "flipping the network's weights at every step"
             ),

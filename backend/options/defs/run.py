@@ -1,5 +1,6 @@
 """Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS, Option, declare_all
 
 declare_all(
@@ -7,7 +8,8 @@ declare_all(
         # --- how long, how precise ---------------------------------------------------------------
         Option(
             "max_train_steps", "int", 1600, minimum=1, group="basic",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.max_train_steps",
                 "0 steps trains nothing: sd-scripts would then save the untrained network under the final "
                 "name"
             ),
@@ -17,7 +19,8 @@ declare_all(
         ),
         Option(
             "max_train_epochs", "int", None, minimum=1, group="basic",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.max_train_epochs",
                 "0 epochs trains nothing: sd-scripts would then save the untrained network under the final "
                 "name"
             ),
@@ -26,7 +29,8 @@ declare_all(
         ),
         Option(
             "seed", "int", None, minimum=0, group="basic",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.seed",
                 "numpy's seed (set by accelerate's set_seed in sd-scripts) refuses negative numbers "
                 "(ValueError)"
             ),
@@ -40,7 +44,8 @@ declare_all(
         ),
         Option(
             "gradient_accumulation_steps", "int", 1, minimum=1, group="basic",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.gradient_accumulation_steps",
                 "sd-scripts divides the batches per epoch by it (ZeroDivisionError at 0; a negative count "
                 "gives a negative number of steps)"
             ),
@@ -120,7 +125,8 @@ declare_all(
         ),
         Option(
             "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune"),
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.clip_skip",
                 "SD 1.x's text encoder has 12 layers: sd-scripts takes hidden_states[-clip_skip], so 0 and "
                 "13 pick the token embeddings (no layer at all) and 14+ fail with an IndexError"
             ),
@@ -167,7 +173,8 @@ declare_all(
         ),
         Option(
             "save_every_n_epochs", "int", None, minimum=1, group="saving",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.save_every_n_epochs",
                 "sd-scripts tests (epoch + 1) % N, so 0 fails with ZeroDivisionError after the first epoch; "
                 "leave it unset to save only at the end"
             ),
@@ -175,7 +182,8 @@ declare_all(
         ),
         Option(
             "save_every_n_steps", "int", None, minimum=1, group="saving",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.save_every_n_steps",
                 "sd-scripts tests step % N, so 0 fails with ZeroDivisionError at the first step; leave it "
                 "unset to save only at the end"
             ),
@@ -183,7 +191,8 @@ declare_all(
         ),
         Option(
             "save_last_n_epochs", "int", None, minimum=1, group="saving",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.save_last_n_epochs",
                 "sd-scripts deletes the save of epoch (current - every_n * N) right after saving, so 0 "
                 "deletes the file it has just written"
             ),

@@ -5,6 +5,7 @@ sample_prompts.py. The choice lists repeat those modules' tables because this pa
 without torch; tests/training/test_option_defs.py keeps them equal.
 """
 
+from backend.messages import msg
 from backend.options.schema import Option, declare_all
 
 SCHEDULERS = (
@@ -53,7 +54,8 @@ _optimizer = [
         default=2e-6,
         minimum=0,
         group="basic",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.learning_rate",
             "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate), so "
             "sd-scripts fails at the optimizer"
         ),
@@ -69,7 +71,8 @@ _optimizer = [
         default=1.0,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.max_grad_norm",
             "0 turns clipping off; a negative norm makes torch's clip_grad_norm_ multiply every gradient by "
             "a negative factor, so training would run backwards"
         ),
@@ -96,7 +99,8 @@ _schedule = [
         default="constant",
         choices=SCHEDULERS,
         group="basic",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_scheduler",
             "sd-scripts' parser takes any text, but its scheduler factory refuses names outside "
             "transformers' SchedulerType, diffusers' piecewise_constant and adafactor (ValueError); "
             "reduce_lr_on_plateau fails there too (it needs a metric). The adafactor:<lr> spelling "
@@ -116,7 +120,8 @@ _schedule = [
         default=0,
         minimum=0,
         group="basic",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_warmup_steps",
             "a negative warmup does not mean anything: transformers' schedules then shift their curve "
             "(cosine starts part-way down), and sd-scripts' constant schedule refuses any non-zero warmup"
         ),
@@ -132,7 +137,8 @@ _schedule = [
         default=0,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_decay_steps",
             "a negative decay length does not mean anything: warmup_stable_decay would then stretch its "
             "stable phase beyond the run"
         ),
@@ -144,7 +150,8 @@ _schedule = [
         default=1,
         minimum=1,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_scheduler_num_cycles",
             "0 turns transformers' cosine_with_restarts into a constant rate and a negative count runs the "
             "cosine backwards; 1 or more restarts are the meaningful values"
         ),
@@ -166,7 +173,8 @@ _schedule = [
         default=None,
         minimum=1,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_scheduler_timescale",
             "inverse_sqrt divides by it (ZeroDivisionError at 0) and takes its square root (math domain "
             "error below 0)"
         ),
@@ -179,7 +187,8 @@ _schedule = [
         minimum=0,
         maximum=1,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.lr_scheduler_min_lr_ratio",
             "a fraction of the learning rate: below 0 the rate turns negative at the end of the schedule "
             "(training would push the loss up), above 1 the 'minimum' exceeds --learning_rate"
         ),
@@ -215,7 +224,8 @@ _noise = [
         default=None,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.noise_offset",
             "a strength: sd-scripts multiplies symmetric noise by it, so a negative value acts as its "
             "absolute value, and with --adaptive_noise_scale it is clamped to 0"
         ),
@@ -249,7 +259,8 @@ _noise = [
         default=None,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.multires_noise_iterations",
             "0 (or unset) turns multires noise off; sd-scripts runs no pyramid level for a negative count "
             "but still rescales the noise, never what a minus sign meant"
         ),
@@ -265,7 +276,8 @@ _noise = [
         minimum=0,
         maximum=1,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.multires_noise_discount",
             "a decay factor per pyramid level: outside 0..1 the coarse levels outweigh the full-resolution "
             "noise (above 1) or alternate in sign (below 0); kohya_ss's default is 0.3"
         ),
@@ -280,7 +292,8 @@ _noise = [
         default=None,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.ip_noise_gamma",
             "a strength: sd-scripts multiplies symmetric noise by it, so a negative value silently acts as "
             "its absolute value, never what a minus sign meant"
         ),
@@ -303,7 +316,8 @@ _noise = [
         minimum=0,
         maximum=999,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.min_timestep",
             "negative timesteps index the scheduler's noise levels from the end (silently the wrong noise) "
             "and 1000 is past the last level (IndexError in sd-scripts)"
         ),
@@ -316,7 +330,8 @@ _noise = [
         minimum=1,
         maximum=1000,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.max_timestep",
             "sd-scripts draws timesteps up to this bound and indexes the scheduler's 1000 noise levels with "
             "them: above 1000 it fails with an IndexError, and at 0 every timestep is 0"
         ),
@@ -369,7 +384,8 @@ _loss = [
         default=0.1,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.huber_c",
             "a negative threshold makes the Huber loss negative (training would push the error up); "
             "sd-scripts' exponential schedule fails on it (math.log of a negative number)"
         ),
@@ -381,7 +397,8 @@ _loss = [
         default=1.0,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.huber_scale",
             "it multiplies the Huber threshold: a negative scale makes the loss negative (training would "
             "push the error up)"
         ),
@@ -393,7 +410,8 @@ _loss = [
         default=None,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.min_snr_gamma",
             "0 turns it off; a negative gamma gives every timestep a negative loss weight (training would "
             "push the error up)"
         ),
@@ -419,7 +437,8 @@ _loss = [
         default=None,
         minimum=0,
         group="advanced",
-        range_reason=(
+        range_reason=msg(
+            "options.range_reason.v_pred_like_loss",
             "it adds loss / SNR times this factor: a negative factor lowers the loss of the noisiest "
             "timesteps below zero (training would push their error up)"
         ),

@@ -4,6 +4,7 @@ Implemented in backend/data/split.py (which images are held out) and backend/tra
 (the loss and when it runs).
 """
 
+from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS, Option, declare_all
 
 declare_all(
@@ -43,7 +44,8 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.validate_every_n_steps",
                 "sd-scripts tests step % N, so 0 fails with ZeroDivisionError; leave it unset to validate "
                 "only at epoch ends"
             ),
@@ -59,7 +61,8 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.validate_every_n_epochs",
                 "sd-scripts tests (epoch + 1) % N, so 0 fails with ZeroDivisionError; leave it unset to "
                 "validate at every epoch's end"
             ),
@@ -75,7 +78,8 @@ declare_all(
             minimum=1,
             commands=LORA_COMMANDS,
             group="advanced",
-            range_reason=(
+            range_reason=msg(
+                "options.range_reason.max_validation_steps",
                 "0 validates on no batch at all; leave the validate_every_n_* options unset to turn "
                 "validation off"
             ),
