@@ -3,7 +3,7 @@
 Torch-free (the GUI process stays light): only the option schema is read, as data. The trainer
 gets its options exactly as a user would pass them by hand:
 
-    <venv python> -m accelerate.commands.launch [accelerate flags] -m backend.<command> --config_file run.toml
+    <venv python> -m accelerate.commands.launch --quiet [accelerate flags] -m backend.<command> --config_file run.toml
 
 The TOML holds only what differs from the schema defaults and never a secret; the values are
 checked against the schema first, so a bad value is reported here, naming the option, instead of
@@ -205,6 +205,7 @@ def build_command(
         python or venv_python(),
         "-m",
         "accelerate.commands.launch",
+        "--quiet",  # a failed single-process run ends with the trainer's message, not accelerate's traceback
         *accelerate_args(accelerate),
         "-m",
         f"backend.{command}",

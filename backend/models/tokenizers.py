@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
+from backend.hub import hub_unreachable_reason
 from backend.messages import msg
 
 CLIP_L_HUB_ID = "openai/clip-vit-large-patch14"
@@ -66,6 +67,23 @@ def _unavailable(
     ))
 
 
+def _from_hub(hub_id: str, subfolder: str | None, local: Path | None) -> CLIPTokenizer:
+    """The Hugging Face cache first (no network), then a download if the Hub can be reached."""
+    try:
+        cached = CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder, local_files_only=True)
+        if _is_usable(cached):
+            return cached
+    except (OSError, ValueError):
+        pass
+    unreachable = hub_unreachable_reason()
+    if unreachable:  # said at once, instead of after huggingface_hub's minute of retries
+        raise _unavailable(hub_id, subfolder, local, unreachable)
+    try:
+        return CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder)
+    except (OSError, ValueError) as exc:
+        raise _unavailable(hub_id, subfolder, local, type(exc).__name__) from exc
+
+
 def load_hub_tokenizer(
     hub_id: str, subfolder: str | None, pad_with_bang: bool, cache_dir: str | Path | None
 ) -> CLIPTokenizer:
@@ -78,10 +96,7 @@ def load_hub_tokenizer(
                 folder=local,
             ))
     else:
-        try:
-            tokenizer = CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder)
-        except (OSError, ValueError) as exc:
-            raise _unavailable(hub_id, subfolder, local, type(exc).__name__) from exc
+        tokenizer = _from_hub(hub_id, subfolder, local)
         if not _is_usable(tokenizer):
             raise _unavailable(hub_id, subfolder, local, msg("model.tokenizer_no_vocabulary",
                                                              "no vocabulary files were found"))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
+from backend.hub import hub_unreachable_reason
 from backend.messages import msg
 from backend.tools.arg_checks import one_line_path
 from backend.tools.light_cli import InputError
@@ -38,8 +39,11 @@ _SUPPORT_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken"]  # configs, tokeni
 TAGGER_FILES = ("model.onnx", "selected_tags.csv")
 
 
-def _is_offline() -> bool:
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+def _unreachable() -> str | None:
+    """Why nothing can be downloaded now (offline mode, no network), asked once before trying (backend/hub.py)."""
+    if constants.HF_HUB_OFFLINE:
+        return _offline_reason()
+    return hub_unreachable_reason()
 
 
 def _has_weights(folder: Path) -> bool:
@@ -100,8 +104,9 @@ def resolve_pretrained(model_id: str, what: str, option: str = "--model_id") -> 
             return cached
     except Exception:  # not cached (or an unreadable cache entry): download below
         pass
-    if _is_offline():
-        raise _not_available(what, model_id, _hf_cache(cache), option, _offline_reason())
+    unreachable = _unreachable()
+    if unreachable:
+        raise _not_available(what, model_id, _hf_cache(cache), option, unreachable)
     try:
         from huggingface_hub import HfApi
 
@@ -141,8 +146,9 @@ def tagger_folder(repo_id: str, model_dir: str | os.PathLike[str], force_downloa
     if not missing:
         logger.info(msg("tool.hub_using_downloaded_tagger", "using the downloaded tagger in {path}", path=location))
         return location
-    if _is_offline():
-        raise _tagger_not_available(repo_id, location, _offline_reason())
+    unreachable = _unreachable()
+    if unreachable:
+        raise _tagger_not_available(repo_id, location, unreachable)
     from huggingface_hub import hf_hub_download
 
     logger.info(msg("tool.hub_downloading_tagger", "downloading {files} of {repo_id} from the Hugging Face Hub into "

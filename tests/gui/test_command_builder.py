@@ -147,7 +147,7 @@ def test_prepare_run_writes_config_and_snapshot_beside_the_outputs(tmp_path: Pat
         "command": "train_network", **values, "LoRA_type": "Standard", "accelerate": accelerate,
     }
     assert run.argv == [
-        "py", "-m", "accelerate.commands.launch", "--num_processes", "1", "--mixed_precision", "bf16",
+        "py", "-m", "accelerate.commands.launch", "--quiet", "--num_processes", "1", "--mixed_precision", "bf16",
         "-m", "backend.train_network", "--config_file", str(run.config_path),
     ]
 
@@ -166,7 +166,7 @@ def test_prepare_run_writes_nothing_when_a_value_is_bad(tmp_path: Path) -> None:
 def test_build_command_passes_only_the_accelerate_settings_that_are_set(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     assert build_command("sdxl_train_network", config) == [
-        venv_python(), "-m", "accelerate.commands.launch", "-m", "backend.sdxl_train_network",
+        venv_python(), "-m", "accelerate.commands.launch", "--quiet", "-m", "backend.sdxl_train_network",
         "--config_file", str(config),
     ]
     every = {
@@ -176,7 +176,7 @@ def test_build_command_passes_only_the_accelerate_settings_that_are_set(tmp_path
     }
     argv = build_command("train_network", config, every, python="py", trainer_args=["--preflight"])
     assert argv == [
-        "py", "-m", "accelerate.commands.launch", "--config_file", "ds.yaml", "--multi_gpu", "--gpu_ids", "0,1",
+        "py", "-m", "accelerate.commands.launch", "--quiet", "--config_file", "ds.yaml", "--multi_gpu", "--gpu_ids", "0,1",
         "--num_processes", "2", "--num_machines", "1", "--machine_rank", "0", "--main_process_ip", "10.0.0.1",
         "--main_process_port", "29500", "--mixed_precision", "fp16", "--num_cpu_threads_per_process", "2",
         "-m", "backend.train_network", "--config_file", str(config), "--preflight",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,24 @@ def test_offline_uncached_tokenizer_error(tmp_path: Path) -> None:
     assert "--tokenizer_cache_dir" in message
     assert str(tmp_path / "cache" / "stabilityai_stable-diffusion-2") in message
     assert not (tmp_path / "cache").exists()  # nothing half-made is cached
+
+
+def test_an_unreachable_hub_is_said_at_once(tmp_path: Path) -> None:
+    """No network (here: a closed port as the Hub's address): the error comes from one connection attempt,
+    not after huggingface_hub's minute of logged retries."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connections are refused
+    proxies = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    env = {key: value for key, value in os.environ.items() if key not in proxies}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(REPO))
+    code = (
+        "from backend.models.tokenizers import load_family_tokenizers, TokenizerUnavailableError\n"
+        "try:\n    load_family_tokenizers('sd1', None)\n"
+        "except TokenizerUnavailableError as e:\n    print(e)\nelse:\n    print('LOADED')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "no connection to 127.0.0.1" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "openai/clip-vit-large-patch14" in out.stdout
+    assert "Retrying" not in out.stderr

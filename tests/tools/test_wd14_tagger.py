@@ -91,7 +91,7 @@ def test_download_is_cached_and_reused(tagger: Path, tmp_path: Path, monkeypatch
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(hub_models, "_is_offline", lambda: False)
+    monkeypatch.setattr(hub_models, "_unreachable", lambda: None)
     make_image(tmp_path / "images" / "red.png")
     models = tmp_path / "models"
     assert run(tmp_path / "images", "--model_dir", models, "--repo_id", "SmilingWolf/wd-vit-tagger-v3") == 0
