@@ -20,6 +20,7 @@ from gui.dataset_tabs import build_caption_editor_tab, build_captioning_tab, bui
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.lora_tab import build_lora_tab
+from gui.markdown_text import md_code, md_escape, md_t
 from gui.option_search import IME_FILTER_JS
 from gui.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools_tab import build_tools_tab
@@ -73,10 +74,11 @@ SHOWN_HELP_JS = """() => { try { return localStorage.getItem("kohya-show-help") 
 def environment_summary(t: Translator) -> str:
     """What this installation offers, read from the option schema (as data, without torch)."""
     rows = "\n".join(
-        f"| {t.command_label(command)} | `{command}` | {len(options_for(command))} |" for command in ALL_COMMANDS
+        f"| {md_escape(t.command_label(command))} | {md_code(command)} | {len(options_for(command))} |"
+        for command in ALL_COMMANDS
     )
     header = f"| {t.t('ui.about.command')} | | {t.t('ui.about.options')} |\n|---|---|---|\n"
-    return t.t("ui.about.python", version=platform.python_version(), system=platform.system()) + "\n\n" + header + rows
+    return md_t(t, "ui.about.python", version=platform.python_version(), system=platform.system()) + "\n\n" + header + rows
 
 
 def build_app(

@@ -70,8 +70,8 @@ def _slot_updates(slot: Slot, view: SlotView) -> dict[Any, Any]:
     return {
         slot.box: gr.Column(visible=True),
         slot.image: gr.Image(value=view.image, label=view.name),
-        slot.caption: gr.Textbox(value=view.text, label=f"{view.name} → {view.caption_file}", info=view.note or None,
-                                 interactive=view.editable),
+        slot.caption: gr.Textbox(value=view.text, label=f"{view.name} → {view.caption_file}",
+                                 info=plain_info(view.note) if view.note else None, interactive=view.editable),
     }  # fmt: skip
 
 

@@ -37,6 +37,7 @@ from backend.tools.caption_editing import (
 from backend.tools.caption_files import caption_path, normalize_extension, read_text, split_tags
 from backend.tools.light_cli import InputError
 from gui.i18n import Translator
+from gui.markdown_text import md_list, md_t
 
 PAGE_SIZE = 8
 THUMBNAIL_PX = 320
@@ -147,16 +148,16 @@ def load(values: Mapping[str, Any], t: Translator) -> dict[str, Any]:
         )  # fmt: skip
         entries = _entries(state)
     except InputError as error:
-        return {"message": t.t("ui.capedit.load_failed", error=error), "tags": [], **page_view(EditorState(), t)}
+        return {"message": md_t(t, "ui.capedit.load_failed", error=error), "tags": [], **page_view(EditorState(), t)}
     state = replace(state, images=tuple(str(entry.image) for entry in entries))
     captioned = sum(entry.has_caption for entry in entries)
     if state.include or state.exclude:
-        message = t.t("ui.capedit.loaded_filtered", shown=len(entries), captioned=captioned, folder=state.folder)
+        message = md_t(t, "ui.capedit.loaded_filtered", shown=len(entries), captioned=captioned, folder=state.folder)
     else:
-        message = t.t("ui.capedit.loaded", shown=len(entries), captioned=captioned, folder=state.folder)
+        message = md_t(t, "ui.capedit.loaded", shown=len(entries), captioned=captioned, folder=state.folder)
     unreadable = [entry.error for entry in entries if entry.error]
     if unreadable:
-        message += "\n\n" + t.t("ui.capedit.unreadable_captions", count=len(unreadable), first=unreadable[0])
+        message += "\n\n" + md_t(t, "ui.capedit.unreadable_captions", count=len(unreadable), first=unreadable[0])
     rows = [[tag, count] for tag, count in tag_frequencies(entries, separator)]
     return {"message": message, "tags": rows, "preview": "", **page_view(state, t, 0)}
 
@@ -176,7 +177,7 @@ def turn_page(state: EditorState, step: int, texts: Sequence[Any], t: Translator
     changed = unsaved(state, texts)
     if changed:
         names = ", ".join(state.page_images()[index].name for index in changed)
-        return {"message": t.t("ui.capedit.unsaved", count=len(changed), files=names)}
+        return {"message": md_t(t, "ui.capedit.unsaved", count=len(changed), files=names)}
     return {**page_view(state, t, state.page + step), "message": ""}
 
 
@@ -198,16 +199,16 @@ def save(state: EditorState, texts: Sequence[Any], t: Translator, only: int | No
         try:
             written.append(save_caption(images[index], text, state.extension))
         except (InputError, OSError) as error:
-            problems.append(f"- {images[index]}: {error}")
+            problems.append(f"{images[index]}: {error}")
             kept.append((index, text))
     view = page_view(state, t)
     slots = list(view["slots"])
     for index, text in kept:
         slots[index] = replace(slots[index], text=text)
     if problems:
-        message = t.t("ui.capedit.save_failed", count=len(problems)) + "\n" + "\n".join(problems)
+        message = t.t("ui.capedit.save_failed", count=len(problems)) + "\n" + md_list(problems)
     elif written:
-        message = t.t("ui.capedit.saved", count=len(written), files=", ".join(path.name for path in written))
+        message = md_t(t, "ui.capedit.saved", count=len(written), files=", ".join(path.name for path in written))
     else:
         message = t.t("ui.capedit.nothing_changed")
     return {**view, "slots": slots, "message": message, "tags": _tag_rows(view["state"])}
@@ -233,19 +234,19 @@ def preview(state: EditorState, values: Mapping[str, Any], t: Translator) -> dic
     if not tag:
         return {"message": t.t("ui.capedit.no_tag"), "preview": "", "state": replace(state, plan=(), plan_key=())}
     if state.separator.strip() and state.separator.strip() in tag:
-        return {"message": t.t("ui.capedit.tag_has_separator", tag=tag, separator=state.separator.strip())}
+        return {"message": md_t(t, "ui.capedit.tag_has_separator", tag=tag, separator=state.separator.strip())}
     try:
         shown = set(state.images)
         entries = [entry for entry in _entries(state) if str(entry.image) in shown]
     except InputError as error:
-        return {"message": t.t("ui.capedit.load_failed", error=error)}
+        return {"message": md_t(t, "ui.capedit.load_failed", error=error)}
     if action == "remove":
         changes = plan_remove_tag(entries, tag, state.separator)
     else:
         changes = plan_add_tag(entries, tag, state.separator, first=bool(values.get("bulk_first")))
     state = replace(state, plan=tuple(changes), plan_key=_bulk_key(values))
     if not changes:
-        return {"state": state, "preview": "", "message": t.t("ui.capedit.plan_empty", tag=tag, images=len(entries))}
+        return {"state": state, "preview": "", "message": md_t(t, "ui.capedit.plan_empty", tag=tag, images=len(entries))}
     message = t.t("ui.capedit.plan_ready", changes=len(changes), images=len(entries))
     return {"state": state, "preview": format_preview(changes, PREVIEW_LINES), "message": message}
 
@@ -264,11 +265,11 @@ def apply(state: EditorState, values: Mapping[str, Any], t: Translator) -> dict[
     try:
         written = apply_changes(current)
     except OSError as error:
-        return {"message": t.t("ui.capedit.apply_failed", error=error)}
+        return {"message": md_t(t, "ui.capedit.apply_failed", error=error)}
     state = replace(state, plan=(), plan_key=())
     message = t.t("ui.capedit.applied", count=len(written))
     if stale:
-        message += "\n\n" + t.t("ui.capedit.stale", count=len(stale), files=", ".join(c.caption_file.name for c in stale))
+        message += "\n\n" + md_t(t, "ui.capedit.stale", count=len(stale), files=", ".join(c.caption_file.name for c in stale))
     view = page_view(state, t)
     return {**view, "message": message, "preview": "", "tags": _tag_rows(view["state"])}
 

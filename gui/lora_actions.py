@@ -40,6 +40,7 @@ from gui.kohya_import import (
     format_report,
     report_titles,
 )
+from gui.markdown_text import Markdown, md_code_block, md_list, md_t
 from gui.network_types import compose, decompose
 from gui.option_search import network_type_label
 from gui.presets import USER_DIR, preset_data
@@ -107,8 +108,9 @@ class TabValues:
         return preset_data(self.preset_options(), self.gui_keys())
 
 
-def _problems(t: Translator, messages: list[str]) -> str:
-    return t.t("ui.fix_options") + "\n" + "\n".join(f"- {message}" for message in messages)
+def problems_text(t: Translator, messages: list[str]) -> Markdown:
+    """"Fix these options" over the problems (plain text, shown as written) as a list."""
+    return Markdown(t.t("ui.fix_options") + "\n" + md_list(messages))
 
 
 def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: float | None = None) -> str:
@@ -120,12 +122,12 @@ def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: 
         # The trainer's messages (errors, hints, warnings) in the GUI's language.
         runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta={"kind": tab.kind.key, "form": tab.form_data()})
     except OptionError as error:
-        return _problems(t, error.messages)
+        return problems_text(t, error.messages)
     except (ValueError, OSError) as error:
-        return _problems(t, [str(error)])
+        return problems_text(t, [str(error)])
     except RunnerBusyError:
         return t.t("ui.already_running")
-    return t.t("ui.started", path=prepared.config_path)
+    return md_t(t, "ui.started", path=prepared.config_path)
 
 
 def stop(t: Translator, runner: TrainingRunner = RUNNER) -> str:
@@ -143,13 +145,13 @@ def preflight(tab: TabValues, t: Translator) -> str:
                 timeout=PREFLIGHT_TIMEOUT_S, env={**os.environ, LANGUAGE_ENV: t.language},  # its report in the UI language
             )  # fmt: skip
     except OptionError as error:
-        return _problems(t, error.messages)
+        return problems_text(t, error.messages)
     except subprocess.TimeoutExpired:
         return t.t("ui.preflight_timeout", seconds=PREFLIGHT_TIMEOUT_S)
     report = _json_report(result.stdout)
     if report is None:  # refused before the report (e.g. invalid options): show what it said
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-FAILURE_LOG_LINES:])
-        return f"### {t.t('ui.status.failed', code=result.returncode)}\n```\n{tail}\n```"
+        return f"### {t.t('ui.status.failed', code=result.returncode)}\n{md_code_block(tail)}"
     return preflight_markdown(report, t)
 
 
@@ -183,11 +185,11 @@ def print_command(tab: TabValues, t: Translator, when: float | None = None) -> C
         config = run_stem(tab.run_options(), when).with_suffix(".toml")
         argv = build_command(tab.command, config, tab.accelerate)
     except OptionError as error:
-        return CommandText("", "", "", _problems(t, error.messages))
+        return CommandText("", "", "", problems_text(t, error.messages))
     except ValueError as error:
-        return CommandText("", "", "", _problems(t, [str(error)]))
+        return CommandText("", "", "", problems_text(t, [str(error)]))
     env = language_env(t.language)  # outside the GUI too, the messages come in the language it was used in
-    return CommandText(format_bash(argv, env), format_cmd(argv, env=env), toml, t.t("ui.command_note", path=config))
+    return CommandText(format_bash(argv, env), format_cmd(argv, env=env), toml, md_t(t, "ui.command_note", path=config))
 
 
 def export(tab: TabValues, t: Translator, when: float | None = None) -> str:
@@ -202,10 +204,10 @@ def export(tab: TabValues, t: Translator, when: float | None = None) -> str:
         write_run_files(prepared, tab.command, options, tab.accelerate, extra=tab.gui_keys())
         sh, bat = export_scripts(prepared.argv, prepared.config_path.parent, prepared.config_path.stem, env=env)
     except OptionError as error:
-        return _problems(t, error.messages)
+        return problems_text(t, error.messages)
     except (ValueError, OSError) as error:
-        return _problems(t, [str(error)])
-    return t.t("ui.command_exported", path=f"{sh}, {bat}, {prepared.config_path}")
+        return problems_text(t, [str(error)])
+    return md_t(t, "ui.command_exported", path=f"{sh}, {bat}, {prepared.config_path}")
 
 
 
@@ -227,9 +229,9 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     try:
         result = convert_kohya_config(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return KohyaImport(None, t.t("ui.kohya_unreadable", path=path, error=error))
+        return KohyaImport(None, md_t(t, "ui.kohya_unreadable", path=path, error=error))
     except KohyaImportError as error:
-        return KohyaImport(None, t.t("ui.kohya_refused", path=path, error=error))
+        return KohyaImport(None, md_t(t, "ui.kohya_refused", path=path, error=error))
     _leave_out_unshowable(result)
     # kohya_ss saves every field, so what the import leaves out takes the trainer's default (as it did
     # in sd-scripts), not the form's own starting value: the run is the command-line import's.
@@ -247,10 +249,10 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
         accelerate=dict(result.launch),
     )  # fmt: skip
     network = network_type_label(t, result.network_type)  # as the network type selector shows it
-    lines = [t.t("ui.kohya_imported", path=path, command=result.command, network=network)]
+    lines = [md_t(t, "ui.kohya_imported", path=path, command=result.command, network=network)]
     report = format_report(result, report_titles(t))
     if report:
-        lines.append(t.t("ui.kohya_report") + f"\n```\n{report}\n```")
+        lines.append(t.t("ui.kohya_report") + "\n" + md_code_block(report))
     return KohyaImport(tab, "\n\n".join(lines))
 
 
@@ -295,5 +297,5 @@ def open_tensorboard(tab: TabValues, t: Translator, server: TensorBoardServer = 
     try:
         info = server.open(str(logdir))
     except (TensorBoardError, OSError) as error:
-        return t.t("ui.tensorboard_failed", error=error)
-    return t.t("ui.tensorboard_open", url=info.url, path=info.logdir)
+        return md_t(t, "ui.tensorboard_failed", error=error)
+    return md_t(t, "ui.tensorboard_open", url=info.url, path=info.logdir)

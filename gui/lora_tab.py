@@ -23,7 +23,8 @@ from gui import form_state, lora_actions, presets
 from gui.accelerate_form import AccelerateForm, accelerate_problems, build_accelerate_form
 from gui.command_builder import validate_values
 from gui.i18n import Translator
-from gui.lora_actions import TabValues
+from gui.lora_actions import TabValues, problems_text
+from gui.markdown_text import md_list, md_t
 from gui.network_types import DEFAULT_TYPE, NETWORK_ARGS, NETWORK_TYPES, NetworkArg, decompose, field_text
 from gui.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
 from gui.plain_text import plain_info
@@ -161,7 +162,7 @@ class LoraTab:
             return {self.preset_message: gr.skip()}  # (an empty dict would count as one output value)
         lines = [t.t(note)]
         if loaded.problems:
-            lines.append(t.t("ui.form_restore_skipped") + "\n" + "\n".join(f"- {p}" for p in loaded.problems))
+            lines.append(t.t("ui.form_restore_skipped") + "\n" + md_list(loaded.problems))
         return {**self.update(self.from_preset(loaded)), self.preset_message: "\n\n".join(lines)}
 
 
@@ -331,7 +332,7 @@ def _wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
             validate_values(values.command, values.run_options())
         except OptionError as error:
             problems += error.messages
-        return values, t.t("ui.fix_options") + "\n" + "\n".join(f"- {p}" for p in problems)
+        return values, problems_text(t, problems)
 
     def on_print(data: dict[Any, Any]) -> dict[Any, Any]:
         values, refused = checked(data)
@@ -404,18 +405,17 @@ def _wire_presets(
             if target.path is None:
                 return {message: t.t("ui.preset_name_needed"), overwrite: hide, pending: None}
             if target.exists:
-                return {message: t.t("ui.preset_exists", name=target.path.stem, path=target.path),
+                return {message: md_t(t, "ui.preset_exists", name=target.path.stem, path=target.path),
                         overwrite: gr.Button(visible=True), pending: str(target.path)}  # fmt: skip
             path = target.path
         values, problems = tab.checked(data, t)
         if problems:
-            return {message: t.t("ui.fix_options") + "\n" + "\n".join(f"- {p}" for p in problems), overwrite: hide,
-                    pending: None}  # fmt: skip
+            return {message: problems_text(t, problems), overwrite: hide, pending: None}
         try:
             presets.save_preset(path, values.preset_options(), values.gui_keys())
         except (OSError, ValueError) as error:
-            return {message: t.t("ui.preset_not_saved", path=path, error=error), overwrite: hide, pending: None}
-        return {message: t.t("ui.preset_saved", path=path), overwrite: hide, pending: None,
+            return {message: md_t(t, "ui.preset_not_saved", path=path, error=error), overwrite: hide, pending: None}
+        return {message: md_t(t, "ui.preset_saved", path=path), overwrite: hide, pending: None,
                 chooser: gr.Dropdown(choices=list(tab.list_presets()), value=path.stem), name: path.stem}  # fmt: skip
 
     def on_choose(chosen: str | None) -> dict[Any, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from backend.options.schema import GROUPS, Option, options_for
 from gui.i18n import Translator
+from gui.markdown_text import md_t
 from gui.network_types import NETWORK_ARGS, NETWORK_TYPES
 from gui.training_kinds import MODEL_TYPES, TrainingKind
 
@@ -100,7 +101,7 @@ def network_type_label(t: Translator, name: str) -> str:
 
 def hidden_note(value: str | None, model_type: str, network_type: str | None, kind: TrainingKind, t: Translator) -> str:
     """Why the field a search entry `value` names is not on the page with this model and network
-    type, naming the types it belongs to; "" when it is shown."""
+    type, naming the types it belongs to (Markdown); "" when it is shown."""
     field_id = (value or "").partition(" ")[2]
     name = field_id.removeprefix(kind.elem("opt_"))
     if field_id.startswith(kind.elem("opt_")):
@@ -112,12 +113,12 @@ def hidden_note(value: str | None, model_type: str, network_type: str | None, ki
             return ""
         label = f"{t.option_label(name)} ({name})"
         types = ", ".join(t.t(f"ui.model_type.{m}") for m in owners)
-        return t.t("ui.search_other_model", option=label, types=types)
+        return md_t(t, "ui.search_other_model", option=label, types=types)
     if kind.networks and field_id.startswith("netarg_") and field_id[7:] in NETWORK_ARGS:
         name = field_id[7:]
         owners = [n for n, spec in NETWORK_TYPES.items() if name in spec.args]
         if network_type in owners:
             return ""
         label = f"{t.t(f'ui.netarg.{name}')} ({name})"
-        return t.t("ui.search_other_network", option=label, types=", ".join(network_type_label(t, n) for n in owners))
+        return md_t(t, "ui.search_other_network", option=label, types=", ".join(network_type_label(t, n) for n in owners))
     return ""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gui.i18n import Translator
 from gui.lora_actions import TabValues
+from gui.markdown_text import md_list, md_t
 from gui.network_types import DEFAULT_TYPE
 from gui.presets import Preset, user_preset_path
 from gui.training_kinds import TrainingKind, kind_options
@@ -47,8 +48,8 @@ def preset_outcome(
     """The form after loading `loaded` (read from `path`) over a form holding `current`."""
     problems = [*loaded.problems, *(extra_problems or [])]
     if problems:
-        lines = [t.t("ui.preset_refused", name=display_name, path=path), *(f"- {problem}" for problem in problems)]
-        return LoadOutcome(None, "\n".join(lines))
+        heading = md_t(t, "ui.preset_refused", name=display_name, path=path)
+        return LoadOutcome(None, heading + "\n" + md_list(problems))
     shipped = path.parent == kind.shipped_presets
     options = dict(loaded.values)
     kept: list[str] = []
@@ -65,16 +66,16 @@ def preset_outcome(
         kind=kind,
     )
     lines = [
-        t.t(
-            "ui.preset_loaded_shipped" if shipped else "ui.preset_loaded_user", name=display_name, path=path,
+        md_t(
+            t, "ui.preset_loaded_shipped" if shipped else "ui.preset_loaded_user", name=display_name, path=path,
             count=len(loaded.values), model_type=t.t(f"ui.model_type.{tab.model_type}"),
         ),  # fmt: skip
-        t.t("ui.preset_settings", names=", ".join(sorted(loaded.values)) or "-"),
+        md_t(t, "ui.preset_settings", names=", ".join(sorted(loaded.values)) or "-"),
     ]
     if kept:
-        lines.append(t.t("ui.preset_kept", names=", ".join(kept)))
+        lines.append(md_t(t, "ui.preset_kept", names=", ".join(kept)))
     if loaded.unknown:
-        lines.append(t.t("ui.unknown_preset_keys", keys="; ".join(loaded.unknown)))
+        lines.append(md_t(t, "ui.unknown_preset_keys", keys="; ".join(loaded.unknown)))
     return LoadOutcome(tab, "\n\n".join(lines), kept)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from gui.i18n import Translator
+from gui.markdown_text import md_code, md_code_block, md_escape, md_t
 
 FAILURE_LOG_LINES = 40
 
@@ -79,41 +80,45 @@ def sample_paths(snapshot: Mapping[str, Any]) -> list[str]:
 
 
 def failure_text(snapshot: Mapping[str, Any], t: Translator) -> str:
-    """For a failed run: the exit code, the trainer's error messages and the end of the log."""
+    """For a failed run: the exit code, the trainer's error messages and the end of the log (Markdown;
+    the trainer's texts shown as written)."""
     if snapshot.get("status") != "failed":
         return ""
-    lines = [f"### {t.t('ui.status.failed', code=snapshot.get('exit_code'))}"]
+    lines = [f"### {md_t(t, 'ui.status.failed', code=snapshot.get('exit_code'))}"]
     for error in snapshot.get("errors", []):
-        lines.append(f"- **{error.get('message')}**")
-        lines += [f"  - {item}" for item in error.get("errors", [])]
+        # Stripped: '**' next to a space would not make bold.
+        lines.append(f"- **{md_escape(str(error.get('message')).strip())}**")
+        lines += [f"  - {md_escape(item)}" for item in error.get("errors", [])]
         if error.get("hint"):
-            lines.append(f"  - {error['hint']}")
+            lines.append(f"  - {md_escape(error['hint'])}")
     tail = snapshot.get("log_tail", [])[-FAILURE_LOG_LINES:]
-    lines += ["", f"**{t.t('ui.log_tail')}**", "```", *tail, "```"]
+    lines += ["", f"**{t.t('ui.log_tail')}**", md_code_block("\n".join(tail))]
     return "\n".join(lines)
 
 
 def finished_text(snapshot: Mapping[str, Any], t: Translator) -> str:
     if snapshot.get("status") == "finished" and snapshot.get("output"):
-        return t.t("ui.saved_to", path=snapshot["output"])
+        return md_t(t, "ui.saved_to", path=snapshot["output"])
     return ""
 
 
 def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
-    """The trainer's `--preflight` JSON report: verdict, errors, warnings, steps and buckets."""
+    """The trainer's `--preflight` JSON report as Markdown: verdict, errors, warnings, steps and buckets
+    (every text of the report shown as written)."""
     ok = report.get("ok", False)
     lines = [f"### {t.t('ui.preflight_ok') if ok else t.t('ui.preflight_failed')}"]
     for key, icon in (("errors", "❌"), ("warnings", "⚠️")):
         items = report.get(key) or []
         if items:
-            lines += ["", f"**{t.t(f'ui.preflight.{key}')}**", *(f"- {icon} {item}" for item in items)]
+            lines += ["", f"**{t.t(f'ui.preflight.{key}')}**", *(f"- {icon} {md_escape(item)}" for item in items)]
     model = report.get("model") or {}
     if model:
-        lines += ["", f"**{t.t('ui.preflight.model')}**: `{model.get('path')}` ({model.get('family')}, {model.get('format')})"]
+        about = md_escape(f"({model.get('family')}, {model.get('format')})")
+        lines += ["", f"**{t.t('ui.preflight.model')}**: {md_code(model.get('path'))} {about}"]
     dataset = report.get("dataset") or {}
     if dataset:
-        lines += ["", t.t(
-            "ui.preflight.steps",
+        lines += ["", md_t(
+            t, "ui.preflight.steps",
             steps=dataset.get("total_steps"), epochs=dataset.get("epochs"),
             batches=dataset.get("num_batches_per_epoch"),
         )]  # fmt: skip
@@ -122,11 +127,12 @@ def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
                       "|---|---|---|"]  # fmt: skip
             for bucket in entry.get("buckets", []):
                 width, height = bucket.get("resolution", ("?", "?"))
-                lines.append(f"| {width}×{height} | {bucket.get('count')} | {bucket.get('batches')} |")
+                cells = (f"{width}×{height}", bucket.get("count"), bucket.get("batches"))
+                lines.append("| " + " | ".join(md_escape(cell) for cell in cells) + " |")
             for subset in entry.get("subsets", []):
                 lines.append(
-                    "\n" + t.t(
-                        "ui.preflight.subset", folder=subset.get("image_dir"), images=subset.get("images"),
+                    "\n" + md_t(
+                        t, "ui.preflight.subset", folder=subset.get("image_dir"), images=subset.get("images"),
                         repeats=subset.get("num_repeats"), captions=subset.get("captions_found"),
                     )
                 )  # fmt: skip

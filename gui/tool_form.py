@@ -23,6 +23,7 @@ from backend.messages import LANGUAGE_ENV, msg
 from gui.command_builder import venv_python
 from gui.i18n import Translator
 from gui.log_view import log_box
+from gui.markdown_text import md_code, md_t
 from gui.plain_text import plain_info
 from gui.progress_view import failure_text, progress_html, status_text
 from gui.runner import RunnerBusyError, TrainingRunner
@@ -202,12 +203,12 @@ def start_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, runner:
         argv = tool_argv(spec, values)
         runner.start(argv, env={LANGUAGE_ENV: t.language})  # the tool's messages in the UI language
     except ToolInputError as error:
-        return t.t("ui.tool_bad_input", error=error)
+        return md_t(t, "ui.tool_bad_input", error=error)
     except RunnerBusyError:
         return t.t("ui.tool_busy")
     except OSError as error:
-        return t.t("ui.tool_bad_input", error=error)
-    return t.t("ui.tool_started", command=shlex.join(argv[1:]))
+        return md_t(t, "ui.tool_bad_input", error=error)
+    return md_t(t, "ui.tool_started", command=md_code(shlex.join(argv[1:])))
 
 
 def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_RUNNER) -> gr.Timer:

@@ -161,8 +161,9 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             assert toasts.count() == 0, toasts.all_inner_texts()  # never Gradio's own English error
 
             # Item 21: a preflight that finds a real problem reports it in Japanese (the trainer runs with
-            # KOHYA_LANGUAGE=ja), under Japanese headings.
-            missing = tmp_path / "no_such_model.safetensors"
+            # KOHYA_LANGUAGE=ja), under Japanese headings; the path in it reads exactly as written although
+            # the report is Markdown (Gradio's sanitizer ate "<folder>" and what followed; * and _ made italics).
+            missing = tmp_path / "<folder>" / "my *best* __model__ [v1].safetensors"
             fill(page, "opt_pretrained_model_name_or_path", str(missing))
             fill(page, "opt_train_data_dir", str(tmp_path / "data"))
             fill(page, "opt_output_dir", str(tmp_path / "out"))
@@ -170,7 +171,10 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             page.locator("#lora_preflight").click()
             report = page.locator("#lora_preflight_report")
             expect(report).to_contain_text(ja.t("ui.preflight_failed"), timeout=180_000)
-            expect(report).to_contain_text(fill_message(JA["msg.preflight.model_not_found"], path=missing))
+            error = fill_message(JA["msg.preflight.model_not_found"], path=missing)
+            expect(report).to_contain_text(error)
+            assert f"❌ {error}" in report.locator("li").all_inner_texts()
+            assert report.locator("li em, li strong, li a, li code").count() == 0  # no markup made from it
             expect(report).to_contain_text(ja.t("ui.preflight.errors"))
             report.scroll_into_view_if_needed()
             page.screenshot(path=shots / "ja_preflight_error.png")

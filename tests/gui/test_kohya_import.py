@@ -391,7 +391,7 @@ def test_cli_writes_the_toml_and_prints_the_report_and_command(tmp_path: Path, c
     out = tmp_path / "run.toml"
     assert main([str(CONFIGS / "sdxl_lycoris_locon.json"), "--toml", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "-m accelerate.commands.launch --multi_gpu" in printed
+    assert "-m accelerate.commands.launch --quiet --multi_gpu" in printed
     assert f"-m backend.sdxl_train_network --config_file {out}" in printed
     assert "max_grad_norm = 0" in printed
     parse_args("sdxl_train_network", ["--config_file", str(out)])
