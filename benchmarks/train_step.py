@@ -11,6 +11,13 @@ trainer's own progress lines; see benchmarks/lib/trainer_run.py and trainer_chil
 builds the real architecture from the shipped configs with random weights (once, into the work
 dir), so the shapes and the work are those of the real model. One JSON object per run on stdout:
 {"benchmark": "train_step", "median_s": ..., "p90_s": ..., "samples_per_s": ..., "peak_rss_gib": ..., ...}
+
+Besides the wall time per step (`median_s`, from the progress lines) each run reports the trainer
+process's CPU time per step (`cpu_median_s`), on CUDA the GPU time per step from CUDA events
+(`gpu_median_s`, and `mfu_gpu_time` against it), and the machine's load over the run (`load`:
+foreign_cores = busy cores not ours; benchmarks/lib/load.py). With `--runs N` (N > 1) a last line
+with `"summary": true` gives the figures of the quietest run and marks runs whose load differed.
+`omp_wait_policy` names the OpenMP wait policy the trainer inherited (docs/gpu-checks.md says why).
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.lib import load  # noqa: E402
 from benchmarks.lib.datasets import make_dataset, write_metadata  # noqa: E402
 from benchmarks.lib.flops import compute_dtype, peak_tflops, utilisation  # noqa: E402
 from benchmarks.lib.memory import gib  # noqa: E402
 from benchmarks.lib.models import DEFAULT_CACHE, ensure_model, model_flags  # noqa: E402
 from benchmarks.lib.output import emit, machine, median, percentile, skip  # noqa: E402
-from benchmarks.lib.trainer_run import run_trainer  # noqa: E402
+from benchmarks.lib.trainer_run import omp_wait_policy, run_trainer  # noqa: E402
 
 COMMANDS = {  # (method, is SDXL) -> training command module under backend/
     ("lora", False): "train_network", ("lora", True): "sdxl_train_network",
@@ -142,7 +150,39 @@ def summarise(args: argparse.Namespace, config: dict[str, Any], durations: list[
     flops = bench.get("flops")
     achieved, mfu = utilisation(flops, median_s, peak)
     result.update(flops_per_step=flops, achieved_tflops=achieved, peak_tflops=peak, mfu=mfu)
+    result.update(step_side_times(bench, args.warmup, median_s))
+    if result.get("gpu_median_s"):
+        result["mfu_gpu_time"] = utilisation(flops, result["gpu_median_s"], peak)[1]
     return result
+
+
+def step_side_times(bench: dict[str, Any], warmup: int, wall_median_s: float) -> dict[str, Any]:
+    """Median CPU (and GPU) seconds per timed step from the child's step clock, and CPU cores used."""
+    found: dict[str, Any] = {}
+    for key, name in (("step_cpu_s", "cpu"), ("step_gpu_s", "gpu")):
+        timed = (bench.get(key) or [])[warmup:]
+        if timed:
+            found[f"{name}_median_s"] = round(median(timed), 4)
+            found[f"{name}_p90_s"] = round(percentile(timed, 0.9), 4)
+    if "cpu_median_s" in found and wall_median_s:
+        found["cpu_cores_used"] = round(found["cpu_median_s"] / wall_median_s, 2)
+    return found
+
+
+def quietest_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the run with the least foreign load, and which runs ran under other load."""
+    best = load.quietest([r["load"] for r in results])
+    chosen = results[best]
+    keys = ("median_s", "p90_s", "cpu_median_s", "gpu_median_s", "samples_per_s", "achieved_tflops", "mfu",
+            "mfu_gpu_time", "cuda_train_max_allocated_gib", "peak_rss_gib")
+    medians = [r["median_s"] for r in results]
+    return {
+        "summary": True, "runs": len(results), "quietest_run": chosen["run"],
+        **{k: chosen[k] for k in keys if k in chosen},
+        "median_s_all_runs": round(median(medians), 4), "max_over_min_median_s": round(max(medians) / min(medians), 3),
+        "runs_with_other_load": [r["run"] for r in results if load.load_differs(r["load"], chosen["load"])],
+        "foreign_cores_by_run": [r["load"]["foreign_cores"] for r in results],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,20 +207,32 @@ def main(argv: list[str] | None = None) -> int:
         "gradient_checkpointing": args.gradient_checkpointing, "mixed_precision": precision,
         "cache_latents": args.cache_latents, "unet_only": args.unet_only, "optimizer": args.optimizer,
         "steps": args.steps, "warmup": args.warmup,
+        "omp_wait_policy": omp_wait_policy(),
     }
     failures = 0
+    results: list[dict[str, Any]] = []
     for index in range(args.runs):
         out = work / "out" / f"train_step-{index}"
         flags = trainer_flags(args, model_flags(path, tokenizers, args.arch), data, out, resolution, precision)
-        run = run_trainer(command, flags, device=device, flops=args.flops and index == 0,
-                          log_path=out / "trainer.log", timeout=args.timeout)
+        try:
+            run = run_trainer(command, flags, device=device, flops=args.flops and index == 0,
+                              log_path=out / "trainer.log", timeout=args.timeout)
+        except TimeoutError as error:
+            log(str(error))
+            failures += 1
+            continue
         problem = run.failure()
         if problem or len(run.step_times) < args.steps:
             log(problem or f"only {len(run.step_times)} step lines for {args.steps} steps (log: {out / 'trainer.log'})")
             failures += 1
             continue
+        if results and not run.bench.get("flops"):  # counted in the first run only: the same work
+            run.bench["flops"] = results[0].get("flops_per_step")
         result = summarise(args, config, run.step_times, run.bench, device, precision)
-        emit("train_step", run=index, **result, wall_s=round(run.wall_s, 1), **machine())
+        results.append(emit("train_step", run=index, **result, wall_s=round(run.wall_s, 1), load=run.load,
+                            **machine()))
+    if len(results) > 1:
+        emit("train_step", **config, **quietest_summary(results), **machine())
     return 1 if failures else 0
 
 

@@ -15,9 +15,17 @@ Step times: the arrival time of each step's report, read the same way for both: 
 lines (`@@progress` step events on stdout), sd-scripts' tqdm bar (`steps: ... | n/N` updates on
 stderr, stamped as they arrive; when tqdm skips an update the time is spread evenly over the steps
 it covers). The first `--warmup` steps are left out; the median of the rest is a run's step time.
-Peak memory: each process's RSS high-water mark (`os.wait4`), and GPU memory polled via
-nvidia-smi where there is one. One JSON line per run, then one summary line with
-`step_time_ratio` and `peak_memory_ratio` (ours / theirs; targets <= 0.8 and <= 1.0).
+CPU time per step: the trainer's process tree, sampled every 50 ms and read at the same step marks
+(`cpu_median_s`). Peak memory: each process's RSS high-water mark (`os.wait4`), and GPU memory
+polled via nvidia-smi where there is one.
+
+A shared machine: around every run the system's busy cores not spent by the trainer are measured
+(`load.foreign_cores`, benchmarks/lib/load.py). Each pair gives a wall-time and a CPU-time ratio;
+pairs whose two runs saw different foreign load are marked (`load_differs`), and the summary's
+`step_time_ratio` is the quietest pair's (least foreign load over both runs, among the pairs whose
+runs saw the same load when there are any), with the ratio of all pairs' medians beside it. When wall and CPU ratios disagree, contention is the likely cause.
+One JSON line per run, one per pair, then one summary line with `step_time_ratio`,
+`cpu_time_ratio` and `peak_memory_ratio` (ours / theirs; targets <= 0.8 and <= 1.0).
 Without --sd-scripts, one line says the comparison was skipped and why.
 """
 
@@ -32,18 +40,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.training.progress import parse_progress_line  # noqa: E402
+from benchmarks.lib import load  # noqa: E402
 from benchmarks.lib.datasets import make_dataset  # noqa: E402
 from benchmarks.lib.memory import gib  # noqa: E402
 from benchmarks.lib.models import DEFAULT_CACHE, ensure_model, model_flags  # noqa: E402
 from benchmarks.lib.output import emit, machine, median, percentile, skip  # noqa: E402
 from benchmarks.lib.process_watch import Watched, watch  # noqa: E402
-from benchmarks.lib.trainer_run import trainer_env  # noqa: E402
+from benchmarks.lib.trainer_run import omp_wait_policy, trainer_env  # noqa: E402
 from benchmarks.train_step import trainer_flags  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "benchmarks" / "lib" / "sd_scripts_launch.py"
 TQDM_STEPS = re.compile(r"steps:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
 TARGET_STEP_RATIO, TARGET_MEMORY_RATIO = 0.8, 1.0
+RATIO_AGREEMENT = 0.15  # wall and CPU ratios further apart than this: suspect contention, not the trainers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def spread(marks: list[tuple[int, float]]) -> list[float]:
-    """Per-step seconds from (steps done, time) marks; a gap of k steps gives k equal shares."""
+    """Per-step amounts from (steps done, time or CPU seconds) marks; a gap of k steps gives k equal shares."""
     durations: list[float] = []
     for (n0, t0), (n1, t1) in zip(marks, marks[1:], strict=False):
         if n1 > n0:
@@ -104,13 +114,38 @@ def run_one(which: str, argv: list[str], env: dict[str, str], cwd: Path, log: Pa
         print(f"{which}: run failed (exit {watched.returncode}, {len(marks)} step marks); log {log}:\n"
               f"{watched.tail()}", file=sys.stderr)
         return None
+    cpu = spread([(n, watched.cpu_at(t) or 0.0) for n, t in marks])[args.warmup:]
     return {"trainer": which, "median_s": round(median(durations), 4), "p90_s": round(percentile(durations, 0.9), 4),
+            "cpu_median_s": round(median(cpu), 4), "cpu_cores_used": round(median(cpu) / median(durations), 2),
             "peak_rss_gib": gib(watched.peak_rss), "gpu_peak_mib": watched.gpu_peak_mib,
-            "wall_s": round(watched.wall_s, 1)}
+            "wall_s": round(watched.wall_s, 1), "load": watched.load}
 
 
 def ratio(ours: list[float], theirs: list[float]) -> float | None:
     return round(median(ours) / median(theirs), 3) if ours and theirs and median(theirs) else None
+
+
+def pair_line(pair: int, ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """One pair's ratios and whether its two runs saw the same foreign load."""
+    return {"kind": "pair", "pair": pair, "step_time_ratio": ratio([ours["median_s"]], [theirs["median_s"]]),
+            "cpu_time_ratio": ratio([ours["cpu_median_s"]], [theirs["cpu_median_s"]]),
+            "foreign_cores": [ours["load"]["foreign_cores"], theirs["load"]["foreign_cores"]],
+            "load_differs": load.load_differs(ours["load"], theirs["load"])}
+
+
+def pairs_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ratios of the quietest pair (least foreign load over both runs) among those whose two runs saw
+    the same load (among all, flagged, when none did), and every pair's for comparison."""
+    comparable = [p for p in pairs if not p["load_differs"]] or pairs  # both runs under the same load first
+    chosen = load.quietest([{"foreign_cores": sum(p["foreign_cores"])} for p in comparable])
+    best = pairs.index(comparable[chosen])
+    wall, cpu = pairs[best]["step_time_ratio"], pairs[best]["cpu_time_ratio"]
+    return {"quietest_pair": pairs[best]["pair"], "step_time_ratio": wall, "cpu_time_ratio": cpu,
+            "quietest_pair_load_differs": pairs[best]["load_differs"],
+            "wall_and_cpu_ratios_agree": bool(wall and cpu and abs(wall / cpu - 1) <= RATIO_AGREEMENT),
+            "step_time_ratio_by_pair": [p["step_time_ratio"] for p in pairs],
+            "cpu_time_ratio_by_pair": [p["cpu_time_ratio"] for p in pairs],
+            "pairs_with_load_difference": [p["pair"] for p in pairs if p["load_differs"]]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     env = trainer_env(device)
     config = {"arch": "sd15", "size": "full", "device": device, "resolution": resolution, "mixed_precision": precision,
               "batch_size": args.batch_size, "rank": args.rank, "gradient_checkpointing": args.gradient_checkpointing,
-              "steps": args.steps, "warmup": args.warmup, "sd_scripts": str(sd_scripts), "sd_python": str(sd_python)}
+              "steps": args.steps, "warmup": args.warmup, "sd_scripts": str(sd_scripts), "sd_python": str(sd_python),
+              "omp_wait_policy": omp_wait_policy()}
     results: dict[str, list[dict[str, Any]]] = {"ours": [], "sd-scripts": []}
+    pairs: list[dict[str, Any]] = []
     for pair in range(args.pairs):
         for which in ("ours", "sd-scripts"):
             out = work / "out" / f"vs-{which}-{pair}"
@@ -159,13 +196,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             results[which].append(result)
             emit("vs_sd_scripts", pair=pair, **config, **result, **machine())
+        pairs.append(emit("vs_sd_scripts", **pair_line(pair, results["ours"][-1], results["sd-scripts"][-1])))
     ours, theirs = results["ours"], results["sd-scripts"]
-    step_ratio = ratio([r["median_s"] for r in ours], [r["median_s"] for r in theirs])
+    quiet = pairs_summary(pairs)
+    step_ratio = quiet["step_time_ratio"]
     memory_key = "gpu_peak_mib" if device == "cuda" and ours[0]["gpu_peak_mib"] else "peak_rss_gib"
     memory_ratio = ratio([r[memory_key] for r in ours], [r[memory_key] for r in theirs])
-    emit("vs_sd_scripts", summary=True, **config, step_time_ratio=step_ratio, peak_memory_ratio=memory_ratio,
-         memory_measure=memory_key, ours_median_s=median([r["median_s"] for r in ours]),
-         theirs_median_s=median([r["median_s"] for r in theirs]),
+    emit("vs_sd_scripts", summary=True, **config, **quiet, peak_memory_ratio=memory_ratio,
+         step_time_ratio_all_pairs=ratio([r["median_s"] for r in ours], [r["median_s"] for r in theirs]),
+         cpu_time_ratio_all_pairs=ratio([r["cpu_median_s"] for r in ours], [r["cpu_median_s"] for r in theirs]),
+         memory_measure=memory_key, ours_median_s=round(median([r["median_s"] for r in ours]), 4),
+         theirs_median_s=round(median([r["median_s"] for r in theirs]), 4),
          meets_step_target=step_ratio is not None and step_ratio <= TARGET_STEP_RATIO,
          meets_memory_target=memory_ratio is not None and memory_ratio <= TARGET_MEMORY_RATIO, **machine())
     return 0

@@ -5,56 +5,25 @@ select the same entry. Each type lists the network_args fields it shows; `compos
 fields into `network_args` and `decompose` does the reverse when a preset or config is loaded
 (entries no field covers stay in the free-text "extra" list, so nothing is lost).
 
-Pure data and string handling: no gradio, no torch (LyCORIS preset names are listed here rather
-than imported from lycoris, which would pull in torch).
+The keys themselves (value type, which module reads them) are declared once, torch-free, in
+backend/networks/arg_keys.py, which our network modules read too; here each type only picks the
+keys it shows, and the import fails if it picks one its module does not read.
+
+Pure data and string handling: no gradio, no torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from backend.networks.arg_keys import DYLORA, LORA, LYCORIS, NETWORK_ARG_KEYS, NetworkArgKey
+from backend.networks.arg_keys import LYCORIS_PRESETS as LYCORIS_PRESETS  # the preset names the tab offers
 from backend.networks.args import parse_network_args
 
-LYCORIS_MODULE = "lycoris.kohya"
-LYCORIS_PRESETS = (
-    "full", "full-lin", "attn-mlp", "attn-only", "unet-only", "unet-transformer-only", "unet-convblock-only",
-)  # fmt: skip
-
-ArgKind = Literal["int", "float", "bool", "choice"]
-
-
-@dataclass(frozen=True)
-class NetworkArg:
-    name: str
-    kind: ArgKind
-    choices: tuple[str, ...] = ()
-
-
-NETWORK_ARGS: dict[str, NetworkArg] = {
-    arg.name: arg
-    for arg in (
-        NetworkArg("preset", "choice", LYCORIS_PRESETS),
-        NetworkArg("conv_dim", "int"),
-        NetworkArg("conv_alpha", "float"),
-        NetworkArg("unit", "int"),
-        NetworkArg("block_size", "int"),
-        NetworkArg("factor", "int"),
-        NetworkArg("rank_dropout", "float"),
-        NetworkArg("module_dropout", "float"),
-        NetworkArg("constraint", "float"),
-        NetworkArg("use_tucker", "bool"),
-        NetworkArg("use_scalar", "bool"),
-        NetworkArg("dora_wd", "bool"),
-        NetworkArg("decompose_both", "bool"),
-        NetworkArg("full_matrix", "bool"),
-        NetworkArg("bypass_mode", "bool"),
-        NetworkArg("rescaled", "bool"),
-        NetworkArg("train_norm", "bool"),
-        NetworkArg("train_on_input", "bool"),
-    )
-}
+LYCORIS_MODULE = LYCORIS
+NetworkArg = NetworkArgKey  # a field of the LoRA tab: one declared network_args key
 
 
 @dataclass(frozen=True)
@@ -71,9 +40,9 @@ _LYCORIS_LORA = (*_LYCORIS_COMMON, "use_tucker", "use_scalar", "dora_wd", "bypas
 NETWORK_TYPES: dict[str, NetworkType] = {
     t.name: t
     for t in (
-        NetworkType("Standard", "networks.lora", None, ("rank_dropout", "module_dropout")),
-        NetworkType("LoCon", "networks.lora", None, ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout")),
-        NetworkType("DyLoRA", "networks.dylora", None, ("unit", "conv_dim", "conv_alpha")),
+        NetworkType("Standard", LORA, None, ("rank_dropout", "module_dropout")),
+        NetworkType("LoCon", LORA, None, ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout")),
+        NetworkType("DyLoRA", DYLORA, None, ("unit", "conv_dim", "conv_alpha")),
         NetworkType("LyCORIS/LoCon", LYCORIS_MODULE, "locon", _LYCORIS_LORA),
         NetworkType("LyCORIS/LoHa", LYCORIS_MODULE, "loha", _LYCORIS_LORA),
         NetworkType("LyCORIS/LoKr", LYCORIS_MODULE, "lokr", (*_LYCORIS_LORA, "factor", "decompose_both", "full_matrix")),
@@ -85,6 +54,19 @@ NETWORK_TYPES: dict[str, NetworkType] = {
         NetworkType("LyCORIS/Native Fine-Tuning", LYCORIS_MODULE, "full", ("preset", "rank_dropout", "module_dropout", "train_norm")),
     )
 }  # fmt: skip
+
+
+def _unread(kind: NetworkType) -> list[str]:
+    return [name for name in kind.args if kind.module not in getattr(NETWORK_ARG_KEYS.get(name), "modules", ())]
+
+
+_UNREAD = {name: _unread(kind) for name, kind in NETWORK_TYPES.items() if _unread(kind)}
+if _UNREAD:  # a field the module would refuse (ours) or ignore (LyCORIS): fix the type or arg_keys.py
+    raise ValueError(f"network types show keys their module does not read: {_UNREAD}")
+# The fields of the tab: every key some type shows, in the declaration's order.
+NETWORK_ARGS: dict[str, NetworkArg] = {
+    name: key for name, key in NETWORK_ARG_KEYS.items() if any(name in kind.args for kind in NETWORK_TYPES.values())
+}
 DEFAULT_TYPE = "Standard"
 # kohya_ss's name for a conv-enabled networks.lora; with conv_dim set, "Standard" is shown as this.
 _CONV_ARGS = ("conv_dim", "conv_alpha")

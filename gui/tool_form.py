@@ -1,9 +1,10 @@
 """Forms for the command-line tools (`python -m backend.tools.<name>`): declared as data, run as
 subprocesses by a runner of their own.
 
-A tool's arguments are declared here as `ToolArg`s (gui/tool_specs.py) rather than read from the
-tool's argparse parser: importing a tool module would import torch into the GUI process. A test
-runs each tool's `--help` and checks every declared flag exists, so the two cannot drift.
+A tool's flags are declared once, in backend/tools/flags/ (torch-free): the tool builds its argparse
+parser from that declaration and `tool_spec` builds the form's `ToolArg`s from it, so a default, a
+choice or a required field cannot differ between the two. The form pre-sets another value than the
+tool's default only where the declaration says so (`Flag.gui_default`, with the reason).
 
 `tool_argv` is pure (tested without a browser); `build_tool_form` renders one form with Run/Stop
 buttons inside the current Blocks; `build_tool_panel` shows the tool runner's status, progress and
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from backend.messages import LANGUAGE_ENV, msg
+from backend.tools.flags.spec import TEXT_KINDS, Flag, ToolFlags
 from gui.command_builder import venv_python
 from gui.i18n import Translator
 from gui.log_view import log_box
@@ -42,6 +44,7 @@ class ToolArg:
     positional: bool = False
     required: bool = False
     row_size: int = 0  # kind "rows": values each line must hold (0: any number)
+    custom: bool = False  # kind "choice": a value typed in is taken too (e.g. --device cuda:1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,23 @@ class ToolSpec:
     @property
     def module(self) -> str:
         return f"backend.tools.{self.name}"
+
+
+def tool_arg(flag: Flag) -> ToolArg:
+    """The form field of one declared flag. An optional choice without a default gets "" (shown as
+    "not set": the tool's own default); a text flag with suggestions becomes a choice that also
+    takes what is typed."""
+    default = flag.form_default
+    if flag.kind == "choice" and default is None:
+        return ToolArg(flag.name, "choice", "", ("", *flag.choices), flag.positional, flag.required)
+    if flag.kind in TEXT_KINDS and flag.suggestions:
+        return ToolArg(flag.name, "choice", default, flag.suggestions, flag.positional, flag.required, custom=True)
+    return ToolArg(flag.name, flag.kind, default, flag.choices, flag.positional, flag.required, len(flag.row))
+
+
+def tool_spec(tool: ToolFlags) -> ToolSpec:
+    """The form of a declared tool: its flags that the GUI offers (`Flag.gui`), in declaration order."""
+    return ToolSpec(tool.name, tuple(tool_arg(flag) for flag in tool.flags if flag.gui))
 
 
 class ToolInputError(ValueError):
@@ -162,7 +182,7 @@ def _widget(t: Translator, spec: ToolSpec, arg: ToolArg, elem_id: str) -> gr.com
     if arg.kind == "choice":
         # "" is the tool's own default: shown as "not set" rather than as a blank entry.
         choices = [(t.t("ui.not_set") if choice == "" else choice, choice) for choice in arg.choices]
-        return gr.Dropdown(choices=choices, value=arg.default, **common)
+        return gr.Dropdown(choices=choices, value=arg.default, allow_custom_value=arg.custom, **common)
     value = "" if arg.default is None else str(arg.default)
     return gr.Textbox(value=value, lines={"list": 2, "rows": 3}.get(arg.kind, 1), **common)
 

@@ -1,11 +1,14 @@
 """Training datasets: repeats, regularization balance, buckets, per-epoch batches, batch dicts.
 
-Determinism: the batch plan of an epoch depends only on (seed, epoch), and every random choice
-for one sample (caption shuffle/dropout, flip, crop, colour) on (seed, epoch, dataset, batch,
-position). The DataLoader asks for items by `(epoch, batch_index)` keys produced in the main
-process (`EpochSampler`), so results are the same with 0, 2 or 8 workers, persistent or not, and
-`set_epoch` in the main process reaches persistent workers (sd-scripts needs a shared-memory
-epoch counter for that).
+Determinism: an epoch's batches are planned at the global batch size (batch size x processes) and
+depend only on (seed, epoch); every random choice for one sample (caption shuffle/dropout, flip,
+crop, colour) on (seed, epoch, dataset, global batch, position in it), and a batch carries each
+sample's index in the epoch's global order (`sample_indices`), from which the loop draws its noise.
+So a sample is drawn alike by whichever process trains it, and N processes with batch b see what
+one process with batch N x b sees (loader.py splits each global batch among them). The DataLoader
+asks for items by `(epoch, batch_index)` keys produced in the main process (`EpochSampler`), so
+results are the same with 0, 2 or 8 workers, persistent or not, and `set_epoch` in the main process
+reaches persistent workers (sd-scripts needs a shared-memory epoch counter for that).
 
 Epochs count from 1, as in sd-scripts (caption_dropout_every_n_epochs=2 drops epochs 2, 4, ...).
 """
@@ -13,21 +16,21 @@ Epochs count from 1, as in sd-scripts (caption_dropout_every_n_epochs=2 drops ep
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
-import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
 
 from backend.data.buckets import BucketSelector, bucket_choice, cover_size
 from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, load_cache
+from backend.data.loader import rank_share
 from backend.data.scan import (
     DatasetScan,
     ImageProblem,
@@ -98,7 +101,8 @@ def _assign_buckets(
 
 
 class TrainDataset:
-    """One dataset: its images with repeats, grouped into buckets and batches of `spec.batch_size`.
+    """One dataset: its images with repeats, grouped into buckets and global batches of `batch_size`
+    (`spec.batch_size` per process x `processes`), each split among the processes by `load_batch`.
 
     Images held out by `spec.validation_split` are left out; with `validation=True` the dataset holds
     only those (see `validation_dataset`).
@@ -117,9 +121,12 @@ class TrainDataset:
         skip_bad_images: bool = False,
         warn: Callable[[str], None] = logger.warning,
         validation: bool = False,
+        processes: int = 1,
     ) -> None:
         self.spec = spec
         self.seed = seed
+        self.processes = processes
+        self.batch_size = spec.batch_size * processes  # the global batch: what one optimizer step trains
         self.scan = scan if scan is not None else scan_dataset(spec, warn)
         problems = list(self.scan.problems)
         records = _assign_buckets(self.scan.records, BucketSelector(spec, warn), problems)
@@ -192,29 +199,35 @@ class TrainDataset:
         return bool(self.latents or self.latent_files)
 
     def __len__(self) -> int:
-        return sum(math.ceil(len(items) / self.spec.batch_size) for items in self.buckets.values())
+        return sum(math.ceil(len(items) / self.batch_size) for items in self.buckets.values())
 
     def batches(self, epoch: int) -> list[tuple[tuple[int, int], list[int]]]:
-        """This epoch's batches as (bucket, record indices), in training order."""
+        """This epoch's global batches as (bucket, record indices), in training order."""
         if self._plan is None or self._plan[0] != epoch:
             rng = random.Random(f"{self.seed}/{epoch}/plan")
             plan = []
             for reso, items in self.buckets.items():
                 items = list(items)
                 rng.shuffle(items)
-                size = self.spec.batch_size
+                size = self.batch_size
                 plan += [(reso, items[i : i + size]) for i in range(0, len(items), size)]
             rng.shuffle(plan)
             self._plan = (epoch, plan)
         return self._plan[1]
 
-    def load_batch(self, epoch: int, batch_index: int, salt: str = "") -> Batch:
+    def load_batch(self, epoch: int, batch_index: int, salt: str = "", rank: int = 0) -> Batch:
+        """Process `rank`'s share of a global batch (all of it with one process). Each sample's random
+        choices depend on its position in the global batch, not on which process loads it."""
         reso, indices = self.batches(epoch)[batch_index]
+        share = rank_share(len(indices), rank, self.processes)
         samples = []
-        for position, record_index in enumerate(indices):
+        for position in share.positions:
             rng = random.Random(f"{self.seed}/{epoch}/{salt}/{batch_index}/{position}")
-            samples.append(self._load_sample(record_index, epoch, rng))
-        return _collate(samples, reso)
+            samples.append(self._load_sample(indices[position], epoch, rng))
+        batch = _collate(samples, reso)
+        batch["positions"] = list(share.positions)  # in the global batch
+        batch["share_weight"] = share.weight
+        return batch
 
     def _load_sample(self, index: int, epoch: int, rng: random.Random) -> dict[str, Any]:
         record = self.records[index]
@@ -309,16 +322,21 @@ class DatasetGroup(torch.utils.data.Dataset):
     """All datasets of a run as one map-style dataset of whole batches.
 
     Index with `(epoch, batch_index)` (what `EpochSampler` yields) or a plain int for the epoch set
-    by `set_epoch`. Batches of different datasets are interleaved in a per-epoch shuffled order.
+    by `set_epoch`: process `rank`'s share of that global batch. Batches of different datasets are
+    interleaved in a per-epoch shuffled order.
     """
 
-    def __init__(self, datasets: Sequence[TrainDataset], seed: int = 0) -> None:
+    def __init__(self, datasets: Sequence[TrainDataset], seed: int = 0, rank: int = 0) -> None:
         if not datasets:
             raise DatasetError(msg("dataset.none", "no datasets to train on"))
+        if not all(0 <= rank < d.processes for d in datasets):
+            raise ValueError(f"rank {rank} is not one of the datasets' {datasets[0].processes} processes")
         self.datasets = list(datasets)
         self.seed = seed
+        self.rank = rank
         self.epoch = 1
-        self._order: tuple[int, list[tuple[int, int]]] | None = None
+        # (epoch, [(dataset, batch)], [samples in the epoch before each batch])
+        self._order: tuple[int, list[tuple[int, int]], list[int]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Call before iterating each epoch (epochs count from 1)."""
@@ -328,19 +346,29 @@ class DatasetGroup(torch.utils.data.Dataset):
         return sum(len(d) for d in self.datasets)
 
     def order(self, epoch: int) -> list[tuple[int, int]]:
+        """The epoch's global batches as (dataset, batch in it), in training order."""
+        return self._epoch_order(epoch)[1]
+
+    def _epoch_order(self, epoch: int) -> tuple[int, list[tuple[int, int]], list[int]]:
         if self._order is None or self._order[0] != epoch:
             order = [(d, b) for d, dataset in enumerate(self.datasets) for b in range(len(dataset))]
             if len(self.datasets) > 1:
                 random.Random(f"{self.seed}/{epoch}/group").shuffle(order)
-            self._order = (epoch, order)
-        return self._order[1]
+            sizes = [len(self.datasets[d].batches(epoch)[b][1]) for d, b in order]
+            self._order = (epoch, order, [0, *itertools.accumulate(sizes)][:-1])
+        return self._order
 
     def __getitem__(self, key: int | tuple[int, int]) -> Batch:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        dataset_index, batch_index = self.order(epoch)[index]
-        return self.datasets[dataset_index].load_batch(epoch, batch_index, salt=str(dataset_index))
+        _, order, offsets = self._epoch_order(epoch)
+        dataset_index, batch_index = order[index]
+        dataset = self.datasets[dataset_index]
+        batch = dataset.load_batch(epoch, batch_index, salt=str(dataset_index), rank=self.rank)
+        # Each sample's index in the epoch's global order: what its noise and timestep are drawn from.
+        batch["sample_indices"] = [offsets[index] + position for position in batch.pop("positions")]
+        return batch
 
     @property
     def num_train_images(self) -> int:
@@ -373,51 +401,3 @@ class DatasetGroup(torch.utils.data.Dataset):
             for dataset in self.datasets
             for record in dataset.records
         ]
-
-
-class EpochSampler(Sampler):
-    """Yields (epoch, batch_index) keys for the group's current epoch, in the main process.
-
-    With several processes each takes every `num_replicas`-th batch; the shards are padded by
-    wrapping around so every process runs the same number of steps (ranks stay in step).
-    `skip` batches of this process's shard are left out at the start (resuming mid-epoch).
-    """
-
-    def __init__(self, group: DatasetGroup, rank: int = 0, num_replicas: int = 1) -> None:
-        self.group = group
-        self.rank = rank
-        self.num_replicas = num_replicas
-        self.skip = 0
-
-    def shard_length(self) -> int:
-        return -(-len(self.group) // self.num_replicas)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.group.epoch
-        total = len(self.group)
-        indices = [(self.rank + i * self.num_replicas) % total for i in range(self.shard_length())]
-        return iter([(epoch, i) for i in indices[self.skip:]])
-
-    def __len__(self) -> int:
-        return max(0, self.shard_length() - self.skip)
-
-
-def make_dataloader(
-    group: DatasetGroup,
-    max_workers: int = 8,
-    persistent_workers: bool = False,
-    pin_memory: bool = False,
-    rank: int = 0,
-    num_replicas: int = 1,
-) -> DataLoader:
-    """A DataLoader of ready batches; call `group.set_epoch(e)` before each `iter(loader)`.
-    Its `sampler` (an EpochSampler) shards batches across processes and skips batches on resume."""
-    workers = min(max_workers, os.cpu_count() or 1)
-    return DataLoader(
-        group,
-        batch_size=None,  # the dataset forms batches itself, within buckets
-        sampler=EpochSampler(group, rank, num_replicas),
-        num_workers=workers,
-        persistent_workers=persistent_workers and workers > 0,
-        pin_memory=pin_memory,
-    )

@@ -44,14 +44,16 @@ def check_images(paths: Sequence[str | Path], threads: int = 8) -> list[ImagePro
     ]
 
 
-def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0) -> dict[str, Any]:
+def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0, processes: int = 1) -> dict[str, Any]:
+    """The datasets as a run would see them; batches are global ones (`processes` x batch size)."""
     warnings: list[str] = []
     report: dict[str, Any] = {"ok": True, "datasets": [], "problems": [], "errors": [], "warnings": warnings}
     total_batches = 0
     for spec in specs:
         try:
             scan = scan_dataset(spec, warn=warnings.append)
-            dataset = TrainDataset(spec, seed=seed, scan=scan, skip_bad_images=True, warn=warnings.append)
+            dataset = TrainDataset(spec, seed=seed, scan=scan, skip_bad_images=True, warn=warnings.append,
+                                   processes=processes)
         except DatasetError as exc:
             report["errors"].append(str(exc))
             continue

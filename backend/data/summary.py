@@ -39,7 +39,7 @@ CONFIG_DATASET_KEYS = ("ss_datasets", "ss_tag_frequency", "ss_dataset_dirs")
 
 
 def bucket_table(dataset: TrainDataset) -> list[dict[str, Any]]:
-    """One row per bucket: resolution [w, h], distinct images, images with repeats, batches."""
+    """One row per bucket: resolution [w, h], distinct images, images with repeats, global batches."""
     rows = []
     for reso, items in dataset.buckets.items():
         rows.append(
@@ -47,7 +47,7 @@ def bucket_table(dataset: TrainDataset) -> list[dict[str, Any]]:
                 "resolution": [reso[0], reso[1]],
                 "images": len(set(items)),
                 "count": len(items),
-                "batches": math.ceil(len(items) / dataset.spec.batch_size),
+                "batches": math.ceil(len(items) / dataset.batch_size),  # global batches: optimizer steps
             }
         )
     return rows

@@ -38,7 +38,9 @@ class StableDiffusionSpec(ModelSpecification):
     ) -> PromptEmbeds:
         (text_encoder,), (ids,) = text_encoders, token_ids
         batch = ids.shape[0]
-        ids = ids.reshape(-1, ids.shape[-1]).to(text_encoder.device)
+        # non_blocking: a blocking host-to-GPU copy waits for every kernel queued before it (the step
+        # would stall the host); the ids are staged at once, so the CPU tensor may go right away.
+        ids = ids.reshape(-1, ids.shape[-1]).to(text_encoder.device, non_blocking=True)
         return PromptEmbeds(join_chunks(clip_hidden_states(text_encoder, ids, clip_skip), batch))
 
     def predict(

@@ -50,8 +50,9 @@ class StableDiffusionXLSpec(ModelSpecification):
         te1, te2 = text_encoders
         ids1, ids2 = token_ids
         batch = ids1.shape[0]
-        out1 = te1(ids1.reshape(-1, ids1.shape[-1]).to(te1.device), output_hidden_states=True)
-        out2 = te2(ids2.reshape(-1, ids2.shape[-1]).to(te2.device), output_hidden_states=True)
+        # non_blocking: host-to-GPU copies that do not wait for the queued kernels (see sd.py)
+        out1 = te1(ids1.reshape(-1, ids1.shape[-1]).to(te1.device, non_blocking=True), output_hidden_states=True)
+        out2 = te2(ids2.reshape(-1, ids2.shape[-1]).to(te2.device, non_blocking=True), output_hidden_states=True)
         hidden = torch.cat(
             [out1.hidden_states[-2], out2.hidden_states[-2].to(out1.hidden_states[-2].dtype)], dim=-1
         )
@@ -70,7 +71,7 @@ class StableDiffusionXLSpec(ModelSpecification):
             raise ValueError("SDXL needs the pooled text embedding and time_ids (see make_time_ids)")
         added = {
             "text_embeds": embeds.pooled.to(noisy_latents.dtype),
-            "time_ids": time_ids.to(device=noisy_latents.device, dtype=noisy_latents.dtype),
+            "time_ids": time_ids.to(device=noisy_latents.device, dtype=noisy_latents.dtype, non_blocking=True),
         }
         return unet(noisy_latents, timesteps, embeds.hidden_states, added_cond_kwargs=added).sample
 

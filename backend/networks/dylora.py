@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from backend.messages import msg
+from backend.networks.arg_keys import keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
 from backend.networks.build import Models, build_network, check_weights_match, ranks_from_weights
 from backend.networks.lora import DEFAULT_ALPHA, DEFAULT_DIM, loraplus_ratios
@@ -41,10 +42,7 @@ from backend.networks.weights_io import weights_from
 logger = logging.getLogger(__name__)
 
 MODULE_NAME = "networks.dylora"
-KNOWN_KEYS = (
-    "unit", "conv_dim", "conv_alpha", "dropout",
-    "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio",
-)
+KNOWN_KEYS = keys_read_by(MODULE_NAME)  # declared in arg_keys.py
 
 
 class DyLoRAModule(WrappedLayer):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from backend.messages import msg
+from backend.networks.arg_keys import keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
 from backend.networks.blocks import block_index, block_lr_weights, parse_block_values
 from backend.networks.build import (
@@ -47,12 +48,9 @@ MODULE_NAME = "networks.lora"
 DEFAULT_DIM = 4
 DEFAULT_ALPHA = 1.0
 
-DIM_KEYS = ("conv_dim", "conv_alpha", "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas")
-TRAINING_KEYS = (
-    "dropout", "rank_dropout", "module_dropout",
-    "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
-    "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio",
-)
+# The network_args read here, declared in arg_keys.py (the table above says what they do).
+DIM_KEYS = keys_read_by(MODULE_NAME, "shape")  # from the file instead when made from weights
+TRAINING_KEYS = keys_read_by(MODULE_NAME, "training")
 KNOWN_KEYS = DIM_KEYS + TRAINING_KEYS
 
 

@@ -26,29 +26,13 @@ from backend.tools.caption_editing import (
     plan_basic_edit,
     plan_remove_tag,
 )
+from backend.tools.flags.captioning import BASIC_CAPTION
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.light_cli import InputError, Summary, run_light_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend.tools.basic_caption",
-                                description="Write or edit caption files: text, prefix/postfix, find/replace, tags.")
-    p.add_argument("images_dir", help="folder of images")
-    p.add_argument("--caption_extension", default=".txt", help="extension of the caption files (default .txt)")
-    p.add_argument("--caption_text", default="", help="caption for images that have none")
-    p.add_argument("--overwrite", action="store_true", help="replace existing captions with --caption_text")
-    p.add_argument("--prefix", default="", help="text to put before each caption (not added twice)")
-    p.add_argument("--postfix", default="", help="text to put after each caption (not added twice)")
-    p.add_argument("--find", default="", help="plain text to replace in each caption")
-    p.add_argument("--replace", default="", help="replacement for --find (empty: delete it)")
-    p.add_argument("--separator", default=", ", help="joins prefix/postfix to the caption; splits tags (default ', ')")
-    p.add_argument("--only_missing", action="store_true", help="only write captions for images that have none")
-    tags = p.add_mutually_exclusive_group()
-    tags.add_argument("--add_tag", default=None, help="add this tag to every caption")
-    tags.add_argument("--remove_tag", default=None, help="remove this tag from every caption")
-    p.add_argument("--first", action="store_true", help="with --add_tag: put the tag first")
-    p.add_argument("--recursive", action="store_true", help="also edit captions in subfolders")
-    p.add_argument("--dry_run", action="store_true", help="print what would change, write nothing")
-    return p
+    return parser_of(BASIC_CAPTION)  # the flags: backend/tools/flags/captioning.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ second instead of after a multi-gigabyte download. Images whose caption file exi
 unless `--overwrite` or `--append` is given (sd-scripts always overwrites). Unreadable images are
 reported in the summary and skipped; they never stop the run.
 
+The command line both captioners share is declared in backend/tools/flags/captioning.py.
 Option ranges follow sd-scripts' captioners (finetune/make_captions.py, make_captions_by_git.py),
 which have none of their own: a value they take is taken here too (`check_batch_size`: below 1 acts
 as 1 there, so here, with a warning), and a value refused here says why (`MIN_MAX_LENGTH`).
@@ -46,25 +47,6 @@ MIN_MAX_LENGTH = 2
 def exists() -> str:
     """Why an image with a caption file is skipped."""
     return msg("tool.caption_exists", "caption file exists (pass --overwrite to replace it or --append to add to it)")
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, default_model: str, default_max_length: int) -> None:
-    parser.add_argument("train_data_dir", help="folder of images to caption")
-    parser.add_argument("--model_id", default=default_model,
-                        help=f"Hugging Face model id or local model folder (default {default_model})")
-    parser.add_argument("--caption_extension", default=".caption", help="extension of the caption files (default .caption)")
-    parser.add_argument("--caption_extention", dest="caption_extension", help=argparse.SUPPRESS)  # sd-scripts' old spelling
-    parser.add_argument("--batch_size", type=int, default=1, help="images per model call")
-    parser.add_argument("--max_data_loader_n_workers", type=int, default=None,
-                        help="read images with this many background threads (default: in the main thread)")
-    parser.add_argument("--max_length", type=int, default=default_max_length, help="longest caption, in tokens")
-    parser.add_argument("--recursive", action="store_true", help="also caption images in subfolders")
-    parser.add_argument("--debug", action="store_true", help="print every caption")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--overwrite", action="store_true", help="replace existing caption files")
-    mode.add_argument("--append", action="store_true", help="add the new caption after an existing one")
-    parser.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
 
 
 def write_mode(args: argparse.Namespace) -> WriteMode:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from backend.messages import msg
 from backend.tools.arg_checks import output_file
+from backend.tools.flags.metadata import CLEAN_METADATA
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.metadata_clean import clean_caption, clean_tags
 from backend.tools.metadata_io import Metadata, read_metadata, run_metadata_tool, write_metadata
 
@@ -42,13 +44,12 @@ def clean_metadata(metadata: Metadata, debug: bool = False) -> dict[str, int]:
     return counts
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return parser_of(CLEAN_METADATA)  # the flags: backend/tools/flags/metadata.py
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.clean_captions_and_tags",
-                                     description="Clean captions and tags in fine-tuning metadata JSON.")
-    parser.add_argument("in_json", help="metadata file to read")
-    parser.add_argument("out_json", help="metadata file to write (may be the same file)")
-    parser.add_argument("--debug", action="store_true", help="print every changed caption and tag list")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     metadata = read_metadata(args.in_json)
     output_file(args.out_json, "out_json")  # may be in_json: cleaning in place is intended
     counts = clean_metadata(metadata, args.debug)

@@ -28,22 +28,13 @@ from pathlib import Path
 
 from backend.messages import msg
 from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_file, output_file
-from backend.tools.tool_cli import PRECISIONS, ToolError, run_tool
-
-LAYOUTS = ("diffusers", "kohya")
+from backend.tools.flags.lora import CONVERT_LORA
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.tool_cli import ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.convert_lora", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="LoRA file in either layout (.safetensors, .ckpt, .pt, .bin)")
-    parser.add_argument("--save_to", required=True, help="output file (.safetensors; diffusers layout needs it)")
-    parser.add_argument("--to", choices=LAYOUTS, default=None,
-                        help="layout of the output (default: the other layout than the input's)")
-    parser.add_argument("--model_type", choices=("sd1", "sd2", "sdxl"), default=None,
-                        help="the LoRA's base model family (default: detected from the keys)")
-    parser.add_argument("--save_precision", choices=tuple(PRECISIONS), default=None,
-                        help="precision of the saved weights (default: unchanged)")
-    return parser
+    return parser_of(CONVERT_LORA)  # the flags: backend/tools/flags/lora.py
 
 
 def check_args(args: argparse.Namespace) -> None:

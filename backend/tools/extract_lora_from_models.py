@@ -17,35 +17,15 @@ import argparse
 from collections.abc import Sequence
 
 from backend.messages import msg
-from backend.tools.arg_checks import (
-    WEIGHT_SUFFIXES,
-    at_least,
-    finite,
-    in_range,
-    input_model,
-    output_file,
-    same_file,
-)
-from backend.tools.tool_cli import PRECISIONS, ToolError, run_tool
+from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_model, output_file, same_file
+from backend.tools.flags.lora import EXTRACT_LORA
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.flags.parser import check_ranges
+from backend.tools.tool_cli import ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.extract_lora_from_models",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--model_org", required=True, help="original model (diffusers folder or single file)")
-    parser.add_argument("--model_tuned", required=True, help="tuned model of the same architecture")
-    parser.add_argument("--save_to", required=True, help="output LoRA file")
-    parser.add_argument("--dim", type=int, default=4, help="rank of linear and 1x1 modules")
-    parser.add_argument("--conv_dim", type=int, default=None, help="rank of 3x3 convs (default: none extracted)")
-    parser.add_argument("--clamp_quantile", type=float, default=0.99)
-    parser.add_argument("--min_diff", type=float, default=0.01, help="skip layers whose max |diff| is below this")
-    parser.add_argument("--sdxl", action="store_true", help="expect SDXL models (detected anyway)")
-    parser.add_argument("--v2", action="store_true", help="expect SD 2.x models (detected anyway)")
-    parser.add_argument("--load_precision", choices=tuple(PRECISIONS), default="float")
-    parser.add_argument("--save_precision", choices=tuple(PRECISIONS), default="float")
-    parser.add_argument("--no_metadata", action="store_true", help="keep only the minimal ss_* keys")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    return parser
+    return parser_of(EXTRACT_LORA)  # the flags: backend/tools/flags/lora.py
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -56,10 +36,7 @@ def check_args(args: argparse.Namespace) -> None:
     outside [0, 1] (torch.quantile). Stricter: --clamp_quantile 0, which sd-scripts takes and which
     clamps every weight to one value (the LoRA is destroyed); a NaN or infinite --min_diff, which
     compares false with every difference. A negative --min_diff extracts every layer, as in sd-scripts."""
-    at_least(args.dim, "--dim", 1)
-    at_least(args.conv_dim, "--conv_dim", 1)
-    in_range(args.clamp_quantile, "--clamp_quantile", 0.0, 1.0, low_open=True)
-    finite(args.min_diff, "--min_diff")
+    check_ranges(args, EXTRACT_LORA)  # ranks of 1 or more, --clamp_quantile in (0, 1], a finite --min_diff
     if args.sdxl and args.v2:
         raise ToolError(msg("tool.extract_sdxl_and_v2",
                             "--sdxl and --v2 exclude each other: give the one that fits the models (or neither)"))

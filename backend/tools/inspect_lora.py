@@ -16,22 +16,21 @@ import argparse
 from collections.abc import Sequence
 
 from backend.messages import msg
-from backend.tools.arg_checks import WEIGHT_SUFFIXES, at_least, input_file
+from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_file
+from backend.tools.flags.lora import INSPECT_LORA
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.flags.parser import check_ranges
 from backend.tools.tool_cli import run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.inspect_lora", description=__doc__.split("\n")[0])
-    parser.add_argument("file", help="LoRA file (.safetensors, .ckpt, .pt)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--top", type=int, default=10, help="how many of the most frequent tags to list")
-    return parser
+    return parser_of(INSPECT_LORA)  # the flags: backend/tools/flags/lora.py
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     input_file(args.file, "", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))
-    at_least(args.top, "--top", 0)
+    check_ranges(args, INSPECT_LORA)  # --top 0 or more
     from backend.tools.lora_inspect import inspect_file  # torch: only once the arguments are sound
 
     inspect_file(args)

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from backend.messages import msg
 from backend.tools.caption_runner import (
     CaptionBatch,
-    add_common_arguments,
     caption_images,
     check_batch_size,
     check_max_length,
@@ -30,22 +29,14 @@ from backend.tools.caption_runner import (
     pick_device,
     plan,
 )
+from backend.tools.flags.captioning import MAKE_CAPTIONS
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.hub_models import resolve_pretrained
 from backend.tools.light_cli import InputError, run_light_tool, warn
 
-DEFAULT_MODEL = "Salesforce/blip-image-captioning-large"
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.make_captions",
-                                     description="Caption images with BLIP.")
-    add_common_arguments(parser, DEFAULT_MODEL, default_max_length=75)
-    parser.add_argument("--beam_search", action="store_true", help="beam search (default: nucleus sampling)")
-    parser.add_argument("--num_beams", type=int, default=1, help="beams for --beam_search")
-    parser.add_argument("--top_p", type=float, default=0.9, help="top_p of nucleus sampling")
-    parser.add_argument("--min_length", type=int, default=5, help="shortest caption, in tokens")
-    parser.add_argument("--seed", type=int, default=42, help="seed for sampling")
-    return parser
+    return parser_of(MAKE_CAPTIONS)  # the flags: backend/tools/flags/captioning.py
 
 
 def load_blip(model_id: str, device: str) -> CaptionBatch:

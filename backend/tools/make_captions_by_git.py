@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from backend.messages import msg
 from backend.tools.caption_runner import (
     CaptionBatch,
-    add_common_arguments,
     caption_images,
     check_batch_size,
     check_max_length,
@@ -29,10 +28,10 @@ from backend.tools.caption_runner import (
     pick_device,
     plan,
 )
+from backend.tools.flags.captioning import MAKE_CAPTIONS_BY_GIT
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.hub_models import resolve_pretrained
 from backend.tools.light_cli import InputError, run_light_tool
-
-DEFAULT_MODEL = "microsoft/git-large-textcaps"
 
 # Phrases about text in the image, which GIT-TextCaps often hallucinates: "with the words ...",
 # "a sign that says ...", "with the number 3 on it". A quoted text may be cut off by max_length.
@@ -53,12 +52,7 @@ def remove_text_phrases(caption: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.make_captions_by_git",
-                                     description="Caption images with GIT.")
-    add_common_arguments(parser, DEFAULT_MODEL, default_max_length=50)
-    parser.add_argument("--remove_words", action="store_true",
-                        help="remove phrases like 'with the words xxx' from the captions")
-    return parser
+    return parser_of(MAKE_CAPTIONS_BY_GIT)  # the flags: backend/tools/flags/captioning.py
 
 
 def load_git(model_id: str, device: str, max_length: int) -> CaptionBatch:

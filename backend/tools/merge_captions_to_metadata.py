@@ -12,13 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from backend.tools.flags.metadata import MERGE_CAPTIONS
 from backend.tools.metadata_io import run_metadata_tool
 from backend.tools.metadata_merge import merge_main
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    merge_main(argv, "merge_captions_to_metadata", "caption", ".caption",
-               "Merge caption files into fine-tuning metadata JSON.", legacy_alias=True)
+    merge_main(argv, MERGE_CAPTIONS, "caption")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from backend.tools.flags.metadata import MERGE_TAGS
 from backend.tools.metadata_io import run_metadata_tool
 from backend.tools.metadata_merge import merge_main
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    merge_main(argv, "merge_dd_tags_to_metadata", "tags", ".txt", "Merge tag files into fine-tuning metadata JSON.")
+    merge_main(argv, MERGE_TAGS, "tags")
 
 
 if __name__ == "__main__":

@@ -19,33 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.messages import msg
-from backend.tools.arg_checks import (
-    WEIGHT_SUFFIXES,
-    at_least,
-    finite,
-    input_file,
-    input_model,
-    output_file,
-    output_folder,
-)
-from backend.tools.tool_cli import PRECISIONS, ToolError, run_tool
+from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_file, input_model, output_file, output_folder
+from backend.tools.flags.lora import MERGE_LORA
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.flags.parser import check_ranges
+from backend.tools.tool_cli import ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.merge_lora", description=__doc__.split("\n")[0])
-    parser.add_argument("--sd_model", default=None, help="checkpoint to bake the LoRAs into (omit to merge LoRAs)")
-    parser.add_argument("--models", nargs="+", required=True, help="LoRA files to merge")
-    parser.add_argument("--ratios", nargs="+", type=float, default=None, help="one ratio per model (default 1.0)")
-    parser.add_argument("--save_to", required=True, help="output file (or diffusers folder for a folder --sd_model)")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="float", help="precision of the merge")
-    parser.add_argument("--save_precision", choices=tuple(PRECISIONS), default=None,
-                        help="precision of the saved file (default: the checkpoint's, float for LoRAs)")
-    parser.add_argument("--concat", action="store_true", help="LoRA output: concatenate ranks instead of SVD")
-    parser.add_argument("--new_rank", type=int, default=None, help="LoRA output (SVD): rank of the result")
-    parser.add_argument("--new_conv_rank", type=int, default=None, help="LoRA output (SVD): rank of 3x3 convs")
-    parser.add_argument("--no_metadata", action="store_true", help="LoRA output: keep only the minimal ss_* keys")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    return parser
+    return parser_of(MERGE_LORA)  # the flags: backend/tools/flags/lora.py
 
 
 def check_args(args: argparse.Namespace) -> list[float]:
@@ -58,13 +40,10 @@ def check_args(args: argparse.Namespace) -> list[float]:
     if len(ratios) != len(args.models):
         raise ToolError(msg("tool.merge_ratio_count", "{models} models but {ratios} ratios; give one ratio per model",
                             models=len(args.models), ratios=len(ratios)))
-    for ratio in ratios:
-        finite(ratio, "--ratios")
+    check_ranges(args, MERGE_LORA)  # finite ratios, ranks of 1 or more
     if args.concat and args.new_rank:
         raise ToolError(msg("tool.merge_concat_new_rank",
                             "--concat and --new_rank exclude each other (concat keeps the sum of the ranks)"))
-    at_least(args.new_rank, "--new_rank", 1)
-    at_least(args.new_conv_rank, "--new_conv_rank", 1)
     inputs = [("--models", path) for path in args.models]
     for path in args.models:
         input_file(path, "--models", suffixes=WEIGHT_SUFFIXES, what=msg("tool.what_lora_file", "LoRA file"))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from backend.messages import msg
 from backend.tools.arg_checks import one_line_name, output_file
+from backend.tools.flags.parser import build_parser
+from backend.tools.flags.spec import ToolFlags
 from backend.tools.metadata_io import (
     Metadata,
     MetadataError,
@@ -69,20 +71,6 @@ def merge_text_files(
     return report
 
 
-def build_parser(prog: str, description: str, default_extension: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m backend.tools.{prog}", description=description)
-    parser.add_argument("train_data_dir", help="folder with the images and their text files")
-    parser.add_argument("out_json", help="metadata file to write")
-    parser.add_argument("--in_json", help="metadata to start from (default: out_json when it exists, so runs add up)")
-    parser.add_argument("--caption_extension", default=default_extension,
-                        help=f"extension of the text files (default {default_extension})")
-    parser.add_argument("--full_path", action="store_true",
-                        help="key entries by the image's full path (needed for several folders in one file)")
-    parser.add_argument("--recursive", action="store_true", help="also read subfolders (needs --full_path)")
-    parser.add_argument("--debug", action="store_true", help="print every merged text")
-    return parser
-
-
 def run_merge(args: argparse.Namespace, field_name: str) -> MergeReport:
     extension = args.caption_extension
     one_line_name(extension, "--caption_extension")
@@ -114,12 +102,6 @@ def run_merge(args: argparse.Namespace, field_name: str) -> MergeReport:
     return report
 
 
-def merge_main(argv: Sequence[str] | None, prog: str, field_name: str, default_extension: str,
-               description: str, legacy_alias: bool = False) -> None:
-    parser = build_parser(prog, description, default_extension)
-    if legacy_alias:  # sd-scripts' misspelled flag, still in old scripts
-        parser.add_argument("--caption_extention", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if getattr(args, "caption_extention", None):
-        args.caption_extension = args.caption_extention
-    run_merge(args, field_name)
+def merge_main(argv: Sequence[str] | None, tool: ToolFlags, field_name: str) -> None:
+    """Run merge_captions_to_metadata or merge_dd_tags_to_metadata (flags: backend/tools/flags/metadata.py)."""
+    run_merge(build_parser(tool).parse_args(argv), field_name)

@@ -23,7 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.messages import msg
-from backend.tools.arg_checks import at_least, input_folder, input_model, output_file
+from backend.tools.arg_checks import input_folder, input_model, output_file
+from backend.tools.flags.metadata import PREPARE_LATENTS
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.flags.parser import check_ranges
 from backend.tools.metadata_io import (
     MetadataError,
     keyed_images,
@@ -37,32 +40,9 @@ from backend.tools.metadata_io import (
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("no", "fp16", "bf16")
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.prepare_buckets_latents",
-                                     description="Bucket images and cache their latents for fine-tuning.")
-    parser.add_argument("train_data_dir", help="folder with the images")
-    parser.add_argument("in_json", help="metadata file to read (from merge_captions_to_metadata etc.)")
-    parser.add_argument("out_json", help="metadata file to write")
-    parser.add_argument("model_name_or_path", help="model whose VAE encodes the latents (the one you will train)")
-    parser.add_argument("--v2", action="store_true", help="the model is SD 2.x (checked against the model)")
-    parser.add_argument("--batch_size", type=int, default=1, help="images encoded at once (default 1)")
-    parser.add_argument("--max_resolution", default="512,512", help="training resolution 'width,height' (default 512,512)")
-    parser.add_argument("--min_bucket_reso", type=int, default=256, help="smallest bucket side (default 256)")
-    parser.add_argument("--max_bucket_reso", type=int, default=1024, help="largest bucket side (default 1024)")
-    parser.add_argument("--bucket_reso_steps", type=int, default=64, help="bucket sides are multiples of this (default 64)")
-    parser.add_argument("--bucket_no_upscale", action="store_true", help="one bucket per image size, never enlarging")
-    parser.add_argument("--mixed_precision", default="no", choices=PRECISIONS, help="VAE precision (default no)")
-    parser.add_argument("--full_path", action="store_true", help="key entries by full path (several folders)")
-    parser.add_argument("--flip_aug", action="store_true", help="also cache the latents of the mirrored images")
-    parser.add_argument("--skip_existing", action="store_true",
-                        help="kept for sd-scripts commands: cache files that match the image, bucket and model are "
-                        "always reused, and any other is rebuilt")
-    parser.add_argument("--recursive", action="store_true", help="also read subfolders (needs --full_path)")
-    parser.add_argument("--tokenizer_cache_dir", help="tokenizers for single-file models without network access")
-    return parser
+    return parser_of(PREPARE_LATENTS)  # the flags: backend/tools/flags/metadata.py
 
 
 def check_model(path: str, v2: bool) -> str:
@@ -79,7 +59,7 @@ def check_model(path: str, v2: bool) -> str:
 
 def check_numbers(args: argparse.Namespace) -> tuple[int, int]:
     """--batch_size (see the module docstring) and --max_resolution; returns the resolution."""
-    at_least(args.batch_size, "--batch_size", 1)
+    check_ranges(args, PREPARE_LATENTS)  # --batch_size 1 or more
     return parse_max_resolution(args.max_resolution)
 
 

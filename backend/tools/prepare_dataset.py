@@ -47,34 +47,13 @@ from backend.tools.dataset_layout import (
     plan_concepts,
     plan_placements,
 )
+from backend.tools.flags.dataset import PREPARE_DATASET
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.light_cli import InputError, ItemProgress, Summary, run_light_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend.tools.prepare_dataset",
-                                description="Build a <repeats>_<instance> <class> training folder from image folders.")
-    p.add_argument("out", help="destination folder (img/, reg/, model/ and log/ are created in it)")
-    p.add_argument("--concept", nargs=3, action="append", default=[], metavar=("SRC", "INSTANCE", "CLASS"),
-                   help="a folder of training images, its instance token (e.g. sks) and class (e.g. dog); repeatable")
-    p.add_argument("--reg", nargs=2, action="append", default=[], metavar=("SRC", "CLASS"),
-                   help="a folder of regularization images and their class; repeatable")
-    p.add_argument("--repeats", type=int, default=None, help="repeats of every concept (default 10)")
-    p.add_argument("--balance", type=int, default=None, metavar="IMAGES_PER_EPOCH",
-                   help="instead of --repeats: repeats = round(IMAGES_PER_EPOCH / images) per concept")
-    p.add_argument("--reg_repeats", type=int, default=1, help="repeats of the regularization folders (default 1)")
-    p.add_argument("--link", choices=[m.value for m in LinkMode], default="copy",
-                   help="copy the files (default), or hard-link / symlink them to save space")
-    p.add_argument("--caption_extension", default=".txt", help="caption files to count and carry (default .txt; "
-                   ".txt and .caption files are always carried)")
-    p.add_argument("--group_by_aspect", action="store_true", help="one subfolder per aspect-ratio bucket, and dataset.toml")
-    p.add_argument("--resolution", default="512", help="training resolution for --group_by_aspect (N or W,H)")
-    p.add_argument("--min_bucket_reso", type=int, default=256)
-    p.add_argument("--max_bucket_reso", type=int, default=1024)
-    p.add_argument("--bucket_reso_steps", type=int, default=64)
-    p.add_argument("--bucket_no_upscale", action="store_true")
-    p.add_argument("--dry_run", action="store_true", help="print the plan, write nothing")
-    p.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
-    return p
+    return parser_of(PREPARE_DATASET)  # the flags: backend/tools/flags/dataset.py
 
 
 def concepts_from(args: argparse.Namespace) -> list[Concept]:

@@ -36,26 +36,15 @@ import argparse
 from collections.abc import Sequence
 
 from backend.messages import msg
-from backend.tools.arg_checks import WEIGHT_SUFFIXES, at_least, finite, input_file, input_model, output_file
-from backend.tools.tool_cli import BASE_METHODS, DYNAMIC_METHODS, PRECISIONS, ToolError, run_tool
+from backend.tools.arg_checks import WEIGHT_SUFFIXES, input_file, input_model, output_file
+from backend.tools.flags.lora import BASE_METHODS, RESIZE_LORA
+from backend.tools.flags.parser import build_parser as parser_of
+from backend.tools.flags.parser import check_ranges
+from backend.tools.tool_cli import ToolError, run_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend.tools.resize_lora", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="LoRA/LoCon file to resize")
-    parser.add_argument("--save_to", required=True, help="output file (.safetensors, .ckpt or .pt)")
-    parser.add_argument("--new_rank", type=int, default=4, help="new rank (maximum rank for dynamic methods)")
-    parser.add_argument("--new_conv_rank", type=int, default=None, help="new rank of 3x3 conv modules (default: --new_rank)")
-    parser.add_argument("--dynamic_method", choices=DYNAMIC_METHODS + BASE_METHODS, default=None,
-                        help="choose each module's rank (at most --new_rank); fro_ckpt/spn_ckpt need --base_model")
-    parser.add_argument("--dynamic_param", type=float, default=None,
-                        help="sv_ratio: ratio; sv_fro/sv_cumulative: fraction; fro_ckpt/spn_ckpt: log10 threshold")
-    parser.add_argument("--base_model", default=None,
-                        help="checkpoint the LoRA was trained on (diffusers folder or single file), for fro_ckpt/spn_ckpt")
-    parser.add_argument("--save_precision", choices=tuple(PRECISIONS), default="float")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--verbose", action="store_true", help="print every module's rank and retained norm")
-    return parser
+    return parser_of(RESIZE_LORA)  # the flags: backend/tools/flags/lora.py
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -65,12 +54,10 @@ def check_args(args: argparse.Namespace) -> None:
     below 1 writes modules of rank 0, which change nothing and make loaders divide alpha by 0 (sd-scripts
     writes them, or fails in a reshape for negative ranks); a NaN or infinite --dynamic_param chooses
     ranks by accident (NaN compares false with every singular value)."""
+    check_ranges(args, RESIZE_LORA)  # ranks of 1 or more, a finite --dynamic_param
     if args.dynamic_method and args.dynamic_param is None:
         raise ToolError(msg("tool.resize_needs_param", "--dynamic_method {method} needs --dynamic_param",
                             method=args.dynamic_method))
-    at_least(args.new_rank, "--new_rank", 1)
-    at_least(args.new_conv_rank, "--new_conv_rank", 1)
-    finite(args.dynamic_param, "--dynamic_param")
     base_method = args.dynamic_method in BASE_METHODS
     if base_method and not args.base_model:
         raise ToolError(msg("tool.resize_needs_base_model", "--dynamic_method {method} needs --base_model (the "

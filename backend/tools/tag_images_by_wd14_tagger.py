@@ -37,6 +37,8 @@ from backend.tools.caption_files import (
     write_text,
 )
 from backend.tools.caption_runner import check_batch_size
+from backend.tools.flags.captioning import TAG_IMAGES
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.hub_models import tagger_folder
 from backend.tools.light_cli import InputError, ItemProgress, Summary, run_light_tool
 from backend.tools.tool_images import UnreadableImage, load_rgb
@@ -53,47 +55,13 @@ from backend.tools.wd14_tagger import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO = "SmilingWolf/wd-v1-4-convnext-tagger-v2"
-
-
 def exists() -> str:
     """Why an image with a tag file is skipped."""
     return msg("tool.tag_file_exists", "tag file exists (pass --overwrite to replace it or --append_tags to add to it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend.tools.tag_images_by_wd14_tagger",
-                                description="Tag images with a WD14 tagger (ONNX).")
-    p.add_argument("train_data_dir", help="folder of images to tag")
-    p.add_argument("--repo_id", default=DEFAULT_REPO, help=f"tagger on the Hugging Face Hub (default {DEFAULT_REPO}; "
-                   "v3 taggers such as SmilingWolf/wd-vit-tagger-v3 work too)")
-    p.add_argument("--model_dir", default="wd14_tagger_model",
-                   help="where downloaded taggers are kept, or a folder holding model.onnx and selected_tags.csv")
-    p.add_argument("--force_download", action="store_true", help="download the tagger again")
-    p.add_argument("--onnx", action="store_true", help="accepted for sd-scripts compatibility: ONNX is always used")
-    p.add_argument("--batch_size", type=int, default=1, help="images per model call")
-    p.add_argument("--caption_extension", default=".txt", help="extension of the tag files (default .txt)")
-    p.add_argument("--caption_extention", dest="caption_extension", help=argparse.SUPPRESS)
-    p.add_argument("--caption_separator", default=", ", help="between tags, spaces included (default ', ')")
-    p.add_argument("--thresh", type=float, default=0.35, help="confidence needed to add a tag")
-    p.add_argument("--general_threshold", type=float, default=None, help="for general tags (default --thresh)")
-    p.add_argument("--character_threshold", type=float, default=None,
-                   help="for character tags (default --thresh; above 1 turns character tags off)")
-    p.add_argument("--undesired_tags", default="", help="tags never to write, separated like the tags")
-    p.add_argument("--always_first_tags", default=None, help="tags to put first when found, e.g. 1girl,1boy")
-    p.add_argument("--remove_underscore", action="store_true", help="write 'long hair' instead of 'long_hair'")
-    p.add_argument("--character_tags_first", action="store_true", help="character tags before general tags")
-    rating = p.add_mutually_exclusive_group()
-    rating.add_argument("--use_rating_tags", action="store_true", help="add the rating tag first")
-    rating.add_argument("--use_rating_tags_as_last_tag", action="store_true", help="add the rating tag last")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--overwrite", action="store_true", help="replace existing tag files")
-    mode.add_argument("--append_tags", action="store_true", help="add new tags to existing tag files")
-    p.add_argument("--frequency_tags", action="store_true", help="print how often each tag was written")
-    p.add_argument("--recursive", action="store_true", help="also tag images in subfolders")
-    p.add_argument("--debug", action="store_true", help="print the tags of every image")
-    p.add_argument("--no_progress", action="store_true", help="do not print @@progress lines")
-    return p
+    return parser_of(TAG_IMAGES)  # the flags: backend/tools/flags/captioning.py
 
 
 def check_args(args: argparse.Namespace) -> TagOptions:

@@ -1,5 +1,6 @@
-"""What every LoRA tool's command line shares: its error type, the runner, and the names its parsers
-offer. Torch-free, so a tool can parse and check its arguments before the heavy imports."""
+"""What every LoRA tool's command line shares: its error type, the runner, and the precision and
+rank-method names (declared with the flags in backend/tools/flags/lora.py). Torch-free, so a tool
+can parse and check its arguments before the heavy imports."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from backend.messages import msg
+from backend.tools.flags.lora import BASE_METHODS as BASE_METHODS
+from backend.tools.flags.lora import DYNAMIC_METHODS as DYNAMIC_METHODS
+from backend.tools.flags.lora import PRECISIONS as PRECISIONS
 from backend.tools.light_cli import InputError, run_light_tool
 
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("float", "fp16", "bf16")
-# Rank choices of resize_lora (implemented in lowrank.py; named here so its parser needs no torch).
-DYNAMIC_METHODS = ("sv_ratio", "sv_fro", "sv_cumulative")
-BASE_METHODS = ("fro_ckpt", "spn_ckpt")  # relative to the base model's layer; need --base_model
 
 
 class ToolError(InputError):

@@ -22,27 +22,15 @@ from typing import Any
 
 from backend.messages import msg
 from backend.tools.caption_files import image_folder, normalize_extension
+from backend.tools.flags.dataset import VERIFY_DATASET
+from backend.tools.flags.parser import build_parser as parser_of
 from backend.tools.light_cli import InputError, run_light_tool
 
 SHOWN = 20  # paths listed per problem in the text report (the JSON lists all)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend.tools.verify_dataset",
-                                description="Check a training folder: images, captions, buckets.")
-    p.add_argument("train_data_dir", help="the folder holding <repeats>_<tokens> folders (or images)")
-    p.add_argument("--reg_data_dir", default=None, help="regularization folder, checked the same way")
-    p.add_argument("--caption_extension", default=".caption", help="as passed to the trainer (its default .caption)")
-    p.add_argument("--resolution", default="512", help="training resolution, N or W,H (default 512)")
-    p.add_argument("--no_bucket", action="store_true", help="check without aspect-ratio buckets (enable_bucket off)")
-    p.add_argument("--min_bucket_reso", type=int, default=256)
-    p.add_argument("--max_bucket_reso", type=int, default=1024)
-    p.add_argument("--bucket_reso_steps", type=int, default=64)
-    p.add_argument("--bucket_no_upscale", action="store_true")
-    p.add_argument("--batch_size", type=int, default=1, help="train batch size, for the batch count per bucket")
-    p.add_argument("--min_size", type=int, default=256, help="report images whose short side is below this (pixels)")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    return p
+    return parser_of(VERIFY_DATASET)  # the flags: backend/tools/flags/dataset.py
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any]:

@@ -33,18 +33,24 @@ DEFAULT_OUTPUT_NAME = "last"
 class TrainState:
     global_step: int  # optimizer steps done
     epoch: int  # the epoch in progress (from 1)
-    batches_done_in_epoch: int  # batches of `epoch` already consumed (per process)
+    # Global batches of `epoch` already consumed (batch size x processes each); in states without
+    # `batch_sizes`, batches of one process's shard (resume_position.py).
+    batches_done_in_epoch: int
     seed: int
     # What the state belongs to (method, network options, family, optimizer: resume_check.run_record);
     # None in states saved before it was recorded.
     run: dict[str, Any] | None = None
+    # The saving run's processes, its global batch size per dataset and its epoch's global batches, so
+    # another process count or batch size knows where to continue; None in older states.
+    processes: int | None = None
+    batch_sizes: tuple[int, ...] | None = None
+    batches_in_epoch: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         # sd-scripts writes current_epoch/current_step; keep those names for its users' tools.
         data = {**asdict(self), "current_step": self.global_step, "current_epoch": self.epoch}
-        if self.run is None:
-            del data["run"]
-        return data
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in data.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -162,12 +168,17 @@ def read_train_state(folder: str | Path) -> TrainState:
         data = json.loads(record.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError(msg("preflight.resume.not_an_object", "not a JSON object"))
+        sizes = data.get("batch_sizes")
         return TrainState(
             global_step=int(data.get("global_step", data.get("current_step", 0))),
             epoch=int(data.get("epoch", data.get("current_epoch", 1))),
             batches_done_in_epoch=int(data.get("batches_done_in_epoch", 0)),
             seed=int(data.get("seed", 0)),
             run=data.get("run") if isinstance(data.get("run"), dict) else None,
+            # Older states: accelerate wrote one random_states_<i>.pkl per process.
+            processes=int(data.get("processes") or len(list(folder.glob("random_states_*.pkl"))) or 1),
+            batch_sizes=tuple(int(size) for size in sizes) if isinstance(sizes, list) else None,
+            batches_in_epoch=int(data["batches_in_epoch"]) if "batches_in_epoch" in data else None,
         )
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise NotAStateFolder(msg(

@@ -5,9 +5,12 @@ prediction, the weighted loss, backward. Every `gradient_accumulation_steps` bat
 end of an epoch): gradients averaged across processes, clipped, one optimizer and scheduler step,
 then progress, logs, saves and samples.
 
-Noise and timesteps come from a generator seeded by (seed, epoch, batch, process), and the data
-order is a function of (seed, epoch), so a resumed run sees exactly the batches and noise the
-uninterrupted run would have seen.
+Every random draw of a sample comes from (seed, epoch, the sample's index in the epoch's global
+order): its augmentation and caption in the dataset, its VAE posterior sample, noise and timestep
+from a generator of its own (`sample_generators`). Per-step choices (DyLoRA's block) come from
+(seed, epoch, global batch). Batches are planned at the global batch size and split among the
+processes (data/loader.py), so N processes with batch b train what one process with batch N x b
+trains, and a resumed run sees exactly the batches and noise the uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import logging
 import math
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -44,12 +48,13 @@ from backend.training.metadata import (
     recorded_network_args,
     training_metadata,
 )
-from backend.training.noise import get_noisy_latents_and_targets
+from backend.training.noise import Generators, get_noisy_latents_and_targets
 from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
 from backend.training.rescue import RescuingWriter, failure_reason, is_write_failure, output_hint
 from backend.training.resume_check import run_record
+from backend.training.resume_position import resume_skip
 from backend.training.run_errors import (
     OutputNotWritable,
     RunStopped,
@@ -65,23 +70,36 @@ from backend.training.step_reports import StepRecord, StepReports, report_lag
 logger = logging.getLogger(__name__)
 
 
-def batch_generator(run: TrainingRun, epoch: int, batch_index: int) -> torch.Generator:
-    """The batch's random source: a generator for noise, timesteps and the VAE sample, and Python's
-    `random` (per-step network choices such as DyLoRA's block) reseeded from the same seed."""
-    seed = hash((run.args.seed, epoch, batch_index, run.accelerator.process_index)) & 0x7FFF_FFFF_FFFF_FFFF
-    random.seed(seed)
-    return torch.Generator(device=run.accelerator.device).manual_seed(seed)
+SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF
 
 
-def batch_latents(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
+def sample_generators(run: TrainingRun, epoch: int, sample_indices: Iterable[int]) -> list[torch.Generator]:
+    """One generator per sample, seeded by (seed, epoch, its index in the epoch's global order), for its
+    VAE posterior sample, noise and timestep: the same draws whichever process or batch holds it.
+
+    On the device, like the tensors they fill: creating and seeding a generator is host work (no
+    sync), and each draw is one small kernel per sample, queued like the rest of the step. Drawing on
+    the CPU and copying would put the random numbers and a copy on the step's critical path."""
+    device = run.accelerator.device
+    return [torch.Generator(device=device).manual_seed(hash((run.args.seed, epoch, index)) & SEED_MASK)
+            for index in sample_indices]
+
+
+def seed_step_random(run: TrainingRun, epoch: int, batch_index: int) -> None:
+    """Python's `random`, which per-step network choices draw from (DyLoRA's block), reseeded per global
+    batch: the same choice on every process (and with any process count), as one process would make it."""
+    random.seed(hash((run.args.seed, epoch, batch_index)) & SEED_MASK)
+
+
+def batch_latents(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
     device = run.accelerator.device
     if batch["latents"] is not None:
         return batch["latents"].to(device, dtype=run.weight_dtype, non_blocking=True)
     with torch.no_grad():
-        # The posterior sample draws from the batch's own generator, not the global RNG, which
+        # The posterior sample draws from the samples' own generators, not the global RNG, which
         # other code (DataLoader iterators, for one) consumes differently after a resume.
         latents = run.spec.encode_images(
-            run.components.vae, batch["images"].to(device, non_blocking=True), generator
+            run.components.vae, batch["images"].to(device, non_blocking=True), generator  # one per sample
         )
     return latents.to(run.weight_dtype)
 
@@ -104,7 +122,9 @@ def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> torch.Tensor:
+def batch_loss(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
+    """The loss of this process's share of a global batch, weighted so that the mean over the processes
+    is the whole batch's mean loss (data/loader.py); `generator`: one per sample, or one for the batch."""
     device = run.accelerator.device
     latents = batch_latents(run, batch, generator)
     noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)
@@ -123,10 +143,14 @@ def batch_loss(run: TrainingRun, batch: dict, generator: torch.Generator) -> tor
 
     prediction = run.method.forward(forward)
     mask = batch["alpha_masks"]
-    return compute_loss(
+    loss = compute_loss(
         prediction, noisy.target, noisy.timesteps, run.noise_scheduler, run.loss_config,
-        batch["loss_weights"].to(device), mask.to(device) if mask is not None else None,
+        # non_blocking: the loader pins these, so the copy need not hold the host back every step
+        batch["loss_weights"].to(device, non_blocking=True),
+        mask.to(device, non_blocking=True) if mask is not None else None,
     )
+    weight = batch.get("share_weight", 1.0)  # 1: a whole batch (one process, validation, built by hand)
+    return loss if weight == 1.0 else loss * weight
 
 
 REDUCE_BUCKET_ELEMENTS = 1 << 26  # 256 MB of float32 per all_reduce: a full fine-tune's gradients in pieces
@@ -179,7 +203,9 @@ class Trainer:
         state = run.resume_state
         self.global_step = state.global_step if state else 0
         self.start_epoch = state.epoch if state else 1
-        self.skip_batches = state.batches_done_in_epoch if state else 0
+        # Global batches of the saved epoch already done, in this run's plan (another batch size: a share).
+        main = run.accelerator.is_main_process
+        self.skip_batches = resume_skip(state, run.group, args.resume, warn=main) if state else 0
         self.output_dir = Path(args.output_dir)  # as given: saves move to a rescue folder if it fails
         self.saves = RescuingWriter(self.output_dir, run.names.output_name, self._move_saves)
         self.last_save: tuple[Path, int] | None = None  # the newest model file written (all weights finite)
@@ -240,7 +266,10 @@ class Trainer:
         run = self.run
         self.ensure_finite_weights(folder, None)
         state = TrainState(self.global_step, epoch, batches_done, run.args.seed,
-                           run_record(run.args, run.command, run.components.family))
+                           run_record(run.args, run.command, run.components.family),
+                           processes=run.accelerator.num_processes,
+                           batch_sizes=tuple(dataset.batch_size for dataset in run.group.datasets),
+                           batches_in_epoch=len(run.group))
         if run.accelerator.num_processes > 1:  # every process writes its part into the same folder: no rescue
             try:
                 save_state(run.accelerator, folder, state)
@@ -483,13 +512,13 @@ class Trainer:
             sampler.skip = self.skip_batches if epoch == self.start_epoch else 0
             run.group.set_epoch(epoch)
             run.method.on_epoch_start()
-            batches_in_epoch = sampler.shard_length()
+            batches_in_epoch = sampler.batches_in_epoch()
             batches_done = sampler.skip
             pending = 0
-            for batch in run.loader:
-                generator = batch_generator(run, epoch, batches_done)
+            for batch in run.loader:  # this process's share of each global batch
+                seed_step_random(run, epoch, batches_done)
                 run.method.on_step_start()
-                loss = batch_loss(run, batch, generator)
+                loss = batch_loss(run, batch, sample_generators(run, epoch, batch["sample_indices"]))
                 run.accelerator.backward(loss / accumulation)
                 batches_done += 1
                 pending += 1

@@ -69,7 +69,8 @@ def snr_at(timesteps: torch.Tensor, noise_scheduler: DDPMScheduler) -> torch.Ten
     table = getattr(noise_scheduler, "all_snr", None)
     if table is None:
         table = snr_table(noise_scheduler.alphas_cumprod)
-    return table.to(timesteps.device)[timesteps].float()
+    # non_blocking: a blocking host-to-GPU copy would wait for the whole step queued so far.
+    return table.to(timesteps.device, non_blocking=True)[timesteps].float()
 
 
 def huber_threshold(
@@ -89,7 +90,7 @@ def huber_threshold(
         alpha = -math.log(config.huber_c) / noise_scheduler.config.num_train_timesteps
         return torch.exp(-alpha * t) * config.huber_scale
     if config.huber_schedule == "snr":
-        alphas_cumprod = noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
+        alphas_cumprod = noise_scheduler.alphas_cumprod.to(timesteps.device, non_blocking=True)[timesteps].float()
         sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod) ** 0.5
         return (1 - config.huber_c) / (1 + sigmas) ** 2 + config.huber_c
     return torch.full_like(t, config.huber_c * config.huber_scale)

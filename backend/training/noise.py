@@ -3,7 +3,9 @@
 `get_noisy_latents_and_targets` is what the training step calls; the pieces are public for tests
 and for trainers that need only some of them. Every random draw takes an optional
 `torch.Generator` (on the latents' device), so a step can be reproducible without touching the
-global RNG.
+global RNG. The training step passes one generator per sample: each sample's noise, offsets,
+multires levels, timestep and input perturbation are then drawn from its own generator alone, so
+they do not depend on which batch (or process) the sample is in.
 
 The training noise scheduler is sd-scripts' DDPMScheduler (scaled_linear 0.00085..0.012, 1000
 steps). Its SNR table (`all_snr`) is computed before `--zero_terminal_snr` rescales the betas,
@@ -14,6 +16,7 @@ never divide by the zero SNR of the last step); only the noising itself uses the
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,6 +27,9 @@ from backend.messages import msg
 
 if TYPE_CHECKING:  # diffusers is imported where a scheduler is built: preflight validates a NoiseConfig without it
     from diffusers import DDPMScheduler
+
+# One generator for the batch, one per sample (drawn sample by sample, then concatenated), or the global RNG.
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 0.00085
@@ -135,13 +141,15 @@ def pyramid_noise_like(
 ) -> torch.Tensor:
     """Multi-resolution noise: add upsampled low-resolution noise, weight discount**i, renormalise to unit std.
 
-    Each level shrinks by a random factor in [2, 4) (as sd-scripts), down to 1x1 at most.
+    Each level shrinks by a random factor in [2, 4) (as sd-scripts), down to 1x1 at most. The std is
+    that of `noise` as given: the batch's in sd-scripts, one sample's when the loop draws per sample.
     """
     b, c, h, w = noise.shape
     out = noise.clone()
-    # Shrink factors from Python's RNG (reseeded per batch by the loop), as sd-scripts draws them: the
-    # shapes must be known on the host, and a draw on the GPU would stall it once per step.
-    factors = [random.random() * 2 + 2 for _ in range(iterations)]
+    # Shrink factors drawn on the host (the shapes must be known there, and a draw on the GPU would
+    # stall it once per step): from a Python RNG seeded by the generator's seed, else the global one.
+    rng = random.Random(generator.initial_seed()) if generator is not None else random
+    factors = [rng.random() * 2 + 2 for _ in range(iterations)]
     for i, r in enumerate(factors):
         hn, wn = max(1, int(h / r**i)), max(1, int(w / r**i))
         low = torch.randn((b, c, hn, wn), device=noise.device, dtype=noise.dtype, generator=generator)
@@ -191,21 +199,12 @@ class NoisyBatch(NamedTuple):
     target: torch.Tensor  # noise, or the velocity for v-parameterization
 
 
-def get_noisy_latents_and_targets(
-    latents: torch.Tensor,
-    noise_scheduler: DDPMScheduler,
-    config: NoiseConfig,
-    generator: torch.Generator | None = None,
-) -> NoisyBatch:
-    """Draw noise and timesteps, noise the latents (forward diffusion) and compute the training target.
-
-    Input-perturbation noise (`ip_noise_gamma`, https://arxiv.org/abs/2301.11706) perturbs only
-    what goes into the model; the target stays the unperturbed noise.
-    """
+def _draw(
+    latents: torch.Tensor, config: NoiseConfig, low: int, high: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noise, timesteps, the noise the model sees) for `latents`, all from `generator`, in a fixed order."""
     noise = make_noise(latents, config, generator)
-    low, high = config.timestep_range(noise_scheduler.config.num_train_timesteps)
     timesteps = sample_timesteps(latents.shape[0], low, high, latents.device, generator)
-
     model_noise = noise
     if config.ip_noise_gamma:
         strength: float | torch.Tensor = config.ip_noise_gamma
@@ -215,6 +214,32 @@ def get_noisy_latents_and_targets(
             latents.shape, device=latents.device, dtype=latents.dtype, generator=generator
         )
         model_noise = noise + strength * perturbation
+    return noise, timesteps, model_noise
+
+
+def get_noisy_latents_and_targets(
+    latents: torch.Tensor,
+    noise_scheduler: DDPMScheduler,
+    config: NoiseConfig,
+    generator: Generators = None,
+) -> NoisyBatch:
+    """Draw noise and timesteps, noise the latents (forward diffusion) and compute the training target.
+
+    Input-perturbation noise (`ip_noise_gamma`, https://arxiv.org/abs/2301.11706) perturbs only
+    what goes into the model; the target stays the unperturbed noise.
+
+    With a sequence of generators (one per sample), every draw is made per sample: the random
+    strengths of noise_offset and ip_noise_gamma, sd-scripts' one value per batch, are then one per
+    sample, and multires noise is normalised per sample.
+    """
+    low, high = config.timestep_range(noise_scheduler.config.num_train_timesteps)
+    if isinstance(generator, Sequence):
+        if len(generator) != latents.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {latents.shape[0]}")
+        draws = [_draw(latents[i : i + 1], config, low, high, g) for i, g in enumerate(generator)]
+        noise, timesteps, model_noise = (torch.cat(parts) for parts in zip(*draws, strict=True))
+    else:
+        noise, timesteps, model_noise = _draw(latents, config, low, high, generator)
     noisy_latents = noise_scheduler.add_noise(latents, model_noise, timesteps)
 
     target = noise_scheduler.get_velocity(latents, noise, timesteps) if config.v_parameterization else noise

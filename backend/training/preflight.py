@@ -65,13 +65,14 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def steps_per_epoch(num_batches: int, gradient_accumulation_steps: int, processes: int) -> int:
-    return math.ceil(math.ceil(num_batches / processes) / gradient_accumulation_steps)
+def steps_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int:
+    """`num_batches`: global batches (batch size x processes; every process trains a share of each)."""
+    return math.ceil(num_batches / gradient_accumulation_steps)
 
 
-def total_steps(args: argparse.Namespace, num_batches: int, processes: int) -> tuple[int, int]:
+def total_steps(args: argparse.Namespace, num_batches: int) -> tuple[int, int]:
     """(optimizer steps, epochs): --max_train_epochs wins over --max_train_steps, as in sd-scripts."""
-    per_epoch = max(1, steps_per_epoch(num_batches, args.gradient_accumulation_steps, processes))
+    per_epoch = max(1, steps_per_epoch(num_batches, args.gradient_accumulation_steps))
     if args.max_train_epochs:
         return args.max_train_epochs * per_epoch, args.max_train_epochs
     return args.max_train_steps, math.ceil(args.max_train_steps / per_epoch)
@@ -264,14 +265,14 @@ def _cuda_available() -> bool:
 def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
     if not plan.dataset_specs:
         return
-    report = preflight_report(plan.dataset_specs, seed=args.seed or 0)
+    report = preflight_report(plan.dataset_specs, seed=args.seed or 0, processes=world_size())
     plan.errors += report["errors"]
     plan.errors += [f"{p['path']}: {p['problem']}; {p['fix']}" for p in report["problems"]]
     plan.warnings += report["warnings"]
     batches = report.get("num_batches_per_epoch", 0)
     if batches == 0 and not report["errors"]:
         plan.errors.append(msg("preflight.no_images", "the dataset has no images to train on"))
-    steps, epochs = total_steps(args, max(batches, 1), world_size())
+    steps, epochs = total_steps(args, max(batches, 1))
     report.update(total_steps=steps, epochs=epochs, processes=world_size())
     plan.report["dataset"] = report
 

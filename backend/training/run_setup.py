@@ -20,8 +20,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
 
-from backend.data.dataset import DatasetGroup, TrainDataset, make_dataloader
+from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.latent_cache import cache_latents
+from backend.data.loader import make_dataloader
 from backend.messages import msg
 from backend.models.components import Components
 from backend.models.files import model_identity
@@ -36,6 +37,7 @@ from backend.training.fp8_weights import fp8_parts, store_weights_in_fp8
 from backend.training.fused_backward import FusedBackwardStep
 from backend.training.host_memory import return_freed_memory_to_os
 from backend.training.loss import LossConfig
+from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.network_method import NetworkTraining
 from backend.training.noise import NoiseConfig, create_noise_scheduler
@@ -97,7 +99,7 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
         mixed_precision=args.mixed_precision,
         log_with=log_with,
         project_config=ProjectConfiguration(project_dir=project_dir, logging_dir=project_dir),
-        # No dataloader is prepared (EpochSampler shards batches itself); this only makes the wrapped LR
+        # No dataloader is prepared (the dataset splits batches itself); this only makes the wrapped LR
         # scheduler step once per optimizer step rather than num_processes times, so schedules count
         # optimizer steps with any number of processes.
         dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -109,6 +111,8 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
             "run.processes_not_connected", "accelerate launch started {count} processes but they are not connected "
             "to each other; to train with several processes on the CPU set ACCELERATE_USE_CPU=1", count=world_size(),
         ))
+    if args.full_fp16:
+        allow_half_gradients(accelerator)  # float16 gradients through the fp16 loss scaler (loss_scaling.py)
     if log_with:
         accelerator.init_trackers(args.log_tracker_name or command)
     return accelerator
@@ -168,7 +172,12 @@ def place_model(args: argparse.Namespace, accelerator: Accelerator, components: 
         for index, encoder in enumerate(components.text_encoders, start=1):
             wanted = f"text_encoder{index}" in trained if trained else not args.network_train_unet_only
             if wanted:
-                encoder.gradient_checkpointing_enable()
+                # Non-reentrant: a LoRA run's frozen embeddings give the checkpointed layers no input that
+                # requires grad, and reentrant checkpointing would then drop the network's gradients there.
+                encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                # transformers checkpoints only in training mode, and a network run keeps the encoder in eval
+                # mode: checkpointing did nothing. CLIP has no dropout, so the mode changes nothing else.
+                encoder.train()
 
 
 def prepare_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator,
@@ -199,8 +208,10 @@ def prepare_method(args: argparse.Namespace, command: str, plan: RunPlan, accele
 
 def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator, spec: ModelSpecification,
                  components: Components, reporter: ProgressReporter) -> DatasetGroup:
-    datasets = [TrainDataset(dataset_spec, seed=args.seed) for dataset_spec in plan.dataset_specs]
-    group = DatasetGroup(datasets, seed=args.seed)
+    # Batches planned at the global batch size, this process's share of each loaded (data/loader.py).
+    datasets = [TrainDataset(dataset_spec, seed=args.seed, processes=accelerator.num_processes)
+                for dataset_spec in plan.dataset_specs]
+    group = DatasetGroup(datasets, seed=args.seed, rank=accelerator.process_index)
     if args.cache_latents or args.cache_latents_to_disk:
         vae = components.vae
 
@@ -267,9 +278,8 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     loader = make_dataloader(
         group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
         pin_memory=accelerator.device.type == "cuda",
-        rank=accelerator.process_index, num_replicas=accelerator.num_processes,
     )
-    steps, epochs = total_steps(args, len(group), accelerator.num_processes)
+    steps, epochs = total_steps(args, len(group))
 
     groups, descriptions = method.param_groups()
     optimizer_setup = create_optimizer(

@@ -103,7 +103,7 @@ def prepare_sharded(accelerator: Any, trained: TrainedModules, optimizer: Any, l
         ))
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None:
-        # No dataloader goes through accelerate (EpochSampler shards the batches), so DeepSpeed cannot
+        # No dataloader goes through accelerate (the dataset splits the batches), so DeepSpeed cannot
         # infer its "auto" micro-batch size.
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = batch_size
     return accelerator.prepare(trained, optimizer, lr_scheduler)

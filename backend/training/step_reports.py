@@ -1,12 +1,15 @@
 """Step reports that do not stall the GPU.
 
-Reading a step's loss on the host (`.item()`) waits for the GPU to finish that step, so the CPU
-cannot queue the next step's kernels meanwhile and the GPU idles while the next batch is prepared.
-On a GPU the report of step N is therefore published after step N+1 has been queued (by then step
-N's loss is computed, so the read costs nothing); on the CPU there is nothing to overlap and each
-step is published at once. Anything that reads the reports or is ordered after them (saves, samples,
-validation, the end of training) calls `flush()` first, so the progress stream keeps its order:
-the step line of step N always comes before step N's checkpoint or sample lines.
+Reading a step's loss on the host waits for the GPU to finish that step, so the CPU cannot queue
+the next step's kernels meanwhile and the GPU idles while the next batch is prepared. On a GPU the
+report of step N is therefore published after step N+1 has been queued; on the CPU there is nothing
+to overlap and each step is published at once. Anything that reads the reports or is ordered after
+them (saves, samples, validation, the end of training) calls `flush()` first, so the progress stream
+keeps its order: the step line of step N always comes before step N's checkpoint or sample lines.
+
+On CUDA the loss is copied to pinned host memory as soon as its step is queued, and an event is
+recorded behind that copy; the read waits for that event only. `.item()` would wait for everything
+queued so far, step N+1 included, and the lag would save nothing.
 """
 
 from __future__ import annotations
@@ -28,14 +31,35 @@ class StepRecord:
     extras: dict[str, float] = field(default_factory=dict)
 
 
+class _HostLoss:
+    """A step's loss on its way to the host: on CUDA an asynchronous copy into pinned memory and the
+    event recorded behind it; elsewhere the tensor itself."""
+
+    def __init__(self, loss: torch.Tensor) -> None:
+        loss = loss.detach()
+        self._ready: torch.cuda.Event | None = None
+        if loss.device.type == "cuda":
+            host = torch.empty(loss.shape, dtype=loss.dtype, pin_memory=True)
+            host.copy_(loss, non_blocking=True)
+            self._ready = torch.cuda.Event()
+            self._ready.record()  # on the current stream, right behind the copy
+            loss = host
+        self._value = loss
+
+    def read(self) -> float:
+        if self._ready is not None:
+            self._ready.synchronize()  # this step's copy only, not the kernels queued after it
+        return float(self._value.item())
+
+
 class StepReports:
     def __init__(self, publish: Callable[[StepRecord, float], None], lag: int) -> None:
         self._publish = publish
         self.lag = lag
-        self._pending: deque[StepRecord] = deque()
+        self._pending: deque[tuple[StepRecord, _HostLoss | None]] = deque()
 
     def add(self, record: StepRecord) -> None:
-        self._pending.append(record)
+        self._pending.append((record, _HostLoss(record.loss) if self.lag else None))
         while len(self._pending) > self.lag:
             self._publish_oldest()
 
@@ -44,8 +68,8 @@ class StepReports:
             self._publish_oldest()
 
     def _publish_oldest(self) -> None:
-        record = self._pending.popleft()
-        self._publish(record, float(record.loss.item()))
+        record, host = self._pending.popleft()
+        self._publish(record, host.read() if host is not None else float(record.loss.item()))
 
 
 def report_lag(device: torch.device) -> int:

@@ -11,6 +11,8 @@ only it can see, and prints one `@@bench {json}` line at the end:
   over the training steps and the final save;
 - on CUDA, `cuda_max_allocated` / `cuda_max_reserved` over the whole run and `cuda_train_*` from the
   moment the run was built;
+- per step (benchmarks/lib/step_clock.py): `step_cpu_s`, the process's CPU seconds, `step_wall_s`,
+  and on CUDA `step_gpu_s` from CUDA events;
 - with `--flops`: the FLOPs of one more training step (forward + backward of the same batch code
   the loop runs), counted after training so that counting does not slow the timed steps.
 
@@ -31,16 +33,17 @@ from backend.training import run_setup
 from backend.training.command import run_command
 from benchmarks.lib.memory import RssSampler, own_peak_rss
 from benchmarks.lib.output import BENCH_PREFIX
+from benchmarks.lib.step_clock import StepClock
 
 
 def count_step_flops(run: Any) -> int:
     """FLOPs of forward + backward for one batch of `run`'s loader, through the loop's own code."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from backend.training.loop import batch_generator, batch_loss
+    from backend.training.loop import batch_loss, sample_generators
 
     batch = next(iter(run.loader))
-    generator = batch_generator(run, 1, 0)
+    generator = sample_generators(run, 1, batch["sample_indices"])
     with FlopCounterMode(display=False) as counter:
         loss = batch_loss(run, batch, generator)
         run.accelerator.backward(loss)
@@ -59,6 +62,7 @@ def main(argv: list[str]) -> int:
     cuda = torch.cuda.is_available()
     sampler = RssSampler().start()
     built: list[Any] = []
+    clock = StepClock(cuda)
     original_build_run = run_setup.build_run
 
     def build_run_and_mark(*args: Any, **kwargs: Any) -> Any:
@@ -69,6 +73,7 @@ def main(argv: list[str]) -> int:
             report["cuda_built_allocated"] = torch.cuda.memory_allocated()
             report["cuda_max_allocated_loading"] = torch.cuda.max_memory_allocated()
             torch.cuda.reset_peak_memory_stats()
+        clock.attach(run)
         return run
 
     report: dict[str, Any] = {}
@@ -85,6 +90,7 @@ def main(argv: list[str]) -> int:
             cuda_train_max_reserved=torch.cuda.max_memory_reserved(),
             tf32=torch.get_float32_matmul_precision() != "highest",
         )
+    report.update(clock.report())
     report["flops"] = count_step_flops(built[0]) if flops and built and code == 0 else None
     print(BENCH_PREFIX + json.dumps(report), flush=True)
     return code

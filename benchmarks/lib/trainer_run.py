@@ -3,8 +3,10 @@
 Step times come from the trainer's own progress lines (docs/progress-protocol.md): each `step`
 line carries the time `t` it was written, right after its optimizer step, so the difference
 between consecutive step lines is what a user waits per step (data, forward, backward, optimizer,
-logging). On CUDA the loop reads the loss back every step, which synchronises, so these
-timestamps are not ahead of the GPU.
+logging). On CUDA the loop reads each loss one step late (backend/training/step_reports.py): a
+step's line is written once the next step is queued, so the differences are still the step period
+in steady state, and the host is never more than one step ahead of the GPU. Per-step CPU and GPU time come from the child's `@@bench`
+line (benchmarks/lib/step_clock.py); the machine's load over the run from benchmarks/lib/load.py.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backend.training.progress import parse_progress_line
+from benchmarks.lib import load
 from benchmarks.lib.output import BENCH_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +36,7 @@ class TrainerRun:
     wall_s: float
     log_tail: str = ""
     step_times: list[float] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)  # load.between() over the run
 
     def failure(self) -> str | None:
         if self.returncode == 0 and self.bench:
@@ -53,6 +58,12 @@ def trainer_env(device: str) -> dict[str, str]:
     return env
 
 
+def omp_wait_policy() -> str:
+    """OpenMP's wait policy the trainer inherits: it decides how much a shared machine slows a CPU run
+    (docs/gpu-checks.md), so every result line names it."""
+    return os.environ.get("OMP_WAIT_POLICY", "default")
+
+
 def run_trainer(command: str, flags: list[str], *, device: str, flops: bool, log_path: Path,
                 timeout: float) -> TrainerRun:
     """Train in a child process; its stderr goes to `log_path`, progress lines are parsed from stdout."""
@@ -60,11 +71,13 @@ def run_trainer(command: str, flags: list[str], *, device: str, flops: bool, log
     events: list[dict[str, Any]] = []
     bench: dict[str, Any] = {}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, before = time.perf_counter(), load.mark()
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(argv, cwd=REPO, env=trainer_env(device), stdout=subprocess.PIPE,
                                    stderr=log, text=True)
         assert process.stdout is not None
+        watchdog = threading.Timer(timeout, process.kill)  # also when the trainer hangs without output
+        watchdog.start()
         try:
             for line in process.stdout:
                 if line.startswith(BENCH_PREFIX):
@@ -75,13 +88,14 @@ def run_trainer(command: str, flags: list[str], *, device: str, flops: bool, log
                     events.append(event)
                 else:
                     log.write(line)
-                if time.perf_counter() - start > timeout:
-                    process.kill()
-                    raise TimeoutError(f"the trainer ran longer than {timeout:.0f} s (log: {log_path})")
             returncode = process.wait()
+            if time.perf_counter() - start >= timeout:
+                raise TimeoutError(f"the trainer ran longer than {timeout:.0f} s (log: {log_path})")
         finally:
+            watchdog.cancel()
             if process.poll() is None:
                 process.kill()
                 process.wait()
+    machine_load = load.between(before, load.mark())
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-    return TrainerRun(returncode, events, bench, time.perf_counter() - start, tail, step_durations(events))
+    return TrainerRun(returncode, events, bench, time.perf_counter() - start, tail, step_durations(events), machine_load)

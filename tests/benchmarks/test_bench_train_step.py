@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -17,6 +18,10 @@ def test_train_step_tiny_lora(bench, bench_work_dir: Path) -> None:
     assert line["flops_per_step"] > 1e6 and line["achieved_tflops"] > 0
     assert line["mfu"] is None  # no peak for a CPU unless --peak-tflops is given
     assert line["device"] == "cpu" and line["cpu_count"] >= 1
+    # CPU time per step from inside the trainer, next to wall time; the machine's load over the run
+    assert 0 < line["cpu_median_s"] <= line["cpu_p90_s"] and 0 < line["cpu_cores_used"] <= line["cpu_count"] + 0.5
+    assert "gpu_median_s" not in line and line["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "default")
+    assert line["load"]["own_cores"] > 0 and line["load"]["foreign_cores"] >= 0 and "quiet" in line["load"]
 
 
 def test_finetune_runs_or_says_unavailable(bench, bench_work_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,8 +22,9 @@ PARTS_SD = ("unet", "text_encoder1", "vae")
 PARTS_SDXL = ("unet", "text_encoder1", "text_encoder2", "vae")
 
 
-def prepare_metadata(root: Path, model: Path) -> tuple[Path, Path]:
-    """Captions + tags -> merged metadata -> cleaned -> buckets and latents: (image folder, metadata file)."""
+def prepare_metadata(root: Path, model: Path, model_flags: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Captions + tags -> merged metadata -> cleaned -> buckets and latents: (image folder, metadata file).
+    `model_flags`: what prepare_buckets_latents needs to know of the model (SD 2.x: --v2)."""
     folder = root / "imgs"
     paths = make_images(folder, 3, sizes=[(64, 64), (128, 64), (64, 64)], caption="a young woman",
                         caption_extension=".caption")
@@ -33,7 +35,7 @@ def prepare_metadata(root: Path, model: Path) -> tuple[Path, Path]:
         (merge_dd_tags_to_metadata, [folder, root / "meta.json"]),
         (clean_captions_and_tags, [root / "meta.json", root / "clean.json"]),
         (prepare_buckets_latents, [folder, root / "clean.json", root / "lat.json", model, "--max_resolution",
-                                   "128,64", "--min_bucket_reso", "64", "--max_bucket_reso", "128"]),
+                                   "128,64", "--min_bucket_reso", "64", "--max_bucket_reso", "128", *model_flags]),
     ):
         assert run_metadata_tool(tool.main, [str(a) for a in argv]) == 0, tool.__name__
     return folder, root / "lat.json"

@@ -1,8 +1,12 @@
-"""Data-parallel LoRA training with two processes on the CPU (gloo), launched as users launch it.
+"""Data-parallel training with two processes on the CPU (gloo), launched as users launch it.
 
 `accelerate launch --cpu` starts one process whatever `--num_processes` says (its simple launcher);
 several CPU processes come from the multi-process launcher with ACCELERATE_USE_CPU=1, which makes
 accelerate connect them with gloo instead of NCCL, on any machine.
+
+Two processes with batch 1 train what one process with batch 2 trains (the same global batches, every
+sample's draws its own): the same loss lines and, within float tolerance, the same saved file, for a
+LoRA and a fine-tune; and a two-process state resumes on one process as if never interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from backend.training.loop import average_gradients
 from backend.training.progress import parse_progress_line
 from backend.training.schedulers import create_scheduler
 
+from .finetune_helpers import ft_flags
 from .helpers import REPO, TrainerResult, base_flags, make_images, run_trainer, trainer_env
 
 STEPS = 4
@@ -38,11 +43,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(launcher_flags: list[str], trainer_args: list[str], timeout: int = 300) -> TrainerResult:
+def launch(launcher_flags: list[str], trainer_args: list[str], timeout: int = 300,
+           trainer: str = "train_network") -> TrainerResult:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", *launcher_flags, "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
-        "--main_process_port", str(free_port()), "-m", "backend.train_network", *trainer_args,
+        "--main_process_port", str(free_port()), "-m", f"backend.{trainer}", *trainer_args,
     ]
     env = {**trainer_env(), "ACCELERATE_USE_CPU": "1"}
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
@@ -50,8 +56,23 @@ def launch(launcher_flags: list[str], trainer_args: list[str], timeout: int = 30
     return TrainerResult(result.returncode, events, result.stdout, result.stderr)
 
 
-def launch_two(*trainer_args: str) -> TrainerResult:
-    return launch(["--multi_gpu", "--num_processes", "2"], list(trainer_args))
+def launch_two(*trainer_args: str, trainer: str = "train_network") -> TrainerResult:
+    return launch(["--multi_gpu", "--num_processes", "2"], list(trainer_args), trainer=trainer)
+
+
+def assert_same_steps(result: TrainerResult, expected: TrainerResult) -> None:
+    """The same loss lines (within float rounding: the processes' sums run in another order)."""
+    fields = ("step", "epoch", "lr")
+    assert [[e[f] for f in fields] for e in result.of("step")] == [[e[f] for f in fields] for e in expected.of("step")]
+    for key in ("loss", "avr_loss"):
+        assert [e[key] for e in result.of("step")] == pytest.approx([e[key] for e in expected.of("step")], rel=1e-5)
+
+
+def assert_same_file(path: Path, expected: Path, atol: float) -> None:
+    actual, wanted = load_file(path), load_file(expected)
+    assert actual.keys() == wanted.keys()
+    for key in wanted:
+        torch.testing.assert_close(actual[key], wanted[key], rtol=0, atol=atol, msg=key)
 
 
 def checksums(result: TrainerResult) -> list[list[str]]:
@@ -72,12 +93,13 @@ def flags(tiny, dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     prompts = tmp_path_factory.mktemp("mp-prompts") / "prompts.txt"
     prompts.write_text("sks dog --w 64 --h 64 --d 3 --s 2\n")
 
-    def make(out: Path, *extra: str) -> list[str]:
+    def make(out: Path, *extra: str, saves: bool = True) -> list[str]:
+        saving = ["--save_every_n_steps", "2", "--save_state", "--sample_prompts", str(prompts),
+                  "--sample_every_n_steps", "2"] if saves else []
         return base_flags(
             tiny.get("sd15").path, dataset, out, "--max_train_steps", str(STEPS), "--learning_rate", str(LR),
             "--network_dim", "4", "--lr_scheduler", "linear", "--lr_warmup_steps", "2", "--cache_latents_to_disk",
-            "--save_every_n_steps", "2", "--save_state", "--sample_prompts", str(prompts),
-            "--sample_every_n_steps", "2", *extra,
+            *saving, *extra,
         )
 
     return make
@@ -86,16 +108,27 @@ def flags(tiny, dataset: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def two_process_run(flags, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainerResult]:
     out = tmp_path_factory.mktemp("mp-out")
-    result = launch_two(*flags(out))
+    result = launch_two(*flags(out))  # batch 1 each
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def one_process_run(flags, two_process_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainerResult]:
+    """The two processes' global batch on one process (after them: their latent cache files are read)."""
+    out = tmp_path_factory.mktemp("mp-one")
+    result = run_trainer("train_network", *flags(out, "--train_batch_size", "2", saves=False))
     assert result.returncode == 0, result.stderr[-4000:]
     return out, result
 
 
 @pytest.fixture(scope="module")
 def resumed_run(flags, two_process_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainerResult]:
+    """The two processes' state of step 2, resumed on one process with their global batch."""
     first_out, _ = two_process_run
     out = tmp_path_factory.mktemp("mp-resumed")
-    result = launch_two(*flags(out, "--resume", str(first_out / "tiny-step00000002-state")))
+    state = str(first_out / "tiny-step00000002-state")
+    result = run_trainer("train_network", *flags(out, "--train_batch_size", "2", "--resume", state, saves=False))
     assert result.returncode == 0, result.stderr[-4000:]
     return out, result
 
@@ -116,9 +149,9 @@ def test_one_process_reports_and_batches_are_split(two_process_run):
     assert [e["event"] for e in result.events].count("start") == 1
     assert [e["step"] for e in result.of("step")] == [1, 2, 3, 4]
     assert len(result.of("end")) == 1 and result.of("end")[0]["reason"] == "completed"
-    # 3 images x 2 repeats = 6 batches, 3 per process: an epoch is 3 steps (6 with one process).
+    # 3 images x 2 repeats = 6 samples: 3 global batches of 2, one sample of each per process: 3 steps.
     start = result.of("start")[0]
-    assert start["num_batches_per_epoch"] == 6 and start["total"] == STEPS and start["epochs"] == 2
+    assert start["num_batches_per_epoch"] == 3 and start["total"] == STEPS and start["epochs"] == 2
     assert [e["epoch"] for e in result.of("step")] == [1, 1, 1, 2]
 
 
@@ -152,7 +185,8 @@ def test_only_the_main_process_writes(two_process_run):
     state = out / "tiny-step00000002-state"
     assert {"random_states_0.pkl", "random_states_1.pkl", "custom_checkpoint_0.pkl"} <= {p.name for p in state.iterdir()}
     record = json.loads((state / "train_state.json").read_text())
-    assert record["global_step"] == 2 and record["batches_done_in_epoch"] == 2  # batches of this process's shard
+    assert record["global_step"] == 2 and record["batches_done_in_epoch"] == 2  # global batches
+    assert (record["processes"], record["batch_sizes"], record["batches_in_epoch"]) == (2, [2], 3)
 
 
 def test_the_main_process_caches_latents_and_the_other_reads_them(two_process_run):
@@ -162,20 +196,59 @@ def test_the_main_process_caches_latents_and_the_other_reads_them(two_process_ru
     assert {e["total"] for e in result.of("cache")} == {3}  # cache progress from one process only
 
 
-def test_resume_with_two_processes_continues_where_it_stopped(two_process_run, resumed_run):
-    first_out, first = two_process_run
-    out, result = resumed_run
+def test_two_processes_train_what_one_process_with_their_global_batch_trains(two_process_run, one_process_run):
+    (two_out, two), (one_out, one) = two_process_run, one_process_run
+    assert one.of("start")[0]["num_batches_per_epoch"] == two.of("start")[0]["num_batches_per_epoch"]
+    assert_same_steps(two, one)  # the reported loss: the mean over both processes' samples
+    # AdamW turns gradients that are ~0 into steps of about +-lr whatever their rounding, so weights are
+    # compared at 1e-3 (a run with other noise or batches differs by ~0.08; this one by ~1e-4).
+    assert_same_file(two_out / "tiny.safetensors", one_out / "tiny.safetensors", atol=1e-3)
+
+
+def test_a_two_process_state_resumes_on_one_process_as_if_uninterrupted(two_process_run, resumed_run):
+    (first_out, first), (out, result) = two_process_run, resumed_run
     assert result.of("start")[0]["initial_step"] == 2
     assert [e["step"] for e in result.of("step")] == [3, 4]
-    assert [e["epoch"] for e in result.of("step")] == [1, 2]
     steps_before = {e["step"]: e for e in first.of("step")}
     for event in result.of("step"):  # the same batches, noise, optimizer and scheduler state
-        assert event["loss"] == steps_before[event["step"]]["loss"]
-        assert event["lr"] == steps_before[event["step"]]["lr"]
-    resumed, uninterrupted = load_file(out / "tiny.safetensors"), load_file(first_out / "tiny.safetensors")
-    assert resumed.keys() == uninterrupted.keys()
-    assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed)
-    assert all(save[0] == save[1] for save in checksums(result))
+        assert event["loss"] == pytest.approx(steps_before[event["step"]]["loss"], rel=1e-5)
+        assert event["lr"] == steps_before[event["step"]]["lr"] and event["epoch"] == steps_before[event["step"]]["epoch"]
+    assert "global batch" not in result.stderr  # the same global batch: no warning
+    assert_same_file(out / "tiny.safetensors", first_out / "tiny.safetensors", atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def fine_tunes(tiny, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainerResult, Path, TrainerResult]:
+    """A fine-tune on 2 processes x batch 1 and on 1 process x batch 2, latents encoded in each step (the VAE
+    posterior sample is drawn per sample too). Buckets of 2 images and 1: the second global batch has one
+    sample, which one process trains while the other runs it weighted 0. SGD: the weights follow the gradients."""
+    root = tmp_path_factory.mktemp("mp-fine-tune")
+    model = tiny.get("sd15").path
+    sizes = [(64, 64), (128, 64), (64, 64)]
+    paths = make_images(root / "imgs", 3, sizes=sizes, caption=None)
+    metadata = root / "meta.json"  # what prepare_buckets_latents writes, less the latents
+    metadata.write_text(json.dumps({p.stem: {"caption": f"a girl, picture {i}", "train_resolution": list(size)}
+                                    for i, (p, size) in enumerate(zip(paths, sizes, strict=True))}))
+
+    def flags(out: Path, batch: int) -> list[str]:
+        args = ft_flags(model, root / "imgs", metadata, out, "--max_train_steps", "3", "--optimizer_type", "SGD",
+                        "--learning_rate", "1", "--train_batch_size", str(batch))
+        return [a for a in args if a != "--cache_latents_to_disk"]
+
+    two = launch_two(*flags(root / "two", 1), trainer="fine_tune")
+    assert two.returncode == 0, two.stderr[-4000:]
+    one = run_trainer("fine_tune", *flags(root / "one", 2))
+    assert one.returncode == 0, one.stderr[-4000:]
+    return root / "two", two, root / "one", one
+
+
+def test_a_fine_tune_on_two_processes_is_the_one_process_fine_tune(fine_tunes):
+    two_out, two, one_out, one = fine_tunes
+    assert one.of("start")[0]["num_batches_per_epoch"] == two.of("start")[0]["num_batches_per_epoch"] == 2
+    assert [e["epoch"] for e in two.of("step")] == [1, 1, 2]
+    assert_same_steps(two, one)
+    assert all(save[0] == save[1] for save in checksums(two))
+    assert_same_file(two_out / "tiny.safetensors", one_out / "tiny.safetensors", atol=1e-5)
 
 
 def test_cpu_launcher_runs_one_process_and_preflight_says_so(flags, tmp_path):

@@ -318,10 +318,16 @@ def test_with_several_processes_a_state_the_disk_refuses_stops_the_run_with_a_cl
         def save_state(self, folder: str) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
 
+    class Group:  # the run's batches: one dataset, 3 global batches of 2
+        datasets = [SimpleNamespace(batch_size=2)]
+
+        def __len__(self) -> int:
+            return 3
+
     args = parse_command_line("train_network", ["--pretrained_model_name_or_path", "m", "--output_dir", str(tmp_path)])
     trainer = Trainer.__new__(Trainer)  # only what save_training_state reads
     trainer.run = SimpleNamespace(args=args, command="train_network", accelerator=FullDisk(),
-                                  components=SimpleNamespace(family="sd1"))
+                                  components=SimpleNamespace(family="sd1"), group=Group())
     trainer.global_step, trainer._weights_checked_at = 4, (4, None)  # weights checked finite at this step
     trainer.last_save = (tmp_path / "tiny-step00000004.safetensors", 4)
     with pytest.raises(rescue.OutputNotWritable) as stopped:
