@@ -5,7 +5,7 @@ depend only on (seed, epoch); every random choice for one sample (caption shuffl
 crop, colour) on (seed, epoch, dataset, global batch, position in it), and a batch carries each
 sample's index in the epoch's global order (`sample_indices`), from which the loop draws its noise.
 So a sample is drawn alike by whichever process trains it, and N processes with batch b see what
-one process with batch N x b sees (loader.py splits each global batch among them). The DataLoader
+one process with batch N x b sees (shares.py splits each global batch among them). The DataLoader
 asks for items by `(epoch, batch_index)` keys produced in the main process (`EpochSampler`), so
 results are the same with 0, 2 or 8 workers, persistent or not, and `set_epoch` in the main process
 reaches persistent workers (sd-scripts needs a shared-memory epoch counter for that).
@@ -30,7 +30,6 @@ from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, load_cache
-from backend.data.loader import rank_share
 from backend.data.scan import (
     DatasetScan,
     ImageProblem,
@@ -40,6 +39,7 @@ from backend.data.scan import (
     skipped_images_message,
     split_problems,
 )
+from backend.data.shares import rank_share
 from backend.data.specs import DatasetSpec, SubsetSpec, varying_caption_settings
 from backend.data.split import check_held_out, held_out_paths
 from backend.messages import msg

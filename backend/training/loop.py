@@ -9,7 +9,7 @@ Every random draw of a sample comes from (seed, epoch, the sample's index in the
 order): its augmentation and caption in the dataset, its VAE posterior sample, noise and timestep
 from a generator of its own (`sample_generators`). Per-step choices (DyLoRA's block) come from
 (seed, epoch, global batch). Batches are planned at the global batch size and split among the
-processes (data/loader.py), so N processes with batch b train what one process with batch N x b
+processes (data/shares.py), so N processes with batch b train what one process with batch N x b
 trains, and a resumed run sees exactly the batches and noise the uninterrupted run would have seen.
 """
 
@@ -124,7 +124,7 @@ def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:
 
 def batch_loss(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
     """The loss of this process's share of a global batch, weighted so that the mean over the processes
-    is the whole batch's mean loss (data/loader.py); `generator`: one per sample, or one for the batch."""
+    is the whole batch's mean loss (data/shares.py); `generator`: one per sample, or one for the batch."""
     device = run.accelerator.device
     latents = batch_latents(run, batch, generator)
     noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)

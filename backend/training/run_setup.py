@@ -48,8 +48,8 @@ from backend.training.resume_check import check_state_fits, same_settings_hint
 from backend.training.run_errors import ResumeMismatch, RunStopped
 from backend.training.schedulers import create_scheduler_from_args
 from backend.training.sharded import accelerator_backend, prepare_sharded
-from backend.training.text_cache import TextEncoderCache, prepare_text_cache
-from backend.training.validation import Validation, build_validation
+from backend.training.text_cache import TextCacheConfig, TextEncoderCache, prepare_text_cache
+from backend.training.validation import Validation, ValidationConfig, build_validation
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def prepare_method(args: argparse.Namespace, command: str, plan: RunPlan, accele
 
 def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator, spec: ModelSpecification,
                  components: Components, reporter: ProgressReporter) -> DatasetGroup:
-    # Batches planned at the global batch size, this process's share of each loaded (data/loader.py).
+    # Batches planned at the global batch size, this process's share of each loaded (data/shares.py).
     datasets = [TrainDataset(dataset_spec, seed=args.seed, processes=accelerator.num_processes)
                 for dataset_spec in plan.dataset_specs]
     group = DatasetGroup(datasets, seed=args.seed, rank=accelerator.process_index)
@@ -274,7 +274,9 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         compile_unet(components.unet, compile_options)  # after the network hooked in: compiled with it
 
     group = prepare_data(args, plan, accelerator, spec, components, reporter)
-    text_cache = prepare_text_cache(args, accelerator, spec, components, group, weight_dtype, reporter)
+    text_cache = prepare_text_cache(
+        TextCacheConfig.from_args(args), accelerator, spec, components, group, weight_dtype, reporter
+    )
     loader = make_dataloader(
         group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
         pin_memory=accelerator.device.type == "cuda",
@@ -320,5 +322,6 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         names=output_names(args.output_dir, args.output_name, extension),
         total_steps=steps, num_epochs=epochs, resume_state=resume_state,
         started_at=time.time(), session_id=random.randint(0, 2**32 - 1), text_cache=text_cache,
-        validation=build_validation(args, group), fused_backward=fused_backward,
+        validation=build_validation(ValidationConfig.from_args(args), noise_config, group),
+        fused_backward=fused_backward,
     )

@@ -11,12 +11,12 @@ files are reused instead of encoded.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -123,25 +123,44 @@ def cache_text_encoder_outputs(
     return TextEncoderCache(embeds)
 
 
+@dataclass(frozen=True)
+class TextCacheConfig:
+    """The options the run's text-encoder cache reads."""
+
+    enabled: bool  # --cache_text_encoder_outputs, or _to_disk (sd-scripts: _to_disk turns caching on by itself)
+    to_disk: bool  # --cache_text_encoder_outputs_to_disk
+    max_token_length: int | None
+    clip_skip: int | None
+    model: str  # --pretrained_model_name_or_path: cache files name the encoder they came from
+
+    @classmethod
+    def from_args(cls, args: Any) -> TextCacheConfig:
+        to_disk = bool(args.cache_text_encoder_outputs_to_disk)
+        return cls(
+            enabled=bool(args.cache_text_encoder_outputs) or to_disk, to_disk=to_disk,
+            max_token_length=args.max_token_length, clip_skip=args.clip_skip,
+            model=args.pretrained_model_name_or_path,
+        )
+
+
 def prepare_text_cache(
-    args: argparse.Namespace, accelerator: Accelerator, spec: ModelSpecification, components: Components,
+    config: TextCacheConfig, accelerator: Accelerator, spec: ModelSpecification, components: Components,
     group: DatasetGroup, weight_dtype: torch.dtype, reporter: ProgressReporter,
 ) -> TextEncoderCache | None:
     """The run's cache (None when caching is off); afterwards the text encoders wait on the CPU."""
-    to_disk = args.cache_text_encoder_outputs_to_disk  # sd-scripts: _to_disk turns caching on by itself
-    if not (args.cache_text_encoder_outputs or to_disk):
+    if not config.enabled:
         return None
     encoders = components.text_encoders
 
     def encode(captions: list[str]) -> PromptEmbeds:
-        token_ids = spec.tokenize(components.tokenizers, captions, args.max_token_length)
+        token_ids = spec.tokenize(components.tokenizers, captions, config.max_token_length)
         with accelerator.autocast():
-            return spec.encode_prompts(encoders, token_ids, args.clip_skip)
+            return spec.encode_prompts(encoders, token_ids, config.clip_skip)
 
     def file_key(caption: str) -> TextCacheKey:
         return TextCacheKey(
-            caption=caption, encoder_id=model_identity(args.pretrained_model_name_or_path),
-            max_token_length=args.max_token_length or 75, dtype=str(weight_dtype).removeprefix("torch."),
+            caption=caption, encoder_id=model_identity(config.model),
+            max_token_length=config.max_token_length or 75, dtype=str(weight_dtype).removeprefix("torch."),
         )
 
     def progress(done: int, total: int) -> None:
@@ -152,10 +171,10 @@ def prepare_text_cache(
     if held_out is not None:
         captions += held_out.fixed_captions()
     # Disk caches: the main process writes them, then the others read them. In memory, all encode at once.
-    with accelerator.main_process_first() if to_disk else contextlib.nullcontext():
+    with accelerator.main_process_first() if config.to_disk else contextlib.nullcontext():
         cache = cache_text_encoder_outputs(
             captions, encode, encoders[0].config.hidden_size, weight_dtype,
-            file_key=file_key if to_disk else None, progress=progress,
+            file_key=file_key if config.to_disk else None, progress=progress,
         )
     # Kept in the compute dtype on the CPU: sampling moves them back to the GPU as they were.
     for encoder in encoders:

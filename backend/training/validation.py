@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
@@ -29,7 +29,12 @@ from backend.training.noise import NUM_TRAIN_TIMESTEPS, NoiseConfig
 from backend.training.optimizers import set_optimizer_train_mode
 
 if TYPE_CHECKING:
-    from backend.training.run_setup import TrainingRun
+    from accelerate import Accelerator
+
+    from backend.models.components import Components
+    from backend.models.spec import ModelSpecification
+    from backend.training.method import TrainingMethod
+    from backend.training.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,39 @@ VAE_SAMPLE = -1  # generator key of the latent sample (timesteps are >= 0)
 
 # (run, batch, generator) -> scalar loss: the training loss, `loop.batch_loss`.
 BatchLoss = Callable[[Any, Batch, torch.Generator], torch.Tensor]
+
+
+class ValidatedRun(Protocol):
+    """What a pass reads of the run (run_setup.TrainingRun is one): named here, so this module does not
+    import run_setup, which builds the validation. A dataclass: each timestep gets a copy with its noise
+    options pinned (`dataclasses.replace`)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    components: Components
+    spec: ModelSpecification
+    method: TrainingMethod
+    optimizer: Any  # accelerate-wrapped
+    accelerator: Accelerator
+    reporter: ProgressReporter
+    noise_config: NoiseConfig
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """The validation options a run reads (`from_args` after the run's seed is drawn)."""
+
+    seed: int  # --validation_seed, or the training seed when it is unset
+    max_steps: int | None = None
+    every_n_steps: int | None = None
+    every_n_epochs: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> ValidationConfig:
+        return cls(
+            seed=args.validation_seed if args.validation_seed is not None else args.seed,
+            max_steps=args.max_validation_steps, every_n_steps=args.validate_every_n_steps,
+            every_n_epochs=args.validate_every_n_epochs,
+        )
 
 
 def validation_timesteps(low: int, high: int, count: int = NUM_VALIDATION_TIMESTEPS) -> list[int]:
@@ -76,7 +114,7 @@ class Validation:
         seed = hash((self.seed, batch_index, key)) & 0x7FFF_FFFF_FFFF_FFFF
         return torch.Generator(device=device).manual_seed(seed)
 
-    def batches(self, run: TrainingRun) -> list[Batch]:
+    def batches(self, run: ValidatedRun) -> list[Batch]:
         """The validation batches with latents, loaded and encoded on the first call (under no_grad)."""
         if self._batches:
             return self._batches
@@ -89,7 +127,7 @@ class Validation:
             self._batches.append(batch)
         return self._batches
 
-    def loss(self, run: TrainingRun, batch_loss: BatchLoss) -> float:
+    def loss(self, run: ValidatedRun, batch_loss: BatchLoss) -> float:
         """Mean loss over every (batch, fixed timestep) pair; the network's mode is restored afterwards."""
         network = run.method.trained_module
         was_training = network.training
@@ -110,7 +148,7 @@ class Validation:
             network.train(was_training)
             set_optimizer_train_mode(run.optimizer, True)
 
-    def validate(self, run: TrainingRun, batch_loss: BatchLoss, *, step: int, epoch: int, epoch_end: bool,
+    def validate(self, run: ValidatedRun, batch_loss: BatchLoss, *, step: int, epoch: int, epoch_end: bool,
                  train_loss: float) -> None:
         """One pass, reported as a progress `validation` line and sd-scripts' tracker scalars
         (`loss/validation/{step,epoch}_{average,divergence}`, divergence = validation - training
@@ -132,16 +170,17 @@ def _pinned(config: NoiseConfig, timestep: int) -> NoiseConfig:
     return dataclasses.replace(config, min_timestep=timestep, max_timestep=timestep)
 
 
-def build_validation(args: Any, group: DatasetGroup) -> Validation | None:
-    """The run's validation set from the training group's held-out images; None without a split."""
+def build_validation(config: ValidationConfig, noise_config: NoiseConfig,
+                     group: DatasetGroup) -> Validation | None:
+    """The run's validation set from the training group's held-out images, at timesteps inside the
+    training noise options' range; None without a split."""
     held_out = group.validation_group()
     if held_out is None:
         return None
-    low, high = NoiseConfig.from_args(args).timestep_range(NUM_TRAIN_TIMESTEPS)
-    seed = args.validation_seed if args.validation_seed is not None else args.seed
+    low, high = noise_config.timestep_range(NUM_TRAIN_TIMESTEPS)
     logger.info(msg("run.validation_held_out", "{images} image(s) held out for the validation loss, {batches} "
                     "batch(es)", images=held_out.num_train_images, batches=len(held_out)))
     return Validation(
-        group=held_out, seed=seed, timesteps=validation_timesteps(low, high), max_steps=args.max_validation_steps,
-        every_n_steps=args.validate_every_n_steps, every_n_epochs=args.validate_every_n_epochs,
+        group=held_out, seed=config.seed, timesteps=validation_timesteps(low, high), max_steps=config.max_steps,
+        every_n_steps=config.every_n_steps, every_n_epochs=config.every_n_epochs,
     )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from backend.data import DatasetGroup, TrainDataset, specs_from_args
-from backend.data.loader import rank_share
+from backend.data.shares import rank_share
 
 from .helpers import make_noise
 
