@@ -1,0 +1,10 @@
+"""`python -m backend.tools.make_captions_by_git`, the documented command: runs
+backend/tools/captioning/make_captions_by_git.py (its docstring says what it does)."""
+
+from backend.tools.captioning.make_captions_by_git import main
+from backend.tools.cli.light_cli import run_light_tool
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    raise SystemExit(run_light_tool(main))
