@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.models.keymap_unet import unet_module_to_original  # noqa: E402
 from backend.networks.naming import text_encoder_targets, unet_targets  # noqa: E402
-from backend.tools.lora_files import LoraFile, lora_module  # noqa: E402
-from backend.tools.lora_layers import meta_models  # noqa: E402
-from backend.tools.lora_resize import ResizeOptions, resize_modules  # noqa: E402
+from backend.tools.lora.lora_files import LoraFile, lora_module  # noqa: E402
+from backend.tools.lora.lora_layers import meta_models  # noqa: E402
+from backend.tools.lora.lora_resize import ResizeOptions, resize_modules  # noqa: E402
 
 
 def sdxl_lora(rank: int, tiny: bool) -> LoraFile:

@@ -1,7 +1,7 @@
 """What the caption editor's buttons do, on named values: load a folder, page through it, save
 captions, preview and apply a bulk tag edit. Nothing here knows about widgets (gui/caption_editor.py
 turns widgets into named values and back), and nothing imports torch: the file work is
-backend/tools/caption_editing.py.
+backend/tools/captioning/caption_editing.py.
 
 Each action takes the editor's `EditorState` (what was loaded: folder, filter, the images shown,
 the page, the captions as they were read) and a mapping of the form's values by name, and returns
@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from backend.tools.caption_editing import (
+from backend.tools.captioning.caption_editing import (
     CaptionChange,
     CaptionEntry,
     apply_changes,
@@ -34,8 +34,8 @@ from backend.tools.caption_editing import (
     save_caption,
     tag_frequencies,
 )
-from backend.tools.caption_files import caption_path, normalize_extension, read_text, split_tags
-from backend.tools.light_cli import InputError
+from backend.tools.cli.light_cli import InputError
+from backend.tools.dataset.caption_files import caption_path, normalize_extension, read_text, split_tags
 from gui.i18n import Translator
 from gui.markdown_text import md_list, md_t
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE_ROOTS = ("backend", "gui", "kohya_gui.py")
+SOURCE_ROOTS = ("backend", "gui", "devtools", "kohya_gui.py")  # devtools: the tiny-model maker's messages
 MESSAGE_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 
 

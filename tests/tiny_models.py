@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.tools.make_tiny_model import TinyModel, make_tiny_model
+from devtools.make_tiny_model import TinyModel, make_tiny_model
 
 
 class TinyModels:

@@ -1,25 +1,10 @@
-"""Merge caption files into fine-tuning metadata (sd-scripts' finetune/merge_captions_to_metadata.py).
+"""`python -m backend.tools.merge_captions_to_metadata`, the documented command: runs
+backend/tools/metadata/merge_captions_to_metadata.py (its docstring says what it does)."""
 
-    python -m backend.tools.merge_captions_to_metadata DIR OUT.json [--in_json IN.json]
-        [--caption_extension .caption] [--full_path] [--recursive] [--debug]
+from backend.tools.metadata.merge_captions_to_metadata import main
+from backend.tools.metadata.metadata_io import run_metadata_tool
 
-Writes `{image_key: {"caption": ...}}`; without --in_json an existing OUT.json is read first, so
-runs over several folders (with --full_path) add up.
-"""
-
-from __future__ import annotations
-
-import sys
-from collections.abc import Sequence
-
-from backend.tools.flags.metadata import MERGE_CAPTIONS
-from backend.tools.metadata_io import run_metadata_tool
-from backend.tools.metadata_merge import merge_main
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    merge_main(argv, MERGE_CAPTIONS, "caption")
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    sys.exit(run_metadata_tool(main))
+    raise SystemExit(run_metadata_tool(main))

@@ -51,7 +51,7 @@ def _build_full(arch: str, folder: Path) -> Path:
     from backend.models.loading import text_encoder_class
     from backend.models.saving import save_components
     from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
-    from backend.tools.tiny_tokenizer import write_tiny_tokenizer
+    from devtools.tiny_tokenizer import write_tiny_tokenizer
 
     configs = load_arch_configs(arch)
     cache = folder / "tokenizer_cache"
@@ -74,7 +74,7 @@ def _build_full(arch: str, folder: Path) -> Path:
 
 def _build_tiny(arch: str, folder: Path) -> Path:
     _ensure_repo_on_path()
-    from backend.tools.make_tiny_model import make_tiny_model
+    from devtools.make_tiny_model import make_tiny_model
 
     model = make_tiny_model(arch, folder, single_file=True, seed=1)
     target = folder / f"tiny-{arch}.safetensors"

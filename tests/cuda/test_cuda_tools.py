@@ -13,17 +13,12 @@ import torch
 from safetensors.torch import load_file
 
 from backend.models.loading import load_components
-from backend.tools import (
-    extract_lora_from_models,
-    make_captions,
-    make_captions_by_git,
-    merge_lora,
-    resize_lora,
-)
-from backend.tools.light_cli import run_light_tool
-from backend.tools.lora_files import load_lora, module_delta, save_lora
-from backend.tools.tiny_captioners import make_tiny_blip, make_tiny_git
-from backend.tools.tool_cli import run_tool
+from backend.tools.captioning import make_captions, make_captions_by_git
+from backend.tools.cli.light_cli import run_light_tool
+from backend.tools.lora import extract_lora_from_models, merge_lora, resize_lora
+from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
+from backend.tools.lora.tool_cli import run_tool
+from devtools.tiny_captioners import make_tiny_blip, make_tiny_git
 from tests.cuda.support import tf32_off
 from tests.tools.conftest import random_module, sd15_targets
 from tests.tools.image_sets import make_image

@@ -16,9 +16,9 @@ from backend.data.errors import DatasetError
 from backend.data.scan import scan_dataset
 from backend.options.dataset_config import load_dataset_config
 from backend.options.errors import OptionError
-from backend.tools import verify_dataset
-from backend.tools.metadata_io import MetadataError
-from backend.tools.metadata_merge import merge_text_files
+from backend.tools.dataset import verify_dataset
+from backend.tools.metadata.metadata_io import MetadataError
+from backend.tools.metadata.metadata_merge import merge_text_files
 
 from .helpers import make_image
 

@@ -27,7 +27,7 @@ COLORS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220)}
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from backend.tools.tiny_captioners import make_tiny_blip
+    from devtools.tiny_captioners import make_tiny_blip
 
     return make_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 

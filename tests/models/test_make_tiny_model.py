@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools.make_tiny_model import main
+from devtools.make_tiny_model import main
 
 
 def test_cli_single_file_prints_trainer_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

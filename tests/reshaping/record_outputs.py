@@ -64,7 +64,7 @@ def record(root: Path) -> dict[str, dict[str, object]]:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from backend.tools.make_tiny_model import make_tiny_model
+    from devtools.make_tiny_model import make_tiny_model
     from tests.trainer.finetune_helpers import ft_flags, prepare_metadata
     from tests.trainer.helpers import base_flags, make_images
 

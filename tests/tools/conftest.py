@@ -12,7 +12,7 @@ import torch
 from backend.models.components import Components
 from backend.models.loading import load_components
 from backend.networks.naming import Target, identity_name, text_encoder_targets, unet_targets
-from backend.tools.lora_files import save_lora
+from backend.tools.lora.lora_files import save_lora
 from tests.tiny_models import TinyModels
 from tests.trainer.helpers import base_flags, make_images, run_trainer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools import basic_caption
-from backend.tools.caption_editing import (
+from backend.tools.captioning import basic_caption
+from backend.tools.captioning.caption_editing import (
     apply_changes,
     filter_by_tags,
     format_preview,
@@ -20,8 +20,8 @@ from backend.tools.caption_editing import (
     save_caption,
     tag_frequencies,
 )
-from backend.tools.caption_files import IMAGE_EXTENSIONS
-from backend.tools.light_cli import run_light_tool
+from backend.tools.cli.light_cli import run_light_tool
+from backend.tools.dataset.caption_files import IMAGE_EXTENSIONS
 from tests.tools.image_sets import make_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +107,8 @@ def test_bad_folder_and_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_gui_side_modules_do_not_import_torch() -> None:
-    code = ("import sys, backend.tools.caption_editing, backend.tools.dataset_layout, backend.tools.basic_caption; "
+    code = ("import sys, backend.tools.captioning.caption_editing, backend.tools.dataset.dataset_layout, "
+            "backend.tools.captioning.basic_caption; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools import make_captions
-from backend.tools.light_cli import run_light_tool
-from backend.tools.tiny_captioners import make_tiny_blip
+from backend.tools.captioning import make_captions
+from backend.tools.cli.light_cli import run_light_tool
+from devtools.tiny_captioners import make_tiny_blip
 from tests.tools.image_sets import broken_image, make_image, progress_events
 
 REPO = Path(__file__).resolve().parents[2]

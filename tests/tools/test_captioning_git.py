@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from backend.tools import make_captions_by_git
-from backend.tools.light_cli import run_light_tool
-from backend.tools.make_captions_by_git import remove_text_phrases
-from backend.tools.tiny_captioners import make_tiny_git
+from backend.tools.captioning import make_captions_by_git
+from backend.tools.captioning.make_captions_by_git import remove_text_phrases
+from backend.tools.cli.light_cli import run_light_tool
+from devtools.tiny_captioners import make_tiny_git
 from tests.tools.image_sets import broken_image, make_image, progress_events
 
 

@@ -15,10 +15,10 @@ from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import load_components
 from backend.networks.naming import text_encoder_targets, unet_targets
-from backend.tools import convert_lora
-from backend.tools.lora_diffusers import parse_keys, resolve_alphas
-from backend.tools.lora_files import load_lora, module_delta, save_lora
-from backend.tools.tool_cli import ToolError, run_tool
+from backend.tools.lora import convert_lora
+from backend.tools.lora.lora_diffusers import parse_keys, resolve_alphas
+from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
+from backend.tools.lora.tool_cli import ToolError, run_tool
 from tests.tools.conftest import random_module
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from backend.models.registry import get_spec
-from backend.tools import extract_lora_from_models
-from backend.tools.lora_files import load_lora, module_delta
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import extract_lora_from_models
+from backend.tools.lora.lora_files import load_lora, module_delta
+from backend.tools.lora.tool_cli import run_tool
 from tests.tools.conftest import sd15_targets
 
 

@@ -8,9 +8,9 @@ import sys
 
 import torch
 
-from backend.tools import inspect_lora
-from backend.tools.lora_files import load_lora, save_lora
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import inspect_lora
+from backend.tools.lora.lora_files import load_lora, save_lora
+from backend.tools.lora.tool_cli import run_tool
 from tests.trainer.helpers import REPO
 
 

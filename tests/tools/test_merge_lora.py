@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from backend.models.registry import get_spec
-from backend.tools import merge_lora
-from backend.tools.lora_files import load_lora, module_delta, save_lora
-from backend.tools.lora_layers import lora_layers
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import merge_lora
+from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
+from backend.tools.lora.lora_layers import lora_layers
+from backend.tools.lora.tool_cli import run_tool
 
 
 def merge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

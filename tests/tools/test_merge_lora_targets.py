@@ -10,11 +10,11 @@ from diffusers import StableDiffusionPipeline
 from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import load_components
 from backend.networks.naming import text_encoder_targets, unet_targets
-from backend.tools import merge_lora
-from backend.tools.lora_files import load_lora, save_lora
-from backend.tools.lora_layers import lora_layers
-from backend.tools.merge_into_model import detect_checkpoint, load_weights
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import merge_lora
+from backend.tools.lora.lora_files import load_lora, save_lora
+from backend.tools.lora.lora_layers import lora_layers
+from backend.tools.lora.merge_into_model import detect_checkpoint, load_weights
+from backend.tools.lora.tool_cli import run_tool
 from tests.tools.conftest import random_module
 
 

@@ -13,8 +13,8 @@ import pytest
 from backend import messages
 from backend.models.errors import ModelFileError
 from backend.models.file_checks import read_safetensors_header
-from backend.tools.arg_checks import output_file
-from backend.tools.light_cli import InputError, Summary
+from backend.tools.cli.arg_checks import output_file
+from backend.tools.cli.light_cli import InputError, Summary
 from backend.training.progress import parse_progress_line
 from tests.trainer.helpers import REPO
 

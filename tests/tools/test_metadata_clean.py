@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools import clean_captions_and_tags
-from backend.tools.metadata_clean import (
+from backend.tools.metadata import clean_captions_and_tags
+from backend.tools.metadata.metadata_clean import (
     CAPTION_REPLACEMENTS,
     TAG_RULES,
     TEXT_RULES,
     clean_caption,
     clean_tags,
 )
-from backend.tools.metadata_io import run_metadata_tool
+from backend.tools.metadata.metadata_io import run_metadata_tool
 
 
 @pytest.mark.parametrize(

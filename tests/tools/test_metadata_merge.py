@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from backend.tools import merge_captions_to_metadata, merge_dd_tags_to_metadata
-from backend.tools.metadata_io import run_metadata_tool
+from backend.tools.metadata import merge_captions_to_metadata, merge_dd_tags_to_metadata
+from backend.tools.metadata.metadata_io import run_metadata_tool
 
 
 def image(folder: Path, name: str, caption: str | None = None, tags: str | None = None) -> Path:

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.tools import (
+from backend.tools.metadata import (
     clean_captions_and_tags,
     merge_captions_to_metadata,
     merge_dd_tags_to_metadata,
     prepare_buckets_latents,
 )
-from backend.tools.metadata_io import run_metadata_tool
+from backend.tools.metadata.metadata_io import run_metadata_tool
 from tests.tiny_models import TinyModels
 from tests.trainer.helpers import make_images, run_trainer
 

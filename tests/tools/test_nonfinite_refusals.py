@@ -12,8 +12,8 @@ import safetensors.torch
 import torch
 
 from backend.models.registry import get_spec
-from backend.tools import convert_lora, extract_lora_from_models, inspect_lora, merge_lora, resize_lora
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import convert_lora, extract_lora_from_models, inspect_lora, merge_lora, resize_lora
+from backend.tools.lora.tool_cli import run_tool
 from tests.tools.conftest import sd15_targets
 
 

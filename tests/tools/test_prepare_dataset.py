@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from backend.options.dataset_config import load_dataset_config
-from backend.tools import prepare_dataset
-from backend.tools.dataset_layout import balanced_repeats
-from backend.tools.light_cli import run_light_tool
+from backend.tools.cli.light_cli import run_light_tool
+from backend.tools.dataset import prepare_dataset
+from backend.tools.dataset.dataset_layout import balanced_repeats
 from tests.tools.image_sets import make_image
 
 

@@ -11,9 +11,9 @@ import safetensors
 import torch
 
 from backend.networks.weights_io import precalculate_safetensors_hashes
-from backend.tools import resize_lora
-from backend.tools.lora_files import load_lora, module_delta
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import resize_lora
+from backend.tools.lora.lora_files import load_lora, module_delta
+from backend.tools.lora.tool_cli import run_tool
 
 
 def resize(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

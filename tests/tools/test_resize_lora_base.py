@@ -8,10 +8,10 @@ import re
 import pytest
 import torch
 
-from backend.tools import resize_lora
-from backend.tools.lora_files import load_lora, module_delta, save_lora
-from backend.tools.lora_layers import lora_layers
-from backend.tools.tool_cli import run_tool
+from backend.tools.lora import resize_lora
+from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
+from backend.tools.lora.lora_layers import lora_layers
+from backend.tools.lora.tool_cli import run_tool
 
 REPORT = re.compile(
     r"^(\S+): rank (\d+) -> (\d+), Frobenius retained ([\d.]+), base norm (\S+), threshold (\S+), "

@@ -17,16 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools import (
-    extract_lora_from_models,
-    make_captions,
-    make_captions_by_git,
-    merge_lora,
-    prepare_buckets_latents,
-    resize_lora,
-    tag_images_by_wd14_tagger,
-)
-from backend.tools.light_cli import InputError
+from backend.tools.captioning import make_captions, make_captions_by_git, tag_images_by_wd14_tagger
+from backend.tools.cli.light_cli import InputError
+from backend.tools.lora import extract_lora_from_models, merge_lora, resize_lora
+from backend.tools.metadata import prepare_buckets_latents
 
 SD_SCRIPTS_FAILS = "sd-scripts fails on it too, after loading the model"
 RANK_ZERO = "a rank below 1 writes rank-0 modules, whose alpha loaders divide by 0 (sd-scripts writes them)"

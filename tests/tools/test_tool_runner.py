@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.tools.arg_checks import is_within, refuse_overwriting_inputs, same_file
-from backend.tools.light_cli import InputError, ToolFailure
-from backend.tools.tool_cli import ToolError, run_tool
+from backend.tools.cli.arg_checks import is_within, refuse_overwriting_inputs, same_file
+from backend.tools.cli.light_cli import InputError, ToolFailure
+from backend.tools.lora.tool_cli import ToolError, run_tool
 from backend.training.progress import parse_progress_line
 
 
@@ -79,7 +79,7 @@ def test_an_output_folder_may_not_hold_an_input(tmp_path: Path) -> None:
 def test_device_names_and_a_missing_gpu_are_bad_input() -> None:
     import torch
 
-    from backend.tools.tool_cli import check_device
+    from backend.tools.lora.tool_cli import check_device
 
     check_device("cpu")
     with pytest.raises(ToolError, match="--device 'gpu0' is not a torch device"):
@@ -94,7 +94,7 @@ def test_a_damaged_lora_is_named_once(reader: str, tmp_path: Path) -> None:
     """The model layer's error already names the file: a reader adds no second copy of the path."""
     from safetensors.torch import save_file
 
-    from backend.tools import lora_convert, lora_files
+    from backend.tools.lora import lora_convert, lora_files
 
     path = tmp_path / "cut.safetensors"
     save_file({"lora_unet_x.lora_down.weight": torch.zeros(4, 8)}, str(path))

@@ -21,14 +21,14 @@ from tests.trainer.helpers import REPO
 HEAVY = ("torch", "safetensors.torch", "diffusers", "transformers", "onnxruntime", "accelerate")
 DRIVER = r"""
 import contextlib, io, json, runpy, sys
-tool, cases, heavy = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+module, cases, heavy = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 results = []
 for argv in cases:
-    sys.argv = [tool, *argv]
+    sys.argv = [module, *argv]
     err, code = io.StringIO(), 0
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            runpy.run_module(f"backend.tools.{tool}", run_name="__main__", alter_sys=True)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as exit_:
             code = exit_.code
     results.append({"code": code, "stderr": err.getvalue(), "heavy": [m for m in heavy if m in sys.modules]})
@@ -171,8 +171,15 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tool_modules() -> set[str]:
-    folder = REPO / "backend" / "tools"
-    return {p.stem for p in folder.glob("*.py") if 'if __name__ == "__main__"' in p.read_text(encoding="utf-8")}
+    """The documented commands (backend/tools/<tool>.py) and the tiny-model maker (devtools/)."""
+    found = set()
+    for folder in (REPO / "backend" / "tools", REPO / "devtools"):
+        found |= {p.stem for p in folder.glob("*.py") if '__name__ == "__main__"' in p.read_text(encoding="utf-8")}
+    return found
+
+
+def module_of(tool: str) -> str:
+    return "devtools.make_tiny_model" if tool == "make_tiny_model" else f"backend.tools.{tool}"
 
 
 def test_every_tool_has_bad_input_cases() -> None:
@@ -184,7 +191,7 @@ def test_bad_input_is_refused_before_heavy_imports(tool: str, workdir: Path) -> 
     before = sorted(p.name for p in workdir.rglob("*"))
     argvs = [argv for argv, _ in CASES[tool]]
     result = subprocess.run(
-        [sys.executable, "-c", DRIVER, tool, json.dumps(argvs), json.dumps(HEAVY)], cwd=workdir,
+        [sys.executable, "-c", DRIVER, module_of(tool), json.dumps(argvs), json.dumps(HEAVY)], cwd=workdir,
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

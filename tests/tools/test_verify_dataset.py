@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.tools import verify_dataset
-from backend.tools.light_cli import run_light_tool
+from backend.tools.cli.light_cli import run_light_tool
+from backend.tools.dataset import verify_dataset
 from tests.tools.image_sets import broken_image, make_image
 
 

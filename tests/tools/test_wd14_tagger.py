@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.tools import hub_models, tag_images_by_wd14_tagger
-from backend.tools.light_cli import run_light_tool
-from backend.tools.make_tiny_model import main as make_tiny_model_main
-from backend.tools.tiny_captioners import TINY_TAGGER_SIZE
-from backend.tools.wd14_tagger import TaggerModel, preprocess, read_tag_table
+from backend.tools.captioning import hub_models, tag_images_by_wd14_tagger
+from backend.tools.captioning.wd14_tagger import TaggerModel, preprocess, read_tag_table
+from backend.tools.cli.light_cli import run_light_tool
+from devtools.make_tiny_model import main as make_tiny_model_main
+from devtools.tiny_captioners import TINY_TAGGER_SIZE
 from tests.tools.image_sets import broken_image, make_image, progress_events
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import torch
 
 from backend.models.loading import load_components
-from backend.tools import (
+from backend.tools.metadata import (
     clean_captions_and_tags,
     merge_captions_to_metadata,
     merge_dd_tags_to_metadata,
     prepare_buckets_latents,
 )
-from backend.tools.metadata_io import run_metadata_tool
+from backend.tools.metadata.metadata_io import run_metadata_tool
 
 from .helpers import make_images
 

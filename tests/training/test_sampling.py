@@ -15,11 +15,11 @@ from PIL import Image
 
 from backend.models.components import Components
 from backend.models.registry import get_spec
-from backend.tools.make_tiny_model import make_tiny_model
 from backend.training import sampling
 from backend.training.progress import ProgressReporter, parse_progress_line
 from backend.training.sample_prompts import SamplePrompt, load_sample_prompts, parse_prompt_line
 from backend.training.sampling import format_parameters, generate_samples
+from devtools.make_tiny_model import make_tiny_model
 
 CPU = torch.device("cpu")
 STAMP = r"\d{14}"

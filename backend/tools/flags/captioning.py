@@ -19,7 +19,7 @@ NO_PROGRESS = Flag("no_progress", "bool", help="do not print @@progress lines", 
 
 
 def _captioner(name: str, description: str, model: str, max_length: int, extra: tuple[Flag, ...]) -> ToolFlags:
-    """BLIP and GIT share their command line (backend/tools/caption_runner.py)."""
+    """BLIP and GIT share their command line (backend/tools/captioning/caption_runner.py)."""
     return ToolFlags(name, description, (
         Flag("train_data_dir", "folder", help="folder of images to caption", positional=True, required=True),
         Flag("model_id", "folder", model, help=f"Hugging Face model id or local model folder (default {model})"),

@@ -3,7 +3,7 @@ verify_dataset (ours)."""
 
 from __future__ import annotations
 
-from backend.tools.dataset_layout import LinkMode
+from backend.tools.dataset.dataset_layout import LinkMode
 from backend.tools.flags.spec import TXT_CAPTIONS, Flag, ToolFlags
 
 PREPARE_DATASET = ToolFlags("prepare_dataset", "Build a <repeats>_<instance> <class> training folder from image "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from backend.tools.arg_checks import at_least, finite, in_range
+from backend.tools.cli.arg_checks import at_least, finite, in_range
 from backend.tools.flags.spec import Flag, ToolFlags
 
 

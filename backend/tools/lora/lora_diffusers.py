@@ -1,0 +1,256 @@
+"""The diffusers/PEFT LoRA layout, read into and written from sd-scripts-layout modules.
+
+What diffusers writes (`save_lora_weights`, its training scripts): `<component>.<path>.lora_A.weight`
+(sd-scripts' `lora_down`) and `.lora_B.weight` (`lora_up`), components `unet`, `text_encoder`,
+`text_encoder_2`. There is no alpha tensor: the scale is PEFT's, `lora_alpha / r` per module
+(`lora_alpha / sqrt(r)` with `use_rslora`), taken from the `lora_adapter_metadata` safetensors
+metadata key (JSON of each component's LoraConfig fields, keys `"<component>.<field>"`; modules
+that differ go in `rank_pattern`/`alpha_pattern`, matched as PEFT matches them: a pattern is a
+suffix of the module path). A file without that metadata means scale 1 (alpha = rank), which is
+what diffusers assumes when it loads one.
+
+Also read, as older diffusers wrote them: `<path>.lora.down.weight`/`.lora.up.weight`,
+`<path>.lora_linear_layer.down/up.weight` (text encoders), attention-processor keys
+(`attn1.processor.to_q_lora.down.weight`, `to_out_lora` for `to_out.0`, with or without the `unet.`
+prefix) and network-alpha tensors `<path>.alpha`.
+
+Conversions keep the tensors as they are (PEFT's lora_A/lora_B have exactly the shapes of
+lora_down/lora_up, convs included) and carry each module's alpha: sd-scripts -> diffusers writes it
+into `lora_adapter_metadata`; diffusers -> sd-scripts writes `alpha = scale * rank` as a scalar in
+the module's weight dtype (how the trainer saves it). A round trip therefore gives back the same
+keys and the same tensor bytes. DoRA (`lora_magnitude_vector`/`dora_scale`), LoRA biases and
+LyCORIS algorithms have no counterpart in the other layout and are refused.
+
+Text-encoder paths keep transformers 4's `text_model.` prefix in keys (what the files in the wild
+have; diffusers strips it when the loaded CLIPTextModel is a transformers 5 one), while PEFT
+patterns are written without it, so they match the module under either transformers version.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from backend.messages import msg
+from backend.tools.lora.lora_diffusers_names import NameTable
+from backend.tools.lora.lora_files import SD_BASE_VERSIONS, lora_module
+from backend.tools.lora.tool_cli import ToolError
+
+ADAPTER_METADATA_KEY = "lora_adapter_metadata"
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+_UNET_ROOTS = ("down_blocks.", "mid_block.", "up_blocks.", "conv_in", "conv_out", "time_embedding.", "add_embedding.")
+_WIDTH_FAMILIES = {768: "sd1", 1024: "sd2"}  # text-encoder width / cross-attention width
+_PEFT_DEFAULT_ALPHA = 8.0  # LoraConfig's default lora_alpha, used when metadata gives r but no alpha
+_PROCESSOR = re.compile(r"^(?P<path>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
+_PEFT = re.compile(r"^(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[\w-]+)?\.weight$")
+_OLD = re.compile(r"^(?P<path>.+)\.(?:lora|lora_linear_layer)\.(?P<kind>down|up)\.weight$")
+_REFUSED = ("lora_magnitude_vector", "lora_embedding", ".bias")
+
+
+def _refused_why(marker: str) -> str:
+    if marker == "lora_magnitude_vector":
+        return msg("tool.diffusers_dora", "DoRA (lora_magnitude_vector) has no sd-scripts LoRA counterpart")
+    if marker == "lora_embedding":
+        return msg("tool.diffusers_embedding", "LoRA on embeddings has no sd-scripts counterpart")
+    return msg("tool.diffusers_bias", "LoRA biases have no sd-scripts counterpart")
+
+
+@dataclass
+class DiffusersModule:
+    down: torch.Tensor
+    up: torch.Tensor
+    alpha: float | None = None  # None: from the adapter metadata, else the rank
+
+
+def is_diffusers_layout(keys: list[str]) -> bool:
+    if any(key.startswith(("lora_unet_", "lora_te")) for key in keys):
+        return False
+    return any(_PEFT.match(k) or _OLD.match(k) or _PROCESSOR.match(k) for k in keys)
+
+
+def _split_component(key: str) -> tuple[str, str]:
+    head, _, rest = key.partition(".")
+    if head in COMPONENTS:
+        return head, rest
+    if key.startswith(_UNET_ROOTS):  # attention processors saved without the component prefix
+        return "unet", key
+    raise ToolError(msg("tool.diffusers_unknown_component", "key {key} belongs to no known component ({components})",
+                        key=repr(key), components=", ".join(COMPONENTS)))
+
+
+def module_key(component: str, path: str) -> str:
+    if component != "unet" and not path.startswith("text_model."):
+        path = f"text_model.{path}"  # written under transformers 5, which flattened CLIPTextModel
+    return f"{component}.{path}"
+
+
+def parse_keys(tensors: Mapping[str, torch.Tensor], source: str) -> dict[str, DiffusersModule]:
+    """{"<component>.<path>": module}; alphas only where the file has alpha tensors."""
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    alphas: dict[str, float] = {}
+    for key, value in tensors.items():
+        for marker in _REFUSED:
+            if marker in key and (marker != ".bias" or "lora_B" in key or ".up." in key):
+                raise ToolError(f"{source}: {key}: {_refused_why(marker)}")
+        if key.endswith(".alpha"):
+            component, path = _split_component(key[: -len(".alpha")])
+            alphas[module_key(component, path.removesuffix(".lora"))] = float(value.float().item())
+            continue
+        if match := _PROCESSOR.match(key):
+            path, kind = f"{match['path']}.{match['proj']}".replace(".to_out", ".to_out.0"), match["kind"]
+        elif match := _PEFT.match(key):
+            path, kind = match["path"], "down" if match["ab"] == "A" else "up"
+        elif match := _OLD.match(key):
+            path, kind = match["path"], match["kind"]
+        else:
+            raise ToolError(msg("tool.diffusers_key_unknown", "{path}: key {key} is not a LoRA weight of the diffusers "
+                                "layout", path=source, key=repr(key)))
+        component, rest = _split_component(path)
+        parts.setdefault(module_key(component, rest), {})[kind] = value
+    modules = {}
+    for key, found in parts.items():
+        if set(found) != {"down", "up"}:
+            raise ToolError(msg("tool.diffusers_half_module", "{path}: {key} has only its {which} weight; the file is "
+                                "incomplete", path=source, key=key, which="/".join(found)))
+        modules[key] = DiffusersModule(found["down"], found["up"], alphas.get(key))
+    return modules
+
+
+def _adapter_configs(metadata: Mapping[str, str], source: str) -> dict[str, dict]:
+    raw = metadata.get(ADAPTER_METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        flat = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ToolError(msg("tool.diffusers_adapter_metadata_invalid", "{path}: lora_adapter_metadata is not valid JSON "
+                            "({error})", path=source, error=exc)) from exc
+    configs: dict[str, dict] = {}
+    for key, value in flat.items():
+        component, _, field = key.partition(".")
+        configs.setdefault(component, {})[field] = value
+    return configs
+
+
+def _pattern_value(patterns: Mapping[str, float], path: str) -> float | None:
+    for variant in (path, path.removeprefix("text_model.")):
+        for pattern, value in patterns.items():
+            if re.match(rf"(.*\.)?({pattern})$", variant):
+                return float(value)
+    return None
+
+
+def resolve_alphas(modules: dict[str, DiffusersModule], metadata: Mapping[str, str], source: str) -> None:
+    """Fill each module's alpha (sd-scripts meaning: scale = alpha / rank) from PEFT's config."""
+    configs = _adapter_configs(metadata, source)
+    for key, module in modules.items():
+        if module.alpha is not None:
+            continue
+        rank = int(module.down.shape[0])
+        component, _, path = key.partition(".")
+        config = configs.get(component)
+        if config is None:
+            module.alpha = float(rank)
+            continue
+        if config.get("use_dora"):
+            raise ToolError(msg("tool.diffusers_use_dora", "{path}: {component} is DoRA (use_dora), which has no "
+                                "sd-scripts LoRA counterpart", path=source, component=component))
+        alpha = _pattern_value(config.get("alpha_pattern") or {}, path)
+        if alpha is None:
+            alpha = float(config.get("lora_alpha", _PEFT_DEFAULT_ALPHA))
+        scale = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
+        module.alpha = scale * rank
+
+
+def to_sd_scripts(
+    modules: Mapping[str, DiffusersModule], table: NameTable, source: str
+) -> dict[str, dict[str, torch.Tensor]]:
+    missing = sorted(key for key in modules if key not in table.to_lora)
+    if missing:
+        raise _not_layers(source, missing, table)
+    out = {}
+    for key, module in modules.items():
+        alpha = module.alpha if module.alpha is not None else float(module.down.shape[0])
+        converted = lora_module(module.up, module.down, alpha)
+        converted["alpha"] = converted["alpha"].to(module.down.dtype)
+        out[table.to_lora[key]] = converted
+    return out
+
+
+def _not_layers(source: str, missing: list[str], table: NameTable) -> ToolError:
+    return ToolError(msg(
+        "tool.diffusers_not_layers", "{path}: {count} modules are not layers of {model}, for example {first}; check "
+        "--model_type", path=source, count=len(missing), model=table.label, first=missing[0],
+    ))
+
+
+def _pattern_path(key: str) -> str:
+    component, _, path = key.partition(".")
+    return path.removeprefix("text_model.") if component != "unet" else path
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def from_sd_scripts(
+    modules: Mapping[str, Mapping[str, torch.Tensor]], table: NameTable, source: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(diffusers-layout tensors, {"lora_adapter_metadata": ..., "format": "pt"})."""
+    missing = sorted(name for name in modules if name not in table.to_diffusers)
+    if missing:
+        raise _not_layers(source, missing, table)
+    tensors: dict[str, torch.Tensor] = {}
+    per_component: dict[str, dict[str, tuple[int, float]]] = {}
+    for name, params in modules.items():
+        extra = sorted(set(params) - {"lora_down.weight", "lora_up.weight", "alpha"})
+        if extra or "lora_down.weight" not in params:
+            what = ", ".join(extra) or msg("tool.diffusers_no_down", "no lora_down.weight")
+            raise ToolError(msg("tool.diffusers_not_plain_lora", "{path}: {name} ({what}) is not a plain LoRA/LoCon "
+                                "module; only those have a diffusers/PEFT LoRA layout", path=source, name=name, what=what))
+        key = table.to_diffusers[name]
+        down, up = params["lora_down.weight"], params["lora_up.weight"]
+        rank = int(down.shape[0])
+        alpha = float(params["alpha"].float().item()) if "alpha" in params else float(rank)
+        tensors[f"{key}.lora_A.weight"] = down
+        tensors[f"{key}.lora_B.weight"] = up
+        per_component.setdefault(key.partition(".")[0], {})[_pattern_path(key)] = (rank, alpha)
+    flat: dict[str, object] = {}
+    for component, entries in per_component.items():
+        rank = collections.Counter(r for r, _ in entries.values()).most_common(1)[0][0]
+        alpha = collections.Counter(a for _, a in entries.values()).most_common(1)[0][0]
+        flat[f"{component}.r"] = rank
+        flat[f"{component}.lora_alpha"] = _number(alpha)
+        flat[f"{component}.rank_pattern"] = {p: r for p, (r, _) in entries.items() if r != rank}
+        flat[f"{component}.alpha_pattern"] = {p: _number(a) for p, (_, a) in entries.items() if a != alpha}
+        flat[f"{component}.target_modules"] = sorted(entries)
+    return tensors, {ADAPTER_METADATA_KEY: json.dumps(flat, sort_keys=True), "format": "pt"}
+
+
+def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[str, str]) -> str | None:
+    """"sdxl", "sd1", "sd2", "sd" (1.x or 2.x) or None (cannot tell) from the layers a file touches:
+    SDXL has a second text encoder and attention in up_blocks.0; SD 1.x/2.x attention in
+    down_blocks.0 and a fourth level; 1.x and 2.x differ in width (768 / 1024)."""
+    keys = list(modules)
+    sdxl = any(k.startswith(("text_encoder_2.", "unet.up_blocks.0.attentions.", "unet.add_embedding.")) for k in keys)
+    sd = any(k.startswith(("unet.down_blocks.0.attentions.", "unet.down_blocks.3.", "unet.up_blocks.3.")) for k in keys)
+    by_metadata = SD_BASE_VERSIONS.get(metadata.get("ss_base_model_version", ""))
+    if sdxl and sd:
+        raise ToolError(msg("tool.diffusers_mixed_families",
+                            "the file has layers of both SDXL and SD 1.x/2.x; it is not one model's LoRA"))
+    if sdxl:
+        return "sdxl"
+    if not sd:
+        return by_metadata
+    if by_metadata in ("sd1", "sd2"):
+        return by_metadata
+    for key in ("text_encoder.text_model.encoder.layers.0.self_attn.q_proj",
+                "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"):
+        if key in modules:
+            return _WIDTH_FAMILIES.get(int(modules[key].down.shape[1]), "sd")
+    return "sd"

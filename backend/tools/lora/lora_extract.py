@@ -1,0 +1,105 @@
+"""Extracting a LoRA from the difference of two models: the work behind `python -m
+backend.tools.extract_lora_from_models` (whose docstring describes the method). A layer whose
+difference is not finite (either model holds NaN/inf there) is refused by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from backend.messages import msg
+from backend.models.components import Components
+from backend.models.keymap_unet import unet_module_to_original
+from backend.networks.naming import Target, identity_name, is_sdxl_unet, text_encoder_targets, unet_targets
+from backend.tools.lora.lora_files import lora_module, save_lora
+from backend.tools.lora.lowrank import factorize
+from backend.tools.lora.merge_into_model import detect_checkpoint, load_weights
+from backend.tools.lora.tool_cli import ToolError, check_device, dtype_of
+from backend.training.metadata import architecture, base_model_version
+
+
+def targets_of(components: Components, with_conv: bool) -> list[Target]:
+    unet = components.unet
+    names = (lambda path: unet_module_to_original(path, unet.config)) if is_sdxl_unet(unet) else identity_name
+    return text_encoder_targets(components.text_encoders) + unet_targets(unet, with_conv, names)
+
+
+@torch.no_grad()
+def extract_modules(
+    org: Components, tuned: Components, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, list[str]]]:
+    """({lora name: module}, {"text_encoder"/"unet": skipped names})."""
+    with_conv = args.conv_dim is not None
+    tuned_targets = {t.lora_name: t for t in targets_of(tuned, with_conv)}
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    skipped: dict[str, list[str]] = {"text_encoder": [], "unet": []}
+    for target in targets_of(org, with_conv):
+        other = tuned_targets.get(target.lora_name)
+        org_weight = target.module.weight
+        if other is None or other.module.weight.shape != org_weight.shape:
+            raise ToolError(msg("tool.extract_architectures_differ", "{name}: the models do not have the same "
+                                "architecture", name=target.lora_name))
+        diff = other.module.weight.to(args.device, torch.float32) - org_weight.to(args.device, torch.float32)
+        if not bool(torch.isfinite(diff).all()):
+            broken = args.model_org if not bool(torch.isfinite(org_weight).all()) else args.model_tuned
+            raise ToolError(msg("tool.extract_nonfinite", "{path} holds NaN or infinite values in the layer of {name}; "
+                                "a LoRA cannot be extracted from a damaged or diverged model",
+                                path=broken, name=target.lora_name))
+        part = "unet" if target.text_encoder_index is None else "text_encoder"
+        if float(diff.abs().max()) < args.min_diff:
+            skipped[part].append(target.lora_name)
+            continue
+        rank = args.conv_dim if target.kind == "conv" else args.dim
+        low = factorize(diff, rank, clamp_quantile=args.clamp_quantile)
+        modules[target.lora_name] = lora_module(low.up.cpu(), low.down.cpu(), low.rank)
+    return modules, skipped
+
+
+def extract_metadata(family: str, v_prediction: bool, args: argparse.Namespace) -> dict[str, str]:
+    metadata = {
+        "ss_v2": str(family == "sd2"),
+        "ss_base_model_version": base_model_version(family, v_prediction),
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(args.dim),
+        "ss_network_alpha": str(float(args.dim)),
+        "ss_network_args": json.dumps({"conv_dim": str(args.conv_dim), "conv_alpha": str(float(args.conv_dim))})
+        if args.conv_dim is not None else "None",
+    }
+    if not args.no_metadata:
+        metadata["modelspec.sai_model_spec"] = "1.0.1"
+        metadata["modelspec.architecture"] = architecture(family, v_prediction, lora=True)
+        metadata["ss_training_comment"] = f"extracted from {args.model_org} and {args.model_tuned}"
+    return metadata
+
+
+def extract_file(args: argparse.Namespace) -> None:
+    """Load both models, extract the modules as the checked arguments say, and write --save_to."""
+    check_device(args.device)
+    org_info, tuned_info = detect_checkpoint(args.model_org), detect_checkpoint(args.model_tuned)
+    if org_info.family != tuned_info.family:
+        raise ToolError(msg("tool.extract_families_differ", "{org} is {org_family} but {tuned} is {tuned_family}",
+                            org=args.model_org, org_family=org_info.label, tuned=args.model_tuned,
+                            tuned_family=tuned_info.label))
+    if (args.sdxl and org_info.family != "sdxl") or (args.v2 and org_info.family != "sd2"):
+        raise ToolError(msg("tool.extract_flag_family", "the models are {family} ({evidence}); check --sdxl/--v2",
+                            family=org_info.label, evidence=org_info.evidence))
+    dtype = dtype_of(args.load_precision) or torch.float32
+    org, tuned = load_weights(org_info, dtype), load_weights(tuned_info, dtype)
+    modules, skipped = extract_modules(org, tuned, args)
+    if skipped["text_encoder"]:
+        print(msg("tool.extract_skipped_text_encoder", "text encoder: {count} layers differ by less than --min_diff "
+                  "{min_diff} and were skipped", count=len(skipped["text_encoder"]), min_diff=args.min_diff))
+    if skipped["unet"]:
+        print(msg("tool.extract_skipped_unet", "U-Net: {count} layers differ by less than --min_diff {min_diff} and "
+                  "were skipped", count=len(skipped["unet"]), min_diff=args.min_diff))
+    if not modules:
+        raise ToolError(msg("tool.extract_nothing", "the models differ by less than --min_diff {min_diff} everywhere; "
+                            "nothing to extract", min_diff=args.min_diff))
+    metadata = extract_metadata(org_info.family, bool(org.v_prediction), args)
+    save_lora(args.save_to, modules, metadata, dtype_of(args.save_precision))
+    print(msg("tool.extracted", "extracted {count} modules; saved {path}", count=len(modules), path=args.save_to))
+
+
