@@ -20,7 +20,7 @@ from gui.lora_actions import TabValues
 from gui.lora_tab import LoraTab, build_lora_tab
 from gui.network_types import NETWORK_ARGS, decompose
 from gui.tensorboard import TensorBoardServer
-from tests.trainer.helpers import make_images
+from tests.end_to_end.helpers import make_images
 
 CONFIGS = Path(__file__).parent / "data" / "kohya_configs"
 T = Translator("en")

@@ -254,7 +254,7 @@ def test_stop_without_a_run_does_nothing(runner: TrainingRunner) -> None:
 def test_real_lora_run_through_accelerate_and_the_exported_script(tiny, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from tests.trainer.helpers import make_images
+    from tests.end_to_end.helpers import make_images
 
     train = tmp_path / "train"
     make_images(train / "2_sks dog", 3, sizes=[(64, 64), (96, 64), (64, 96)])

@@ -50,7 +50,7 @@ def test_bad_values_name_their_field() -> None:
 
 def test_every_tool_form_is_built_from_the_tools_flag_declaration() -> None:
     # One declaration per tool (backend/tools/flags/), read by the tool's parser and by the form:
-    # no form field is written by hand (tests/tools/test_tool_flags.py checks the parser side).
+    # no form field is written by hand (tests/tools/flags/test_tool_flags.py checks the parser side).
     assert [spec.name for spec in ALL_TOOLS] == list(DECLARED)
     assert all(spec == tool_spec(DECLARED[spec.name]) for spec in ALL_TOOLS)
     by_hand = [p.name for p in (REPO / "gui").glob("*.py") if p.name != "tool_form.py" and "ToolArg(" in p.read_text()]

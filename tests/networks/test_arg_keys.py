@@ -10,7 +10,7 @@ import pytest
 from backend.networks import arg_keys, dylora, lora
 from backend.networks.arg_keys import DYLORA, LORA, NETWORK_ARG_KEYS, keys_read_by
 from gui.network_types import NETWORK_ARGS, NETWORK_TYPES, NetworkType, _unread, compose, decompose
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 READERS = ("backend/networks/lora.py", "backend/networks/dylora.py", "gui/network_types.py")
 

@@ -17,7 +17,7 @@ from backend.tools.cli.light_cli import InputError
 from backend.tools.flags import captioning, dataset, lora, metadata
 from backend.tools.flags.parser import build_parser, check_ranges
 from backend.tools.flags.spec import Flag, Range, ToolFlags
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 GROUPS = {"lora": lora, "metadata": metadata, "captioning": captioning, "dataset": dataset}
 DECLARED = {tool.name: tool for group in GROUPS.values() for tool in group.TOOLS}

@@ -8,7 +8,7 @@ from backend.models.registry import get_spec
 from backend.tools.lora import extract_lora_from_models
 from backend.tools.lora.lora_files import load_lora, module_delta
 from backend.tools.lora.tool_cli import run_tool
-from tests.tools.conftest import sd15_targets
+from tests.tools.lora.conftest import sd15_targets
 
 
 def test_extract_reproduces_a_low_rank_delta(tiny, tmp_path, capsys) -> None:

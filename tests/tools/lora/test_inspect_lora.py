@@ -11,7 +11,7 @@ import torch
 from backend.tools.lora import inspect_lora
 from backend.tools.lora.lora_files import load_lora, save_lora
 from backend.tools.lora.tool_cli import run_tool
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 
 def test_inspect_trained_lora_and_flags_unknown_keys(trained_lora, tmp_path, capsys) -> None:

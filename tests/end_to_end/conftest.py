@@ -1,4 +1,4 @@
-"""A tiny dataset in the sd-scripts folder convention, shared by the trainer tests."""
+"""A tiny dataset in the sd-scripts folder convention, shared by the end-to-end tests."""
 
 from __future__ import annotations
 

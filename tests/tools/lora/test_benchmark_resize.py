@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 
 def test_resize_benchmark_tiny() -> None:

@@ -149,7 +149,7 @@ def test_single_file_without_a_cached_tokenizer(tiny, train_dir, tmp_path):
 
 def test_mem_eff_attn_wins_over_xformers_as_in_sd_scripts(capsys, model, train_dir, tmp_path):
     # Issue 14, item 12: sd-scripts takes both (--mem_eff_attn wins); refusing them was stricter than it.
-    # (--xformers without the package: tests/trainer/test_sd_scripts_habits.py.)
+    # (--xformers without the package: tests/end_to_end/test_sd_scripts_habits.py.)
     code, out, _ = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--mem_eff_attn", "--xformers",
                                                        "--preflight"))
     assert code == 0

@@ -22,8 +22,8 @@ from backend.tools.metadata import (
     prepare_buckets_latents,
 )
 from backend.tools.metadata.metadata_io import run_metadata_tool
+from tests.end_to_end.helpers import make_images, run_trainer
 from tests.tiny_models import TinyModels
-from tests.trainer.helpers import make_images, run_trainer
 
 BUCKET_FLAGS = ["--max_resolution", "128,64", "--min_bucket_reso", "64", "--max_bucket_reso", "128"]
 

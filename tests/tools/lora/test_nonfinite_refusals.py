@@ -14,7 +14,7 @@ import torch
 from backend.models.registry import get_spec
 from backend.tools.lora import convert_lora, extract_lora_from_models, inspect_lora, merge_lora, resize_lora
 from backend.tools.lora.tool_cli import run_tool
-from tests.tools.conftest import sd15_targets
+from tests.tools.lora.conftest import sd15_targets
 
 
 def run(capsys: pytest.CaptureFixture[str], main: Callable, *args: object) -> tuple[int, str, str]:

@@ -19,7 +19,7 @@ from backend.tools.lora import convert_lora
 from backend.tools.lora.lora_diffusers import parse_keys, resolve_alphas
 from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
 from backend.tools.lora.tool_cli import ToolError, run_tool
-from tests.tools.conftest import random_module
+from tests.tools.lora.conftest import random_module
 
 
 def convert(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

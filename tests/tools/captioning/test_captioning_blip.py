@@ -14,7 +14,7 @@ from backend.tools.cli.light_cli import run_light_tool
 from devtools.tiny_captioners import make_tiny_blip
 from tests.tools.image_sets import broken_image, make_image, progress_events
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAST = ["--max_length", "8", "--min_length", "2", "--device", "cpu"]
 
 

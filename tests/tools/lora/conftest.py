@@ -1,4 +1,4 @@
-"""LoRA files for the tool tests: one trained on the tiny SD 1.5 model per session, and synthetic
+"""LoRA files for the LoRA tool tests: one trained on the tiny SD 1.5 model per session, and synthetic
 ones with random weights in the real key layout of that model (fast, and any algorithm)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from backend.models.components import Components
 from backend.models.loading import load_components
 from backend.networks.naming import Target, identity_name, text_encoder_targets, unet_targets
 from backend.tools.lora.lora_files import save_lora
+from tests.end_to_end.helpers import base_flags, make_images, run_trainer
 from tests.tiny_models import TinyModels
-from tests.trainer.helpers import base_flags, make_images, run_trainer
 
 Modules = dict[str, dict[str, torch.Tensor]]
 

@@ -15,7 +15,7 @@ from backend.tools.lora.lora_files import load_lora, save_lora
 from backend.tools.lora.lora_layers import lora_layers
 from backend.tools.lora.merge_into_model import detect_checkpoint, load_weights
 from backend.tools.lora.tool_cli import run_tool
-from tests.tools.conftest import random_module
+from tests.tools.lora.conftest import random_module
 
 
 def merge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -24,7 +24,7 @@ from backend.tools.cli.light_cli import run_light_tool
 from backend.tools.dataset.caption_files import IMAGE_EXTENSIONS
 from tests.tools.image_sets import make_image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
