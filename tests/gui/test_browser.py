@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from gui.i18n import Translator
-from gui.presets import USER_DIR
+from gui.training.presets import USER_DIR
 from tests.end_to_end.helpers import make_images
 
 REPO = Path(__file__).resolve().parents[2]

@@ -276,7 +276,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
 def test_the_log_follows_new_lines_unless_scrolled_up(browser: object) -> None:  # noqa: F811
     import gradio as gr
 
-    from gui.log_view import log_box
+    from gui.runs.log_view import log_box
 
     lines: list[str] = []
     with gr.Blocks() as app:

@@ -138,7 +138,7 @@ def test_declarations_are_light() -> None:
     # The GUI builds its tool forms and network fields from these: they must not pull in torch.
     code = (
         "import sys, backend.tools.flags.lora, backend.tools.flags.metadata, backend.tools.flags.captioning, "
-        "backend.tools.flags.dataset, backend.tools.flags.parser, backend.networks.arg_keys, gui.network_types; "
+        "backend.tools.flags.dataset, backend.tools.flags.parser, backend.networks.arg_keys, gui.training.network_types; "
         "print([m for m in ('torch', 'numpy', 'PIL', 'gradio') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
