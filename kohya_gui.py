@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from backend.messages import msg, set_language
-from gui.auth import (
+from gui.gui_config import DEFAULT_CONFIG, GuiConfig, GuiConfigError, load_gui_config
+from gui.i18n import available_languages, default_language
+from gui.login.auth import (
     PASSWORD_ENV,
     USERNAME_ENV,
     CredentialError,
@@ -21,8 +23,6 @@ from gui.auth import (
     resolve_credentials,
     tensorboard_host,
 )
-from gui.gui_config import DEFAULT_CONFIG, GuiConfig, GuiConfigError, load_gui_config
-from gui.i18n import available_languages, default_language
 
 # Gradio phones home for analytics and version checks unless told not to; this app never needs it.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from starlette.middleware import Middleware
 
-    from gui import tensorboard
     from gui.app import CSS, build_app
-    from gui.login_gate import LoginGate
+    from gui.login.login_gate import LoginGate
+    from gui.training import tensorboard
 
     credentials = args.credentials
     tensorboard.SERVER.host = tensorboard_host(args.listen, credentials)

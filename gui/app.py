@@ -16,15 +16,15 @@ import gradio as gr
 
 from backend.messages import set_language
 from backend.options.schema import ALL_COMMANDS, options_for
-from gui.dataset_tabs import build_caption_editor_tab, build_captioning_tab, build_dataset_tab
+from gui.dataset.dataset_tabs import build_caption_editor_tab, build_captioning_tab, build_dataset_tab
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
-from gui.lora_tab import build_lora_tab
 from gui.markdown_text import md_code, md_escape, md_t
-from gui.option_search import IME_FILTER_JS
-from gui.tool_specs import LORA_TOOLS, METADATA_TOOLS
-from gui.tools_tab import build_tools_tab
-from gui.training_kinds import FINETUNE
+from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
+from gui.tools.tools_tab import build_tools_tab
+from gui.training.lora_tab import build_lora_tab
+from gui.training.option_search import IME_FILTER_JS
+from gui.training.training_kinds import FINETUNE
 
 APP_TITLE = "Kohya LoRA Trainer"
 # - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
@@ -88,7 +88,7 @@ def build_app(
     `defaults` (option name -> value, from the GUI config) are the forms' initial values."""
     t = Translator(language)
     # Messages made in this process (validation, presets, imports) in the UI language; the trainers and
-    # tools it starts get KOHYA_LANGUAGE in their own environment (gui/lora_actions.py, gui/tool_form.py),
+    # tools it starts get KOHYA_LANGUAGE in their own environment (gui/training/lora_actions.py, gui/tools/tool_form.py),
     # not through os.environ, which would outlive this app (tests build apps of both languages in one process).
     set_language(t.language)
     picker = browse if dialogs_available(headless) else None

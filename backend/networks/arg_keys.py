@@ -3,7 +3,7 @@ modules read it, and whether it shapes the network.
 
 Our modules take their lists of known keys from here (`networks.lora`: `lora.KNOWN_KEYS`,
 `networks.dylora`: `dylora.KNOWN_KEYS`; a key outside the list is an error naming the nearest one),
-and the LoRA tab builds its network fields from the same entries (gui/network_types.py), so the
+and the LoRA tab builds its network fields from the same entries (gui/training/network_types.py), so the
 GUI cannot offer a key a module does not read, or read its value as another type. LyCORIS keys are
 listed for the GUI's fields only: which keys `lycoris.kohya` reads is found in its source
 (backend/networks/args.py).
@@ -41,7 +41,7 @@ class NetworkArgKey:
     choices: tuple[str, ...] = ()
 
 
-# In the LoRA tab's field order (gui/network_types.py shows the keys a network type uses, in this order).
+# In the LoRA tab's field order (gui/training/network_types.py shows the keys a network type uses, in this order).
 NETWORK_ARG_KEYS: dict[str, NetworkArgKey] = {
     key.name: key
     for key in (

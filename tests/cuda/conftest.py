@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from tests.cuda.support import DEVICE_ENV, chosen_device
-from tests.trainer.conftest import train_dir  # noqa: F401 (the trainer tests' tiny dataset, shared)
+from tests.end_to_end.conftest import train_dir  # noqa: F401 (the end-to-end tests' tiny dataset, shared)
 
 HERE = Path(__file__).resolve().parent
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.trainer.helpers import TrainerResult
+from tests.end_to_end.helpers import TrainerResult
 
 DEVICE_ENV = "KOHYA_TEST_DEVICE"
 ALLOCATION = 512  # the CUDA caching allocator rounds every block up to this many bytes

@@ -14,7 +14,7 @@ from backend.models.components import PromptEmbeds
 from backend.models.registry import get_spec
 from backend.models.sdxl import make_time_ids
 from tests.cuda.support import finite_losses, train_here
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 # Head sizes: the tiny models' 16, SD 1.5's 40 (320 channels / 8 heads), SD 2.x's and SDXL's 64.
 HEAD_DIMS = (16, 40, 64)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from tests.cuda.support import finite_losses, tensors, train_here
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 STEPS = 2
 

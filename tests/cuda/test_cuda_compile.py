@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cuda.support import assert_finite, finite_losses, train_here
-from tests.trainer.helpers import base_flags, make_images, run_trainer
+from tests.end_to_end.helpers import base_flags, make_images, run_trainer
 
 STEPS = ("--max_train_steps", "3", "--network_dim", "4", "--network_train_unet_only", "--mixed_precision", "bf16")
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from tests.cuda.support import assert_finite, differs, finite_losses, image_varies, train_here, write_prompts
-from tests.trainer.finetune_helpers import assert_trained, ft_flags, prepare_metadata, weights
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.finetune_helpers import assert_trained, ft_flags, prepare_metadata, weights
+from tests.end_to_end.helpers import base_flags
 
 STEPS = 3
 PRECISIONS = [

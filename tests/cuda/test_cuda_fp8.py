@@ -11,8 +11,8 @@ from torch import nn
 
 from backend.training.fp8_weights import FP8_DTYPE, store_weights_in_fp8
 from tests.cuda.support import assert_finite, differs, finite_losses, train_here
-from tests.trainer.helpers import base_flags
-from tests.trainer.test_fp8_base import reference_with_rounded_weights, small_model
+from tests.end_to_end.helpers import base_flags
+from tests.end_to_end.test_fp8_base import reference_with_rounded_weights, small_model
 
 PRECISIONS = [
     pytest.param("bf16", torch.bfloat16, id="bf16"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.cuda.support import finite_losses, train_here
-from tests.trainer.finetune_helpers import ft_flags, prepare_metadata, weights
+from tests.end_to_end.finetune_helpers import ft_flags, prepare_metadata, weights
 
 COMMON = ("--max_train_steps", "3", "--mixed_precision", "bf16", "--max_grad_norm", "0",  # fused: per-weight clipping
           "--ema", "--ema_decay", "0.5", "--ema_save", "beside")

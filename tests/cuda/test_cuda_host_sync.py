@@ -16,7 +16,7 @@ from backend.options import parse_command_line
 from backend.training.loss import LossConfig, compute_loss
 from backend.training.network_method import NetworkTraining
 from backend.training.noise import create_noise_scheduler
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 pytestmark = pytest.mark.cuda_only
 

@@ -10,8 +10,8 @@ from safetensors import safe_open
 
 from backend.training.loss_scaling import allow_half_gradients
 from tests.cuda.support import assert_finite, differs, finite_losses, train_here
-from tests.trainer.finetune_helpers import assert_trained, ft_flags, prepare_metadata, weights
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.finetune_helpers import assert_trained, ft_flags, prepare_metadata, weights
+from tests.end_to_end.helpers import base_flags
 
 
 class ScalerHolder:  # what allow_half_gradients reads of an Accelerator

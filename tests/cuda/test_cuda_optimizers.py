@@ -11,7 +11,7 @@ import torch
 from backend.training import optimizers
 from backend.training.optimizers import check_optimizer_available, create_optimizer
 from tests.cuda.support import assert_finite, differs, finite_losses, train_here
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 # The trainer's own list (private table): a new bitsandbytes entry is tested without editing this file.
 BNB_OPTIMIZERS = [name for name, spec in optimizers._SPECS.items() if spec.pip == "bitsandbytes"]

@@ -20,7 +20,7 @@ from backend.training.network_method import NetworkTraining
 from backend.training.noise import create_noise_scheduler
 from backend.training.optimizers import create_optimizer
 from tests.cuda.support import tf32_off
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 pytestmark = pytest.mark.cuda_only
 

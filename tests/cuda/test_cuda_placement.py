@@ -22,7 +22,7 @@ from tests.cuda.support import (
     warm_up,
     write_prompts,
 )
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 SLACK = 64 * 1024  # bytes the allocator may hold for anything else a step of build_run keeps (none expected)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.cuda.support import tensors, train_here
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 PRECISIONS = [pytest.param("bf16", id="bf16"), pytest.param("fp16", id="fp16", marks=pytest.mark.cuda_only)]
 # GPU kernels may sum in another order from one launch to the next (atomics in some convolution

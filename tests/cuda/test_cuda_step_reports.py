@@ -15,7 +15,7 @@ import torch
 
 from backend.training.step_reports import StepRecord, StepReports, report_lag
 from tests.cuda.support import assert_finite, finite_losses, train_here, write_prompts
-from tests.trainer.helpers import base_flags
+from tests.end_to_end.helpers import base_flags
 
 
 def test_lagged_reports_keep_the_progress_stream_in_order(tiny, train_dir, tmp_path, device) -> None:

@@ -20,8 +20,8 @@ from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
 from backend.tools.lora.tool_cli import run_tool
 from devtools.tiny_captioners import make_tiny_blip, make_tiny_git
 from tests.cuda.support import tf32_off
-from tests.tools.conftest import random_module, sd15_targets
 from tests.tools.image_sets import make_image
+from tests.tools.lora.conftest import random_module, sd15_targets
 
 pytestmark = pytest.mark.cuda_only
 

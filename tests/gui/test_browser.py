@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from gui.i18n import Translator
-from gui.presets import USER_DIR
-from tests.trainer.helpers import make_images
+from gui.training.presets import USER_DIR
+from tests.end_to_end.helpers import make_images
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gui.i18n import Translator
+from tests.end_to_end.helpers import make_images
 from tests.gui.test_browser import CHROMIUM, browser, field, gui_server, open_page, shots  # noqa: F401 (fixtures)
-from tests.trainer.helpers import make_images
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")

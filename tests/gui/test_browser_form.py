@@ -22,9 +22,9 @@ import pytest
 from backend.messages import fill as fill_template
 from gui.i18n import Translator, load_catalogue
 from gui.plain_text import plain_info
+from tests.end_to_end.helpers import make_images
 from tests.gui import test_browser as base
 from tests.gui.test_browser import CHROMIUM, field, fill, free_port, gui_server, open_page, sync_api
-from tests.trainer.helpers import make_images
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 browser, shots = base.browser, base.shots  # the fixtures of the LoRA tab's browser test
@@ -276,7 +276,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
 def test_the_log_follows_new_lines_unless_scrolled_up(browser: object) -> None:  # noqa: F811
     import gradio as gr
 
-    from gui.log_view import log_box
+    from gui.runs.log_view import log_box
 
     lines: list[str] = []
     with gr.Blocks() as app:

@@ -17,18 +17,18 @@ from backend.options import OptionError, parse_args
 from backend.options.dataset_config import load_dataset_config
 from backend.options.schema import all_options
 from backend.options.values import ONE_LINE_TEXT, control_character, from_text, from_value
-from gui import lora_actions
-from gui.command_builder import prepare_run
-from gui.command_export import bash_script, batch_script, export_scripts, script_texts
 from gui.form_text import form_text_problems
 from gui.gui_config import GuiConfigError, load_gui_config
 from gui.i18n import Translator
-from gui.lora_actions import TabValues
-from gui.preset_load import preset_outcome
-from gui.presets import load_preset, save_preset
-from gui.runner import TrainingRunner
-from gui.training_kinds import LORA
-from tests.gui.test_command_builder import _cmd_phases, _msvcrt_split
+from gui.runs.runner import TrainingRunner
+from gui.training import lora_actions
+from gui.training.command_builder import prepare_run
+from gui.training.command_export import bash_script, batch_script, export_scripts, script_texts
+from gui.training.lora_actions import TabValues
+from gui.training.preset_load import preset_outcome
+from gui.training.presets import load_preset, save_preset
+from gui.training.training_kinds import LORA
+from tests.gui.training.test_command_builder import _cmd_phases, _msvcrt_split
 
 T = Translator("en")
 OPTIONS = all_options()

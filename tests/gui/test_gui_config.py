@@ -9,8 +9,8 @@ import pytest
 import kohya_gui
 from gui.gui_config import GuiConfigError, load_gui_config
 from gui.i18n import Translator
-from gui.lora_tab import tab_options
-from gui.schema_form import SchemaForm, to_widget
+from gui.training.lora_tab import tab_options
+from gui.training.schema_form import SchemaForm, to_widget
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -71,7 +71,7 @@ def test_form_defaults_are_the_initial_values_and_what_a_preset_falls_back_to(tm
     build_app("en", headless=True, defaults=defaults)  # builds with them
     options = tab_options()
     with gr.Blocks():
-        from gui.schema_form import build_form
+        from gui.training.schema_form import build_form
 
         form = build_form(options, Translator("en"), None, None, defaults)
     assert form.fields["output_dir"].value == "/loras"

@@ -154,7 +154,7 @@ def test_code_blocks_hold_any_lines() -> None:
 
 
 def test_a_preflight_report_shows_the_trainer_s_messages_as_written() -> None:
-    from gui.progress_view import preflight_markdown
+    from gui.runs.progress_view import preflight_markdown
 
     error = "the tokenizer is missing: copy it to <folder>/openai_clip-vit-large-patch14"
     warning = "no captions for /data/my *best* set_/__x__.png"
@@ -165,7 +165,7 @@ def test_a_preflight_report_shows_the_trainer_s_messages_as_written() -> None:
 
 
 def test_a_failed_run_shows_its_error_hint_and_log_as_written() -> None:
-    from gui.progress_view import failure_text
+    from gui.runs.progress_view import failure_text
 
     snapshot = {"status": "failed", "exit_code": 1, "log_tail": ["```", "Traceback <module>"],
                 "errors": [{"message": "cannot save to C:\\_out\\ ", "errors": ["*.tmp left"], "hint": "see <folder>"}]}  # fmt: skip
@@ -175,11 +175,12 @@ def test_a_failed_run_shows_its_error_hint_and_log_as_written() -> None:
 
 
 def test_preset_import_tool_and_caption_messages_show_paths_as_written(tmp_path: Path) -> None:
-    from gui import caption_editor_actions, lora_actions
-    from gui.preset_load import preset_outcome
-    from gui.presets import load_preset
-    from gui.tool_form import start_tool
-    from gui.tool_specs import RESIZE_LORA
+    from gui.dataset import caption_editor_actions
+    from gui.tools.tool_form import start_tool
+    from gui.tools.tool_specs import RESIZE_LORA
+    from gui.training import lora_actions
+    from gui.training.preset_load import preset_outcome
+    from gui.training.presets import load_preset
 
     odd = tmp_path / "<set> *1* __x__"
     odd.mkdir()

@@ -9,10 +9,10 @@ import pytest
 
 from backend.networks import arg_keys, dylora, lora
 from backend.networks.arg_keys import DYLORA, LORA, NETWORK_ARG_KEYS, keys_read_by
-from gui.network_types import NETWORK_ARGS, NETWORK_TYPES, NetworkType, _unread, compose, decompose
-from tests.trainer.helpers import REPO
+from gui.training.network_types import NETWORK_ARGS, NETWORK_TYPES, NetworkType, _unread, compose, decompose
+from tests.end_to_end.helpers import REPO
 
-READERS = ("backend/networks/lora.py", "backend/networks/dylora.py", "gui/network_types.py")
+READERS = ("backend/networks/lora.py", "backend/networks/dylora.py", "gui/training/network_types.py")
 
 
 def test_our_modules_read_the_declared_keys() -> None:
@@ -27,7 +27,7 @@ def test_the_lora_tabs_fields_are_the_declared_keys() -> None:
     assert all(NETWORK_ARGS[name] is NETWORK_ARG_KEYS[name] for name in NETWORK_ARGS)
     for network_type in NETWORK_TYPES.values():
         assert _unread(network_type) == [], network_type.name
-    # A type showing a key its module does not read is caught (at import of gui.network_types).
+    # A type showing a key its module does not read is caught (at import of gui.training.network_types).
     assert _unread(NetworkType("Standard", LORA, None, ("unit", "rank_dropout"))) == ["unit"]
     assert decompose(*compose("DyLoRA", {"unit": "4", "conv_dim": 8})).fields == {"unit": 4, "conv_dim": 8}
 
@@ -51,7 +51,7 @@ def test_no_reader_lists_keys_of_its_own(path: str) -> None:
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("NetworkArg", "NetworkArgKey")
     ]  # fmt: skip
     assert declared_here == []
-    if path != "gui/network_types.py":  # the tab's types pick the keys they show by name (checked above)
+    if path != "gui/training/network_types.py":  # the tab's types pick the keys they show by name (checked above)
         assert _listed_keys(tree) == []
 
 

@@ -20,7 +20,7 @@ import torch
 from backend.models.keymap_unet import unet_module_to_original
 from backend.networks import loader
 from backend.networks.naming import layer_kind
-from gui.network_types import LYCORIS_PRESETS, NETWORK_TYPES
+from gui.training.network_types import LYCORIS_PRESETS, NETWORK_TYPES
 
 # Regions of a U-Net as LyCORIS' presets see sd-scripts' classes (Transformer2DModel blocks,
 # ResnetBlock2D, Downsample2D/Upsample2D, CrossAttention) and names.

@@ -65,8 +65,8 @@ def record(root: Path) -> dict[str, dict[str, object]]:
     import torch
 
     from devtools.make_tiny_model import make_tiny_model
-    from tests.trainer.finetune_helpers import ft_flags, prepare_metadata
-    from tests.trainer.helpers import base_flags, make_images
+    from tests.end_to_end.finetune_helpers import ft_flags, prepare_metadata
+    from tests.end_to_end.helpers import base_flags, make_images
 
     images = root / "images"
     make_images(images / "2_sks", 4)

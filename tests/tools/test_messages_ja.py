@@ -16,7 +16,7 @@ from backend.models.file_checks import read_safetensors_header
 from backend.tools.cli.arg_checks import output_file
 from backend.tools.cli.light_cli import InputError, Summary
 from backend.training.progress import parse_progress_line
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.helpers import REPO
+from tests.end_to_end.helpers import REPO
 
 HEAVY = ("torch", "safetensors.torch", "diffusers", "transformers", "onnxruntime", "accelerate")
 DRIVER = r"""

@@ -7,7 +7,7 @@ both read these declarations, so a default, a choice or a required flag cannot d
 - `lora.py`, `metadata.py`, `captioning.py`, `dataset.py`: the declarations, one module per tool
   group, each listing its tools in `TOOLS`.
 
-The GUI turns a declaration into its form (`gui/tool_specs.tool_spec`): labels and help from the
+The GUI turns a declaration into its form (`gui/tools/tool_specs.tool_spec`): labels and help from the
 catalogues under `ui.toolarg.<tool>.<flag>` / `ui.toolhelp.<tool>.<flag>`, the `help` here is the
 command line's `--help`. Flag names and defaults are sd-scripts' wherever the tool mirrors one of
 its scripts (networks/*.py, finetune/*.py): scripts written for sd-scripts keep working.

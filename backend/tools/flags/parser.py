@@ -2,7 +2,7 @@
 checks the declared ranges once the arguments are parsed.
 
 Every tool covered builds its parser here (`build_parser`), so this is the only place their flags
-are added; tests/tools/test_tool_flags.py fails on an `add_argument(` elsewhere in those tools.
+are added; tests/tools/flags/test_tool_flags.py fails on an `add_argument(` elsewhere in those tools.
 """
 
 from __future__ import annotations

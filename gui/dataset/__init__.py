@@ -1,0 +1,1 @@
+"""Preparing a dataset: the captioning and dataset-tool tabs and the caption editor."""

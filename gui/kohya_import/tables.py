@@ -1,0 +1,172 @@
+"""Where each kohya_ss GUI LoRA config key goes: the mapping table of `gui.kohya_import`, in one place.
+
+kohya_ss (bmaltais/kohya_ss v26, `lora_gui.py`) saves every field of its LoRA tab as one flat JSON
+object (287 keys today, fewer in older versions). `train_model` then writes most of them into the
+sd-scripts TOML under the same name, renames or derives a few, folds the network-shape fields into
+`network_args` (see `network.py`) and passes the accelerate fields to
+`accelerate launch`. A key that is none of the below and is one of our options keeps its name;
+anything else ends up in the import report with the reason.
+
+kohya_ss drops every value that is "", False, None or 0 before writing the TOML (`value not in ["",
+False, None]`, and 0 == False), so such a value means "not set" here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from backend.messages import msg
+
+# Same meaning, another name.
+RENAMED = {
+    "max_resolution": "resolution",
+    "optimizer": "optimizer_type",
+    "lora_network_weights": "network_weights",  # before 2023-04
+}
+
+# Written by kohya_ss only when the SDXL checkbox is on; otherwise ignored (so here too).
+SDXL_RENAMED = {
+    "sdxl_no_half_vae": "no_half_vae",
+    "sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+}
+
+# Converted rather than copied; the text says how (convert.py does it). With the other
+# tables and the option schema it covers every key kohya_ss v26 saves (a test checks that).
+DERIVED = {
+    "lr_warmup": "percent of the total steps -> lr_warmup_steps as a ratio (10 -> 0.1)",
+    "lr_warmup_steps": "a step count; wins over lr_warmup, as in kohya_ss",
+    "epoch": "-> max_train_epochs when neither max_train_epochs nor max_train_steps is set",
+    "max_train_epochs": "-> max_train_epochs (0 = not set)",
+    "max_train_steps": "-> max_train_steps (0 = computed from epoch by kohya_ss)",
+    "lr_scheduler_num_cycles": "empty -> epoch, as kohya_ss does",
+    "learning_rate": "-> learning_rate",
+    "text_encoder_lr": "-> text_encoder_lr; 0 with a U-Net LR -> network_train_unet_only",
+    "unet_lr": "-> unet_lr; 0 with a text encoder LR -> network_train_text_encoder_only",
+    "optimizer_args": "text -> list of key=value items",
+    "lr_scheduler_args": "text -> list of key=value items",
+    "xformers": 'dropdown "xformers" / "sdpa" / "none" (a checkbox before 2023) -> xformers / sdpa flags; '
+    '"xformers" -> sdpa where the xformers package is not installed',
+    "noise_offset_type": '"Original" passes noise_offset*, "Multires" passes multires_noise_*',
+    "sample_prompts": "prompt text -> a prompt file the GUI writes; sample_prompts points to it",
+    "additional_parameters": "raw trainer flags, mapped one by one through the option schema",
+    "mixed_precision": "-> the trainer option and accelerate launch --mixed_precision",
+    "use_8bit_adam": "before 2023-02: optimizer AdamW8bit when no optimizer is saved",
+    "use_wandb": "before 2023-06: log_with wandb",
+    "LoRA_type": "-> network_module, network_args and the GUI's network type",
+    "sdxl": "picks sdxl_train_network",
+}
+
+# Options of `accelerate launch`, passed on its command line (gui.training.command_builder.ACCELERATE_FLAGS).
+LAUNCH_KEYS = (
+    "mixed_precision", "num_processes", "num_machines", "multi_gpu", "gpu_ids", "main_process_port",
+    "num_cpu_threads_per_process", "dynamo_backend",
+)  # fmt: skip
+# kohya_ss accelerate fields that have no field in our launch settings.
+LAUNCH_EXTRA_KEYS = (
+    "dynamo_mode",
+    "dynamo_use_fullgraph",
+    "dynamo_use_dynamic",
+    "extra_accelerate_launch_args",
+)
+
+SECRETS = ("huggingface_token", "wandb_api_key")
+
+# Keys of the kohya_ss form that mean nothing outside it; dropped without a word.
+SILENT = ("model_list", "save_as_bool")
+
+# kohya_ss keys with no sd-scripts option here: (report reason, why). The why is made when reported,
+# so it is in the language of the moment (backend/messages.py).
+NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
+    "lowvram": ("not_used", lambda: msg("gui.kohya.lowvram", "kohya_ss does not pass it (sd-scripts removed --lowvram)")),
+    "stop_text_encoder_training": (
+        "not_used", lambda: msg("gui.kohya.stop_te_training", 'kohya_ss ignores it ("not yet supported")')
+    ),
+    "train_inpainting": (
+        "not_implemented", lambda: msg("gui.kohya.newer_option", "an sd-scripts option newer than this trainer")
+    ),
+}  # fmt: skip
+
+# Settings of the model families this trainer does not train, by section, with their kohya_ss
+# defaults (a default or empty value is dropped silently; anything else is reported). kohya_ss
+# ignores them for SD 1.x/2.x and SDXL.
+OTHER_MODELS: dict[str, dict[str, Any]] = {
+    "FLUX.1": {
+        "flux1_checkbox": False, "flux1_cache_text_encoder_outputs": False,
+        "flux1_cache_text_encoder_outputs_to_disk": False, "model_type": "flux", "ae": "", "clip_l": "",
+        "t5xxl": "", "discrete_flow_shift": 3.0, "model_prediction_type": "sigma_scaled",
+        "timestep_sampling": "sigma", "split_mode": False, "train_blocks": "all", "t5xxl_max_token_length": 512,
+        "enable_all_linear": False, "guidance_scale": 3.5, "mem_eff_save": False, "apply_t5_attn_mask": False,
+        "split_qkv": False, "train_t5xxl": False, "cpu_offload_checkpointing": False, "blocks_to_swap": 0,
+        "single_blocks_to_swap": 0, "double_blocks_to_swap": 0, "show_timesteps": "",
+        "show_timesteps_resolution": "1024", "img_attn_dim": "", "img_mlp_dim": "", "img_mod_dim": "",
+        "single_dim": "", "txt_attn_dim": "", "txt_mlp_dim": "", "txt_mod_dim": "", "single_mod_dim": "",
+        "in_dims": "", "train_double_block_indices": "all", "train_single_block_indices": "all",
+        "fp8_base_unet": False, "t5xxl_lr": 0, "train_lora_ggpo": False, "ggpo_sigma": 0.03, "ggpo_beta": 0.01,
+    },
+    "SD3": {
+        "sd3_checkbox": False, "sd3_cache_text_encoder_outputs": False,
+        "sd3_cache_text_encoder_outputs_to_disk": False, "sd3_fused_backward_pass": False, "clip_g": "",
+        "clip_g_dropout_rate": 0.0, "sd3_clip_l": "", "sd3_clip_l_dropout_rate": 0.0,
+        "sd3_disable_mmap_load_safetensors": False, "sd3_enable_scaled_pos_embed": False, "logit_mean": 0.0,
+        "logit_std": 1.0, "mode_scale": 1.29, "pos_emb_random_crop_rate": 0.0, "save_clip": False,
+        "save_t5xxl": False, "sd3_t5_dropout_rate": 0.0, "sd3_t5xxl": "", "t5xxl_device": "",
+        "t5xxl_dtype": "bf16", "sd3_text_encoder_batch_size": 1, "weighting_scheme": "logit_normal",
+    },
+    "HunyuanImage-2.1": {
+        "hunyuan_image_checkbox": False, "hunyuan_image_cache_text_encoder_outputs": False,
+        "hunyuan_image_cache_text_encoder_outputs_to_disk": False, "hunyuan_text_encoder": "",
+        "hunyuan_byt5": "", "hunyuan_vae": "", "hunyuan_discrete_flow_shift": 5.0,
+        "hunyuan_model_prediction_type": "raw", "hunyuan_timestep_sampling": "shift",
+        "hunyuan_sigmoid_scale": 1.0, "hunyuan_attn_mode": "torch", "hunyuan_split_attn": False,
+        "hunyuan_fp8_scaled": False, "hunyuan_fp8_vl": False, "hunyuan_text_encoder_cpu": False,
+        "hunyuan_vae_chunk_size": 0,
+    },
+    "Anima": {
+        "anima_checkbox": False, "anima_cache_text_encoder_outputs": False,
+        "anima_cache_text_encoder_outputs_to_disk": False, "anima_qwen3": "", "anima_vae": "",
+        "anima_llm_adapter_path": "", "anima_t5_tokenizer_path": "", "anima_discrete_flow_shift": 1.0,
+        "anima_timestep_sampling": "sigmoid", "anima_sigmoid_scale": 1.0, "anima_qwen3_max_token_length": 512,
+        "anima_t5_max_token_length": 512, "anima_attn_mode": "torch", "anima_split_attn": False,
+        "anima_vae_chunk_size": 0, "anima_vae_disable_cache": False, "anima_unsloth_offload_checkpointing": False,
+        "anima_qwen_image_vae_2d": False, "anima_compile": False, "anima_torch_compile": False,
+        "anima_compile_backend": "inductor", "anima_compile_mode": "default", "anima_compile_dynamic": "auto",
+        "anima_compile_fullgraph": False, "anima_compile_cache_size_limit": 0,
+    },
+    "Lumina": {
+        "lumina_checkbox": False, "lumina_cache_text_encoder_outputs": False,
+        "lumina_cache_text_encoder_outputs_to_disk": False, "lumina_gemma2": "", "lumina_ae": "",
+        "lumina_discrete_flow_shift": 6.0, "lumina_model_prediction_type": "raw",
+        "lumina_timestep_sampling": "shift", "lumina_sigmoid_scale": 1.0, "lumina_gemma2_max_token_length": 256,
+        "lumina_system_prompt": "", "lumina_use_flash_attn": False, "lumina_use_sage_attn": False,
+    },
+}  # fmt: skip
+
+# The checkbox that selects each of those families (any one set: the config is refused).
+MODEL_CHECKBOXES = {
+    "flux1_checkbox": "FLUX.1",
+    "sd3_checkbox": "SD3",
+    "hunyuan_image_checkbox": "HunyuanImage-2.1",
+    "anima_checkbox": "Anima",
+    "lumina_checkbox": "Lumina",
+}
+
+# Values our schema leaves unset that mean the same as kohya_ss's explicit value (the trainer's
+# default behaviour), so they are not written.
+SAME_AS_UNSET = {"clip_skip": 1, "max_token_length": 75, "max_timestep": 1000}
+
+# kohya_ss writes this one even when it is 0 (every other 0 is dropped).
+ZERO_IS_A_VALUE = ("max_data_loader_n_workers",)
+
+# Spellings of "not set" that are not empty strings.
+EMPTY_SPELLINGS = {"save_model_as": "same as source model", "dynamo_backend": "no", "xformers": "none"}
+
+# kohya_ss form defaults that are not empty (an unused key holding one is dropped silently), or
+# that are 0 where our default is not (vae_batch_size 0 means "sd-scripts' default": no warning).
+KOHYA_DEFAULTS: dict[str, Any] = {
+    "dynamo_mode": "default",
+    "multires_noise_discount": 0.3,
+    "vae_batch_size": 0,
+}
+
+SECTION_OF: dict[str, str] = {key: section for section, keys in OTHER_MODELS.items() for key in keys}

@@ -1,0 +1,459 @@
+"""A training tab (LoRA, or fine-tuning: see gui/training/training_kinds.py): presets, an option search, the
+essentials (model and network type, paths, the numbers nearly every run sets), the rest of the schema
+form by group, accelerate settings, an action bar that stays in view, and the progress area.
+
+Layout and wiring only: values are read into named dicts (`TabValues`) and handed to
+`gui.training.lora_actions` (what the buttons do), `gui.training.presets`/`gui.training.preset_load` (files),
+`gui.training.form_state` (the last form, restored on a page load) and `gui.training.network_types`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend.options import OptionError
+from backend.options.schema import Option, options_for
+from gui.i18n import Translator
+from gui.markdown_text import md_list, md_t
+from gui.plain_text import plain_info
+from gui.training import form_state, lora_actions, presets
+from gui.training.accelerate_form import AccelerateForm, accelerate_problems, build_accelerate_form
+from gui.training.command_builder import validate_values
+from gui.training.lora_actions import TabValues, problems_text
+from gui.training.network_types import (
+    DEFAULT_TYPE,
+    NETWORK_ARGS,
+    NETWORK_TYPES,
+    NetworkArg,
+    decompose,
+    field_text,
+)
+from gui.training.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
+from gui.training.preset_load import name_for_chosen, preset_outcome, save_target
+from gui.training.progress_panel import build_progress_panel
+from gui.training.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm, build_form, widget_label
+from gui.training.training_kinds import (
+    LORA,
+    MODEL_SLOT,
+    MODEL_TYPES,
+    NETWORK_ARGS_SLOT,
+    NETWORK_SLOT,
+    SELECTOR_OPTIONS,
+    TrainingKind,
+    kind_options,
+)
+
+__all__ = ["SELECTOR_OPTIONS", "LoraTab", "build_lora_tab", "tab_options"]
+
+
+def tab_options(kind: TrainingKind = LORA) -> dict[str, Option]:
+    """Every option of the tab's commands that the form shows (command-specific ones are toggled),
+    with the kind's choices and starting values (gui/training/training_kinds.py)."""
+    return kind_options(kind)
+
+
+@dataclass
+class LoraTab:
+    form: SchemaForm
+    accelerate: AccelerateForm
+    model_type: gr.Radio
+    network_type: gr.Dropdown | None  # None in tabs without networks
+    net_fields: dict[str, gr.components.Component] = field(default_factory=dict)
+    net_boxes: dict[str, gr.Column] = field(default_factory=dict)
+    preset_chooser: gr.Dropdown | None = None
+    kind: TrainingKind = LORA
+    preset_message: gr.Markdown | None = None
+
+    def preset_choices(self) -> gr.Dropdown:
+        """The preset list as it is on disk now (for page loads: files may have changed since start)."""
+        return gr.Dropdown(choices=list(self.list_presets()))
+
+    def list_presets(self) -> dict[str, Path]:
+        return presets.list_presets(self.kind.shipped_presets, self.kind.user_presets)
+
+    @property
+    def inputs(self) -> set[gr.components.Component]:
+        return (
+            self.form.components | self.accelerate.components | set(self.net_fields.values())
+            | {self.model_type} | ({self.network_type} if self.network_type is not None else set())
+        )  # fmt: skip
+
+    @property
+    def outputs(self) -> list[Any]:
+        """Everything `update` may change."""
+        return [*self.inputs, *self.net_boxes.values(), *self.model_visibility("sd1")]
+
+    def read(self, data: Mapping[Any, Any], problems: list[tuple[str, str]] | None = None) -> TabValues:
+        """The tab's values; text a field cannot hold (e.g. an unclosed quote) is left out and, with
+        `problems`, reported there as (option name, what is wrong)."""
+        net: dict[str, Any] = {}
+        for name, component in self.net_fields.items():
+            value = data.get(component)
+            if isinstance(value, str):
+                value = value.strip()
+            if value not in (None, "", UNSET, False):
+                net[name] = value
+        return TabValues(
+            options=self.form.read(data, [] if problems is None else problems),
+            model_type=data.get(self.model_type) or "sd1",
+            network_type=(data.get(self.network_type) if self.network_type is not None else None) or DEFAULT_TYPE,
+            network_fields=net,
+            accelerate=self.accelerate.read(data),
+            kind=self.kind,
+        )
+
+    def checked(self, data: Mapping[Any, Any], t: Translator) -> tuple[TabValues, list[str]]:
+        """The values and what is wrong with the fields the schema validator does not see (in the UI
+        language, naming each field): unreadable text and the accelerate settings."""
+        bad: list[tuple[str, str]] = []
+        values = self.read(data, bad)
+        problems = [t.t("ui.field_problem", field=widget_label(t, name), problem=error) for name, error in bad]
+        return values, problems + accelerate_problems(values.accelerate, t)
+
+    def update(self, tab: TabValues) -> dict[gr.components.Component, Any]:
+        """Widget values (and network field visibility) for `tab`; what it does not name is reset."""
+        updates: dict[gr.components.Component, Any] = {
+            **self.accelerate.update(tab.accelerate),
+            self.model_type: tab.model_type,
+        }
+        updates.update(self.model_visibility(tab.model_type))
+        if not self.kind.networks:
+            return {**updates, **self.form.update(tab.options)}
+        # One way in for every source (form, preset, kohya_ss import): the module and args they stand
+        # for, split into the selector, its fields and the free-text rest.
+        split = decompose(*tab.network(), tab.network_type)
+        updates.update(self.form.update({**tab.options, "network_args": split.extra or None}))
+        updates[self.network_type] = split.network_type
+        for name, component in self.net_fields.items():
+            value = split.fields.get(name)
+            kind = NETWORK_ARGS[name].kind
+            updates[component] = bool(value) if kind == "bool" else UNSET if value is None else field_text(name, value)
+        updates.update(self.network_visibility(split.network_type))
+        return updates
+
+    def network_visibility(self, network_type: str) -> dict[gr.components.Component, Any]:
+        shown = NETWORK_TYPES.get(network_type, NETWORK_TYPES[DEFAULT_TYPE]).args
+        return {box: gr.Column(visible=name in shown) for name, box in self.net_boxes.items()}
+
+    def model_visibility(self, model_type: str) -> dict[gr.components.Component, Any]:
+        """Show the options the model type's command takes, of those not every command of the tab takes."""
+        accepted = options_for(self.kind.command_for(model_type))
+        commands = dict.fromkeys(self.kind.commands.values())
+        common = set.intersection(*(set(options_for(command)) for command in commands))
+        return {box: gr.Column(visible=name in accepted) for name, box in self.form.boxes.items() if name not in common}
+
+    def from_preset(self, loaded: presets.Preset) -> TabValues:
+        """A whole form from a checked preset (a saved form, a run's form): defaults where it is silent."""
+        return TabValues(
+            options=dict(loaded.values), model_type=loaded.gui.get("model_type", "sd1"),
+            network_type=loaded.gui.get("network_type", DEFAULT_TYPE),
+            accelerate=dict(loaded.gui.get("accelerate") or {}), kind=self.kind,
+        )  # fmt: skip
+
+    def restore(self, t: Translator) -> dict[Any, Any]:
+        """What a page load shows: the running run's own form when this tab started it, else the form
+        as it was last left (gui/training/form_state.py), else the defaults."""
+        loaded = None
+        if lora_actions.RUNNER.running:
+            loaded = form_state.run_form(lora_actions.RUNNER.meta(), self.kind)
+        note = "ui.form_restored_run"
+        if loaded is None:
+            loaded, note = form_state.load_form(self.kind), "ui.form_restored"
+        if loaded is None:
+            return {self.preset_message: gr.skip()}  # (an empty dict would count as one output value)
+        lines = [t.t(note)]
+        if loaded.problems:
+            lines.append(t.t("ui.form_restore_skipped") + "\n" + md_list(loaded.problems))
+        return {**self.update(self.from_preset(loaded)), self.preset_message: "\n\n".join(lines)}
+
+
+def _net_widget(arg: NetworkArg, t: Translator) -> gr.components.Component:  # LoRA tab only
+    common = {"label": f"{t.t(f'ui.netarg.{arg.name}')} ({arg.name})", "elem_id": f"netarg_{arg.name}",
+              "elem_classes": [FIELD_CLASS]}  # fmt: skip
+    if arg.kind == "bool":
+        return gr.Checkbox(value=False, **common)
+    if arg.kind == "choice":
+        # LyCORIS also takes a preset file (preset=my_preset.toml): a value outside the list is kept as
+        # typed (Gradio would otherwise refuse every later callback without naming the field).
+        return gr.Dropdown(choices=[(t.t("ui.not_set"), UNSET), *arg.choices], value=UNSET, allow_custom_value=True,
+                           **common)  # fmt: skip
+    return gr.Textbox(value="", **common)  # empty = not passed (see schema_form on optional numbers)
+
+
+def build_lora_tab(
+    t: Translator,
+    browse: Callable[[str, bool], str] | None,
+    defaults: Mapping[str, Any] | None = None,
+    kind: TrainingKind = LORA,
+    before_form: Callable[[], None] | None = None,
+) -> LoraTab:
+    """The tab for `kind` in the current Blocks; `before_form` renders extra content above the form."""
+    holders: dict[str, Any] = {"net": ({}, {})}
+    options = tab_options(kind)
+
+    def model_selector() -> None:
+        holders["model_type"] = gr.Radio(
+            choices=[(t.t(f"ui.model_type.{m}"), m) for m in MODEL_TYPES], value="sd1", label=t.t("ui.model_type"),
+            info=plain_info(t.t(f"ui.model_type_info.{kind.key}")), elem_id=kind.elem("model_type"),
+            elem_classes=[FIELD_CLASS],
+        )  # fmt: skip
+
+    def network_selector() -> None:
+        choices = [(network_type_label(t, name), name) for name in NETWORK_TYPES]
+        holders["network_type"] = gr.Dropdown(
+            choices=choices, value=DEFAULT_TYPE, label=t.t("ui.network_type"),
+            info=plain_info(t.t("ui.network_type_info")), elem_id="network_type", elem_classes=[FIELD_CLASS],
+        )  # fmt: skip
+
+    def network_fields() -> None:  # the chosen type's network_args, shown under the network's shape
+        shown = NETWORK_TYPES[DEFAULT_TYPE].args
+        fields, boxes = {}, {}
+        with gr.Row(equal_height=False):
+            for name, arg in NETWORK_ARGS.items():
+                with gr.Column(min_width=200, visible=name in shown) as box:
+                    fields[name] = _net_widget(arg, t)
+                boxes[name] = box
+        holders["net"] = (fields, boxes)
+
+    slots = {MODEL_SLOT: model_selector}
+    if kind.networks:
+        slots |= {NETWORK_SLOT: network_selector, NETWORK_ARGS_SLOT: network_fields}
+
+    preset_controls = _preset_row(t, browse, kind)
+    search, search_note = _search_box(t, kind, options)
+    if before_form is not None:
+        before_form()
+    form = build_form(options, t, browse, None, defaults, kind.id_prefix, kind.essential_rows, slots)
+    with gr.Accordion(t.t("ui.accelerate"), open=False, elem_id=kind.elem("group_accelerate"),
+                      elem_classes=["opt-group"]):  # fmt: skip
+        accelerate = build_accelerate_form(t, kind.id_prefix)
+    tab = LoraTab(
+        form, accelerate, holders["model_type"], holders.get("network_type"), *holders["net"], preset_controls[0], kind,
+        preset_controls[5],
+    )  # fmt: skip
+    search.select(None, inputs=search, js=JUMP_JS)
+    # A field hidden for the chosen model or network type: say which types it belongs to.
+    selectors = [tab.model_type, *([tab.network_type] if tab.network_type is not None else [])]
+    search.select(
+        lambda value, model, network=None: hidden_note(value, model, network, kind, t),
+        inputs=[search, *selectors], outputs=search_note, queue=False,
+    )  # fmt: skip
+    for selector in selectors:  # the note is about the types chosen when it was written
+        selector.change(lambda: "", outputs=search_note, queue=False)
+    _wire_selectors(tab)
+    bar_status = _wire_actions(tab, t)
+    _wire_presets(tab, t, *preset_controls)
+    _wire_autosave(tab)
+    build_progress_panel(t, lora_actions.RUNNER, kind.key, kind, bar_status)
+    return tab
+
+
+def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]) -> tuple[gr.Dropdown, gr.Markdown]:
+    essentials = kind.elem(f"group_{ESSENTIALS}")
+    extra = [(t.t("ui.model_type"), "Model type", "model_type", f"{essentials} {kind.elem('model_type')}")]
+    if kind.networks:
+        extra.append((t.t("ui.network_type"), "Network type", "network_type", f"{essentials} network_type"))
+        extra += [(t.t(f"ui.netarg.{name}"), name.replace("_", " "), f"network_args {name}", f"{essentials} netarg_{name}")
+                  for name in NETWORK_ARGS]  # fmt: skip
+    accelerate = kind.elem("group_accelerate")
+    for name in ("mixed_precision", "num_processes", "num_cpu_threads_per_process", "num_machines", "gpu_ids",
+                 "main_process_port", "dynamo_backend", "multi_gpu"):  # fmt: skip
+        extra.append((t.t(f"ui.accelerate.{name}"), "accelerate " + name.replace("_", " "), f"accelerate {name}",
+                      f"{accelerate} {kind.elem('acc_' + name)}"))  # fmt: skip
+    entries = search_entries(options, kind.essentials, t, kind.id_prefix, extra)
+    search = gr.Dropdown(
+        choices=entries, value=None, label=t.t("ui.search_option"), info=plain_info(t.t("ui.search_option_info")),
+        filterable=True, elem_id=kind.elem("option_search"), elem_classes=["option-search"],
+    )  # fmt: skip
+    return search, gr.Markdown(elem_id=kind.elem("option_search_note"))
+
+
+PresetControls = tuple[gr.Dropdown, gr.Button, gr.Textbox, gr.Button, gr.Button, gr.Markdown, gr.Textbox, gr.Button]
+
+
+def _preset_row(t: Translator, browse: Callable[[str, bool], str] | None, kind: TrainingKind) -> PresetControls:
+    found = presets.list_presets(kind.shipped_presets, kind.user_presets)
+    with gr.Group():
+        with gr.Row(equal_height=True):
+            chooser = gr.Dropdown(choices=list(found), value=None, label=t.t("ui.preset"),
+                                  scale=3, elem_id=kind.elem("preset_select"))  # fmt: skip
+            load = gr.Button(t.t("ui.load_preset"), scale=1, elem_id=kind.elem("preset_load"))
+            name = gr.Textbox(label=t.t("ui.preset_name"), placeholder=t.t("ui.preset_name_placeholder"), scale=3,
+                              elem_id=kind.elem("preset_name"))  # fmt: skip
+            save = gr.Button(t.t("ui.save_preset"), scale=1, elem_id=kind.elem("preset_save"))
+            overwrite = gr.Button(t.t("ui.overwrite_preset"), variant="stop", scale=1, visible=False,
+                                  elem_id=kind.elem("preset_overwrite"))  # fmt: skip
+        with gr.Row(equal_height=True, visible=kind.networks):  # kohya_ss configs are LoRA configs
+            kohya_path = gr.Textbox(label=t.t("ui.kohya_config"), info=plain_info(t.t("ui.kohya_config_info")),
+                                    scale=6, elem_id="kohya_config_path")  # fmt: skip
+            if browse is not None:
+                pick = gr.Button(t.t("ui.browse"), scale=1, elem_id="kohya_config_browse")
+                pick.click(lambda current: browse(current, False), inputs=kohya_path, outputs=kohya_path)
+            kohya_import = gr.Button(t.t("ui.kohya_import"), scale=1, elem_id="kohya_import")
+        message = gr.Markdown(elem_id=kind.elem("preset_message"))
+    return chooser, load, name, save, overwrite, message, kohya_path, kohya_import
+
+
+def _wire_selectors(tab: LoraTab) -> None:
+    if tab.network_type is not None:
+        net_boxes = list(tab.net_boxes.values())
+        tab.network_type.change(tab.network_visibility, inputs=tab.network_type, outputs=net_boxes)
+    model_boxes = list(tab.model_visibility("sd1"))
+    tab.model_type.change(tab.model_visibility, inputs=tab.model_type, outputs=model_boxes)
+
+
+def _wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
+    """The action bar (sticky at the bottom of the window while the form scrolls: gui/app.py CSS) with
+    the run's status, then the preflight report and the command; returns the bar's status element."""
+    key = tab.kind.key
+    with gr.Column(elem_classes=["action-bar"], elem_id=f"{key}_action_bar"):
+        with gr.Row(equal_height=True):
+            preflight = gr.Button(t.t("ui.preflight"), size="md", elem_id=f"{key}_preflight")
+            start = gr.Button(t.t("ui.start"), variant="primary", size="md", elem_id=f"{key}_start")
+            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", elem_id=f"{key}_stop")
+            show = gr.Button(t.t("ui.print_command"), size="md", elem_id=f"{key}_print")
+            export = gr.Button(t.t("ui.export_command"), size="md", elem_id=f"{key}_export")
+            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", elem_id=f"{key}_tensorboard")
+        bar_status = gr.HTML(elem_id=f"{key}_bar_status")
+        message = gr.Markdown(elem_id=f"{key}_message", elem_classes=["action-message"])
+    report = gr.Markdown(elem_id=f"{key}_preflight_report")
+    with gr.Accordion(t.t("ui.command"), open=False, visible=False) as command_box:
+        bash = gr.Code(label="bash", language="shell", interactive=False, elem_id=f"{key}_command_bash")
+        cmd = gr.Code(label="cmd.exe", interactive=False, elem_id=f"{key}_command_cmd")
+        toml = gr.Code(label="TOML", interactive=False, elem_id=f"{key}_command_toml")
+    # The time in the file names Print command showed, so the next Start or Export writes those very
+    # files; either uses it up, so a later Start never overwrites an exported config.
+    planned = gr.State(None)
+
+    def checked(data: dict[Any, Any]) -> tuple[TabValues, str | None]:
+        values, problems = tab.checked(data, t)
+        if not problems:
+            return values, None
+        try:  # all problems at once: the schema's too
+            validate_values(values.command, values.run_options())
+        except OptionError as error:
+            problems += error.messages
+        return values, problems_text(t, problems)
+
+    def on_print(data: dict[Any, Any]) -> dict[Any, Any]:
+        values, refused = checked(data)
+        when = time.time()
+        text = lora_actions.print_command(values, t, when) if refused is None else lora_actions.CommandText("", "", "", refused)
+        shown = bool(text.bash)
+        return {message: text.message, bash: text.bash, cmd: text.cmd, toml: text.toml, planned: when if shown else None,
+                command_box: gr.Accordion(visible=shown, open=shown)}  # fmt: skip
+
+    def on_start(data: dict[Any, Any]) -> dict[Any, Any]:
+        values, refused = checked(data)
+        if refused is not None:
+            return {message: refused}
+        return {message: lora_actions.start(values, t, when=data.get(planned)), planned: None}
+
+    def on_export(data: dict[Any, Any]) -> dict[Any, Any]:
+        values, refused = checked(data)
+        if refused is not None:
+            return {message: refused}
+        return {message: lora_actions.export(values, t, when=data.get(planned)), planned: None}
+
+    def on_preflight(data: dict[Any, Any]) -> str:
+        values, refused = checked(data)
+        return refused or lora_actions.preflight(values, t)
+
+    def on_tensorboard(data: dict[Any, Any]) -> str:
+        values, refused = checked(data)
+        return refused or lora_actions.open_tensorboard(values, t)
+
+    inputs = tab.inputs
+    start.click(on_start, inputs=inputs | {planned}, outputs=[message, planned])
+    stop.click(lambda: lora_actions.stop(t), outputs=message)
+    preflight.click(on_preflight, inputs=inputs, outputs=report)
+    show.click(on_print, inputs=inputs, outputs=[message, bash, cmd, toml, command_box, planned])
+    export.click(on_export, inputs=inputs | {planned}, outputs=[message, planned])
+    tensorboard.click(on_tensorboard, inputs=inputs, outputs=message)
+    return bar_status
+
+
+def _wire_presets(
+    tab: LoraTab, t: Translator, chooser: gr.Dropdown, load: gr.Button, name: gr.Textbox,
+    save: gr.Button, overwrite: gr.Button, message: gr.Markdown, kohya_path: gr.Textbox, kohya_import: gr.Button,
+) -> None:  # fmt: skip
+    outputs = [*tab.outputs, message]
+    pending = gr.State(None)  # the preset file Save would replace, until the user confirms
+
+    def on_load(data: dict[Any, Any]) -> dict[Any, Any]:
+        found = tab.list_presets()
+        chosen = data.get(chooser) or ""
+        path = found.get(chosen)
+        if path is None:
+            return {message: t.t("ui.choose_preset")}
+        loaded = presets.load_preset(path, tab.kind)
+        current = tab.read(data)
+        outcome = preset_outcome(loaded, path, chosen, current, tab.kind, t,
+                                 accelerate_problems(loaded.gui.get("accelerate") or {}, t))  # fmt: skip
+        if outcome.tab is None:  # a broken file changes nothing
+            return {message: outcome.message}
+        form_state.save_form(tab.kind, outcome.tab.form_data())
+        return {**tab.update(outcome.tab), message: outcome.message}
+
+    def on_save(data: dict[Any, Any], confirmed: bool) -> dict[Any, Any]:
+        hide = gr.Button(visible=False)
+        if confirmed:
+            path = Path(data[pending]) if data.get(pending) else None
+            if path is None:
+                return {message: t.t("ui.preset_name_needed"), overwrite: hide, pending: None}
+        else:
+            target = save_target(data.get(name) or "", data.get(chooser), tab.list_presets(), tab.kind.user_presets)
+            if target.path is None:
+                return {message: t.t("ui.preset_name_needed"), overwrite: hide, pending: None}
+            if target.exists:
+                return {message: md_t(t, "ui.preset_exists", name=target.path.stem, path=target.path),
+                        overwrite: gr.Button(visible=True), pending: str(target.path)}  # fmt: skip
+            path = target.path
+        values, problems = tab.checked(data, t)
+        if problems:
+            return {message: problems_text(t, problems), overwrite: hide, pending: None}
+        try:
+            presets.save_preset(path, values.preset_options(), values.gui_keys())
+        except (OSError, ValueError) as error:
+            return {message: md_t(t, "ui.preset_not_saved", path=path, error=error), overwrite: hide, pending: None}
+        return {message: md_t(t, "ui.preset_saved", path=path), overwrite: hide, pending: None,
+                chooser: gr.Dropdown(choices=list(tab.list_presets()), value=path.stem), name: path.stem}  # fmt: skip
+
+    def on_choose(chosen: str | None) -> dict[Any, Any]:
+        return {name: name_for_chosen(chosen, tab.list_presets(), tab.kind.user_presets),
+                overwrite: gr.Button(visible=False), pending: None}  # fmt: skip
+
+    def on_import(path: str) -> dict[Any, Any]:
+        imported = lora_actions.import_kohya(path or "", t)
+        if imported.tab is None:
+            return {message: imported.message}
+        form_state.save_form(tab.kind, imported.tab.form_data())
+        return {**tab.update(imported.tab), message: imported.message}
+
+    save_inputs = tab.inputs | {chooser, name, pending}
+    save_outputs = [message, chooser, name, overwrite, pending]
+    load.click(on_load, inputs=tab.inputs | {chooser}, outputs=outputs)
+    kohya_import.click(on_import, inputs=kohya_path, outputs=outputs)
+    chooser.change(on_choose, inputs=chooser, outputs=[name, overwrite, pending])
+    name.change(lambda: (gr.Button(visible=False), None), outputs=[overwrite, pending])
+    save.click(lambda data: on_save(data, False), inputs=save_inputs, outputs=save_outputs)
+    overwrite.click(lambda data: on_save(data, True), inputs=save_inputs, outputs=save_outputs)
+
+
+def _wire_autosave(tab: LoraTab) -> None:
+    """Keep the form on disk as the user changes it (gui/training/form_state.py): when a text field is left and
+    when a choice is made, so a reload, a crashed browser or a restarted GUI comes back to it. Only
+    the user's own edits trigger it (a preset load changes every field; it saves once itself)."""
+    triggers = [component.blur if isinstance(component, gr.Textbox) else component.input for component in tab.inputs]
+
+    def autosave(data: dict[Any, Any]) -> None:
+        form_state.save_form(tab.kind, tab.read(data).form_data())
+
+    gr.on(triggers, autosave, inputs=tab.inputs, outputs=None, trigger_mode="always_last", queue=False,
+          show_progress="hidden")  # fmt: skip

@@ -1,0 +1,117 @@
+"""The progress area: status, progress bar, loss plot, sample images, log; polled from the runner.
+
+A `gr.Timer` asks `runner.snapshot()` every second. The run lives in the GUI process, so a page
+opened (or reopened) mid-run shows it at once. Plot and gallery are re-sent only when they change.
+Each training tab shows only a run of its own kind; while the other tab's run is going, this tab
+says so and names that tab (one run at a time). A compact copy of the status can be shown in the
+tab's action bar, which stays in view while the form scrolls.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from gui.i18n import Translator
+from gui.runs.log_view import log_box
+from gui.runs.progress_view import (
+    failure_text,
+    finished_text,
+    loss_frame,
+    progress_html,
+    sample_paths,
+    status_text,
+)
+from gui.runs.runner import TrainingRunner
+from gui.training.training_kinds import KINDS, TrainingKind
+
+POLL_SECONDS = 1.0
+LOG_TAIL = 200
+
+
+def _images(paths: list[str]) -> list[Image.Image]:
+    # Sent as pixels rather than paths: output folders lie anywhere, outside what Gradio may serve.
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(image.copy())
+        except OSError:
+            continue  # a sample still being written shows up on a later poll
+    return images
+
+
+def other_kind_text(snapshot: Mapping[str, Any], kind: TrainingKind | None, t: Translator) -> str | None:
+    """What this tab says instead of showing a run that another tab started (None: the run is ours)."""
+    owner = snapshot.get("kind")
+    if kind is None or owner in (None, kind.key) or owner not in KINDS:
+        return None
+    tab = t.t(KINDS[owner].tab_label_key)
+    return t.t("ui.other_run_running" if snapshot.get("status") == "running" else "ui.other_run_last", tab=tab)
+
+
+def bar_status_html(snapshot: Mapping[str, Any], kind: TrainingKind | None, t: Translator) -> str:
+    """The action bar's one-line status: the run's status and its progress bar, or the other tab's note."""
+    other = other_kind_text(snapshot, kind, t)
+    if other is not None:
+        return f'<div class="bar-status">{html.escape(other)}</div>'
+    return f'<div class="bar-status"><b>{html.escape(status_text(snapshot, t))}</b>{progress_html(snapshot, t, ids=False)}</div>'
+
+
+def build_progress_panel(
+    t: Translator, runner: TrainingRunner, prefix: str = "lora", kind: TrainingKind | None = None,
+    bar_status: gr.HTML | None = None,
+) -> gr.Timer:  # fmt: skip
+    """The panel in the current Blocks; element ids are `<prefix>_status`, `<prefix>_progress`, ...
+
+    With `kind`, a run of another kind is not shown here (see `other_kind_text`); `bar_status`
+    (an HTML element elsewhere, e.g. the action bar) gets `bar_status_html` on every poll.
+    """
+    with gr.Group():
+        status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id=f"{prefix}_status")
+        bar = gr.HTML(progress_html({}, t), elem_id=f"{prefix}_progress")
+        outcome = gr.Markdown(elem_id=f"{prefix}_outcome")
+    with gr.Row(equal_height=False):
+        plot = gr.LinePlot(
+            None, x="step", y="loss", color="series", label=t.t("ui.loss"),
+            x_title=t.t("ui.step"), y_title=t.t("ui.loss"), color_title="", height=260, elem_id=f"{prefix}_loss_plot",
+        )  # fmt: skip
+        gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
+    log = log_box(t.t("ui.log"), f"{prefix}_log")
+    seen = gr.State({"samples": -1, "points": -1, "log": -1, "run": None})
+    outputs: list[Any] = [status, bar, outcome, plot, gallery, log, seen]
+    if bar_status is not None:
+        outputs.append(bar_status)
+
+    def poll(last: dict[str, Any]) -> tuple[Any, ...]:
+        snapshot = actual = runner.snapshot(tail=LOG_TAIL)
+        other = other_kind_text(snapshot, kind, t)
+        if other is not None:  # another tab's run: none of its details here
+            snapshot = {"status": "idle"}
+        samples = sample_paths(snapshot)
+        history = snapshot.get("history") or {"step": []}
+        points = len(history["step"])
+        # A new run (another pid) resends everything, even when the counts happen to be equal.
+        now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid")}
+        fresh = now["run"] != last.get("run")
+        result = [
+            other or status_text(snapshot, t),
+            progress_html(snapshot, t),
+            failure_text(snapshot, t) or finished_text(snapshot, t),
+            (loss_frame(snapshot, t) if points else None) if fresh or points != last["points"] else gr.skip(),
+            _images(samples) if fresh or len(samples) != last["samples"] else gr.skip(),
+            "\n".join(snapshot.get("log_tail", [])) if fresh or now["log"] != last["log"] else gr.skip(),
+            now,
+        ]
+        if bar_status is not None:
+            result.append(bar_status_html(actual, kind, t))
+        return tuple(result)
+
+    timer = gr.Timer(POLL_SECONDS)
+    # Polls must not queue behind a long preflight or pile up when the server is slow.
+    timer.tick(poll, inputs=seen, outputs=outputs, show_progress="hidden", queue=False)
+    return timer
