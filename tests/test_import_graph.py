@@ -162,9 +162,9 @@ def test_the_graph_sees_every_kind_of_import():
         assert isinstance(statement, ast.ImportFrom)
         return list(_targets(statement, module, modules))
 
-    assert relative("from .noise import NoiseConfig", "backend.training.loss") == ["backend.training.noise"]
-    assert relative("from .. import messages", "backend.training.loss") == ["backend.messages"]
-    assert relative("from . import noise", "backend.training") == ["backend.training.noise"]
+    assert relative("from .noise import NoiseConfig", "backend.objectives.loss") == ["backend.objectives.noise"]
+    assert relative("from .. import messages", "backend.objectives.loss") == ["backend.messages"]
+    assert relative("from . import noise", "backend.objectives") == ["backend.objectives.noise"]
     assert relative("from ..data.dataset import Batch", "backend.training.validation") == ["backend.data.dataset"]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.families import declaration
 from backend.messages import msg
 from backend.models.configs import FAMILY_LABELS, ArchConfigs, Family, read_diffusers_configs
 from backend.models.errors import ModelFileError, ModelMismatchError
@@ -135,10 +136,9 @@ def detect_model(path: str | Path) -> ModelInfo:
     return ModelInfo(str(path), fmt, family, v_prediction, configs, evidence)
 
 
-def check_model_flags(
-    info: ModelInfo, *, sdxl_command: bool, v2: bool, v_parameterization: bool
-) -> list[str]:
-    """Raise ``ModelMismatchError`` when the command or flags do not fit the model; return warnings."""
+def check_model_flags(info: ModelInfo, *, command: str, v2: bool, v_parameterization: bool) -> list[str]:
+    """Raise ``ModelMismatchError`` when the training command or flags do not fit the model; return warnings."""
+    sdxl_command = command in declaration("sdxl").commands.values()
     seen = {"path": info.path, "label": info.label, "evidence": info.evidence}
     if info.family == "sdxl" and not sdxl_command:
         raise ModelMismatchError(msg(

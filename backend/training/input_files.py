@@ -17,27 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.families import label, network_layout_of_keys, same_network_layout
 from backend.messages import msg
 from backend.models.errors import ModelFileError
 from backend.models.file_checks import check_weights_file, read_safetensors_header
 
 NETWORK_KEY_PREFIX = "lora_"
 STATE_FILE_SUFFIXES = (".bin", ".pkl", ".pt", ".safetensors")
-# Key names only one kind of base model has (backend/networks/naming.py): SDXL's two text encoders and
-# its U-Net in the original (SGM) layout; SD 1.x/2.x's one text encoder and diffusers' U-Net layout.
-SDXL_KEY_PREFIXES = ("lora_te1_", "lora_te2_", "lora_unet_input_blocks_", "lora_unet_middle_block_",
-                     "lora_unet_output_blocks_")
-SD_KEY_PREFIXES = ("lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")
-FAMILY_NAMES = {"sdxl": "SDXL", "sd1": "SD 1.x", "sd2": "SD 2.x"}
-
-
-def trained_for(keys: list[str] | dict[str, object]) -> str | None:
-    """"sdxl" or "sd" when the network's key names tell which kind of base model it was trained on."""
-    sdxl = any(key.startswith(SDXL_KEY_PREFIXES) for key in keys)
-    sd = any(key.startswith(SD_KEY_PREFIXES) for key in keys)
-    return None if sdxl == sd else ("sdxl" if sdxl else "sd")
-
-
 def network_weights_problem(path: str | Path, family: str | None = None) -> str | None:
     """Why `path` cannot be given as --network_weights to train on a base model of `family`, or None."""
     file = Path(path)
@@ -54,15 +40,14 @@ def network_weights_problem(path: str | Path, family: str | None = None) -> str 
         return msg("preflight.network_weights.unreadable", "--network_weights {path}: cannot be read ({reason})",
                    path=path, reason=exc.strerror or exc)
     if any(key.startswith(NETWORK_KEY_PREFIX) for key in keys):
-        made_for = trained_for(keys)
-        if family is None or made_for is None or (made_for == "sdxl") == (family == "sdxl"):
+        made_for = network_layout_of_keys(keys)
+        if family is None or made_for is None or same_network_layout(made_for.name, family):
             return None
         return msg(
             "preflight.network_weights.other_family", "--network_weights {path}: this network was trained on "
             "{trained_on} (its weight names say so), but the base model is {family}, so none of its weights would "
             "fit. Give a LoRA trained on the same kind of model, or start without --network_weights",
-            path=path, trained_on="SDXL" if made_for == "sdxl" else "SD 1.x/2.x",
-            family=FAMILY_NAMES.get(family, family),
+            path=path, trained_on=made_for.network_label, family=label(family),
         )
     return msg(
         "preflight.network_weights.not_a_network", "--network_weights {path}: none of its {count} tensors is a "

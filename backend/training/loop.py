@@ -31,7 +31,8 @@ from backend.data.summary import dataset_metadata
 from backend.finite_weights import WeightProblems
 from backend.messages import msg
 from backend.models.components import PromptEmbeds
-from backend.models.sdxl import make_time_ids
+from backend.objectives.base import Generators
+from backend.objectives.loss import prediction_loss
 from backend.training.checkpoints import (
     TrainState,
     epoch_save_to_prune,
@@ -39,7 +40,6 @@ from backend.training.checkpoints import (
     save_state,
     step_save_to_prune,
 )
-from backend.training.loss import compute_loss
 from backend.training.metadata import (
     RunFacts,
     minimum_metadata,
@@ -48,7 +48,6 @@ from backend.training.metadata import (
     recorded_network_args,
     training_metadata,
 )
-from backend.training.noise import Generators, get_noisy_latents_and_targets
 from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
@@ -127,24 +126,19 @@ def batch_loss(run: TrainingRun, batch: dict, generator: Generators) -> torch.Te
     is the whole batch's mean loss (data/shares.py); `generator`: one per sample, or one for the batch."""
     device = run.accelerator.device
     latents = batch_latents(run, batch, generator)
-    noisy = get_noisy_latents_and_targets(latents, run.noise_scheduler, run.noise_config, generator)
-    time_ids = None
-    if run.components.family == "sdxl":
-        time_ids = make_time_ids(
-            [tuple(x) for x in batch["original_sizes_hw"].tolist()],
-            [tuple(x) for x in batch["crop_top_lefts"].tolist()],
-            [tuple(x) for x in batch["target_sizes_hw"].tolist()],
-        )
 
-    def forward() -> torch.Tensor:  # the training method's forward pass (DeepSpeed/FSDP wrap it)
-        embeds = text_conditioning(run, batch["captions"])
-        with run.accelerator.autocast(), attention_kernel(run):
-            return run.spec.predict(run.components.unet, noisy.noisy_latents, noisy.timesteps, embeds, time_ids)
+    def call(noisy_latents: torch.Tensor, timesteps: torch.Tensor, extras: dict) -> torch.Tensor:
+        def forward() -> torch.Tensor:  # the training method's forward pass (DeepSpeed/FSDP wrap it)
+            embeds = text_conditioning(run, batch["captions"])
+            with run.accelerator.autocast(), attention_kernel(run):
+                return run.spec.predict(run.components.unet, noisy_latents, timesteps, embeds, **extras)
 
-    prediction = run.method.forward(forward)
+        return run.method.forward(forward)
+
+    measured = run.family.forward(run.objective, latents, batch, generator, call)
     mask = batch["alpha_masks"]
-    loss = compute_loss(
-        prediction, noisy.target, noisy.timesteps, run.noise_scheduler, run.loss_config,
+    loss = prediction_loss(
+        measured, run.objective.loss_type,
         # non_blocking: the loader pins these, so the copy need not hold the host back every step
         batch["loss_weights"].to(device, non_blocking=True),
         mask.to(device, non_blocking=True) if mask is not None else None,

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.families import declaration
+
 # Kept even with --no_metadata, as sd-scripts does, so tools can still tell what the file is.
 MINIMUM_KEYS = (
     "ss_v2",
@@ -34,12 +36,6 @@ MINIMUM_KEYS = (
     "ss_network_args",
 )
 
-ARCH_SD_V1 = "stable-diffusion-v1"
-ARCH_SD_V2_512 = "stable-diffusion-v2-512"
-ARCH_SD_V2_768_V = "stable-diffusion-v2-768-v"
-ARCH_SDXL = "stable-diffusion-xl-v1-base"
-IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
-IMPL_DIFFUSERS = "diffusers"
 IMPLEMENTATION_VERSION = "kohya-trainer/0.1"
 
 # Training options recorded under their own names (ss_<name>), as sd-scripts does.
@@ -61,7 +57,7 @@ RECORDED_FLAGS = ("full_fp16", "v2", "cache_latents", "fp8_base", "fp8_base_unet
 class RunFacts:
     """What the trainer knows about the run that the options alone do not say."""
 
-    family: str  # "sd1", "sd2" or "sdxl"
+    family: str  # the model's family (backend.families.names())
     session_id: int
     training_started_at: float
     num_train_images: int
@@ -79,21 +75,13 @@ class RunFacts:
 
 
 def base_model_version(family: str, v_parameterization: bool) -> str:
-    if family == "sdxl":
-        return "sdxl_base_v1-0"
-    if family == "sd2":
-        return "sd_v2_v" if v_parameterization else "sd_v2"
-    return "sd_v1"
+    """ss_base_model_version, as sd-scripts writes it for the family."""
+    return declaration(family).base_model_version(v_parameterization)
 
 
 def architecture(family: str, v_parameterization: bool, lora: bool) -> str:
-    if family == "sdxl":
-        arch = ARCH_SDXL
-    elif family == "sd2":
-        arch = ARCH_SD_V2_768_V if v_parameterization else ARCH_SD_V2_512
-    else:
-        arch = ARCH_SD_V1
-    return f"{arch}/lora" if lora else arch
+    """modelspec.architecture ("/lora" for networks)."""
+    return declaration(family).architecture(v_parameterization, lora)
 
 
 def legacy_model_hash(path: str) -> str:
@@ -174,8 +162,8 @@ def modelspec_metadata(args: argparse.Namespace, facts: RunFacts, *, lora: bool)
     spec: dict[str, Any] = {
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": architecture(facts.family, v_param, lora),
-        # sd-scripts: SDXL LoRAs and whole checkpoints (original layout) are Stability's; SD 1.x/2.x LoRAs diffusers'.
-        "modelspec.implementation": IMPL_STABILITY_AI if (facts.family == "sdxl" or not lora) else IMPL_DIFFUSERS,
+        # sd-scripts: whole checkpoints (original layout) are Stability's; LoRAs as the family writes them.
+        "modelspec.implementation": declaration(facts.family).implementation_url(lora),
         "modelspec.title": getattr(args, "metadata_title", None) or getattr(args, "output_name", None) or "model",
         "modelspec.resolution": f"{width}x{height}",
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(facts.training_started_at)),

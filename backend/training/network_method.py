@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import torch
 
 from backend.atomic import atomic_path
+from backend.families.loaded import family
 from backend.finite_weights import WeightProblems, check_weights
 from backend.models.components import Components
-from backend.models.keymap_unet import unet_module_to_original
 from backend.networks.args import parse_network_args
 from backend.networks.loader import create_network, create_network_from_weights, load_network_module
 from backend.training.distributed import check_in_sync
@@ -30,11 +30,8 @@ T = TypeVar("T")
 
 
 def unet_file_names(components: Components):
-    """SDXL LoRA files name U-Net layers by their original (SGM) paths; SD 1.x/2.x by diffusers'."""
-    if components.family != "sdxl":
-        return None
-    config = dict(components.unet.config)
-    return lambda path: unet_module_to_original(path, config)
+    """How the family's network files name the U-Net's layers (SDXL: original SGM paths; None: diffusers')."""
+    return family(components.family).network_module_names(components.unet)
 
 
 class NetworkTraining:

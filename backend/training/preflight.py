@@ -18,13 +18,14 @@ from backend.data.config import specs_from_args, specs_from_dataset_config
 from backend.data.errors import DatasetError
 from backend.data.preflight import preflight_report
 from backend.data.specs import DatasetSpec, varying_caption_settings
+from backend.families import DECLARATIONS, declaration, default_for_command
 from backend.messages import msg
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
-from backend.options.schema import LORA_COMMANDS, SDXL_COMMANDS
+from backend.options.schema import LORA_COMMANDS
 from backend.options.value_warnings import value_warnings
 from backend.training.attention import attention_warnings
 from backend.training.checkpoints import read_train_state
@@ -37,7 +38,6 @@ from backend.training.resume_check import mismatch_message, record_mismatches, r
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
 from backend.training.sharded import launch_problems
 
-NATIVE_RESOLUTION = {"sd1": 512, "sd2": 512, "sd2-v": 768, "sdxl": 1024}
 LORA_FORMATS = ("safetensors", "ckpt", "pt")
 
 
@@ -84,7 +84,7 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
         plan.model = detect_model(path)
         plan.warnings += check_model_flags(
             plan.model,
-            sdxl_command=plan.command in SDXL_COMMANDS,
+            command=plan.command,
             v2=args.v2,
             v_parameterization=args.v_parameterization,
         )
@@ -121,8 +121,8 @@ def _check_tokenizers(args: argparse.Namespace, plan: RunPlan) -> None:
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
-    family = plan.model.family if plan.model else ("sdxl" if plan.command in SDXL_COMMANDS else "sd1")
-    native = NATIVE_RESOLUTION["sd2-v" if family == "sd2" and args.v_parameterization else family]
+    family = declaration(plan.model.family) if plan.model else (default_for_command(plan.command) or DECLARATIONS[0])
+    native = family.native_resolution(args.v_parameterization)
     try:
         if args.dataset_config:
             if args.train_data_dir or args.reg_data_dir or args.in_json:
@@ -302,8 +302,8 @@ def _check_text_cache(args: argparse.Namespace, plan: RunPlan) -> None:
 def _check_schedule_and_loss(args: argparse.Namespace, plan: RunPlan) -> None:
     """Option combinations the run would otherwise refuse only after loading the model: the learning-rate
     schedule (it needs the step count), the noise and the loss settings."""
-    from backend.training.loss import LossConfig
-    from backend.training.noise import NoiseConfig
+    from backend.objectives.loss import LossConfig
+    from backend.objectives.noise import NoiseConfig
     from backend.training.schedulers import schedule_problem_from_args
 
     steps = (plan.report.get("dataset") or {}).get("total_steps", args.max_train_steps)

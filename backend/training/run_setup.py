@@ -23,11 +23,15 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.latent_cache import cache_latents
 from backend.data.loader import make_dataloader
+from backend.families.loaded import family
+from backend.families.seam import ModelFamily
 from backend.messages import msg
 from backend.models.components import Components
 from backend.models.files import model_identity
-from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
+from backend.objectives.base import Objective
+from backend.objectives.loss import LossConfig
+from backend.objectives.noise import NoiseConfig
 from backend.options.schema import FINETUNE_COMMANDS
 from backend.training.attention import attention_warnings, use_xformers
 from backend.training.checkpoints import OutputNames, TrainState, output_names, read_train_state
@@ -36,11 +40,9 @@ from backend.training.finetune_method import FineTuneTraining, part_learning_rat
 from backend.training.fp8_weights import fp8_parts, store_weights_in_fp8
 from backend.training.fused_backward import FusedBackwardStep
 from backend.training.host_memory import return_freed_memory_to_os
-from backend.training.loss import LossConfig
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.network_method import NetworkTraining
-from backend.training.noise import NoiseConfig, create_noise_scheduler
 from backend.training.optimizers import OptimizerSetup, create_optimizer, resolve_optimizer_name
 from backend.training.preflight import RunPlan, total_steps, world_size
 from backend.training.progress import ProgressReporter
@@ -63,7 +65,7 @@ class TrainingRun:
     command: str
     accelerator: Accelerator
     reporter: ProgressReporter
-    spec: ModelSpecification
+    family: ModelFamily
     components: Components
     method: TrainingMethod
     group: DatasetGroup
@@ -72,9 +74,7 @@ class TrainingRun:
     optimizer: Any  # accelerate-wrapped
     lr_scheduler: Any
     lr_descriptions: list[str]
-    noise_scheduler: Any
-    noise_config: NoiseConfig
-    loss_config: LossConfig
+    objective: Objective  # the family's: noisy input, target and loss weights of a step
     weight_dtype: torch.dtype
     save_dtype: torch.dtype | None
     names: OutputNames
@@ -86,6 +86,10 @@ class TrainingRun:
     text_cache: TextEncoderCache | None = None  # cached text-encoder outputs; None: encode per batch
     validation: Validation | None = None  # the held-out images' loss; None without --validation_split
     fused_backward: FusedBackwardStep | None = None  # --fused_backward_pass: steps taken during backward
+
+    @property
+    def spec(self) -> ModelSpecification:
+        return self.family.spec
 
 
 def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
@@ -121,7 +125,7 @@ def make_accelerator(args: argparse.Namespace, command: str) -> Accelerator:
 def load_model(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerator,
                dtype: torch.dtype = torch.float32) -> tuple[ModelSpecification, Components]:
     assert plan.model is not None
-    spec = get_spec(plan.model.family)
+    spec = family(plan.model.family).spec
     components = spec.load(
         args.pretrained_model_name_or_path,
         v_prediction=True if args.v_parameterization else None,
@@ -227,7 +231,7 @@ def prepare_data(args: argparse.Namespace, plan: RunPlan, accelerator: Accelerat
         with accelerator.main_process_first() if args.cache_latents_to_disk else contextlib.nullcontext():
             cache_latents(
                 group, encode, args.vae_batch_size, to_disk=args.cache_latents_to_disk,
-                arch="sdxl" if components.family == "sdxl" else "sd",
+                arch=family(components.family).latent_cache_arch,
                 encoder_id=model_identity(args.pretrained_model_name_or_path),
                 skip_check=args.skip_cache_check, progress=progress,
             )
@@ -311,17 +315,20 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     noise_config.validate()
     loss_config = LossConfig.from_args(args)
     loss_config.validate()
+    run_family = family(components.family)
+    objective = run_family.objective(components, noise_config, loss_config, zero_terminal_snr=args.zero_terminal_snr)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else args.save_model_as
     return TrainingRun(
-        args=args, command=command, accelerator=accelerator, reporter=reporter, spec=spec,
+        args=args, command=command, accelerator=accelerator, reporter=reporter,
         components=components, method=method, group=group, loader=loader,
         optimizer_setup=optimizer_setup, optimizer=optimizer, lr_scheduler=lr_scheduler,
-        lr_descriptions=descriptions, noise_scheduler=create_noise_scheduler(args.zero_terminal_snr),
-        noise_config=noise_config, loss_config=loss_config, weight_dtype=weight_dtype,
+        lr_descriptions=descriptions, family=run_family,
+        objective=objective,
+        weight_dtype=weight_dtype,
         save_dtype=SAVE_DTYPES[args.save_precision],
         names=output_names(args.output_dir, args.output_name, extension),
         total_steps=steps, num_epochs=epochs, resume_state=resume_state,
         started_at=time.time(), session_id=random.randint(0, 2**32 - 1), text_cache=text_cache,
-        validation=build_validation(ValidationConfig.from_args(args), noise_config, group),
+        validation=build_validation(ValidationConfig.from_args(args), objective, group),
         fused_backward=fused_backward,
     )

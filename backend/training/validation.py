@@ -25,7 +25,6 @@ import torch
 
 from backend.data.dataset import Batch, DatasetGroup
 from backend.messages import msg
-from backend.training.noise import NUM_TRAIN_TIMESTEPS, NoiseConfig
 from backend.training.optimizers import set_optimizer_train_mode
 
 if TYPE_CHECKING:
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 
     from backend.models.components import Components
     from backend.models.spec import ModelSpecification
+    from backend.objectives.base import Objective
     from backend.training.method import TrainingMethod
     from backend.training.progress import ProgressReporter
 
@@ -58,7 +58,7 @@ class ValidatedRun(Protocol):
     optimizer: Any  # accelerate-wrapped
     accelerator: Accelerator
     reporter: ProgressReporter
-    noise_config: NoiseConfig
+    objective: Objective
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,8 @@ class Validation:
         network.eval()
         set_optimizer_train_mode(run.optimizer, False)
         try:
-            # One view of the run per timestep: the training noise options with the timestep pinned.
-            pinned = [dataclasses.replace(run, noise_config=_pinned(run.noise_config, t)) for t in self.timesteps]
+            # One view of the run per timestep: the training objective with the timestep pinned.
+            pinned = [dataclasses.replace(run, objective=run.objective.at_timestep(t)) for t in self.timesteps]
             device = run.accelerator.device
             with torch.no_grad():
                 losses = [
@@ -166,18 +166,14 @@ class Validation:
             run.accelerator.log(logs, step=epoch if epoch_end else step)
 
 
-def _pinned(config: NoiseConfig, timestep: int) -> NoiseConfig:
-    return dataclasses.replace(config, min_timestep=timestep, max_timestep=timestep)
-
-
-def build_validation(config: ValidationConfig, noise_config: NoiseConfig,
+def build_validation(config: ValidationConfig, objective: Objective,
                      group: DatasetGroup) -> Validation | None:
     """The run's validation set from the training group's held-out images, at timesteps inside the
     training noise options' range; None without a split."""
     held_out = group.validation_group()
     if held_out is None:
         return None
-    low, high = noise_config.timestep_range(NUM_TRAIN_TIMESTEPS)
+    low, high = objective.timestep_range()
     logger.info(msg("run.validation_held_out", "{images} image(s) held out for the validation loss, {batches} "
                     "batch(es)", images=held_out.num_train_images, batches=len(held_out)))
     return Validation(

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from backend.families.loaded import get_spec
+from backend.families.sdxl.spec import make_time_ids
 from backend.models.components import PromptEmbeds
-from backend.models.registry import get_spec
-from backend.models.sdxl import make_time_ids
 from tests.cuda.support import finite_losses, train_here
 from tests.end_to_end.helpers import base_flags
 

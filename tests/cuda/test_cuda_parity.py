@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backend.models.registry import get_spec
-from backend.models.sdxl import make_time_ids
+from backend.families.loaded import get_spec
+from backend.families.sdxl.spec import make_time_ids
+from backend.objectives.loss import LossConfig, compute_loss
+from backend.objectives.noise import create_noise_scheduler
 from backend.options import parse_command_line
-from backend.training.loss import LossConfig, compute_loss
 from backend.training.network_method import NetworkTraining
-from backend.training.noise import create_noise_scheduler
 from backend.training.optimizers import create_optimizer
 from tests.cuda.support import tf32_off
 from tests.end_to_end.helpers import base_flags

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from backend.models.registry import get_spec
+from backend.families.loaded import get_spec
 from backend.networks.loader import create_network_from_weights, load_network_module
 
 from .helpers import base_flags, make_images, run_trainer

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from backend.models.registry import get_spec
+from backend.families.loaded import get_spec
 from backend.networks.loader import create_network_from_weights, load_network_module
 
 from .helpers import base_flags, run_trainer

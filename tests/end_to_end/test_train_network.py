@@ -98,7 +98,7 @@ def test_sd15_lora_loads_in_diffusers_and_changes_its_output(sd15_run):
 
 
 def test_our_loader_reloads_the_lora(sd15_run):
-    from backend.models.registry import get_spec
+    from backend.families.loaded import get_spec
     from backend.networks.loader import create_network_from_weights, load_network_module
 
     out, _, model = sd15_run

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from backend.objectives.noise import NoiseConfig
 from backend.options import parse_command_line
-from backend.training.noise import NoiseConfig
 from backend.training.preflight import build_plan
 from backend.training.validation import Validation, validation_timesteps
 

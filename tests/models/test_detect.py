@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from backend.families.loaded import get_spec
 from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
-from backend.models.registry import get_spec
 from tests.tiny_models import TinyModels
 
 
@@ -60,20 +60,20 @@ def test_unrecognised_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "arch, flags, message",
     [
-        ("sd15", {"sdxl_command": False, "v2": True}, r"SD 1\.x model .*but --v2 was given; remove --v2"),
+        ("sd15", {"command": "train_network", "v2": True}, r"SD 1\.x model .*but --v2 was given; remove --v2"),
         (
             "sd15",
-            {"sdxl_command": True, "v2": False},
+            {"command": "sdxl_train_network", "v2": False},
             r"SD 1\.x model .*not SDXL; use the SD 1\.x/2\.x commands",
         ),
-        ("sd2", {"sdxl_command": False, "v2": False}, r"SD 2\.x model .*OpenCLIP.*add --v2"),
-        ("sd2", {"sdxl_command": True, "v2": False}, r"not SDXL.*with --v2"),
+        ("sd2", {"command": "train_network", "v2": False}, r"SD 2\.x model .*OpenCLIP.*add --v2"),
+        ("sd2", {"command": "sdxl_train_network", "v2": False}, r"not SDXL.*with --v2"),
         (
             "sdxl",
-            {"sdxl_command": False, "v2": False},
+            {"command": "train_network", "v2": False},
             r"SDXL model .*use the SDXL commands|train it with the SDXL",
         ),
-        ("sdxl", {"sdxl_command": True, "v2": True}, r"SDXL model .*remove --v2"),
+        ("sdxl", {"command": "sdxl_train_network", "v2": True}, r"SDXL model .*remove --v2"),
     ],
 )
 def test_flag_mismatches_are_errors(arch: str, flags: dict, message: str, tiny: TinyModels) -> None:
@@ -85,19 +85,19 @@ def test_flag_mismatches_are_errors(arch: str, flags: dict, message: str, tiny: 
 def test_matching_flags_pass_and_v_mismatch_warns(tiny: TinyModels) -> None:
     assert (
         check_model_flags(
-            detect_model(tiny.get("sd15").path), sdxl_command=False, v2=False, v_parameterization=False
+            detect_model(tiny.get("sd15").path), command="train_network", v2=False, v_parameterization=False
         )
         == []
     )
     assert (
         check_model_flags(
-            detect_model(tiny.get("sdxl").path), sdxl_command=True, v2=False, v_parameterization=False
+            detect_model(tiny.get("sdxl").path), command="sdxl_train_network", v2=False, v_parameterization=False
         )
         == []
     )
     info = detect_model(tiny.get("sd2-v").path)
-    assert check_model_flags(info, sdxl_command=False, v2=True, v_parameterization=True) == []
-    (warning,) = check_model_flags(info, sdxl_command=False, v2=True, v_parameterization=False)
+    assert check_model_flags(info, command="train_network", v2=True, v_parameterization=True) == []
+    (warning,) = check_model_flags(info, command="train_network", v2=True, v_parameterization=False)
     assert "--v_parameterization" in warning
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from backend.families.loaded import get_spec
 from backend.models.components import Components
 from backend.models.files import read_checkpoint
 from backend.models.loading import load_components
-from backend.models.registry import get_spec
 from tests.tiny_models import TinyModels
 
 ARCHS = ["sd15", "sd2", "sd2-v", "sdxl"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from backend.families.loaded import get_spec
+from backend.families.sdxl.spec import make_time_ids
 from backend.models.loading import load_components
-from backend.models.registry import get_spec
-from backend.models.sdxl import make_time_ids
 from tests.tiny_models import TinyModels
 
 PROMPTS = ["a photo of a cat", "a long prompt, " * 30]

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def noise_scheduler():
-    from backend.training.noise import create_noise_scheduler
+    from backend.objectives.noise import create_noise_scheduler
 
     return create_noise_scheduler()
 

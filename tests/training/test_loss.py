@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from backend.training.loss import (
+from backend.objectives.loss import (
     LossConfig,
     apply_loss_mask,
     apply_timestep_weighting,
@@ -19,7 +19,7 @@ from backend.training.loss import (
     snr_at,
     v_pred_scale,
 )
-from backend.training.noise import create_noise_scheduler
+from backend.objectives.noise import create_noise_scheduler
 
 
 def _snr_by_hand(t: int) -> float:

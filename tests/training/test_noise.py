@@ -6,7 +6,7 @@ from argparse import Namespace
 import pytest
 import torch
 
-from backend.training.noise import (
+from backend.objectives.noise import (
     NoiseConfig,
     apply_noise_offset,
     create_noise_scheduler,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from backend.objectives.loss import HUBER_SCHEDULES, LOSS_TYPES, LossConfig
+from backend.objectives.noise import NoiseConfig
 from backend.options.defs import training as defs
 from backend.options.schema import all_options
-from backend.training.loss import HUBER_SCHEDULES, LOSS_TYPES, LossConfig
-from backend.training.noise import NoiseConfig
 from backend.training.sample_prompts import SAMPLER_NAMES
 from backend.training.schedulers import SCHEDULER_NAMES
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import torch
 
+from backend.families.loaded import get_spec
 from backend.models.loading import load_components
-from backend.models.registry import get_spec
+from backend.objectives.noise import NoiseConfig, NoisyBatch, get_noisy_latents_and_targets
 from backend.training.loop import sample_generators, seed_step_random
-from backend.training.noise import NoiseConfig, NoisyBatch, get_noisy_latents_and_targets
 
 SPLITS = [(0, 2), (2, 3), (3, 5)]  # one process's batch of 5, as three processes' shares
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from backend.families.loaded import get_spec
 from backend.models.components import Components
-from backend.models.registry import get_spec
 from backend.training import sampling
 from backend.training.progress import ProgressReporter, parse_progress_line
 from backend.training.sample_prompts import SamplePrompt, load_sample_prompts, parse_prompt_line

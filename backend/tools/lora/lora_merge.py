@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
+from backend.families.loaded import get_spec
 from backend.messages import msg
-from backend.models.registry import get_spec
 from backend.models.spec import ModelSpecification
 from backend.tools.lora.lora_files import LoraFile, check_finite_lora, load_lora, save_lora
 from backend.tools.lora.merge_into_model import (

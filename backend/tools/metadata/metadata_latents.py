@@ -25,9 +25,9 @@ from backend.data.images import probe_image
 from backend.data.latent_cache import cache_latents
 from backend.data.scan import DatasetScan, scan_dataset
 from backend.data.specs import DatasetSpec
+from backend.families.loaded import get_spec
 from backend.messages import msg
 from backend.models.files import model_identity
-from backend.models.registry import get_spec
 from backend.tools.metadata.metadata_io import LATENT_STRIDE, Metadata, MetadataError
 
 logger = logging.getLogger(__name__)

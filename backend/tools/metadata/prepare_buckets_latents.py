@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from backend.families import declaration
 from backend.messages import msg
 from backend.tools.cli.arg_checks import input_folder, input_model, output_file
 from backend.tools.flags.metadata import PREPARE_LATENTS
@@ -51,7 +52,7 @@ def check_model(path: str, v2: bool) -> str:
 
     try:
         info = detect_model(path)
-        check_model_flags(info, sdxl_command=info.family == "sdxl", v2=v2, v_parameterization=False)
+        check_model_flags(info, command=declaration(info.family).commands["finetune"], v2=v2, v_parameterization=False)
     except (ModelMismatchError, FileNotFoundError) as exc:
         raise MetadataError(str(exc)) from None
     return info.family

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from backend.models.registry import get_spec
+from backend.families.loaded import get_spec
 from backend.tools.lora import extract_lora_from_models
 from backend.tools.lora.lora_files import load_lora, module_delta
 from backend.tools.lora.tool_cli import run_tool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.models.registry import get_spec
+from backend.families.loaded import get_spec
 from backend.tools.lora import merge_lora
 from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
 from backend.tools.lora.lora_layers import lora_layers

@@ -11,7 +11,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from backend.models.registry import get_spec
+from backend.families.loaded import get_spec
 from backend.tools.lora import convert_lora, extract_lora_from_models, inspect_lora, merge_lora, resize_lora
 from backend.tools.lora.tool_cli import run_tool
 from tests.tools.lora.conftest import sd15_targets

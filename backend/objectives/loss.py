@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from backend.messages import msg
-from backend.training.noise import snr_table
+from backend.objectives.noise import snr_table
 
 if TYPE_CHECKING:  # type hints only: preflight validates a LossConfig without importing diffusers
     from diffusers import DDPMScheduler
+
+    from backend.objectives.base import Prediction
 
 LOSS_TYPES = ("l2", "l1", "huber", "smooth_l1")
 HUBER_SCHEDULES = ("snr", "exponential", "constant")
@@ -199,3 +201,22 @@ def compute_loss(
 ) -> torch.Tensor:
     """The scalar training loss (mean of `per_sample_loss`)."""
     return per_sample_loss(model_pred, target, timesteps, noise_scheduler, config, loss_weights, mask).mean()
+
+
+def prediction_loss(
+    measured: Prediction,
+    loss_type: str,
+    loss_weights: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The scalar loss of a step's `Prediction` (any objective), in sd-scripts' order: element loss
+    (float32) -> x mask -> mean per sample -> x loss weight -> x the objective's weights -> mean."""
+    loss = conditional_loss(measured.prediction.float(), measured.target.float(), loss_type, measured.huber_c)
+    if mask is not None:
+        loss = apply_loss_mask(loss, mask)
+    loss = loss.mean(dim=list(range(1, loss.ndim)))
+    if loss_weights is not None:
+        loss = loss * loss_weights.to(loss.device, loss.dtype)
+    if measured.weights is not None:
+        loss = loss * measured.weights.to(loss.device)
+    return loss.mean()

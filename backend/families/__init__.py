@@ -1,0 +1,81 @@
+"""Model families as plug-ins: everything a family knows lives in its package here.
+
+This module is torch-free (the GUI and the option schema read it): it lists the families'
+declarations (`declaration.py`). The torch side, which the trainer and tools ask for tokenizing,
+encoding, the training objective, conditioning extras, sampling pipelines and network block layouts,
+is `backend.families.loaded.family(name)`. Adding a family: docs/adding-a-family.md.
+
+Nothing outside this package (and the command entry points) branches on a family's name: it asks
+the family (`tests/families/test_no_family_branches.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from backend.families.declaration import FamilyDeclaration
+from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
+from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
+
+# In the order the GUI offers them.
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL)
+_BY_NAME = {d.name: d for d in DECLARATIONS}
+TRAINING_KINDS = ("lora", "finetune")
+
+
+class UnknownFamilyError(ValueError):
+    pass
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_BY_NAME)
+
+
+def declaration(name: str) -> FamilyDeclaration:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownFamilyError(f"unknown model family {name!r}; expected one of {', '.join(_BY_NAME)}") from None
+
+
+def label(name: str) -> str:
+    return declaration(name).label
+
+
+def commands(kind: str | None = None) -> tuple[str, ...]:
+    """Every training command (of one kind), each once, in the families' order."""
+    found: list[str] = []
+    for decl in DECLARATIONS:
+        for each, command in decl.commands.items():
+            if (kind is None or each == kind) and command not in found:
+                found.append(command)
+    return tuple(found)
+
+
+def for_command(command: str) -> tuple[FamilyDeclaration, ...]:
+    """The families a training command trains (train_network: SD 1.x and 2.x)."""
+    return tuple(d for d in DECLARATIONS if command in d.commands.values())
+
+
+def default_for_command(command: str) -> FamilyDeclaration | None:
+    """The family a command trains when no model tells (its first)."""
+    found = for_command(command)
+    return found[0] if found else None
+
+
+def same_network_layout(first: str, second: str) -> bool:
+    """Whether a network trained on one family's model fits the other's (SD 1.x and 2.x share names)."""
+    return declaration(first).network_layout == declaration(second).network_layout
+
+
+def network_layout_of_keys(keys: Iterable[str]) -> FamilyDeclaration | None:
+    """A family whose network layout the key names are in (None: no layout, or several, match)."""
+    keys = list(keys)
+    found = {d.network_layout: d for d in DECLARATIONS
+             if d.network_key_prefixes and any(key.startswith(d.network_key_prefixes) for key in keys)}
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def model_types() -> list[dict]:
+    """The model types the GUI offers, as the schema dump carries them."""
+    return [d.as_json() for d in DECLARATIONS]

@@ -1,0 +1,67 @@
+"""What a model family says about itself without torch: the facts the GUI, the option schema,
+preflight and metadata need before (or without) loading a model.
+
+One declaration per model type a user picks (SD 1.x, SD 2.x, SDXL); several may share one torch-side
+implementation (SD 1.x and 2.x share `backend.families.stable_diffusion`). The torch side is
+`backend.families.seam.ModelFamily`, found by `implementation` (a module with a `FAMILY` object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
+IMPL_DIFFUSERS = "diffusers"
+
+
+@dataclass(frozen=True)
+class PredictionFacts:
+    """Identifiers that depend on what the model predicts (epsilon or v)."""
+
+    base_model_version: str  # ss_base_model_version, as sd-scripts writes it
+    architecture: str  # modelspec.architecture (without "/lora")
+    native_resolution: int  # the side of the square images the base model was trained on
+
+
+@dataclass(frozen=True)
+class FamilyDeclaration:
+    name: str  # the id: Components.family, presets' "model_type", the schema dump's model types
+    label: str  # what users call it ("SD 1.x"); also in messages
+    implementation: str  # the module holding the torch-side `FAMILY` (a ModelFamily)
+    # Training kind ("lora", "finetune") -> the command that trains this family (sd-scripts' script names).
+    commands: Mapping[str, str]
+    epsilon: PredictionFacts
+    v_prediction: PredictionFacts | None = None  # None: the family has no v-prediction variant of its own
+    # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
+    implied_options: Mapping[str, Any] = field(default_factory=dict)
+    # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.
+    network_layout: str = ""
+    network_label: str = ""  # the models that layout fits, in messages ("SD 1.x/2.x")
+    # Network key names only this layout has (sd-scripts' names; backend/networks/naming.py).
+    network_key_prefixes: tuple[str, ...] = ()
+    # sd-scripts writes LoRAs of some families in Stability's layout, of others in diffusers'.
+    lora_implementation: str = IMPL_DIFFUSERS
+
+    def facts(self, v_prediction: bool) -> PredictionFacts:
+        return self.v_prediction if v_prediction and self.v_prediction is not None else self.epsilon
+
+    def base_model_version(self, v_prediction: bool) -> str:
+        return self.facts(v_prediction).base_model_version
+
+    def architecture(self, v_prediction: bool, lora: bool) -> str:
+        arch = self.facts(v_prediction).architecture
+        return f"{arch}/lora" if lora else arch
+
+    def implementation_url(self, lora: bool) -> str:
+        """modelspec.implementation: whole checkpoints are written in Stability's layout."""
+        return self.lora_implementation if lora else IMPL_STABILITY_AI
+
+    def native_resolution(self, v_prediction: bool) -> int:
+        return self.facts(v_prediction).native_resolution
+
+    def as_json(self) -> dict[str, Any]:
+        """The model type as the schema dump carries it to the GUI."""
+        return {"name": self.name, "label": self.label, "commands": dict(self.commands),
+                "implied_options": dict(self.implied_options)}

@@ -1,0 +1,20 @@
+"""SDXL base: the torch-free facts."""
+
+from backend.families.declaration import IMPL_STABILITY_AI, FamilyDeclaration, PredictionFacts
+
+SDXL = FamilyDeclaration(
+    name="sdxl",
+    label="SDXL",
+    implementation="backend.families.sdxl.family",
+    commands={"lora": "sdxl_train_network", "finetune": "sdxl_train"},
+    epsilon=PredictionFacts("sdxl_base_v1-0", "stable-diffusion-xl-v1-base", 1024),
+    implied_options={"v2": False},
+    network_layout="sdxl",
+    network_label="SDXL",
+    # Two text encoders and the U-Net by its original (SGM) paths.
+    network_key_prefixes=("lora_te1_", "lora_te2_", "lora_unet_input_blocks_", "lora_unet_middle_block_",
+                          "lora_unet_output_blocks_"),
+    lora_implementation=IMPL_STABILITY_AI,
+)
+
+DECLARATIONS = (SDXL,)

@@ -1,0 +1,84 @@
+"""The torch side of a family: what the trainer, validation, sampling, networks and tools ask it.
+
+A `ModelFamily` owns its declarations (torch-free facts), its model specification (load, tokenize,
+encode prompts, encode/decode latents, predict, pipeline, save: `backend.models.spec`), its training
+objective, the conditioning extras its model needs besides the prompt (SDXL's size and crop ids), the
+names its networks give the model's layers, and its U-Net block layout for per-block network options.
+
+How the work is split follows finetrainers' `ModelSpecification` (load / prepare conditions / prepare
+latents / forward returning prediction, target and weights / validation / save) and sd-scripts'
+per-family trainers (`get_noise_pred_and_target`, `post_process_loss`, `get_sai_model_spec`), so a
+flow-matching transformer family (Flux, SD3, Wan, LTX-Video) fits the same methods: it brings its own
+spec (a transformer instead of a U-Net), a flow-matching `Objective` and its own conditioning extras
+(Flux's guidance and image ids); the loop does not change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from backend.families.blocks import BlockLayout
+from backend.families.declaration import FamilyDeclaration
+from backend.objectives.base import Generators, Objective, Prediction
+from backend.objectives.ddpm import DDPMObjective
+from backend.objectives.loss import LossConfig
+from backend.objectives.noise import NoiseConfig, create_noise_scheduler
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from backend.models.components import Components
+    from backend.models.spec import ModelSpecification
+
+# (noisy input, timesteps, conditioning extras) -> the model's output; the loop's closure runs the
+# text encoders and the U-Net under its autocast and training-method wrapper.
+ModelCall = Callable[[torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
+ModuleNameMap = Callable[[str], str]
+
+
+class ModelFamily(ABC):
+    declarations: tuple[FamilyDeclaration, ...]
+    spec: ModelSpecification
+    block_layout: BlockLayout
+
+    @property
+    def latent_cache_arch(self) -> str:
+        """What latent cache files record as their architecture (caches of one cannot serve another)."""
+        return self.declarations[0].network_layout
+
+    def objective(self, components: Components, noise: NoiseConfig, loss: LossConfig, *,
+                  zero_terminal_snr: bool = False) -> Objective:
+        """The training objective (sd-scripts' DDPM, epsilon or v, for the U-Net families)."""
+        return DDPMObjective(create_noise_scheduler(zero_terminal_snr), noise, loss)
+
+    def conditioning_extras(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """What the model needs besides the latents, time and prompt, from a data batch (none by default)."""
+        return {}
+
+    def forward(self, objective: Objective, latents: torch.Tensor, batch: Mapping[str, Any],
+                generator: Generators, call: ModelCall) -> Prediction:
+        """One training step's prediction, target and weights for these latents."""
+        noisy = objective.noisy_input(latents, generator)
+        extras = self.conditioning_extras(batch)
+        return objective.measure(call(noisy.model_input, noisy.timesteps, extras), noisy)
+
+    @abstractmethod
+    def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
+        """Whether a loaded denoiser (and this many text encoders) is of this family (networks built
+        by plug-in modules get only the modules, as sd-scripts' create_network does)."""
+
+    def network_module_names(self, unet: nn.Module) -> ModuleNameMap | None:
+        """How network files name the denoiser's layers (None: by their diffusers paths)."""
+        return None
+
+
+def unet_config_value(unet: nn.Module | None, key: str) -> Any:
+    """A value of a denoiser's config (a diffusers FrozenDict, a plain dict, or none)."""
+    config = getattr(unet, "config", None)
+    if isinstance(config, dict):
+        return config.get(key)
+    return getattr(config, key, None)

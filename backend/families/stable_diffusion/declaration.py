@@ -1,0 +1,32 @@
+"""SD 1.x and SD 2.x (512 epsilon, 768 v-prediction): the torch-free facts."""
+
+from backend.families.declaration import FamilyDeclaration, PredictionFacts
+
+IMPLEMENTATION = "backend.families.stable_diffusion.family"
+COMMANDS = {"lora": "train_network", "finetune": "fine_tune"}
+# One text encoder (lora_te_) and the U-Net by its diffusers paths.
+NETWORK_KEYS = {"network_layout": "sd", "network_label": "SD 1.x/2.x", "network_key_prefixes": (
+    "lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")}
+
+SD1 = FamilyDeclaration(
+    name="sd1",
+    label="SD 1.x",
+    implementation=IMPLEMENTATION,
+    commands=COMMANDS,
+    epsilon=PredictionFacts("sd_v1", "stable-diffusion-v1", 512),
+    implied_options={"v2": False},
+    **NETWORK_KEYS,
+)
+
+SD2 = FamilyDeclaration(
+    name="sd2",
+    label="SD 2.x",
+    implementation=IMPLEMENTATION,
+    commands=COMMANDS,
+    epsilon=PredictionFacts("sd_v2", "stable-diffusion-v2-512", 512),
+    v_prediction=PredictionFacts("sd_v2_v", "stable-diffusion-v2-768-v", 768),
+    implied_options={"v2": True},
+    **NETWORK_KEYS,
+)
+
+DECLARATIONS = (SD1, SD2)
