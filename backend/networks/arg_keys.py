@@ -6,7 +6,9 @@ Our modules take their lists of known keys from here (`networks.lora`: `lora.KNO
 and the LoRA tab builds its network fields from the same entries (gui/training/network_types.py), so the
 GUI cannot offer a key a module does not read, or read its value as another type. LyCORIS keys are
 listed for the GUI's fields only: which keys `lycoris.kohya` reads is found in its source
-(backend/networks/args.py).
+(backend/networks/args.py). Groups of keys that code treats alike are named here too
+(`PER_BLOCK_KEYS`, `LORAPLUS_KEYS`, `CHANGEABLE_ON_RESUME`: the network loader, the resume check and
+the kohya_ss import read them).
 
 Torch-free: the GUI imports this.
 """
@@ -79,6 +81,25 @@ NETWORK_ARG_KEYS: dict[str, NetworkArgKey] = {
         NetworkArgKey("loraplus_text_encoder_lr_ratio", "float", (LORA, DYLORA), "training"),
     )
 }
+
+
+# Named groups of the keys above, for the code that treats them alike.
+# sd-scripts' networks.lora's per-U-Net-block settings (learning-rate weights, ranks, alphas), in the order kohya_ss
+# passes them. LyCORIS has no such keys: it sets blocks through presets (backend/networks/loader.py warns).
+PER_BLOCK_KEYS = (
+    "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
+    "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
+)  # fmt: skip
+# LoRA+: the up weights' learning rate is the base one times the ratio.
+LORAPLUS_KEYS = tuple(name for name in NETWORK_ARG_KEYS if name.startswith("loraplus_"))
+# The "training" keys a resumed run may change (backend/training/resume_check.py): the dropouts. Not the
+# block learning-rate weights or LoRA+ ratios: they lay out the optimizer's parameter groups (one per block,
+# a group for the up weights), which the saved optimizer state must match, and a block weight of 0 leaves the
+# block without LoRA.
+CHANGEABLE_ON_RESUME = frozenset(
+    name for name, key in NETWORK_ARG_KEYS.items()
+    if key.role == "training" and name not in PER_BLOCK_KEYS and name not in LORAPLUS_KEYS
+)  # fmt: skip
 
 
 def keys_read_by(module: str, role: Role | None = None) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from backend.messages import msg
+from backend.networks.arg_keys import PER_BLOCK_KEYS
 from backend.networks.args import keys_read_by
 from backend.networks.bridge import model_views
 from backend.networks.naming import ModuleNameMap
@@ -40,11 +41,6 @@ OUR_MODULES = {
     "networks.dylora": "backend.networks.dylora",
 }
 LYCORIS_MODULE = "lycoris.kohya"
-# Keys sd-scripts' networks.lora reads that LyCORIS does not: LyCORIS sets them per block through presets.
-_LYCORIS_PER_BLOCK = (
-    "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
-    "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
-)
 
 
 class NetworkModuleError(ImportError):
@@ -138,7 +134,7 @@ def unread_network_args(module: ModuleType, args: Mapping[str, Any]) -> list[str
     for key in args:
         if key in known:
             continue
-        if module.__name__ == LYCORIS_MODULE and key in _LYCORIS_PER_BLOCK:
+        if module.__name__ == LYCORIS_MODULE and key in PER_BLOCK_KEYS:
             warnings.append(msg(
                 "network.args.unread_lycoris_block",
                 "network_args {key} is not read by {module}; it has no effect: per-block settings go through LyCORIS "

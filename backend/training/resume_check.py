@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from backend.messages import msg
+from backend.networks.arg_keys import CHANGEABLE_ON_RESUME
 from backend.networks.args import NetworkArgsError, parse_network_args
 from backend.options.schema import LORA_COMMANDS
 from backend.training.optimizers import resolve_optimizer_name
 from backend.training.run_errors import ResumeMismatch
 
-# network_args that change how the network trains but not what it holds: free to change on resume.
-TRAINING_ONLY_NETWORK_ARGS = frozenset({"dropout", "rank_dropout", "module_dropout"})
 # The record's keys that are options are named by their flag; the others get words (`_label`).
 RECORD_FLAGS = {
     "optimizer": "--optimizer_type", "network_module": "--network_module", "network_dim": "--network_dim",
@@ -65,7 +64,7 @@ def run_record(args: argparse.Namespace, command: str, family: str | None) -> di
             network_module=args.network_module,
             network_dim=args.network_dim,
             network_alpha=float(args.network_alpha),
-            network_args={k: v for k, v in sorted(network_args.items()) if k not in TRAINING_ONLY_NETWORK_ARGS},
+            network_args={k: v for k, v in sorted(network_args.items()) if k not in CHANGEABLE_ON_RESUME},
             network_train_unet_only=bool(args.network_train_unet_only),
             network_train_text_encoder_only=bool(args.network_train_text_encoder_only),
             dim_from_weights=bool(args.dim_from_weights),

@@ -39,6 +39,7 @@ from backend.atomic import atomic_write
 from backend.messages import current_language, msg
 from backend.options import OptionError, parse_args, write_config
 from backend.options.values import show
+from gui.backend_process import REPO
 from gui.i18n import Translator, available_languages
 from gui.kohya_import.convert import (
     HIDDEN,
@@ -49,7 +50,7 @@ from gui.kohya_import.convert import (
     convert_kohya_config,
 )
 from gui.kohya_import.network import NETWORK_TYPES
-from gui.training.command_builder import REPO, build_command
+from gui.training.command_builder import build_command
 from gui.training.command_export import format_bash, format_cmd
 
 __all__ = [

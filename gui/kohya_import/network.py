@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.messages import msg
+from backend.networks.arg_keys import LORAPLUS_KEYS, PER_BLOCK_KEYS
 from gui.kohya_import.values import is_empty, plain
 from gui.training.network_types import as_the_tab_writes
 
@@ -59,24 +60,19 @@ ARG_SOURCE = {"preset": "LyCORIS_preset", "constraint": "constrain", "block_size
 
 # kohya_ss's own types: (our network type, module, keys passed when set). Kohya LoCon always passes
 # conv_dim/conv_alpha first.
-BLOCK_KEYS = (
-    "down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold",
-    "block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas",
-)  # fmt: skip
 KOHYA_TYPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "Standard": ("Standard", "networks.lora", BLOCK_KEYS + ("rank_dropout", "module_dropout")),
-    "Kohya LoCon": ("LoCon", "networks.lora", BLOCK_KEYS + ("rank_dropout", "module_dropout")),
+    "Standard": ("Standard", "networks.lora", PER_BLOCK_KEYS + ("rank_dropout", "module_dropout")),
+    "Kohya LoCon": ("LoCon", "networks.lora", PER_BLOCK_KEYS + ("rank_dropout", "module_dropout")),
     "Kohya DyLoRA": ("DyLoRA", "networks.dylora", ("conv_dim", "conv_alpha", "unit")),
 }
 ALWAYS_CONV = ("Kohya LoCon",)
 # Passed by kohya_ss for Kohya DyLoRA, never read by sd-scripts' networks.dylora.
-DYLORA_IGNORED = BLOCK_KEYS + ("rank_dropout", "module_dropout")
+DYLORA_IGNORED = PER_BLOCK_KEYS + ("rank_dropout", "module_dropout")
 
 # kohya_ss's native LoHa/LoKr -> the LyCORIS algorithm (see the module doc).
 NATIVE_TO_LYCORIS = {"Kohya LoHa": "LyCORIS/LoHa", "Kohya LoKr": "LyCORIS/LoKr"}
 NATIVE_ARGS = ("conv_dim", "conv_alpha", "use_tucker", "factor", "rank_dropout", "module_dropout")
 
-LORAPLUS_KEYS = ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
 LEGACY_TYPES = {"LoCon": "LyCORIS/LoCon"}  # kohya_ss renamed it in 2023 (update_my_data)
 
 # Types this trainer cannot train: the model family each trains (None: LoRA-FA, a network of its own).
@@ -95,7 +91,7 @@ SHAPE_DEFAULTS: dict[str, Any] = {
     "LyCORIS_preset": "full", "conv_dim": 1, "conv_alpha": 1, "factor": -1, "unit": 1, "use_tucker": False,
     "use_cp": False, "use_scalar": False, "rank_dropout_scale": False, "constrain": 0.0, "rescaled": False,
     "train_norm": False, "decompose_both": False, "train_on_input": True, "bypass_mode": False, "dora_wd": False,
-    "rank_dropout": 0, "module_dropout": 0, **dict.fromkeys(BLOCK_KEYS, ""), **dict.fromkeys(LORAPLUS_KEYS, 0),
+    "rank_dropout": 0, "module_dropout": 0, **dict.fromkeys(PER_BLOCK_KEYS, ""), **dict.fromkeys(LORAPLUS_KEYS, 0),
 }  # fmt: skip
 
 
@@ -180,7 +176,7 @@ def _text(key: str, value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     text = str(value).strip()
-    return re.sub(r"\s+", "", text) if key in BLOCK_KEYS else text
+    return re.sub(r"\s+", "", text) if key in PER_BLOCK_KEYS else text
 
 
 def _lycoris(data: Mapping[str, Any], lora_type: str) -> NetworkPlan:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from backend.messages import msg
+from gui.backend_process import REPO
 from gui.runs.process_tree import new_group_options, stop_tree
 from gui.runs.run_state import LOG_LINES, RunState
-from gui.training.command_builder import REPO
 
 # After the process exits, how long its output may still be drained before the run is final
 # (a descendant that outlives it can hold the pipe open).

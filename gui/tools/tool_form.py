@@ -22,13 +22,13 @@ import gradio as gr
 
 from backend.messages import LANGUAGE_ENV, msg
 from backend.tools.flags.spec import TEXT_KINDS, Flag, ToolFlags
+from gui.backend_process import venv_python
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_t
 from gui.plain_text import plain_info
 from gui.runs.log_view import log_box
 from gui.runs.progress_view import failure_text, progress_html, status_text
 from gui.runs.runner import RunnerBusyError, TrainingRunner
-from gui.training.command_builder import venv_python
 
 ArgKind = Literal["file", "folder", "save", "text", "int", "float", "bool", "choice", "list", "rows"]
 TOOL_RUNNER = TrainingRunner()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,8 @@ from backend.messages import msg
 from backend.options import OptionError, options_for, write_config
 from backend.options.names import names_for, unknown_name_message
 from backend.options.values import from_value, subject_problem
+from gui.backend_process import venv_python
 from gui.form_text import text_problem
-
-REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON_POSIX = "venv/bin/python"
-VENV_PYTHON_WINDOWS = "venv\\Scripts\\python.exe"
 
 # `accelerate launch` flags the GUI may set (accelerate 1.x names), by kind; emitted in this order,
 # each only when set. `config_file` is accelerate's own config (DeepSpeed/FSDP set-ups).
@@ -145,12 +141,6 @@ def write_snapshot(
             snapshot[key] = os.fspath(value) if isinstance(value, os.PathLike) else value
     atomic_write_json(snapshot, path)
     return Path(path)
-
-
-def venv_python(repo: Path = REPO) -> str:
-    """The repo's venv interpreter; the current one when there is no venv (a developer checkout)."""
-    candidate = repo / (VENV_PYTHON_WINDOWS if os.name == "nt" else VENV_PYTHON_POSIX)
-    return str(candidate) if candidate.exists() else sys.executable
 
 
 def accelerate_args(settings: Mapping[str, Any] | None) -> list[str]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from backend.atomic import atomic_write
 from backend.messages import LANGUAGE_ENV, SOURCE_LANGUAGE, msg
 from backend.options.values import control_character, visible_text
-from gui.training.command_builder import REPO, VENV_PYTHON_POSIX, VENV_PYTHON_WINDOWS
+from gui.backend_process import REPO, VENV_PYTHON_POSIX, VENV_PYTHON_WINDOWS
 
 _CMD_SPECIAL = set('()!^"<>&|')
 _CMD_NEEDS_QUOTES = set(" \t,;=()!^<>&|%")

@@ -19,6 +19,7 @@ from typing import Any
 from backend.atomic import atomic_write
 from backend.messages import LANGUAGE_ENV, msg
 from backend.options import OptionError, options_for
+from gui.backend_process import REPO, venv_python
 from gui.form_text import text_problem
 from gui.i18n import Translator
 from gui.kohya_import.importer import (
@@ -33,12 +34,10 @@ from gui.markdown_text import Markdown, md_code_block, md_list, md_t
 from gui.runs.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.training.command_builder import (
-    REPO,
     build_command,
     plan_run,
     prepare_run,
     run_stem,
-    venv_python,
     write_run_config,
     write_run_files,
 )

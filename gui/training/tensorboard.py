@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO
 
 from backend.messages import msg
+from gui.backend_process import REPO, venv_python
 from gui.runs.process_tree import new_group_options, stop_tree
-from gui.training.command_builder import REPO, venv_python
 
 DEFAULT_PORT = 6006
 START_TIMEOUT_S = 60.0

@@ -18,7 +18,7 @@ from backend.networks.weights_io import save_weights_file
 from backend.training import output_space, rescue
 from backend.training.leftovers import SAMPLE_FOLDER, is_leftover, remove_leftovers
 from backend.training.output_space import SaveCounts, folder_problem, save_counts, space_problem, state_bytes
-from backend.training.resume_check import record_mismatches, shape_differences
+from backend.training.resume_check import record_mismatches, run_record, shape_differences
 
 NAN, INF = float("nan"), float("inf")
 
@@ -212,6 +212,20 @@ def test_record_mismatches_name_the_options_that_differ():
     assert record_mismatches({"method": "fine_tune"}, current) == [
         "training method: a full fine-tune in the state, a network (LoRA) training in this run"]
     assert record_mismatches(saved, dict(saved)) == []
+
+
+def test_the_record_lets_a_resume_change_the_dropouts_only():
+    """Dropouts change neither the weights nor the optimizer's groups; block lr weights and LoRA+ ratios do."""
+    from backend.options import parse_args
+
+    def network_args(*items: str) -> dict[str, str]:
+        argv = ["--pretrained_model_name_or_path", "m", "--output_dir", "o", "--network_module", "networks.lora"]
+        args = parse_args("train_network", [*argv, "--network_args", "conv_dim=4", *items])
+        return run_record(args, "train_network", "sd1")["network_args"]
+
+    assert network_args("dropout=0.1", "rank_dropout=0.2", "module_dropout=0.3") == {"conv_dim": "4"}
+    assert network_args("loraplus_lr_ratio=4", "down_lr_weight=0,1,1,1,1,1,1,1,1,1,1,1") == {
+        "conv_dim": "4", "down_lr_weight": "0,1,1,1,1,1,1,1,1,1,1,1", "loraplus_lr_ratio": "4"}
 
 
 def test_shape_differences_count_and_show_an_example():

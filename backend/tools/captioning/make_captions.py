@@ -19,17 +19,8 @@ import sys
 from collections.abc import Sequence
 
 from backend.messages import msg
-from backend.tools.captioning.caption_runner import (
-    CaptionBatch,
-    caption_images,
-    check_batch_size,
-    check_max_length,
-    check_model_id,
-    check_workers,
-    pick_device,
-    plan,
-)
-from backend.tools.captioning.hub_models import resolve_pretrained
+from backend.tools.captioning.caption_runner import CaptionBatch
+from backend.tools.captioning.hf_captioner import check_common_args, load_captioner, run_captioner
 from backend.tools.cli.light_cli import InputError, run_light_tool, warn
 from backend.tools.flags.captioning import MAKE_CAPTIONS
 from backend.tools.flags.parser import build_parser as parser_of
@@ -39,38 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser_of(MAKE_CAPTIONS)  # the flags: backend/tools/flags/captioning.py
 
 
-def load_blip(model_id: str, device: str) -> CaptionBatch:
-    """A function captioning a batch of PIL images; generation options are bound by the caller."""
-    # Resolved first: a model that is not available fails before transformers is imported.
-    folder = resolve_pretrained(model_id, "BLIP")
-    from transformers import BlipForConditionalGeneration, BlipProcessor
-
-    try:
-        processor = BlipProcessor.from_pretrained(folder)
-        model = BlipForConditionalGeneration.from_pretrained(folder).to(device).eval()
-    except (OSError, ValueError, KeyError) as exc:  # incomplete or foreign folder
-        raise InputError(msg("tool.captioner_unloadable", "cannot load the model in {folder}: {error}",
-                             folder=folder, error=exc)) from None
-
-    def caption(images: list, **generate: object) -> list[str]:
-        import torch
-
-        inputs = processor(images=images, return_tensors="pt").to(device)
-        with torch.no_grad():
-            ids = model.generate(pixel_values=inputs["pixel_values"], **generate)
-        return processor.batch_decode(ids, skip_special_tokens=True)
-
-    return caption
-
-
 def check_args(args: argparse.Namespace) -> None:
     """The option checks, before any image or model is looked at. As sd-scripts' make_captions.py:
     --num_beams is used (and must be 1 or more) only with --beam_search, --top_p (0 to 1, the range
-    transformers takes) only without it; see `caption_runner` for the rest."""
-    check_batch_size(args)
-    check_max_length(args)
-    check_workers(args)
-    check_model_id(args)
+    transformers takes) only without it; see `hf_captioner` for the rest."""
+    check_common_args(args)
     if args.beam_search and args.num_beams < 1:
         raise InputError(msg("tool.num_beams_below_one", "--num_beams must be 1 or more with --beam_search, got "
                              "{value}", value=args.num_beams))
@@ -81,28 +45,29 @@ def check_args(args: argparse.Namespace) -> None:
                  "caption runs to {max_length} tokens", min_length=args.min_length, max_length=args.max_length))
 
 
+def generate_options(args: argparse.Namespace) -> dict[str, object]:
+    """transformers' generate options for the chosen decoding, as sd-scripts' make_captions.py sets them."""
+    if args.beam_search:
+        options: dict[str, object] = dict(do_sample=False, num_beams=args.num_beams, repetition_penalty=1.0)
+    else:  # BLIP's own sampling settings
+        options = dict(do_sample=True, top_p=args.top_p, repetition_penalty=1.1)
+    options.update(max_length=args.max_length, min_length=args.min_length)
+    return options
+
+
+def load_blip(args: argparse.Namespace, device: str) -> CaptionBatch:
+    caption = load_captioner(args.model_id, "BLIP", "BlipForConditionalGeneration", "BlipProcessor", device)
+    import torch
+
+    torch.manual_seed(args.seed)  # after loading, as before: sampled captions repeat for a given --seed
+    options = generate_options(args)
+    return lambda batch: caption(batch, **options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    images, summary, extension, mode = plan(args)
-    if images:
-        import torch
-
-        device = pick_device(args.device)
-        caption = load_blip(args.model_id, device)
-        torch.manual_seed(args.seed)
-        if args.beam_search:
-            options = dict(do_sample=False, num_beams=args.num_beams, repetition_penalty=1.0)
-        else:  # BLIP's own sampling settings
-            options = dict(do_sample=True, top_p=args.top_p, repetition_penalty=1.1)
-        options.update(max_length=args.max_length, min_length=args.min_length)
-        caption_images(
-            images, lambda batch: caption(batch, **options), summary, extension=extension, mode=mode,
-            batch_size=args.batch_size, workers=args.max_data_loader_n_workers, debug=args.debug,
-            tool="make_captions", progress=not args.no_progress,
-        )
-    summary.print()
-    return 0
+    return run_captioner(args, "make_captions", lambda device: load_blip(args, device))
 
 
 if __name__ == "__main__":

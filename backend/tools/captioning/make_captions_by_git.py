@@ -17,19 +17,9 @@ import re
 import sys
 from collections.abc import Sequence
 
-from backend.messages import msg
-from backend.tools.captioning.caption_runner import (
-    CaptionBatch,
-    caption_images,
-    check_batch_size,
-    check_max_length,
-    check_model_id,
-    check_workers,
-    pick_device,
-    plan,
-)
-from backend.tools.captioning.hub_models import resolve_pretrained
-from backend.tools.cli.light_cli import InputError, run_light_tool
+from backend.tools.captioning.caption_runner import CaptionBatch
+from backend.tools.captioning.hf_captioner import check_common_args, load_captioner, run_captioner
+from backend.tools.cli.light_cli import run_light_tool
 from backend.tools.flags.captioning import MAKE_CAPTIONS_BY_GIT
 from backend.tools.flags.parser import build_parser as parser_of
 
@@ -55,55 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser_of(MAKE_CAPTIONS_BY_GIT)  # the flags: backend/tools/flags/captioning.py
 
 
-def load_git(model_id: str, device: str, max_length: int) -> CaptionBatch:
-    # Resolved first: a model that is not available fails before transformers is imported.
-    folder = resolve_pretrained(model_id, "GIT")
-    from transformers import AutoModelForCausalLM, AutoProcessor
+def load_git(args: argparse.Namespace, device: str) -> CaptionBatch:
+    """Greedy captions (sd-scripts' generation), without the text phrases with --remove_words."""
+    caption = load_captioner(args.model_id, "GIT", "AutoModelForCausalLM", "AutoProcessor", device)
 
-    try:
-        processor = AutoProcessor.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
-    except (OSError, ValueError, KeyError) as exc:  # incomplete or foreign folder
-        raise InputError(msg("tool.captioner_unloadable", "cannot load the model in {folder}: {error}",
-                             folder=folder, error=exc)) from None
+    def run(batch: list) -> list[str]:
+        captions = caption(batch, max_length=args.max_length)
+        return [remove_text_phrases(c) for c in captions] if args.remove_words else captions
 
-    def caption(images: list) -> list[str]:
-        import torch
-
-        inputs = processor(images=images, return_tensors="pt").to(device)
-        with torch.no_grad():
-            ids = model.generate(pixel_values=inputs["pixel_values"], max_length=max_length)
-        return processor.batch_decode(ids, skip_special_tokens=True)
-
-    return caption
+    return run
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """The option checks, before any image or model is looked at (see `caption_runner`)."""
-    check_batch_size(args)
-    check_max_length(args)
-    check_workers(args)
-    check_model_id(args)
+    """The option checks, before any image or model is looked at (see `hf_captioner`)."""
+    check_common_args(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    images, summary, extension, mode = plan(args)
-    if images:
-        caption = load_git(args.model_id, pick_device(args.device), args.max_length)
-
-        def run(batch: list) -> list[str]:
-            captions = caption(batch)
-            return [remove_text_phrases(c) for c in captions] if args.remove_words else captions
-
-        caption_images(
-            images, run, summary, extension=extension, mode=mode, batch_size=args.batch_size,
-            workers=args.max_data_loader_n_workers, debug=args.debug, tool="make_captions_by_git",
-            progress=not args.no_progress,
-        )
-    summary.print()
-    return 0
+    return run_captioner(args, "make_captions_by_git", lambda device: load_git(args, device))
 
 
 if __name__ == "__main__":

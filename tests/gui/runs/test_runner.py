@@ -18,9 +18,10 @@ from typing import Any
 import psutil
 import pytest
 
+from gui.backend_process import REPO
 from gui.runs.run_state import LossHistory, RunState
 from gui.runs.runner import RunnerBusyError, TrainingRunner
-from gui.training.command_builder import REPO, prepare_run
+from gui.training.command_builder import prepare_run
 from gui.training.command_export import export_scripts
 
 PRELUDE = """\

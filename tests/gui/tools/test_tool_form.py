@@ -11,11 +11,11 @@ import pytest
 
 from backend.tools.flags import captioning, dataset, lora, metadata
 from backend.tools.flags.parser import build_parser
+from gui.backend_process import REPO
 from gui.i18n import Translator
 from gui.runs.runner import TrainingRunner
 from gui.tools.tool_form import ToolArg, ToolInputError, ToolSpec, start_tool, tool_argv, tool_spec
 from gui.tools.tool_specs import ALL_TOOLS
-from gui.training.command_builder import REPO
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 DECLARED = {tool.name: tool for group in (lora, metadata, captioning, dataset) for tool in group.TOOLS}

@@ -14,11 +14,10 @@ import pytest
 from backend.options import OptionError, parse_args
 from backend.options import schema as option_schema
 from backend.options.schema import Option
+from gui.backend_process import REPO, venv_python
 from gui.training.command_builder import (
-    REPO,
     build_command,
     prepare_run,
-    venv_python,
     write_run_config,
     write_snapshot,
 )

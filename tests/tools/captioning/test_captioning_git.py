@@ -62,8 +62,14 @@ def test_offline_without_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "microsoft/git-large-textcaps" in err and "--model_id" in err and "Traceback" not in err
 
 
-def test_model_folder_without_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_folder_that_is_not_a_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_image(tmp_path / "images" / "a.png")
     (tmp_path / "model").mkdir()
     assert run(tmp_path / "images", "--model_id", tmp_path / "model", "--device", "cpu") == 2
     assert "has no config.json" in capsys.readouterr().err
+    # A config transformers cannot read (no model type, no weights): its error, named with the folder.
+    (tmp_path / "model" / "config.json").write_text("{}", encoding="utf-8")
+    assert run(tmp_path / "images", "--model_id", tmp_path / "model", "--device", "cpu") == 2
+    err = capsys.readouterr().err
+    assert f"cannot load the model in {tmp_path / 'model'}: " in err and "Traceback" not in err
+    assert not (tmp_path / "images" / "a.caption").exists()
