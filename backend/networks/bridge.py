@@ -32,7 +32,6 @@ from backend.networks.naming import (
     ModuleNameMap,
     as_list,
     identity_name,
-    is_sdxl_unet,
     resolve_unet_module_name,
     text_encoder_module_name,
 )
@@ -41,7 +40,7 @@ from backend.networks.naming import (
 # sdxl_original_unet.py:391 define `CrossAttention` for what diffusers calls `Attention`).
 SD_SCRIPTS_CLASS_NAMES = {"Attention": "CrossAttention"}
 # The classes of sd-scripts' model roots (what a network sees as the model itself).
-SDXL_UNET_CLASS = "SdxlUNet2DConditionModel"
+SGM_UNET_CLASS = "SdxlUNet2DConditionModel"
 # transformers 4's CLIPTextModel keeps its layers in a `text_model` child of this class.
 CLIP_TEXT_TRANSFORMER_CLASS = "CLIPTextTransformer"
 
@@ -165,10 +164,11 @@ def _prefixes(path: str) -> list[str]:
 
 
 def unet_view(unet: nn.Module, unet_module_name: ModuleNameMap | None = None) -> ModelView:
-    """sd-scripts' U-Net as a network module sees it: SGM layout for SDXL, diffusers' otherwise."""
+    """sd-scripts' U-Net as a network module sees it: its SGM class and layout when the family names
+    network modules by the original paths (SDXL), diffusers' otherwise."""
     module_name = resolve_unet_module_name(unet, unet_module_name)
-    if is_sdxl_unet(unet) and module_name is not identity_name:
-        return build_view(unet, module_name, SDXL_UNET_CLASS, _sgm_container)
+    if module_name is not identity_name:
+        return build_view(unet, module_name, SGM_UNET_CLASS, _sgm_container)
     return build_view(unet, module_name, type(unet).__name__)
 
 

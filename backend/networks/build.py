@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.families.blocks import BlockLayout
+from backend.families.loaded import family_of_modules
 from backend.messages import msg
 from backend.networks.naming import (
     ModuleNameMap,
     Target,
     as_list,
-    is_sdxl_unet,
     resolve_unet_module_name,
     text_encoder_targets,
     unet_targets,
@@ -36,13 +37,13 @@ class Models:
     text_encoders: list[nn.Module]
     unet: nn.Module | None
     unet_module_name: ModuleNameMap
-    is_sdxl: bool
+    layout: BlockLayout  # the family's U-Net blocks (per-block network options)
 
     @classmethod
     def of(cls, text_encoder: Any, unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> Models:
         text_encoders = as_list(text_encoder)
-        is_sdxl = (unet is not None and is_sdxl_unet(unet)) or len(text_encoders) == 2
-        return cls(text_encoders, unet, resolve_unet_module_name(unet, unet_module_name), is_sdxl)
+        layout = family_of_modules(unet, len(text_encoders)).block_layout
+        return cls(text_encoders, unet, resolve_unet_module_name(unet, unet_module_name), layout)
 
     def targets(self, with_conv: bool) -> tuple[list[Target], list[Target]]:
         te = text_encoder_targets(self.text_encoders)
@@ -81,7 +82,7 @@ def build_network(
         text_encoder_index={t.lora_name: t.text_encoder_index for t in te_targets},
         name_aliases={t.diffusers_name: t.lora_name for t in te_targets + unet_targets_},
         multiplier=multiplier,
-        is_sdxl=models.is_sdxl,
+        block_layout=models.layout,
         block_lr_weight=block_lr_weight,
         loraplus_ratios=loraplus_ratios,
     )

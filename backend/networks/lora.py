@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.families.blocks import BlockLayout
 from backend.messages import msg
 from backend.networks.arg_keys import keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
-from backend.networks.blocks import block_index, block_lr_weights, parse_block_values
+from backend.networks.blocks import block_lr_weights, parse_block_values
 from backend.networks.build import (
     Models,
     RankChooser,
@@ -79,7 +80,7 @@ def create_network(
         conv_alpha = 1.0
     elif conv_dim is None and "conv_block_dims" not in args:
         logger.warning(msg("network.lora.conv_alpha_without_dim", "conv_alpha is set without conv_dim: 3x3 convs get no LoRA"))
-    block_lr_weight = _block_lr_weight(args, models.is_sdxl)
+    block_lr_weight = _block_lr_weight(args, models.layout)
     per_block = "block_dims" in args or block_lr_weight is not None
     conv_per_block = "conv_block_dims" in args
     if not per_block and ("block_alphas" in args or conv_per_block or "conv_block_alphas" in args):
@@ -89,7 +90,7 @@ def create_network(
         ))  # fmt: skip
 
     if per_block:
-        choose = _per_block_ranks(args, models.is_sdxl, dim, alpha, conv_dim, conv_alpha, block_lr_weight)
+        choose = _per_block_ranks(args, models.layout, dim, alpha, conv_dim, conv_alpha, block_lr_weight)
         with_conv = conv_dim is not None or conv_per_block
     else:
         choose = _uniform_ranks(dim, alpha, conv_dim, conv_alpha)
@@ -141,7 +142,7 @@ def create_network_from_weights(
         factory = _factory(multiplier, dropout, args.number("rank_dropout"), args.number("module_dropout"))
     network = build_network(
         models, True, ranks_from_weights(weights), factory, multiplier,
-        _block_lr_weight(args, models.is_sdxl), loraplus_ratios(args),
+        _block_lr_weight(args, models.layout), loraplus_ratios(args),
     )
     check_weights_match(network, weights, str(file) if file is not None else "weights")
     return network, weights
@@ -165,7 +166,7 @@ def _uniform_ranks(dim: int, alpha: float, conv_dim: int | None, conv_alpha: flo
 
 def _per_block_ranks(
     args: ArgReader,
-    is_sdxl: bool,
+    layout: BlockLayout,
     dim: int,
     alpha: float,
     conv_dim: int | None,
@@ -174,13 +175,13 @@ def _per_block_ranks(
 ) -> RankChooser:
     """sd-scripts' block_dims semantics: text encoders keep the network rank; U-Net layers take their
     block's value; blocks whose learning-rate weight is 0 get no LoRA."""
-    dims = [int(d) for d in parse_block_values(args.integers("block_dims"), dim, is_sdxl, "block_dims")]
-    alphas = parse_block_values(args.numbers("block_alphas"), alpha, is_sdxl, "block_alphas")
+    dims = [int(d) for d in parse_block_values(args.integers("block_dims"), dim, layout, "block_dims")]
+    alphas = parse_block_values(args.numbers("block_alphas"), alpha, layout, "block_alphas")
     conv_dims: list[int] | None = None
     conv_alphas: list[float] = []
     if "conv_block_dims" in args or conv_dim is not None:
-        conv_dims = [int(d) for d in parse_block_values(args.integers("conv_block_dims"), conv_dim or 0, is_sdxl, "conv_block_dims")]
-        conv_alphas = parse_block_values(args.numbers("conv_block_alphas"), conv_alpha, is_sdxl, "conv_block_alphas")
+        conv_dims = [int(d) for d in parse_block_values(args.integers("conv_block_dims"), conv_dim or 0, layout, "conv_block_dims")]
+        conv_alphas = parse_block_values(args.numbers("conv_block_alphas"), conv_alpha, layout, "conv_block_alphas")
     if block_lr_weight is not None:
         for index, weight in enumerate(block_lr_weight):
             if weight == 0:
@@ -191,7 +192,7 @@ def _per_block_ranks(
     def choose(target: Target) -> tuple[int | None, float | None]:
         if target.text_encoder_index is not None:
             return dim, alpha
-        index = block_index(target.lora_name, is_sdxl)
+        index = layout.block_index(target.lora_name)
         if target.kind != "conv":
             return dims[index], alphas[index]
         return (conv_dims[index], conv_alphas[index]) if conv_dims is not None else (None, None)
@@ -199,9 +200,9 @@ def _per_block_ranks(
     return choose
 
 
-def _block_lr_weight(args: ArgReader, is_sdxl: bool) -> list[float] | None:
+def _block_lr_weight(args: ArgReader, layout: BlockLayout) -> list[float] | None:
     return block_lr_weights(
-        is_sdxl,
+        layout,
         args.text("down_lr_weight"),
         args.text("mid_lr_weight"),
         args.text("up_lr_weight"),

@@ -23,6 +23,8 @@ from typing import Literal
 
 from torch import nn
 
+from backend.families.loaded import family_of_modules
+
 UNET_PREFIX = "lora_unet"
 TEXT_ENCODER_PREFIX = "lora_te"
 
@@ -62,14 +64,6 @@ def as_list(text_encoder: nn.Module | Sequence[nn.Module] | None) -> list[nn.Mod
     if isinstance(text_encoder, nn.Module):
         return [text_encoder]
     return [te for te in text_encoder if te is not None]
-
-
-def is_sdxl_unet(unet: nn.Module | None) -> bool:
-    config = getattr(unet, "config", None)
-    addition = getattr(config, "addition_embed_type", None)
-    if addition is None and isinstance(config, dict):
-        addition = config.get("addition_embed_type")
-    return addition == "text_time" or type(unet).__name__ == "SdxlUNet2DConditionModel"
 
 
 def layer_kind(module: nn.Module) -> LayerKind | None:
@@ -134,13 +128,10 @@ def unet_targets(unet: nn.Module, with_conv: bool, unet_module_name: ModuleNameM
 
 
 def resolve_unet_module_name(unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> ModuleNameMap:
-    """The injected mapper, identity for SD 1.x/2.x; SDXL without one is an error, because its
-    files would carry diffusers names that sd-scripts-era tools do not expect."""
+    """The injected mapper, else the names the U-Net's family gives network files (SDXL: the original
+    SGM paths sd-scripts-era tools expect), else the diffusers paths."""
     if unet_module_name is not None:
         return unet_module_name
-    if unet is not None and is_sdxl_unet(unet) and type(unet).__name__ != "SdxlUNet2DConditionModel":
-        raise ValueError(
-            "SDXL LoRA keys use the original (SGM) U-Net module names; pass unet_module_name= "
-            "(diffusers module path -> SGM path, from backend.models) to create the network"
-        )
-    return identity_name
+    if unet is None:
+        return identity_name
+    return family_of_modules(unet, 0).network_module_names(unet) or identity_name

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from backend.families.blocks import BlockLayout
 from backend.messages import msg
-from backend.networks.blocks import block_index
 from backend.networks.weights_io import StateDict, load_weights_file, save_weights_file
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LoRANetwork(nn.Module):
         text_encoder_index: Mapping[str, int],
         name_aliases: Mapping[str, str],
         multiplier: float = 1.0,
-        is_sdxl: bool = False,
+        block_layout: BlockLayout | None = None,  # the U-Net's blocks (needed with block_lr_weight)
         block_lr_weight: list[float] | None = None,
         loraplus_ratios: tuple[float | None, float | None, float | None] = (None, None, None),
     ):
@@ -59,7 +59,7 @@ class LoRANetwork(nn.Module):
         self.text_encoder_loras: list[Any] = list(text_encoder_loras)
         self.unet_loras: list[Any] = list(unet_loras)
         self.multiplier = multiplier
-        self.is_sdxl = is_sdxl
+        self.block_layout = block_layout
         self.block_lr_weight = block_lr_weight
         self.loraplus_lr_ratio, self.loraplus_unet_lr_ratio, self.loraplus_text_encoder_lr_ratio = loraplus_ratios
         self._text_encoder_index = dict(text_encoder_index)
@@ -251,7 +251,7 @@ class LoRANetwork(nn.Module):
         else:
             by_block: dict[int, list[Any]] = {}
             for lora in self.unet_loras:
-                by_block.setdefault(block_index(lora.lora_name, self.is_sdxl), []).append(lora)
+                by_block.setdefault(self.block_layout.block_index(lora.lora_name), []).append(lora)
             for index, loras in sorted(by_block.items()):
                 lr = None if base_lr is None else base_lr * self.block_lr_weight[index]
                 add(loras, lr, unet_ratio, f"unet_block{index}")

@@ -1,13 +1,14 @@
 """The training loop: one algorithm for every model family and training method.
 
-Per batch: latents (cached or encoded), noise and timesteps, text conditioning, the U-Net's
-prediction, the weighted loss, backward. Every `gradient_accumulation_steps` batches (and at the
+Per batch (step.py): latents (cached or encoded), then the family's forward (its objective draws the
+noisy input and time, the model predicts under text conditioning and the family's extras, the
+objective says the target and weights), the loss, backward. Every `gradient_accumulation_steps` batches (and at the
 end of an epoch): gradients averaged across processes, clipped, one optimizer and scheduler step,
 then progress, logs, saves and samples.
 
 Every random draw of a sample comes from (seed, epoch, the sample's index in the epoch's global
 order): its augmentation and caption in the dataset, its VAE posterior sample, noise and timestep
-from a generator of its own (`sample_generators`). Per-step choices (DyLoRA's block) come from
+from a generator of its own (`step.sample_generators`). Per-step choices (DyLoRA's block) come from
 (seed, epoch, global batch). Batches are planned at the global batch size and split among the
 processes (data/shares.py), so N processes with batch b train what one process with batch N x b
 trains, and a resumed run sees exactly the batches and noise the uninterrupted run would have seen.
@@ -15,24 +16,16 @@ trains, and a resumed run sees exactly the batches and noise the uninterrupted r
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
-import random
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from accelerate.utils import broadcast_object_list
 
-from backend.data.summary import dataset_metadata
 from backend.finite_weights import WeightProblems
 from backend.messages import msg
-from backend.models.components import PromptEmbeds
-from backend.objectives.base import Generators
-from backend.objectives.loss import prediction_loss
 from backend.training.checkpoints import (
     TrainState,
     epoch_save_to_prune,
@@ -41,12 +34,7 @@ from backend.training.checkpoints import (
     step_save_to_prune,
 )
 from backend.training.metadata import (
-    RunFacts,
-    minimum_metadata,
-    modelspec_metadata,
     progress_metadata,
-    recorded_network_args,
-    training_metadata,
 )
 from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
@@ -61,129 +49,14 @@ from backend.training.run_errors import (
     divergence_causes,
     loss_name,
 )
+from backend.training.run_metadata import run_metadata
 from backend.training.run_setup import TrainingRun
 from backend.training.sample_prompts import load_sample_prompts, should_sample
 from backend.training.sharded import accelerator_backend
+from backend.training.step import average_gradients, batch_loss, sample_generators, seed_step_random
 from backend.training.step_reports import StepRecord, StepReports, report_lag
 
 logger = logging.getLogger(__name__)
-
-
-SEED_MASK = 0x7FFF_FFFF_FFFF_FFFF
-
-
-def sample_generators(run: TrainingRun, epoch: int, sample_indices: Iterable[int]) -> list[torch.Generator]:
-    """One generator per sample, seeded by (seed, epoch, its index in the epoch's global order), for its
-    VAE posterior sample, noise and timestep: the same draws whichever process or batch holds it.
-
-    On the device, like the tensors they fill: creating and seeding a generator is host work (no
-    sync), and each draw is one small kernel per sample, queued like the rest of the step. Drawing on
-    the CPU and copying would put the random numbers and a copy on the step's critical path."""
-    device = run.accelerator.device
-    return [torch.Generator(device=device).manual_seed(hash((run.args.seed, epoch, index)) & SEED_MASK)
-            for index in sample_indices]
-
-
-def seed_step_random(run: TrainingRun, epoch: int, batch_index: int) -> None:
-    """Python's `random`, which per-step network choices draw from (DyLoRA's block), reseeded per global
-    batch: the same choice on every process (and with any process count), as one process would make it."""
-    random.seed(hash((run.args.seed, epoch, batch_index)) & SEED_MASK)
-
-
-def batch_latents(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
-    device = run.accelerator.device
-    if batch["latents"] is not None:
-        return batch["latents"].to(device, dtype=run.weight_dtype, non_blocking=True)
-    with torch.no_grad():
-        # The posterior sample draws from the samples' own generators, not the global RNG, which
-        # other code (DataLoader iterators, for one) consumes differently after a resume.
-        latents = run.spec.encode_images(
-            run.components.vae, batch["images"].to(device, non_blocking=True), generator  # one per sample
-        )
-    return latents.to(run.weight_dtype)
-
-
-def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
-    if run.text_cache is not None:
-        return run.text_cache.lookup(captions, run.accelerator.device)
-    components = run.components
-    token_ids = run.spec.tokenize(components.tokenizers, captions, run.args.max_token_length)
-    with torch.set_grad_enabled(run.method.train_text_encoder), run.accelerator.autocast():
-        return run.spec.encode_prompts(components.text_encoders, token_ids, run.args.clip_skip)
-
-
-def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:
-    """--mem_eff_attn: SDPA restricted to its memory-efficient kernel (a CUDA-only choice)."""
-    if run.args.mem_eff_attn and run.accelerator.device.type == "cuda":
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION])
-    return contextlib.nullcontext()
-
-
-def batch_loss(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
-    """The loss of this process's share of a global batch, weighted so that the mean over the processes
-    is the whole batch's mean loss (data/shares.py); `generator`: one per sample, or one for the batch."""
-    device = run.accelerator.device
-    latents = batch_latents(run, batch, generator)
-
-    def call(noisy_latents: torch.Tensor, timesteps: torch.Tensor, extras: dict) -> torch.Tensor:
-        def forward() -> torch.Tensor:  # the training method's forward pass (DeepSpeed/FSDP wrap it)
-            embeds = text_conditioning(run, batch["captions"])
-            with run.accelerator.autocast(), attention_kernel(run):
-                return run.spec.predict(run.components.unet, noisy_latents, timesteps, embeds, **extras)
-
-        return run.method.forward(forward)
-
-    measured = run.family.forward(run.objective, latents, batch, generator, call)
-    mask = batch["alpha_masks"]
-    loss = prediction_loss(
-        measured, run.objective.loss_type,
-        # non_blocking: the loader pins these, so the copy need not hold the host back every step
-        batch["loss_weights"].to(device, non_blocking=True),
-        mask.to(device, non_blocking=True) if mask is not None else None,
-    )
-    weight = batch.get("share_weight", 1.0)  # 1: a whole batch (one process, validation, built by hand)
-    return loss if weight == 1.0 else loss * weight
-
-
-REDUCE_BUCKET_ELEMENTS = 1 << 26  # 256 MB of float32 per all_reduce: a full fine-tune's gradients in pieces
-
-
-def average_gradients(run: TrainingRun, params: list[torch.nn.Parameter]) -> None:
-    """Mean of the gradients over processes: the trained modules are not wrapped in DDP (a network's
-    forward is never called; it hooks into the U-Net), so gradients are reduced here, in flat buffers
-    of at most REDUCE_BUCKET_ELEMENTS (one buffer for a LoRA)."""
-    if run.accelerator.num_processes == 1:
-        return
-    bucket: list[torch.nn.Parameter] = []
-    size = 0
-    for param in params:
-        if bucket and size + param.numel() > REDUCE_BUCKET_ELEMENTS:
-            _average_bucket(run.accelerator.num_processes, bucket)
-            bucket, size = [], 0
-        bucket.append(param)
-        size += param.numel()
-    if bucket:
-        _average_bucket(run.accelerator.num_processes, bucket)
-
-
-def _average_bucket(world: int, params: list[torch.nn.Parameter]) -> None:
-    # float32 (one buffer whatever the dtypes; 16-bit grads summed without rounding), then one
-    # has-a-gradient flag per parameter: one no process computed a gradient for (DyLoRA's idle blocks)
-    # keeps grad None, so the optimizer skips it as with one process instead of stepping on zeros.
-    device = params[0].device
-    parts = [p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=device)
-             for p in params]
-    flags = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
-    flat = torch.cat([*parts, flags])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for param, present in zip(params, (flat[-len(params):] > 0).tolist(), strict=True):
-        count = param.numel()
-        param.grad = flat[offset: offset + count].view_as(param).to(param.dtype) if present else None
-        offset += count
 
 
 class Trainer:
@@ -191,7 +64,7 @@ class Trainer:
         self.run = run
         args = run.args
         self.prompts = load_sample_prompts(args.sample_prompts) if args.sample_prompts else []
-        self.metadata = self._base_metadata()
+        self.metadata = run_metadata(run)
         self.recorder = LossRecorder()
         self.reports = StepReports(self._publish_step, report_lag(run.accelerator.device))
         state = run.resume_state
@@ -206,37 +79,6 @@ class Trainer:
         self._weights_checked_at: tuple[int, torch.dtype | None] | None = None
 
     # --- metadata and saving ------------------------------------------------------------------
-    def _base_metadata(self) -> dict[str, str]:
-        run, args = self.run, self.run.args
-        first = run.group.datasets[0].spec
-        text_encoder_lr = args.text_encoder_lr
-        facts = RunFacts(
-            family=run.components.family,
-            session_id=run.session_id,
-            training_started_at=run.started_at,
-            num_train_images=run.group.num_train_images,
-            num_reg_images=run.group.num_reg_images,
-            num_validation_images=run.validation.num_images if run.validation else 0,
-            num_batches_per_epoch=len(run.loader),
-            num_epochs=run.num_epochs,
-            optimizer_description=run.optimizer_setup.description,
-            text_encoder_lr=text_encoder_lr[0] if isinstance(text_encoder_lr, list) and len(text_encoder_lr) == 1
-            else text_encoder_lr,
-            network_args=recorded_network_args(args, dict(run.method.network_args)),
-            # Flat keys for the folder convention / --in_json, ss_datasets for --dataset_config.
-            dataset_keys=dataset_metadata(
-                run.group, dataset_config=bool(args.dataset_config),
-                total_batch_size=first.batch_size * run.accelerator.num_processes * args.gradient_accumulation_steps,
-            ),
-            resolution=tuple(first.resolution),
-        )
-        metadata = training_metadata(args, facts)
-        metadata["ss_max_train_steps"] = str(run.total_steps)
-        if args.no_metadata:
-            metadata = minimum_metadata(metadata)
-        metadata.update(modelspec_metadata(args, facts, lora=run.method.lora))
-        return run.method.file_metadata(metadata)
-
     def save_model(self, path: Path, *, epoch: int, final: bool) -> Path:
         """Write the model (every process takes part); returns where it went (a rescue folder if `path` failed)."""
         self.reports.flush()  # raises TrainingDiverged for a non-finite loss before anything is written

@@ -2,7 +2,7 @@
 
 A pass runs every validation batch (at most `--max_validation_steps`) at sd-scripts' fixed timesteps,
 4 evenly spaced inside [min_timestep, max_timestep] (200, 400, 600, 800 by default), through the
-training loss (`loop.batch_loss`: same noise options, loss type and weightings). What would be
+training loss (`step.batch_loss`: same noise options, loss type and weightings). What would be
 random is fixed instead, so the number compares across passes, runs and resumes:
 
 - the batches: always the group's epoch-1 batches (same order, captions and flips);
@@ -42,7 +42,7 @@ NUM_VALIDATION_TIMESTEPS = 4  # sd-scripts' NUM_VALIDATION_TIMESTEPS
 VALIDATION_EPOCH = 1  # the epoch whose batch plan and augmentations every pass uses
 VAE_SAMPLE = -1  # generator key of the latent sample (timesteps are >= 0)
 
-# (run, batch, generator) -> scalar loss: the training loss, `loop.batch_loss`.
+# (run, batch, generator) -> scalar loss: the training loss, `step.batch_loss`.
 BatchLoss = Callable[[Any, Batch, torch.Generator], torch.Tensor]
 
 

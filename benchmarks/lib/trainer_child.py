@@ -40,7 +40,7 @@ def count_step_flops(run: Any) -> int:
     """FLOPs of forward + backward for one batch of `run`'s loader, through the loop's own code."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from backend.training.loop import batch_loss, sample_generators
+    from backend.training.step import batch_loss, sample_generators
 
     batch = next(iter(run.loader))
     generator = sample_generators(run, 1, batch["sample_indices"])

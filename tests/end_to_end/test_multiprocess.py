@@ -25,7 +25,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from backend.training.distributed import tensors_checksum
-from backend.training.loop import average_gradients
+from backend.training.step import average_gradients
 from backend.training.progress import parse_progress_line
 from backend.training.schedulers import create_scheduler
 

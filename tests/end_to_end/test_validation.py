@@ -11,7 +11,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from backend.objectives.noise import NoiseConfig
+from backend.objectives.ddpm import DDPMObjective
+from backend.objectives.loss import LossConfig
+from backend.objectives.noise import NoiseConfig, create_noise_scheduler
 from backend.options import parse_command_line
 from backend.training.preflight import build_plan
 from backend.training.validation import Validation, validation_timesteps
@@ -110,7 +112,7 @@ class FakeRun:
     method: Any
     optimizer: Any
     accelerator: Any
-    noise_config: NoiseConfig
+    objective: DDPMObjective
 
 
 def test_a_pass_pins_timesteps_and_noise_and_restores_modes():
@@ -118,16 +120,16 @@ def test_a_pass_pins_timesteps_and_noise_and_restores_modes():
     seen: list[tuple] = []
 
     def batch_loss(run, batch, generator):
-        config = run.noise_config
+        config = run.objective.noise
         draw = torch.rand(1, generator=generator).item()
         seen.append((batch["id"], config.min_timestep, config.max_timestep, draw, network.training,
-                     torch.is_grad_enabled(), run.noise_config.noise_offset))
+                     torch.is_grad_enabled(), config.noise_offset))
         return torch.tensor(float(config.min_timestep))
 
     optimizer = SimpleNamespace(modes=[], train=lambda: optimizer.modes.append("train"),
                                 eval=lambda: optimizer.modes.append("eval"))
     run = FakeRun(SimpleNamespace(trained_module=network), optimizer, SimpleNamespace(device=torch.device("cpu")),
-                  NoiseConfig(noise_offset=0.05))
+                  DDPMObjective(create_noise_scheduler(), NoiseConfig(noise_offset=0.05), LossConfig()))
     validation = Validation(group=None, seed=3, timesteps=[200, 800])  # type: ignore[arg-type]
     validation._batches = [{"id": 0}, {"id": 1}]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from backend.networks import lora
 
 from .helpers import sgm_name
@@ -48,10 +46,14 @@ def test_sdxl_keys_use_injected_sgm_names_and_two_text_encoders(sdxl):
     assert not [n for n in names if "down_blocks" in n or "up_blocks" in n or n.startswith("lora_te_")]
 
 
-def test_sdxl_without_mapper_is_an_error(sdxl):
+def test_sdxl_without_mapper_takes_the_familys_sgm_names(sdxl):
+    """A plug-in caller that passes no mapper (sd-scripts' create_network signature) still gets the
+    names SDXL LoRA readers expect: the family knows them."""
     tes, unet = sdxl
-    with pytest.raises(ValueError, match="unet_module_name"):
-        lora.create_network(1.0, 4, 1, None, tes, unet)
+    plain = lora.create_network(1.0, 4, 1, None, tes, unet)
+    injected = lora.create_network(1.0, 4, 1, None, tes, unet, unet_module_name=sgm_name)
+    assert list(_modules(plain)) == list(_modules(injected))
+    assert any(name.startswith("lora_unet_input_blocks_") for name in _modules(plain))
 
 
 def test_conv_dim_adds_3x3_layers_of_resnets_and_samplers(sd1):

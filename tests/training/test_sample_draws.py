@@ -11,7 +11,7 @@ import torch
 from backend.families.loaded import get_spec
 from backend.models.loading import load_components
 from backend.objectives.noise import NoiseConfig, NoisyBatch, get_noisy_latents_and_targets
-from backend.training.loop import sample_generators, seed_step_random
+from backend.training.step import sample_generators, seed_step_random
 
 SPLITS = [(0, 2), (2, 3), (3, 5)]  # one process's batch of 5, as three processes' shares
 

@@ -34,6 +34,8 @@ class StableDiffusionXLFamily(ModelFamily):
                 or type(unet).__name__ == "SdxlUNet2DConditionModel" or text_encoder_count == 2)
 
     def network_module_names(self, unet: nn.Module) -> ModuleNameMap | None:
+        if type(unet).__name__ == "SdxlUNet2DConditionModel":
+            return None  # sd-scripts' own SGM U-Net: its paths are the original ones
         config = dict(unet.config)
         return lambda path: unet_module_to_original(path, config)
 

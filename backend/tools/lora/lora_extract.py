@@ -12,8 +12,7 @@ import torch
 
 from backend.messages import msg
 from backend.models.components import Components
-from backend.models.keymap_unet import unet_module_to_original
-from backend.networks.naming import Target, identity_name, is_sdxl_unet, text_encoder_targets, unet_targets
+from backend.networks.naming import Target, resolve_unet_module_name, text_encoder_targets, unet_targets
 from backend.tools.lora.lora_files import lora_module, save_lora
 from backend.tools.lora.lowrank import factorize
 from backend.tools.lora.merge_into_model import detect_checkpoint, load_weights
@@ -23,7 +22,7 @@ from backend.training.metadata import architecture, base_model_version
 
 def targets_of(components: Components, with_conv: bool) -> list[Target]:
     unet = components.unet
-    names = (lambda path: unet_module_to_original(path, unet.config)) if is_sdxl_unet(unet) else identity_name
+    names = resolve_unet_module_name(unet, None)  # the family's names (SDXL: original SGM paths)
     return text_encoder_targets(components.text_encoders) + unet_targets(unet, with_conv, names)
 
 

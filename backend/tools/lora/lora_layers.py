@@ -16,12 +16,11 @@ from diffusers import UNet2DConditionModel
 from torch import nn
 from transformers import CLIPTextConfig
 
+from backend.families.loaded import family_of_modules
 from backend.models.configs import load_arch_configs
-from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import text_encoder_class
 from backend.networks.naming import (
     UNET_PREFIX,
-    is_sdxl_unet,
     layer_kind,
     lora_name,
     text_encoder_module_name,
@@ -43,14 +42,14 @@ class LayerRef:
 def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
     """Every layer under every name files use: SDXL U-Net layers by their SGM paths (sd-scripts'
     files) and also by their diffusers paths (files our loader and diffusers-era tools accept)."""
-    sdxl = is_sdxl_unet(unet)
+    original_name = family_of_modules(unet, len(text_encoders)).network_module_names(unet)
     for path, module in unet.named_modules():
         if layer_kind(module) is None:
             continue
         original = None
-        if sdxl:
+        if original_name is not None:
             try:
-                original = unet_module_to_original(path, unet.config)
+                original = original_name(path)
             except KeyError:
                 original = None  # no original-layout name: only the diffusers one exists
         yield LayerRef(lora_name(UNET_PREFIX, path), None, path, module, original is None)
