@@ -76,6 +76,24 @@ def network_layout_of_keys(keys: Iterable[str]) -> FamilyDeclaration | None:
     return next(iter(found.values())) if len(found) == 1 else None
 
 
+def config_sets() -> tuple[str, ...]:
+    """Every shipped config set ("sd15", "sd2", "sd2-v", "sdxl"), each once."""
+    found: list[str] = []
+    for decl in DECLARATIONS:
+        for facts in (decl.epsilon, decl.v_prediction):
+            if facts is not None and facts.config_set not in found:
+                found.append(facts.config_set)
+    return tuple(found)
+
+
+def of_config_set(config_set: str) -> FamilyDeclaration:
+    """The family whose real model a shipped config set describes."""
+    for decl in DECLARATIONS:
+        if config_set in {decl.epsilon.config_set, decl.v_prediction.config_set if decl.v_prediction else None}:
+            return decl
+    raise UnknownFamilyError(f"unknown architecture {config_set!r}; expected one of {', '.join(config_sets())}")
+
+
 def model_types() -> list[dict]:
     """The model types the GUI offers, as the schema dump carries them."""
     return [d.as_json() for d in DECLARATIONS]

@@ -23,6 +23,7 @@ class PredictionFacts:
     base_model_version: str  # ss_base_model_version, as sd-scripts writes it
     architecture: str  # modelspec.architecture (without "/lora")
     native_resolution: int  # the side of the square images the base model was trained on
+    config_set: str  # the shipped configs of the real model (backend/models/configs/<config_set>)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class FamilyDeclaration:
     commands: Mapping[str, str]
     epsilon: PredictionFacts
     v_prediction: PredictionFacts | None = None  # None: the family has no v-prediction variant of its own
+    # The real model's shapes, which tell a file's family when nothing else does.
+    text_encoder_widths: tuple[int, ...] = ()  # hidden size of each text encoder, in diffusers order
+    cross_attention_width: int = 0  # the denoiser's cross-attention (context) width
+    # Component folders of a diffusers pipeline, in text-encoder order.
+    text_encoder_folders: tuple[str, ...] = ("text_encoder",)
+    tokenizer_folders: tuple[str, ...] = ("tokenizer",)
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
     # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.

@@ -13,7 +13,9 @@ SD1 = FamilyDeclaration(
     label="SD 1.x",
     implementation=IMPLEMENTATION,
     commands=COMMANDS,
-    epsilon=PredictionFacts("sd_v1", "stable-diffusion-v1", 512),
+    epsilon=PredictionFacts("sd_v1", "stable-diffusion-v1", 512, "sd15"),
+    text_encoder_widths=(768,),  # CLIP ViT-L
+    cross_attention_width=768,
     implied_options={"v2": False},
     **NETWORK_KEYS,
 )
@@ -23,8 +25,10 @@ SD2 = FamilyDeclaration(
     label="SD 2.x",
     implementation=IMPLEMENTATION,
     commands=COMMANDS,
-    epsilon=PredictionFacts("sd_v2", "stable-diffusion-v2-512", 512),
-    v_prediction=PredictionFacts("sd_v2_v", "stable-diffusion-v2-768-v", 768),
+    epsilon=PredictionFacts("sd_v2", "stable-diffusion-v2-512", 512, "sd2"),
+    v_prediction=PredictionFacts("sd_v2_v", "stable-diffusion-v2-768-v", 768, "sd2-v"),
+    text_encoder_widths=(1024,),  # OpenCLIP ViT-H
+    cross_attention_width=1024,
     implied_options={"v2": True},
     **NETWORK_KEYS,
 )
