@@ -10,7 +10,9 @@ file is reduced to a SHA-256 over its tensors (names, dtypes, shapes, bytes, in 
 
 Not part of the suite: float results are bit-identical only on the same CPU, torch build and thread
 count, so the baseline (`baseline.json`, which records the machine it was made on) is compared on
-the machine that wrote it. Runs with one thread, for the same reason.
+the machine that wrote it. The trainers run with one thread, for the same reason; the fine-tune
+metadata is prepared in this process with the shell's thread settings, so compare from a shell
+without OMP_NUM_THREADS (as the baseline was made): with it set, the fine-tunes' latents differ.
 """
 
 from __future__ import annotations
