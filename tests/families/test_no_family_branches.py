@@ -30,18 +30,10 @@ NOT_YET_ON_THE_SEAM = {
     "options/schema.py": "SDXL_COMMANDS (sd-scripts' sdxl_* commands)",
     "options/sd_scripts_flags.py": "sd-scripts' flag groups (its 'sdxl' group)",
     "options/defs/text_cache.py": "options of the sdxl_* commands",
-    # LoRA file tools: a LoRA file's layout ("sd", "sdxl") and sd-scripts' tool flags (--sdxl, --v2)
-    "tools/lora/lora_files.py": "LoRA file layouts",
-    "tools/lora/lora_diffusers.py": "LoRA file layouts",
-    "tools/lora/lora_diffusers_names.py": "LoRA file layouts",
-    "tools/lora/lora_inspect.py": "LoRA file layouts",
-    "tools/lora/lora_convert.py": "LoRA file layouts",
-    "tools/lora/merge_loras.py": "LoRA file layouts",
-    "tools/lora/merge_into_model.py": "LoRA file layouts",
-    "tools/lora/lora_extract.py": "sd-scripts' --sdxl/--v2 tool flags",
-    "tools/lora/extract_lora_from_models.py": "sd-scripts' --sdxl/--v2 tool flags",
-    "tools/flags/lora.py": "convert_lora --model_type choices, --sdxl",
-    "tools/metadata/metadata_latents.py": "latent cache layout of the metadata workflow",
+    # sd-scripts' own tool flags, named after the model they say (its --sdxl; --v2 is no family's name)
+    "tools/lora/lora_extract.py": "reads sd-scripts' --sdxl tool flag (args.sdxl)",
+    "tools/lora/extract_lora_from_models.py": "checks sd-scripts' --sdxl tool flag (args.sdxl) against --v2",
+    "tools/flags/lora.py": "declares sd-scripts' --sdxl flag of extract_lora_from_models",
 }
 
 _FAMILY_IDENTIFIER = re.compile(r"(^|_)(sdxl|sd1|sd2)($|_)", re.IGNORECASE)

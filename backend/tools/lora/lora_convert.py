@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
+from backend.families import names, network_files
 from backend.messages import msg
 from backend.networks.weights_io import is_safetensors, save_weights_file
 from backend.tools.lora.lora_diffusers import (
@@ -22,7 +23,7 @@ from backend.tools.lora.lora_diffusers import (
     resolve_alphas,
     to_sd_scripts,
 )
-from backend.tools.lora.lora_diffusers_names import FAMILY_NAMES, name_table
+from backend.tools.lora.lora_diffusers_names import name_table
 from backend.tools.lora.lora_files import (
     check_finite_modules,
     check_finite_result,
@@ -30,7 +31,6 @@ from backend.tools.lora.lora_files import (
     read_weights,
     save_lora,
 )
-from backend.tools.lora.merge_into_model import families_fit
 from backend.tools.lora.tool_cli import ToolError, dtype_of
 from backend.training.metadata import base_model_version
 
@@ -40,13 +40,14 @@ Modules = dict[str, dict[str, torch.Tensor]]
 def _family(detected: str | None, requested: str | None, path: str) -> str:
     if requested is None:
         if detected is None:
-            raise ToolError(msg("tool.convert_family_unknown", "{path}: cannot tell whether this LoRA is for SD 1.x/2.x "
-                                "or SDXL; pass --model_type", path=path))
+            models = network_files.joined_labels(network_files.layouts(), msg("tool.word_or", "or"))
+            raise ToolError(msg("tool.convert_model_unknown", "{path}: cannot tell whether this LoRA is for {models}; "
+                                "pass --model_type", path=path, models=models))
         return detected
-    if detected is not None and not families_fit(detected, requested):
+    if detected is not None and not network_files.fits(detected, requested):
         raise ToolError(msg(
             "tool.convert_family_contradicts", "{path} is a LoRA for {family} (its key names), but --model_type is "
-            "{requested}", path=path, family=FAMILY_NAMES[detected], requested=FAMILY_NAMES[requested],
+            "{requested}", path=path, family=network_files.label(detected), requested=network_files.label(requested),
         ))
     return requested
 
@@ -78,9 +79,9 @@ def sd_scripts_metadata(metadata: Mapping[str, str], family: str, modules: Modul
         out.setdefault("ss_network_dim", str(ranks.most_common(1)[0][0]))
     if alphas:
         out.setdefault("ss_network_alpha", str(alphas.most_common(1)[0][0]))
-    if family in ("sd1", "sd2", "sdxl"):
+    if family in names():  # not only a layout: the family is known
         out.setdefault("ss_base_model_version", base_model_version(family, False))
-        out.setdefault("ss_v2", str(family == "sd2"))
+        out.setdefault("ss_v2", str(network_files.sd_scripts_v2(family)))
     return out
 
 
@@ -103,7 +104,7 @@ def convert_file(args: argparse.Namespace) -> None:
     print(msg(
         "tool.converted", "converted {count} modules ({unet} U-Net, {text_encoder} text encoder) of a {family} LoRA "
         "from the {layout} layout to the {target} layout; saved {path}", count=len(modules),
-        text_encoder=len(modules) - unet, unet=unet, family=FAMILY_NAMES[family], layout=layout, target=target,
+        text_encoder=len(modules) - unet, unet=unet, family=network_files.label(family), layout=layout, target=target,
         path=args.save_to,
     ))
 

@@ -36,15 +36,15 @@ from dataclasses import dataclass
 
 import torch
 
+from backend.families import network_files
 from backend.messages import msg
-from backend.tools.lora.lora_diffusers_names import NameTable
-from backend.tools.lora.lora_files import SD_BASE_VERSIONS, lora_module
+from backend.tools.lora.lora_diffusers_names import NameTable, layouts_of_keys
+from backend.tools.lora.lora_files import lora_module
 from backend.tools.lora.tool_cli import ToolError
 
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 _UNET_ROOTS = ("down_blocks.", "mid_block.", "up_blocks.", "conv_in", "conv_out", "time_embedding.", "add_embedding.")
-_WIDTH_FAMILIES = {768: "sd1", 1024: "sd2"}  # text-encoder width / cross-attention width
 _PEFT_DEFAULT_ALPHA = 8.0  # LoraConfig's default lora_alpha, used when metadata gives r but no alpha
 _PROCESSOR = re.compile(r"^(?P<path>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
 _PEFT = re.compile(r"^(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[\w-]+)?\.weight$")
@@ -233,24 +233,32 @@ def from_sd_scripts(
 
 
 def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[str, str]) -> str | None:
-    """"sdxl", "sd1", "sd2", "sd" (1.x or 2.x) or None (cannot tell) from the layers a file touches:
-    SDXL has a second text encoder and attention in up_blocks.0; SD 1.x/2.x attention in
-    down_blocks.0 and a fourth level; 1.x and 2.x differ in width (768 / 1024)."""
-    keys = list(modules)
-    sdxl = any(k.startswith(("text_encoder_2.", "unet.up_blocks.0.attentions.", "unet.add_embedding.")) for k in keys)
-    sd = any(k.startswith(("unet.down_blocks.0.attentions.", "unet.down_blocks.3.", "unet.up_blocks.3.")) for k in keys)
-    by_metadata = SD_BASE_VERSIONS.get(metadata.get("ss_base_model_version", ""))
-    if sdxl and sd:
-        raise ToolError(msg("tool.diffusers_mixed_families",
-                            "the file has layers of both SDXL and SD 1.x/2.x; it is not one model's LoRA"))
-    if sdxl:
-        return "sdxl"
-    if not sd:
+    """The model a file was made for (`network_files`: a family, or a layout when the file cannot tell
+    which of its families), or None (cannot tell). The layers it touches tell the layout (parts only
+    one layout's models have: SDXL's second text encoder and attention in up_blocks.0, SD 1.x/2.x's
+    attention in down_blocks.0 and fourth level); `ss_base_model_version` or the widths tell the
+    family inside it (SD 1.x and 2.x: 768 / 1024)."""
+    found = layouts_of_keys(modules)
+    by_metadata = network_files.of_base_model_version(metadata.get("ss_base_model_version"))
+    if len(found) > 1:
+        raise ToolError(msg("tool.diffusers_mixed_layouts", "the file has layers of {models}; it is not one model's "
+                            "LoRA", models=network_files.joined_labels(found, msg("tool.word_and", "and"))))
+    if not found:
         return by_metadata
-    if by_metadata in ("sd1", "sd2"):
+    layout = found[0]
+    if by_metadata is not None and network_files.fits(layout, by_metadata):
         return by_metadata
-    for key in ("text_encoder.text_model.encoder.layers.0.self_attn.q_proj",
-                "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"):
-        if key in modules:
-            return _WIDTH_FAMILIES.get(int(modules[key].down.shape[1]), "sd")
-    return "sd"
+    return _family_by_width(layout, modules)
+
+
+def _family_by_width(layout: str, modules: Mapping[str, DiffusersModule]) -> str:
+    """The first text encoder's width (its first layer's query projection) or else the U-Net's
+    cross-attention width (a key projection of cross-attention) tells a layout's family."""
+    folder = network_files.families_of(layout)[0].text_encoder_folders[0]
+    text_encoder = modules.get(f"{folder}.text_model.encoder.layers.0.self_attn.q_proj")
+    if text_encoder is not None:
+        return network_files.of_text_encoder_width(layout, int(text_encoder.down.shape[1]))
+    for key, module in modules.items():
+        if key.startswith("unet.") and key.endswith(".attn2.to_k"):
+            return network_files.of_cross_attention_width(layout, int(module.down.shape[1]))
+    return network_files.narrowest(layout, ())

@@ -11,19 +11,21 @@ of the family is reported, never guessed.
 The shipped full-size architectures hold every layer name of smaller models of their family built
 the same way (the tiny test models keep block types, levels and `layers_per_block`; see
 `tiny_model_configs`), so the full-size table serves them too. SD 1.x and 2.x share U-Net names;
-their text encoders differ only in depth, so "sd" (1.x or 2.x, unknown) uses both tables.
+their text encoders differ only in depth, so "sd" (1.x or 2.x, unknown) uses both tables. A table is
+named by a model name of `backend.families.network_files` (a family, or a network layout).
+
+The same tables tell which layout a diffusers-layout file is for: a key lies in a part of the model
+(its path or one of its parents, `unet.down_blocks.0.attentions`) that only one layout's models have.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from backend.models.configs import FAMILY_LABELS, TEXT_ENCODER_FOLDERS, family_of_arch
+from backend.families import network_files, of_config_set
 from backend.tools.lora.lora_layers import iter_lora_layers, meta_models
-
-ARCHS_OF_FAMILY = {"sd1": ("sd15",), "sd2": ("sd2",), "sd": ("sd15", "sd2"), "sdxl": ("sdxl",)}
-FAMILY_NAMES = {**FAMILY_LABELS, "sd": "SD 1.x/2.x"}
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,13 @@ class NameTable:
 
     @property
     def label(self) -> str:
-        return FAMILY_NAMES[self.family]
+        return network_files.label(self.family)
 
 
 @lru_cache(maxsize=4)
 def _arch_table(arch: str) -> tuple[dict[str, str], dict[str, str]]:
     unet, text_encoders = meta_models(arch)
-    components = TEXT_ENCODER_FOLDERS[family_of_arch(arch)]
+    components = of_config_set(arch).text_encoder_folders
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
     for ref in iter_lora_layers(unet, text_encoders):
@@ -53,11 +55,32 @@ def _arch_table(arch: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def name_table(family: str) -> NameTable:
-    """The table of `family` ("sd1", "sd2", "sd" or "sdxl")."""
+    """The table of a model name: a family ("sd1", "sdxl") or a network layout ("sd": SD 1.x or 2.x)."""
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
-    for arch in ARCHS_OF_FAMILY[family]:
+    for arch in network_files.config_sets(family):
         forward, backward = _arch_table(arch)
         to_diffusers.update(forward)
         to_lora.update(backward)
     return NameTable(family, to_diffusers, to_lora)
+
+
+def _parts(key: str) -> set[str]:
+    """The key's path and every parent path ("unet", "unet.down_blocks", ...)."""
+    pieces = key.split(".")
+    return {".".join(pieces[:end]) for end in range(1, len(pieces) + 1)}
+
+
+@lru_cache(maxsize=1)
+def _layout_parts() -> dict[str, frozenset[str]]:
+    """Per network layout, the module paths (and parents) that no other layout's models have."""
+    parts = {layout: set().union(*map(_parts, name_table(layout).to_lora)) for layout in network_files.layouts()}
+    return {layout: frozenset(own - set().union(*(other for name, other in parts.items() if name != layout)))
+            for layout, own in parts.items()}
+
+
+def layouts_of_keys(keys: Iterable[str]) -> list[str]:
+    """The layouts whose own parts diffusers-layout module keys ("<component>.<path>") lie in, in
+    the families' order: none when every key is of parts all layouts have."""
+    found = {layout for key in keys for layout, own in _layout_parts().items() if _parts(key) & own}
+    return [layout for layout in network_files.layouts() if layout in found]

@@ -10,6 +10,7 @@ import json
 
 import torch
 
+from backend.families import network_files
 from backend.messages import msg
 from backend.models.components import Components
 from backend.networks.naming import Target, resolve_unet_module_name, text_encoder_targets, unet_targets
@@ -59,7 +60,7 @@ def extract_modules(
 
 def extract_metadata(family: str, v_prediction: bool, args: argparse.Namespace) -> dict[str, str]:
     metadata = {
-        "ss_v2": str(family == "sd2"),
+        "ss_v2": str(network_files.sd_scripts_v2(family)),
         "ss_base_model_version": base_model_version(family, v_prediction),
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(args.dim),
@@ -82,7 +83,8 @@ def extract_file(args: argparse.Namespace) -> None:
         raise ToolError(msg("tool.extract_families_differ", "{org} is {org_family} but {tuned} is {tuned_family}",
                             org=args.model_org, org_family=org_info.label, tuned=args.model_tuned,
                             tuned_family=tuned_info.label))
-    if (args.sdxl and org_info.family != "sdxl") or (args.v2 and org_info.family != "sd2"):
+    given = {"--sdxl": args.sdxl, "--v2": args.v2}  # sd-scripts' flags saying what the models are
+    if any(on and org_info.family not in network_files.families_of_tool_flag(flag) for flag, on in given.items()):
         raise ToolError(msg("tool.extract_flag_family", "the models are {family} ({evidence}); check --sdxl/--v2",
                             family=org_info.label, evidence=org_info.evidence))
     dtype = dtype_of(args.load_precision) or torch.float32

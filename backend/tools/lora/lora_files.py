@@ -17,10 +17,12 @@ from pathlib import Path
 
 import torch
 
+from backend.families import network_files
 from backend.finite_weights import check_weights
 from backend.messages import msg
 from backend.models.errors import ModelFileError
 from backend.models.file_checks import pickle_load_error
+from backend.networks.naming import text_encoder_prefixes
 from backend.networks.weights_io import load_weights_file, save_weights_file
 from backend.tools.cli.light_cli import ToolFailure
 from backend.tools.lora.tool_cli import ToolError
@@ -36,10 +38,6 @@ OTHER_PARAMS: dict[str, str] = {
     "a1.weight": "GLoRA", "a2.weight": "GLoRA", "b1.weight": "GLoRA", "b2.weight": "GLoRA",
 }
 KNOWN_PARAMS = LORA_PARAMS | LOHA_PARAMS | LOKR_PARAMS | frozenset(OTHER_PARAMS)
-SD_BASE_VERSIONS = {"sd_v1": "sd1", "sd_v2": "sd2", "sd_v2_v": "sd2", "sdxl_base_v1-0": "sdxl"}
-# Text-encoder width -> family for full-size SD 1.x/2.x files without metadata.
-_TE_WIDTHS = {768: "sd1", 1024: "sd2"}
-_SDXL_UNET_MARKERS = ("lora_unet_input_blocks_", "lora_unet_middle_block_", "lora_unet_output_blocks_")
 
 
 @dataclass
@@ -57,7 +55,8 @@ class LoraFile:
 
     @property
     def family(self) -> str:
-        """`sdxl`, `sd1`, `sd2`, or `sd` when SD 1.x and 2.x cannot be told apart."""
+        """The model it was made for: a family, or a network layout when the file cannot tell which of
+        the layout's families (`backend.families.network_files`)."""
         return lora_family(self.modules, self.metadata)
 
 
@@ -77,16 +76,19 @@ def module_algorithm(params: Mapping[str, torch.Tensor]) -> str:
 
 
 def lora_family(modules: Mapping[str, Mapping[str, torch.Tensor]], metadata: Mapping[str, str]) -> str:
-    names = list(modules)
-    by_keys = "sdxl" if any(n.startswith(("lora_te1_", "lora_te2_", *_SDXL_UNET_MARKERS)) for n in names) else "sd"
-    by_metadata = SD_BASE_VERSIONS.get(metadata.get("ss_base_model_version", ""))
-    if by_metadata is not None and (by_metadata == "sdxl") == (by_keys == "sdxl"):
+    """The family (or only the layout) of a file: its key names tell the layout, `ss_base_model_version`
+    the family where it agrees with them, else the width of the first text encoder (full-size files)."""
+    layout = network_files.layout_of_network_keys(modules)
+    by_metadata = network_files.of_base_model_version(metadata.get("ss_base_model_version"))
+    if by_metadata is not None and network_files.layout_of(by_metadata) == layout:
         return by_metadata
-    if by_keys == "sd":
-        down = modules.get("lora_te_text_model_encoder_layers_0_self_attn_q_proj", {}).get("lora_down.weight")
+    families = network_files.families_of(layout)
+    if len(families) > 1:
+        first = text_encoder_prefixes(len(families[0].text_encoder_widths))[0]
+        down = modules.get(f"{first}_text_model_encoder_layers_0_self_attn_q_proj", {}).get("lora_down.weight")
         if down is not None and down.dim() == 2:
-            return _TE_WIDTHS.get(int(down.shape[1]), "sd")
-    return by_keys
+            return network_files.of_text_encoder_width(layout, int(down.shape[1]))
+    return network_files.narrowest(layout, ())
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

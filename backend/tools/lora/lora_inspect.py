@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from backend.families import network_files
 from backend.messages import msg
 from backend.tools.lora.lora_files import (
     KNOWN_PARAMS,
@@ -28,8 +29,6 @@ from backend.tools.lora.lora_files import (
 )
 from backend.tools.lora.lora_layers import arch_layer_names
 
-# The shipped architecture a file's names are checked against ("sd": SD 1.x and 2.x share names).
-CHECK_ARCH = {"sd1": "sd15", "sd2": "sd2", "sd": "sd15", "sdxl": "sdxl"}
 SUMMARY_KEYS = (
     "ss_output_name", "ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_network_args",
     "ss_learning_rate", "ss_unet_lr", "ss_text_encoder_lr", "ss_optimizer", "ss_lr_scheduler",
@@ -74,7 +73,8 @@ def block_summary(lora: LoraFile) -> dict[str, dict[str, Any]]:
 
 
 def unknown_keys(lora: LoraFile) -> list[str]:
-    layers = arch_layer_names(CHECK_ARCH[lora.family])
+    # The names of the shipped architecture of the file's (first) family: SD 1.x and 2.x share U-Net names.
+    layers = arch_layer_names(network_files.config_sets(lora.family)[0])
     unknown = []
     for name, params in lora.modules.items():
         for param in params:

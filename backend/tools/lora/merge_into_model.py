@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
+from backend.families import network_files
 from backend.finite_weights import check_weights
 from backend.messages import msg
 from backend.models.checkpoint import split_original
 from backend.models.components import Components
-from backend.models.configs import FAMILY_LABELS, arch_for, load_arch_configs
+from backend.models.configs import arch_for, load_arch_configs
 from backend.models.detect import ModelInfo, detect_model
 from backend.models.files import is_single_file, read_checkpoint
 from backend.models.loading import build_modules, load_components
@@ -25,8 +26,6 @@ from backend.tools.cli.light_cli import ToolFailure
 from backend.tools.lora.lora_files import LoraFile, module_delta
 from backend.tools.lora.lora_layers import lora_layers
 from backend.tools.lora.tool_cli import ToolError
-
-_LORA_FAMILY_LABELS = {**FAMILY_LABELS, "sd": "SD 1.x/2.x"}
 
 
 @dataclass
@@ -37,18 +36,12 @@ class MergeReport:
     layers: dict[str, torch.nn.Module] = field(default_factory=dict)  # module name -> the layer it changed
 
 
-def families_fit(lora_family: str, model_family: str) -> bool:
-    if lora_family == "sd":
-        return model_family in ("sd1", "sd2")
-    return lora_family == model_family
-
-
 def check_family(lora: LoraFile, family: str, what: str) -> None:
     """`what`: the model, named for the message ("model.safetensors (its evidence)")."""
-    if families_fit(lora.family, family):
+    if network_files.fits(lora.family, family):
         return
-    names = {"path": lora.path, "family": _LORA_FAMILY_LABELS[lora.family], "model": what,
-             "model_family": _LORA_FAMILY_LABELS[family]}
+    names = {"path": lora.path, "family": network_files.label(lora.family), "model": what,
+             "model_family": network_files.label(family)}
     if "ss_base_model_version" in lora.metadata:
         raise ToolError(msg(
             "tool.lora_family_mismatch_metadata", "{path} is a LoRA for {family} (its key names and "

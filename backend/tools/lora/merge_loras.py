@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from backend.families import network_files
 from backend.messages import msg
 from backend.tools.lora.lora_files import (
     LoraFile,
@@ -36,10 +37,10 @@ def check_mergeable(loras: Sequence[LoraFile]) -> None:
                 "tool.merge_not_lora", "{path} holds {algorithms} modules; LoRA files merge only LoRA/LoCon (bake "
                 "LoHa/LoKr into a checkpoint with --sd_model instead)", path=lora.path, algorithms=", ".join(refused),
             ))
-    families = {lora.family for lora in loras}
-    if "sdxl" in families and len(families) > 1:
-        raise ToolError(msg("tool.merge_mixed_families",
-                            "the LoRAs are for different architectures (SDXL and SD 1.x/2.x) and cannot be merged"))
+    layouts = {network_files.layout_of(lora.family) for lora in loras}
+    if len(layouts) > 1:  # SD 1.x and 2.x LoRAs share one layout: they merge
+        raise ToolError(msg("tool.merge_mixed_layouts", "the LoRAs are for different architectures ({models}) and "
+                            "cannot be merged", models=network_files.joined_labels(layouts, msg("tool.word_and", "and"))))
 
 
 def _by_module(loras: Sequence[LoraFile], ratios: Sequence[float]) -> dict[str, list[tuple[float, dict]]]:

@@ -25,7 +25,7 @@ from backend.data.images import probe_image
 from backend.data.latent_cache import cache_latents
 from backend.data.scan import DatasetScan, scan_dataset
 from backend.data.specs import DatasetSpec
-from backend.families.loaded import get_spec
+from backend.families.loaded import family as loaded_family
 from backend.messages import msg
 from backend.models.files import model_identity
 from backend.tools.metadata.metadata_io import LATENT_STRIDE, Metadata, MetadataError
@@ -77,7 +77,7 @@ def dataset_for(spec: DatasetSpec, images: list[Path]) -> TrainDataset:
 def encode_latents(dataset: TrainDataset, model: str, batch_size: int, dtype: torch.dtype,
                    tokenizer_cache_dir: str | None, family: str) -> int:
     """Write the latent cache files of `dataset`; returns how many images were encoded (not reused)."""
-    spec = get_spec(family)
+    spec = loaded_family(family).spec
     components = spec.load(model, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vae = components.vae.to(device=device, dtype=dtype).eval()
@@ -91,5 +91,5 @@ def encode_latents(dataset: TrainDataset, model: str, batch_size: int, dtype: to
             logger.info(msg("tool.latents_progress", "latents: {done}/{total} encoded", done=done, total=total))
 
     group = DatasetGroup([dataset])
-    return cache_latents(group, encode, batch_size, to_disk=True, arch="sdxl" if family == "sdxl" else "sd",
+    return cache_latents(group, encode, batch_size, to_disk=True, arch=loaded_family(family).latent_cache_arch,
                          encoder_id=model_identity(model), progress=progress)

@@ -16,7 +16,7 @@ from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import load_components
 from backend.networks.naming import text_encoder_targets, unet_targets
 from backend.tools.lora import convert_lora
-from backend.tools.lora.lora_diffusers import parse_keys, resolve_alphas
+from backend.tools.lora.lora_diffusers import DiffusersModule, diffusers_family, parse_keys, resolve_alphas
 from backend.tools.lora.lora_files import load_lora, module_delta, save_lora
 from backend.tools.lora.tool_cli import ToolError, run_tool
 from tests.tools.lora.conftest import random_module
@@ -213,3 +213,22 @@ def test_older_diffusers_keys_and_refusals(make_lora, tmp_path, capsys) -> None:
     code, _, err = convert(capsys, "--model", str(tmp_path / "stray.safetensors"), "--save_to", str(tmp_path / "x.safetensors"))
     assert code == 2 and "not layers of SD 1.x/2.x" in err and "to_qq" in err
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.ckpt").exists()
+
+
+def test_the_model_of_a_diffusers_file() -> None:
+    """Parts of the model only one layout has tell the layout (SD 2.x's deeper text encoder too); the
+    metadata or the widths tell the family inside it; shared parts alone tell nothing."""
+    def modules(*keys: str, width: int = 32) -> dict[str, DiffusersModule]:
+        return {key: DiffusersModule(torch.zeros(2, width), torch.zeros(width, 2)) for key in keys}
+
+    cross = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"
+    first_te, deep_te = (f"text_encoder.text_model.encoder.layers.{i}.self_attn.q_proj" for i in (0, 20))
+    assert diffusers_family(modules(cross, width=1024), {}) == "sd2"
+    assert diffusers_family(modules(cross, width=768), {}) == "sd1" and diffusers_family(modules(cross), {}) == "sd"
+    assert diffusers_family(modules(cross), {"ss_base_model_version": "sd_v2"}) == "sd2"
+    assert diffusers_family(modules(first_te, deep_te, width=1024), {}) == "sd2"
+    assert diffusers_family(modules(first_te), {}) is None
+    assert diffusers_family(modules(first_te), {"ss_base_model_version": "sd_v1"}) == "sd1"
+    assert diffusers_family(modules("text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj"), {}) == "sdxl"
+    with pytest.raises(ToolError, match="layers of SD 1.x/2.x and SDXL"):
+        diffusers_family(modules(cross, "unet.up_blocks.0.attentions.0.proj_in"), {})

@@ -9,7 +9,7 @@ import sys
 import torch
 
 from backend.tools.lora import inspect_lora
-from backend.tools.lora.lora_files import load_lora, save_lora
+from backend.tools.lora.lora_files import load_lora, lora_family, save_lora
 from backend.tools.lora.tool_cli import run_tool
 from tests.end_to_end.helpers import REPO
 
@@ -78,3 +78,17 @@ def test_inspect_shows_the_resolution_of_a_dataset_config_lora(trained_lora, tmp
     save_lora(path, lora.modules, lora.metadata, None)
     assert run_tool(inspect_lora.main, [str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["resolution"] == ["512x640"]
+
+
+def test_the_base_model_from_key_names_metadata_and_width() -> None:
+    """The key names tell the layout; ss_base_model_version the family where it agrees with them, else
+    the first text encoder's width (SD 1.x 768, SD 2.x 1024); "sd" when nothing tells 1.x from 2.x."""
+    def te(width: int) -> dict[str, dict[str, torch.Tensor]]:
+        return {"lora_te_text_model_encoder_layers_0_self_attn_q_proj": {"lora_down.weight": torch.zeros(2, width)}}
+
+    unet = {"lora_unet_down_blocks_0_attentions_0_proj_in": {"lora_down.weight": torch.zeros(2, 4)}}
+    sdxl = {"lora_unet_input_blocks_4_1_proj_in": {"lora_down.weight": torch.zeros(2, 4)}}
+    assert lora_family(te(1024), {}) == "sd2" and lora_family(te(768), {}) == "sd1" and lora_family(te(32), {}) == "sd"
+    assert lora_family(unet, {}) == "sd" and lora_family(unet, {"ss_base_model_version": "sd_v2_v"}) == "sd2"
+    assert lora_family(te(768), {"ss_base_model_version": "sdxl_base_v1-0"}) == "sd1"  # the keys win
+    assert lora_family({**unet, **sdxl}, {"ss_base_model_version": "sd_v1"}) == "sdxl"
