@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.atomic import atomic_folder
+from backend.families import config_sets, of_config_set
 from backend.messages import msg
-from backend.models.configs import ARCHS
 from backend.tools.cli.arg_checks import output_folder
 from backend.tools.cli.light_cli import InputError, run_light_tool
 
@@ -85,19 +85,19 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     import torch
 
     from backend.models.components import Components
-    from backend.models.configs import TOKENIZER_FOLDERS, family_of_arch
     from backend.models.saving import save_components
-    from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+    from backend.models.tokenizers import cache_folder
     from devtools.tiny_model_configs import tiny_arch_configs
     from devtools.tiny_tokenizer import write_tiny_tokenizer
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    if arch not in config_sets():
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(config_sets())}")
     out = Path(out)
     if not single_file:
         check_replaceable(out, "model_index.json", "out")
     out.mkdir(parents=True, exist_ok=True)
-    hub = HUB_TOKENIZERS[family_of_arch(arch)]
+    family = of_config_set(arch)
+    hub = family.hub_tokenizers
     with tempfile.TemporaryDirectory() as tmp:
         # Generated once, then copied: v5 tokenizers save only tokenizer.json, and older
         # tools expect the vocab.json/merges.txt pair as well.
@@ -122,7 +122,7 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
             return TinyModel(arch, path, cache)
         with atomic_folder(out) as folder:
             save_components(components, folder)
-            for src, name in zip(sources, TOKENIZER_FOLDERS[configs.family], strict=True):
+            for src, name in zip(sources, family.tokenizer_folders, strict=True):
                 shutil.copytree(src, folder / name, dirs_exist_ok=True)
     return TinyModel(arch, out, None)
 
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.make_tiny_model", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--arch", required=True, choices=(*ARCHS, *CAPTIONER_FLAGS),
+    parser.add_argument("--arch", required=True, choices=(*config_sets(), *CAPTIONER_FLAGS),
                         help="a model family, or a captioner/tagger (blip, git, wd14: devtools/tiny_captioners.py)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors")

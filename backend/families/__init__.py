@@ -11,7 +11,8 @@ the family (`tests/families/test_no_family_branches.py`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from backend.families.declaration import FamilyDeclaration
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
@@ -97,3 +98,27 @@ def of_config_set(config_set: str) -> FamilyDeclaration:
 def model_types() -> list[dict]:
     """The model types the GUI offers, as the schema dump carries them."""
     return [d.as_json() for d in DECLARATIONS]
+
+
+def joint_label(found: Iterable[FamilyDeclaration]) -> str:
+    """One label for several families, their shared first words said once ("SD 1.x/2.x")."""
+    words = [d.label.split(" ") for d in found]
+    if len(words) <= 1:
+        return " ".join(words[0]) if words else ""
+    shared = 0
+    while all(len(each) > shared + 1 and each[shared] == words[0][shared] for each in words):
+        shared += 1
+    return " ".join([*words[0][:shared], "/".join(" ".join(each[shared:]) for each in words)])
+
+
+def of_pipeline_index(index: Mapping[str, Any]) -> FamilyDeclaration:
+    """The family whose diffusers folder layout a model_index.json describes: of those whose pipeline
+    class it names or whose text encoders it lists, the one with the most text encoders (SDXL's folders
+    hold SD's too) and then the most specific class; the first declared where several share a layout
+    (their configs tell them apart: `FamilyDeclaration.detection`), and where none matches."""
+    class_name = str(index.get("_class_name", ""))
+    found = [d for d in DECLARATIONS
+             if (d.pipeline_class_prefix and class_name.startswith(d.pipeline_class_prefix))
+             or all(name in index for name in d.text_encoder_folders)]
+    return max(found, key=lambda d: (len(d.text_encoder_folders), len(d.pipeline_class_prefix)),
+               default=DECLARATIONS[0])

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from backend.families.detection import Detection
 
 IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
 IMPL_DIFFUSERS = "diffusers"
@@ -23,7 +26,26 @@ class PredictionFacts:
     base_model_version: str  # ss_base_model_version, as sd-scripts writes it
     architecture: str  # modelspec.architecture (without "/lora")
     native_resolution: int  # the side of the square images the base model was trained on
-    config_set: str  # the shipped configs of the real model (backend/models/configs/<config_set>)
+    config_set: str  # the shipped configs of the real model (<FamilyDeclaration.configs_folder>/<config_set>)
+
+
+class HubTokenizer(NamedTuple):
+    """Where a single file's tokenizer comes from (a single file has none): as sd-scripts loads it."""
+
+    hub_id: str
+    subfolder: str | None = None
+    pad_with_bang: bool = False  # pads with "!" (id 0), as the real OpenCLIP tokenizers do
+
+
+@dataclass(frozen=True)
+class OriginalTextEncoder:
+    """One text encoder in the original (Stability) single-file layout."""
+
+    prefix: str  # its keys' prefix ("cond_stage_model.transformer.")
+    layout: Literal["hf", "open_clip"]  # transformers' CLIP names behind the prefix, or OpenCLIP's
+    # The file keeps the block the diffusers encoder drops (the last of OpenCLIP's, which SD 2.x never
+    # used) and an unused text projection; a save writes them back (backend/models/keymap_text.py).
+    keeps_unused_parts: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,14 @@ class FamilyDeclaration:
     # Component folders of a diffusers pipeline, in text-encoder order.
     text_encoder_folders: tuple[str, ...] = ("text_encoder",)
     tokenizer_folders: tuple[str, ...] = ("tokenizer",)
+    # The diffusers pipeline class its folders name in model_index.json begins with ("StableDiffusionXL").
+    pipeline_class_prefix: str = ""
+    # Its text encoders in the original single-file layout, and their tokenizers, in text-encoder order.
+    original_text_encoders: tuple[OriginalTextEncoder, ...] = ()
+    hub_tokenizers: tuple[HubTokenizer, ...] = ()
+    # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.
+    configs_folder: Path | None = None
+    detection: Detection | None = None
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
     # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.

@@ -1,5 +1,6 @@
 """Whole-checkpoint layout: split an original single-file state dict into diffusers component state
-dicts and join them back, per family.
+dicts and join them back, with the text-encoder prefixes and layouts the family declares
+(`FamilyDeclaration.original_text_encoders`).
 
 Keys outside the known component prefixes (``alphas_cumprod``, ``model_ema.*``, ...) are not needed
 to train and are dropped on load; text-encoder tensors without a diffusers counterpart are kept as
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from backend.families import declaration
 from backend.messages import msg
 from backend.models.configs import ArchConfigs
 from backend.models.errors import ModelMismatchError
@@ -24,13 +26,6 @@ from backend.models.keymap_text import (
 )
 from backend.models.keymap_unet import UNET_PREFIX, unet_to_diffusers, unet_to_original
 from backend.models.keymap_vae import VAE_PREFIX, vae_to_diffusers, vae_to_original
-
-# (prefix, layout) of each text encoder in the original file, in diffusers order.
-TEXT_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sd1": (("cond_stage_model.transformer.", "hf"),),
-    "sd2": (("cond_stage_model.model.", "open_clip"),),
-    "sdxl": (("conditioner.embedders.0.transformer.", "hf"), ("conditioner.embedders.1.model.", "open_clip")),
-}
 
 
 @dataclass
@@ -57,14 +52,16 @@ def split_original(state_dict: Mapping[str, torch.Tensor], configs: ArchConfigs)
         vae=vae_to_diffusers(_strip(state_dict, VAE_PREFIX), configs.vae),
         text_encoders=[],
     )
-    for (prefix, layout), te_config in zip(TEXT_LAYOUTS[configs.family], configs.text_encoders, strict=True):
+    layouts = declaration(configs.family).original_text_encoders
+    for encoder, te_config in zip(layouts, configs.text_encoders, strict=True):
+        prefix = encoder.prefix
         part = _strip(state_dict, prefix)
         if not part:
             raise ModelMismatchError(msg(
                 "model.no_text_encoder", "the checkpoint has no text encoder weights under {prefix}: give a whole model "
                 "(U-Net, VAE and text encoder(s) in one file)", prefix=repr(prefix),
             ))
-        if layout == "hf":
+        if encoder.layout == "hf":
             keep = {k: v for k, v in part.items() if not k.endswith("position_ids")}
             states.extras.update({prefix + k: v for k, v in part.items() if k not in keep})
             states.text_encoders.append(hf_clip_to_diffusers(keep))
@@ -80,18 +77,18 @@ def join_original(states: ComponentStates, configs: ArchConfigs) -> dict[str, to
     """Diffusers component state dicts -> original single-file state dict (extras re-emitted)."""
     out = {UNET_PREFIX + k: v for k, v in unet_to_original(states.unet, configs.unet).items()}
     out.update({VAE_PREFIX + k: v for k, v in vae_to_original(states.vae, configs.vae).items()})
-    for (prefix, layout), te_config, te_state in zip(
-        TEXT_LAYOUTS[configs.family], configs.text_encoders, states.text_encoders, strict=True
-    ):
-        if layout == "hf":
+    layouts = declaration(configs.family).original_text_encoders
+    for encoder, te_config, te_state in zip(layouts, configs.text_encoders, states.text_encoders, strict=True):
+        prefix = encoder.prefix
+        if encoder.layout == "hf":
             out.update({prefix + k: v for k, v in te_state.items()})
             continue
         layers = te_config["num_hidden_layers"]
         converted = diffusers_to_open_clip(te_state, layers)
         out.update({prefix + k: v for k, v in converted.items()})
-        # SD 2.x files carry one more block and an unused projection (see keymap_text).
-        is_sd2 = configs.family == "sd2"
-        recreated = recreate_open_clip_extras(converted, layers, extra_layer=is_sd2, projection=is_sd2)
+        # Some files carry one more block and an unused projection (SD 2.x; see keymap_text).
+        unused = encoder.keeps_unused_parts
+        recreated = recreate_open_clip_extras(converted, layers, extra_layer=unused, projection=unused)
         for key, value in recreated.items():
             out.setdefault(prefix + key, value)
     for key, value in states.extras.items():

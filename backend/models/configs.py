@@ -1,9 +1,13 @@
 """Architecture configurations of the supported families, without weights.
 
-The shipped JSON files under ``configs/<arch>/`` are the diffusers-layout configs of the real models
-(SD 1.5, SD 2.x 512 epsilon, SD 2.x 768 v-prediction, SDXL base). A single-file checkpoint carries
-no architecture description, so loading one uses these files; files that we write ourselves also
-carry their exact configs in metadata (see ``saving.py``), which is how tiny test models load.
+Each family ships the diffusers-layout configs of its real models in its package
+(``backend/families/<package>/configs/<config set>/``: SD 1.5, SD 2.x 512 epsilon, SD 2.x 768
+v-prediction, SDXL base), found through its declaration. A single-file checkpoint carries no
+architecture description, so loading one uses these files; files that we write ourselves also carry
+their exact configs in metadata (see ``saving.py``), which is how tiny test models load.
+
+The family facts below are derived from the declarations (``backend.families``), for the modules
+that still read them by these names; new code asks the declaration.
 """
 
 from __future__ import annotations
@@ -12,40 +16,34 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Family = Literal["sd1", "sd2", "sdxl"]
-FAMILIES: tuple[Family, ...] = ("sd1", "sd2", "sdxl")
-ARCHS = ("sd15", "sd2", "sd2-v", "sdxl")
+from backend.families import DECLARATIONS, config_sets, declaration, names, of_config_set
 
-CONFIG_ROOT = Path(__file__).parent / "configs"
+Family = str  # a family's name: `backend.families.names()`
+FAMILIES: tuple[Family, ...] = names()
+ARCHS = config_sets()
 
-# Component folder names of a diffusers pipeline, per family, in text-encoder order.
-TEXT_ENCODER_FOLDERS: dict[str, tuple[str, ...]] = {
-    "sd1": ("text_encoder",),
-    "sd2": ("text_encoder",),
-    "sdxl": ("text_encoder", "text_encoder_2"),
-}
-TOKENIZER_FOLDERS: dict[str, tuple[str, ...]] = {
-    "sd1": ("tokenizer",),
-    "sd2": ("tokenizer",),
-    "sdxl": ("tokenizer", "tokenizer_2"),
-}
-
-FAMILY_LABELS: dict[str, str] = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+TEXT_ENCODER_FOLDERS: dict[str, tuple[str, ...]] = {d.name: d.text_encoder_folders for d in DECLARATIONS}
+TOKENIZER_FOLDERS: dict[str, tuple[str, ...]] = {d.name: d.tokenizer_folders for d in DECLARATIONS}
+FAMILY_LABELS: dict[str, str] = {d.name: d.label for d in DECLARATIONS}
 
 
 def family_of_arch(arch: str) -> Family:
-    return {"sd15": "sd1", "sd2": "sd2", "sd2-v": "sd2", "sdxl": "sdxl"}[arch]  # type: ignore[return-value]
+    return of_config_set(arch).name
 
 
 def arch_for(family: str, v_prediction: bool) -> str:
-    """The shipped config set to use for a family (SDXL v-pred reuses the SDXL set)."""
-    if family == "sd1":
-        return "sd15"
-    if family == "sd2":
-        return "sd2-v" if v_prediction else "sd2"
-    return "sdxl"
+    """The shipped config set to use for a family (one without a v-prediction model reuses its base set)."""
+    return declaration(family).facts(v_prediction).config_set
+
+
+def config_set_folder(arch: str) -> Path:
+    """Where a config set's files lie: in the package of the family it belongs to."""
+    folder = of_config_set(arch).configs_folder
+    if folder is None:
+        raise ValueError(f"the family of the config set {arch!r} declares no configs folder")
+    return folder / arch
 
 
 @dataclass
@@ -106,14 +104,12 @@ def read_diffusers_configs(folder: str | Path, family: Family) -> ArchConfigs:
         family=family,
         unet=_read_json(folder / "unet" / "config.json"),
         vae=_read_json(folder / "vae" / "config.json"),
-        text_encoders=[_read_json(folder / name / "config.json") for name in TEXT_ENCODER_FOLDERS[family]],
+        text_encoders=[_read_json(folder / name / "config.json") for name in declaration(family).text_encoder_folders],
         scheduler=_read_json(folder / "scheduler" / "scheduler_config.json"),
         model_index=_read_json(folder / "model_index.json"),
     )
 
 
 def load_arch_configs(arch: str) -> ArchConfigs:
-    """The shipped configs of a real architecture: ``sd15``, ``sd2``, ``sd2-v`` or ``sdxl``."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
-    return read_diffusers_configs(CONFIG_ROOT / arch, family_of_arch(arch))
+    """The shipped configs of a real architecture: a config set (``backend.families.config_sets()``)."""
+    return read_diffusers_configs(config_set_folder(arch), family_of_arch(arch))

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.families import declaration
+from backend.families import DECLARATIONS, declaration, for_command, joint_label, of_pipeline_index
+from backend.families.declaration import FamilyDeclaration
+from backend.families.detection import Detection, FolderConfigs, Recognised, Shapes
 from backend.messages import msg
-from backend.models.configs import FAMILY_LABELS, ArchConfigs, Family, read_diffusers_configs
+from backend.models.configs import ArchConfigs, Family, read_diffusers_configs
 from backend.models.errors import ModelFileError, ModelMismatchError
 from backend.models.file_checks import unknown_suffix_error
 from backend.models.file_kinds import describe_foreign_keys
@@ -36,42 +38,40 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        return FAMILY_LABELS[self.family]
+        return declaration(self.family).label
 
 
-def _evidence(family: Family) -> str:
-    if family == "sd1":
-        return msg("model.evidence_sd1", "a CLIP ViT-L text encoder (cond_stage_model.transformer.*)")
-    if family == "sd2":
-        return msg("model.evidence_sd2", "an OpenCLIP ViT-H text encoder (cond_stage_model.model.*)")
-    return msg("model.evidence_sdxl", "two text encoders (conditioner.embedders.*) and a label_emb block")
+def _detections() -> list[Detection]:
+    """Every family package's detection once, in the declarations' order."""
+    found: list[Detection] = []
+    for decl in DECLARATIONS:
+        if decl.detection is not None and decl.detection not in found:
+            found.append(decl.detection)
+    return found
 
-_CROSS_ATTENTION_WIDTHS: dict[int, Family] = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 
-
-def _family_from_keys(
-    shapes: dict[str, tuple[int, ...]], path: str, metadata: dict[str, str] | None = None
-) -> tuple[Family, str]:
-    keys = shapes.keys()
-    if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or (
-        "model.diffusion_model.label_emb.0.0.weight" in shapes
-        and any(k.startswith("conditioner.") for k in keys)
-    ):
-        return "sdxl", _evidence("sdxl")
-    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
-        raise ModelMismatchError(msg(
-            "model.sdxl_refiner", "{path} looks like an SDXL refiner (one OpenCLIP text encoder); it is not supported",
-            path=path,
-        ))
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "sd2", _evidence("sd2")
-    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
-        return "sd1", _evidence("sd1")
+def _by_cross_attention_width(shapes: Shapes) -> Recognised | None:
+    """A U-Net alone (original layout): its cross-attention width is its family's context width."""
+    widths: dict[int, str] = {}
+    for decl in DECLARATIONS:
+        widths.setdefault(decl.cross_attention_width, decl.name)
     for key, shape in shapes.items():
         if key.startswith("model.diffusion_model.") and key.endswith("attn2.to_k.weight"):
-            family = _CROSS_ATTENTION_WIDTHS.get(shape[-1])
+            family = widths.get(shape[-1])
             if family:
-                return family, msg("model.evidence_width", "{width}-wide U-Net cross-attention", width=shape[-1])
+                return Recognised(family, msg("model.evidence_width", "{width}-wide U-Net cross-attention",
+                                              width=shape[-1]))
+    return None
+
+
+def _family_from_keys(shapes: Shapes, path: str, metadata: dict[str, str] | None = None) -> Recognised:
+    for detection in _detections():
+        found = detection.from_keys(shapes, path)
+        if found is not None:
+            return found
+    found = _by_cross_attention_width(shapes)
+    if found is not None:
+        return found
     foreign = describe_foreign_keys(path, shapes.keys(), metadata or {})
     if foreign is not None:
         raise foreign
@@ -100,18 +100,14 @@ def _v_from_metadata(metadata: dict[str, str], shapes: dict[str, tuple[int, ...]
 
 def _detect_folder(folder: Path) -> ModelInfo:
     index = check_diffusers_folder(folder)  # every part present and readable, or one error naming all
-    if "StableDiffusionXL" in str(index.get("_class_name", "")) or "text_encoder_2" in index:
-        family: Family = "sdxl"
-    else:
-        sd1 = read_diffusers_configs(folder, "sd1")
-        is_sd2 = sd1.text_encoders[0].get("hidden_act") == "gelu" or bool(
-            sd1.unet.get("use_linear_projection")
-        )
-        family = "sd2" if is_sd2 else "sd1"
-    configs = read_diffusers_configs(folder, family)
-    evidence = msg("model.evidence_folder", "its model_index.json and configs ({evidence})", evidence=_evidence(family))
+    layout = of_pipeline_index(index)
+    read = read_diffusers_configs(folder, layout.name)
+    assert layout.detection is not None  # a family with folders says how to tell them
+    found = layout.detection.from_folder(FolderConfigs(index, read.unet, tuple(read.text_encoders)))
+    configs = read if found.family == layout.name else read_diffusers_configs(folder, found.family)
+    evidence = msg("model.evidence_folder", "its model_index.json and configs ({evidence})", evidence=found.evidence)
     return ModelInfo(
-        str(folder), "diffusers", family, configs.prediction_type == "v_prediction", configs, evidence
+        str(folder), "diffusers", found.family, configs.prediction_type == "v_prediction", configs, evidence
     )
 
 
@@ -125,7 +121,7 @@ def detect_model(path: str | Path) -> ModelInfo:
     if not is_single_file(path):
         raise unknown_suffix_error(path)
     shapes, metadata = read_shapes(path)
-    family, evidence = _family_from_keys(shapes, str(path), metadata)
+    found = _family_from_keys(shapes, str(path), metadata)
     configs = (
         ArchConfigs.from_json(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
     )
@@ -133,37 +129,60 @@ def detect_model(path: str | Path) -> ModelInfo:
     if configs is not None:
         v_prediction = configs.prediction_type == "v_prediction"
     fmt = "ckpt" if path.suffix.lower() in PICKLE_SUFFIXES else "safetensors"
-    return ModelInfo(str(path), fmt, family, v_prediction, configs, evidence)
+    return ModelInfo(str(path), fmt, found.family, v_prediction, configs, found.evidence)
+
+
+def _command_error(family: FamilyDeclaration, command: str, seen: dict[str, str]) -> ModelMismatchError:
+    """The command does not train the model's family: name the commands that do (and the flags its model
+    type implies: SD 2.x's --v2)."""
+    trains = for_command(command)
+    sharing = [d for d in DECLARATIONS if d.commands == family.commands]
+    own = {"other": joint_label(trains) if trains else command, "family": joint_label(sharing),
+           "commands": ", ".join(family.commands.values())}
+    flags = [f"--{option}" for option, value in family.implied_options.items() if value]
+    if flags:
+        return ModelMismatchError(msg(
+            "model.command_not_for_family_flags", "{path} looks like an {label} model ({evidence}), not {other}; use "
+            "the {family} commands ({commands}) with {flags}.", flags=" ".join(flags), **seen, **own,
+        ))
+    return ModelMismatchError(msg(
+        "model.command_not_for_family", "{path} looks like an {label} model ({evidence}), not {other}; use the "
+        "{family} commands ({commands}).", **seen, **own,
+    ))
+
+
+def _option_error(family: FamilyDeclaration, option: str, wanted: bool, seen: dict[str, str]) -> ModelMismatchError:
+    """A flag the model type implies (sd-scripts has no model-type flag: SD 2.x is --v2) was not given as it."""
+    if not wanted:
+        return ModelMismatchError(msg(
+            "model.v2_given", "{path} looks like an {label} model ({evidence}), but --{option} was given; remove "
+            "--{option}.", option=option, **seen,
+        ))
+    if family.v_prediction is not None:
+        return ModelMismatchError(msg(
+            "model.v2_missing", "{path} looks like an {label} model ({evidence}), but --{option} was not given; add "
+            "--{option} (and --v_parameterization for {resolution}-v models such as {label} {resolution}).",
+            option=option, resolution=family.v_prediction.native_resolution, **seen,
+        ))
+    return ModelMismatchError(msg(
+        "model.option_missing", "{path} looks like an {label} model ({evidence}), but --{option} was not given; add "
+        "--{option}.", option=option, **seen,
+    ))
 
 
 def check_model_flags(info: ModelInfo, *, command: str, v2: bool, v_parameterization: bool) -> list[str]:
-    """Raise ``ModelMismatchError`` when the training command or flags do not fit the model; return warnings."""
-    sdxl_command = command in declaration("sdxl").commands.values()
+    """Raise ``ModelMismatchError`` when the training command or flags do not fit the model; return warnings.
+
+    The command must be one that trains the model's family, and the (boolean) flags its model type
+    implies (`FamilyDeclaration.implied_options`) must be given as it implies them."""
+    family = declaration(info.family)
     seen = {"path": info.path, "label": info.label, "evidence": info.evidence}
-    if info.family == "sdxl" and not sdxl_command:
-        raise ModelMismatchError(msg(
-            "model.sdxl_needs_sdxl_command", "{path} looks like an {label} model ({evidence}); train it with the SDXL "
-            "commands (sdxl_train_network, sdxl_train).", **seen,
-        ))
-    if info.family == "sd2" and sdxl_command:
-        raise ModelMismatchError(msg(
-            "model.sd2_not_sdxl", "{path} looks like an {label} model ({evidence}), not SDXL; use the SD 1.x/2.x "
-            "commands (train_network, fine_tune) with --v2.", **seen,
-        ))
-    if info.family != "sdxl" and sdxl_command:
-        raise ModelMismatchError(msg(
-            "model.sd_not_sdxl", "{path} looks like an {label} model ({evidence}), not SDXL; use the SD 1.x/2.x "
-            "commands (train_network, fine_tune).", **seen,
-        ))
-    if v2 and info.family in ("sd1", "sdxl"):
-        raise ModelMismatchError(msg(
-            "model.v2_given", "{path} looks like an {label} model ({evidence}), but --v2 was given; remove --v2.", **seen
-        ))
-    if info.family == "sd2" and not v2:
-        raise ModelMismatchError(msg(
-            "model.v2_missing", "{path} looks like an {label} model ({evidence}), but --v2 was not given; add --v2 (and "
-            "--v_parameterization for 768-v models such as SD 2.x 768).", **seen,
-        ))
+    if command not in family.commands.values():
+        raise _command_error(family, command, seen)
+    given = {"v2": v2, "v_parameterization": v_parameterization}  # the model-type flags sd-scripts has
+    for option, wanted in family.implied_options.items():
+        if option in given and bool(given[option]) != bool(wanted):
+            raise _option_error(family, option, bool(wanted), seen)
     warnings = []
     if info.v_prediction is True and not v_parameterization:
         warnings.append(msg(

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from backend.families import DECLARATIONS, of_pipeline_index
 from backend.messages import msg
 from backend.models.errors import ModelFileError, ModelMismatchError
 from backend.models.file_checks import check_pickle_file, read_safetensors_header
@@ -22,6 +23,7 @@ from backend.models.file_checks import check_pickle_file, read_safetensors_heade
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 _TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+# Pipeline classes of families not supported yet (a family package declaring one makes it supported).
 _UNSUPPORTED_PIPELINES = {
     "Flux": "FLUX.1", "StableDiffusion3": "Stable Diffusion 3/3.5", "PixArt": "PixArt", "AuraFlow": "AuraFlow",
     "HunyuanDiT": "Hunyuan-DiT", "Kandinsky": "Kandinsky", "StableCascade": "Stable Cascade",
@@ -51,7 +53,7 @@ def read_json_file(path: Path) -> Any:
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:
-    """The folder's model_index.json, after checking every part an SD 1.x/2.x/SDXL run loads."""
+    """The folder's model_index.json, after checking every part a run of its family loads."""
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         raise _not_a_model_folder(folder)
@@ -61,13 +63,13 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
             index_path, msg("model.index_not_object", "not a model index (a JSON object naming the components)"), _again()
         )
     _check_pipeline_class(folder, index)
-    sdxl = "text_encoder_2" in index or "XL" in str(index.get("_class_name", ""))
+    family = of_pipeline_index(index)
     missing: list[str] = []
     for name in ("unet", "vae"):
         _check_component(folder / name, "config.json", _DIFFUSERS_WEIGHTS, missing)
-    for name in ("text_encoder", "text_encoder_2") if sdxl else ("text_encoder",):
+    for name in family.text_encoder_folders:
         _check_component(folder / name, "config.json", _TRANSFORMERS_WEIGHTS, missing)
-    for name in ("tokenizer", "tokenizer_2") if sdxl else ("tokenizer",):
+    for name in family.tokenizer_folders:
         _check_tokenizer(folder / name, missing)
     scheduler = folder / "scheduler" / "scheduler_config.json"
     if scheduler.is_file():
@@ -125,18 +127,17 @@ def _not_a_model_folder(folder: Path) -> ModelMismatchError:
 
 def _check_pipeline_class(folder: Path, index: dict[str, Any]) -> None:
     class_name = str(index.get("_class_name", ""))
+    declared = [d.pipeline_class_prefix for d in DECLARATIONS if d.pipeline_class_prefix]
     for prefix, label in _UNSUPPORTED_PIPELINES.items():
-        if class_name.startswith(prefix):
+        if class_name.startswith(prefix) and not any(own.startswith(prefix) for own in declared):
             raise ModelMismatchError(msg(
                 "model.folder_unsupported_family", "{folder} is a {label} model ({class_name}); this trainer trains "
                 "SD 1.x, SD 2.x and SDXL models and does not support {label} yet",
                 folder=folder, label=label, class_name=class_name,
             ))
-    if "XL" in class_name and not (index.get("text_encoder") or [None])[-1]:
-        raise ModelMismatchError(msg(
-            "model.folder_sdxl_refiner", "{folder} looks like an SDXL refiner (no first text encoder); it is not "
-            "supported", folder=folder,
-        ))
+    family = of_pipeline_index(index)
+    if family.detection is not None:
+        family.detection.refuse_folder(folder, index)  # a pipeline of the family it cannot train (a refiner)
     if "unet" not in index and "transformer" in index:
         raise ModelMismatchError(msg(
             "model.folder_transformer", "{folder} is a {class_name} model (a transformer instead of a U-Net); this "

@@ -17,16 +17,11 @@ from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from backend.families import declaration
 from backend.messages import msg
 from backend.models.checkpoint import split_original
 from backend.models.components import Components
-from backend.models.configs import (
-    TEXT_ENCODER_FOLDERS,
-    TOKENIZER_FOLDERS,
-    ArchConfigs,
-    arch_for,
-    load_arch_configs,
-)
+from backend.models.configs import ArchConfigs, load_arch_configs
 from backend.models.detect import ModelInfo, detect_model
 from backend.models.errors import ModelFileError
 from backend.models.files import read_checkpoint
@@ -106,10 +101,10 @@ def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
         _component(folder, name, lambda name=name, cfg=cfg: text_encoder_class(cfg).from_pretrained(
             folder, subfolder=name, dtype=dtype, local_files_only=True
         ))
-        for name, cfg in zip(TEXT_ENCODER_FOLDERS[info.family], configs.text_encoders, strict=True)
+        for name, cfg in zip(declaration(info.family).text_encoder_folders, configs.text_encoders, strict=True)
     ]
     tokenizers = []
-    for name in TOKENIZER_FOLDERS[info.family]:
+    for name in declaration(info.family).tokenizer_folders:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / name))
         if len(tokenizer.get_vocab()) < 512:  # transformers 5 returns an empty tokenizer for missing files
             raise ModelFileError(
@@ -125,7 +120,7 @@ def _load_single_file(
     info: ModelInfo, v_prediction: bool, dtype: torch.dtype, tokenizer_cache_dir: str | Path | None,
     device: str = "cpu",
 ) -> Components:
-    configs = info.configs or load_arch_configs(arch_for(info.family, v_prediction))
+    configs = info.configs or load_arch_configs(declaration(info.family).facts(v_prediction).config_set)
     configs = configs.with_prediction_type("v_prediction" if v_prediction else "epsilon")
     tokenizers = load_family_tokenizers(
         info.family, tokenizer_cache_dir

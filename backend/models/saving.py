@@ -22,14 +22,13 @@ import torch
 from safetensors.torch import save_file
 
 from backend.atomic import atomic_folder, atomic_path
+from backend.families import declaration
 from backend.messages import msg
 from backend.models.checkpoint import ComponentStates, join_original
 from backend.models.components import Components
-from backend.models.configs import TEXT_ENCODER_FOLDERS, TOKENIZER_FOLDERS, arch_for, load_arch_configs
+from backend.models.configs import load_arch_configs
 from backend.models.files import CONFIG_METADATA_KEY, SAFETENSORS_SUFFIXES, is_single_file
 from backend.models.keymap_text import from_module_keys
-
-STABILITY_IMPLEMENTATION = "https://github.com/Stability-AI/generative-models"
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
@@ -39,19 +38,12 @@ def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str
     }
 
 
-def modelspec_architecture(family: str, v_prediction: bool) -> str:
-    if family == "sd1":
-        return "stable-diffusion-v1"
-    if family == "sd2":
-        return "stable-diffusion-v2-768-v" if v_prediction else "stable-diffusion-v2-512"
-    return "stable-diffusion-xl-v1-base"
-
-
 def single_file_metadata(components: Components, title: str) -> dict[str, str]:
+    family = declaration(components.family)
     return {
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": modelspec_architecture(components.family, components.v_prediction),
-        "modelspec.implementation": STABILITY_IMPLEMENTATION,
+        "modelspec.architecture": family.architecture(components.v_prediction, lora=False),
+        "modelspec.implementation": family.implementation_url(lora=False),
         "modelspec.title": title,
         "modelspec.prediction_type": "v" if components.v_prediction else "epsilon",
         CONFIG_METADATA_KEY: components.configs.to_json(),
@@ -124,18 +116,19 @@ def write_diffusers_folder(
         module.save_config(folder / name)
         state = _cast(module_state(components, name, states), dtype)
         _write_weights(state, folder / name, "diffusion_pytorch_model", safetensors)
-    folders = TEXT_ENCODER_FOLDERS[components.family]
-    for index, (name, te) in enumerate(zip(folders, components.text_encoders, strict=True), start=1):
+    family = declaration(components.family)
+    for index, (name, te) in enumerate(zip(family.text_encoder_folders, components.text_encoders, strict=True),
+                                       start=1):
         te.config.save_pretrained(str(folder / name))
         # Keys in the classic `text_model.` layout: transformers 5 loads both layouts, but transformers 4
         # (sd-scripts pins 4.54) silently builds a random text encoder from transformers 5's flat keys.
         state = _cast(from_module_keys(module_state(components, f"text_encoder{index}", states), te), dtype)
         _write_weights(state, folder / name, "pytorch_model" if not safetensors else "model", safetensors)
-    for name, tokenizer in zip(TOKENIZER_FOLDERS[components.family], components.tokenizers, strict=True):
+    for name, tokenizer in zip(family.tokenizer_folders, components.tokenizers, strict=True):
         tokenizer.save_pretrained(str(folder / name))
         _write_vocabulary_files(tokenizer, folder / name)
     _write_json(folder / "scheduler" / "scheduler_config.json", configs.scheduler)
-    index = configs.model_index or load_arch_configs(arch_for(components.family, False)).model_index
+    index = configs.model_index or load_arch_configs(family.epsilon.config_set).model_index
     _write_json(folder / "model_index.json", index)
 
 

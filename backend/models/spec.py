@@ -16,9 +16,10 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from backend.families import label
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
-from backend.models.configs import FAMILY_LABELS, Family
+from backend.models.configs import Family
 from backend.models.detect import ModelMismatchError, detect_model
 from backend.models.loading import load_components
 from backend.models.saving import save_components
@@ -53,7 +54,7 @@ class ModelSpecification(ABC):
         info = detect_model(path)
         if info.family not in self.families:
             found = {"path": path, "label": info.label, "evidence": info.evidence}
-            labels = [FAMILY_LABELS[f] for f in self.families]
+            labels = [label(f) for f in self.families]
             if len(labels) == 1:
                 raise ModelMismatchError(msg(
                     "model.family_not_wanted", "{path} looks like an {label} model ({evidence}), not {wanted}",

@@ -1,6 +1,7 @@
 """CLIP tokenizers: where they come from for single files, and sd-scripts' long-prompt chunking.
 
-A single-file checkpoint has no tokenizer. As sd-scripts does, the tokenizer is read from
+A single-file checkpoint has no tokenizer. As sd-scripts does, the tokenizer its family declares
+(`FamilyDeclaration.hub_tokenizers`: hub id, subfolder, padding with "!") is read from
 ``<tokenizer_cache_dir>/<hub id with / replaced by _>`` when present, otherwise downloaded from the
 hub (and then saved into the cache folder). Offline without a cached copy, the error says which hub
 id is missing and how to provide it.
@@ -17,19 +18,10 @@ from pathlib import Path
 import torch
 from transformers import CLIPTokenizer
 
+from backend.families import declaration
 from backend.hub import hub_unreachable_reason
 from backend.messages import msg
 
-CLIP_L_HUB_ID = "openai/clip-vit-large-patch14"
-SD2_HUB_ID = "stabilityai/stable-diffusion-2"
-CLIP_G_HUB_ID = "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"
-
-# (hub id, subfolder, pad with "!") per text encoder of each family, as sd-scripts loads them.
-HUB_TOKENIZERS: dict[str, tuple[tuple[str, str | None, bool], ...]] = {
-    "sd1": ((CLIP_L_HUB_ID, None, False),),
-    "sd2": ((SD2_HUB_ID, "tokenizer", True),),
-    "sdxl": ((CLIP_L_HUB_ID, None, False), (CLIP_G_HUB_ID, None, True)),
-}
 MODEL_MAX_LENGTH = 77
 ALLOWED_MAX_TOKEN_LENGTHS = (75, 150, 225)
 
@@ -110,7 +102,7 @@ def load_hub_tokenizer(
 
 
 def load_family_tokenizers(family: str, cache_dir: str | Path | None) -> list[CLIPTokenizer]:
-    return [load_hub_tokenizer(*entry, cache_dir=cache_dir) for entry in HUB_TOKENIZERS[family]]
+    return [load_hub_tokenizer(*entry, cache_dir=cache_dir) for entry in declaration(family).hub_tokenizers]
 
 
 def tokenize_chunks(

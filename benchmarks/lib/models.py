@@ -1,6 +1,6 @@
 """Models to benchmark on: the tiny test models, or full-size architectures with random weights.
 
-Full size means the shipped diffusers configs of the real model (`backend/models/configs/<arch>`),
+Full size means the shipped diffusers configs of the real model (`backend/families/<package>/configs/<arch>`),
 built with random weights, so every layer has its real shape and the measured work is the real
 work; nothing is downloaded. Either kind is written once as an original-layout single file in fp16
 (`<cache>/<size>-<arch>/<size>-<arch>.safetensors`) with a tokenizer folder laid out as sd-scripts'
@@ -46,17 +46,18 @@ def _build_full(arch: str, folder: Path) -> Path:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig
 
+    from backend.families import declaration
     from backend.models.components import Components
     from backend.models.configs import load_arch_configs
     from backend.models.loading import text_encoder_class
     from backend.models.saving import save_components
-    from backend.models.tokenizers import HUB_TOKENIZERS, cache_folder
+    from backend.models.tokenizers import cache_folder
     from devtools.tiny_tokenizer import write_tiny_tokenizer
 
     configs = load_arch_configs(arch)
     cache = folder / "tokenizer_cache"
     tokenizers = [write_tiny_tokenizer(cache_folder(cache, hub_id), pad_with_bang)
-                  for hub_id, _, pad_with_bang in HUB_TOKENIZERS[configs.family]]
+                  for hub_id, _, pad_with_bang in declaration(configs.family).hub_tokenizers]
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float16)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

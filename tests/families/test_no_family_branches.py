@@ -18,14 +18,6 @@ BACKEND = Path(__file__).resolve().parents[2] / "backend"
 ENTRY_POINTS = {"train_network.py", "sdxl_train_network.py", "fine_tune.py", "sdxl_train.py"}
 
 NOT_YET_ON_THE_SEAM = {
-    # shared model mechanics still keyed by family: shipped configs, component folders, key maps,
-    # detection from state-dict keys and the command/flag check with its per-family messages
-    "models/configs.py": "shipped configs and component folders per family",
-    "models/checkpoint.py": "text-encoder layouts of the original single-file format",
-    "models/detect.py": "detection from keys, the command/flag check's messages",
-    "models/saving.py": "original-layout writers per family",
-    "models/tokenizers.py": "tokenizer ids per family",
-    "models/folder_checks.py": "diffusers folder parts per family",
     # the option schema: sd-scripts' own flag groups and command lists are named after SDXL
     "options/schema.py": "SDXL_COMMANDS (sd-scripts' sdxl_* commands)",
     "options/sd_scripts_flags.py": "sd-scripts' flag groups (its 'sdxl' group)",

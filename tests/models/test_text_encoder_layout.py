@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from backend.models.configs import TEXT_ENCODER_FOLDERS
+from backend.families import declaration
 from backend.models.loading import load_components
 from backend.models.saving import save_components
 from tests.tiny_models import TinyModels
@@ -38,7 +38,7 @@ def test_folder_text_encoders_use_the_transformers_4_layout(arch: str, safetenso
                                                             tmp_path: Path) -> None:
     components = load_components(tiny.get(arch).path)
     folder = save_components(components, tmp_path / "model", safetensors=safetensors)
-    for name, te, cls in zip(TEXT_ENCODER_FOLDERS[components.family], components.text_encoders, TE_CLASSES,
+    for name, te, cls in zip(declaration(components.family).text_encoder_folders, components.text_encoders, TE_CLASSES,
                              strict=False):
         state = saved_state(folder / name)
         assert all(key.startswith(("text_model.", "text_projection.")) for key in state), sorted(state)[:3]

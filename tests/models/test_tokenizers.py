@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from transformers import CLIPTokenizer
 
-from backend.models.tokenizers import CLIP_G_HUB_ID, cache_folder, load_family_tokenizers, tokenize_chunks
+from backend.families.clip import CLIP_G
+from backend.models.tokenizers import cache_folder, load_family_tokenizers, tokenize_chunks
 from tests.tiny_models import TinyModels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_invalid_max_token_length(tiny: TinyModels) -> None:
 
 def test_cache_layout_matches_sd_scripts(tiny: TinyModels) -> None:
     cache = tiny.get("sdxl", single_file=True).tokenizer_cache_dir
-    assert cache_folder(cache, CLIP_G_HUB_ID) == cache / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k"
+    assert cache_folder(cache, CLIP_G.hub_id) == cache / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k"
     tok1, tok2 = load_family_tokenizers("sdxl", cache)
     assert tok2.pad_token == "!" and tok2.pad_token_id == 0
     assert tok1.pad_token_id == tok1.eos_token_id

@@ -1,6 +1,15 @@
 """SDXL base: the torch-free facts."""
 
-from backend.families.declaration import IMPL_STABILITY_AI, FamilyDeclaration, PredictionFacts
+from pathlib import Path
+
+from backend.families.clip import CLIP_G, CLIP_L
+from backend.families.declaration import (
+    IMPL_STABILITY_AI,
+    FamilyDeclaration,
+    OriginalTextEncoder,
+    PredictionFacts,
+)
+from backend.families.sdxl.detection import CLIP_L_PREFIX, DETECTION, OPEN_CLIP_G_PREFIX
 
 SDXL = FamilyDeclaration(
     name="sdxl",
@@ -12,6 +21,11 @@ SDXL = FamilyDeclaration(
     cross_attention_width=2048,
     text_encoder_folders=("text_encoder", "text_encoder_2"),
     tokenizer_folders=("tokenizer", "tokenizer_2"),
+    pipeline_class_prefix="StableDiffusionXL",
+    original_text_encoders=(OriginalTextEncoder(CLIP_L_PREFIX, "hf"), OriginalTextEncoder(OPEN_CLIP_G_PREFIX, "open_clip")),
+    hub_tokenizers=(CLIP_L, CLIP_G),
+    configs_folder=Path(__file__).parent / "configs",
+    detection=DETECTION,
     implied_options={"v2": False},
     network_layout="sdxl",
     network_label="SDXL",

@@ -1,0 +1,47 @@
+"""How a family recognises its model files before anything is loaded (torch-free).
+
+Each family package has a `detection.py` giving one `Detection`, which its declarations carry;
+`backend.models.detect` asks every family's in turn (the shared mechanics: reading headers and
+configs, metadata, the cross-attention width of U-Net-only files, naming foreign files, the flags
+check). A detection may refuse a file it knows but cannot train (an SDXL refiner) by raising
+`backend.models.errors.ModelMismatchError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Shapes = Mapping[str, tuple[int, ...]]  # tensor name -> shape, from a single file's header
+JsonObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Recognised:
+    family: str  # a declaration's name
+    evidence: str  # what told it, a noun phrase in the user's language, for messages
+
+
+@dataclass(frozen=True)
+class FolderConfigs:
+    """What a diffusers folder says about itself, read after every part was checked to be there."""
+
+    index: JsonObject  # model_index.json
+    unet: JsonObject
+    text_encoders: tuple[JsonObject, ...]  # in the family's text-encoder folder order
+
+
+def _accepts_every_folder(folder: Path, index: JsonObject) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Detection:
+    # An original-layout single file: the family its keys show (None: not one of this package's).
+    from_keys: Callable[[Shapes, str], Recognised | None]  # (shapes, path for messages)
+    # A diffusers folder in this package's layout (`backend.families.of_pipeline_index`): which family.
+    from_folder: Callable[[FolderConfigs], Recognised]
+    # Refuses a pipeline folder of this layout that cannot be trained, before its parts are checked.
+    refuse_folder: Callable[[Path, JsonObject], None] = _accepts_every_folder
