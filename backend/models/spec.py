@@ -99,14 +99,21 @@ class ModelSpecification(ABC):
     def encode_images(
         self, vae: AutoencoderKL, images: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Images in ``[-1, 1]`` (``[B, 3, H, W]``) -> scaled latents sampled from the VAE posterior."""
+        """Images in ``[-1, 1]`` (``[B, 3, H, W]``) -> latents sampled from the VAE posterior, shifted
+        and scaled by the VAE's factors (SD/SDXL VAEs have no shift; Flux's and SD3's 16-channel ones do)."""
         images = images.to(device=vae.device, dtype=vae.dtype)
         latents = vae.encode(images).latent_dist.sample(generator)
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents - shift
         return latents * vae.config.scaling_factor
 
     def decode_latents(self, vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> images in ``[-1, 1]``."""
+        """Scaled (and shifted) latents -> images in ``[-1, 1]``."""
         latents = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents + shift
         return vae.decode(latents).sample.clamp(-1, 1)
 
     def save(

@@ -92,3 +92,19 @@ def test_spec_pipeline_shares_modules(tiny: TinyModels) -> None:
     assert pipe.unet is components.unet
     latents = pipe("a cat", num_inference_steps=1, height=64, width=64, output_type="latent").images
     assert latents.shape == (1, 4, 8, 8)
+
+
+def test_latents_follow_the_vaes_shift_and_scale(tiny: TinyModels) -> None:
+    """A 16-channel-style VAE with a shift factor (Flux, SD3): encode subtracts it before scaling,
+    decode adds it back; SD's VAE (no shift) keeps plain scaling."""
+    components = load_components(tiny.get("sd15").path)
+    spec, vae = get_spec("sd1"), components.vae
+    images = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        plain = spec.encode_images(vae, images, torch.Generator().manual_seed(0))
+        vae.register_to_config(shift_factor=0.25)
+        shifted = spec.encode_images(vae, images, torch.Generator().manual_seed(0))
+        assert torch.allclose(shifted, plain - 0.25 * vae.config.scaling_factor, atol=1e-6)
+        decoded = spec.decode_latents(vae, shifted)
+        vae.register_to_config(shift_factor=None)
+        assert torch.allclose(decoded, spec.decode_latents(vae, plain), atol=1e-5)
