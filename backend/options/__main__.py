@@ -21,7 +21,7 @@ from backend.options.cli import print_problems
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.dataset_keys import DATASET_KEYS, SUBSET_KINDS
 from backend.options.errors import OptionError
-from backend.options.schema import ALL_COMMANDS, GROUPS, all_options, options_for
+from backend.options.schema import ALL_COMMANDS, GROUPS, all_options, model_types, options_for
 from backend.options.sd_scripts_flags import sd_scripts_flags
 
 SCHEMA_VERSION = 1
@@ -38,6 +38,7 @@ def dump(command: str | None = None) -> dict[str, Any]:
         "options": [option.to_json() for option in options.values()],
         "dataset_keys": [key.to_json() for key in DATASET_KEYS.values()],
         "sd_scripts_flags": {name: sorted(sd_scripts_flags(name)) for name in commands},
+        "model_types": model_types(),
     }
 
 

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from backend import families
+
 # The commands that take training options (`python -m backend.<command>`).
 LORA_COMMANDS = ("train_network", "sdxl_train_network")
 FINETUNE_COMMANDS = ("fine_tune", "sdxl_train")
@@ -133,3 +135,10 @@ def options_for(command: str) -> dict[str, Option]:
     if command not in ALL_COMMANDS:
         raise ValueError(f"unknown command {command!r}; expected one of {', '.join(ALL_COMMANDS)}")
     return {name: opt for name, opt in all_options().items() if command in opt.commands}
+
+
+def model_types() -> list[dict[str, Any]]:
+    """The model types the GUI offers, in its order: the model families' declarations as JSON (name,
+    label, the command per training kind, implied option values). The dump carries this list and
+    the GUI reads it, so neither lists the families by hand."""
+    return families.model_types()

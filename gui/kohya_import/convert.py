@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend import families
 from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import Option, all_options, options_for
@@ -19,16 +20,18 @@ from backend.options.values import show
 from backend.training.attention import xformers_installed
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
 from gui.kohya_import.tables import (
+    CHECKBOX_RENAMED,
     EMPTY_SPELLINGS,
+    FAMILY_CHECKBOXES,
     KOHYA_DEFAULTS,
     LAUNCH_EXTRA_KEYS,
     LAUNCH_KEYS,
     MODEL_CHECKBOXES,
+    NO_CHECKBOX_FAMILY,
     NO_OPTION,
     OTHER_MODELS,
     RENAMED,
     SAME_AS_UNSET,
-    SDXL_RENAMED,
     SECRETS,
     SECTION_OF,
     SILENT,
@@ -105,8 +108,9 @@ class _Converter:
         self._legacy()
         network_type = self._network()
         for step in (
-            self._learning_rates, self._duration, self._warmup, self._attention, self._noise, self._sdxl,
-            self._launch, self._samples, self._no_option, self._same_name, self._extra_parameters,
+            self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
+            self._checkbox_settings, self._launch, self._samples, self._no_option, self._same_name,
+            self._extra_parameters,
         ):  # fmt: skip
             step()
         self._check_text_cache()
@@ -179,7 +183,11 @@ class _Converter:
                     "SDXL only",
                     family=family, key=key,
                 ))  # fmt: skip
-        return "sdxl_train_network" if _checked(self._take("sdxl")) else "train_network"
+        # Every checkbox is taken (handled), the first one on picks the family.
+        checked = [key for key in FAMILY_CHECKBOXES if _checked(self._take(key))]
+        self.checkbox = checked[0] if checked else None
+        family = FAMILY_CHECKBOXES[self.checkbox] if self.checkbox else NO_CHECKBOX_FAMILY
+        return families.declaration(family).commands["lora"]
 
     def _legacy(self) -> None:
         """What kohya_ss's update_my_data does to configs saved by older versions."""
@@ -345,13 +353,13 @@ class _Converter:
                     detail = msg("gui.kohya.noise_type", 'noise_offset_type is "{kind}"', kind=kind)
                     self._report_if_set(key, self.data.get(key), "not_used", detail, KOHYA_DEFAULTS.get(key))
 
-    def _sdxl(self) -> None:
-        for key, name in SDXL_RENAMED.items():
-            if self.command == "sdxl_train_network":
-                self._set(name, self._take(key), key)
-            else:
-                detail = msg("gui.kohya.sdxl_only", "SDXL only; kohya_ss ignores it here")
-                self._report_if_set(key, self.data.get(key), "not_used", detail)
+    def _checkbox_settings(self) -> None:
+        for checkbox, (renamed, ignored) in CHECKBOX_RENAMED.items():
+            for key, name in renamed.items():
+                if checkbox == self.checkbox:
+                    self._set(name, self._take(key), key)
+                else:
+                    self._report_if_set(key, self.data.get(key), "not_used", ignored())
 
     def _launch(self) -> None:
         for key in LAUNCH_KEYS:

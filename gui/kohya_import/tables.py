@@ -25,10 +25,21 @@ RENAMED = {
     "lora_network_weights": "network_weights",  # before 2023-04
 }
 
+# kohya_ss's checkboxes that pick one of our model families: kohya_ss's key -> the family's name in
+# backend/families (the import runs that family's LoRA command). With none on, kohya_ss trains an SD
+# 1.x/2.x model; its "v2" checkbox is our v2 option, which the GUI shows as SD 2.x.
+FAMILY_CHECKBOXES = {"sdxl": "sdxl"}
+NO_CHECKBOX_FAMILY = "sd1"
+
 # Written by kohya_ss only when the SDXL checkbox is on; otherwise ignored (so here too).
 SDXL_RENAMED = {
     "sdxl_no_half_vae": "no_half_vae",
     "sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+}
+# Settings kohya_ss passes only with one of FAMILY_CHECKBOXES on: checkbox -> (kohya_ss key -> our
+# option, why the key is left out with the checkbox off).
+CHECKBOX_RENAMED: dict[str, tuple[dict[str, str], Callable[[], str]]] = {
+    "sdxl": (SDXL_RENAMED, lambda: msg("gui.kohya.sdxl_only", "SDXL only; kohya_ss ignores it here")),
 }
 
 # Converted rather than copied; the text says how (convert.py does it). With the other

@@ -42,6 +42,7 @@ from gui.training.command_builder import (
     write_run_files,
 )
 from gui.training.command_export import export_scripts, format_bash, format_cmd, language_env, script_texts
+from gui.training.model_types import implied_option_names
 from gui.training.network_types import compose, decompose
 from gui.training.option_search import network_type_label
 from gui.training.presets import USER_DIR, preset_data
@@ -58,11 +59,14 @@ class TabValues:
     """Everything the tab holds, by name."""
 
     options: dict[str, Any]  # option name -> value (set widgets only)
-    model_type: str = "sd1"
+    model_type: str = ""  # "" = the kind's first model type (a new form's)
     network_type: str = "Standard"
     network_fields: dict[str, Any] = field(default_factory=dict)
     accelerate: dict[str, Any] = field(default_factory=dict)
     kind: TrainingKind = LORA
+
+    def __post_init__(self) -> None:
+        self.model_type = self.model_type or self.kind.default_model_type
 
     @property
     def command(self) -> str:
@@ -72,8 +76,8 @@ class TabValues:
         """The trainer's options: model type and network selector folded in, other commands' options dropped."""
         accepted = options_for(self.command)
         values = {name: value for name, value in self.options.items() if name in accepted}
-        if self.model_type == "sd2":
-            values["v2"] = True
+        # sd-scripts has no model type flag: the type is the values it implies (SD 2.x: v2).
+        values.update(self.kind.model_type(self.model_type).distinguishing_options())
         if self.kind.networks:
             module, args = self.network()
             values.pop("network_args", None)
@@ -91,9 +95,10 @@ class TabValues:
         return compose(self.network_type, self.network_fields, self.options.get("network_args") or ())
 
     def preset_options(self) -> dict[str, Any]:
-        """What a preset stores: the run's options without `v2`, which the model type stands for."""
+        """What a preset stores: the run's options without those the model type stands for (v2)."""
         values = self.run_options()
-        values.pop("v2", None)
+        for name in implied_option_names(self.kind.model_types):
+            values.pop(name, None)
         return values
 
     def gui_keys(self) -> dict[str, Any]:
@@ -235,8 +240,10 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     # kohya_ss saves every field, so what the import leaves out takes the trainer's default (as it did
     # in sd-scripts), not the form's own starting value: the run is the command-line import's.
     options = {**_trainer_defaults(), **result.options}
-    v2 = options.pop("v2", False)
-    model_type = "sdxl" if result.command == "sdxl_train_network" else "sd2" if v2 else "sd1"
+    # The model type the command and the options it implies say (sdxl_train_network: SDXL; v2: SD 2.x).
+    model_type = LORA.model_type_of(result.command, options)
+    for name in implied_option_names(LORA.model_types):  # the model type stands for them
+        options.pop(name, None)
     if result.sample_prompts_text:
         options["sample_prompts"] = str(_write_prompts(result.sample_prompts_text, prompts_dir, Path(path).stem))
     # As the tab holds them: the network type's own arguments in its fields, the rest as network_args.

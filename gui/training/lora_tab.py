@@ -26,6 +26,7 @@ from gui.training import form_state, lora_actions, presets
 from gui.training.accelerate_form import AccelerateForm, accelerate_problems, build_accelerate_form
 from gui.training.command_builder import validate_values
 from gui.training.lora_actions import TabValues, problems_text
+from gui.training.model_types import model_type_choices
 from gui.training.network_types import (
     DEFAULT_TYPE,
     NETWORK_ARGS,
@@ -41,7 +42,6 @@ from gui.training.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm,
 from gui.training.training_kinds import (
     LORA,
     MODEL_SLOT,
-    MODEL_TYPES,
     NETWORK_ARGS_SLOT,
     NETWORK_SLOT,
     SELECTOR_OPTIONS,
@@ -87,7 +87,7 @@ class LoraTab:
     @property
     def outputs(self) -> list[Any]:
         """Everything `update` may change."""
-        return [*self.inputs, *self.net_boxes.values(), *self.model_visibility("sd1")]
+        return [*self.inputs, *self.net_boxes.values(), *self.model_visibility(self.kind.default_model_type)]
 
     def read(self, data: Mapping[Any, Any], problems: list[tuple[str, str]] | None = None) -> TabValues:
         """The tab's values; text a field cannot hold (e.g. an unclosed quote) is left out and, with
@@ -101,7 +101,7 @@ class LoraTab:
                 net[name] = value
         return TabValues(
             options=self.form.read(data, [] if problems is None else problems),
-            model_type=data.get(self.model_type) or "sd1",
+            model_type=data.get(self.model_type) or self.kind.default_model_type,
             network_type=(data.get(self.network_type) if self.network_type is not None else None) or DEFAULT_TYPE,
             network_fields=net,
             accelerate=self.accelerate.read(data),
@@ -151,7 +151,8 @@ class LoraTab:
     def from_preset(self, loaded: presets.Preset) -> TabValues:
         """A whole form from a checked preset (a saved form, a run's form): defaults where it is silent."""
         return TabValues(
-            options=dict(loaded.values), model_type=loaded.gui.get("model_type", "sd1"),
+            options=dict(loaded.values),
+            model_type=loaded.gui.get("model_type", self.kind.default_model_type),
             network_type=loaded.gui.get("network_type", DEFAULT_TYPE),
             accelerate=dict(loaded.gui.get("accelerate") or {}), kind=self.kind,
         )  # fmt: skip
@@ -199,9 +200,9 @@ def build_lora_tab(
 
     def model_selector() -> None:
         holders["model_type"] = gr.Radio(
-            choices=[(t.t(f"ui.model_type.{m}"), m) for m in MODEL_TYPES], value="sd1", label=t.t("ui.model_type"),
-            info=plain_info(t.t(f"ui.model_type_info.{kind.key}")), elem_id=kind.elem("model_type"),
-            elem_classes=[FIELD_CLASS],
+            choices=model_type_choices(t, kind.model_types), value=kind.default_model_type,
+            label=t.t("ui.model_type"), info=plain_info(t.t(f"ui.model_type_info.{kind.key}")),
+            elem_id=kind.elem("model_type"), elem_classes=[FIELD_CLASS],
         )  # fmt: skip
 
     def network_selector() -> None:
@@ -304,7 +305,7 @@ def _wire_selectors(tab: LoraTab) -> None:
     if tab.network_type is not None:
         net_boxes = list(tab.net_boxes.values())
         tab.network_type.change(tab.network_visibility, inputs=tab.network_type, outputs=net_boxes)
-    model_boxes = list(tab.model_visibility("sd1"))
+    model_boxes = list(tab.model_visibility(tab.kind.default_model_type))
     tab.model_type.change(tab.model_visibility, inputs=tab.model_type, outputs=model_boxes)
 
 

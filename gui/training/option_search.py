@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from backend.options.schema import GROUPS, Option, options_for
 from gui.i18n import Translator
 from gui.markdown_text import md_t
+from gui.training.model_types import model_type_label
 from gui.training.network_types import NETWORK_ARGS, NETWORK_TYPES
-from gui.training.training_kinds import MODEL_TYPES, TrainingKind
+from gui.training.training_kinds import TrainingKind
 
 JUMP_JS = """
 (value) => {
@@ -108,11 +109,11 @@ def hidden_note(value: str | None, model_type: str, network_type: str | None, ki
         commands = dict.fromkeys(kind.commands.values())
         if all(name in options_for(command) for command in commands):
             return ""  # every model type shows it
-        owners = [m for m in MODEL_TYPES if name in options_for(kind.command_for(m))]
-        if model_type in owners:
+        owners = [m for m in kind.model_types if name in options_for(m.commands[kind.key])]
+        if model_type in (m.name for m in owners):
             return ""
         label = f"{t.option_label(name)} ({name})"
-        types = ", ".join(t.t(f"ui.model_type.{m}") for m in owners)
+        types = ", ".join(model_type_label(t, m) for m in owners)
         return md_t(t, "ui.search_other_model", option=label, types=types)
     if kind.networks and field_id.startswith("netarg_") and field_id[7:] in NETWORK_ARGS:
         name = field_id[7:]

@@ -4,7 +4,7 @@ Loading gives a defined form, never a mix with what the form held before:
 
 - every setting the preset does not hold goes back to its default (the tab's starting value, or
   the GUI config's [defaults]); the model type, network type and accelerate settings likewise
-  (SD 1.x, Standard, none);
+  (the first model type, Standard, none);
 - a shipped preset (`presets/<tab>/`) names no paths, so the form's paths (model, folders, files)
   and output name are kept: they say where this user's things are, not how to train;
 - a file with problems (not JSON, not an object, an invalid value) changes nothing at all.
@@ -22,6 +22,7 @@ from pathlib import Path
 from gui.i18n import Translator
 from gui.markdown_text import md_list, md_t
 from gui.training.lora_actions import TabValues
+from gui.training.model_types import model_type_label
 from gui.training.network_types import DEFAULT_TYPE
 from gui.training.presets import Preset, user_preset_path
 from gui.training.training_kinds import TrainingKind, kind_options
@@ -60,7 +61,7 @@ def preset_outcome(
                 kept.append(name)
     tab = TabValues(
         options=options,
-        model_type=loaded.gui.get("model_type", "sd1"),
+        model_type=loaded.gui.get("model_type", kind.default_model_type),
         network_type=loaded.gui.get("network_type", DEFAULT_TYPE),
         accelerate=dict(loaded.gui.get("accelerate") or {}),
         kind=kind,
@@ -68,7 +69,7 @@ def preset_outcome(
     lines = [
         md_t(
             t, "ui.preset_loaded_shipped" if shipped else "ui.preset_loaded_user", name=display_name, path=path,
-            count=len(loaded.values), model_type=t.t(f"ui.model_type.{tab.model_type}"),
+            count=len(loaded.values), model_type=model_type_label(t, kind.model_type(tab.model_type)),
         ),  # fmt: skip
         md_t(t, "ui.preset_settings", names=", ".join(sorted(loaded.values)) or "-"),
     ]

@@ -32,7 +32,7 @@ from backend.options.values import from_value, show, subject_problem, type_name
 from gui.form_text import form_text_problems, text_problem
 from gui.training.command_builder import ACCELERATE_FLAGS
 from gui.training.network_types import NETWORK_TYPES
-from gui.training.training_kinds import LORA, MODEL_TYPES, TrainingKind, kind_options
+from gui.training.training_kinds import LORA, TrainingKind, kind_options
 
 SHIPPED_DIR = LORA.shipped_presets
 USER_DIR = LORA.user_presets
@@ -100,28 +100,29 @@ def parse_preset(data: Mapping[str, Any], kind: TrainingKind = LORA, lines: Mapp
         return msg("gui.preset.at_line", "line {line}: {problem}", line=line, problem=problem) if line else problem
 
     model_type = data.get("model_type")
-    if model_type is None and data.get("v2") is True:
-        model_type = "sd2"
-    elif model_type is None and data.get("command") is not None:  # a run snapshot
-        model_type = kind.model_type_of(data["command"])
+    if model_type is None:  # the options a model type implies say it ("v2": true: SD 2.x)
+        model_type = kind.model_type_implied_by(data)
+    if model_type is None and data.get("command") is not None:  # a run snapshot
+        model_type = kind.model_type_of(data["command"], data)
         if model_type is None:
             preset.problems.append(at("command", msg(
                 "gui.preset.command_other_tab", '"command" {command} is not trained in this tab',
                 command=repr(data["command"]),
             )))  # fmt: skip
     if model_type is not None:
-        if model_type in MODEL_TYPES:
+        if model_type in kind.model_type_names:
             preset.gui["model_type"] = model_type
         else:
             preset.problems.append(at("model_type", msg(
                 "gui.preset.bad_model_type", '"model_type" must be one of {choices}, got {value}',
-                choices=", ".join(MODEL_TYPES), value=repr(model_type),
+                choices=", ".join(kind.model_type_names), value=repr(model_type),
             )))  # fmt: skip
-    command = kind.command_for(preset.gui.get("model_type", "sd1"))
+    command = kind.command_for(preset.gui.get("model_type"))
     names = names_for(command)
     limited = kind.choice_limits
+    implied = kind.implied_values()  # "v2": true is the model type, not an option value to keep
     for key, raw in data.items():
-        if key in ("model_type", "command") or (key == "v2" and raw in (True, None)):  # v2 = the model type
+        if key in ("model_type", "command") or (key in implied and (raw is None or raw in implied[key])):
             continue
         if key == "network_type" and kind.networks:
             if raw in NETWORK_TYPES:

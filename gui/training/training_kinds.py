@@ -1,6 +1,7 @@
-"""The two training tabs, LoRA and fine-tuning, as data: which command each model type runs, whether
-a network is chosen, where presets live, which values a new form starts from, which options come
-first, and how its page elements are named.
+"""The two training tabs, LoRA and fine-tuning, as data: which model types each trains and with which
+command (from the model families: gui/training/model_types.py), whether a network is chosen, where
+presets live, which values a new form starts from, which options come first, and how its page
+elements are named.
 
 Both tabs are built by the same code (gui/training/lora_tab.py, gui/training/lora_actions.py, gui/training/presets.py); only
 this description differs. The LoRA tab keeps the element ids it always had (`opt_<name>`,
@@ -18,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from backend.options.schema import Option, options_for
+from gui.training.model_types import (
+    ModelType,
+    all_model_types,
+    implied_option_names,
+    kind_model_types,
+    same_value,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_TYPES = ("sd1", "sd2", "sdxl")
-# Set by the model and network selectors rather than shown as fields.
-SELECTOR_OPTIONS = ("v2", "network_module")
+# Set by the model and network selectors rather than shown as fields (the model type stands for the
+# options it implies: SD 2.x is v2).
+SELECTOR_OPTIONS = (*implied_option_names(all_model_types()), "network_module")
 # Places in the essentials rows for widgets that are not options (gui/training/lora_tab.py renders them).
 MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT = "@model_type", "@network_type", "@network_args"
 SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
@@ -31,7 +39,9 @@ SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
 @dataclass(frozen=True)
 class TrainingKind:
     key: str  # "lora" | "finetune"
-    commands: Mapping[str, str]  # model type -> training command
+    # What the model type selector offers, in order (the first is a new form's): the declared families
+    # with a command for this kind (`kind_model_types(key)`).
+    model_types: tuple[ModelType, ...]
     networks: bool  # a network type selector and network arguments
     id_prefix: str  # prefix of the form's element ids ("" keeps the LoRA tab's historic ids)
     # Choices of shared options that this kind's commands accept (the schema lists every command's):
@@ -51,14 +61,50 @@ class TrainingKind:
         """The options of the essentials section, in page order."""
         return tuple(name for row in self.essential_rows for name in row if name not in SLOTS)
 
-    def command_for(self, model_type: str) -> str:
-        return self.commands.get(model_type, self.commands["sd1"])
+    @property
+    def commands(self) -> dict[str, str]:
+        """Model type name -> the command that trains it in this kind."""
+        return {model_type.name: model_type.commands[self.key] for model_type in self.model_types}
 
-    def model_type_of(self, command: str) -> str | None:
-        """The model type a run snapshot's command stands for (SD 1.x for the SD command)."""
-        if command == self.commands["sdxl"]:
-            return "sdxl"
-        return "sd1" if command == self.commands["sd1"] else None
+    @property
+    def model_type_names(self) -> tuple[str, ...]:
+        return tuple(model_type.name for model_type in self.model_types)
+
+    @property
+    def default_model_type(self) -> str:
+        return self.model_types[0].name
+
+    def model_type(self, name: str | None) -> ModelType:
+        """The model type called `name`; the default one for an unknown name (or None)."""
+        return next((m for m in self.model_types if m.name == name), self.model_types[0])
+
+    def command_for(self, model_type: str | None) -> str:
+        return self.model_type(model_type).commands[self.key]
+
+    def model_type_of(self, command: str, values: Mapping[str, Any] | None = None) -> str | None:
+        """The model type a run of `command` with option `values` is (a run snapshot, an imported
+        config): of the types the command trains, the first whose implied values `values` hold, else
+        the command's first (train_network: SD 2.x with v2, SD 1.x without). None: not this kind's."""
+        candidates = [m for m in self.model_types if m.commands[self.key] == command]
+        matching = [m.name for m in candidates if m.matches(values or {})]
+        return (matching or [m.name for m in candidates] or [None])[0]
+
+    def model_type_implied_by(self, values: Mapping[str, Any]) -> str | None:
+        """The model type that values naming no model type stand for through the options it implies
+        (a preset with "v2": true is SD 2.x); None when they imply none."""
+        for model_type in self.model_types:
+            marks = model_type.distinguishing_options()
+            if marks and all(same_value(values.get(name), value) for name, value in marks.items()):
+                return model_type.name
+        return None
+
+    def implied_values(self) -> dict[str, tuple[Any, ...]]:
+        """Option -> the values of it that stand for a model type (v2: true)."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for model_type in self.model_types:
+            for name, value in model_type.distinguishing_options().items():
+                found[name] = (*found.get(name, ()), value)
+        return found
 
     @property
     def shipped_presets(self) -> Path:
@@ -99,7 +145,7 @@ def kind_options(kind: TrainingKind) -> dict[str, Option]:
 # The trainer's preflight refuses anything else (backend/training/preflight.py LORA_FORMATS and
 # finetune_files.py; tests/gui/training/test_schema_form.py keeps the lists equal).
 LORA = TrainingKind(
-    "lora", {"sd1": "train_network", "sd2": "train_network", "sdxl": "sdxl_train_network"}, True, "",
+    "lora", kind_model_types("lora"), True, "",
     {"save_model_as": ("safetensors", "ckpt", "pt")},
     # kohya_ss's LoRA tab: learning rate 1e-4, cosine, dim 8 / alpha 1, fp16 files, `.txt` captions;
     # a run is counted in epochs (10, saved every epoch) rather than sd-scripts' 1,600 steps.
@@ -119,7 +165,7 @@ LORA = TrainingKind(
     ),
 )  # fmt: skip
 FINETUNE = TrainingKind(
-    "finetune", {"sd1": "fine_tune", "sd2": "fine_tune", "sdxl": "sdxl_train"}, False, "finetune_",
+    "finetune", kind_model_types("finetune"), False, "finetune_",
     {"save_model_as": ("safetensors", "ckpt", "diffusers", "diffusers_safetensors")},
     # kohya_ss's Finetuning tab starts at 1e-5; captions are `.txt` in every GUI form.
     {"learning_rate": 1e-5, "caption_extension": ".txt"},

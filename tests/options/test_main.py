@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backend import families
 from backend.options.__main__ import main
 from backend.options.dataset_keys import DATASET_KEYS
 from backend.options.schema import ALL_COMMANDS, all_options, options_for
@@ -35,6 +36,8 @@ def test_dump_is_json_with_every_option():
     assert "model" in dumped["groups"]
     assert [option["name"] for option in dumped["options"]] == list(all_options())
     assert {key["name"] for key in dumped["dataset_keys"]} == set(DATASET_KEYS)
+    assert dumped["model_types"] == families.model_types()  # what the GUI offers (gui/training/model_types.py)
+    assert [model_type["name"] for model_type in dumped["model_types"]] == list(families.names())
     assert {name: len(flags) for name, flags in dumped["sd_scripts_flags"].items()} == {
         "train_network": 193, "sdxl_train_network": 196, "fine_tune": 167, "sdxl_train": 176,
     }  # fmt: skip
