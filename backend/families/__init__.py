@@ -53,6 +53,15 @@ def commands(kind: str | None = None) -> tuple[str, ...]:
     return tuple(found)
 
 
+def commands_where(test: Callable[[FamilyDeclaration], bool]) -> tuple[str, ...]:
+    """Every training command of the families passing `test`, each once, in the families' order."""
+    found: list[str] = []
+    for decl in DECLARATIONS:
+        if test(decl):
+            found += [command for command in decl.commands.values() if command not in found]
+    return tuple(found)
+
+
 def for_command(command: str) -> tuple[FamilyDeclaration, ...]:
     """The families a training command trains (train_network: SD 1.x and 2.x)."""
     return tuple(d for d in DECLARATIONS if command in d.commands.values())

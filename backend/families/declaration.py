@@ -71,6 +71,8 @@ class FamilyDeclaration:
     # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.
     configs_folder: Path | None = None
     detection: Detection | None = None
+    # Its commands take --cache_text_encoder_outputs (sd-scripts: the sdxl_*, flux_* and sd3_* scripts).
+    text_encoder_output_cache: bool = False
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
     # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.

@@ -17,12 +17,14 @@ from typing import Any, Literal
 
 from backend import families
 
-# The commands that take training options (`python -m backend.<command>`).
-LORA_COMMANDS = ("train_network", "sdxl_train_network")
-FINETUNE_COMMANDS = ("fine_tune", "sdxl_train")
-SDXL_COMMANDS = ("sdxl_train_network", "sdxl_train")
-SD_COMMANDS = ("train_network", "fine_tune")
+# The commands that take training options (`python -m backend.<command>`), from the families.
+LORA_COMMANDS = families.commands("lora")
+FINETUNE_COMMANDS = families.commands("finetune")
 ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS
+# The commands where --v2 picks the model type (SD 2.x trains with the SD 1.x commands and --v2).
+V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
+# The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
+TEXT_CACHE_COMMANDS = families.commands_where(lambda d: d.text_encoder_output_cache)
 
 # Value kinds understood by the parser, the TOML validator and the GUI.
 #   bool        a store_true flag (TOML: true/false)

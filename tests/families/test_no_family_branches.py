@@ -18,10 +18,8 @@ BACKEND = Path(__file__).resolve().parents[2] / "backend"
 ENTRY_POINTS = {"train_network.py", "sdxl_train_network.py", "fine_tune.py", "sdxl_train.py"}
 
 NOT_YET_ON_THE_SEAM = {
-    # the option schema: sd-scripts' own flag groups and command lists are named after SDXL
-    "options/schema.py": "SDXL_COMMANDS (sd-scripts' sdxl_* commands)",
-    "options/sd_scripts_flags.py": "sd-scripts' flag groups (its 'sdxl' group)",
-    "options/defs/text_cache.py": "options of the sdxl_* commands",
+    # sd-scripts' own argument groups: its library names one `sdxl` (add_sdxl_training_arguments)
+    "options/sd_scripts_flags.py": "sd-scripts' argument group names (its 'sdxl' group)",
     # sd-scripts' own tool flags, named after the model they say (its --sdxl; --v2 is no family's name)
     "tools/lora/lora_extract.py": "reads sd-scripts' --sdxl tool flag (args.sdxl)",
     "tools/lora/extract_lora_from_models.py": "checks sd-scripts' --sdxl tool flag (args.sdxl) against --v2",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from backend.options import OptionError, parse_args
-from backend.options.schema import SDXL_COMMANDS, Option
+from backend.options.schema import TEXT_CACHE_COMMANDS, Option
 
 CORE_OPTIONS = (
     "pretrained_model_name_or_path",
@@ -28,7 +28,7 @@ TEST_OPTIONS = [
     Option("test_lrs", "float_list", None, "Rates.", "basic", minimum=0),
     Option("test_warmup", "int_or_float", 0, "Warm-up.", "basic", minimum=0),
     Option("test_token", "str", None, "A secret.", "logging", secret=True),
-    Option("test_sdxl_flag", "bool", False, "SDXL only.", "advanced", commands=SDXL_COMMANDS),
+    Option("test_sdxl_flag", "bool", False, "SDXL only.", "advanced", commands=TEXT_CACHE_COMMANDS),
     Option("test_new_name", "str", None, "Renamed.", "dataset", aliases=("test_old_name",)),
 ]
 

@@ -26,6 +26,7 @@ SDXL = FamilyDeclaration(
     hub_tokenizers=(CLIP_L, CLIP_G),
     configs_folder=Path(__file__).parent / "configs",
     detection=DETECTION,
+    text_encoder_output_cache=True,
     implied_options={"v2": False},
     network_layout="sdxl",
     network_label="SDXL",

@@ -1,6 +1,6 @@
 """Which base model to train and how to read it."""
 
-from backend.options.schema import SD_COMMANDS, Option, declare_all
+from backend.options.schema import V2_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -20,7 +20,7 @@ declare_all(
             name="v2",
             kind="bool",
             default=False,
-            commands=SD_COMMANDS,
+            commands=V2_COMMANDS,
             group="model",
             help=(
                 "Read the model as Stable Diffusion 2.x (OpenCLIP text encoder). Turn it on for SD 2.0/2.1 "

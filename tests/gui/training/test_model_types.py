@@ -24,7 +24,7 @@ FAKE = FamilyDeclaration(
     label="Fake 1.0",
     implementation="tests.gui.training.no_such_module",
     commands={"lora": "train_network"},
-    epsilon=PredictionFacts("fake_v1", "fake-v1", 512),
+    epsilon=PredictionFacts("fake_v1", "fake-v1", 512, "fake-v1"),
     implied_options={"v_parameterization": True},
 )
 
