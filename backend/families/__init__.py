@@ -11,7 +11,7 @@ the family (`tests/families/test_no_family_branches.py`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from backend.families.declaration import FamilyDeclaration

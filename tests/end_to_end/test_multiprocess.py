@@ -25,9 +25,9 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from backend.training.distributed import tensors_checksum
-from backend.training.step import average_gradients
 from backend.training.progress import parse_progress_line
 from backend.training.schedulers import create_scheduler
+from backend.training.step import average_gradients
 
 from .finetune_helpers import ft_flags
 from .helpers import REPO, TrainerResult, base_flags, make_images, run_trainer, trainer_env
