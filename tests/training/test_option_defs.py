@@ -5,6 +5,7 @@ from __future__ import annotations
 from backend.objectives.loss import HUBER_SCHEDULES, LOSS_TYPES, LossConfig
 from backend.objectives.noise import NoiseConfig
 from backend.options.defs import training as defs
+from backend.options.defs import training_noise as noise_defs
 from backend.options.schema import all_options
 from backend.training.sample_prompts import SAMPLER_NAMES
 from backend.training.schedulers import SCHEDULER_NAMES
@@ -13,7 +14,7 @@ from backend.training.schedulers import SCHEDULER_NAMES
 def test_choices_match_the_implementation() -> None:
     options = all_options()
     assert options["lr_scheduler"].choices == SCHEDULER_NAMES == defs.SCHEDULERS
-    assert options["sample_sampler"].choices == SAMPLER_NAMES == defs.SAMPLERS
+    assert options["sample_sampler"].choices == SAMPLER_NAMES == noise_defs.SAMPLERS
     assert set(options["loss_type"].choices) == set(LOSS_TYPES)
     assert set(options["huber_schedule"].choices) == set(HUBER_SCHEDULES)
 
