@@ -9,7 +9,6 @@ Layout and wiring only: values are read into named dicts (`TabValues`) and hande
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +16,13 @@ from typing import Any
 
 import gradio as gr
 
-from backend.options import OptionError
 from backend.options.schema import Option, options_for
 from gui.i18n import Translator
-from gui.markdown_text import md_list, md_t
+from gui.markdown_text import md_list
 from gui.plain_text import plain_info
 from gui.training import form_state, lora_actions, presets
 from gui.training.accelerate_form import AccelerateForm, accelerate_problems, build_accelerate_form
-from gui.training.command_builder import validate_values
-from gui.training.lora_actions import TabValues, problems_text
+from gui.training.lora_actions import TabValues
 from gui.training.model_types import model_type_choices
 from gui.training.network_types import (
     DEFAULT_TYPE,
@@ -36,9 +33,9 @@ from gui.training.network_types import (
     field_text,
 )
 from gui.training.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
-from gui.training.preset_load import name_for_chosen, preset_outcome, save_target
 from gui.training.progress_panel import build_progress_panel
 from gui.training.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm, build_form, widget_label
+from gui.training.tab_wiring import wire_actions, wire_autosave, wire_presets, wire_selectors
 from gui.training.training_kinds import (
     LORA,
     MODEL_SLOT,
@@ -247,10 +244,10 @@ def build_lora_tab(
     )  # fmt: skip
     for selector in selectors:  # the note is about the types chosen when it was written
         selector.change(lambda: "", outputs=search_note, queue=False)
-    _wire_selectors(tab)
-    bar_status = _wire_actions(tab, t)
-    _wire_presets(tab, t, *preset_controls)
-    _wire_autosave(tab)
+    wire_selectors(tab)
+    bar_status = wire_actions(tab, t)
+    wire_presets(tab, t, *preset_controls)
+    wire_autosave(tab)
     build_progress_panel(t, lora_actions.RUNNER, kind.key, kind, bar_status)
     return tab
 
@@ -299,162 +296,3 @@ def _preset_row(t: Translator, browse: Callable[[str, bool], str] | None, kind: 
             kohya_import = gr.Button(t.t("ui.kohya_import"), scale=1, elem_id="kohya_import")
         message = gr.Markdown(elem_id=kind.elem("preset_message"))
     return chooser, load, name, save, overwrite, message, kohya_path, kohya_import
-
-
-def _wire_selectors(tab: LoraTab) -> None:
-    if tab.network_type is not None:
-        net_boxes = list(tab.net_boxes.values())
-        tab.network_type.change(tab.network_visibility, inputs=tab.network_type, outputs=net_boxes)
-    model_boxes = list(tab.model_visibility(tab.kind.default_model_type))
-    tab.model_type.change(tab.model_visibility, inputs=tab.model_type, outputs=model_boxes)
-
-
-def _wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
-    """The action bar (sticky at the bottom of the window while the form scrolls: gui/app.py CSS) with
-    the run's status, then the preflight report and the command; returns the bar's status element."""
-    key = tab.kind.key
-    with gr.Column(elem_classes=["action-bar"], elem_id=f"{key}_action_bar"):
-        with gr.Row(equal_height=True):
-            preflight = gr.Button(t.t("ui.preflight"), size="md", elem_id=f"{key}_preflight")
-            start = gr.Button(t.t("ui.start"), variant="primary", size="md", elem_id=f"{key}_start")
-            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", elem_id=f"{key}_stop")
-            show = gr.Button(t.t("ui.print_command"), size="md", elem_id=f"{key}_print")
-            export = gr.Button(t.t("ui.export_command"), size="md", elem_id=f"{key}_export")
-            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", elem_id=f"{key}_tensorboard")
-        bar_status = gr.HTML(elem_id=f"{key}_bar_status")
-        message = gr.Markdown(elem_id=f"{key}_message", elem_classes=["action-message"])
-    report = gr.Markdown(elem_id=f"{key}_preflight_report")
-    with gr.Accordion(t.t("ui.command"), open=False, visible=False) as command_box:
-        bash = gr.Code(label="bash", language="shell", interactive=False, elem_id=f"{key}_command_bash")
-        cmd = gr.Code(label="cmd.exe", interactive=False, elem_id=f"{key}_command_cmd")
-        toml = gr.Code(label="TOML", interactive=False, elem_id=f"{key}_command_toml")
-    # The time in the file names Print command showed, so the next Start or Export writes those very
-    # files; either uses it up, so a later Start never overwrites an exported config.
-    planned = gr.State(None)
-
-    def checked(data: dict[Any, Any]) -> tuple[TabValues, str | None]:
-        values, problems = tab.checked(data, t)
-        if not problems:
-            return values, None
-        try:  # all problems at once: the schema's too
-            validate_values(values.command, values.run_options())
-        except OptionError as error:
-            problems += error.messages
-        return values, problems_text(t, problems)
-
-    def on_print(data: dict[Any, Any]) -> dict[Any, Any]:
-        values, refused = checked(data)
-        when = time.time()
-        text = lora_actions.print_command(values, t, when) if refused is None else lora_actions.CommandText("", "", "", refused)
-        shown = bool(text.bash)
-        return {message: text.message, bash: text.bash, cmd: text.cmd, toml: text.toml, planned: when if shown else None,
-                command_box: gr.Accordion(visible=shown, open=shown)}  # fmt: skip
-
-    def on_start(data: dict[Any, Any]) -> dict[Any, Any]:
-        values, refused = checked(data)
-        if refused is not None:
-            return {message: refused}
-        return {message: lora_actions.start(values, t, when=data.get(planned)), planned: None}
-
-    def on_export(data: dict[Any, Any]) -> dict[Any, Any]:
-        values, refused = checked(data)
-        if refused is not None:
-            return {message: refused}
-        return {message: lora_actions.export(values, t, when=data.get(planned)), planned: None}
-
-    def on_preflight(data: dict[Any, Any]) -> str:
-        values, refused = checked(data)
-        return refused or lora_actions.preflight(values, t)
-
-    def on_tensorboard(data: dict[Any, Any]) -> str:
-        values, refused = checked(data)
-        return refused or lora_actions.open_tensorboard(values, t)
-
-    inputs = tab.inputs
-    start.click(on_start, inputs=inputs | {planned}, outputs=[message, planned])
-    stop.click(lambda: lora_actions.stop(t), outputs=message)
-    preflight.click(on_preflight, inputs=inputs, outputs=report)
-    show.click(on_print, inputs=inputs, outputs=[message, bash, cmd, toml, command_box, planned])
-    export.click(on_export, inputs=inputs | {planned}, outputs=[message, planned])
-    tensorboard.click(on_tensorboard, inputs=inputs, outputs=message)
-    return bar_status
-
-
-def _wire_presets(
-    tab: LoraTab, t: Translator, chooser: gr.Dropdown, load: gr.Button, name: gr.Textbox,
-    save: gr.Button, overwrite: gr.Button, message: gr.Markdown, kohya_path: gr.Textbox, kohya_import: gr.Button,
-) -> None:  # fmt: skip
-    outputs = [*tab.outputs, message]
-    pending = gr.State(None)  # the preset file Save would replace, until the user confirms
-
-    def on_load(data: dict[Any, Any]) -> dict[Any, Any]:
-        found = tab.list_presets()
-        chosen = data.get(chooser) or ""
-        path = found.get(chosen)
-        if path is None:
-            return {message: t.t("ui.choose_preset")}
-        loaded = presets.load_preset(path, tab.kind)
-        current = tab.read(data)
-        outcome = preset_outcome(loaded, path, chosen, current, tab.kind, t,
-                                 accelerate_problems(loaded.gui.get("accelerate") or {}, t))  # fmt: skip
-        if outcome.tab is None:  # a broken file changes nothing
-            return {message: outcome.message}
-        form_state.save_form(tab.kind, outcome.tab.form_data())
-        return {**tab.update(outcome.tab), message: outcome.message}
-
-    def on_save(data: dict[Any, Any], confirmed: bool) -> dict[Any, Any]:
-        hide = gr.Button(visible=False)
-        if confirmed:
-            path = Path(data[pending]) if data.get(pending) else None
-            if path is None:
-                return {message: t.t("ui.preset_name_needed"), overwrite: hide, pending: None}
-        else:
-            target = save_target(data.get(name) or "", data.get(chooser), tab.list_presets(), tab.kind.user_presets)
-            if target.path is None:
-                return {message: t.t("ui.preset_name_needed"), overwrite: hide, pending: None}
-            if target.exists:
-                return {message: md_t(t, "ui.preset_exists", name=target.path.stem, path=target.path),
-                        overwrite: gr.Button(visible=True), pending: str(target.path)}  # fmt: skip
-            path = target.path
-        values, problems = tab.checked(data, t)
-        if problems:
-            return {message: problems_text(t, problems), overwrite: hide, pending: None}
-        try:
-            presets.save_preset(path, values.preset_options(), values.gui_keys())
-        except (OSError, ValueError) as error:
-            return {message: md_t(t, "ui.preset_not_saved", path=path, error=error), overwrite: hide, pending: None}
-        return {message: md_t(t, "ui.preset_saved", path=path), overwrite: hide, pending: None,
-                chooser: gr.Dropdown(choices=list(tab.list_presets()), value=path.stem), name: path.stem}  # fmt: skip
-
-    def on_choose(chosen: str | None) -> dict[Any, Any]:
-        return {name: name_for_chosen(chosen, tab.list_presets(), tab.kind.user_presets),
-                overwrite: gr.Button(visible=False), pending: None}  # fmt: skip
-
-    def on_import(path: str) -> dict[Any, Any]:
-        imported = lora_actions.import_kohya(path or "", t)
-        if imported.tab is None:
-            return {message: imported.message}
-        form_state.save_form(tab.kind, imported.tab.form_data())
-        return {**tab.update(imported.tab), message: imported.message}
-
-    save_inputs = tab.inputs | {chooser, name, pending}
-    save_outputs = [message, chooser, name, overwrite, pending]
-    load.click(on_load, inputs=tab.inputs | {chooser}, outputs=outputs)
-    kohya_import.click(on_import, inputs=kohya_path, outputs=outputs)
-    chooser.change(on_choose, inputs=chooser, outputs=[name, overwrite, pending])
-    name.change(lambda: (gr.Button(visible=False), None), outputs=[overwrite, pending])
-    save.click(lambda data: on_save(data, False), inputs=save_inputs, outputs=save_outputs)
-    overwrite.click(lambda data: on_save(data, True), inputs=save_inputs, outputs=save_outputs)
-
-
-def _wire_autosave(tab: LoraTab) -> None:
-    """Keep the form on disk as the user changes it (gui/training/form_state.py): when a text field is left and
-    when a choice is made, so a reload, a crashed browser or a restarted GUI comes back to it. Only
-    the user's own edits trigger it (a preset load changes every field; it saves once itself)."""
-    triggers = [component.blur if isinstance(component, gr.Textbox) else component.input for component in tab.inputs]
-
-    def autosave(data: dict[Any, Any]) -> None:
-        form_state.save_form(tab.kind, tab.read(data).form_data())
-
-    gr.on(triggers, autosave, inputs=tab.inputs, outputs=None, trigger_mode="always_last", queue=False,
-          show_progress="hidden")  # fmt: skip
