@@ -18,7 +18,7 @@ import pytest
 from backend.options import parse_args
 from backend.options.schema import options_for
 from backend.options.sd_scripts_flags import sd_scripts_flags
-from gui.kohya_import import convert as kohya_import_convert
+from gui.kohya_import import value_steps as kohya_import_convert
 from gui.kohya_import.importer import (
     REASONS,
     ImportResult,
