@@ -4,7 +4,7 @@
         [--images N] [--vae-batch-size N] [--mixed-precision no|fp16|bf16] [--to-disk] [--device auto|cpu|cuda]
 
 The options are parsed and checked by the trainer (`backend.options`, `preflight.build_plan`), the
-model is loaded and placed as for training (`run_setup.prepare_model`), and the timed part is
+model is loaded and placed as for training (`model_setup.prepare_model`), and the timed part is
 `run_setup.prepare_data`, which calls `backend.data.latent_cache.cache_latents` with the VAE
 encoder exactly as a `--cache_latents` run does. One JSON line:
 {"benchmark": "cache_latents", "images": ..., "seconds": ..., "images_per_s": ..., "peak_rss_gib": ...}
@@ -49,9 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from backend.options import parse_command_line
+    from backend.training.model_setup import ModelConfig, PlacementConfig, prepare_model
     from backend.training.preflight import build_plan
     from backend.training.progress import ProgressReporter
-    from backend.training.run_setup import PRECISION_DTYPES, make_accelerator, prepare_data, prepare_model
+    from backend.training.run_setup import (
+        PRECISION_DTYPES,
+        AcceleratorConfig,
+        LatentCacheConfig,
+        make_accelerator,
+        prepare_data,
+    )
 
     cuda = torch.cuda.is_available()
     precision = args.mixed_precision or ("bf16" if cuda else "no")
@@ -73,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     if not plan.ok:
         print("error: " + "; ".join(plan.errors), file=sys.stderr)
         return 1
-    accelerator = make_accelerator(options, command)
-    spec, components = prepare_model(options, plan, accelerator, PRECISION_DTYPES[precision])
+    accelerator = make_accelerator(AcceleratorConfig.from_args(options), command)
+    spec, components = prepare_model(
+        ModelConfig.from_args(options), PlacementConfig.from_args(options), plan, accelerator,
+        PRECISION_DTYPES[precision], train_text_encoders=not options.network_train_unet_only,
+    )
     sampler = RssSampler().start()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    group = prepare_data(options, plan, accelerator, spec, components, ProgressReporter(enabled=False))
+    group = prepare_data(LatentCacheConfig.from_args(options), options.seed, plan, accelerator, spec, components,
+                         ProgressReporter(enabled=False))
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

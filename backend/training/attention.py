@@ -11,26 +11,35 @@ Torch-free: preflight asks before any model is loaded.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
+from dataclasses import dataclass
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
+
+
+@dataclass(frozen=True)
+class AttentionConfig(OptionSlice):
+    """sd-scripts' attention flags (--sdpa is the default here and changes nothing)."""
+
+    xformers: bool = False
+    mem_eff_attn: bool = False
 
 
 def xformers_installed() -> bool:
     return importlib.util.find_spec("xformers") is not None
 
 
-def use_xformers(args: argparse.Namespace, device_type: str) -> bool:
+def use_xformers(config: AttentionConfig, device_type: str) -> bool:
     """Whether the U-Net should switch to xformers' attention (on `device_type`, "cuda" or "cpu")."""
-    return bool(args.xformers) and not args.mem_eff_attn and device_type == "cuda" and xformers_installed()
+    return bool(config.xformers) and not config.mem_eff_attn and device_type == "cuda" and xformers_installed()
 
 
-def attention_warnings(args: argparse.Namespace, device_type: str) -> list[str]:
+def attention_warnings(config: AttentionConfig, device_type: str) -> list[str]:
     """Why --xformers will not be used, when it is given and will not be."""
-    if not args.xformers:
+    if not config.xformers:
         return []
-    if args.mem_eff_attn:
+    if config.mem_eff_attn:
         return [msg("preflight.attention.both_flags", "--mem_eff_attn and --xformers both choose the attention "
                     "kernel: --mem_eff_attn wins, as in sd-scripts, and xformers is not used; drop one of them")]
     if not xformers_installed():

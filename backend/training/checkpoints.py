@@ -22,11 +22,28 @@ from pathlib import Path
 from typing import Any
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 logger = logging.getLogger(__name__)
 
 TRAIN_STATE_FILE = "train_state.json"
 DEFAULT_OUTPUT_NAME = "last"
+
+
+@dataclass(frozen=True)
+class SaveConfig(OptionSlice):
+    """What a run saves, where, in which precision, how often, and how many of the saves it keeps."""
+
+    output_dir: str  # as given: messages name it so
+    output_name: str | None
+    save_model_as: str
+    save_precision: str | None
+    save_every_n_epochs: int | None
+    save_every_n_steps: int | None
+    save_last_n_epochs: int | None
+    save_last_n_steps: int | None
+    save_state: bool
+    save_state_on_train_end: bool
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ given.
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,24 @@ def toolchain_problem(backend: str, device_type: str) -> str | None:
     return None
 
 
-def compile_settings(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class CompileConfig(OptionSlice):
+    """--torch_compile and its backend (accelerate's own dynamo settings come from the accelerator)."""
+
+    torch_compile: bool
+    dynamo_backend: str
+
+
+def compile_settings(config: CompileConfig, accelerator: Any) -> dict[str, Any] | None:
     """torch.compile keyword arguments for this run, or None when nothing asks for compilation."""
     plugin = getattr(accelerator.state, "dynamo_plugin", None)
     from_accelerate = plugin is not None and str(plugin.backend.value).lower() != "no"
-    if not args.torch_compile and not from_accelerate:
+    if not config.torch_compile and not from_accelerate:
         return None
     settings = dict(plugin.to_kwargs()) if from_accelerate else {}
     settings.pop("use_regional_compilation", None)  # an accelerate-only setting, not torch.compile's
-    if args.torch_compile:
-        settings["backend"] = args.dynamo_backend
+    if config.torch_compile:
+        settings["backend"] = config.dynamo_backend
     return settings
 
 

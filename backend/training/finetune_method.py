@@ -20,7 +20,6 @@ averaged weights or hold the raw ones with the averages beside them.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from backend.training.block_lr import block_param_groups, parse_block_lrs
 from backend.training.distributed import check_in_sync
 from backend.training.ema import EmaWeights
 from backend.training.finetune_files import ModelFormat, ema_path, model_format
+from backend.training.method_options import FineTuneConfig
 from backend.training.sharded import TrainedModules
 
 logger = logging.getLogger(__name__)
@@ -50,15 +50,16 @@ def text_encoder_names(count: int) -> list[str]:
     return [f"text_encoder{i}" for i in range(1, count + 1)]
 
 
-def part_learning_rates(args: argparse.Namespace, num_text_encoders: int) -> dict[str, float]:
+def part_learning_rates(config: FineTuneConfig, num_text_encoders: int) -> dict[str, float]:
     """The parts to train and their learning rates (parts at rate 0 are left out: frozen)."""
     rates: dict[str, float] = {}
-    if args.learning_rate > 0:
-        rates[UNET] = args.learning_rate
-    if args.train_text_encoder:
-        given = [args.learning_rate_te] if num_text_encoders == 1 else [args.learning_rate_te1, args.learning_rate_te2]
+    if config.learning_rate > 0:
+        rates[UNET] = config.learning_rate
+    if config.train_text_encoder:
+        given = ([config.learning_rate_te] if num_text_encoders == 1
+                 else [config.learning_rate_te1, config.learning_rate_te2])
         for name, rate in zip(text_encoder_names(num_text_encoders), given, strict=True):
-            rate = args.learning_rate if rate is None else rate
+            rate = config.learning_rate if rate is None else rate
             if rate > 0:
                 rates[name] = rate
     return rates
@@ -79,14 +80,14 @@ class FineTuneTraining:
     lora = False  # files are whole models (modelspec architecture without "/lora")
     network_args: dict[str, Any] = {}
 
-    def __init__(self, args: argparse.Namespace, components: Components, rates: dict[str, float],
+    def __init__(self, config: FineTuneConfig, components: Components, rates: dict[str, float],
                  frozen_weights: dict[str, dict[str, torch.Tensor]]) -> None:
         if not rates:
             raise ValueError(
                 "nothing to train: --learning_rate is 0 and no text encoder is trained; give the U-Net a learning "
                 "rate, or use --train_text_encoder with a text-encoder rate above 0"
             )
-        self.args = args
+        self.config = config
         self.components = components
         self.rates = rates
         self.frozen_weights = frozen_weights
@@ -96,16 +97,16 @@ class FineTuneTraining:
             module.requires_grad_(name in rates)
             module.train(name in rates)
         self.unet_block_groups: tuple[list[dict[str, Any]], list[str]] | None = None
-        if getattr(args, "block_lr", None) and UNET in rates:  # freezes the blocks at rate 0: before the EMA
+        if config.block_lr and UNET in rates:  # freezes the blocks at rate 0: before the EMA
             self.unet_block_groups = block_param_groups(
-                components.unet, parse_block_lrs(args.block_lr), dict(components.unet.config)
+                components.unet, parse_block_lrs(config.block_lr), dict(components.unet.config)
             )
         self.train_text_encoder = any(name != UNET for name in rates)
-        self.format: ModelFormat = model_format(args.save_model_as, args.use_safetensors)
+        self.format: ModelFormat = model_format(config.save_model_as, config.use_safetensors)
         self.engine: Any = None  # DeepSpeed/FSDP's prepared TrainedModules (sharded.prepare_sharded)
         self._gathered: dict[str, torch.Tensor] | None = None
-        self.ema = EmaWeights(dict(self.trained.named_parameters()), args.ema_decay) if args.ema else None
-        if args.diffusers_xformers:
+        self.ema = EmaWeights(dict(self.trained.named_parameters()), config.ema_decay) if config.ema else None
+        if config.diffusers_xformers:
             logger.info("--diffusers_xformers: attention runs through PyTorch SDPA (xformers is not used)")
         logger.info("fine-tuning %s", ", ".join(f"{name} (lr {rate:g})" for name, rate in rates.items()))
 
@@ -153,15 +154,15 @@ class FineTuneTraining:
 
     def file_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
         """The training record of a whole model: no network keys; what was trained, and the EMA."""
-        args = self.args
+        config = self.config
         record = {key: value for key, value in metadata.items() if key not in NETWORK_KEYS}
         record["ss_train_unet"] = str(UNET in self.rates)
         record["ss_train_text_encoder"] = str(self.train_text_encoder)
         for name, rate in self.rates.items():
             record[f"ss_learning_rate_{name}"] = str(rate)
-        record["ss_ema"] = str(bool(args.ema))
-        if args.ema:
-            record["ss_ema_decay"] = str(args.ema_decay)
+        record["ss_ema"] = str(bool(config.ema))
+        if config.ema:
+            record["ss_ema_decay"] = str(config.ema_decay)
         return record
 
     # --- saving -------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class FineTuneTraining:
 
     def written_paths(self, path: Path) -> list[Path]:
         """Everything a save at `path` writes (old saves are pruned by these)."""
-        if self.ema is not None and self.args.ema_save == "beside":
+        if self.ema is not None and self.config.ema_save == "beside":
             return [path, ema_path(path, self.format.folder)]
         return [path]
 
@@ -182,7 +183,7 @@ class FineTuneTraining:
         """The trained parts' weights each save writes: (label, states) for the file and the EMA file beside."""
         if self.ema is None:
             return [("", self._trained_states())]
-        if self.args.ema_save == "beside":
+        if self.config.ema_save == "beside":
             return [("", self._trained_states()), ("EMA ", self._ema_states())]
         return [("EMA ", self._ema_states())]
 
@@ -206,7 +207,7 @@ class FineTuneTraining:
         return sum(frozen + size(states) for _, states in self._saved_trained_states())
 
     def save(self, path: Path, dtype: torch.dtype | None, metadata: dict[str, str] | None) -> Path:
-        ema_beside = self.ema is not None and self.args.ema_save == "beside"
+        ema_beside = self.ema is not None and self.config.ema_save == "beside"
         raw = self._trained_states()
         main = raw if (self.ema is None or ema_beside) else self._ema_states()
         self._write(path, main, dtype, metadata)

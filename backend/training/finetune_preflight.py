@@ -90,11 +90,11 @@ def _check_saving(args: argparse.Namespace, plan: Plan) -> None:
 
 def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
     from backend.training.fused_backward import fused_backward_problems
-    from backend.training.optimizers import resolve_optimizer_name
+    from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
     from backend.training.sharded import launch_backend
 
     try:
-        optimizer = resolve_optimizer_name(args)
+        optimizer = resolve_optimizer_name(OptimizerConfig.from_args(args))
     except ValueError:
         return  # reported by the optimizer checks
     plan.errors += fused_backward_problems(

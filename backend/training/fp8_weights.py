@@ -114,10 +114,10 @@ def store_weights_in_fp8(module: nn.Module, other_dtype: torch.dtype) -> int:
     return converted
 
 
-def fp8_parts(args: object, num_text_encoders: int) -> frozenset[str]:
+def fp8_parts(num_text_encoders: int, *, fp8_base: bool, fp8_base_unet: bool) -> frozenset[str]:
     """Which parts of the model --fp8_base/--fp8_base_unet put in float8 ("unet", "text_encoder1"...)."""
-    if getattr(args, "fp8_base_unet", False):
+    if fp8_base_unet:
         return frozenset({"unet"})
-    if getattr(args, "fp8_base", False):
+    if fp8_base:
         return frozenset({"unet", *(f"text_encoder{i}" for i in range(1, num_text_encoders + 1))})
     return frozenset()

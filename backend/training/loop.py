@@ -36,11 +36,10 @@ from backend.training.checkpoints import (
 from backend.training.metadata import (
     progress_metadata,
 )
-from backend.training.optimizers import resolve_optimizer_name, set_optimizer_train_mode
+from backend.training.optimizers import set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
 from backend.training.rescue import RescuingWriter, failure_reason, is_write_failure, output_hint
-from backend.training.resume_check import run_record
 from backend.training.resume_position import resume_skip
 from backend.training.run_errors import (
     OutputNotWritable,
@@ -62,8 +61,8 @@ logger = logging.getLogger(__name__)
 class Trainer:
     def __init__(self, run: TrainingRun) -> None:
         self.run = run
-        args = run.args
-        self.prompts = load_sample_prompts(args.sample_prompts) if args.sample_prompts else []
+        prompt_file = run.sampling.sample_prompts
+        self.prompts = load_sample_prompts(prompt_file) if prompt_file else []
         self.metadata = run_metadata(run)
         self.recorder = LossRecorder()
         self.reports = StepReports(self._publish_step, report_lag(run.accelerator.device))
@@ -72,8 +71,8 @@ class Trainer:
         self.start_epoch = state.epoch if state else 1
         # Global batches of the saved epoch already done, in this run's plan (another batch size: a share).
         main = run.accelerator.is_main_process
-        self.skip_batches = resume_skip(state, run.group, args.resume, warn=main) if state else 0
-        self.output_dir = Path(args.output_dir)  # as given: saves move to a rescue folder if it fails
+        self.skip_batches = resume_skip(state, run.group, run.resume_folder, warn=main) if state else 0
+        self.output_dir = Path(run.saving.output_dir)  # as given: saves move to a rescue folder if it fails
         self.saves = RescuingWriter(self.output_dir, run.names.output_name, self._move_saves)
         self.last_save: tuple[Path, int] | None = None  # the newest model file written (all weights finite)
         self._weights_checked_at: tuple[int, torch.dtype | None] | None = None
@@ -101,8 +100,7 @@ class Trainer:
     def save_training_state(self, folder: Path, *, epoch: int, batches_done: int) -> None:
         run = self.run
         self.ensure_finite_weights(folder, None)
-        state = TrainState(self.global_step, epoch, batches_done, run.args.seed,
-                           run_record(run.args, run.command, run.components.family),
+        state = TrainState(self.global_step, epoch, batches_done, run.seed, run.state_record,
                            processes=run.accelerator.num_processes,
                            batch_sizes=tuple(dataset.batch_size for dataset in run.group.datasets),
                            batches_in_epoch=len(run.group))
@@ -140,13 +138,15 @@ class Trainer:
     def _check_loss(self, step: int, loss: float) -> None:
         if math.isfinite(loss):
             return
-        args = self.run.args
         raise TrainingDiverged(
             msg("run.diverged.loss", "training diverged at step {step}: the loss is {loss}. The run was stopped and "
                 "nothing from step {step} on was saved. {kept}", step=step, loss=loss_name(loss),
                 kept=self._last_good()),
-            hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
+            hint=self._divergence_causes(), step=step,
         )
+
+    def _divergence_causes(self) -> str:
+        return divergence_causes(self.run.divergence, self.run.optimizer_setup.name)
 
     def ensure_finite_weights(self, path: Path, dtype: torch.dtype | None) -> None:
         """Refuse to save (on every process alike) when a trained weight is NaN/infinite, or becomes so in `dtype`."""
@@ -164,19 +164,19 @@ class Trainer:
         self._weights_checked_at = key
 
     def _weights_error(self, path: Path, problems: WeightProblems) -> RunStopped:
-        args, step = self.run.args, self.global_step
+        step = self.global_step
         found = problems.describe() or msg("run.diverged.other_process", "another process found non-finite weights")
         if problems.nonfinite or not problems.overflow:
             return TrainingDiverged(
                 msg("run.diverged.weights", "training diverged by step {step}: the trained weights are no longer "
                     "finite ({found}). The run was stopped and {path} was not written. {kept}",
                     step=step, found=found, path=path, kept=self._last_good()),
-                hint=divergence_causes(args, resolve_optimizer_name(args)), step=step,
+                hint=self._divergence_causes(), step=step,
             )
         return RunStopped(
             msg("run.weights_overflow", "the trained weights at step {step} do not fit --save_precision {precision} "
-                "({found}). {path} was not written. {kept}", step=step, precision=args.save_precision, found=found,
-                path=path, kept=self._last_good()),
+                "({found}). {path} was not written. {kept}", step=step, precision=self.run.saving.save_precision,
+                found=found, path=path, kept=self._last_good()),
             hint=msg("run.weights_overflow_hint", "Save in a wider precision (--save_precision bf16 or float). Weights "
                      "this large often mean the run is diverging: consider a lower learning rate."),
             step=step,
@@ -184,9 +184,9 @@ class Trainer:
 
     # --- saves the output folder refuses go to a rescue folder ---------------------------------
     def _state_bytes(self) -> int:
-        args = self.run.args
-        trained = sum(p.numel() for p in self.run.method.trainable_parameters())
-        return state_bytes(trained, resolve_optimizer_name(args), bool(getattr(args, "ema", False)))
+        run = self.run
+        trained = sum(p.numel() for p in run.method.trainable_parameters())
+        return state_bytes(trained, run.optimizer_setup.name, run.method.ema is not None)
 
     def _share_rescue_dir(self) -> None:
         """Every process saves into the same folders: the main process's switch to a rescue folder is shared."""
@@ -203,7 +203,7 @@ class Trainer:
         """Before the first step, with the exact sizes: is there room for every file the run keeps?"""
         run = self.run
         problem = space_problem(
-            run.args.output_dir, save_counts(run.args, run.total_steps, run.num_epochs),
+            run.saving.output_dir, save_counts(run.saving, run.total_steps, run.num_epochs),
             run.method.saved_bytes(run.save_dtype), self._state_bytes(),
         )
         if problem:
@@ -215,36 +215,36 @@ class Trainer:
                 remove_quietly(written)
 
     def after_step_saves(self, epoch: int, batches_done: int) -> None:
-        args, names, step = self.run.args, self.run.names, self.global_step
-        if not args.save_every_n_steps or step % args.save_every_n_steps or step >= self.run.total_steps:
+        saving, names, step = self.run.saving, self.run.names, self.global_step
+        if not saving.save_every_n_steps or step % saving.save_every_n_steps or step >= self.run.total_steps:
             return
         self.save_model(names.model_for_step(step), epoch=epoch, final=False)
-        if args.save_state:
+        if saving.save_state:
             self.save_training_state(names.state_for_step(step), epoch=epoch, batches_done=batches_done)
-        old = step_save_to_prune(step, args.save_every_n_steps, args.save_last_n_steps)
+        old = step_save_to_prune(step, saving.save_every_n_steps, saving.save_last_n_steps)
         if old:
             self._prune(names.model_for_step(old))
             self._prune(names.state_for_step(old))
 
     def after_epoch_saves(self, epoch: int) -> None:
-        args, names = self.run.args, self.run.names
-        if not args.save_every_n_epochs or epoch % args.save_every_n_epochs or epoch >= self.run.num_epochs:
+        saving, names = self.run.saving, self.run.names
+        if not saving.save_every_n_epochs or epoch % saving.save_every_n_epochs or epoch >= self.run.num_epochs:
             return
         self.save_model(names.model_for_epoch(epoch), epoch=epoch, final=False)
-        if args.save_state:
+        if saving.save_state:
             # The state after a whole epoch resumes at the start of the next one.
             self.save_training_state(names.state_for_epoch(epoch), epoch=epoch + 1, batches_done=0)
-        old = epoch_save_to_prune(epoch, args.save_every_n_epochs, args.save_last_n_epochs)
+        old = epoch_save_to_prune(epoch, saving.save_every_n_epochs, saving.save_last_n_epochs)
         if old:
             self._prune(names.model_for_epoch(old))
             self._prune(names.state_for_epoch(old))
 
     # --- samples --------------------------------------------------------------------------------
     def maybe_sample(self, epoch: int | None) -> None:
-        args = self.run.args
+        sampling = self.run.sampling
         if not self.prompts or not should_sample(
-            step=self.global_step, epoch=epoch, every_n_steps=args.sample_every_n_steps,
-            every_n_epochs=args.sample_every_n_epochs, at_first=args.sample_at_first,
+            step=self.global_step, epoch=epoch, every_n_steps=sampling.sample_every_n_steps,
+            every_n_epochs=sampling.sample_every_n_epochs, at_first=sampling.sample_at_first,
         ):
             return
         self.reports.flush()
@@ -256,10 +256,10 @@ class Trainer:
             set_optimizer_train_mode(run.optimizer, False)
             try:
                 generate_samples(
-                    run.spec, run.components, self.prompts, sampler=args.sample_sampler,
+                    run.spec, run.components, self.prompts, sampler=sampling.sample_sampler,
                     output_dir=run.names.output_dir, output_name=run.names.output_name, step=self.global_step,
                     epoch=epoch, device=run.accelerator.device, dtype=run.weight_dtype, reporter=run.reporter,
-                    default_seed=args.seed, clip_skip=args.clip_skip, max_token_length=args.max_token_length,
+                    default_seed=run.seed, clip_skip=sampling.clip_skip, max_token_length=sampling.max_token_length,
                     extra_modules=run.method.sampling_modules(),
                 )
             except Exception as exc:  # a sample image that cannot be written never ends a run
@@ -291,8 +291,8 @@ class Trainer:
         if run.fused_backward is None:  # else every weight was stepped during the backward pass
             if not accelerator_backend(run.accelerator):  # DeepSpeed/FSDP reduce gradients themselves
                 average_gradients(run, params)
-            if run.args.max_grad_norm:
-                run.accelerator.clip_grad_norm_(params, run.args.max_grad_norm)
+            if run.step_config.max_grad_norm:
+                run.accelerator.clip_grad_norm_(params, run.step_config.max_grad_norm)
             run.optimizer.step()
         run.lr_scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
@@ -330,16 +330,16 @@ class Trainer:
             raise
 
     def _train(self) -> Path:
-        run, args = self.run, self.run.args
+        run = self.run
         self.check_free_space()
         run.reporter.start(
             total_steps=run.total_steps, total_epochs=run.num_epochs, initial_step=self.global_step,
-            seed=args.seed, num_batches_per_epoch=len(run.group), output=str(run.names.final_model()),
+            seed=run.seed, num_batches_per_epoch=len(run.group), output=str(run.names.final_model()),
         )
         if self.global_step == 0:
             self.maybe_sample(epoch=None)
         params = run.method.trainable_parameters()
-        accumulation = args.gradient_accumulation_steps
+        accumulation = run.step_config.gradient_accumulation_steps
         epoch, batches_done, batches_in_epoch = self.start_epoch, self.skip_batches, 1
         for epoch in range(self.start_epoch, run.num_epochs + 1):
             if self.global_step >= run.total_steps:
@@ -374,7 +374,7 @@ class Trainer:
                 self.maybe_validate(epoch, epoch_end=True)
 
         final = self.save_model(run.names.final_model(), epoch=epoch, final=True)
-        if args.save_state_on_train_end:
+        if run.saving.save_state_on_train_end:
             epoch_done = batches_done >= batches_in_epoch
             self.save_training_state(
                 run.names.final_state(),

@@ -7,11 +7,9 @@ Reads the parsed options only; preflight adds it to its warnings (and so to the 
 
 from __future__ import annotations
 
-import argparse
-
 from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS
-from backend.training.optimizers import resolve_optimizer_name
+from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
 
 # Below this a LoRA learns next to nothing (LoRA runs use 1e-4 to 1e-3); above that a full fine-tune
 # is at a LoRA's rate (full fine-tunes use 1e-6 to 1e-5).
@@ -19,25 +17,25 @@ LORA_LOWEST_TYPICAL = 1e-5
 FINETUNE_HIGHEST_TYPICAL = 5e-5
 
 
-def _adaptive(args: argparse.Namespace) -> bool:
+def _adaptive(optimizer: OptimizerConfig) -> bool:
     """Optimizers whose learning rate is a multiplier (~1.0) or ignored (Adafactor's relative_step)."""
     try:
-        name = resolve_optimizer_name(args)
+        name = resolve_optimizer_name(optimizer)
     except ValueError:
         return True  # reported elsewhere; no second opinion on a rate for an unknown optimizer
     if name.startswith("DAdapt") or name == "Prodigy":
         return True
-    arguments = " ".join(getattr(args, "optimizer_args", None) or []).replace(" ", "").lower()
+    arguments = " ".join(optimizer.optimizer_args or []).replace(" ", "").lower()
     return name == "Adafactor" and "relative_step=true" in arguments
 
 
-def learning_rate_warning(args: argparse.Namespace, command: str) -> str | None:
-    """A warning when the main learning rate suits the other kind of run, else None."""
-    if _adaptive(args):
+def learning_rate_warning(optimizer: OptimizerConfig, unet_lr: float | None, command: str) -> str | None:
+    """A warning when the main learning rate (--learning_rate; a LoRA's --unet_lr when given) suits the
+    other kind of run, else None."""
+    if _adaptive(optimizer):
         return None
     if command in LORA_COMMANDS:
-        unet_lr = getattr(args, "unet_lr", None)
-        rate, flag = (unet_lr, "--unet_lr") if unet_lr is not None else (args.learning_rate, "--learning_rate")
+        rate, flag = (unet_lr, "--unet_lr") if unet_lr is not None else (optimizer.learning_rate, "--learning_rate")
         if 0 < rate < LORA_LOWEST_TYPICAL:
             return msg(
                 "preflight.lr.too_low_for_lora", "{flag} {rate} is a full fine-tuning rate; a LoRA at it barely "
@@ -45,7 +43,7 @@ def learning_rate_warning(args: argparse.Namespace, command: str) -> str | None:
                 "unless this is intended", flag=flag, rate=f"{rate:g}",
             )
         return None
-    rate = args.learning_rate
+    rate = optimizer.learning_rate
     if rate > FINETUNE_HIGHEST_TYPICAL:
         return msg(
             "preflight.lr.too_high_for_finetune", "--learning_rate {rate} is a LoRA rate; a full fine-tune at it "

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 
 from backend.finite_weights import WeightProblems
+
+if TYPE_CHECKING:
+    from backend.training.ema import EmaWeights
 
 T = TypeVar("T")
 
@@ -22,6 +25,7 @@ class TrainingMethod(Protocol):
     lora: bool  # saved files are networks (modelspec architecture ".../lora")
     network_args: dict[str, Any]  # recorded as ss_network_args (empty for fine-tuning)
     train_text_encoder: bool  # text encoding needs gradients
+    ema: EmaWeights | None  # averaged weights a training state carries too (fine-tuning with --ema)
 
     @property
     def trained_module(self) -> torch.nn.Module:

@@ -23,6 +23,7 @@ from backend.models.components import Components
 from backend.networks.args import parse_network_args
 from backend.networks.loader import create_network, create_network_from_weights, load_network_module
 from backend.training.distributed import check_in_sync
+from backend.training.method_options import NetworkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,44 +37,47 @@ def unet_file_names(components: Components):
 
 class NetworkTraining:
     lora = True  # saved files are networks
+    ema = None  # no averaged weights
 
-    def __init__(self, args: argparse.Namespace, components: Components) -> None:
-        self.args = args
+    def __init__(self, config: NetworkConfig, components: Components, plugin_args: argparse.Namespace) -> None:
+        """`plugin_args`: the whole namespace, handed unread to the module's optional `prepare_network(args)`
+        (sd-scripts' plug-in interface: a module may read any option)."""
+        self.config = config
         self.components = components
-        self.module = load_network_module(args.network_module)
-        self.network_args = parse_network_args(args.network_args)
-        self.train_unet = not args.network_train_text_encoder_only
-        self.train_text_encoder = not args.network_train_unet_only
+        self.module = load_network_module(config.network_module)
+        self.network_args = parse_network_args(config.network_args)
+        self.train_unet = not config.network_train_text_encoder_only
+        self.train_text_encoder = not config.network_train_unet_only
         unet, text_encoders, vae = components.unet, components.text_encoders, components.vae
         te_arg: Any = text_encoders if len(text_encoders) > 1 else text_encoders[0]
         names = unet_file_names(components)
 
-        if args.dim_from_weights:
-            if not args.network_weights:
+        if config.dim_from_weights:
+            if not config.network_weights:
                 raise ValueError("--dim_from_weights needs --network_weights (the file to take dims from)")
             self.network, _ = create_network_from_weights(
-                self.module, 1.0, args.network_weights, vae, te_arg, unet,
+                self.module, 1.0, config.network_weights, vae, te_arg, unet,
                 network_args=self.network_args, unet_module_name=names,
             )
         else:
             self.network = create_network(
-                self.module, 1.0, args.network_dim, args.network_alpha, vae, te_arg, unet,
-                neuron_dropout=args.network_dropout, network_args=self.network_args, unet_module_name=names,
+                self.module, 1.0, config.network_dim, config.network_alpha, vae, te_arg, unet,
+                neuron_dropout=config.network_dropout, network_args=self.network_args, unet_module_name=names,
             )
         if self.network is None:
-            raise ValueError(f"{args.network_module}.create_network returned no network")
+            raise ValueError(f"{config.network_module}.create_network returned no network")
         if hasattr(self.network, "prepare_network"):
-            self.network.prepare_network(args)
+            self.network.prepare_network(plugin_args)
         self.network.apply_to(te_arg, unet, self.train_text_encoder, self.train_unet)
-        if args.network_weights and not args.dim_from_weights:
-            info = self.network.load_weights(args.network_weights)
-            logger.info("loaded network weights from %s: %s", args.network_weights, info)
-        elif args.network_weights:
-            self.network.load_weights(args.network_weights)
+        if config.network_weights and not config.dim_from_weights:
+            info = self.network.load_weights(config.network_weights)
+            logger.info("loaded network weights from %s: %s", config.network_weights, info)
+        elif config.network_weights:
+            self.network.load_weights(config.network_weights)
 
         for module in (unet, vae, *text_encoders):
             module.requires_grad_(False)
-        if args.gradient_checkpointing:
+        if config.gradient_checkpointing:
             self.network.enable_gradient_checkpointing()
         self.network.prepare_grad_etc(te_arg, unet)
 
@@ -83,14 +87,14 @@ class NetworkTraining:
         return encoders if len(encoders) > 1 else encoders[0]
 
     def param_groups(self) -> tuple[list[dict[str, Any]], list[str]]:
-        args = self.args
-        text_encoder_lr = args.text_encoder_lr
+        config = self.config
+        text_encoder_lr = config.text_encoder_lr
         if isinstance(text_encoder_lr, list):
             text_encoder_lr = text_encoder_lr[0] if len(text_encoder_lr) == 1 else (text_encoder_lr or None)
         try:
-            result = self.network.prepare_optimizer_params(text_encoder_lr, args.unet_lr, args.learning_rate)
+            result = self.network.prepare_optimizer_params(text_encoder_lr, config.unet_lr, config.learning_rate)
         except TypeError:  # older sd-scripts-style modules take (te_lr, unet_lr)
-            result = self.network.prepare_optimizer_params(text_encoder_lr, args.unet_lr)
+            result = self.network.prepare_optimizer_params(text_encoder_lr, config.unet_lr)
         if isinstance(result, tuple):
             groups, descriptions = result
         else:
@@ -112,11 +116,12 @@ class NetworkTraining:
 
     def after_optimizer_step(self, device: torch.device) -> dict[str, float]:
         """--scale_weight_norms: scale down modules whose weight delta is too large."""
-        if not self.args.scale_weight_norms:
+        max_norm_given = self.config.scale_weight_norms
+        if not max_norm_given:
             return {}
         if not hasattr(self.network, "apply_max_norm_regularization"):
             return {}
-        scaled, mean_norm, max_norm = self.network.apply_max_norm_regularization(self.args.scale_weight_norms, device)
+        scaled, mean_norm, max_norm = self.network.apply_max_norm_regularization(max_norm_given, device)
         return {"keys_scaled": float(scaled), "average_key_norm": float(mean_norm), "max_key_norm": float(max_norm)}
 
     def state_objects(self) -> list[Any]:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,22 @@ def parse_kv_args(items: Sequence[str] | None, option: str) -> dict[str, Any]:
     return parsed
 
 
-def resolve_optimizer_name(args: Any) -> str:
+@dataclass(frozen=True)
+class OptimizerConfig(OptionSlice):
+    """The optimizer's options: its name (or the legacy flags that name one), its arguments, its rate."""
+
+    optimizer_type: str | None
+    use_8bit_adam: bool
+    use_lion_optimizer: bool
+    optimizer_args: list[str] | None
+    learning_rate: float
+
+
+def resolve_optimizer_name(config: OptimizerConfig) -> str:
     """The optimizer to use, honouring sd-scripts' legacy `--use_8bit_adam` / `--use_lion_optimizer` flags."""
-    given = (getattr(args, "optimizer_type", "") or "").strip()
-    use_8bit = bool(getattr(args, "use_8bit_adam", False))
-    use_lion = bool(getattr(args, "use_lion_optimizer", False))
+    given = (config.optimizer_type or "").strip()
+    use_8bit = bool(config.use_8bit_adam)
+    use_lion = bool(config.use_lion_optimizer)
     if use_8bit and use_lion:
         raise ValueError(msg("preflight.optimizer.legacy_flags", "--use_8bit_adam and --use_lion_optimizer cannot be "
                              "used together"))

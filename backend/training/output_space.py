@@ -25,6 +25,7 @@ from pathlib import Path
 
 from backend.atomic import temp_name
 from backend.messages import msg
+from backend.training.checkpoints import SaveConfig
 
 # Optimizer state per trained weight, in float32 values (an estimate: exact sizes depend on the options).
 OPTIMIZER_STATE_VALUES = (
@@ -103,14 +104,15 @@ def _kept(saves: int, keep_window: int | None) -> int:
     return saves if not keep_window else min(saves, keep_window + 1)
 
 
-def save_counts(args: argparse.Namespace, total_steps: int, epochs: int) -> SaveCounts:
-    epoch_saves = (epochs - 1) // args.save_every_n_epochs if args.save_every_n_epochs else 0
-    step_saves = (total_steps - 1) // args.save_every_n_steps if args.save_every_n_steps else 0
-    kept = _kept(epoch_saves, args.save_last_n_epochs) + _kept(
+def save_counts(config: SaveConfig, total_steps: int, epochs: int) -> SaveCounts:
+    epoch_saves = (epochs - 1) // config.save_every_n_epochs if config.save_every_n_epochs else 0
+    step_saves = (total_steps - 1) // config.save_every_n_steps if config.save_every_n_steps else 0
+    kept = _kept(epoch_saves, config.save_last_n_epochs) + _kept(
         step_saves,
-        math.ceil(args.save_last_n_steps / args.save_every_n_steps) if args.save_last_n_steps and step_saves else None,
+        math.ceil(config.save_last_n_steps / config.save_every_n_steps)
+        if config.save_last_n_steps and step_saves else None,
     )
-    states = (kept if args.save_state else 0) + (1 if args.save_state_on_train_end else 0)
+    states = (kept if config.save_state else 0) + (1 if config.save_state_on_train_end else 0)
     return SaveCounts(models=1 + kept, states=states)
 
 
@@ -253,7 +255,8 @@ def output_problems(args: argparse.Namespace, image_folders: list[str], steps_an
         return problems
     sizes = finetune_save_sizes(args, trained_parts)
     if sizes is not None:
-        problem = space_problem(args.output_dir, save_counts(args, *steps_and_epochs), *sizes)
+        counts = save_counts(SaveConfig.from_args(args), *steps_and_epochs)
+        problem = space_problem(args.output_dir, counts, *sizes)
         if problem:
             problems.append(problem)
     return problems

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +26,16 @@ from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.schema import LORA_COMMANDS
 from backend.options.value_warnings import value_warnings
-from backend.training.attention import attention_warnings
+from backend.training.attention import AttentionConfig, attention_warnings
 from backend.training.checkpoints import read_train_state
 from backend.training.finetune_preflight import check_finetune
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
 from backend.training.lr_check import learning_rate_warning
-from backend.training.optimizers import check_optimizer_available, resolve_optimizer_name
+from backend.training.method_options import method_config
+from backend.training.optimizers import OptimizerConfig, check_optimizer_available, resolve_optimizer_name
 from backend.training.output_space import output_problems
 from backend.training.resume_check import mismatch_message, record_mismatches, run_record
+from backend.training.run_length import LengthConfig, total_steps
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
 from backend.training.sharded import launch_problems
 
@@ -63,19 +64,6 @@ def world_size() -> int:
 def is_main_process() -> bool:
     """For output before an Accelerator exists (accelerate launch sets RANK in every process)."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def steps_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int:
-    """`num_batches`: global batches (batch size x processes; every process trains a share of each)."""
-    return math.ceil(num_batches / gradient_accumulation_steps)
-
-
-def total_steps(args: argparse.Namespace, num_batches: int) -> tuple[int, int]:
-    """(optimizer steps, epochs): --max_train_epochs wins over --max_train_steps, as in sd-scripts."""
-    per_epoch = max(1, steps_per_epoch(num_batches, args.gradient_accumulation_steps))
-    if args.max_train_epochs:
-        return args.max_train_epochs * per_epoch, args.max_train_epochs
-    return args.max_train_steps, math.ceil(args.max_train_steps / per_epoch)
 
 
 def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -190,12 +178,12 @@ def _conv_dim(network_args: dict[str, str]) -> int | None:
 
 
 def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
-    rate_warning = learning_rate_warning(args, plan.command)
+    rate_warning = learning_rate_warning(OptimizerConfig.from_args(args), args.unet_lr, plan.command)
     if rate_warning:
         plan.warnings.append(rate_warning)
     device = "cuda" if _cuda_available() else "cpu"
     try:
-        optimizer = resolve_optimizer_name(args)
+        optimizer = resolve_optimizer_name(OptimizerConfig.from_args(args))
     except ValueError as exc:  # --use_8bit_adam / --use_lion_optimizer against --optimizer_type
         plan.errors.append(str(exc))
     else:
@@ -228,7 +216,7 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
                 "preflight.compile_on_cpu", "--torch_compile on the CPU: measured slower than without it here (full "
                 "SD 1.5 LoRA: 2.2 vs 1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs",
             ))
-    plan.warnings += attention_warnings(args, device)
+    plan.warnings += attention_warnings(AttentionConfig.from_args(args), device)
     if device == "cpu" and args.mem_eff_attn and args.lowram:
         plan.warnings.append(msg("preflight.gpu_memory_options_on_cpu", "--lowram and --mem_eff_attn: GPU memory "
                                  "options; they change nothing when training on the CPU"))
@@ -272,7 +260,7 @@ def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
     batches = report.get("num_batches_per_epoch", 0)
     if batches == 0 and not report["errors"]:
         plan.errors.append(msg("preflight.no_images", "the dataset has no images to train on"))
-    steps, epochs = total_steps(args, max(batches, 1))
+    steps, epochs = total_steps(LengthConfig.from_args(args), max(batches, 1))
     report.update(total_steps=steps, epochs=epochs, processes=world_size())
     plan.report["dataset"] = report
 
@@ -304,10 +292,10 @@ def _check_schedule_and_loss(args: argparse.Namespace, plan: RunPlan) -> None:
     schedule (it needs the step count), the noise and the loss settings."""
     from backend.objectives.loss import LossConfig
     from backend.objectives.noise import NoiseConfig
-    from backend.training.schedulers import schedule_problem_from_args
+    from backend.training.schedulers import SchedulerConfig, run_schedule_problem
 
     steps = (plan.report.get("dataset") or {}).get("total_steps", args.max_train_steps)
-    problem = schedule_problem_from_args(args, steps)
+    problem = run_schedule_problem(SchedulerConfig.from_args(args), OptimizerConfig.from_args(args), steps)
     if problem:
         plan.errors.append(problem)
     for config in (NoiseConfig.from_args(args), LossConfig.from_args(args)):
@@ -354,7 +342,8 @@ def _check_resume(args: argparse.Namespace, plan: RunPlan) -> None:
     plan.errors += state_file_problems(args.resume)
     if saved:
         family = plan.model.family if plan.model else None
-        differences = record_mismatches(saved, run_record(args, plan.command, family))
+        current = run_record(method_config(args, plan.command), OptimizerConfig.from_args(args), family)
+        differences = record_mismatches(saved, current)
         if differences:
             plan.errors.append(mismatch_message(args.resume, differences))
 

@@ -13,7 +13,6 @@ checks, so a mismatch never ends in a traceback of size mismatches:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from typing import Any
 from backend.messages import msg
 from backend.networks.arg_keys import CHANGEABLE_ON_RESUME
 from backend.networks.args import NetworkArgsError, parse_network_args
-from backend.options.schema import LORA_COMMANDS
-from backend.training.optimizers import resolve_optimizer_name
+from backend.training.method_options import FineTuneConfig, NetworkConfig
+from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
 from backend.training.run_errors import ResumeMismatch
 
 # The record's keys that are options are named by their flag; the others get words (`_label`).
@@ -47,31 +46,32 @@ def _label(key: str) -> str:
     return key
 
 
-def run_record(args: argparse.Namespace, command: str, family: str | None) -> dict[str, Any]:
+def run_record(method: NetworkConfig | FineTuneConfig, optimizer: OptimizerConfig,
+               family: str | None) -> dict[str, Any]:
     """What a state saved by this run is tied to (written into train_state.json, compared on --resume)."""
     try:
-        optimizer = resolve_optimizer_name(args)
+        optimizer_name = resolve_optimizer_name(optimizer)
     except ValueError:
-        optimizer = str(getattr(args, "optimizer_type", ""))
-    record: dict[str, Any] = {"method": "network" if command in LORA_COMMANDS else "fine_tune", "family": family,
-                              "optimizer": optimizer}
-    if command in LORA_COMMANDS:
+        optimizer_name = str(optimizer.optimizer_type)
+    record: dict[str, Any] = {"method": "network" if isinstance(method, NetworkConfig) else "fine_tune",
+                              "family": family, "optimizer": optimizer_name}
+    if isinstance(method, NetworkConfig):
         try:
-            network_args = parse_network_args(args.network_args)
+            network_args = parse_network_args(method.network_args)
         except NetworkArgsError:
             network_args = {}
         record.update(
-            network_module=args.network_module,
-            network_dim=args.network_dim,
-            network_alpha=float(args.network_alpha),
+            network_module=method.network_module,
+            network_dim=method.network_dim,
+            network_alpha=float(method.network_alpha),
             network_args={k: v for k, v in sorted(network_args.items()) if k not in CHANGEABLE_ON_RESUME},
-            network_train_unet_only=bool(args.network_train_unet_only),
-            network_train_text_encoder_only=bool(args.network_train_text_encoder_only),
-            dim_from_weights=bool(args.dim_from_weights),
+            network_train_unet_only=bool(method.network_train_unet_only),
+            network_train_text_encoder_only=bool(method.network_train_text_encoder_only),
+            dim_from_weights=bool(method.dim_from_weights),
         )
     else:
-        record.update(unet_trained=args.learning_rate > 0, train_text_encoder=bool(args.train_text_encoder),
-                      ema=bool(args.ema))
+        record.update(unet_trained=method.learning_rate > 0, train_text_encoder=bool(method.train_text_encoder),
+                      ema=bool(method.ema))
     return record
 
 

@@ -8,10 +8,11 @@ model that was saved anyway, if any) and exits 1.
 
 from __future__ import annotations
 
-import argparse
 import math
+from dataclasses import dataclass
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 
 class RunStopped(Exception):
@@ -39,11 +40,26 @@ class OutputNotWritable(RunStopped):
     """The output folder cannot take the files (permissions, a file in the way, no space)."""
 
 
-def divergence_causes(args: argparse.Namespace, optimizer: str) -> str:
+@dataclass(frozen=True)
+class DivergenceConfig(OptionSlice):
+    """The settings a diverged run's causes name: its learning rates, clipping and precision."""
+
+    learning_rate: float
+    max_grad_norm: float
+    mixed_precision: str
+    unet_lr: float | None = None
+    text_encoder_lr: float | list[float] | None = None
+    learning_rate_te: float | None = None  # fine_tune
+    learning_rate_te1: float | None = None  # sdxl_train
+    learning_rate_te2: float | None = None
+    full_fp16: bool = False
+
+
+def divergence_causes(config: DivergenceConfig, optimizer: str) -> str:
     """The likely causes of a NaN/infinite loss for this run's settings, most likely first."""
-    rates = [f"--learning_rate {args.learning_rate:g}"]
+    rates = [f"--learning_rate {config.learning_rate:g}"]
     for name in ("unet_lr", "text_encoder_lr", "learning_rate_te", "learning_rate_te1", "learning_rate_te2"):
-        value = getattr(args, name, None)
+        value = getattr(config, name)
         if isinstance(value, list):
             value = value[0] if value else None
         if value:
@@ -56,13 +72,13 @@ def divergence_causes(args: argparse.Namespace, optimizer: str) -> str:
         msg("run.diverged.rate", "the learning rate is too high for {optimizer} ({rates}): try a tenth of it",
             optimizer=optimizer, rates=rate_list),
     ]
-    if not args.max_grad_norm:
+    if not config.max_grad_norm:
         causes.append(msg("run.diverged.no_clipping", "gradient clipping is off: turn it back on (--max_grad_norm 1.0)"))
-    if getattr(args, "full_fp16", False):
+    if config.full_fp16:
         causes.append(msg(
             "run.diverged.full_fp16", "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep "
             "the VAE in float32 (--no_half_vae; the SDXL VAE overflows in fp16) and drop --full_fp16"))
-    elif args.mixed_precision == "fp16":
+    elif config.mixed_precision == "fp16":
         causes.append(msg(
             "run.diverged.fp16", "fp16 overflow: use --mixed_precision bf16 if the GPU supports it; with fp16 keep "
             "the VAE in float32 (--no_half_vae; the SDXL VAE overflows in fp16)"))

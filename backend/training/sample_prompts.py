@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 SAMPLER_NAMES: tuple[str, ...] = (
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a",
@@ -330,6 +331,19 @@ def sample_image_filename(
     prefix = f"{output_name}_" if output_name else ""
     suffix = "" if seed is None else f"_{seed}"
     return f"{prefix}{counter}_{index:02d}_{stamp}{suffix}.png"
+
+
+@dataclass(frozen=True)
+class SampleConfig(OptionSlice):
+    """When a run samples, from which prompts, with which sampler; prompts are encoded as in training."""
+
+    sample_prompts: str | None
+    sample_every_n_steps: int | None
+    sample_every_n_epochs: int | None
+    sample_at_first: bool
+    sample_sampler: str
+    clip_skip: int | None
+    max_token_length: int | None
 
 
 def should_sample(

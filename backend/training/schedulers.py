@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from backend.messages import msg
-from backend.training.optimizers import is_schedule_free, parse_kv_args, resolve_optimizer_name
+from backend.training.optimizers import (
+    OptimizerConfig,
+    is_schedule_free,
+    parse_kv_args,
+    resolve_optimizer_name,
+)
+from backend.training.option_slice import OptionSlice
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,22 @@ SCHEDULER_NAMES: tuple[str, ...] = (
     "cosine_with_min_lr",
     "warmup_stable_decay",
 )
+
+
+@dataclass(frozen=True)
+class SchedulerConfig(OptionSlice):
+    """The learning-rate schedule's options (sd-scripts' names)."""
+
+    lr_scheduler: str
+    learning_rate: float
+    lr_warmup_steps: int | float
+    lr_decay_steps: int | float
+    lr_scheduler_num_cycles: int
+    lr_scheduler_power: float
+    lr_scheduler_args: list[str] | None
+    lr_scheduler_type: str | None
+    lr_scheduler_timescale: int | None
+    lr_scheduler_min_lr_ratio: float | None
 
 
 def resolve_step_count(value: int | float | None, total_steps: int) -> int:
@@ -81,7 +104,7 @@ def schedule_problem(
     min_lr_ratio: float | None = None, schedule_free: bool = False, relative_step_adafactor: bool = False,
 ) -> str | None:
     """Why these schedule settings cannot be used together, or None. Pure, so preflight asks it before any
-    model is loaded (`schedule_problem_from_args`) and `create_scheduler` refuses the same combinations.
+    model is loaded (`run_schedule_problem`) and `create_scheduler` refuses the same combinations.
     `warmup`/`decay` are step counts (`resolve_step_count`)."""
     kwargs = kwargs or {}
     if schedule_free:
@@ -123,25 +146,26 @@ def schedule_problem(
     return None
 
 
-def schedule_problem_from_args(args: Any, total_steps: int) -> str | None:
+def run_schedule_problem(config: SchedulerConfig, optimizer: OptimizerConfig, total_steps: int) -> str | None:
     """`schedule_problem` for a run's options, before its optimizer exists (read from the options instead)."""
     try:
-        optimizer = resolve_optimizer_name(args)
-        optimizer_kwargs = parse_kv_args(getattr(args, "optimizer_args", None), "optimizer_args")
+        optimizer_name = resolve_optimizer_name(optimizer)
+        optimizer_kwargs = parse_kv_args(optimizer.optimizer_args, "optimizer_args")
     except ValueError:  # reported by the optimizer's own check
-        optimizer, optimizer_kwargs = "", {}
+        optimizer_name, optimizer_kwargs = "", {}
     try:
-        kwargs = parse_kv_args(args.lr_scheduler_args, "lr_scheduler_args")
-        warmup = resolve_step_count(args.lr_warmup_steps, total_steps)
-        decay = resolve_step_count(args.lr_decay_steps, total_steps)
+        kwargs = parse_kv_args(config.lr_scheduler_args, "lr_scheduler_args")
+        warmup = resolve_step_count(config.lr_warmup_steps, total_steps)
+        decay = resolve_step_count(config.lr_decay_steps, total_steps)
     except ValueError as exc:
         return str(exc)
-    adafactor = optimizer.rpartition(".")[2] == "Adafactor"
+    adafactor = optimizer_name.rpartition(".")[2] == "Adafactor"
     relative = bool(optimizer_kwargs.get("relative_step", True) or optimizer_kwargs.get("warmup_init", False))
     return schedule_problem(
-        args.lr_scheduler, warmup=warmup, decay=decay, total=total_steps, scheduler_type=args.lr_scheduler_type or "",
-        kwargs=kwargs, min_lr_ratio=args.lr_scheduler_min_lr_ratio,
-        schedule_free=optimizer.rpartition(".")[2].endswith("ScheduleFree"), relative_step_adafactor=adafactor and relative,
+        config.lr_scheduler, warmup=warmup, decay=decay, total=total_steps,
+        scheduler_type=config.lr_scheduler_type or "", kwargs=kwargs, min_lr_ratio=config.lr_scheduler_min_lr_ratio,
+        schedule_free=optimizer_name.rpartition(".")[2].endswith("ScheduleFree"),
+        relative_step_adafactor=adafactor and relative,
     )
 
 
@@ -230,21 +254,19 @@ def create_scheduler(
     raise AssertionError(f"lr_scheduler {name!r} is in SCHEDULER_NAMES but has no schedule here")
 
 
-def create_scheduler_from_args(
-    optimizer: torch.optim.Optimizer, args: Any, total_steps: int
-) -> LRScheduler:
-    """`create_scheduler` with the sd-scripts option names read from a parsed-arguments namespace."""
+def create_run_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig, total_steps: int) -> LRScheduler:
+    """`create_scheduler` with the run's schedule options."""
     return create_scheduler(
         optimizer,
-        name=args.lr_scheduler,
+        name=config.lr_scheduler,
         total_steps=total_steps,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.lr_warmup_steps,
-        decay_steps=args.lr_decay_steps,
-        num_cycles=args.lr_scheduler_num_cycles,
-        power=args.lr_scheduler_power,
-        scheduler_args=args.lr_scheduler_args,
-        scheduler_type=args.lr_scheduler_type or "",
-        timescale=args.lr_scheduler_timescale,
-        min_lr_ratio=args.lr_scheduler_min_lr_ratio,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.lr_warmup_steps,
+        decay_steps=config.lr_decay_steps,
+        num_cycles=config.lr_scheduler_num_cycles,
+        power=config.lr_scheduler_power,
+        scheduler_args=config.lr_scheduler_args,
+        scheduler_type=config.lr_scheduler_type or "",
+        timescale=config.lr_scheduler_timescale,
+        min_lr_ratio=config.lr_scheduler_min_lr_ratio,
     )

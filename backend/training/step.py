@@ -34,14 +34,14 @@ def sample_generators(run: TrainingRun, epoch: int, sample_indices: Iterable[int
     sync), and each draw is one small kernel per sample, queued like the rest of the step. Drawing on
     the CPU and copying would put the random numbers and a copy on the step's critical path."""
     device = run.accelerator.device
-    return [torch.Generator(device=device).manual_seed(hash((run.args.seed, epoch, index)) & SEED_MASK)
+    return [torch.Generator(device=device).manual_seed(hash((run.seed, epoch, index)) & SEED_MASK)
             for index in sample_indices]
 
 
 def seed_step_random(run: TrainingRun, epoch: int, batch_index: int) -> None:
     """Python's `random`, which per-step network choices draw from (DyLoRA's block), reseeded per global
     batch: the same choice on every process (and with any process count), as one process would make it."""
-    random.seed(hash((run.args.seed, epoch, batch_index)) & SEED_MASK)
+    random.seed(hash((run.seed, epoch, batch_index)) & SEED_MASK)
 
 
 def batch_latents(run: TrainingRun, batch: dict, generator: Generators) -> torch.Tensor:
@@ -61,14 +61,14 @@ def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
     if run.text_cache is not None:
         return run.text_cache.lookup(captions, run.accelerator.device)
     components = run.components
-    token_ids = run.spec.tokenize(components.tokenizers, captions, run.args.max_token_length)
+    token_ids = run.spec.tokenize(components.tokenizers, captions, run.step_config.max_token_length)
     with torch.set_grad_enabled(run.method.train_text_encoder), run.accelerator.autocast():
-        return run.spec.encode_prompts(components.text_encoders, token_ids, run.args.clip_skip)
+        return run.spec.encode_prompts(components.text_encoders, token_ids, run.step_config.clip_skip)
 
 
 def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:
     """--mem_eff_attn: SDPA restricted to its memory-efficient kernel (a CUDA-only choice)."""
-    if run.args.mem_eff_attn and run.accelerator.device.type == "cuda":
+    if run.step_config.mem_eff_attn and run.accelerator.device.type == "cuda":
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION])

@@ -15,6 +15,7 @@ from backend.families.sdxl.spec import make_time_ids
 from backend.objectives.loss import LossConfig, compute_loss
 from backend.objectives.noise import create_noise_scheduler
 from backend.options import parse_command_line
+from backend.training.method_options import NetworkConfig
 from backend.training.network_method import NetworkTraining
 from tests.end_to_end.helpers import base_flags
 
@@ -30,7 +31,7 @@ def test_a_step_of_our_model_code_queues_without_a_host_sync(tiny, train_dir, tm
     args = parse_command_line(command, base_flags(model, train_dir, tmp_path, "--network_dim", "4"))
     spec = get_spec(family)
     components = spec.load(model, dtype=torch.bfloat16)
-    network = NetworkTraining(args, components).network
+    network = NetworkTraining(NetworkConfig.from_args(args), components, args).network
     for module in (components.unet, *components.text_encoders, network):
         module.to(device)
     with torch.no_grad():

@@ -17,6 +17,7 @@ from backend.families.sdxl.spec import make_time_ids
 from backend.objectives.loss import LossConfig, compute_loss
 from backend.objectives.noise import create_noise_scheduler
 from backend.options import parse_command_line
+from backend.training.method_options import NetworkConfig
 from backend.training.network_method import NetworkTraining
 from backend.training.optimizers import create_optimizer
 from tests.cuda.support import tf32_off
@@ -46,7 +47,7 @@ def lora_step(tiny, train_dir, tmp_path, arch: str, device: torch.device) -> tup
     spec = get_spec(family)
     components = spec.load(model)  # float32
     torch.manual_seed(0)
-    method = NetworkTraining(args, components)
+    method = NetworkTraining(NetworkConfig.from_args(args), components, args)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():  # up weights start at zero; non-zero ones give every LoRA weight a gradient
         for name, param in method.network.named_parameters():

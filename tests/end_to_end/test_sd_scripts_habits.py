@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from backend.training import attention
+from backend.training.attention import AttentionConfig
 from backend.training.command import run_command
 
 from .helpers import base_flags, run_trainer
 
 
-def _namespace(**flags: bool) -> argparse.Namespace:
-    return argparse.Namespace(**{"xformers": False, "mem_eff_attn": False, **flags})
-
-
 def test_xformers_is_used_only_where_it_can_run(monkeypatch) -> None:
     monkeypatch.setattr(attention, "xformers_installed", lambda: True)
-    assert attention.use_xformers(_namespace(xformers=True), "cuda")
-    assert attention.attention_warnings(_namespace(xformers=True), "cuda") == []
-    assert not attention.use_xformers(_namespace(xformers=True), "cpu")  # xformers is CUDA-only
-    assert "needs a CUDA GPU" in attention.attention_warnings(_namespace(xformers=True), "cpu")[0]
+    assert attention.use_xformers(AttentionConfig(xformers=True), "cuda")
+    assert attention.attention_warnings(AttentionConfig(xformers=True), "cuda") == []
+    assert not attention.use_xformers(AttentionConfig(xformers=True), "cpu")  # xformers is CUDA-only
+    assert "needs a CUDA GPU" in attention.attention_warnings(AttentionConfig(xformers=True), "cpu")[0]
     # As in sd-scripts, --mem_eff_attn wins over --xformers (it used to be refused here).
-    both = _namespace(xformers=True, mem_eff_attn=True)
+    both = AttentionConfig(xformers=True, mem_eff_attn=True)
     assert not attention.use_xformers(both, "cuda")
     assert "--mem_eff_attn wins" in attention.attention_warnings(both, "cuda")[0]
     monkeypatch.setattr(attention, "xformers_installed", lambda: False)
-    assert not attention.use_xformers(_namespace(xformers=True), "cuda")
-    assert "not installed" in attention.attention_warnings(_namespace(xformers=True), "cuda")[0]
+    assert not attention.use_xformers(AttentionConfig(xformers=True), "cuda")
+    assert "not installed" in attention.attention_warnings(AttentionConfig(xformers=True), "cuda")[0]
 
 
 def test_a_guide_command_with_dataset_repeats_0_and_xformers_passes_preflight(capsys, tiny, train_dir, tmp_path):

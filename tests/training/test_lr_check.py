@@ -6,12 +6,14 @@ import pytest
 
 from backend.options import parse_args
 from backend.training.lr_check import learning_rate_warning
+from backend.training.optimizers import OptimizerConfig
 
 REQUIRED = ["--pretrained_model_name_or_path", "m.safetensors", "--output_dir", "out"]
 
 
 def warning(command: str, *flags: str) -> str | None:
-    return learning_rate_warning(parse_args(command, [*REQUIRED, *flags]), command)
+    args = parse_args(command, [*REQUIRED, *flags])
+    return learning_rate_warning(OptimizerConfig.from_args(args), args.unet_lr, command)
 
 
 @pytest.mark.parametrize("command", ["train_network", "sdxl_train_network"])

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import importlib.util
-from argparse import Namespace
 
 import pytest
 import torch
 
 from backend.training import optimizers
 from backend.training.optimizers import (
+    OptimizerConfig,
     OptimizerUnavailable,
     check_optimizer_available,
     create_optimizer,
@@ -62,8 +62,9 @@ def test_parse_kv_args() -> None:
 
 
 def test_resolve_optimizer_name() -> None:
-    def ns(**kw: object) -> Namespace:
-        return Namespace(**{"optimizer_type": "", "use_8bit_adam": False, "use_lion_optimizer": False, **kw})
+    def ns(**kw: object) -> OptimizerConfig:
+        return OptimizerConfig(**{"optimizer_type": "", "use_8bit_adam": False, "use_lion_optimizer": False,
+                                  "optimizer_args": None, "learning_rate": 1e-4, **kw})
 
     assert resolve_optimizer_name(ns()) == "AdamW"
     assert resolve_optimizer_name(ns(optimizer_type="adamw8BIT")) == "AdamW8bit"

@@ -4,7 +4,6 @@ interrupted saves, and the record that ties a training state to its run."""
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import shutil
@@ -16,7 +15,10 @@ import torch
 from backend.finite_weights import NonFiniteWeightsError, check_weights
 from backend.networks.weights_io import save_weights_file
 from backend.training import output_space, rescue
+from backend.training.checkpoints import SaveConfig
 from backend.training.leftovers import SAMPLE_FOLDER, is_leftover, remove_leftovers
+from backend.training.method_options import NetworkConfig
+from backend.training.optimizers import OptimizerConfig
 from backend.training.output_space import SaveCounts, folder_problem, save_counts, space_problem, state_bytes
 from backend.training.resume_check import record_mismatches, run_record, shape_differences
 
@@ -50,12 +52,13 @@ def test_a_fine_tune_checks_its_raw_and_ema_weights(tiny):
     from backend.models.loading import load_components
     from backend.options import parse_command_line
     from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
+    from backend.training.method_options import FineTuneConfig
 
-    args = parse_command_line("fine_tune", ["--pretrained_model_name_or_path", "m", "--output_dir", "o",
-                                            "--ema", "--ema_save", "beside"])
+    config = FineTuneConfig.from_args(parse_command_line(
+        "fine_tune", ["--pretrained_model_name_or_path", "m", "--output_dir", "o", "--ema", "--ema_save", "beside"]))
     components = load_components(tiny.get("sd15").path)
-    rates = part_learning_rates(args, 1)
-    method = FineTuneTraining(args, components, rates, source_states(components, set(rates)))
+    rates = part_learning_rates(config, 1)
+    method = FineTuneTraining(config, components, rates, source_states(components, set(rates)))
     assert not method.weight_problems(None)
     name = next(iter(method.ema.averages))
     method.ema.averages[name][...] = NAN
@@ -106,10 +109,11 @@ def test_folder_problem_on_a_folder_without_write_permission(tmp_path):
         locked.chmod(0o755)
 
 
-def saving(**values) -> argparse.Namespace:
-    defaults = dict(save_every_n_epochs=None, save_every_n_steps=None, save_last_n_epochs=None,
+def saving(**values) -> SaveConfig:
+    defaults = dict(output_dir="out", output_name=None, save_model_as="safetensors", save_precision=None,
+                    save_every_n_epochs=None, save_every_n_steps=None, save_last_n_epochs=None,
                     save_last_n_steps=None, save_state=False, save_state_on_train_end=False)
-    return argparse.Namespace(**{**defaults, **values})
+    return SaveConfig(**{**defaults, **values})
 
 
 def test_save_counts_follow_the_saving_and_pruning_options():
@@ -221,7 +225,7 @@ def test_the_record_lets_a_resume_change_the_dropouts_only():
     def network_args(*items: str) -> dict[str, str]:
         argv = ["--pretrained_model_name_or_path", "m", "--output_dir", "o", "--network_module", "networks.lora"]
         args = parse_args("train_network", [*argv, "--network_args", "conv_dim=4", *items])
-        return run_record(args, "train_network", "sd1")["network_args"]
+        return run_record(NetworkConfig.from_args(args), OptimizerConfig.from_args(args), "sd1")["network_args"]
 
     assert network_args("dropout=0.1", "rank_dropout=0.2", "module_dropout=0.3") == {"conv_dim": "4"}
     assert network_args("loraplus_lr_ratio=4", "down_lr_weight=0,1,1,1,1,1,1,1,1,1,1,1") == {
@@ -303,13 +307,13 @@ def test_the_rescuing_writer_tries_each_rescue_folder_then_says_the_save_is_lost
 
 
 def test_divergence_causes_fit_the_run_settings():
-    from backend.training.run_errors import divergence_causes
+    from backend.training.run_errors import DivergenceConfig, divergence_causes
 
-    plain = argparse.Namespace(learning_rate=1e6, max_grad_norm=1.0, mixed_precision="no")
+    plain = DivergenceConfig(learning_rate=1e6, max_grad_norm=1.0, mixed_precision="no")
     causes = divergence_causes(plain, "AdamW")
     assert "too high for AdamW (--learning_rate 1e+06): try a tenth of it" in causes
     assert "fp16" not in causes and "broken training data" in causes
-    fp16 = argparse.Namespace(learning_rate=2.0, text_encoder_lr=[1.0], max_grad_norm=0.0, mixed_precision="fp16")
+    fp16 = DivergenceConfig(learning_rate=2.0, text_encoder_lr=[1.0], max_grad_norm=0.0, mixed_precision="fp16")
     causes = divergence_causes(fp16, "Prodigy")
     assert "expects about 1.0" in causes and "--text_encoder_lr 1" in causes and "--max_grad_norm 1.0" in causes
     assert "--mixed_precision bf16" in causes and "--no_half_vae" in causes
@@ -320,7 +324,6 @@ def test_with_several_processes_a_state_the_disk_refuses_stops_the_run_with_a_cl
     stops with an error that says so (not a traceback about a zip writer), naming the last model saved."""
     from types import SimpleNamespace
 
-    from backend.options import parse_command_line
     from backend.training.loop import Trainer
 
     class FullDisk:  # accelerate's Accelerator as save_state uses it, on a disk that is full
@@ -338,10 +341,8 @@ def test_with_several_processes_a_state_the_disk_refuses_stops_the_run_with_a_cl
         def __len__(self) -> int:
             return 3
 
-    args = parse_command_line("train_network", ["--pretrained_model_name_or_path", "m", "--output_dir", str(tmp_path)])
     trainer = Trainer.__new__(Trainer)  # only what save_training_state reads
-    trainer.run = SimpleNamespace(args=args, command="train_network", accelerator=FullDisk(),
-                                  components=SimpleNamespace(family="sd1"), group=Group())
+    trainer.run = SimpleNamespace(seed=1, state_record={"method": "network"}, accelerator=FullDisk(), group=Group())
     trainer.global_step, trainer._weights_checked_at = 4, (4, None)  # weights checked finite at this step
     trainer.last_save = (tmp_path / "tiny-step00000004.safetensors", 4)
     with pytest.raises(rescue.OutputNotWritable) as stopped:
@@ -356,7 +357,7 @@ def test_messages_in_japanese_keep_their_values_and_their_meaning():
     """The process language (the GUI sets it for the trainer it starts) changes the words, not the logic: the
     disk-full hint is chosen by the reason's message id, which is the same in every language."""
     from backend import messages
-    from backend.training.run_errors import divergence_causes
+    from backend.training.run_errors import DivergenceConfig, divergence_causes
 
     messages.set_language("ja")
     full = rescue.failure_reason(OSError(errno.ENOSPC, "No space left on device"))
@@ -364,6 +365,6 @@ def test_messages_in_japanese_keep_their_values_and_their_meaning():
     assert rescue.output_hint(full).startswith("次の学習の前に、そのディスクの空き容量を増やしてください")
     assert rescue.output_hint(rescue.failure_reason(OSError(errno.EROFS, "ro"))).startswith(
         "次の学習の前に、フォルダを書き込み可能にするか")
-    causes = divergence_causes(argparse.Namespace(learning_rate=1e6, max_grad_norm=0.0, mixed_precision="no"), "AdamW")
+    causes = divergence_causes(DivergenceConfig(learning_rate=1e6, max_grad_norm=0.0, mixed_precision="no"), "AdamW")
     assert causes.startswith("考えられる原因: (1) AdamW に対して学習率が高すぎます（--learning_rate 1e+06）: 10 分の 1 に")
     assert "(2) 勾配クリッピングがオフです: 元に戻してください（--max_grad_norm 1.0）" in causes

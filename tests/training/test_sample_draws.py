@@ -19,7 +19,7 @@ SPLITS = [(0, 2), (2, 3), (3, 5)]  # one process's batch of 5, as three processe
 def run_on(process_index: int, seed: int = 7) -> SimpleNamespace:
     """What sample_generators reads of a run: the seed, and the process it runs on."""
     accelerator = SimpleNamespace(device=torch.device("cpu"), process_index=process_index)
-    return SimpleNamespace(args=SimpleNamespace(seed=seed), accelerator=accelerator)
+    return SimpleNamespace(seed=seed, accelerator=accelerator)
 
 
 def test_noise_timesteps_and_their_options_do_not_depend_on_the_batch_split(noise_scheduler) -> None:

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from backend.training.optimizers import create_optimizer
-from backend.training.schedulers import create_scheduler, create_scheduler_from_args, resolve_step_count
+from backend.training.schedulers import (
+    SchedulerConfig,
+    create_run_scheduler,
+    create_scheduler,
+    resolve_step_count,
+)
 
 
 def _optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
@@ -119,13 +124,13 @@ def test_unknown_scheduler() -> None:
 
 
 def test_from_args() -> None:
-    args = Namespace(
+    config = SchedulerConfig.from_args(Namespace(
         lr_scheduler="linear", learning_rate=1.0, lr_warmup_steps=0, lr_decay_steps=0, lr_scheduler_num_cycles=1,
         lr_scheduler_power=1.0, lr_scheduler_args=None, lr_scheduler_type=None, lr_scheduler_timescale=None,
         lr_scheduler_min_lr_ratio=None,
-    )  # fmt: skip
+    ))  # fmt: skip
     optimizer = _optimizer()
-    scheduler = create_scheduler_from_args(optimizer, args, total_steps=4)
+    scheduler = create_run_scheduler(optimizer, config, total_steps=4)
     for _ in range(2):
         optimizer.step()
         scheduler.step()

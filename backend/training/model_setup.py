@@ -1,0 +1,129 @@
+"""The base model read and put in place: on its device, in its precision, attention and checkpointing set.
+
+Frozen parts are cast to the compute dtype, put in eval mode and never see gradients; parts the
+fine-tune trains keep float32 master weights unless --full_fp16/--full_bf16.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+
+from backend.families.loaded import family
+from backend.models.components import Components
+from backend.models.spec import ModelSpecification
+from backend.training.attention import AttentionConfig, attention_warnings, use_xformers
+from backend.training.fp8_weights import fp8_parts, store_weights_in_fp8
+from backend.training.host_memory import return_freed_memory_to_os
+from backend.training.option_slice import OptionSlice
+from backend.training.preflight import RunPlan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelConfig(OptionSlice):
+    """Which base model, and how it is read."""
+
+    pretrained_model_name_or_path: str
+    v_parameterization: bool
+    tokenizer_cache_dir: str | None
+    lowram: bool  # read a single file straight to the device
+
+
+@dataclass(frozen=True)
+class PlacementConfig(OptionSlice):
+    """Where and in which precision the parts live, which attention kernel runs, what is checkpointed."""
+
+    full_fp16: bool
+    full_bf16: bool
+    fp8_base: bool
+    fp8_base_unet: bool
+    no_half_vae: bool
+    xformers: bool
+    mem_eff_attn: bool
+    gradient_checkpointing: bool
+
+    @property
+    def attention(self) -> AttentionConfig:
+        return AttentionConfig(xformers=self.xformers, mem_eff_attn=self.mem_eff_attn)
+
+    @property
+    def half_training(self) -> bool:
+        """--full_fp16/--full_bf16: what is trained is kept in the compute dtype too, not float32."""
+        return bool(self.full_fp16 or self.full_bf16)
+
+
+def load_model(config: ModelConfig, plan: RunPlan, accelerator: Accelerator,
+               dtype: torch.dtype = torch.float32) -> tuple[ModelSpecification, Components]:
+    assert plan.model is not None
+    spec = family(plan.model.family).spec
+    components = spec.load(
+        config.pretrained_model_name_or_path,
+        v_prediction=True if config.v_parameterization else None,
+        tokenizer_cache_dir=config.tokenizer_cache_dir,
+        device=str(accelerator.device) if config.lowram else "cpu",
+        dtype=dtype,
+    )
+    return spec, components
+
+
+def place_model(config: PlacementConfig, accelerator: Accelerator, components: Components, weight_dtype: torch.dtype,
+                trained: frozenset[str] = frozenset(), *, train_text_encoders: bool = False) -> None:
+    """Modules onto the device. `trained` (fine-tuning) names the parts whose own weights are trained
+    ("unet", "text_encoder1", ...): float32 master weights unless --full_fp16/--full_bf16.
+    `train_text_encoders` (a network run): gradients flow through the frozen text encoders into the
+    network. Frozen parts named by --fp8_base/--fp8_base_unet keep their Linear/Conv2d weights in
+    float8 (fp8_weights.py)."""
+    device = accelerator.device
+    train_dtype = weight_dtype if config.half_training else torch.float32
+
+    def dtype_of(name: str) -> torch.dtype:
+        # Frozen weights in the compute dtype: half the memory and faster matmuls under autocast.
+        return train_dtype if name in trained else weight_dtype
+
+    in_fp8 = fp8_parts(len(components.text_encoders), fp8_base=config.fp8_base,
+                       fp8_base_unet=config.fp8_base_unet) - trained
+    fp8_report: list[str] = []
+
+    def place(name: str, label: str, module: torch.nn.Module) -> None:
+        if name in in_fp8:  # converted where it was loaded, so the device never holds a 16-bit copy
+            fp8_report.append(f"{label} ({store_weights_in_fp8(module, weight_dtype)} layers)")
+            module.to(device=device).eval()
+        else:
+            module.to(device=device, dtype=dtype_of(name)).eval()
+
+    place("unet", "U-Net", components.unet)
+    for index, encoder in enumerate(components.text_encoders, start=1):
+        place(f"text_encoder{index}", f"text encoder {index}", encoder)
+    if fp8_report:
+        logger.info("weights stored in float8: %s", ", ".join(fp8_report))
+        return_freed_memory_to_os()  # the 16-bit weights just freed would otherwise stay in the heap
+    vae_dtype = torch.float32 if config.no_half_vae else weight_dtype
+    components.vae.to(device=device, dtype=vae_dtype).eval()
+    if use_xformers(config.attention, device.type):
+        components.unet.enable_xformers_memory_efficient_attention()
+    for warning in attention_warnings(config.attention, device.type):  # preflight said it too; the log keeps it
+        logger.warning(warning)
+    if config.gradient_checkpointing:
+        components.unet.enable_gradient_checkpointing()
+        for index, encoder in enumerate(components.text_encoders, start=1):
+            if f"text_encoder{index}" in trained or train_text_encoders:
+                # Non-reentrant: a LoRA run's frozen embeddings give the checkpointed layers no input that
+                # requires grad, and reentrant checkpointing would then drop the network's gradients there.
+                encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                # transformers checkpoints only in training mode, and a network run keeps the encoder in eval
+                # mode: checkpointing did nothing. CLIP has no dropout, so the mode changes nothing else.
+                encoder.train()
+
+
+def prepare_model(model: ModelConfig, placement: PlacementConfig, plan: RunPlan, accelerator: Accelerator,
+                  weight_dtype: torch.dtype, *, train_text_encoders: bool) -> tuple[ModelSpecification, Components]:
+    """The frozen model (network training): read straight in the compute dtype, so loading never holds a
+    float32 copy (SDXL: 7 GB of RAM instead of 14). Only a float32 VAE (--no_half_vae) needs float32."""
+    spec, components = load_model(model, plan, accelerator, torch.float32 if placement.no_half_vae else weight_dtype)
+    place_model(placement, accelerator, components, weight_dtype, train_text_encoders=train_text_encoders)
+    return spec, components
