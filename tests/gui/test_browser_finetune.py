@@ -16,9 +16,16 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def fill(page: object, elem_id: str, text: str) -> None:
+    # Under load a freshly opened accordion may render its fields again just after a fill, losing the
+    # value (the run button then sent an empty field once, with the machine busy): fill until it stays.
     box = page.locator(f"#{elem_id}").locator("textarea, input").first
-    box.fill(text)
-    box.blur()
+    for _ in range(3):
+        box.fill(text)
+        box.blur()
+        page.wait_for_timeout(300)
+        if box.input_value() == text:
+            return
+    raise AssertionError(f"#{elem_id} does not keep the text it was given")
 
 
 def test_fine_tune_tab_metadata_step_then_training(browser: object, tiny: object, tmp_path: Path, shots: Path) -> None:  # noqa: F811
