@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.families.network_targets import UNET_FAMILIES
 from backend.models.keymap_unet import unet_module_to_original  # noqa: E402
 from backend.networks.naming import text_encoder_targets, unet_targets  # noqa: E402
 from backend.tools.lora.lora_files import LoraFile, lora_module  # noqa: E402
@@ -29,8 +30,8 @@ from backend.tools.lora.lora_resize import ResizeOptions, resize_modules  # noqa
 
 def sdxl_lora(rank: int, tiny: bool) -> LoraFile:
     unet, text_encoders = meta_models("sdxl")
-    targets = text_encoder_targets(text_encoders) + unet_targets(
-        unet, False, lambda path: unet_module_to_original(path, unet.config)
+    targets = text_encoder_targets(text_encoders, UNET_FAMILIES) + unet_targets(
+        unet, False, lambda path: unet_module_to_original(path, unet.config), UNET_FAMILIES
     )
     if tiny:
         targets = targets[::60]

@@ -23,6 +23,7 @@ import torch
 
 from backend.families.blocks import BlockLayout
 from backend.families.declaration import FamilyDeclaration
+from backend.families.network_targets import UNET_FAMILIES, NetworkTargets
 from backend.objectives.base import Generators, Objective, Prediction
 from backend.objectives.ddpm import DDPMObjective
 from backend.objectives.loss import LossConfig
@@ -44,6 +45,7 @@ class ModelFamily(ABC):
     declarations: tuple[FamilyDeclaration, ...]
     spec: ModelSpecification
     block_layout: BlockLayout
+    network_targets: NetworkTargets = UNET_FAMILIES  # the modules a LoRA wraps
 
     @property
     def latent_cache_arch(self) -> str:

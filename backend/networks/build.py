@@ -12,6 +12,7 @@ from torch import nn
 
 from backend.families.blocks import BlockLayout
 from backend.families.loaded import family_of_modules
+from backend.families.network_targets import NetworkTargets
 from backend.messages import msg
 from backend.networks.naming import (
     ModuleNameMap,
@@ -38,16 +39,18 @@ class Models:
     unet: nn.Module | None
     unet_module_name: ModuleNameMap
     layout: BlockLayout  # the family's U-Net blocks (per-block network options)
+    classes: NetworkTargets  # the family's modules a network wraps
 
     @classmethod
     def of(cls, text_encoder: Any, unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> Models:
         text_encoders = as_list(text_encoder)
-        layout = family_of_modules(unet, len(text_encoders)).block_layout
-        return cls(text_encoders, unet, resolve_unet_module_name(unet, unet_module_name), layout)
+        family = family_of_modules(unet, len(text_encoders))
+        module_name = resolve_unet_module_name(unet, unet_module_name)
+        return cls(text_encoders, unet, module_name, family.block_layout, family.network_targets)
 
     def targets(self, with_conv: bool) -> tuple[list[Target], list[Target]]:
-        te = text_encoder_targets(self.text_encoders)
-        unet = unet_targets(self.unet, with_conv, self.unet_module_name) if self.unet is not None else []
+        te = text_encoder_targets(self.text_encoders, self.classes)
+        unet = unet_targets(self.unet, with_conv, self.unet_module_name, self.classes) if self.unet is not None else []
         return te, unet
 
 

@@ -24,14 +24,11 @@ from typing import Literal
 from torch import nn
 
 from backend.families.loaded import family_of_modules
+from backend.families.network_targets import NetworkTargets
 
 UNET_PREFIX = "lora_unet"
 TEXT_ENCODER_PREFIX = "lora_te"
 
-UNET_TARGETS = ("Transformer2DModel",)
-UNET_CONV_TARGETS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
-# transformers 5 has only CLIPAttention; CLIPSdpaAttention is kept for older transformers.
-TEXT_ENCODER_TARGETS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP")
 
 ModuleNameMap = Callable[[str], str]
 LayerKind = Literal["linear", "conv1x1", "conv"]
@@ -114,17 +111,18 @@ def find_targets(
             )
 
 
-def text_encoder_targets(text_encoders: Sequence[nn.Module]) -> list[Target]:
+def text_encoder_targets(text_encoders: Sequence[nn.Module], classes: NetworkTargets) -> list[Target]:
     targets: list[Target] = []
     prefixes = text_encoder_prefixes(len(text_encoders))
     for index, (te, prefix) in enumerate(zip(text_encoders, prefixes, strict=True)):
-        targets += find_targets(te, prefix, TEXT_ENCODER_TARGETS, text_encoder_module_name(te), index)
+        targets += find_targets(te, prefix, classes.text_encoder, text_encoder_module_name(te), index)
     return targets
 
 
-def unet_targets(unet: nn.Module, with_conv: bool, unet_module_name: ModuleNameMap) -> list[Target]:
-    classes = UNET_TARGETS + (UNET_CONV_TARGETS if with_conv else ())
-    return list(find_targets(unet, UNET_PREFIX, classes, unet_module_name))
+def unet_targets(unet: nn.Module, with_conv: bool, unet_module_name: ModuleNameMap,
+                 classes: NetworkTargets) -> list[Target]:
+    wrapped = classes.denoiser + (classes.denoiser_conv if with_conv else ())
+    return list(find_targets(unet, UNET_PREFIX, wrapped, unet_module_name))
 
 
 def resolve_unet_module_name(unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> ModuleNameMap:

@@ -82,3 +82,19 @@ def test_sdxl_file_with_diffusers_names_loads_under_sgm_names(sdxl, tmp_path):
     report = network.load_weights(path)
     assert report.missing_keys == [] and report.unexpected_keys == []
     assert "lora_unet_input_blocks_3_1_proj_in" in {m.lora_name for m in network.unet_loras}
+
+
+def test_the_family_says_which_modules_a_network_wraps(sd1, monkeypatch):
+    """Networks take their target classes from the modules' family (a transformer family lists its own)."""
+    import dataclasses
+
+    from backend.families.loaded import family
+
+    te, unet = sd1
+    sd = family("sd1")
+    only_mlp = dataclasses.replace(sd.network_targets, text_encoder=("CLIPMLP",), denoiser_conv=())
+    monkeypatch.setattr(sd, "network_targets", only_mlp)
+    names = list(_modules(lora.create_network(1.0, 4, 1, None, te, unet, conv_dim="2")))
+    te_names = [n for n in names if n.startswith("lora_te_")]
+    assert te_names and all("_mlp_" in n for n in te_names)
+    assert not [n for n in names if "resnets" in n or "samplers" in n]

@@ -11,6 +11,7 @@ import json
 import torch
 
 from backend.families import network_files
+from backend.families.loaded import family
 from backend.messages import msg
 from backend.models.components import Components
 from backend.networks.naming import Target, resolve_unet_module_name, text_encoder_targets, unet_targets
@@ -24,7 +25,8 @@ from backend.training.metadata import architecture, base_model_version
 def targets_of(components: Components, with_conv: bool) -> list[Target]:
     unet = components.unet
     names = resolve_unet_module_name(unet, None)  # the family's names (SDXL: original SGM paths)
-    return text_encoder_targets(components.text_encoders) + unet_targets(unet, with_conv, names)
+    classes = family(components.family).network_targets
+    return text_encoder_targets(components.text_encoders, classes) + unet_targets(unet, with_conv, names, classes)
 
 
 @torch.no_grad()

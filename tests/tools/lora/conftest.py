@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from backend.families.network_targets import UNET_FAMILIES
 from backend.models.components import Components
 from backend.models.loading import load_components
 from backend.networks.naming import Target, identity_name, text_encoder_targets, unet_targets
@@ -38,7 +39,8 @@ def trained_lora(tiny: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def sd15_targets(components: Components) -> list[Target]:
-    return text_encoder_targets(components.text_encoders) + unet_targets(components.unet, True, identity_name)
+    return text_encoder_targets(components.text_encoders, UNET_FAMILIES) + unet_targets(
+        components.unet, True, identity_name, UNET_FAMILIES)
 
 
 def random_module(target: Target, algorithm: str, rank: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ import safetensors.torch
 import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+from backend.families.network_targets import UNET_FAMILIES
 from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import load_components
 from backend.networks.naming import text_encoder_targets, unet_targets
@@ -93,8 +94,8 @@ def test_sdxl_lora_converts_and_loads_in_diffusers(tiny, tmp_path, capsys) -> No
     model = tiny.get("sdxl").path
     components = load_components(model)
     unet = components.unet
-    targets = text_encoder_targets(components.text_encoders) + unet_targets(
-        unet, True, lambda path: unet_module_to_original(path, unet.config))
+    targets = text_encoder_targets(components.text_encoders, UNET_FAMILIES) + unet_targets(
+        unet, True, lambda path: unet_module_to_original(path, unet.config), UNET_FAMILIES)
     generator = torch.Generator().manual_seed(11)
     modules = {t.lora_name: random_module(t, "LoRA", 2 + i % 3, generator) for i, t in enumerate(targets[::9])}
     assert any(n.startswith("lora_te2_") for n in modules) and any(n.startswith("lora_unet_input_blocks_") for n in modules)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
+from backend.families.network_targets import UNET_FAMILIES
 from backend.models.keymap_unet import unet_module_to_original
 from backend.models.loading import load_components
 from backend.networks.naming import text_encoder_targets, unet_targets
@@ -58,8 +59,8 @@ def test_sdxl_loras_merge_into_sdxl_checkpoint(tiny, tmp_path, capsys) -> None:
     model = tiny.get("sdxl").path
     base = load_components(model)
     unet = base.unet
-    targets = text_encoder_targets(base.text_encoders) + unet_targets(
-        unet, True, lambda path: unet_module_to_original(path, unet.config))
+    targets = text_encoder_targets(base.text_encoders, UNET_FAMILIES) + unet_targets(
+        unet, True, lambda path: unet_module_to_original(path, unet.config), UNET_FAMILIES)
     generator = torch.Generator().manual_seed(3)
     lora = {t.lora_name: random_module(t, "LoRA", 3, generator) for t in targets[::7]}
     loha = {t.lora_name: random_module(t, "LoHa", 2, generator) for t in targets[3::11] if t.kind != "conv"}
