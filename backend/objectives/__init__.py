@@ -4,5 +4,6 @@ sees `Objective`.
 
 - `ddpm.py`: DDPM with 1000 discrete timesteps, epsilon or v-prediction (SD 1.x/2.x, SDXL), with
   sd-scripts' noise options (`noise.py`) and SNR weightings (`loss.py`);
-- flow matching (Flux, SD3, the video models) is the next implementation of the same contract.
+- `flow_matching.py`: rectified flow with sd-scripts' timestep samplings, prediction types and SD3
+  weightings (Flux, SD3, the video models; no family returns it yet).
 """
