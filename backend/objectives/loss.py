@@ -170,6 +170,25 @@ def apply_timestep_weighting(
     return loss
 
 
+def weighted_sample_losses(
+    model_pred: torch.Tensor,
+    target: torch.Tensor,
+    loss_type: str,
+    huber_c: torch.Tensor | None = None,
+    loss_weights: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Each sample's loss (B,) before any timestep weighting: element loss (float32) -> x mask ->
+    mean per sample -> x loss weight (per sample, e.g. prior_loss_weight)."""
+    loss = conditional_loss(model_pred.float(), target.float(), loss_type, huber_c)
+    if mask is not None:
+        loss = apply_loss_mask(loss, mask)
+    loss = loss.mean(dim=list(range(1, loss.ndim)))
+    if loss_weights is not None:
+        loss = loss * loss_weights.to(loss.device, loss.dtype)
+    return loss
+
+
 def per_sample_loss(
     model_pred: torch.Tensor,
     target: torch.Tensor,
@@ -179,14 +198,9 @@ def per_sample_loss(
     loss_weights: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The weighted loss of each sample (B,); `loss_weights` are per-sample (e.g. prior_loss_weight)."""
+    """The weighted loss of each sample (B,) under DDPM, SNR weightings included."""
     huber_c = huber_threshold(config, timesteps, noise_scheduler)
-    loss = conditional_loss(model_pred.float(), target.float(), config.loss_type, huber_c)
-    if mask is not None:
-        loss = apply_loss_mask(loss, mask)
-    loss = loss.mean(dim=list(range(1, loss.ndim)))
-    if loss_weights is not None:
-        loss = loss * loss_weights.to(loss.device, loss.dtype)
+    loss = weighted_sample_losses(model_pred, target, config.loss_type, huber_c, loss_weights, mask)
     return apply_timestep_weighting(loss, timesteps, noise_scheduler, config)
 
 
@@ -211,12 +225,8 @@ def prediction_loss(
 ) -> torch.Tensor:
     """The scalar loss of a step's `Prediction` (any objective), in sd-scripts' order: element loss
     (float32) -> x mask -> mean per sample -> x loss weight -> x the objective's weights -> mean."""
-    loss = conditional_loss(measured.prediction.float(), measured.target.float(), loss_type, measured.huber_c)
-    if mask is not None:
-        loss = apply_loss_mask(loss, mask)
-    loss = loss.mean(dim=list(range(1, loss.ndim)))
-    if loss_weights is not None:
-        loss = loss * loss_weights.to(loss.device, loss.dtype)
+    loss = weighted_sample_losses(measured.prediction, measured.target, loss_type, measured.huber_c,
+                                  loss_weights, mask)
     if measured.weights is not None:
         loss = loss * measured.weights.to(loss.device)
     return loss.mean()
