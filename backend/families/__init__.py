@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from backend.families.declaration import FamilyDeclaration
+from backend.families.flux.declaration import DECLARATIONS as _FLUX
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
 from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
 
 # In the order the GUI offers them.
-DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL)
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
 TRAINING_KINDS = ("lora", "finetune")
 

@@ -1,0 +1,49 @@
+"""FLUX.1 dev and schnell: the torch-free facts (sd-scripts' flux_train_network / flux_train).
+
+Two model types share one implementation and one network layout, as SD 1.x and 2.x do: dev is
+guidance-distilled (its transformer embeds the guidance scale), schnell is timestep-distilled (no
+guidance embedding). sd-scripts tells them by the file (`guidance_in` keys); so do we.
+"""
+
+from pathlib import Path
+
+from backend.families.clip import CLIP_L
+from backend.families.declaration import FamilyDeclaration, HubTokenizer, PredictionFacts
+
+IMPL_FLUX = "https://github.com/black-forest-labs/flux"
+T5_XXL = HubTokenizer("google/t5-v1_1-xxl")  # sd-scripts' T5_XXL_TOKENIZER_ID
+IMPLEMENTATION = "backend.families.flux.family"
+COMMANDS = {"lora": "flux_train_network", "finetune": "flux_train"}
+SHARED = {
+    "implementation": IMPLEMENTATION,
+    "commands": COMMANDS,
+    "text_encoder_widths": (768, 4096),  # CLIP ViT-L (pooled only), T5 v1.1 XXL
+    "cross_attention_width": 4096,  # joint_attention_dim: the T5 width
+    "text_encoder_folders": ("text_encoder", "text_encoder_2"),
+    "tokenizer_folders": ("tokenizer", "tokenizer_2"),
+    "pipeline_class_prefix": "Flux",
+    "hub_tokenizers": (CLIP_L, T5_XXL),
+    "configs_folder": Path(__file__).parent / "configs",
+    "text_encoder_output_cache": True,
+    "network_layout": "flux",
+    "network_label": "FLUX.1",
+    # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
+    "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_"),
+    "lora_implementation": IMPL_FLUX,
+}
+
+FLUX_DEV = FamilyDeclaration(
+    name="flux_dev",
+    label="FLUX.1 [dev]",
+    epsilon=PredictionFacts("flux1", "flux-1-dev", 1024, "flux-dev"),
+    **SHARED,
+)
+
+FLUX_SCHNELL = FamilyDeclaration(
+    name="flux_schnell",
+    label="FLUX.1 [schnell]",
+    epsilon=PredictionFacts("flux1", "flux-1-schnell", 1024, "flux-schnell"),
+    **SHARED,
+)
+
+DECLARATIONS = (FLUX_DEV, FLUX_SCHNELL)
