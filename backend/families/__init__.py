@@ -87,6 +87,14 @@ def network_layout_of_keys(keys: Iterable[str]) -> FamilyDeclaration | None:
     return next(iter(found.values())) if len(found) == 1 else None
 
 
+def model_file_options() -> tuple[str, ...]:
+    """Every option naming a model part given as a file of its own (`FamilyDeclaration.model_files`), once."""
+    found: list[str] = []
+    for decl in DECLARATIONS:
+        found += [name for name in decl.model_files if name not in found]
+    return tuple(found)
+
+
 def config_sets() -> tuple[str, ...]:
     """Every shipped config set ("sd15", "sd2", "sd2-v", "sdxl"), each once."""
     found: list[str] = []

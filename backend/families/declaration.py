@@ -75,6 +75,8 @@ class FamilyDeclaration:
     text_encoder_output_cache: bool = False
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
+    # Parts its commands take as files of their own, by option name (FLUX.1: --clip_l, --t5xxl, --ae).
+    model_files: tuple[str, ...] = ()
     # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.
     network_layout: str = ""
     network_label: str = ""  # the models that layout fits, in messages ("SD 1.x/2.x")

@@ -25,9 +25,9 @@ from backend.families.blocks import BlockLayout
 from backend.families.declaration import FamilyDeclaration
 from backend.families.network_targets import UNET_FAMILIES, NetworkTargets
 from backend.objectives.base import Generators, Objective, Prediction
-from backend.objectives.ddpm import DDPMObjective
+from backend.objectives.ddpm import DDPMObjective, DDPMOptions
 from backend.objectives.loss import LossConfig
-from backend.objectives.noise import NoiseConfig, create_noise_scheduler
+from backend.objectives.noise import create_noise_scheduler
 
 if TYPE_CHECKING:
     from torch import nn
@@ -52,10 +52,15 @@ class ModelFamily(ABC):
         """What latent cache files record as their architecture (caches of one cannot serve another)."""
         return self.declarations[0].network_layout
 
-    def objective(self, components: Components, noise: NoiseConfig, loss: LossConfig, *,
-                  zero_terminal_snr: bool = False) -> Objective:
-        """The training objective (sd-scripts' DDPM, epsilon or v, for the U-Net families)."""
-        return DDPMObjective(create_noise_scheduler(zero_terminal_snr), noise, loss)
+    # The option slice its objective reads (`from_args(args)`, `validate(loss)`); run_setup builds it.
+    objective_options: type[Any] = DDPMOptions
+    # Family-specific prompt-encoding options (an OptionSlice; FLUX.1's T5 length and mask), or None.
+    text_options: type[Any] | None = None
+
+    def objective(self, components: Components | None, options: Any, loss: LossConfig) -> Objective:
+        """The training objective (sd-scripts' DDPM, epsilon or v, for the U-Net families), from the
+        `objective_options` slice."""
+        return DDPMObjective(create_noise_scheduler(options.zero_terminal_snr), options.noise, loss)
 
     def conditioning_extras(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """What the model needs besides the latents, time and prompt, from a data batch (none by default)."""

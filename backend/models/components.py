@@ -42,7 +42,10 @@ class Components:
 
 @dataclass
 class PromptEmbeds:
-    """Text conditioning: ``hidden_states [B, 2 + 75 * chunks, D]``; ``pooled [B, P]`` for SDXL."""
+    """Text conditioning: ``hidden_states [B, 2 + 75 * chunks, D]`` (FLUX.1: T5's ``[B, L, D]``); ``pooled
+    [B, P]`` for SDXL and FLUX.1; ``attention_mask [B, L]`` where the denoiser masks padded text (FLUX.1's
+    --apply_t5_attn_mask)."""
 
     hidden_states: torch.Tensor
     pooled: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None

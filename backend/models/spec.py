@@ -9,8 +9,9 @@ in how prompts become conditioning and in what the U-Net needs besides it; every
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -20,13 +21,16 @@ from backend.families import label
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.configs import Family
-from backend.models.detect import ModelMismatchError, detect_model
+from backend.models.detect import ModelInfo, ModelMismatchError, detect_model
 from backend.models.loading import load_components
 from backend.models.saving import save_components
 from backend.models.tokenizers import MODEL_MAX_LENGTH, tokenize_chunks
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
+    from PIL import Image
+
+    from backend.training.sample_prompts import SamplePrompt
 
 
 def join_chunks(hidden: torch.Tensor, batch: int) -> torch.Tensor:
@@ -50,24 +54,37 @@ class ModelSpecification(ABC):
         dtype: torch.dtype = torch.float32,
         tokenizer_cache_dir: str | Path | None = None,
         device: str = "cpu",
+        files: Mapping[str, str | None] | None = None,
     ) -> Components:
+        """Load the model at `path`. `files`: parts given as files of their own (FLUX.1's --clip_l,
+        --t5xxl, --ae; `FamilyDeclaration.model_files`); families without such parts ignore it."""
         info = detect_model(path)
-        if info.family not in self.families:
-            found = {"path": path, "label": info.label, "evidence": info.evidence}
-            labels = [label(f) for f in self.families]
-            if len(labels) == 1:
-                raise ModelMismatchError(msg(
-                    "model.family_not_wanted", "{path} looks like an {label} model ({evidence}), not {wanted}",
-                    wanted=labels[0], **found,
-                ))
-            raise ModelMismatchError(msg(
-                "model.family_not_either", "{path} looks like an {label} model ({evidence}), not {first} or {second}",
-                first=", ".join(labels[:-1]), second=labels[-1], **found,
-            ))
+        self.check_family(info)
         return load_components(
             path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,
         )
+
+    def check_family(self, info: ModelInfo) -> None:
+        """Refuse a model of another family, naming what it looks like and why."""
+        if info.family in self.families:
+            return
+        found = {"path": info.path, "label": info.label, "evidence": info.evidence}
+        labels = [label(f) for f in self.families]
+        if len(labels) == 1:
+            raise ModelMismatchError(msg(
+                "model.family_not_wanted", "{path} looks like an {label} model ({evidence}), not {wanted}",
+                wanted=labels[0], **found,
+            ))
+        raise ModelMismatchError(msg(
+            "model.family_not_either", "{path} looks like an {label} model ({evidence}), not {first} or {second}",
+            first=", ".join(labels[:-1]), second=labels[-1], **found,
+        ))
+
+    def configured(self, text: Any, components: Components) -> ModelSpecification:
+        """This specification with a run's family-specific prompt-encoding options (`ModelFamily.text_options`,
+        an option slice) applied; families without such options return themselves."""
+        return self
 
     def tokenize(
         self, tokenizers: list[CLIPTokenizer], prompts: list[str], max_token_length: int | None = None
@@ -95,6 +112,44 @@ class ModelSpecification(ABC):
     @abstractmethod
     def pipeline(self, components: Components) -> DiffusionPipeline:
         """A diffusers inference pipeline sharing the components' modules (for sampling)."""
+
+    def render_sample(
+        self,
+        pipeline: DiffusionPipeline,
+        components: Components,
+        prompt: SamplePrompt,
+        sampler_name: str,
+        seed: int,
+        *,
+        clip_skip: int | None,
+        max_token_length: int | None,
+    ) -> Image.Image:
+        """One sample image for `prompt` (under the caller's autocast): the prompt encoded as for training,
+        the pipeline given the embeddings, the prompt's sampler, size, steps, CFG scale and seed."""
+        from backend.training.sample_prompts import get_sampler_scheduler
+
+        # A fresh scheduler per prompt: samplers keep per-run state.
+        pipeline.scheduler = get_sampler_scheduler(sampler_name, v_parameterization=components.v_prediction)
+        width, height = prompt.size
+        # One batch so both sides get the same number of chunks (the pipeline needs equal shapes).
+        token_ids = self.tokenize(components.tokenizers, [prompt.prompt, prompt.negative_prompt or ""], max_token_length)
+        embeds = self.encode_prompts(components.text_encoders, token_ids, clip_skip)
+        conditioning: dict[str, Any] = {
+            "prompt_embeds": embeds.hidden_states[:1],
+            "negative_prompt_embeds": embeds.hidden_states[1:],
+        }
+        if embeds.pooled is not None:  # SDXL; size conditioning stays the pipeline's (original = target size)
+            conditioning["pooled_prompt_embeds"] = embeds.pooled[:1]
+            conditioning["negative_pooled_prompt_embeds"] = embeds.pooled[1:]
+        result = pipeline(
+            width=width,
+            height=height,
+            num_inference_steps=prompt.sample_steps,
+            guidance_scale=prompt.scale,
+            generator=torch.Generator().manual_seed(seed),
+            **conditioning,
+        )
+        return result.images[0]
 
     def encode_images(
         self, vae: AutoencoderKL, images: torch.Tensor, generator: torch.Generator | None = None

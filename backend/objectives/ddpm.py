@@ -9,6 +9,7 @@ the huber threshold's schedule (`loss.py`).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,6 +17,21 @@ import torch
 from backend.objectives.base import Generators, NoisyInput, Objective
 from backend.objectives.loss import LossConfig, apply_timestep_weighting, huber_threshold
 from backend.objectives.noise import NoiseConfig, get_noisy_latents_and_targets
+
+
+@dataclass(frozen=True)
+class DDPMOptions:
+    """What the DDPM objective reads of a run's options: the noise options and --zero_terminal_snr."""
+
+    noise: NoiseConfig = NoiseConfig()
+    zero_terminal_snr: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any) -> DDPMOptions:
+        return cls(NoiseConfig.from_args(args), bool(args.zero_terminal_snr))
+
+    def validate(self, loss: LossConfig) -> None:
+        self.noise.validate()
 
 
 class DDPMObjective(Objective):

@@ -7,11 +7,14 @@ fine-tune trains keep float32 master weights unless --full_fp16/--full_bf16.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 
+from backend.families import model_file_options
 from backend.families.loaded import family
 from backend.models.components import Components
 from backend.models.spec import ModelSpecification
@@ -25,13 +28,21 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ModelConfig(OptionSlice):
-    """Which base model, and how it is read."""
+class ModelConfig:
+    """Which base model, and how it is read. Not an OptionSlice: `model_files` gathers the part-file options
+    of every family (FLUX.1's --clip_l, --t5xxl, --ae), which other families' commands do not have."""
 
     pretrained_model_name_or_path: str
     v_parameterization: bool
     tokenizer_cache_dir: str | None
     lowram: bool  # read a single file straight to the device
+    # Parts given as files of their own (FLUX.1's --clip_l/--t5xxl/--ae), by option name; absent options are None.
+    model_files: Mapping[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Any) -> ModelConfig:
+        return cls(args.pretrained_model_name_or_path, args.v_parameterization, args.tokenizer_cache_dir,
+                   args.lowram, {name: getattr(args, name, None) for name in model_file_options()})
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ def load_model(config: ModelConfig, plan: RunPlan, accelerator: Accelerator,
         tokenizer_cache_dir=config.tokenizer_cache_dir,
         device=str(accelerator.device) if config.lowram else "cpu",
         dtype=dtype,
+        files=config.model_files,
     )
     return spec, components
 

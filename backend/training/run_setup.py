@@ -33,7 +33,6 @@ from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
 from backend.objectives.base import Objective
 from backend.objectives.loss import LossConfig
-from backend.objectives.noise import NoiseConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
@@ -102,10 +101,11 @@ class TrainingRun:
     text_cache: TextEncoderCache | None = None  # cached text-encoder outputs; None: encode per batch
     validation: Validation | None = None  # the held-out images' loss; None without --validation_split
     fused_backward: FusedBackwardStep | None = None  # --fused_backward_pass: steps taken during backward
+    spec_configured: ModelSpecification | None = None  # the family's spec with the run's text options
 
     @property
     def spec(self) -> ModelSpecification:
-        return self.family.spec
+        return self.spec_configured or self.family.spec
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,9 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     spec, components, method = prepare_method(
         method_options, ModelConfig.from_args(args), placement, plan, accelerator, weight_dtype, plugin_args=args
     )
+    text_options = family(components.family).text_options
+    if text_options is not None:  # the family's own prompt-encoding options (FLUX.1: T5 length and mask)
+        spec = spec.configured(text_options.from_args(args), components)
     compile_options = compile_settings(CompileConfig.from_args(args), accelerator)
     if compile_options is not None:
         compile_unet(components.unet, compile_options)  # after the network hooked in: compiled with it
@@ -292,12 +295,12 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
 
     resume_state = load_resume_state(accelerator, args.resume, method, optimizer) if args.resume else None
 
-    noise_config = NoiseConfig.from_args(args)
-    noise_config.validate()
     loss_config = LossConfig.from_args(args)
     loss_config.validate()
     run_family = family(components.family)
-    objective = run_family.objective(components, noise_config, loss_config, zero_terminal_snr=args.zero_terminal_snr)
+    objective_options = run_family.objective_options.from_args(args)
+    objective_options.validate(loss_config)
+    objective = run_family.objective(components, objective_options, loss_config)
     saving = SaveConfig.from_args(args)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else saving.save_model_as
     return TrainingRun(
@@ -316,5 +319,5 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         state_record=run_record(method_options, optimizer_options, components.family),
         resume_folder=args.resume, text_cache=text_cache,
         validation=build_validation(ValidationConfig.from_args(args), objective, group),
-        fused_backward=fused_backward,
+        fused_backward=fused_backward, spec_configured=spec,
     )

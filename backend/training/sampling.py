@@ -34,10 +34,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from backend.atomic import atomic_path
 from backend.messages import msg
-from backend.training.sample_prompts import SamplePrompt, get_sampler_scheduler, sample_image_filename
+from backend.training.sample_prompts import SamplePrompt, sample_image_filename
 
 if TYPE_CHECKING:
-    from diffusers import DiffusionPipeline
 
     from backend.models.components import Components
     from backend.models.spec import ModelSpecification
@@ -91,18 +90,11 @@ def generate_samples(
             sampler_name = prompt.sample_sampler or sampler
             seed = _seed(prompt, default_seed)
             try:
-                image = _render(
-                    pipeline,
-                    spec,
-                    components,
-                    prompt,
-                    sampler_name,
-                    seed,
-                    clip_skip=clip_skip,
-                    max_token_length=max_token_length,
-                    device=device,
-                    dtype=dtype,
-                )
+                with _autocast(device, dtype):
+                    image = spec.render_sample(
+                        pipeline, components, prompt, sampler_name, seed,
+                        clip_skip=clip_skip, max_token_length=max_token_length,
+                    )
                 path = sample_dir / sample_image_filename(
                     output_name, prompt.index, epoch=epoch, step=step, seed=prompt.seed
                 )
@@ -130,46 +122,6 @@ def generate_samples(
     if device.type == "cuda":
         torch.cuda.empty_cache()  # give the pipeline's activations back to training
     return written
-
-
-def _render(
-    pipeline: DiffusionPipeline,
-    spec: ModelSpecification,
-    components: Components,
-    prompt: SamplePrompt,
-    sampler_name: str,
-    seed: int,
-    *,
-    clip_skip: int | None,
-    max_token_length: int | None,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> Image.Image:
-    # A fresh scheduler per prompt: samplers keep per-run state.
-    pipeline.scheduler = get_sampler_scheduler(sampler_name, v_parameterization=components.v_prediction)
-    width, height = prompt.size
-    with _autocast(device, dtype):
-        # One batch so both sides get the same number of chunks (the pipeline needs equal shapes).
-        token_ids = spec.tokenize(
-            components.tokenizers, [prompt.prompt, prompt.negative_prompt or ""], max_token_length
-        )
-        embeds = spec.encode_prompts(components.text_encoders, token_ids, clip_skip)
-        conditioning: dict[str, Any] = {
-            "prompt_embeds": embeds.hidden_states[:1],
-            "negative_prompt_embeds": embeds.hidden_states[1:],
-        }
-        if embeds.pooled is not None:  # SDXL; size conditioning stays the pipeline's (original = target size)
-            conditioning["pooled_prompt_embeds"] = embeds.pooled[:1]
-            conditioning["negative_pooled_prompt_embeds"] = embeds.pooled[1:]
-        result = pipeline(
-            width=width,
-            height=height,
-            num_inference_steps=prompt.sample_steps,
-            guidance_scale=prompt.scale,
-            generator=torch.Generator().manual_seed(seed),
-            **conditioning,
-        )
-    return result.images[0]
 
 
 def _save_png(image: Image.Image, path: Path, parameters: str) -> None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from backend.families.loaded import get_spec
 from backend.models.components import Components
-from backend.training import sampling
+from backend.training import sample_prompts
 from backend.training.progress import ProgressReporter, parse_progress_line
 from backend.training.sample_prompts import SamplePrompt, load_sample_prompts, parse_prompt_line
 from backend.training.sampling import format_parameters, generate_samples
@@ -133,14 +133,14 @@ def test_per_prompt_sampler_and_seeds_reproduce(
     sd15: Components, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     used: list[str] = []
-    real = sampling.get_sampler_scheduler
+    real = sample_prompts.get_sampler_scheduler
 
     def spy(name: str, *args, **kwargs):
         scheduler = real(name, *args, **kwargs)
         used.append(type(scheduler).__name__)
         return scheduler
 
-    monkeypatch.setattr(sampling, "get_sampler_scheduler", spy)
+    monkeypatch.setattr(sample_prompts, "get_sampler_scheduler", spy)
     prompts = [
         parse_prompt_line("a cat --w 64 --h 64 --s 2 --d 5 --ss euler_a", 0),
         parse_prompt_line("a cat --w 64 --h 64 --s 2 --d 6 --ss euler_a", 1),
@@ -157,14 +157,14 @@ def test_per_prompt_sampler_and_seeds_reproduce(
 def test_failed_prompt_is_logged_and_the_others_continue(
     sd15: Components, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = sampling.get_sampler_scheduler
+    real = sample_prompts.get_sampler_scheduler
 
     def missing_lms(name: str, *args, **kwargs):
         if name == "lms":
             raise ImportError("sampler lms needs scipy")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(sampling, "get_sampler_scheduler", missing_lms)
+    monkeypatch.setattr(sample_prompts, "get_sampler_scheduler", missing_lms)
     stream = io.StringIO()
     prompts = [
         parse_prompt_line("a cat --w 64 --h 64 --s 2 --ss lms", 0),

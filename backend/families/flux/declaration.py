@@ -25,6 +25,7 @@ SHARED = {
     "hub_tokenizers": (CLIP_L, T5_XXL),
     "configs_folder": Path(__file__).parent / "configs",
     "text_encoder_output_cache": True,
+    "model_files": ("clip_l", "t5xxl", "ae"),  # sd-scripts' flags for the parts beside a BFL transformer file
     "network_layout": "flux",
     "network_label": "FLUX.1",
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
