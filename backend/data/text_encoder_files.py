@@ -1,9 +1,10 @@
-"""SDXL text-encoder output cache files (`--cache_text_encoder_outputs_to_disk`): `<stem>_te_outputs.npz`.
+"""Text-encoder output cache files (`--cache_text_encoder_outputs_to_disk`), one caption per file.
 
-Name and arrays are sd-scripts' (`SdxlTextEncoderOutputsCachingStrategy`), one caption per file,
-so sd-scripts reads our files: `hidden_state1` (TE1's penultimate hidden states, [tokens, 768]),
-`hidden_state2` (TE2's, [tokens, 1280]) and `pool2` (TE2's projected pooled output, [1280]).
-sd-scripts reuses any file that has those arrays, so an edited caption or another model silently
+Each family's file name and arrays are sd-scripts' (its spec's `text_cache_file`), so sd-scripts reads
+our files: SDXL `<stem>_te_outputs.npz` with `hidden_state1` (TE1's penultimate hidden states,
+[tokens, 768]), `hidden_state2` (TE2's, [tokens, 1280]) and `pool2` (TE2's projected pooled output,
+[1280]); FLUX.1 `<stem>_flux_te.npz` with `l_pooled`, `t5_out`, `txt_ids`, `t5_attn_mask` and
+`apply_t5_attn_mask`. sd-scripts reuses any file that has those arrays, so an edited caption or another model silently
 trains on stale conditioning; ours also record the caption, the model id, max_token_length and
 the compute dtype, and a file that disagrees on any of them (or has no record, as sd-scripts'
 own) is encoded again. bf16 is stored as float32 (NumPy has no bfloat16): exact both ways.
@@ -13,17 +14,18 @@ half file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from backend.atomic import atomic_write
 
-TE_OUTPUTS_SUFFIX = "_te_outputs.npz"
 FORMAT_VERSION = 1
-ARRAYS = ("hidden_state1", "hidden_state2", "pool2")
+Arrays = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -34,23 +36,26 @@ class TextCacheKey:
     encoder_id: str  # e.g. the model file's name
     max_token_length: int
     dtype: str  # compute dtype the outputs were made in, e.g. "bfloat16"
+    encoding: str = ""  # the family's other encoding choices (FLUX.1: T5 length and mask); "" for SDXL
 
 
-@dataclass
-class TextEncoderOutputs:
-    """One caption's outputs, without a batch axis."""
+@dataclass(frozen=True)
+class TextCacheFile:
+    """A family's cache file: sd-scripts' name and arrays, and how one caption's conditioning (a
+    `PromptEmbeds` without a batch axis) becomes those arrays and back."""
 
-    hidden_state1: torch.Tensor
-    hidden_state2: torch.Tensor
-    pool2: torch.Tensor
+    suffix: str  # "_te_outputs.npz"
+    arrays: tuple[str, ...]
+    to_arrays: Callable[[Any], Arrays]
+    from_arrays: Callable[[Arrays, torch.dtype], Any]
+    encoding: str = ""  # recorded in the key (TextCacheKey.encoding)
+
+    def path(self, image_path: str | Path) -> Path:
+        image_path = Path(image_path)
+        return image_path.with_name(image_path.stem + self.suffix)
 
 
-def te_outputs_path(image_path: str | Path) -> Path:
-    image_path = Path(image_path)
-    return image_path.with_name(image_path.stem + TE_OUTPUTS_SUFFIX)
-
-
-def load_if_valid(path: Path, key: TextCacheKey) -> TextEncoderOutputs | None:
+def load_if_valid(path: Path, key: TextCacheKey, arrays: tuple[str, ...]) -> Arrays | None:
     """The outputs stored in `path` when they were made for `key`, else None (missing, stale or foreign)."""
     if not path.is_file():
         return None
@@ -63,10 +68,11 @@ def load_if_valid(path: Path, key: TextCacheKey) -> TextEncoderOutputs | None:
                 encoder_id=str(npz["encoder_id"]),
                 max_token_length=int(npz["max_token_length"]),
                 dtype=str(npz["dtype"]),
+                encoding=str(npz["encoding"]) if "encoding" in npz else "",
             )
             if stored != key:
                 return None
-            return TextEncoderOutputs(*(torch.from_numpy(npz[name]) for name in ARRAYS))
+            return {name: torch.from_numpy(npz[name]) for name in arrays}
     except (OSError, ValueError, KeyError, EOFError):
         return None  # unreadable: rebuild
 
@@ -76,11 +82,11 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
 
-def save_outputs(path: Path, key: TextCacheKey, outputs: TextEncoderOutputs) -> None:
-    arrays = {name: _numpy(getattr(outputs, name)) for name in ARRAYS}
+def save_outputs(path: Path, key: TextCacheKey, outputs: Arrays) -> None:
+    arrays = {name: _numpy(tensor) for name, tensor in outputs.items()}
     with atomic_write(path, "wb") as f:
         np.savez(
             f, **arrays, format_version=np.array(FORMAT_VERSION), caption=np.array(key.caption),
             encoder_id=np.array(key.encoder_id), max_token_length=np.array(key.max_token_length),
-            dtype=np.array(key.dtype),
+            dtype=np.array(key.dtype), encoding=np.array(key.encoding),
         )

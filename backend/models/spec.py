@@ -17,6 +17,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.families import label
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
@@ -80,6 +81,10 @@ class ModelSpecification(ABC):
             "model.family_not_either", "{path} looks like an {label} model ({evidence}), not {first} or {second}",
             first=", ".join(labels[:-1]), second=labels[-1], **found,
         ))
+
+    def text_cache_file(self, components: Components) -> TextCacheFile | None:
+        """sd-scripts' cache file for this family's text-encoder outputs (None: it has no such cache)."""
+        return None
 
     def configured(self, text: Any, components: Components) -> ModelSpecification:
         """This specification with a run's family-specific prompt-encoding options (`ModelFamily.text_options`,

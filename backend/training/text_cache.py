@@ -1,12 +1,13 @@
-"""SDXL text-encoder output caching (`--cache_text_encoder_outputs`, `--cache_text_encoder_outputs_to_disk`).
+"""Text-encoder output caching (SDXL, FLUX.1) (`--cache_text_encoder_outputs`, `--cache_text_encoder_outputs_to_disk`).
 
 Every caption the dataset can produce is encoded once before training, exactly as a training
 step would encode it (same tokenizer, max_token_length, autocast and compute dtype), and kept on
 the CPU; batches look their conditioning up by caption. The text encoders then leave the GPU
 (sampling borrows them back). This needs captions that never change and text encoders that are
 not trained; preflight enforces both, as sd-scripts does. With `_to_disk`, each image's outputs
-are also kept in `<image stem>_te_outputs.npz` (backend/data/text_encoder_files.py) and valid
-files are reused instead of encoded.
+are also kept in files beside the images, named and laid out as sd-scripts does for the family
+(`<image stem>_te_outputs.npz` for SDXL; the spec's `text_cache_file`, backend/data/text_encoder_files.py),
+and valid files are reused instead of encoded.
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ import torch
 from accelerate import Accelerator
 
 from backend.data.dataset import DatasetGroup
-from backend.data.text_encoder_files import (
-    TextCacheKey,
-    TextEncoderOutputs,
-    load_if_valid,
-    save_outputs,
-    te_outputs_path,
-)
+from backend.data.text_encoder_files import TextCacheFile, TextCacheKey, load_if_valid, save_outputs
 from backend.models.components import Components, PromptEmbeds
 from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
@@ -55,35 +50,25 @@ class TextEncoderCache:
             raise KeyError(f"caption {missing[0]!r} is not in the text-encoder output cache")
         found = [self.embeds[c] for c in captions]
         hidden = torch.stack([e.hidden_states for e in found]).to(device, non_blocking=True)
-        # Every entry has a pooled output (SDXL); PromptEmbeds only types it optional for SD 1.x/2.x.
+        # Every entry has a pooled output (SDXL, FLUX.1); PromptEmbeds only types it optional for SD 1.x/2.x.
         pooled = torch.stack([e.pooled for e in found])  # type: ignore[arg-type]
-        return PromptEmbeds(hidden, pooled.to(device, non_blocking=True))
-
-
-def _to_file(embeds: PromptEmbeds, te1_width: int) -> TextEncoderOutputs:
-    assert embeds.pooled is not None
-    hidden = embeds.hidden_states
-    return TextEncoderOutputs(hidden[..., :te1_width], hidden[..., te1_width:], embeds.pooled)
-
-
-def _from_file(outputs: TextEncoderOutputs, dtype: torch.dtype) -> PromptEmbeds:
-    hidden = torch.cat([outputs.hidden_state1, outputs.hidden_state2], dim=-1)
-    return PromptEmbeds(hidden.to(dtype), outputs.pool2.to(dtype))
+        masks = [e.attention_mask for e in found]
+        mask = torch.stack(masks).to(device, non_blocking=True) if masks[0] is not None else None  # type: ignore[arg-type]
+        return PromptEmbeds(hidden, pooled.to(device, non_blocking=True), mask)
 
 
 def cache_text_encoder_outputs(
     captions: Sequence[tuple[str, str]],
     encode: EncodeFn,
-    te1_width: int,
+    file_format: TextCacheFile | None,
     dtype: torch.dtype,
     file_key: KeyFn | None = None,
     progress: ProgressFn | None = None,
 ) -> TextEncoderCache:
     """Encode each distinct caption of `captions` ((image path, caption) pairs) once.
 
-    With `file_key`, every image also gets a valid `_te_outputs.npz`: valid files are read instead
-    of encoded, stale or missing ones are (re)written. `te1_width` splits the concatenated hidden
-    states into sd-scripts' per-encoder arrays.
+    With `file_key` (and the family's `file_format`), every image also gets a valid cache file: valid
+    files are read instead of encoded, stale or missing ones are (re)written.
     """
     embeds: dict[str, PromptEmbeds] = {}
     stale: dict[str, list[Path]] = {}  # caption -> cache files to (re)write
@@ -91,12 +76,13 @@ def cache_text_encoder_outputs(
         if file_key is None:
             stale.setdefault(caption, [])
             continue
-        path = te_outputs_path(image)
-        outputs = load_if_valid(path, file_key(caption))
+        assert file_format is not None, "cache files need the family's file format"
+        path = file_format.path(image)
+        outputs = load_if_valid(path, file_key(caption), file_format.arrays)
         if outputs is None:
             stale.setdefault(caption, []).append(path)
         elif caption not in embeds:
-            embeds[caption] = _from_file(outputs, dtype)
+            embeds[caption] = file_format.from_arrays(outputs, dtype)
     todo = [caption for caption in stale if caption not in embeds]
 
     if progress:
@@ -106,18 +92,21 @@ def cache_text_encoder_outputs(
         with torch.no_grad():
             encoded = encode(batch)
         hidden = encoded.hidden_states.to("cpu", dtype)
-        assert encoded.pooled is not None, "text-encoder caching needs SDXL's pooled output"
+        assert encoded.pooled is not None, "text-encoder caching needs a pooled output (SDXL, FLUX.1)"
         pooled = encoded.pooled.to("cpu", dtype)
+        mask = encoded.attention_mask.to("cpu") if encoded.attention_mask is not None else None
         # Clones: views would keep the batch's whole tensors alive (long prompts: every chunk's pooled output).
         for i, caption in enumerate(batch):
-            embeds[caption] = PromptEmbeds(hidden[i].clone(), pooled[i].clone())
+            embeds[caption] = PromptEmbeds(hidden[i].clone(), pooled[i].clone(),
+                                           mask[i].clone() if mask is not None else None)
         if progress:
             progress(start + len(batch), len(todo))
 
     if file_key is not None:
+        assert file_format is not None
         for caption, paths in stale.items():
             for path in paths:
-                save_outputs(path, file_key(caption), _to_file(embeds[caption], te1_width))
+                save_outputs(path, file_key(caption), file_format.to_arrays(embeds[caption]))
     logger.info("text encoder outputs: %d captions encoded, %d read from cache files", len(todo),
                 len(embeds) - len(todo))
     return TextEncoderCache(embeds)
@@ -157,10 +146,13 @@ def prepare_text_cache(
         with accelerator.autocast():
             return spec.encode_prompts(encoders, token_ids, config.clip_skip)
 
+    file_format = spec.text_cache_file(components)
+
     def file_key(caption: str) -> TextCacheKey:
         return TextCacheKey(
             caption=caption, encoder_id=model_identity(config.model),
             max_token_length=config.max_token_length or 75, dtype=str(weight_dtype).removeprefix("torch."),
+            encoding=file_format.encoding if file_format is not None else "",
         )
 
     def progress(done: int, total: int) -> None:
@@ -173,7 +165,7 @@ def prepare_text_cache(
     # Disk caches: the main process writes them, then the others read them. In memory, all encode at once.
     with accelerator.main_process_first() if config.to_disk else contextlib.nullcontext():
         cache = cache_text_encoder_outputs(
-            captions, encode, encoders[0].config.hidden_size, weight_dtype,
+            captions, encode, file_format, weight_dtype,
             file_key=file_key if config.to_disk else None, progress=progress,
         )
     # Kept in the compute dtype on the CPU: sampling moves them back to the GPU as they were.

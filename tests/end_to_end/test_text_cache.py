@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from backend.data.text_encoder_files import TextCacheKey
+from backend.families.sdxl.spec import sdxl_text_cache_file
 from backend.models.components import PromptEmbeds
 from backend.training.command import run_command
 from backend.training.text_cache import cache_text_encoder_outputs
@@ -112,7 +113,7 @@ def key_for(encoder_id: str = "model.safetensors", max_token_length: int = 75, d
 def test_each_distinct_caption_is_encoded_once(tmp_path):
     calls: list[list[str]] = []
     pairs = [(str(tmp_path / "a.png"), "x"), (str(tmp_path / "b.png"), "x"), (str(tmp_path / "c.png"), "yy")]
-    cache = cache_text_encoder_outputs(pairs, fake_encoder(calls), 2, torch.float16)
+    cache = cache_text_encoder_outputs(pairs, fake_encoder(calls), None, torch.float16)
     assert calls == [["x", "yy"]]
     embeds = cache.lookup(["yy", "x", "yy"], torch.device("cpu"))
     assert embeds.hidden_states.shape == (3, 77, 6) and embeds.hidden_states.dtype == torch.float16
@@ -126,7 +127,8 @@ def test_cache_files_are_exact_and_rebuilt_for_another_model_length_or_dtype(tmp
     calls: list[list[str]] = []
 
     def build(key=None):
-        return cache_text_encoder_outputs(pairs, fake_encoder(calls), 2, torch.bfloat16, key or key_for())
+        return cache_text_encoder_outputs(pairs, fake_encoder(calls), sdxl_text_cache_file(2), torch.bfloat16,
+                                          key or key_for())
 
     encoded = build().embeds["x"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_te_outputs.npz", "b_te_outputs.npz"]

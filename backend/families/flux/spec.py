@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.spec import ModelSpecification
@@ -105,6 +106,25 @@ class FluxSpec(ModelSpecification):
     def configured(self, text: FluxTextOptions, components: Components) -> FluxSpec:
         default = T5_LENGTH_DEV if has_guidance(components.unet) else T5_LENGTH_SCHNELL
         return FluxSpec(text.t5xxl_max_token_length or default, text.apply_t5_attn_mask)
+
+    def text_cache_file(self, components: Components) -> TextCacheFile:
+        """sd-scripts' `_flux_te.npz` (FluxTextEncoderOutputsCachingStrategy); the key records our T5 length
+        and mask choice, so a file made with others is encoded again."""
+        apply_mask = self.t5_attention_mask
+
+        def to_arrays(embeds: PromptEmbeds) -> dict[str, torch.Tensor]:
+            assert embeds.pooled is not None
+            tokens = embeds.hidden_states.shape[0]
+            mask = embeds.attention_mask if embeds.attention_mask is not None else torch.ones(tokens, dtype=torch.long)
+            return {"l_pooled": embeds.pooled, "t5_out": embeds.hidden_states, "txt_ids": torch.zeros(tokens, 3),
+                    "t5_attn_mask": mask, "apply_t5_attn_mask": torch.tensor(apply_mask)}
+
+        def from_arrays(arrays: dict[str, torch.Tensor], dtype: torch.dtype) -> PromptEmbeds:
+            mask = arrays["t5_attn_mask"] if apply_mask else None
+            return PromptEmbeds(arrays["t5_out"].to(dtype), arrays["l_pooled"].to(dtype), mask)
+
+        return TextCacheFile("_flux_te.npz", ("l_pooled", "t5_out", "txt_ids", "t5_attn_mask", "apply_t5_attn_mask"),
+                             to_arrays, from_arrays, encoding=f"t5={self.t5_length or T5_LENGTH_DEV},mask={int(apply_mask)}")
 
     def tokenize(self, tokenizers: list[Any], prompts: list[str], max_token_length: int | None = None
                  ) -> list[torch.Tensor]:

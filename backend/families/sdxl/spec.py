@@ -16,6 +16,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from transformers import CLIPTextModel
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
 from backend.models.scheduler import inference_scheduler
 from backend.models.spec import ModelSpecification, join_chunks
@@ -35,6 +36,22 @@ def make_time_ids(
         for orig, crop, target in zip(original_sizes, crop_top_lefts, target_sizes, strict=True)
     ]
     return torch.tensor(rows, dtype=torch.float32)
+
+
+def sdxl_text_cache_file(te1_width: int) -> TextCacheFile:
+    """The SDXL cache file (sd-scripts' SdxlTextEncoderOutputsCachingStrategy) for a TE1 this wide."""
+
+    def to_arrays(embeds: PromptEmbeds) -> dict[str, torch.Tensor]:
+        assert embeds.pooled is not None
+        hidden = embeds.hidden_states
+        return {"hidden_state1": hidden[..., :te1_width], "hidden_state2": hidden[..., te1_width:],
+                "pool2": embeds.pooled}
+
+    def from_arrays(arrays: dict[str, torch.Tensor], dtype: torch.dtype) -> PromptEmbeds:
+        hidden = torch.cat([arrays["hidden_state1"], arrays["hidden_state2"]], dim=-1)
+        return PromptEmbeds(hidden.to(dtype), arrays["pool2"].to(dtype))
+
+    return TextCacheFile("_te_outputs.npz", ("hidden_state1", "hidden_state2", "pool2"), to_arrays, from_arrays)
 
 
 class StableDiffusionXLSpec(ModelSpecification):
@@ -58,6 +75,11 @@ class StableDiffusionXLSpec(ModelSpecification):
         )
         pooled = out2.text_embeds.reshape(batch, -1, out2.text_embeds.shape[-1])[:, 0]
         return PromptEmbeds(join_chunks(hidden, batch), pooled)
+
+    def text_cache_file(self, components: Components) -> TextCacheFile:
+        """sd-scripts' `_te_outputs.npz`: each encoder's hidden states apart, and TE2's pooled output."""
+        width = components.text_encoders[0].config.hidden_size
+        return sdxl_text_cache_file(width)
 
     def predict(
         self,
