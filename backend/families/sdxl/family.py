@@ -31,7 +31,7 @@ class StableDiffusionXLFamily(ModelFamily):
 
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
         return (unet_config_value(unet, "addition_embed_type") == "text_time"
-                or type(unet).__name__ == "SdxlUNet2DConditionModel" or text_encoder_count == 2)
+                or type(unet).__name__ == "SdxlUNet2DConditionModel" or (unet is None and text_encoder_count == 2))
 
     def network_module_names(self, unet: nn.Module) -> ModuleNameMap | None:
         if type(unet).__name__ == "SdxlUNet2DConditionModel":

@@ -19,7 +19,8 @@ class StableDiffusionFamily(ModelFamily):
     block_layout = LAYOUT
 
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
-        return (text_encoder_count <= 1 and unet_config_value(unet, "addition_embed_type") is None
+        return (text_encoder_count <= 1 and (unet is None or hasattr(unet, "down_blocks"))  # a U-Net, if any
+                and unet_config_value(unet, "addition_embed_type") is None
                 and type(unet).__name__ != "SdxlUNet2DConditionModel")
 
 
