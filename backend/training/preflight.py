@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from backend.data.config import specs_from_args, specs_from_dataset_config
@@ -106,6 +107,22 @@ def _check_tokenizers(args: argparse.Namespace, plan: RunPlan) -> None:
             "({error}); delete its folder there to download it again, or copy a working tokenizer (vocab.json and "
             "merges.txt) into it", folder=args.tokenizer_cache_dir, error=exc,
         ))
+
+
+def _family_name(plan: RunPlan) -> str:
+    """The model's family, else the one the command trains when the model could not be read."""
+    if plan.model is not None:
+        return plan.model.family
+    return (default_for_command(plan.command) or DECLARATIONS[0]).name
+
+
+def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
+    """Parts given as files of their own (FLUX.1's --clip_l, --t5xxl, --ae) exist before anything loads."""
+    for name in declaration(_family_name(plan)).model_files:
+        path = getattr(args, name, None)
+        if path and not Path(path).exists():
+            plan.errors.append(msg("preflight.model_file_not_found", "--{option} {path}: not found. Give the "
+                                   "file on this machine.", option=name, path=path))
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -290,19 +307,21 @@ def _check_text_cache(args: argparse.Namespace, plan: RunPlan) -> None:
 def _check_schedule_and_loss(args: argparse.Namespace, plan: RunPlan) -> None:
     """Option combinations the run would otherwise refuse only after loading the model: the learning-rate
     schedule (it needs the step count), the noise and the loss settings."""
+    from backend.families.loaded import family
     from backend.objectives.loss import LossConfig
-    from backend.objectives.noise import NoiseConfig
     from backend.training.schedulers import SchedulerConfig, run_schedule_problem
 
     steps = (plan.report.get("dataset") or {}).get("total_steps", args.max_train_steps)
     problem = run_schedule_problem(SchedulerConfig.from_args(args), OptimizerConfig.from_args(args), steps)
     if problem:
         plan.errors.append(problem)
-    for config in (NoiseConfig.from_args(args), LossConfig.from_args(args)):
-        try:
-            config.validate()
-        except ValueError as exc:
-            plan.errors.append(str(exc))
+    loss = LossConfig.from_args(args)
+    try:
+        loss.validate()
+        # The family's objective reads its own options (DDPM's noise options, flow matching's for FLUX.1).
+        family(_family_name(plan)).objective_options.from_args(args).validate(loss)
+    except ValueError as exc:
+        plan.errors.append(str(exc))
 
 
 def _check_validation(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -365,6 +384,7 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     plan = RunPlan(command)
     plan.warnings += value_warnings(args, command)
     _check_model(args, plan)
+    _check_model_files(args, plan)
     _dataset_specs(args, plan)
     _check_dataset(args, plan)
     _check_method(args, plan)
