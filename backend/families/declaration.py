@@ -84,6 +84,11 @@ class FamilyDeclaration:
     network_key_prefixes: tuple[str, ...] = ()
     # sd-scripts writes LoRAs of some families in Stability's layout, of others in diffusers'.
     lora_implementation: str = IMPL_DIFFUSERS
+    checkpoint_implementation: str = IMPL_STABILITY_AI  # modelspec.implementation of a whole model
+    # modelspec.prediction_type (epsilon / v) is written; sd-scripts leaves it out for flow-matching models.
+    records_prediction_type: bool = True
+    # Options sd-scripts records as ss_<name> for this family's runs (its update_metadata).
+    metadata_options: tuple[str, ...] = ()
 
     def facts(self, v_prediction: bool) -> PredictionFacts:
         return self.v_prediction if v_prediction and self.v_prediction is not None else self.epsilon
@@ -97,7 +102,7 @@ class FamilyDeclaration:
 
     def implementation_url(self, lora: bool) -> str:
         """modelspec.implementation: whole checkpoints are written in Stability's layout."""
-        return self.lora_implementation if lora else IMPL_STABILITY_AI
+        return self.lora_implementation if lora else self.checkpoint_implementation
 
     def native_resolution(self, v_prediction: bool) -> int:
         return self.facts(v_prediction).native_resolution

@@ -118,6 +118,8 @@ def training_metadata(args: argparse.Namespace, facts: RunFacts) -> dict[str, st
         ss_sd_scripts_commit_hash=IMPLEMENTATION_VERSION,
     )
     values.update(facts.dataset_keys)
+    # The family's own options (FLUX.1: the flow-matching and T5 settings), as sd-scripts records them.
+    values.update({f"ss_{name}": getattr(args, name, None) for name in declaration(facts.family).metadata_options})
     if facts.network_args is not None:
         values["ss_network_args"] = json.dumps(facts.network_args)
     model = getattr(args, "pretrained_model_name_or_path", None)
@@ -168,8 +170,9 @@ def modelspec_metadata(args: argparse.Namespace, facts: RunFacts, *, lora: bool)
         "modelspec.resolution": f"{width}x{height}",
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(facts.training_started_at)),
         "modelspec.implementation_version": IMPLEMENTATION_VERSION,
-        "modelspec.prediction_type": "v" if v_param else "epsilon",
     }
+    if declaration(facts.family).records_prediction_type:
+        spec["modelspec.prediction_type"] = "v" if v_param else "epsilon"
     min_t, max_t = getattr(args, "min_timestep", None), getattr(args, "max_timestep", None)
     if min_t is not None or max_t is not None:
         spec["modelspec.timestep_range"] = f"{min_t or 0},{max_t if max_t is not None else 1000}"

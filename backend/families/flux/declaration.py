@@ -31,6 +31,12 @@ SHARED = {
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
     "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_"),
     "lora_implementation": IMPL_FLUX,
+    "checkpoint_implementation": IMPL_FLUX,
+    "records_prediction_type": False,
+    # sd-scripts' flux_train_network update_metadata.
+    "metadata_options": ("model_type", "apply_t5_attn_mask", "weighting_scheme", "logit_mean", "logit_std",
+                         "mode_scale", "guidance_scale", "timestep_sampling", "sigmoid_scale",
+                         "model_prediction_type", "discrete_flow_shift"),
 }
 
 FLUX_DEV = FamilyDeclaration(
