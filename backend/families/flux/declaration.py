@@ -30,6 +30,12 @@ SHARED = {
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
     "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_"),
     "lora_implementation": IMPL_FLUX,
+    "objective": "flow_matching",
+    # sd-scripts' add_flux_train_arguments: the separately stored CLIP-L, T5-XXL and autoencoder, the
+    # T5 settings, the guidance the dev transformer embeds and sd-scripts' flux|chroma switch.
+    "own_options": (
+        "clip_l", "t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale",
+    ),
 }
 
 FLUX_DEV = FamilyDeclaration(
