@@ -32,7 +32,7 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
             "than 1 repeat is ignored)",
             repeats=repeats,
         ))  # fmt: skip
-    if args.multires_noise_iterations == 0:
+    if args.multires_noise_iterations == 0 and command not in all_options()["multires_noise_iterations"].ignored_on:
         warnings.append(msg(
             "options.warning.multires_noise_off",
             "--multires_noise_iterations 0: no multires noise, the same as leaving it out",
