@@ -1,4 +1,4 @@
-"""The options of sd-scripts' add_flux_train_arguments that a family names as its own.
+"""Options that families name as their own: today sd-scripts' add_flux_train_arguments flags.
 
 Each option's commands are those of the families listing it in `FamilyDeclaration.own_options`
 (`commands_taking`), so nothing here names a family. The flow-matching flags of the same sd-scripts
