@@ -77,6 +77,12 @@ class FamilyDeclaration:
     implied_options: Mapping[str, Any] = field(default_factory=dict)
     # Parts its commands take as files of their own, by option name (FLUX.1: --clip_l, --t5xxl, --ae).
     model_files: tuple[str, ...] = ()
+    # What its commands train against: "ddpm" (noise or v prediction on a DDPM schedule) or
+    # "flow_matching". The option schema scopes the options only one objective reads by it.
+    objective: Literal["ddpm", "flow_matching"] = "ddpm"
+    # Options (sd-scripts' flag names) that only this family's commands take, such as separately
+    # stored model parts; the schema gives each of them exactly the commands of the families naming it.
+    own_options: tuple[str, ...] = ()
     # Which LoRA key layout its networks use: families sharing one (SD 1.x/2.x) share LoRA files.
     network_layout: str = ""
     network_label: str = ""  # the models that layout fits, in messages ("SD 1.x/2.x")
@@ -110,4 +116,4 @@ class FamilyDeclaration:
     def as_json(self) -> dict[str, Any]:
         """The model type as the schema dump carries it to the GUI."""
         return {"name": self.name, "label": self.label, "commands": dict(self.commands),
-                "implied_options": dict(self.implied_options)}
+                "implied_options": dict(self.implied_options), "objective": self.objective}

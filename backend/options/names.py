@@ -9,14 +9,14 @@ from __future__ import annotations
 import difflib
 
 from backend.messages import msg
-from backend.options.schema import Option, all_options, options_for
+from backend.options.schema import Option, accepted_options, all_options
 from backend.options.sd_scripts_flags import sd_scripts_commands_for, sd_scripts_flags
 
 
 def names_for(command: str) -> dict[str, Option]:
-    """Every spelling `command` accepts (names and aliases) -> its option."""
+    """Every spelling `command` accepts (names and aliases) -> its option (ignored ones included)."""
     names: dict[str, Option] = {}
-    for option in options_for(command).values():
+    for option in accepted_options(command).values():
         names[option.name] = option
         names.update(dict.fromkeys(option.aliases, option))
     return names

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from backend.messages import msg
 from backend.options.errors import OptionError
 from backend.options.names import unknown_name_message
-from backend.options.schema import GROUPS, Option, options_for
+from backend.options.schema import GROUPS, Option, accepted_options
 from backend.options.values import LIST_KINDS, from_text, show, subject_problem
 
 _EXPLICIT_ARGUMENT = re.compile(r"ignored explicit argument (?P<value>.*)")
@@ -86,7 +86,7 @@ def build_parser(command: str) -> OptionParser:
     """The parser for `python -m backend.<command>`, one argument group per GUI group."""
     parser = OptionParser(command)
     groups = {group: parser.add_argument_group(group) for group in GROUPS}
-    for option in options_for(command).values():
+    for option in accepted_options(command).values():
         flags = [f"--{option.name}", *(f"--{alias}" for alias in option.aliases)]
         help_text = option.help.replace("%", "%%")  # argparse %-formats help strings
         group = groups[option.group]
@@ -155,7 +155,7 @@ def _is_number(token: str) -> bool:
 
 def _invalid_values(namespace: argparse.Namespace, command: str) -> list[str]:
     problems = []
-    for option in options_for(command).values():
+    for option in accepted_options(command).values():
         value = getattr(namespace, option.name, None)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, _Invalid):

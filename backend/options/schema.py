@@ -25,6 +25,15 @@ ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS
 V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
 # The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
 TEXT_CACHE_COMMANDS = families.commands_where(lambda d: d.text_encoder_output_cache)
+# The commands by training objective: DDPM's noise/SNR options mean nothing to flow matching and back.
+DDPM_COMMANDS = families.commands_where(lambda d: d.objective == "ddpm")
+FLOW_MATCHING_COMMANDS = families.commands_where(lambda d: d.objective == "flow_matching")
+
+
+def commands_taking(name: str) -> tuple[str, ...]:
+    """The commands of the families that name option `name` among their own (`own_options`)."""
+    return families.commands_where(lambda d: name in d.own_options)
+
 
 # Value kinds understood by the parser, the TOML validator and the GUI.
 #   bool        a store_true flag (TOML: true/false)
@@ -66,6 +75,11 @@ class Option:
     # Only meaningful on the command line (e.g. config_file): rejected inside a config file and
     # not shown as a GUI field or saved in presets.
     cli_only: bool = False
+    # Commands whose sd-scripts script parses the flag but does nothing with it (DDPM's noise offset
+    # under flow matching): they accept it too, so a config written for sd-scripts runs, and warn
+    # that it has no effect (value_warnings.py, saying `ignored_reason`); the GUI does not show it.
+    ignored_on: tuple[str, ...] = ()
+    ignored_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +97,8 @@ class Option:
             "secret": self.secret,
             "required": self.required,
             "cli_only": self.cli_only,
+            "ignored_on": list(self.ignored_on),
+            "ignored_reason": getattr(self.ignored_reason, "english", self.ignored_reason),
         }
 
 
@@ -93,7 +109,7 @@ def declare(option: Option) -> Option:
     """Register one option; a duplicate name is a programming error, caught at import."""
     if option.name in _REGISTRY:
         raise ValueError(f"option {option.name!r} is declared twice")
-    unknown = set(option.commands) - set(ALL_COMMANDS)
+    unknown = (set(option.commands) | set(option.ignored_on)) - set(ALL_COMMANDS)
     if unknown:
         raise ValueError(f"option {option.name!r} names unknown commands {sorted(unknown)}")
     _check_declaration(option)
@@ -118,6 +134,10 @@ def _check_declaration(option: Option) -> None:
         raise ValueError(f"{where}: bool options are store_true flags and must default to False")
     if not option.help.strip():
         raise ValueError(f"{where}: help text is required")
+    if set(option.ignored_on) & set(option.commands):
+        raise ValueError(f"{where}: a command either takes it or ignores it, not both")
+    if bool(option.ignored_on) != bool(option.ignored_reason):
+        raise ValueError(f"{where}: ignored_on and ignored_reason go together")
     check_default(option)
 
 
@@ -137,6 +157,13 @@ def options_for(command: str) -> dict[str, Option]:
     if command not in ALL_COMMANDS:
         raise ValueError(f"unknown command {command!r}; expected one of {', '.join(ALL_COMMANDS)}")
     return {name: opt for name, opt in all_options().items() if command in opt.commands}
+
+
+def accepted_options(command: str) -> dict[str, Option]:
+    """What `command`'s parser accepts: its options and those it ignores, as sd-scripts' script does."""
+    taken = options_for(command)
+    ignored = {name: opt for name, opt in all_options().items() if command in opt.ignored_on}
+    return {**taken, **ignored}
 
 
 def model_types() -> list[dict[str, Any]]:

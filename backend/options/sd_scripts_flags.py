@@ -1,9 +1,12 @@
 """Every flag that sd-scripts' training scripts accept, by argparse group and by script.
 
 Taken from kohya-ss/sd-scripts at commit 48d368fa (2026-02-16): train_network.py (193 flags),
-sdxl_train_network.py (196), fine_tune.py (167) and sdxl_train.py (176). The parsers use it to
-tell a flag this trainer does not implement (yet) apart from a typo, so a config written for
-sd-scripts gets a precise message instead of "unknown option".
+sdxl_train_network.py (196), fine_tune.py (167), sdxl_train.py (176), flux_train_network.py (215),
+flux_train.py (194), sd3_train_network.py (218) and sd3_train.py (201), counted as argparse actions
+of each script's `setup_parser()` (without --help). The parsers use it to tell a flag this trainer
+does not implement (yet) apart from a typo, so a config written for sd-scripts gets a precise
+message instead of "unknown option". The SD3 scripts are listed although no SD3 command exists
+yet, so their flags are named as sd-scripts flags too.
 """
 
 from __future__ import annotations
@@ -82,18 +85,51 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "learning_rate_te1", "learning_rate_te2", "diffusers_xformers", "train_text_encoder", "no_half_vae",
         "block_lr", "fused_optimizer_groups",
     ),
+    # train_util.add_dit_training_arguments: the flow-matching (DiT) scripts' shared flags.
+    "dit_training": (
+        "cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk", "text_encoder_batch_size",
+        "disable_mmap_load_safetensors", "weighting_scheme", "logit_mean", "logit_std", "mode_scale",
+        "blocks_to_swap",
+    ),
+    # flux_train_utils.add_flux_train_arguments
+    "flux": (
+        "clip_l", "t5xxl", "ae", "controlnet_model_name_or_path", "t5xxl_max_token_length", "apply_t5_attn_mask",
+        "guidance_scale", "timestep_sampling", "sigmoid_scale", "model_prediction_type", "discrete_flow_shift",
+        "model_type",
+    ),
+    "flux_train_network": ("split_mode",),
+    "flux_train": (
+        "mem_eff_save", "fused_optimizer_groups", "blockwise_fused_optimizers", "skip_latents_validity_check",
+        "double_blocks_to_swap", "single_blocks_to_swap", "cpu_offload_checkpointing",
+    ),
+    # sd3_train_utils.add_sd3_training_arguments
+    "sd3": (
+        "clip_l", "clip_g", "t5xxl", "save_clip", "save_t5xxl", "t5xxl_device", "t5xxl_dtype",
+        "t5xxl_max_token_length", "apply_lg_attn_mask", "apply_t5_attn_mask", "clip_l_dropout_rate",
+        "clip_g_dropout_rate", "t5_dropout_rate", "pos_emb_random_crop_rate", "enable_scaled_pos_embed",
+        "training_shift",
+    ),
+    "sd3_train": (
+        "train_text_encoder", "train_t5xxl", "use_t5xxl_cache_only", "learning_rate_te1", "learning_rate_te2",
+        "learning_rate_te3", "blockwise_fused_optimizers", "fused_optimizer_groups", "skip_latents_validity_check",
+        "num_last_block_to_freeze",
+    ),
 }  # fmt: skip
 
 _COMMON = ("logging", "sd_models", "model_spec", "dataset")
+# train_network.setup_parser(), which the flux_/sd3_train_network scripts extend.
+_NETWORK = _COMMON + (
+    "dataset_dreambooth", "training", "training_dreambooth", "masked_loss", "deepspeed", "optimizer",
+    "dataset_config", "custom_train", "train_network",
+)  # fmt: skip
+# The groups flux_train.py and sd3_train.py add before their own (as sdxl_train.py does).
+_DIT_FINETUNE = _COMMON + (
+    "dataset_dreambooth", "training", "masked_loss", "deepspeed", "sd_saving", "optimizer", "dataset_config",
+    "custom_train",
+)  # fmt: skip
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
-    "train_network": _COMMON + (
-        "dataset_dreambooth", "training", "training_dreambooth", "masked_loss", "deepspeed", "optimizer",
-        "dataset_config", "custom_train", "train_network",
-    ),
-    "sdxl_train_network": _COMMON + (
-        "dataset_dreambooth", "training", "training_dreambooth", "masked_loss", "deepspeed", "optimizer",
-        "dataset_config", "custom_train", "train_network", "sdxl",
-    ),
+    "train_network": _NETWORK,
+    "sdxl_train_network": _NETWORK + ("sdxl",),
     "fine_tune": _COMMON + (
         "training", "deepspeed", "sd_saving", "optimizer", "dataset_config", "custom_train", "fine_tune",
     ),
@@ -101,6 +137,10 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
         "dataset_dreambooth", "training", "masked_loss", "deepspeed", "sd_saving", "optimizer",
         "dataset_config", "custom_train", "sdxl", "sdxl_train",
     ),
+    "flux_train_network": _NETWORK + ("dit_training", "flux", "flux_train_network"),
+    "flux_train": _DIT_FINETUNE + ("dit_training", "flux", "flux_train"),
+    "sd3_train_network": _NETWORK + ("dit_training", "sd3"),
+    "sd3_train": _DIT_FINETUNE + ("dit_training", "sd3", "sd3_train"),
 }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS
+from backend.options.schema import LORA_COMMANDS, all_options
 
 
 def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
@@ -32,7 +32,7 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
             "than 1 repeat is ignored)",
             repeats=repeats,
         ))  # fmt: skip
-    if args.multires_noise_iterations == 0:
+    if args.multires_noise_iterations == 0 and command not in all_options()["multires_noise_iterations"].ignored_on:
         warnings.append(msg(
             "options.warning.multires_noise_off",
             "--multires_noise_iterations 0: no multires noise, the same as leaving it out",
@@ -51,4 +51,21 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
             "--save_last_n_steps {count}: a negative count removes no step saves, the same as leaving it out",
             count=args.save_last_n_steps,
         ))  # fmt: skip
+    return warnings + ignored_option_warnings(args, command)
+
+
+def ignored_option_warnings(args: argparse.Namespace, command: str) -> list[str]:
+    """One warning per option set away from its default that `command` accepts but ignores (`ignored_on`)."""
+    warnings: list[str] = []
+    for name, option in all_options().items():
+        if command not in option.ignored_on:
+            continue
+        value = getattr(args, name, option.default)
+        default = list(option.default) if isinstance(option.default, tuple) else option.default
+        if value != default:
+            warnings.append(msg(
+                "options.warning.ignored",
+                "--{name} has no effect on {command}: {reason}. sd-scripts' {command} ignores it too; remove it",
+                name=name, command=command, reason=option.ignored_reason,
+            ))  # fmt: skip
     return warnings

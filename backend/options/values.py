@@ -157,7 +157,7 @@ def _check_limits(spec: Spec, value: Any) -> None:
         ):
             raise ValueError(_out_of_range(spec, item))
         if spec.choices is not None and item not in spec.choices:
-            raise ValueError(_not_a_choice(spec.choices, item))
+            raise ValueError(_with_reason(spec, _not_a_choice(spec.choices, item)))
 
 
 def _not_a_choice(choices: tuple[Any, ...], value: Any) -> str:
@@ -182,8 +182,12 @@ def _out_of_range(spec: Spec, value: Any) -> str:
         problem = msg("options.value.below_minimum", "must be >= {minimum}, got {value}", **given)
     else:
         problem = msg("options.value.above_maximum", "must be <= {maximum}, got {value}", **given)
-    # sd-scripts' parsers have no ranges: say why this one refuses what they would take. The reason is
-    # a message made when the schema was imported: said again in the language of now.
+    return _with_reason(spec, problem)
+
+
+def _with_reason(spec: Spec, problem: str) -> str:
+    """`problem` with why this spec refuses what sd-scripts' parser would take (its `range_reason`)."""
+    # The reason is a message made when the schema was imported: said again in the language of now.
     reason = relocalized(getattr(spec, "range_reason", ""))
     if not reason:
         return problem

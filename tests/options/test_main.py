@@ -40,6 +40,7 @@ def test_dump_is_json_with_every_option():
     assert [model_type["name"] for model_type in dumped["model_types"]] == list(families.names())
     assert {name: len(flags) for name, flags in dumped["sd_scripts_flags"].items()} == {
         "train_network": 193, "sdxl_train_network": 196, "fine_tune": 167, "sdxl_train": 176,
+        "flux_train_network": 215, "flux_train": 194,
     }  # fmt: skip
 
 
@@ -80,7 +81,9 @@ def test_sd_scripts_flags_by_script():
     assert sd_scripts_flags("sdxl_train_network") - sd_scripts_flags("train_network") == {
         "cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk", "disable_mmap_load_safetensors",
     }  # fmt: skip
-    assert sd_scripts_commands_for("network_dim") == ("train_network", "sdxl_train_network")
+    assert sd_scripts_commands_for("network_dim") == (
+        "train_network", "sdxl_train_network", "flux_train_network", "sd3_train_network",
+    )  # fmt: skip
     assert sd_scripts_commands_for("learning_rat") == ()
 
 

@@ -83,7 +83,8 @@ def test_sd_scripts_flag_that_is_not_implemented():
 
 def test_sd_scripts_flag_of_another_script():
     message = problems("train_network", MODEL + ["--cache_text_encoder_outputs"])[0]
-    assert "sdxl_train_network, sdxl_train only (not train_network)" in message
+    assert "sdxl_train_network, sdxl_train, flux_train_network, flux_train, sd3_train_network, sd3_train only" in message
+    assert "(not train_network)" in message
 
 
 def test_typo_of_an_unimplemented_sd_scripts_flag():
@@ -97,7 +98,7 @@ def test_option_of_another_command():
         '"--v2" is not accepted by sdxl_train_network; only train_network, fine_tune accept it'
     ]
     message = problems("train_network", MODEL + ["--test_sdxl_flag"])[0]
-    assert "only sdxl_train_network, sdxl_train accept it" in message
+    assert "only sdxl_train_network, sdxl_train, flux_train_network, flux_train accept it" in message
 
 
 def test_value_given_to_an_on_off_flag():

@@ -37,6 +37,12 @@ SHARED = {
     "metadata_options": ("model_type", "apply_t5_attn_mask", "weighting_scheme", "logit_mean", "logit_std",
                          "mode_scale", "guidance_scale", "timestep_sampling", "sigmoid_scale",
                          "model_prediction_type", "discrete_flow_shift"),
+    "objective": "flow_matching",
+    # sd-scripts' add_flux_train_arguments: the separately stored CLIP-L, T5-XXL and autoencoder, the
+    # T5 settings, the guidance the dev transformer embeds and sd-scripts' flux|chroma switch.
+    "own_options": (
+        "clip_l", "t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale",
+    ),
 }
 
 FLUX_DEV = FamilyDeclaration(

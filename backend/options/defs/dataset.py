@@ -5,10 +5,11 @@ the code does, with typical values.
 """
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS, Option, declare_all
+from backend.options.schema import ALL_COMMANDS, LORA_COMMANDS, Option, declare_all
 
-# fine_tune.py has no DreamBooth-style folders (sd-scripts: add_dataset_arguments(parser, False, ...)).
-_WITH_REG = ("train_network", "sdxl_train_network", "sdxl_train")
+# fine_tune.py has no DreamBooth-style folders (sd-scripts: add_dataset_arguments(parser, False, ...));
+# every later script has them (sdxl_train.py, flux_train.py: add_dataset_arguments(parser, True, ...)).
+_WITH_REG = tuple(command for command in ALL_COMMANDS if command != "fine_tune")
 
 declare_all(
     [

@@ -1,6 +1,6 @@
 """Which base model to train and how to read it."""
 
-from backend.options.schema import V2_COMMANDS, Option, declare_all
+from backend.options.schema import DDPM_COMMANDS, V2_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -31,6 +31,9 @@ declare_all(
             name="v_parameterization",
             kind="bool",
             default=False,
+            # Flow matching predicts a velocity of its own: sd-scripts' Flux scripts parse the flag and
+            # ignore it, and accepting it would suggest v-prediction training; it is refused there.
+            commands=DDPM_COMMANDS,
             group="model",
             help=(
                 "Train with v-prediction (the model predicts velocity instead of noise). Turn it on for "

@@ -1,7 +1,11 @@
 """Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS, Option, declare_all
+from backend.options.schema import ALL_COMMANDS, LORA_COMMANDS, Option, commands_taking, declare_all
+
+# Families whose captions go to T5 take its length instead (sd-scripts' Flux script warns that
+# --max_token_length is not used, and goes on).
+_T5_LENGTH = commands_taking("t5xxl_max_token_length")
 
 declare_all(
     [
@@ -137,6 +141,12 @@ declare_all(
         ),
         Option(
             "max_token_length", "int", None, choices=(None, 75, 150, 225), group="advanced",
+            commands=tuple(command for command in ALL_COMMANDS if command not in _T5_LENGTH),
+            ignored_on=_T5_LENGTH,
+            ignored_reason=msg(
+                "options.ignored.max_token_length",
+                "it is the CLIP caption length, and this command's captions are cut by --t5xxl_max_token_length",
+            ),
             help="Longest caption in tokens: 75 (default, one CLIP window), 150 or 225 (captions are encoded "
             "in 75-token chunks and joined). Longer captions are cut off.",
         ),

@@ -7,16 +7,38 @@ tests/training/test_option_defs.py keeps them equal.
 """
 
 from backend.messages import msg
-from backend.options.schema import Option, declare_all
+from backend.options.schema import DDPM_COMMANDS, FLOW_MATCHING_COMMANDS, Option, declare_all
 
 SAMPLERS = (
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a",
     "dpmsolver", "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
 )  # fmt: skip
 
+# DDPM-only options: sd-scripts' flow-matching scripts parse them and never read them, so their
+# commands accept them too and warn (Option.ignored_on).
+_DDPM_NOISE = {
+    "commands": DDPM_COMMANDS,
+    "ignored_on": FLOW_MATCHING_COMMANDS,
+    "ignored_reason": msg(
+        "options.ignored.ddpm_noise",
+        "it shapes the noise or timesteps of DDPM training, and this command trains with flow matching, whose "
+        "noise levels follow --timestep_sampling",
+    ),
+}
+_SNR_WEIGHTING = {
+    "commands": DDPM_COMMANDS,
+    "ignored_on": FLOW_MATCHING_COMMANDS,
+    "ignored_reason": msg(
+        "options.ignored.snr_weighting",
+        "it weights the loss by the signal-to-noise ratio of a DDPM schedule, which flow matching does not have "
+        "(its loss weighting is --weighting_scheme)",
+    ),
+}
+
 _noise = [
     Option(
         name="noise_offset",
+        **_DDPM_NOISE,
         kind="float",
         default=None,
         minimum=0,
@@ -34,6 +56,7 @@ _noise = [
     ),
     Option(
         name="noise_offset_random_strength",
+        **_DDPM_NOISE,
         kind="bool",
         default=False,
         group="advanced",
@@ -41,6 +64,7 @@ _noise = [
     ),
     Option(
         name="adaptive_noise_scale",
+        **_DDPM_NOISE,
         kind="float",
         default=None,
         group="advanced",
@@ -52,6 +76,7 @@ _noise = [
     ),
     Option(
         name="multires_noise_iterations",
+        **_DDPM_NOISE,
         kind="int",
         default=None,
         minimum=0,
@@ -68,6 +93,7 @@ _noise = [
     ),
     Option(
         name="multires_noise_discount",
+        **_DDPM_NOISE,
         kind="float",
         default=0.3,
         minimum=0,
@@ -108,6 +134,7 @@ _noise = [
     ),
     Option(
         name="min_timestep",
+        **_DDPM_NOISE,
         kind="int",
         default=None,
         minimum=0,
@@ -122,6 +149,7 @@ _noise = [
     ),
     Option(
         name="max_timestep",
+        **_DDPM_NOISE,
         kind="int",
         default=None,
         minimum=1,
@@ -139,6 +167,7 @@ _noise = [
     ),
     Option(
         name="zero_terminal_snr",
+        **_DDPM_NOISE,
         kind="bool",
         default=False,
         group="advanced",
@@ -203,6 +232,7 @@ _loss = [
     ),
     Option(
         name="min_snr_gamma",
+        **_SNR_WEIGHTING,
         kind="float",
         default=None,
         minimum=0,
@@ -220,6 +250,7 @@ _loss = [
     ),
     Option(
         name="scale_v_pred_loss_like_noise_pred",
+        **_SNR_WEIGHTING,
         kind="bool",
         default=False,
         group="advanced",
@@ -230,6 +261,7 @@ _loss = [
     ),
     Option(
         name="v_pred_like_loss",
+        **_SNR_WEIGHTING,
         kind="float",
         default=None,
         minimum=0,
@@ -246,6 +278,7 @@ _loss = [
     ),
     Option(
         name="debiased_estimation_loss",
+        **_SNR_WEIGHTING,
         kind="bool",
         default=False,
         group="advanced",

@@ -1,0 +1,67 @@
+"""Options that families name as their own: today sd-scripts' add_flux_train_arguments flags.
+
+Each option's commands are those of the families listing it in `FamilyDeclaration.own_options`
+(`commands_taking`), so nothing here names a family. The flow-matching flags of the same sd-scripts
+function are in flow_matching.py (every flow-matching family reads them); --controlnet_model_name_or_path
+is an sd-scripts flag not implemented here (sd_scripts_flags.py tells the user so).
+"""
+
+from backend.messages import msg
+from backend.options.schema import Option, commands_taking, declare_all
+
+
+def _own(option: Option) -> Option:
+    """`option` for the commands of the families naming it among their own options."""
+    return Option(**{**option.__dict__, "commands": commands_taking(option.name)})
+
+
+declare_all(
+    _own(option)
+    for option in [
+        Option(
+            "clip_l", "path", None, group="model",
+            help="The CLIP-L text encoder as its own file (.safetensors or .sft, e.g. clip_l.safetensors), "
+            "when the model file holds the transformer alone, as Black Forest Labs' flux1-dev.safetensors "
+            "does. Not needed when the model is a diffusers folder, which holds its text encoders.",
+        ),
+        Option(
+            "t5xxl", "path", None, group="model",
+            help="The T5-XXL text encoder as its own file (.safetensors or .sft, e.g. t5xxl_fp16.safetensors), "
+            "when the model file holds the transformer alone. An fp8 file (t5xxl_fp8_e4m3fn) saves memory. "
+            "Not needed when the model is a diffusers folder.",
+        ),
+        Option(
+            "ae", "path", None, group="model",
+            help="The autoencoder (VAE) as its own file (.safetensors or .sft, e.g. ae.safetensors), when the "
+            "model file holds the transformer alone. Not needed when the model is a diffusers folder.",
+        ),
+        Option(
+            "model_type", "str", "flux", choices=("flux",), group="model",
+            range_reason=msg(
+                "options.range_reason.model_type",
+                "Chroma (sd-scripts' --model_type chroma) is not supported yet: this trainer trains FLUX.1 "
+                "dev and schnell"
+            ),
+            help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma; only flux is supported "
+            "here. Whether a FLUX.1 model is dev or schnell is read from the model file.",
+        ),
+        Option(
+            "t5xxl_max_token_length", "int", None, group="advanced",
+            help="Longest caption in T5-XXL tokens; longer captions are cut off, shorter ones padded. Empty "
+            "(default): 512 for FLUX.1 dev, 256 for schnell, as the models were trained. Lower values save "
+            "memory and time when captions are short.",
+        ),
+        Option(
+            "apply_t5_attn_mask", "bool", False, group="advanced",
+            help="Mask the padding after the caption in T5-XXL and in the transformer's joint attention, so "
+            "only the caption's tokens are attended to. FLUX.1 was trained without the mask; a LoRA trained "
+            "with it should be used with it. Default off.",
+        ),
+        Option(
+            "guidance_scale", "float", 3.5, group="advanced",
+            help="The guidance value given to FLUX.1 dev's transformer while training (dev is guidance-"
+            "distilled and takes it as an input). Default 3.5 (sd-scripts'); many LoRA guides use 1.0. "
+            "schnell has no guidance input and ignores it.",
+        ),
+    ]
+)
