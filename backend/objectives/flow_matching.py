@@ -98,11 +98,11 @@ def _huber_snr_error() -> ValueError:
 def _validate_loss(loss: LossConfig) -> None:
     if loss.loss_type in ("huber", "smooth_l1") and loss.huber_schedule == "snr":
         raise _huber_snr_error()
-    snr_options = [name for name in ("min_snr_gamma", "scale_v_pred_loss_like_noise_pred", "v_pred_like_loss",
-                                     "debiased_estimation_loss", "v_parameterization") if getattr(loss, name)]
-    if snr_options:
-        raise ValueError(msg("preflight.flow.snr_options", "{options}: DDPM options, they have no effect with "
-                             "flow matching", options=", ".join(snr_options)))
+    # The SNR weightings (min_snr_gamma, ...) have no effect here; the option parser says so, as sd-scripts
+    # accepts them. v-prediction would be a different model: refused.
+    if loss.v_parameterization:
+        raise ValueError(msg("preflight.flow.v_parameterization", "v_parameterization is a DDPM option; a "
+                             "flow-matching model predicts the velocity itself, remove it"))
 
 
 # --- time: the samplers of sd-scripts' get_noisy_model_input_and_timesteps ---------------------------

@@ -183,11 +183,16 @@ def test_huber_threshold_follows_the_schedule_on_the_time_input() -> None:
     ({"logit_std": -1.0}, None, "logit_std must not be negative"),
     ({"weighting_scheme": "mode", "mode_scale": 2.0}, None, "mode_scale must be between -1 and 1.7519"),
     ({}, LossConfig(loss_type="huber", huber_schedule="snr"), "huber_schedule snr needs a DDPM"),
-    ({}, LossConfig(min_snr_gamma=5.0), "min_snr_gamma: DDPM options"),
+    ({}, LossConfig(v_parameterization=True), "v_parameterization is a DDPM option"),
 ])
 def test_validate_names_the_option(options: dict, loss: LossConfig | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FlowMatchingConfig(**options).validate(loss)
+
+
+def test_snr_weightings_are_ignored_not_refused() -> None:
+    """sd-scripts' Flux scripts accept them and do nothing; the parser warns (options/value_warnings)."""
+    FlowMatchingConfig().validate(LossConfig(min_snr_gamma=5.0, debiased_estimation_loss=True))
 
 
 def test_defaults_validate_and_mode_sampling_stays_in_range_at_its_limits() -> None:
