@@ -35,6 +35,7 @@ class HubTokenizer(NamedTuple):
     hub_id: str
     subfolder: str | None = None
     pad_with_bang: bool = False  # pads with "!" (id 0), as the real OpenCLIP tokenizers do
+    kind: Literal["clip", "t5"] = "clip"  # CLIP BPE (CLIPTokenizer) or T5 Unigram (T5TokenizerFast)
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,16 @@ class FamilyDeclaration:
     # The real model's shapes, which tell a file's family when nothing else does.
     text_encoder_widths: tuple[int, ...] = ()  # hidden size of each text encoder, in diffusers order
     cross_attention_width: int = 0  # the denoiser's cross-attention (context) width
-    # Component folders of a diffusers pipeline, in text-encoder order.
+    # Component folders of a diffusers pipeline, in text-encoder order; the denoiser's folder ("unet" for
+    # U-Net families, "transformer" for DiT families such as FLUX.1). ArchConfigs.unet holds its config either way.
+    denoiser_folder: str = "unet"
     text_encoder_folders: tuple[str, ...] = ("text_encoder",)
     tokenizer_folders: tuple[str, ...] = ("tokenizer",)
     # The diffusers pipeline class its folders name in model_index.json begins with ("StableDiffusionXL").
     pipeline_class_prefix: str = ""
-    # Its text encoders in the original single-file layout, and their tokenizers, in text-encoder order.
+    # Its text encoders in the original single-file layout, and their tokenizers, in text-encoder order. Empty
+    # where the family's single files hold the denoiser alone (FLUX.1: --clip_l, --t5xxl and --ae are files of
+    # their own).
     original_text_encoders: tuple[OriginalTextEncoder, ...] = ()
     hub_tokenizers: tuple[HubTokenizer, ...] = ()
     # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.

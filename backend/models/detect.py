@@ -72,6 +72,10 @@ def _family_from_keys(shapes: Shapes, path: str, metadata: dict[str, str] | None
     found = _by_cross_attention_width(shapes)
     if found is not None:
         return found
+    for detection in _detections():  # a part some family takes by a flag of its own (FLUX.1's --ae)
+        part = detection.part_message(shapes, path)
+        if part is not None:
+            raise ModelMismatchError(part)
     foreign = describe_foreign_keys(path, shapes.keys(), metadata or {})
     if foreign is not None:
         raise foreign
