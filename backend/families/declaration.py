@@ -73,6 +73,9 @@ class FamilyDeclaration:
     # their own).
     original_text_encoders: tuple[OriginalTextEncoder, ...] = ()
     hub_tokenizers: tuple[HubTokenizer, ...] = ()
+    # Parts its single files do not hold, each passed as a file by a flag of its own (sd-scripts' names,
+    # without "--") -> the diffusers component folder it replaces (FLUX.1: {"ae": "vae", "clip_l": ...}).
+    part_flags: Mapping[str, str] = field(default_factory=dict)
     # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.
     configs_folder: Path | None = None
     detection: Detection | None = None
@@ -87,6 +90,8 @@ class FamilyDeclaration:
     network_key_prefixes: tuple[str, ...] = ()
     # sd-scripts writes LoRAs of some families in Stability's layout, of others in diffusers'.
     lora_implementation: str = IMPL_DIFFUSERS
+    # modelspec.implementation of whole checkpoints (sd-scripts: Stability's for SD/SDXL, BFL's for FLUX.1).
+    checkpoint_implementation: str = IMPL_STABILITY_AI
 
     def facts(self, v_prediction: bool) -> PredictionFacts:
         return self.v_prediction if v_prediction and self.v_prediction is not None else self.epsilon
@@ -99,8 +104,8 @@ class FamilyDeclaration:
         return f"{arch}/lora" if lora else arch
 
     def implementation_url(self, lora: bool) -> str:
-        """modelspec.implementation: whole checkpoints are written in Stability's layout."""
-        return self.lora_implementation if lora else IMPL_STABILITY_AI
+        """modelspec.implementation: whole checkpoints are written in the layout of `checkpoint_implementation`."""
+        return self.lora_implementation if lora else self.checkpoint_implementation
 
     def native_resolution(self, v_prediction: bool) -> int:
         return self.facts(v_prediction).native_resolution

@@ -33,6 +33,9 @@ SHARED = {
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
     "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_"),
     "lora_implementation": IMPL_FLUX,
+    "checkpoint_implementation": IMPL_FLUX,
+    # sd-scripts' flux_* flags for the parts a BFL transformer file lacks, and the folders they replace.
+    "part_flags": {"clip_l": "text_encoder", "t5xxl": "text_encoder_2", "ae": "vae"},
 }
 
 FLUX_DEV = FamilyDeclaration(

@@ -37,9 +37,8 @@ def _bare(shapes: Shapes) -> set[str]:
 
 def _variant(guidance: bool, evidence: str) -> Recognised:
     if guidance:
-        return Recognised(DEV, msg("flux.evidence_dev", "FLUX.1 transformer keys ({evidence}) with a guidance "
-                                   "embedding", evidence=evidence))
-    return Recognised(SCHNELL, msg("flux.evidence_schnell", "FLUX.1 transformer keys ({evidence}) without a guidance "
+        return Recognised(DEV, msg("flux.evidence_dev", "FLUX.1 transformer {evidence} with a guidance embedding", evidence=evidence))
+    return Recognised(SCHNELL, msg("flux.evidence_schnell", "FLUX.1 transformer {evidence} without a guidance "
                                    "embedding", evidence=evidence))
 
 
@@ -51,10 +50,10 @@ def from_keys(shapes: Shapes, path: str) -> Recognised | None:
             "supported yet: give a FLUX.1 [dev] or [schnell] transformer", path=path,
         ))
     if all(marker in keys for marker in _BFL_MARKERS) and any(key.startswith("single_blocks.") for key in keys):
-        return _variant(_BFL_GUIDANCE in keys, "double_blocks, single_blocks")
+        return _variant(_BFL_GUIDANCE in keys, "keys (double_blocks, single_blocks)")
     if all(marker in keys for marker in _DIFFUSERS_MARKERS) and any(
             key.startswith("single_transformer_blocks.") for key in keys):
-        return _variant(_DIFFUSERS_GUIDANCE in keys, "transformer_blocks, single_transformer_blocks")
+        return _variant(_DIFFUSERS_GUIDANCE in keys, "keys (transformer_blocks, single_transformer_blocks)")
     return None
 
 
@@ -76,7 +75,7 @@ def part_message(shapes: Shapes, path: str) -> str | None:
 
 def from_folder(configs: FolderConfigs) -> Recognised:
     guidance = bool(configs.unet.get("guidance_embeds", False))
-    return _variant(guidance, "transformer/config.json guidance_embeds")
+    return _variant(guidance, "config (transformer/config.json)")
 
 
 DETECTION = Detection(from_keys=from_keys, from_folder=from_folder, part_message=part_message)
