@@ -129,8 +129,8 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
         if single_file:
             cache = out / "tokenizer_cache"
             path = save_components(components, out / f"tiny-{arch}.safetensors")
-            for src, (hub_id, _, _) in zip(sources, hub, strict=True):
-                with atomic_folder(cache_folder(cache, hub_id)) as folder:
+            for src, entry in zip(sources, hub, strict=True):
+                with atomic_folder(cache_folder(cache, entry.hub_id)) as folder:
                     shutil.copytree(src, folder, dirs_exist_ok=True)
             return TinyModel(arch, path, cache)
         with atomic_folder(out) as folder:

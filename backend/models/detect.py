@@ -54,7 +54,8 @@ def _by_cross_attention_width(shapes: Shapes) -> Recognised | None:
     """A U-Net alone (original layout): its cross-attention width is its family's context width."""
     widths: dict[int, str] = {}
     for decl in DECLARATIONS:
-        widths.setdefault(decl.cross_attention_width, decl.name)
+        if decl.denoiser_folder == "unet":  # attn2 keys are a U-Net's; a transformer's width says nothing here
+            widths.setdefault(decl.cross_attention_width, decl.name)
     for key, shape in shapes.items():
         if key.startswith("model.diffusion_model.") and key.endswith("attn2.to_k.weight"):
             family = widths.get(shape[-1])

@@ -75,9 +75,9 @@ def _check_parts(info: ModelInfo, files: PartFiles) -> dict[str, Path]:
     missing = [f"--{flag}" for flag in flags if _given(files, flag) is None]
     if missing:
         raise ValueError(msg(
-            "flux.part_missing", "{path} is a FLUX.1 transformer file, which holds no {parts}: give {flags} (sd-scripts' "
-            "files: ae.safetensors, clip_l.safetensors, t5xxl_fp16.safetensors), or give a diffusers FLUX.1 folder",
-            path=info.path, parts=", ".join(flags[f.removeprefix("--")] for f in missing), flags=" ".join(missing),
+            "flux.part_missing", "{path} is a FLUX.1 transformer file, which holds no autoencoder or text encoders: "
+            "give {flags} as well (sd-scripts' files: ae.safetensors, clip_l.safetensors, t5xxl_fp16.safetensors), or "
+            "give a diffusers FLUX.1 folder", path=info.path, flags=" ".join(missing),
         ))
     found = {flag: _given(files, flag) for flag in flags}
     for flag, path in found.items():
