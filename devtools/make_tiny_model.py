@@ -1,12 +1,16 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl --out DIR [--single-file] [--seed N]
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell --out DIR [--single-file]
+        [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
 
 Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
 ``StableDiffusionPipeline``/``StableDiffusionXLPipeline.from_pretrained(DIR)``). With it, DIR gets
 ``tiny-<arch>.safetensors`` in the original Stability layout and ``DIR/tokenizer_cache`` laid out as
-sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed.
+sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed. Families whose
+single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
+files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
+by those flags (devtools/tiny_flux.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,9 +48,13 @@ class TinyModel:
     arch: str
     path: Path  # diffusers folder or single file
     tokenizer_cache_dir: Path | None  # only for single files
+    # Part files passed by flags of their own (FLUX.1: {"ae": ..., "clip_l": ..., "t5xxl": ...}); single files only.
+    part_files: dict[str, Path] = field(default_factory=dict)
 
     def trainer_flags(self) -> list[str]:
         flags = ["--pretrained_model_name_or_path", str(self.path)]
+        for flag, path in self.part_files.items():
+            flags += [f"--{flag}", str(path)]
         if self.arch in ("sd2", "sd2-v"):
             flags.append("--v2")
         if self.arch == "sd2-v":
@@ -56,7 +64,7 @@ class TinyModel:
         return flags
 
 
-def _token_ids(tokenizer: CLIPTokenizer) -> dict[str, int]:
+def _token_ids(tokenizer: CLIPTokenizer) -> dict[str, int | None]:
     return {
         "vocab_size": len(tokenizer),
         "bos_token_id": tokenizer.bos_token_id,
@@ -88,6 +96,7 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     from backend.models.saving import save_components
     from backend.models.tokenizers import cache_folder
     from devtools.tiny_model_configs import tiny_arch_configs
+    from devtools.tiny_t5_tokenizer import write_tiny_t5_tokenizer
     from devtools.tiny_tokenizer import write_tiny_tokenizer
 
     if arch not in config_sets():
@@ -103,10 +112,14 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
         # tools expect the vocab.json/merges.txt pair as well.
         sources = [Path(tmp) / f"tokenizer_{i}" for i in range(len(hub))]
         tokenizers = [
-            write_tiny_tokenizer(src, pad_with_bang)
-            for src, (_, _, pad_with_bang) in zip(sources, hub, strict=True)
+            write_tiny_t5_tokenizer(src) if entry.kind == "t5" else write_tiny_tokenizer(src, entry.pad_with_bang)
+            for src, entry in zip(sources, hub, strict=True)
         ]
         configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])
+        if family.part_flags:  # the denoiser alone in single files: the parts are files of their own
+            from devtools.tiny_flux import write_tiny_flux
+
+            return write_tiny_flux(arch, configs, tokenizers, sources, out, single_file=single_file, seed=seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             unet, vae, text_encoders = _random_modules(configs)
@@ -116,8 +129,8 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
         if single_file:
             cache = out / "tokenizer_cache"
             path = save_components(components, out / f"tiny-{arch}.safetensors")
-            for src, (hub_id, _, _) in zip(sources, hub, strict=True):
-                with atomic_folder(cache_folder(cache, hub_id)) as folder:
+            for src, entry in zip(sources, hub, strict=True):
+                with atomic_folder(cache_folder(cache, entry.hub_id)) as folder:
                     shutil.copytree(src, folder, dirs_exist_ok=True)
             return TinyModel(arch, path, cache)
         with atomic_folder(out) as folder:
@@ -150,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--arch", required=True, choices=(*config_sets(), *CAPTIONER_FLAGS),
                         help="a model family, or a captioner/tagger (blip, git, wd14: devtools/tiny_captioners.py)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors")
+    parser.add_argument("--single-file", action="store_true", help="write one original-layout .safetensors (FLUX.1: "
+                        "the transformer, with the autoencoder and text encoders as files of their own)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     check_out(args)

@@ -23,6 +23,23 @@ TINY_VAE = {
 }
 
 
+# FLUX.1: 1 double + 2 single blocks, 2 heads x 16 (rope axes sum to the head width), T5 with 2 layers.
+TINY_T5 = {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 2, "num_decoder_layers": 2}
+TINY_FLUX = {"num_layers": 1, "num_single_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16,
+             "axes_dims_rope": [4, 4, 8]}
+
+
+def _flux(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
+    """FLUX.1's tiny configs: the 16-channel VAE keeps four levels (latents 1/8 of the image, packed 2x2)."""
+    clip = _text(real.text_encoders[0], TINY_TEXT, tokens[0], projection_dim=32)
+    t5_tokens = {k: v for k, v in tokens[1].items() if k != "bos_token_id"}  # T5 has no BOS
+    t5 = {**real.text_encoders[1], **TINY_T5, **t5_tokens, "decoder_start_token_id": t5_tokens["pad_token_id"]}
+    transformer = {**real.unet, **TINY_FLUX, "joint_attention_dim": t5["d_model"],
+                   "pooled_projection_dim": clip["hidden_size"]}
+    vae = {**real.vae, **TINY_VAE}
+    return ArchConfigs(real.family, transformer, vae, [clip, t5], dict(real.scheduler), dict(real.model_index))
+
+
 def _text(
     real: dict[str, Any], sizes: dict[str, int], tokens: dict[str, int], **extra: Any
 ) -> dict[str, Any]:
@@ -32,6 +49,8 @@ def _text(
 def tiny_arch_configs(arch: str, tokens: list[dict[str, int]]) -> ArchConfigs:
     """``tokens`` per text encoder: ``vocab_size``, ``bos_token_id``, ``eos_token_id``, ``pad_token_id``."""
     real = load_arch_configs(arch)
+    if "guidance_embeds" in real.unet:  # a FLUX.1 transformer
+        return _flux(real, tokens)
     vae = {**real.vae, **TINY_VAE}
     if real.family == "sdxl":
         te1 = _text(real.text_encoders[0], TINY_TEXT, tokens[0], projection_dim=32)

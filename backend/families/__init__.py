@@ -132,11 +132,14 @@ def joint_label(found: Iterable[FamilyDeclaration]) -> str:
 def of_pipeline_index(index: Mapping[str, Any]) -> FamilyDeclaration:
     """The family whose diffusers folder layout a model_index.json describes: of those whose pipeline
     class it names or whose text encoders it lists, the one with the most text encoders (SDXL's folders
-    hold SD's too) and then the most specific class; the first declared where several share a layout
+    hold SD's too), then one whose class it names (FLUX.1 and SDXL folders both hold two text encoders:
+    the class decides), then the most specific class; the first declared where several share a layout
     (their configs tell them apart: `FamilyDeclaration.detection`), and where none matches."""
     class_name = str(index.get("_class_name", ""))
-    found = [d for d in DECLARATIONS
-             if (d.pipeline_class_prefix and class_name.startswith(d.pipeline_class_prefix))
-             or all(name in index for name in d.text_encoder_folders)]
-    return max(found, key=lambda d: (len(d.text_encoder_folders), len(d.pipeline_class_prefix)),
-               default=DECLARATIONS[0])
+
+    def named(d: FamilyDeclaration) -> int:  # the length of its class prefix the index names, else 0
+        return len(d.pipeline_class_prefix) if d.pipeline_class_prefix and class_name.startswith(
+            d.pipeline_class_prefix) else 0
+
+    found = [d for d in DECLARATIONS if named(d) or all(name in index for name in d.text_encoder_folders)]
+    return max(found, key=lambda d: (len(d.text_encoder_folders), named(d) > 0, named(d)), default=DECLARATIONS[0])

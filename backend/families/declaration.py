@@ -35,6 +35,7 @@ class HubTokenizer(NamedTuple):
     hub_id: str
     subfolder: str | None = None
     pad_with_bang: bool = False  # pads with "!" (id 0), as the real OpenCLIP tokenizers do
+    kind: Literal["clip", "t5"] = "clip"  # CLIP BPE (CLIPTokenizer) or T5 Unigram (T5TokenizerFast)
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,21 @@ class FamilyDeclaration:
     # The real model's shapes, which tell a file's family when nothing else does.
     text_encoder_widths: tuple[int, ...] = ()  # hidden size of each text encoder, in diffusers order
     cross_attention_width: int = 0  # the denoiser's cross-attention (context) width
-    # Component folders of a diffusers pipeline, in text-encoder order.
+    # Component folders of a diffusers pipeline, in text-encoder order; the denoiser's folder ("unet" for
+    # U-Net families, "transformer" for DiT families such as FLUX.1). ArchConfigs.unet holds its config either way.
+    denoiser_folder: str = "unet"
     text_encoder_folders: tuple[str, ...] = ("text_encoder",)
     tokenizer_folders: tuple[str, ...] = ("tokenizer",)
     # The diffusers pipeline class its folders name in model_index.json begins with ("StableDiffusionXL").
     pipeline_class_prefix: str = ""
-    # Its text encoders in the original single-file layout, and their tokenizers, in text-encoder order.
+    # Its text encoders in the original single-file layout, and their tokenizers, in text-encoder order. Empty
+    # where the family's single files hold the denoiser alone (FLUX.1: --clip_l, --t5xxl and --ae are files of
+    # their own).
     original_text_encoders: tuple[OriginalTextEncoder, ...] = ()
     hub_tokenizers: tuple[HubTokenizer, ...] = ()
+    # Parts its single files do not hold, each passed as a file by a flag of its own (sd-scripts' names,
+    # without "--") -> the diffusers component folder it replaces (FLUX.1: {"ae": "vae", "clip_l": ...}).
+    part_flags: Mapping[str, str] = field(default_factory=dict)
     # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.
     configs_folder: Path | None = None
     detection: Detection | None = None
@@ -75,8 +83,6 @@ class FamilyDeclaration:
     text_encoder_output_cache: bool = False
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
-    # Parts its commands take as files of their own, by option name (FLUX.1: --clip_l, --t5xxl, --ae).
-    model_files: tuple[str, ...] = ()
     # What its commands train against: "ddpm" (noise or v prediction on a DDPM schedule) or
     # "flow_matching". The option schema scopes the options only one objective reads by it.
     objective: Literal["ddpm", "flow_matching"] = "ddpm"
@@ -96,6 +102,11 @@ class FamilyDeclaration:
     # Options sd-scripts records as ss_<name> for this family's runs (its update_metadata).
     metadata_options: tuple[str, ...] = ()
 
+    @property
+    def model_files(self) -> tuple[str, ...]:
+        """The options naming its parts given as files of their own (FLUX.1: clip_l, t5xxl, ae)."""
+        return tuple(self.part_flags)
+
     def facts(self, v_prediction: bool) -> PredictionFacts:
         return self.v_prediction if v_prediction and self.v_prediction is not None else self.epsilon
 
@@ -107,7 +118,7 @@ class FamilyDeclaration:
         return f"{arch}/lora" if lora else arch
 
     def implementation_url(self, lora: bool) -> str:
-        """modelspec.implementation: whole checkpoints are written in Stability's layout."""
+        """modelspec.implementation: whole checkpoints are written in the layout of `checkpoint_implementation`."""
         return self.lora_implementation if lora else self.checkpoint_implementation
 
     def native_resolution(self, v_prediction: bool) -> int:

@@ -37,6 +37,10 @@ def _accepts_every_folder(folder: Path, index: JsonObject) -> None:
     return None
 
 
+def _knows_no_parts(shapes: Shapes, path: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Detection:
     # An original-layout single file: the family its keys show (None: not one of this package's).
@@ -45,3 +49,6 @@ class Detection:
     from_folder: Callable[[FolderConfigs], Recognised]
     # Refuses a pipeline folder of this layout that cannot be trained, before its parts are checked.
     refuse_folder: Callable[[Path, JsonObject], None] = _accepts_every_folder
+    # A file holding one part of this family's model that is passed by a flag of its own (FLUX.1's --ae,
+    # --clip_l, --t5xxl), given as the base model: the message saying what it is and where it goes.
+    part_message: Callable[[Shapes, str], str | None] = _knows_no_parts

@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from diffusers import AutoencoderKL, DDPMScheduler, FluxTransformer2DModel, UNet2DConditionModel
+from transformers import (
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    T5EncoderModel,
+    T5TokenizerFast,
+)
 
 from backend.models.configs import ArchConfigs, Family
 
@@ -15,10 +21,10 @@ from backend.models.configs import ArchConfigs, Family
 class Components:
     family: Family
     configs: ArchConfigs  # exact configs of the loaded modules; scheduler carries the prediction type
-    unet: UNet2DConditionModel
+    unet: UNet2DConditionModel | FluxTransformer2DModel  # the denoiser (FLUX.1: its transformer)
     vae: AutoencoderKL
-    text_encoders: list[CLIPTextModel | CLIPTextModelWithProjection]
-    tokenizers: list[CLIPTokenizer]
+    text_encoders: list[CLIPTextModel | CLIPTextModelWithProjection | T5EncoderModel]
+    tokenizers: list[CLIPTokenizer | T5TokenizerFast]
     # Original-layout tensors (full keys) with no diffusers counterpart, written back on single-file save.
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     source: str = ""

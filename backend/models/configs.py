@@ -98,11 +98,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_diffusers_configs(folder: str | Path, family: Family) -> ArchConfigs:
-    """Read the component configs of a diffusers pipeline folder (ours or a real one)."""
+    """Read the component configs of a diffusers pipeline folder (ours or a real one); `unet` holds the
+    denoiser's config, from the family's denoiser folder (`unet/` or `transformer/`)."""
     folder = Path(folder)
     return ArchConfigs(
         family=family,
-        unet=_read_json(folder / "unet" / "config.json"),
+        unet=_read_json(folder / declaration(family).denoiser_folder / "config.json"),
         vae=_read_json(folder / "vae" / "config.json"),
         text_encoders=[_read_json(folder / name / "config.json") for name in declaration(family).text_encoder_folders],
         scheduler=_read_json(folder / "scheduler" / "scheduler_config.json"),

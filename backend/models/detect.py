@@ -54,7 +54,8 @@ def _by_cross_attention_width(shapes: Shapes) -> Recognised | None:
     """A U-Net alone (original layout): its cross-attention width is its family's context width."""
     widths: dict[int, str] = {}
     for decl in DECLARATIONS:
-        widths.setdefault(decl.cross_attention_width, decl.name)
+        if decl.denoiser_folder == "unet":  # attn2 keys are a U-Net's; a transformer's width says nothing here
+            widths.setdefault(decl.cross_attention_width, decl.name)
     for key, shape in shapes.items():
         if key.startswith("model.diffusion_model.") and key.endswith("attn2.to_k.weight"):
             family = widths.get(shape[-1])
@@ -72,6 +73,10 @@ def _family_from_keys(shapes: Shapes, path: str, metadata: dict[str, str] | None
     found = _by_cross_attention_width(shapes)
     if found is not None:
         return found
+    for detection in _detections():  # a part some family takes by a flag of its own (FLUX.1's --ae)
+        part = detection.part_message(shapes, path)
+        if part is not None:
+            raise ModelMismatchError(part)
     foreign = describe_foreign_keys(path, shapes.keys(), metadata or {})
     if foreign is not None:
         raise foreign

@@ -1,6 +1,6 @@
 """What a weights file is when it is not a base model this trainer can train: a LoRA or LyCORIS
 network, a textual-inversion embedding, a VAE, text encoder or U-Net on its own, a ControlNet, or a
-model of a family not supported yet (FLUX.1, SD 3.x, ...). Recognised from the tensor names (and
+model of a family not supported yet (SD 3.x, ...). Recognised from the tensor names (and
 the metadata LoRA trainers write), so the message can say what the file is and what to do with it
 instead of "not a recognised checkpoint". Light: no torch.
 """
@@ -20,7 +20,8 @@ _LYCORIS_PARAMS = {
     ".dora_scale": "DoRA", ".diff": "full (LyCORIS)", ".a1.weight": "GLoRA", ".on_input": "IA3",
 }  # fmt: skip
 _PEFT_MARKERS = (".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.", "_lora.down.", "lora_linear_layer.")
-_FAMILIES_BY_ARCHITECTURE = {"flux": "FLUX.1", "stable-diffusion-v3": "Stable Diffusion 3/3.5", "sd3": "Stable Diffusion 3/3.5"}
+# Families no declaration claims yet (a claimed family's files are recognised before these are asked).
+_FAMILIES_BY_ARCHITECTURE = {"stable-diffusion-v3": "Stable Diffusion 3/3.5", "sd3": "Stable Diffusion 3/3.5"}
 
 
 def _any(keys: Collection[str], *, starts: tuple[str, ...] = (), contains: tuple[str, ...] = ()) -> bool:
@@ -69,10 +70,6 @@ def _unsupported_family(keys: Collection[str], metadata: Mapping[str, str]) -> s
     for marker, label in _FAMILIES_BY_ARCHITECTURE.items():
         if architecture.startswith(marker):
             return label
-    if _any(keys, contains=("double_blocks.",)) and _any(keys, contains=("single_blocks.",)):
-        return "FLUX.1"
-    if _any(keys, contains=("single_transformer_blocks.",)):
-        return "FLUX.1"
     if _any(keys, contains=("joint_blocks.",)) or (
         _any(keys, contains=(".attn.add_q_proj.",)) and _any(keys, starts=("pos_embed.", "transformer.pos_embed."))
     ):

@@ -65,7 +65,7 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
     _check_pipeline_class(folder, index)
     family = of_pipeline_index(index)
     missing: list[str] = []
-    for name in ("unet", "vae"):
+    for name in (family.denoiser_folder, "vae"):
         _check_component(folder / name, "config.json", _DIFFUSERS_WEIGHTS, missing)
     for name in family.text_encoder_folders:
         _check_component(folder / name, "config.json", _TRANSFORMERS_WEIGHTS, missing)
@@ -138,7 +138,7 @@ def _check_pipeline_class(folder: Path, index: dict[str, Any]) -> None:
     family = of_pipeline_index(index)
     if family.detection is not None:
         family.detection.refuse_folder(folder, index)  # a pipeline of the family it cannot train (a refiner)
-    if "unet" not in index and "transformer" in index:
+    if family.denoiser_folder not in index and "transformer" in index:
         raise ModelMismatchError(msg(
             "model.folder_transformer", "{folder} is a {class_name} model (a transformer instead of a U-Net); this "
             "trainer trains SD 1.x, SD 2.x and SDXL models only",

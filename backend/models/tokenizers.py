@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import CLIPTokenizer
+from transformers import CLIPTokenizer, PreTrainedTokenizerBase, T5TokenizerFast
 
 from backend.families import declaration
 from backend.hub import hub_unreachable_reason
@@ -35,10 +35,16 @@ def cache_folder(cache_dir: str | Path, hub_id: str) -> Path:
     return Path(cache_dir) / hub_id.replace("/", "_")
 
 
-def _is_usable(tokenizer: CLIPTokenizer) -> bool:
+# The tokenizer class for each `HubTokenizer.kind`, and the fewest entries a real vocabulary of it has.
+_CLASSES: dict[str, type[PreTrainedTokenizerBase]] = {"clip": CLIPTokenizer, "t5": T5TokenizerFast}
+_MIN_VOCABULARY = {"clip": 512, "t5": 16}
+
+
+def _is_usable(tokenizer: PreTrainedTokenizerBase, kind: str = "clip") -> bool:
     # transformers 5 returns an empty tokenizer (just the special tokens) when the hub files are
-    # missing offline instead of raising; a CLIP BPE vocab has at least its 512 byte-level symbols.
-    return len(tokenizer.get_vocab()) >= 512
+    # missing offline instead of raising; a CLIP BPE vocab has at least its 512 byte-level symbols,
+    # a T5 one more than its three special tokens.
+    return len(tokenizer.get_vocab()) >= _MIN_VOCABULARY[kind]
 
 
 def _unavailable(
@@ -59,11 +65,12 @@ def _unavailable(
     ))
 
 
-def _from_hub(hub_id: str, subfolder: str | None, local: Path | None) -> CLIPTokenizer:
+def _from_hub(hub_id: str, subfolder: str | None, local: Path | None, kind: str = "clip") -> PreTrainedTokenizerBase:
     """The Hugging Face cache first (no network), then a download if the Hub can be reached."""
+    cls = _CLASSES[kind]
     try:
-        cached = CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder, local_files_only=True)
-        if _is_usable(cached):
+        cached = cls.from_pretrained(hub_id, subfolder=subfolder, local_files_only=True)
+        if _is_usable(cached, kind):
             return cached
     except (OSError, ValueError):
         pass
@@ -71,29 +78,32 @@ def _from_hub(hub_id: str, subfolder: str | None, local: Path | None) -> CLIPTok
     if unreachable:  # said at once, instead of after huggingface_hub's minute of retries
         raise _unavailable(hub_id, subfolder, local, unreachable)
     try:
-        return CLIPTokenizer.from_pretrained(hub_id, subfolder=subfolder)
+        return cls.from_pretrained(hub_id, subfolder=subfolder)
     except (OSError, ValueError) as exc:
         raise _unavailable(hub_id, subfolder, local, type(exc).__name__) from exc
 
 
 def load_hub_tokenizer(
-    hub_id: str, subfolder: str | None, pad_with_bang: bool, cache_dir: str | Path | None
-) -> CLIPTokenizer:
+    hub_id: str, subfolder: str | None, pad_with_bang: bool, cache_dir: str | Path | None, kind: str = "clip"
+) -> PreTrainedTokenizerBase:
+    """A CLIP tokenizer (`kind` "clip", cut to 77 tokens) or a T5 one ("t5", its own maximum length)."""
     local = cache_folder(cache_dir, hub_id) if cache_dir else None
     if local is not None and local.is_dir():
-        tokenizer = CLIPTokenizer.from_pretrained(str(local))
-        if not _is_usable(tokenizer):
+        tokenizer = _CLASSES[kind].from_pretrained(str(local))
+        if not _is_usable(tokenizer, kind):
             raise TokenizerUnavailableError(msg(
                 "model.tokenizer_cache_empty", "the cached tokenizer folder {folder} holds no usable CLIP vocabulary",
                 folder=local,
             ))
     else:
-        tokenizer = _from_hub(hub_id, subfolder, local)
-        if not _is_usable(tokenizer):
+        tokenizer = _from_hub(hub_id, subfolder, local, kind)
+        if not _is_usable(tokenizer, kind):
             raise _unavailable(hub_id, subfolder, local, msg("model.tokenizer_no_vocabulary",
                                                              "no vocabulary files were found"))
         if local is not None:
             tokenizer.save_pretrained(str(local))
+    if kind != "clip":
+        return tokenizer
     if pad_with_bang:
         # The real SD 2.x / SDXL TE2 tokenizers pad with "!" (id 0), as sd-scripts enforces.
         tokenizer.pad_token = "!"
@@ -101,8 +111,9 @@ def load_hub_tokenizer(
     return tokenizer
 
 
-def load_family_tokenizers(family: str, cache_dir: str | Path | None) -> list[CLIPTokenizer]:
-    return [load_hub_tokenizer(*entry, cache_dir=cache_dir) for entry in declaration(family).hub_tokenizers]
+def load_family_tokenizers(family: str, cache_dir: str | Path | None) -> list[PreTrainedTokenizerBase]:
+    return [load_hub_tokenizer(entry.hub_id, entry.subfolder, entry.pad_with_bang, cache_dir, entry.kind)
+            for entry in declaration(family).hub_tokenizers]
 
 
 def tokenize_chunks(

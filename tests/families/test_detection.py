@@ -24,6 +24,8 @@ from backend.models.errors import ModelFileError
     ({"_class_name": "StableDiffusionPipeline", "text_encoder": [], "text_encoder_2": []}, "sdxl"),
     ({"text_encoder": []}, "sd1"),
     ({}, "sd1"),  # nothing tells: the first family's layout, whose parts are then checked
+    # FLUX.1 and SDXL folders both list two text encoders: the pipeline class decides.
+    ({"_class_name": "FluxPipeline", "text_encoder": [], "text_encoder_2": [], "transformer": []}, "flux_dev"),
 ])
 def test_a_folder_index_names_its_family_layout(index: dict, family: str) -> None:
     assert families.of_pipeline_index(index).name == family
@@ -49,7 +51,7 @@ def _toy_keys(shapes: Shapes, path: str) -> Recognised | None:
 TOY = FamilyDeclaration(
     name="toy", label="Toy 1", implementation="tests.families.toy", commands={"lora": "toy_network", "finetune": "toy"},
     epsilon=PredictionFacts("toy_v1", "toy-v1", 256, "toy"), cross_attention_width=4096,
-    text_encoder_folders=("toy_encoder",), pipeline_class_prefix="Flux", implied_options={"v2": True},
+    text_encoder_folders=("toy_encoder",), pipeline_class_prefix="Wan", implied_options={"v2": True},
     detection=Detection(from_keys=_toy_keys, from_folder=lambda configs: Recognised("toy", "")),
 )
 
@@ -82,9 +84,9 @@ def test_a_declared_family_is_detected_and_checked(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("toy_family")
 def test_a_declared_pipeline_class_is_no_longer_refused(tmp_path: Path) -> None:
-    """FluxPipeline folders are refused as unsupported until a family declares them; then their parts,
+    """WanPipeline folders are refused as unsupported until a family declares them; then their parts,
     by the family's own component folders, are checked."""
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
     with pytest.raises(ModelFileError, match="the toy_encoder/ folder is missing"):
         folder_checks.check_diffusers_folder(tmp_path)
 
@@ -101,7 +103,10 @@ def test_folder_configs_tell_sd2_from_sd1() -> None:
 def test_each_declaration_carries_what_detecting_loading_and_saving_ask(decl: FamilyDeclaration) -> None:
     assert decl.detection is not None and decl.pipeline_class_prefix
     count = len(decl.text_encoder_folders)
-    assert len(decl.tokenizer_folders) == len(decl.original_text_encoders) == len(decl.hub_tokenizers) == count
+    assert len(decl.tokenizer_folders) == len(decl.hub_tokenizers) == count
+    # Single files hold every text encoder, or none (FLUX.1's are files of their own, passed by `part_flags`).
+    assert len(decl.original_text_encoders) == (0 if decl.part_flags else count)
+    assert set(decl.part_flags.values()) <= {*decl.text_encoder_folders, "vae"}
     for facts in (decl.epsilon, decl.v_prediction):
         if facts is not None:  # its shipped config sets lie in its own package
             assert decl.configs_folder is not None

@@ -124,9 +124,9 @@ def test_folders_that_are_no_model_folder(tiny: TinyModels, tmp_path: Path) -> N
                        "file itself"):
         detect_model(holder)
     index = folder / "model_index.json"
-    index.write_text(index.read_text().replace("StableDiffusionPipeline", "FluxPipeline"))
-    with pytest.raises(ModelMismatchError, match=r"is a FLUX\.1 model \(FluxPipeline\); this trainer trains SD 1\.x, "
-                       r"SD 2\.x and SDXL models and does not support FLUX\.1 yet"):
+    index.write_text(index.read_text().replace("StableDiffusionPipeline", "StableDiffusion3Pipeline"))
+    with pytest.raises(ModelMismatchError, match=r"is a Stable Diffusion 3/3\.5 model \(StableDiffusion3Pipeline\); this "
+                       r"trainer trains SD 1\.x, SD 2\.x and SDXL models and does not support Stable Diffusion 3/3\.5 yet"):
         detect_model(folder)
 
 
@@ -147,8 +147,6 @@ LORA_KEYS = ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
         (["clip_l", "clip_g"], {}, r"a textual-inversion embedding"),
         (["encoder.conv_in.weight", "decoder.conv_out.weight"], {}, r"a VAE on its own, not a whole model"),
         (["text_model.encoder.layers.0.mlp.fc1.weight"], {}, r"a CLIP text encoder on its own"),
-        (["model.diffusion_model.double_blocks.0.img_attn.qkv.weight",
-          "model.diffusion_model.single_blocks.0.linear1.weight"], {}, r"a FLUX\.1 model;.*does not support FLUX\.1 yet"),
         (["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"], {}, r"a Stable Diffusion 3/3\.5 model"),
     ],
 )

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from backend.families.clip import CLIP_L
 from backend.families.declaration import FamilyDeclaration, HubTokenizer, PredictionFacts
+from backend.families.flux.detection import DETECTION
 
 IMPL_FLUX = "https://github.com/black-forest-labs/flux"
-T5_XXL = HubTokenizer("google/t5-v1_1-xxl")  # sd-scripts' T5_XXL_TOKENIZER_ID
+T5_XXL = HubTokenizer("google/t5-v1_1-xxl", kind="t5")  # sd-scripts' T5_XXL_TOKENIZER_ID
 IMPLEMENTATION = "backend.families.flux.family"
 COMMANDS = {"lora": "flux_train_network", "finetune": "flux_train"}
 SHARED = {
@@ -19,13 +20,14 @@ SHARED = {
     "commands": COMMANDS,
     "text_encoder_widths": (768, 4096),  # CLIP ViT-L (pooled only), T5 v1.1 XXL
     "cross_attention_width": 4096,  # joint_attention_dim: the T5 width
+    "denoiser_folder": "transformer",
     "text_encoder_folders": ("text_encoder", "text_encoder_2"),
     "tokenizer_folders": ("tokenizer", "tokenizer_2"),
     "pipeline_class_prefix": "Flux",
     "hub_tokenizers": (CLIP_L, T5_XXL),
     "configs_folder": Path(__file__).parent / "configs",
+    "detection": DETECTION,
     "text_encoder_output_cache": True,
-    "model_files": ("clip_l", "t5xxl", "ae"),  # sd-scripts' flags for the parts beside a BFL transformer file
     "network_layout": "flux",
     "network_label": "FLUX.1",
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
@@ -43,6 +45,8 @@ SHARED = {
     "own_options": (
         "clip_l", "t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale",
     ),
+    # sd-scripts' flux_* flags for the parts a BFL transformer file lacks, and the folders they replace.
+    "part_flags": {"clip_l": "text_encoder", "t5xxl": "text_encoder_2", "ae": "vae"},
 }
 
 FLUX_DEV = FamilyDeclaration(
