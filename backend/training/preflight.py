@@ -118,11 +118,19 @@ def _family_name(plan: RunPlan) -> str:
 
 def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
     """Parts given as files of their own (FLUX.1's --clip_l, --t5xxl, --ae) exist before anything loads."""
-    for name in declaration(_family_name(plan)).model_files:
+    family = declaration(_family_name(plan))
+    for name in family.model_files:
         path = getattr(args, name, None)
         if path and not Path(path).exists():
             plan.errors.append(msg("preflight.model_file_not_found", "--{option} {path}: not found. Give the "
                                    "file on this machine.", option=name, path=path))
+    missing = [f"--{name}" for name in family.model_files if not getattr(args, name, None)]
+    if plan.model is not None and plan.model.format != "diffusers" and missing:
+        plan.errors.append(msg(
+            "preflight.model_files_missing", "{path} is a single {label} file, which holds only the denoiser: give "
+            "{flags} as well (or a diffusers {label} folder, which holds every part)",
+            path=plan.model.path, label=family.label, flags=" ".join(missing),
+        ))
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
