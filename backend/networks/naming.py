@@ -80,6 +80,9 @@ class Target:
     module: nn.Module
     kind: LayerKind
     text_encoder_index: int | None  # None for the U-Net
+    # Layers that stand for one fused layer of the original model, fed the same input (FLUX.1's qkv): one
+    # LoRA module over all of them (backend/networks/fused.py). Empty: just `module`.
+    members: tuple[nn.Module, ...] = ()
 
 
 def find_targets(
