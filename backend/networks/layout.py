@@ -37,9 +37,15 @@ SHARED_KEYS = tuple(key for key in keys_read_by(LORA, "training") if key not in 
 class NetworkLayout(ABC):
     label: str  # the model, for messages ("FLUX.1")
     shape_keys: tuple[str, ...] = ()  # network_args that shape the network (from the file when made from weights)
-    refused_keys: Mapping[str, str] = {}  # network_args that mean nothing here -> why (for the message)
-    # Why plug-in network modules (lycoris.kohya, third-party) cannot train this family; None: they can.
-    foreign_modules_refused: str | None = None
+
+    def refused_reason(self, key: str) -> str | None:
+        """Why network_args `key` (one networks.lora reads for other families) means nothing here; None: no
+        reason known, the key is then just unknown."""
+        return None
+
+    def foreign_modules_reason(self) -> str | None:
+        """Why plug-in network modules (lycoris.kohya, third-party) cannot train this family; None: they can."""
+        return None
 
     @abstractmethod
     def text_encoder_prefixes(self, count: int) -> list[str]:
@@ -62,10 +68,11 @@ class NetworkLayout(ABC):
 
 def check_layout_keys(layout: NetworkLayout, kwargs: Mapping[str, Any], module_name: str) -> None:
     for key in kwargs:
-        if key in layout.refused_keys:
+        why = layout.refused_reason(key)
+        if why:
             raise NetworkArgsError(msg(
                 "network.layout.refused_key", "network_args {key} does not apply to {model}: {why}",
-                key=repr(key), model=layout.label, why=layout.refused_keys[key],
+                key=repr(key), model=layout.label, why=why,
             ))  # fmt: skip
     check_known_keys(kwargs, (*SHARED_KEYS, *layout.shape_keys), f"{module_name} ({layout.label})")
 

@@ -155,10 +155,11 @@ def refuse_foreign_module(module: ModuleType, text_encoder: Any, unet: nn.Module
     if unet is None:
         return
     layout = family_of_modules(unet, len(as_list(text_encoder))).network_layout
-    if layout is not None and layout.foreign_modules_refused:
+    why = layout.foreign_modules_reason() if layout is not None else None
+    if why:
         raise NetworkModuleError(msg(
             "network.module.not_for_family", "--network_module {name} cannot train {model}: {why}",
-            name=module.__name__, model=layout.label, why=layout.foreign_modules_refused,
+            name=module.__name__, model=layout.label, why=why,
         ))  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from backend.networks import dylora, lora
 from backend.networks.args import NetworkArgsError
 from backend.networks.fused import FusedLoRAModule
 from backend.networks.loader import NetworkModuleError, refuse_foreign_module
+from backend.networks.naming import family_text_encoder_prefixes
 from backend.networks.network import LoRANetwork
 from backend.networks.weights_io import load_weights_file
 
@@ -136,6 +137,10 @@ def test_bad_args_are_refused(flux, args) -> None:
     tes, transformer = flux
     with pytest.raises(NetworkArgsError):
         lora.create_network(1.0, 4, 1.0, None, tes, transformer, **args)
+
+
+def test_text_encoder_prefixes_come_from_the_family(flux) -> None:
+    assert family_text_encoder_prefixes(flux[1], 2) == ["lora_te1", "lora_te3"]
 
 
 def test_other_modules_are_refused(flux) -> None:

@@ -93,9 +93,9 @@ TYPE_DIMS: tuple[tuple[str, tuple[str, ...]], ...] = (
 TRAIN_BLOCKS = ("all", "single", "double")
 BLOCK_SELECTIONS = ("train_double_block_indices", "train_single_block_indices")
 
-_NO_CONV = "FLUX.1's transformer has no convolutions to train"
-_NO_UNET_BLOCKS = ("it sets U-Net blocks, which FLUX.1 does not have; choose blocks with train_double_block_indices/"
-                   "train_single_block_indices and ranks per layer kind with img_attn_dim, single_dim, ...")
+CONV_KEYS = ("conv_dim", "conv_alpha")
+UNET_BLOCK_KEYS = ("block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas", "down_lr_weight",
+                   "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold")
 
 
 @dataclass(frozen=True)
@@ -208,15 +208,25 @@ class FluxNetworkLayout(NetworkLayout):
     label = "FLUX.1"
     shape_keys = ("train_blocks", "split_qkv", "train_t5xxl", *(key for key, _ in TYPE_DIMS), "in_dims",
                   *BLOCK_SELECTIONS)
-    refused_keys: Mapping[str, str] = {
-        "conv_dim": _NO_CONV, "conv_alpha": _NO_CONV,
-        **dict.fromkeys(("block_dims", "block_alphas", "conv_block_dims", "conv_block_alphas", "down_lr_weight",
-                         "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold"), _NO_UNET_BLOCKS),
-    }
-    foreign_modules_refused = (
-        "it trains FLUX.1's transformer through BFL's fused layers (one qkv Linear where diffusers has three), "
-        "which a plug-in module cannot see in diffusers' transformer; use --network_module networks.lora"
-    )
+
+    def refused_reason(self, key: str) -> str | None:
+        if key in CONV_KEYS:
+            return msg("network.flux.no_conv", "FLUX.1's transformer has no convolutions to train")
+        if key in UNET_BLOCK_KEYS:
+            return msg(
+                "network.flux.no_unet_blocks",
+                "it sets U-Net blocks, which FLUX.1 does not have; choose blocks with train_double_block_indices/"
+                "train_single_block_indices and ranks per kind of layer with img_attn_dim, single_dim, ...",
+            )  # fmt: skip
+        return None
+
+    def foreign_modules_reason(self) -> str | None:
+        return msg(
+            "network.flux.no_plugin_modules",
+            "sd-scripts' FLUX.1 LoRA trains BFL's fused layers (one qkv Linear where diffusers' transformer has "
+            "three), which a plug-in module cannot see in the transformer we train; use --network_module "
+            "networks.lora",
+        )  # fmt: skip
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
         return list(TEXT_ENCODER_PREFIXES[:count])
