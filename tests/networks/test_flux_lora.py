@@ -291,3 +291,39 @@ def test_dropouts_are_drawn_once_per_fused_module(flux) -> None:
                 expected = module.lora_up(lx) * module.scale
             torch.testing.assert_close(delta, expected)
     assert 0 < skipped < 10
+
+
+@pytest.mark.parametrize("split", ["False", "True"])
+def test_one_draw_per_fused_module_in_a_training_forward(flux, split, monkeypatch) -> None:
+    """diffusers hands q, k, v (and the single blocks' MLP) the same tensor: one shared draw per module."""
+    tes, transformer = flux
+    network = lora.create_network(1.0, 4, 1.0, None, tes, transformer, split_qkv=split, module_dropout="0.3")
+    network.apply_to(tes, transformer, apply_text_encoder=False)
+    network.train()
+    draws: dict[str, int] = {}
+    original = FusedLoRAModule._draw
+
+    def counting(self, x):
+        draws[self.lora_name] = draws.get(self.lora_name, 0) + 1
+        return original(self, x)
+
+    monkeypatch.setattr(FusedLoRAModule, "_draw", counting)
+    transformer(**transformer_inputs())
+    assert draws == {"lora_unet_double_blocks_0_img_attn_qkv": 1, "lora_unet_double_blocks_0_txt_attn_qkv": 1,
+                     "lora_unet_single_blocks_0_linear1": 1, "lora_unet_single_blocks_1_linear1": 1}
+    assert all(m._pending is None for m in network.unet_loras if isinstance(m, FusedLoRAModule))
+
+
+def test_loraplus_groups_and_gradients_of_split_modules(flux) -> None:
+    tes, transformer = flux
+    network = lora.create_network(1.0, 4, 1.0, None, tes, transformer, split_qkv="True", loraplus_lr_ratio="4")
+    network.apply_to(tes, transformer, apply_text_encoder=False)
+    groups, descriptions = network.prepare_optimizer_params(None, 1e-4)
+    assert descriptions == ["unet", "unet plus"] and groups[1]["lr"] == pytest.approx(4e-4)
+    linear1 = network.lora_unet_single_blocks_0_linear1
+    plus = {id(p) for p in groups[1]["params"]}
+    assert id(linear1.lora_up_3) in plus and id(linear1.lora_down_3) not in plus
+    randomize(network)
+    network.train()
+    transformer(**transformer_inputs(), return_dict=False)[0].square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in linear1.parameters())
