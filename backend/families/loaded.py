@@ -36,6 +36,9 @@ def all_families() -> list[ModelFamily]:
 def family_of_modules(unet: nn.Module | None, text_encoder_count: int) -> ModelFamily:
     """The family whose denoiser (and number of text encoders) these are."""
     for each in all_families():
+        if each.claims(unet):
+            return each
+    for each in all_families():
         if each.recognises(unet, text_encoder_count):
             return each
     raise ValueError(f"no model family has a {type(unet).__name__} with {text_encoder_count} text encoder(s)")

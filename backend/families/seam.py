@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from backend.models.components import Components
     from backend.models.spec import ModelSpecification
+    from backend.networks.layout import NetworkLayout
 
 # (noisy input, timesteps, conditioning extras) -> the model's output; the loop's closure runs the
 # text encoders and the U-Net under its autocast and training-method wrapper.
@@ -46,6 +47,9 @@ class ModelFamily(ABC):
     spec: ModelSpecification
     block_layout: BlockLayout
     network_targets: NetworkTargets = UNET_FAMILIES  # the modules a LoRA wraps
+    # How `networks.lora` lays a network over this family's models when sd-scripts has a module of its own
+    # for it (FLUX.1: networks/lora_flux.py): targets, names, network_args. None: sd-scripts' networks/lora.py.
+    network_layout: NetworkLayout | None = None
 
     @property
     def latent_cache_arch(self) -> str:
@@ -77,6 +81,11 @@ class ModelFamily(ABC):
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
         """Whether a loaded denoiser (and this many text encoders) is of this family (networks built
         by plug-in modules get only the modules, as sd-scripts' create_network does)."""
+
+    def claims(self, unet: nn.Module | None) -> bool:
+        """Whether this denoiser is this family's beyond doubt (a class only it has): asked of every family
+        before any `recognises`, which may go by weaker signs such as the number of text encoders."""
+        return False
 
     def network_module_names(self, unet: nn.Module) -> ModuleNameMap | None:
         """How network files name the denoiser's layers (None: by their diffusers paths)."""

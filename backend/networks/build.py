@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from backend.networks.naming import (
 from backend.networks.network import LoRANetwork
 from backend.networks.weights_io import module_dims
 
+if TYPE_CHECKING:
+    from backend.networks.layout import NetworkLayout
+
 logger = logging.getLogger(__name__)
 
 # (target, rank, alpha) -> module; rank 0 never reaches it.
@@ -40,13 +43,16 @@ class Models:
     unet_module_name: ModuleNameMap
     layout: BlockLayout  # the family's U-Net blocks (per-block network options)
     classes: NetworkTargets  # the family's modules a network wraps
+    # The family's own network layout (its sd-scripts module is not networks/lora.py); None: sd-scripts' lora.py.
+    network_layout: NetworkLayout | None = None
 
     @classmethod
     def of(cls, text_encoder: Any, unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> Models:
         text_encoders = as_list(text_encoder)
         family = family_of_modules(unet, len(text_encoders))
         module_name = resolve_unet_module_name(unet, unet_module_name)
-        return cls(text_encoders, unet, module_name, family.block_layout, family.network_targets)
+        return cls(text_encoders, unet, module_name, family.block_layout, family.network_targets,
+                   family.network_layout)
 
     def targets(self, with_conv: bool) -> tuple[list[Target], list[Target]]:
         te = text_encoder_targets(self.text_encoders, self.classes)
@@ -62,8 +68,10 @@ def build_network(
     multiplier: float,
     block_lr_weight: list[float] | None = None,
     loraplus_ratios: tuple[float | None, float | None, float | None] = (None, None, None),
+    targets: tuple[list[Target], list[Target]] | None = None,
 ) -> LoRANetwork:
-    te_targets, unet_targets_ = models.targets(with_conv)
+    """`targets` (text encoders', denoiser's): when a family's network layout chose them; default: by class."""
+    te_targets, unet_targets_ = targets if targets is not None else models.targets(with_conv)
 
     def create(targets: list[Target]) -> list[nn.Module]:
         modules, skipped = [], []

@@ -165,6 +165,7 @@ def create_network(
     check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
     args = ArgReader(kwargs)
     models = Models.of(text_encoder, unet, unet_module_name)
+    _refuse_layout(models)
     dim = DEFAULT_DIM if network_dim is None else int(network_dim)
     alpha = DEFAULT_ALPHA if network_alpha is None else float(network_alpha)
     unit = args.integer("unit") or 1
@@ -208,6 +209,7 @@ def create_network_from_weights(
     check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
     args = ArgReader(kwargs)
     models = Models.of(text_encoder, unet, unet_module_name)
+    _refuse_layout(models)
     weights = weights_from(file, weights_sd)
     network = build_network(
         models, True, ranks_from_weights(weights), _factory(multiplier, args.integer("unit") or 1),
@@ -215,6 +217,17 @@ def create_network_from_weights(
     )
     check_weights_match(network, weights, str(file) if file is not None else "weights")
     return network, weights
+
+
+def _refuse_layout(models: Models) -> None:
+    """sd-scripts has DyLoRA only for the U-Net families' layout (networks/lora.py's)."""
+    if models.network_layout is not None:
+        raise NetworkArgsError(msg(
+            "network.dylora.not_for_family",
+            "networks.dylora cannot train {model}: sd-scripts has DyLoRA only for the U-Net models; use "
+            "--network_module networks.lora",
+            model=models.network_layout.label,
+        ))  # fmt: skip
 
 
 def _factory(multiplier: float, unit: int):

@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.families.loaded import family_of_modules
 from backend.messages import msg
 from backend.networks.arg_keys import PER_BLOCK_KEYS
 from backend.networks.args import keys_read_by
 from backend.networks.bridge import model_views
-from backend.networks.naming import ModuleNameMap
+from backend.networks.naming import ModuleNameMap, as_list
 from backend.networks.weights_io import weights_from
 
 logger = logging.getLogger(__name__)
@@ -151,6 +152,19 @@ def unread_network_args(module: ModuleType, args: Mapping[str, Any]) -> list[str
     return warnings
 
 
+def refuse_foreign_module(module: ModuleType, text_encoder: Any, unet: nn.Module | None) -> None:
+    """A family with a network layout of its own may not fit plug-in modules (they see only our views)."""
+    if unet is None:
+        return
+    layout = family_of_modules(unet, len(as_list(text_encoder))).network_layout
+    why = layout.foreign_modules_reason() if layout is not None else None
+    if why:
+        raise NetworkModuleError(msg(
+            "network.module.not_for_family", "--network_module {name} cannot train {model}: {why}",
+            name=module.__name__, model=layout.label, why=why,
+        ))  # fmt: skip
+
+
 def create_network(
     module: ModuleType,
     multiplier: float,
@@ -170,6 +184,7 @@ def create_network(
             multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout,
             unet_module_name=unet_module_name, **args,
         )
+    refuse_foreign_module(module, text_encoder, unet)
     for warning in unread_network_args(module, args):
         logger.warning(warning)
     args.setdefault("dropout", neuron_dropout)
@@ -199,6 +214,7 @@ def create_network_from_weights(
             multiplier, file, vae, text_encoder, unet, weights_sd, for_inference,
             unet_module_name=unet_module_name, **args,
         )
+    refuse_foreign_module(module, text_encoder, unet)
     weights = weights_from(file, weights_sd)
     te_view, unet_view = model_views(text_encoder, unet, unet_module_name)
     network, _ = module.create_network_from_weights(

@@ -38,6 +38,7 @@ from backend.networks.build import (
     check_weights_match,
     ranks_from_weights,
 )
+from backend.networks.layout import create_layout_network, create_layout_network_from_weights
 from backend.networks.module import LoRAModule
 from backend.networks.naming import ModuleNameMap, Target
 from backend.networks.network import LoRANetwork
@@ -67,12 +68,15 @@ def create_network(
     unet_module_name: ModuleNameMap | None = None,
     **kwargs: Any,
 ) -> LoRANetwork:
-    """A new LoRA network for `text_encoder` (one model or a list) and `unet`; see the module doc."""
-    check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
-    args = ArgReader(kwargs)
+    """A new LoRA network for `text_encoder` (one model or a list) and `unet`; see the module doc. A family
+    with a network layout of its own (FLUX.1) lays it out and reads its own network_args (layout.py)."""
     models = Models.of(text_encoder, unet, unet_module_name)
     dim = DEFAULT_DIM if network_dim is None else int(network_dim)
     alpha = DEFAULT_ALPHA if network_alpha is None else float(network_alpha)
+    if models.network_layout is not None:
+        return create_layout_network(models, multiplier, dim, alpha, neuron_dropout, kwargs, MODULE_NAME)
+    check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
+    args = ArgReader(kwargs)
 
     conv_dim = args.integer("conv_dim")
     conv_alpha = args.number("conv_alpha")
@@ -125,6 +129,11 @@ def create_network_from_weights(
     """A network shaped like the file (ranks, alphas, conv layers): --dim_from_weights and
     --base_weights. The weights are returned, not loaded: call `load_weights` or `merge_to`.
     `for_inference` turns dropout off; rank-shaping network_args are ignored (the file decides)."""
+    models = Models.of(text_encoder, unet, unet_module_name)
+    if models.network_layout is not None:
+        return create_layout_network_from_weights(
+            models, multiplier, file, weights_sd, for_inference, neuron_dropout, kwargs, MODULE_NAME,
+        )
     check_known_keys(kwargs, KNOWN_KEYS, MODULE_NAME)
     ignored = [key for key in DIM_KEYS if key in kwargs]
     if ignored:
@@ -133,7 +142,6 @@ def create_network_from_weights(
             keys=", ".join(ignored),
         ))  # fmt: skip
     args = ArgReader(kwargs)
-    models = Models.of(text_encoder, unet, unet_module_name)
     weights = weights_from(file, weights_sd)
     if for_inference:
         factory = _factory(multiplier, None, None, None)

@@ -48,6 +48,13 @@ def text_encoder_prefixes(count: int) -> list[str]:
     return [f"{TEXT_ENCODER_PREFIX}{i + 1}" for i in range(count)]
 
 
+def family_text_encoder_prefixes(unet: nn.Module | None, count: int) -> list[str]:
+    """The text encoders' key prefixes for this denoiser's family: its network layout's (FLUX.1: `lora_te1`,
+    `lora_te3`), else by the count as sd-scripts' networks/lora.py names them."""
+    layout = family_of_modules(unet, count).network_layout if unet is not None else None
+    return layout.text_encoder_prefixes(count) if layout is not None else text_encoder_prefixes(count)
+
+
 def text_encoder_module_name(text_encoder: nn.Module) -> ModuleNameMap:
     """Map a path inside `text_encoder` to the path the CLIPTextModel of transformers 4 had."""
     if hasattr(text_encoder, "text_model"):
@@ -80,6 +87,9 @@ class Target:
     module: nn.Module
     kind: LayerKind
     text_encoder_index: int | None  # None for the U-Net
+    # Layers that stand for one fused layer of the original model, fed the same input (FLUX.1's qkv): one
+    # LoRA module over all of them (backend/networks/fused.py). Empty: just `module`.
+    members: tuple[nn.Module, ...] = ()
 
 
 def find_targets(

@@ -11,6 +11,7 @@ import torch
 
 from backend.families.blocks import BlockLayout
 from backend.families.flux.declaration import DECLARATIONS
+from backend.families.flux.network import FLUX_NETWORK
 from backend.families.flux.spec import FluxSpec, FluxTextOptions
 from backend.families.seam import ModelCall, ModelFamily
 from backend.objectives.base import Generators, Prediction
@@ -59,6 +60,7 @@ class FluxFamily(ModelFamily):
     block_layout = BlockLayout("FLUX.1", 0, 0, False, lambda name: None)
     objective_options = FluxObjectiveOptions
     text_options = FluxTextOptions
+    network_layout = FLUX_NETWORK  # sd-scripts' lora_flux names, fused qkv, its network args
 
     def objective(self, components: Components | None, options: FluxObjectiveOptions, loss: LossConfig
                   ) -> Objective:
@@ -73,6 +75,9 @@ class FluxFamily(ModelFamily):
 
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
         return type(unet).__name__ == "FluxTransformer2DModel"
+
+    def claims(self, unet: nn.Module | None) -> bool:
+        return self.recognises(unet, 0)
 
 
 FAMILY = FluxFamily()
