@@ -24,7 +24,7 @@ from backend.models.components import Components, PromptEmbeds
 from backend.models.configs import Family
 from backend.models.detect import ModelInfo, ModelMismatchError, detect_model
 from backend.models.loading import load_components
-from backend.models.saving import save_components
+from backend.models.saving import StateOverrides, save_components
 from backend.models.tokenizers import MODEL_MAX_LENGTH, tokenize_chunks
 
 if TYPE_CHECKING:
@@ -183,6 +183,11 @@ class ModelSpecification(ABC):
         *,
         dtype: torch.dtype | None = None,
         metadata: dict[str, str] | None = None,
+        states: StateOverrides | None = None,
+        safetensors: bool = True,
     ) -> Path:
-        """Single file (original layout) for ``.safetensors``/``.ckpt`` paths, else a diffusers folder."""
-        return save_components(components, path, dtype=dtype, metadata=metadata)
+        """Single file (original layout) for ``.safetensors``/``.ckpt`` paths, else a diffusers folder.
+        ``states`` replaces modules' weights by part name (a fine-tune's trained weights); ``safetensors``
+        False writes a folder's weights as ``.bin``."""
+        return save_components(components, path, dtype=dtype, metadata=metadata, states=states,
+                               safetensors=safetensors)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from backend.families.loaded import family
 from backend.finite_weights import WeightProblems, check_weights
 from backend.models.components import Components
-from backend.models.saving import save_components
 from backend.training.block_lr import block_param_groups, parse_block_lrs
 from backend.training.distributed import check_in_sync
 from backend.training.ema import EmaWeights
@@ -233,7 +233,7 @@ class FineTuneTraining:
 
     def _write(self, path: Path, trained: dict[str, dict[str, torch.Tensor]], dtype: torch.dtype | None,
                metadata: dict[str, str] | None) -> None:
-        # save_components writes to a temporary sibling and renames: never a half-written file or folder.
+        # The family's save writes to a temporary sibling and renames: never a half-written file or folder.
         states = {**self.frozen_weights, **trained}
-        save_components(self.components, path, dtype=dtype, metadata=metadata, states=states,
-                        safetensors=self.format.safetensors)
+        family(self.components.family).spec.save(self.components, path, dtype=dtype, metadata=metadata,
+                                                  states=states, safetensors=self.format.safetensors)

@@ -22,7 +22,14 @@ from backend.models.components import Components
 from backend.models.configs import load_arch_configs
 from backend.models.files import CONFIG_METADATA_KEY, SAFETENSORS_SUFFIXES
 from backend.models.keymap_text import from_module_keys
-from backend.models.saving import _cast, _check_replaceable, _write_json, _write_vocabulary_files
+from backend.models.saving import (
+    StateOverrides,
+    _cast,
+    _check_replaceable,
+    _write_json,
+    _write_vocabulary_files,
+    module_state,
+)
 
 # transformers ties T5's input embedding to `shared.weight`; safetensors refuses shared storage and
 # from_pretrained ties it again, so the copy is not written.
@@ -42,8 +49,8 @@ def transformer_metadata(components: Components, title: str) -> dict[str, str]:
 
 
 def _write_transformer_file(components: Components, path: Path, dtype: torch.dtype | None,
-                            metadata: dict[str, str]) -> None:
-    state = _cast(diffusers_to_bfl(components.unet.state_dict()), dtype)
+                            metadata: dict[str, str], states: StateOverrides | None) -> None:
+    state = _cast(diffusers_to_bfl(module_state(components, "unet", states)), dtype)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=transformer_metadata(components, path.stem) | metadata)
 
@@ -53,20 +60,23 @@ def _write_module(folder: Path, state: dict[str, torch.Tensor], stem: str) -> No
     save_file(state, str(folder / f"{stem}.safetensors"), metadata={"format": "pt"})
 
 
-def write_flux_folder(components: Components, folder: Path, dtype: torch.dtype | None) -> None:
-    """Every FluxPipeline component into `folder` (new or empty)."""
+def write_flux_folder(components: Components, folder: Path, dtype: torch.dtype | None,
+                      states: StateOverrides | None = None) -> None:
+    """Every FluxPipeline component into `folder` (new or empty); `states` replaces modules' weights
+    (a fine-tune's trained weights, by part name: "unet", "vae", "text_encoder<i>")."""
     family = declaration(components.family)
-    for name, module in ((family.denoiser_folder, components.unet), ("vae", components.vae)):
+    for name, part, module in ((family.denoiser_folder, "unet", components.unet), ("vae", "vae", components.vae)):
         (folder / name).mkdir(parents=True, exist_ok=True)
         module.save_config(folder / name)
-        _write_module(folder / name, _cast(module.state_dict(), dtype), "diffusion_pytorch_model")
+        _write_module(folder / name, _cast(module_state(components, part, states), dtype), "diffusion_pytorch_model")
     clip, t5 = components.text_encoders
     clip_folder, t5_folder = family.text_encoder_folders
     clip.config.save_pretrained(str(folder / clip_folder))
     # The classic `text_model.` keys, which transformers 4 and 5 both load (see backend/models/saving.py).
-    _write_module(folder / clip_folder, _cast(from_module_keys(clip.state_dict(), clip), dtype), "model")
+    clip_state = module_state(components, "text_encoder1", states)
+    _write_module(folder / clip_folder, _cast(from_module_keys(clip_state, clip), dtype), "model")
     t5.config.save_pretrained(str(folder / t5_folder))
-    t5_state = {k: v for k, v in t5.state_dict().items() if k != _T5_TIED}
+    t5_state = {k: v for k, v in module_state(components, "text_encoder2", states).items() if k != _T5_TIED}
     _write_module(folder / t5_folder, _cast(t5_state, dtype), "model")
     for name, tokenizer in zip(family.tokenizer_folders, components.tokenizers, strict=True):
         tokenizer.save_pretrained(str(folder / name))
@@ -77,17 +87,18 @@ def write_flux_folder(components: Components, folder: Path, dtype: torch.dtype |
 
 
 def save_flux(components: Components, path: str | Path, *, dtype: torch.dtype | None,
-              metadata: dict[str, str] | None) -> Path:
-    """`.safetensors`: the transformer alone in BFL names; any other path: a diffusers FluxPipeline folder."""
+              metadata: dict[str, str] | None, states: StateOverrides | None = None) -> Path:
+    """`.safetensors`: the transformer alone in BFL names; any other path: a diffusers FluxPipeline folder.
+    `states`: weights replacing the modules' own, by part name (see `write_flux_folder`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        _write_transformer_file(components, path, dtype, metadata or {})
+        _write_transformer_file(components, path, dtype, metadata or {}, states)
         return path
     if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
         raise ValueError(msg("flux.save_pickle", "{path}: FLUX.1 models are saved as .safetensors (the transformer) "
                              "or as a diffusers folder, not as {suffix}", path=path, suffix=path.suffix))
     _check_replaceable(path)
     with atomic_folder(path) as folder:
-        write_flux_folder(components, folder, dtype)
+        write_flux_folder(components, folder, dtype, states)
     return path

@@ -21,6 +21,7 @@ import torch
 from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
+from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 from backend.training.option_slice import OptionSlice
 
@@ -230,9 +231,10 @@ class FluxSpec(ModelSpecification):
         return result.images[0]
 
     def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-             metadata: dict[str, str] | None = None) -> Path:
+             metadata: dict[str, str] | None = None, states: StateOverrides | None = None,
+             safetensors: bool = True) -> Path:
         """A ``.safetensors`` path: the transformer alone in BFL names (as sd-scripts' flux_train saves it);
-        another path: a diffusers FluxPipeline folder."""
+        another path: a diffusers FluxPipeline folder (always safetensors)."""
         from backend.families.flux.saving import save_flux
 
-        return save_flux(components, path, dtype=dtype, metadata=metadata)
+        return save_flux(components, path, dtype=dtype, metadata=metadata, states=states)
