@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -34,12 +34,19 @@ if TYPE_CHECKING:
 
     from backend.models.components import Components
     from backend.models.spec import ModelSpecification
-    from backend.networks.layout import NetworkLayout
 
 # (noisy input, timesteps, conditioning extras) -> the model's output; the loop's closure runs the
 # text encoders and the U-Net under its autocast and training-method wrapper.
 ModelCall = Callable[[torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 ModuleNameMap = Callable[[str], str]
+
+
+class FamilyNetworkLayout(Protocol):
+    """A family's own LoRA layout (implemented as backend.networks.models.NetworkLayout). Typed by shape
+    here because the networks package looks families up by their modules: families do not import it."""
+
+    label: str
+    shape_keys: tuple[str, ...]
 
 
 class ModelFamily(ABC):
@@ -49,7 +56,7 @@ class ModelFamily(ABC):
     network_targets: NetworkTargets = UNET_FAMILIES  # the modules a LoRA wraps
     # How `networks.lora` lays a network over this family's models when sd-scripts has a module of its own
     # for it (FLUX.1: networks/lora_flux.py): targets, names, network_args. None: sd-scripts' networks/lora.py.
-    network_layout: NetworkLayout | None = None
+    network_layout: FamilyNetworkLayout | None = None
 
     @property
     def latent_cache_arch(self) -> str:

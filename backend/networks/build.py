@@ -3,61 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from backend.families.blocks import BlockLayout
-from backend.families.loaded import family_of_modules
-from backend.families.network_targets import NetworkTargets
 from backend.messages import msg
-from backend.networks.naming import (
-    ModuleNameMap,
-    Target,
-    as_list,
-    resolve_unet_module_name,
-    text_encoder_targets,
-    unet_targets,
-)
+from backend.networks.models import Models, ModuleFactory, RankChooser
+from backend.networks.naming import Target
 from backend.networks.network import LoRANetwork
 from backend.networks.weights_io import module_dims
 
-if TYPE_CHECKING:
-    from backend.networks.layout import NetworkLayout
-
 logger = logging.getLogger(__name__)
-
-# (target, rank, alpha) -> module; rank 0 never reaches it.
-ModuleFactory = Callable[[Target, int, float], nn.Module]
-# target -> (rank, alpha), rank 0/None = no LoRA on this layer.
-RankChooser = Callable[[Target], tuple[int | None, float | None]]
-
-
-@dataclass(frozen=True)
-class Models:
-    text_encoders: list[nn.Module]
-    unet: nn.Module | None
-    unet_module_name: ModuleNameMap
-    layout: BlockLayout  # the family's U-Net blocks (per-block network options)
-    classes: NetworkTargets  # the family's modules a network wraps
-    # The family's own network layout (its sd-scripts module is not networks/lora.py); None: sd-scripts' lora.py.
-    network_layout: NetworkLayout | None = None
-
-    @classmethod
-    def of(cls, text_encoder: Any, unet: nn.Module | None, unet_module_name: ModuleNameMap | None) -> Models:
-        text_encoders = as_list(text_encoder)
-        family = family_of_modules(unet, len(text_encoders))
-        module_name = resolve_unet_module_name(unet, unet_module_name)
-        return cls(text_encoders, unet, module_name, family.block_layout, family.network_targets,
-                   family.network_layout)
-
-    def targets(self, with_conv: bool) -> tuple[list[Target], list[Target]]:
-        te = text_encoder_targets(self.text_encoders, self.classes)
-        unet = unet_targets(self.unet, with_conv, self.unet_module_name, self.classes) if self.unet is not None else []
-        return te, unet
 
 
 def build_network(

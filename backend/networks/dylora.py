@@ -32,8 +32,9 @@ from torch import nn
 from backend.messages import msg
 from backend.networks.arg_keys import keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
-from backend.networks.build import Models, build_network, check_weights_match, ranks_from_weights
+from backend.networks.build import build_network, check_weights_match, ranks_from_weights
 from backend.networks.lora import DEFAULT_ALPHA, DEFAULT_DIM, loraplus_ratios
+from backend.networks.models import Models
 from backend.networks.module import WrappedLayer
 from backend.networks.naming import ModuleNameMap, Target
 from backend.networks.network import LoRANetwork

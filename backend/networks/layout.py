@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,8 +20,9 @@ from torch import nn
 from backend.messages import msg
 from backend.networks.arg_keys import LORA, PER_BLOCK_KEYS, keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
-from backend.networks.build import Models, RankChooser, build_network, check_weights_match, ranks_from_weights
+from backend.networks.build import build_network, check_weights_match, ranks_from_weights
 from backend.networks.fused import FusedLoRAModule
+from backend.networks.models import Models, NetworkLayout
 from backend.networks.module import LoRAModule
 from backend.networks.naming import Target
 from backend.networks.network import LoRANetwork
@@ -32,38 +32,6 @@ logger = logging.getLogger(__name__)
 
 # What every layout reads (how a network trains, not what it holds): dropouts, LoRA+ ratios.
 SHARED_KEYS = tuple(key for key in keys_read_by(LORA, "training") if key not in PER_BLOCK_KEYS)
-
-
-class NetworkLayout(ABC):
-    label: str  # the model, for messages ("FLUX.1")
-    shape_keys: tuple[str, ...] = ()  # network_args that shape the network (from the file when made from weights)
-
-    def refused_reason(self, key: str) -> str | None:
-        """Why network_args `key` (one networks.lora reads for other families) means nothing here; None: no
-        reason known, the key is then just unknown."""
-        return None
-
-    def foreign_modules_reason(self) -> str | None:
-        """Why plug-in network modules (lycoris.kohya, third-party) cannot train this family; None: they can."""
-        return None
-
-    @abstractmethod
-    def text_encoder_prefixes(self, count: int) -> list[str]:
-        """Key prefixes of the text encoders' layers, one per encoder in the order the trainer passes them."""
-
-    @abstractmethod
-    def targets(self, models: Models, args: ArgReader | None,
-                weights: Mapping[str, torch.Tensor] | None) -> tuple[list[Target], list[Target]]:
-        """(text encoder targets, denoiser targets). `args` for a new network; `weights` (instead) for one
-        shaped like a file: every layer the file may hold is a candidate, ranks decide."""
-
-    @abstractmethod
-    def rank_chooser(self, models: Models, args: ArgReader, dim: int, alpha: float) -> RankChooser:
-        """(rank, alpha) per target for a new network; rank 0 leaves the layer out."""
-
-    def split_fused(self, args: ArgReader | None) -> bool:
-        """Whether fused targets keep a down/up pair per part (sd-scripts' split_qkv)."""
-        return False
 
 
 def check_layout_keys(layout: NetworkLayout, kwargs: Mapping[str, Any], module_name: str) -> None:

@@ -31,14 +31,9 @@ from backend.messages import msg
 from backend.networks.arg_keys import keys_read_by
 from backend.networks.args import ArgReader, NetworkArgsError, check_known_keys
 from backend.networks.blocks import block_lr_weights, parse_block_values
-from backend.networks.build import (
-    Models,
-    RankChooser,
-    build_network,
-    check_weights_match,
-    ranks_from_weights,
-)
+from backend.networks.build import build_network, check_weights_match, ranks_from_weights
 from backend.networks.layout import create_layout_network, create_layout_network_from_weights
+from backend.networks.models import Models, RankChooser
 from backend.networks.module import LoRAModule
 from backend.networks.naming import ModuleNameMap, Target
 from backend.networks.network import LoRANetwork

@@ -30,8 +30,7 @@ from torch import nn
 
 from backend.messages import msg
 from backend.networks.args import ArgReader, NetworkArgsError
-from backend.networks.build import Models, RankChooser
-from backend.networks.layout import NetworkLayout
+from backend.networks.models import Models, NetworkLayout, RankChooser
 from backend.networks.naming import (
     UNET_PREFIX,
     Target,

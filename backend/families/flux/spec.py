@@ -207,7 +207,9 @@ class FluxSpec(ModelSpecification):
     ) -> Image.Image:
         """Flow-matching Euler (the model's own scheduler, whatever `--ss` says, as sd-scripts samples FLUX.1)
         at the prompt's distilled guidance (`--g`, dev only); a CFG scale (`--l`) above 1 with a negative
-        prompt adds true classifier-free guidance, as sd-scripts' `--l` does for FLUX.1."""
+        prompt adds true classifier-free guidance, as sd-scripts' `--l` does for FLUX.1. With
+        --apply_t5_attn_mask the prompts are encoded with the mask, but the pipeline's transformer calls
+        attend to the padded text tokens (diffusers' pipeline takes one mask for both CFG passes)."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         pipeline.scheduler = FlowMatchEulerDiscreteScheduler.from_config(components.configs.scheduler)
