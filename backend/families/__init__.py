@@ -79,14 +79,6 @@ def same_network_layout(first: str, second: str) -> bool:
     return declaration(first).network_layout == declaration(second).network_layout
 
 
-def network_layout_of_keys(keys: Iterable[str]) -> FamilyDeclaration | None:
-    """A family whose network layout the key names are in (None: no layout, or several, match)."""
-    keys = list(keys)
-    found = {d.network_layout: d for d in DECLARATIONS
-             if d.network_key_prefixes and any(key.startswith(d.network_key_prefixes) for key in keys)}
-    return next(iter(found.values())) if len(found) == 1 else None
-
-
 def model_file_options() -> tuple[str, ...]:
     """Every option naming a model part given as a file of its own (`FamilyDeclaration.model_files`), once."""
     found: list[str] = []

@@ -21,6 +21,17 @@ def layouts() -> tuple[str, ...]:
     return tuple(dict.fromkeys(d.network_layout for d in DECLARATIONS if d.network_layout))
 
 
+def unet_families() -> tuple[str, ...]:
+    """The families whose denoiser is a U-Net (SD 1.x/2.x/SDXL): the ones the LoRA tools build layer
+    tables and checkpoints for by diffusers' U-Net names."""
+    return tuple(d.name for d in DECLARATIONS if d.denoiser_folder == "unet")
+
+
+def unet_layouts() -> tuple[str, ...]:
+    unet = set(unet_families())
+    return tuple(layout for layout in layouts() if all(d.name in unet for d in _of_layout(layout)))
+
+
 def _of_layout(layout: str) -> tuple[FamilyDeclaration, ...]:
     return tuple(d for d in DECLARATIONS if d.network_layout == layout)
 
@@ -87,26 +98,50 @@ def of_cross_attention_width(layout: str, width: int) -> str:
 
 
 def of_base_model_version(version: str | None) -> str | None:
-    """The family sd-scripts' `ss_base_model_version` names ("sd_v2_v": SD 2.x), or None."""
-    for decl in DECLARATIONS:
-        if version in {facts.base_model_version for facts in (decl.epsilon, decl.v_prediction) if facts}:
-            return decl.name
-    return None
+    """The model sd-scripts' `ss_base_model_version` names ("sd_v2_v": SD 2.x; "flux1": FLUX.1, dev or
+    schnell, the layout's name), or None."""
+    found = [decl for decl in DECLARATIONS
+             if version in {facts.base_model_version for facts in (decl.epsilon, decl.v_prediction) if facts}]
+    if not found:
+        return None
+    return found[0].name if len(found) == 1 else narrowest(found[0].network_layout, ())
 
 
-def layout_of_network_keys(keys: Iterable[str]) -> str:
-    """The layout of a network file's sd-scripts key names.
+def _key_evidence(layout: str, keys: list[str]) -> tuple[bool, int, int]:
+    """How strongly key names point at a layout, strongest lowest: names of its own (not diffusers paths),
+    then the denoiser layers it names, then all layers it names."""
+    first = _of_layout(layout)[0]
+    matching = [key for key in keys if key.startswith(first.network_key_prefixes)]
+    denoiser = sum(key.startswith("lora_unet_") for key in matching)
+    return first.lora_implementation == IMPL_DIFFUSERS, -denoiser, -len(matching)
 
-    When none matches, the first layout. When several do, a layout with names of its own (SDXL's
-    U-Net by its original SGM paths, its `lora_te1_`/`lora_te2_`) wins over one named by diffusers
-    paths, because files of every family may also name U-Net layers by their diffusers paths."""
+
+def layouts_of_network_keys(keys: Iterable[str]) -> list[str]:
+    """The layouts whose key prefixes a network file's sd-scripts key names use, most likely first.
+
+    A layout with names of its own (SDXL's U-Net by its original SGM paths, FLUX.1's blocks) comes before
+    one named by diffusers paths, because files of every family may also name U-Net layers by their
+    diffusers paths; among those, the one naming more denoiser layers (`lora_te1_` is SDXL's CLIP-L and
+    FLUX.1's alike), then more layers; the families' order among equals."""
     keys = list(keys)
     matched = [layout for layout in layouts()
                if any(key.startswith(_of_layout(layout)[0].network_key_prefixes) for key in keys)]
-    if not matched:
-        return layouts()[0]
-    own_names = [layout for layout in matched if _of_layout(layout)[0].lora_implementation != IMPL_DIFFUSERS]
-    return (own_names or matched)[0]
+    return sorted(matched, key=lambda layout: _key_evidence(layout, keys))
+
+
+def undecided_layouts(keys: Iterable[str]) -> list[str]:
+    """The likeliest layouts that key names cannot tell apart (a LoRA of CLIP-L alone: SDXL's or FLUX.1's)."""
+    keys = list(keys)
+    ranked = layouts_of_network_keys(keys)
+    if not ranked:
+        return []
+    best = _key_evidence(ranked[0], keys)[:2]
+    return [layout for layout in ranked if _key_evidence(layout, keys)[:2] == best]
+
+
+def layout_of_network_keys(keys: Iterable[str]) -> str:
+    """The most likely layout of a network file's sd-scripts key names; when none matches, the first layout."""
+    return (layouts_of_network_keys(keys) or [layouts()[0]])[0]
 
 
 def sd_scripts_v2(family: str) -> bool:

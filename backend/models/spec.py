@@ -21,7 +21,7 @@ from backend.data.text_encoder_files import TextCacheFile
 from backend.families import label
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
-from backend.models.configs import Family
+from backend.models.configs import ArchConfigs, Family
 from backend.models.detect import ModelInfo, ModelMismatchError, detect_model
 from backend.models.loading import load_components
 from backend.models.saving import StateOverrides, save_components
@@ -65,6 +65,19 @@ class ModelSpecification(ABC):
             path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,
         )
+
+    def meta_modules(self, configs: ArchConfigs) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
+        """The denoiser and text encoders of an architecture on the meta device (no weights, no memory):
+        what the LoRA tools name layers by."""
+        from accelerate import init_empty_weights
+        from transformers import CLIPTextConfig
+
+        from backend.models.loading import text_encoder_class
+
+        with init_empty_weights():
+            unet = UNet2DConditionModel.from_config(configs.unet)
+            text_encoders = [text_encoder_class(c)(CLIPTextConfig.from_dict(c)) for c in configs.text_encoders]
+        return unet, text_encoders
 
     def check_family(self, info: ModelInfo) -> None:
         """Refuse a model of another family, naming what it looks like and why."""

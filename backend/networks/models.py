@@ -86,6 +86,11 @@ class NetworkLayout(ABC):
     def rank_chooser(self, models: Models, args: ArgReader, dim: int, alpha: float) -> RankChooser:
         """(rank, alpha) per target for a new network; rank 0 leaves the layer out."""
 
+    @abstractmethod
+    def every_target(self, models: Models) -> tuple[list[Target], list[Target]]:
+        """Every layer a file of this layout may name, under every name it may use (the LoRA tools check
+        files against it)."""
+
     def split_fused(self, args: ArgReader | None) -> bool:
         """Whether fused targets keep a down/up pair per part (sd-scripts' split_qkv)."""
         return False

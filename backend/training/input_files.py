@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.families import label, network_layout_of_keys, same_network_layout
+from backend.families import declaration, label, network_files
 from backend.messages import msg
 from backend.models.errors import ModelFileError
 from backend.models.file_checks import check_weights_file, read_safetensors_header
@@ -40,14 +40,14 @@ def network_weights_problem(path: str | Path, family: str | None = None) -> str 
         return msg("preflight.network_weights.unreadable", "--network_weights {path}: cannot be read ({reason})",
                    path=path, reason=exc.strerror or exc)
     if any(key.startswith(NETWORK_KEY_PREFIX) for key in keys):
-        made_for = network_layout_of_keys(keys)
-        if family is None or made_for is None or same_network_layout(made_for.name, family):
+        fitting = network_files.undecided_layouts(keys)  # none: no layout's prefixes
+        if family is None or not fitting or declaration(family).network_layout in fitting:
             return None
         return msg(
             "preflight.network_weights.other_family", "--network_weights {path}: this network was trained on "
             "{trained_on} (its weight names say so), but the base model is {family}, so none of its weights would "
             "fit. Give a LoRA trained on the same kind of model, or start without --network_weights",
-            path=path, trained_on=made_for.network_label, family=label(family),
+            path=path, trained_on=network_files.families_of(fitting[0])[0].network_label, family=label(family),
         )
     return msg(
         "preflight.network_weights.not_a_network", "--network_weights {path}: none of its {count} tensors is a "

@@ -106,3 +106,24 @@ def test_the_report_in_japanese(capsys, japanese, tiny, train_dir, tmp_path):
     assert schedule == ("lr_scheduler constant は lr_warmup_steps を使いません（10 ステップが指定されています）。"
                         "lr_scheduler constant_with_warmup を使うか、lr_warmup_steps を 0 にしてください")
     assert output.startswith(f"--output_dir {blocker} はフォルダではなくファイルです。")
+
+
+def test_network_weights_of_sdxl_or_flux_are_told_apart(tmp_path):
+    """SDXL's and FLUX.1's files both name CLIP-L `lora_te1_`: the denoiser's names decide."""
+    from backend.training.input_files import network_weights_problem
+
+    def lora(name: str, *keys: str) -> Path:
+        path = tmp_path / name
+        save_file({f"{key}.lora_down.weight": torch.zeros(4, 8) for key in keys}, str(path))
+        return path
+
+    clip = "lora_te1_text_model_encoder_layers_0_mlp_fc1"
+    sdxl = lora("sdxl.safetensors", "lora_unet_input_blocks_4_1_proj_in", clip)
+    flux = lora("flux.safetensors", "lora_unet_double_blocks_0_img_attn_qkv", clip)
+    clip_only = lora("clip.safetensors", clip)
+    error = network_weights_problem(sdxl, "flux_dev")
+    assert error is not None and "trained on SDXL" in error and "FLUX.1 [dev]" in error
+    error = network_weights_problem(flux, "sdxl")
+    assert error is not None and "trained on FLUX.1" in error
+    assert [network_weights_problem(path, family) for path, family in
+            ((flux, "flux_schnell"), (clip_only, "flux_dev"), (clip_only, "sdxl"))] == [None, None, None]

@@ -31,7 +31,7 @@ SHARED = {
     "network_layout": "flux",
     "network_label": "FLUX.1",
     # sd-scripts' lora_flux names: the transformer by its BFL module names; CLIP-L lora_te1_, T5 lora_te3_.
-    "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_"),
+    "network_key_prefixes": ("lora_unet_double_blocks_", "lora_unet_single_blocks_", "lora_te1_", "lora_te3_"),
     "lora_implementation": IMPL_FLUX,
     "checkpoint_implementation": IMPL_FLUX,
     "records_prediction_type": False,

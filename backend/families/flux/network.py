@@ -233,13 +233,16 @@ class FluxNetworkLayout(NetworkLayout):
     def targets(self, models: Models, args: ArgReader | None,
                 weights: Mapping[str, torch.Tensor] | None) -> tuple[list[Target], list[Target]]:
         if args is not None:
-            with_t5 = bool(args.flag("train_t5xxl"))
-            blocks = self._train_blocks(args)
-            with_in = "in_dims" in args
-        else:
-            assert weights is not None
-            with_t5 = any(key.startswith(TEXT_ENCODER_PREFIXES[1]) for key in weights)
-            blocks, with_in = ("double", "single"), True
+            return self._targets(models, bool(args.flag("train_t5xxl")), self._train_blocks(args), "in_dims" in args)
+        assert weights is not None
+        with_t5 = any(key.startswith(TEXT_ENCODER_PREFIXES[1]) for key in weights)
+        return self._targets(models, with_t5, ("double", "single"), True)
+
+    def every_target(self, models: Models) -> tuple[list[Target], list[Target]]:
+        return self._targets(models, True, ("double", "single"), True)
+
+    def _targets(self, models: Models, with_t5: bool, blocks: tuple[str, ...],
+                 with_in: bool) -> tuple[list[Target], list[Target]]:
         te_targets: list[Target] = []
         prefixes = self.text_encoder_prefixes(len(models.text_encoders))
         for index, (te, prefix) in enumerate(zip(models.text_encoders, prefixes, strict=False)):

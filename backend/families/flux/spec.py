@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline, FluxTransformer2DModel
     from PIL import Image
 
+    from backend.models.configs import ArchConfigs
     from backend.training.sample_prompts import SamplePrompt
 
 CLIP_LENGTH = 77
@@ -87,6 +88,12 @@ class FluxSpec(ModelSpecification):
     def __init__(self, t5_length: int | None = None, t5_attention_mask: bool = False) -> None:
         self.t5_length = t5_length  # None: the T5 tokenizer's own length (a run sets the variant's default)
         self.t5_attention_mask = t5_attention_mask
+
+    def meta_modules(self, configs: ArchConfigs) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
+        from backend.families.flux.loading import build_modules
+
+        transformer, _, clip, t5 = build_modules(configs)
+        return transformer, [clip, t5]
 
     def load(
         self,

@@ -12,7 +12,9 @@ The shipped full-size architectures hold every layer name of smaller models of t
 the same way (the tiny test models keep block types, levels and `layers_per_block`; see
 `tiny_model_configs`), so the full-size table serves them too. SD 1.x and 2.x share U-Net names;
 their text encoders differ only in depth, so "sd" (1.x or 2.x, unknown) uses both tables. A table is
-named by a model name of `backend.families.network_files` (a family, or a network layout).
+named by a model name of `backend.families.network_files` (a family, or a network layout). The
+tables are the U-Net families' (`network_files.unet_layouts`): FLUX.1 LoRAs are not converted (the
+sd-scripts layout loads as it is in ComfyUI, Forge and diffusers).
 
 The same tables tell which layout a diffusers-layout file is for: a key lies in a part of the model
 (its path or one of its parents, `unet.down_blocks.0.attentions`) that only one layout's models have.
@@ -74,7 +76,7 @@ def _parts(key: str) -> set[str]:
 @lru_cache(maxsize=1)
 def _layout_parts() -> dict[str, frozenset[str]]:
     """Per network layout, the module paths (and parents) that no other layout's models have."""
-    parts = {layout: set().union(*map(_parts, name_table(layout).to_lora)) for layout in network_files.layouts()}
+    parts = {layout: set().union(*map(_parts, name_table(layout).to_lora)) for layout in network_files.unet_layouts()}
     return {layout: frozenset(own - set().union(*(other for name, other in parts.items() if name != layout)))
             for layout, own in parts.items()}
 
@@ -83,4 +85,4 @@ def layouts_of_keys(keys: Iterable[str]) -> list[str]:
     """The layouts whose own parts diffusers-layout module keys ("<component>.<path>") lie in, in
     the families' order: none when every key is of parts all layouts have."""
     found = {layout for key in keys for layout, own in _layout_parts().items() if _parts(key) & own}
-    return [layout for layout in network_files.layouts() if layout in found]
+    return [layout for layout in network_files.unet_layouts() if layout in found]

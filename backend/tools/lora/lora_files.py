@@ -77,11 +77,13 @@ def module_algorithm(params: Mapping[str, torch.Tensor]) -> str:
 
 def lora_family(modules: Mapping[str, Mapping[str, torch.Tensor]], metadata: Mapping[str, str]) -> str:
     """The family (or only the layout) of a file: its key names tell the layout, `ss_base_model_version`
-    the family where it agrees with them, else the width of the first text encoder (full-size files)."""
-    layout = network_files.layout_of_network_keys(modules)
+    the family where it agrees with them (or settles which of the layouts they fit: a LoRA of CLIP-L
+    alone is SDXL's or FLUX.1's), else the width of the first text encoder (full-size files)."""
+    candidates = network_files.undecided_layouts(modules) or [network_files.layouts()[0]]
     by_metadata = network_files.of_base_model_version(metadata.get("ss_base_model_version"))
-    if by_metadata is not None and network_files.layout_of(by_metadata) == layout:
+    if by_metadata is not None and network_files.layout_of(by_metadata) in candidates:
         return by_metadata
+    layout = candidates[0]
     families = network_files.families_of(layout)
     if len(families) > 1:
         first = text_encoder_prefixes(len(families[0].text_encoder_widths))[0]

@@ -37,6 +37,10 @@ SUMMARY_KEYS = (
     "ss_sd_model_name", "ss_training_comment", "ss_training_started_at", "ss_training_finished_at",
 )
 _BLOCK = re.compile(r"^lora_unet_(down_blocks|input_blocks|mid_block|middle_block|up_blocks|output_blocks)_(\d+)?")
+# FLUX.1's transformer blocks, by sd-scripts' (BFL) names and by diffusers' paths.
+_FLUX_BLOCK = re.compile(r"^lora_unet_(double_blocks|single_blocks|transformer_blocks|single_transformer_blocks)_(\d+)_")
+_FLUX_KINDS = {"double_blocks": "double", "transformer_blocks": "double", "single_blocks": "single",
+               "single_transformer_blocks": "single"}
 _PARTS = {"down_blocks": "down", "input_blocks": "down", "mid_block": "mid", "middle_block": "mid",
           "up_blocks": "up", "output_blocks": "up"}
 
@@ -44,7 +48,11 @@ _PARTS = {"down_blocks": "down", "input_blocks": "down", "mid_block": "mid", "mi
 def block_of(name: str) -> str:
     if name.startswith("lora_te"):
         prefix = name.split("_text_model")[0]
-        return {"lora_te": "text encoder", "lora_te1": "text encoder 1", "lora_te2": "text encoder 2"}.get(prefix, prefix)
+        return {"lora_te": "text encoder", "lora_te1": "text encoder 1", "lora_te2": "text encoder 2",
+                "lora_te3": "text encoder 3"}.get(prefix.split("_encoder_")[0], prefix)
+    flux = _FLUX_BLOCK.match(name)
+    if flux:
+        return f"{_FLUX_KINDS[flux.group(1)]} block {int(flux.group(2)):02d}"
     match = _BLOCK.match(name)
     if not match:
         return "U-Net other"

@@ -11,14 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from accelerate import init_empty_weights
-from diffusers import UNet2DConditionModel
 from torch import nn
-from transformers import CLIPTextConfig
 
-from backend.families.loaded import family_of_modules
+from backend.families.loaded import family_of_modules, get_spec
 from backend.models.configs import load_arch_configs
-from backend.models.loading import text_encoder_class
+from backend.networks.models import Models
 from backend.networks.naming import (
     UNET_PREFIX,
     layer_kind,
@@ -41,8 +38,13 @@ class LayerRef:
 
 def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
     """Every layer under every name files use: SDXL U-Net layers by their SGM paths (sd-scripts'
-    files) and also by their diffusers paths (files our loader and diffusers-era tools accept)."""
-    original_name = family_of_modules(unet, len(text_encoders)).network_module_names(unet)
+    files) and also by their diffusers paths (files our loader and diffusers-era tools accept); a
+    family with a network layout of its own (FLUX.1) by that layout's names."""
+    family = family_of_modules(unet, len(text_encoders))
+    if family.network_layout is not None:
+        yield from _layout_layers(unet, text_encoders)
+        return
+    original_name = family.network_module_names(unet)
     for path, module in unet.named_modules():
         if layer_kind(module) is None:
             continue
@@ -62,18 +64,33 @@ def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterato
                 yield LayerRef(lora_name(prefix, rename(path)), index, rename(path), module, True)
 
 
+def _layout_layers(denoiser: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
+    """A layout's targets; a fused target (FLUX.1's qkv: three diffusers Linears under one name) is
+    one layer by its first member, and is also named by its diffusers path when it has one."""
+    models = Models.of(text_encoders, denoiser, None)
+    assert models.network_layout is not None
+    te_targets, denoiser_targets = models.network_layout.every_target(models)
+    for target in (*te_targets, *denoiser_targets):
+        path = _path_of(denoiser if target.text_encoder_index is None else text_encoders[target.text_encoder_index],
+                        target.module)
+        yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True)
+        if target.diffusers_name != target.lora_name:
+            yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False)
+
+
+def _path_of(root: nn.Module, module: nn.Module) -> str:
+    return next(path for path, candidate in root.named_modules() if candidate is module)
+
+
 def lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> dict[str, nn.Module]:
     """{lora name: layer}, every name of :func:`iter_lora_layers`."""
     return {ref.name: ref.module for ref in iter_lora_layers(unet, text_encoders)}
 
 
-def meta_models(arch: str) -> tuple[UNet2DConditionModel, list[nn.Module]]:
-    """The U-Net and text encoders of a shipped architecture, on the meta device."""
+def meta_models(arch: str) -> tuple[nn.Module, list[nn.Module]]:
+    """The denoiser (U-Net or transformer) and text encoders of a shipped architecture, on the meta device."""
     configs = load_arch_configs(arch)
-    with init_empty_weights():
-        unet = UNet2DConditionModel.from_config(configs.unet)
-        text_encoders = [text_encoder_class(c)(CLIPTextConfig.from_dict(c)) for c in configs.text_encoders]
-    return unet, text_encoders
+    return get_spec(configs.family).meta_modules(configs)
 
 
 @lru_cache(maxsize=4)

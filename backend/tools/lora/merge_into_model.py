@@ -54,9 +54,19 @@ def check_family(lora: LoraFile, family: str, what: str) -> None:
 
 
 def detect_checkpoint(path: str) -> ModelInfo:
+    """The model a tool reads weights from: a U-Net family's (what `load_weights` builds)."""
     if not Path(path).exists():
         raise ToolError(msg("model.not_found", "model not found: {path}", path=path))
-    return detect_model(path)
+    info = detect_model(path)
+    if info.family not in network_files.unet_families():
+        raise ToolError(msg(
+            "tool.checkpoint_family_unsupported", "{path} is a {family} model: the LoRA tools read the weights of "
+            "{supported} checkpoints only (merging into, extracting from, measuring against a model). A {family} "
+            "LoRA loads as it is in ComfyUI, Forge and diffusers",
+            path=path, family=info.label,
+            supported=network_files.joined_labels(network_files.unet_families(), msg("tool.word_and", "and")),
+        ))  # fmt: skip
+    return info
 
 
 def load_for_merge(info: ModelInfo, dtype: torch.dtype, save_to: str) -> Components:
