@@ -224,3 +224,20 @@ def test_an_imported_flux_config_passes_preflight_from_the_tab(name: str, tiny, 
     )  # fmt: skip
     report = lora_actions.preflight(tab, T)
     assert report.startswith(f"### {T.t('ui.preflight_ok')}"), report
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("flux1-schnell.ckpt", b"PK\x03\x04 not read here", "is not a .safetensors file"),  # a pickle needs torch
+        ("flux1-schnell.safetensors", b"\x00" * 3, "could not be read"),  # damaged: preflight says more
+    ],
+)
+def test_a_model_file_the_import_cannot_read_leaves_it_to_the_name(
+    name: str, content: bytes, said: str, tmp_path: Path
+) -> None:
+    model = tmp_path / name
+    model.write_bytes(content)
+    result = convert_kohya_config(load(V26, pretrained_model_name_or_path=str(model), sigmoid_scale=2.0))
+    assert result.model_type == "flux_schnell" and said in result.warnings[0]
+    assert result.options["sigmoid_scale"] == 2.0  # not in kohya_ss's form, but sd-scripts' name: kept
