@@ -15,10 +15,15 @@ from backend import families
 from backend.messages import msg
 from backend.options.schema import options_for
 from backend.options.values import show
+from gui.kohya_import.flux_steps import FluxSteps
+from gui.kohya_import.model_choice import ModelChoiceError, choose_model_type
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
 from gui.kohya_import.tables import (
     FAMILY_CHECKBOXES,
+    FAMILY_LORA_TYPES,
+    KOHYA_DEFAULTS,
     MODEL_CHECKBOXES,
+    NAME_HINTS,
     NO_CHECKBOX_FAMILY,
     SAME_AS_UNSET,
     ZERO_IS_A_VALUE,
@@ -34,7 +39,7 @@ REASONS = {
     "other_command": "Options the target command does not take",
     "not_used": "Not used with these settings (kohya_ss did not use them either)",
     "launch": "accelerate settings the GUI does not set (add them to the launch command yourself)",
-    "other_model": "Settings of model families this trainer does not train (kohya_ss ignores them for SD/SDXL)",
+    "other_model": "Settings of model families this trainer does not train (kohya_ss ignores them for SD/SDXL/FLUX.1)",
     "unknown": "Not kohya_ss LoRA settings",
 }
 
@@ -53,13 +58,16 @@ class Unmapped:
 
 @dataclass
 class ImportResult:
-    command: str  # "train_network" or "sdxl_train_network"
+    command: str  # "train_network", "sdxl_train_network" or "flux_train_network"
     options: dict[str, Any]  # option name -> value, schema-checked, defaults left out, no secrets
     network_type: str  # for the GUI's network selector (NETWORK_TYPES)
     launch: dict[str, Any]  # accelerate launch settings (gui.training.command_builder.ACCELERATE_FLAGS names)
     sample_prompts_text: str | None  # to write to a prompt file that options["sample_prompts"] names
     unmapped: list[Unmapped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The model type (a family's name) when the model file or its name chose among those the command
+    # trains (FLUX.1 dev or schnell); None: the command and options tell it (v2: SD 2.x).
+    model_type: str | None = None
 
 
 def convert_kohya_config(data: Mapping[str, Any]) -> ImportResult:
@@ -73,7 +81,7 @@ def convert_kohya_config(data: Mapping[str, Any]) -> ImportResult:
     return _Converter(data).run()
 
 
-class _Converter(ValueSteps):
+class _Converter(ValueSteps, FluxSteps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
     def __init__(self, data: Mapping[str, Any]):
@@ -84,6 +92,7 @@ class _Converter(ValueSteps):
         self.unmapped: list[Unmapped] = []
         self.warnings: list[str] = []
         self.prompts: str | None = None
+        self.model_type: str | None = None
         # Applied last (they followed --config_file on kohya_ss's command line), so taken first.
         self.extra = self._take("additional_parameters")
 
@@ -94,14 +103,15 @@ class _Converter(ValueSteps):
         network_type = self._network()
         for step in (
             self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
-            self._checkbox_settings, self._launch, self._samples, self._no_option, self._same_name,
+            self._checkbox_settings, self._flux, self._launch, self._samples, self._no_option, self._same_name,
             self._extra_parameters,
         ):  # fmt: skip
             step()
         self._check_text_cache()
         options = {name: self.options[name] for name in self.schema if name in self.options}
         return ImportResult(
-            self.command, options, network_type, self.launch, self.prompts, self.unmapped, self.warnings
+            self.command, options, network_type, self.launch, self.prompts, self.unmapped, self.warnings,
+            self.model_type,
         )
 
     # --- bookkeeping ------------------------------------------------------------------------------
@@ -126,7 +136,12 @@ class _Converter(ValueSteps):
         self, name: str, value: Any, source: str, explicit: bool = False, note_default: bool = True
     ) -> None:
         """Our option `name` from kohya_ss's `value` (key `source`). kohya_ss leaves empty and zero
-        values out, so they mean the default, unless `explicit` (a flag typed by the user)."""
+        values out, so they mean the default, unless `explicit` (a flag typed by the user). An option
+        the command does not take (DDPM noise settings for FLUX.1) is reported when set."""
+        if name not in self.schema:
+            reason, detail = self._classify(name)
+            self._report_if_set(source, value, reason, detail, KOHYA_DEFAULTS.get(source))
+            return
         option = self.schema[name]
         if option.secret:
             self._report(source, HIDDEN, "secret", msg("gui.kohya.secret_option", "the {name} option is a secret", name=name))
@@ -164,15 +179,57 @@ class _Converter(ValueSteps):
             if _checked(self.data.get(key)):
                 raise KohyaImportError(msg(
                     "gui.kohya.other_family_config",
-                    "this is a kohya_ss {family} LoRA config ({key} is on); this trainer trains SD 1.x, SD 2.x and "
-                    "SDXL only",
+                    "this is a kohya_ss {family} LoRA config ({key} is on); this trainer trains SD 1.x, SD 2.x, "
+                    "SDXL and FLUX.1 only",
                     family=family, key=key,
                 ))  # fmt: skip
-        # Every checkbox is taken (handled), the first one on picks the family.
+        # Every checkbox is taken (handled), the first one on picks the family (kohya_ss's order).
         checked = [key for key in FAMILY_CHECKBOXES if _checked(self._take(key))]
+        lora_type = self.data.get("LoRA_type")
+        if lora_type in FAMILY_LORA_TYPES and FAMILY_LORA_TYPES[lora_type] not in checked[:1]:
+            if checked:
+                raise KohyaImportError(msg(
+                    "gui.kohya.type_needs_checkbox",
+                    'LoRA type "{lora_type}" needs {needed} on, but {checkbox} is on (kohya_ss cannot train this '
+                    "config either); turn {checkbox} off or choose another LoRA type",
+                    lora_type=lora_type, needed=FAMILY_LORA_TYPES[lora_type], checkbox=checked[0],
+                ))  # fmt: skip
+            checked = [FAMILY_LORA_TYPES[lora_type]]
+            self.warnings.append(msg(
+                "gui.kohya.type_picks_model",
+                'LoRA type "{lora_type}" with {checkbox} off: kohya_ss started train_network.py, which cannot train it; '
+                "imported as {checkbox} on",
+                lora_type=lora_type, checkbox=checked[0],
+            ))  # fmt: skip
         self.checkbox = checked[0] if checked else None
         family = FAMILY_CHECKBOXES[self.checkbox] if self.checkbox else NO_CHECKBOX_FAMILY
-        return families.declaration(family).commands["lora"]
+        command = families.declaration(family).commands["lora"]
+        if self.checkbox in NAME_HINTS:
+            self._choose_model_type(command)
+        return command
+
+    def _choose_model_type(self, command: str) -> None:
+        """The model file (or its name) picks one of the model types the checkbox stands for (FLUX.1 dev
+        or schnell); the report says which and why."""
+        assert self.checkbox is not None
+        if str(self.data.get("model_type") or "").strip().lower() == "chroma":
+            raise KohyaImportError(msg(
+                "gui.kohya.flux_chroma",
+                'model_type "chroma": Chroma (FLUX.1-based, sd-scripts --model_type chroma) is not supported yet; '
+                "this trainer trains FLUX.1 [dev] and [schnell]",
+            ))  # fmt: skip
+        try:
+            choice = choose_model_type(
+                self.data.get("pretrained_model_name_or_path") or "", families.for_command(command),
+                NAME_HINTS[self.checkbox], self.checkbox,
+            )  # fmt: skip
+        except ModelChoiceError as error:
+            raise KohyaImportError(str(error)) from None
+        self.model_type = choice.family
+        self.warnings.insert(0, msg(
+            "gui.kohya.model_chosen", "{checkbox} -> model type {label}: {reason}",
+            checkbox=self.checkbox, label=families.label(choice.family), reason=choice.reason,
+        ))  # fmt: skip
 
     def _legacy(self) -> None:
         """What kohya_ss's update_my_data does to configs saved by older versions."""
@@ -197,13 +254,24 @@ class _Converter(ValueSteps):
         except UnsupportedNetwork as error:
             raise KohyaImportError(str(error)) from None
         lora_type = self._take("LoRA_type") or "Standard"
+        wanted = [t for t, checkbox in FAMILY_LORA_TYPES.items() if checkbox == self.checkbox]
+        if wanted and lora_type not in wanted:
+            raise KohyaImportError(msg(
+                "gui.kohya.checkbox_needs_type",
+                '{checkbox} is on with LoRA type "{lora_type}": kohya_ss trains this model only with LoRA type '
+                '"{wanted}" (it refuses this config too), whose layers sd-scripts names after the model\'s own; set '
+                "LoRA type to {wanted} in kohya_ss",
+                checkbox=self.checkbox, lora_type=lora_type, wanted=wanted[0],
+            ))  # fmt: skip
         self._set("network_module", plan.module, "LoRA_type")
         if plan.args:
             self._set("network_args", plan.args, "LoRA_type")
         self.warnings += plan.warnings
+        for key in plan.used:  # network fields of the type (FLUX.1's too)
+            self._take(key)
         for key, default in SHAPE_DEFAULTS.items():
             if key in plan.used:
-                self._take(key)
+                continue
             else:
                 detail = msg("gui.kohya.not_used_by_type", 'not used by LoRA type "{lora_type}"', lora_type=lora_type)
                 self._report_if_set(key, self.data.get(key), "not_used", detail, default)

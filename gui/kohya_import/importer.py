@@ -8,7 +8,8 @@ those that differ from its defaults), what the GUI needs besides (its network ty
 `accelerate launch` settings, the sample prompt text) and a report: every key that found no home,
 with the reason, plus warnings where a value was converted rather than copied. The mapping
 follows kohya_ss v26 `lora_gui.py: train_model`: the tables are in `tables.py` (keys)
-and `network.py` (LoRA types), the pass over the keys in `convert.py`.
+and `network.py` (LoRA types), the pass over the keys in `convert.py`, the FLUX.1 section in
+`flux_steps.py`, and FLUX.1 dev or schnell (`ImportResult.model_type`) in `model_choice.py`.
 
 Without the GUI:
 
@@ -20,7 +21,7 @@ backend.<command> --config_file OUT.toml`, from the repo root. The venv's interp
 accelerate, so it works without activating the venv and never picks up another `accelerate` on PATH.
 Exit status 0; 1 when the TOML was written but the trainer's validation refuses it (e.g. no
 output_dir in the kohya_ss config); 2 for a file that is not a kohya_ss LoRA config or one this
-trainer cannot train (FLUX.1, SD3, ...).
+trainer cannot train (SD3, Chroma, an SDXL model with flux1_checkbox on, ...).
 
 Light: the standard library, the option schema and the command builder; never torch or gradio.
 """

@@ -9,6 +9,10 @@ ratios are appended to every type. Differences, each reported as a warning:
 - kohya_ss's native "Kohya LoHa"/"Kohya LoKr" (sd-scripts `networks.loha`/`networks.lokr`, not in
   this trainer) become LyCORIS LoHa/LoKr, the same algorithms.
 - Comma lists lose their spaces (kohya_ss split `network_args` on spaces, which broke them).
+- kohya_ss's "Flux1" (sd-scripts networks.lora_flux) is our networks.lora, which follows sd-scripts'
+  FLUX.1 layout and network_args (backend/families/flux/network.py). Block selections of "all" (sd-scripts'
+  default) are left out, spaces in values too; rank_dropout/module_dropout above 0 are passed, as v26
+  does (v25 did not pass them).
 - The result is written as the LoRA tab writes it (`gui.training.network_types.as_the_tab_writes`): the
   type's fields in the tab's order, False flags left out (LyCORIS's default), other entries as
   kohya_ss wrote them. So `python -m gui.kohya_import` and the GUI's import give the same TOML.
@@ -75,11 +79,22 @@ NATIVE_ARGS = ("conv_dim", "conv_alpha", "use_tucker", "factor", "rank_dropout",
 
 LEGACY_TYPES = {"LoCon": "LyCORIS/LoCon"}  # kohya_ss renamed it in 2023 (update_my_data)
 
-# Types this trainer cannot train: the model family each trains (None: LoRA-FA, a network of its own).
+# kohya_ss's "Flux1" type: sd-scripts' networks.lora_flux, which our networks.lora follows on FLUX.1
+# (backend/families/flux/network.py reads the same network_args). kohya_ss passes these fields when set,
+# in this order; a text field's "0" is set (a rank of 0 trains none of those layers).
+FLUX_TYPE = "Flux1"
+FLUX_FIELDS = (
+    "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim", "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim",
+    "single_mod_dim", "in_dims", "train_double_block_indices", "train_single_block_indices",
+)  # fmt: skip
+FLUX_FLAGS = ("split_qkv", "train_t5xxl")  # passed as key=True when on
+FLUX_DROPOUTS = ("rank_dropout", "module_dropout")  # passed when above 0
+FLUX_ALL_BLOCKS = "all"  # sd-scripts' default block selection: left out (the same network)
+
+# Types this trainer cannot train: the model family each trains (None: a network of its own).
 UNSUPPORTED_TYPES: dict[str, str | None] = {
     "LoRA-FA": None,
-    "Flux1": "FLUX.1",
-    "Flux1 OFT": "FLUX.1",
+    "Flux1 OFT": None,
     "HunyuanImage-2.1": "HunyuanImage-2.1",
     "Anima": "Anima",
     "Lumina": "Lumina Image 2.0",
@@ -113,6 +128,13 @@ def network_plan(data: Mapping[str, Any], network_dim: Any) -> NetworkPlan:
     lora_type = LEGACY_TYPES.get(data.get("LoRA_type") or "Standard", data.get("LoRA_type") or "Standard")
     if lora_type in UNSUPPORTED_TYPES:
         family = UNSUPPORTED_TYPES[lora_type]
+        if lora_type == "Flux1 OFT":
+            raise UnsupportedNetwork(msg(
+                "gui.kohya.flux_oft",
+                'LoRA type "{lora_type}" cannot be imported: OFT for FLUX.1 (sd-scripts networks.oft_flux) is not '
+                'part of this trainer; use LoRA type "Flux1"',
+                lora_type=lora_type,
+            ))  # fmt: skip
         if family is None:
             raise UnsupportedNetwork(msg(
                 "gui.kohya.lora_fa",
@@ -125,14 +147,16 @@ def network_plan(data: Mapping[str, Any], network_dim: Any) -> NetworkPlan:
             'LoRA type "{lora_type}" cannot be imported: it trains {family}, which this trainer does not support',
             lora_type=lora_type, family=family,
         ))  # fmt: skip
-    if lora_type in LYCORIS_ARGS:
+    if lora_type == FLUX_TYPE:
+        plan = _flux(data)
+    elif lora_type in LYCORIS_ARGS:
         plan = _lycoris(data, lora_type)
     elif lora_type in NATIVE_TO_LYCORIS:
         plan = _native_loha_lokr(data, lora_type)
     elif lora_type in KOHYA_TYPES:
         plan = _kohya(data, lora_type, network_dim)
     else:
-        known = ", ".join([*KOHYA_TYPES, *LYCORIS_ARGS, *NATIVE_TO_LYCORIS])
+        known = ", ".join([*KOHYA_TYPES, *LYCORIS_ARGS, *NATIVE_TO_LYCORIS, FLUX_TYPE])
         raise UnsupportedNetwork(msg(
             "gui.kohya.unknown_type", 'unknown LoRA type "{lora_type}"; this trainer imports {known}',
             lora_type=lora_type, known=known,
@@ -245,3 +269,28 @@ def _kohya(data: Mapping[str, Any], lora_type: str, network_dim: Any) -> Network
                 conv_dim=conv_dim, network_dim=network_dim,
             ))  # fmt: skip
     return plan
+
+
+def _flux(data: Mapping[str, Any]) -> NetworkPlan:
+    """kohya_ss's Flux1 arguments: the set fields, train_blocks=single with split_mode (kohya_ss passes
+    train_blocks only then), the flags that are on and the dropouts above 0."""
+    plan = NetworkPlan(KOHYA_TYPES["Standard"][0], KOHYA_TYPES["Standard"][1], [])
+    plan.used |= {*FLUX_FIELDS, *FLUX_FLAGS, *FLUX_DROPOUTS}
+    for key in FLUX_FIELDS:
+        value = data.get(key)
+        text = re.sub(r"\s+", "", str(value)) if value is not None else ""
+        if text and text != FLUX_ALL_BLOCKS:
+            plan.args.append(f"{key}={text}")
+    if _on(data.get("split_mode")):  # split_mode itself is reported (flux_steps.py)
+        plan.used.add("train_blocks")
+        plan.args.append("train_blocks=single")
+    plan.args += [f"{key}=True" for key in FLUX_FLAGS if _on(data.get(key))]
+    for key in FLUX_DROPOUTS:
+        value = _value(data, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            plan.args.append(f"{key}={_text(key, value)}")
+    return plan
+
+
+def _on(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

@@ -28,8 +28,14 @@ RENAMED = {
 # kohya_ss's checkboxes that pick one of our model families: kohya_ss's key -> the family's name in
 # backend/families (the import runs that family's LoRA command). With none on, kohya_ss trains an SD
 # 1.x/2.x model; its "v2" checkbox is our v2 option, which the GUI shows as SD 2.x.
-FAMILY_CHECKBOXES = {"sdxl": "sdxl"}
+FAMILY_CHECKBOXES = {"sdxl": "sdxl", "flux1_checkbox": "flux_dev"}
 NO_CHECKBOX_FAMILY = "sd1"
+# kohya_ss LoRA types that train one family only: the type -> the checkbox it stands for when that is off
+# (kohya_ss would have started train_network.py with sd-scripts' networks.lora_flux, and failed).
+FAMILY_LORA_TYPES = {"Flux1": "flux1_checkbox", "Flux1 OFT": "flux1_checkbox"}
+# Checkboxes standing for several of our model types (FLUX.1 dev and schnell): the model file tells them
+# (model_choice.py); for a file that is not here, a word in its name -> the type, else the checkbox's own.
+NAME_HINTS = {"flux1_checkbox": {"schnell": "flux_schnell"}}
 
 # Written by kohya_ss only when the SDXL checkbox is on; otherwise ignored (so here too).
 SDXL_RENAMED = {
@@ -38,9 +44,66 @@ SDXL_RENAMED = {
 }
 # Settings kohya_ss passes only with one of FAMILY_CHECKBOXES on: checkbox -> (kohya_ss key -> our
 # option, why the key is left out with the checkbox off).
+FLUX_RENAMED = {
+    "flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+    "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk",
+}
 CHECKBOX_RENAMED: dict[str, tuple[dict[str, str], Callable[[], str]]] = {
     "sdxl": (SDXL_RENAMED, lambda: msg("gui.kohya.sdxl_only", "SDXL only; kohya_ss ignores it here")),
+    "flux1_checkbox": (FLUX_RENAMED, lambda: msg("gui.kohya.flux_only", "FLUX.1 only; kohya_ss ignores it here")),
 }
+
+# The FLUX.1 section of kohya_ss's form (class_flux1.py), with its defaults: passed only with
+# flux1_checkbox on (a default or empty value is dropped silently otherwise, anything else reported as
+# FLUX.1 only). With it on, each key keeps its name (ae, clip_l, t5xxl, guidance_scale, ... are our
+# options), goes into network_args (network.py), or is handled by flux_steps.py.
+FLUX_ONLY: dict[str, Any] = {
+    "model_type": "flux", "ae": "", "clip_l": "", "t5xxl": "", "discrete_flow_shift": 3.0,
+    "model_prediction_type": "sigma_scaled", "timestep_sampling": "sigma", "split_mode": False, "train_blocks": "all",
+    "t5xxl_max_token_length": 512, "enable_all_linear": False, "guidance_scale": 3.5, "mem_eff_save": False,
+    "apply_t5_attn_mask": False, "split_qkv": False, "train_t5xxl": False, "cpu_offload_checkpointing": False,
+    "blocks_to_swap": 0, "single_blocks_to_swap": 0, "double_blocks_to_swap": 0, "show_timesteps": "",
+    "show_timesteps_resolution": "1024", "img_attn_dim": "", "img_mlp_dim": "", "img_mod_dim": "", "single_dim": "",
+    "txt_attn_dim": "", "txt_mlp_dim": "", "txt_mod_dim": "", "single_mod_dim": "", "in_dims": "",
+    "train_double_block_indices": "all", "train_single_block_indices": "all", "fp8_base_unet": False, "t5xxl_lr": 0,
+    "train_lora_ggpo": False, "ggpo_sigma": 0.03, "ggpo_beta": 0.01,
+    # Saved by kohya_ss's DreamBooth/fine-tuning tab (flux_train); a LoRA config may carry them.
+    "flux_fused_backward_pass": False, "blockwise_fused_optimizers": False,
+}  # fmt: skip
+
+# With flux1_checkbox on: FLUX.1 keys that are no option of ours, with the report reason and why.
+FLUX_NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
+    "split_mode": ("not_implemented", lambda: msg(
+        "gui.kohya.flux_split_mode",
+        "sd-scripts deprecated --split_mode for --blocks_to_swap; network_args train_blocks=single, which kohya_ss "
+        "adds with it, is kept",
+    )),
+    "mem_eff_save": ("not_used", lambda: msg(
+        "gui.kohya.flux_mem_eff_save", "an option of sd-scripts' flux_train (fine-tuning); flux_train_network does "
+        "not read it",
+    )),
+    "single_blocks_to_swap": ("not_used", lambda: msg(
+        "gui.kohya.flux_old_swap", "sd-scripts no longer reads it (kohya_ss marks it deprecated); blocks_to_swap "
+        "replaces it",
+    )),
+    "double_blocks_to_swap": ("not_used", lambda: msg(
+        "gui.kohya.flux_old_swap", "sd-scripts no longer reads it (kohya_ss marks it deprecated); blocks_to_swap "
+        "replaces it",
+    )),
+    "enable_all_linear": ("not_used", lambda: msg(
+        "gui.kohya.flux_oft_only", 'used by LoRA type "Flux1 OFT" only',
+    )),
+    "show_timesteps": ("not_implemented", lambda: msg(
+        "gui.kohya.flux_show_timesteps", "sd-scripts' --show_timesteps (show the timestep distribution, then stop) "
+        "is not part of this trainer",
+    )),
+    "flux_fused_backward_pass": ("not_used", lambda: msg(
+        "gui.kohya.flux_fine_tune_only", "a setting of kohya_ss's fine-tuning tab (flux_train); a LoRA does not use it",
+    )),
+    "blockwise_fused_optimizers": ("not_used", lambda: msg(
+        "gui.kohya.flux_fine_tune_only", "a setting of kohya_ss's fine-tuning tab (flux_train); a LoRA does not use it",
+    )),
+}  # fmt: skip
 
 # Converted rather than copied; the text says how (convert.py does it). With the other
 # tables and the option schema it covers every key kohya_ss v26 saves (a test checks that).
@@ -66,6 +129,8 @@ DERIVED = {
     "use_wandb": "before 2023-06: log_with wandb",
     "LoRA_type": "-> network_module, network_args and the GUI's network type",
     "sdxl": "picks sdxl_train_network",
+    "flux1_checkbox": "picks flux_train_network, FLUX.1 dev or schnell as the model file says (model_choice.py)",
+    "t5xxl_lr": "with a text encoder LR -> text_encoder_lr [CLIP-L, T5-XXL]",
 }
 
 # Options of `accelerate launch`, passed on its command line (gui.training.command_builder.ACCELERATE_FLAGS).
@@ -100,21 +165,8 @@ NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
 
 # Settings of the model families this trainer does not train, by section, with their kohya_ss
 # defaults (a default or empty value is dropped silently; anything else is reported). kohya_ss
-# ignores them for SD 1.x/2.x and SDXL.
+# ignores them for SD 1.x/2.x, SDXL and FLUX.1.
 OTHER_MODELS: dict[str, dict[str, Any]] = {
-    "FLUX.1": {
-        "flux1_checkbox": False, "flux1_cache_text_encoder_outputs": False,
-        "flux1_cache_text_encoder_outputs_to_disk": False, "model_type": "flux", "ae": "", "clip_l": "",
-        "t5xxl": "", "discrete_flow_shift": 3.0, "model_prediction_type": "sigma_scaled",
-        "timestep_sampling": "sigma", "split_mode": False, "train_blocks": "all", "t5xxl_max_token_length": 512,
-        "enable_all_linear": False, "guidance_scale": 3.5, "mem_eff_save": False, "apply_t5_attn_mask": False,
-        "split_qkv": False, "train_t5xxl": False, "cpu_offload_checkpointing": False, "blocks_to_swap": 0,
-        "single_blocks_to_swap": 0, "double_blocks_to_swap": 0, "show_timesteps": "",
-        "show_timesteps_resolution": "1024", "img_attn_dim": "", "img_mlp_dim": "", "img_mod_dim": "",
-        "single_dim": "", "txt_attn_dim": "", "txt_mlp_dim": "", "txt_mod_dim": "", "single_mod_dim": "",
-        "in_dims": "", "train_double_block_indices": "all", "train_single_block_indices": "all",
-        "fp8_base_unet": False, "t5xxl_lr": 0, "train_lora_ggpo": False, "ggpo_sigma": 0.03, "ggpo_beta": 0.01,
-    },
     "SD3": {
         "sd3_checkbox": False, "sd3_cache_text_encoder_outputs": False,
         "sd3_cache_text_encoder_outputs_to_disk": False, "sd3_fused_backward_pass": False, "clip_g": "",
@@ -155,7 +207,6 @@ OTHER_MODELS: dict[str, dict[str, Any]] = {
 
 # The checkbox that selects each of those families (any one set: the config is refused).
 MODEL_CHECKBOXES = {
-    "flux1_checkbox": "FLUX.1",
     "sd3_checkbox": "SD3",
     "hunyuan_image_checkbox": "HunyuanImage-2.1",
     "anima_checkbox": "Anima",

@@ -233,7 +233,13 @@ class ValueSteps:
                 self._report_if_set(key, self.data[key], reason, detail)
 
     def _classify(self, name: str) -> tuple[str, str]:
-        if name in all_options():
+        option = all_options().get(name)
+        if option is not None and self.command in option.ignored_on:  # DDPM noise settings under flow matching
+            return "not_used", msg(
+                "gui.kohya.ignored_by_command", "sd-scripts' {command} ignores it: {reason}",
+                command=self.command, reason=str(option.ignored_reason),
+            )  # fmt: skip
+        if option is not None:
             return "other_command", unknown_name_message(name, self.command)
         if name in sd_scripts_flags(self.command):
             return "not_implemented", msg("gui.kohya.not_implemented", "an sd-scripts option this trainer does not implement")

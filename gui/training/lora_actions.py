@@ -240,8 +240,9 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     # kohya_ss saves every field, so what the import leaves out takes the trainer's default (as it did
     # in sd-scripts), not the form's own starting value: the run is the command-line import's.
     options = {**_trainer_defaults(), **result.options}
-    # The model type the command and the options it implies say (sdxl_train_network: SDXL; v2: SD 2.x).
-    model_type = LORA.model_type_of(result.command, options)
+    # The model type the import chose from the model file (FLUX.1 dev or schnell), else the one the command
+    # and the options it implies say (sdxl_train_network: SDXL; v2: SD 2.x).
+    model_type = result.model_type or LORA.model_type_of(result.command, options)
     for name in implied_option_names(LORA.model_types):  # the model type stands for them
         options.pop(name, None)
     if result.sample_prompts_text:

@@ -1,8 +1,9 @@
 """Importing kohya_ss GUI LoRA configs: realistic saves of several versions convert, the report says
 where every unused key went and why, the TOML passes the trainer's validation, secrets never travel.
 
-Fixtures (tests/gui/data/kohya_configs/) are kohya_ss saves: five v26 saves with all 287 keys, one
-from January 2023 (46 keys, numbers as text, use_8bit_adam, xformers as a checkbox), one FLUX.1.
+Fixtures (tests/gui/data/kohya_configs/) are kohya_ss saves: six v26 saves with all 287 keys (one
+FLUX.1), one from January 2023 (46 keys, numbers as text, use_8bit_adam, xformers as a checkbox), a
+v25 FLUX.1 save (test_kohya_flux.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from gui.kohya_import.importer import (
 from gui.kohya_import.network import NETWORK_TYPES, SHAPE_DEFAULTS
 from gui.kohya_import.tables import (
     DERIVED,
+    FLUX_ONLY,
+    FLUX_RENAMED,
     LAUNCH_EXTRA_KEYS,
     LAUNCH_KEYS,
     NO_OPTION,
@@ -44,8 +47,8 @@ from gui.kohya_import.tables import (
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = Path(__file__).parents[1] / "data" / "kohya_configs"
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "gradio", "accelerate", "lycoris", "bitsandbytes")
-V26 = ["sd15_standard", "sdxl_lycoris_locon", "sd15_lokr_prodigy", "sd2_loha", "sd15_kohya_dylora"]
-IMPORTABLE = [*V26, "old_2023_use_8bit_adam"]
+V26 = ["sd15_standard", "sdxl_lycoris_locon", "sd15_lokr_prodigy", "sd2_loha", "sd15_kohya_dylora", "flux1_lora"]
+IMPORTABLE = [*V26, "old_2023_use_8bit_adam", "flux1_v25_lora_ranks"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -92,11 +95,11 @@ def test_every_kohya_ss_v26_key_has_a_rule(name: str) -> None:
     """The 287 keys kohya_ss v26 saves are each mapped, derived, or classified for the report."""
     data = load(name)
     assert len(data) == 287
-    command = "sdxl_train_network" if data["sdxl"] else "train_network"
+    command = convert(name).command
     ruled = (
-        set(options_for(command)) | set(RENAMED) | set(SDXL_RENAMED) | set(DERIVED) | set(LAUNCH_KEYS)
-        | set(LAUNCH_EXTRA_KEYS) | set(SECRETS) | set(SILENT) | set(NO_OPTION) | set(SECTION_OF)
-        | set(SHAPE_DEFAULTS) | sd_scripts_flags(command)
+        set(options_for(command)) | set(RENAMED) | set(SDXL_RENAMED) | set(FLUX_RENAMED) | set(DERIVED)
+        | set(LAUNCH_KEYS) | set(LAUNCH_EXTRA_KEYS) | set(SECRETS) | set(SILENT) | set(NO_OPTION) | set(SECTION_OF)
+        | set(FLUX_ONLY) | set(SHAPE_DEFAULTS) | sd_scripts_flags(command)
     )  # fmt: skip
     assert set(data) - ruled == set()
     unknown = [entry.key for entry in convert(name).unmapped if entry.reason == "unknown"]
@@ -109,13 +112,10 @@ def test_secrets_never_travel(name: str, tmp_path: Path) -> None:
     secrets = [data[key] for key in SECRETS if data[key]]
     assert secrets
     data["additional_parameters"] = f"--wandb_api_key {data['huggingface_token']}"
-    try:
-        result = convert_kohya_config(data)
-    except KohyaImportError as error:  # the FLUX.1 config is refused without echoing its token
-        assert not any(secret in str(error) for secret in secrets)
-        return
-    assert unmapped(result)["huggingface_token"] == ("<hidden>", "secret")
-    assert unmapped(result)["wandb_api_key"] == ("<hidden>", "secret")
+    result = convert_kohya_config(data)
+    for key in SECRETS:
+        if data[key]:
+            assert unmapped(result)[key] == ("<hidden>", "secret")
     assert unmapped(result)["--wandb_api_key"] == ("<hidden>", "secret")
     text = "".join(path.read_text() for path in write_run_files(result, tmp_path / "run.toml"))
     assert not any(secret in repr(result) or secret in text for secret in secrets)
@@ -281,9 +281,9 @@ def test_older_spellings() -> None:
     assert result.unmapped == []
 
 
-def test_flux_config_is_refused_naming_the_model() -> None:
-    with pytest.raises(KohyaImportError, match=r"FLUX\.1 .*flux1_checkbox"):
-        convert("flux1_lora")
+def test_sd3_config_is_refused_naming_the_model() -> None:
+    with pytest.raises(KohyaImportError, match=r"SD3 .*sd3_checkbox"):
+        convert_kohya_config({**load("flux1_lora"), "flux1_checkbox": False, "sd3_checkbox": True})
 
 
 # --- conversions -----------------------------------------------------------------------------
@@ -295,7 +295,8 @@ def v26(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("lora_type", "message"),
-    [("Flux1", "FLUX.1"), ("LoRA-FA", "networks.lora_fa"), ("Lumina", "Lumina"), ("Hypernetwork", "unknown")],
+    [("Flux1 OFT", "networks.oft_flux"), ("LoRA-FA", "networks.lora_fa"), ("Lumina", "Lumina"),
+     ("Hypernetwork", "unknown")],
 )
 def test_network_types_this_trainer_cannot_train_are_refused(lora_type: str, message: str) -> None:
     with pytest.raises(KohyaImportError, match=message):
@@ -398,7 +399,8 @@ def test_cli_writes_the_toml_and_prints_the_report_and_command(tmp_path: Path, c
 
 
 def test_cli_exit_codes(tmp_path: Path, capsys) -> None:
-    assert main([str(CONFIGS / "flux1_lora.json"), "--toml", str(tmp_path / "a.toml")]) == 2
+    (tmp_path / "sd3.json").write_text(json.dumps({**load("flux1_lora"), "flux1_checkbox": False, "sd3_checkbox": True}))
+    assert main([str(tmp_path / "sd3.json"), "--toml", str(tmp_path / "a.toml")]) == 2
     (tmp_path / "db.json").write_text('{"pretrained_model_name_or_path": "x"}')
     assert main([str(tmp_path / "db.json"), "--toml", str(tmp_path / "b.toml")]) == 2
     (tmp_path / "bad.json").write_text("{")

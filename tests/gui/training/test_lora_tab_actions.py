@@ -72,8 +72,10 @@ def test_import_errors_are_messages_not_exceptions(tmp_path: Path) -> None:
     assert missing.tab is None and "nope.json" in missing.message
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     assert "Cannot read" in lora_actions.import_kohya(str(tmp_path / "bad.json"), T).message
-    flux = lora_actions.import_kohya(str(CONFIGS / "flux1_lora.json"), T, prompts_dir=tmp_path)
-    assert flux.tab is None and "cannot be imported" in flux.message
+    lora_fa = {**json.loads((CONFIGS / "sd15_standard.json").read_text(encoding="utf-8")), "LoRA_type": "LoRA-FA"}
+    (tmp_path / "lora_fa.json").write_text(json.dumps(lora_fa), encoding="utf-8")
+    refused = lora_actions.import_kohya(str(tmp_path / "lora_fa.json"), T, prompts_dir=tmp_path)
+    assert refused.tab is None and "cannot be imported" in refused.message
 
 
 def test_tensorboard_needs_a_logging_dir() -> None:
@@ -130,7 +132,7 @@ def _kohya_locon(folder: Path) -> Path:
 IMPORTS = [
     ("sdxl_lycoris_locon.json", "LyCORIS/LoCon"), ("sd2_loha.json", "LyCORIS/LoHa"),
     ("sd15_lokr_prodigy.json", "LyCORIS/LoKr"), ("kohya_locon", "LoCon"), ("sd15_kohya_dylora.json", "DyLoRA"),
-    ("sd15_standard.json", "Standard"),
+    ("sd15_standard.json", "Standard"), ("flux1_v25_lora_ranks.json", "Standard"),
 ]  # fmt: skip
 
 
@@ -147,6 +149,7 @@ def test_an_imported_network_survives_the_form(name: str, network_type: str, lor
     shown = _through_the_form(lora_tab, config, tmp_path)
     result = convert_kohya_config(json.loads(config.read_text(encoding="utf-8")))
     assert shown.network_type == result.network_type == network_type
+    assert shown.command == result.command and (result.model_type in (None, shown.model_type))
     # The form's fields and free-text network_args are the split of what the command-line import writes.
     split = decompose(result.options.get("network_module"), result.options.get("network_args"), network_type)
     set_fields = {name for name, value in split.fields.items() if value is not False}
