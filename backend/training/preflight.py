@@ -12,7 +12,7 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from backend.data.config import specs_from_args, specs_from_dataset_config
 from backend.data.errors import DatasetError
@@ -22,6 +22,7 @@ from backend.families import DECLARATIONS, declaration, default_for_command
 from backend.messages import msg
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
+from backend.networks.layout import check_layout_keys
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
@@ -39,6 +40,9 @@ from backend.training.resume_check import mismatch_message, record_mismatches, r
 from backend.training.run_length import LengthConfig, total_steps
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
 from backend.training.sharded import launch_problems
+
+if TYPE_CHECKING:
+    from backend.networks.models import NetworkLayout
 
 LORA_FORMATS = ("safetensors", "ckpt", "pt")
 
@@ -168,11 +172,15 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
             "adds its output beside the base layer's, as LoRA does)",
         ))
     known = getattr(module, "KNOWN_KEYS", None)
+    layout = _family_network_layout(plan) if module.__name__ == "backend.networks.lora" else None
     if known is None:  # not ours: warn about keys the module does not read
         plan.warnings += unread_network_args(module, network_args)
     else:
         try:
-            check_known_keys(network_args, known, args.network_module)
+            if layout is not None:  # the family's own sd-scripts module (FLUX.1: lora_flux) reads its own keys
+                check_layout_keys(layout, network_args, args.network_module)
+            else:
+                check_known_keys(network_args, known, args.network_module)
         except NetworkArgsError as exc:
             plan.errors.append(str(exc))
     if args.network_train_unet_only and args.network_train_text_encoder_only:
@@ -187,6 +195,14 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
         problem = network_rank_problem(args.network_weights, args.network_dim, _conv_dim(network_args))
     if problem:
         plan.errors.append(problem)
+
+
+def _family_network_layout(plan: RunPlan) -> NetworkLayout | None:
+    """The network layout networks.lora will use for the run's model (the command's family when the model
+    is not known)."""
+    from backend.families.loaded import family
+
+    return cast("NetworkLayout | None", family(_family_name(plan)).network_layout)
 
 
 def _uniform_lora(args: argparse.Namespace) -> bool:

@@ -127,3 +127,24 @@ def test_network_weights_of_sdxl_or_flux_are_told_apart(tmp_path):
     assert error is not None and "trained on FLUX.1" in error
     assert [network_weights_problem(path, family) for path, family in
             ((flux, "flux_schnell"), (clip_only, "flux_dev"), (clip_only, "sdxl"))] == [None, None, None]
+
+
+def test_flux_network_args_are_checked_by_the_flux_layout(capsys, tiny, train_dir, tmp_path):
+    """networks.lora on FLUX.1 reads sd-scripts' lora_flux keys: preflight accepts them and names why an
+    SD-only key means nothing there."""
+    model = tiny.get("flux-dev", single_file=True)
+
+    def flux_preflight(*network_args: str) -> dict:
+        code = run_command("flux_train_network", [
+            "--pretrained_model_name_or_path", str(model.path), *model.trainer_flags()[2:],
+            "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path), "--resolution", "64",
+            "--caption_extension", ".txt", "--network_module", "networks.lora_flux", "--preflight",
+            "--network_args", *network_args,
+        ])  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == (0 if report["ok"] else 1)
+        return report
+
+    assert flux_preflight("img_attn_dim=8", "split_qkv=True", "train_blocks=single")["errors"] == []
+    [error] = flux_preflight("conv_dim=4")["errors"]
+    assert "conv_dim" in error and "FLUX.1's transformer has no convolutions" in error

@@ -198,15 +198,7 @@ def test_the_cli_imports_a_flux_config(tmp_path: Path, capsys) -> None:
     assert "-m backend.flux_train_network --config_file" in printed
 
 
-# Preflight checks network_args against networks.lora's SD key list, not the FLUX.1 layout's (which training
-# itself uses: backend/networks/layout.py), so it refuses img_attn_dim & co. that a run accepts. Fixing it is
-# in backend/training/preflight.py (_check_network); strict, so the fix turns this into a pass to take off.
-PREFLIGHT_LAYOUT_KEYS = pytest.mark.xfail(
-    strict=True, reason="preflight checks FLUX.1 network_args against the SD key list of networks.lora"
-)
-
-
-@pytest.mark.parametrize("name", [V26, pytest.param(V25, marks=PREFLIGHT_LAYOUT_KEYS)])
+@pytest.mark.parametrize("name", [V26, V25])
 def test_an_imported_flux_config_passes_preflight_from_the_tab(name: str, tiny, tmp_path: Path) -> None:
     """The GUI's import button, then preflight with this machine's tiny FLUX.1 files and images."""
     imported = lora_actions.import_kohya(str(CONFIGS / f"{name}.json"), T, prompts_dir=tmp_path)
