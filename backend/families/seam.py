@@ -47,6 +47,10 @@ class FamilyNetworkLayout(Protocol):
 
     label: str
     shape_keys: tuple[str, ...]
+    network_module: str
+    extracts_text_encoders: bool
+
+    def refused_reason(self, key: str) -> str | None: ...
 
 
 class ModelFamily(ABC):

@@ -20,10 +20,12 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from backend.data.text_encoder_files import TextCacheFile
 from backend.families import label
 from backend.messages import msg
+from backend.models.checkpoint import split_original
 from backend.models.components import Components, PromptEmbeds
-from backend.models.configs import ArchConfigs, Family
+from backend.models.configs import ArchConfigs, Family, arch_for, load_arch_configs
 from backend.models.detect import ModelInfo, ModelMismatchError, detect_model
-from backend.models.loading import load_components
+from backend.models.files import read_checkpoint
+from backend.models.loading import build_modules, load_components
 from backend.models.saving import StateOverrides, save_components
 from backend.models.tokenizers import MODEL_MAX_LENGTH, tokenize_chunks
 
@@ -65,6 +67,25 @@ class ModelSpecification(ABC):
             path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,
         )
+
+    def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
+        """The weights the LoRA tools read and write (merge into, extract from, measure against), without
+        tokenizers (the tools do not need them, and a real user's may not be cached). A diffusers folder
+        loads whole, a single file without tokenizers. `text_encoders` False: the caller needs the
+        denoiser only (families whose files hold more may then leave the text encoders out)."""
+        if info.format == "diffusers":
+            return load_components(info.path, dtype=dtype, info=info)
+        configs = info.configs or load_arch_configs(arch_for(info.family, bool(info.v_prediction)))
+        state_dict, _ = read_checkpoint(info.path, dtype=dtype)
+        states = split_original(state_dict, configs)
+        del state_dict
+        unet, vae, encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)
+        return Components(info.family, configs, unet, vae, encoders, [], extras=states.extras, source=info.path)
+
+    def save_refusal(self, path: str | Path) -> str | None:
+        """Why `save` cannot write this family to `path` (a format it has no layout for); None: it can.
+        Asked before any weights are read."""
+        return None
 
     def meta_modules(self, configs: ArchConfigs) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
         """The denoiser and text encoders of an architecture on the meta device (no weights, no memory):

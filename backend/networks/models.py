@@ -62,6 +62,9 @@ class Models:
 class NetworkLayout(ABC):
     label: str  # the model, for messages ("FLUX.1")
     shape_keys: tuple[str, ...] = ()  # network_args that shape the network (from the file when made from weights)
+    network_module: str = "networks.lora"  # sd-scripts' module for the layout (`ss_network_module`)
+    # Whether extract_lora_from_models extracts the text encoders too (so it loads them).
+    extracts_text_encoders: bool = True
 
     def refused_reason(self, key: str) -> str | None:
         """Why network_args `key` (one networks.lora reads for other families) means nothing here; None: no
@@ -90,6 +93,12 @@ class NetworkLayout(ABC):
     def every_target(self, models: Models) -> tuple[list[Target], list[Target]]:
         """Every layer a file of this layout may name, under every name it may use (the LoRA tools check
         files against it)."""
+
+    def extracted_targets(self, models: Models) -> list[Target]:
+        """The layers extract_lora_from_models factorises, by the names sd-scripts' extractor for the layout
+        writes (default: every target)."""
+        te_targets, denoiser_targets = self.every_target(models)
+        return [*te_targets, *denoiser_targets]
 
     def split_fused(self, args: ArgReader | None) -> bool:
         """Whether fused targets keep a down/up pair per part (sd-scripts' split_qkv)."""

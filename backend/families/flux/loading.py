@@ -203,6 +203,25 @@ def _load_folder(info: ModelInfo, files: PartFiles, dtype: torch.dtype, device: 
     return Components(info.family, configs, transformer, vae, [clip, t5], _folder_tokenizers(folder), source=info.path)
 
 
+def load_flux_weights(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool) -> Components:
+    """What the LoRA tools read: a folder whole (its tokenizers too: a merged folder is saved whole), or
+    without text encoders when the caller needs the transformer only; a BFL single file is the transformer
+    alone (no autoencoder, text encoders or tokenizers: sd-scripts' flux tools read it the same way)."""
+    if info.format == "diffusers" and text_encoders:
+        return _load_folder(info, {}, dtype, "cpu")
+    configs = _configs_for(info)
+    if info.format == "diffusers":
+        folder = Path(info.path)
+        transformer = _component(folder, "transformer", lambda: FluxTransformer2DModel.from_pretrained(
+            folder, subfolder="transformer", local_files_only=True, torch_dtype=dtype))
+    else:
+        transformer = build_modules(configs)[0]
+        _fill(transformer, _transformer_state(Path(info.path), "cpu", dtype), dtype, "FLUX.1 transformer")
+    # No autoencoder: the tools neither read nor save one from a transformer (FluxSpec.save writes a file
+    # of the transformer alone; a folder is only written from a folder loaded whole).
+    return Components(info.family, configs, transformer, None, [], [], source=info.path)  # type: ignore[arg-type]
+
+
 def load_flux(info: ModelInfo, files: PartFiles, *, dtype: torch.dtype, device: str,
               tokenizer_cache_dir: str | Path | None) -> Components:
     """FLUX.1 from `info` (`backend.models.detect.detect_model`): a diffusers folder, or a transformer file

@@ -205,6 +205,9 @@ def parse_in_dims(args: ArgReader) -> list[int] | None:
 
 class FluxNetworkLayout(NetworkLayout):
     label = "FLUX.1"
+    network_module = "networks.lora_flux"
+    # sd-scripts' flux_extract_lora: the transformer blocks only (see extracted_targets).
+    extracts_text_encoders = False
     shape_keys = ("train_blocks", "split_qkv", "train_t5xxl", *(key for key, _ in TYPE_DIMS), "in_dims",
                   *BLOCK_SELECTIONS)
 
@@ -266,6 +269,12 @@ class FluxNetworkLayout(NetworkLayout):
                 value=repr(choice), choices=", ".join(TRAIN_BLOCKS),
             ))  # fmt: skip
         return ("double", "single") if choice == "all" else (choice,)
+
+    def extracted_targets(self, models: Models) -> list[Target]:
+        """As sd-scripts' flux_extract_lora: every weight of the double and single blocks (attention, MLP and
+        modulation layers; not the norms), by its BFL name; not the embedders, the final layer or the text
+        encoders."""
+        return block_targets(models.unet, ("double", "single")) if models.unet is not None else []
 
     def split_fused(self, args: ArgReader | None) -> bool:
         return bool(args is not None and args.flag("split_qkv"))

@@ -86,6 +86,18 @@ def write_flux_folder(components: Components, folder: Path, dtype: torch.dtype |
     _write_json(folder / "model_index.json", index)
 
 
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def save_refusal(path: str | Path) -> str | None:
+    """Why a FLUX.1 model cannot be saved to `path`: only .safetensors (the transformer) or a folder."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return msg("flux.save_pickle", "{path}: FLUX.1 models are saved as .safetensors (the transformer) or as a "
+                   "diffusers folder, not as {suffix}", path=path, suffix=path.suffix)
+    return None
+
+
 def save_flux(components: Components, path: str | Path, *, dtype: torch.dtype | None,
               metadata: dict[str, str] | None, states: StateOverrides | None = None) -> Path:
     """`.safetensors`: the transformer alone in BFL names; any other path: a diffusers FluxPipeline folder.
@@ -95,9 +107,9 @@ def save_flux(components: Components, path: str | Path, *, dtype: torch.dtype | 
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         _write_transformer_file(components, path, dtype, metadata or {}, states)
         return path
-    if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
-        raise ValueError(msg("flux.save_pickle", "{path}: FLUX.1 models are saved as .safetensors (the transformer) "
-                             "or as a diffusers folder, not as {suffix}", path=path, suffix=path.suffix))
+    refusal = save_refusal(path)
+    if refusal:
+        raise ValueError(refusal)
     _check_replaceable(path)
     with atomic_folder(path) as folder:
         write_flux_folder(components, folder, dtype, states)

@@ -20,7 +20,7 @@ import torch
 
 from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
-from backend.models.detect import detect_model
+from backend.models.detect import ModelInfo, detect_model
 from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 from backend.training.option_slice import OptionSlice
@@ -110,6 +110,14 @@ class FluxSpec(ModelSpecification):
         info = detect_model(path)
         self.check_family(info)
         return load_flux(info, files or {}, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
+
+    def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
+        """A diffusers folder whole (or its transformer alone, `text_encoders` False); a BFL single file is
+        the transformer alone: the autoencoder and text encoders are files of their own."""
+        from backend.families.flux.loading import load_flux_weights
+
+        self.check_family(info)
+        return load_flux_weights(info, dtype, text_encoders=text_encoders)
 
     def configured(self, text: FluxTextOptions, components: Components) -> FluxSpec:
         default = T5_LENGTH_DEV if has_guidance(components.unet) else T5_LENGTH_SCHNELL
@@ -238,6 +246,11 @@ class FluxSpec(ModelSpecification):
             **conditioning,
         )
         return result.images[0]
+
+    def save_refusal(self, path: str | Path) -> str | None:
+        from backend.families.flux.saving import save_refusal
+
+        return save_refusal(path)
 
     def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
              metadata: dict[str, str] | None = None, states: StateOverrides | None = None,

@@ -5,7 +5,9 @@
         [--device cpu|cuda] [--save_precision float|fp16|bf16] [--load_precision float|fp16|bf16]
 
 The layers are the ones our LoRA trains (`backend/networks/naming.py`; 3x3 convs only with
---conv_dim), named as sd-scripts names them (SDXL U-Net by SGM paths). Each layer's difference is
+--conv_dim), named as sd-scripts names them (SDXL U-Net by SGM paths). A family with a network layout
+of its own extracts its layout's layers (FLUX.1, as sd-scripts' flux_extract_lora: the transformer
+blocks' layers by BFL name, a fused qkv/linear1 as one module; no text encoders). Each layer's difference is
 factorised by SVD (alpha = rank, so the scale is 1) and both factors are clamped to the
 --clamp_quantile of their values. Layers whose largest absolute difference is below --min_diff are
 skipped and counted, so an unchanged text encoder is left out.

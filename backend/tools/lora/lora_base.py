@@ -1,12 +1,13 @@
 """The base checkpoint's layer behind each LoRA module, for recipes that measure a LoRA against the
 weights it modifies (resize_lora's `fro_ckpt` / `spn_ckpt`).
 
-The checkpoint (SD 1.x/2.x/SDXL, diffusers folder or single file) is checked against the LoRA's
-family before any weight is read, then loaded in float16: only per-layer norms are needed, which
-float16 storage changes by far less than any threshold can resolve, and a real SDXL then takes half
-the memory. Layers are found by the names LoRA files use (`lora_layers`: sd-scripts names,
-SDXL U-Net by SGM and by diffusers paths). Every module must have its layer, of the module's shape:
-a norm taken from the wrong layer would silently choose wrong ranks.
+The checkpoint (a diffusers folder or a single file; FLUX.1's BFL file is its transformer alone) is
+checked against the LoRA's family before any weight is read, then loaded in float16: only per-layer
+norms are needed, which float16 storage changes by far less than any threshold can resolve, and a
+real SDXL then takes half the memory. Layers are found by the names LoRA files use (`lora_layers`:
+sd-scripts names, SDXL U-Net by SGM and by diffusers paths; a fused FLUX.1 layer is its members'
+weights stacked by rows). Every module must have its layer, of the module's shape: a norm taken
+from the wrong layer would silently choose wrong ranks.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import torch
 
 from backend.messages import msg
 from backend.tools.lora.lora_files import LoraFile
-from backend.tools.lora.lora_layers import lora_layers
-from backend.tools.lora.merge_into_model import check_family, detect_checkpoint, load_weights
+from backend.tools.lora.lora_layers import layer_refs
+from backend.tools.lora.merge_into_model import (
+    check_family,
+    detect_checkpoint,
+    load_weights,
+    text_encoder_modules,
+)
 from backend.tools.lora.tool_cli import ToolError
 
 NORMS = {"fro": "Frobenius", "spectral": "spectral"}
@@ -45,8 +51,15 @@ def base_layer_norms(base_model: str, lora: LoraFile, kind: str, device: str = "
     info = detect_checkpoint(base_model)
     check_family(lora, info.family, f"--base_model {base_model} ({info.evidence})")
     components = load_weights(info, torch.float16)
-    layers = lora_layers(components.unet, components.text_encoders)
+    layers = layer_refs(components.unet, components.text_encoders)
     missing = sorted(name for name in lora.modules if name not in layers)
+    absent = text_encoder_modules(missing) if not components.text_encoders else []
+    if absent:  # a model file without text encoders (FLUX.1's transformer file)
+        raise ToolError(msg(
+            "tool.base_model_no_text_encoders", "{path} has {count} text-encoder modules, but --base_model {model} "
+            "holds no text encoders (a transformer file): pass the model's diffusers folder as --base_model",
+            path=lora.path, count=len(absent), model=base_model,
+        ))
     if missing:
         raise ToolError(msg(
             "tool.base_model_missing_layers", "{count} modules of {path} have no layer in {model}, for example {first}; "
@@ -55,7 +68,7 @@ def base_layer_norms(base_model: str, lora: LoraFile, kind: str, device: str = "
         ))
     norms: dict[str, float] = {}
     for name, params in lora.modules.items():
-        weight = layers[name].weight
+        weight = layers[name].weight()  # a fused layer (FLUX.1's qkv): its members' weights stacked
         if weight.numel() != module_weight_numel(params):
             raise ToolError(msg(
                 "tool.base_model_layer_shape", "{path}: module {name} does not fit the layer of {model} (layer weight "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
 from torch import nn
 
 from backend.families.loaded import family_of_modules, get_spec
@@ -34,6 +35,21 @@ class LayerRef:
     path: str  # module path in the diffusers/transformers model (text encoders: with `text_model.`)
     module: nn.Module
     canonical: bool  # the name sd-scripts writes (SDXL U-Net: the SGM one, not the diffusers alias)
+    # The layers whose weights, stacked by rows in this order, make up the layer a file names: a fused
+    # layer of the original model (FLUX.1's qkv: diffusers' to_q, to_k, to_v) has several; others `(module,)`.
+    members: tuple[nn.Module, ...] = ()
+
+    @property
+    def parts(self) -> tuple[nn.Module, ...]:
+        return self.members or (self.module,)
+
+    def weight(self) -> torch.Tensor:
+        """The weight of the layer the file names (a fused layer's members' weights stacked by rows)."""
+        parts = self.parts
+        return parts[0].weight if len(parts) == 1 else torch.cat([part.weight for part in parts])
+
+    def numel(self) -> int:
+        return sum(part.weight.numel() for part in self.parts)
 
 
 def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
@@ -66,20 +82,27 @@ def iter_lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> Iterato
 
 def _layout_layers(denoiser: nn.Module, text_encoders: list[nn.Module]) -> Iterator[LayerRef]:
     """A layout's targets; a fused target (FLUX.1's qkv: three diffusers Linears under one name) is
-    one layer by its first member, and is also named by its diffusers path when it has one."""
+    one layer by its first member (`members` holds them all), and is also named by its diffusers path when
+    it has one."""
     models = Models.of(text_encoders, denoiser, None)
     assert models.network_layout is not None
     te_targets, denoiser_targets = models.network_layout.every_target(models)
     for target in (*te_targets, *denoiser_targets):
         path = _path_of(denoiser if target.text_encoder_index is None else text_encoders[target.text_encoder_index],
                         target.module)
-        yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True)
+        yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True, target.members)
         if target.diffusers_name != target.lora_name:
-            yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False)
+            yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False,
+                           target.members)
 
 
 def _path_of(root: nn.Module, module: nn.Module) -> str:
     return next(path for path, candidate in root.named_modules() if candidate is module)
+
+
+def layer_refs(unet: nn.Module, text_encoders: list[nn.Module]) -> dict[str, LayerRef]:
+    """{lora name: layer}, every name of :func:`iter_lora_layers`, with the members of fused layers."""
+    return {ref.name: ref for ref in iter_lora_layers(unet, text_encoders)}
 
 
 def lora_layers(unet: nn.Module, text_encoders: list[nn.Module]) -> dict[str, nn.Module]:

@@ -22,16 +22,22 @@ from backend.tools.lora.merge_into_model import (
     detect_checkpoint,
     load_for_merge,
     merge_into,
+    text_encoder_modules,
+    without_text_encoders_note,
 )
 from backend.tools.lora.merge_loras import check_mergeable, concat_loras, default_rank, svd_merge_loras
-from backend.tools.lora.tool_cli import check_device, dtype_of
+from backend.tools.lora.tool_cli import ToolError, check_device, dtype_of
 from backend.training.metadata import minimum_metadata
 
 
 def merge_into_checkpoint(args: argparse.Namespace, loras: list[LoraFile], ratios: list[float]) -> None:
     info = detect_checkpoint(args.sd_model)
+    spec: ModelSpecification = get_spec(info.family)
     for lora in loras:  # before any weights are read
         check_family(lora, info.family, f"{args.sd_model} ({info.evidence})")
+    refusal = spec.save_refusal(args.save_to)
+    if refusal:
+        raise ToolError(refusal)
     components = load_for_merge(info, dtype_of(args.precision) or torch.float32, args.save_to)
     merged_layers: dict[str, torch.nn.Module] = {}
     for lora, ratio in zip(loras, ratios, strict=True):
@@ -39,11 +45,15 @@ def merge_into_checkpoint(args: argparse.Namespace, loras: list[LoraFile], ratio
         merged_layers.update(report.layers)
         print(msg("tool.merged_lora", "{path}: merged {count} modules at ratio {ratio}",
                   path=lora.path, count=report.merged, ratio=ratio))
-        if report.unmatched:
+        # A model loaded without text encoders (FLUX.1's transformer file): their modules are said apart.
+        absent = text_encoder_modules(report.unmatched) if not components.text_encoders else []
+        if absent:
+            print("  " + without_text_encoders_note(components, len(absent)))
+        unmatched = [name for name in report.unmatched if name not in absent]
+        if unmatched:
             print(msg("tool.merge_unmatched", "  {count} modules match no layer and were skipped, for example {first}",
-                      count=len(report.unmatched), first=report.unmatched[0]))
+                      count=len(unmatched), first=unmatched[0]))
     check_merged_layers(merged_layers, dtype_of(args.save_precision), args.save_to)
-    spec: ModelSpecification = get_spec(info.family)
     merged_from = ", ".join(f"{Path(lora.path).name}:{ratio}" for lora, ratio in zip(loras, ratios, strict=True))
     spec.save(components, args.save_to, dtype=dtype_of(args.save_precision),
               metadata={"modelspec.merged_from": merged_from})

@@ -1,7 +1,9 @@
 """Baking LoRA-family files into a checkpoint: `W += ratio * delta` for every module of every file.
 
 Deltas come from `lora_files.module_delta` (LoRA/LoCon, and LyCORIS LoHa/LoKr by their own
-reconstruction). The family of each file is checked against the model's before the model is loaded.
+reconstruction). The family of each file is checked against the model's before the model is loaded,
+which its family's spec loads (`ModelSpecification.load_weights`). A layer the original model fuses
+(FLUX.1's qkv, three diffusers Linears) takes its delta split by rows over its members, in order.
 Every merged layer must stay finite, in the merge precision and in the save precision: a NaN or an
 overflow (a huge ratio, fp16) is reported with the layer's module name and nothing is written.
 """
@@ -14,17 +16,16 @@ from pathlib import Path
 import torch
 
 from backend.families import network_files
+from backend.families.loaded import get_spec
 from backend.finite_weights import check_weights
 from backend.messages import msg
-from backend.models.checkpoint import split_original
 from backend.models.components import Components
-from backend.models.configs import arch_for, load_arch_configs
 from backend.models.detect import ModelInfo, detect_model
-from backend.models.files import is_single_file, read_checkpoint
-from backend.models.loading import build_modules, load_components
+from backend.models.files import is_single_file
+from backend.networks.naming import TEXT_ENCODER_PREFIX
 from backend.tools.cli.light_cli import ToolFailure
 from backend.tools.lora.lora_files import LoraFile, module_delta
-from backend.tools.lora.lora_layers import lora_layers
+from backend.tools.lora.lora_layers import layer_refs
 from backend.tools.lora.tool_cli import ToolError
 
 
@@ -33,7 +34,8 @@ class MergeReport:
     path: str
     merged: int
     unmatched: list[str]
-    layers: dict[str, torch.nn.Module] = field(default_factory=dict)  # module name -> the layer it changed
+    # module name -> the layer it changed (a fused layer: one entry per member, "<name> (part N)")
+    layers: dict[str, torch.nn.Module] = field(default_factory=dict)
 
 
 def check_family(lora: LoraFile, family: str, what: str) -> None:
@@ -54,85 +56,103 @@ def check_family(lora: LoraFile, family: str, what: str) -> None:
 
 
 def detect_checkpoint(path: str) -> ModelInfo:
-    """The model a tool reads weights from: a U-Net family's (what `load_weights` builds)."""
+    """The model a tool reads weights from (any family: its spec loads the weights, `load_weights`)."""
     if not Path(path).exists():
         raise ToolError(msg("model.not_found", "model not found: {path}", path=path))
-    info = detect_model(path)
-    if info.family not in network_files.unet_families():
-        raise ToolError(msg(
-            "tool.checkpoint_family_unsupported", "{path} is a {family} model: the LoRA tools read the weights of "
-            "{supported} checkpoints only (merging into, extracting from, measuring against a model). A {family} "
-            "LoRA loads as it is in ComfyUI, Forge and diffusers",
-            path=path, family=info.label,
-            supported=network_files.joined_labels(network_files.unet_families(), msg("tool.word_and", "and")),
-        ))  # fmt: skip
-    return info
+    return detect_model(path)
 
 
 def load_for_merge(info: ModelInfo, dtype: torch.dtype, save_to: str) -> Components:
-    """A single file loads without tokenizers, so it can only be saved as a single file."""
+    """A single file loads without tokenizers (FLUX.1: the transformer alone), so it can only be saved as a
+    single file."""
     if info.format != "diffusers" and not is_single_file(save_to):
         raise ToolError(msg("tool.merge_single_file_output", "{path} is a single file: save the merged model as "
                             ".safetensors or .ckpt", path=info.path))
     return load_weights(info, dtype)
 
 
-def load_weights(info: ModelInfo, dtype: torch.dtype) -> Components:
-    """Diffusers folders load whole; single files without tokenizers (the tools do not need them,
-    and a real user's may not be cached)."""
-    if info.format == "diffusers":
-        return load_components(info.path, dtype=dtype, info=info)
-    configs = info.configs or load_arch_configs(arch_for(info.family, bool(info.v_prediction)))
-    state_dict, _ = read_checkpoint(info.path, dtype=dtype)
-    states = split_original(state_dict, configs)
-    del state_dict
-    unet, vae, text_encoders = build_modules(configs, states.unet, states.vae, states.text_encoders, dtype)
-    return Components(info.family, configs, unet, vae, text_encoders, [], extras=states.extras, source=info.path)
+def load_weights(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
+    """The model's weights as its family's spec loads them for the tools: diffusers folders whole, single
+    files without tokenizers (the tools do not need them, and a real user's may not be cached); FLUX.1's
+    BFL file is its transformer alone. `text_encoders` False: only the denoiser is needed."""
+    return get_spec(info.family).load_weights(info, dtype, text_encoders=text_encoders)
+
+
+def text_encoder_modules(names: list[str]) -> list[str]:
+    """The names of text-encoder modules (`lora_te`, `lora_te1`, `lora_te3`, ...) among `names`."""
+    return [name for name in names if name.startswith(TEXT_ENCODER_PREFIX)]
+
+
+def without_text_encoders_note(components: Components, count: int) -> str:
+    """Why `count` text-encoder modules found no layer in a model loaded without text encoders."""
+    return msg(
+        "tool.merge_no_text_encoders", "{count} text-encoder modules were not merged: {model} holds no text "
+        "encoders (a transformer file); to bake them in too, pass the model's diffusers folder (with "
+        "text_encoder/ and text_encoder_2/) as --sd_model", count=count, model=components.source,
+    )  # fmt: skip
+
+
+def _split_rows(delta: torch.Tensor, parts: tuple[torch.nn.Module, ...]) -> list[torch.Tensor]:
+    """A fused layer's delta, one piece per member by its rows (its out_features), in order."""
+    if len(parts) == 1:
+        return [delta.reshape(parts[0].weight.shape)]
+    rows = [int(part.weight.shape[0]) for part in parts]
+    pieces = torch.split(delta.reshape(sum(rows), -1), rows)
+    return [piece.reshape(part.weight.shape) for piece, part in zip(pieces, parts, strict=True)]
 
 
 @torch.no_grad()
 def merge_into(components: Components, lora: LoraFile, ratio: float, device: str) -> MergeReport:
-    layers = lora_layers(components.unet, components.text_encoders)
+    layers = layer_refs(components.unet, components.text_encoders)
     merged, unmatched, changed = 0, [], {}
     for name, params in lora.modules.items():
         layer = layers.get(name)
         if layer is None:
             unmatched.append(name)
             continue
-        weight = layer.weight
         delta = module_delta(name, {k: v.to(device) for k, v in params.items()})
-        if delta.numel() != weight.numel():
+        if delta.numel() != layer.numel():
             raise ToolError(msg(
                 "tool.merge_shape_mismatch", "{path}: module {name} has a delta of shape {shape}, the model's layer "
                 "{layer_shape} (a LoRA for another model size?)", path=lora.path, name=name,
-                shape=tuple(delta.shape), layer_shape=tuple(weight.shape),
+                shape=tuple(delta.shape), layer_shape=tuple(layer.weight().shape),
             ))
-        base = weight.to(device, torch.float32)
-        if not bool(torch.isfinite(base).all()):
-            raise ToolError(msg(
-                "tool.merge_base_nonfinite", "{path}: the layer {name} modifies holds NaN or infinite values; the "
-                "checkpoint is damaged: use another copy of it", path=components.source, name=name,
-            ))
-        updated = base + ratio * delta.reshape(weight.shape)
-        weight.copy_(updated.to(weight.device, weight.dtype))
-        if not bool(torch.isfinite(weight).all()):
-            names = {"path": lora.path, "ratio": ratio, "name": name}
-            if bool(torch.isfinite(updated).all()):  # finite in float32: the merge precision is too small
-                raise ToolFailure(msg(
-                    "tool.merge_overflow", "merging {path} at ratio {ratio} gives values too large for {precision} in "
-                    "the layer of {name}; nothing was written: merge with --precision float",
-                    precision=_dtype_name(weight.dtype), **names,
-                ))
-            raise ToolFailure(msg(
-                "tool.merge_nonfinite", "merging {path} at ratio {ratio} gives NaN or infinite values in the layer of "
-                "{name}; nothing was written", **names,
-            ))
-        changed[name] = layer
+        for index, (part, piece) in enumerate(zip(layer.parts, _split_rows(delta, layer.parts), strict=True)):
+            _merge_part(components, lora, name, part.weight, piece, ratio, device)
+            changed[name if len(layer.parts) == 1 else f"{name} (part {index + 1})"] = part
         merged += 1
     if not merged:
+        skipped = text_encoder_modules(unmatched)
+        if skipped and not components.text_encoders:
+            raise ToolError(f"{lora.path}: {without_text_encoders_note(components, len(skipped))}")
         raise ToolError(msg("tool.merge_no_module_matches",
                             "{path}: no module matches a layer of the model (another architecture?)", path=lora.path))
     return MergeReport(lora.path, merged, unmatched, changed)
+
+
+def _merge_part(components: Components, lora: LoraFile, name: str, weight: torch.Tensor, delta: torch.Tensor,
+                ratio: float, device: str) -> None:
+    """`weight += ratio * delta` in float32, refusing a damaged base and a result that is not finite."""
+    base = weight.to(device, torch.float32)
+    if not bool(torch.isfinite(base).all()):
+        raise ToolError(msg(
+            "tool.merge_base_nonfinite", "{path}: the layer {name} modifies holds NaN or infinite values; the "
+            "checkpoint is damaged: use another copy of it", path=components.source, name=name,
+        ))
+    updated = base + ratio * delta
+    weight.copy_(updated.to(weight.device, weight.dtype))
+    if not bool(torch.isfinite(weight).all()):
+        names = {"path": lora.path, "ratio": ratio, "name": name}
+        if bool(torch.isfinite(updated).all()):  # finite in float32: the merge precision is too small
+            raise ToolFailure(msg(
+                "tool.merge_overflow", "merging {path} at ratio {ratio} gives values too large for {precision} in "
+                "the layer of {name}; nothing was written: merge with --precision float",
+                precision=_dtype_name(weight.dtype), **names,
+            ))
+        raise ToolFailure(msg(
+            "tool.merge_nonfinite", "merging {path} at ratio {ratio} gives NaN or infinite values in the layer of "
+            "{name}; nothing was written", **names,
+        ))
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

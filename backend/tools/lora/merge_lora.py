@@ -5,9 +5,10 @@
     python -m backend.tools.merge_lora --models A B --ratios 0.7 0.3 --save_to OUT.safetensors
         (--concat | [--new_rank R] [--new_conv_rank C]) [--save_precision ...] [--no_metadata]
 
-With --sd_model (SD 1.x/2.x/SDXL, diffusers folder or single file) the LoRAs (LoRA, LoCon, LoHa,
-LoKr) are baked into its weights and saved as a single file in the original layout (or a diffusers
-folder when --save_to has no model suffix and the input was a folder). Without it the LoRAs are
+With --sd_model (a diffusers folder or single file) the LoRAs (LoRA, LoCon, LoHa, LoKr) are baked
+into its weights and saved through the family's spec: a single file in the original layout (FLUX.1:
+the BFL transformer file, which holds no text encoders: their modules are reported as not merged), or
+a diffusers folder when --save_to has no model suffix and the input was a folder. Without it the LoRAs are
 merged into one LoRA: --concat stacks the ranks (exact), otherwise the summed deltas are
 re-factorised by SVD to --new_rank (default: the largest input rank), as svd_merge_lora does.
 """
