@@ -21,17 +21,6 @@ def layouts() -> tuple[str, ...]:
     return tuple(dict.fromkeys(d.network_layout for d in DECLARATIONS if d.network_layout))
 
 
-def unet_families() -> tuple[str, ...]:
-    """The families whose denoiser is a U-Net (SD 1.x/2.x/SDXL): the ones the LoRA tools build layer
-    tables and checkpoints for by diffusers' U-Net names."""
-    return tuple(d.name for d in DECLARATIONS if d.denoiser_folder == "unet")
-
-
-def unet_layouts() -> tuple[str, ...]:
-    unet = set(unet_families())
-    return tuple(layout for layout in layouts() if all(d.name in unet for d in _of_layout(layout)))
-
-
 def _of_layout(layout: str) -> tuple[FamilyDeclaration, ...]:
     return tuple(d for d in DECLARATIONS if d.network_layout == layout)
 

@@ -16,8 +16,6 @@ def test_model_names_labels_and_fits() -> None:
     assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "sd", "flux")
     assert [network_files.label(m) for m in network_files.model_names()] == [
         "SD 1.x", "SD 2.x", "SDXL", "FLUX.1 [dev]", "FLUX.1 [schnell]", "SD 1.x/2.x", "FLUX.1"]
-    assert network_files.unet_families() == ("sd1", "sd2", "sdxl")
-    assert network_files.unet_layouts() == ("sd", "sdxl")
     assert network_files.fits("flux", "flux_schnell") and not network_files.fits("flux_dev", "flux_schnell")
     assert network_files.fits("sd", "sd2") and network_files.fits("sd1", "sd1")
     assert not network_files.fits("sd", "sdxl") and not network_files.fits("sd1", "sd2")
@@ -69,4 +67,4 @@ def test_a_new_family_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch
     assert network_files.layout_of_network_keys(["lora_unet_joint_blocks_0_x_block_attn_qkv"]) == "sd3"
     assert network_files.joined_labels(network_files.layouts(), "or") == "SD 1.x/2.x, SDXL, FLUX.1 or SD3"
     assert network_files.fits("sd3", "sd3") and not network_files.fits("sd3", "sdxl")
-    assert "sd3" not in network_files.unet_families()
+

@@ -3,7 +3,7 @@ merge_lora.py + svd_merge_lora.py, extract_lora_from_models.py; convert and insp
 
 from __future__ import annotations
 
-from backend.families.network_files import unet_families
+from backend.families import names
 from backend.tools.flags.spec import FINITE, Flag, Range, ToolFlags
 
 PRECISIONS = ("float", "fp16", "bf16")
@@ -11,7 +11,7 @@ PRECISIONS = ("float", "fp16", "bf16")
 DYNAMIC_METHODS = ("sv_ratio", "sv_fro", "sv_cumulative")
 BASE_METHODS = ("fro_ckpt", "spn_ckpt")  # relative to the base model's layer; need --base_model
 LAYOUTS = ("diffusers", "kohya")  # convert_lora --to
-MODEL_TYPES = unet_families()  # convert_lora --model_type: the families it converts
+MODEL_TYPES = names()  # convert_lora --model_type: the families
 # --device takes any torch device (cuda:1 too); the GUI offers these two.
 DEVICES = ("cpu", "cuda")
 RANK = Range(low=1)  # a rank below 1 writes rank-0 modules, whose alpha loaders divide by 0

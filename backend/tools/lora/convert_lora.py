@@ -2,18 +2,19 @@
 precision.
 
     python -m backend.tools.convert_lora --model IN --save_to OUT [--to diffusers|kohya]
-        [--model_type sd1|sd2|sdxl] [--save_precision float|fp16|bf16]
+        [--model_type sd1|sd2|sdxl|flux_dev|flux_schnell] [--save_precision float|fp16|bf16]
 
 The input layout is recognised from the keys: `lora_unet_*`/`lora_te*` is sd-scripts' (what
 A1111, ComfyUI and sd-scripts load, and what our trainer writes); `unet.*`/`text_encoder*.*` with
 `lora_A`/`lora_B` (or the older `lora.down`/`lora.up` and attention-processor keys) is diffusers'
 (`pipe.save_lora_weights`, diffusers' training scripts). --to defaults to the other layout; the same
 layout with --save_precision only changes the precision. SD 1.x, 2.x and SDXL (U-Net by SGM names
-in sd-scripts files, both text encoders). The family comes from the keys (and ss_base_model_version);
+in sd-scripts files, both text encoders), FLUX.1 (`transformer.*`; a fused qkv/linear1 module is one PEFT
+module per diffusers layer, see `lora_diffusers.from_sd_scripts`). The family comes from the keys (and ss_base_model_version);
 --model_type names it when keys cannot tell, and a --model_type the file contradicts (an SDXL LoRA
 as sd1) is an error.
 
-Tensors are not touched and each module's scale is kept exactly (see `lora_diffusers`): the
+Tensors are not touched (FLUX.1's fused modules: split by rows) and each module's scale is kept exactly (see `lora_diffusers`): the
 diffusers file carries the alphas in its `lora_adapter_metadata`, so `pipe.load_lora_weights` gives
 the same result as loading the sd-scripts file, and converting back gives the same keys and tensor
 bytes. Other metadata (ss_*, modelspec.*) travels along. Only plain LoRA/LoCon modules have a

@@ -40,28 +40,16 @@ Modules = dict[str, dict[str, torch.Tensor]]
 def _family(detected: str | None, requested: str | None, path: str) -> str:
     if requested is None:
         if detected is None:
-            models = network_files.joined_labels(network_files.unet_layouts(), msg("tool.word_or", "or"))
+            models = network_files.joined_labels(network_files.layouts(), msg("tool.word_or", "or"))
             raise ToolError(msg("tool.convert_model_unknown", "{path}: cannot tell whether this LoRA is for {models}; "
                                 "pass --model_type", path=path, models=models))
-        return _convertible(detected, path)
+        return detected
     if detected is not None and not network_files.fits(detected, requested):
         raise ToolError(msg(
             "tool.convert_family_contradicts", "{path} is a LoRA for {family} (its key names), but --model_type is "
             "{requested}", path=path, family=network_files.label(detected), requested=network_files.label(requested),
         ))
-    return _convertible(requested, path)
-
-
-def _convertible(model: str, path: str) -> str:
-    """Layouts are converted by the U-Net families' name tables; a FLUX.1 LoRA needs no conversion."""
-    if network_files.layout_of(model) not in network_files.unet_layouts():
-        raise ToolError(msg(
-            "tool.convert_family_unsupported", "{path} is a LoRA for {family}: convert_lora converts {supported} "
-            "LoRAs. A {family} LoRA in sd-scripts' layout loads as it is in ComfyUI, Forge and diffusers "
-            "(load_lora_weights converts it)", path=path, family=network_files.label(model),
-            supported=network_files.joined_labels(network_files.unet_layouts(), msg("tool.word_and", "and")),
-        ))  # fmt: skip
-    return model
+    return requested
 
 
 def read_any(path: str, model_type: str | None) -> tuple[str, str, Modules, dict[str, str]]:

@@ -43,13 +43,14 @@ from backend.tools.lora.lora_files import lora_module
 from backend.tools.lora.tool_cli import ToolError
 
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"
-COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2")
 _UNET_ROOTS = ("down_blocks.", "mid_block.", "up_blocks.", "conv_in", "conv_out", "time_embedding.", "add_embedding.")
 _PEFT_DEFAULT_ALPHA = 8.0  # LoraConfig's default lora_alpha, used when metadata gives r but no alpha
 _PROCESSOR = re.compile(r"^(?P<path>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
 _PEFT = re.compile(r"^(?P<path>.+)\.lora_(?P<ab>[AB])(?:\.[\w-]+)?\.weight$")
 _OLD = re.compile(r"^(?P<path>.+)\.(?:lora|lora_linear_layer)\.(?P<kind>down|up)\.weight$")
 _REFUSED = ("lora_magnitude_vector", "lora_embedding", ".bias")
+_FLAT_CLIP = ("encoder.layers.", "embeddings.", "final_layer_norm")  # CLIP paths without `text_model.` (T5's differ)
 
 
 def _refused_why(marker: str) -> str:
@@ -84,7 +85,7 @@ def _split_component(key: str) -> tuple[str, str]:
 
 
 def module_key(component: str, path: str) -> str:
-    if component != "unet" and not path.startswith("text_model."):
+    if component.startswith("text_encoder") and path.startswith(_FLAT_CLIP):
         path = f"text_model.{path}"  # written under transformers 5, which flattened CLIPTextModel
     return f"{component}.{path}"
 
@@ -170,16 +171,61 @@ def resolve_alphas(modules: dict[str, DiffusersModule], metadata: Mapping[str, s
 def to_sd_scripts(
     modules: Mapping[str, DiffusersModule], table: NameTable, source: str
 ) -> dict[str, dict[str, torch.Tensor]]:
-    missing = sorted(key for key in modules if key not in table.to_lora)
+    missing = sorted(key for key in modules if key not in table.to_lora and key not in table.member_of)
     if missing:
         raise _not_layers(source, missing, table)
     out = {}
     for key, module in modules.items():
+        if key in table.member_of:
+            continue
         alpha = module.alpha if module.alpha is not None else float(module.down.shape[0])
         converted = lora_module(module.up, module.down, alpha)
         converted["alpha"] = converted["alpha"].to(module.down.dtype)
         out[table.to_lora[key]] = converted
+    for name, members in table.fused.items():
+        parts = [(modules.get(key), rows) for key, rows in members]
+        present = [(part, rows) for part, rows in parts if part is not None]
+        if present:
+            # rows in the file's model's size (a smaller model of the family keeps the proportions)
+            size, full = int(present[0][0].up.shape[0]), present[0][1]
+            out[name] = _fused_module([(part, rows * size // full) for part, rows in parts])
     return out
+
+
+def _alpha(module: DiffusersModule) -> float:
+    return module.alpha if module.alpha is not None else float(module.down.shape[0])
+
+
+def _fused_module(parts: list[tuple[DiffusersModule | None, int]]) -> dict[str, torch.Tensor]:
+    """One sd-scripts module over a fused layer from the LoRAs of its members (None: a member without one).
+
+    Members sharing one lora_A and one alpha (what this tool writes from an sd-scripts file) give back
+    that module exactly: lora_down = A, lora_up = the B's stacked. Otherwise (diffusers training gives each
+    member its own A) the module is block-diagonal, as sd-scripts' split_qkv saves: lora_down = the A's
+    stacked, lora_up = each B scaled by its member's alpha/rank in its own rows and columns, alpha = the
+    total rank; a member without a LoRA gets zero rows."""
+    present = [module for module, _ in parts if module is not None]
+    first = present[0]
+    shared = len(present) == len(parts) and all(
+        torch.equal(m.down, first.down) and _alpha(m) == _alpha(first) for m in present)
+    if shared:
+        converted = lora_module(torch.cat([m.up for m in present]), first.down, _alpha(first))
+        converted["alpha"] = converted["alpha"].to(first.down.dtype)
+        return converted
+    rank = sum(int(m.down.shape[0]) for m in present)
+    dtype = first.up.dtype
+    up = torch.zeros(sum(rows for _, rows in parts), rank, dtype=dtype)
+    row = column = 0
+    for module, rows in parts:
+        if module is not None:
+            r = int(module.down.shape[0])
+            up[row:row + rows, column:column + r] = module.up.float() * (_alpha(module) / r)
+            column += r
+        row += rows
+    down = torch.cat([m.down for m in present])
+    converted = lora_module(up, down, float(rank))
+    converted["alpha"] = converted["alpha"].to(down.dtype)
+    return converted
 
 
 def _not_layers(source: str, missing: list[str], table: NameTable) -> ToolError:
@@ -191,7 +237,7 @@ def _not_layers(source: str, missing: list[str], table: NameTable) -> ToolError:
 
 def _pattern_path(key: str) -> str:
     component, _, path = key.partition(".")
-    return path.removeprefix("text_model.") if component != "unet" else path
+    return path.removeprefix("text_model.") if component.startswith("text_encoder") else path
 
 
 def _number(value: float) -> float | int:
@@ -202,7 +248,7 @@ def from_sd_scripts(
     modules: Mapping[str, Mapping[str, torch.Tensor]], table: NameTable, source: str
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(diffusers-layout tensors, {"lora_adapter_metadata": ..., "format": "pt"})."""
-    missing = sorted(name for name in modules if name not in table.to_diffusers)
+    missing = sorted(name for name in modules if name not in table.to_diffusers and name not in table.fused)
     if missing:
         raise _not_layers(source, missing, table)
     tensors: dict[str, torch.Tensor] = {}
@@ -213,13 +259,26 @@ def from_sd_scripts(
             what = ", ".join(extra) or msg("tool.diffusers_no_down", "no lora_down.weight")
             raise ToolError(msg("tool.diffusers_not_plain_lora", "{path}: {name} ({what}) is not a plain LoRA/LoCon "
                                 "module; only those have a diffusers/PEFT LoRA layout", path=source, name=name, what=what))
-        key = table.to_diffusers[name]
         down, up = params["lora_down.weight"], params["lora_up.weight"]
         rank = int(down.shape[0])
         alpha = float(params["alpha"].float().item()) if "alpha" in params else float(rank)
-        tensors[f"{key}.lora_A.weight"] = down
-        tensors[f"{key}.lora_B.weight"] = up
-        per_component.setdefault(key.partition(".")[0], {})[_pattern_path(key)] = (rank, alpha)
+        # A fused layer: each member gets the shared lora_A and its rows of lora_B (a copy each: one
+        # safetensors file cannot hold a tensor twice).
+        members = _member_rows(table.fused.get(name), table.to_diffusers.get(name, ""), int(up.shape[0]))
+        if members is None:
+            expected = table.fused[name]
+            raise ToolError(msg(
+                "tool.diffusers_fused_rows", "{path}: {name} has {rows} output rows, which do not split over the "
+                "layers it stands for ({layers}) as the model's do ({expected}); check --model_type", path=source,
+                name=name, rows=int(up.shape[0]), layers=", ".join(key for key, _ in expected),
+                expected=" + ".join(str(rows) for _, rows in expected),
+            ))  # fmt: skip
+        row = 0
+        for key, rows in members:
+            tensors[f"{key}.lora_A.weight"] = down if len(members) == 1 else down.clone()
+            tensors[f"{key}.lora_B.weight"] = up if len(members) == 1 else up[row:row + rows].clone()
+            row += rows
+            per_component.setdefault(key.partition(".")[0], {})[_pattern_path(key)] = (rank, alpha)
     flat: dict[str, object] = {}
     for component, entries in per_component.items():
         rank = collections.Counter(r for r, _ in entries.values()).most_common(1)[0][0]
@@ -230,6 +289,20 @@ def from_sd_scripts(
         flat[f"{component}.alpha_pattern"] = {p: _number(a) for p, (_, a) in entries.items() if a != alpha}
         flat[f"{component}.target_modules"] = sorted(entries)
     return tensors, {ADAPTER_METADATA_KEY: json.dumps(flat, sort_keys=True), "format": "pt"}
+
+
+def _member_rows(fused: tuple[tuple[str, int], ...] | None, key: str,
+                 rows: int) -> tuple[tuple[str, int], ...] | None:
+    """The member keys of a module with their rows; a fused layer's rows in the full-size model's
+    proportions (a smaller model of the family splits the same way: q, k, v equal, FLUX.1's MLP 4x),
+    None when they do not divide."""
+    if not fused:
+        return ((key, rows),)
+    total = sum(part for _, part in fused)
+    if (rows * fused[0][1]) % total:
+        return None
+    scaled = tuple((member, rows * part // total) for member, part in fused)
+    return scaled if sum(part for _, part in scaled) == rows else None
 
 
 def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[str, str]) -> str | None:

@@ -13,8 +13,11 @@ the same way (the tiny test models keep block types, levels and `layers_per_bloc
 `tiny_model_configs`), so the full-size table serves them too. SD 1.x and 2.x share U-Net names;
 their text encoders differ only in depth, so "sd" (1.x or 2.x, unknown) uses both tables. A table is
 named by a model name of `backend.families.network_files` (a family, or a network layout). The
-tables are the U-Net families' (`network_files.unet_layouts`): FLUX.1 LoRAs are not converted (the
-sd-scripts layout loads as it is in ComfyUI, Forge and diffusers).
+denoiser's component is the family's denoiser folder (`unet`, FLUX.1's `transformer`).
+
+A layer the original model fuses (FLUX.1's qkv, its single blocks' linear1) is one sd-scripts module
+over several diffusers layers: `fused` lists their keys and row counts in the order their weights
+stack, and `member_of` names the module a member key belongs to.
 
 The same tables tell which layout a diffusers-layout file is for: a key lies in a part of the model
 (its path or one of its parents, `unet.down_blocks.0.attentions`) that only one layout's models have.
@@ -23,7 +26,7 @@ The same tables tell which layout a diffusers-layout file is for: a key lies in 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from backend.families import network_files, of_config_set
@@ -35,36 +38,52 @@ class NameTable:
     family: str
     to_diffusers: dict[str, str]  # lora name (canonical or alias) -> "<component>.<path>"
     to_lora: dict[str, str]  # "<component>.<path>" -> canonical lora name
+    # lora name of a fused layer -> ((member key, its rows), ...) in the order the rows stack
+    fused: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    member_of: dict[str, str] = field(default_factory=dict)  # member key -> the fused layer's lora name
 
     @property
     def label(self) -> str:
         return network_files.label(self.family)
 
 
-@lru_cache(maxsize=4)
-def _arch_table(arch: str) -> tuple[dict[str, str], dict[str, str]]:
-    unet, text_encoders = meta_models(arch)
-    components = of_config_set(arch).text_encoder_folders
+_Table = tuple[dict[str, str], dict[str, str], dict[str, tuple[tuple[str, int], ...]]]
+
+
+@lru_cache(maxsize=8)
+def _arch_table(arch: str) -> _Table:
+    denoiser, text_encoders = meta_models(arch)
+    family = of_config_set(arch)
+    components = family.text_encoder_folders
+    paths = {id(module): path for path, module in denoiser.named_modules()}
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
-    for ref in iter_lora_layers(unet, text_encoders):
-        component = "unet" if ref.text_encoder_index is None else components[ref.text_encoder_index]
+    fused: dict[str, tuple[tuple[str, int], ...]] = {}
+    for ref in iter_lora_layers(denoiser, text_encoders):
+        if ref.members:  # only the denoiser's layers are fused
+            fused[ref.name] = tuple((f"{family.denoiser_folder}.{paths[id(member)]}", int(member.weight.shape[0]))
+                                    for member in ref.members)
+            continue
+        component = family.denoiser_folder if ref.text_encoder_index is None else components[ref.text_encoder_index]
         key = f"{component}.{ref.path}"
         to_diffusers[ref.name] = key
         if ref.canonical:
             to_lora[key] = ref.name
-    return to_diffusers, to_lora
+    return to_diffusers, to_lora, fused
 
 
 def name_table(family: str) -> NameTable:
     """The table of a model name: a family ("sd1", "sdxl") or a network layout ("sd": SD 1.x or 2.x)."""
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
+    fused: dict[str, tuple[tuple[str, int], ...]] = {}
     for arch in network_files.config_sets(family):
-        forward, backward = _arch_table(arch)
+        forward, backward, arch_fused = _arch_table(arch)
         to_diffusers.update(forward)
         to_lora.update(backward)
-    return NameTable(family, to_diffusers, to_lora)
+        fused.update(arch_fused)
+    member_of = {key: name for name, members in fused.items() for key, _ in members}
+    return NameTable(family, to_diffusers, to_lora, fused, member_of)
 
 
 def _parts(key: str) -> set[str]:
@@ -76,7 +95,8 @@ def _parts(key: str) -> set[str]:
 @lru_cache(maxsize=1)
 def _layout_parts() -> dict[str, frozenset[str]]:
     """Per network layout, the module paths (and parents) that no other layout's models have."""
-    parts = {layout: set().union(*map(_parts, name_table(layout).to_lora)) for layout in network_files.unet_layouts()}
+    parts = {layout: set().union(*map(_parts, [*table.to_lora, *table.member_of]))
+             for layout in network_files.layouts() for table in [name_table(layout)]}
     return {layout: frozenset(own - set().union(*(other for name, other in parts.items() if name != layout)))
             for layout, own in parts.items()}
 
@@ -85,4 +105,4 @@ def layouts_of_keys(keys: Iterable[str]) -> list[str]:
     """The layouts whose own parts diffusers-layout module keys ("<component>.<path>") lie in, in
     the families' order: none when every key is of parts all layouts have."""
     found = {layout for key in keys for layout, own in _layout_parts().items() if _parts(key) & own}
-    return [layout for layout in network_files.unet_layouts() if layout in found]
+    return [layout for layout in network_files.layouts() if layout in found]

@@ -88,8 +88,12 @@ def _layout_layers(denoiser: nn.Module, text_encoders: list[nn.Module]) -> Itera
     assert models.network_layout is not None
     te_targets, denoiser_targets = models.network_layout.every_target(models)
     for target in (*te_targets, *denoiser_targets):
-        path = _path_of(denoiser if target.text_encoder_index is None else text_encoders[target.text_encoder_index],
-                        target.module)
+        if target.text_encoder_index is None:
+            path = _path_of(denoiser, target.module)
+        else:  # CLIP paths as transformers 4 named them (`text_model.`), as for the U-Net families
+            encoder = text_encoders[target.text_encoder_index]
+            path = _path_of(encoder, target.module)
+            path = text_encoder_module_name(encoder)(path) if "CLIP" in type(encoder).__name__ else path
         yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True, target.members)
         if target.diffusers_name != target.lora_name:
             yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False,

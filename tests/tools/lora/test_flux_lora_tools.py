@@ -5,6 +5,7 @@ no FLUX.1 name tables, refuses with a message that says what to do instead."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -83,11 +84,67 @@ def test_resize_and_merge_keep_a_flux_lora_a_flux_lora(flux_lora: Path, tmp_path
     capsys.readouterr()
 
 
-def test_what_the_tools_refuse_for_flux(flux_lora: Path, tmp_path: Path, capsys) -> None:
-    assert run_tool(convert_lora.main, ["--model", str(flux_lora), "--save_to", str(tmp_path / "d.safetensors")]) == 2
-    err = capsys.readouterr().err
-    assert "is a LoRA for FLUX.1" in err and "loads as it is in ComfyUI" in err
-    assert not (tmp_path / "d.safetensors").exists()
+def test_convert_a_flux_lora_to_diffusers_and_back(flux_lora: Path, tmp_path: Path, capsys) -> None:
+    from safetensors.torch import load_file
+
+    as_diffusers = tmp_path / "peft.safetensors"
+    assert run_tool(convert_lora.main, ["--model", str(flux_lora), "--save_to", str(as_diffusers)]) == 0
+    assert "FLUX.1" in capsys.readouterr().out
+    tensors = load_file(as_diffusers)
+    assert "transformer.transformer_blocks.0.attn.to_q.lora_A.weight" in tensors  # fused qkv: one per member
+    assert "transformer.single_transformer_blocks.0.proj_mlp.lora_B.weight" in tensors  # linear1's MLP rows
+    assert any(k.startswith("text_encoder.text_model.") for k in tensors)  # CLIP-L
+    assert any(k.startswith("text_encoder_2.encoder.block.") for k in tensors)  # T5, no text_model. prefix
+
+    # diffusers (PEFT) loads the converted file into the transformer: the output our network gives.
+    torch.manual_seed(0)  # the fixture's models
+    text_encoders = [CLIPTextModel(clip_config()).eval(), t5_encoder().eval()]
+    base = flux_transformer().eval()
+    ours = copy.deepcopy(base)
+    network, _ = lora.create_network_from_weights(1.0, str(flux_lora), None, text_encoders, ours, for_inference=True)
+    network.apply_to(text_encoders, ours, apply_text_encoder=False)
+    network.load_weights(flux_lora)
+    theirs = copy.deepcopy(base)
+    with safe_open(str(as_diffusers), "pt") as file:
+        theirs.load_lora_adapter({k: v for k, v in tensors.items() if k.startswith("transformer.")},
+                                 prefix="transformer", metadata=json.loads(file.metadata()["lora_adapter_metadata"]))
+    with torch.no_grad():
+        inputs = transformer_inputs(base)
+        expected, got = (model(**inputs, return_dict=False)[0] for model in (ours, theirs))
+        assert float((expected - base(**inputs, return_dict=False)[0]).abs().max()) > 1e-3
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+    back = tmp_path / "back.safetensors"
+    assert run_tool(convert_lora.main, ["--model", str(as_diffusers), "--save_to", str(back)]) == 0
+    original, returned = load_file(flux_lora), load_file(back)
+    assert original.keys() == returned.keys()
+    assert all(torch.equal(original[k], returned[k]) for k in original)
+    assert load_lora(back).family == "flux"
+
+
+def test_a_diffusers_trained_flux_lora_becomes_block_diagonal(tmp_path: Path, capsys) -> None:
+    """Diffusers trains to_q and to_v with A's of their own: the fused qkv module holds both, to_k's rows zero."""
+    from safetensors.torch import load_file, save_file
+
+    g = torch.Generator().manual_seed(3)
+    inner, width = 3072, 3072  # FLUX.1's real widths: the tables are the full-size model's
+    prefix = "transformer.transformer_blocks.0.attn"
+    tensors = {f"{prefix}.to_q.lora_A.weight": torch.randn(2, width, generator=g),
+               f"{prefix}.to_q.lora_B.weight": torch.randn(inner, 2, generator=g),
+               f"{prefix}.to_v.lora_A.weight": torch.randn(4, width, generator=g),
+               f"{prefix}.to_v.lora_B.weight": torch.randn(inner, 4, generator=g)}
+    source = tmp_path / "diffusers.safetensors"
+    save_file(tensors, str(source))
+    out = tmp_path / "kohya.safetensors"
+    assert run_tool(convert_lora.main, ["--model", str(source), "--save_to", str(out)]) == 0
+    capsys.readouterr()
+    module = {k.split(".", 1)[1]: v for k, v in load_file(out).items()
+              if k.startswith("lora_unet_double_blocks_0_img_attn_qkv.")}
+    assert float(module["alpha"]) == 6 and module["lora_down.weight"].shape == (6, width)
+    delta = module["lora_up.weight"] @ module["lora_down.weight"]
+    q = tensors[f"{prefix}.to_q.lora_B.weight"] @ tensors[f"{prefix}.to_q.lora_A.weight"]
+    v = tensors[f"{prefix}.to_v.lora_B.weight"] @ tensors[f"{prefix}.to_v.lora_A.weight"]
+    torch.testing.assert_close(delta, torch.cat([q, torch.zeros(inner, width), v]), atol=1e-4, rtol=1e-4)
 
 
 # --- Checkpoints: merging into, extracting from and measuring against a FLUX.1 model (tiny FLUX.1 [dev]).
