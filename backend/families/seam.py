@@ -98,6 +98,32 @@ class ModelFamily(ABC):
         """How network files name the denoiser's layers (None: by their diffusers paths)."""
         return None
 
+    # --blocks_to_swap (backend/training/block_swap.py): which blocks can wait in host memory.
+    def swap_groups(self, denoiser: nn.Module) -> list[list[nn.Module]]:
+        """The denoiser's swappable blocks, in groups in the order the forward runs them (FLUX.1: the 19
+        double then the 38 single blocks). Empty: the family does not support block swapping."""
+        return []
+
+    def blocks_to_swap_split(self, blocks_to_swap: int, group_sizes: list[int]) -> list[int]:
+        """How many of each group's last blocks `--blocks_to_swap N` puts in host memory (default: the
+        last N blocks of the groups laid end to end)."""
+        counts, left = [], blocks_to_swap
+        for size in reversed(group_sizes):
+            counts.append(min(size, left))
+            left -= counts[-1]
+        return counts[::-1]
+
+    def blocks_to_swap_limit(self, denoiser: nn.Module) -> int:
+        """The largest --blocks_to_swap: each group keeps two blocks on the device, as sd-scripts requires
+        (0: no swapping; also when the family has no swap groups)."""
+        sizes = [len(group) for group in self.swap_groups(denoiser)]
+        limit = 0
+        while limit < sum(sizes) and all(
+            count <= size - 2 for count, size in zip(self.blocks_to_swap_split(limit + 1, sizes), sizes, strict=True)
+        ):
+            limit += 1
+        return limit
+
 
 def unet_config_value(unet: nn.Module | None, key: str) -> Any:
     """A value of a denoiser's config (a diffusers FrozenDict, a plain dict, or none)."""
