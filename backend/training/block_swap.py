@@ -31,7 +31,6 @@ empty tensor there, so a block used while it is not loaded fails loudly instead 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,14 +46,6 @@ if TYPE_CHECKING:
     from backend.families.seam import ModelFamily
 
 logger = logging.getLogger(__name__)
-
-SWAP_ON_CPU_ENV = "KOHYA_BLOCK_SWAP_ON_CPU"
-
-
-def swap_forced_on_cpu() -> bool:
-    """Whether the swap runs on the CPU too (tests): KOHYA_BLOCK_SWAP_ON_CPU=1."""
-    return os.environ.get(SWAP_ON_CPU_ENV, "").lower() in ("1", "true", "yes")
-
 
 def swapped_flags(group_sizes: Sequence[int], counts: Sequence[int]) -> list[bool]:
     """Per block of the groups laid end to end: whether it is one of the last `count` of its group."""
@@ -130,14 +121,15 @@ class _SwappedLinears(TorchFunctionMode):
         super().__init__()
         self.weights = weights
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+    def __torch_function__(self, func: Any, types: Any, positional: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if id(weight) in self.weights and torch.is_grad_enabled():
+        if func is F.linear and torch.is_grad_enabled():
+            x = positional[0] if positional else kwargs["input"]
+            weight = positional[1] if len(positional) > 1 else kwargs["weight"]
+            bias = positional[2] if len(positional) > 2 else kwargs.get("bias")
+            if id(weight) in self.weights:
                 return _FrozenLinear.apply(x, weight, bias)
-        return func(*args, **kwargs)
+        return func(*positional, **kwargs)
 
 
 @dataclass
@@ -335,6 +327,11 @@ class BlockSwapper:
     def _after_backward(self) -> None:
         self._callback_task = None
         self.evict_all()
+
+    @property
+    def host_bytes(self) -> int:
+        """The RAM the swapped blocks' weights take (pinned on CUDA, which may round allocations up)."""
+        return sum(home.numel() * home.element_size() for block in self.state.values() for home in block.homes)
 
     @property
     def loaded_blocks(self) -> list[int]:
