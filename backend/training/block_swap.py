@@ -367,10 +367,11 @@ class SwapPlan:
         return swapper_for(self.groups, self.counts, device, record_moves)
 
 
-def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int) -> SwapPlan:
-    """The family's split of N swapped blocks over its groups, checked against its limit."""
+def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int, label: str = "") -> SwapPlan:
+    """The family's split of N swapped blocks over its groups, checked against its limit. `label`: the
+    model type in messages (FLUX.1 [dev]; default: the family's first)."""
     groups = family.swap_groups(denoiser)
-    label = family.declarations[0].label
+    label = label or family.declarations[0].label
     if not groups:
         raise BlockSwapError(msg(
             "run.blocks_to_swap.unsupported", "--blocks_to_swap: block swapping is not supported for {family} "

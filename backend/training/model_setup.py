@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from backend.families import label as family_label
 from backend.families import model_file_options
 from backend.families.loaded import family
 from backend.models.components import Components
@@ -143,7 +144,7 @@ def plan_block_swap(config: BlockSwapConfig, components: Components, device: tor
     cannot swap, or N is over its limit) before anything is put on the device."""
     if not config.runs_on(device.type):
         return None
-    return swap_plan(family(components.family), components.unet, config.requested)
+    return swap_plan(family(components.family), components.unet, config.requested, family_label(components.family))
 
 
 def prepare_model(model: ModelConfig, placement: PlacementConfig, plan: RunPlan, accelerator: Accelerator,

@@ -174,8 +174,8 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
             swapper = swap.swapper(accelerator.device).install()
             logger.info(msg(
                 "run.blocks_to_swap", "block swap: {count} of {total} transformer blocks ({counts}) wait in RAM, "
-                "{size:.2f} GiB", count=len(swapper.state), total=len(swapper.blocks),
-                counts=" + ".join(map(str, swap.counts)), size=swapper.host_bytes / 2**30,
+                "{size} GiB", count=len(swapper.state), total=len(swapper.blocks),
+                counts=" + ".join(map(str, swap.counts)), size=f"{swapper.host_bytes / 2**30:.2f}",
             ))
         return spec, components, network_method
     spec, components = load_model(model, plan, accelerator)
