@@ -380,12 +380,12 @@ def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int, lab
     sizes = [len(group) for group in groups]
     limit = family.blocks_to_swap_limit(denoiser)
     if blocks_to_swap > limit:
-        counts = family.blocks_to_swap_split(limit, sizes)
+        counts = family.blocks_to_swap_split(blocks_to_swap, sizes)
         raise BlockSwapError(msg(
-            "run.blocks_to_swap.too_many", "--blocks_to_swap {value}: this {family} model allows at most {limit} "
-            "(groups of {sizes} blocks; each keeps two blocks on the GPU, as in sd-scripts: {limit} swaps {counts} "
-            "double blocks and single blocks). Lower --blocks_to_swap to {limit} or less",
-            value=blocks_to_swap, family=label, limit=limit, sizes=" and ".join(map(str, sizes)),
-            counts=" and ".join(map(str, counts)),
+            "run.blocks_to_swap.too_many", "--blocks_to_swap {value}: this {family} model allows at most {limit}. "
+            "{value} would swap {split} blocks of its block groups, and each group keeps at least two blocks on the "
+            "GPU (as in sd-scripts). Lower --blocks_to_swap to {limit} or less",
+            value=blocks_to_swap, family=label, limit=limit,
+            split=", ".join(f"{count} of {size}" for count, size in zip(counts, sizes, strict=True)),
         ))
     return SwapPlan(groups, family.blocks_to_swap_split(blocks_to_swap, sizes))

@@ -13,6 +13,7 @@ from transformers import CLIPTextModel
 from backend.families.flux.family import FAMILY as FLUX
 from backend.families.stable_diffusion.family import FAMILY as SD
 from backend.networks import lora
+from backend.options.schema import options_for
 from backend.training.block_swap import (
     BlockSwapError,
     BlockSwapper,
@@ -21,6 +22,7 @@ from backend.training.block_swap import (
     swapped_flags,
     swapper_for,
 )
+from backend.training.block_swap_options import SWAP_ON_CPU_ENV, BlockSwapConfig, block_swap_problems
 from tests.networks.helpers import clip_config
 
 
@@ -149,7 +151,26 @@ def test_swap_plan_limits_and_refusals() -> None:
     model = transformer()
     plan = swap_plan(FLUX, model, 4)
     assert plan.counts == [2, 4] and len(plan.blocks) == 6
-    with pytest.raises(BlockSwapError, match="at most 4 .*double blocks.*single blocks"):
+    with pytest.raises(BlockSwapError, match="at most 4. 5 would swap 2 of 4, 6 of 6 blocks"):
         swap_plan(FLUX, model, 5)
     with pytest.raises(BlockSwapError, match="not supported"):
         swap_plan(SD, torch.nn.Linear(1, 1), 2)
+
+
+def test_preflight_refuses_compile_and_warns_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SWAP_ON_CPU_ENV, raising=False)
+    errors, warnings = block_swap_problems(BlockSwapConfig(2), "cpu", torch_compile=True)
+    assert len(errors) == 1 and "--torch_compile" in errors[0]
+    assert len(warnings) == 1 and "no CUDA GPU, so nothing is swapped" in warnings[0]
+    assert block_swap_problems(BlockSwapConfig(2), "cuda", torch_compile=False) == ([], [])
+    assert block_swap_problems(BlockSwapConfig(None), "cpu", torch_compile=True) == ([], [])
+    assert not BlockSwapConfig(2).runs_on("cpu") and BlockSwapConfig(2).runs_on("cuda")
+    monkeypatch.setenv(SWAP_ON_CPU_ENV, "1")
+    assert block_swap_problems(BlockSwapConfig(2), "cpu", torch_compile=False) == ([], [])
+    assert BlockSwapConfig(2).runs_on("cpu") and not BlockSwapConfig(0).runs_on("cuda")
+
+
+def test_the_option_belongs_to_flux_lora_training_only() -> None:
+    assert "blocks_to_swap" in options_for("flux_train_network")
+    for command in ("flux_train", "sdxl_train_network", "train_network"):
+        assert "blocks_to_swap" not in options_for(command), command
