@@ -310,6 +310,11 @@ class BlockSwapper:
             if task != self._callback_task:
                 self._callback_task = task
                 torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
+            # The blocks after this one are done (this gradient is their input's): dropped before the next
+            # copy starts, so at most two swapped blocks are on the device at a time.
+            for later in self.loaded_blocks:
+                if later > index:
+                    self._evict(later)
             self._load(index)
             self._prefetch(index - 1)
         return hook

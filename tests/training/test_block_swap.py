@@ -73,6 +73,18 @@ def loss_and_grads(model, network, checkpointing: bool = False) -> tuple[torch.T
     return loss.detach(), [p.grad.clone() for p in network.parameters() if p.requires_grad]
 
 
+def most_on_device(moves: list[tuple[str, int]]) -> int:
+    """The most swapped blocks on the device (loaded or being copied) at once along `moves`."""
+    on, most = set(), 0
+    for what, index in moves:
+        if what == "evict":
+            on.discard(index)
+        else:
+            on.add(index)
+        most = max(most, len(on))
+    return most
+
+
 def swapped(model: FluxTransformer2DModel, blocks_to_swap: int) -> BlockSwapper:
     groups = FLUX.swap_groups(model)
     counts = FLUX.blocks_to_swap_split(blocks_to_swap, [len(g) for g in groups])
@@ -102,6 +114,7 @@ def test_swapped_blocks_give_the_same_loss_and_gradients_bit_for_bit(checkpointi
     assert torch.equal(loss, expected_loss)
     assert all(torch.equal(a, b) for a, b in zip(grads, expected_grads, strict=True))
     assert swapper.loaded_blocks == [], "every swapped block leaves the device after the backward"
+    assert most_on_device(swapper.moves) == 2
     assert all(p.numel() == 0 for p in swapped_model.single_transformer_blocks[-1].parameters()), \
         "dropped weights are empty stand-ins on the CPU test path"
     assert all(p.numel() > 0 for p in network.parameters()), "LoRA weights are never moved"
@@ -115,9 +128,9 @@ def test_moves_follow_the_forward_then_the_backward_order() -> None:
     loss_and_grads(model, network)
     forward = [("prefetch", 3), ("load", 3), ("evict", 3), ("prefetch", 8), ("load", 8), ("prefetch", 9),
                ("evict", 8), ("load", 9), ("evict", 9)]
-    # Block 8's output gradient is block 9's input gradient: 8 is loaded as 9 is dropped. Block 3 is fetched
-    # when block 4's backward starts.
-    backward = [("load", 9), ("prefetch", 8), ("load", 8), ("evict", 9), ("evict", 8), ("prefetch", 3), ("load", 3),
+    # Block 8's output gradient is block 9's input gradient: 9 is dropped before 8 is used. Block 3 is
+    # fetched when block 4's backward starts. Never more than two swapped blocks on the device.
+    backward = [("load", 9), ("prefetch", 8), ("evict", 9), ("load", 8), ("evict", 8), ("prefetch", 3), ("load", 3),
                 ("evict", 3)]
     assert swapper.moves == forward + backward
 
