@@ -30,7 +30,6 @@ empty tensor there, so a block used while it is not loaded fails loudly instead 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,7 +44,6 @@ from backend.messages import msg
 if TYPE_CHECKING:
     from backend.families.seam import ModelFamily
 
-logger = logging.getLogger(__name__)
 
 def swapped_flags(group_sizes: Sequence[int], counts: Sequence[int]) -> list[bool]:
     """Per block of the groups laid end to end: whether it is one of the last `count` of its group."""
@@ -127,7 +125,7 @@ class _SwappedLinears(TorchFunctionMode):
             x = positional[0] if positional else kwargs["input"]
             weight = positional[1] if len(positional) > 1 else kwargs["weight"]
             bias = positional[2] if len(positional) > 2 else kwargs.get("bias")
-            if id(weight) in self.weights:
+            if id(weight) in self.weights and (bias is None or not bias.requires_grad):
                 return _FrozenLinear.apply(x, weight, bias)
         return func(*positional, **kwargs)
 

@@ -114,16 +114,18 @@ def test_a_swapped_flux_lora_run_trains_the_same_lora(device: torch.device, trai
     def train(out: str, *extra: str):
         flags = base_flags(
             model.path, train_dir, tmp_path / out, "--network_module", "networks.lora", "--network_dim", "4",
-            "--network_train_unet_only", "--max_train_steps", "3", "--learning_rate", "1e-2", "--optimizer_type",
-            "AdamW", "--save_model_as", "safetensors", "--t5xxl_max_token_length", "16", "--cache_latents",
-            "--mixed_precision", "bf16", *extra,
+            "--network_train_unet_only", "--max_train_steps", "3", "--learning_rate", "1e-1", "--optimizer_type",
+            "SGDNesterov", "--save_model_as", "safetensors", "--t5xxl_max_token_length", "16", "--cache_latents",
+            "--mixed_precision", "bf16", "--gradient_checkpointing", *extra,
         )
         result = run_trainer("flux_train_network", *flags)
         assert result.returncode == 0, result.stderr[-3000:]
         return result, load_file(tmp_path / out / "tiny.safetensors")
 
+    # SGD: an update is proportional to its gradient (Adam would turn rounding noise of a near-zero gradient
+    # into a full step). Both runs checkpoint, so they differ only by the swap.
     _, expected = train("plain")
-    swapped, got = train("swapped", "--blocks_to_swap", "4", "--gradient_checkpointing")
+    swapped, got = train("swapped", "--blocks_to_swap", "4")
     assert "block swap: 6 of 10 transformer blocks (2 + 4) wait in RAM" in swapped.stderr
     for key, value in expected.items():
-        torch.testing.assert_close(got[key].float(), value.float(), rtol=5e-2, atol=1e-3)
+        torch.testing.assert_close(got[key].float(), value.float(), rtol=2e-2, atol=1e-4)
