@@ -113,10 +113,14 @@ class ModelFamily(ABC):
             left -= counts[-1]
         return counts[::-1]
 
-    def blocks_to_swap_limit(self, denoiser: nn.Module) -> int:
-        """The largest --blocks_to_swap: each group keeps two blocks on the device, as sd-scripts requires
-        (0: no swapping; also when the family has no swap groups)."""
-        sizes = [len(group) for group in self.swap_groups(denoiser)]
+    def swap_group_sizes(self, config: Mapping[str, Any]) -> list[int]:
+        """The sizes of `swap_groups` read from the denoiser's config, so preflight can check N before the
+        model is loaded ([]: not known, or no swapping)."""
+        return []
+
+    def blocks_to_swap_limit(self, sizes: list[int]) -> int:
+        """The largest --blocks_to_swap for swap groups of these sizes: each group keeps two blocks on the
+        device, as sd-scripts requires (0: no swapping, also when there are no groups)."""
         limit = 0
         while limit < sum(sizes) and all(
             count <= size - 2 for count, size in zip(self.blocks_to_swap_split(limit + 1, sizes), sizes, strict=True)

@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from backend.messages import msg
+from backend.training.block_swap_options import swap_limit_problem, swap_support_problem
 
 if TYPE_CHECKING:
     from backend.families.seam import ModelFamily
@@ -376,19 +376,9 @@ def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int, lab
     groups = family.swap_groups(denoiser)
     label = label or family.declarations[0].label
     if not groups:
-        raise BlockSwapError(msg(
-            "run.blocks_to_swap.unsupported", "--blocks_to_swap: block swapping is not supported for {family} "
-            "models (it is implemented for FLUX.1 LoRA training); remove the option", family=label,
-        ))
+        raise BlockSwapError(swap_support_problem(family, label))
     sizes = [len(group) for group in groups]
-    limit = family.blocks_to_swap_limit(denoiser)
-    if blocks_to_swap > limit:
-        counts = family.blocks_to_swap_split(blocks_to_swap, sizes)
-        raise BlockSwapError(msg(
-            "run.blocks_to_swap.too_many", "--blocks_to_swap {value}: this {family} model allows at most {limit}. "
-            "{value} would swap {split} blocks of its block groups, and each group keeps at least two blocks on the "
-            "GPU (as in sd-scripts). Lower --blocks_to_swap to {limit} or less",
-            value=blocks_to_swap, family=label, limit=limit,
-            split=", ".join(f"{count} of {size}" for count, size in zip(counts, sizes, strict=True)),
-        ))
+    problem = swap_limit_problem(family, label, sizes, blocks_to_swap)
+    if problem:
+        raise BlockSwapError(problem)
     return SwapPlan(groups, family.blocks_to_swap_split(blocks_to_swap, sizes))

@@ -50,9 +50,9 @@ def test_a_lora_trained_with_swapped_blocks_equals_one_trained_without(deeper_fl
 
 def test_too_many_blocks_and_no_cuda(deeper_flux, train_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KOHYA_BLOCK_SWAP_ON_CPU", "1")
-    result = lora_run(deeper_flux, train_dir, tmp_path / "many", "--blocks_to_swap", "5")
-    assert result.returncode == 1
-    assert "--blocks_to_swap 5: this FLUX.1 [schnell] model allows at most 4" in result.stderr
+    result = lora_run(deeper_flux, train_dir, tmp_path / "many", "--blocks_to_swap", "5", "--preflight")
+    assert result.returncode == 1, "refused before the model is loaded (the folder's config has the block counts)"
+    assert "--blocks_to_swap 5: this FLUX.1 [schnell] model allows at most 4" in result.stdout
     monkeypatch.delenv("KOHYA_BLOCK_SWAP_ON_CPU")
     result = lora_run(deeper_flux, train_dir, tmp_path / "nocuda", "--blocks_to_swap", "2", "--preflight")
     assert result.returncode == 0

@@ -94,9 +94,10 @@ def swapped(model: FluxTransformer2DModel, blocks_to_swap: int) -> BlockSwapper:
 def test_flux_splits_blocks_as_sd_scripts_and_keeps_two_of_each_group() -> None:
     assert FLUX.blocks_to_swap_split(35, [19, 38]) == [17, 36]
     assert FLUX.blocks_to_swap_split(3, [19, 38]) == [1, 4]
-    assert FLUX.blocks_to_swap_limit(transformer(19 if False else 4, 6)) == 4
-    real_sizes = type("Real", (), {"transformer_blocks": [None] * 19, "single_transformer_blocks": [None] * 38})()
-    assert FLUX.blocks_to_swap_limit(real_sizes) == 35
+    assert FLUX.blocks_to_swap_limit([len(g) for g in FLUX.swap_groups(transformer(4, 6))]) == 4
+    assert FLUX.blocks_to_swap_limit(FLUX.swap_group_sizes(transformer(4, 6).config)) == 4
+    assert FLUX.blocks_to_swap_limit([19, 38]) == 35 and FLUX.blocks_to_swap_limit([1, 2]) == 0
+    assert SD.blocks_to_swap_limit(SD.swap_group_sizes({"num_layers": 4})) == 0
     assert swapped_flags([4, 6], [1, 2]) == [False] * 3 + [True] + [False] * 4 + [True] * 2
 
 
