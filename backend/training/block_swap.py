@@ -53,9 +53,15 @@ def swapped_flags(group_sizes: Sequence[int], counts: Sequence[int]) -> list[boo
     return flags
 
 
+def _graph_task() -> int:
+    """The id of the backward running this code, -1 outside one (PyTorch's own test, private but stable)."""
+    current = getattr(torch._C, "_current_graph_task_id", None)
+    return current() if current is not None else -1
+
+
 def _in_backward() -> bool:
     """Whether autograd's engine is running this code (a backward, or a checkpoint's recompute in it)."""
-    return torch._C._current_graph_task_id() != -1
+    return _graph_task() != -1
 
 
 def _tensors(values: Iterable[Any]) -> Iterable[torch.Tensor]:
@@ -304,7 +310,7 @@ class BlockSwapper:
 
     def _output_grad_hook(self, index: int):
         def hook(grad: torch.Tensor) -> None:
-            task = torch._C._current_graph_task_id()
+            task = _graph_task()
             if task != self._callback_task:
                 self._callback_task = task
                 torch.autograd.Variable._execution_engine.queue_callback(self._after_backward)
