@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: " + "; ".join(plan.errors), file=sys.stderr)
         return 1
     accelerator = make_accelerator(AcceleratorConfig.from_args(options), command)
-    spec, components = prepare_model(
+    spec, components, _ = prepare_model(
         ModelConfig.from_args(options), PlacementConfig.from_args(options), plan, accelerator,
         PRECISION_DTYPES[precision], train_text_encoders=not options.network_train_unet_only,
     )

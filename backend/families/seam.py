@@ -102,6 +102,36 @@ class ModelFamily(ABC):
         """How network files name the denoiser's layers (None: by their diffusers paths)."""
         return None
 
+    # --blocks_to_swap (backend/training/block_swap.py): which blocks can wait in host memory.
+    def swap_groups(self, denoiser: nn.Module) -> list[list[nn.Module]]:
+        """The denoiser's swappable blocks, in groups in the order the forward runs them (FLUX.1: the 19
+        double then the 38 single blocks). Empty: the family does not support block swapping."""
+        return []
+
+    def blocks_to_swap_split(self, blocks_to_swap: int, group_sizes: list[int]) -> list[int]:
+        """How many of each group's last blocks `--blocks_to_swap N` puts in host memory (default: the
+        last N blocks of the groups laid end to end)."""
+        counts, left = [], blocks_to_swap
+        for size in reversed(group_sizes):
+            counts.append(min(size, left))
+            left -= counts[-1]
+        return counts[::-1]
+
+    def swap_group_sizes(self, config: Mapping[str, Any]) -> list[int]:
+        """The sizes of `swap_groups` read from the denoiser's config, so preflight can check N before the
+        model is loaded ([]: not known, or no swapping)."""
+        return []
+
+    def blocks_to_swap_limit(self, sizes: list[int]) -> int:
+        """The largest --blocks_to_swap for swap groups of these sizes: each group keeps two blocks on the
+        device, as sd-scripts requires (0: no swapping, also when there are no groups)."""
+        limit = 0
+        while limit < sum(sizes) and all(
+            count <= size - 2 for count, size in zip(self.blocks_to_swap_split(limit + 1, sizes), sizes, strict=True)
+        ):
+            limit += 1
+        return limit
+
 
 def unet_config_value(unet: nn.Module | None, key: str) -> Any:
     """A value of a denoiser's config (a diffusers FrozenDict, a plain dict, or none)."""

@@ -34,10 +34,11 @@ def unknown_name_message(name: str, command: str, prefix: str = "") -> str:
     flag = f'"{prefix}{name}"'
     owner = _owner(name)
     if owner is not None:
-        return msg(
+        refusal = msg(
             "options.name.other_command", "{flag} is not accepted by {command}; only {commands} accept it",
             flag=flag, command=command, commands=", ".join(owner.commands),
         )
+        return f"{refusal}. {owner.other_commands_reason}" if owner.other_commands_reason else refusal
     sd_commands = sd_scripts_commands_for(name)
     if command in sd_commands:
         return msg(

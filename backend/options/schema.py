@@ -80,6 +80,9 @@ class Option:
     # that it has no effect (value_warnings.py, saying `ignored_reason`); the GUI does not show it.
     ignored_on: tuple[str, ...] = ()
     ignored_reason: str = ""
+    # Why the other commands of sd-scripts' scripts that have the flag refuse it here (said after "only ...
+    # accept it"), e.g. --blocks_to_swap: LoRA training only. A msg(...) so it is translated.
+    other_commands_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,18 +7,21 @@ fine-tune trains keep float32 master weights unless --full_fp16/--full_bf16.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 
+from backend.families import label as family_label
 from backend.families import model_file_options
 from backend.families.loaded import family
 from backend.models.components import Components
 from backend.models.spec import ModelSpecification
 from backend.training.attention import AttentionConfig, attention_warnings, use_xformers
+from backend.training.block_swap import SwapPlan, move_except, swap_plan
+from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.fp8_weights import fp8_parts, store_weights_in_fp8
 from backend.training.host_memory import return_freed_memory_to_os
 from backend.training.option_slice import OptionSlice
@@ -84,12 +87,14 @@ def load_model(config: ModelConfig, plan: RunPlan, accelerator: Accelerator,
 
 
 def place_model(config: PlacementConfig, accelerator: Accelerator, components: Components, weight_dtype: torch.dtype,
-                trained: frozenset[str] = frozenset(), *, train_text_encoders: bool = False) -> None:
+                trained: frozenset[str] = frozenset(), *, train_text_encoders: bool = False,
+                host_blocks: Sequence[torch.nn.Module] = ()) -> None:
     """Modules onto the device. `trained` (fine-tuning) names the parts whose own weights are trained
     ("unet", "text_encoder1", ...): float32 master weights unless --full_fp16/--full_bf16.
     `train_text_encoders` (a network run): gradients flow through the frozen text encoders into the
     network. Frozen parts named by --fp8_base/--fp8_base_unet keep their Linear/Conv2d weights in
-    float8 (fp8_weights.py)."""
+    float8 (fp8_weights.py). `host_blocks` (--blocks_to_swap) are denoiser blocks that stay in RAM, in
+    their dtype: the block swapper brings them to the device one at a time (block_swap.py)."""
     device = accelerator.device
     train_dtype = weight_dtype if config.half_training else torch.float32
 
@@ -102,11 +107,13 @@ def place_model(config: PlacementConfig, accelerator: Accelerator, components: C
     fp8_report: list[str] = []
 
     def place(name: str, label: str, module: torch.nn.Module) -> None:
+        kept = host_blocks if name == "unet" else ()
         if name in in_fp8:  # converted where it was loaded, so the device never holds a 16-bit copy
             fp8_report.append(f"{label} ({store_weights_in_fp8(module, weight_dtype)} layers)")
-            module.to(device=device).eval()
+            move_except(module, kept, device, None)
         else:
-            module.to(device=device, dtype=dtype_of(name)).eval()
+            move_except(module, kept, device, dtype_of(name))
+        module.eval()
 
     place("unet", "U-Net", components.unet)
     for index, encoder in enumerate(components.text_encoders, start=1):
@@ -132,10 +139,22 @@ def place_model(config: PlacementConfig, accelerator: Accelerator, components: C
                 encoder.train()
 
 
+def plan_block_swap(config: BlockSwapConfig, components: Components, device: torch.device) -> SwapPlan | None:
+    """The blocks --blocks_to_swap keeps in RAM (None: off, or no CUDA). Raises BlockSwapError (the family
+    cannot swap, or N is over its limit) before anything is put on the device."""
+    if not config.runs_on(device.type):
+        return None
+    return swap_plan(family(components.family), components.unet, config.requested, family_label(components.family))
+
+
 def prepare_model(model: ModelConfig, placement: PlacementConfig, plan: RunPlan, accelerator: Accelerator,
-                  weight_dtype: torch.dtype, *, train_text_encoders: bool) -> tuple[ModelSpecification, Components]:
+                  weight_dtype: torch.dtype, *, train_text_encoders: bool, block_swap: BlockSwapConfig | None = None,
+                  ) -> tuple[ModelSpecification, Components, SwapPlan | None]:
     """The frozen model (network training): read straight in the compute dtype, so loading never holds a
-    float32 copy (SDXL: 7 GB of RAM instead of 14). Only a float32 VAE (--no_half_vae) needs float32."""
+    float32 copy (SDXL: 7 GB of RAM instead of 14). Only a float32 VAE (--no_half_vae) needs float32.
+    With --blocks_to_swap the swapped blocks stay in RAM (the returned plan; installed once the network is)."""
     spec, components = load_model(model, plan, accelerator, torch.float32 if placement.no_half_vae else weight_dtype)
-    place_model(placement, accelerator, components, weight_dtype, train_text_encoders=train_text_encoders)
-    return spec, components
+    swap = plan_block_swap(block_swap, components, accelerator.device) if block_swap else None
+    place_model(placement, accelerator, components, weight_dtype, train_text_encoders=train_text_encoders,
+                host_blocks=swap.blocks if swap else ())
+    return spec, components, swap

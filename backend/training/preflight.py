@@ -29,6 +29,11 @@ from backend.options.errors import OptionError
 from backend.options.schema import LORA_COMMANDS
 from backend.options.value_warnings import value_warnings
 from backend.training.attention import AttentionConfig, attention_warnings
+from backend.training.block_swap_options import (
+    BlockSwapConfig,
+    block_swap_model_problems,
+    block_swap_problems,
+)
 from backend.training.checkpoints import read_train_state
 from backend.training.finetune_preflight import check_finetune
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
@@ -258,6 +263,10 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
                 "SD 1.5 LoRA: 2.2 vs 1.5 s per step, 2.5 GiB more memory; docs/performance.md); it is meant for GPUs",
             ))
     plan.warnings += attention_warnings(AttentionConfig.from_args(args), device)
+    block_swap = BlockSwapConfig.from_args(args)
+    swap_errors, swap_warnings = block_swap_problems(block_swap, device, args.torch_compile)
+    plan.errors += swap_errors + block_swap_model_problems(block_swap, plan.model)
+    plan.warnings += swap_warnings
     if device == "cpu" and args.mem_eff_attn and args.lowram:
         plan.warnings.append(msg("preflight.gpu_memory_options_on_cpu", "--lowram and --mem_eff_attn: GPU memory "
                                  "options; they change nothing when training on the CPU"))

@@ -33,6 +33,8 @@ from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
 from backend.objectives.base import Objective
 from backend.objectives.loss import LossConfig
+from backend.training.block_swap import BlockSwapError
+from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
@@ -152,16 +154,29 @@ def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
 
 def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, placement: PlacementConfig,
                    plan: RunPlan, accelerator: Accelerator, weight_dtype: torch.dtype, plugin_args: argparse.Namespace,
+                   block_swap: BlockSwapConfig | None = None,
                    ) -> tuple[ModelSpecification, Components, TrainingMethod]:
     """The model on its device and the training method: a network, or the model's own weights.
-    `plugin_args` goes on unread to the network module (`NetworkTraining`)."""
+    `plugin_args` goes on unread to the network module (`NetworkTraining`). `block_swap`: --blocks_to_swap
+    (network training only; the fine-tune commands do not take it)."""
     if isinstance(method, NetworkConfig):
-        spec, components = prepare_model(model, placement, plan, accelerator, weight_dtype,
-                                         train_text_encoders=not method.network_train_unet_only)
+        try:
+            spec, components, swap = prepare_model(model, placement, plan, accelerator, weight_dtype,
+                                                   train_text_encoders=not method.network_train_unet_only,
+                                                   block_swap=block_swap)
+        except BlockSwapError as exc:
+            raise RunStopped(str(exc)) from exc
         network_method = NetworkTraining(method, components, plugin_args)
         network_method.network.to(accelerator.device)
         if placement.half_training:
             network_method.network.to(weight_dtype)
+        if swap is not None:  # after the network: its layers wrap the blocks' layers, its weights stay put
+            swapper = swap.swapper(accelerator.device).install()
+            logger.info(msg(
+                "run.blocks_to_swap", "block swap: {count} of {total} transformer blocks ({counts}) wait in RAM, "
+                "{size} GiB", count=len(swapper.state), total=len(swapper.blocks),
+                counts=" + ".join(map(str, swap.counts)), size=f"{swapper.host_bytes / 2**30:.2f}",
+            ))
         return spec, components, network_method
     spec, components = load_model(model, plan, accelerator)
     rates = part_learning_rates(method, len(components.text_encoders))
@@ -248,7 +263,8 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     method_options = method_config(args, command)
     placement = PlacementConfig.from_args(args)
     spec, components, method = prepare_method(
-        method_options, ModelConfig.from_args(args), placement, plan, accelerator, weight_dtype, plugin_args=args
+        method_options, ModelConfig.from_args(args), placement, plan, accelerator, weight_dtype, plugin_args=args,
+        block_swap=BlockSwapConfig.from_args(args),
     )
     text_options = family(components.family).text_options
     if text_options is not None:  # the family's own prompt-encoding options (FLUX.1: T5 length and mask)

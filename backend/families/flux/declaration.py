@@ -44,6 +44,7 @@ SHARED = {
     # T5 settings, the guidance the dev transformer embeds and sd-scripts' flux|chroma switch.
     "own_options": (
         "clip_l", "t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale",
+        "blocks_to_swap",  # for LoRA training only (backend/options/defs/own_options.py)
     ),
     # sd-scripts' flux_* flags for the parts a BFL transformer file lacks, and the folders they replace.
     "part_flags": {"clip_l": "text_encoder", "t5xxl": "text_encoder_2", "ae": "vae"},

@@ -1,0 +1,190 @@
+"""--blocks_to_swap: the swapper's moves, its results against the unswapped model (bit for bit on the CPU),
+gradient checkpointing, and the limits and errors of the option."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from diffusers import FluxTransformer2DModel
+from transformers import CLIPTextModel
+
+from backend.families.flux.family import FAMILY as FLUX
+from backend.families.stable_diffusion.family import FAMILY as SD
+from backend.networks import lora
+from backend.options.schema import options_for
+from backend.training.block_swap import (
+    BlockSwapError,
+    BlockSwapper,
+    move_except,
+    swap_plan,
+    swapped_flags,
+    swapper_for,
+)
+from backend.training.block_swap_options import SWAP_ON_CPU_ENV, BlockSwapConfig, block_swap_problems
+from tests.networks.helpers import clip_config
+
+
+def transformer(double: int = 4, single: int = 6) -> FluxTransformer2DModel:
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=4, num_layers=double, num_single_layers=single, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
+
+
+def inputs(seed: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    tokens, text = 4, 3
+    img_ids = torch.stack([torch.zeros(tokens), torch.arange(tokens) // 2, torch.arange(tokens) % 2], dim=-1)
+    return {
+        "hidden_states": torch.randn(2, tokens, 4, generator=g),
+        "encoder_hidden_states": torch.randn(2, text, 32, generator=g),
+        "pooled_projections": torch.randn(2, 32, generator=g),
+        "timestep": torch.tensor([0.5, 0.25]),
+        "guidance": torch.tensor([3.5, 3.5]),
+        "img_ids": img_ids,
+        "txt_ids": torch.zeros(text, 3),
+    }
+
+
+def with_lora(model: FluxTransformer2DModel):
+    """A LoRA with non-zero up weights (so its gradients reach every layer), the base frozen."""
+    torch.manual_seed(0)
+    network = lora.create_network(1.0, 4, 2.0, None, [CLIPTextModel(clip_config())], model,
+                                  train_t5xxl="False")
+    network.apply_to(None, model, False, True)
+    with torch.no_grad():
+        for param in network.parameters():
+            param.normal_(0, 0.02)
+    model.requires_grad_(False)
+    return network
+
+
+def loss_and_grads(model, network, checkpointing: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    if checkpointing:
+        model.enable_gradient_checkpointing()
+    model.train()
+    out = model(**inputs()).sample
+    loss = (out.float() ** 2).mean()
+    network.zero_grad()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in network.parameters() if p.requires_grad]
+
+
+def most_on_device(moves: list[tuple[str, int]]) -> int:
+    """The most swapped blocks on the device (loaded or being copied) at once along `moves`."""
+    on, most = set(), 0
+    for what, index in moves:
+        if what == "evict":
+            on.discard(index)
+        else:
+            on.add(index)
+        most = max(most, len(on))
+    return most
+
+
+def swapped(model: FluxTransformer2DModel, blocks_to_swap: int) -> BlockSwapper:
+    groups = FLUX.swap_groups(model)
+    counts = FLUX.blocks_to_swap_split(blocks_to_swap, [len(g) for g in groups])
+    return swapper_for(groups, counts, torch.device("cpu"), record_moves=True).install()
+
+
+def test_flux_splits_blocks_as_sd_scripts_and_keeps_two_of_each_group() -> None:
+    assert FLUX.blocks_to_swap_split(35, [19, 38]) == [17, 36]
+    assert FLUX.blocks_to_swap_split(3, [19, 38]) == [1, 4]
+    assert FLUX.blocks_to_swap_limit([len(g) for g in FLUX.swap_groups(transformer(4, 6))]) == 4
+    assert FLUX.blocks_to_swap_limit(FLUX.swap_group_sizes(transformer(4, 6).config)) == 4
+    assert FLUX.blocks_to_swap_limit([19, 38]) == 35 and FLUX.blocks_to_swap_limit([1, 2]) == 0
+    assert SD.blocks_to_swap_limit(SD.swap_group_sizes({"num_layers": 4})) == 0
+    assert swapped_flags([4, 6], [1, 2]) == [False] * 3 + [True] + [False] * 4 + [True] * 2
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_swapped_blocks_give_the_same_loss_and_gradients_bit_for_bit(checkpointing: bool) -> None:
+    torch.manual_seed(0)
+    plain = transformer()
+    swapped_model = copy.deepcopy(plain)
+    expected_loss, expected_grads = loss_and_grads(plain, with_lora(plain), checkpointing)
+
+    network = with_lora(swapped_model)
+    swapper = swapped(swapped_model, 4)  # 2 double + 4 single blocks
+    assert sorted(swapper.state) == [2, 3, 6, 7, 8, 9]
+    loss, grads = loss_and_grads(swapped_model, network, checkpointing)
+    assert torch.equal(loss, expected_loss)
+    assert all(torch.equal(a, b) for a, b in zip(grads, expected_grads, strict=True))
+    assert swapper.loaded_blocks == [], "every swapped block leaves the device after the backward"
+    assert most_on_device(swapper.moves) == 2
+    assert all(p.numel() == 0 for p in swapped_model.single_transformer_blocks[-1].parameters()), \
+        "dropped weights are empty stand-ins on the CPU test path"
+    assert all(p.numel() > 0 for p in network.parameters()), "LoRA weights are never moved"
+
+
+def test_moves_follow_the_forward_then_the_backward_order() -> None:
+    torch.manual_seed(0)
+    model = transformer()
+    network = with_lora(model)
+    swapper = swapped(model, 2)  # double block 3, single blocks 8 and 9 (indices in the laid-out order)
+    loss_and_grads(model, network)
+    forward = [("prefetch", 3), ("load", 3), ("evict", 3), ("prefetch", 8), ("load", 8), ("prefetch", 9),
+               ("evict", 8), ("load", 9), ("evict", 9)]
+    # Block 8's output gradient is block 9's input gradient: 9 is dropped before 8 is used. Block 3 is
+    # fetched when block 4's backward starts. Never more than two swapped blocks on the device.
+    backward = [("load", 9), ("prefetch", 8), ("evict", 9), ("load", 8), ("evict", 8), ("prefetch", 3), ("load", 3),
+                ("evict", 3)]
+    assert swapper.moves == forward + backward
+
+
+def test_inference_without_grad_evicts_after_each_block_and_remove_restores() -> None:
+    torch.manual_seed(0)
+    model = transformer().eval()
+    with torch.no_grad():
+        expected = model(**inputs()).sample
+    swapper = swapped(model, 2)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs()).sample, expected)
+    assert swapper.loaded_blocks == []
+    assert ("load", 9) in swapper.moves and swapper.moves[-1] == ("evict", 9)
+    swapper.remove()
+    with torch.no_grad():
+        assert torch.equal(model(**inputs()).sample, expected)
+
+
+def test_move_except_keeps_the_swapped_blocks_where_they_are() -> None:
+    model = transformer()
+    kept = [model.single_transformer_blocks[-1]]
+    move_except(model, kept, "meta", torch.bfloat16)
+    assert model.x_embedder.weight.device.type == "meta"
+    assert model.single_transformer_blocks[0].proj_out.weight.device.type == "meta"
+    last = model.single_transformer_blocks[-1].proj_out.weight
+    assert last.device.type == "cpu" and last.dtype == torch.bfloat16
+
+
+def test_swap_plan_limits_and_refusals() -> None:
+    model = transformer()
+    plan = swap_plan(FLUX, model, 4)
+    assert plan.counts == [2, 4] and len(plan.blocks) == 6
+    with pytest.raises(BlockSwapError, match="at most 4. 5 would swap 2 of 4, 6 of 6 blocks"):
+        swap_plan(FLUX, model, 5)
+    with pytest.raises(BlockSwapError, match="not supported"):
+        swap_plan(SD, torch.nn.Linear(1, 1), 2)
+
+
+def test_preflight_refuses_compile_and_warns_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SWAP_ON_CPU_ENV, raising=False)
+    errors, warnings = block_swap_problems(BlockSwapConfig(2), "cpu", torch_compile=True)
+    assert len(errors) == 1 and "--torch_compile" in errors[0]
+    assert len(warnings) == 1 and "no CUDA GPU, so nothing is swapped" in warnings[0]
+    assert block_swap_problems(BlockSwapConfig(2), "cuda", torch_compile=False) == ([], [])
+    assert block_swap_problems(BlockSwapConfig(None), "cpu", torch_compile=True) == ([], [])
+    assert not BlockSwapConfig(2).runs_on("cpu") and BlockSwapConfig(2).runs_on("cuda")
+    monkeypatch.setenv(SWAP_ON_CPU_ENV, "1")
+    assert block_swap_problems(BlockSwapConfig(2), "cpu", torch_compile=False) == ([], [])
+    assert BlockSwapConfig(2).runs_on("cpu") and not BlockSwapConfig(0).runs_on("cuda")
+
+
+def test_the_option_belongs_to_flux_lora_training_only() -> None:
+    assert "blocks_to_swap" in options_for("flux_train_network")
+    for command in ("flux_train", "sdxl_train_network", "train_network"):
+        assert "blocks_to_swap" not in options_for(command), command
