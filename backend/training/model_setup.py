@@ -19,6 +19,7 @@ from backend.families import model_file_options
 from backend.families.loaded import family
 from backend.models.components import Components
 from backend.models.spec import ModelSpecification
+from backend.training.activation_offload import offloading_checkpoint
 from backend.training.attention import AttentionConfig, attention_warnings, use_xformers
 from backend.training.block_swap import SwapPlan, move_except, swap_plan
 from backend.training.block_swap_options import BlockSwapConfig
@@ -60,6 +61,7 @@ class PlacementConfig(OptionSlice):
     xformers: bool
     mem_eff_attn: bool
     gradient_checkpointing: bool
+    cpu_offload_checkpointing: bool
 
     @property
     def attention(self) -> AttentionConfig:
@@ -127,8 +129,9 @@ def place_model(config: PlacementConfig, accelerator: Accelerator, components: C
         components.unet.enable_xformers_memory_efficient_attention()
     for warning in attention_warnings(config.attention, device.type):  # preflight said it too; the log keeps it
         logger.warning(warning)
-    if config.gradient_checkpointing:
-        components.unet.enable_gradient_checkpointing()
+    if config.gradient_checkpointing or config.cpu_offload_checkpointing:  # the offload implies it (sd-scripts)
+        offload = config.cpu_offload_checkpointing and device.type == "cuda"
+        components.unet.enable_gradient_checkpointing(offloading_checkpoint(device) if offload else None)
         for index, encoder in enumerate(components.text_encoders, start=1):
             if f"text_encoder{index}" in trained or train_text_encoders:
                 # Non-reentrant: a LoRA run's frozen embeddings give the checkpointed layers no input that

@@ -202,6 +202,22 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
         plan.errors.append(problem)
 
 
+def _activation_offload_problems(args: argparse.Namespace, block_swap: BlockSwapConfig, device: str,
+                                 warnings: list[str]) -> list[str]:
+    """--cpu_offload_checkpointing: refused beside --blocks_to_swap (sd-scripts refuses it too); said when
+    it turns checkpointing on, and when there is no GPU to offload from."""
+    if block_swap.requested:
+        return [msg("preflight.cpu_offload_checkpointing.swap", "--cpu_offload_checkpointing cannot be combined "
+                    "with --blocks_to_swap (sd-scripts refuses the pair as well); use one of them")]
+    if not args.gradient_checkpointing:
+        warnings.append(msg("preflight.cpu_offload_checkpointing.implies", "--cpu_offload_checkpointing turns "
+                            "--gradient_checkpointing on (it offloads what checkpointing keeps)"))
+    if device != "cuda":
+        warnings.append(msg("preflight.cpu_offload_checkpointing.no_cuda", "--cpu_offload_checkpointing: no CUDA "
+                            "GPU, so there is nothing to offload; it has no effect here"))
+    return []
+
+
 def _family_network_layout(plan: RunPlan) -> NetworkLayout | None:
     """The network layout networks.lora will use for the run's model (the command's family when the model
     is not known)."""
@@ -267,6 +283,8 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
     swap_errors, swap_warnings = block_swap_problems(block_swap, device, args.torch_compile)
     plan.errors += swap_errors + block_swap_model_problems(block_swap, plan.model)
     plan.warnings += swap_warnings
+    if args.cpu_offload_checkpointing:
+        plan.errors += _activation_offload_problems(args, block_swap, device, plan.warnings)
     if device == "cpu" and args.mem_eff_attn and args.lowram:
         plan.warnings.append(msg("preflight.gpu_memory_options_on_cpu", "--lowram and --mem_eff_attn: GPU memory "
                                  "options; they change nothing when training on the CPU"))

@@ -148,3 +148,24 @@ def test_flux_network_args_are_checked_by_the_flux_layout(capsys, tiny, train_di
     assert flux_preflight("img_attn_dim=8", "split_qkv=True", "train_blocks=single")["errors"] == []
     [error] = flux_preflight("conv_dim=4")["errors"]
     assert "conv_dim" in error and "FLUX.1's transformer has no convolutions" in error
+
+
+def test_preflight_of_cpu_offload_checkpointing(capsys, tiny, train_dir, tmp_path) -> None:
+    model = tiny.get("flux-dev", single_file=True)
+
+    def preflight(*extra: str) -> dict:
+        code = run_command("flux_train_network", [
+            *model.trainer_flags(), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
+            "--resolution", "64", "--caption_extension", ".txt", "--network_module", "networks.lora", "--preflight",
+            "--cpu_offload_checkpointing", *extra,
+        ])  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == (0 if report["ok"] else 1)
+        return report
+
+    report = preflight()
+    assert report["errors"] == []
+    assert any("turns --gradient_checkpointing on" in w for w in report["warnings"])
+    assert any("no CUDA GPU, so there is nothing to offload" in w for w in report["warnings"])
+    errors = preflight("--gradient_checkpointing", "--blocks_to_swap", "2")["errors"]
+    assert any("cannot be combined with --blocks_to_swap" in e for e in errors), errors

@@ -76,7 +76,7 @@ def test_types_and_choices_of_new_flags() -> None:
          "for LoRA training only (sd-scripts' flux_train swaps blocks in a full fine-tune together with "
          "--fused_backward_pass"),
         ("flux_train_network", "--split_mode", "is an sd-scripts option that this trainer does not implement"),
-        ("flux_train", "--cpu_offload_checkpointing", "is an sd-scripts option that this trainer does not implement"),
+        ("flux_train", "--mem_eff_save", "is an sd-scripts option that this trainer does not implement"),
         ("flux_train", "--controlnet_model_name_or_path=/c", "is an sd-scripts option that this trainer does not"),
         ("flux_train_network", "--clip_g=/g", "of sd3_train_network, sd3_train only (not flux_train_network)"),
         ("train_network", "--t5xxl=/t5", "is not accepted by train_network; only flux_train_network, flux_train"),

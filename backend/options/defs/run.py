@@ -62,6 +62,13 @@ declare_all(
             "(essential for SDXL on 8-12 GB) for about 20-30% more time per step. Results are unchanged.",
         ),
         Option(
+            "cpu_offload_checkpointing", "bool", False, group="advanced",
+            help="With gradient checkpointing, keep what each checkpointed block needs for the backward pass (its "
+            "inputs) in CPU RAM instead of on the GPU, copied back when the block is recomputed: less VRAM "
+            "(most for FLUX.1 at large resolutions) for the time of the copies. Turns --gradient_checkpointing "
+            "on, as sd-scripts does. CUDA only; not together with --blocks_to_swap (as in sd-scripts).",
+        ),
+        Option(
             "full_fp16", "bool", False, group="advanced",
             help="Keep the trainable weights and gradients in fp16 too (needs --mixed_precision fp16). Saves "
             "memory but is numerically fragile; prefer bf16 where the GPU supports it.",
