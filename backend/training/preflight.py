@@ -80,6 +80,7 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
             command=plan.command,
             v2=args.v2,
             v_parameterization=args.v_parameterization,
+            options=vars(args),
         )
     except FileNotFoundError:
         plan.errors.append(msg(
