@@ -36,7 +36,7 @@ CHROMA = FamilyDeclaration(
     # sd-scripts' --model_type chroma chooses it on the FLUX.1 commands (FLUX.1's types imply "flux").
     implied_options={"model_type": NAME},
     network_layout="flux",
-    network_label="FLUX.1/Chroma",
+    network_label="FLUX.1",  # the layout's label (its first family's): lora_flux's names
     network_key_prefixes=("lora_unet_double_blocks_", "lora_unet_single_blocks_", "lora_te3_"),
     lora_implementation=IMPL_CHROMA,
     checkpoint_implementation=IMPL_CHROMA,

@@ -6,7 +6,12 @@ function are in flow_matching.py (every flow-matching family reads them); --cont
 is an sd-scripts flag not implemented here (sd_scripts_flags.py tells the user so).
 """
 
+from backend.families import DECLARATIONS
 from backend.options.schema import Option, commands_taking, declare_all
+
+# sd-scripts' --model_type values (flux, chroma): those the families on its FLUX.1 scripts imply.
+MODEL_TYPES = tuple(dict.fromkeys(str(d.implied_options["model_type"]) for d in DECLARATIONS
+                                  if "model_type" in d.implied_options))
 
 
 def _own(option: Option) -> Option:
@@ -36,7 +41,7 @@ declare_all(
             "model file holds the transformer alone. Not needed when the model is a diffusers folder.",
         ),
         Option(
-            "model_type", "str", "flux", choices=("flux", "chroma"), group="model",
+            "model_type", "str", "flux", choices=MODEL_TYPES, group="model",
             help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma (chroma). It must match the "
             "model file: a Chroma file with flux, or a FLUX.1 file with chroma, is refused. Whether a FLUX.1 "
             "model is dev or schnell is read from the model file.",
