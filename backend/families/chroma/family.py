@@ -3,6 +3,7 @@ guidance input, and sd-scripts' lora_flux names for the layers Chroma has."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from backend.models.components import Components
     from backend.objectives.base import Objective
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ChromaObjectiveOptions:
@@ -29,10 +32,11 @@ class ChromaObjectiveOptions:
 
     flow: FlowMatchingConfig = field(default_factory=FlowMatchingConfig)
     apply_t5_attn_mask: bool = True
+    guidance_scale: float = 0.0  # no effect: the approximator always gets 0 (see ChromaFamily.objective)
 
     @classmethod
     def from_args(cls, args: Any) -> ChromaObjectiveOptions:
-        return cls(FlowMatchingConfig.from_args(args), bool(args.apply_t5_attn_mask))
+        return cls(FlowMatchingConfig.from_args(args), bool(args.apply_t5_attn_mask), float(args.guidance_scale))
 
     def validate(self, loss: LossConfig) -> None:
         self.flow.validate(loss)
@@ -53,6 +57,12 @@ class ChromaFamily(ModelFamily):
 
     def objective(self, components: Components | None, options: ChromaObjectiveOptions, loss: LossConfig
                   ) -> Objective:
+        if options.guidance_scale != 0:
+            # sd-scripts feeds --guidance_scale to the approximator (its guide requires 0.0 for Chroma); diffusers'
+            # ChromaTransformer2DModel always gives it 0, as Chroma was trained.
+            logger.warning(msg("chroma.guidance_ignored", "--guidance_scale {value} has no effect on Chroma: its "
+                               "approximator always gets guidance 0 (sd-scripts' guide sets --guidance_scale 0.0 "
+                               "for Chroma)", value=options.guidance_scale))
         return FlowMatchingObjective(options.flow, loss)
 
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
