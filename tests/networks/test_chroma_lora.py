@@ -32,12 +32,14 @@ def chroma_transformer() -> ChromaTransformer2DModel:
 
 
 def run(transformer: ChromaTransformer2DModel) -> torch.Tensor:
+    """One forward pass on fixed inputs of the transformer's widths (4 image tokens, 3 text tokens)."""
     g = torch.Generator().manual_seed(1)
-    tokens, text = 4, 3
+    tokens, text, config = 4, 3, transformer.config
     img_ids = torch.stack([torch.zeros(tokens), torch.arange(tokens) // 2, torch.arange(tokens) % 2], dim=-1)
     with torch.no_grad():
-        return transformer(hidden_states=torch.randn(1, tokens, 4, generator=g),
-                           encoder_hidden_states=torch.randn(1, text, 32, generator=g), timestep=torch.tensor([0.5]),
+        return transformer(hidden_states=torch.randn(1, tokens, config.in_channels, generator=g),
+                           encoder_hidden_states=torch.randn(1, text, config.joint_attention_dim, generator=g),
+                           timestep=torch.tensor([0.5]),
                            img_ids=img_ids, txt_ids=torch.zeros(text, 3), return_dict=False)[0]
 
 
