@@ -180,8 +180,8 @@ def _option_error(family: FamilyDeclaration, option: str, wanted: bool, seen: di
 def _value_error(option: str, wanted: Any, given: Any, seen: dict[str, str]) -> ModelMismatchError:
     """A valued flag naming another model type than the file is (sd-scripts' --model_type flux|chroma)."""
     return ModelMismatchError(msg(
-        "model.option_contradicts", "{path} looks like an {label} model ({evidence}), but --{option} {given} was "
-        "given; use --{option} {wanted} for it.", option=option, given=given, wanted=wanted, **seen,
+        "model.option_contradicts", "{path} looks like an {label} model ({evidence}), but --{option} is {given} "
+        "(given or its default); use --{option} {wanted} for it.", option=option, given=given, wanted=wanted, **seen,
     ))
 
 

@@ -16,7 +16,7 @@ from backend.families.chroma.spec import ChromaSpec
 from backend.families.flux.detection import from_keys as flux_from_keys
 from backend.families.flux.keymap import BFL_PREFIX, bfl_to_diffusers, diffusers_to_bfl
 from backend.models.components import Components, PromptEmbeds
-from backend.models.detect import detect_model
+from backend.models.detect import ModelMismatchError, check_model_flags, detect_model
 from tests.tiny_models import TinyModels
 
 
@@ -132,3 +132,16 @@ def test_the_transformer_attends_to_the_caption_and_one_padding_token(tiny: Tiny
     with torch.enable_grad():
         checkpointed = _predict(components, spec, embeds)
     torch.testing.assert_close(checkpointed, base)  # the single blocks keep the mask under checkpointing
+
+
+def test_model_type_must_match_the_file(tiny: TinyModels) -> None:
+    chroma, schnell = detect_model(tiny.get("chroma", True).path), detect_model(tiny.get("flux-schnell", True).path)
+    for info in (chroma, schnell):
+        assert check_model_flags(info, command="flux_train_network", v2=False, v_parameterization=False,
+                                 options={"model_type": "chroma" if info.family == "chroma" else "flux"}) == []
+    with pytest.raises(ModelMismatchError, match=r"Chroma model .*--model_type is flux .*use --model_type chroma"):
+        check_model_flags(chroma, command="flux_train", v2=False, v_parameterization=False,
+                          options={"model_type": "flux"})
+    with pytest.raises(ModelMismatchError, match=r"FLUX.1 \[schnell\] model .*use --model_type flux"):
+        check_model_flags(schnell, command="flux_train", v2=False, v_parameterization=False,
+                          options={"model_type": "chroma"})

@@ -53,22 +53,30 @@ def text_mask(tokenizer_mask: torch.Tensor) -> torch.Tensor:
     return positions <= lengths
 
 
-def _single_block_mask_hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-    """diffusers' ChromaTransformer2DModel calls its single blocks without `attention_mask` under gradient
-    checkpointing; the hook gives it back (the mask the last forward set), also when the block is recomputed."""
-    if kwargs.get("attention_mask") is None and len(args) < 4:
-        mask = getattr(module, _MASK_ATTRIBUTE, None)
-        if mask is not None:
-            return args, {**kwargs, "attention_mask": mask}
-    return None
+def _attention_mask_hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Every Chroma attention gets a key mask ``[B, 1, 1, text + image]``: the padded text tokens are never
+    attended to, while every query (padded ones too) has keys to attend to. diffusers' blocks would build a
+    query x key mask, whose fully masked rows give NaN in some attention kernels, and its single blocks get
+    no mask at all under gradient checkpointing; sd-scripts drops the padded tokens instead, which gives the
+    image tokens exactly what this gives them."""
+    mask = kwargs.get("attention_mask")
+    if mask is None:
+        mask = getattr(module, _MASK_ATTRIBUTE, None)  # the training forward's (kept for recomputation)
+    elif mask.dtype == torch.bool and mask.ndim == 4 and mask.shape[-1] == mask.shape[-2]:
+        mask = mask.any(dim=-2, keepdim=True)  # a pipeline's query x key mask: its keys (image queries see all)
+    else:
+        return None
+    return args, {**kwargs, "attention_mask": mask}
 
 
-def _set_single_block_mask(transformer: Any, mask: torch.Tensor | None) -> None:
-    for block in transformer.single_transformer_blocks:
-        if not getattr(block, "_kohya_chroma_hooked", False):
-            block.register_forward_pre_hook(_single_block_mask_hook, with_kwargs=True)
-            block._kohya_chroma_hooked = True
-        object.__setattr__(block, _MASK_ATTRIBUTE, mask)  # a plain attribute, not a registered buffer
+def _set_attention_mask(transformer: Any, mask: torch.Tensor | None) -> None:
+    """Hook every attention of the transformer once, and give them the key mask of this forward (None: none)."""
+    for block in (*transformer.transformer_blocks, *transformer.single_transformer_blocks):
+        attention = block.attn
+        if not getattr(attention, "_kohya_chroma_hooked", False):
+            attention.register_forward_pre_hook(_attention_mask_hook, with_kwargs=True)
+            attention._kohya_chroma_hooked = True
+        object.__setattr__(attention, _MASK_ATTRIBUTE, mask)  # a plain attribute, not a registered buffer
 
 
 class ChromaSpec(ModelSpecification):
@@ -159,14 +167,13 @@ class ChromaSpec(ModelSpecification):
         masked = text_mask(embeds.attention_mask.to(device, non_blocking=True))
         image = torch.ones(tokens.shape[0], tokens.shape[1], dtype=torch.bool, device=device)
         joint = torch.cat([masked, image], dim=1)  # text first, as the transformer orders its tokens
-        _set_single_block_mask(unet, joint)
+        _set_attention_mask(unet, joint[:, None, None, :])  # given to each attention (see _attention_mask_hook)
         out = unet(
             hidden_states=tokens,
             encoder_hidden_states=text,
             timestep=(timesteps.to(device, torch.float32) / 1000).to(dtype),
             img_ids=image_ids(height, width, device, dtype),
             txt_ids=torch.zeros(text.shape[1], 3, device=device, dtype=dtype),
-            attention_mask=joint,
             return_dict=False,
         )[0]
         return unpack_latents(out, height, width)
@@ -194,7 +201,8 @@ class ChromaSpec(ModelSpecification):
     ) -> Image.Image:
         """Flow-matching Euler (the model's scheduler, whatever `--ss` says) with true CFG at the prompt's `--l`
         against `--n` (or an empty prompt), as sd-scripts samples Chroma; `--g` has no effect. The masks are
-        the training ones, so the pipeline's transformer calls attend exactly to what training did."""
+        the training ones (bool: diffusers' own float masks would only bias the attention), so the pipeline's
+        transformer calls attend exactly to what training did."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         pipeline.scheduler = FlowMatchEulerDiscreteScheduler.from_config(components.configs.scheduler)
@@ -203,7 +211,7 @@ class ChromaSpec(ModelSpecification):
         embeds = self.encode_prompts(components.text_encoders, token_ids)
         assert embeds.attention_mask is not None
         masks = text_mask(embeds.attention_mask)
-        _set_single_block_mask(components.unet, None)  # sampling passes its masks itself (no checkpointing)
+        _set_attention_mask(components.unet, None)  # the pipeline passes the masks (made key masks by the hooks)
         cfg = prompt.scale if prompt.scale > 1 else 1.0
         conditioning: dict[str, Any] = {"prompt_embeds": embeds.hidden_states[:1], "prompt_attention_mask": masks[:1]}
         if cfg > 1:
