@@ -107,8 +107,14 @@ def of_config_set(config_set: str) -> FamilyDeclaration:
 
 
 def model_types() -> list[dict]:
-    """The model types the GUI offers, as the schema dump carries them."""
-    return [d.as_json() for d in DECLARATIONS]
+    """The model types the GUI offers, as the schema dump carries them; `unused_options`: the options its
+    commands take for other families only (Chroma: FLUX.1's --clip_l), which the GUI hides for it."""
+    found = []
+    for decl in DECLARATIONS:
+        siblings = [d for d in DECLARATIONS if set(d.commands.values()) & set(decl.commands.values())]
+        others = dict.fromkeys(name for d in siblings for name in d.own_options if name not in decl.own_options)
+        found.append({**decl.as_json(), "unused_options": list(others)})
+    return found
 
 
 def joint_label(found: Iterable[FamilyDeclaration]) -> str:

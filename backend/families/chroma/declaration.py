@@ -45,7 +45,9 @@ CHROMA = FamilyDeclaration(
                       "mode_scale", "guidance_scale", "timestep_sampling", "sigmoid_scale",
                       "model_prediction_type", "discrete_flow_shift"),
     objective="flow_matching",
-    own_options=("t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale"),
+    # FLUX.1's --clip_l and --guidance_scale are no options of Chroma's (sd-scripts ignores CLIP-L; the
+    # approximator gets guidance 0): the GUI hides them for it, preflight says they are ignored.
+    own_options=("t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask"),
     part_flags={"t5xxl": "text_encoder", "ae": "vae"},
 )
 
