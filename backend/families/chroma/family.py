@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from backend.objectives.base import Objective
 
 logger = logging.getLogger(__name__)
+DEFAULT_GUIDANCE = 3.5  # --guidance_scale's default (sd-scripts'): not a choice made for Chroma
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class ChromaFamily(ModelFamily):
 
     def objective(self, components: Components | None, options: ChromaObjectiveOptions, loss: LossConfig
                   ) -> Objective:
-        if options.guidance_scale != 0:
+        if options.guidance_scale not in (0.0, DEFAULT_GUIDANCE):  # a value given for it (the GUI hides the field)
             # sd-scripts feeds --guidance_scale to the approximator (its guide requires 0.0 for Chroma); diffusers'
             # ChromaTransformer2DModel always gives it 0, as Chroma was trained.
             logger.warning(msg("chroma.guidance_ignored", "--guidance_scale {value} has no effect on Chroma: its "
