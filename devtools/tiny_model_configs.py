@@ -40,6 +40,21 @@ def _flux(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
     return ArchConfigs(real.family, transformer, vae, [clip, t5], dict(real.scheduler), dict(real.model_index))
 
 
+# Chroma: FLUX.1's tiny widths; an approximator of 2 layers, 32 wide, over 16 input channels (4 each for the
+# timestep and the guidance, 8 for the modulation index).
+TINY_CHROMA = {**TINY_FLUX, "approximator_num_channels": 16, "approximator_hidden_dim": 32,
+               "approximator_layers": 2}
+
+
+def _chroma(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
+    """Chroma's tiny configs: FLUX.1's, with T5 its only text encoder."""
+    t5_tokens = {k: v for k, v in tokens[0].items() if k != "bos_token_id"}  # T5 has no BOS
+    t5 = {**real.text_encoders[0], **TINY_T5, **t5_tokens, "decoder_start_token_id": t5_tokens["pad_token_id"]}
+    transformer = {**real.unet, **TINY_CHROMA, "joint_attention_dim": t5["d_model"]}
+    vae = {**real.vae, **TINY_VAE}
+    return ArchConfigs(real.family, transformer, vae, [t5], dict(real.scheduler), dict(real.model_index))
+
+
 def _text(
     real: dict[str, Any], sizes: dict[str, int], tokens: dict[str, int], **extra: Any
 ) -> dict[str, Any]:
@@ -51,6 +66,8 @@ def tiny_arch_configs(arch: str, tokens: list[dict[str, int]]) -> ArchConfigs:
     real = load_arch_configs(arch)
     if "guidance_embeds" in real.unet:  # a FLUX.1 transformer
         return _flux(real, tokens)
+    if "approximator_layers" in real.unet:  # a Chroma transformer
+        return _chroma(real, tokens)
     vae = {**real.vae, **TINY_VAE}
     if real.family == "sdxl":
         te1 = _text(real.text_encoders[0], TINY_TEXT, tokens[0], projection_dim=32)

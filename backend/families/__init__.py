@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from backend.families.chroma.declaration import DECLARATIONS as _CHROMA
 from backend.families.declaration import FamilyDeclaration
 from backend.families.flux.declaration import DECLARATIONS as _FLUX
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
 from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
 
 # In the order the GUI offers them.
-DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX)
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
 TRAINING_KINDS = ("lora", "finetune")
 
@@ -106,8 +107,14 @@ def of_config_set(config_set: str) -> FamilyDeclaration:
 
 
 def model_types() -> list[dict]:
-    """The model types the GUI offers, as the schema dump carries them."""
-    return [d.as_json() for d in DECLARATIONS]
+    """The model types the GUI offers, as the schema dump carries them; `unused_options`: the options its
+    commands take for other families only (Chroma: FLUX.1's --clip_l), which the GUI hides for it."""
+    found = []
+    for decl in DECLARATIONS:
+        siblings = [d for d in DECLARATIONS if set(d.commands.values()) & set(decl.commands.values())]
+        others = dict.fromkeys(name for d in siblings for name in d.own_options if name not in decl.own_options)
+        found.append({**decl.as_json(), "unused_options": list(others)})
+    return found
 
 
 def joint_label(found: Iterable[FamilyDeclaration]) -> str:

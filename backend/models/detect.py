@@ -10,8 +10,10 @@ a VAE, FLUX.1, ...) is said to be what it is (``file_kinds``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from backend.families import DECLARATIONS, declaration, for_command, joint_label, of_pipeline_index
 from backend.families.declaration import FamilyDeclaration
@@ -175,11 +177,21 @@ def _option_error(family: FamilyDeclaration, option: str, wanted: bool, seen: di
     ))
 
 
-def check_model_flags(info: ModelInfo, *, command: str, v2: bool, v_parameterization: bool) -> list[str]:
+def _value_error(option: str, wanted: Any, given: Any, seen: dict[str, str]) -> ModelMismatchError:
+    """A valued flag naming another model type than the file is (sd-scripts' --model_type flux|chroma)."""
+    return ModelMismatchError(msg(
+        "model.option_contradicts", "{path} looks like an {label} model ({evidence}), but --{option} is {given} "
+        "(given or its default); use --{option} {wanted} for it.", option=option, given=given, wanted=wanted, **seen,
+    ))
+
+
+def check_model_flags(info: ModelInfo, *, command: str, v2: bool, v_parameterization: bool,
+                      options: Mapping[str, Any] | None = None) -> list[str]:
     """Raise ``ModelMismatchError`` when the training command or flags do not fit the model; return warnings.
 
-    The command must be one that trains the model's family, and the (boolean) flags its model type
-    implies (`FamilyDeclaration.implied_options`) must be given as it implies them."""
+    The command must be one that trains the model's family, and the flags its model type implies
+    (`FamilyDeclaration.implied_options`) must be given as it implies them: the boolean ones (`v2`) always,
+    valued ones (FLUX.1/Chroma's `model_type`) when the command has them (`options`: the run's values)."""
     family = declaration(info.family)
     seen = {"path": info.path, "label": info.label, "evidence": info.evidence}
     if command not in family.commands.values():
@@ -188,6 +200,9 @@ def check_model_flags(info: ModelInfo, *, command: str, v2: bool, v_parameteriza
     for option, wanted in family.implied_options.items():
         if option in given and bool(given[option]) != bool(wanted):
             raise _option_error(family, option, bool(wanted), seen)
+        value = (options or {}).get(option)
+        if option not in given and value is not None and value != wanted:
+            raise _value_error(option, wanted, value, seen)
     warnings = []
     if info.v_prediction is True and not v_parameterization:
         warnings.append(msg(

@@ -18,7 +18,7 @@ from backend.data.config import specs_from_args, specs_from_dataset_config
 from backend.data.errors import DatasetError
 from backend.data.preflight import preflight_report
 from backend.data.specs import DatasetSpec, varying_caption_settings
-from backend.families import DECLARATIONS, declaration, default_for_command
+from backend.families import DECLARATIONS, declaration, default_for_command, model_file_options
 from backend.messages import msg
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
@@ -85,6 +85,7 @@ def _check_model(args: argparse.Namespace, plan: RunPlan) -> None:
             command=plan.command,
             v2=args.v2,
             v_parameterization=args.v_parameterization,
+            options=vars(args),
         )
     except FileNotFoundError:
         plan.errors.append(msg(
@@ -126,8 +127,14 @@ def _family_name(plan: RunPlan) -> str:
 
 
 def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
-    """Parts given as files of their own (FLUX.1's --clip_l, --t5xxl, --ae) exist before anything loads."""
+    """Parts given as files of their own (FLUX.1's --clip_l, --t5xxl, --ae) exist before anything loads; a part
+    file the model has no use for (--clip_l for Chroma) is said to be ignored, as sd-scripts ignores it."""
     family = declaration(_family_name(plan))
+    unused = [f"--{name}" for name in model_file_options()
+              if name not in family.model_files and getattr(args, name, None)]
+    if plan.model is not None and unused:
+        plan.warnings.append(msg("preflight.model_file_unused", "{flags}: {label} has no such part; ignored",
+                                 flags=", ".join(unused), label=family.label))
     for name in family.model_files:
         path = getattr(args, name, None)
         if path and not Path(path).exists():

@@ -1,4 +1,4 @@
-"""Text-encoder output caching (SDXL, FLUX.1) (`--cache_text_encoder_outputs`, `--cache_text_encoder_outputs_to_disk`).
+"""Text-encoder output caching (SDXL, FLUX.1, Chroma) (`--cache_text_encoder_outputs`, `--cache_text_encoder_outputs_to_disk`).
 
 Every caption the dataset can produce is encoded once before training, exactly as a training
 step would encode it (same tokenizer, max_token_length, autocast and compute dtype), and kept on
@@ -50,11 +50,12 @@ class TextEncoderCache:
             raise KeyError(f"caption {missing[0]!r} is not in the text-encoder output cache")
         found = [self.embeds[c] for c in captions]
         hidden = torch.stack([e.hidden_states for e in found]).to(device, non_blocking=True)
-        # Every entry has a pooled output (SDXL, FLUX.1); PromptEmbeds only types it optional for SD 1.x/2.x.
-        pooled = torch.stack([e.pooled for e in found])  # type: ignore[arg-type]
+        # SDXL and FLUX.1 have a pooled output; Chroma (T5 alone) has none.
+        pools = [e.pooled for e in found]
+        pooled = torch.stack(pools).to(device, non_blocking=True) if pools[0] is not None else None  # type: ignore[arg-type]
         masks = [e.attention_mask for e in found]
         mask = torch.stack(masks).to(device, non_blocking=True) if masks[0] is not None else None  # type: ignore[arg-type]
-        return PromptEmbeds(hidden, pooled.to(device, non_blocking=True), mask)
+        return PromptEmbeds(hidden, pooled, mask)
 
 
 def cache_text_encoder_outputs(
@@ -92,12 +93,11 @@ def cache_text_encoder_outputs(
         with torch.no_grad():
             encoded = encode(batch)
         hidden = encoded.hidden_states.to("cpu", dtype)
-        assert encoded.pooled is not None, "text-encoder caching needs a pooled output (SDXL, FLUX.1)"
-        pooled = encoded.pooled.to("cpu", dtype)
+        pooled = encoded.pooled.to("cpu", dtype) if encoded.pooled is not None else None  # None: Chroma
         mask = encoded.attention_mask.to("cpu") if encoded.attention_mask is not None else None
         # Clones: views would keep the batch's whole tensors alive (long prompts: every chunk's pooled output).
         for i, caption in enumerate(batch):
-            embeds[caption] = PromptEmbeds(hidden[i].clone(), pooled[i].clone(),
+            embeds[caption] = PromptEmbeds(hidden[i].clone(), pooled[i].clone() if pooled is not None else None,
                                            mask[i].clone() if mask is not None else None)
         if progress:
             progress(start + len(batch), len(todo))

@@ -210,21 +210,27 @@ class _Converter(ValueSteps, FluxSteps):
 
     def _choose_model_type(self, command: str) -> None:
         """The model file (or its name) picks one of the model types the checkbox stands for (FLUX.1 dev
-        or schnell); the report says which and why."""
+        or schnell, Chroma); kohya_ss's model_type (sd-scripts' --model_type) puts its types first and must
+        not contradict the file. The report says which and why."""
         assert self.checkbox is not None
-        if str(self.data.get("model_type") or "").strip().lower() == "chroma":
-            raise KohyaImportError(msg(
-                "gui.kohya.flux_chroma",
-                'model_type "chroma": Chroma (FLUX.1-based, sd-scripts --model_type chroma) is not supported yet; '
-                "this trainer trains FLUX.1 [dev] and [schnell]",
-            ))  # fmt: skip
+        given = str(self.data.get("model_type") or "").strip().lower()
+        candidates = families.for_command(command)
+        if given:  # the types it implies first: the default when the file is not here
+            candidates = tuple(sorted(candidates, key=lambda d: d.implied_options.get("model_type", given) != given))
         try:
             choice = choose_model_type(
-                self.data.get("pretrained_model_name_or_path") or "", families.for_command(command),
-                NAME_HINTS[self.checkbox], self.checkbox,
+                self.data.get("pretrained_model_name_or_path") or "", candidates, NAME_HINTS[self.checkbox],
+                self.checkbox,
             )  # fmt: skip
         except ModelChoiceError as error:
             raise KohyaImportError(str(error)) from None
+        implied = families.declaration(choice.family).implied_options.get("model_type")
+        if given and implied is not None and implied != given:
+            raise KohyaImportError(msg(
+                "gui.kohya.model_type_contradicts",
+                'model_type "{given}", but the base model is {label} ({reason}): set model_type to "{wanted}"',
+                given=given, label=families.label(choice.family), reason=choice.reason, wanted=implied,
+            ))  # fmt: skip
         self.model_type = choice.family
         self.warnings.insert(0, msg(
             "gui.kohya.model_chosen", "{checkbox} -> model type {label}: {reason}",

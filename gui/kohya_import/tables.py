@@ -35,7 +35,7 @@ NO_CHECKBOX_FAMILY = "sd1"
 FAMILY_LORA_TYPES = {"Flux1": "flux1_checkbox", "Flux1 OFT": "flux1_checkbox"}
 # Checkboxes standing for several of our model types (FLUX.1 dev and schnell): the model file tells them
 # (model_choice.py); for a file that is not here, a word in its name -> the type, else the checkbox's own.
-NAME_HINTS = {"flux1_checkbox": {"schnell": "flux_schnell"}}
+NAME_HINTS = {"flux1_checkbox": {"schnell": "flux_schnell", "chroma": "chroma"}}
 
 # Written by kohya_ss only when the SDXL checkbox is on; otherwise ignored (so here too).
 SDXL_RENAMED = {

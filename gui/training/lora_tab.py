@@ -139,11 +139,14 @@ class LoraTab:
         return {box: gr.Column(visible=name in shown) for name, box in self.net_boxes.items()}
 
     def model_visibility(self, model_type: str) -> dict[gr.components.Component, Any]:
-        """Show the options the model type's command takes, of those not every command of the tab takes."""
+        """Show the options the model type's command takes, of those not every command of the tab takes, less
+        those only other model types of that command use (Chroma: --clip_l)."""
         accepted = options_for(self.kind.command_for(model_type))
+        unused = set(self.kind.model_type(model_type).unused_options)
         commands = dict.fromkeys(self.kind.commands.values())
         common = set.intersection(*(set(options_for(command)) for command in commands))
-        return {box: gr.Column(visible=name in accepted) for name, box in self.form.boxes.items() if name not in common}
+        return {box: gr.Column(visible=name in accepted and name not in unused)
+                for name, box in self.form.boxes.items() if name not in common}
 
     def from_preset(self, loaded: presets.Preset) -> TabValues:
         """A whole form from a checked preset (a saved form, a run's form): defaults where it is silent."""

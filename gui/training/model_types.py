@@ -29,10 +29,13 @@ class ModelType:
     label: str  # the family's own name for itself; the catalogue's ui.model_type.<name> wins
     commands: Mapping[str, str]  # training kind ("lora", "finetune") -> the command that trains it
     implied_options: Mapping[str, Any]  # option values choosing this type implies
+    # Options its commands take for other model types only (Chroma: FLUX.1's clip_l): hidden for it.
+    unused_options: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelType:
-        return cls(data["name"], data["label"], dict(data["commands"]), dict(data["implied_options"]))
+        return cls(data["name"], data["label"], dict(data["commands"]), dict(data["implied_options"]),
+                   tuple(data.get("unused_options", ())))
 
     def distinguishing_options(self) -> dict[str, Any]:
         """The implied values that differ from the options' defaults: what a run gets added for this

@@ -1,5 +1,5 @@
 """FLUX.1 model files: BFL <-> diffusers transformer names (against diffusers' own converter), detection
-of dev/schnell/Chroma/parts/folders, loading both layouts of the tiny model to the same modules, saving
+of dev/schnell/parts/folders (Chroma: test_chroma_models.py), loading both layouts of the tiny model to the same modules, saving
 and loading back, the missing --ae error, and fp8 part files."""
 
 from __future__ import annotations
@@ -123,13 +123,6 @@ def test_detects_comfyui_prefixed_and_diffusers_named_files(tiny: TinyModels, tm
     without = {k: v for k, v in bfl.items() if not k.startswith("guidance_in.")}
     save_file(without, str(tmp_path / "schnell.safetensors"))
     assert detect_model(tmp_path / "schnell.safetensors").family == "flux_schnell"
-
-
-def test_chroma_is_refused(tiny: TinyModels, tmp_path: Path) -> None:
-    bfl = load_file(str(tiny.get("flux-schnell", True).path))
-    save_file({**bfl, "distilled_guidance_layer.in_proj.weight": torch.zeros(2)}, str(tmp_path / "chroma.safetensors"))
-    with pytest.raises(ModelMismatchError, match=r"is a Chroma model .*not supported yet"):
-        detect_model(tmp_path / "chroma.safetensors")
 
 
 @pytest.mark.parametrize("part, flag", [("ae", "--ae"), ("clip_l", "--clip_l"), ("t5xxl", "--t5xxl")])

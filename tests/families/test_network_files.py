@@ -13,16 +13,17 @@ from backend.families import network_files
 
 def test_model_names_labels_and_fits() -> None:
     assert network_files.layouts() == ("sd", "sdxl", "flux")
-    assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "sd", "flux")
+    assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "chroma", "sd", "flux")
     assert [network_files.label(m) for m in network_files.model_names()] == [
-        "SD 1.x", "SD 2.x", "SDXL", "FLUX.1 [dev]", "FLUX.1 [schnell]", "SD 1.x/2.x", "FLUX.1"]
+        "SD 1.x", "SD 2.x", "SDXL", "FLUX.1 [dev]", "FLUX.1 [schnell]", "Chroma", "SD 1.x/2.x", "FLUX.1"]
     assert network_files.fits("flux", "flux_schnell") and not network_files.fits("flux_dev", "flux_schnell")
+    assert network_files.fits("flux", "chroma") and not network_files.fits("chroma", "flux_dev")  # lora_flux names
     assert network_files.fits("sd", "sd2") and network_files.fits("sd1", "sd1")
     assert not network_files.fits("sd", "sdxl") and not network_files.fits("sd1", "sd2")
     assert network_files.config_sets("sd") == ("sd15", "sd2") and network_files.config_sets("sd2") == ("sd2",)
     assert network_files.joined_labels({"sdxl", "sd"}, "and") == "SD 1.x/2.x and SDXL"
     assert network_files.joined_labels({"sd1"}, "or") == "SD 1.x"
-    with pytest.raises(families.UnknownFamilyError, match="sd1, sd2, sdxl, flux_dev, flux_schnell, sd, flux"):
+    with pytest.raises(families.UnknownFamilyError, match="sd1, sd2, sdxl, flux_dev, flux_schnell, chroma, sd, flux"):
         network_files.families_of("sd3")
 
 
@@ -30,6 +31,7 @@ def test_what_a_file_tells() -> None:
     assert [network_files.of_base_model_version(v) for v in ("sd_v1", "sd_v2_v", "sdxl_base_v1-0", "x", None)] == [
         "sd1", "sd2", "sdxl", None, None]
     assert network_files.of_base_model_version("flux1") == "flux"  # dev or schnell: the layout
+    assert network_files.of_base_model_version("chroma") == "chroma"  # sd-scripts' MODEL_VERSION_CHROMA
     assert [network_files.of_text_encoder_width("sd", w) for w in (768, 1024, 32)] == ["sd1", "sd2", "sd"]
     assert network_files.of_cross_attention_width("sd", 1024) == "sd2"
     assert network_files.of_text_encoder_width("sdxl", 32) == "sdxl"  # its layout's only family
@@ -51,7 +53,7 @@ def test_what_a_file_tells() -> None:
 def test_sd_scripts_flags_of_the_families() -> None:
     assert network_files.families_of_tool_flag("--sdxl") == ("sdxl",)
     assert network_files.families_of_tool_flag("--v2") == ("sd2",)
-    assert [network_files.sd_scripts_v2(name) for name in families.names()] == [False, True, False, False, False]
+    assert [network_files.sd_scripts_v2(name) for name in families.names()] == [False, True, False, False, False, False]
 
 
 def test_a_new_family_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +65,8 @@ def test_a_new_family_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch
     declarations = (*families.DECLARATIONS, sd3)
     monkeypatch.setattr(network_files, "DECLARATIONS", declarations)
     monkeypatch.setattr(network_files, "names", lambda: tuple(d.name for d in declarations))
-    assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "sd3", "sd", "flux")
+    assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "chroma", "sd3", "sd",
+                                            "flux")
     assert network_files.layout_of_network_keys(["lora_unet_joint_blocks_0_x_block_attn_qkv"]) == "sd3"
     assert network_files.joined_labels(network_files.layouts(), "or") == "SD 1.x/2.x, SDXL, FLUX.1 or SD3"
     assert network_files.fits("sd3", "sd3") and not network_files.fits("sd3", "sdxl")

@@ -20,6 +20,8 @@ ENTRY_POINTS = {"train_network.py", "sdxl_train_network.py", "fine_tune.py", "sd
 NOT_YET_ON_THE_SEAM = {
     # sd-scripts' own argument groups: its library names one `sdxl` (add_sdxl_training_arguments)
     "options/sd_scripts_flags.py": "sd-scripts' argument group names (its 'sdxl' group)",
+    # sd-scripts' own choices for its flags, recorded as its parsers have them (--model_type flux|chroma)
+    "options/sd_scripts_types.py": "sd-scripts' --model_type choices (its 'chroma')",
     # sd-scripts' own tool flags, named after the model they say (its --sdxl; --v2 is no family's name)
     "tools/lora/lora_extract.py": "reads sd-scripts' --sdxl tool flag (args.sdxl)",
     "tools/lora/extract_lora_from_models.py": "checks sd-scripts' --sdxl tool flag (args.sdxl) against --v2",

@@ -151,9 +151,10 @@ def test_flux_values_and_choices() -> None:
     assert "--logit_std" in negative and ">= 0" in negative
 
 
-def test_chroma_is_refused_with_the_reason() -> None:
-    [message] = problems("flux_train_network", [*RUN, "--model_type", "chroma"])
-    assert "--model_type" in message and "Chroma" in message and "not supported yet" in message
+def test_model_type_takes_sd_scripts_values() -> None:
+    assert parse_args("flux_train_network", [*RUN, "--model_type", "chroma"]).model_type == "chroma"
+    [message] = problems("flux_train_network", [*RUN, "--model_type", "chroma2"])
+    assert "--model_type" in message and "flux, chroma" in message
 
 
 def test_v_parameterization_is_refused_on_flow_matching() -> None:

@@ -48,6 +48,8 @@ SHARED = {
     ),
     # sd-scripts' flux_* flags for the parts a BFL transformer file lacks, and the folders they replace.
     "part_flags": {"clip_l": "text_encoder", "t5xxl": "text_encoder_2", "ae": "vae"},
+    # sd-scripts' --model_type: flux (its default) for FLUX.1; chroma is the Chroma family's.
+    "implied_options": {"model_type": "flux"},
 }
 
 FLUX_DEV = FamilyDeclaration(

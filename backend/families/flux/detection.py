@@ -3,8 +3,8 @@
 A FLUX.1 single file holds the transformer alone, in Black Forest Labs' names (`double_blocks.N...`,
 `single_blocks.N...`, `img_in`), bare as BFL and sd-scripts save it or under `model.diffusion_model.` as
 ComfyUI and Forge do; dev has the guidance embedding (`guidance_in`), schnell has none, which is how
-sd-scripts tells them too. A transformer saved in diffusers' names is recognised as well. Chroma (a
-FLUX.1 schnell derivative with `distilled_guidance_layer`) is refused: not supported yet. The other
+sd-scripts tells them too. A transformer saved in diffusers' names is recognised as well. Chroma files (a
+FLUX.1 schnell derivative with a `distilled_guidance_layer`) are left to backend/families/chroma. The other
 parts (autoencoder, CLIP-L, T5-XXL) are passed by flags of their own (--ae, --clip_l, --t5xxl); given as
 the base model, they are said to be that. Folders: transformer/config.json's `guidance_embeds`.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from backend.families.detection import Detection, FolderConfigs, Recognised, Shapes
 from backend.messages import msg
-from backend.models.errors import ModelMismatchError
 
 BFL_PREFIX = "model.diffusion_model."
 DEV, SCHNELL = "flux_dev", "flux_schnell"
@@ -45,10 +44,7 @@ def _variant(guidance: bool, evidence: str) -> Recognised:
 def from_keys(shapes: Shapes, path: str) -> Recognised | None:
     keys = _bare(shapes)
     if any(key.startswith(_CHROMA_MARKER) for key in keys):
-        raise ModelMismatchError(msg(
-            "flux.chroma", "{path} is a Chroma model (FLUX.1-based, with a distilled_guidance_layer); Chroma is not "
-            "supported yet: give a FLUX.1 [dev] or [schnell] transformer", path=path,
-        ))
+        return None  # Chroma's (backend/families/chroma/detection.py)
     if all(marker in keys for marker in _BFL_MARKERS) and any(key.startswith("single_blocks.") for key in keys):
         return _variant(_BFL_GUIDANCE in keys, "keys (double_blocks, single_blocks)")
     if all(marker in keys for marker in _DIFFUSERS_MARKERS) and any(

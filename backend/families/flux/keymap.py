@@ -1,5 +1,9 @@
 """FLUX.1 transformer weights: Black Forest Labs' names (the single files sd-scripts, ComfyUI and Forge
 read and write) <-> diffusers' `FluxTransformer2DModel` names. The two directions are exact inverses.
+Chroma (FLUX.1 schnell pruned: no per-block modulation Linears, no time/vector/guidance embedders, a
+`distilled_guidance_layer` computing every modulation instead) converts by the same rules less those
+layers, plus its approximator's (diffusers' convert_chroma_transformer_checkpoint_to_diffusers); a file
+with `distilled_guidance_layer.in_proj.weight` is Chroma's in both naming schemes.
 
 Besides renaming, three things differ: BFL fuses an attention's q, k, v into one `qkv` linear (diffusers
 keeps three), a single block's `linear1` holds q, k, v and the MLP input (diffusers: `to_q`, `to_k`,
@@ -38,10 +42,10 @@ def _embedder(bfl: str, diffusers: str) -> list[_Rule]:
     return [_Rule(f"{bfl}.in_layer", (f"{diffusers}.linear_1",)), _Rule(f"{bfl}.out_layer", (f"{diffusers}.linear_2",))]
 
 
-def _double(i: int) -> list[_Rule]:
+def _double(i: int, modulation: bool) -> list[_Rule]:
     b, d = f"double_blocks.{i}.", f"transformer_blocks.{i}."
     renames = {
-        "img_mod.lin": "norm1.linear", "txt_mod.lin": "norm1_context.linear",
+        **({"img_mod.lin": "norm1.linear", "txt_mod.lin": "norm1_context.linear"} if modulation else {}),
         "img_attn.proj": "attn.to_out.0", "txt_attn.proj": "attn.to_add_out",
         "img_mlp.0": "ff.net.0.proj", "img_mlp.2": "ff.net.2",
         "txt_mlp.0": "ff_context.net.0.proj", "txt_mlp.2": "ff_context.net.2",
@@ -55,10 +59,10 @@ def _double(i: int) -> list[_Rule]:
     return rules
 
 
-def _single(i: int) -> list[_Rule]:
+def _single(i: int, modulation: bool) -> list[_Rule]:
     b, d = f"single_blocks.{i}.", f"single_transformer_blocks.{i}."
     return [
-        _Rule(b + "modulation.lin", (d + "norm.linear",)),
+        *([_Rule(b + "modulation.lin", (d + "norm.linear",))] if modulation else []),
         _Rule(b + "linear1", (d + "attn.to_q", d + "attn.to_k", d + "attn.to_v", d + "proj_mlp"), single=True),
         _Rule(b + "linear2", (d + "proj_out",)),
         _Rule(b + "norm.query_norm.scale", (d + "attn.norm_q.weight",), modules=False),
@@ -66,19 +70,46 @@ def _single(i: int) -> list[_Rule]:
     ]
 
 
-def _rules(double: int, single: int, guidance: bool) -> list[_Rule]:
-    rules = _embedder("time_in", "time_text_embed.timestep_embedder")
-    rules += _embedder("vector_in", "time_text_embed.text_embedder")
+def _approximator(layers: int) -> list[_Rule]:
+    """Chroma's distilled_guidance_layer: in_proj, `layers` x (RMSNorm, MLP), out_proj."""
+    a = "distilled_guidance_layer."
+    rules = [_Rule(a + "in_proj", (a + "in_proj",)), _Rule(a + "out_proj", (a + "out_proj",))]
+    for i in range(layers):
+        rules += _embedder(f"{a}layers.{i}", f"{a}layers.{i}")
+        rules.append(_Rule(f"{a}norms.{i}.scale", (f"{a}norms.{i}.weight",), modules=False))
+    return rules
+
+
+def _rules(double: int, single: int, guidance: bool, approximator_layers: int | None = None) -> list[_Rule]:
+    """FLUX.1's rules; Chroma's where `approximator_layers` is given (its distilled_guidance_layer depth)."""
+    chroma = approximator_layers is not None
+    if chroma:
+        rules = _approximator(approximator_layers or 0)
+    else:
+        rules = _embedder("time_in", "time_text_embed.timestep_embedder")
+        rules += _embedder("vector_in", "time_text_embed.text_embedder")
     if guidance:  # FLUX.1 dev embeds the guidance scale; schnell has no such layer
         rules += _embedder("guidance_in", "time_text_embed.guidance_embedder")
     rules += [_Rule("txt_in", ("context_embedder",)), _Rule("img_in", ("x_embedder",)),
-              _Rule("final_layer.linear", ("proj_out",)),
-              _Rule("final_layer.adaLN_modulation.1", ("norm_out.linear",), swap=True)]
+              _Rule("final_layer.linear", ("proj_out",))]
+    if not chroma:
+        rules.append(_Rule("final_layer.adaLN_modulation.1", ("norm_out.linear",), swap=True))
     for i in range(double):
-        rules += _double(i)
+        rules += _double(i, not chroma)
     for i in range(single):
-        rules += _single(i)
+        rules += _single(i, not chroma)
     return rules
+
+
+CHROMA_MARKER = "distilled_guidance_layer.in_proj.weight"  # the same name in BFL's and diffusers' layout
+
+
+def _approximator_layers(keys: Iterable[str]) -> int | None:
+    """Chroma's approximator depth (its layers counted, in either naming), None for FLUX.1."""
+    keys = list(keys)
+    if CHROMA_MARKER not in keys:
+        return None
+    return _count(keys, r"distilled_guidance_layer\.norms\.(\d+)\.")
 
 
 def _count(keys: Iterable[str], pattern: str) -> int:
@@ -110,7 +141,8 @@ def _no_leftovers(state: Mapping[str, torch.Tensor], direction: str) -> None:
     if state:
         raise ValueError(msg(
             "flux.keymap_unexpected", "the FLUX.1 transformer weights hold {count} tensors that are no part of FLUX.1 "
-            "(converting {direction}; for example {names}): the file is not a FLUX.1 [dev]/[schnell] transformer",
+            "(converting {direction}; for example {names}): the file is not a FLUX.1 [dev]/[schnell] or Chroma "
+            "transformer",
             count=len(state), direction=direction, names=", ".join(sorted(state)[:3]),
         ))
 
@@ -127,7 +159,7 @@ def bfl_to_diffusers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     foreign tensor is a ValueError naming it."""
     source = strip_bfl_prefix(state)
     rules = _rules(_count(source, r"double_blocks\.(\d+)\."), _count(source, r"single_blocks\.(\d+)\."),
-                   "guidance_in.in_layer.weight" in source)
+                   "guidance_in.in_layer.weight" in source, _approximator_layers(source))
     out: dict[str, torch.Tensor] = {}
     direction = "BFL -> diffusers"
     for rule in rules:
@@ -150,7 +182,7 @@ def diffusers_to_bfl(state: Mapping[str, torch.Tensor], prefix: str = "") -> dic
     each under `prefix` if given (`BFL_PREFIX` for ComfyUI's layout)."""
     source = dict(state)
     rules = _rules(_count(source, r"transformer_blocks\.(\d+)\."), _count(source, r"single_transformer_blocks\.(\d+)\."),
-                   "time_text_embed.guidance_embedder.linear_1.weight" in source)
+                   "time_text_embed.guidance_embedder.linear_1.weight" in source, _approximator_layers(source))
     out: dict[str, torch.Tensor] = {}
     direction = "diffusers -> BFL"
     for rule in rules:

@@ -120,7 +120,8 @@ def _target(name: str, modules: list[nn.Module], diffusers_path: str | None) -> 
 
 
 def block_targets(transformer: nn.Module, kinds: tuple[str, ...]) -> list[Target]:
-    """The transformer blocks' layers as sd-scripts names them, double blocks first."""
+    """The transformer blocks' layers as sd-scripts names them, double blocks first; layers a block lacks
+    are left out (Chroma's blocks have no modulation Linears: its approximator computes them)."""
     targets = []
     for block in _blocks(transformer):
         if block.kind not in kinds:
@@ -128,7 +129,10 @@ def block_targets(transformer: nn.Module, kinds: tuple[str, ...]) -> list[Target
         table = DOUBLE_BLOCK if block.kind == "double" else SINGLE_BLOCK
         root = "transformer_blocks" if block.kind == "double" else "single_transformer_blocks"
         for bfl, paths in table:
-            modules = [block.module.get_submodule(p) for p in paths]
+            try:
+                modules = [block.module.get_submodule(p) for p in paths]
+            except AttributeError:
+                continue
             name = f"{block.kind}_blocks.{block.index}.{bfl}"
             targets.append(_target(name, modules, f"{root}.{block.index}.{paths[0]}" if len(paths) == 1 else None))
     return targets
@@ -206,6 +210,10 @@ def parse_in_dims(args: ArgReader) -> list[int] | None:
 class FluxNetworkLayout(NetworkLayout):
     label = "FLUX.1"
     network_module = "networks.lora_flux"
+    # The text encoders' prefixes in the models' text-encoder order, and the index of T5 among them (sd-scripts
+    # trains T5 only with train_t5xxl).
+    te_prefixes: tuple[str, ...] = TEXT_ENCODER_PREFIXES
+    t5_index = 1
     # sd-scripts' flux_extract_lora: the transformer blocks only (see extracted_targets).
     extracts_text_encoders = False
     shape_keys = ("train_blocks", "split_qkv", "train_t5xxl", *(key for key, _ in TYPE_DIMS), "in_dims",
@@ -231,7 +239,7 @@ class FluxNetworkLayout(NetworkLayout):
         )  # fmt: skip
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
-        return list(TEXT_ENCODER_PREFIXES[:count])
+        return list(self.te_prefixes[:count])
 
     def targets(self, models: Models, args: ArgReader | None,
                 weights: Mapping[str, torch.Tensor] | None) -> tuple[list[Target], list[Target]]:
@@ -249,7 +257,7 @@ class FluxNetworkLayout(NetworkLayout):
         te_targets: list[Target] = []
         prefixes = self.text_encoder_prefixes(len(models.text_encoders))
         for index, (te, prefix) in enumerate(zip(models.text_encoders, prefixes, strict=False)):
-            if index > 0 and not with_t5:  # sd-scripts: T5 only with train_t5xxl
+            if index >= self.t5_index and not with_t5:  # sd-scripts: T5 only with train_t5xxl
                 break
             names = text_encoder_module_name(te) if "CLIP" in type(te).__name__ else identity_name
             te_targets += find_targets(te, prefix, TEXT_ENCODER_CLASSES, names, index)

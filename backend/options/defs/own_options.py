@@ -7,8 +7,13 @@ is an sd-scripts flag not implemented here (sd_scripts_flags.py tells the user s
 """
 
 from backend import families
+from backend.families import DECLARATIONS
 from backend.messages import msg
 from backend.options.schema import Option, commands_taking, declare, declare_all
+
+# sd-scripts' --model_type values (flux, chroma): those the families on its FLUX.1 scripts imply.
+MODEL_TYPES = tuple(dict.fromkeys(str(d.implied_options["model_type"]) for d in DECLARATIONS
+                                  if "model_type" in d.implied_options))
 
 
 def _own(option: Option) -> Option:
@@ -23,7 +28,8 @@ declare_all(
             "clip_l", "path", None, group="model",
             help="The CLIP-L text encoder as its own file (.safetensors or .sft, e.g. clip_l.safetensors), "
             "when the model file holds the transformer alone, as Black Forest Labs' flux1-dev.safetensors "
-            "does. Not needed when the model is a diffusers folder, which holds its text encoders.",
+            "does. Not needed when the model is a diffusers folder, which holds its text encoders. Chroma "
+            "has no CLIP-L: leave it empty.",
         ),
         Option(
             "t5xxl", "path", None, group="model",
@@ -37,32 +43,29 @@ declare_all(
             "model file holds the transformer alone. Not needed when the model is a diffusers folder.",
         ),
         Option(
-            "model_type", "str", "flux", choices=("flux",), group="model",
-            range_reason=msg(
-                "options.range_reason.model_type",
-                "Chroma (sd-scripts' --model_type chroma) is not supported yet: this trainer trains FLUX.1 "
-                "dev and schnell"
-            ),
-            help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma; only flux is supported "
-            "here. Whether a FLUX.1 model is dev or schnell is read from the model file.",
+            "model_type", "str", "flux", choices=MODEL_TYPES, group="model",
+            help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma (chroma). It must match the "
+            "model file: a Chroma file with flux, or a FLUX.1 file with chroma, is refused. Whether a FLUX.1 "
+            "model is dev or schnell is read from the model file.",
         ),
         Option(
             "t5xxl_max_token_length", "int", None, group="advanced",
             help="Longest caption in T5-XXL tokens; longer captions are cut off, shorter ones padded. Empty "
-            "(default): 512 for FLUX.1 dev, 256 for schnell, as the models were trained. Lower values save "
+            "(default): 512 for FLUX.1 dev and Chroma, 256 for schnell, as the models were trained. Lower values save "
             "memory and time when captions are short.",
         ),
         Option(
             "apply_t5_attn_mask", "bool", False, group="advanced",
             help="Mask the padding after the caption in T5-XXL and in the transformer's joint attention, so "
             "only the caption's tokens are attended to. FLUX.1 was trained without the mask; a LoRA trained "
-            "with it should be used with it. Default off.",
+            "with it should be used with it. Default off. Chroma requires it (as in sd-scripts).",
         ),
         Option(
             "guidance_scale", "float", 3.5, group="advanced",
             help="The guidance value given to FLUX.1 dev's transformer while training (dev is guidance-"
             "distilled and takes it as an input). Default 3.5 (sd-scripts'); many LoRA guides use 1.0. "
-            "schnell has no guidance input and ignores it.",
+            "schnell has no guidance input and ignores it; so does Chroma, whose approximator always gets "
+            "0 (sd-scripts' guide sets --guidance_scale 0.0 for it).",
         ),
     ]
 )

@@ -153,7 +153,7 @@ def test_flux1_checkbox_with_an_sdxl_model_is_refused_naming_the_file(tiny) -> N
         convert_kohya_config(load(V26, pretrained_model_name_or_path=str(sdxl)))
     text = str(error.value)
     assert "flux1_checkbox is on" in text and str(sdxl) in text and "SDXL model" in text
-    assert "FLUX.1 [dev]/[schnell]" in text
+    assert "FLUX.1 [dev]/FLUX.1 [schnell]/Chroma" in text
 
 
 def test_a_flux_part_given_as_the_model_is_refused(tiny) -> None:
@@ -165,7 +165,6 @@ def test_a_flux_part_given_as_the_model_is_refused(tiny) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"model_type": "chroma"}, "Chroma"),
         ({"LoRA_type": "Flux1 OFT"}, "networks.oft_flux"),
         ({"LoRA_type": "LyCORIS/LoCon"}, 'flux1_checkbox is on with LoRA type "LyCORIS/LoCon"'),
         ({"sdxl": True}, 'LoRA type "Flux1" needs flux1_checkbox on, but sdxl is on'),
@@ -174,6 +173,19 @@ def test_a_flux_part_given_as_the_model_is_refused(tiny) -> None:
 def test_flux_configs_this_trainer_cannot_train_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(KohyaImportError, match=message):
         convert_kohya_config(load(V26, **changes))
+
+
+def test_a_chroma_config_imports_as_chroma(tiny) -> None:
+    """kohya_ss's model_type chroma (sd-scripts' --model_type) picks Chroma when the file is not here; a Chroma
+    file picks it by its keys; either contradicting the other is refused with what to set."""
+    result = convert_kohya_config(load(V26, model_type="chroma", pretrained_model_name_or_path="/x/model.safetensors"))
+    assert (result.command, result.model_type) == ("flux_train_network", "chroma")
+    chroma = str(tiny.get("chroma", single_file=True).path)
+    assert convert_kohya_config(load(V26, model_type="chroma", pretrained_model_name_or_path=chroma)).model_type == (
+        "chroma")
+    with pytest.raises(KohyaImportError, match=r'model_type "flux", but the base model is Chroma .*set model_type to '
+                                               r'"chroma"'):
+        convert_kohya_config(load(V26, model_type="flux", pretrained_model_name_or_path=chroma))
 
 
 def test_the_flux1_type_without_the_checkbox_is_imported_as_flux() -> None:

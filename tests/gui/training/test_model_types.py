@@ -64,3 +64,17 @@ def test_every_declared_family_is_named_in_both_catalogues() -> None:
             assert catalogue.get(f"ui.model_type.{name}", "").strip(), f"{language}: no label for model type {name}"
     t = Translator("ja")
     assert [model_type_label(t, m) for m in LORA.model_types] == [t.t(f"ui.model_type.{name}") for name in names()]
+
+
+@pytest.mark.parametrize("kind", [LORA, FINETUNE], ids=lambda kind: kind.key)
+def test_options_of_other_model_types_on_the_same_command_are_hidden(kind) -> None:  # noqa: ANN001
+    """Chroma trains with FLUX.1's commands but has no CLIP-L and no guidance input: those fields hide for it."""
+    chroma = kind.model_type("chroma")
+    assert set(chroma.unused_options) == {"clip_l", "guidance_scale"} and not kind.model_type("flux_dev").unused_options
+    with gr.Blocks():
+        tab = build_lora_tab(Translator("en"), browse=None, kind=kind)
+    boxes = {box: name for name, box in tab.form.boxes.items()}
+    for model_type, hidden in (("chroma", True), ("flux_dev", False)):
+        shown = {boxes[box]: update.visible for box, update in tab.model_visibility(model_type).items()}
+        assert shown["clip_l"] is not hidden and shown["guidance_scale"] is not hidden
+        assert shown["t5xxl"] and shown["apply_t5_attn_mask"]
