@@ -184,7 +184,50 @@ def test_preflight_refuses_compile_and_warns_without_cuda(monkeypatch: pytest.Mo
     assert BlockSwapConfig(2).runs_on("cpu") and not BlockSwapConfig(0).runs_on("cuda")
 
 
-def test_the_option_belongs_to_flux_lora_training_only() -> None:
+def test_the_option_belongs_to_flux_lora_training_only() -> None:  # FLUX.1 and Chroma's command
     assert "blocks_to_swap" in options_for("flux_train_network")
     for command in ("flux_train", "sdxl_train_network", "train_network"):
         assert "blocks_to_swap" not in options_for(command), command
+
+
+def test_chroma_swaps_its_blocks_with_the_same_gradients() -> None:
+    """Chroma's transformer has FLUX.1's block lists; sd-scripts swaps them the same way."""
+    from diffusers import ChromaTransformer2DModel
+
+    from backend.families.chroma.family import FAMILY as CHROMA
+    from tests.networks.test_flux_lora import t5_encoder
+
+    def chroma() -> ChromaTransformer2DModel:
+        torch.manual_seed(0)
+        return ChromaTransformer2DModel(
+            patch_size=1, in_channels=4, num_layers=4, num_single_layers=6, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 4, 8), approximator_num_channels=16,
+            approximator_hidden_dim=32, approximator_layers=2,
+        )
+
+    def loss_and_grads_of(model, swap: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(1)
+        network = lora.create_network(1.0, 4, 2.0, None, [t5_encoder()], model)
+        network.apply_to(None, model, False, True)
+        with torch.no_grad():
+            for param in network.parameters():
+                param.normal_(0, 0.02)
+        model.requires_grad_(False)
+        swapper = None
+        if swap:
+            groups = CHROMA.swap_groups(model)
+            swapper = swapper_for(groups, CHROMA.blocks_to_swap_split(swap, [len(g) for g in groups]),
+                                  torch.device("cpu")).install()
+        values = inputs()
+        del values["guidance"], values["pooled_projections"]
+        model.train()
+        loss = (model(**values).sample.float() ** 2).mean()
+        loss.backward()
+        assert swapper is None or swapper.loaded_blocks == []
+        return loss.detach(), [p.grad.clone() for p in network.parameters() if p.requires_grad]
+
+    assert CHROMA.blocks_to_swap_limit(CHROMA.swap_group_sizes(chroma().config)) == 4
+    expected_loss, expected = loss_and_grads_of(chroma(), 0)
+    loss, grads = loss_and_grads_of(chroma(), 4)
+    assert torch.equal(loss, expected_loss)
+    assert all(torch.equal(a, b) for a, b in zip(grads, expected, strict=True))

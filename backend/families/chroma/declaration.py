@@ -47,7 +47,7 @@ CHROMA = FamilyDeclaration(
     objective="flow_matching",
     # FLUX.1's --clip_l and --guidance_scale are no options of Chroma's (sd-scripts ignores CLIP-L; the
     # approximator gets guidance 0): the GUI hides them for it, preflight says they are ignored.
-    own_options=("t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask"),
+    own_options=("t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "blocks_to_swap"),
     part_flags={"t5xxl": "text_encoder", "ae": "vae"},
 )
 

@@ -11,6 +11,7 @@ from backend.families.blocks import BlockLayout
 from backend.families.chroma.declaration import DECLARATIONS
 from backend.families.chroma.network import CHROMA_NETWORK
 from backend.families.chroma.spec import ChromaSpec, ChromaTextOptions
+from backend.families.flux.block_swap import DoubleSingleBlockSwap
 from backend.families.seam import ModelFamily
 from backend.messages import msg
 from backend.objectives.flow_matching import FlowMatchingConfig, FlowMatchingObjective
@@ -48,7 +49,7 @@ class ChromaObjectiveOptions:
             ))
 
 
-class ChromaFamily(ModelFamily):
+class ChromaFamily(DoubleSingleBlockSwap, ModelFamily):
     declarations = DECLARATIONS
     spec = ChromaSpec()
     block_layout = BlockLayout("Chroma", 0, 0, False, lambda name: None)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from backend.families.blocks import BlockLayout
+from backend.families.flux.block_swap import DoubleSingleBlockSwap
 from backend.families.flux.declaration import DECLARATIONS
 from backend.families.flux.network import FLUX_NETWORK
 from backend.families.flux.spec import FluxSpec, FluxTextOptions
@@ -53,7 +54,7 @@ class GuidedFlowMatching(FlowMatchingObjective):
         return GuidedFlowMatching(self.config, self.loss, self.guidance_scale, pinned_timestep=timestep)
 
 
-class FluxFamily(ModelFamily):
+class FluxFamily(DoubleSingleBlockSwap, ModelFamily):
     declarations = DECLARATIONS
     spec = FluxSpec()
     # sd-scripts has no U-Net-style block weights for FLUX.1 (it selects blocks with train_double_block_indices).
@@ -78,20 +79,6 @@ class FluxFamily(ModelFamily):
 
     def claims(self, unet: nn.Module | None) -> bool:
         return self.recognises(unet, 0)
-
-    def swap_groups(self, denoiser: nn.Module) -> list[list[nn.Module]]:
-        # diffusers' FluxTransformer2DModel runs its double-stream blocks, then its single-stream blocks.
-        return [list(denoiser.transformer_blocks), list(denoiser.single_transformer_blocks)]
-
-    def swap_group_sizes(self, config: Mapping[str, Any]) -> list[int]:
-        sizes = [config.get("num_layers"), config.get("num_single_layers")]
-        return [int(size) for size in sizes] if all(isinstance(size, int) for size in sizes) else []
-
-    def blocks_to_swap_split(self, blocks_to_swap: int, group_sizes: list[int]) -> list[int]:
-        # sd-scripts' Flux.enable_block_swap: a single block is about half a double block, so N counts in
-        # double blocks: N // 2 double blocks and the rest as twice as many single blocks (35: 17 and 36).
-        double = blocks_to_swap // 2
-        return [double, (blocks_to_swap - double) * 2]
 
 
 FAMILY = FluxFamily()
