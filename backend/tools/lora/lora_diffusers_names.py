@@ -77,11 +77,11 @@ def name_table(family: str) -> NameTable:
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
     fused: dict[str, tuple[tuple[str, int], ...]] = {}
-    for arch in network_files.config_sets(family):
+    for arch in network_files.config_sets(family):  # the first family's name wins (FLUX.1's T5 folder, not Chroma's)
         forward, backward, arch_fused = _arch_table(arch)
-        to_diffusers.update(forward)
-        to_lora.update(backward)
-        fused.update(arch_fused)
+        to_diffusers.update({k: v for k, v in forward.items() if k not in to_diffusers})
+        to_lora.update({k: v for k, v in backward.items() if k not in to_lora})
+        fused.update({k: v for k, v in arch_fused.items() if k not in fused})
     member_of = {key: name for name, members in fused.items() for key, _ in members}
     return NameTable(family, to_diffusers, to_lora, fused, member_of)
 
