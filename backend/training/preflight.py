@@ -129,7 +129,7 @@ def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
             plan.errors.append(msg("preflight.model_file_not_found", "--{option} {path}: not found. Give the "
                                    "file on this machine.", option=name, path=path))
     missing = [f"--{name}" for name in family.model_files if not getattr(args, name, None)]
-    if plan.model is not None and plan.model.format != "diffusers" and missing:
+    if plan.model is not None and plan.model.format != "diffusers" and missing and not family.parts_may_be_inside:
         plan.errors.append(msg(
             "preflight.model_files_missing", "{path} is a single {label} file, which holds only the denoiser: give "
             "{flags} as well (or a diffusers {label} folder, which holds every part)",

@@ -22,7 +22,8 @@ declare_all(
             "clip_l", "path", None, group="model",
             help="The CLIP-L text encoder as its own file (.safetensors or .sft, e.g. clip_l.safetensors), "
             "when the model file holds the transformer alone, as Black Forest Labs' flux1-dev.safetensors "
-            "does. Not needed when the model is a diffusers folder, which holds its text encoders.",
+            "does (SD 3.5: when the model file lacks it, or to replace it). Not needed when the model is a diffusers "
+            "folder, which holds its text encoders.",
         ),
         Option(
             "t5xxl", "path", None, group="model",
@@ -34,6 +35,32 @@ declare_all(
             "ae", "path", None, group="model",
             help="The autoencoder (VAE) as its own file (.safetensors or .sft, e.g. ae.safetensors), when the "
             "model file holds the transformer alone. Not needed when the model is a diffusers folder.",
+        ),
+        Option(
+            "clip_g", "path", None, group="model",
+            help="SD 3.5's CLIP-G text encoder as its own file (e.g. clip_g.safetensors), when the model file does "
+            "not hold it (files named ..._incl_clips do), or to replace the one it holds. Not needed for a "
+            "diffusers folder.",
+        ),
+        Option(
+            "vae", "path", None, group="model",
+            help="SD 3.5's autoencoder (VAE) as its own file, when the model file does not hold it or to replace the "
+            "one it holds (SAI/LDM or diffusers key names). Not needed for a diffusers folder.",
+        ),
+        Option(
+            "apply_lg_attn_mask", "bool", False, group="advanced",
+            help="SD 3.5: run CLIP-L and CLIP-G with the padding mask, so their outputs ignore the padding after the "
+            "caption (sd-scripts' --apply_lg_attn_mask). The MMDiT still sees every token. Default off.",
+        ),
+        Option(
+            "training_shift", "float", 1.0, minimum=0, group="advanced",
+            range_reason=msg(
+                "options.range_reason.training_shift",
+                "a shift of the noise levels: s x u / (1 + (s - 1) x u) leaves [0, 1] for a negative s"
+            ),
+            help="SD 3.5: shift of the training noise levels drawn by weighting_scheme (u' = s x u / (1 + (s - 1) x "
+            "u)): above 1 trains more at high noise (composition), below 1 at low noise (details). Default 1.0 "
+            "(no shift), sd-scripts' default.",
         ),
         Option(
             "model_type", "str", "flux", choices=("flux",), group="model",
