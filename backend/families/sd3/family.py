@@ -15,7 +15,7 @@ from backend.families.sd3.network import SD3_NETWORK
 from backend.families.sd3.spec import Sd3Spec, Sd3TextOptions
 from backend.families.seam import ModelCall, ModelFamily
 from backend.messages import msg
-from backend.objectives.base import Generators, Prediction
+from backend.objectives.base import Generators, NoisyInput, Prediction
 from backend.objectives.flow_matching import (
     NUM_TRAIN_TIMESTEPS,
     FlowMatchingConfig,
@@ -72,6 +72,11 @@ class Sd3FlowMatching(FlowMatchingObjective):
             u = discrete_shift(density_sample(self.config, n, device, generator), self.training_shift)
             sigmas = (u * NUM_TRAIN_TIMESTEPS).long().float() / NUM_TRAIN_TIMESTEPS
         return noise, sigmas, noise
+
+    def noisy_input(self, latents: torch.Tensor, generator: Generators = None) -> NoisyInput:
+        """The model's time input is the integer timestep itself (sigma x 1000 without float error)."""
+        noisy = super().noisy_input(latents, generator)
+        return replace(noisy, timesteps=noisy.timesteps.round())
 
     def at_timestep(self, timestep: int) -> Sd3FlowMatching:
         return Sd3FlowMatching(self.config, self.loss, self.training_shift, pinned_timestep=timestep)
