@@ -49,7 +49,7 @@ def test_default_names_are_sai_layers_in_joint_blocks(medium) -> None:
     assert names == expected
     prefixes = {m.lora_name[:9] for m in network.text_encoder_loras}
     assert prefixes == {"lora_te1_", "lora_te2_", "lora_te3_"}
-    last = getattr(network, "lora_unet_joint_blocks_1_context_block_adaLN_modulation_1")
+    last = network.lora_unet_joint_blocks_1_context_block_adaLN_modulation_1
     assert isinstance(last, HalvesSwappedLoRAModule)
     assert network.lora_unet_joint_blocks_0_x_block_attn_qkv.lora_up.weight.shape == (3 * 32, 4)
 
