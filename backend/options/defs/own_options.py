@@ -28,7 +28,8 @@ declare_all(
         Option(
             "t5xxl", "path", None, group="model",
             help="The T5-XXL text encoder as its own file (.safetensors or .sft, e.g. t5xxl_fp16.safetensors), "
-            "when the model file holds the transformer alone. An fp8 file (t5xxl_fp8_e4m3fn) saves memory. "
+            "when the model file holds the transformer alone (SD 3.5: when the model file lacks it, or to replace "
+            "it). An fp8 file (t5xxl_fp8_e4m3fn) saves memory. "
             "Not needed when the model is a diffusers folder.",
         ),
         Option(
@@ -75,14 +76,14 @@ declare_all(
         Option(
             "t5xxl_max_token_length", "int", None, group="advanced",
             help="Longest caption in T5-XXL tokens; longer captions are cut off, shorter ones padded. Empty "
-            "(default): 512 for FLUX.1 dev, 256 for schnell, as the models were trained. Lower values save "
+            "(default): 512 for FLUX.1 dev, 256 for schnell and SD 3.5, as sd-scripts sets them. Lower values save "
             "memory and time when captions are short.",
         ),
         Option(
             "apply_t5_attn_mask", "bool", False, group="advanced",
             help="Mask the padding after the caption in T5-XXL and in the transformer's joint attention, so "
             "only the caption's tokens are attended to. FLUX.1 was trained without the mask; a LoRA trained "
-            "with it should be used with it. Default off.",
+            "with it should be used with it. SD 3.5: T5-XXL alone is masked, as sd-scripts does. Default off.",
         ),
         Option(
             "guidance_scale", "float", 3.5, group="advanced",
