@@ -66,7 +66,7 @@ def test_a_large_folder_lora_trains_both_clips(tiny, train_dir, tmp_path):
     flags = base_flags(
         model.path, train_dir, tmp_path, "--network_module", "networks.lora", "--network_dim", "4",
         "--max_train_steps", "2", "--learning_rate", "1e-3", "--save_model_as", "safetensors",
-        "--t5xxl_max_token_length", "16", "--weighting_scheme", "mode",
+        "--t5xxl_max_token_length", "16", "--weighting_scheme", "mode", "--gradient_checkpointing", "--sdpa",
     )
     result = run_trainer("sd3_train_network", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
