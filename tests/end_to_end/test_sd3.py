@@ -76,3 +76,30 @@ def test_a_large_folder_lora_trains_both_clips(tiny, train_dir, tmp_path):
     assert not any(key.startswith("lora_te3_") for key in keys), "T5 only with train_t5xxl=True"
     assert not any("attn2" in key for key in keys), "Large has no dual attention"
     assert metadata["modelspec.architecture"] == "stable-diffusion-3-5-large/lora"
+
+
+def test_an_sd3_fine_tune_writes_a_whole_single_file_that_loads_back(tiny, train_dir, tmp_path):
+    import torch
+
+    from backend.families.loaded import get_spec
+    from backend.models.detect import detect_model
+
+    model = tiny.get("sd3-medium", single_file=True)
+    flags = base_flags(
+        model.path, train_dir, tmp_path, *model.trainer_flags()[2:], "--max_train_steps", "2",
+        "--learning_rate", "1e-4", "--save_model_as", "safetensors", "--t5xxl_max_token_length", "16",
+        "--optimizer_type", "AdamW", "--mixed_precision", "bf16",
+    )
+    result = run_trainer("sd3_train", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = tmp_path / "tiny.safetensors"
+    keys, metadata = keys_of(saved)
+    assert "model.diffusion_model.joint_blocks.0.x_block.attn2.qkv.weight" in keys
+    assert any(k.startswith("first_stage_model.") for k in keys) and any(k.startswith("text_encoders.t5xxl.") for k in keys)
+    assert metadata["modelspec.architecture"] == "stable-diffusion-3-5-medium"
+    assert detect_model(saved).family == "sd3_medium"
+    before = get_spec("sd3_medium").load(model.path, tokenizer_cache_dir=model.tokenizer_cache_dir)
+    after = get_spec("sd3_medium").load(saved, tokenizer_cache_dir=model.tokenizer_cache_dir)
+    changed = [name for name, value in after.unet.state_dict().items()
+               if not torch.equal(value, before.unet.state_dict()[name])]
+    assert changed, "the MMDiT was trained"
