@@ -93,7 +93,7 @@ class Sd3Family(ModelFamily):
 
     def objective(self, components: Components | None, options: Sd3ObjectiveOptions, loss: LossConfig
                   ) -> Objective:
-        return Sd3FlowMatching(replace(options.flow), loss, options.training_shift)
+        return Sd3FlowMatching(options.flow, loss, options.training_shift)
 
     def forward(self, objective: Objective, latents: torch.Tensor, batch: Mapping[str, Any],
                 generator: Generators, call: ModelCall) -> Prediction:

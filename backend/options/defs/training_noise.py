@@ -22,7 +22,7 @@ _DDPM_NOISE = {
     "ignored_reason": msg(
         "options.ignored.ddpm_noise",
         "it shapes the noise or timesteps of DDPM training, and this command trains with flow matching, whose "
-        "noise levels follow --timestep_sampling",
+        "noise levels follow --timestep_sampling (SD 3.5: --weighting_scheme and --training_shift)",
     ),
 }
 _SNR_WEIGHTING = {
