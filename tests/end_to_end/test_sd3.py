@@ -103,3 +103,23 @@ def test_an_sd3_fine_tune_writes_a_whole_single_file_that_loads_back(tiny, train
     changed = [name for name, value in after.unet.state_dict().items()
                if not torch.equal(value, before.unet.state_dict()[name])]
     assert changed, "the MMDiT was trained"
+
+
+def test_preflight_names_the_parts_a_single_file_lacks(tiny, train_dir, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    model = tiny.get("sd3-large", single_file=True)
+    with safe_open(str(model.path), "pt") as file:
+        metadata = file.metadata()
+    state = load_file(str(model.path))
+    lean = tmp_path / "sd3.5_large.safetensors"  # the MMDiT and VAE, as SAI's own sd3.5_large.safetensors
+    save_file({k: v for k, v in state.items() if not k.startswith("text_encoders.")}, str(lean), metadata)
+    flags = base_flags(lean, train_dir, tmp_path / "out", "--tokenizer_cache_dir", str(model.tokenizer_cache_dir),
+                       "--network_module", "networks.lora", "--preflight")
+    result = run_trainer("sd3_train_network", *flags, "--clip_g", str(model.path))
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert any("without --clip_l --t5xxl: give them as files of their own" in e for e in report["errors"]), report
+    assert not any("--vae" in e for e in report["errors"])  # the file holds its VAE

@@ -58,9 +58,18 @@ def from_keys(shapes: Shapes, path: str) -> Recognised | None:
     return None
 
 
+# The parts a single file may hold, by the flag that gives them as files of their own: their key prefixes.
+PART_PREFIXES = {"clip_l": "text_encoders.clip_l.", "clip_g": "text_encoders.clip_g.", "t5xxl": "text_encoders.t5xxl.",
+                 "vae": "first_stage_model."}
+
+
+def parts_inside(shapes: Shapes) -> frozenset[str]:
+    return frozenset(flag for flag, prefix in PART_PREFIXES.items() if any(key.startswith(prefix) for key in shapes))
+
+
 def from_folder(configs: FolderConfigs) -> Recognised:
     dual = bool(configs.unet.get("dual_attention_layers") or ())
     return _variant(dual, "config (transformer/config.json)")
 
 
-DETECTION = Detection(from_keys=from_keys, from_folder=from_folder)
+DETECTION = Detection(from_keys=from_keys, from_folder=from_folder, parts_inside=parts_inside)

@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from backend.families import declaration
+from backend.families.sd3.detection import parts_inside
 from backend.families.sd3.keymap import MMDIT_PREFIX, sai_to_diffusers
 from backend.messages import msg
 from backend.models.components import Components
@@ -167,11 +168,7 @@ def _transformer_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def _load_single_file(info: ModelInfo, files: PartFiles, dtype: torch.dtype, device: str,
                       tokenizer_cache_dir: str | Path | None) -> Components:
     parts = _checked_flags(files)
-    shapes_only = read_shapes(Path(info.path))[0]  # which parts the file holds (its header; no weights read)
-    inside = {flag for flag, prefix in TEXT_PREFIXES.items() if any(k.startswith(prefix) for k in shapes_only)}
-    if any(key.startswith(VAE_PREFIX) for key in shapes_only):
-        inside.add("vae")
-    del shapes_only
+    inside = parts_inside(read_shapes(Path(info.path))[0])  # the file's header: no weights read
     missing = [f"--{flag}" for flag in declaration(info.family).part_flags if flag not in inside and flag not in parts]
     if missing:
         raise ValueError(msg(
