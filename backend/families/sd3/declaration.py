@@ -11,9 +11,16 @@ replace them) as files of their own.
 from pathlib import Path
 
 from backend.families.clip import CLIP_G, CLIP_L
-from backend.families.declaration import IMPL_DIFFUSERS, IMPL_STABILITY_AI, FamilyDeclaration, PredictionFacts
-from backend.families.flux.declaration import T5_XXL
+from backend.families.declaration import (
+    IMPL_DIFFUSERS,
+    IMPL_STABILITY_AI,
+    FamilyDeclaration,
+    HubTokenizer,
+    PredictionFacts,
+)
 from backend.families.sd3.detection import DETECTION
+
+T5_XXL = HubTokenizer("google/t5-v1_1-xxl", kind="t5")  # strategy_sd3.T5_XXL_TOKENIZER_ID
 
 IMPLEMENTATION = "backend.families.sd3.family"
 COMMANDS = {"lora": "sd3_train_network", "finetune": "sd3_train"}
