@@ -5,6 +5,7 @@ timesteps, preconditioned prediction against the latents)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from backend.families.loaded import family, family_of_modules
@@ -79,3 +80,23 @@ def test_objective_options_come_from_sd3_flags() -> None:
     assert isinstance(objective, Sd3FlowMatching)
     weights = objective.weights(torch.tensor([500.0]))
     assert weights is not None and torch.allclose(weights, torch.tensor([4.0]))
+
+
+def test_timestep_bounds_are_sd3s_own() -> None:
+    """sd3_train_utils draws t in [min_timestep, max_timestep); validation spaces its timesteps inside them."""
+    from backend.options import parse_args
+    from backend.options.schema import all_options
+
+    args = parse_args("sd3_train_network", ["--pretrained_model_name_or_path", "/m.safetensors", "--train_data_dir",
+                                            "/d", "--output_dir", "/o", "--min_timestep", "200", "--max_timestep",
+                                            "400"])
+    options = Sd3ObjectiveOptions.from_args(args)
+    objective = family("sd3_medium").objective(None, options, LossConfig())
+    assert objective.timestep_range() == (200, 400)
+    drawn = objective.noisy_input(torch.zeros(512, 1, 1, 1), torch.Generator().manual_seed(0)).timesteps
+    assert drawn.min() >= 200 and drawn.max() < 400
+    assert objective.at_timestep(300).timestep_range() == (200, 400)
+    bad = Sd3ObjectiveOptions(options.flow, 1.0, 500, 400)
+    with pytest.raises(ValueError, match=r"need 0 <= min_timestep \(500\) < max_timestep \(400\)"):
+        bad.validate(LossConfig())
+    assert "flux_train_network" in all_options()["min_timestep"].ignored_on  # sd-scripts' Flux sampler ignores it

@@ -34,33 +34,41 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Sd3ObjectiveOptions:
-    """What SD 3.5 training reads of the options: the weighting scheme's density and --training_shift.
-    sd-scripts' SD3 trainer always preconditions the output (sigma_scaled) against the latents."""
+    """What SD 3.5 training reads of the options: the weighting scheme's density, --training_shift and the
+    timestep bounds. sd-scripts' SD3 trainer always preconditions the output (sigma_scaled) against the latents."""
 
     flow: FlowMatchingConfig
     training_shift: float = 1.0
+    min_timestep: int = 0
+    max_timestep: int = NUM_TRAIN_TIMESTEPS
 
     @classmethod
     def from_args(cls, args: Any) -> Sd3ObjectiveOptions:
         flow = FlowMatchingConfig(model_prediction_type="sigma_scaled", weighting_scheme=args.weighting_scheme,
                                   logit_mean=args.logit_mean, logit_std=args.logit_std, mode_scale=args.mode_scale)
-        return cls(flow, float(args.training_shift))
+        low = 0 if args.min_timestep is None else int(args.min_timestep)
+        high = NUM_TRAIN_TIMESTEPS if args.max_timestep is None else int(args.max_timestep)
+        return cls(flow, float(args.training_shift), low, high)
 
     def validate(self, loss: LossConfig) -> None:
         self.flow.validate(loss)
         if self.training_shift <= 0:
             raise ValueError(msg("preflight.sd3.training_shift", "training_shift must be positive, got {value}",
                                  value=self.training_shift))
+        if not 0 <= self.min_timestep < self.max_timestep <= NUM_TRAIN_TIMESTEPS:
+            raise ValueError(msg("preflight.sd3.timestep_range", "need 0 <= min_timestep ({low}) < max_timestep "
+                                 "({high}) <= 1000", low=self.min_timestep, high=self.max_timestep))
 
 
 class Sd3FlowMatching(FlowMatchingObjective):
     """sd3_train_utils.get_noisy_model_input_and_timesteps: u from the weighting scheme's density, shifted by
-    --training_shift, made an integer timestep (0..999), sigma = t / 1000."""
+    --training_shift, made an integer timestep in [min_timestep, max_timestep), sigma = t / 1000."""
 
     def __init__(self, config: FlowMatchingConfig, loss: LossConfig, training_shift: float,
-                 pinned_timestep: int | None = None) -> None:
+                 pinned_timestep: int | None = None, bounds: tuple[int, int] = (0, NUM_TRAIN_TIMESTEPS)) -> None:
         super().__init__(config, loss, pinned_timestep)
         self.training_shift = training_shift
+        self.bounds = bounds
 
     def _draw(self, latents: torch.Tensor, generator: torch.Generator | None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,7 +78,8 @@ class Sd3FlowMatching(FlowMatchingObjective):
             sigmas = torch.full((n,), self.pinned_timestep / NUM_TRAIN_TIMESTEPS, device=device)
         else:
             u = discrete_shift(density_sample(self.config, n, device, generator), self.training_shift)
-            sigmas = (u * NUM_TRAIN_TIMESTEPS).long().float() / NUM_TRAIN_TIMESTEPS
+            low, high = self.bounds
+            sigmas = (u * (high - low) + low).long().float() / NUM_TRAIN_TIMESTEPS
         return noise, sigmas, noise
 
     def noisy_input(self, latents: torch.Tensor, generator: Generators = None) -> NoisyInput:
@@ -78,8 +87,11 @@ class Sd3FlowMatching(FlowMatchingObjective):
         noisy = super().noisy_input(latents, generator)
         return replace(noisy, timesteps=noisy.timesteps.round())
 
+    def timestep_range(self) -> tuple[int, int]:
+        return self.bounds
+
     def at_timestep(self, timestep: int) -> Sd3FlowMatching:
-        return Sd3FlowMatching(self.config, self.loss, self.training_shift, pinned_timestep=timestep)
+        return Sd3FlowMatching(self.config, self.loss, self.training_shift, timestep, self.bounds)
 
 
 class Sd3Family(ModelFamily):
@@ -93,7 +105,8 @@ class Sd3Family(ModelFamily):
 
     def objective(self, components: Components | None, options: Sd3ObjectiveOptions, loss: LossConfig
                   ) -> Objective:
-        return Sd3FlowMatching(options.flow, loss, options.training_shift)
+        return Sd3FlowMatching(options.flow, loss, options.training_shift,
+                               bounds=(options.min_timestep, options.max_timestep))
 
     def forward(self, objective: Objective, latents: torch.Tensor, batch: Mapping[str, Any],
                 generator: Generators, call: ModelCall) -> Prediction:
