@@ -92,3 +92,15 @@ def test_extract_from_two_sd3_models_gives_sd_scripts_names(tiny, sd3_lora: Path
         scale = float(theirs["alpha"]) / theirs["lora_down.weight"].shape[0]
         torch.testing.assert_close(ours["lora_up.weight"] @ ours["lora_down.weight"] * float(ours["alpha"]) / 4,
                                    theirs["lora_up.weight"] @ theirs["lora_down.weight"] * scale, atol=1e-4, rtol=1e-3)
+
+
+def test_resize_measures_an_sd3_lora_against_its_base_model(tiny, sd3_lora: Path, tmp_path: Path, capsys) -> None:
+    from backend.tools.lora import resize_lora
+
+    out = tmp_path / "resized.safetensors"
+    flags = ["--model", str(sd3_lora), "--save_to", str(out), "--new_rank", "4", "--dynamic_method", "fro_ckpt",
+             "--dynamic_param", "-3"]
+    assert run_tool(resize_lora.main, [*flags, "--base_model", str(tiny.get("sd3-medium", single_file=True).path)]) == 0
+    capsys.readouterr()
+    resized = load_lora(out)
+    assert resized.family == "sd3_medium" and set(resized.modules) == set(load_lora(sd3_lora).modules)
