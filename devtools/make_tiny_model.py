@@ -1,6 +1,7 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma --out DIR [--single-file]
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large \
+        --out DIR [--single-file]
         [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
 
@@ -116,6 +117,10 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
             for src, entry in zip(sources, hub, strict=True)
         ]
         configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])
+        if family.parts_may_be_inside:  # SD 3.5: one whole file (parts inside), or a diffusers folder
+            from devtools.tiny_sd3 import write_tiny_sd3
+
+            return write_tiny_sd3(arch, configs, tokenizers, sources, out, single_file=single_file, seed=seed)
         if family.part_flags:  # the denoiser alone in single files: the parts are files of their own
             from devtools.tiny_flux import write_tiny_flux
 

@@ -53,6 +53,24 @@ def _chroma(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
     transformer = {**real.unet, **TINY_CHROMA, "joint_attention_dim": t5["d_model"]}
     vae = {**real.vae, **TINY_VAE}
     return ArchConfigs(real.family, transformer, vae, [t5], dict(real.scheduler), dict(real.model_index))
+# SD 3.5: 2 joint blocks (Medium: the first with dual attention), 2 heads x 16, both CLIPs 32 wide (their
+# states side by side fit T5's 64), so the pooled projection is 64 wide.
+TINY_SD3_T5 = {**TINY_T5, "d_model": 64, "d_ff": 128, "d_kv": 32}
+TINY_SD3 = {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16, "caption_projection_dim": 32,
+            "sample_size": 16, "pos_embed_max_size": 32}
+
+
+def _sd3(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
+    clip_l = _text(real.text_encoders[0], TINY_TEXT, tokens[0], projection_dim=32)
+    clip_g = _text(real.text_encoders[1], TINY_TEXT, tokens[1], projection_dim=32)
+    t5_tokens = {k: v for k, v in tokens[2].items() if k != "bos_token_id"}  # T5 has no BOS
+    t5 = {**real.text_encoders[2], **TINY_SD3_T5, **t5_tokens, "decoder_start_token_id": t5_tokens["pad_token_id"]}
+    dual = [0] if real.unet.get("dual_attention_layers") else []
+    transformer = {**real.unet, **TINY_SD3, "joint_attention_dim": t5["d_model"], "dual_attention_layers": dual,
+                   "pooled_projection_dim": clip_l["projection_dim"] + clip_g["projection_dim"]}
+    vae = {**real.vae, **TINY_VAE}
+    return ArchConfigs(real.family, transformer, vae, [clip_l, clip_g, t5], dict(real.scheduler),
+                       dict(real.model_index))
 
 
 def _text(
@@ -68,6 +86,8 @@ def tiny_arch_configs(arch: str, tokens: list[dict[str, int]]) -> ArchConfigs:
         return _flux(real, tokens)
     if "approximator_layers" in real.unet:  # a Chroma transformer
         return _chroma(real, tokens)
+    if "dual_attention_layers" in real.unet:  # an SD 3.5 MMDiT
+        return _sd3(real, tokens)
     vae = {**real.vae, **TINY_VAE}
     if real.family == "sdxl":
         te1 = _text(real.text_encoders[0], TINY_TEXT, tokens[0], projection_dim=32)

@@ -76,6 +76,9 @@ class FamilyDeclaration:
     # Parts its single files do not hold, each passed as a file by a flag of its own (sd-scripts' names,
     # without "--") -> the diffusers component folder it replaces (FLUX.1: {"ae": "vae", "clip_l": ...}).
     part_flags: Mapping[str, str] = field(default_factory=dict)
+    # Its single files may hold those parts themselves (SD 3.5: text encoders and VAE inside or not); the
+    # loader then says which are missing, preflight does not require the flags.
+    parts_may_be_inside: bool = False
     # Where the folders of its config sets lie (`PredictionFacts.config_set`), and how its files are told.
     configs_folder: Path | None = None
     detection: Detection | None = None

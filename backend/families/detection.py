@@ -41,6 +41,10 @@ def _knows_no_parts(shapes: Shapes, path: str) -> str | None:
     return None
 
 
+def _holds_no_parts(shapes: Shapes) -> frozenset[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class Detection:
     # An original-layout single file: the family its keys show (None: not one of this package's).
@@ -52,3 +56,6 @@ class Detection:
     # A file holding one part of this family's model that is passed by a flag of its own (FLUX.1's --ae,
     # --clip_l, --t5xxl), given as the base model: the message saying what it is and where it goes.
     part_message: Callable[[Shapes, str], str | None] = _knows_no_parts
+    # Which of the family's part flags (`FamilyDeclaration.part_flags`) a single file holds itself (SD 3.5: its
+    # text encoders and VAE, or not): preflight asks for the others when `parts_may_be_inside`.
+    parts_inside: Callable[[Shapes], frozenset[str]] = _holds_no_parts

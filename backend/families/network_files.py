@@ -97,12 +97,14 @@ def of_base_model_version(version: str | None) -> str | None:
 
 
 def _key_evidence(layout: str, keys: list[str]) -> tuple[bool, int, int]:
-    """How strongly key names point at a layout, strongest lowest: names of its own (not diffusers paths),
-    then the denoiser layers it names, then all layers it names."""
+    """How strongly key names point at a layout, strongest lowest: names of its own (not a U-Net's diffusers
+    paths: SD 3.5's files carry diffusers' implementation tag but name SAI's layers), then the denoiser layers
+    it names, then all layers it names."""
     first = _of_layout(layout)[0]
     matching = [key for key in keys if key.startswith(first.network_key_prefixes)]
     denoiser = sum(key.startswith("lora_unet_") for key in matching)
-    return first.lora_implementation == IMPL_DIFFUSERS, -denoiser, -len(matching)
+    by_diffusers_paths = first.lora_implementation == IMPL_DIFFUSERS and first.denoiser_folder == "unet"
+    return by_diffusers_paths, -denoiser, -len(matching)
 
 
 def layouts_of_network_keys(keys: Iterable[str]) -> list[str]:

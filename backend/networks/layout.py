@@ -26,6 +26,7 @@ from backend.networks.models import Models, NetworkLayout
 from backend.networks.module import LoRAModule
 from backend.networks.naming import Target
 from backend.networks.network import LoRANetwork
+from backend.networks.swapped import HalvesSwappedLoRAModule
 from backend.networks.weights_io import StateDict, weights_from
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ def _factory(split: bool, multiplier: float, dropout: float | None, rank_dropout
         if target.members:
             return FusedLoRAModule(target.lora_name, target.members, multiplier, dim, alpha, dropout, rank_dropout,
                                    module_dropout, split=split)
+        if target.swapped_halves:
+            return HalvesSwappedLoRAModule(target.lora_name, target.module, multiplier, dim, alpha, dropout,
+                                           rank_dropout, module_dropout)
         return LoRAModule(target.lora_name, target.module, multiplier, dim, alpha, dropout, rank_dropout, module_dropout)
 
     return make

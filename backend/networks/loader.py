@@ -1,6 +1,6 @@
 """`--network_module NAME` -> a module, and creating its network the way sd-scripts' trainer does.
 
-Names: `networks.lora`, `networks.lora_flux` and `networks.dylora` (the sd-scripts names, so old configs work) are ours;
+Names: `networks.lora`, `networks.lora_flux`, `networks.lora_sd3` and `networks.dylora` (the sd-scripts names, so old configs work) are ours;
 `lycoris.kohya` comes from the lycoris-lora package; any other dotted name is imported as is and
 must provide `create_network` (and `create_network_from_weights` for --dim_from_weights and
 --base_weights).
@@ -41,6 +41,7 @@ OUR_MODULES = {
     "networks.lora": "backend.networks.lora",
     # sd-scripts' FLUX.1 LoRA module: ours serves every family (it asks the model's family for its names).
     "networks.lora_flux": "backend.networks.lora",
+    "networks.lora_sd3": "backend.networks.lora",  # sd-scripts' SD 3.5 LoRA module, likewise
     "networks.dylora": "backend.networks.dylora",
 }
 LYCORIS_MODULE = "lycoris.kohya"

@@ -90,6 +90,9 @@ class Target:
     # Layers that stand for one fused layer of the original model, fed the same input (FLUX.1's qkv): one
     # LoRA module over all of them (backend/networks/fused.py). Empty: just `module`.
     members: tuple[nn.Module, ...] = ()
+    # The original layer's output is ours with its two halves swapped (SD 3.5's last context modulation:
+    # (shift, scale) there, (scale, shift) in diffusers): files keep the original order (backend/networks/swapped.py).
+    swapped_halves: bool = False
 
 
 def find_targets(

@@ -21,6 +21,7 @@ from backend.data.specs import DatasetSpec, varying_caption_settings
 from backend.families import DECLARATIONS, declaration, default_for_command, model_file_options
 from backend.messages import msg
 from backend.models.detect import ModelInfo, ModelMismatchError, check_model_flags, detect_model
+from backend.models.files import read_shapes
 from backend.networks.args import NetworkArgsError, check_known_keys, parse_network_args
 from backend.networks.layout import check_layout_keys
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
@@ -141,7 +142,18 @@ def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
             plan.errors.append(msg("preflight.model_file_not_found", "--{option} {path}: not found. Give the "
                                    "file on this machine.", option=name, path=path))
     missing = [f"--{name}" for name in family.model_files if not getattr(args, name, None)]
-    if plan.model is not None and plan.model.format != "diffusers" and missing:
+    if family.parts_may_be_inside and family.detection is not None and plan.model is not None \
+            and plan.model.format != "diffusers" and missing:
+        inside = family.detection.parts_inside(read_shapes(plan.model.path)[0])
+        lacking = [flag for flag in missing if flag.removeprefix("--") not in inside]
+        if lacking:
+            plan.errors.append(msg(
+                "preflight.model_parts_missing", "{path} is a single {label} file without {flags}: give them as files "
+                "of their own (or a file or diffusers {label} folder that holds every part)",
+                path=plan.model.path, label=family.label, flags=" ".join(lacking),
+            ))
+        return
+    if plan.model is not None and plan.model.format != "diffusers" and missing and not family.parts_may_be_inside:
         plan.errors.append(msg(
             "preflight.model_files_missing", "{path} is a single {label} file, which holds only the denoiser: give "
             "{flags} as well (or a diffusers {label} folder, which holds every part)",

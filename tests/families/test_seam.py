@@ -19,8 +19,8 @@ def test_every_declaration_has_its_implementation() -> None:
         implementation = family(decl.name)
         assert decl in implementation.declarations
         assert set(decl.commands) == set(families.TRAINING_KINDS)
-        # FLUX.1 has no U-Net-style blocks: sd-scripts selects its blocks by index (network args) instead.
-        assert implementation.block_layout.count > 0 or decl.network_layout == "flux"
+        # FLUX.1 and SD 3.5 have no U-Net-style blocks: sd-scripts selects their blocks by index (network args).
+        assert implementation.block_layout.count > 0 or decl.network_layout in ("flux", "sd3")
     assert {d.name for f in all_families() for d in f.declarations} == set(families.names())
 
 

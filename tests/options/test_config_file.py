@@ -82,7 +82,7 @@ def test_key_of_another_command(write):
     path = write("run.toml", GOOD + "test_sdxl_flag = true\n")
     assert problems("train_network", ["--config_file", str(path)]) == [
         f'{path}:16: "test_sdxl_flag" is not accepted by train_network; '
-        "only sdxl_train_network, sdxl_train, flux_train_network, flux_train accept it"
+        "only sdxl_train_network, sdxl_train, flux_train_network, flux_train, sd3_train_network, sd3_train accept it"
     ]
 
 

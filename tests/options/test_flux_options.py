@@ -31,6 +31,7 @@ from backend.options.value_warnings import value_warnings
 from .helpers import problems
 
 FLUX = ("flux_train_network", "flux_train")
+SD3 = ("sd3_train_network", "sd3_train")
 OTHERS = ("train_network", "sdxl_train_network", "fine_tune", "sdxl_train")
 RUN = ["--pretrained_model_name_or_path", "/models/flux1-dev.safetensors", "--train_data_dir", "/data/train",
        "--output_dir", "/data/out"]  # fmt: skip
@@ -78,8 +79,11 @@ def test_types_and_choices_of_new_flags() -> None:
         ("flux_train_network", "--split_mode", "is an sd-scripts option that this trainer does not implement"),
         ("flux_train", "--mem_eff_save", "is an sd-scripts option that this trainer does not implement"),
         ("flux_train", "--controlnet_model_name_or_path=/c", "is an sd-scripts option that this trainer does not"),
-        ("flux_train_network", "--clip_g=/g", "of sd3_train_network, sd3_train only (not flux_train_network)"),
-        ("train_network", "--t5xxl=/t5", "is not accepted by train_network; only flux_train_network, flux_train"),
+        ("flux_train_network", "--clip_g=/g", "is not accepted by flux_train_network; only sd3_train_network, sd3_train"),
+        ("flux_train_network", "--training_shift=3", "is not accepted by flux_train_network; only sd3_train_network"),
+        ("sd3_train_network", "--timestep_sampling=shift", "is not accepted by sd3_train_network; only flux_train_netw"),
+        ("sd3_train_network", "--pos_emb_random_crop_rate=0.1", "is an sd-scripts option that this trainer does not"),
+        ("train_network", "--t5xxl=/t5", "is not accepted by train_network; only flux_train_network, flux_train, sd3_"),
         ("sdxl_train_network", "--timestep_sampling=shift", "only flux_train_network, flux_train accept it"),
     ],
 )
@@ -98,8 +102,14 @@ def test_flux_options_belong_to_the_flux_commands_only() -> None:
         assert {*FLUX_OWN, *flow} <= set(options_for(command))
     for command in OTHERS:
         assert not {*FLUX_OWN, *flow} & set(accepted_options(command))
-    assert FLOW_MATCHING_COMMANDS == FLUX and set(DDPM_COMMANDS) == set(OTHERS)
-    assert all(commands_taking(name) == FLUX for name in FLUX_OWN)
+    assert FLOW_MATCHING_COMMANDS == FLUX + SD3 and set(DDPM_COMMANDS) == set(OTHERS)
+    shared = {"clip_l", "t5xxl", "t5xxl_max_token_length", "apply_t5_attn_mask"}  # sd-scripts' sd3 flags too
+    assert all(commands_taking(name) == (FLUX + SD3 if name in shared else FLUX) for name in FLUX_OWN)
+    for command in SD3:  # sd3_train_network samples as SD3 does: no Flux timestep flags
+        assert not {"timestep_sampling", "sigmoid_scale", "discrete_flow_shift", "model_prediction_type"} & set(
+            accepted_options(command))
+        assert {"weighting_scheme", "logit_mean", "logit_std", "mode_scale", "training_shift", "clip_g"} <= set(
+            options_for(command))
 
 
 def test_own_options_come_from_the_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +118,7 @@ def test_own_options_come_from_the_declaration(monkeypatch: pytest.MonkeyPatch) 
                     own_options=("guidance_scale",))  # fmt: skip
     monkeypatch.setattr(families, "DECLARATIONS", (*families.DECLARATIONS, other))
     assert commands_taking("guidance_scale") == ("flux_train_network", "flux_train", "train_network")
-    assert commands_taking("clip_l") == FLUX
+    assert commands_taking("clip_l") == FLUX + SD3
 
 
 def test_every_flow_matching_field_is_an_option_of_the_flux_commands() -> None:
@@ -233,6 +243,6 @@ def test_dump_lists_the_flux_options(capsys: pytest.CaptureFixture[str]) -> None
     assert {m["name"]: m["objective"] for m in dumped["model_types"]}["flux_schnell"] == "flow_matching"
     assert main(["--dump"]) == 0
     every = {option["name"]: option for option in json.loads(capsys.readouterr().out)["options"]}
-    assert every["noise_offset"]["ignored_on"] == list(FLUX) and every["noise_offset"]["ignored_reason"]
-    assert every["clip_l"]["commands"] == list(FLUX) and every["clip_l"]["kind"] == "path"
+    assert every["noise_offset"]["ignored_on"] == list(FLUX + SD3) and every["noise_offset"]["ignored_reason"]
+    assert every["clip_l"]["commands"] == list(FLUX + SD3) and every["clip_l"]["kind"] == "path"
     assert set(ALL_COMMANDS) >= set(FLUX)

@@ -98,7 +98,7 @@ def test_option_of_another_command():
         '"--v2" is not accepted by sdxl_train_network; only train_network, fine_tune accept it'
     ]
     message = problems("train_network", MODEL + ["--test_sdxl_flag"])[0]
-    assert "only sdxl_train_network, sdxl_train, flux_train_network, flux_train accept it" in message
+    assert "only sdxl_train_network, sdxl_train, flux_train_network, flux_train, sd3_train_network, sd3_train accept it" in message
 
 
 def test_value_given_to_an_on_off_flag():

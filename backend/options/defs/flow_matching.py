@@ -10,6 +10,13 @@ without torch; tests/options/test_flow_matching_options.py keeps them equal. Che
 
 from backend.messages import msg
 from backend.options.schema import FLOW_MATCHING_COMMANDS, Option, declare_all
+from backend.options.sd_scripts_flags import sd_scripts_flags
+
+
+def _taking(name: str) -> tuple[str, ...]:
+    """The flow-matching commands whose sd-scripts script has flag `name`: the timestep sampling and prediction
+    type flags are add_flux_train_arguments' (sd3_train_network samples as SD3 does: --training_shift)."""
+    return tuple(command for command in FLOW_MATCHING_COMMANDS if name in sd_scripts_flags(command))
 
 TIMESTEP_SAMPLINGS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift")
 MODEL_PREDICTION_TYPES = ("raw", "additive", "sigma_scaled")
@@ -19,7 +26,7 @@ declare_all(
     [
         Option(
             "timestep_sampling", "str", "sigma", choices=TIMESTEP_SAMPLINGS, group="advanced",
-            commands=FLOW_MATCHING_COMMANDS,
+            commands=_taking("timestep_sampling"),
             help="How each sample's noise level (sigma, 0 = clean, 1 = pure noise) is drawn. sigma (default): "
             "from the scheduler's table shifted by discrete_flow_shift, weighted as weighting_scheme says; "
             "uniform: evenly in 0..1; sigmoid: sigmoid(sigmoid_scale x normal noise), centred on mid noise; "
@@ -28,20 +35,20 @@ declare_all(
             "shift or flux_shift.",
         ),
         Option(
-            "sigmoid_scale", "float", 1.0, group="advanced", commands=FLOW_MATCHING_COMMANDS,
+            "sigmoid_scale", "float", 1.0, group="advanced", commands=_taking("sigmoid_scale"),
             help="Spread of the sigmoid, shift and flux_shift timestep samplings: the normal noise is multiplied "
             "by it before the sigmoid, so larger values train more often at very low and very high noise. "
             "Default 1.0.",
         ),
         Option(
-            "discrete_flow_shift", "float", 3.0, group="advanced", commands=FLOW_MATCHING_COMMANDS,
+            "discrete_flow_shift", "float", 3.0, group="advanced", commands=_taking("discrete_flow_shift"),
             help="Shift of the noise levels towards high noise (sigma' = s x sigma / (1 + (s - 1) x sigma)) for the "
             "sigma and shift timestep samplings; 1 means no shift. Must be positive. Default 3.0 (sd-scripts'); "
             "3.1582 is the value FLUX.1's own scheduler uses.",
         ),
         Option(
             "model_prediction_type", "str", "sigma_scaled", choices=MODEL_PREDICTION_TYPES, group="advanced",
-            commands=FLOW_MATCHING_COMMANDS,
+            commands=_taking("model_prediction_type"),
             help="How the model's output is read. raw: as the velocity (noise - latents) itself, which is what "
             "FLUX.1 predicts; additive: added to the noisy input; sigma_scaled (default, sd-scripts'): turned "
             "into an estimate of the clean latents (noisy input - sigma x output) and the loss weighted by "

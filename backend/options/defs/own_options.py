@@ -28,19 +28,46 @@ declare_all(
             "clip_l", "path", None, group="model",
             help="The CLIP-L text encoder as its own file (.safetensors or .sft, e.g. clip_l.safetensors), "
             "when the model file holds the transformer alone, as Black Forest Labs' flux1-dev.safetensors "
-            "does. Not needed when the model is a diffusers folder, which holds its text encoders. Chroma "
-            "has no CLIP-L: leave it empty.",
+            "does (SD 3.5: when the model file lacks it, or to replace it). Not needed when the model is a diffusers "
+            "folder, which holds its text encoders. Chroma has no CLIP-L: leave it empty.",
         ),
         Option(
             "t5xxl", "path", None, group="model",
             help="The T5-XXL text encoder as its own file (.safetensors or .sft, e.g. t5xxl_fp16.safetensors), "
-            "when the model file holds the transformer alone. An fp8 file (t5xxl_fp8_e4m3fn) saves memory. "
+            "when the model file holds the transformer alone (SD 3.5: when the model file lacks it, or to replace "
+            "it). An fp8 file (t5xxl_fp8_e4m3fn) saves memory. "
             "Not needed when the model is a diffusers folder.",
         ),
         Option(
             "ae", "path", None, group="model",
             help="The autoencoder (VAE) as its own file (.safetensors or .sft, e.g. ae.safetensors), when the "
             "model file holds the transformer alone. Not needed when the model is a diffusers folder.",
+        ),
+        Option(
+            "clip_g", "path", None, group="model",
+            help="SD 3.5's CLIP-G text encoder as its own file (e.g. clip_g.safetensors), when the model file does "
+            "not hold it (files named ..._incl_clips do), or to replace the one it holds. Not needed for a "
+            "diffusers folder.",
+        ),
+        Option(
+            "vae", "path", None, group="model",
+            help="SD 3.5's autoencoder (VAE) as its own file, when the model file does not hold it or to replace the "
+            "one it holds (SAI/LDM or diffusers key names). Not needed for a diffusers folder.",
+        ),
+        Option(
+            "apply_lg_attn_mask", "bool", False, group="advanced",
+            help="SD 3.5: run CLIP-L and CLIP-G with the padding mask, so their outputs ignore the padding after the "
+            "caption (sd-scripts' --apply_lg_attn_mask). The MMDiT still sees every token. Default off.",
+        ),
+        Option(
+            "training_shift", "float", 1.0, minimum=0, group="advanced",
+            range_reason=msg(
+                "options.range_reason.training_shift",
+                "a shift of the noise levels: s x u / (1 + (s - 1) x u) leaves [0, 1] for a negative s"
+            ),
+            help="SD 3.5: shift of the training noise levels drawn by weighting_scheme (u' = s x u / (1 + (s - 1) x "
+            "u)): above 1 trains more at high noise (composition), below 1 at low noise (details). Default 1.0 "
+            "(no shift), sd-scripts' default.",
         ),
         Option(
             "model_type", "str", "flux", choices=MODEL_TYPES, group="model",
@@ -51,14 +78,15 @@ declare_all(
         Option(
             "t5xxl_max_token_length", "int", None, group="advanced",
             help="Longest caption in T5-XXL tokens; longer captions are cut off, shorter ones padded. Empty "
-            "(default): 512 for FLUX.1 dev and Chroma, 256 for schnell, as the models were trained. Lower values save "
+            "(default): 512 for FLUX.1 dev and Chroma, 256 for schnell and SD 3.5, as sd-scripts sets them. Lower values save "
             "memory and time when captions are short.",
         ),
         Option(
             "apply_t5_attn_mask", "bool", False, group="advanced",
             help="Mask the padding after the caption in T5-XXL and in the transformer's joint attention, so "
             "only the caption's tokens are attended to. FLUX.1 was trained without the mask; a LoRA trained "
-            "with it should be used with it. Default off. Chroma requires it (as in sd-scripts).",
+            "with it should be used with it. Chroma requires it (as in sd-scripts). SD 3.5: T5-XXL alone is masked, "
+            "as sd-scripts does. Default off.",
         ),
         Option(
             "guidance_scale", "float", 3.5, group="advanced",

@@ -7,7 +7,7 @@ tests/training/test_option_defs.py keeps them equal.
 """
 
 from backend.messages import msg
-from backend.options.schema import DDPM_COMMANDS, FLOW_MATCHING_COMMANDS, Option, declare_all
+from backend.options.schema import DDPM_COMMANDS, FLOW_MATCHING_COMMANDS, Option, commands_taking, declare_all
 
 SAMPLERS = (
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a",
@@ -22,9 +22,19 @@ _DDPM_NOISE = {
     "ignored_reason": msg(
         "options.ignored.ddpm_noise",
         "it shapes the noise or timesteps of DDPM training, and this command trains with flow matching, whose "
-        "noise levels follow --timestep_sampling",
+        "noise levels follow --timestep_sampling (SD 3.5: --weighting_scheme and --training_shift)",
     ),
 }
+
+
+def _timestep_bound(name: str) -> dict:
+    """DDPM's, and the flow-matching families' naming it among their own (SD 3.5: sd3_train_utils draws its
+    timesteps inside them); ignored by the other flow-matching commands, as sd-scripts' Flux sampler does."""
+    own = commands_taking(name)
+    return {**_DDPM_NOISE, "commands": DDPM_COMMANDS + own,
+            "ignored_on": tuple(c for c in FLOW_MATCHING_COMMANDS if c not in own)}
+
+
 _SNR_WEIGHTING = {
     "commands": DDPM_COMMANDS,
     "ignored_on": FLOW_MATCHING_COMMANDS,
@@ -134,7 +144,7 @@ _noise = [
     ),
     Option(
         name="min_timestep",
-        **_DDPM_NOISE,
+        **_timestep_bound("min_timestep"),
         kind="int",
         default=None,
         minimum=0,
@@ -149,7 +159,7 @@ _noise = [
     ),
     Option(
         name="max_timestep",
-        **_DDPM_NOISE,
+        **_timestep_bound("max_timestep"),
         kind="int",
         default=None,
         minimum=1,

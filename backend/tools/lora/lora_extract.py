@@ -17,6 +17,7 @@ from backend.messages import msg
 from backend.models.components import Components
 from backend.networks.models import Models
 from backend.networks.naming import Target, resolve_unet_module_name, text_encoder_targets, unet_targets
+from backend.networks.swapped import swap_halves
 from backend.tools.lora.lora_files import lora_module, save_lora
 from backend.tools.lora.lowrank import factorize
 from backend.tools.lora.merge_into_model import detect_checkpoint, load_weights
@@ -40,7 +41,8 @@ def target_weight(target: Target) -> torch.Tensor:
     """The weight of the layer a file names: a fused layer's (FLUX.1's qkv) is its members' stacked by
     rows, so one LoRA module covers them, as sd-scripts extracts BFL's fused Linear."""
     if not target.members:
-        return target.module.weight
+        weight = target.module.weight
+        return swap_halves(weight) if target.swapped_halves else weight  # the original's rows (SD 3.5)
     return torch.cat([member.weight for member in target.members])
 
 

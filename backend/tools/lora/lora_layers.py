@@ -24,6 +24,7 @@ from backend.networks.naming import (
     text_encoder_module_name,
     text_encoder_prefixes,
 )
+from backend.networks.swapped import swap_halves
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class LayerRef:
     # The layers whose weights, stacked by rows in this order, make up the layer a file names: a fused
     # layer of the original model (FLUX.1's qkv: diffusers' to_q, to_k, to_v) has several; others `(module,)`.
     members: tuple[nn.Module, ...] = ()
+    # The original layer orders its output halves the other way round (SD 3.5's (shift, scale) modulations):
+    # files hold its rows in the original order (`Target.swapped_halves`).
+    swapped_halves: bool = False
 
     @property
     def parts(self) -> tuple[nn.Module, ...]:
@@ -46,7 +50,8 @@ class LayerRef:
     def weight(self) -> torch.Tensor:
         """The weight of the layer the file names (a fused layer's members' weights stacked by rows)."""
         parts = self.parts
-        return parts[0].weight if len(parts) == 1 else torch.cat([part.weight for part in parts])
+        weight = parts[0].weight if len(parts) == 1 else torch.cat([part.weight for part in parts])
+        return swap_halves(weight) if self.swapped_halves else weight
 
     def numel(self) -> int:
         return sum(part.weight.numel() for part in self.parts)
@@ -94,7 +99,8 @@ def _layout_layers(denoiser: nn.Module, text_encoders: list[nn.Module]) -> Itera
             encoder = text_encoders[target.text_encoder_index]
             path = _path_of(encoder, target.module)
             path = text_encoder_module_name(encoder)(path) if "CLIP" in type(encoder).__name__ else path
-        yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True, target.members)
+        yield LayerRef(target.lora_name, target.text_encoder_index, path, target.module, True, target.members,
+                       target.swapped_halves)
         if target.diffusers_name != target.lora_name:
             yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False,
                            target.members)

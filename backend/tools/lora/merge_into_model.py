@@ -23,6 +23,7 @@ from backend.models.components import Components
 from backend.models.detect import ModelInfo, detect_model
 from backend.models.files import is_single_file
 from backend.networks.naming import TEXT_ENCODER_PREFIX
+from backend.networks.swapped import swap_halves
 from backend.tools.cli.light_cli import ToolFailure
 from backend.tools.lora.lora_files import LoraFile, module_delta
 from backend.tools.lora.lora_layers import layer_refs
@@ -117,6 +118,8 @@ def merge_into(components: Components, lora: LoraFile, ratio: float, device: str
                 "{layer_shape} (a LoRA for another model size?)", path=lora.path, name=name,
                 shape=tuple(delta.shape), layer_shape=tuple(layer.weight().shape),
             ))
+        if layer.swapped_halves:  # the file's rows are in the original order (SD 3.5's (shift, scale))
+            delta = swap_halves(delta.reshape(layer.weight().shape))
         for index, (part, piece) in enumerate(zip(layer.parts, _split_rows(delta, layer.parts), strict=True)):
             _merge_part(components, lora, name, part.weight, piece, ratio, device)
             changed[name if len(layer.parts) == 1 else f"{name} (part {index + 1})"] = part

@@ -174,7 +174,7 @@ def test_a_broken_preset_is_explained_in_the_ui_language(tmp_path: Path) -> None
     path = tmp_path / "broken.json"
     path.write_text('{\n  "model_type": "sdxl2",\n  "accelerate": {"gpus": 1}\n}', encoding="utf-8")
     loaded = load_preset(path)
-    assert loaded.problems == ['2 行目: "model_type" は sd1, sd2, sdxl, flux_dev, flux_schnell, chroma のいずれかにしてください（指定値: \'sdxl2\'）']
+    assert loaded.problems == ['2 行目: "model_type" は sd1, sd2, sdxl, flux_dev, flux_schnell, chroma, sd3_medium, sd3_large のいずれかにしてください（指定値: \'sdxl2\'）']
     assert loaded.unknown == ['不明な accelerate の設定 "gpus"']
     path.write_text("[1, 2]", encoding="utf-8")
     assert "リストが書かれています" in load_preset(path).problems[0]
