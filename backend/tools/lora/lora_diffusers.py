@@ -31,19 +31,20 @@ from __future__ import annotations
 import collections
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from backend.families import network_files
 from backend.messages import msg
-from backend.tools.lora.lora_diffusers_names import NameTable, layouts_of_keys
+from backend.networks.swapped import swap_halves
+from backend.tools.lora.lora_diffusers_names import NameTable, layouts_of_keys, name_table
 from backend.tools.lora.lora_files import lora_module
 from backend.tools.lora.tool_cli import ToolError
 
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"
-COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2")
+COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 _UNET_ROOTS = ("down_blocks.", "mid_block.", "up_blocks.", "conv_in", "conv_out", "time_embedding.", "add_embedding.")
 _PEFT_DEFAULT_ALPHA = 8.0  # LoraConfig's default lora_alpha, used when metadata gives r but no alpha
 _PROCESSOR = re.compile(r"^(?P<path>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<kind>down|up)\.weight$")
@@ -174,14 +175,17 @@ def to_sd_scripts(
     missing = sorted(key for key in modules if key not in table.to_lora and key not in table.member_of)
     if missing:
         raise _not_layers(source, missing, table)
+    _check_unambiguous((table.to_lora[key] for key in modules if key in table.to_lora), table, source)
     out = {}
     for key, module in modules.items():
         if key in table.member_of:
             continue
         alpha = module.alpha if module.alpha is not None else float(module.down.shape[0])
-        converted = lora_module(module.up, module.down, alpha)
+        name = table.to_lora[key]
+        up = swap_halves(module.up) if name in table.swapped else module.up  # files: the original's rows
+        converted = lora_module(up, module.down, alpha)
         converted["alpha"] = converted["alpha"].to(module.down.dtype)
-        out[table.to_lora[key]] = converted
+        out[name] = converted
     for name, members in table.fused.items():
         parts = [(modules.get(key), rows) for key, rows in members]
         present = [(part, rows) for part, rows in parts if part is not None]
@@ -228,6 +232,16 @@ def _fused_module(parts: list[tuple[DiffusersModule | None, int]]) -> dict[str, 
     return converted
 
 
+def _check_unambiguous(names: Iterable[str], table: NameTable, source: str) -> None:
+    found = sorted(set(names) & table.ambiguous)
+    if found:
+        raise ToolError(msg(
+            "tool.diffusers_ambiguous_rows", "{path}: the row order of {name} differs between the models of {model} "
+            "(it is the last block's in one of them); pass --model_type to name the model", path=source,
+            name=found[0], model=table.label,
+        ))  # fmt: skip
+
+
 def _not_layers(source: str, missing: list[str], table: NameTable) -> ToolError:
     return ToolError(msg(
         "tool.diffusers_not_layers", "{path}: {count} modules are not layers of {model}, for example {first}; check "
@@ -251,6 +265,7 @@ def from_sd_scripts(
     missing = sorted(name for name in modules if name not in table.to_diffusers and name not in table.fused)
     if missing:
         raise _not_layers(source, missing, table)
+    _check_unambiguous(modules, table, source)
     tensors: dict[str, torch.Tensor] = {}
     per_component: dict[str, dict[str, tuple[int, float]]] = {}
     for name, params in modules.items():
@@ -260,6 +275,8 @@ def from_sd_scripts(
             raise ToolError(msg("tool.diffusers_not_plain_lora", "{path}: {name} ({what}) is not a plain LoRA/LoCon "
                                 "module; only those have a diffusers/PEFT LoRA layout", path=source, name=name, what=what))
         down, up = params["lora_down.weight"], params["lora_up.weight"]
+        if name in table.swapped:  # diffusers' layer has the output halves the other way round
+            up = swap_halves(up)
         rank = int(down.shape[0])
         alpha = float(params["alpha"].float().item()) if "alpha" in params else float(rank)
         # A fused layer: each member gets the shared lora_A and its rows of lora_B (a copy each: one
@@ -313,6 +330,8 @@ def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[s
     family inside it (SD 1.x and 2.x: 768 / 1024)."""
     found = layouts_of_keys(modules)
     by_metadata = network_files.of_base_model_version(metadata.get("ss_base_model_version"))
+    if not found and by_metadata is None:
+        found = layouts_covering(modules)
     if len(found) > 1:
         raise ToolError(msg("tool.diffusers_mixed_layouts", "the file has layers of {models}; it is not one model's "
                             "LoRA", models=network_files.joined_labels(found, msg("tool.word_and", "and"))))
@@ -322,6 +341,21 @@ def diffusers_family(modules: Mapping[str, DiffusersModule], metadata: Mapping[s
     if by_metadata is not None and network_files.fits(layout, by_metadata):
         return by_metadata
     return _family_by_width(layout, modules)
+
+
+def layouts_covering(modules: Mapping[str, DiffusersModule]) -> list[str]:
+    """When no layer is of one layout's own parts (names FLUX.1 and SD 3.5 share, SDXL's and SD 3.5's CLIP-G):
+    the one layout whose full-size layers hold every module at its width (a fused layer's member rows);
+    none when several do (shared parts alone tell nothing: --model_type names the model)."""
+    covering = []
+    for layout in network_files.layouts():
+        table = name_table(layout)
+        if not all(key in table.to_lora or key in table.member_of for key in modules):
+            continue
+        rows = {key: part for members in table.fused.values() for key, part in members}
+        if all(int(module.up.shape[0]) == rows[key] for key, module in modules.items() if key in rows):
+            covering.append(layout)
+    return covering if len(covering) == 1 else []
 
 
 def _family_by_width(layout: str, modules: Mapping[str, DiffusersModule]) -> str:

@@ -15,6 +15,9 @@ their text encoders differ only in depth, so "sd" (1.x or 2.x, unknown) uses bot
 named by a model name of `backend.families.network_files` (a family, or a network layout). The
 denoiser's component is the family's denoiser folder (`unet`, FLUX.1's `transformer`).
 
+The tables are the full-size architectures'; a smaller model of the family built the same way has the
+same names, except that which block is last (SD 3.5's halves-swapped modulation) follows its depth.
+
 A layer the original model fuses (FLUX.1's qkv, its single blocks' linear1) is one sd-scripts module
 over several diffusers layers: `fused` lists their keys and row counts in the order their weights
 stack, and `member_of` names the module a member key belongs to.
@@ -41,13 +44,19 @@ class NameTable:
     # lora name of a fused layer -> ((member key, its rows), ...) in the order the rows stack
     fused: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     member_of: dict[str, str] = field(default_factory=dict)  # member key -> the fused layer's lora name
+    # lora names of layers whose output halves the original orders the other way round (SD 3.5's
+    # modulations): files keep the original's rows, diffusers' layout its own
+    swapped: frozenset[str] = frozenset()
+    # swapped in some of the layout's models only (SD 3.5 Medium's last block is 23, Large's 37): the model
+    # must be named to convert them
+    ambiguous: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
         return network_files.label(self.family)
 
 
-_Table = tuple[dict[str, str], dict[str, str], dict[str, tuple[tuple[str, int], ...]]]
+_Table = tuple[dict[str, str], dict[str, str], dict[str, tuple[tuple[str, int], ...]], frozenset[str]]
 
 
 @lru_cache(maxsize=8)
@@ -59,7 +68,10 @@ def _arch_table(arch: str) -> _Table:
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
     fused: dict[str, tuple[tuple[str, int], ...]] = {}
+    swapped: set[str] = set()
     for ref in iter_lora_layers(denoiser, text_encoders):
+        if ref.swapped_halves:
+            swapped.add(ref.name)
         if ref.members:  # only the denoiser's layers are fused
             fused[ref.name] = tuple((f"{family.denoiser_folder}.{paths[id(member)]}", int(member.weight.shape[0]))
                                     for member in ref.members)
@@ -69,7 +81,7 @@ def _arch_table(arch: str) -> _Table:
         to_diffusers[ref.name] = key
         if ref.canonical:
             to_lora[key] = ref.name
-    return to_diffusers, to_lora, fused
+    return to_diffusers, to_lora, fused, frozenset(swapped)
 
 
 def name_table(family: str) -> NameTable:
@@ -77,13 +89,17 @@ def name_table(family: str) -> NameTable:
     to_diffusers: dict[str, str] = {}
     to_lora: dict[str, str] = {}
     fused: dict[str, tuple[tuple[str, int], ...]] = {}
+    swapped_per_arch: list[frozenset[str]] = []
     for arch in network_files.config_sets(family):  # the first family's name wins (FLUX.1's T5 folder, not Chroma's)
-        forward, backward, arch_fused = _arch_table(arch)
+        forward, backward, arch_fused, arch_swapped = _arch_table(arch)
+        swapped_per_arch.append(arch_swapped)
         to_diffusers.update({k: v for k, v in forward.items() if k not in to_diffusers})
         to_lora.update({k: v for k, v in backward.items() if k not in to_lora})
         fused.update({k: v for k, v in arch_fused.items() if k not in fused})
     member_of = {key: name for name, members in fused.items() for key, _ in members}
-    return NameTable(family, to_diffusers, to_lora, fused, member_of)
+    swapped = frozenset.intersection(*swapped_per_arch) if swapped_per_arch else frozenset()
+    ambiguous = frozenset().union(*swapped_per_arch) - swapped
+    return NameTable(family, to_diffusers, to_lora, fused, member_of, swapped, ambiguous)
 
 
 def _parts(key: str) -> set[str]:

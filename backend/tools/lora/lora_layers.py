@@ -103,7 +103,7 @@ def _layout_layers(denoiser: nn.Module, text_encoders: list[nn.Module]) -> Itera
                        target.swapped_halves)
         if target.diffusers_name != target.lora_name:
             yield LayerRef(target.diffusers_name, target.text_encoder_index, path, target.module, False,
-                           target.members)
+                           target.members, target.swapped_halves)  # the network keeps the original's rows by either name
 
 
 def _path_of(root: nn.Module, module: nn.Module) -> str:

@@ -230,6 +230,8 @@ def test_the_model_of_a_diffusers_file() -> None:
     assert diffusers_family(modules(first_te, deep_te, width=1024), {}) == "sd2"
     assert diffusers_family(modules(first_te), {}) is None
     assert diffusers_family(modules(first_te), {"ss_base_model_version": "sd_v1"}) == "sd1"
-    assert diffusers_family(modules("text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj"), {}) == "sdxl"
+    clip_g = modules("text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj")
+    assert diffusers_family(clip_g, {}) is None  # SDXL's CLIP-G, or SD 3.5's
+    assert diffusers_family(clip_g, {"ss_base_model_version": "sdxl_base_v1-0"}) == "sdxl"
     with pytest.raises(ToolError, match="layers of SD 1.x/2.x and SDXL"):
         diffusers_family(modules(cross, "unet.up_blocks.0.attentions.0.proj_in"), {})

@@ -104,3 +104,60 @@ def test_resize_measures_an_sd3_lora_against_its_base_model(tiny, sd3_lora: Path
     capsys.readouterr()
     resized = load_lora(out)
     assert resized.family == "sd3_medium" and set(resized.modules) == set(load_lora(sd3_lora).modules)
+
+
+def test_convert_an_sd3_lora_to_diffusers_loads_in_diffusers_as_ours(tiny, tmp_path: Path, capsys) -> None:
+    """Fused qkv split per layer: diffusers (PEFT) loads the converted file into the MMDiT and gives our
+    network's output; converting back gives the same tensors. (The tables are the full-size models': which
+    block is last, whose context modulation has its halves swapped, is not the tiny model's, so that layer
+    is left out here; the swap itself is checked on the final layer's modulation below.)"""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from backend.networks.swapped import swap_halves
+    from backend.tools.lora import convert_lora
+    from backend.tools.lora.lora_diffusers import from_sd_scripts, to_sd_scripts
+    from backend.tools.lora.lora_diffusers_names import name_table
+
+    components = load_model(tiny.get("sd3-medium", single_file=True).path)
+    network = lora.create_network(1.0, 4, 2.0, None, components.text_encoders, components.unet, context_mod_dim="0")
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for param in network.parameters():
+            param.copy_(torch.randn(param.shape, generator=g) * 0.05)
+    sd3_lora = tmp_path / "sd3.safetensors"
+    network.save_weights(str(sd3_lora), None, {"ss_base_model_version": "5-medium"})
+    as_diffusers = tmp_path / "peft.safetensors"
+    assert run_tool(convert_lora.main, ["--model", str(sd3_lora), "--save_to", str(as_diffusers)]) == 0
+    capsys.readouterr()
+    tensors = load_file(as_diffusers)
+    assert any(k.startswith("text_encoder_2.text_model.") for k in tensors)  # CLIP-G
+    model = tiny.get("sd3-medium", single_file=True).path
+    base = run_transformer(load_model(model).unet)
+    ours = run_transformer(with_network(load_model(model), sd3_lora, 1.0).unet)
+    assert float((ours - base).abs().max()) > 1e-3
+    theirs = load_model(model).unet
+    with safe_open(str(as_diffusers), "pt") as file:
+        theirs.load_lora_adapter({k: v for k, v in tensors.items() if k.startswith("transformer.")},
+                                 prefix="transformer", metadata=json.loads(file.metadata()["lora_adapter_metadata"]))
+    torch.testing.assert_close(run_transformer(theirs), ours, atol=1e-5, rtol=1e-4)
+
+    back = tmp_path / "back.safetensors"
+    assert run_tool(convert_lora.main, ["--model", str(as_diffusers), "--save_to", str(back),
+                                        "--model_type", "sd3_medium"]) == 0
+    original, returned = load_file(sd3_lora), load_file(back)
+    assert original.keys() == returned.keys() and all(torch.equal(original[k], returned[k]) for k in original)
+
+    table = name_table("sd3_medium")
+    assert table.swapped == {"lora_unet_final_layer_adaLN_modulation_1",
+                             "lora_unet_joint_blocks_23_context_block_adaLN_modulation_1"}
+    up, down = torch.randn(8, 2), torch.randn(2, 3)
+    module = {"lora_unet_final_layer_adaLN_modulation_1": {"lora_up.weight": up, "lora_down.weight": down}}
+    converted, _ = from_sd_scripts(module, table, "x")
+    assert torch.equal(converted["transformer.norm_out.linear.lora_B.weight"], swap_halves(up))  # diffusers' order
+    parsed = {"transformer.norm_out.linear": type("M", (), {"up": swap_halves(up), "down": down, "alpha": None})()}
+    assert torch.equal(to_sd_scripts(parsed, table, "x")["lora_unet_final_layer_adaLN_modulation_1"]["lora_up.weight"], up)
+    # Medium's last block is not Large's: a file that may be either must name its model
+    assert "lora_unet_joint_blocks_23_context_block_adaLN_modulation_1" in name_table("sd3").ambiguous
