@@ -189,7 +189,7 @@ def test_preset_import_tool_and_caption_messages_show_paths_as_written(tmp_path:
     refused = preset_outcome(load_preset(preset), preset, "p", lora_actions.TabValues(options={}), lora_actions.LORA, T)
     assert str(preset) in rendered(refused.message).text
     assert f"Cannot read {odd / 'none.json'} as JSON" in rendered(lora_actions.import_kohya(str(odd / "none.json"), T).message).text
-    (odd / "cfg.json").write_text(json.dumps({"LoRA_type": "Flux1"}), encoding="utf-8")
+    (odd / "cfg.json").write_text(json.dumps({"LoRA_type": "Flux1 OFT"}), encoding="utf-8")  # refused: OFT on FLUX.1
     assert f"{odd / 'cfg.json'} cannot be imported" in rendered(lora_actions.import_kohya(str(odd / "cfg.json"), T).message).text
     bad_number = start_tool(RESIZE_LORA, {"model": "a", "save_to": "b", "new_rank": "<rank>"}, T)
     assert "new_rank: expects a number, got '<rank>'" in rendered(bad_number).text
