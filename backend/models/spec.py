@@ -63,8 +63,23 @@ class ModelSpecification(ABC):
         --t5xxl, --ae; `FamilyDeclaration.model_files`); families without such parts ignore it."""
         info = detect_model(path)
         self.check_family(info)
+        return self.load_detected(info, files or {}, v_prediction=v_prediction, dtype=dtype,
+                                  tokenizer_cache_dir=tokenizer_cache_dir, device=device)
+
+    def load_detected(
+        self,
+        info: ModelInfo,
+        files: Mapping[str, str | None],
+        *,
+        v_prediction: bool | None,
+        dtype: torch.dtype,
+        tokenizer_cache_dir: str | Path | None,
+        device: str,
+    ) -> Components:
+        """Load a model `load` detected as this family's; a family whose parts may come as files of their
+        own (FLUX.1, Chroma, SD 3.5) overrides it."""
         return load_components(
-            path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
+            info.path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,
         )
 

@@ -23,7 +23,7 @@ import torch
 from backend.data.text_encoder_files import TextCacheFile
 from backend.families.flux.spec import image_ids, pack_latents, unpack_latents
 from backend.models.components import Components, PromptEmbeds
-from backend.models.detect import ModelInfo, detect_model
+from backend.models.detect import ModelInfo
 from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 from backend.training.option_slice import OptionSlice
@@ -91,21 +91,19 @@ class ChromaSpec(ModelSpecification):
         transformer, _, t5 = build_modules(configs)
         return transformer, [t5]
 
-    def load(
+    def load_detected(
         self,
-        path: str | Path,
+        info: ModelInfo,
+        files: Mapping[str, str | None],
         *,
-        v_prediction: bool | None = None,
-        dtype: torch.dtype = torch.float32,
-        tokenizer_cache_dir: str | Path | None = None,
-        device: str = "cpu",
-        files: Mapping[str, str | None] | None = None,
+        v_prediction: bool | None,
+        dtype: torch.dtype,
+        tokenizer_cache_dir: str | Path | None,
+        device: str,
     ) -> Components:
         from backend.families.chroma.loading import load_chroma
 
-        info = detect_model(path)
-        self.check_family(info)
-        return load_chroma(info, files or {}, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
+        return load_chroma(info, files, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
 
     def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
         from backend.families.chroma.loading import load_chroma_weights

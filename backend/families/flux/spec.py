@@ -20,7 +20,7 @@ import torch
 
 from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
-from backend.models.detect import ModelInfo, detect_model
+from backend.models.detect import ModelInfo
 from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 from backend.training.option_slice import OptionSlice
@@ -95,21 +95,19 @@ class FluxSpec(ModelSpecification):
         transformer, _, clip, t5 = build_modules(configs)
         return transformer, [clip, t5]
 
-    def load(
+    def load_detected(
         self,
-        path: str | Path,
+        info: ModelInfo,
+        files: Mapping[str, str | None],
         *,
-        v_prediction: bool | None = None,
-        dtype: torch.dtype = torch.float32,
-        tokenizer_cache_dir: str | Path | None = None,
-        device: str = "cpu",
-        files: Mapping[str, str | None] | None = None,
+        v_prediction: bool | None,
+        dtype: torch.dtype,
+        tokenizer_cache_dir: str | Path | None,
+        device: str,
     ) -> Components:
         from backend.families.flux.loading import load_flux
 
-        info = detect_model(path)
-        self.check_family(info)
-        return load_flux(info, files or {}, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
+        return load_flux(info, files, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
 
     def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
         """A diffusers folder whole (or its transformer alone, `text_encoders` False); a BFL single file is

@@ -21,7 +21,7 @@ import torch
 
 from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
-from backend.models.detect import ModelInfo, detect_model
+from backend.models.detect import ModelInfo
 from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 from backend.training.option_slice import OptionSlice
@@ -66,21 +66,19 @@ class Sd3Spec(ModelSpecification):
         transformer, _, clip_l, clip_g, t5 = build_modules(configs)
         return transformer, [clip_l, clip_g, t5]
 
-    def load(
+    def load_detected(
         self,
-        path: str | Path,
+        info: ModelInfo,
+        files: Mapping[str, str | None],
         *,
-        v_prediction: bool | None = None,
-        dtype: torch.dtype = torch.float32,
-        tokenizer_cache_dir: str | Path | None = None,
-        device: str = "cpu",
-        files: Mapping[str, str | None] | None = None,
+        v_prediction: bool | None,
+        dtype: torch.dtype,
+        tokenizer_cache_dir: str | Path | None,
+        device: str,
     ) -> Components:
         from backend.families.sd3.loading import load_sd3
 
-        info = detect_model(path)
-        self.check_family(info)
-        return load_sd3(info, files or {}, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
+        return load_sd3(info, files, dtype=dtype, device=device, tokenizer_cache_dir=tokenizer_cache_dir)
 
     def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
         from backend.families.sd3.loading import load_sd3_weights
