@@ -33,6 +33,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 sync_api = pytest.importorskip("playwright.sync_api")
+# Playwright's 5 s default for an expectation is shorter than one Gradio round trip on two busy cores (the
+# suite runs a worker per core): a wait, not what is asserted, so every browser test waits up to 30 s.
+sync_api.expect.set_options(timeout=30_000)
 
 
 def free_port() -> int:
