@@ -241,7 +241,7 @@ class FluxNetworkLayout(NetworkLayout):
         """BFL's layout (plugin_view.py): LyCORIS then writes sd-scripts' names (lora_unet_double_blocks_0_...)."""
         from backend.families.flux.plugin_view import bfl_view
 
-        return bfl_view(unet, self.bfl_class)
+        return bfl_view(unet, self.bfl_class, DOUBLE_BLOCK, SINGLE_BLOCK, IN_LAYERS)
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
         return list(self.te_prefixes[:count])

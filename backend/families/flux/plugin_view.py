@@ -14,9 +14,11 @@ import re
 
 from torch import nn
 
-from backend.families.flux.network import DOUBLE_BLOCK, IN_LAYERS, SINGLE_BLOCK
 from backend.networks.bridge import ModelView
 from backend.networks.layout_view import ViewLeaf, build_layout_view
+
+BlockTable = tuple[tuple[str, tuple[str, ...]], ...]
+InLayers = tuple[tuple[int, str, str], ...]
 
 # BFL final layer -> diffusers: (BFL path, diffusers path, output halves swapped: BFL (shift, scale)).
 FINAL_LAYER = (("final_layer.linear", "proj_out", False), ("final_layer.adaLN_modulation.1", "norm_out.linear", True))
@@ -52,10 +54,11 @@ def _module(root: nn.Module, path: str) -> nn.Module | None:
         return None
 
 
-def bfl_leaves(transformer: nn.Module) -> list[ViewLeaf]:
-    """Every BFL layer our transformer has, in BFL's module order, with the diffusers layers computing it."""
+def bfl_leaves(transformer: nn.Module, double: BlockTable, single: BlockTable, in_layers: InLayers) -> list[ViewLeaf]:
+    """Every BFL layer our transformer has, in BFL's module order, with the diffusers layers computing it
+    (`double`, `single`, `in_layers`: network.py's tables, BFL layer -> diffusers modules)."""
     leaves = []
-    for _, bfl, path in IN_LAYERS[:1]:  # img_in, then (Chroma) the approximator, the other embedders
+    for _, bfl, path in in_layers[:1]:  # img_in, then (Chroma) the approximator, the other embedders
         if (module := _module(transformer, path)) is not None:
             leaves.append(ViewLeaf(bfl, (module,)))
     approximator = _module(transformer, APPROXIMATOR)
@@ -66,11 +69,11 @@ def bfl_leaves(transformer: nn.Module) -> list[ViewLeaf]:
             leaves.append(ViewLeaf(f"{APPROXIMATOR}.layers.{i}.in_layer", (layer.linear_1,)))
             leaves.append(ViewLeaf(f"{APPROXIMATOR}.layers.{i}.out_layer", (layer.linear_2,)))
         leaves.append(ViewLeaf(f"{APPROXIMATOR}.out_proj", (approximator.out_proj,)))
-    for _, bfl, path in IN_LAYERS[1:]:
+    for _, bfl, path in in_layers[1:]:
         if (module := _module(transformer, path)) is not None:
             leaves.append(ViewLeaf(bfl, (module,)))
-    for kind, blocks, table in (("double", transformer.transformer_blocks, DOUBLE_BLOCK),
-                                ("single", transformer.single_transformer_blocks, SINGLE_BLOCK)):
+    for kind, blocks, table in (("double", transformer.transformer_blocks, double),
+                                ("single", transformer.single_transformer_blocks, single)):
         for i, block in enumerate(blocks):
             for bfl, paths in table:
                 modules = [_module(block, p) for p in paths]
@@ -83,5 +86,6 @@ def bfl_leaves(transformer: nn.Module) -> list[ViewLeaf]:
     return leaves
 
 
-def bfl_view(transformer: nn.Module, root_class: str) -> ModelView:
-    return build_layout_view(transformer, bfl_leaves(transformer), bfl_class, root_class)
+def bfl_view(transformer: nn.Module, root_class: str, double: BlockTable, single: BlockTable,
+             in_layers: InLayers) -> ModelView:
+    return build_layout_view(transformer, bfl_leaves(transformer, double, single, in_layers), bfl_class, root_class)

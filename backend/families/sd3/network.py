@@ -171,7 +171,7 @@ class Sd3NetworkLayout(NetworkLayout):
         """SAI's layout (plugin_view.py): LyCORIS then writes sd-scripts' names (lora_unet_joint_blocks_0_...)."""
         from backend.families.sd3.plugin_view import sai_view
 
-        return sai_view(unet)
+        return sai_view(unet, CONTEXT_BLOCK, X_BLOCK, EMB_LAYERS)
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
         return list(TEXT_ENCODER_PREFIXES[:count])

@@ -15,9 +15,12 @@ import re
 
 from torch import nn
 
-from backend.families.sd3.network import CONTEXT_BLOCK, EMB_LAYERS, X_BLOCK
 from backend.networks.bridge import ModelView
 from backend.networks.layout_view import ViewLeaf, build_layout_view
+
+ContextTable = tuple[tuple[str, tuple[str, ...], bool], ...]
+XTable = tuple[tuple[str, tuple[str, ...]], ...]
+EmbTable = tuple[tuple[int, str, str, bool], ...]
 
 _CLASSES: tuple[tuple[str, str], ...] = (
     (r"^joint_blocks$", "ModuleList"),
@@ -41,21 +44,22 @@ def sai_class(path: str) -> str:
     raise KeyError(f"no MMDiT container at {path}")
 
 
-def sai_leaves(transformer: nn.Module) -> list[ViewLeaf]:
-    """Every SAI layer, in SAI's module order (embedders, joint blocks, final layer)."""
-    emb = {sai: ViewLeaf(sai, (transformer.get_submodule(path),), swapped) for _, sai, path, swapped in EMB_LAYERS}
+def sai_leaves(transformer: nn.Module, context: ContextTable, x: XTable, emb_layers: EmbTable) -> list[ViewLeaf]:
+    """Every SAI layer, in SAI's module order (embedders, joint blocks, final layer); the tables are
+    network.py's (SAI layer -> diffusers modules)."""
+    emb = {sai: ViewLeaf(sai, (transformer.get_submodule(path),), swapped) for _, sai, path, swapped in emb_layers}
     leaves = [emb[name] for name in ("x_embedder.proj", "t_embedder.mlp.0", "t_embedder.mlp.2", "y_embedder.mlp.0",
                                       "y_embedder.mlp.2", "context_embedder")]
     blocks = list(transformer.transformer_blocks)
     for i, block in enumerate(blocks):
         last = i == len(blocks) - 1
-        for sai, paths, pre_only in CONTEXT_BLOCK:
+        for sai, paths, pre_only in context:
             if last and not pre_only:
                 continue
             swapped = last and sai.startswith("adaLN")  # the pre-only modulation: (shift, scale) in SAI's model
             parts = tuple(block.get_submodule(p) for p in paths)
             leaves.append(ViewLeaf(f"joint_blocks.{i}.context_block.{sai}", parts, swapped))
-        for sai, paths in X_BLOCK:
+        for sai, paths in x:
             if sai.startswith("attn2") and getattr(block, "attn2", None) is None:
                 continue
             parts = tuple(block.get_submodule(p) for p in paths)
@@ -64,5 +68,5 @@ def sai_leaves(transformer: nn.Module) -> list[ViewLeaf]:
     return leaves
 
 
-def sai_view(transformer: nn.Module) -> ModelView:
-    return build_layout_view(transformer, sai_leaves(transformer), sai_class, "MMDiT")
+def sai_view(transformer: nn.Module, context: ContextTable, x: XTable, emb_layers: EmbTable) -> ModelView:
+    return build_layout_view(transformer, sai_leaves(transformer, context, x, emb_layers), sai_class, "MMDiT")
