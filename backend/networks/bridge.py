@@ -173,15 +173,21 @@ def unet_view(unet: nn.Module, unet_module_name: ModuleNameMap | None = None) ->
 
 
 def text_encoder_view(text_encoder: nn.Module) -> ModelView:
-    """A CLIP text model as transformers 4 lays it out (layers under `text_model`)."""
+    """A CLIP text model as transformers 4 lays it out (layers under `text_model`); other encoders (T5) as
+    they are."""
+    if "CLIP" not in type(text_encoder).__name__:
+        return build_view(text_encoder, identity_name, type(text_encoder).__name__)
     return build_view(text_encoder, text_encoder_module_name(text_encoder), type(text_encoder).__name__,
                       _text_model_container)
 
 
 def model_views(text_encoder: nn.Module | list[nn.Module] | None, unet: nn.Module | None,
-                unet_module_name: ModuleNameMap | None = None) -> tuple[Any, ModelView | None]:
+                unet_module_name: ModuleNameMap | None = None,
+                family_view: nn.Module | None = None) -> tuple[Any, nn.Module | None]:
     """The views to hand a network module in place of `text_encoder` (one model or a list, as given)
-    and `unet`."""
+    and `unet` (`family_view` when the family lays its denoiser out itself: FLUX.1, SD 3.5)."""
     views = [text_encoder_view(te) for te in as_list(text_encoder)]
     te_view: Any = views if isinstance(text_encoder, (list, tuple)) else (views[0] if views else None)
+    if family_view is not None:
+        return te_view, family_view
     return te_view, (unet_view(unet, unet_module_name) if unet is not None else None)

@@ -153,17 +153,22 @@ def unread_network_args(module: ModuleType, args: Mapping[str, Any]) -> list[str
     return warnings
 
 
-def refuse_foreign_module(module: ModuleType, text_encoder: Any, unet: nn.Module | None) -> None:
-    """A family with a network layout of its own may not fit plug-in modules (they see only our views)."""
+def refuse_foreign_module(module: ModuleType, text_encoder: Any, unet: nn.Module | None,
+                          network_args: Mapping[str, Any] | None = None) -> Any:
+    """A family with a network layout of its own may not fit plug-in modules (they see only our views) with
+    some network_args; returns the family's view of `unet` for them (None: the generic view)."""
     if unet is None:
-        return
+        return None
     layout = family_of_modules(unet, len(as_list(text_encoder))).network_layout
-    why = layout.foreign_modules_reason() if layout is not None else None
+    if layout is None:
+        return None
+    why = layout.foreign_modules_reason(network_args or {})
     if why:
         raise NetworkModuleError(msg(
             "network.module.not_for_family", "--network_module {name} cannot train {model}: {why}",
             name=module.__name__, model=layout.label, why=why,
         ))  # fmt: skip
+    return layout.plugin_view(unet)
 
 
 def create_network(
@@ -185,14 +190,15 @@ def create_network(
             multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout,
             unet_module_name=unet_module_name, **args,
         )
-    refuse_foreign_module(module, text_encoder, unet)
+    family_view = refuse_foreign_module(module, text_encoder, unet, args)
     for warning in unread_network_args(module, args):
         logger.warning(warning)
     args.setdefault("dropout", neuron_dropout)
-    te_view, unet_view = model_views(text_encoder, unet, unet_module_name)
-    return module.create_network(
+    te_view, unet_view = model_views(text_encoder, unet, unet_module_name, family_view)
+    network = module.create_network(
         multiplier, network_dim, network_alpha, vae, te_view, unet_view, neuron_dropout=neuron_dropout, **args
     )
+    return _without_merge(network) if family_view is not None else network
 
 
 def create_network_from_weights(
@@ -215,10 +221,25 @@ def create_network_from_weights(
             multiplier, file, vae, text_encoder, unet, weights_sd, for_inference,
             unet_module_name=unet_module_name, **args,
         )
-    refuse_foreign_module(module, text_encoder, unet)
+    family_view = refuse_foreign_module(module, text_encoder, unet, args)
     weights = weights_from(file, weights_sd)
-    te_view, unet_view = model_views(text_encoder, unet, unet_module_name)
+    te_view, unet_view = model_views(text_encoder, unet, unet_module_name, family_view)
     network, _ = module.create_network_from_weights(
         multiplier, file, vae, te_view, unet_view, weights_sd=weights, for_inference=for_inference, **args,
     )
-    return network, weights
+    return (_without_merge(network) if family_view is not None else network), weights
+
+
+def _without_merge(network: Any) -> Any:
+    """A plug-in network over a family's layout view (fused layers made of several of ours) cannot merge into
+    the model: it would write into the view's layers, which hold no weights. Refuse instead of losing it."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise NetworkModuleError(msg(
+            "network.module.no_merge_over_view",
+            "this network's layers include sd-scripts' fused layers (made of several of our model's layers), so it "
+            "cannot be merged into the model while training; merge the saved file with the LoRA tools instead",
+        ))  # fmt: skip
+
+    if network is not None and hasattr(network, "merge_to"):
+        network.merge_to = refuse
+    return network

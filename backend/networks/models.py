@@ -71,8 +71,14 @@ class NetworkLayout(ABC):
         reason known, the key is then just unknown."""
         return None
 
-    def foreign_modules_reason(self) -> str | None:
-        """Why plug-in network modules (lycoris.kohya, third-party) cannot train this family; None: they can."""
+    def foreign_modules_reason(self, network_args: Mapping[str, Any]) -> str | None:
+        """Why a plug-in network module (lycoris.kohya, third-party) cannot train this family with these
+        network_args; None: it can."""
+        return None
+
+    def plugin_view(self, unet: nn.Module) -> nn.Module | None:
+        """The denoiser as sd-scripts' own model lays it out, handed to plug-in modules in its place (they pick
+        layers and write names by its paths and classes); None: the generic view (bridge.py)."""
         return None
 
     @abstractmethod

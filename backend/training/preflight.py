@@ -199,6 +199,13 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
     layout = _family_network_layout(plan) if module.__name__ == "backend.networks.lora" else None
     if known is None:  # not ours: warn about keys the module does not read
         plan.warnings += unread_network_args(module, network_args)
+        family_layout = _family_network_layout(plan)  # FLUX.1, SD 3.5: plug-ins see sd-scripts' layout
+        why = family_layout.foreign_modules_reason(network_args) if family_layout is not None else None
+        if why:
+            plan.errors.append(msg(
+                "network.module.not_for_family", "--network_module {name} cannot train {model}: {why}",
+                name=args.network_module, model=family_layout.label, why=why,
+            ))  # fmt: skip
     else:
         try:
             if layout is not None:  # the family's own sd-scripts module (FLUX.1: lora_flux) reads its own keys

@@ -169,3 +169,25 @@ def test_preflight_of_cpu_offload_checkpointing(capsys, tiny, train_dir, tmp_pat
     assert any("no CUDA GPU, so there is nothing to offload" in w for w in report["warnings"])
     errors = preflight("--gradient_checkpointing", "--blocks_to_swap", "2")["errors"]
     assert any("cannot be combined with --blocks_to_swap" in e for e in errors), errors
+
+
+def test_lycoris_network_args_on_flux_pass_preflight(capsys, tiny, train_dir, tmp_path):
+    """lycoris.kohya on FLUX.1: its keys (algo, preset, factor, conv_dim, ...) pass; train_norm, whose norm layers
+    the BFL view does not hold, is refused before loading."""
+    model = tiny.get("flux-dev", single_file=True)
+
+    def lycoris_preflight(*network_args: str) -> dict:
+        code = run_command("flux_train_network", [
+            "--pretrained_model_name_or_path", str(model.path), *model.trainer_flags()[2:],
+            "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path), "--resolution", "64",
+            "--caption_extension", ".txt", "--network_module", "lycoris.kohya", "--preflight",
+            "--network_args", *network_args,
+        ])  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == (0 if report["ok"] else 1)
+        return report
+
+    report = lycoris_preflight("algo=lokr", "preset=attn-mlp", "factor=8", "conv_dim=4", "dora_wd=True")
+    assert report["errors"] == [] and not any("not read by" in w for w in report["warnings"]), report
+    [error] = lycoris_preflight("algo=locon", "train_norm=True")["errors"]
+    assert "train_norm" in error and "FLUX.1" in error

@@ -147,8 +147,8 @@ def test_other_modules_are_refused(flux) -> None:
     tes, transformer = flux
     with pytest.raises(NetworkArgsError, match="networks.dylora cannot train FLUX.1"):
         dylora.create_network(1.0, 4, 1.0, None, tes, transformer)
-    with pytest.raises(NetworkModuleError, match="cannot train FLUX.1"):
-        refuse_foreign_module(lora, tes, transformer)
+    with pytest.raises(NetworkModuleError, match="cannot train FLUX.1"):  # plug-ins get BFL's view, not its norms
+        refuse_foreign_module(lora, tes, transformer, {"train_norm": "True"})
 
 
 def reference_output(transformer: FluxTransformer2DModel, file) -> torch.Tensor:

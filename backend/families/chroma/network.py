@@ -13,6 +13,7 @@ from backend.families.flux.network import FluxNetworkLayout
 
 class ChromaNetworkLayout(FluxNetworkLayout):
     label = "Chroma"
+    bfl_class = "Chroma"
     te_prefixes = ("lora_te3",)
     t5_index = 0
 

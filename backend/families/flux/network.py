@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -210,6 +211,7 @@ def parse_in_dims(args: ArgReader) -> list[int] | None:
 class FluxNetworkLayout(NetworkLayout):
     label = "FLUX.1"
     network_module = "networks.lora_flux"
+    bfl_class = "Flux"  # sd-scripts' model class (library/flux_models.py)
     # The text encoders' prefixes in the models' text-encoder order, and the index of T5 among them (sd-scripts
     # trains T5 only with train_t5xxl).
     te_prefixes: tuple[str, ...] = TEXT_ENCODER_PREFIXES
@@ -230,13 +232,16 @@ class FluxNetworkLayout(NetworkLayout):
             )  # fmt: skip
         return None
 
-    def foreign_modules_reason(self) -> str | None:
-        return msg(
-            "network.flux.no_plugin_modules",
-            "sd-scripts' FLUX.1 LoRA trains BFL's fused layers (one qkv Linear where diffusers' transformer has "
-            "three), which a plug-in module cannot see in the transformer we train; use --network_module "
-            "networks.lora",
-        )  # fmt: skip
+    def foreign_modules_reason(self, network_args: Mapping[str, Any]) -> str | None:
+        from backend.networks.layout_view import plugin_args_reason
+
+        return plugin_args_reason(self.label, network_args)
+
+    def plugin_view(self, unet: nn.Module) -> nn.Module | None:
+        """BFL's layout (plugin_view.py): LyCORIS then writes sd-scripts' names (lora_unet_double_blocks_0_...)."""
+        from backend.families.flux.plugin_view import bfl_view
+
+        return bfl_view(unet, self.bfl_class, DOUBLE_BLOCK, SINGLE_BLOCK, IN_LAYERS)
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
         return list(self.te_prefixes[:count])

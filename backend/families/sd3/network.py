@@ -23,6 +23,7 @@ network_args (sd-scripts' names and meaning):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -161,13 +162,16 @@ class Sd3NetworkLayout(NetworkLayout):
             )  # fmt: skip
         return None
 
-    def foreign_modules_reason(self) -> str | None:
-        return msg(
-            "network.sd3.no_plugin_modules",
-            "sd-scripts' SD 3.5 LoRA trains SAI's fused qkv layers (one Linear where diffusers' transformer has "
-            "three), which a plug-in module cannot see in the transformer we train; use --network_module "
-            "networks.lora",
-        )  # fmt: skip
+    def foreign_modules_reason(self, network_args: Mapping[str, Any]) -> str | None:
+        from backend.networks.layout_view import plugin_args_reason
+
+        return plugin_args_reason(self.label, network_args)
+
+    def plugin_view(self, unet: nn.Module) -> nn.Module | None:
+        """SAI's layout (plugin_view.py): LyCORIS then writes sd-scripts' names (lora_unet_joint_blocks_0_...)."""
+        from backend.families.sd3.plugin_view import sai_view
+
+        return sai_view(unet, CONTEXT_BLOCK, X_BLOCK, EMB_LAYERS)
 
     def text_encoder_prefixes(self, count: int) -> list[str]:
         return list(TEXT_ENCODER_PREFIXES[:count])
