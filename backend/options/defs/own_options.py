@@ -21,6 +21,17 @@ def _own(option: Option) -> Option:
     return Option(**{**option.__dict__, "commands": commands_taking(option.name)})
 
 
+def _dropout(name: str, encoder: str, range_reason: str) -> Option:
+    """SD 3.5's --clip_l_dropout_rate, --clip_g_dropout_rate, --t5_dropout_rate (families/sd3/text_dropout.py)."""
+    return Option(
+        f"{name}_dropout_rate", "float", 0.0, minimum=0, maximum=1, group="advanced", range_reason=range_reason,
+        help=f"SD 3.5: chance that an image's {encoder} output is replaced by zeros in a training step (its token "
+        f"states and its part of the pooled vector; sd-scripts' --{name}_dropout_rate), drawn for each image and "
+        "each encoder on its own, so the model learns to work without that encoder. Applied to cached text-encoder "
+        "outputs too (the cache itself keeps them whole). Default 0 (off).",
+    )
+
+
 declare_all(
     _own(option)
     for option in [
@@ -69,6 +80,12 @@ declare_all(
             "u)): above 1 trains more at high noise (composition), below 1 at low noise (details). Default 1.0 "
             "(no shift), sd-scripts' default.",
         ),
+        _dropout("clip_l", "CLIP-L", msg("options.range_reason.clip_l_dropout_rate",
+                                          "a chance per image: 0 never drops CLIP-L's output, 1 always does")),
+        _dropout("clip_g", "CLIP-G", msg("options.range_reason.clip_g_dropout_rate",
+                                          "a chance per image: 0 never drops CLIP-G's output, 1 always does")),
+        _dropout("t5", "T5-XXL", msg("options.range_reason.t5_dropout_rate",
+                                     "a chance per image: 0 never drops T5-XXL's output, 1 always does")),
         Option(
             "model_type", "str", "flux", choices=MODEL_TYPES, group="model",
             help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma (chroma). It must match the "
