@@ -166,18 +166,23 @@ class Sd3Spec(ModelSpecification):
         timesteps: torch.Tensor,
         embeds: PromptEmbeds,
         time_ids: torch.Tensor | None = None,
+        pos_embed_crop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The MMDiT's velocity estimate for ``[B, 16, H, W]`` latents at flow time ``timesteps`` (0..1000)."""
+        """The MMDiT's velocity estimate for ``[B, 16, H, W]`` latents at flow time ``timesteps`` (0..1000);
+        `pos_embed_crop`: per-sample draws for --pos_emb_random_crop_rate (pos_embed.py)."""
+        from backend.families.sd3.pos_embed import cropping
+
         if embeds.pooled is None:
             raise ValueError("SD 3.5 needs the CLIPs' pooled outputs (PromptEmbeds.pooled)")
         device, dtype = noisy_latents.device, noisy_latents.dtype
-        return unet(
-            hidden_states=noisy_latents,
-            encoder_hidden_states=embeds.hidden_states.to(device=device, dtype=dtype, non_blocking=True),
-            pooled_projections=embeds.pooled.to(device=device, dtype=dtype, non_blocking=True),
-            timestep=timesteps.to(device),
-            return_dict=False,
-        )[0]
+        with cropping(unet, pos_embed_crop):
+            return unet(
+                hidden_states=noisy_latents,
+                encoder_hidden_states=embeds.hidden_states.to(device=device, dtype=dtype, non_blocking=True),
+                pooled_projections=embeds.pooled.to(device=device, dtype=dtype, non_blocking=True),
+                timestep=timesteps.to(device),
+                return_dict=False,
+            )[0]
 
     def pipeline(self, components: Components) -> DiffusionPipeline:
         from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline

@@ -87,6 +87,23 @@ declare_all(
         _dropout("t5", "T5-XXL", msg("options.range_reason.t5_dropout_rate",
                                      "a chance per image: 0 never drops T5-XXL's output, 1 always does")),
         Option(
+            "pos_emb_random_crop_rate", "float", 0.0, minimum=0, maximum=1, group="advanced",
+            range_reason=msg("options.range_reason.pos_emb_random_crop_rate",
+                             "a chance per image: 0 always takes the centred window, 1 always a random one"),
+            help="SD 3.5: chance that an image's window of the transformer's positional-embedding table is taken "
+            "at a random place instead of the centre in a training step (sd-scripts' --pos_emb_random_crop_rate), "
+            "so the model learns its content at other positions. Drawn for each image. sd-scripts meant it for "
+            "SD 3.5 Medium only. Samples always use the centre. Default 0 (off).",
+        ),
+        Option(
+            "enable_scaled_pos_embed", "bool", False, group="advanced",
+            help="SD 3.5: for multi-resolution training, a positional-embedding table per dataset resolution, "
+            "scaled so each resolution covers the middle of the range the model knows, instead of windows of the "
+            "model's one table (sd-scripts' --enable_scaled_pos_embed). sd-scripts meant it for SD 3.5 Medium "
+            "only. Samples made while training use these tables too (as in sd-scripts); the saved model is unchanged and "
+            "generates with its own table elsewhere. Default off.",
+        ),
+        Option(
             "model_type", "str", "flux", choices=MODEL_TYPES, group="model",
             help="sd-scripts' switch between FLUX.1 (flux, the default) and Chroma (chroma). It must match the "
             "model file: a Chroma file with flux, or a FLUX.1 file with chroma, is refused. Whether a FLUX.1 "
