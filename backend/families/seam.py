@@ -16,7 +16,7 @@ spec (a transformer instead of a U-Net), a flow-matching `Objective` and its own
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -76,6 +76,11 @@ class ModelFamily(ABC):
         """The training objective (sd-scripts' DDPM, epsilon or v, for the U-Net families), from the
         `objective_options` slice."""
         return DDPMObjective(create_noise_scheduler(options.zero_terminal_snr), options.noise, loss)
+
+    def prepare_training(self, components: Components, options: Any, resolutions: Sequence[tuple[int, int]]) -> None:
+        """Set the loaded denoiser up for training with the `objective_options` slice and the datasets'
+        resolutions (width, height) (SD 3.5: its positional-embedding options); nothing by default."""
+        return None
 
     def conditioning_extras(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """What the model needs besides the latents, time and prompt, from a data batch (none by default)."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL import Image
 
+    from backend.objectives.base import Generators
     from backend.training.sample_prompts import SamplePrompt
 
 
@@ -139,6 +140,11 @@ class ModelSpecification(ABC):
         """This specification with a run's family-specific prompt-encoding options (`ModelFamily.text_options`,
         an option slice) applied; families without such options return themselves."""
         return self
+
+    def step_conditioning(self, embeds: PromptEmbeds, generator: Generators) -> PromptEmbeds:
+        """A training (or validation) step's conditioning from its prompts' embeddings, cached or fresh:
+        SD 3.5 drops text encoders' outputs per sample here (--clip_l_dropout_rate, ...); others pass it on."""
+        return embeds
 
     def tokenize(
         self, tokenizers: list[CLIPTokenizer], prompts: list[str], max_token_length: int | None = None

@@ -317,6 +317,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     objective_options = run_family.objective_options.from_args(args)
     objective_options.validate(loss_config)
     objective = run_family.objective(components, objective_options, loss_config)
+    run_family.prepare_training(components, objective_options, [d.spec.resolution for d in group.datasets])
     saving = SaveConfig.from_args(args)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else saving.save_model_as
     return TrainingRun(

@@ -83,7 +83,7 @@ def batch_loss(run: TrainingRun, batch: dict, generator: Generators) -> torch.Te
 
     def call(noisy_latents: torch.Tensor, timesteps: torch.Tensor, extras: dict) -> torch.Tensor:
         def forward() -> torch.Tensor:  # the training method's forward pass (DeepSpeed/FSDP wrap it)
-            embeds = text_conditioning(run, batch["captions"])
+            embeds = run.spec.step_conditioning(text_conditioning(run, batch["captions"]), generator)
             with run.accelerator.autocast(), attention_kernel(run):
                 return run.spec.predict(run.components.unet, noisy_latents, timesteps, embeds, **extras)
 

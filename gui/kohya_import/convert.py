@@ -18,6 +18,7 @@ from backend.options.values import show
 from gui.kohya_import.flux_steps import FluxSteps
 from gui.kohya_import.model_choice import ModelChoiceError, choose_model_type
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
+from gui.kohya_import.sd3_steps import Sd3Steps
 from gui.kohya_import.tables import (
     FAMILY_CHECKBOXES,
     FAMILY_LORA_TYPES,
@@ -39,7 +40,7 @@ REASONS = {
     "other_command": "Options the target command does not take",
     "not_used": "Not used with these settings (kohya_ss did not use them either)",
     "launch": "accelerate settings the GUI does not set (add them to the launch command yourself)",
-    "other_model": "Settings of model families this trainer does not train (kohya_ss ignores them for SD/SDXL/FLUX.1)",
+    "other_model": "Settings of model families this trainer does not train (kohya_ss ignores them for SD/SDXL/FLUX.1/SD3)",
     "unknown": "Not kohya_ss LoRA settings",
 }
 
@@ -81,7 +82,7 @@ def convert_kohya_config(data: Mapping[str, Any]) -> ImportResult:
     return _Converter(data).run()
 
 
-class _Converter(ValueSteps, FluxSteps):
+class _Converter(ValueSteps, FluxSteps, Sd3Steps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
     def __init__(self, data: Mapping[str, Any]):
@@ -103,7 +104,7 @@ class _Converter(ValueSteps, FluxSteps):
         network_type = self._network()
         for step in (
             self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
-            self._checkbox_settings, self._flux, self._launch, self._samples, self._no_option, self._same_name,
+            self._checkbox_settings, self._sd3, self._flux, self._launch, self._samples, self._no_option, self._same_name,
             self._extra_parameters,
         ):  # fmt: skip
             step()
@@ -180,7 +181,7 @@ class _Converter(ValueSteps, FluxSteps):
                 raise KohyaImportError(msg(
                     "gui.kohya.other_family_config",
                     "this is a kohya_ss {family} LoRA config ({key} is on); this trainer trains SD 1.x, SD 2.x, "
-                    "SDXL and FLUX.1 only",
+                    "SDXL, FLUX.1 and SD 3.5 only",
                     family=family, key=key,
                 ))  # fmt: skip
         # Every checkbox is taken (handled), the first one on picks the family (kohya_ss's order).

@@ -27,7 +27,8 @@ class FluxSteps:
         if self.checkbox != FLUX_CHECKBOX:
             detail = msg("gui.kohya.flux_only", "FLUX.1 only; kohya_ss ignores it here")
             for key, default in FLUX_ONLY.items():
-                self._report_if_set(key, self.data.get(key), "not_used", detail, default)
+                if key in self.todo:  # not taken by the SD 3.5 steps (blocks_to_swap, t5xxl_lr, ...)
+                    self._report_if_set(key, self.data.get(key), "not_used", detail, default)
             return
         self._t5xxl_lr()
         self._ggpo()

@@ -28,14 +28,17 @@ RENAMED = {
 # kohya_ss's checkboxes that pick one of our model families: kohya_ss's key -> the family's name in
 # backend/families (the import runs that family's LoRA command). With none on, kohya_ss trains an SD
 # 1.x/2.x model; its "v2" checkbox is our v2 option, which the GUI shows as SD 2.x.
-FAMILY_CHECKBOXES = {"sdxl": "sdxl", "flux1_checkbox": "flux_dev"}
+FAMILY_CHECKBOXES = {"sdxl": "sdxl", "flux1_checkbox": "flux_dev", "sd3_checkbox": "sd3_medium"}
 NO_CHECKBOX_FAMILY = "sd1"
 # kohya_ss LoRA types that train one family only: the type -> the checkbox it stands for when that is off
 # (kohya_ss would have started train_network.py with sd-scripts' networks.lora_flux, and failed).
 FAMILY_LORA_TYPES = {"Flux1": "flux1_checkbox", "Flux1 OFT": "flux1_checkbox"}
 # Checkboxes standing for several of our model types (FLUX.1 dev and schnell): the model file tells them
 # (model_choice.py); for a file that is not here, a word in its name -> the type, else the checkbox's own.
-NAME_HINTS = {"flux1_checkbox": {"schnell": "flux_schnell", "chroma": "chroma"}}
+NAME_HINTS = {
+    "flux1_checkbox": {"schnell": "flux_schnell", "chroma": "chroma"},
+    "sd3_checkbox": {"large": "sd3_large", "medium": "sd3_medium"},  # sd3.5_large.safetensors, sd3.5_medium...
+}
 
 # Written by kohya_ss only when the SDXL checkbox is on; otherwise ignored (so here too).
 SDXL_RENAMED = {
@@ -105,6 +108,38 @@ FLUX_NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
     )),
 }  # fmt: skip
 
+# The SD3 section of kohya_ss's form (class_sd3.py), with its defaults: passed only with sd3_checkbox on
+# (lora_gui.py: train_model), otherwise ignored (a default or empty value is dropped silently, anything else
+# reported as SD 3.5 only). With it on, sd3_steps.py maps each key: renamed (SD3_RENAMED), by its name (an
+# option of ours), or reported (SD3_NO_OPTION).
+SD3_ONLY: dict[str, Any] = {
+    "sd3_cache_text_encoder_outputs": False, "sd3_cache_text_encoder_outputs_to_disk": False,
+    "sd3_fused_backward_pass": False, "clip_g": "", "clip_g_dropout_rate": 0.0, "sd3_clip_l": "",
+    "sd3_clip_l_dropout_rate": 0.0, "sd3_disable_mmap_load_safetensors": False, "sd3_enable_scaled_pos_embed": False,
+    "logit_mean": 0.0, "logit_std": 1.0, "mode_scale": 1.29, "pos_emb_random_crop_rate": 0.0, "save_clip": False,
+    "save_t5xxl": False, "sd3_t5_dropout_rate": 0.0, "sd3_t5xxl": "", "t5xxl_device": "", "t5xxl_dtype": "bf16",
+    "sd3_text_encoder_batch_size": 1, "weighting_scheme": "logit_normal",
+}  # fmt: skip
+# kohya_ss's name -> the sd-scripts option it writes (lora_gui.py: "clip_l": sd3_clip_l if sd3_checkbox ...).
+SD3_RENAMED = {
+    "sd3_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+    "sd3_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk",
+    "sd3_clip_l": "clip_l", "sd3_t5xxl": "t5xxl", "sd3_clip_l_dropout_rate": "clip_l_dropout_rate",
+    "sd3_t5_dropout_rate": "t5_dropout_rate", "sd3_enable_scaled_pos_embed": "enable_scaled_pos_embed",
+    "sd3_disable_mmap_load_safetensors": "disable_mmap_load_safetensors",
+    "sd3_fused_backward_pass": "fused_backward_pass", "sd3_text_encoder_batch_size": "text_encoder_batch_size",
+}  # fmt: skip
+# With sd3_checkbox on: SD3 keys that are no option of ours, with the report reason and why.
+SD3_NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
+    **dict.fromkeys(("save_clip", "save_t5xxl", "t5xxl_device", "t5xxl_dtype"), ("not_used", lambda: msg(
+        "gui.kohya.sd3_does_not_work", 'sd-scripts marks it "[DOES NOT WORK]" and ignores it',
+    ))),
+    "sd3_text_encoder_batch_size": ("not_implemented", lambda: msg(
+        "gui.kohya.sd3_text_encoder_batch_size", "sd-scripts' --text_encoder_batch_size is not part of this "
+        "trainer: text-encoder outputs are cached 16 captions at a time",
+    )),
+}  # fmt: skip
+
 # Converted rather than copied; the text says how (convert.py does it). With the other
 # tables and the option schema it covers every key kohya_ss v26 saves (a test checks that).
 DERIVED = {
@@ -130,6 +165,7 @@ DERIVED = {
     "LoRA_type": "-> network_module, network_args and the GUI's network type",
     "sdxl": "picks sdxl_train_network",
     "flux1_checkbox": "picks flux_train_network, FLUX.1 dev or schnell as the model file says (model_choice.py)",
+    "sd3_checkbox": "picks sd3_train_network, SD 3.5 Medium or Large as the model file says (model_choice.py)",
     "t5xxl_lr": "with a text encoder LR -> text_encoder_lr [CLIP-L, T5-XXL]",
 }
 
@@ -165,17 +201,8 @@ NO_OPTION: dict[str, tuple[str, Callable[[], str]]] = {
 
 # Settings of the model families this trainer does not train, by section, with their kohya_ss
 # defaults (a default or empty value is dropped silently; anything else is reported). kohya_ss
-# ignores them for SD 1.x/2.x, SDXL and FLUX.1.
+# ignores them for SD 1.x/2.x, SDXL, FLUX.1 and SD3.
 OTHER_MODELS: dict[str, dict[str, Any]] = {
-    "SD3": {
-        "sd3_checkbox": False, "sd3_cache_text_encoder_outputs": False,
-        "sd3_cache_text_encoder_outputs_to_disk": False, "sd3_fused_backward_pass": False, "clip_g": "",
-        "clip_g_dropout_rate": 0.0, "sd3_clip_l": "", "sd3_clip_l_dropout_rate": 0.0,
-        "sd3_disable_mmap_load_safetensors": False, "sd3_enable_scaled_pos_embed": False, "logit_mean": 0.0,
-        "logit_std": 1.0, "mode_scale": 1.29, "pos_emb_random_crop_rate": 0.0, "save_clip": False,
-        "save_t5xxl": False, "sd3_t5_dropout_rate": 0.0, "sd3_t5xxl": "", "t5xxl_device": "",
-        "t5xxl_dtype": "bf16", "sd3_text_encoder_batch_size": 1, "weighting_scheme": "logit_normal",
-    },
     "HunyuanImage-2.1": {
         "hunyuan_image_checkbox": False, "hunyuan_image_cache_text_encoder_outputs": False,
         "hunyuan_image_cache_text_encoder_outputs_to_disk": False, "hunyuan_text_encoder": "",
@@ -207,7 +234,6 @@ OTHER_MODELS: dict[str, dict[str, Any]] = {
 
 # The checkbox that selects each of those families (any one set: the config is refused).
 MODEL_CHECKBOXES = {
-    "sd3_checkbox": "SD3",
     "hunyuan_image_checkbox": "HunyuanImage-2.1",
     "anima_checkbox": "Anima",
     "lumina_checkbox": "Lumina",

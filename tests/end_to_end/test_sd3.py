@@ -1,5 +1,6 @@
 """SD 3.5 runs as sd-scripts users write them: sd3_train_network from a single file holding every part, with
-SD3's weighting flags, cached text-encoder outputs and a sample; the LoRA keys in lora_sd3's layout."""
+SD3's weighting flags, cached text-encoder outputs (dropped per encoder), positional-embedding options and a
+sample; the LoRA keys in lora_sd3's layout."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def medium_lora_run(tiny, train_dir, tmp_path_factory):
         "--network_train_unet_only", "--cache_text_encoder_outputs", "--cache_text_encoder_outputs_to_disk",
         "--cache_latents", "--weighting_scheme", "logit_normal", "--logit_mean", "0.0", "--logit_std", "1.0",
         "--training_shift", "3.0", "--t5xxl_max_token_length", "16", "--apply_lg_attn_mask",
+        # dropped from the cached outputs per step; random windows of scaled position tables (buckets up to
+        # 128 px outgrow the 64 px table: a table of their own)
+        "--clip_l_dropout_rate", "0.5", "--t5_dropout_rate", "0.5", "--pos_emb_random_crop_rate", "0.5",
+        "--enable_scaled_pos_embed",
         "--max_train_steps", "3", "--learning_rate", "1e-3", "--optimizer_type", "AdamW",
         "--mixed_precision", "bf16", "--save_model_as", "safetensors",
         "--sample_prompts", str(prompts), "--sample_every_n_steps", "3",
@@ -44,6 +49,7 @@ def test_an_sd3_lora_trains_from_a_single_file_with_sd_scripts_flags(medium_lora
     losses = result.losses()
     assert sorted(losses) == [1, 2, 3] and all(math.isfinite(v) for v in losses.values())
     assert sorted(p.name for p in train_dir.rglob("*_sd3_te.npz")), "text-encoder outputs cached as sd-scripts names them"
+    assert "random windows at rate 0.5; scaled tables for latent sizes 8" in result.stderr
     (sample,) = [Path(e["path"]) for e in result.of("sample")]
     assert sample.is_file()
 

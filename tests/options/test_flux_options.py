@@ -82,7 +82,7 @@ def test_types_and_choices_of_new_flags() -> None:
         ("flux_train_network", "--clip_g=/g", "is not accepted by flux_train_network; only sd3_train_network, sd3_train"),
         ("flux_train_network", "--training_shift=3", "is not accepted by flux_train_network; only sd3_train_network"),
         ("sd3_train_network", "--timestep_sampling=shift", "is not accepted by sd3_train_network; only flux_train_netw"),
-        ("sd3_train_network", "--pos_emb_random_crop_rate=0.1", "is an sd-scripts option that this trainer does not"),
+        ("sd3_train_network", "--t5xxl_device=cpu", "is an sd-scripts option that this trainer does not"),
         ("train_network", "--t5xxl=/t5", "is not accepted by train_network; only flux_train_network, flux_train, sd3_"),
         ("sdxl_train_network", "--timestep_sampling=shift", "only flux_train_network, flux_train accept it"),
     ],

@@ -3,7 +3,7 @@ flow-matching objective, and networks named by SAI's module names (sd-scripts' l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ class Sd3ObjectiveOptions:
     training_shift: float = 1.0
     min_timestep: int = 0
     max_timestep: int = NUM_TRAIN_TIMESTEPS
+    pos_emb_random_crop_rate: float = 0.0  # pos_embed.py: the MMDiT's position table, cropped at random
+    enable_scaled_pos_embed: bool = False  # pos_embed.py: a scaled position table per training resolution
 
     @classmethod
     def from_args(cls, args: Any) -> Sd3ObjectiveOptions:
@@ -48,7 +50,8 @@ class Sd3ObjectiveOptions:
                                   logit_mean=args.logit_mean, logit_std=args.logit_std, mode_scale=args.mode_scale)
         low = 0 if args.min_timestep is None else int(args.min_timestep)
         high = NUM_TRAIN_TIMESTEPS if args.max_timestep is None else int(args.max_timestep)
-        return cls(flow, float(args.training_shift), low, high)
+        return cls(flow, float(args.training_shift), low, high, float(args.pos_emb_random_crop_rate),
+                   bool(args.enable_scaled_pos_embed))
 
     def validate(self, loss: LossConfig) -> None:
         self.flow.validate(loss)
@@ -65,10 +68,12 @@ class Sd3FlowMatching(FlowMatchingObjective):
     --training_shift, made an integer timestep in [min_timestep, max_timestep), sigma = t / 1000."""
 
     def __init__(self, config: FlowMatchingConfig, loss: LossConfig, training_shift: float,
-                 pinned_timestep: int | None = None, bounds: tuple[int, int] = (0, NUM_TRAIN_TIMESTEPS)) -> None:
+                 pinned_timestep: int | None = None, bounds: tuple[int, int] = (0, NUM_TRAIN_TIMESTEPS),
+                 pos_crop_rate: float = 0.0) -> None:
         super().__init__(config, loss, pinned_timestep)
         self.training_shift = training_shift
         self.bounds = bounds
+        self.pos_crop_rate = pos_crop_rate  # --pos_emb_random_crop_rate: Sd3Family.forward draws the windows
 
     def _draw(self, latents: torch.Tensor, generator: torch.Generator | None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +96,7 @@ class Sd3FlowMatching(FlowMatchingObjective):
         return self.bounds
 
     def at_timestep(self, timestep: int) -> Sd3FlowMatching:
-        return Sd3FlowMatching(self.config, self.loss, self.training_shift, timestep, self.bounds)
+        return Sd3FlowMatching(self.config, self.loss, self.training_shift, timestep, self.bounds, self.pos_crop_rate)
 
 
 class Sd3Family(ModelFamily):
@@ -106,12 +111,28 @@ class Sd3Family(ModelFamily):
     def objective(self, components: Components | None, options: Sd3ObjectiveOptions, loss: LossConfig
                   ) -> Objective:
         return Sd3FlowMatching(options.flow, loss, options.training_shift,
-                               bounds=(options.min_timestep, options.max_timestep))
+                               bounds=(options.min_timestep, options.max_timestep),
+                               pos_crop_rate=options.pos_emb_random_crop_rate)
+
+    def prepare_training(self, components: Components, options: Sd3ObjectiveOptions,
+                         resolutions: Sequence[tuple[int, int]]) -> None:
+        """--pos_emb_random_crop_rate, --enable_scaled_pos_embed: the MMDiT's pos_embed made pos_embed.py's."""
+        if options.pos_emb_random_crop_rate > 0 or options.enable_scaled_pos_embed:
+            from backend.families.sd3.pos_embed import install, latent_sizes
+
+            sizes = latent_sizes(resolutions) if options.enable_scaled_pos_embed else None
+            install(components.unet, options.pos_emb_random_crop_rate, sizes)
 
     def forward(self, objective: Objective, latents: torch.Tensor, batch: Mapping[str, Any],
                 generator: Generators, call: ModelCall) -> Prediction:
         noisy = objective.noisy_input(latents, generator)
-        return objective.measure(call(noisy.model_input, noisy.timesteps, {}), noisy)
+        extras = {}
+        if isinstance(objective, Sd3FlowMatching) and objective.pos_crop_rate > 0:
+            from backend.families.sd3.pos_embed import crop_draws
+
+            # after the noise: the same noise and timesteps as without cropping
+            extras["pos_embed_crop"] = crop_draws(latents.shape[0], latents.device, generator)
+        return objective.measure(call(noisy.model_input, noisy.timesteps, extras), noisy)
 
     def recognises(self, unet: nn.Module | None, text_encoder_count: int) -> bool:
         return type(unet).__name__ == "SD3Transformer2DModel"

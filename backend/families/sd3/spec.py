@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from backend.data.text_encoder_files import TextCacheFile
+from backend.families.sd3.text_dropout import TextDropout
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import ModelInfo
 from backend.models.saving import StateOverrides
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from backend.models.configs import ArchConfigs
+    from backend.objectives.base import Generators
     from backend.training.sample_prompts import SamplePrompt
 
 CLIP_LENGTH = 77
@@ -44,6 +46,9 @@ class Sd3TextOptions(OptionSlice):
     t5xxl_max_token_length: int | None
     apply_lg_attn_mask: bool
     apply_t5_attn_mask: bool
+    clip_l_dropout_rate: float = 0.0
+    clip_g_dropout_rate: float = 0.0
+    t5_dropout_rate: float = 0.0
 
 
 def joint_context(lg_hidden: torch.Tensor, t5_hidden: torch.Tensor) -> torch.Tensor:
@@ -55,10 +60,12 @@ def joint_context(lg_hidden: torch.Tensor, t5_hidden: torch.Tensor) -> torch.Ten
 class Sd3Spec(ModelSpecification):
     families = ("sd3_medium", "sd3_large")
 
-    def __init__(self, t5_length: int | None = None, lg_mask: bool = False, t5_mask: bool = False) -> None:
+    def __init__(self, t5_length: int | None = None, lg_mask: bool = False, t5_mask: bool = False,
+                 dropout: TextDropout | None = None) -> None:
         self.t5_length = t5_length
         self.lg_mask = lg_mask
         self.t5_mask = t5_mask
+        self.dropout = dropout
 
     def meta_modules(self, configs: ArchConfigs) -> tuple[torch.nn.Module, list[torch.nn.Module]]:
         from backend.families.sd3.loading import build_modules
@@ -87,7 +94,18 @@ class Sd3Spec(ModelSpecification):
         return load_sd3_weights(info, dtype, text_encoders=text_encoders)
 
     def configured(self, text: Sd3TextOptions, components: Components) -> Sd3Spec:
-        return Sd3Spec(text.t5xxl_max_token_length or T5_LENGTH, text.apply_lg_attn_mask, text.apply_t5_attn_mask)
+        clip_l, clip_g = components.configs.text_encoders[:2]
+        dropout = TextDropout(
+            text.clip_l_dropout_rate, text.clip_g_dropout_rate, text.t5_dropout_rate,
+            hidden_widths=(int(clip_l["hidden_size"]), int(clip_g["hidden_size"])),
+            pooled_widths=(int(clip_l["projection_dim"]), int(clip_g["projection_dim"])), clip_length=CLIP_LENGTH,
+        )
+        return Sd3Spec(text.t5xxl_max_token_length or T5_LENGTH, text.apply_lg_attn_mask, text.apply_t5_attn_mask,
+                       dropout if dropout.active else None)
+
+    def step_conditioning(self, embeds: PromptEmbeds, generator: Generators) -> PromptEmbeds:
+        """--clip_l_dropout_rate, --clip_g_dropout_rate, --t5_dropout_rate (text_dropout.py)."""
+        return embeds if self.dropout is None else self.dropout.apply(embeds, generator)
 
     def text_cache_file(self, components: Components) -> TextCacheFile:
         """sd-scripts' `_sd3_te.npz` (Sd3TextEncoderOutputsCachingStrategy) name and main arrays: lg_out (the
@@ -148,18 +166,23 @@ class Sd3Spec(ModelSpecification):
         timesteps: torch.Tensor,
         embeds: PromptEmbeds,
         time_ids: torch.Tensor | None = None,
+        pos_embed_crop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The MMDiT's velocity estimate for ``[B, 16, H, W]`` latents at flow time ``timesteps`` (0..1000)."""
+        """The MMDiT's velocity estimate for ``[B, 16, H, W]`` latents at flow time ``timesteps`` (0..1000);
+        `pos_embed_crop`: per-sample draws for --pos_emb_random_crop_rate (pos_embed.py)."""
+        from backend.families.sd3.pos_embed import cropping
+
         if embeds.pooled is None:
             raise ValueError("SD 3.5 needs the CLIPs' pooled outputs (PromptEmbeds.pooled)")
         device, dtype = noisy_latents.device, noisy_latents.dtype
-        return unet(
-            hidden_states=noisy_latents,
-            encoder_hidden_states=embeds.hidden_states.to(device=device, dtype=dtype, non_blocking=True),
-            pooled_projections=embeds.pooled.to(device=device, dtype=dtype, non_blocking=True),
-            timestep=timesteps.to(device),
-            return_dict=False,
-        )[0]
+        with cropping(unet, pos_embed_crop):
+            return unet(
+                hidden_states=noisy_latents,
+                encoder_hidden_states=embeds.hidden_states.to(device=device, dtype=dtype, non_blocking=True),
+                pooled_projections=embeds.pooled.to(device=device, dtype=dtype, non_blocking=True),
+                timestep=timesteps.to(device),
+                return_dict=False,
+            )[0]
 
     def pipeline(self, components: Components) -> DiffusionPipeline:
         from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline

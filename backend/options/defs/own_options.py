@@ -21,6 +21,17 @@ def _own(option: Option) -> Option:
     return Option(**{**option.__dict__, "commands": commands_taking(option.name)})
 
 
+def _dropout(name: str, encoder: str, range_reason: str) -> Option:
+    """SD 3.5's --clip_l_dropout_rate, --clip_g_dropout_rate, --t5_dropout_rate (families/sd3/text_dropout.py)."""
+    return Option(
+        f"{name}_dropout_rate", "float", 0.0, minimum=0, maximum=1, group="advanced", range_reason=range_reason,
+        help=f"SD 3.5: chance that an image's {encoder} output is replaced by zeros in a training step (its token "
+        f"states and its part of the pooled vector; sd-scripts' --{name}_dropout_rate), drawn for each image and "
+        "each encoder on its own, so the model learns to work without that encoder. Applied to cached text-encoder "
+        "outputs too (the cache itself keeps them whole). Default 0 (off).",
+    )
+
+
 declare_all(
     _own(option)
     for option in [
@@ -68,6 +79,29 @@ declare_all(
             help="SD 3.5: shift of the training noise levels drawn by weighting_scheme (u' = s x u / (1 + (s - 1) x "
             "u)): above 1 trains more at high noise (composition), below 1 at low noise (details). Default 1.0 "
             "(no shift), sd-scripts' default.",
+        ),
+        _dropout("clip_l", "CLIP-L", msg("options.range_reason.clip_l_dropout_rate",
+                                          "a chance per image: 0 never drops CLIP-L's output, 1 always does")),
+        _dropout("clip_g", "CLIP-G", msg("options.range_reason.clip_g_dropout_rate",
+                                          "a chance per image: 0 never drops CLIP-G's output, 1 always does")),
+        _dropout("t5", "T5-XXL", msg("options.range_reason.t5_dropout_rate",
+                                     "a chance per image: 0 never drops T5-XXL's output, 1 always does")),
+        Option(
+            "pos_emb_random_crop_rate", "float", 0.0, minimum=0, maximum=1, group="advanced",
+            range_reason=msg("options.range_reason.pos_emb_random_crop_rate",
+                             "a chance per image: 0 always takes the centred window, 1 always a random one"),
+            help="SD 3.5: chance that an image's window of the transformer's positional-embedding table is taken "
+            "at a random place instead of the centre in a training step (sd-scripts' --pos_emb_random_crop_rate), "
+            "so the model learns its content at other positions. Drawn for each image. sd-scripts meant it for "
+            "SD 3.5 Medium only. Samples always use the centre. Default 0 (off).",
+        ),
+        Option(
+            "enable_scaled_pos_embed", "bool", False, group="advanced",
+            help="SD 3.5: for multi-resolution training, a positional-embedding table per dataset resolution, "
+            "scaled so each resolution covers the middle of the range the model knows, instead of windows of the "
+            "model's one table (sd-scripts' --enable_scaled_pos_embed). sd-scripts meant it for SD 3.5 Medium "
+            "only. Samples made while training use these tables too (as in sd-scripts); the saved model is unchanged and "
+            "generates with its own table elsewhere. Default off.",
         ),
         Option(
             "model_type", "str", "flux", choices=MODEL_TYPES, group="model",

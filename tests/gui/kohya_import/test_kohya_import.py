@@ -38,6 +38,7 @@ from gui.kohya_import.tables import (
     LAUNCH_KEYS,
     NO_OPTION,
     RENAMED,
+    SD3_ONLY,
     SDXL_RENAMED,
     SECRETS,
     SECTION_OF,
@@ -47,7 +48,8 @@ from gui.kohya_import.tables import (
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = Path(__file__).parents[1] / "data" / "kohya_configs"
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "gradio", "accelerate", "lycoris", "bitsandbytes")
-V26 = ["sd15_standard", "sdxl_lycoris_locon", "sd15_lokr_prodigy", "sd2_loha", "sd15_kohya_dylora", "flux1_lora"]
+V26 = ["sd15_standard", "sdxl_lycoris_locon", "sd15_lokr_prodigy", "sd2_loha", "sd15_kohya_dylora", "flux1_lora",
+       "sd35_large_lora"]
 IMPORTABLE = [*V26, "old_2023_use_8bit_adam", "flux1_v25_lora_ranks"]
 
 
@@ -99,7 +101,7 @@ def test_every_kohya_ss_v26_key_has_a_rule(name: str) -> None:
     ruled = (
         set(options_for(command)) | set(RENAMED) | set(SDXL_RENAMED) | set(FLUX_RENAMED) | set(DERIVED)
         | set(LAUNCH_KEYS) | set(LAUNCH_EXTRA_KEYS) | set(SECRETS) | set(SILENT) | set(NO_OPTION) | set(SECTION_OF)
-        | set(FLUX_ONLY) | set(SHAPE_DEFAULTS) | sd_scripts_flags(command)
+        | set(FLUX_ONLY) | set(SD3_ONLY) | set(SHAPE_DEFAULTS) | sd_scripts_flags(command)
     )  # fmt: skip
     assert set(data) - ruled == set()
     unknown = [entry.key for entry in convert(name).unmapped if entry.reason == "unknown"]
@@ -281,9 +283,9 @@ def test_older_spellings() -> None:
     assert result.unmapped == []
 
 
-def test_sd3_config_is_refused_naming_the_model() -> None:
-    with pytest.raises(KohyaImportError, match=r"SD3 .*sd3_checkbox"):
-        convert_kohya_config({**load("flux1_lora"), "flux1_checkbox": False, "sd3_checkbox": True})
+def test_a_config_of_a_family_not_trained_here_is_refused_naming_it() -> None:
+    with pytest.raises(KohyaImportError, match=r"HunyuanImage-2.1 .*hunyuan_image_checkbox"):
+        convert_kohya_config({**load("flux1_lora"), "flux1_checkbox": False, "hunyuan_image_checkbox": True})
 
 
 # --- conversions -----------------------------------------------------------------------------
@@ -399,8 +401,9 @@ def test_cli_writes_the_toml_and_prints_the_report_and_command(tmp_path: Path, c
 
 
 def test_cli_exit_codes(tmp_path: Path, capsys) -> None:
-    (tmp_path / "sd3.json").write_text(json.dumps({**load("flux1_lora"), "flux1_checkbox": False, "sd3_checkbox": True}))
-    assert main([str(tmp_path / "sd3.json"), "--toml", str(tmp_path / "a.toml")]) == 2
+    other = {**load("flux1_lora"), "flux1_checkbox": False, "hunyuan_image_checkbox": True}
+    (tmp_path / "hunyuan.json").write_text(json.dumps(other))
+    assert main([str(tmp_path / "hunyuan.json"), "--toml", str(tmp_path / "a.toml")]) == 2
     (tmp_path / "db.json").write_text('{"pretrained_model_name_or_path": "x"}')
     assert main([str(tmp_path / "db.json"), "--toml", str(tmp_path / "b.toml")]) == 2
     (tmp_path / "bad.json").write_text("{")
