@@ -50,7 +50,8 @@ SHARED = {
     "objective": "flow_matching",
     # sd-scripts' add_sd3_training_arguments we implement (the others are reported as not implemented).
     "own_options": ("clip_l", "clip_g", "t5xxl", "vae", "t5xxl_max_token_length", "apply_lg_attn_mask",
-                    "apply_t5_attn_mask", "training_shift", "min_timestep", "max_timestep"),
+                    "apply_t5_attn_mask", "training_shift", "min_timestep", "max_timestep",
+                    "blocks_to_swap"),  # blocks_to_swap: LoRA training only (backend/options/defs/own_options.py)
     # Parts a single file may lack, each given by a flag of its own, and the folder it replaces.
     "part_flags": {"clip_l": "text_encoder", "clip_g": "text_encoder_2", "t5xxl": "text_encoder_3", "vae": "vae"},
     "parts_may_be_inside": True,

@@ -100,7 +100,9 @@ declare_all(
 
 
 # --blocks_to_swap is implemented for network training only (backend/training/block_swap.py): the
-# fine-tune commands of the same families refuse it with the reason (`other_commands_reason`).
+# fine-tune commands of the same families refuse it with the reason (`other_commands_reason`). Swapping trained
+# weights would need the host copy written back after each fused step and a swapped linear that also returns
+# the weight's gradient; see docs/performance.md.
 declare(Option(
     "blocks_to_swap", "int", None, group="advanced", minimum=0,
     commands=tuple(dict.fromkeys(d.commands["lora"] for d in families.DECLARATIONS
@@ -111,11 +113,15 @@ declare(Option(
     ),
     other_commands_reason=msg(
         "options.other_commands.blocks_to_swap",
-        "Block swapping is implemented here for LoRA training only (sd-scripts' flux_train swaps blocks in a full "
-        "fine-tune together with --fused_backward_pass; this trainer does not yet); remove it or train a LoRA",
+        "Block swapping is implemented here for LoRA training only: the swap keeps frozen weights in RAM, never "
+        "trained ones. sd-scripts' flux_train and sd3_train swap trained blocks too, which works there only "
+        "together with --fused_backward_pass or --blockwise_fused_optimizers (each weight is stepped while its "
+        "block is on the GPU). Remove it and save GPU memory with --fused_backward_pass, --full_bf16 and "
+        "--gradient_checkpointing (or --cpu_offload_checkpointing), or train a LoRA",
     ),
     help="Keep this many of the transformer's blocks in system RAM and move each to the GPU only while it runs "
     "(sd-scripts' --blocks_to_swap): less GPU memory, slower steps, more RAM. For FLUX.1 N counts double blocks: "
-    "N // 2 double blocks and twice the rest in single blocks are swapped; at most 35. Empty or 0: off. Needs a "
-    "CUDA GPU; see docs/performance.md.",
+    "N // 2 double blocks and twice the rest in single blocks are swapped; at most 35. For SD 3.5 the last N joint "
+    "blocks are swapped; at most 36 (Large) or 22 (Medium). Empty or 0: off. Needs a CUDA GPU; see "
+    "docs/performance.md.",
 ))
