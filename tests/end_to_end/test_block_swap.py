@@ -80,3 +80,42 @@ def test_too_many_blocks_and_no_cuda(deeper, train_dir, tmp_path, monkeypatch):
     result = lora_run(case, model, train_dir, tmp_path / "nocuda", "--blocks_to_swap", "2", "--preflight")
     assert result.returncode == 0
     assert "no CUDA GPU, so nothing is swapped" in result.stdout
+
+
+FINE_TUNE_COMMANDS = {"flux": "flux_train", "sd3": "sd3_train"}
+
+
+def fine_tune_run(case: str, model: TinyModel, train_dir: Path, out: Path, *extra: str):
+    flags = base_flags(
+        model.path, train_dir, out, "--max_train_steps", "2", "--learning_rate", "0.5", "--optimizer_type", "SGDNesterov",
+        "--save_model_as", "safetensors", "--t5xxl_max_token_length", "16", "--cache_latents",
+        "--gradient_checkpointing", *extra,
+    )
+    return run_trainer(FINE_TUNE_COMMANDS[case], *flags)
+
+
+def test_a_fused_fine_tune_with_swapped_blocks_saves_the_model_the_plain_one_saves(deeper, train_dir, tmp_path,
+                                                                                   monkeypatch):
+    case, model = deeper
+    _, _, _, _, blocks_to_swap, log_line, *_ = CASES[case]
+    monkeypatch.setenv("KOHYA_BLOCK_SWAP_ON_CPU", "1")
+    refused = fine_tune_run(case, model, train_dir, tmp_path / "unfused", "--blocks_to_swap", "2", "--preflight")
+    assert refused.returncode == 1
+    assert "--blocks_to_swap in a fine-tune needs --fused_backward_pass" in refused.stdout
+    if case != "flux":
+        return  # the swapped fine-tune itself: flux_train here, both families in tests/training/test_block_swap.py
+    plain = fine_tune_run(case, model, train_dir, tmp_path / "plain", "--fused_backward_pass")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    swapped = fine_tune_run(case, model, train_dir, tmp_path / "swapped", "--fused_backward_pass",
+                            "--blocks_to_swap", str(blocks_to_swap))
+    assert swapped.returncode == 0, swapped.stderr[-3000:]
+    assert log_line in swapped.stderr
+    expected = load_file(tmp_path / "plain" / "tiny.safetensors")
+    got = load_file(tmp_path / "swapped" / "tiny.safetensors")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        # SGD: an update is proportional to its gradient, so the rounding of the swapped run's gradients stays
+        # rounding (Adam would make a near-zero gradient's noise a full step); a swapped block's steps lost on
+        # the way back to RAM would be far outside these tolerances.
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert swapped.losses() == pytest.approx(plain.losses(), rel=1e-4)

@@ -224,10 +224,10 @@ def test_preflight_refuses_compile_and_warns_without_cuda(monkeypatch: pytest.Mo
     assert BlockSwapConfig(2).runs_on("cpu") and not BlockSwapConfig(0).runs_on("cuda")
 
 
-def test_the_option_belongs_to_flux_and_sd3_lora_training_only() -> None:  # FLUX.1 and Chroma's command, SD 3.5's
-    assert "blocks_to_swap" in options_for("flux_train_network")
-    assert "blocks_to_swap" in options_for("sd3_train_network")
-    for command in ("flux_train", "sd3_train", "sdxl_train_network", "train_network"):
+def test_the_option_belongs_to_the_flux_and_sd3_commands() -> None:  # FLUX.1 and Chroma's, SD 3.5's
+    for command in ("flux_train_network", "flux_train", "sd3_train_network", "sd3_train"):
+        assert "blocks_to_swap" in options_for(command), command
+    for command in ("sdxl_train_network", "train_network", "sdxl_train"):
         assert "blocks_to_swap" not in options_for(command), command
 
 
@@ -272,3 +272,50 @@ def test_chroma_swaps_its_blocks_with_the_same_gradients() -> None:
     loss, grads = loss_and_grads_of(chroma(), 4)
     assert torch.equal(loss, expected_loss)
     assert all(torch.equal(a, b) for a, b in zip(grads, expected, strict=True))
+
+
+def fine_tune_steps(model: torch.nn.Module, make_inputs, family, blocks_to_swap: int, steps: int = 2
+                    ) -> tuple[list[torch.Tensor], BlockSwapper | None]:
+    """`steps` fused AdamW steps (--fused_backward_pass) of the whole denoiser, with gradient checkpointing."""
+    from backend.training.fused_backward import FusedBackwardStep
+
+    model.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    fused = FusedBackwardStep(optimizer, params, max_grad_norm=1.0, world_size=1)
+    swapper = swapped(model, blocks_to_swap, family) if blocks_to_swap else None
+    model.enable_gradient_checkpointing()
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = (model(**make_inputs()).sample.float() ** 2).mean()
+        loss.backward()
+        losses.append(loss.detach())
+    fused.remove()
+    return losses, swapper
+
+
+@pytest.mark.parametrize("case", sorted(SWAP_CASES))
+def test_a_fused_fine_tune_with_swapped_blocks_trains_the_weights_the_plain_one_trains(case: str) -> None:
+    """Trained weights in swapped blocks: stepped on the device while their block is loaded (fused), written
+    back to their host copies (the masters) when it is dropped, and read from there by the next forward."""
+    build, make_inputs, family, blocks_to_swap, expected_swapped, _ = SWAP_CASES[case]
+    torch.manual_seed(0)
+    plain = build()
+    initial = copy.deepcopy(plain.state_dict())
+    swapped_model = copy.deepcopy(plain)
+    expected_losses, _ = fine_tune_steps(plain, make_inputs, family, 0)
+    losses, swapper = fine_tune_steps(swapped_model, make_inputs, family, blocks_to_swap)
+
+    assert sorted(swapper.state) == expected_swapped
+    assert swapper.loaded_blocks == [] and all(not block.dirty for block in swapper.state.values())
+    assert torch.equal(losses[0], expected_losses[0]), "the first forward is the same to the bit"
+    torch.testing.assert_close(losses[1], expected_losses[1], rtol=1e-4, atol=0)
+    got, expected = swapped_model.state_dict(), plain.state_dict()
+    last_block = family.swap_groups(swapped_model)[-1][-1]
+    stepped = [name for name, p in last_block.named_parameters()]
+    assert stepped and all(p.numel() > 0 for p in last_block.parameters()), "trained weights read their masters"
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-3, atol=1e-5, msg=key)
+    changed = [key for key in expected if not torch.equal(got[key], initial[key])]
+    assert len(changed) > len(expected) // 2, "the steps reached the swapped blocks' host copies"
