@@ -140,3 +140,48 @@ def test_a_swapped_lora_run_trains_the_same_lora(case: str, device: torch.device
     assert log_line in swapped.stderr
     for key, value in expected.items():
         torch.testing.assert_close(got[key].float(), value.float(), rtol=2e-2, atol=1e-4)
+
+
+def fused_sgd_steps(model: FluxTransformer2DModel, device: torch.device, steps: int = 2) -> tuple[int, torch.optim.SGD]:
+    """`steps` fused SGD steps (--fused_backward_pass) of the whole transformer; the peak GPU memory."""
+    from backend.training.fused_backward import FusedBackwardStep
+
+    model.requires_grad_(True)
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    fused = FusedBackwardStep(optimizer, params, max_grad_norm=0.0, world_size=1)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(steps):
+        with torch.autocast("cuda", torch.bfloat16):
+            out = model(**inputs(device)).sample
+        (out.float() ** 2).mean().backward()
+    torch.cuda.synchronize()
+    fused.remove()
+    return torch.cuda.max_memory_allocated(), optimizer
+
+
+def test_a_fused_fine_tune_with_swapped_blocks_lowers_the_peak_and_trains_the_same_weights(device: torch.device
+                                                                                            ) -> None:
+    plain = small_flux().float()
+    swapped = copy.deepcopy(plain)
+    plain.to(device)
+    plain_peak, _ = fused_sgd_steps(plain, device)
+    expected = {k: v.cpu() for k, v in plain.state_dict().items()}
+    del plain
+    torch.cuda.empty_cache()
+
+    plan = swap_plan(FLUX, swapped, 4)
+    move_except(swapped, plan.blocks, device, None)
+    swapped.requires_grad_(True)  # before the install: trained tensors are written back after their steps
+    swapper = plan.swapper(device).install()
+    peak, optimizer = fused_sgd_steps(swapped, device)
+
+    assert peak < plain_peak, (peak, plain_peak)
+    last = plan.blocks[-1]
+    assert all(p.device.type == "cpu" and p.is_pinned() for p in last.parameters()), "the masters in pinned RAM"
+    assert all(v.device.type == "cuda" for p in last.parameters() for v in optimizer.state[p].values()
+               if isinstance(v, torch.Tensor)), "the optimizer state stays on the GPU"
+    assert swapper.loaded_blocks == []
+    for key, value in swapped.state_dict().items():
+        torch.testing.assert_close(value.cpu(), expected[key], rtol=2e-2, atol=1e-4, msg=key)

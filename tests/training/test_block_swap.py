@@ -319,3 +319,19 @@ def test_a_fused_fine_tune_with_swapped_blocks_trains_the_weights_the_plain_one_
         torch.testing.assert_close(got[key], expected[key], rtol=1e-3, atol=1e-5, msg=key)
     changed = [key for key in expected if not torch.equal(got[key], initial[key])]
     assert len(changed) > len(expected) // 2, "the steps reached the swapped blocks' host copies"
+
+
+def test_a_resumed_optimizer_state_of_swapped_weights_goes_to_their_device() -> None:
+    from backend.training.block_swap import optimizer_state_to
+
+    in_ram, on_device = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2, device="meta"))
+    optimizer = torch.optim.AdamW([in_ram, on_device], fused=False, foreach=False)
+    optimizer.state[in_ram] = {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2), "exp_avg_sq": torch.zeros(2)}
+    optimizer.state[on_device] = {"exp_avg": torch.zeros(2, device="meta")}
+    optimizer_state_to(optimizer, torch.device("meta"))
+    assert optimizer.state[in_ram]["exp_avg"].device.type == "meta" == optimizer.state[in_ram]["exp_avg_sq"].device.type
+    assert optimizer.state[in_ram]["step"].device.type == "cpu", "an unfused AdamW keeps its step count on the CPU"
+    optimizer.param_groups[0]["fused"] = True
+    optimizer_state_to(optimizer, torch.device("meta"))
+    assert optimizer.state[in_ram]["step"].device.type == "meta", "a fused one on the device"
+    optimizer_state_to(optimizer, torch.device("cpu"))  # no swap on a CPU run: nothing to move
