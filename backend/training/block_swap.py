@@ -197,13 +197,16 @@ class _Block:
 class BlockSwapper:
     """Keeps the swapped ones of `blocks` (forward order) off the device except while they run.
 
-    `moves` records ("load" | "prefetch" | "evict", block index) in order, for tests and debugging."""
+    `moves` records ("load" | "prefetch" | "evict", block index) in order, for tests and debugging.
+    `trained`: also swap the blocks' tensors that require gradients (a fused fine-tune); otherwise they stay
+    on the device (a network's own tensors, should a network put any inside a block)."""
 
     blocks: Sequence[nn.Module]
     swapped: Sequence[bool]
     device: torch.device
     moves: list[tuple[str, int]] = field(default_factory=list)
     record_moves: bool = False
+    trained: bool = False
 
     def __post_init__(self) -> None:
         if len(self.blocks) != len(self.swapped):
@@ -227,7 +230,7 @@ class BlockSwapper:
         return self
 
     def _take(self, block: nn.Module) -> _Block:
-        tensors = [*block.parameters(), *block.buffers()]
+        tensors = [t for t in (*block.parameters(), *block.buffers()) if self.trained or not t.requires_grad]
         trained = [t.requires_grad for t in tensors]
         homes, placeholders = [], []
         for tensor, is_trained in zip(tensors, trained, strict=True):
@@ -419,11 +422,11 @@ class BlockSwapper:
 
 
 def swapper_for(groups: Sequence[Sequence[nn.Module]], counts: Sequence[int], device: torch.device,
-                record_moves: bool = False) -> BlockSwapper:
+                record_moves: bool = False, trained: bool = False) -> BlockSwapper:
     """A swapper over the groups laid end to end (FLUX.1: double then single blocks), not yet installed."""
     blocks = [block for group in groups for block in group]
     flags = swapped_flags([len(group) for group in groups], counts)
-    return BlockSwapper(blocks, flags, device, record_moves=record_moves)
+    return BlockSwapper(blocks, flags, device, record_moves=record_moves, trained=trained)
 
 
 def optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -460,8 +463,8 @@ class SwapPlan:
         return [block for group, count in zip(self.groups, self.counts, strict=True)
                 for block in group[len(group) - count:]]
 
-    def swapper(self, device: torch.device, record_moves: bool = False) -> BlockSwapper:
-        return swapper_for(self.groups, self.counts, device, record_moves)
+    def swapper(self, device: torch.device, record_moves: bool = False, trained: bool = False) -> BlockSwapper:
+        return swapper_for(self.groups, self.counts, device, record_moves, trained)
 
 
 def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int, label: str = "") -> SwapPlan:

@@ -191,12 +191,12 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
                 host_blocks=swap.blocks if swap else ())
     fine_tune = FineTuneTraining(method, components, rates, frozen)
     if swap is not None:  # after the method marked the trained weights: those are written back after their steps
-        install_swap(swap, accelerator.device)
+        install_swap(swap, accelerator.device, trained=True)
     return spec, components, fine_tune
 
 
-def install_swap(swap: SwapPlan, device: torch.device) -> None:
-    swapper = swap.swapper(device).install()
+def install_swap(swap: SwapPlan, device: torch.device, trained: bool = False) -> None:
+    swapper = swap.swapper(device, trained=trained).install()
     logger.info(msg(
         "run.blocks_to_swap", "block swap: {count} of {total} transformer blocks ({counts}) wait in RAM, "
         "{size} GiB", count=len(swapper.state), total=len(swapper.blocks),

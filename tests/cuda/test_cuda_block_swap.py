@@ -174,7 +174,7 @@ def test_a_fused_fine_tune_with_swapped_blocks_lowers_the_peak_and_trains_the_sa
     plan = swap_plan(FLUX, swapped, 4)
     move_except(swapped, plan.blocks, device, None)
     swapped.requires_grad_(True)  # before the install: trained tensors are written back after their steps
-    swapper = plan.swapper(device).install()
+    swapper = plan.swapper(device, trained=True).install()
     peak, optimizer = fused_sgd_steps(swapped, device)
 
     assert peak < plain_peak, (peak, plain_peak)

@@ -76,6 +76,8 @@ def test_too_many_blocks_and_no_cuda(deeper, train_dir, tmp_path, monkeypatch):
     result = lora_run(case, model, train_dir, tmp_path / "many", "--blocks_to_swap", str(limit + 1), "--preflight")
     assert result.returncode == 1, "refused before the model is loaded (the folder's config has the block counts)"
     assert f"--blocks_to_swap {limit + 1}: this {label} model allows at most {limit}" in result.stdout
+    if case != "flux":
+        return  # the warning is the family's no more than the command's
     monkeypatch.delenv("KOHYA_BLOCK_SWAP_ON_CPU")
     result = lora_run(case, model, train_dir, tmp_path / "nocuda", "--blocks_to_swap", "2", "--preflight")
     assert result.returncode == 0

@@ -119,10 +119,10 @@ def most_on_device(moves: list[tuple[str, int]]) -> int:
     return most
 
 
-def swapped(model: torch.nn.Module, blocks_to_swap: int, family=FLUX) -> BlockSwapper:
+def swapped(model: torch.nn.Module, blocks_to_swap: int, family=FLUX, trained: bool = False) -> BlockSwapper:
     groups = family.swap_groups(model)
     counts = family.blocks_to_swap_split(blocks_to_swap, [len(g) for g in groups])
-    return swapper_for(groups, counts, torch.device("cpu"), record_moves=True).install()
+    return swapper_for(groups, counts, torch.device("cpu"), record_moves=True, trained=trained).install()
 
 
 def test_flux_splits_blocks_as_sd_scripts_and_keeps_two_of_each_group() -> None:
@@ -283,7 +283,7 @@ def fine_tune_steps(model: torch.nn.Module, make_inputs, family, blocks_to_swap:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-2)
     fused = FusedBackwardStep(optimizer, params, max_grad_norm=1.0, world_size=1)
-    swapper = swapped(model, blocks_to_swap, family) if blocks_to_swap else None
+    swapper = swapped(model, blocks_to_swap, family, trained=True) if blocks_to_swap else None
     model.enable_gradient_checkpointing()
     model.train()
     losses = []
@@ -335,3 +335,15 @@ def test_a_resumed_optimizer_state_of_swapped_weights_goes_to_their_device() -> 
     optimizer_state_to(optimizer, torch.device("meta"))
     assert optimizer.state[in_ram]["step"].device.type == "meta", "a fused one on the device"
     optimizer_state_to(optimizer, torch.device("cpu"))  # no swap on a CPU run: nothing to move
+
+
+def test_tensors_that_require_grad_move_only_when_the_swap_trains_them() -> None:
+    model = transformer().requires_grad_(False)
+    model.single_transformer_blocks[-1].proj_out.requires_grad_(True)  # as a network could put its own inside
+    swapper = swapped(model, 2)
+    block = swapper.state[9]
+    assert block.tensors and not any(t.requires_grad for t in block.tensors)
+    assert model.single_transformer_blocks[-1].proj_out.weight.numel() > 0, "left where it was"
+    swapper.remove()
+    trained = swapped(model, 2, trained=True).state[9]
+    assert sum(trained.trained) == 2 and id(model.single_transformer_blocks[-1].proj_out.weight) in trained.trained_weights
