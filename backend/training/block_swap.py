@@ -20,9 +20,18 @@ block, F.linear on a swapped weight runs through `_FrozenLinear`, which saves th
 itself: dropping its device copy frees the memory, loading it again before the backward brings it back
 (sd-scripts gets the same by swapping weights in place into the same GPU buffers both ways).
 
-What moves is a block's own parameters and buffers that do not require gradients. A LoRA's weights are
-not in the block (the network wraps the block's layers through their `forward`, backend/networks/module.py)
-and require gradients anyway: they, their gradients and the optimizer state never move.
+What moves is a block's own parameters and buffers. A LoRA's weights are not in the block (the network
+wraps the block's layers through their `forward`, backend/networks/module.py): they, their gradients and
+the optimizer state never move.
+
+Trained weights (a full fine-tune) move too, and only with --fused_backward_pass (preflight): the optimizer
+steps each weight in its gradient hook, while the block is on the device, so its gradient and optimizer
+state stay on the device and the weight's host copy stays the master. A block loaded in the backward is
+written back to its host copy when it is dropped (a device-to-host copy on the compute stream; the next copy
+to the device waits for it, and the end of the backward waits for all, so saving or EMA read current values).
+`_TrainedLinear` keeps the input and the weight Parameter itself and returns the weight's gradient too.
+sd-scripts' flux_train/sd3_train swap trained blocks the same way and need a fused optimizer step there too
+(a plain step would meet host weights and device gradients).
 
 KOHYA_BLOCK_SWAP_ON_CPU=1 runs the same logic on a CPU-only machine (tests): a dropped weight is an
 empty tensor there, so a block used while it is not loaded fails loudly instead of silently working.
@@ -118,12 +127,38 @@ class _FrozenLinear(torch.autograd.Function):
         return flat.view(*grad.shape[:-1], flat.shape[-1]), None, None
 
 
-class _SwappedLinears(TorchFunctionMode):
-    """Routes F.linear on one block's swapped weights through `_FrozenLinear` while the block runs."""
+class _TrainedLinear(torch.autograd.Function):
+    """F.linear with a trained weight that saves the weight Parameter itself (as `_FrozenLinear`) and the
+    input, and returns the gradients of the input, the weight and the bias."""
 
-    def __init__(self, weights: set[int]) -> None:
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = flat.mm(weight.to(grad.dtype)).view(*grad.shape[:-1], weight.shape[1])
+        if ctx.needs_input_grad[1]:  # autograd casts it to the weight's dtype (float32 master weights)
+            grad_weight = flat.t().mm(x.reshape(-1, x.shape[-1]).to(grad.dtype))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = flat.sum(0)
+        return grad_x, grad_weight, grad_bias
+
+
+class _SwappedLinears(TorchFunctionMode):
+    """Routes F.linear on one block's swapped weights through `_FrozenLinear` (frozen weights) or
+    `_TrainedLinear` (trained ones) while the block runs."""
+
+    def __init__(self, weights: set[int], trained: set[int] | None = None) -> None:
         super().__init__()
         self.weights = weights
+        self.trained = trained or set()
 
     def __torch_function__(self, func: Any, types: Any, positional: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -133,32 +168,45 @@ class _SwappedLinears(TorchFunctionMode):
             bias = positional[2] if len(positional) > 2 else kwargs.get("bias")
             if id(weight) in self.weights and (bias is None or not bias.requires_grad):
                 return _FrozenLinear.apply(x, weight, bias)
+            if id(weight) in self.trained:
+                return _TrainedLinear.apply(x, weight, bias)
         return func(*positional, **kwargs)
 
 
 @dataclass
 class _Block:
-    """One swapped block: its frozen tensors, their host copies and what stands in while not loaded."""
+    """One swapped block: its tensors, their host copies and what stands in while not loaded."""
 
     tensors: list[torch.Tensor]
     homes: list[torch.Tensor]
     placeholders: list[torch.Tensor]
-    weights: set[int] = field(default_factory=set)  # ids of the swapped Parameters (for _SwappedLinears)
+    weights: set[int] = field(default_factory=set)  # ids of the frozen swapped Parameters (for _SwappedLinears)
+    trained: list[bool] = field(default_factory=list)  # per tensor: trained (written back after its step)
     loaded: bool = False
     pending: tuple[Any, list[torch.Tensor]] | None = None  # (copy-done event, device copies) of a prefetch
+    dirty: bool = False  # loaded in a backward with trained tensors: their steps are to be written back
+    written: Any = None  # CUDA: the event after the last write-back's copies
+
+    @property
+    def trained_weights(self) -> set[int]:
+        return {id(t) for t, trained in zip(self.tensors, self.trained, strict=True)
+                if trained and isinstance(t, nn.Parameter)}
 
 
 @dataclass
 class BlockSwapper:
     """Keeps the swapped ones of `blocks` (forward order) off the device except while they run.
 
-    `moves` records ("load" | "prefetch" | "evict", block index) in order, for tests and debugging."""
+    `moves` records ("load" | "prefetch" | "evict", block index) in order, for tests and debugging.
+    `trained`: also swap the blocks' tensors that require gradients (a fused fine-tune); otherwise they stay
+    on the device (a network's own tensors, should a network put any inside a block)."""
 
     blocks: Sequence[nn.Module]
     swapped: Sequence[bool]
     device: torch.device
     moves: list[tuple[str, int]] = field(default_factory=list)
     record_moves: bool = False
+    trained: bool = False
 
     def __post_init__(self) -> None:
         if len(self.blocks) != len(self.swapped):
@@ -176,32 +224,37 @@ class BlockSwapper:
         for index, (block, swapped) in enumerate(zip(self.blocks, self.swapped, strict=True)):
             if swapped:
                 self.state[index] = self._take(block)
-                self._route_linears(block, self.state[index].weights)
+                self._route_linears(block, self.state[index].weights, self.state[index].trained_weights)
             self.handles.append(block.register_forward_pre_hook(self._pre_hook(index), with_kwargs=True))
             self.handles.append(block.register_forward_hook(self._post_hook(index)))
         return self
 
     def _take(self, block: nn.Module) -> _Block:
-        tensors = [t for t in (*block.parameters(), *block.buffers()) if not t.requires_grad]
+        tensors = [t for t in (*block.parameters(), *block.buffers()) if self.trained or not t.requires_grad]
+        trained = [t.requires_grad for t in tensors]
         homes, placeholders = [], []
-        for tensor in tensors:
+        for tensor, is_trained in zip(tensors, trained, strict=True):
             home = tensor.data.to("cpu")
             if self.on_cuda:
                 home = home.pin_memory()  # asynchronous copies; sd-scripts keeps plain CPU tensors
+                placeholder = home
+            elif is_trained:  # the master, read outside the block's runs (saving, EMA)
                 placeholder = home
             else:  # KOHYA_BLOCK_SWAP_ON_CPU: a stand-in that no computation can use by mistake
                 placeholder = home.new_empty(0)
             homes.append(home)
             placeholders.append(placeholder)
             tensor.data = placeholder
-        return _Block(tensors, homes, placeholders, {id(t) for t in tensors if isinstance(t, nn.Parameter)})
+        frozen = {id(t) for t, is_trained in zip(tensors, trained, strict=True)
+                  if not is_trained and isinstance(t, nn.Parameter)}
+        return _Block(tensors, homes, placeholders, frozen, trained)
 
-    def _route_linears(self, block: nn.Module, weights: set[int]) -> None:
+    def _route_linears(self, block: nn.Module, weights: set[int], trained: set[int]) -> None:
         """The block's forward runs under `_SwappedLinears` (an instance attribute, as a LoRA's wrapping is)."""
         inner = block.forward
 
         def forward(*args: Any, **kwargs: Any) -> Any:
-            with _SwappedLinears(weights):
+            with _SwappedLinears(weights, trained):
                 return inner(*args, **kwargs)
 
         block.forward = forward
@@ -227,7 +280,8 @@ class BlockSwapper:
 
     def _copies(self, block: _Block) -> list[torch.Tensor]:
         if not self.on_cuda:
-            return list(block.homes)
+            # A trained tensor's copy is stepped apart from its master, as on a GPU, so the write-back is real.
+            return [home.clone() if trained else home for home, trained in zip(block.homes, block.trained, strict=True)]
         return [home.to(self.device, non_blocking=True) for home in block.homes]
 
     def _prefetch(self, index: int) -> None:
@@ -239,6 +293,8 @@ class BlockSwapper:
             block.pending = (None, self._copies(block))
             return
         with torch.cuda.stream(self.stream):
+            if block.written is not None:  # the last write-back into these host copies is done first
+                self.stream.wait_event(block.written)
             copies = self._copies(block)
             event = torch.cuda.Event()
             event.record(self.stream)
@@ -262,6 +318,8 @@ class BlockSwapper:
         for tensor, copy in zip(block.tensors, copies, strict=True):
             tensor.data = copy
         block.loaded = True
+        if any(block.trained) and _in_backward():
+            block.dirty = True  # its weights are stepped in this backward (fused), then written back
 
     def _evict(self, index: int) -> None:
         block = self.state[index]
@@ -270,9 +328,21 @@ class BlockSwapper:
         self._note("evict", index)
         block.pending = None
         if block.loaded:
+            if block.dirty:
+                self._write_back(block)
             for tensor, placeholder in zip(block.tensors, block.placeholders, strict=True):
-                tensor.data = placeholder  # the device copy is freed; the host copy is unchanged (frozen)
+                tensor.data = placeholder  # the device copy is freed; the host copy is current
             block.loaded = False
+
+    def _write_back(self, block: _Block) -> None:
+        """The stepped trained tensors into their host copies (on the compute stream, after the steps)."""
+        for tensor, home, trained in zip(block.tensors, block.homes, block.trained, strict=True):
+            if trained:
+                home.copy_(tensor.data, non_blocking=self.on_cuda)
+        if self.on_cuda:
+            block.written = torch.cuda.Event()
+            block.written.record(torch.cuda.current_stream(self.device))
+        block.dirty = False
 
     def evict_all(self) -> None:
         for index in self.state:
@@ -336,6 +406,10 @@ class BlockSwapper:
     def _after_backward(self) -> None:
         self._callback_task = None
         self.evict_all()
+        for block in self.state.values():  # host reads (saving, EMA, the next load on the CPU) see the steps
+            if block.written is not None:
+                block.written.synchronize()
+                block.written = None
 
     @property
     def host_bytes(self) -> int:
@@ -348,11 +422,28 @@ class BlockSwapper:
 
 
 def swapper_for(groups: Sequence[Sequence[nn.Module]], counts: Sequence[int], device: torch.device,
-                record_moves: bool = False) -> BlockSwapper:
+                record_moves: bool = False, trained: bool = False) -> BlockSwapper:
     """A swapper over the groups laid end to end (FLUX.1: double then single blocks), not yet installed."""
     blocks = [block for group in groups for block in group]
     flags = swapped_flags([len(group) for group in groups], counts)
-    return BlockSwapper(blocks, flags, device, record_moves=record_moves)
+    return BlockSwapper(blocks, flags, device, record_moves=record_moves, trained=trained)
+
+
+def optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Optimizer state of weights that wait in host memory onto `device`, where their steps run (fused, while
+    the block is loaded): loading a saved state (--resume) puts each state where its weight is, in RAM."""
+    if device.type == "cpu":
+        return
+    for group in optimizer.param_groups:
+        # torch keeps "step" on the CPU unless the optimizer is fused or capturable (load_state_dict does too).
+        step_on_device = bool(group.get("fused") or group.get("capturable"))
+        for param in group["params"]:
+            if param.device.type != "cpu" or param not in optimizer.state:
+                continue
+            state = optimizer.state[param]
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and (key != "step" or step_on_device):
+                    state[key] = value.to(device)
 
 
 class BlockSwapError(ValueError):
@@ -372,8 +463,8 @@ class SwapPlan:
         return [block for group, count in zip(self.groups, self.counts, strict=True)
                 for block in group[len(group) - count:]]
 
-    def swapper(self, device: torch.device, record_moves: bool = False) -> BlockSwapper:
-        return swapper_for(self.groups, self.counts, device, record_moves)
+    def swapper(self, device: torch.device, record_moves: bool = False, trained: bool = False) -> BlockSwapper:
+        return swapper_for(self.groups, self.counts, device, record_moves, trained)
 
 
 def swap_plan(family: ModelFamily, denoiser: nn.Module, blocks_to_swap: int, label: str = "") -> SwapPlan:

@@ -64,7 +64,7 @@ def block_swap_problems(config: BlockSwapConfig, device_type: str, torch_compile
 def swap_support_problem(family: ModelFamily, label: str) -> str:
     return msg(
         "run.blocks_to_swap.unsupported", "--blocks_to_swap: block swapping is not supported for {family} "
-        "models (it is implemented for FLUX.1 LoRA training); remove the option", family=label,
+        "models (it is implemented for FLUX.1, Chroma and SD 3.5); remove the option", family=label,
     )
 
 

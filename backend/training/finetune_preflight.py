@@ -26,6 +26,14 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
         _check_block_lr(args, plan)
     if args.fused_backward_pass:
         _check_fused_backward(args, plan)
+    if getattr(args, "blocks_to_swap", None) and not args.fused_backward_pass:
+        plan.errors.append(msg(
+            "preflight.finetune.blocks_to_swap", "--blocks_to_swap in a fine-tune needs --fused_backward_pass: the "
+            "swapped blocks' trained weights are stepped while their block is on the GPU, then written back to RAM "
+            "(sd-scripts' flux_train and sd3_train need a fused step there too; a plain step would meet weights in "
+            "RAM and gradients on the GPU). Add --fused_backward_pass (Adafactor, AdamW or SGDNesterov, "
+            "--gradient_accumulation_steps 1), or remove --blocks_to_swap",
+        ))
     if args.diffusers_xformers:
         plan.warnings.append(msg(
             "preflight.finetune.diffusers_xformers", "--diffusers_xformers changes nothing here: attention runs "

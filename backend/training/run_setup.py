@@ -33,7 +33,7 @@ from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
 from backend.objectives.base import Objective
 from backend.objectives.loss import LossConfig
-from backend.training.block_swap import BlockSwapError
+from backend.training.block_swap import BlockSwapError, SwapPlan, optimizer_state_to
 from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
@@ -42,7 +42,14 @@ from backend.training.fused_backward import FusedBackwardStep
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import FineTuneConfig, NetworkConfig, method_config
-from backend.training.model_setup import ModelConfig, PlacementConfig, load_model, place_model, prepare_model
+from backend.training.model_setup import (
+    ModelConfig,
+    PlacementConfig,
+    load_model,
+    place_model,
+    plan_block_swap,
+    prepare_model,
+)
 from backend.training.network_method import NetworkTraining
 from backend.training.optimizers import (
     OptimizerConfig,
@@ -158,7 +165,7 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
                    ) -> tuple[ModelSpecification, Components, TrainingMethod]:
     """The model on its device and the training method: a network, or the model's own weights.
     `plugin_args` goes on unread to the network module (`NetworkTraining`). `block_swap`: --blocks_to_swap
-    (network training only; the fine-tune commands do not take it)."""
+    (a fine-tune swaps trained blocks too; preflight requires --fused_backward_pass for that)."""
     if isinstance(method, NetworkConfig):
         try:
             spec, components, swap = prepare_model(model, placement, plan, accelerator, weight_dtype,
@@ -171,18 +178,30 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
         if placement.half_training:
             network_method.network.to(weight_dtype)
         if swap is not None:  # after the network: its layers wrap the blocks' layers, its weights stay put
-            swapper = swap.swapper(accelerator.device).install()
-            logger.info(msg(
-                "run.blocks_to_swap", "block swap: {count} of {total} transformer blocks ({counts}) wait in RAM, "
-                "{size} GiB", count=len(swapper.state), total=len(swapper.blocks),
-                counts=" + ".join(map(str, swap.counts)), size=f"{swapper.host_bytes / 2**30:.2f}",
-            ))
+            install_swap(swap, accelerator.device)
         return spec, components, network_method
     spec, components = load_model(model, plan, accelerator)
     rates = part_learning_rates(method, len(components.text_encoders))
     frozen = source_states(components, set(rates))  # before place_model casts them
-    place_model(placement, accelerator, components, weight_dtype, frozenset(rates))
-    return spec, components, FineTuneTraining(method, components, rates, frozen)
+    try:
+        swap = plan_block_swap(block_swap, components, accelerator.device) if block_swap else None
+    except BlockSwapError as exc:
+        raise RunStopped(str(exc)) from exc
+    place_model(placement, accelerator, components, weight_dtype, frozenset(rates),
+                host_blocks=swap.blocks if swap else ())
+    fine_tune = FineTuneTraining(method, components, rates, frozen)
+    if swap is not None:  # after the method marked the trained weights: those are written back after their steps
+        install_swap(swap, accelerator.device, trained=True)
+    return spec, components, fine_tune
+
+
+def install_swap(swap: SwapPlan, device: torch.device, trained: bool = False) -> None:
+    swapper = swap.swapper(device, trained=trained).install()
+    logger.info(msg(
+        "run.blocks_to_swap", "block swap: {count} of {total} transformer blocks ({counts}) wait in RAM, "
+        "{size} GiB", count=len(swapper.state), total=len(swapper.blocks),
+        counts=" + ".join(map(str, swap.counts)), size=f"{swapper.host_bytes / 2**30:.2f}",
+    ))
 
 
 @dataclass(frozen=True)
@@ -310,6 +329,8 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
         accelerator.register_for_checkpointing(state_object)
 
     resume_state = load_resume_state(accelerator, args.resume, method, optimizer) if args.resume else None
+    if resume_state is not None and BlockSwapConfig.from_args(args).runs_on(accelerator.device.type):
+        optimizer_state_to(optimizer_setup.optimizer, accelerator.device)  # swapped weights step on the device
 
     loss_config = LossConfig.from_args(args)
     loss_config.validate()

@@ -73,9 +73,6 @@ def test_types_and_choices_of_new_flags() -> None:
 @pytest.mark.parametrize(
     ("command", "flag", "said"),
     [
-        ("flux_train", "--blocks_to_swap=8", "only flux_train_network accept it. Block swapping is implemented here "
-         "for LoRA training only (sd-scripts' flux_train swaps blocks in a full fine-tune together with "
-         "--fused_backward_pass"),
         ("flux_train_network", "--split_mode", "is an sd-scripts option that this trainer does not implement"),
         ("flux_train", "--mem_eff_save", "is an sd-scripts option that this trainer does not implement"),
         ("flux_train", "--controlnet_model_name_or_path=/c", "is an sd-scripts option that this trainer does not"),

@@ -51,7 +51,8 @@ SHARED = {
     # sd-scripts' add_sd3_training_arguments we implement (the others are reported as not implemented).
     "own_options": ("clip_l", "clip_g", "t5xxl", "vae", "t5xxl_max_token_length", "apply_lg_attn_mask",
                     "apply_t5_attn_mask", "training_shift", "min_timestep", "max_timestep", "clip_l_dropout_rate",
-                    "clip_g_dropout_rate", "t5_dropout_rate", "pos_emb_random_crop_rate", "enable_scaled_pos_embed"),
+                    "clip_g_dropout_rate", "t5_dropout_rate", "pos_emb_random_crop_rate", "enable_scaled_pos_embed",
+                    "blocks_to_swap"),
     # Parts a single file may lack, each given by a flag of its own, and the folder it replaces.
     "part_flags": {"clip_l": "text_encoder", "clip_g": "text_encoder_2", "t5xxl": "text_encoder_3", "vae": "vae"},
     "parts_may_be_inside": True,

@@ -140,5 +140,14 @@ class Sd3Family(ModelFamily):
     def claims(self, unet: nn.Module | None) -> bool:
         return self.recognises(unet, 0)
 
+    # --blocks_to_swap: sd-scripts' MMDiT.enable_block_swap swaps the last N joint blocks (diffusers'
+    # transformer_blocks) and keeps two on the GPU: at most 36 for Large (38 blocks), 22 for Medium (24).
+    def swap_groups(self, denoiser: nn.Module) -> list[list[nn.Module]]:
+        return [list(denoiser.transformer_blocks)]
+
+    def swap_group_sizes(self, config: Mapping[str, Any]) -> list[int]:
+        size = config.get("num_layers")
+        return [size] if isinstance(size, int) else []
+
 
 FAMILY = Sd3Family()

@@ -133,23 +133,19 @@ declare_all(
 )
 
 
-# --blocks_to_swap is implemented for network training only (backend/training/block_swap.py): the
-# fine-tune commands of the same families refuse it with the reason (`other_commands_reason`).
+# --blocks_to_swap (backend/training/block_swap.py): the network and fine-tune commands of the families that
+# list it. A fine-tune needs --fused_backward_pass with it (finetune_preflight.py), as in sd-scripts.
 declare(Option(
     "blocks_to_swap", "int", None, group="advanced", minimum=0,
-    commands=tuple(dict.fromkeys(d.commands["lora"] for d in families.DECLARATIONS
-                                 if "blocks_to_swap" in d.own_options and "lora" in d.commands)),
+    commands=tuple(dict.fromkeys(d.commands[kind] for d in families.DECLARATIONS if "blocks_to_swap" in d.own_options
+                                 for kind in ("lora", "finetune") if kind in d.commands)),
     range_reason=msg(
         "options.range_reason.blocks_to_swap",
         "a negative number of blocks means nothing (sd-scripts would compute negative block counts from it)",
     ),
-    other_commands_reason=msg(
-        "options.other_commands.blocks_to_swap",
-        "Block swapping is implemented here for LoRA training only (sd-scripts' flux_train swaps blocks in a full "
-        "fine-tune together with --fused_backward_pass; this trainer does not yet); remove it or train a LoRA",
-    ),
     help="Keep this many of the transformer's blocks in system RAM and move each to the GPU only while it runs "
     "(sd-scripts' --blocks_to_swap): less GPU memory, slower steps, more RAM. For FLUX.1 N counts double blocks: "
-    "N // 2 double blocks and twice the rest in single blocks are swapped; at most 35. Empty or 0: off. Needs a "
-    "CUDA GPU; see docs/performance.md.",
+    "N // 2 double blocks and twice the rest in single blocks are swapped; at most 35. For SD 3.5 the last N joint "
+    "blocks are swapped; at most 36 (Large) or 22 (Medium). Empty or 0: off. Needs a CUDA GPU; a full fine-tune "
+    "needs --fused_backward_pass with it. See docs/performance.md.",
 ))
