@@ -1,16 +1,16 @@
 """Issue 17's "Done when" for the five flow-matching runs (a FLUX.1 LoRA, a Chroma LoRA, an SD 3.5 LoRA,
 a FLUX.1 fine-tune, an SD 3.5 fine-tune), three trainer runs each:
 
-- an uninterrupted run from `--config_file run.toml` (a dataset TOML inside, one training image and a
-  held-out copy of it for validation, `--save_state` mid-run, samples at the end for the fine-tunes:
-  the LoRAs' samples are shown in test_flux.py, test_chroma.py and test_sd3.py);
+- an uninterrupted run from `--config_file run.toml` (a dataset TOML inside, one training image, for the
+  LoRAs a held-out copy of it for validation, `--save_state` mid-run, for the fine-tunes a sample at
+  the end: the LoRAs' samples are shown in test_flux.py, test_chroma.py and test_sd3.py);
 - the same run from sd-scripts-style flags, SIGKILLed as soon as its state is written;
 - `--resume` from that state (flags again).
 
-Shown: the TOML and the flags mean the same run (the first steps' losses are equal); the validation loss,
-measured on the training image itself at fixed timesteps and noise, falls; the resumed run continues at
-the next step with the uninterrupted run's losses, validation losses and final file, tensor for tensor;
-the file carries the ss_* keys sd-scripts' flux_train_network / sd3_train_network write.
+Shown: the TOML and the flags mean the same run (the first steps' losses are equal); the loss on the one
+image falls; the resumed run continues at the next step with the uninterrupted run's losses, validation
+losses and final file, tensor for tensor; the file carries the ss_* keys sd-scripts' flux_train_network /
+sd3_train_network write (a fine-tune: those less the network's).
 """
 
 from __future__ import annotations
@@ -170,7 +170,6 @@ class Runs:
     killed: list[dict]
     resumed: TrainerResult
     resumed_out: Path
-    seconds: float
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
@@ -183,10 +182,11 @@ def runs(request, tiny, tmp_path_factory) -> tuple[Case, Runs]:
 
     full_out = root / "full"
     options = run_options(case, model, full_out, dataset)
-    if not case.network:  # a sample at the end: the LoRAs' are shown in their family's module
-        prompts = root / "prompts.txt"
-        prompts.write_text("a photo of sks dog --w 64 --h 64 --d 5 --s 2\n")
-        options |= {"sample_prompts": str(prompts), "sample_every_n_steps": STEPS}
+    prompts = root / "prompts.txt"
+    prompts.write_text("a photo of sks dog --w 64 --h 64 --d 5 --s 2\n")
+    sample_at_end = {"sample_prompts": str(prompts), "sample_every_n_steps": STEPS}
+    if not case.network:  # the LoRAs' samples are shown in test_flux.py, test_chroma.py, test_sd3.py
+        options |= sample_at_end
     run_toml = root / "run.toml"
     run_toml.write_text("".join(f"{name} = {toml_value(value)}\n" for name, value in options.items()))
     clock = time.monotonic()
@@ -197,7 +197,9 @@ def runs(request, tiny, tmp_path_factory) -> tuple[Case, Runs]:
     resumed_out = root / "killed"
     flags = as_flags(run_options(case, model, resumed_out, dataset))
     clock = time.monotonic()
-    killed = run_until_state_then_kill(case.command, flags)
+    # The sample at the end (pipelines to import) keeps the run busy well after its state, however late
+    # the kill lands; it never comes: the run is killed before.
+    killed = run_until_state_then_kill(case.command, flags + as_flags(sample_at_end))
     timings.append(time.monotonic() - clock)
     state = resumed_out / f"tiny-step{STATE_EVERY:08d}-state"
     clock = time.monotonic()
@@ -206,7 +208,7 @@ def runs(request, tiny, tmp_path_factory) -> tuple[Case, Runs]:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     seconds = time.monotonic() - started
     print(f"{case.name}: {seconds:.1f} s, runs {' '.join(f'{t:.1f}' for t in timings)} s")
-    return case, Runs(full, full_out, killed, resumed, resumed_out, seconds)
+    return case, Runs(full, full_out, killed, resumed, resumed_out)
 
 
 def test_the_toml_and_the_flags_mean_the_same_run(runs):
@@ -217,31 +219,28 @@ def test_the_toml_and_the_flags_mean_the_same_run(runs):
 
 
 def test_the_loss_on_the_one_image_falls(runs):
-    case, r = runs
-    if not case.network:
-        pytest.skip("sd-scripts' fine-tune commands have no validation loss; see test_fine_tune_loss_falls")
-    validation = {e["step"]: e["loss"] for e in r.full.of("validation")}
-    assert sorted(validation) == list(range(VALIDATE_EVERY, STEPS + 1, VALIDATE_EVERY))
-    losses = [validation[step] for step in sorted(validation)]
-    # Fixed timesteps and noise on the training image: every pass is lower than the one before.
-    assert all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)), validation
-    assert losses[-1] < 0.99 * losses[0], validation
-
-
-def test_fine_tune_loss_falls(runs):
-    """Without a validation pass, the training loss: the same seed draws the same timesteps and noise
-    in every run, so the numbers are fixed; the last steps' mean is clearly below the first steps'."""
+    """A LoRA's validation loss: fixed timesteps and noise on the training image, so every pass must be
+    lower than the one before. sd-scripts' fine-tune commands have no validation: their training loss,
+    whose draws the seed fixes, falls from the first steps' mean to the last steps'."""
     case, r = runs
     if case.network:
-        pytest.skip("a LoRA's falling loss: the validation loss, test_the_loss_on_the_one_image_falls")
-    losses = [r.full.losses()[step] for step in range(1, STEPS + 1)]
-    half = STEPS // 2
-    first, last = sum(losses[:half]) / half, sum(losses[half:]) / half
-    assert last < 0.95 * first, losses
+        validation = {e["step"]: e["loss"] for e in r.full.of("validation")}
+        assert sorted(validation) == list(range(VALIDATE_EVERY, STEPS + 1, VALIDATE_EVERY))
+        losses = [validation[step] for step in sorted(validation)]
+        assert all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)), validation
+        assert losses[-1] < 0.99 * losses[0], validation
+    else:
+        assert not r.full.of("validation")
+        losses = [r.full.losses()[step] for step in range(1, STEPS + 1)]
+        half = STEPS // 2
+        first, last = sum(losses[:half]) / half, sum(losses[half:]) / half
+        assert last < 0.95 * first, losses
 
 
 def test_resume_after_kill_is_exact(runs):
     case, r = runs
+    assert (r.resumed_out / f"tiny-step{STATE_EVERY:08d}-state" / "train_state.json").is_file()
+    assert not list(r.resumed_out.rglob("*.partial"))
     assert r.resumed.of("start")[0]["initial_step"] == STATE_EVERY
     assert [e["step"] for e in r.resumed.of("step")] == list(range(STATE_EVERY + 1, STEPS + 1))
     full_losses = r.full.losses()
@@ -269,9 +268,8 @@ def test_the_file_carries_sd_scripts_metadata(runs):
     assert metadata["ss_steps"] == str(STEPS) and metadata["ss_max_train_steps"] == str(STEPS)
 
 
-def test_fine_tunes_sample_at_the_end(runs):
+def test_a_fine_tune_samples_at_the_end(runs):
     case, r = runs
-    if case.network:
-        pytest.skip("the LoRAs' samples: test_flux.py, test_chroma.py, test_sd3.py")
-    (sample,) = r.full.of("sample")
-    assert sample["step"] == STEPS and Path(sample["path"]).is_file()
+    samples = r.full.of("sample")
+    assert [e["step"] for e in samples] == ([] if case.network else [STEPS])
+    assert all(Path(e["path"]).is_file() for e in samples)
