@@ -20,6 +20,7 @@ from gui.dataset.dataset_tabs import build_caption_editor_tab, build_captioning_
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_escape, md_t
+from gui.runs.poll_timers import TabPolling
 from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
 from gui.training.lora_tab import build_lora_tab
@@ -92,14 +93,16 @@ def build_app(
     # not through os.environ, which would outlive this app (tests build apps of both languages in one process).
     set_language(t.language)
     picker = browse if dialogs_available(headless) else None
+    polling = TabPolling()  # progress panels poll only while a run goes, in the shown tab (gui/runs/poll_timers.py)
+    tabs: dict[str, gr.Tab] = {}
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
         with gr.Row(equal_height=True):
             gr.Markdown(f"# {APP_TITLE}")
             show_help = gr.Checkbox(label=t.t("ui.show_help"), value=False, scale=0, min_width=220,
                                     elem_id="show_all_help")  # fmt: skip
-        with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora"):
+        with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora") as tabs["lora"], polling.tab("lora"):
             lora = build_lora_tab(t, picker, defaults)
-        with gr.Tab(t.t("ui.tab.finetune"), elem_id="tab_finetune"):
+        with gr.Tab(t.t("ui.tab.finetune"), elem_id="tab_finetune") as tabs["finetune"], polling.tab("finetune"):
 
             def metadata_steps() -> None:
                 with gr.Accordion(t.t("ui.finetune_metadata"), open=False, elem_id="finetune_metadata"):
@@ -107,16 +110,17 @@ def build_app(
                     build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
 
             finetune = build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps)
-        with gr.Tab(t.t("ui.tab.captioning"), elem_id="tab_captioning"):
+        with gr.Tab(t.t("ui.tab.captioning"), elem_id="tab_captioning") as tabs["captioning"], polling.tab("captioning"):
             build_captioning_tab(t, picker)
-        with gr.Tab(t.t("ui.tab.caption_editor"), elem_id="tab_caption_editor"):
+        with gr.Tab(t.t("ui.tab.caption_editor"), elem_id="tab_caption_editor") as tabs["caption_editor"], polling.tab("caption_editor"):
             build_caption_editor_tab(t, picker)
-        with gr.Tab(t.t("ui.tab.dataset"), elem_id="tab_dataset"):
+        with gr.Tab(t.t("ui.tab.dataset"), elem_id="tab_dataset") as tabs["dataset"], polling.tab("dataset"):
             build_dataset_tab(t, picker)
-        with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools"):
+        with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools") as tabs["lora_tools"], polling.tab("lora_tools"):
             build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
-        with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about"):
+        with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about") as tabs["about"], polling.tab("about"):
             gr.Markdown(environment_summary(t))
+        polling.wire(tabs)
         app.load(lora.preset_choices, outputs=lora.preset_chooser)
         app.load(finetune.preset_choices, outputs=finetune.preset_chooser)
         # The form as it was left (or as the running training was started), not the defaults.

@@ -27,6 +27,8 @@ from gui.i18n import Translator
 from gui.markdown_text import md_code, md_t
 from gui.plain_text import plain_info
 from gui.runs.log_view import log_box
+from gui.runs.poll_timers import poll_timer, wake_after
+from gui.runs.poll_updates import changed_only
 from gui.runs.progress_view import failure_text, progress_html, status_text
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 
@@ -213,7 +215,7 @@ def build_tool_form(
     message = gr.Markdown(elem_id=f"tool_{spec.name}_message")
     form = ToolForm(spec, fields, message)
     inputs = set(fields.values())
-    run.click(lambda data: start_tool(spec, form.read(data), t, runner), inputs=inputs, outputs=message)
+    wake_after(run.click(lambda data: start_tool(spec, form.read(data), t, runner), inputs=inputs, outputs=message))
     stop.click(lambda: t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop"), outputs=message)
     return form
 
@@ -239,15 +241,19 @@ def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_R
         outcome = gr.Markdown(elem_id=f"{prefix}_outcome")
     log = log_box(t.t("ui.log"), f"{prefix}_log", lines=12, max_lines=30)
 
-    seen = gr.State(None)  # (pid, log lines) last sent: the log is re-sent only when it grew
+    seen = gr.State(None)  # what was sent last: (pid, log lines) and the texts; each is re-sent only when it changed
 
-    def poll(last: Any) -> tuple[Any, ...]:
+    def on_tick(last: dict[str, Any] | None) -> tuple[Any, ...]:
+        last = last or {}
         snapshot = runner.snapshot(tail=400)
-        now = [snapshot.get("pid"), snapshot["log_lines"]]
-        log_text = "\n".join(snapshot["log_tail"]) if now != last else gr.skip()
-        return status_text(snapshot, t), progress_html(snapshot, t), failure_text(snapshot, t), log_text, now
+        now = {"log": [snapshot.get("pid"), snapshot["log_lines"]],
+               "texts": [status_text(snapshot, t), progress_html(snapshot, t), failure_text(snapshot, t)]}
+        log_text = "\n".join(snapshot["log_tail"]) if now["log"] != last.get("log") else gr.skip()
+        running = snapshot.get("status") == "running"
+        return *changed_only(now["texts"], last.get("texts")), log_text, now, *poll.after_tick(running)
 
-    timer = gr.Timer(POLL_SECONDS)
-    timer.tick(poll, inputs=seen, outputs=[status, bar, outcome, log, seen], show_progress="hidden", queue=False)
-    return timer
+    poll = poll_timer(POLL_SECONDS)
+    poll.timer.tick(on_tick, inputs=seen, outputs=[status, bar, outcome, log, seen, *poll.outputs()],
+                    show_progress="hidden", queue=False)  # fmt: skip
+    return poll.timer
 

@@ -1,7 +1,8 @@
 """The progress area: status, progress bar, loss plot, sample images, log; polled from the runner.
 
-A `gr.Timer` asks `runner.snapshot()` every second. The run lives in the GUI process, so a page
-opened (or reopened) mid-run shows it at once. Plot and gallery are re-sent only when they change.
+A `gr.Timer` asks `runner.snapshot()` every second while a run goes (gui/runs/poll_timers.py). The run lives
+in the GUI process, so a page opened (or reopened) mid-run shows it at once. Every part is re-sent only when it changes
+(gui/runs/poll_updates.py).
 Each training tab shows only a run of its own kind; while the other tab's run is going, this tab
 says so and names that tab (one run at a time). A compact copy of the status can be shown in the
 tab's action bar, which stays in view while the form scrolls.
@@ -18,6 +19,8 @@ from PIL import Image
 
 from gui.i18n import Translator
 from gui.runs.log_view import log_box
+from gui.runs.poll_timers import poll_timer
+from gui.runs.poll_updates import changed_only
 from gui.runs.progress_view import (
     failure_text,
     finished_text,
@@ -82,12 +85,12 @@ def build_progress_panel(
         )  # fmt: skip
         gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
     log = log_box(t.t("ui.log"), f"{prefix}_log")
-    seen = gr.State({"samples": -1, "points": -1, "log": -1, "run": None})
+    seen = gr.State({"samples": -1, "points": -1, "log": -1, "run": None, "texts": None})
     outputs: list[Any] = [status, bar, outcome, plot, gallery, log, seen]
     if bar_status is not None:
         outputs.append(bar_status)
 
-    def poll(last: dict[str, Any]) -> tuple[Any, ...]:
+    def on_tick(last: dict[str, Any]) -> tuple[Any, ...]:
         snapshot = actual = runner.snapshot(tail=LOG_TAIL)
         other = other_kind_text(snapshot, kind, t)
         if other is not None:  # another tab's run: none of its details here
@@ -96,22 +99,26 @@ def build_progress_panel(
         history = snapshot.get("history") or {"step": []}
         points = len(history["step"])
         # A new run (another pid) resends everything, even when the counts happen to be equal.
-        now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid")}
+        texts = [other or status_text(snapshot, t), progress_html(snapshot, t),
+                 failure_text(snapshot, t) or finished_text(snapshot, t)]
+        if bar_status is not None:
+            texts.append(bar_status_html(actual, kind, t))
+        now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid"),
+               "texts": texts}
         fresh = now["run"] != last.get("run")
+        shown = changed_only(texts, None if fresh else last.get("texts"))
         result = [
-            other or status_text(snapshot, t),
-            progress_html(snapshot, t),
-            failure_text(snapshot, t) or finished_text(snapshot, t),
+            *shown[:3],
             (loss_frame(snapshot, t) if points else None) if fresh or points != last["points"] else gr.skip(),
             _images(samples) if fresh or len(samples) != last["samples"] else gr.skip(),
             "\n".join(snapshot.get("log_tail", [])) if fresh or now["log"] != last["log"] else gr.skip(),
             now,
+            *shown[3:],
+            *poll.after_tick(actual.get("status") == "running"),
         ]
-        if bar_status is not None:
-            result.append(bar_status_html(actual, kind, t))
         return tuple(result)
 
-    timer = gr.Timer(POLL_SECONDS)
+    poll = poll_timer(POLL_SECONDS)
     # Polls must not queue behind a long preflight or pile up when the server is slow.
-    timer.tick(poll, inputs=seen, outputs=outputs, show_progress="hidden", queue=False)
-    return timer
+    poll.timer.tick(on_tick, inputs=seen, outputs=[*outputs, *poll.outputs()], show_progress="hidden", queue=False)
+    return poll.timer

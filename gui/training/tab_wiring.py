@@ -12,6 +12,7 @@ import gradio as gr
 from backend.options import OptionError
 from gui.i18n import Translator
 from gui.markdown_text import md_t
+from gui.runs.poll_timers import wake_after
 from gui.training import form_state, lora_actions, presets
 from gui.training.accelerate_form import accelerate_problems
 from gui.training.command_builder import validate_values
@@ -92,7 +93,7 @@ def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
         return refused or lora_actions.open_tensorboard(values, t)
 
     inputs = tab.inputs
-    start.click(on_start, inputs=inputs | {planned}, outputs=[message, planned])
+    wake_after(start.click(on_start, inputs=inputs | {planned}, outputs=[message, planned]))
     stop.click(lambda: lora_actions.stop(t), outputs=message)
     preflight.click(on_preflight, inputs=inputs, outputs=report)
     show.click(on_print, inputs=inputs, outputs=[message, bash, cmd, toml, command_box, planned])

@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from backend.families import declaration
 from backend.training.progress import parse_progress_line
 
-from .helpers import REPO, TrainerResult, make_images, trainer_env
+from .helpers import REPO, TrainerResult, make_images, run_trainer, trainer_env
 from .sd_scripts_metadata import NETWORK_KEYS, lora_keys, ss_keys
 
 STEPS, STATE_EVERY, VALIDATE_EVERY = 8, 4, 2
@@ -129,23 +129,10 @@ def write_dataset(root: Path, validation: bool) -> Path:
     return config
 
 
-def one_thread_env() -> dict[str, str]:
-    """One compute thread per trainer: the suite runs a worker per core, and a tiny model's steps take
-    seconds instead of milliseconds when two trainers' threads spin against each other on two cores."""
-    return {**trainer_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def run(command: str, *args: str) -> TrainerResult:
-    result = subprocess.run([sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, env=one_thread_env())
-    events = [e for e in map(parse_progress_line, result.stdout.splitlines()) if e is not None]
-    return TrainerResult(result.returncode, events, result.stdout, result.stderr)
-
-
 def run_until_state_then_kill(command: str, args: list[str]) -> list[dict]:
     """Start training and SIGKILL it as soon as its first state is reported complete."""
     process = subprocess.Popen(
-        [sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, env=one_thread_env(),
+        [sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, env=trainer_env(),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     events = []
@@ -190,7 +177,7 @@ def runs(request, tiny, tmp_path_factory) -> tuple[Case, Runs]:
     run_toml = root / "run.toml"
     run_toml.write_text("".join(f"{name} = {toml_value(value)}\n" for name, value in options.items()))
     clock = time.monotonic()
-    full = run(case.command, "--config_file", str(run_toml))
+    full = run_trainer(case.command, "--config_file", str(run_toml))
     timings = [time.monotonic() - clock]
     assert full.returncode == 0, full.stderr[-3000:]
 
@@ -203,7 +190,7 @@ def runs(request, tiny, tmp_path_factory) -> tuple[Case, Runs]:
     timings.append(time.monotonic() - clock)
     state = resumed_out / f"tiny-step{STATE_EVERY:08d}-state"
     clock = time.monotonic()
-    resumed = run(case.command, *flags, "--resume", str(state))
+    resumed = run_trainer(case.command, *flags, "--resume", str(state))
     timings.append(time.monotonic() - clock)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     seconds = time.monotonic() - started
