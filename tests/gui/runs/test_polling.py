@@ -1,0 +1,72 @@
+"""Progress panels poll only while a run goes and only in the shown tab (gui/runs/poll_timers.py), and send only
+what changed (gui/runs/poll_updates.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from gui.app import build_app
+from gui.runs.poll_timers import TabPolling, poll_timer, wake_after
+from gui.runs.poll_updates import changed_only
+
+
+def test_unchanged_values_are_skipped_and_a_first_poll_sends_everything() -> None:
+    assert changed_only(["a", "b"], None) == ["a", "b"]
+    assert changed_only(["a", "b"], ["a", "c"]) == [gr.skip(), "b"]
+    assert changed_only(["a", None], ["x"]) == ["a", None]  # another shape: everything again
+
+
+def test_a_managed_timer_stops_when_no_run_goes_and_an_unmanaged_one_never_does() -> None:
+    with gr.Blocks():
+        free = poll_timer(1.0)
+        polling = TabPolling()
+        with polling.tab("lora"):
+            managed = poll_timer(1.0)
+    assert not free.managed and free.outputs() == [] and free.after_tick(False) == ()
+    assert managed.managed and managed.outputs() == [managed.timer]
+    assert managed.after_tick(True) == (gr.skip(),)
+    (stop,) = managed.after_tick(False)
+    assert isinstance(stop, gr.Timer) and stop.active is False
+    assert polling.timers == {"lora": [managed.timer]}
+
+
+def events(app: gr.Blocks) -> list[dict[str, Any]]:
+    return app.get_config_file()["dependencies"]
+
+
+def test_a_start_restarts_its_tabs_timers_after_it_ran_and_a_tab_select_switches_them() -> None:
+    with gr.Blocks() as app:
+        polling = TabPolling()
+        tabs: dict[str, gr.Tab] = {}
+        with gr.Tab("A") as tabs["a"], polling.tab("a"):
+            first = poll_timer(1.0).timer
+            start = gr.Button()
+            wake_after(start.click(lambda: None))
+        with gr.Tab("B") as tabs["b"], polling.tab("b"):
+            second = poll_timer(1.0).timer
+        polling.wire(tabs)
+    config = events(app)
+    after_start = [e for e in config if e["targets"] == [(None, "then")]]
+    assert len(after_start) == 1 and after_start[0]["outputs"] == [first._id]  # only its own tab's timer
+    assert config[after_start[0]["trigger_after"]]["targets"] == [(start._id, "click")]  # once the run started
+    selects = [e for e in config if e["targets"] and e["targets"][0][1] == "select"]
+    assert {e["targets"][0][0] for e in selects} == {tabs["a"]._id, tabs["b"]._id}
+    assert all(e["outputs"] == [first._id, second._id] for e in selects)
+    shown_b = polling._shown("b")
+    assert [timer.active for timer in shown_b] == [False, True]
+
+
+def test_the_apps_panels_are_all_managed_and_every_start_wakes_them() -> None:
+    app = build_app("en", headless=True)
+    config = events(app)
+    components = {c["id"]: c for c in app.get_config_file()["components"]}
+    timers = {i for i, c in components.items() if c.get("type") == "timer"}
+    assert len(timers) == 6  # LoRA, fine-tune (+ its metadata tools), captioning, dataset, LoRA tools
+    ticks = [e for e in config if e["targets"] and e["targets"][0][0] in timers]
+    assert all(set(e["outputs"]) & timers for e in ticks), "each tick can stop its own timer"
+    woken = [e for e in config if e["targets"] == [(None, "then")] and set(e["outputs"]) <= timers and e["outputs"]]
+    starters = {config[e["trigger_after"]]["targets"][0][0] for e in woken}
+    start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start")}
+    assert start_ids <= starters and len(starters) > len(start_ids)  # the tool Run buttons too
