@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from backend.messages import msg
+from backend.models import scaled_fp8
 from backend.models.file_checks import (
     check_pickle_file,
     cut_short,
@@ -87,16 +88,18 @@ def read_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors of a single file and its string metadata; `device` other than the CPU reads the
     tensors straight into that device's memory (--lowram), never holding the model in RAM. `dtype`
-    casts floating-point tensors as they are read (a .safetensors file is never held in RAM whole)."""
+    casts floating-point tensors as they are read (a .safetensors file is never held in RAM whole). ComfyUI's
+    scaled-fp8 files come back with their scales applied (backend/models/scaled_fp8.py)."""
     path = Path(path)
     if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        return _read_safetensors(path, device, dtype)
+        tensors, metadata = _read_safetensors(path, device, dtype)
+        return scaled_fp8.unscale(tensors, dtype), metadata
     tensors, metadata = _unwrap_pickle(_load_pickle(path, mmap=False, device=device), path)
     if dtype is not None:
         for key in list(tensors):  # one tensor at a time: the source is freed before the next cast
             if tensors[key].is_floating_point():
                 tensors[key] = tensors[key].to(dtype)
-    return tensors, metadata
+    return scaled_fp8.unscale(tensors, dtype), metadata
 
 
 def _read_safetensors(

@@ -218,3 +218,31 @@ def test_fp8_part_files_load_upcast(tiny: TinyModels, tmp_path: Path) -> None:
     assert t5_module.shared.weight.dtype == torch.float32
     assert torch.equal(t5_module.shared.weight, fp8["shared.weight"].to(torch.float32))
     assert t5_module.encoder.embed_tokens.weight is t5_module.shared.weight
+
+
+def test_comfyui_scaled_fp8_part_files_load_with_their_scales(tiny: TinyModels, tmp_path: Path) -> None:
+    """t5xxl_fp8_e4m3fn_scaled-style files: float8 Linear weights beside `scale_weight` (and `scale_input`), marked
+    by a `scaled_fp8` tensor; each weight loads as ComfyUI computes with it, the float8 value times its scale."""
+    model = tiny.get("flux-schnell", True)
+    t5 = load_file(str(model.part_files["t5xxl"]))
+    scaled: dict[str, torch.Tensor] = {"scaled_fp8": torch.empty(0, dtype=torch.float8_e4m3fn)}
+    layers = [key.removesuffix(".weight") for key, value in t5.items() if value.ndim == 2 and "SelfAttention" in key]
+    for key, value in t5.items():
+        scaled[key] = value
+    for layer in layers:
+        weight = t5[f"{layer}.weight"]
+        scale = weight.abs().max() / 448.0  # float8_e4m3fn's largest value
+        scaled[f"{layer}.weight"] = (weight / scale).to(torch.float8_e4m3fn)
+        scaled[f"{layer}.scale_weight"] = scale.reshape(1)
+        scaled[f"{layer}.scale_input"] = torch.ones(1)
+    save_file(scaled, str(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors"))
+    loaded = _load(tiny, "flux-schnell", True, t5xxl=str(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors"))
+    state = loaded.text_encoders[1].state_dict()
+    assert layers and not any(key.endswith(("scale_weight", "scale_input")) for key in state)
+    for layer in layers:
+        expected = scaled[f"{layer}.weight"].to(torch.float32) * scaled[f"{layer}.scale_weight"]
+        assert torch.equal(state[f"{layer}.weight"], expected), layer
+        # within float8's rounding of the original, where reading the float8 values alone is off by the scale
+        torch.testing.assert_close(state[f"{layer}.weight"], t5[f"{layer}.weight"], rtol=0.07, atol=1e-6)
+    untouched = next(key for key in t5 if key.endswith("layer_norm.weight"))
+    assert torch.equal(state[untouched], t5[untouched])
