@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,3 +69,24 @@ def base_flags(model: Path, train_dir: Path, out: Path, *extra: str) -> list[str
         "--output_dir", str(out), "--output_name", "tiny", "--resolution", "64",
         "--caption_extension", ".txt", "--max_data_loader_n_workers", "0", "--seed", "7", *extra,
     ]
+
+
+def run_until_state_then_kill(command: str, args: list[str]) -> list[dict]:
+    """Start training and SIGKILL it as soon as its first state is reported complete."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, env=trainer_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    events = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        event = parse_progress_line(line)
+        if event is None:
+            continue
+        events.append(event)
+        if event["event"] == "checkpoint" and event["kind"] == "state":
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return events

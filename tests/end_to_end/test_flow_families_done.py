@@ -16,9 +16,6 @@ sd3_train_network write (a fine-tune: those less the network's).
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +26,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from backend.families import declaration
-from backend.training.progress import parse_progress_line
 
-from .helpers import REPO, TrainerResult, make_images, run_trainer, trainer_env
+from .helpers import TrainerResult, make_images, run_trainer, run_until_state_then_kill
 from .sd_scripts_metadata import NETWORK_KEYS, lora_keys, ss_keys
 
 STEPS, STATE_EVERY, VALIDATE_EVERY = 8, 4, 2
@@ -127,27 +123,6 @@ def write_dataset(root: Path, validation: bool) -> Path:
         f"[[datasets.subsets]]\nimage_dir = '{images}'\nnum_repeats = 1\n"
     )
     return config
-
-
-def run_until_state_then_kill(command: str, args: list[str]) -> list[dict]:
-    """Start training and SIGKILL it as soon as its first state is reported complete."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, env=trainer_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    events = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        event = parse_progress_line(line)
-        if event is None:
-            continue
-        events.append(event)
-        if event["event"] == "checkpoint" and event["kind"] == "state":
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    return events
 
 
 @dataclass

@@ -3,44 +3,18 @@ its losses and final LoRA match an uninterrupted run with the same seed."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend.training.progress import parse_progress_line
-
-from .helpers import REPO, base_flags, run_trainer, trainer_env
+from .helpers import base_flags, run_trainer, run_until_state_then_kill
 
 
 def flags(model: Path, train_dir: Path, out: Path, *extra: str) -> list[str]:
     return base_flags(model, train_dir, out, "--max_train_steps", "8", "--learning_rate", "1e-3",
                       "--save_every_n_steps", "4", "--save_state", "--network_dim", "4", *extra)
-
-
-def run_until_state_then_kill(args: list[str]) -> list[dict]:
-    """Start training and SIGKILL it as soon as the step-4 state is reported complete."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend.train_network", *args], cwd=REPO, env=trainer_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    events = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        event = parse_progress_line(line)
-        if event is None:
-            continue
-        events.append(event)
-        if event["event"] == "checkpoint" and event["kind"] == "state":
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    return events
 
 
 def optimizer_state(folder: Path) -> dict:
@@ -55,7 +29,7 @@ def runs(tiny, train_dir, tmp_path_factory):
     assert full.returncode == 0, full.stderr[-3000:]
 
     killed_out = tmp_path_factory.mktemp("killed")
-    killed_events = run_until_state_then_kill(flags(model, train_dir, killed_out))
+    killed_events = run_until_state_then_kill("train_network", flags(model, train_dir, killed_out))
     state = killed_out / "tiny-step00000004-state"
     resumed = run_trainer("train_network", *flags(model, train_dir, killed_out, "--resume", str(state)))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
