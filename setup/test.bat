@@ -6,6 +6,6 @@ pushd "%~dp0.."
 set "WORKERS=%KOHYA_TEST_WORKERS%"
 if "%WORKERS%"=="" set "WORKERS=%NUMBER_OF_PROCESSORS%"
 if %WORKERS% GTR 4 set "WORKERS=4"
-"venv\Scripts\python.exe" -m pytest -n %WORKERS% --dist loadfile %*
+"venv\Scripts\python.exe" -m pytest -n %WORKERS% --dist loadfile --no-loadscope-reorder %*
 set "RC=%ERRORLEVEL%"
 popd & exit /b %RC%
