@@ -10,6 +10,7 @@ from typing import Protocol
 
 from backend.messages import msg
 from backend.training.finetune_files import FOLDER_FORMATS, SINGLE_FILE_FORMATS
+from backend.training.fused_backward import fused_step_flag
 
 
 class Plan(Protocol):
@@ -24,9 +25,10 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
     _check_saving(args, plan)
     if getattr(args, "block_lr", None):
         _check_block_lr(args, plan)
-    if args.fused_backward_pass:
-        _check_fused_backward(args, plan)
-    if getattr(args, "blocks_to_swap", None) and not args.fused_backward_pass:
+    fused = fused_step_flag(args)
+    if fused:
+        _check_fused_backward(args, plan, fused)
+    if getattr(args, "blocks_to_swap", None) and not fused:
         plan.errors.append(msg(
             "preflight.finetune.blocks_to_swap", "--blocks_to_swap in a fine-tune needs --fused_backward_pass: the "
             "swapped blocks' trained weights are stepped while their block is on the GPU, then written back to RAM "
@@ -96,7 +98,7 @@ def _check_saving(args: argparse.Namespace, plan: Plan) -> None:
                                      flags=", ".join(unused)))
 
 
-def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
+def _check_fused_backward(args: argparse.Namespace, plan: Plan, flag: str) -> None:
     from backend.training.fused_backward import fused_backward_problems
     from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
     from backend.training.sharded import launch_backend
@@ -107,7 +109,7 @@ def _check_fused_backward(args: argparse.Namespace, plan: Plan) -> None:
         return  # reported by the optimizer checks
     plan.errors += fused_backward_problems(
         optimizer, args.gradient_accumulation_steps, args.mixed_precision,
-        sharded=launch_backend() is not None or bool(getattr(args, "deepspeed", False)),
+        sharded=launch_backend() is not None or bool(getattr(args, "deepspeed", False)), flag=flag,
     )
 
 

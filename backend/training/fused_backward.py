@@ -11,6 +11,11 @@ parameter for the call; state stays keyed by parameter, so it is the optimizer's
 That is exact only for optimizers whose update of a weight reads nothing but that weight's gradient
 and state (FUSABLE_OPTIMIZERS); sd-scripts offers Adafactor only, through a patched copy of its step.
 
+sd-scripts' --blockwise_fused_optimizers and --fused_optimizer_groups N give each block (or group) an
+optimizer of its own and step it when the block's gradients are complete; for the optimizers above that
+is this per-weight step (the same updates, fewer gradients alive), so those flags run it too
+(`fused_step_flag`). sd-scripts clips per weight there as well.
+
 Two things differ from an unfused step, as in sd-scripts: --max_grad_norm clips each weight's
 gradient on its own (a global norm needs every gradient at once), and gradient accumulation is
 impossible (the gradient is spent when it is complete).
@@ -28,30 +33,40 @@ from backend.messages import msg
 FUSABLE_OPTIMIZERS = ("Adafactor", "AdamW", "SGDNesterov")
 
 
+def fused_step_flag(args: Any) -> str | None:
+    """The flag that asks for optimizer steps during the backward pass, or None."""
+    if args.fused_backward_pass:
+        return "--fused_backward_pass"
+    if getattr(args, "blockwise_fused_optimizers", False):
+        return "--blockwise_fused_optimizers"
+    if getattr(args, "fused_optimizer_groups", None):
+        return "--fused_optimizer_groups"
+    return None
+
+
 def fused_backward_problems(optimizer_name: str, accumulation_steps: int, mixed_precision: str,
-                            sharded: bool) -> list[str]:
-    """Why --fused_backward_pass cannot be used with these settings (empty when it can)."""
+                            sharded: bool, flag: str = "--fused_backward_pass") -> list[str]:
+    """Why `flag` (fused_step_flag's) cannot be used with these settings (empty when it can)."""
     problems = []
     if optimizer_name not in FUSABLE_OPTIMIZERS:
         problems.append(msg(
-            "preflight.fused_backward.optimizer", "--fused_backward_pass steps each weight on its own, which is the "
-            "same update only for optimizers that treat weights independently: {optimizers} (got {optimizer})",
-            optimizers=", ".join(FUSABLE_OPTIMIZERS), optimizer=optimizer_name,
+            "preflight.fused_backward.optimizer", "{flag} steps each weight on its own here, which is the same update "
+            "only for optimizers that treat weights independently: {optimizers} (got {optimizer})",
+            flag=flag, optimizers=", ".join(FUSABLE_OPTIMIZERS), optimizer=optimizer_name,
         ))
     if accumulation_steps > 1:
         problems.append(msg(
-            "preflight.fused_backward.accumulation", "--fused_backward_pass cannot accumulate gradients (each is "
-            "applied as soon as it is complete): set --gradient_accumulation_steps 1, or use a larger "
-            "--train_batch_size",
+            "preflight.fused_backward.accumulation", "{flag} cannot accumulate gradients (each is applied as soon as "
+            "it is complete): set --gradient_accumulation_steps 1, or use a larger --train_batch_size", flag=flag,
         ))
     if mixed_precision == "fp16":
         problems.append(msg(
-            "preflight.fused_backward.fp16", "--fused_backward_pass cannot be used with --mixed_precision fp16 (the "
-            "loss scaler needs every gradient before any step); use bf16 or no",
+            "preflight.fused_backward.fp16", "{flag} cannot be used with --mixed_precision fp16 (the loss scaler "
+            "needs every gradient before any step); use bf16 or no", flag=flag,
         ))
     if sharded:
-        problems.append(msg("preflight.fused_backward.sharded", "--fused_backward_pass cannot be combined with "
-                            "DeepSpeed or FSDP (they step the optimizer)"))
+        problems.append(msg("preflight.fused_backward.sharded", "{flag} cannot be combined with DeepSpeed or FSDP "
+                            "(they step the optimizer)", flag=flag))
     return problems
 
 

@@ -38,7 +38,7 @@ from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
-from backend.training.fused_backward import FusedBackwardStep
+from backend.training.fused_backward import FusedBackwardStep, fused_step_flag
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import FineTuneConfig, NetworkConfig, method_config
@@ -318,9 +318,10 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     else:
         optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
     fused_backward = None
-    if args.fused_backward_pass:
+    fused = fused_step_flag(args)
+    if fused:
         if accelerator_backend(accelerator):
-            raise RuntimeError("--fused_backward_pass cannot be combined with DeepSpeed or FSDP")
+            raise RuntimeError(f"{fused} cannot be combined with DeepSpeed or FSDP")
         fused_backward = FusedBackwardStep(
             optimizer_setup.optimizer, method.trainable_parameters(), step_config.max_grad_norm,
             accelerator.num_processes,

@@ -40,6 +40,13 @@ def test_a_sound_fine_tune_passes_preflight(tiny, dataset):
     assert plan.report["dataset"]["total_steps"] == 1600
 
 
+def test_a_fine_tune_holds_out_validation_images_from_its_metadata_file(tiny, dataset):
+    """sd-scripts validates LoRA runs only; here the fine-tunes take the same split (one of the two images)."""
+    plan = plan_for("fine_tune", tiny.get("sd15").path, dataset, "--validation_split", "0.5")
+    assert plan.ok, plan.errors
+    assert plan.report["dataset"]["datasets"][0]["num_train_images"] == 1
+
+
 def test_fine_tune_errors_are_listed_together(tiny, dataset):
     plan = plan_for("fine_tune", tiny.get("sd15").path, dataset, "--save_model_as", "pt", "--learning_rate", "0",
                     in_json=False)

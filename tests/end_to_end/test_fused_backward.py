@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from backend.training.fused_backward import FusedBackwardStep
+from backend.options import parse_args
+from backend.training.fused_backward import FusedBackwardStep, fused_step_flag
 from backend.training.optimizers import create_optimizer
 
 from .finetune_helpers import ft_flags, prepare_metadata, same, weights
@@ -77,6 +78,20 @@ def test_param_groups_are_intact_after_fused_steps() -> None:
 def test_settings_it_cannot_honour_are_refused(tiny, dataset, extra, message) -> None:  # noqa: F811
     plan = plan_for("fine_tune", tiny.get("sd15").path, dataset, "--fused_backward_pass", *extra)
     assert any(message in error for error in plan.errors), plan.errors
+
+
+@pytest.mark.parametrize("flags", [("--blockwise_fused_optimizers",), ("--fused_optimizer_groups", "4")])
+def test_sd_scripts_grouped_fused_optimizers_run_as_the_fused_backward_pass(tiny, dataset, flags) -> None:  # noqa: F811
+    """sd-scripts' per-block / per-group optimizers are, for the optimizers fused here, the per-weight step:
+    accepted where sd-scripts takes them (with --blocks_to_swap too), refused for the others by their flag."""
+    assert fused_step_flag(parse_args("sdxl_train", ["--pretrained_model_name_or_path", "m", "--output_dir", "o", *flags])) == flags[0]
+    plan = plan_for("sdxl_train", tiny.get("sdxl").path, dataset, *flags)
+    assert plan.ok, plan.errors
+    plan = plan_for("sdxl_train", tiny.get("sdxl").path, dataset, *flags, "--optimizer_type", "Prodigy")
+    assert f"{flags[0]} steps each weight on its own here, which is the same update only for optimizers that " \
+        "treat weights independently: Adafactor, AdamW, SGDNesterov (got Prodigy)" in plan.errors
+    plan = plan_for("flux_train", tiny.get("flux-dev").path, dataset, *flags, "--blocks_to_swap", "2")
+    assert not [e for e in plan.errors if "needs --fused_backward_pass" in e], plan.errors  # as sd-scripts: either
 
 
 def test_fine_tune_with_fused_backward_saves_the_same_model(tiny, tmp_path: Path) -> None:

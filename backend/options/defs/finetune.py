@@ -71,6 +71,26 @@ declare_all(
             "needs --gradient_accumulation_steps 1 and no fp16; --max_grad_norm then clips each weight's "
             "gradient on its own.",
         ),
+        # sd-scripts gives each block (flux_train, sd3_train) or each of N groups (sdxl_train too) an optimizer
+        # of its own, stepped when the block's gradients are complete. For the optimizers that update each
+        # weight from its own gradient and state alone, that is the per-weight step of --fused_backward_pass,
+        # which is what runs (backend/training/fused_backward.py: fused_step_flag).
+        Option(
+            "blockwise_fused_optimizers", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            help="sd-scripts' per-block fused optimizers (flux_train, sd3_train): each block's weights are stepped as "
+            "soon as the backward pass has computed their gradients, which saves the memory of holding every "
+            "gradient. Here this is --fused_backward_pass (each weight stepped on its own), the same update for "
+            "Adafactor, AdamW and SGDNesterov; other optimizers are refused. Needs --gradient_accumulation_steps 1.",
+        ),
+        Option(
+            "fused_optimizer_groups", "int", None, minimum=0, group="advanced", commands=FINETUNE_COMMANDS,
+            range_reason=msg("options.range_reason.fused_optimizer_groups", "a number of optimizer groups; 0 or "
+                             "empty turns it off"),
+            help="sd-scripts' --fused_optimizer_groups N (sdxl_train, flux_train, sd3_train): the weights split into "
+            "N groups, each stepped when its gradients are complete. Here any N > 0 means --fused_backward_pass "
+            "(each weight stepped on its own): the same update for Adafactor, AdamW and SGDNesterov, with less "
+            "memory than N groups; other optimizers are refused. Empty or 0: off.",
+        ),
         Option(
             "ema", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
             help="Keep an exponential moving average (EMA) of the trained weights and save it (see --ema_save). "

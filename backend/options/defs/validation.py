@@ -1,11 +1,14 @@
 """Validation loss on images held out of training (sd-scripts' train_network.py, 2025).
 
+sd-scripts validates LoRA runs only; the fine-tune commands take the same options here (a fine-tune
+overfits as readily, and the loop and the split are the same code).
+
 Implemented in backend/data/split.py (which images are held out) and backend/training/validation.py
 (the loss and when it runs).
 """
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS, Option, declare_all
+from backend.options.schema import ALL_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -13,7 +16,7 @@ declare_all(
             name="validation_split",
             kind="float",
             default=0.0,
-            commands=LORA_COMMANDS,
+            commands=ALL_COMMANDS,
             group="advanced",
             help=(
                 "Fraction of the training images held out for a validation loss and never trained on, e.g. 0.1. "
@@ -29,7 +32,7 @@ declare_all(
             name="validation_seed",
             kind="int",
             default=None,
-            commands=LORA_COMMANDS,
+            commands=ALL_COMMANDS,
             group="advanced",
             help=(
                 "Seed that picks the held-out validation images and fixes the validation noise; keep it when "
@@ -42,7 +45,7 @@ declare_all(
             kind="int",
             default=None,
             minimum=1,
-            commands=LORA_COMMANDS,
+            commands=ALL_COMMANDS,
             group="advanced",
             range_reason=msg(
                 "options.range_reason.validate_every_n_steps",
@@ -59,7 +62,7 @@ declare_all(
             kind="int",
             default=None,
             minimum=1,
-            commands=LORA_COMMANDS,
+            commands=ALL_COMMANDS,
             group="advanced",
             range_reason=msg(
                 "options.range_reason.validate_every_n_epochs",
@@ -76,7 +79,7 @@ declare_all(
             kind="int",
             default=None,
             minimum=1,
-            commands=LORA_COMMANDS,
+            commands=ALL_COMMANDS,
             group="advanced",
             range_reason=msg(
                 "options.range_reason.max_validation_steps",
