@@ -46,22 +46,32 @@ def label(name: str) -> str:
     return declaration(name).label
 
 
+# The image trainers' kinds (sd-scripts' scripts, one per family and kind). Video families train with
+# finetrainers' one command for every model (`VIDEO_COMMAND`, kind "video"), whose flags are finetrainers'
+# own: the sd-scripts option sets derived below (`commands_where`) never include it.
+IMAGE_KINDS = ("lora", "finetune")
+VIDEO_KIND = "video"
+VIDEO_COMMAND = "train_video"
+
+
 def commands(kind: str | None = None) -> tuple[str, ...]:
-    """Every training command (of one kind), each once, in the families' order."""
+    """Every image training command (of one kind), each once, in the families' order; kind "video":
+    the video command (declared by the video families)."""
     found: list[str] = []
     for decl in DECLARATIONS:
         for each, command in decl.commands.items():
-            if (kind is None or each == kind) and command not in found:
+            if (each == kind if kind is not None else each in IMAGE_KINDS) and command not in found:
                 found.append(command)
     return tuple(found)
 
 
 def commands_where(test: Callable[[FamilyDeclaration], bool]) -> tuple[str, ...]:
-    """Every training command of the families passing `test`, each once, in the families' order."""
+    """Every image training command of the families passing `test`, each once, in the families' order."""
     found: list[str] = []
     for decl in DECLARATIONS:
         if test(decl):
-            found += [command for command in decl.commands.values() if command not in found]
+            found += [command for kind, command in decl.commands.items()
+                      if kind in IMAGE_KINDS and command not in found]
     return tuple(found)
 
 

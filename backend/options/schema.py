@@ -20,7 +20,11 @@ from backend import families
 # The commands that take training options (`python -m backend.<command>`), from the families.
 LORA_COMMANDS = families.commands("lora")
 FINETUNE_COMMANDS = families.commands("finetune")
-ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS
+ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS  # the image trainers (sd-scripts' flags)
+# finetrainers' one command for every video family (`--model_name` picks it); its options are declared with
+# `commands=VIDEO_COMMANDS` and finetrainers' names, never by default.
+VIDEO_COMMANDS = (families.VIDEO_COMMAND,)
+KNOWN_COMMANDS = ALL_COMMANDS + VIDEO_COMMANDS
 # The commands where --v2 picks the model type (SD 2.x trains with the SD 1.x commands and --v2).
 V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
 # The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
@@ -112,7 +116,7 @@ def declare(option: Option) -> Option:
     """Register one option; a duplicate name is a programming error, caught at import."""
     if option.name in _REGISTRY:
         raise ValueError(f"option {option.name!r} is declared twice")
-    unknown = (set(option.commands) | set(option.ignored_on)) - set(ALL_COMMANDS)
+    unknown = (set(option.commands) | set(option.ignored_on)) - set(KNOWN_COMMANDS)
     if unknown:
         raise ValueError(f"option {option.name!r} names unknown commands {sorted(unknown)}")
     _check_declaration(option)
@@ -157,8 +161,8 @@ def all_options() -> dict[str, Option]:
 
 
 def options_for(command: str) -> dict[str, Option]:
-    if command not in ALL_COMMANDS:
-        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(ALL_COMMANDS)}")
+    if command not in KNOWN_COMMANDS:
+        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(KNOWN_COMMANDS)}")
     return {name: opt for name, opt in all_options().items() if command in opt.commands}
 
 
