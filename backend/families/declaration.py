@@ -104,6 +104,16 @@ class FamilyDeclaration:
     records_prediction_type: bool = True
     # Options sd-scripts records as ss_<name> for this family's runs (its update_metadata).
     metadata_options: tuple[str, ...] = ()
+    # A video family (commands {"video": "train_video"}): finetrainers' --model_name for it, and its VAE's
+    # compression: a clip of F frames needs (F - 1) % temporal_compression == 0 (F = 1: an image), its
+    # height and width multiples of spatial_compression. Zero / empty for the image families.
+    video_model_name: str = ""
+    temporal_compression: int = 0
+    spatial_compression: int = 0
+
+    @property
+    def is_video(self) -> bool:
+        return bool(self.video_model_name)
 
     @property
     def model_files(self) -> tuple[str, ...]:
