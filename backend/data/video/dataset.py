@@ -104,13 +104,17 @@ def _too_short(record: VideoRecord, info: VideoInfo, buckets: Buckets, temporal:
     return ClipProblem(record.path, problem, fix)
 
 
-def reshape(video: torch.Tensor, size: tuple[int, int], mode: str, rng: random.Random | None = None) -> torch.Tensor:
-    """uint8 [F, 3, h, w] -> float32 [F, 3, H, W] in [-1, 1] at `size` (H, W), per `--video_reshape_mode`."""
+def check_reshape_mode(mode: str) -> None:
     if mode not in RESHAPE_MODES:
         raise VideoDataError(msg(
             "video.reshape.mode", "--video_reshape_mode {value}: use one of {choices}",
             value=mode, choices=", ".join(RESHAPE_MODES),
         ))  # fmt: skip
+
+
+def reshape(video: torch.Tensor, size: tuple[int, int], mode: str, rng: random.Random | None = None) -> torch.Tensor:
+    """uint8 [F, 3, h, w] -> float32 [F, 3, H, W] in [-1, 1] at `size` (H, W), per `--video_reshape_mode`."""
+    check_reshape_mode(mode)
     clip = video.float().div_(127.5).sub_(1.0)
     height, width = clip.shape[-2:]
     target_h, target_w = size
@@ -149,9 +153,8 @@ class VideoClipSet(torch.utils.data.Dataset):
         seed: int = 0,
     ) -> None:
         """`clips` from `scan`; plain records are scanned here (any problem: `VideoDataError` listing all)."""
-        if reshape_mode not in RESHAPE_MODES:
-            reshape(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), (1, 1), reshape_mode)  # raises the message
-        frame_indices(1, 1, frame_selection)  # an unknown selection fails now, not in a worker
+        check_reshape_mode(reshape_mode)
+        frame_indices(1, 1, frame_selection)  # an unknown selection fails now, not in a DataLoader worker
         records = [c for c in clips if isinstance(c, VideoRecord)]
         scanned = [c for c in clips if isinstance(c, ScannedClip)]
         if records:

@@ -163,7 +163,13 @@ def _list_file(root: Path, column: str | None, table_default: str, known: tuple[
             "found: {found})",
             flag=flag, name=column, root=root, found=", ".join(texts) or "-",
         ))  # fmt: skip
-    return next((root / name for name in known if (root / name).is_file()), None)
+    found = [name for name in known if (root / name).is_file()]
+    if len(found) > 1:  # finetrainers refuses this too: which list is meant is a guess
+        raise VideoDataError(msg(
+            "video.source.ambiguous_list", "{root}: found {found}: keep one, or name it with --{flag}",
+            root=root, found=" and ".join(found), flag=flag,
+        ))  # fmt: skip
+    return root / found[0] if found else None
 
 
 # --- (b) a table: CSV, JSON, JSONL ----------------------------------------------------------------

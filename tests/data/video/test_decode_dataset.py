@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from backend.data.video.buckets import Buckets
+from backend.data.video.buckets import Buckets, check_buckets, parse_buckets
 from backend.data.video.dataset import VideoClipSet, collate, reshape, scan
-from backend.data.video.decode import VideoInfo, probe, read_clip
+from backend.data.video.decode import VideoInfo, _upright, probe, read_clip
 from backend.data.video.errors import VideoDataError, VideoDecodeError, format_problems
-from backend.data.video.sources import VideoRecord
+from backend.data.video.sources import VideoRecord, load_records
 
 from .make_clips import background, frame_number, write_clip, write_corrupt, write_image
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov"])
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov", ".mkv"])
 def test_round_trip(tmp_path: Path, suffix: str) -> None:
     path = write_clip(tmp_path / f"c{suffix}", frames=13, size=(64, 48), fps=8, seed=3)
     assert probe(path) == VideoInfo(13, 64, 48, 8.0)
@@ -119,3 +120,36 @@ def test_random_crops_repeat_per_epoch(tmp_path: Path) -> None:
     clips.set_epoch(0)
     assert torch.equal(clips[0]["video"], crops[0])
     assert any(not torch.equal(crops[0], c) for c in crops[1:])
+
+
+def test_gif_and_upright_frames(tmp_path: Path) -> None:
+    gif = write_clip(tmp_path / "a.gif", frames=5, size=(32, 16))
+    info = probe(gif)
+    assert (info.frames, info.width, info.height) == (5, 32, 16)
+    assert [frame_number(f.numpy()) for f in read_clip(gif, [4, 1])] == [4, 1]
+    # a phone's portrait video: stored landscape, display matrix rotation -90 (turn clockwise to show)
+    stored = np.zeros((2, 3, 3), np.uint8)
+    stored[0, 0] = 255  # top-left red
+    frame = SimpleNamespace(rotation=-90, to_ndarray=lambda format: stored)
+    upright = _upright(frame)  # type: ignore[arg-type]
+    assert upright.shape == (3, 2, 3) and upright[0, -1, 0] == 255  # top-left went to top-right
+
+
+def test_finetrainers_layout_to_batches(tmp_path: Path) -> None:
+    """What the trainer does: flags -> records -> checked buckets -> scan -> clip set -> DataLoader."""
+    root = tmp_path / "dataset"
+    for i, suffix in enumerate([".mp4", ".webm", ".mov"]):
+        write_clip(root / "videos" / f"{i}{suffix}", frames=17, size=(64, 48), seed=i)
+    (root / "prompts.txt").write_text("a red square\na blue sky\na green field\n")
+    (root / "videos.txt").write_text("videos/0.mp4\nvideos/1.webm\nvideos/2.mov\n")
+    records = load_records(root, id_token="TOK")
+    buckets = parse_buckets(["9x32x48", "17x32x48"])
+    check_buckets(buckets, temporal=4, spatial=16, model="Wan 2.1")
+    usable, problems = scan(records, buckets, temporal=4, spatial=16)
+    assert not problems and {c.bucket for c in usable} == {(17, 32, 48)}
+    clips = VideoClipSet(usable, buckets, "center", seed=0)
+    loader = torch.utils.data.DataLoader(clips, batch_sampler=clips.batches(2, seed=0, epoch=0), collate_fn=collate)
+    batches = list(loader)
+    assert sorted(b["video"].shape[0] for b in batches) == [1, 2]
+    assert batches[0]["video"].shape[1:] == (3, 17, 32, 48)
+    assert all(c.startswith("TOK a ") for b in batches for c in b["caption"])

@@ -59,6 +59,9 @@ def test_half_a_list_pair_is_refused(tmp_path: Path) -> None:
     (tmp_path / "prompts.txt").write_text("a\n")
     with pytest.raises(VideoDataError, match=r"found prompts.txt but not its partner list \(videos.txt"):
         load_records(tmp_path)
+    (tmp_path / "prompt.txt").write_text("a\n")
+    with pytest.raises(VideoDataError, match=r"found prompts.txt and prompt.txt: keep one, or name it with --caption_column"):
+        load_records(tmp_path)
 
 
 def test_csv_json_jsonl_tables(tmp_path: Path) -> None:
