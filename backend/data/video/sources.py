@@ -28,6 +28,7 @@ extensions) and reported at once, before anything is decoded.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -236,10 +237,12 @@ def _cell(value: object) -> str:
 
 
 def _csv_rows(table: Path, problems: list[str]) -> list[tuple[str, dict]]:
-    text = _read_text(table, problems)
-    reader = csv.DictReader(text.splitlines())
-    # DictReader counts lines from the header; row n is line n + 1 of the file (header = line 1).
-    return [(f"{table.name} line {n + 1}", row) for n, row in enumerate(reader, 1) if any(row.values())]
+    reader = csv.DictReader(io.StringIO(_read_text(table, problems), newline=""))
+    rows = []
+    for row in reader:  # line_num: the file line the row ends on (quoted captions may span lines)
+        if any(row.values()):
+            rows.append((f"{table.name} line {reader.line_num}", row))
+    return rows
 
 
 def _json_rows(table: Path, problems: list[str]) -> list[tuple[str, dict]]:

@@ -83,6 +83,12 @@ def test_csv_json_jsonl_tables(tmp_path: Path) -> None:
 
 
 def test_table_errors(tmp_path: Path) -> None:
+    (tmp_path / "multi.csv").write_text('video,text\na.mp4,"two\nlines"\nc.mp4,\n')
+    _touch(tmp_path / "a.mp4", tmp_path / "c.mp4")
+    with pytest.raises(VideoDataError, match="multi.csv line 4: text is empty"):
+        load_records(tmp_path, tmp_path / "multi.csv")
+    (tmp_path / "multi.csv").write_text('video,text\na.mp4,"two\nlines"\n')
+    assert load_records(tmp_path, tmp_path / "multi.csv")[0].caption == "two\nlines"
     (tmp_path / "m.csv").write_text("file_name,prompt\na.mp4,x\n")
     with pytest.raises(VideoDataError, match=r"no column 'video', 'text'; the columns are: file_name, prompt"):
         load_records(None, tmp_path / "m.csv")
