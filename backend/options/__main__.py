@@ -21,7 +21,16 @@ from backend.options.cli import print_problems
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.dataset_keys import DATASET_KEYS, SUBSET_KINDS
 from backend.options.errors import OptionError
-from backend.options.schema import ALL_COMMANDS, GROUPS, all_options, model_types, options_for
+from backend.options.finetrainers_flags import finetrainers_flags
+from backend.options.schema import (
+    ALL_COMMANDS,
+    GROUPS,
+    KNOWN_COMMANDS,
+    VIDEO_COMMANDS,
+    all_options,
+    model_types,
+    options_for,
+)
 from backend.options.sd_scripts_flags import sd_scripts_flags
 
 SCHEMA_VERSION = 1
@@ -29,7 +38,7 @@ SCHEMA_VERSION = 1
 
 def dump(command: str | None = None) -> dict[str, Any]:
     """The whole schema (or one command's part of it) as JSON-ready data."""
-    commands = [command] if command else list(ALL_COMMANDS)
+    commands = [command] if command else list(KNOWN_COMMANDS)
     options = options_for(command) if command else all_options()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -37,7 +46,8 @@ def dump(command: str | None = None) -> dict[str, Any]:
         "groups": list(GROUPS),
         "options": [option.to_json() for option in options.values()],
         "dataset_keys": [key.to_json() for key in DATASET_KEYS.values()],
-        "sd_scripts_flags": {name: sorted(sd_scripts_flags(name)) for name in commands},
+        "sd_scripts_flags": {name: sorted(sd_scripts_flags(name)) for name in commands if name in ALL_COMMANDS},
+        "finetrainers_flags": {name: sorted(finetrainers_flags()) for name in commands if name in VIDEO_COMMANDS},
         "model_types": model_types(),
     }
 
@@ -48,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--dump", action="store_true", help="print the option schema as JSON")
     action.add_argument("--check", metavar="CONFIG", help="validate a training config TOML (needs --command)")
     action.add_argument("--check_dataset", metavar="FILE", help="validate a dataset config (.toml or .json)")
-    parser.add_argument("--command", choices=ALL_COMMANDS, help="limit to one training command")
+    parser.add_argument("--command", choices=KNOWN_COMMANDS, help="limit to one training command")
     args = parser.parse_args(argv)
 
     if args.dump:

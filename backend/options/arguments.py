@@ -17,7 +17,7 @@ from backend.options.config_file import find_config_file, output_config_path, re
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.parser import OptionParser, build_parser
-from backend.options.schema import all_options, options_for
+from backend.options.schema import VIDEO_COMMANDS, all_options, options_for
 
 
 def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -83,7 +83,8 @@ def _run_problems(namespace: argparse.Namespace, command: str, check_required: b
             problems.append(msg(
                 "options.required", '"{name}" is required: set it in the config file or pass --{name}', name=option.name
             ))
-    if namespace.dataset_config is not None:
+    # train_video's --dataset_config is finetrainers' JSON, which the video data layer reads and checks.
+    if namespace.dataset_config is not None and command not in VIDEO_COMMANDS:
         kinds = subset_kinds_for(command, masked_loss=bool(getattr(namespace, "masked_loss", False)))
         try:
             load_dataset_config(namespace.dataset_config, kinds)

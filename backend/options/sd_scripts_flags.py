@@ -146,8 +146,9 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
 
 @cache
 def sd_scripts_flags(command: str) -> frozenset[str]:
-    """The flag names (without "--") that sd-scripts' `<command>.py` accepts."""
-    return frozenset(flag for group in COMMAND_GROUPS[command] for flag in GROUPS[group])
+    """The flag names (without "--") that sd-scripts' `<command>.py` accepts; none for train_video, which
+    takes finetrainers' flags (finetrainers_flags.py) and has no sd-scripts script."""
+    return frozenset(flag for group in COMMAND_GROUPS.get(command, ()) for flag in GROUPS[group])
 
 
 def sd_scripts_commands_for(flag: str) -> tuple[str, ...]:

@@ -1,11 +1,12 @@
 """Files that carry options: the training config TOML and the dataset config."""
 
-from backend.options.schema import Option, declare_all
+from backend.options.schema import KNOWN_COMMANDS, Option, declare_all
 
 declare_all(
     [
         Option(
             name="config_file",
+            commands=KNOWN_COMMANDS,
             kind="path",
             default=None,
             cli_only=True,
@@ -18,6 +19,7 @@ declare_all(
         ),
         Option(
             name="output_config",
+            commands=KNOWN_COMMANDS,
             kind="bool",
             default=False,
             cli_only=True,
@@ -33,10 +35,14 @@ declare_all(
             kind="path",
             default=None,
             group="dataset",
+            # train_video takes finetrainers' flag of the same name: its JSON, read by the video data layer.
+            commands=KNOWN_COMMANDS,
             help=(
                 "TOML or JSON file that describes datasets and their subsets ([general], [[datasets]], "
                 "[[datasets.subsets]]) as in sd-scripts; misplaced or misspelled keys are errors. When set, "
-                "train_data_dir, reg_data_dir and in_json are ignored. Default: none (use train_data_dir)."
+                "train_data_dir, reg_data_dir and in_json are ignored. Default: none (use train_data_dir). "
+                "train_video: finetrainers' dataset JSON ({\"datasets\": [...]} with data_root or "
+                "dataset_file, dataset_type, resolution buckets), required there."
             ),
         ),
     ]

@@ -1,6 +1,6 @@
 """Which base model to train and how to read it."""
 
-from backend.options.schema import DDPM_COMMANDS, V2_COMMANDS, Option, declare_all
+from backend.options.schema import DDPM_COMMANDS, KNOWN_COMMANDS, V2_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -10,10 +10,11 @@ declare_all(
             default=None,
             required=True,
             group="model",
+            commands=KNOWN_COMMANDS,  # finetrainers' flag of the same name (train_video): a diffusers folder
             help=(
                 "The base model to train: a single-file checkpoint (.safetensors or .ckpt) or a diffusers "
-                "model folder. Nothing is downloaded. Required; e.g. /models/v1-5-pruned.safetensors or "
-                "/models/sdxl-base (a diffusers folder)."
+                "model folder (train_video: a diffusers folder). Nothing is downloaded. Required; e.g. "
+                "/models/v1-5-pruned.safetensors or /models/sdxl-base (a diffusers folder)."
             ),
         ),
         Option(

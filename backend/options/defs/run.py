@@ -1,7 +1,14 @@
 """Options of the training run itself: length, precision, saving, resuming, logging, metadata."""
 
 from backend.messages import msg
-from backend.options.schema import ALL_COMMANDS, LORA_COMMANDS, Option, commands_taking, declare_all
+from backend.options.schema import (
+    ALL_COMMANDS,
+    KNOWN_COMMANDS,
+    LORA_COMMANDS,
+    Option,
+    commands_taking,
+    declare_all,
+)
 
 # Families whose captions go to T5 take its length instead (sd-scripts' Flux script warns that
 # --max_token_length is not used, and goes on).
@@ -32,7 +39,7 @@ declare_all(
             "num_repeats times. Typical LoRA runs: 5-20 epochs.",
         ),
         Option(
-            "seed", "int", None, minimum=0, group="basic",
+            "seed", "int", None, minimum=0, group="basic", commands=KNOWN_COMMANDS,
             range_reason=msg(
                 "options.range_reason.seed",
                 "numpy's seed (set by accelerate's set_seed in sd-scripts) refuses negative numbers "
@@ -47,7 +54,7 @@ declare_all(
             "and newer; fp16 for older GPUs (SDXL in fp16 can give NaN losses). Default: no (fp32).",
         ),
         Option(
-            "gradient_accumulation_steps", "int", 1, minimum=1, group="basic",
+            "gradient_accumulation_steps", "int", 1, minimum=1, group="basic", commands=KNOWN_COMMANDS,
             range_reason=msg(
                 "options.range_reason.gradient_accumulation_steps",
                 "sd-scripts divides the batches per epoch by it (ZeroDivisionError at 0; a negative count "
@@ -57,7 +64,7 @@ declare_all(
             "train_batch_size x this value without the memory of a bigger batch. Default 1.",
         ),
         Option(
-            "gradient_checkpointing", "bool", False, group="advanced",
+            "gradient_checkpointing", "bool", False, group="advanced", commands=KNOWN_COMMANDS,
             help="Recompute activations in the backward pass instead of keeping them: much less VRAM "
             "(essential for SDXL on 8-12 GB) for about 20-30% more time per step. Results are unchanged.",
         ),
@@ -165,7 +172,7 @@ declare_all(
         ),
         # --- saving --------------------------------------------------------------------------------
         Option(
-            "output_dir", "path", None, group="saving", required=True,
+            "output_dir", "path", None, group="saving", required=True, commands=KNOWN_COMMANDS,
             help="Folder for the trained files, saved states, samples (output_dir/sample) and the run's "
             "settings. Created when missing.",
         ),
@@ -246,7 +253,7 @@ declare_all(
         Option("metadata_tags", "str", None, group="saving", help="modelspec.tags, comma-separated."),
         # --- logging -------------------------------------------------------------------------------
         Option(
-            "logging_dir", "path", None, group="logging",
+            "logging_dir", "path", None, group="logging", commands=KNOWN_COMMANDS,
             help="Write TensorBoard logs (loss, average loss, each learning rate) under this folder, one "
             "sub-folder per run. Unset: no logs.",
         ),

@@ -6,7 +6,7 @@ keeps them equal.
 """
 
 from backend.messages import msg
-from backend.options.schema import Option, declare_all
+from backend.options.schema import KNOWN_COMMANDS, Option, declare_all
 
 SCHEDULERS = (
     "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "adafactor",
@@ -63,6 +63,7 @@ _optimizer = [
     ),
     Option(
         name="max_grad_norm",
+        commands=KNOWN_COMMANDS,
         kind="float",
         default=1.0,
         minimum=0,
@@ -91,6 +92,7 @@ _optimizer = [
 _schedule = [
     Option(
         name="lr_scheduler",
+        commands=KNOWN_COMMANDS,
         kind="str",
         default="constant",
         choices=SCHEDULERS,
@@ -112,6 +114,7 @@ _schedule = [
     ),
     Option(
         name="lr_warmup_steps",
+        commands=KNOWN_COMMANDS,
         kind="int_or_float",
         default=0,
         minimum=0,
