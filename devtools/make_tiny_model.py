@@ -17,6 +17,7 @@ by those flags (devtools/tiny_flux.py).
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import shutil
 import sys
@@ -105,8 +106,14 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     out = Path(out)
     if not single_file:
         check_replaceable(out, "model_index.json", "out")
-    out.mkdir(parents=True, exist_ok=True)
     family = of_config_set(arch)
+    if family.is_video:  # diffusers folders only, written by devtools/tiny_<family package>.py
+        if single_file:
+            raise ValueError(msg("tool.tiny_video_single_file", "{arch} is a video model: its tiny model is a "
+                                 "diffusers folder, leave out --single-file", arch=arch))
+        package = family.implementation.split(".")[2]
+        return importlib.import_module(f"devtools.tiny_{package}").write_tiny(arch, out, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
     hub = family.hub_tokenizers
     with tempfile.TemporaryDirectory() as tmp:
         # Generated once, then copied: v5 tokenizers save only tokenizer.json, and older
