@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from backend import families
+from backend.families.detection import FolderConfigs
 from backend.families.loaded import family, family_of_modules
+from backend.families.wan.detection import DETECTION
 from backend.families.wan.family import (
     FAMILY,
     LORA_TARGET_MODULES,
@@ -24,6 +27,7 @@ from backend.families.wan.family import (
     lora_module_paths,
 )
 from backend.families.wan.loading import build_modules, config_set
+from backend.families.wan.saving import save_lora
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError
@@ -63,6 +67,10 @@ def test_both_released_sizes_ship_their_configs() -> None:
         counts[size] = sum(p.numel() for p in transformer.parameters())
         assert configs.unet["text_dim"] == umt5.config.d_model == 4096 and vae.config.z_dim == 16
     assert 1.3e9 < counts["1.3B"] < 1.5e9 and 13.5e9 < counts["14B"] < 14.5e9
+    for size in ("1.3B", "14B"):
+        configs = config_set(size)
+        found = DETECTION.from_folder(FolderConfigs(configs.model_index, configs.unet, tuple(configs.text_encoders)))
+        assert found.family == "wan" and f"Wan 2.1 {size} text-to-video" in found.evidence
     with pytest.raises(ValueError, match="1.3B, 14B"):
         config_set("5B")
 
@@ -187,11 +195,12 @@ def test_a_peft_lora_file_loads_in_the_diffusers_pipeline(tiny, tmp_path: Path) 
     torch.manual_seed(0)
     transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(LORA_TARGET_MODULES),
                                        init_lora_weights=False))
-    state = {f"transformer.{k}": v.detach().clone().contiguous()
-             for k, v in get_peft_model_state_dict(transformer).items()}
+    peft_state = get_peft_model_state_dict(transformer)
+    written = save_lora(tmp_path / "lora", peft_state, metadata={"ss_network_dim": "4"})
+    assert written.name == "pytorch_lora_weights.safetensors"
+    state = load_file(str(written))
     assert set(state) == {lora_key(p, m) for p in paths for m in ("A", "B")}
-    (tmp_path / "lora").mkdir()
-    save_file(state, str(tmp_path / "lora" / "pytorch_lora_weights.safetensors"))
+    assert all(torch.equal(state[f"transformer.{k}"], v) for k, v in peft_state.items())
 
     pipe = WanPipeline.from_pretrained(tiny.get(ARCH).path)
     fresh = FAMILY.spec.load(tiny.get(ARCH).path)
@@ -200,5 +209,23 @@ def test_a_peft_lora_file_loads_in_the_diffusers_pipeline(tiny, tmp_path: Path) 
         pipe.load_lora_weights(str(tmp_path / "lora"))
         after = FAMILY.spec.render_video(fresh, "a red cat", 1, 32, 32, 2, seed=0, pipeline=pipe)
     assert not np.array_equal(np.asarray(before[0]), np.asarray(after[0]))
-    loaded = load_file(str(tmp_path / "lora" / "pytorch_lora_weights.safetensors"))
-    assert loaded.keys() == state.keys()
+    with safe_open(str(written), "pt") as opened:
+        assert opened.metadata()["ss_network_dim"] == "4"
+
+
+@pytest.mark.parametrize("scheme", ["none", "logit_normal", "mode"])
+def test_sigmas_are_drawn_as_finetrainers_draws_them_for_wan(scheme: str) -> None:
+    """finetrainers' prepare_sigmas: u from the scheme's density, an index into FlowMatchEulerDiscreteScheduler()'s
+    (unshifted) sigmas."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    from backend.objectives.flow_matching import sample_sigmas
+
+    config = WanObjectiveOptions.from_args(Namespace(flow_weighting_scheme=scheme, flow_logit_mean=0.2,
+                                                     flow_logit_std=1.1, flow_mode_scale=1.29)).flow
+    ours = sample_sigmas(config, 64, 4, 4, torch.device("cpu"), torch.Generator().manual_seed(5))
+    u = compute_density_for_timestep_sampling(scheme, 64, logit_mean=0.2, logit_std=1.1, mode_scale=1.29,
+                                              generator=torch.Generator().manual_seed(5))
+    theirs = FlowMatchEulerDiscreteScheduler().sigmas[(u * 1000).long().clamp(max=999)]
+    torch.testing.assert_close(ours, theirs.float())

@@ -13,7 +13,7 @@ import torch
 from huggingface_hub import split_torch_state_dict_into_shards
 from safetensors.torch import save_file
 
-from backend.atomic import atomic_folder
+from backend.atomic import atomic_folder, atomic_path
 from backend.families import declaration
 from backend.messages import msg
 from backend.models.components import Components
@@ -21,6 +21,7 @@ from backend.models.configs import load_arch_configs
 from backend.models.saving import StateOverrides, module_state
 
 WEIGHTS = "diffusion_pytorch_model{suffix}.safetensors"
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name, which load_lora_weights(folder) reads
 MAX_SHARD = "10GB"
 
 
@@ -103,4 +104,18 @@ def save_pipeline(components: Components, path: str | Path, *, dtype: torch.dtyp
         _write_json(folder / "scheduler" / "scheduler_config.json", components.configs.scheduler)
         index = components.configs.model_index or load_arch_configs(family.epsilon.config_set).model_index
         _write_json(folder / "model_index.json", index)
+    return path
+
+
+def save_lora(folder: str | Path, transformer_lora: dict[str, torch.Tensor], *, dtype: torch.dtype | None = None,
+              metadata: dict[str, str] | None = None) -> Path:
+    """A LoRA of the transformer as diffusers writes it (WanPipeline.save_lora_weights): `transformer_lora` in
+    PEFT names (`blocks.0.attn1.to_q.lora_A.weight`, what `get_peft_model_state_dict` returns) saved under
+    `transformer.` as `<folder>/pytorch_lora_weights.safetensors`, with `metadata` in the header."""
+    path = Path(folder) / LORA_WEIGHTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {f"transformer.{key.removeprefix('transformer.')}": value
+             for key, value in _cast(transformer_lora, dtype).items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
     return path
