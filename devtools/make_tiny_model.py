@@ -11,7 +11,8 @@ Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
 sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed. Families whose
 single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
 files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
-by those flags (devtools/tiny_flux.py).
+by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: wan2.1-t2v-1.3b) are
+diffusers folders only, written by ``devtools/tiny_<family package>.py``'s ``write_tiny``.
 """
 
 from __future__ import annotations
