@@ -11,12 +11,14 @@ Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
 sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed. Families whose
 single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
 files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
-by those flags (devtools/tiny_flux.py).
+by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: wan2.1-t2v-1.3b) are
+diffusers folders only, written by ``devtools/tiny_<family package>.py``'s ``write_tiny``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import shutil
 import sys
@@ -105,8 +107,14 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     out = Path(out)
     if not single_file:
         check_replaceable(out, "model_index.json", "out")
-    out.mkdir(parents=True, exist_ok=True)
     family = of_config_set(arch)
+    if family.is_video:  # diffusers folders only, written by devtools/tiny_<family package>.py
+        if single_file:
+            raise ValueError(msg("tool.tiny_video_single_file", "{arch} is a video model: its tiny model is a "
+                                 "diffusers folder, leave out --single-file", arch=arch))
+        package = family.implementation.split(".")[2]
+        return importlib.import_module(f"devtools.tiny_{package}").write_tiny(arch, out, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
     hub = family.hub_tokenizers
     with tempfile.TemporaryDirectory() as tmp:
         # Generated once, then copied: v5 tokenizers save only tokenizer.json, and older

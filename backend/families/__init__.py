@@ -20,9 +20,10 @@ from backend.families.flux.declaration import DECLARATIONS as _FLUX
 from backend.families.sd3.declaration import DECLARATIONS as _SD3
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
 from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
+from backend.families.wan.declaration import DECLARATIONS as _WAN
 
 # In the order the GUI offers them.
-DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3)
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_WAN)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
 TRAINING_KINDS = ("lora", "finetune")
 

@@ -51,7 +51,7 @@ def _toy_keys(shapes: Shapes, path: str) -> Recognised | None:
 TOY = FamilyDeclaration(
     name="toy", label="Toy 1", implementation="tests.families.toy", commands={"lora": "toy_network", "finetune": "toy"},
     epsilon=PredictionFacts("toy_v1", "toy-v1", 256, "toy"), cross_attention_width=4096,
-    text_encoder_folders=("toy_encoder",), pipeline_class_prefix="Wan", implied_options={"v2": True},
+    text_encoder_folders=("toy_encoder",), pipeline_class_prefix="Mochi", implied_options={"v2": True},
     detection=Detection(from_keys=_toy_keys, from_folder=lambda configs: Recognised("toy", "")),
 )
 
@@ -84,9 +84,9 @@ def test_a_declared_family_is_detected_and_checked(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("toy_family")
 def test_a_declared_pipeline_class_is_no_longer_refused(tmp_path: Path) -> None:
-    """WanPipeline folders are refused as unsupported until a family declares them; then their parts,
+    """MochiPipeline folders are refused as unsupported until a family declares them; then their parts,
     by the family's own component folders, are checked."""
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "MochiPipeline"}))
     with pytest.raises(ModelFileError, match="the toy_encoder/ folder is missing"):
         folder_checks.check_diffusers_folder(tmp_path)
 
@@ -104,8 +104,9 @@ def test_each_declaration_carries_what_detecting_loading_and_saving_ask(decl: Fa
     assert decl.detection is not None and decl.pipeline_class_prefix
     count = len(decl.text_encoder_folders)
     assert len(decl.tokenizer_folders) == len(decl.hub_tokenizers) == count
-    # Single files hold every text encoder, or none (FLUX.1's are files of their own, passed by `part_flags`).
-    assert len(decl.original_text_encoders) == (0 if decl.part_flags else count)
+    # Single files hold every text encoder, or none (FLUX.1's are files of their own, passed by `part_flags`;
+    # video families load diffusers folders only).
+    assert len(decl.original_text_encoders) == (0 if decl.part_flags or decl.is_video else count)
     assert set(decl.part_flags.values()) <= {*decl.text_encoder_folders, "vae"}
     for facts in (decl.epsilon, decl.v_prediction):
         if facts is not None:  # its shipped config sets lie in its own package
