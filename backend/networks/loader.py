@@ -43,6 +43,8 @@ OUR_MODULES = {
     "networks.lora_flux": "backend.networks.lora",
     "networks.lora_sd3": "backend.networks.lora",  # sd-scripts' SD 3.5 LoRA module, likewise
     "networks.dylora": "backend.networks.dylora",
+    # The video trainer's PEFT-layout LoRA (train_video --training_type lora); not an sd-scripts name.
+    "video.peft_lora": "backend.video.network",
 }
 LYCORIS_MODULE = "lycoris.kohya"
 

@@ -126,25 +126,22 @@ GROUPS: dict[str, dict[str, FinetrainersFlag]] = {
 }  # fmt: skip
 CONTROL_TARGET_MODULES_DEFAULT = (_TARGET_CONTROL,)
 
+# Flags of finetrainers v0.0.x (tag v0.0.1, 2025-02-24) that v0.1.0 removed but this trainer still takes:
+# tutorials and scripts written for v0.0.x use them, and they describe the data directly on the command line
+# (backend/options/defs/video.py declares them; backend/data/video reads their layouts).
+TAKEN_FROM_V0_0 = frozenset({
+    "data_root", "dataset_file", "video_column", "caption_column", "id_token", "image_resolution_buckets",
+    "video_resolution_buckets", "video_reshape_mode", "caption_dropout_p", "caption_dropout_technique",
+    "precompute_conditions", "train_epochs", "scale_lr", "use_8bit_bnb", "validation_prompts",
+    "validation_separator", "num_validation_videos", "validation_epochs",
+})  # fmt: skip
+
 # Flags of finetrainers v0.0.x (tag v0.0.1, 2025-02-24) that v0.1.0 removed -> what replaced them.
 _DATASET_JSON = "--dataset_config (a JSON file whose \"datasets\" entries hold it)"
 REMOVED: dict[str, str] = {
-    "data_root": _DATASET_JSON, "dataset_file": _DATASET_JSON, "id_token": _DATASET_JSON,
-    "image_resolution_buckets": _DATASET_JSON, "video_resolution_buckets": _DATASET_JSON,
-    "video_reshape_mode": _DATASET_JSON + " as reshape_mode",
     "remove_common_llm_caption_prefixes": _DATASET_JSON,
-    "video_column": "--dataset_config (the dataset file's video_path/video column)",
-    "caption_column": "--dataset_config (the dataset file's caption column)",
-    "caption_dropout_p": "nothing (finetrainers v0.1+ has no caption dropout flag)",
-    "caption_dropout_technique": "nothing (finetrainers v0.1+ has no caption dropout flag)",
-    "precompute_conditions": "--enable_precomputation",
-    "train_epochs": "--train_steps",
-    "scale_lr": "nothing (give the learning rate itself with --lr)",
-    "use_8bit_bnb": "--optimizer adamw-bnb-8bit",
-    "validation_prompts": "--validation_dataset_file", "validation_images": "--validation_dataset_file",
-    "validation_videos": "--validation_dataset_file", "validation_separator": "--validation_dataset_file",
-    "num_validation_videos": "--validation_dataset_file", "validation_frame_rate": "--validation_dataset_file",
-    "validation_epochs": "--validation_steps",
+    "validation_images": "--validation_dataset_file", "validation_videos": "--validation_dataset_file",
+    "validation_frame_rate": "--validation_dataset_file",
 }  # fmt: skip
 
 

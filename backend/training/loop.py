@@ -62,8 +62,8 @@ class Trainer:
     def __init__(self, run: TrainingRun) -> None:
         self.run = run
         prompt_file = run.sampling.sample_prompts
-        self.prompts = load_sample_prompts(prompt_file) if prompt_file else []
-        self.metadata = run_metadata(run)
+        self.prompts = run.prompts if run.prompts is not None else load_sample_prompts(prompt_file) if prompt_file else []
+        self.metadata = run_metadata(run) if run.file_metadata else {}
         self.recorder = LossRecorder()
         self.reports = StepReports(self._publish_step, report_lag(run.accelerator.device))
         state = run.resume_state

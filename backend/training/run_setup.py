@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,10 @@ class TrainingRun:
     validation: Validation | None = None  # the held-out images' loss; None without --validation_split
     fused_backward: FusedBackwardStep | None = None  # --fused_backward_pass: steps taken during backward
     spec_configured: ModelSpecification | None = None  # the family's spec with the run's text options
+    # Files carry sd-scripts' ss_*/modelspec keys (run_metadata.py); the video trainer's PEFT files do not.
+    file_metadata: bool = True
+    # Sample prompts given as data (the video trainer's validation prompts); None: --sample_prompts' file.
+    prompts: list[Any] | None = None
 
     @property
     def spec(self) -> ModelSpecification:
@@ -268,8 +273,13 @@ def load_resume_state(accelerator: Accelerator, folder: str, method: TrainingMet
     return resume_state
 
 
-def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> TrainingRun:
-    """The run, built from the options: each room gets its slice of them."""
+# (seed, accelerator, spec, components, reporter) -> the run's datasets; the video command brings its own.
+DataBuilder = Callable[[int, Accelerator, ModelSpecification, Components, ProgressReporter], DatasetGroup]
+
+
+def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataBuilder | None = None) -> TrainingRun:
+    """The run, built from the options: each room gets its slice of them. `data`: the datasets' builder
+    (default: the image datasets of `plan`, latents cached as the options say)."""
     accelerator = make_accelerator(AcceleratorConfig.from_args(args), command)
     if args.seed is None:
         # Recorded in the metadata, so the run can be repeated; the main process's draw for all, since
@@ -292,7 +302,10 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan) -> Training
     if compile_options is not None:
         compile_unet(components.unet, compile_options)  # after the network hooked in: compiled with it
 
-    group = prepare_data(LatentCacheConfig.from_args(args), seed, plan, accelerator, spec, components, reporter)
+    if data is None:
+        group = prepare_data(LatentCacheConfig.from_args(args), seed, plan, accelerator, spec, components, reporter)
+    else:
+        group = data(seed, accelerator, spec, components, reporter)
     text_cache = prepare_text_cache(
         TextCacheConfig.from_args(args), accelerator, spec, components, group, weight_dtype, reporter
     )

@@ -107,7 +107,13 @@ def generate_samples(
                     epoch=epoch,
                     clip_skip=clip_skip,
                 )
-                _save_png(image, path, parameters)
+                if isinstance(image, list):  # a video family's frames: its validation video
+                    path = path.with_suffix(".mp4")
+                    from backend.training.video_file import write_mp4
+
+                    write_mp4(image, path, fps=int(prompt.extra.get("fps", 8)), comment=parameters)
+                else:
+                    _save_png(image, path, parameters)
             except Exception:  # a sample is never worth the training run
                 logger.warning(
                     msg("run.sample_failed", "sample image {index} ({prompt}, sampler {sampler}) failed and was "

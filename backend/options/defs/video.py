@@ -164,6 +164,110 @@ _data = [
     ),
 ]
 
+# finetrainers v0.0.x's data and run flags (finetrainers_flags.TAKEN_FROM_V0_0): still taken, so its
+# tutorials' commands run; v0.2's --dataset_config JSON describes the same data (backend/video/preflight.py).
+_v0_0 = [
+    Option(
+        "data_root", "path", None, group="dataset", **_V,
+        help="The training data folder (finetrainers v0.0.x): prompts.txt and videos.txt (one caption / one "
+        "video path per line, paths relative to the folder), or videos and images with same-name .txt "
+        "captions; with --dataset_file, the folder its paths are relative to.",
+    ),
+    Option(
+        "dataset_file", "path", None, group="dataset", **_V,
+        help="A CSV, JSON or JSONL table of the training videos, with --video_column and --caption_column. "
+        "Default: none (the --data_root layouts).",
+    ),
+    Option(
+        "video_column", "str", "video", group="dataset", **_V,
+        help="The video column of --dataset_file, or the file of video paths in --data_root (videos.txt is "
+        "found by itself). Default video.",
+    ),
+    Option(
+        "caption_column", "str", "text", group="dataset", **_V,
+        help="The caption column of --dataset_file, or the file of captions in --data_root (prompts.txt is "
+        "found by itself). Default text.",
+    ),
+    Option(
+        "id_token", "str", None, group="dataset", **_V,
+        help="A trigger word put in front of every caption (with a space). Default: none.",
+    ),
+    Option(
+        "video_resolution_buckets", "str_list", (), group="dataset", **_V,
+        help="The clip sizes trained, as FRAMESxHEIGHTxWIDTH (e.g. 49x512x768 81x480x832): each video goes to the "
+        "bucket with the most frames it has, then the nearest aspect ratio. Frame counts must suit the VAE "
+        "(1 + 8k for LTX-Video, 1 + 4k for the others). Default: finetrainers' 49-frame buckets the model takes.",
+    ),
+    Option(
+        "image_resolution_buckets", "str_list", (), group="dataset", **_V,
+        help="Sizes for images (one-frame clips), as HEIGHTxWIDTH. Default: the video buckets' sizes.",
+    ),
+    Option(
+        "video_reshape_mode", "str", "center", choices=("center", "random", "none"), group="dataset", **_V,
+        range_reason=msg(
+            "options.range_reason.video_reshape_mode",
+            "finetrainers' other values (bicubic, ...) stretch the frames; here none stretches",
+        ),
+        help="How a clip is fitted to its bucket: center (default: resized to cover it, the middle kept), "
+        "random (a random crop per epoch), none (stretched to the bucket's size, as finetrainers does by "
+        "default).",
+    ),
+    Option(
+        "caption_dropout_p", "float", 0.0, minimum=0, maximum=1, group="dataset", **_V,
+        range_reason=msg("options.range_reason.caption_dropout_p", "a probability: between 0 and 1"),
+        help="Chance that a step trains a clip with an empty caption (helps classifier-free guidance). "
+        "Default 0.",
+    ),
+    Option(
+        "caption_dropout_technique", "str", "empty", choices=("empty",), group="dataset", **_V,
+        range_reason=msg(
+            "options.range_reason.caption_dropout_technique",
+            "zero (zeroed text embeddings) is not implemented here; empty trains on the empty caption's encoding",
+        ),
+        help="How a caption is dropped: empty (the empty caption). Default empty.",
+    ),
+    Option(
+        "precompute_conditions", "bool", False, group="dataset", **_V,
+        help="Encode the clips (VAE latents) and captions (text conditions) once before training (finetrainers "
+        "v0.0.x; --enable_precomputation is the same). The VAE and text encoders then leave the GPU.",
+    ),
+    Option(
+        "train_epochs", "int", None, minimum=1, group="basic", **_V,
+        range_reason=msg("options.range_reason.train_epochs", "0 epochs trains nothing"),
+        help="Train this many passes over the clips instead of --train_steps (finetrainers v0.0.x); a "
+        "--train_steps given too wins, as there. Default: none (--train_steps counts).",
+    ),
+    Option(
+        "scale_lr", "bool", False, group="basic", **_V,
+        help="Multiply --lr by the gradient accumulation steps, the batch size and the number of processes. "
+        "Default: off.",
+    ),
+    Option(
+        "use_8bit_bnb", "bool", False, group="basic", **_V,
+        help="Keep the optimizer's state in 8 bits (bitsandbytes; finetrainers v0.0.x; --optimizer "
+        "adamw-bnb-8bit is the same). Default: off.",
+    ),
+    Option(
+        "validation_prompts", "str", None, group="samples", **_V,
+        help="Prompts of the validation videos, separated by --validation_separator; each may end in "
+        "@@@FRAMESxHEIGHTxWIDTH (default: the largest training bucket). Written as mp4 under output_dir/sample.",
+    ),
+    Option(
+        "validation_separator", "str", ":::", group="samples", **_V,
+        help="What separates the prompts of --validation_prompts. Default :::.",
+    ),
+    Option(
+        "num_validation_videos", "int", 1, minimum=1, group="samples", **_V,
+        range_reason=msg("options.range_reason.num_validation_videos", "at least one video per prompt"),
+        help="Videos per validation prompt (different seeds). Default 1.",
+    ),
+    Option(
+        "validation_epochs", "int", None, minimum=1, group="samples", **_V,
+        range_reason=msg("options.range_reason.validation_epochs", "the epoch is divided by it"),
+        help="Also make the validation videos after every this many epochs. Default: none.",
+    ),
+]
+
 _flow = [
     Option(
         "flow_resolution_shifting", "bool", False, group="advanced", **_V,
@@ -395,4 +499,4 @@ _misc = [
     _degree("tp_degree", "tensor parallelism"),
 ]
 
-declare_all([*_model, *_data, *_flow, *_training, *_optimizer, *_validation, *_misc])
+declare_all([*_model, *_data, *_v0_0, *_flow, *_training, *_optimizer, *_validation, *_misc])
