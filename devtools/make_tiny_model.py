@@ -1,6 +1,6 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large \
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video \
         --out DIR [--single-file]
         [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
@@ -23,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +118,9 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
             for src, entry in zip(sources, hub, strict=True)
         ]
         configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])
+        if family.is_video:  # a video family's own writer: devtools/tiny_<video_model_name>.py
+            writer = import_module(f"devtools.tiny_{family.video_model_name}")
+            return writer.write_tiny(arch, configs, tokenizers, sources, out, single_file=single_file, seed=seed)
         if family.parts_may_be_inside:  # SD 3.5: one whole file (parts inside), or a diffusers folder
             from devtools.tiny_sd3 import write_tiny_sd3
 
