@@ -104,8 +104,9 @@ def test_each_declaration_carries_what_detecting_loading_and_saving_ask(decl: Fa
     assert decl.detection is not None and decl.pipeline_class_prefix
     count = len(decl.text_encoder_folders)
     assert len(decl.tokenizer_folders) == len(decl.hub_tokenizers) == count
-    # Single files hold every text encoder, or none (FLUX.1's are files of their own, passed by `part_flags`).
-    assert len(decl.original_text_encoders) == (0 if decl.part_flags else count)
+    # Single files hold every text encoder, or none (FLUX.1's are files of their own, passed by `part_flags`;
+    # video families load from diffusers folders).
+    assert len(decl.original_text_encoders) == (0 if decl.part_flags or decl.is_video else count)
     assert set(decl.part_flags.values()) <= {*decl.text_encoder_folders, "vae"}
     for facts in (decl.epsilon, decl.v_prediction):
         if facts is not None:  # its shipped config sets lie in its own package
