@@ -3,6 +3,7 @@ objective, validation videos through LTXPipeline, saving, and PEFT LoRA files th
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -164,6 +165,12 @@ def test_the_objective_samples_sigmas_as_finetrainers() -> None:
     mu = shifting.resolution.shift(latent_tokens(latents))
     assert latent_tokens(latents) == 32 and mu == pytest.approx(0.5 + 0.65 * (32 - 256) / 3840)
     torch.testing.assert_close(shifted.timesteps / 1000, sigmas * mu / (1 + (mu - 1) * sigmas))
+    flags = argparse.Namespace(flow_weighting_scheme="mode", flow_logit_mean=0.0, flow_logit_std=1.0,
+                               flow_mode_scale=1.0, flow_shift=3.0, flow_resolution_shifting=False,
+                               flow_base_seq_len=256, flow_max_seq_len=4096, flow_base_shift=0.5, flow_max_shift=1.15)
+    config = FinetrainersFlowOptions.from_args(flags).config  # finetrainers' flags -> the shared sampler's
+    assert (config.timestep_sampling, config.discrete_flow_shift, config.weighting_scheme, config.mode_scale,
+            config.model_prediction_type) == ("sigma", 3.0, "mode", 1.0, "raw")
     with pytest.raises(ValueError, match="flow_weighting_scheme must be one of none, sigma_sqrt"):
         FinetrainersFlowOptions(flow_weighting_scheme="uniform").validate()
 
@@ -171,6 +178,8 @@ def test_the_objective_samples_sigmas_as_finetrainers() -> None:
 def test_the_pipeline_renders_a_video(components) -> None:
     frames = FAMILY.spec.render_video(components, "a cat", 9, 64, 64, steps=2, guidance=3.0, seed=0)
     assert len(frames) == 9 and frames[0].size == (64, 64)
+    image = FAMILY.spec.render_video(components, "a cat", 1, 32, 64, steps=2, guidance=1.0, seed=0)  # an image
+    assert len(image) == 1 and image[0].size == (64, 32)
 
 
 def test_save_round_trips(components, tmp_path) -> None:
