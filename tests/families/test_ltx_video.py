@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from backend.families import declaration
 from backend.families.loaded import family, family_of_modules
-from backend.families.ltx_video.family import FAMILY, PEFT_TARGET_MODULES, peft_key
+from backend.families.ltx_video.family import FAMILY, PEFT_TARGET_MODULES, LTXFlowMatching, peft_key
 from backend.families.ltx_video.spec import pack_latents, unpack_latents
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError
@@ -173,6 +173,28 @@ def test_the_objective_samples_sigmas_as_finetrainers() -> None:
             config.model_prediction_type) == ("sigma", 3.0, "mode", 1.0, "raw")
     with pytest.raises(ValueError, match="flow_weighting_scheme must be one of none, sigma_sqrt"):
         FinetrainersFlowOptions(flow_weighting_scheme="uniform").validate()
+
+
+def test_first_frame_conditioning_noises_the_first_latent_frame_less() -> None:
+    latents, loss, options = torch.randn(3, 16, 3, 2, 2), LossConfig(), FinetrainersFlowOptions()
+
+    def gens() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(seed) for seed in (5, 6, 7)]
+
+    base = FinetrainersFlowMatching(options, loss).noisy_input(latents, gens())
+    never = LTXFlowMatching(options, loss, first_frame_p=0.0).noisy_input(latents, gens())
+    assert torch.equal(never.model_input, base.model_input) and torch.equal(never.timesteps, base.timesteps)
+    always = LTXFlowMatching(options, loss, first_frame_p=1.0).noisy_input(latents, gens())
+    # The same noise and time as without it (drawn first); the target and the later frames unchanged.
+    assert torch.equal(always.timesteps, base.timesteps) and torch.equal(always.target, base.target)
+    torch.testing.assert_close(always.model_input[:, :, 1:], base.model_input[:, :, 1:])
+    noise, x = base.target + latents, latents
+    for i, sigma in enumerate(base.timesteps / 1000):
+        head, direction = always.model_input[i, :, :1] - x[i, :, :1], noise[i, :, :1] - x[i, :, :1]
+        first_sigma = float((head * direction).sum() / (direction * direction).sum())
+        torch.testing.assert_close(always.model_input[i, :, :1], x[i, :, :1] + first_sigma * direction)
+        assert 0 <= first_sigma <= min(float(sigma), 0.25) + 1e-5
+    assert FAMILY.objective(None, options, loss).first_frame_p == 0.1  # finetrainers' first_frame_conditioning_p
 
 
 def test_the_pipeline_renders_a_video(components) -> None:
