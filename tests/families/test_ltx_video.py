@@ -72,6 +72,12 @@ def test_other_ltx_pipelines_and_single_files_are_refused(tiny, tmp_path) -> Non
     shutil.copy(Path(tiny.get(ARCH).path) / "transformer" / "diffusion_pytorch_model.safetensors", single)
     with pytest.raises(ModelMismatchError, match="LTX-Video checkpoint file; .* diffusers folder"):
         detect_model(single)
+    original = tmp_path / "ltx-video-2b-v0.9.1.safetensors"  # Lightricks' names: transformer and VAE in one file
+    save_file({"model.diffusion_model.patchify_proj.weight": torch.zeros(2, 2), "vae.encoder.conv_in.weight":
+               torch.zeros(2, 2), "model.diffusion_model.adaln_single.emb.timestep_embedder.linear_1.weight":
+               torch.zeros(2, 2)}, str(original))
+    with pytest.raises(ModelMismatchError, match="ltx-video-2b-v0.9.1.safetensors is an LTX-Video checkpoint file"):
+        detect_model(original)
 
 
 def test_a_clip_encodes_to_normalised_latents(components) -> None:
