@@ -1,6 +1,6 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large \
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video|wan2.1-t2v-1.3b \
         --out DIR [--single-file]
         [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
@@ -11,20 +11,20 @@ Without ``--single-file`` DIR becomes a diffusers pipeline folder (loadable by
 sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer are printed. Families whose
 single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
 files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
-by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: wan2.1-t2v-1.3b) are
-diffusers folders only, written by ``devtools/tiny_<family package>.py``'s ``write_tiny``.
+by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: ltx-video,
+wan2.1-t2v-1.3b) are diffusers folders only, written by ``devtools/tiny_<video_model_name>.py``'s ``write_tiny``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,12 +108,9 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     if not single_file:
         check_replaceable(out, "model_index.json", "out")
     family = of_config_set(arch)
-    if family.is_video:  # diffusers folders only, written by devtools/tiny_<family package>.py
-        if single_file:
-            raise ValueError(msg("tool.tiny_video_single_file", "{arch} is a video model: its tiny model is a "
-                                 "diffusers folder, leave out --single-file", arch=arch))
-        package = family.implementation.split(".")[2]
-        return importlib.import_module(f"devtools.tiny_{package}").write_tiny(arch, out, seed=seed)
+    if family.is_video and single_file:  # diffusers folders only, written by devtools/tiny_<video_model_name>.py
+        raise ValueError(msg("tool.tiny_video_single_file", "{arch} is a video model: its tiny model is a "
+                             "diffusers folder, leave out --single-file", arch=arch))
     out.mkdir(parents=True, exist_ok=True)
     hub = family.hub_tokenizers
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +122,9 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
             for src, entry in zip(sources, hub, strict=True)
         ]
         configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])
+        if family.is_video:  # a video family's own writer: devtools/tiny_<video_model_name>.py
+            writer = import_module(f"devtools.tiny_{family.video_model_name}")
+            return writer.write_tiny(arch, configs, tokenizers, sources, out, single_file=single_file, seed=seed)
         if family.parts_may_be_inside:  # SD 3.5: one whole file (parts inside), or a diffusers folder
             from devtools.tiny_sd3 import write_tiny_sd3
 

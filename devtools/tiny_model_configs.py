@@ -9,8 +9,10 @@ latents are 1/8 of the image size, as trainers and bucketing assume.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from backend.families import of_config_set
 from backend.models.configs import ArchConfigs, load_arch_configs
 
 TINY_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3}
@@ -82,6 +84,9 @@ def _text(
 def tiny_arch_configs(arch: str, tokens: list[dict[str, int]]) -> ArchConfigs:
     """``tokens`` per text encoder: ``vocab_size``, ``bos_token_id``, ``eos_token_id``, ``pad_token_id``."""
     real = load_arch_configs(arch)
+    family = of_config_set(arch)
+    if family.is_video:  # a video family's tiny configs: devtools/tiny_<video_model_name>.py
+        return import_module(f"devtools.tiny_{family.video_model_name}").tiny_configs(real, tokens)
     if "guidance_embeds" in real.unet:  # a FLUX.1 transformer
         return _flux(real, tokens)
     if "approximator_layers" in real.unet:  # a Chroma transformer

@@ -5,9 +5,8 @@ levels so latents keep 4x time and 8x space compression) and a tiny T5-style Uni
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,29 +20,27 @@ TINY_VAE = {"base_dim": 8, "num_res_blocks": 1}
 TINY_UMT5 = {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 2, "num_decoder_layers": 2}
 
 
-def tiny_configs(arch: str, vocab_size: int) -> ArchConfigs:
-    from backend.models.configs import ArchConfigs, load_arch_configs
+def tiny_configs(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs:
+    from backend.models.configs import ArchConfigs
 
-    real = load_arch_configs(arch)
-    umt5 = {**real.text_encoders[0], **TINY_UMT5, "vocab_size": vocab_size}
+    umt5 = {**real.text_encoders[0], **TINY_UMT5, "vocab_size": tokens[0]["vocab_size"]}
     transformer = {**real.unet, **TINY_TRANSFORMER, "text_dim": umt5["d_model"]}
     return ArchConfigs(real.family, transformer, {**real.vae, **TINY_VAE}, [umt5], dict(real.scheduler),
                        dict(real.model_index))
 
 
-def write_tiny(arch: str, out: Path, *, seed: int) -> TinyModel:
+def write_tiny(arch: str, configs: ArchConfigs, tokenizers: list[Any], sources: list[Path], out: Path, *,
+               single_file: bool, seed: int) -> TinyModel:
     from backend.families.wan.loading import random_modules
     from backend.families.wan.saving import save_pipeline
     from backend.models.components import Components
     from devtools.make_tiny_model import TinyModel
-    from devtools.tiny_t5_tokenizer import write_tiny_t5_tokenizer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = write_tiny_t5_tokenizer(tmp)  # loaded whole: the folder may go
-    configs = tiny_configs(arch, len(tokenizer))
+    if single_file:
+        raise ValueError("Wan tiny models are diffusers folders only (no --single-file)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         transformer, vae, umt5 = random_modules(configs)
-    components = Components(configs.family, configs, transformer, vae, [umt5], [tokenizer], source=f"tiny {arch}")
+    components = Components(configs.family, configs, transformer, vae, [umt5], tokenizers, source=f"tiny {arch}")
     save_pipeline(components, out)
     return TinyModel(arch, out, None)

@@ -41,6 +41,7 @@ _TARGET_CONTROL = "(transformer_blocks|single_transformer_blocks).*(to_q|to_k|to
 # The training types with their own flag groups (finetrainers registers them by --training_type).
 TRAINING_TYPES = ("lora", "full-finetune", "control-lora", "control-full-finetune")
 MODEL_NAMES = ("cogvideox", "cogview4", "flux", "hunyuan_video", "ltx_video", "wan")
+IMAGE_MODEL_NAMES = ("cogview4", "flux")  # trained by the image commands here (FLUX.1) or not at all
 
 # Group name -> flag name -> parser facts, in finetrainers' `_add_args` order.
 GROUPS: dict[str, dict[str, FinetrainersFlag]] = {

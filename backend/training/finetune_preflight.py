@@ -10,7 +10,7 @@ from typing import Protocol
 
 from backend.messages import msg
 from backend.training.finetune_files import FOLDER_FORMATS, SINGLE_FILE_FORMATS
-from backend.training.fused_backward import fused_step_flag
+from backend.training.fused_backward import FusedStepConfig
 
 
 class Plan(Protocol):
@@ -25,7 +25,7 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
     _check_saving(args, plan)
     if getattr(args, "block_lr", None):
         _check_block_lr(args, plan)
-    fused = fused_step_flag(args)
+    fused = FusedStepConfig.from_args(args).flag
     if fused:
         _check_fused_backward(args, plan, fused)
     if getattr(args, "blocks_to_swap", None) and not fused:

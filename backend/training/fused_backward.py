@@ -14,7 +14,7 @@ and state (FUSABLE_OPTIMIZERS); sd-scripts offers Adafactor only, through a patc
 sd-scripts' --blockwise_fused_optimizers and --fused_optimizer_groups N give each block (or group) an
 optimizer of its own and step it when the block's gradients are complete; for the optimizers above that
 is this per-weight step (the same updates, fewer gradients alive), so those flags run it too
-(`fused_step_flag`). sd-scripts clips per weight there as well.
+(`FusedStepConfig.flag`). sd-scripts clips per weight there as well.
 
 Two things differ from an unfused step, as in sd-scripts: --max_grad_norm clips each weight's
 gradient on its own (a global norm needs every gradient at once), and gradient accumulation is
@@ -23,30 +23,41 @@ impossible (the gradient is spent when it is complete).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from backend.messages import msg
+from backend.training.option_slice import OptionSlice
 
 FUSABLE_OPTIMIZERS = ("Adafactor", "AdamW", "SGDNesterov")
 
 
-def fused_step_flag(args: Any) -> str | None:
-    """The flag that asks for optimizer steps during the backward pass, or None."""
-    if args.fused_backward_pass:
-        return "--fused_backward_pass"
-    if getattr(args, "blockwise_fused_optimizers", False):
-        return "--blockwise_fused_optimizers"
-    if getattr(args, "fused_optimizer_groups", None):
-        return "--fused_optimizer_groups"
-    return None
+@dataclass(frozen=True)
+class FusedStepConfig(OptionSlice):
+    """The flags asking for optimizer steps during the backward pass (fine-tuning commands)."""
+
+    fused_backward_pass: bool
+    blockwise_fused_optimizers: bool
+    fused_optimizer_groups: int | None
+
+    @property
+    def flag(self) -> str | None:
+        """The flag that asks for it (messages name it), or None."""
+        if self.fused_backward_pass:
+            return "--fused_backward_pass"
+        if self.blockwise_fused_optimizers:
+            return "--blockwise_fused_optimizers"
+        if self.fused_optimizer_groups:
+            return "--fused_optimizer_groups"
+        return None
 
 
 def fused_backward_problems(optimizer_name: str, accumulation_steps: int, mixed_precision: str,
                             sharded: bool, flag: str = "--fused_backward_pass") -> list[str]:
-    """Why `flag` (fused_step_flag's) cannot be used with these settings (empty when it can)."""
+    """Why `flag` (FusedStepConfig.flag) cannot be used with these settings (empty when it can)."""
     problems = []
     if optimizer_name not in FUSABLE_OPTIMIZERS:
         problems.append(msg(

@@ -39,7 +39,7 @@ from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
-from backend.training.fused_backward import FusedBackwardStep, fused_step_flag
+from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import FineTuneConfig, NetworkConfig, method_config
@@ -331,7 +331,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     else:
         optimizer, lr_scheduler = accelerator.prepare(optimizer_setup.optimizer, lr_scheduler)
     fused_backward = None
-    fused = fused_step_flag(args)
+    fused = FusedStepConfig.from_args(args).flag
     if fused:
         if accelerator_backend(accelerator):
             raise RuntimeError(f"{fused} cannot be combined with DeepSpeed or FSDP")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from backend.options import parse_args
-from backend.training.fused_backward import FusedBackwardStep, fused_step_flag
+from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
 from backend.training.optimizers import create_optimizer
 
 from .finetune_helpers import ft_flags, prepare_metadata, same, weights
@@ -84,7 +84,8 @@ def test_settings_it_cannot_honour_are_refused(tiny, dataset, extra, message) ->
 def test_sd_scripts_grouped_fused_optimizers_run_as_the_fused_backward_pass(tiny, dataset, flags) -> None:  # noqa: F811
     """sd-scripts' per-block / per-group optimizers are, for the optimizers fused here, the per-weight step:
     accepted where sd-scripts takes them (with --blocks_to_swap too), refused for the others by their flag."""
-    assert fused_step_flag(parse_args("sdxl_train", ["--pretrained_model_name_or_path", "m", "--output_dir", "o", *flags])) == flags[0]
+    args = parse_args("sdxl_train", ["--pretrained_model_name_or_path", "m", "--output_dir", "o", *flags])
+    assert FusedStepConfig.from_args(args).flag == flags[0]
     plan = plan_for("sdxl_train", tiny.get("sdxl").path, dataset, *flags)
     assert plan.ok, plan.errors
     plan = plan_for("sdxl_train", tiny.get("sdxl").path, dataset, *flags, "--optimizer_type", "Prodigy")

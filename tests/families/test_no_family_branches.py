@@ -22,6 +22,8 @@ NOT_YET_ON_THE_SEAM = {
     "options/sd_scripts_flags.py": "sd-scripts' argument group names (its 'sdxl' group)",
     # sd-scripts' own choices for its flags, recorded as its parsers have them (--model_type flux|chroma)
     "options/sd_scripts_types.py": "sd-scripts' --model_type choices (its 'chroma')",
+    # finetrainers' own --model_name choices, recorded as its parser has them (its 'ltx_video', 'wan')
+    "options/finetrainers_flags.py": "finetrainers' --model_name choices (its 'ltx_video', 'wan')",
     # sd-scripts' own tool flags, named after the model they say (its --sdxl; --v2 is no family's name)
     "tools/lora/lora_extract.py": "reads sd-scripts' --sdxl tool flag (args.sdxl)",
     "tools/lora/extract_lora_from_models.py": "checks sd-scripts' --sdxl tool flag (args.sdxl) against --v2",

@@ -18,7 +18,7 @@ def test_every_declaration_has_its_implementation() -> None:
     for decl in families.DECLARATIONS:
         implementation = family(decl.name)
         assert decl in implementation.declarations
-        if decl.is_video:  # finetrainers' one command; no sd-scripts kinds or block-wise network options
+        if decl.is_video:  # finetrainers' one command trains every video model
             assert dict(decl.commands) == {families.VIDEO_KIND: families.VIDEO_COMMAND}
             assert decl.temporal_compression > 0 and decl.spatial_compression > 0
             continue

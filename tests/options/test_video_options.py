@@ -127,7 +127,7 @@ def test_sd_scripts_flags_belong_to_the_image_commands_and_back() -> None:
 
 def test_refused_values_say_why() -> None:
     (model,) = problems(VIDEO, [*LTX_LORA, "--model_name", "flux"])
-    assert "must be one of ltx_video, wan, hunyuan_video, cogvideox" in model and "cogview4 and flux" in model
+    assert "must be one of cogvideox, hunyuan_video, ltx_video, wan" in model and "cogview4 and flux" in model
     (training,) = problems(VIDEO, [*LTX_LORA, "--training_type", "control-lora"])
     assert "control-lora and control-full-finetune" in training
     (rank,) = problems(VIDEO, [*LTX_LORA, "--rank", "0"])

@@ -74,7 +74,7 @@ declare_all(
         # sd-scripts gives each block (flux_train, sd3_train) or each of N groups (sdxl_train too) an optimizer
         # of its own, stepped when the block's gradients are complete. For the optimizers that update each
         # weight from its own gradient and state alone, that is the per-weight step of --fused_backward_pass,
-        # which is what runs (backend/training/fused_backward.py: fused_step_flag).
+        # which is what runs (backend/training/fused_backward.py: FusedStepConfig).
         Option(
             "blockwise_fused_optimizers", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
             help="sd-scripts' per-block fused optimizers (flux_train, sd3_train): each block's weights are stepped as "

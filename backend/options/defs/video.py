@@ -10,10 +10,11 @@ training, torch.compile, attention providers, ...) are refused as "not implement
 """
 
 from backend.messages import msg
+from backend.options.finetrainers_flags import IMAGE_MODEL_NAMES, MODEL_NAMES
 from backend.options.schema import VIDEO_COMMANDS, Option, declare_all
 
-# finetrainers' video families; it also takes cogview4 and flux (image models), refused below.
-VIDEO_MODEL_NAMES = ("ltx_video", "wan", "hunyuan_video", "cogvideox")
+# finetrainers' --model_name values less its image models (cogview4, flux), which are refused with the reason.
+VIDEO_MODEL_NAMES = tuple(name for name in MODEL_NAMES if name not in IMAGE_MODEL_NAMES)
 DTYPES = ("bf16", "fp16", "fp32", "float8_e4m3fn", "float8_e5m2")
 OPTIMIZERS = ("adam", "adamw", "adam-bnb", "adamw-bnb", "adam-bnb-8bit", "adamw-bnb-8bit")
 FLOW_WEIGHTING_SCHEMES = ("sigma_sqrt", "logit_normal", "mode", "cosmap", "none")

@@ -19,9 +19,9 @@ from gui.training.presets import parse_preset
 from gui.training.training_kinds import FINETUNE, LORA
 
 
-def image_names() -> list[str]:
-    """The model types the image training tabs offer (video families have a command of their own)."""
-    return [d.name for d in backend.families.DECLARATIONS if not d.is_video]
+def image_names() -> tuple[str, ...]:
+    """The model types the LoRA and fine-tune tabs offer: video families train in a tab of their own."""
+    return tuple(d.name for d in backend.families.DECLARATIONS if not d.is_video)
 
 
 # A family that trains LoRAs only and implies an option SD 1.x/2.x and SDXL leave alone.
@@ -39,14 +39,15 @@ FAKE = FamilyDeclaration(
 def test_the_selector_offers_the_declared_families_in_order(kind) -> None:  # noqa: ANN001
     with gr.Blocks():
         tab = build_lora_tab(Translator("en"), browse=None, kind=kind)
-    assert [name for _, name in tab.model_type.choices] == image_names()
+    assert [name for _, name in tab.model_type.choices] == list(image_names())
     assert tab.model_type.value == names()[0]
     assert kind.commands == {d.name: d.commands[kind.key] for d in backend.families.DECLARATIONS if not d.is_video}
 
 
 def test_a_new_declaration_appears_with_its_command_label_and_implied_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    declared = image_names()
     monkeypatch.setattr(backend.families, "DECLARATIONS", (*backend.families.DECLARATIONS, FAKE))
-    assert [m.name for m in kind_model_types("lora")] == image_names() and image_names()[-1] == "fakefamily"
+    assert [m.name for m in kind_model_types("lora")] == [*declared, "fakefamily"]
     assert "fakefamily" not in [m.name for m in kind_model_types("finetune")]  # it has no fine-tuning command
     kind = replace(LORA, model_types=kind_model_types("lora"))
     assert kind.commands["fakefamily"] == "train_network"
@@ -69,7 +70,8 @@ def test_every_declared_family_is_named_in_both_catalogues() -> None:
         for name in names():
             assert catalogue.get(f"ui.model_type.{name}", "").strip(), f"{language}: no label for model type {name}"
     t = Translator("ja")
-    assert [model_type_label(t, m) for m in LORA.model_types] == [t.t(f"ui.model_type.{name}") for name in image_names()]
+    assert [model_type_label(t, m) for m in LORA.model_types] == [
+        t.t(f"ui.model_type.{name}") for name in image_names()]
 
 
 @pytest.mark.parametrize("kind", [LORA, FINETUNE], ids=lambda kind: kind.key)
