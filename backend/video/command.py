@@ -69,6 +69,7 @@ def _train(args: Any, plan: VideoPlan) -> int:
     from backend.models.errors import ModelMismatchError
     from backend.training.loop import Trainer
     from backend.training.optimizers import OptimizerUnavailable
+    from backend.video.network import TargetModulesError
     from backend.video.run_setup import build_video_run
 
     reporter = ProgressReporter(enabled=is_main_process())
@@ -86,7 +87,7 @@ def _train(args: Any, plan: VideoPlan) -> int:
         return 130
     except RunStopped as stop:
         return _report_stop(reporter, stop.message, stop.hint, stop.output, stop.step)
-    except (ModelMismatchError, DatasetError, OptimizerUnavailable) as exc:
+    except (ModelMismatchError, DatasetError, OptimizerUnavailable, TargetModulesError) as exc:
         return _report_stop(reporter, str(exc), None, None, None)
     except Exception as exc:
         traceback.print_exc()

@@ -30,7 +30,8 @@ from backend.networks.module import LoRAModule
 from backend.networks.network import LoRANetwork
 from backend.networks.weights_io import save_weights_file
 
-DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # finetrainers' default --target_modules
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections finetrainers trains
+FINETRAINERS_DEFAULT = "(transformer_blocks|single_transformer_blocks).*(to_q|to_k|to_v|to_out.0)"
 FILE_PREFIX = "transformer."  # diffusers' component prefix in pytorch_lora_weights.safetensors
 
 
@@ -58,6 +59,10 @@ def target_layers(transformer: nn.Module, targets: Iterable[str]) -> dict[str, n
             found = {}
     if not found:
         found = {p: m for p, m in linears.items() if matches(p, names, as_pattern=False)}
+    if not found and names == (FINETRAINERS_DEFAULT,):
+        # finetrainers' default pattern names LTX/Hunyuan/CogVideoX blocks; Wan's are `blocks.N`: the same
+        # attention projections, by name.
+        found = {p: m for p, m in linears.items() if matches(p, DEFAULT_TARGETS, as_pattern=False)}
     if not found:
         examples = ", ".join(sorted({p.rsplit(".", 1)[-1] for p in linears})[:12])
         raise TargetModulesError(msg(

@@ -216,14 +216,14 @@ def test_save_round_trips(components, tmp_path) -> None:
     spec = FAMILY.spec
     assert "diffusers folders" in spec.save_refusal(tmp_path / "model.safetensors")
     states = {"unet": {k: v + 1 for k, v in components.unet.state_dict().items()}}
-    folder = spec.save(components, tmp_path / "whole", states=states)
+    folder = spec.save_pipeline(components, tmp_path / "whole", states=states)
     reloaded = family("ltx_video").spec.load(folder)
     for name, value in reloaded.unet.state_dict().items():
         assert torch.equal(value, states["unet"][name]), name
     for mine, theirs in ((components.vae, reloaded.vae), (components.text_encoders[0], reloaded.text_encoders[0])):
         assert all(torch.equal(v, theirs.state_dict()[k]) for k, v in mine.state_dict().items())
     assert isinstance(LTXPipeline.from_pretrained(folder), LTXPipeline)
-    transformer_folder = spec.save_transformer(components, tmp_path / "transformer")
+    transformer_folder = spec.save(components, tmp_path / "transformer")
     assert (transformer_folder / "diffusion_pytorch_model.safetensors").is_file()
     loaded = LTXVideoTransformer3DModel.from_pretrained(transformer_folder)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in components.unet.state_dict().items())

@@ -119,23 +119,24 @@ class LTXVideoSpec(ModelSpecification):
     def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
              metadata: dict[str, str] | None = None, states: StateOverrides | None = None,
              safetensors: bool = True) -> Path:
-        """The whole LTXPipeline folder (safetensors; `states` replaces modules' weights by part name)."""
-        from backend.families.ltx_video.loading import save_pipeline_folder
-
-        refusal = self.save_refusal(path)
-        if refusal:
-            raise ValueError(refusal)
-        return save_pipeline_folder(components, path, dtype=dtype, states=states)
-
-    def save_transformer(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-                         states: StateOverrides | None = None) -> Path:
-        """A full fine-tune as finetrainers saves it: the transformer alone as a diffusers model folder."""
+        """A full fine-tune as finetrainers saves it: the transformer alone as a diffusers model folder
+        (`states` replaces its weights; the video families' fine-tunes save this way)."""
         from backend.families.ltx_video.loading import save_transformer_folder
 
         refusal = self.save_refusal(path)
         if refusal:
             raise ValueError(refusal)
         return save_transformer_folder(components, path, dtype=dtype, states=states)
+
+    def save_pipeline(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
+                      states: StateOverrides | None = None) -> Path:
+        """The whole LTXPipeline folder (what `LTXPipeline.from_pretrained` loads)."""
+        from backend.families.ltx_video.loading import save_pipeline_folder
+
+        refusal = self.save_refusal(path)
+        if refusal:
+            raise ValueError(refusal)
+        return save_pipeline_folder(components, path, dtype=dtype, states=states)
 
     # --- text ---------------------------------------------------------------------------------------
 
@@ -241,9 +242,12 @@ class LTXVideoSpec(ModelSpecification):
 
     def render_sample(self, pipeline: DiffusionPipeline, components: Components, prompt: SamplePrompt,
                       sampler_name: str, seed: int, *, clip_skip: int | None, max_token_length: int | None
-                      ) -> Image.Image:
-        """A sample image: a one-frame video at the prompt's size (rounded down to multiples of 32)."""
+                      ) -> Image.Image | list[Image.Image]:
+        """A validation video's frames when the prompt names a frame count (`extra["num_frames"]`: the video
+        trainer's), else a sample image: a one-frame video; sizes rounded down to multiples of 32."""
         _, spatial = compression()
         width, height = (max(spatial, side - side % spatial) for side in (prompt.width, prompt.height))
-        return self.render_video(components, prompt.prompt, 1, height, width, prompt.sample_steps, prompt.scale,
-                                 seed, negative_prompt=prompt.negative_prompt or "", pipeline=pipeline)[0]
+        frames = int(prompt.extra.get("num_frames", 1))
+        video = self.render_video(components, prompt.prompt, frames, height, width, prompt.sample_steps, prompt.scale,
+                                  seed, negative_prompt=prompt.negative_prompt or "", pipeline=pipeline)
+        return video if "num_frames" in prompt.extra else video[0]

@@ -178,11 +178,14 @@ class WanSpec(ModelSpecification):
 
     def render_sample(self, pipeline: DiffusionPipeline, components: Components, prompt: SamplePrompt,
                       sampler_name: str, seed: int, *, clip_skip: int | None, max_token_length: int | None
-                      ) -> Image.Image:
-        """A sample image: a one-frame video at the prompt's size (rounded down to 16), steps and CFG scale."""
+                      ) -> Image.Image | list[Image.Image]:
+        """A validation video's frames when the prompt names a frame count (`extra["num_frames"]`: the video
+        trainer's), else a sample image: a one-frame video; sizes rounded down to 16, its steps and CFG scale."""
         width, height = (max(SIZE_MULTIPLE, side - side % SIZE_MULTIPLE) for side in (prompt.width, prompt.height))
-        return self.render_video(components, prompt.prompt, 1, height, width, prompt.sample_steps, prompt.scale,
-                                 seed, prompt.negative_prompt or "", pipeline)[0]
+        frames = int(prompt.extra.get("num_frames", 1))
+        video = self.render_video(components, prompt.prompt, frames, height, width, prompt.sample_steps, prompt.scale,
+                                  seed, prompt.negative_prompt or "", pipeline)
+        return video if "num_frames" in prompt.extra else video[0]
 
     # --- saving -------------------------------------------------------------------------------------
 
