@@ -1,0 +1,82 @@
+"""train_video's checks before anything loads: every problem named, with what to do (issue 18)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backend.options import parse_args
+from backend.video.preflight import build_video_plan
+from tests.data.video.make_clips import write_clip, write_corrupt
+
+WAN = "wan2.1-t2v-1.3b"
+
+
+def plan(tiny, tmp_path: Path, *extra: str, model_name: str = "wan", arch: str = WAN):
+    argv = ["--model_name", model_name, "--pretrained_model_name_or_path", str(tiny.get(arch).path),
+            "--training_type", "lora", "--output_dir", str(tmp_path / "out"), *extra]
+    return build_video_plan(parse_args("train_video", argv))
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> Path:
+    folder = tmp_path / "clips"
+    write_clip(folder / "a.mp4", frames=17, size=(64, 64))
+    (folder / "a.txt").write_text("a red square", encoding="utf-8")
+    return folder
+
+
+def test_a_sound_run_passes_with_its_clips_and_buckets(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                  "--validation_prompts", "red:::blue@@@5x64x64")
+    assert result.ok, result.errors
+    assert result.report["clips"] == 1 and result.report["buckets"] == {"17x64x64": 1}
+    assert [(p.extra["num_frames"], p.width) for p in result.prompts] == [(17, 64), (5, 64)]
+
+
+def test_a_frame_count_the_vae_cannot_take_is_named_with_the_nearest_ones(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "16x64x64")
+    assert any("16 frames" in e and "1 + 4k" in e and "13 or 17" in e for e in result.errors), result.errors
+
+
+def test_an_undecodable_video_is_listed_with_what_to_do(tiny, tmp_path, clips) -> None:
+    write_corrupt(clips / "broken.mp4")
+    (clips / "broken.txt").write_text("broken", encoding="utf-8")
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64")
+    assert len(result.errors) == 1 and "broken.mp4" in result.errors[0], result.errors
+
+
+def test_a_dataset_file_missing_its_column_names_the_columns_it_has(tiny, tmp_path, clips) -> None:
+    table = clips / "data.csv"
+    table.write_text("file,text\na.mp4,a red square\n", encoding="utf-8")
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--dataset_file", str(table),
+                  "--video_resolution_buckets", "17x64x64")
+    assert any("no column 'video'; the columns are: file, text" in e for e in result.errors), result.errors
+
+
+def test_a_model_folder_of_another_family_is_named(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), model_name="ltx_video")
+    assert any("Wan 2.1 T2V model" in e and "--model_name ltx_video trains LTX-Video" in e for e in result.errors)
+    result = plan(tiny, tmp_path, "--data_root", str(clips), arch="sd15")
+    assert any("SD 1.x" in e for e in result.errors), result.errors
+
+
+def test_degrees_this_trainer_cannot_run_and_a_missing_checkpoint_are_refused(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                  "--tp_degree", "2", "--resume_from_checkpoint", "3")
+    assert any("--tp_degree 2: this trainer runs data parallel only" in e for e in result.errors)
+    assert any("--resume_from_checkpoint 3" in e and "none found" in e for e in result.errors), result.errors
+
+
+def test_a_v0_2_dataset_config_names_the_same_data(tiny, tmp_path, clips) -> None:
+    config = tmp_path / "training.json"
+    config.write_text(json.dumps({"datasets": [{"data_root": str(clips), "id_token": "TOK",
+                                                "video_resolution_buckets": [[17, 64, 64]],
+                                                "reshape_mode": "bicubic"}]}))
+    result = plan(tiny, tmp_path, "--dataset_config", str(config))
+    assert result.ok, result.errors
+    assert result.scanned[0].record.caption == "TOK a red square" and result.reshape_modes == ["none"]
+    config.write_text('{"datasets": [{}]}')
+    assert any("datasets[0] needs a data_root" in e for e in plan(tiny, tmp_path, "--dataset_config", str(config)).errors)
