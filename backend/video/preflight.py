@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def build_video_plan(args: argparse.Namespace) -> VideoPlan:
     _check_parallel(args, plan)
     _check_resume(args, plan)
     _check_hub(args, plan)
+    _check_method(args, plan)
+    plan.warnings += unused_settings(args)
     plan.report.update(
         command=plan.command, ok=plan.ok, errors=plan.errors, warnings=plan.warnings,
         model_name=args.model_name, training_type=args.training_type, clips=len(plan.scanned),
@@ -220,6 +223,39 @@ def _check_parallel(args: argparse.Namespace, plan: VideoPlan) -> None:
             "video.preflight.dp_degree", "--dp_degree {value} but {processes} process(es) were launched: launch with "
             "accelerate launch --num_processes {value}, or leave --dp_degree at 1", value=degree, processes=world_size(),
         ))
+
+
+def _check_method(args: argparse.Namespace, plan: VideoPlan) -> None:
+    if args.training_type != "lora" and args.layerwise_upcasting_modules:
+        plan.errors.append(msg(
+            "video.preflight.upcasting_full", "--layerwise_upcasting_modules stores frozen weights in fp8; a "
+            "full fine-tune trains the transformer's own weights: remove it, or use --training_type lora",
+        ))
+
+
+# Accepted for finetrainers' command lines, without effect here (said, so nobody waits for them to work).
+_WITHOUT_EFFECT: dict[str, tuple[object, Callable[[], str]]] = {
+    "enable_model_cpu_offload": (False, lambda: msg(
+        "video.no_effect.cpu_offload", "validation runs with the models on the training device")),
+    "dataset_shuffle_buffer_size": (1, lambda: msg(
+        "video.no_effect.shuffle", "each epoch's batches are shuffled as a whole (deterministically by --seed)")),
+    "precomputation_items": (512, lambda: msg(
+        "video.no_effect.precompute_all", "--enable_precomputation computes every clip once, before the first step")),
+    "precomputation_once": (False, lambda: msg(
+        "video.no_effect.precompute_all", "--enable_precomputation computes every clip once, before the first step")),
+    "precomputation_reuse": (False, lambda: msg(
+        "video.no_effect.in_memory", "precomputed conditions are kept in memory for the run, not on disk")),
+    "precomputation_dir": (None, lambda: msg(
+        "video.no_effect.in_memory", "precomputed conditions are kept in memory for the run, not on disk")),
+    "logging_steps": (1, lambda: msg("video.no_effect.logging", "every step is logged")),
+    "parallel_backend": ("accelerate", lambda: msg("video.no_effect.backend", "runs are launched through accelerate")),
+}
+
+
+def unused_settings(args: argparse.Namespace) -> list[str]:
+    return [msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
+                value=getattr(args, name), reason=reason())
+            for name, (default, reason) in _WITHOUT_EFFECT.items() if getattr(args, name) != default]
 
 
 def _check_resume(args: argparse.Namespace, plan: VideoPlan) -> None:

@@ -99,8 +99,10 @@ def internal_namespace(args: argparse.Namespace, processes: int, resume: str | N
         max_data_loader_n_workers=args.dataloader_num_workers,
         persistent_data_loader_workers=False,
         mixed_precision=PRECISIONS[args.transformer_dtype],
-        # finetrainers' layerwise upcasting: the frozen transformer's weights stored in fp8 (fp8_weights.py).
-        fp8_base="transformer" in (args.layerwise_upcasting_modules or ()) or args.transformer_dtype.startswith("float8"),
+        # finetrainers' layerwise upcasting: the frozen transformer's weights (alone) stored in fp8 (fp8_weights.py).
+        fp8_base=False,
+        fp8_base_unet="transformer" in (args.layerwise_upcasting_modules or ())
+        or args.transformer_dtype.startswith("float8"),
         save_every_n_steps=every,
         save_every_n_epochs=None,
         save_state=bool(every),

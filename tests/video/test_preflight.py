@@ -80,3 +80,11 @@ def test_a_v0_2_dataset_config_names_the_same_data(tiny, tmp_path, clips) -> Non
     assert result.scanned[0].record.caption == "TOK a red square" and result.reshape_modes == ["none"]
     config.write_text('{"datasets": [{}]}')
     assert any("datasets[0] needs a data_root" in e for e in plan(tiny, tmp_path, "--dataset_config", str(config)).errors)
+
+
+def test_settings_without_effect_here_are_said(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                  "--enable_model_cpu_offload", "--precomputation_reuse")
+    assert result.ok
+    assert [w.split(" has no effect")[0] for w in result.warnings] == [
+        "--enable_model_cpu_offload True", "--precomputation_reuse True"]
