@@ -107,6 +107,11 @@ class ModelFamily(ABC):
         """How network files name the denoiser's layers (None: by their diffusers paths)."""
         return None
 
+    def native_module_name(self, path: str) -> str:
+        """The original (non-diffusers) name of a denoiser module by its diffusers path: what ComfyUI and the
+        model's own code call it (`convert_lora --to comfyui`). The same path by default."""
+        return path
+
     # --blocks_to_swap (backend/training/block_swap.py): which blocks can wait in host memory.
     def swap_groups(self, denoiser: nn.Module) -> list[list[nn.Module]]:
         """The denoiser's swappable blocks, in groups in the order the forward runs them (FLUX.1: the 19

@@ -114,5 +114,11 @@ class LTXVideoFamily(ModelFamily):
     def claims(self, unet: nn.Module | None) -> bool:
         return self.recognises(unet, 0)
 
+    def native_module_name(self, path: str) -> str:
+        """Lightricks' names: the attention and FFN paths are the same; four pieces differ (diffusers'
+        convert_ltx_to_diffusers.py renames)."""
+        renames = {"proj_in": "patchify_proj", "time_embed": "adaln_single", "norm_q": "q_norm", "norm_k": "k_norm"}
+        return ".".join(renames.get(part, part) for part in path.split("."))
+
 
 FAMILY = LTXVideoFamily()

@@ -103,5 +103,10 @@ class WanFamily(ModelFamily):
         """The diffusers module paths (`blocks.0.attn1.to_q`), as PEFT and diffusers' LoRA files name them."""
         return lambda name: name
 
+    def native_module_name(self, path: str) -> str:
+        from backend.families.wan.native_names import native_module_name
+
+        return native_module_name(path)
+
 
 FAMILY = WanFamily()

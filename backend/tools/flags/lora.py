@@ -10,7 +10,7 @@ PRECISIONS = ("float", "fp16", "bf16")
 # Rank choices of resize_lora (implemented in lowrank.py; named here so its parser needs no torch).
 DYNAMIC_METHODS = ("sv_ratio", "sv_fro", "sv_cumulative")
 BASE_METHODS = ("fro_ckpt", "spn_ckpt")  # relative to the base model's layer; need --base_model
-LAYOUTS = ("diffusers", "kohya")  # convert_lora --to
+LAYOUTS = ("diffusers", "kohya", "comfyui")  # convert_lora --to (comfyui: video LoRAs, video_convert.py)
 MODEL_TYPES = names()  # convert_lora --model_type: the families
 # --device takes any torch device (cuda:1 too); the GUI offers these two.
 DEVICES = ("cpu", "cuda")
@@ -78,7 +78,8 @@ CONVERT_LORA = ToolFlags("convert_lora", "Convert a LoRA between the diffusers/P
                          "layout, or change its precision.", (
     Flag("model", "file", help="LoRA file in either layout (.safetensors, .ckpt, .pt, .bin)", required=True),
     Flag("save_to", "save", help="output file (.safetensors; diffusers layout needs it)", required=True),
-    Flag("to", "choice", choices=LAYOUTS, help="layout of the output (default: the other layout than the input's)"),
+    Flag("to", "choice", choices=LAYOUTS, help="layout of the output (default: the other layout than the input's); "
+         "comfyui: a video LoRA (diffusers/PEFT keys) with ComfyUI's diffusion_model.<original module> names"),
     Flag("model_type", "choice", choices=MODEL_TYPES,
          help="the LoRA's base model family (default: detected from the keys)"),
     Flag("save_precision", "choice", choices=PRECISIONS, help="precision of the saved weights (default: unchanged)"),

@@ -1,7 +1,7 @@
 """Convert a LoRA between the diffusers/PEFT layout and the sd-scripts (kohya) layout, or change its
 precision.
 
-    python -m backend.tools.convert_lora --model IN --save_to OUT [--to diffusers|kohya]
+    python -m backend.tools.convert_lora --model IN --save_to OUT [--to diffusers|kohya|comfyui]
         [--model_type sd1|sd2|sdxl|flux_dev|flux_schnell] [--save_precision float|fp16|bf16]
 
 The input layout is recognised from the keys: `lora_unet_*`/`lora_te*` is sd-scripts' (what
@@ -13,6 +13,9 @@ in sd-scripts files, both text encoders), FLUX.1 (`transformer.*`; a fused qkv/l
 module per diffusers layer, see `lora_diffusers.from_sd_scripts`). The family comes from the keys (and ss_base_model_version);
 --model_type names it when keys cannot tell, and a --model_type the file contradicts (an SDXL LoRA
 as sd1) is an error.
+
+`--to comfyui` takes a video LoRA in the diffusers/PEFT layout (train_video's, finetrainers') and writes
+ComfyUI's `diffusion_model.<original module>` names (video_convert.py).
 
 Tensors are not touched (FLUX.1's fused modules: split by rows) and each module's scale is kept exactly (see `lora_diffusers`): the
 diffusers file carries the alphas in its `lora_adapter_metadata`, so `pipe.load_lora_weights` gives

@@ -87,6 +87,11 @@ def sd_scripts_metadata(metadata: Mapping[str, str], family: str, modules: Modul
 
 def convert_file(args: argparse.Namespace) -> None:
     """Read --model in either layout and write it in the other (or the same) to --save_to."""
+    if args.to == "comfyui":
+        from backend.tools.lora.video_convert import convert_to_comfyui
+
+        convert_to_comfyui(args)
+        return
     layout, family, modules, metadata = read_any(args.model, args.model_type)
     check_finite_modules(modules, args.model, "--model")
     target = args.to or ("kohya" if layout == "diffusers" else "diffusers")
