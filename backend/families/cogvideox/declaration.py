@@ -42,6 +42,9 @@ COGVIDEOX = FamilyDeclaration(
     network_layout="cogvideox",
     network_label="CogVideoX",
     checkpoint_implementation=IMPL_COGVIDEOX,
+    # It predicts v, but the video command runs without --v_parameterization, from which modelspec's
+    # prediction_type is written: left out rather than written as "epsilon".
+    records_prediction_type=False,
     video_model_name="cogvideox",
     temporal_compression=4,  # AutoencoderKLCogVideoX: 4x in time (the first frame alone), 8x in space
     spatial_compression=8,
