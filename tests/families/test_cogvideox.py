@@ -121,6 +121,7 @@ def test_encode_decode_and_predict_shapes(cog) -> None:
         assert latents.shape == (1, 16, 3, 4, 6)  # 1 + 8 frames -> 3 latent frames, 32 x 48 px -> 4 x 6
         torch.testing.assert_close(latents, raw * vae.config.scaling_factor)
         assert spec.decode_latents(vae, latents).shape == clip.shape
+        assert spec.encode_images(vae, _clip(frames=1)[:, :, 0]).shape == (1, 16, 1, 4, 4)  # an image
         embeds = _embeds(cog, ["a red cat walks"])
         assert embeds.hidden_states.shape == (1, 226, 32) and embeds.attention_mask is None
         assert spec.predict(cog.unet, latents, torch.tensor([500]), embeds).shape == latents.shape
@@ -214,6 +215,23 @@ def test_the_pipeline_renders_a_video(cog) -> None:
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(frames, again, strict=True))
     with pytest.raises(ValueError, match=r"1 \+ 8k frames"):
         FAMILY.spec.render_video(cog, "a cat", frames=5, height=32, width=32, steps=2)
+
+
+def test_a_validation_video_has_the_frames_asked(cog) -> None:
+    """The video trainer's validation prompt: 5 frames are rendered as 9 and cut; 9 as they are."""
+    from backend.training.sample_prompts import SamplePrompt
+
+    def render(frames: int) -> list:
+        prompt = SamplePrompt("a red cat", width=40, height=32, sample_steps=2, scale=6.0,
+                              extra={"num_frames": frames})
+        with torch.no_grad():
+            return FAMILY.spec.render_sample(None, cog, prompt, "ddim", 0, clip_skip=None, max_token_length=None)
+
+    five, nine = render(5), render(9)
+    assert len(five) == 5 and len(nine) == 9 and nine[0].size == (32, 32)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(five, nine[:5], strict=True))
+    with pytest.raises(ValueError, match=r"1 \+ 4k frames"):
+        render(6)
 
 
 def test_save_round_trips(cog, tmp_path: Path) -> None:

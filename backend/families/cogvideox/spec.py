@@ -198,11 +198,15 @@ class CogVideoXSpec(ModelSpecification):
                       sampler_name: str, seed: int, *, clip_skip: int | None, max_token_length: int | None
                       ) -> Image.Image | list[Image.Image]:
         """A validation video's frames when the prompt names a frame count (`extra["num_frames"]`: the video
-        trainer's), else a sample image: a one-frame video; sizes rounded down to 16, its steps and CFG scale."""
+        trainer's), else a sample image: a one-frame video; sizes rounded down to 16, its steps and CFG scale.
+        A count the VAE does not decode as such (1 + 4k, k odd: 5, 13, ...) is rendered 4 frames longer and cut to
+        length, so a validation run never stops on it."""
         width, height = (max(SIZE_MULTIPLE, side - side % SIZE_MULTIPLE) for side in (prompt.width, prompt.height))
         frames = int(prompt.extra.get("num_frames", 1))
-        video = self.render_video(components, prompt.prompt, frames, height, width, prompt.sample_steps, prompt.scale,
-                                  seed, prompt.negative_prompt or "", pipeline)
+        check_clip_size(frames, height, width)
+        rendered = frames + (1 - frames) % (2 * COGVIDEOX.temporal_compression)  # the next 1 + 8k
+        video = self.render_video(components, prompt.prompt, rendered, height, width, prompt.sample_steps,
+                                  prompt.scale, seed, prompt.negative_prompt or "", pipeline)[:frames]
         return video if "num_frames" in prompt.extra else video[0]
 
     # --- saving -------------------------------------------------------------------------------------
