@@ -1,6 +1,6 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video|wan2.1-t2v-1.3b \
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video|wan2.1-t2v-1.3b|cogvideox-5b \
         --out DIR [--single-file]
         [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
@@ -12,7 +12,7 @@ sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer ar
 single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
 files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
 by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: ltx-video,
-wan2.1-t2v-1.3b) are diffusers folders only, written by ``devtools/tiny_<video_model_name>.py``'s ``write_tiny``.
+wan2.1-t2v-1.3b, cogvideox-5b) are diffusers folders only, written by ``devtools/tiny_<video_model_name>.py``'s ``write_tiny``.
 """
 
 from __future__ import annotations

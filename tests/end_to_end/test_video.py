@@ -44,6 +44,9 @@ CASES = [
     Case("wan-lora", "wan2.1-t2v-1.3b", "wan", 5, lora=True, json_config=True),
     Case("ltx-full", "ltx-video", "ltx_video", 9, lora=False, json_config=False),
     Case("wan-full", "wan2.1-t2v-1.3b", "wan", 5, lora=False, json_config=True),
+    # CogVideoX decodes an odd number of latent frames back into as many frames: 1 + 8k.
+    Case("cogvideox-lora", "cogvideox-5b", "cogvideox", 9, lora=True, json_config=True),
+    Case("cogvideox-full", "cogvideox-5b", "cogvideox", 9, lora=False, json_config=False),
 ]
 
 

@@ -1,0 +1,1 @@
+"""CogVideoX 1.0 text-to-video (2B and 5B): finetrainers --model_name cogvideox."""
