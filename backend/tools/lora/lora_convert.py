@@ -90,7 +90,7 @@ def convert_file(args: argparse.Namespace) -> None:
     if args.to == "comfyui":
         from backend.tools.lora.video_convert import convert_to_comfyui
 
-        convert_to_comfyui(args)
+        convert_to_comfyui(args, dtype_of(args.save_precision))
         return
     layout, family, modules, metadata = read_any(args.model, args.model_type)
     check_finite_modules(modules, args.model, "--model")

@@ -77,7 +77,7 @@ def alpha_scale(metadata: dict[str, str]) -> float:
         return 1.0
 
 
-def convert_to_comfyui(args: argparse.Namespace) -> None:
+def convert_to_comfyui(args: argparse.Namespace, dtype: torch.dtype | None) -> None:
     tensors, metadata = load_weights_file(args.model)
     paths = module_paths(tensors, args.model)
     name = video_family(paths, args.model_type, args.model)
@@ -90,9 +90,7 @@ def convert_to_comfyui(args: argparse.Namespace) -> None:
         up = tensors[f"{PREFIX}{path}.lora_B.weight"]
         out[f"{native}.lora_B.weight"] = up if scale == 1.0 else (up.float() * scale).to(up.dtype)
     kept = {k: v for k, v in metadata.items() if k != "lora_adapter_metadata"}
-    from backend.tools.lora.lora_convert import dtype_of
-
-    save_weights_file(args.save_to, out, dtype_of(args.save_precision), kept)
+    save_weights_file(args.save_to, out, dtype, kept)
     print(msg("tool.converted_comfyui", "converted {count} modules of a {family} LoRA to ComfyUI's names "
               "(diffusion_model.<original module>); saved {path}", count=len(paths), family=families.label(name),
               path=args.save_to))
