@@ -17,6 +17,7 @@ from typing import Any
 from backend.families.chroma.declaration import DECLARATIONS as _CHROMA
 from backend.families.declaration import FamilyDeclaration
 from backend.families.flux.declaration import DECLARATIONS as _FLUX
+from backend.families.hunyuan_video.declaration import DECLARATIONS as _HUNYUAN_VIDEO
 from backend.families.ltx_video.declaration import DECLARATIONS as _LTX_VIDEO
 from backend.families.sd3.declaration import DECLARATIONS as _SD3
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
@@ -24,7 +25,8 @@ from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
 from backend.families.wan.declaration import DECLARATIONS as _WAN
 
 # In the order the GUI offers them.
-DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN)
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN,
+                                                *_HUNYUAN_VIDEO)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
 TRAINING_KINDS = ("lora", "finetune")
 
