@@ -20,14 +20,14 @@ from backend.families.detection import FolderConfigs
 from backend.families.hunyuan_video.detection import DETECTION
 from backend.families.hunyuan_video.family import FAMILY, PEFT_TARGET_MODULES, peft_key
 from backend.families.hunyuan_video.loading import build_modules, shipped_configs
-from backend.families.hunyuan_video.prompt import PROMPT_TEMPLATE
+from backend.families.hunyuan_video.prompt import CROP_START, PROMPT_TEMPLATE
 from backend.families.hunyuan_video.saving import save_lora
 from backend.families.hunyuan_video.spec import crop_start
 from backend.families.loaded import family, family_of_modules
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError
-from backend.objectives.finetrainers_flow import FinetrainersFlowMatching, FinetrainersFlowOptions
+from backend.objectives.finetrainers_flow import FinetrainersFlowMatching
 from backend.objectives.loss import LossConfig, prediction_loss
 
 ARCH = "hunyuan-video"
@@ -73,7 +73,7 @@ def test_the_shipped_configs_build_the_real_model() -> None:
 def test_the_template_is_the_pipelines() -> None:
     from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
-    assert PROMPT_TEMPLATE == DEFAULT_PROMPT_TEMPLATE["template"] and DEFAULT_PROMPT_TEMPLATE["crop_start"] == 95
+    assert DEFAULT_PROMPT_TEMPLATE == {"template": PROMPT_TEMPLATE, "crop_start": CROP_START}
 
 
 def test_detection_of_hunyuan_and_other_folders(tiny, hunyuan, tmp_path: Path) -> None:
@@ -230,3 +230,16 @@ def test_a_peft_lora_file_loads_in_the_diffusers_pipeline(tiny, tmp_path: Path) 
     assert not np.array_equal(np.asarray(before[0]), np.asarray(after[0]))
     with safe_open(str(written), "pt") as opened:
         assert opened.metadata()["ss_network_dim"] == "4"
+
+
+def test_lora_files_are_told_from_ltx_videos() -> None:
+    """Both name dual-stream blocks `transformer.transformer_blocks.N`; HunyuanVideo's single-stream blocks and
+    token refiner tell its files apart, and an LTX-Video file stays LTX-Video's alone."""
+    from backend.families import network_files
+
+    lora = [peft_key(p, "lora_A") for p in ("transformer_blocks.0.attn.to_q", "single_transformer_blocks.0.attn.to_q",
+                                            "single_transformer_blocks.1.attn.to_k",
+                                            "context_embedder.token_refiner.refiner_blocks.0.attn.to_q")]
+    assert network_files.layouts_of_network_keys(lora)[0] == "hunyuan_video"
+    assert network_files.layouts_of_network_keys([peft_key("transformer_blocks.0.attn1.to_q", "lora_A")]) == [
+        "ltx_video"]
