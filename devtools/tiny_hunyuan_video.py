@@ -33,8 +33,9 @@ def tiny_configs(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs
     clip = {**real_clip, **TINY_CLIP, **tokens[1]}
     transformer = {**real.unet, **TINY_TRANSFORMER, "text_embed_dim": llama["hidden_size"],
                    "pooled_projection_dim": clip["hidden_size"]}
-    return ArchConfigs(real.family, transformer, {**real.vae, **TINY_VAE}, [llama, clip], dict(real.scheduler),
-                       dict(real.model_index))
+    # The tiny tokenizer is a plain tokenizers-library one: diffusers loads it by the class that loads it as made.
+    index = {**real.model_index, "tokenizer": ["transformers", "PreTrainedTokenizerFast"]}
+    return ArchConfigs(real.family, transformer, {**real.vae, **TINY_VAE}, [llama, clip], dict(real.scheduler), index)
 
 
 def write_tiny(arch: str, configs: ArchConfigs, tokenizers: list[Any], sources: list[Path], out: Path, *,
