@@ -243,3 +243,22 @@ def test_lora_files_are_told_from_ltx_videos() -> None:
     assert network_files.layouts_of_network_keys(lora)[0] == "hunyuan_video"
     assert network_files.layouts_of_network_keys([peft_key("transformer_blocks.0.attn1.to_q", "lora_A")]) == [
         "ltx_video"]
+
+
+def test_an_original_transformer_file_is_sent_to_the_folder() -> None:
+    """Tencent's own names (`double_blocks.N.img_attn_qkv`), as in mp_rank_00_model_states.pt's state."""
+    shapes = {"img_in.proj.weight": (3072, 16, 1, 2, 2), "double_blocks.0.img_attn_qkv.weight": (9216, 3072),
+              "txt_in.individual_token_refiner.blocks.0.self_attn_qkv.weight": (9216, 3072)}
+    message = DETECTION.part_message({f"module.{k}": v for k, v in shapes.items()}, "hunyuan.pt")
+    assert message is not None and "loads HunyuanVideo from a diffusers folder" in message
+    assert DETECTION.part_message({"double_blocks.0.img_attn.qkv.weight": (9216, 3072)}, "flux.safetensors") is None
+
+
+def test_the_tiny_llama_tokenizer_keeps_llama_3s_conventions(hunyuan) -> None:
+    tokenizer = hunyuan.tokenizers[0]
+    ids = tokenizer(["a red cat", "a red cat walks far"], padding="longest").input_ids
+    assert ids[0][0] == ids[1][0] == tokenizer.bos_token_id  # BOS before every sequence
+    assert ids[0][-1] == tokenizer.pad_token_id != tokenizer.eos_token_id  # padded on the right with <pad>
+    for special in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"):
+        assert len(tokenizer(special, add_special_tokens=False).input_ids) == 1
+    assert tokenizer.decode(tokenizer("zebra ünïcode!", add_special_tokens=False).input_ids) == "zebra ünïcode!"
