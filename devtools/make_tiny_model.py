@@ -1,6 +1,6 @@
 """Generate a tiny, architecture-faithful model of a family, with random weights, in about a second.
 
-    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video|wan2.1-t2v-1.3b|cogvideox-5b \
+    python -m devtools.make_tiny_model --arch sd15|sd2|sd2-v|sdxl|flux-dev|flux-schnell|chroma|sd3-medium|sd3-large|ltx-video|wan2.1-t2v-1.3b|hunyuan-video|cogvideox-5b \
         --out DIR [--single-file]
         [--seed N]
     python -m devtools.make_tiny_model --arch blip|git|wd14 --out DIR   (captioners: tiny_captioners.py)
@@ -12,7 +12,7 @@ sd-scripts' ``--tokenizer_cache_dir`` expects; the flags to pass to a trainer ar
 single files hold the denoiser alone (FLUX.1: `FamilyDeclaration.part_flags`) get their other parts as
 files of their own beside it (``ae.safetensors``, ``clip_l.safetensors``, ``t5xxl.safetensors``), passed
 by those flags (devtools/tiny_flux.py). Video families (`FamilyDeclaration.is_video`: ltx-video,
-wan2.1-t2v-1.3b, cogvideox-5b) are diffusers folders only, written by ``devtools/tiny_<video_model_name>.py``'s ``write_tiny``.
+wan2.1-t2v-1.3b, hunyuan-video|cogvideox-5b) are diffusers folders only, written by ``devtools/tiny_<video_model_name>.py``'s ``write_tiny``.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
     from backend.models.components import Components
     from backend.models.saving import save_components
     from backend.models.tokenizers import cache_folder
+    from devtools.tiny_llama_tokenizer import write_tiny_llama_tokenizer
     from devtools.tiny_model_configs import tiny_arch_configs
     from devtools.tiny_t5_tokenizer import write_tiny_t5_tokenizer
     from devtools.tiny_tokenizer import write_tiny_tokenizer
@@ -117,8 +118,9 @@ def make_tiny_model(arch: str, out: str | Path, *, single_file: bool = False, se
         # Generated once, then copied: v5 tokenizers save only tokenizer.json, and older
         # tools expect the vocab.json/merges.txt pair as well.
         sources = [Path(tmp) / f"tokenizer_{i}" for i in range(len(hub))]
+        writers = {"t5": write_tiny_t5_tokenizer, "llama": write_tiny_llama_tokenizer}
         tokenizers = [
-            write_tiny_t5_tokenizer(src) if entry.kind == "t5" else write_tiny_tokenizer(src, entry.pad_with_bang)
+            writers[entry.kind](src) if entry.kind in writers else write_tiny_tokenizer(src, entry.pad_with_bang)
             for src, entry in zip(sources, hub, strict=True)
         ]
         configs = tiny_arch_configs(arch, [_token_ids(t) for t in tokenizers])

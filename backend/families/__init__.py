@@ -18,6 +18,7 @@ from backend.families.chroma.declaration import DECLARATIONS as _CHROMA
 from backend.families.cogvideox.declaration import DECLARATIONS as _COGVIDEOX
 from backend.families.declaration import FamilyDeclaration
 from backend.families.flux.declaration import DECLARATIONS as _FLUX
+from backend.families.hunyuan_video.declaration import DECLARATIONS as _HUNYUAN_VIDEO
 from backend.families.ltx_video.declaration import DECLARATIONS as _LTX_VIDEO
 from backend.families.sd3.declaration import DECLARATIONS as _SD3
 from backend.families.sdxl.declaration import DECLARATIONS as _SDXL
@@ -25,7 +26,8 @@ from backend.families.stable_diffusion.declaration import DECLARATIONS as _SD
 from backend.families.wan.declaration import DECLARATIONS as _WAN
 
 # In the order the GUI offers them.
-DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN, *_COGVIDEOX)
+DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN,
+                                                *_HUNYUAN_VIDEO, *_COGVIDEOX)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
 TRAINING_KINDS = ("lora", "finetune")
 

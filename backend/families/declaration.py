@@ -35,7 +35,8 @@ class HubTokenizer(NamedTuple):
     hub_id: str
     subfolder: str | None = None
     pad_with_bang: bool = False  # pads with "!" (id 0), as the real OpenCLIP tokenizers do
-    kind: Literal["clip", "t5"] = "clip"  # CLIP BPE (CLIPTokenizer) or T5 Unigram (T5TokenizerFast)
+    # CLIP BPE (CLIPTokenizer), T5 Unigram (T5TokenizerFast) or Llama 3 byte-level BPE (LlamaTokenizerFast)
+    kind: Literal["clip", "t5", "llama"] = "clip"
 
 
 @dataclass(frozen=True)

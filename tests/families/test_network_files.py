@@ -12,12 +12,12 @@ from backend.families import network_files
 
 
 def test_model_names_labels_and_fits() -> None:
-    assert network_files.layouts() == ("sd", "sdxl", "flux", "sd3", "ltx_video", "wan", "cogvideox")
+    assert network_files.layouts() == ("sd", "sdxl", "flux", "sd3", "ltx_video", "wan", "hunyuan_video", "cogvideox")
     assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "chroma", "sd3_medium",
-                                           "sd3_large", "ltx_video", "wan", "cogvideox", "sd", "flux", "sd3")
+                                           "sd3_large", "ltx_video", "wan", "hunyuan_video", "cogvideox", "sd", "flux", "sd3")
     assert [network_files.label(m) for m in network_files.model_names()] == [
         "SD 1.x", "SD 2.x", "SDXL", "FLUX.1 [dev]", "FLUX.1 [schnell]", "Chroma", "SD 3.5 Medium", "SD 3.5 Large",
-        "LTX-Video", "Wan 2.1 T2V", "CogVideoX", "SD 1.x/2.x", "FLUX.1", "SD 3.5"]
+        "LTX-Video", "Wan 2.1 T2V", "HunyuanVideo", "CogVideoX", "SD 1.x/2.x", "FLUX.1", "SD 3.5"]
     assert network_files.fits("sd3", "sd3_large") and not network_files.fits("sd3_medium", "sd3_large")
     assert network_files.fits("flux", "flux_schnell") and not network_files.fits("flux_dev", "flux_schnell")
     assert network_files.fits("flux", "chroma") and not network_files.fits("chroma", "flux_dev")  # lora_flux names
@@ -70,7 +70,7 @@ def test_a_new_family_needs_only_its_declaration(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(network_files, "DECLARATIONS", declarations)
     monkeypatch.setattr(network_files, "names", lambda: tuple(d.name for d in declarations))
     assert network_files.model_names() == ("sd1", "sd2", "sdxl", "flux_dev", "flux_schnell", "chroma", "sd3_medium",
-                                           "sd3_large", "ltx_video", "wan", "cogvideox", "sd4", "sd", "flux", "sd3")
+                                           "sd3_large", "ltx_video", "wan", "hunyuan_video", "cogvideox", "sd4", "sd", "flux", "sd3")
     assert network_files.layout_of_network_keys(["lora_unet_quad_blocks_0_x_block_attn_qkv"]) == "sd4"
-    assert network_files.joined_labels(network_files.layouts(), "or") == "SD 1.x/2.x, SDXL, FLUX.1, SD 3.5, LTX-Video, Wan 2.1 T2V, CogVideoX or SD4"
+    assert network_files.joined_labels(network_files.layouts(), "or") == "SD 1.x/2.x, SDXL, FLUX.1, SD 3.5, LTX-Video, Wan 2.1 T2V, HunyuanVideo, CogVideoX or SD4"
     assert network_files.fits("sd4", "sd4") and not network_files.fits("sd4", "sdxl")
