@@ -35,7 +35,13 @@ from backend.tools.captioning.caption_editing import (
     tag_frequencies,
 )
 from backend.tools.cli.light_cli import InputError
-from backend.tools.dataset.caption_files import caption_path, is_video, normalize_extension, read_text, split_tags
+from backend.tools.dataset.caption_files import (
+    caption_path,
+    is_video,
+    normalize_extension,
+    read_text,
+    split_tags,
+)
 from backend.tools.dataset.video_thumbnail import first_frame
 from gui.i18n import Translator
 from gui.markdown_text import md_list, md_t
