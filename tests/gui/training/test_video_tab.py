@@ -131,3 +131,20 @@ def test_the_tab_texts_exist() -> None:
     catalogue = json.loads((Path(__file__).parents[3] / "localizations" / "en.json").read_text("utf-8"))
     for key in ("ui.tab.video", "ui.model_type_info.video", "ui.validation_video", "ui.validation_video_step"):
         assert catalogue.get(key), key
+
+
+def test_a_list_option_with_fixed_items_is_a_multiselect() -> None:
+    """finetrainers' --layerwise_upcasting_modules (items: transformer): not a text box, never the text "()"."""
+    from gui.training.schema_form import from_widget, to_widget
+
+    option = kind_options(VIDEO)["layerwise_upcasting_modules"]
+    assert to_widget(option, ()) == [] and to_widget(option, ("transformer",)) == ["transformer"]
+    assert from_widget(option, []) is None and from_widget(option, None) is None
+    assert from_widget(option, ["transformer"]) == ["transformer"]
+    with gr.Blocks():
+        tab = build_lora_tab(T, browse=None, kind=VIDEO)
+    widget = tab.form.fields["layerwise_upcasting_modules"]
+    assert isinstance(widget, gr.Dropdown) and widget.multiselect and widget.value == []
+    # Read back unchanged, the field is unset; a preset's list fills it.
+    assert "layerwise_upcasting_modules" not in {k for k, v in tab.form.read({widget: []}).items() if v is not None}
+    assert tab.form.update({"layerwise_upcasting_modules": ["transformer"]})[widget] == ["transformer"]
