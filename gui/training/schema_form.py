@@ -73,7 +73,8 @@ def to_widget(option: Option, value: Any) -> Any:
     if option.kind == "bool":
         return bool(value)
     if _multiselect(option):
-        return [str(item) for item in value or ()]
+        listed = value if isinstance(value, list | tuple) else [] if value is None else [value]
+        return [str(item) for item in listed]
     if option.choices is not None:
         return UNSET if value is None else str(value)
     if _number_as_text(option):
