@@ -148,3 +148,12 @@ def test_a_list_option_with_fixed_items_is_a_multiselect() -> None:
     # Read back unchanged, the field is unset; a preset's list fills it.
     assert "layerwise_upcasting_modules" not in {k for k, v in tab.form.read({widget: []}).items() if v is not None}
     assert tab.form.update({"layerwise_upcasting_modules": ["transformer"]})[widget] == ["transformer"]
+
+
+def test_an_image_command_on_a_video_model_names_the_model_name_to_give(tiny) -> None:  # noqa: ANN001
+    from backend.models.detect import check_model_flags, detect_model
+    from backend.models.errors import ModelMismatchError
+
+    info = detect_model(tiny.get("wan2.1-t2v-1.3b").path)
+    with pytest.raises(ModelMismatchError, match=r"\(train_video\) with --model_name wan\.$"):
+        check_model_flags(info, command="train_network", v2=False, v_parameterization=False)
