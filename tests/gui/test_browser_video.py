@@ -69,10 +69,12 @@ def test_the_video_tab_in_japanese(browser: object, shots: Path) -> None:  # noq
     expect = sync_api.expect
     t = Translator("ja")
     with gui_server("--language", "ja") as url:
-        page = open_page(browser, url, locale="en-US")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page.goto(url)
+        page.wait_for_selector("#model_type", timeout=180_000)  # open_page's 60 s is short on a loaded machine
         tab = page.locator("#tab_video-button")
         expect(tab).to_have_text(t.t("ui.tab.video"))
         tab.click(timeout=90_000)
         expect(page.locator("#video_model_type")).to_contain_text(t.t("ui.model_type"))
         expect(page.locator("#video_opt_train_steps")).to_contain_text(t.t("option.train_steps.label"))
-        page.screenshot(path=shots / "ja_video_form.png", full_page=True)
+        page.screenshot(path=shots / "ja_video_form.png", full_page=False)
