@@ -25,7 +25,7 @@ from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
 from gui.training.lora_tab import build_lora_tab
 from gui.training.option_search import IME_FILTER_JS
-from gui.training.training_kinds import FINETUNE
+from gui.training.training_kinds import FINETUNE, VIDEO
 
 APP_TITLE = "Kohya LoRA Trainer"
 # - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
@@ -110,6 +110,8 @@ def build_app(
                     build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
 
             finetune = build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps)
+        with gr.Tab(t.t("ui.tab.video"), elem_id="tab_video") as tabs["video"], polling.tab("video"):
+            video = build_lora_tab(t, picker, defaults, VIDEO)
         with gr.Tab(t.t("ui.tab.captioning"), elem_id="tab_captioning") as tabs["captioning"], polling.tab("captioning"):
             build_captioning_tab(t, picker)
         with gr.Tab(t.t("ui.tab.caption_editor"), elem_id="tab_caption_editor") as tabs["caption_editor"], polling.tab("caption_editor"):
@@ -123,8 +125,9 @@ def build_app(
         polling.wire(tabs)
         app.load(lora.preset_choices, outputs=lora.preset_chooser)
         app.load(finetune.preset_choices, outputs=finetune.preset_chooser)
+        app.load(video.preset_choices, outputs=video.preset_chooser)
         # The form as it was left (or as the running training was started), not the defaults.
-        for tab in (lora, finetune):
+        for tab in (lora, finetune, video):
             app.load(lambda tab=tab: tab.restore(t), outputs=[*tab.outputs, tab.preset_message])
         show_help.change(None, inputs=show_help, js=SHOW_HELP_JS)
         app.load(None, js=IME_FILTER_JS)

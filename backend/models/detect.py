@@ -146,7 +146,9 @@ def _command_error(family: FamilyDeclaration, command: str, seen: dict[str, str]
     sharing = [d for d in DECLARATIONS if d.commands == family.commands]
     own = {"other": joint_label(trains) if trains else command, "family": joint_label(sharing),
            "commands": ", ".join(family.commands.values())}
-    flags = [f"--{option}" for option, value in family.implied_options.items() if value]
+    # A switch as itself (--v2), a valued option with its value (--model_name wan).
+    flags = [f"--{option}" if value is True else f"--{option} {value}" for option, value in family.implied_options.items()
+             if value]
     if flags:
         return ModelMismatchError(msg(
             "model.command_not_for_family_flags", "{path} looks like an {label} model ({evidence}), not {other}; use "

@@ -35,7 +35,14 @@ from backend.tools.captioning.caption_editing import (
     tag_frequencies,
 )
 from backend.tools.cli.light_cli import InputError
-from backend.tools.dataset.caption_files import caption_path, normalize_extension, read_text, split_tags
+from backend.tools.dataset.caption_files import (
+    caption_path,
+    is_video,
+    normalize_extension,
+    read_text,
+    split_tags,
+)
+from backend.tools.dataset.video_thumbnail import first_frame
 from gui.i18n import Translator
 from gui.markdown_text import md_list, md_t
 
@@ -86,7 +93,10 @@ def _tags(text: Any, separator: str) -> tuple[str, ...]:
 
 
 def thumbnail(image: Path) -> Image.Image | None:
-    """A small RGB copy of `image` (orientation from EXIF applied), None when it cannot be read."""
+    """A small RGB copy of `image` (orientation from EXIF applied; a video's first frame, upright), None
+    when it cannot be read."""
+    if is_video(image):
+        return first_frame(image, THUMBNAIL_PX)
     try:
         with Image.open(image) as opened:
             small = ImageOps.exif_transpose(opened)
@@ -107,7 +117,8 @@ def _slot(state: EditorState, image: Path, t: Translator) -> tuple[SlotView, str
     except InputError as error:
         return SlotView(True, name, file.name, thumbnail(image), "", False, str(error)), None
     pixels = thumbnail(image)
-    note = "" if pixels is not None else t.t("ui.capedit.unreadable_image", file=image.name)
+    unreadable = "ui.capedit.unreadable_video" if is_video(image) else "ui.capedit.unreadable_image"
+    note = "" if pixels is not None else t.t(unreadable, file=image.name)
     if text is None:
         note = (note + " " if note else "") + t.t("ui.capedit.no_caption_yet", file=file.name)
     return SlotView(True, name, file.name, pixels, text or "", True, note), text
@@ -129,7 +140,7 @@ def page_view(state: EditorState, t: Translator, page: int | None = None) -> dic
 
 
 def _entries(state: EditorState) -> list[CaptionEntry]:
-    entries = list_captions(state.folder, state.extension, state.recursive)
+    entries = list_captions(state.folder, state.extension, state.recursive, videos=True)
     return filter_by_tags(entries, state.include, state.exclude, state.separator)
 
 

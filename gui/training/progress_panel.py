@@ -1,4 +1,5 @@
-"""The progress area: status, progress bar, loss plot, sample images, log; polled from the runner.
+"""The progress area: status, progress bar, loss plot, sample images (or, for a kind whose samples are
+videos, a player with the newest validation video), log; polled from the runner.
 
 A `gr.Timer` asks `runner.snapshot()` every second while a run goes (gui/runs/poll_timers.py). The run lives
 in the GUI process, so a page opened (or reopened) mid-run shows it at once. Every part is re-sent only when it changes
@@ -30,6 +31,7 @@ from gui.runs.progress_view import (
     status_text,
 )
 from gui.runs.runner import TrainingRunner
+from gui.runs.sample_videos import newest_video, servable_copy, video_samples
 from gui.training.training_kinds import KINDS, TrainingKind
 
 POLL_SECONDS = 1.0
@@ -46,6 +48,19 @@ def _images(paths: list[str]) -> list[Image.Image]:
         except OSError:
             continue  # a sample still being written shows up on a later poll
     return images
+
+
+def _video_update(snapshot: Mapping[str, Any], t: Translator) -> Any:
+    """The player's value and label for the newest validation video of the run (none yet: empty); None
+    while that file cannot be read yet (a later tick tries again)."""
+    newest = newest_video(video_samples(snapshot))
+    if newest is None:
+        return gr.Video(value=None, label=t.t("ui.validation_video"))
+    copy = servable_copy(str(newest["path"]))
+    if copy is None:
+        return None
+    label = t.t("ui.validation_video_step", step=newest.get("step", "?"))
+    return gr.Video(value=copy, label=label)
 
 
 def other_kind_text(snapshot: Mapping[str, Any], kind: TrainingKind | None, t: Translator) -> str | None:
@@ -83,7 +98,12 @@ def build_progress_panel(
             None, x="step", y="loss", color="series", label=t.t("ui.loss"),
             x_title=t.t("ui.step"), y_title=t.t("ui.loss"), color_title="", height=260, elem_id=f"{prefix}_loss_plot",
         )  # fmt: skip
-        gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
+        videos = kind is not None and kind.video_samples
+        if videos:  # mp4s: the newest in a player (an image gallery cannot show them)
+            gallery = gr.Video(label=t.t("ui.validation_video"), interactive=False, height=260, autoplay=True,
+                               loop=True, elem_id=f"{prefix}_video")  # fmt: skip
+        else:
+            gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
     log = log_box(t.t("ui.log"), f"{prefix}_log")
     seen = gr.State({"samples": -1, "points": -1, "log": -1, "run": None, "texts": None})
     outputs: list[Any] = [status, bar, outcome, plot, gallery, log, seen]
@@ -106,11 +126,16 @@ def build_progress_panel(
         now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid"),
                "texts": texts}
         fresh = now["run"] != last.get("run")
+        shown_samples: Any = gr.skip()
+        if fresh or len(samples) != last["samples"]:
+            shown_samples = _video_update(snapshot, t) if videos else _images(samples)
+            if shown_samples is None:  # not readable yet: counted as unseen, so the next tick tries again
+                shown_samples, now["samples"] = gr.skip(), last["samples"]
         shown = changed_only(texts, None if fresh else last.get("texts"))
         result = [
             *shown[:3],
             (loss_frame(snapshot, t) if points else None) if fresh or points != last["points"] else gr.skip(),
-            _images(samples) if fresh or len(samples) != last["samples"] else gr.skip(),
+            shown_samples,
             "\n".join(snapshot.get("log_tail", [])) if fresh or now["log"] != last["log"] else gr.skip(),
             now,
             *shown[3:],

@@ -72,6 +72,9 @@ def to_widget(option: Option, value: Any) -> Any:
     """A schema value (None = not set) as its widget holds it."""
     if option.kind == "bool":
         return bool(value)
+    if _multiselect(option):
+        listed = value if isinstance(value, list | tuple) else [] if value is None else [value]
+        return [str(item) for item in listed]
     if option.choices is not None:
         return UNSET if value is None else str(value)
     if _number_as_text(option):
@@ -92,6 +95,10 @@ def from_widget(option: Option, value: Any) -> Any:
     """
     if option.kind == "bool":
         return bool(value)
+    if _multiselect(option):  # a multiselect list; text from a preset or config as one item
+        listed = value if isinstance(value, list | tuple) else [] if value is None else [value]
+        items = [str(item) for item in listed if str(item).strip()]
+        return items or None
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if option.choices is not None:
@@ -125,6 +132,11 @@ def widget_label(translator: Translator, name: str) -> str:
     return f"{translator.option_label(name)} ({name})"
 
 
+def _multiselect(option: Option) -> bool:
+    """A list option with a fixed set of items (finetrainers' --layerwise_upcasting_modules): a multiselect."""
+    return option.kind == "str_list" and option.choices is not None
+
+
 def _choices(option: Option, translator: Translator) -> list[tuple[str, str]]:
     # "Not set" is offered whenever the option may be left unset (a None choice or no default).
     unset = [(translator.t("ui.not_set"), UNSET)] if None in option.choices or option.default is None else []
@@ -143,6 +155,9 @@ def _widget(option: Option, translator: Translator, initial: Any, id_prefix: str
     }
     if option.kind == "bool":
         return gr.Checkbox(**common)
+    if _multiselect(option):
+        items = [(translator.choice_label(option.name, choice), str(choice)) for choice in option.choices]
+        return gr.Dropdown(choices=items, multiselect=True, **common)
     if option.choices is not None:
         choices = _choices(option, translator)
         if common["value"] not in [value for _, value in choices]:  # e.g. a GUI config default
@@ -187,7 +202,7 @@ class SchemaForm:
                     continue
                 if value is not None and not (self.options[name].kind == "bool" and value is False):
                     values[name] = value
-                elif value is None and self.initial_value(name) not in (None, ""):
+                elif value is None and self.initial_value(name) not in (None, "", ()):
                     values[name] = None  # emptied on purpose: not the value the form starts with
         return values
 
@@ -202,7 +217,10 @@ class SchemaForm:
         for name, component in self.fields.items():
             value = to_widget(self.options[name], values.get(name, self.initial_value(name)))
             offered = self.choices.get(name)
-            if offered is not None and value not in offered:
+            if offered is not None and isinstance(value, list):  # a multiselect
+                missing = [(item, item) for item in value if item not in offered]
+                updates[component] = gr.Dropdown(choices=[*component.choices, *missing], value=value) if missing else value
+            elif offered is not None and value not in offered:
                 updates[component] = gr.Dropdown(choices=[*component.choices, (str(value), value)], value=value)
             else:
                 updates[component] = value

@@ -1,11 +1,11 @@
-"""The two training tabs, LoRA and fine-tuning, as data: which model types each trains and with which
+"""The training tabs, LoRA, fine-tuning and video, as data: which model types each trains and with which
 command (from the model families: gui/training/model_types.py), whether a network is chosen, where
 presets live, which values a new form starts from, which options come first, and how its page
 elements are named.
 
-Both tabs are built by the same code (gui/training/lora_tab.py, gui/training/lora_actions.py, gui/training/presets.py); only
+All tabs are built by the same code (gui/training/lora_tab.py, gui/training/lora_actions.py, gui/training/presets.py); only
 this description differs. The LoRA tab keeps the element ids it always had (`opt_<name>`,
-`preset_select`, ...); the fine-tune tab's are prefixed `finetune_`. Action buttons and the progress
+`preset_select`, ...); the fine-tune tab's are prefixed `finetune_`, the video tab's `video_`. Action buttons and the progress
 area are `<key>_start`, `<key>_status`, ... in both.
 
 Pure data plus the option schema (no gradio, no torch).
@@ -38,7 +38,7 @@ SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
 
 @dataclass(frozen=True)
 class TrainingKind:
-    key: str  # "lora" | "finetune"
+    key: str  # "lora" | "finetune" | "video"
     # What the model type selector offers, in order (the first is a new form's): the declared families
     # with a command for this kind (`kind_model_types(key)`).
     model_types: tuple[ModelType, ...]
@@ -55,6 +55,8 @@ class TrainingKind:
     # among it), in the order a run is thought through: model, data, output, network, training basics.
     # Rows name options and SLOTS.
     essential_rows: tuple[tuple[str, ...], ...] = ()
+    # Its trainer's samples are videos (mp4): the progress panel shows the newest in a player.
+    video_samples: bool = False
 
     @property
     def essentials(self) -> tuple[str, ...]:
@@ -178,4 +180,25 @@ FINETUNE = TrainingKind(
         ("train_batch_size", "learning_rate", "mixed_precision"),
     ),
 )  # fmt: skip
-KINDS = {kind.key: kind for kind in (LORA, FINETUNE)}
+# finetrainers' command for the video families (`train_video`, finetrainers' flag names): LoRA or a full
+# fine-tune is its `training_type` option, so there is no network selector; the model type sets `model_name`.
+VIDEO = TrainingKind(
+    "video", kind_model_types("video"), False, "video_", {},
+    # finetrainers' example LoRA runs (examples/training/sft/*/crush_smol_lora): rank and alpha 32, lr 5e-5,
+    # a few thousand steps with checkpoints every 500 (two kept); gradient checkpointing, as nearly every
+    # video run on one card needs it.
+    {
+        "training_type": "lora", "rank": 32, "lora_alpha": 32, "lr": 5e-5, "train_steps": 2000,
+        "checkpointing_steps": 500, "checkpointing_limit": 2, "gradient_checkpointing": True,
+    },
+    (
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("data_root", "dataset_config", "video_resolution_buckets"),
+        ("output_dir", "training_type"),
+        ("rank", "lora_alpha", "lr"),
+        ("train_steps", "checkpointing_steps", "batch_size"),
+        ("validation_prompts", "validation_steps"),
+    ),
+    video_samples=True,
+)  # fmt: skip
+KINDS = {kind.key: kind for kind in (LORA, FINETUNE, VIDEO)}

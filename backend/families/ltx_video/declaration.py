@@ -47,6 +47,7 @@ LTX_VIDEO = FamilyDeclaration(
     checkpoint_implementation=IMPL_DIFFUSERS,
     records_prediction_type=False,
     video_model_name="ltx_video",
+    implied_options={"model_name": "ltx_video"},  # the GUI's model type selector sets finetrainers' --model_name
     temporal_compression=8,
     spatial_compression=32,
 )

@@ -165,7 +165,7 @@ declare_all(
             "in 75-token chunks and joined). Longer captions are cut off.",
         ),
         Option(
-            "preflight", "bool", False, group="advanced", cli_only=True,
+            "preflight", "bool", False, group="advanced", cli_only=True, commands=KNOWN_COMMANDS,
             help="Check everything that can be checked without training (options, model file and family, "
             "folders, images, captions, buckets, steps, optional packages), print the report as one JSON "
             "object and exit: 0 when training could start, 1 with the errors.",

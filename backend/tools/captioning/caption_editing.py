@@ -56,15 +56,18 @@ class CaptionChange:
     after: str
 
 
-def list_captions(folder: PathLike, extension: str = ".txt", recursive: bool = False) -> list[CaptionEntry]:
-    """Every image in `folder` with its caption text (None when it has no caption file), sorted by path.
+def list_captions(
+    folder: PathLike, extension: str = ".txt", recursive: bool = False, videos: bool = False
+) -> list[CaptionEntry]:
+    """Every image in `folder` (and, with `videos`, every video) with its caption text (None when it has
+    no caption file), sorted by path.
 
     An InputError when the folder is missing or has no images. A caption file that is not UTF-8
     gives an entry with `error` set, which the planning functions leave alone.
     """
     extension = normalize_extension(extension)
     entries = []
-    for image in list_images(folder, recursive):
+    for image in list_images(folder, recursive, videos=videos):
         path = caption_path(image, extension)
         try:
             entries.append(CaptionEntry(image, path, read_text(path)))

@@ -25,6 +25,9 @@ from backend.tools.cli.light_cli import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 UNSUPPORTED_IMAGE_EXTENSIONS = (".gif", ".tif", ".tiff", ".avif", ".heic", ".jxl", ".psd")
+# Videos the video trainer reads (backend/data/video/sources.py, less .gif, which the image tools call an
+# unsupported image): the caption editor lists them beside the images; their captions are `<stem>.txt` too.
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi")
 
 
 class WriteMode(str, Enum):
@@ -47,6 +50,10 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() and not path.name.startswith(".")
 
 
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file() and not path.name.startswith(".")
+
+
 def image_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
     """`folder` as a Path when it is an existing folder, else an InputError saying what is wrong.
     `what`: the folder's name or role in messages (default: "image folder")."""
@@ -61,12 +68,20 @@ def image_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
     return path
 
 
-def list_images(folder: str | os.PathLike[str], recursive: bool = False, what: str = "") -> list[Path]:
-    """Images in `folder` (and below with `recursive`), sorted; an InputError when there are none."""
+def list_images(
+    folder: str | os.PathLike[str], recursive: bool = False, what: str = "", videos: bool = False
+) -> list[Path]:
+    """Images in `folder` (and below with `recursive`), sorted; an InputError when there are none.
+    `videos`: videos (VIDEO_EXTENSIONS) count as well (the caption editor's media)."""
     what = what or msg("tool.what_image_folder", "image folder")
     path = image_folder(folder, what)
     candidates = path.rglob("*") if recursive else path.iterdir()
-    images = sorted((p for p in candidates if is_image(p)), key=lambda p: str(p))
+    images = sorted((p for p in candidates if is_image(p) or (videos and is_video(p))), key=lambda p: str(p))
+    if not images and videos:
+        raise InputError(msg(
+            "tool.no_media", "no images (png, jpg, jpeg, webp, bmp) or videos (mp4, webm, mov, mkv, avi) in {what} "
+            "{path}: {contents}", what=what, path=path, contents=describe_folder(path, recursive),
+        ))  # fmt: skip
     if not images:
         raise InputError(msg("tool.no_images", "no images (png, jpg, jpeg, webp, bmp) in {what} {path}: {contents}",
                              what=what, path=path, contents=describe_folder(path, recursive)))

@@ -33,7 +33,8 @@ def expected_widget(option: Option) -> type:
 
 def sample(option: Option) -> Any:
     if option.choices is not None:
-        return next(choice for choice in option.choices if choice is not None)
+        first = next(choice for choice in option.choices if choice is not None)
+        return [first] if option.kind == "str_list" else first  # a multiselect holds a list
     value = SAMPLES[option.kind]
     if option.kind in ("int", "float") and option.minimum is not None:
         value = max(value, option.minimum)
@@ -242,8 +243,10 @@ def test_form_reads_back_what_it_was_given(kind: TrainingKind) -> None:
     with gr.Blocks():
         form = build_form(options, Translator("en"))
     assert form.read(form.update(values)) == values
-    assert form.read(form.update({})) == {
-        name: option.default for name, option in options.items() if option.default is not None and option.default is not False and option.default != ""
+    assert form.read(form.update({})) == {  # list defaults (the video options') read back as lists
+        name: list(option.default) if isinstance(option.default, tuple) else option.default
+        for name, option in options.items()
+        if option.default is not None and option.default is not False and option.default != "" and option.default != ()
     }
 
 
