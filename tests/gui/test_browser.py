@@ -236,7 +236,8 @@ def test_japanese_gui_whatever_the_browser_language(browser: object, shots: Path
     ja = Translator("ja")
     with gui_server("--language", "ja") as url:
         page = open_page(browser, url, locale="en-US")
-        for text in (ja.t("ui.tab.lora"), ja.group_label("network"), ja.group_label("basic"), ja.t("ui.start")):
+        for text in (ja.t("ui.tab.lora"), ja.t("ui.tab.video"), ja.group_label("network"), ja.group_label("basic"),
+                     ja.t("ui.start")):
             sync_api.expect(page.get_by_text(text, exact=True).first).to_be_visible()
         sync_api.expect(page.locator("#opt_learning_rate")).to_contain_text("学習率 (learning_rate)")
         page.screenshot(path=shots / "ja_form.png", full_page=True)

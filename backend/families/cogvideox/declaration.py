@@ -46,6 +46,7 @@ COGVIDEOX = FamilyDeclaration(
     # prediction_type is written: left out rather than written as "epsilon".
     records_prediction_type=False,
     video_model_name="cogvideox",
+    implied_options={"model_name": "cogvideox"},  # the GUI's model type sets --model_name
     temporal_compression=4,  # AutoencoderKLCogVideoX: 4x in time (the first frame alone), 8x in space
     spatial_compression=8,
 )

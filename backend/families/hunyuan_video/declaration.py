@@ -46,6 +46,7 @@ HUNYUAN_VIDEO = FamilyDeclaration(
     checkpoint_implementation=IMPL_DIFFUSERS,
     records_prediction_type=False,
     video_model_name="hunyuan_video",
+    implied_options={"model_name": "hunyuan_video"},  # the GUI's model type sets --model_name
     temporal_compression=4,  # AutoencoderKLHunyuanVideo: 4x in time (the first frame alone), 8x in space
     spatial_compression=8,
 )
