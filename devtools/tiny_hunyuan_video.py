@@ -41,7 +41,7 @@ def tiny_configs(real: ArchConfigs, tokens: list[dict[str, int]]) -> ArchConfigs
 def write_tiny(arch: str, configs: ArchConfigs, tokenizers: list[Any], sources: list[Path], out: Path, *,
                single_file: bool, seed: int) -> TinyModel:
     from backend.families.hunyuan_video.loading import random_modules
-    from backend.families.hunyuan_video.saving import save_pipeline
+    from backend.families.video_saving import save_pipeline
     from backend.models.components import Components
     from devtools.make_tiny_model import TinyModel
 

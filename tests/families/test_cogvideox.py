@@ -26,9 +26,9 @@ from backend.families.cogvideox.family import (
     training_scheduler,
 )
 from backend.families.cogvideox.loading import build_modules, config_set, random_modules
-from backend.families.cogvideox.saving import save_lora
 from backend.families.detection import FolderConfigs
 from backend.families.loaded import family, family_of_modules
+from backend.families.video_saving import save_lora
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError

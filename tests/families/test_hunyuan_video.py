@@ -21,9 +21,9 @@ from backend.families.hunyuan_video.detection import DETECTION
 from backend.families.hunyuan_video.family import FAMILY, PEFT_TARGET_MODULES, peft_key
 from backend.families.hunyuan_video.loading import build_modules, shipped_configs
 from backend.families.hunyuan_video.prompt import CROP_START, PROMPT_TEMPLATE
-from backend.families.hunyuan_video.saving import save_lora
 from backend.families.hunyuan_video.spec import crop_start
 from backend.families.loaded import family, family_of_modules
+from backend.families.video_saving import save_lora
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from backend import families
 from backend.families.detection import FolderConfigs
 from backend.families.loaded import family, family_of_modules
+from backend.families.video_saving import save_lora
 from backend.families.wan.detection import DETECTION
 from backend.families.wan.family import (
     FAMILY,
@@ -27,7 +28,6 @@ from backend.families.wan.family import (
     lora_module_paths,
 )
 from backend.families.wan.loading import build_modules, config_set
-from backend.families.wan.saving import save_lora
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError

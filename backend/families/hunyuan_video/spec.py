@@ -31,10 +31,10 @@ from backend.families.hunyuan_video.prompt import (
     PROMPT_TEMPLATE,
     template_prefix,
 )
+from backend.families.video_saving import DiffusersFolderSaving
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import ModelInfo
-from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _scheduler(config: Mapping[str, Any]) -> Any:
     return cls.from_config(dict(config))
 
 
-class HunyuanVideoSpec(ModelSpecification):
+class HunyuanVideoSpec(DiffusersFolderSaving, ModelSpecification):
     families: ClassVar[tuple[str, ...]] = (HUNYUAN_VIDEO.name,)
 
     def __init__(self, max_sequence_length: int = MAX_SEQUENCE_LENGTH,
@@ -218,24 +218,4 @@ class HunyuanVideoSpec(ModelSpecification):
                                   seed, prompt.negative_prompt or "", pipeline)
         return video if "num_frames" in prompt.extra else video[0]
 
-    # --- saving -------------------------------------------------------------------------------------
-
-    def save_refusal(self, path: str | Path) -> str | None:
-        from backend.families.hunyuan_video.saving import save_refusal
-
-        return save_refusal(path)
-
-    def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-             metadata: dict[str, str] | None = None, states: StateOverrides | None = None,
-             safetensors: bool = True) -> Path:
-        """A full fine-tune: the transformer as a diffusers model folder at `path` (finetrainers writes it as
-        `<output_dir>/transformer`); `save_pipeline` writes the whole HunyuanVideoPipeline folder."""
-        from backend.families.hunyuan_video.saving import save_transformer
-
-        return save_transformer(components, path, dtype=dtype, states=states)
-
-    def save_pipeline(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-                      states: StateOverrides | None = None) -> Path:
-        from backend.families.hunyuan_video.saving import save_pipeline
-
-        return save_pipeline(components, path, dtype=dtype, states=states)
+    # Saving: DiffusersFolderSaving (the transformer folder; save_pipeline for the whole pipeline).

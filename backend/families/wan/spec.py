@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from backend.families.video_saving import DiffusersFolderSaving
 from backend.families.wan.declaration import WAN
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import ModelInfo
-from backend.models.saving import StateOverrides
 from backend.models.spec import ModelSpecification
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _scheduler(config: Mapping[str, Any]) -> Any:
     return cls.from_config(dict(config))
 
 
-class WanSpec(ModelSpecification):
+class WanSpec(DiffusersFolderSaving, ModelSpecification):
     families: ClassVar[tuple[str, ...]] = (WAN.name,)
 
     def __init__(self, max_sequence_length: int = MAX_SEQUENCE_LENGTH) -> None:
@@ -187,24 +187,4 @@ class WanSpec(ModelSpecification):
                                   seed, prompt.negative_prompt or "", pipeline)
         return video if "num_frames" in prompt.extra else video[0]
 
-    # --- saving -------------------------------------------------------------------------------------
-
-    def save_refusal(self, path: str | Path) -> str | None:
-        from backend.families.wan.saving import save_refusal
-
-        return save_refusal(path)
-
-    def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-             metadata: dict[str, str] | None = None, states: StateOverrides | None = None,
-             safetensors: bool = True) -> Path:
-        """A full fine-tune: the transformer as a diffusers model folder at `path` (finetrainers writes it as
-        `<output_dir>/transformer`); `save_pipeline` writes the whole WanPipeline folder."""
-        from backend.families.wan.saving import save_transformer
-
-        return save_transformer(components, path, dtype=dtype, states=states)
-
-    def save_pipeline(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
-                      states: StateOverrides | None = None) -> Path:
-        from backend.families.wan.saving import save_pipeline
-
-        return save_pipeline(components, path, dtype=dtype, states=states)
+    # Saving: DiffusersFolderSaving (the transformer folder; save_pipeline for the whole pipeline).

@@ -1,7 +1,9 @@
-"""Saving Wan 2.1: a full fine-tune's transformer as a diffusers transformer folder (what finetrainers
-writes under `<output_dir>/transformer`, loadable by `WanTransformer3DModel.from_pretrained`), and the whole
-pipeline folder (`WanPipeline.from_pretrained` loads it). Weights are safetensors, sharded past 10 GB as
-diffusers shards them (the 14B transformer is 28 GB in bf16); both folders are written atomically."""
+"""Saving a video family's model (Wan, HunyuanVideo, CogVideoX: nothing here is one family's): a full
+fine-tune's transformer as a diffusers transformer folder (what finetrainers writes under
+`<output_dir>/transformer`, loadable by the transformer class's `from_pretrained`), the whole pipeline folder
+(the pipeline's `from_pretrained` loads it), and a PEFT LoRA file as diffusers writes it. Weights are
+safetensors, sharded past 10 GB as diffusers shards them (Wan's 14B transformer is 28 GB in bf16); folders are
+written atomically."""
 
 from __future__ import annotations
 
@@ -54,21 +56,22 @@ def _check_target(path: Path, marker: str) -> None:
     if path.exists() and not path.is_dir():
         raise FileExistsError(msg("model.save_target_not_folder", "{path} exists and is not a folder", path=path))
     if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
-        raise FileExistsError(msg("wan.save_target_other_files", "{path} exists and holds other files than a saved "
-                                  "model (no {marker}); refusing to replace it: give a new or empty folder",
+        raise FileExistsError(msg("video.save_target_other_files", "{path} exists and holds other files than a "
+                                  "saved model (no {marker}); refusing to replace it: give a new or empty folder",
                                   path=path, marker=marker))
 
 
-def save_refusal(path: str | Path) -> str | None:
+def save_refusal(path: str | Path, label: str) -> str | None:
+    """Why `path` cannot hold a `label` model (a single-file name), or None."""
     if Path(path).suffix.lower() in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
-        return msg("wan.save_single_file", "{path}: Wan 2.1 models are saved as diffusers folders (the transformer "
-                   "folder, or the whole pipeline), not as one {suffix} file; give a folder", path=path,
-                   suffix=Path(path).suffix)
+        return msg("video.save_single_file", "{path}: {label} models are saved as diffusers folders (the "
+                   "transformer folder, or the whole pipeline), not as one {suffix} file; give a folder", path=path,
+                   label=label, suffix=Path(path).suffix)
     return None
 
 
-def _refuse(path: Path) -> None:
-    refusal = save_refusal(path)
+def _refuse(path: Path, components: Components) -> None:
+    refusal = save_refusal(path, declaration(components.family).label)
     if refusal:
         raise ValueError(refusal)
 
@@ -78,7 +81,7 @@ def save_transformer(components: Components, path: str | Path, *, dtype: torch.d
     """The transformer alone as a diffusers model folder at `path` (`states`: a fine-tune's trained weights
     under "unet", replacing the module's own)."""
     path = Path(path)
-    _refuse(path)
+    _refuse(path, components)
     _check_target(path, "config.json")
     with atomic_folder(path) as folder:
         write_transformer(components, folder, dtype, states)
@@ -87,15 +90,15 @@ def save_transformer(components: Components, path: str | Path, *, dtype: torch.d
 
 def save_pipeline(components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
                   states: StateOverrides | None = None) -> Path:
-    """The whole WanPipeline folder: the (fine-tuned) transformer, the VAE, UMT5, the tokenizer, the scheduler
-    config and model_index.json."""
+    """The whole pipeline folder: the (fine-tuned) transformer, the VAE, the text encoders and tokenizers, the
+    scheduler config and model_index.json."""
     path = Path(path)
-    _refuse(path)
+    _refuse(path, components)
     _check_target(path, "model_index.json")
     family = declaration(components.family)
     with atomic_folder(path) as folder:
         write_transformer(components, folder / family.denoiser_folder, dtype, states)
-        # The VAE and UMT5 are not trained here: written as loaded (`dtype` applies to the transformer).
+        # The VAE and the text encoders are not trained here: written as loaded (`dtype` is the transformer's).
         components.vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
         for name, encoder in zip(family.text_encoder_folders, components.text_encoders, strict=True):
             encoder.save_pretrained(str(folder / name), safe_serialization=True)
@@ -109,7 +112,7 @@ def save_pipeline(components: Components, path: str | Path, *, dtype: torch.dtyp
 
 def save_lora(folder: str | Path, transformer_lora: dict[str, torch.Tensor], *, dtype: torch.dtype | None = None,
               metadata: dict[str, str] | None = None) -> Path:
-    """A LoRA of the transformer as diffusers writes it (WanPipeline.save_lora_weights): `transformer_lora` in
+    """A LoRA of the transformer as diffusers writes it (the pipelines' save_lora_weights): `transformer_lora` in
     PEFT names (`blocks.0.attn1.to_q.lora_A.weight`, what `get_peft_model_state_dict` returns) saved under
     `transformer.` as `<folder>/pytorch_lora_weights.safetensors`, with `metadata` in the header."""
     path = Path(folder) / LORA_WEIGHTS
@@ -119,3 +122,22 @@ def save_lora(folder: str | Path, transformer_lora: dict[str, torch.Tensor], *, 
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
     return path
+
+
+class DiffusersFolderSaving:
+    """A video spec's saving (mixed into its ModelSpecification): a full fine-tune as the transformer folder
+    (finetrainers' `<output_dir>/transformer`), `save_pipeline` for the whole pipeline, single files refused."""
+
+    families: tuple[str, ...]
+
+    def save_refusal(self, path: str | Path) -> str | None:
+        return save_refusal(path, declaration(self.families[0]).label)
+
+    def save(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
+             metadata: dict[str, str] | None = None, states: StateOverrides | None = None,
+             safetensors: bool = True) -> Path:
+        return save_transformer(components, path, dtype=dtype, states=states)
+
+    def save_pipeline(self, components: Components, path: str | Path, *, dtype: torch.dtype | None = None,
+                      states: StateOverrides | None = None) -> Path:
+        return save_pipeline(components, path, dtype=dtype, states=states)
