@@ -89,10 +89,15 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+# Waits (not assertions) for the page: Gradio builds ~2,800 components in the browser, which takes well over a
+# minute when the suite's other worker is training on the second core.
+PAGE_LOAD_MS = 180_000
+
+
 def open_page(browser: object, url: str, locale: str = "en-US") -> object:
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
-    page.goto(url)
-    page.wait_for_selector("#model_type", timeout=60_000)
+    page.goto(url, timeout=PAGE_LOAD_MS)
+    page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
     return page
 
 
@@ -176,7 +181,7 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             # tab does not show the LoRA run as its own but names the tab it runs in.
             fill(page, "opt_max_train_steps", "777")  # edited after the start: not what is running
             page.reload()
-            page.wait_for_selector("#model_type", timeout=60_000)
+            page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
             expect(field(page, "opt_max_train_steps")).to_have_value("100000", timeout=30_000)
             expect(field(page, "opt_output_dir")).to_have_value(str(out))
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.running"), timeout=30_000)
@@ -197,7 +202,7 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             assert (USER_DIR / f"{preset_name}.json").is_file()
 
             page.reload()  # no run now: the form as it was left
-            page.wait_for_selector("#model_type", timeout=60_000)
+            page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
             expect(field(page, "opt_max_train_steps")).to_have_value("2", timeout=30_000)
             fill(page, "opt_max_train_steps", "5")
             fill(page, "opt_train_data_dir", "")

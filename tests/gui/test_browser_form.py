@@ -235,7 +235,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             fill(page, "opt_max_train_epochs", "")  # emptied on purpose: stays empty
             time.sleep(1)  # the last field's save
             page.reload()
-            page.wait_for_selector("#model_type", timeout=60_000)
+            page.wait_for_selector("#model_type", timeout=base.PAGE_LOAD_MS)
             expect(field(page, "opt_learning_rate")).to_have_value("0.00042", timeout=30_000)
             expect(field(page, "opt_max_train_epochs")).to_have_value("")
             expect(field(page, "opt_output_dir")).to_have_value(str(tmp_path / "out"))
@@ -286,7 +286,7 @@ def test_the_log_follows_new_lines_unless_scrolled_up(browser: object) -> None: 
     app.launch(server_port=port, prevent_thread_lock=True, _frontend=False, quiet=True)
     try:
         page = browser.new_page(viewport={"width": 900, "height": 700})
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
         box = page.locator("#probe_log textarea")
         lines.extend(f"line {n}" for n in range(200))
         sync_api.expect(box).to_have_value("\n".join(lines), timeout=20_000)

@@ -240,11 +240,11 @@ def test_the_login_page_in_a_browser(locked_gui: tuple[str, str]) -> None:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(f"{url}/")
+            page.goto(f"{url}/", timeout=180_000)
             page.get_by_label("username").fill(USER)
             page.get_by_label("password").fill(PASSWORD)
             page.get_by_role("button", name="Login").click()
-            page.wait_for_selector("#model_type", timeout=60_000)  # the app, built from its config
+            page.wait_for_selector("#model_type", timeout=180_000)  # the app, built from its config
             sync_api.expect(page.get_by_role("button", name="Login")).to_have_count(0)
         finally:
             browser.close()
