@@ -182,7 +182,7 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             fill(page, "opt_max_train_steps", "777")  # edited after the start: not what is running
             page.reload()
             page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
-            expect(field(page, "opt_max_train_steps")).to_have_value("100000", timeout=30_000)
+            expect(field(page, "opt_max_train_steps")).to_have_value("100000", timeout=PAGE_LOAD_MS)  # the page load's restore
             expect(field(page, "opt_output_dir")).to_have_value(str(out))
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.running"), timeout=30_000)
             page.locator("#tab_finetune-button").click()
@@ -203,7 +203,7 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
 
             page.reload()  # no run now: the form as it was left
             page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
-            expect(field(page, "opt_max_train_steps")).to_have_value("2", timeout=30_000)
+            expect(field(page, "opt_max_train_steps")).to_have_value("2", timeout=PAGE_LOAD_MS)
             fill(page, "opt_max_train_steps", "5")
             fill(page, "opt_train_data_dir", "")
             field(page, "preset_select").click()

@@ -236,7 +236,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             time.sleep(1)  # the last field's save
             page.reload()
             page.wait_for_selector("#model_type", timeout=base.PAGE_LOAD_MS)
-            expect(field(page, "opt_learning_rate")).to_have_value("0.00042", timeout=30_000)
+            expect(field(page, "opt_learning_rate")).to_have_value("0.00042", timeout=base.PAGE_LOAD_MS)
             expect(field(page, "opt_max_train_epochs")).to_have_value("")
             expect(field(page, "opt_output_dir")).to_have_value(str(tmp_path / "out"))
             expect(field(page, "network_type")).to_have_value(ja.t("ui.network.LoCon"))
