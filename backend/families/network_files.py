@@ -21,6 +21,12 @@ def layouts() -> tuple[str, ...]:
     return tuple(dict.fromkeys(d.network_layout for d in DECLARATIONS if d.network_layout))
 
 
+def image_layouts() -> tuple[str, ...]:
+    """The layouts of the image families: those with sd-scripts (kohya) LoRA files, which the LoRA tools convert,
+    merge and resize. Video LoRAs are PEFT files of their own (backend/video/network.py)."""
+    return tuple(dict.fromkeys(d.network_layout for d in DECLARATIONS if d.network_layout and not d.is_video))
+
+
 def _of_layout(layout: str) -> tuple[FamilyDeclaration, ...]:
     return tuple(d for d in DECLARATIONS if d.network_layout == layout)
 

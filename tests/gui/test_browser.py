@@ -36,8 +36,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
 sync_api = pytest.importorskip("playwright.sync_api")
 # Playwright's 5 s default for an expectation is shorter than one Gradio round trip on two busy cores (the
-# suite runs a worker per core): a wait, not what is asserted, so every browser test waits up to 30 s.
-sync_api.expect.set_options(timeout=30_000)
+# suite runs a worker per core): a wait, not what is asserted, so every browser test waits up to 60 s.
+sync_api.expect.set_options(timeout=60_000)
 
 
 def free_port() -> int:
@@ -92,10 +92,13 @@ def shots(tmp_path: Path) -> Path:
 # Waits (not assertions) for the page: Gradio builds ~2,800 components in the browser, which takes well over a
 # minute when the suite's other worker is training on the second core.
 PAGE_LOAD_MS = 180_000
+# A click or fill waits for a page whose main thread may be busy rendering a Gradio update for tens of seconds.
+ACTION_MS = 90_000
 
 
 def open_page(browser: object, url: str, locale: str = "en-US") -> object:
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
+    page.set_default_timeout(ACTION_MS)
     page.goto(url, timeout=PAGE_LOAD_MS)
     page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
     return page

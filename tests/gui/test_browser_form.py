@@ -286,6 +286,7 @@ def test_the_log_follows_new_lines_unless_scrolled_up(browser: object) -> None: 
     app.launch(server_port=port, prevent_thread_lock=True, _frontend=False, quiet=True)
     try:
         page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.set_default_timeout(base.ACTION_MS)
         page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
         box = page.locator("#probe_log textarea")
         lines.extend(f"line {n}" for n in range(200))

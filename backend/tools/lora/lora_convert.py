@@ -40,7 +40,7 @@ Modules = dict[str, dict[str, torch.Tensor]]
 def _family(detected: str | None, requested: str | None, path: str) -> str:
     if requested is None:
         if detected is None:
-            models = network_files.joined_labels(network_files.layouts(), msg("tool.word_or", "or"))
+            models = network_files.joined_labels(network_files.image_layouts(), msg("tool.word_or", "or"))
             raise ToolError(msg("tool.convert_model_unknown", "{path}: cannot tell whether this LoRA is for {models}; "
                                 "pass --model_type", path=path, models=models))
         return detected

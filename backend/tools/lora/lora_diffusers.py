@@ -348,7 +348,7 @@ def layouts_covering(modules: Mapping[str, DiffusersModule]) -> list[str]:
     the one layout whose full-size layers hold every module at its width (a fused layer's member rows);
     none when several do (shared parts alone tell nothing: --model_type names the model)."""
     covering = []
-    for layout in network_files.layouts():
+    for layout in network_files.image_layouts():
         table = name_table(layout)
         if not all(key in table.to_lora or key in table.member_of for key in modules):
             continue

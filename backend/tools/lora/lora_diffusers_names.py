@@ -112,7 +112,7 @@ def _parts(key: str) -> set[str]:
 def _layout_parts() -> dict[str, frozenset[str]]:
     """Per network layout, the module paths (and parents) that no other layout's models have."""
     parts = {layout: set().union(*map(_parts, [*table.to_lora, *table.member_of]))
-             for layout in network_files.layouts() for table in [name_table(layout)]}
+             for layout in network_files.image_layouts() for table in [name_table(layout)]}
     return {layout: frozenset(own - set().union(*(other for name, other in parts.items() if name != layout)))
             for layout, own in parts.items()}
 
@@ -121,4 +121,4 @@ def layouts_of_keys(keys: Iterable[str]) -> list[str]:
     """The layouts whose own parts diffusers-layout module keys ("<component>.<path>") lie in, in
     the families' order: none when every key is of parts all layouts have."""
     found = {layout for key in keys for layout, own in _layout_parts().items() if _parts(key) & own}
-    return [layout for layout in network_files.layouts() if layout in found]
+    return [layout for layout in network_files.image_layouts() if layout in found]

@@ -79,7 +79,7 @@ def lora_family(modules: Mapping[str, Mapping[str, torch.Tensor]], metadata: Map
     """The family (or only the layout) of a file: its key names tell the layout, `ss_base_model_version`
     the family where it agrees with them (or settles which of the layouts they fit: a LoRA of CLIP-L
     alone is SDXL's or FLUX.1's), else the width of the first text encoder (full-size files)."""
-    candidates = network_files.undecided_layouts(modules) or [network_files.layouts()[0]]
+    candidates = network_files.undecided_layouts(modules) or [network_files.image_layouts()[0]]
     by_metadata = network_files.of_base_model_version(metadata.get("ss_base_model_version"))
     if by_metadata is not None and network_files.layout_of(by_metadata) in candidates:
         return by_metadata
