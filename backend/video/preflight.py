@@ -249,6 +249,12 @@ _WITHOUT_EFFECT: dict[str, tuple[object, Callable[[], str]]] = {
         "video.no_effect.in_memory", "precomputed conditions are kept in memory for the run, not on disk")),
     "logging_steps": (1, lambda: msg("video.no_effect.logging", "every step is logged")),
     "parallel_backend": ("accelerate", lambda: msg("video.no_effect.backend", "runs are launched through accelerate")),
+    "pin_memory": (False, lambda: msg(
+        "video.no_effect.pin_memory", "batches come from pinned memory whenever training runs on CUDA")),
+    "nccl_timeout": (600, lambda: msg(
+        "video.no_effect.timeouts", "the processes accelerate launches connect with accelerate's own timeouts")),
+    "init_timeout": (300, lambda: msg(
+        "video.no_effect.timeouts", "the processes accelerate launches connect with accelerate's own timeouts")),
 }
 
 
