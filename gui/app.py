@@ -9,7 +9,7 @@ messages (backend/messages.py) follow: this process's and those of the processes
 from __future__ import annotations
 
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -23,7 +23,7 @@ from gui.markdown_text import md_code, md_escape, md_t
 from gui.runs.poll_timers import TabPolling
 from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
-from gui.training.lora_tab import build_lora_tab
+from gui.training.lora_tab import LoraTab, build_lora_tab
 from gui.training.option_search import IME_FILTER_JS
 from gui.training.training_kinds import FINETUNE, VIDEO
 
@@ -37,6 +37,7 @@ APP_TITLE = "Kohya LoRA Trainer"
 #   (tests/gui/test_browser.py measures them). The "Show all help
 #   texts" box shows every one in place. Fields, sections and Gradio's `.form` wrappers (overflow
 #   hidden) must not clip the popover.
+# - The navigation bar's page links in the help texts' muted colour (Gradio's grey measured 1.9:1).
 # - The training tabs' action bar stays at the bottom of the window while the form scrolls.
 # Gradio also adds a copy of each rule prefixed with ".gradio-container .contain", which outranks
 # plain selectors: no rule here depends on <body>, and the show-all rule outranks both by an id.
@@ -66,6 +67,7 @@ CSS = """
 .bar-status .lora-progress { flex: 1; }
 .search-hit { outline: 3px solid var(--color-accent); outline-offset: 2px; }
 .log-view textarea { font-family: var(--font-mono); font-size: var(--text-sm); }
+a[data-sveltekit-reload]:not(.active) { color: var(--help-muted) !important; }
 """
 # "Show all help texts" is remembered by the browser (the CSS reads the box itself).
 SHOW_HELP_JS = """(show) => { try { localStorage.setItem("kohya-show-help", show ? "1" : "0"); } catch (e) {} }"""
@@ -82,6 +84,45 @@ def environment_summary(t: Translator) -> str:
     return md_t(t, "ui.about.python", version=platform.python_version(), system=platform.system()) + "\n\n" + header + rows
 
 
+# The app is one Gradio page per training kind plus pages for data and tools (`Blocks.route`), not one page of
+# tabs: Gradio's frontend refreshes the loading status of every component an event ever updated, each looked up
+# by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
+# ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
+# every tab added; a page now holds only its own components (docs/performance.md, "GUI pages").
+PAGES = ("", "finetune", "video", "data", "tools", "about")
+
+
+def _page_header(t: Translator) -> gr.Checkbox:
+    """Every page's title row, navigation bar (the LoRA page is the main one) and "Show all help texts" box,
+    remembered by the browser across pages."""
+    gr.Navbar(main_page_name=t.t("ui.tab.lora"))
+    with gr.Row(equal_height=True):
+        gr.Markdown(f"# {APP_TITLE}")
+        show_help = gr.Checkbox(label=t.t("ui.show_help"), value=False, scale=0, min_width=220,
+                                elem_id="show_all_help")  # fmt: skip
+    show_help.change(None, inputs=show_help, js=SHOW_HELP_JS)
+    return show_help
+
+
+def _page_loads(app: gr.Blocks, show_help: gr.Checkbox) -> None:
+    app.load(None, js=IME_FILTER_JS)
+    app.load(None, outputs=show_help, js=SHOWN_HELP_JS)
+
+
+def _training_page(
+    app: gr.Blocks, t: Translator, key: str, build: Callable[[], LoraTab]
+) -> None:
+    """A training kind's page: its form restored as it was left (or as the running training was started)."""
+    polling = TabPolling()  # progress panels poll only while a run goes (gui/runs/poll_timers.py)
+    show_help = _page_header(t)
+    with polling.tab(key):
+        tab = build()
+    polling.wire({})
+    app.load(tab.preset_choices, outputs=tab.preset_chooser)
+    app.load(lambda: tab.restore(t), outputs=[*tab.outputs, tab.preset_message])
+    _page_loads(app, show_help)
+
+
 def build_app(
     language: str | None = None, headless: bool = False, defaults: Mapping[str, Any] | None = None
 ) -> gr.Blocks:
@@ -93,43 +134,40 @@ def build_app(
     # not through os.environ, which would outlive this app (tests build apps of both languages in one process).
     set_language(t.language)
     picker = browse if dialogs_available(headless) else None
-    polling = TabPolling()  # progress panels poll only while a run goes, in the shown tab (gui/runs/poll_timers.py)
-    tabs: dict[str, gr.Tab] = {}
+
+    def metadata_steps() -> None:
+        with gr.Accordion(t.t("ui.finetune_metadata"), open=False, elem_id="finetune_metadata"):
+            gr.Markdown(t.t("ui.finetune_metadata_info"))
+            build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
+
     with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
-        with gr.Row(equal_height=True):
-            gr.Markdown(f"# {APP_TITLE}")
-            show_help = gr.Checkbox(label=t.t("ui.show_help"), value=False, scale=0, min_width=220,
-                                    elem_id="show_all_help")  # fmt: skip
-        with gr.Tab(t.t("ui.tab.lora"), elem_id="tab_lora") as tabs["lora"], polling.tab("lora"):
-            lora = build_lora_tab(t, picker, defaults)
-        with gr.Tab(t.t("ui.tab.finetune"), elem_id="tab_finetune") as tabs["finetune"], polling.tab("finetune"):
-
-            def metadata_steps() -> None:
-                with gr.Accordion(t.t("ui.finetune_metadata"), open=False, elem_id="finetune_metadata"):
-                    gr.Markdown(t.t("ui.finetune_metadata_info"))
-                    build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
-
-            finetune = build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps)
-        with gr.Tab(t.t("ui.tab.video"), elem_id="tab_video") as tabs["video"], polling.tab("video"):
-            video = build_lora_tab(t, picker, defaults, VIDEO)
+        _training_page(app, t, "lora", lambda: build_lora_tab(t, picker, defaults))
+    with app.route(t.t("ui.tab.finetune"), "finetune"):
+        _training_page(app, t, "finetune",
+                       lambda: build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps))  # fmt: skip
+    with app.route(t.t("ui.tab.video"), "video"):
+        _training_page(app, t, "video", lambda: build_lora_tab(t, picker, defaults, VIDEO))
+    with app.route(t.t("ui.page.data"), "data"):
+        polling = TabPolling()
+        show_help = _page_header(t)
+        tabs: dict[str, gr.Tab] = {}
         with gr.Tab(t.t("ui.tab.captioning"), elem_id="tab_captioning") as tabs["captioning"], polling.tab("captioning"):
             build_captioning_tab(t, picker)
         with gr.Tab(t.t("ui.tab.caption_editor"), elem_id="tab_caption_editor") as tabs["caption_editor"], polling.tab("caption_editor"):
             build_caption_editor_tab(t, picker)
         with gr.Tab(t.t("ui.tab.dataset"), elem_id="tab_dataset") as tabs["dataset"], polling.tab("dataset"):
             build_dataset_tab(t, picker)
-        with gr.Tab(t.t("ui.tab.tools"), elem_id="tab_lora_tools") as tabs["lora_tools"], polling.tab("lora_tools"):
-            build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
-        with gr.Tab(t.t("ui.tab.about"), elem_id="tab_about") as tabs["about"], polling.tab("about"):
-            gr.Markdown(environment_summary(t))
         polling.wire(tabs)
-        app.load(lora.preset_choices, outputs=lora.preset_chooser)
-        app.load(finetune.preset_choices, outputs=finetune.preset_chooser)
-        app.load(video.preset_choices, outputs=video.preset_chooser)
-        # The form as it was left (or as the running training was started), not the defaults.
-        for tab in (lora, finetune, video):
-            app.load(lambda tab=tab: tab.restore(t), outputs=[*tab.outputs, tab.preset_message])
-        show_help.change(None, inputs=show_help, js=SHOW_HELP_JS)
-        app.load(None, js=IME_FILTER_JS)
-        app.load(None, outputs=show_help, js=SHOWN_HELP_JS)
+        _page_loads(app, show_help)
+    with app.route(t.t("ui.tab.tools"), "tools"):
+        polling = TabPolling()
+        show_help = _page_header(t)
+        with polling.tab("lora_tools"):
+            build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
+        polling.wire({})
+        _page_loads(app, show_help)
+    with app.route(t.t("ui.tab.about"), "about"):
+        show_help = _page_header(t)
+        gr.Markdown(environment_summary(t))
+        _page_loads(app, show_help)
     return app

@@ -14,6 +14,8 @@ half file.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +51,17 @@ class TextCacheFile:
     to_arrays: Callable[[Any], Arrays]
     from_arrays: Callable[[Arrays, torch.dtype], Any]
     encoding: str = ""  # recorded in the key (TextCacheKey.encoding)
+    # None: beside the image, as sd-scripts does. A folder (the video trainer's --precomputation_dir): files named
+    # by a hash of the sample's path there, so clips of one name in different folders never share a file.
+    folder: Path | None = None
 
     def path(self, image_path: str | Path) -> Path:
+        if self.folder is not None:
+            name = os.path.abspath(image_path) if str(image_path) else ""  # "": a dropped caption's own file
+            return self.folder / (hashlib.sha256(name.encode()).hexdigest()[:24] + self.suffix)
         image_path = Path(image_path)
         return image_path.with_name(image_path.stem + self.suffix)
+
 
 
 def load_if_valid(path: Path, key: TextCacheKey, arrays: tuple[str, ...]) -> Arrays | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,8 @@ class TextCacheConfig:
     max_token_length: int | None
     clip_skip: int | None
     model: str  # --pretrained_model_name_or_path: cache files name the encoder they came from
+    # The video trainer's precomputation folder: the files go there, named by their clip, not beside it.
+    folder: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> TextCacheConfig:
@@ -128,7 +130,7 @@ class TextCacheConfig:
         return cls(
             enabled=bool(args.cache_text_encoder_outputs) or to_disk, to_disk=to_disk,
             max_token_length=args.max_token_length, clip_skip=args.clip_skip,
-            model=args.pretrained_model_name_or_path,
+            model=args.pretrained_model_name_or_path, folder=getattr(args, "text_cache_dir", None),
         )
 
 
@@ -147,6 +149,10 @@ def prepare_text_cache(
             return spec.encode_prompts(encoders, token_ids, config.clip_skip)
 
     file_format = spec.text_cache_file(components)
+    if file_format is not None and config.folder is not None:
+        file_format = replace(file_format, folder=Path(config.folder))
+        if config.to_disk and accelerator.is_main_process:
+            Path(config.folder).mkdir(parents=True, exist_ok=True)
 
     def file_key(caption: str) -> TextCacheKey:
         return TextCacheKey(

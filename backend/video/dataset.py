@@ -6,7 +6,8 @@ each process loads its share of a batch (data/shares.py), so N processes train w
 N times the batch trains, and a resumed run sees the batches the uninterrupted one would have seen.
 Each sample's caption dropout (finetrainers' `--caption_dropout_p`, technique "empty": the caption
 becomes "") is drawn from (seed, epoch, batch, position in it). With `--precompute_conditions` the clips'
-latents are encoded once before training (`precompute_latents`) and the VAE leaves the device.
+latents are encoded once before training (`precompute_latents`, files reused while valid: video/precomputed.py)
+and the VAE leaves the device.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from backend.data.dataset import DatasetGroup
 from backend.data.shares import rank_share
+from backend.video.precomputed import LatentStore, latent_key
 
 Bucket = tuple[int, int, int]  # frames, height, width
 
@@ -32,6 +34,7 @@ class ClipSource(Protocol):
     def bucket(self, index: int) -> Bucket: ...
     def path(self, index: int) -> str: ...
     def caption(self, index: int) -> str: ...
+    def reshape_mode(self, index: int) -> str: ...  # --video_reshape_mode: center, random or none
     def video(self, index: int, rng: random.Random) -> torch.Tensor: ...  # [3, F, H, W] in [-1, 1]
 
 
@@ -137,13 +140,30 @@ class VideoDatasetGroup(DatasetGroup):
 
 
 def precompute_latents(group: VideoDatasetGroup, encode: Callable[[torch.Tensor], torch.Tensor],
-                       progress: Callable[[int, int], None] | None = None) -> None:
-    """Every clip's latents, once, in memory (finetrainers' --precompute_conditions); the random parts of a
-    clip (a random crop) are then those of a fixed draw per clip."""
+                       progress: Callable[[int, int], None] | None = None, store: LatentStore | None = None,
+                       vae_id: str = "") -> int:
+    """Every clip's latents, once, kept in memory (finetrainers' --precompute_conditions); the random parts of
+    a clip (a random crop) are those of a fixed draw per clip. With a `store` (--precomputation_dir), valid
+    files are read instead of encoded and the others written (backend/video/precomputed.py); `vae_id` names
+    the VAE in their records. Returns how many clips were read from the store."""
     todo: Sequence[tuple[VideoTrainDataset, int]] = [(d, i) for d in group.datasets for i in range(len(d.clips))]
+    read = 0
     for done, (dataset, index) in enumerate(todo, start=1):
-        video = dataset.clips.video(index, random.Random(f"{dataset.seed}/precompute/{index}"))
-        with torch.no_grad():
-            dataset.latents[index] = encode(video[None])[0].cpu()
+        clips = dataset.clips
+        path = clips.path(index)
+        key = None
+        if store is not None:
+            key = latent_key(path, clips.bucket(index), clips.reshape_mode(index), dataset.seed, vae_id)
+        latents = store.load(key) if store is not None and key is not None else None
+        if latents is None:
+            video = clips.video(index, random.Random(f"{dataset.seed}/precompute/{path}"))
+            with torch.no_grad():
+                latents = encode(video[None])[0].cpu()
+            if store is not None and key is not None:
+                store.save(key, latents)
+        else:
+            read += 1
+        dataset.latents[index] = latents
         if progress is not None:
             progress(done, len(todo))
+    return read

@@ -83,6 +83,9 @@ class ScannedClips:
     def caption(self, index: int) -> str:
         return self.scanned[index].record.caption
 
+    def reshape_mode(self, index: int) -> str:
+        return self.reshape_modes[index]
+
     def video(self, index: int, rng: random.Random) -> Any:
         from backend.data.video.dataset import reshape
         from backend.data.video.decode import read_clip
@@ -244,9 +247,8 @@ _WITHOUT_EFFECT: dict[str, tuple[object, Callable[[], str]]] = {
     "precomputation_once": (False, lambda: msg(
         "video.no_effect.precompute_all", "--enable_precomputation computes every clip once, before the first step")),
     "precomputation_reuse": (False, lambda: msg(
-        "video.no_effect.in_memory", "precomputed conditions are kept in memory for the run, not on disk")),
-    "precomputation_dir": (None, lambda: msg(
-        "video.no_effect.in_memory", "precomputed conditions are kept in memory for the run, not on disk")),
+        "video.no_effect.reuse", "precomputed files are always reused while they match their clip, caption and "
+        "model, and computed again when they do not")),
     "logging_steps": (1, lambda: msg("video.no_effect.logging", "every step is logged")),
     "parallel_backend": ("accelerate", lambda: msg("video.no_effect.backend", "runs are launched through accelerate")),
     "pin_memory": (False, lambda: msg(
@@ -259,9 +261,15 @@ _WITHOUT_EFFECT: dict[str, tuple[object, Callable[[], str]]] = {
 
 
 def unused_settings(args: argparse.Namespace) -> list[str]:
-    return [msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
-                value=getattr(args, name), reason=reason())
-            for name, (default, reason) in _WITHOUT_EFFECT.items() if getattr(args, name) != default]
+    unused = [msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
+                  value=getattr(args, name), reason=reason())
+              for name, (default, reason) in _WITHOUT_EFFECT.items() if getattr(args, name) != default]
+    if args.precomputation_dir and not (args.enable_precomputation or args.precompute_conditions):
+        unused.append(msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}",
+                          name="precomputation_dir", value=args.precomputation_dir, reason=msg(
+                              "video.no_effect.no_precompute", "nothing is precomputed without "
+                              "--enable_precomputation (or --precompute_conditions)")))
+    return unused
 
 
 def _check_resume(args: argparse.Namespace, plan: VideoPlan) -> None:

@@ -13,8 +13,9 @@ What finetrainers means, in sd-scripts' terms:
   optimizer and its arguments; `--lr_num_cycles` / `--lr_power` -> the scheduler's;
 - `--checkpointing_steps N` -> a LoRA/model and a training state every N steps; `--checkpointing_limit K` ->
   the K newest states kept (outputs.py names them as finetrainers does);
-- `--precompute_conditions` -> latents and text-encoder outputs computed once before training, then the
-  VAE and text encoders leave the device;
+- `--precompute_conditions` / `--enable_precomputation` -> latents and text-encoder outputs computed once before
+  training into `--precomputation_dir` (reused while valid, video/precomputed.py), then the VAE and text
+  encoders leave the device;
 - `--training_type lora` -> the PEFT-layout LoRA (video/network.py) with `--rank`, `--lora_alpha`,
   `--target_modules`; `full-finetune` -> the transformer's own weights;
 - the flow-matching options keep finetrainers' names: the video families' objectives read them
@@ -113,7 +114,7 @@ def internal_namespace(args: argparse.Namespace, processes: int, resume: str | N
         cache_latents=precompute,
         cache_latents_to_disk=False,
         cache_text_encoder_outputs=precompute,
-        cache_text_encoder_outputs_to_disk=False,
+        cache_text_encoder_outputs_to_disk=precompute,  # in --precomputation_dir (run_setup: text_cache_dir)
         log_with=None if args.report_to == "none" else args.report_to,
         log_tracker_name=args.tracker_name,
         save_model_as="safetensors" if lora else "diffusers_safetensors",

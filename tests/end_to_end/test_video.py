@@ -3,7 +3,8 @@
 - a LoRA of each family (v0.0.x's data flags or v0.2's `--dataset_config` JSON), run
   uninterrupted, then again SIGKILLed as soon as its first checkpoint is written (LTX-Video, Wan; the others
   from the full run's newest checkpoint) and resumed with `--resume_from_checkpoint latest`: the same losses from the next step on and the same file, tensor for
-  tensor; checkpoints pruned to `--checkpointing_limit`, every LoRA save kept; a validation video (mp4);
+  tensor (the killed runs' precomputed latents and conditions read from disk by the resumed one);
+  checkpoints pruned to `--checkpointing_limit`, every LoRA save kept; a validation video (mp4);
   the family's diffusers pipeline loads the LoRA with `load_lora_weights` and renders differently;
 - a full fine-tune of each family: the transformer folder the family's diffusers model class loads.
 
@@ -162,6 +163,10 @@ def test_resume_after_kill_is_exact(runs: Runs) -> None:
         killed_steps = [e["step"] for e in runs.killed if e["event"] == "step"]
         assert killed_steps[:EVERY] == list(range(1, EVERY + 1))
     assert runs.resumed.of("start")[0]["initial_step"] == resumed_at
+    if runs.case.kill:  # the resumed run reads what the killed one precomputed (--enable_precomputation) and
+        # trains exactly what the run that encoded it trained (the losses below)
+        assert "latents: 0 clips encoded, 1 read" in runs.resumed.stderr
+        assert "text encoder outputs: 0 captions encoded, 1 read" in runs.resumed.stderr
     assert [e["step"] for e in runs.resumed.of("step")] == list(range(resumed_at + 1, STEPS + 1))
     full_losses = runs.full.losses()
     assert runs.resumed.losses() == {s: full_losses[s] for s in runs.resumed.losses()}

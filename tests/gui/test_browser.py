@@ -89,18 +89,27 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-# Waits (not assertions) for the page: Gradio builds ~2,800 components in the browser, which takes well over a
-# minute when the suite's other worker is training on the second core.
+# Waits (not assertions) for the page: Gradio builds a training page's ~800 components in the browser, which
+# takes tens of seconds when the suite's other worker is training on the second core.
 PAGE_LOAD_MS = 180_000
 # A click or fill waits for a page whose main thread may be busy rendering a Gradio update for tens of seconds.
 ACTION_MS = 90_000
 
 
-def open_page(browser: object, url: str, locale: str = "en-US") -> object:
+# Each training kind has its own page (gui/app.py PAGES); the element that shows a page has been built.
+READY = {"": "#model_type", "finetune": "#finetune_model_type", "video": "#video_model_type", "data": "#tab_captioning"}
+
+
+def go_to(page: object, url: str, path: str = "") -> None:
+    """Open the app's page `path` ("" = the LoRA page) and wait until it is built."""
+    page.goto(url + path, timeout=PAGE_LOAD_MS)
+    page.wait_for_selector(READY[path], timeout=PAGE_LOAD_MS)
+
+
+def open_page(browser: object, url: str, locale: str = "en-US", path: str = "") -> object:
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
     page.set_default_timeout(ACTION_MS)
-    page.goto(url, timeout=PAGE_LOAD_MS)
-    page.wait_for_selector("#model_type", timeout=PAGE_LOAD_MS)
+    go_to(page, url, path)
     return page
 
 
@@ -188,13 +197,13 @@ def test_train_a_tiny_lora_from_the_form_and_use_presets(browser: object, tiny: 
             expect(field(page, "opt_max_train_steps")).to_have_value("100000", timeout=PAGE_LOAD_MS)  # the page load's restore
             expect(field(page, "opt_output_dir")).to_have_value(str(out))
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.running"), timeout=30_000)
-            page.locator("#tab_finetune-button").click()
+            go_to(page, url, "finetune")
             expect(field(page, "finetune_status")).to_have_value(
                 t.t("ui.other_run_running", tab=t.t("ui.tab.lora")), timeout=30_000
             )
             expect(page.locator("#finetune_progress")).not_to_contain_text("100000")
             page.screenshot(path=shots / "en_finetune_tab_during_lora_run.png", full_page=False)
-            page.locator("#tab_lora-button").click()
+            go_to(page, url)
             page.locator("#lora_stop").click()
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.stopped"), timeout=60_000)
             fill(page, "opt_max_train_steps", "2")

@@ -45,7 +45,7 @@ def test_caption_a_folder_with_blip_then_edit_it(browser: object, tiny_blip: Pat
         make_image(data / f"{name}.png", (64, 48), color)
     t = Translator("en")
     with gui_server("--language", "en") as url:
-        page = open_page(browser, url)
+        page = open_page(browser, url, path="data")
         open_tab(page, t.t("ui.tab.captioning"))
         fill(page, "tool_make_captions_train_data_dir", str(data))
         fill(page, "tool_make_captions_model_id", str(tiny_blip))
@@ -98,7 +98,7 @@ def test_japanese_captioning_dataset_and_editor_tabs(browser: object, tmp_path: 
     make_image(tmp_path / "a.png", (64, 48))
     (tmp_path / "a.txt").write_text("1girl, solo\n", encoding="utf-8")
     with gui_server("--language", "ja") as url:
-        page = open_page(browser, url, locale="en-US")
+        page = open_page(browser, url, locale="en-US", path="data")
         open_tab(page, ja.t("ui.tab.captioning"))
         sync_api.expect(page.get_by_text(ja.t("ui.tooldesc.make_captions"))).to_be_visible()
         page.screenshot(path=shots / "ja_captioning.png", full_page=True)

@@ -37,8 +37,7 @@ def test_fine_tune_tab_metadata_step_then_training(browser: object, tiny: object
     meta = tmp_path / "meta.json"
     out = tmp_path / "out"
     with gui_server("--language", "en") as url:
-        page = open_page(browser, url)
-        page.locator("#tab_finetune-button").click()
+        page = open_page(browser, url, path="finetune")
         page.locator("#finetune_metadata").get_by_text(t.t("ui.finetune_metadata"), exact=True).click()
         fill(page, "tool_merge_captions_to_metadata_train_data_dir", str(images))
         fill(page, "tool_merge_captions_to_metadata_out_json", str(meta))

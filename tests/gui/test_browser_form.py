@@ -242,7 +242,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
             expect(field(page, "network_type")).to_have_value(ja.t("ui.network.LoCon"))
 
             # The fine-tuning tab starts from fine-tuning values.
-            page.locator("#tab_finetune-button").click()
+            base.go_to(page, url, "finetune")
             expect(field(page, "finetune_opt_learning_rate")).to_have_value("1e-05")
             expect(field(page, "finetune_opt_caption_extension")).to_have_value(".txt")
             assert toasts.count() == 0, toasts.all_inner_texts()
@@ -257,7 +257,7 @@ def test_training_form_in_japanese(browser: object, tiny: object, tmp_path: Path
 
             # Item 21: the kohya_ss import report is Japanese line by line, key names and values as written.
             page.evaluate("document.body.classList.remove('dark')")
-            page.locator("#tab_lora-button").click()
+            base.go_to(page, url)
             fill(page, "kohya_config_path", str(KOHYA_CONFIGS / "sd15_standard.json"))
             page.locator("#kohya_import").click()
             message = page.locator("#preset_message")

@@ -31,8 +31,7 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
     (tmp_path / "data" / "clip.txt").write_text("a red square moves right", encoding="utf-8")
     out = tmp_path / "out"
     with gui_server("--language", "en") as url:
-        page = open_page(browser, url)
-        page.locator("#tab_video-button").click(timeout=90_000)  # a loaded machine renders the page slowly
+        page = open_page(browser, url, path="video")
         page.locator("#video_model_type label").filter(has_text="Wan 2.1").first.click()
         fill(page, "video_opt_pretrained_model_name_or_path", str(model))
         fill(page, "video_opt_data_root", str(tmp_path / "data"))

@@ -17,16 +17,19 @@ As finetrainers' CogVideoXModelSpecification and the diffusers CogVideoXPipeline
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.families.cogvideox.declaration import COGVIDEOX
 from backend.families.video_saving import DiffusersFolderSaving
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import ModelInfo
+from backend.models.embeds_file import prompt_embeds_file
 from backend.models.spec import ModelSpecification
 
 if TYPE_CHECKING:
@@ -128,6 +131,11 @@ class CogVideoXSpec(DiffusersFolderSaving, ModelSpecification):
         tokens = tokenizers[0](list(prompts), max_length=self.max_sequence_length, padding="max_length",
                                truncation=True, add_special_tokens=True, return_tensors="pt")
         return [tokens.input_ids]
+
+    def text_cache_file(self, components: Components) -> TextCacheFile:
+        """The precomputed conditions' files (train_video's --precomputation_dir)."""
+        file = prompt_embeds_file("_conditions.npz")
+        return replace(file, encoding=f"max_sequence_length={self.max_sequence_length}")
 
     def encode_prompts(self, text_encoders: list[Any], token_ids: list[torch.Tensor], clip_skip: int | None = None
                        ) -> PromptEmbeds:

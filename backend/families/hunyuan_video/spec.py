@@ -18,11 +18,13 @@ As the diffusers HunyuanVideoPipeline and finetrainers' HunyuanVideoModelSpecifi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.families.hunyuan_video.declaration import HUNYUAN_VIDEO
 from backend.families.hunyuan_video.prompt import (
     CLIP_MAX_LENGTH,
@@ -35,6 +37,7 @@ from backend.families.video_saving import DiffusersFolderSaving
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
 from backend.models.detect import ModelInfo
+from backend.models.embeds_file import prompt_embeds_file
 from backend.models.spec import ModelSpecification
 
 if TYPE_CHECKING:
@@ -127,6 +130,11 @@ class HunyuanVideoSpec(DiffusersFolderSaving, ModelSpecification):
         clip = clip_tokenizer(prompts, max_length=CLIP_MAX_LENGTH, padding="max_length", truncation=True,
                               return_tensors="pt")
         return [llama.input_ids, llama.attention_mask, clip.input_ids]
+
+    def text_cache_file(self, components: Components) -> TextCacheFile:
+        """The precomputed conditions' files (train_video's --precomputation_dir)."""
+        file = prompt_embeds_file("_conditions.npz", pooled=True, mask=True)
+        return replace(file, encoding=f"max_sequence_length={self.max_sequence_length}")
 
     def encode_prompts(self, text_encoders: list[Any], token_ids: list[torch.Tensor], clip_skip: int | None = None
                        ) -> PromptEmbeds:

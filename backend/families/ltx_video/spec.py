@@ -13,15 +13,18 @@ As diffusers' LTXPipeline and finetrainers' LTXVideoModelSpecification compute i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from backend.data.text_encoder_files import TextCacheFile
 from backend.families import declaration
 from backend.families.ltx_video.declaration import NAME
 from backend.messages import msg
 from backend.models.components import Components, PromptEmbeds
+from backend.models.embeds_file import prompt_embeds_file
 from backend.models.spec import ModelSpecification
 
 if TYPE_CHECKING:
@@ -146,6 +149,11 @@ class LTXVideoSpec(ModelSpecification):
         tokens = tokenizers[0](prompts, padding="max_length", max_length=self.max_sequence_length, truncation=True,
                                add_special_tokens=True, return_tensors="pt")
         return [tokens.input_ids, tokens.attention_mask]
+
+    def text_cache_file(self, components: Components) -> TextCacheFile:
+        """The precomputed conditions' files (train_video's --precomputation_dir)."""
+        file = prompt_embeds_file("_conditions.npz", mask=True)
+        return replace(file, encoding=f"max_sequence_length={self.max_sequence_length}")
 
     def encode_prompts(self, text_encoders: list[Any], token_ids: list[torch.Tensor], clip_skip: int | None = None
                        ) -> PromptEmbeds:

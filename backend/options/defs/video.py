@@ -138,7 +138,8 @@ _data = [
     ),
     Option(
         "precomputation_dir", "path", None, group="dataset", **_V,
-        help="Folder for the precomputed latents and conditions. Default: output_dir/precomputed.",
+        help="Folder for the precomputed latents and conditions. Files still matching their clip, caption and "
+        "model are reused by later runs; the others are computed again. Default: output_dir/precomputed.",
     ),
     Option(
         "precomputation_once", "bool", False, group="dataset", **_V,
@@ -147,8 +148,9 @@ _data = [
     ),
     Option(
         "precomputation_reuse", "bool", False, group="dataset", **_V,
-        help="Reuse the precomputed files of an earlier run in --precomputation_dir instead of deleting and "
-        "recomputing them. Only for the same dataset and settings. Default: off.",
+        help="finetrainers: reuse the precomputed files of an earlier run instead of recomputing them. Here files "
+        "are always reused while they match their clip, caption and model, and recomputed when not, so this "
+        "changes nothing. Default: off.",
     ),
     Option(
         "dataloader_num_workers", "int", 0, minimum=0, group="dataset", **_V,
