@@ -120,6 +120,16 @@ def build_video_plan(args: argparse.Namespace) -> VideoPlan:
     return plan
 
 
+def check_video_data(args: argparse.Namespace) -> VideoPlan:
+    """The data part of the preflight alone (the family's buckets, every clip probed), without a model: the
+    Dataset page's video check (backend/tools/dataset/verify_video_dataset.py)."""
+    plan = VideoPlan(command=families.VIDEO_COMMAND)
+    plan.declaration = _check_family(args, plan)
+    if plan.declaration is not None:
+        _check_data(args, plan, plan.declaration)
+    return plan
+
+
 def _check_family(args: argparse.Namespace, plan: VideoPlan) -> FamilyDeclaration | None:
     declaration = video_family(args.model_name)
     if declaration is None:

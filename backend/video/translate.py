@@ -100,6 +100,10 @@ def internal_namespace(args: argparse.Namespace, processes: int, resume: str | N
         max_data_loader_n_workers=args.dataloader_num_workers,
         persistent_data_loader_workers=False,
         mixed_precision=PRECISIONS[args.transformer_dtype],
+        # finetrainers trains a full fine-tune's weights in --transformer_dtype itself (no float32 master copy):
+        # sd-scripts' --full_bf16 / --full_fp16. (A LoRA's own weights stay float32, as the image trainer's.)
+        full_bf16=not lora and args.transformer_dtype == "bf16",
+        full_fp16=not lora and args.transformer_dtype == "fp16",
         # finetrainers' layerwise upcasting: the frozen transformer's weights (alone) stored in fp8 (fp8_weights.py).
         fp8_base=False,
         fp8_base_unet="transformer" in (args.layerwise_upcasting_modules or ())

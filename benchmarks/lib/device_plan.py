@@ -128,4 +128,22 @@ def plan(cpu: bool, work: Path) -> list[Part]:
         if bench.name == SLOW_TESTS_AFTER:
             # results come at the end of a pytest run: cut short, it would return none
             parts.append(test_part("cuda_tests_slow", "cuda and slow", 240, cpu, work, min_s=180))
+    parts += [video_part(family, method, limit, cpu) for family, method, limit in VIDEO_BENCHES]
     return parts
+
+
+# The video families against finetrainers' memory figures (benchmarks/video_step.py): last, as a first call
+# rarely reaches them; a second call runs them with `--only video_ltx_video_lora,...` (docs/gpu-checks.md).
+VIDEO_BENCHES = (("ltx_video", "lora", 75), ("wan", "lora", 75), ("cogvideox", "lora", 90), ("ltx_video", "full", 90),
+                 ("hunyuan_video", "lora", 150), ("cogvideox", "full", 120))
+
+
+def video_part(family: str, method: str, limit_s: float, cpu: bool) -> Part:
+    """One video family's transformer training at finetrainers' 49x512x768, rank 128, with gradient
+    checkpointing (CPU: the tiny model at 9x64x64, rank 4, 2 steps)."""
+    shape = ["--size", "tiny", "--frames", "9", "--height", "64", "--width", "64", "--rank", "4", "--steps", "2",
+             "--warmup", "1"] if cpu else ["--size", "full", "--steps", "5", "--warmup", "2"]
+    argv = [sys.executable, "benchmarks/video_step.py", "--family", family, "--method", method,
+            "--gradient-checkpointing", *shape]
+    return Part(f"video_{family}_{method}", "bench", argv, 120 if cpu else limit_s,
+                {"family": family, "method": method})

@@ -51,7 +51,12 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         line = next((r for r in _lines(record) if r.get("benchmark") == "train_step" and not r.get("summary")), None)
         row: dict[str, Any] = {"name": name, "status": record["status"], **record.get("config", {})}
-        if line and not line.get("skipped"):
+        video = next((r for r in _lines(record) if r.get("benchmark") == "video_step"), None)
+        if video is not None:  # benchmarks/video_step.py: step time and peak memory beside finetrainers' figure
+            memory = "peak_rss_gib" if video.get("device") == "cpu" else "cuda_train_max_allocated_gib"
+            row.update(median_s=video.get("median_s"), **{memory: video.get("peak_gib")},
+                       finetrainers_gib=video.get("finetrainers_gib"))
+        elif line and not line.get("skipped"):
             for key in ("median_s", "gpu_median_s", "cpu_median_s", "samples_per_s", "achieved_tflops", "mfu",
                         "mfu_gpu_time", "flops_per_step", "cuda_train_max_allocated_gib", "cuda_max_allocated_gib",
                         "cuda_train_max_reserved_gib", "peak_rss_gib", "load"):

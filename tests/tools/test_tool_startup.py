@@ -146,6 +146,11 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["missing"], "train_data_dir does not exist"),
         (["images", "--reg_data_dir", "r\neg"], f"reg_data_dir: {CONTROL}"),
     ],
+    "verify_video_dataset": [
+        (["missing"], "data_root does not exist"),
+        (["vid\neos"], f"data_root: {CONTROL}"),
+        (["images", "--model_name", "sora"], "invalid choice"),
+    ],
 }
 
 

@@ -1,5 +1,5 @@
-"""The dataset tools' flags: prepare_dataset (kohya_ss's Dreambooth folder preparation) and
-verify_dataset (ours)."""
+"""The dataset tools' flags: prepare_dataset (kohya_ss's Dreambooth folder preparation), verify_dataset and
+verify_video_dataset (ours)."""
 
 from __future__ import annotations
 
@@ -49,4 +49,22 @@ VERIFY_DATASET = ToolFlags("verify_dataset", "Check a training folder: images, c
     Flag("json", "bool", help="print the report as one JSON object", gui=False),  # the GUI shows the text report
 ))  # fmt: skip
 
-TOOLS = (PREPARE_DATASET, VERIFY_DATASET)
+# Choices kept here as data (the GUI imports this module without torch): backend/families' video_model_name values.
+VIDEO_MODEL_NAMES = ("ltx_video", "wan", "hunyuan_video", "cogvideox")
+
+VERIFY_VIDEO_DATASET = ToolFlags("verify_video_dataset", "Check a video dataset as train_video reads it: clips, "
+                                 "captions, frame and size buckets.", (
+    Flag("data_root", "folder", help="a folder of videos with same-name .txt captions, or with prompts.txt and "
+         "videos.txt (finetrainers' layouts)", positional=True, required=True),
+    Flag("model_name", "choice", "wan", VIDEO_MODEL_NAMES,
+         help="the model the data is for: its VAE decides which frame counts and sizes are possible"),
+    Flag("video_resolution_buckets", "text", help="buckets as FxHxW, space-separated (e.g. 49x512x768 "
+         "81x480x832); default: the model's usual buckets"),
+    Flag("dataset_file", "file", help="a CSV/JSON/JSONL table of videos and captions instead of the folder's files"),
+    Flag("video_column", "text", help="the table's or videos.txt's video column (finetrainers' --video_column)"),
+    Flag("caption_column", "text", help="the table's or prompts.txt's caption column (finetrainers' --caption_column)"),
+    Flag("id_token", "text", help="a token put before every caption, as training would"),
+    Flag("json", "bool", help="print the report as one JSON object", gui=False),  # the GUI shows the text report
+))  # fmt: skip
+
+TOOLS = (PREPARE_DATASET, VERIFY_DATASET, VERIFY_VIDEO_DATASET)
