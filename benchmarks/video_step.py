@@ -103,6 +103,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from backend.families import DECLARATIONS
     from backend.families.loaded import family
     from backend.models.components import PromptEmbeds
+    from backend.options.defs.video import LAYERWISE_SKIP_DEFAULT
     from backend.training.fp8_weights import store_weights_in_fp8
     from backend.video.network import FINETRAINERS_DEFAULT, PeftLoraNetwork, target_layers
 
@@ -121,7 +122,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         transformer.enable_gradient_checkpointing()
     if lora:
         if args.fp8_base:  # before the LoRA hooks in, as the trainer does: the LoRA wraps the fp8 forward
-            store_weights_in_fp8(transformer, compute)
+            store_weights_in_fp8(transformer, compute, LAYERWISE_SKIP_DEFAULT)
         network = PeftLoraNetwork(target_layers(transformer, [FINETRAINERS_DEFAULT]), args.rank, float(args.rank))
         network.apply_to(None, transformer, apply_text_encoder=False, apply_unet=True)
         network.to(device).requires_grad_(True)  # float32 LoRA weights, as the trainer keeps them

@@ -111,6 +111,9 @@ class FamilyDeclaration:
     video_model_name: str = ""
     temporal_compression: int = 0
     spatial_compression: int = 0
+    # Validation videos may start from an image (finetrainers' `image_path` in --validation_dataset_file): the
+    # family's pipeline conditions on a first frame (LTX-Video: LTXImageToVideoPipeline); else such rows are refused.
+    image_to_video: bool = False
 
     @property
     def is_video(self) -> bool:

@@ -11,6 +11,7 @@ or no model at all is a ``ModelFileError`` naming the file and what to do, never
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -135,8 +136,10 @@ def model_identity(path: str | Path) -> str:
     the file (or of every weights file in a diffusers folder). Caches of latents and text-encoder
     outputs record it, so another checkpoint that happens to share a file name never reuses them."""
     path = Path(path)
+    # os.walk follows linked folders (the video trainer's model views link their components), rglob does not
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".ckpt")
+        Path(root) / name for root, _, names in os.walk(path, followlinks=True) for name in names
+        if Path(name).suffix in (".safetensors", ".bin", ".ckpt")
     )
     parts = [f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
              for p in files]

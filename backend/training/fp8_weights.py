@@ -18,7 +18,8 @@ wraps the float8 forward as the layer's original forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -97,13 +98,18 @@ def _conv_forward(layer: nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
     return forward
 
 
-def store_weights_in_fp8(module: nn.Module, other_dtype: torch.dtype) -> int:
+def store_weights_in_fp8(module: nn.Module, other_dtype: torch.dtype, keep: Sequence[str] = ()) -> int:
     """Linear/Conv2d weights of `module` to float8 with an upcasting forward; every other floating
-    parameter and buffer to `other_dtype`. Returns how many layers were converted. The module must
-    be frozen: float8 weights take no gradients."""
+    parameter and buffer to `other_dtype`. Layers whose module path matches one of the `keep` regular
+    expressions (`re.search`, as finetrainers' --layerwise_upcasting_skip_modules_pattern) stay in
+    `other_dtype`. Returns how many layers were converted. The module must be frozen: float8 weights take
+    no gradients."""
     converted = 0
+    kept = [re.compile(pattern) for pattern in keep]
     with torch.no_grad():
-        for layer in module.modules():
+        for path, layer in module.named_modules():
+            if any(pattern.search(path) for pattern in kept):
+                continue
             if type(layer) in (nn.Linear, nn.Conv2d) and layer.weight.dtype != FP8_DTYPE:  # subclasses may differ
                 layer.weight.data = layer.weight.data.to(FP8_DTYPE)
                 layer.forward = _linear_forward(layer) if type(layer) is nn.Linear else _conv_forward(layer)

@@ -62,6 +62,9 @@ class PlacementConfig(OptionSlice):
     mem_eff_attn: bool
     gradient_checkpointing: bool
     cpu_offload_checkpointing: bool
+    # train_video's: denoiser modules whose path matches one of these stay out of float8 (finetrainers' default
+    # keeps embedders, projections in and out, norms); sd-scripts' --fp8_base converts every Linear/Conv2d.
+    layerwise_upcasting_skip_modules_pattern: tuple[str, ...] = ()
 
     @property
     def attention(self) -> AttentionConfig:
@@ -111,7 +114,8 @@ def place_model(config: PlacementConfig, accelerator: Accelerator, components: C
     def place(name: str, label: str, module: torch.nn.Module) -> None:
         kept = host_blocks if name == "unet" else ()
         if name in in_fp8:  # converted where it was loaded, so the device never holds a 16-bit copy
-            fp8_report.append(f"{label} ({store_weights_in_fp8(module, weight_dtype)} layers)")
+            keep = config.layerwise_upcasting_skip_modules_pattern if name == "unet" else ()
+            fp8_report.append(f"{label} ({store_weights_in_fp8(module, weight_dtype, keep)} layers)")
             move_except(module, kept, device, None)
         else:
             move_except(module, kept, device, dtype_of(name))

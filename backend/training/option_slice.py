@@ -25,4 +25,7 @@ class OptionSlice:
 
     @classmethod
     def from_args(cls: type[S], args: argparse.Namespace | Any) -> S:
-        return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})  # type: ignore[arg-type]
+        """A field with a default is an option only some commands have (train_video's); the others must exist."""
+        return cls(**{field.name: getattr(args, field.name) if field.default is dataclasses.MISSING
+                      else getattr(args, field.name, field.default)
+                      for field in dataclasses.fields(cls)})  # type: ignore[arg-type]

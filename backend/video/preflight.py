@@ -35,10 +35,11 @@ from backend.messages import msg
 from backend.models.detect import detect_model
 from backend.models.errors import ModelMismatchError
 from backend.training.preflight import RunPlan, world_size
+from backend.video.model_view import ComponentError, model_view
 from backend.video.outputs import CheckpointNotFound, resume_folder
 from backend.video.sources import DataSource, sources_from_args
-from backend.video.translate import video_family
-from backend.video.validation import validation_prompts
+from backend.video.translate import PRECISIONS, video_family
+from backend.video.validation import unused_columns, validation_prompts
 
 PARALLEL_DEGREES = ("dp_shards", "cp_degree", "tp_degree", "pp_degree")
 
@@ -104,7 +105,16 @@ def build_video_plan(args: argparse.Namespace) -> VideoPlan:
         _check_data(args, plan, plan.declaration)
     if plan.scanned:
         try:
-            plan.prompts = validation_prompts(args, plan.largest_bucket())
+            declaration = plan.declaration
+            assert declaration is not None  # clips were scanned against its buckets
+            plan.prompts = validation_prompts(args, plan.largest_bucket(), declaration.image_to_video,
+                                              declaration.label)
+            unused = unused_columns(args)
+            if unused:
+                plan.warnings.append(msg(
+                    "video.preflight.unused_columns", "--validation_dataset_file: the columns {columns} are not used "
+                    "(validation videos start from the caption, and from image_path where the model can)",
+                    columns=", ".join(unused)))
         except VideoDataError as exc:
             plan.errors.append(str(exc))
     _check_parallel(args, plan)
@@ -164,6 +174,13 @@ def _check_model(args: argparse.Namespace, plan: VideoPlan, declaration: FamilyD
             args.pretrained_model_name_or_path = path  # the run loads the downloaded folder
         plan.errors.append(msg("model.not_found", "model not found: {path}", path=path))
         return
+    try:  # --transformer_id & co.: the run loads a view of the folder with those components (model_view.py)
+        view = model_view(Path(path), args)
+    except ComponentError as exc:
+        plan.errors.append(str(exc))
+        return
+    if view != Path(path):
+        args.pretrained_model_name_or_path = path = str(view)
     try:
         info = detect_model(path)
     except (ModelMismatchError, FileNotFoundError, ValueError) as exc:
@@ -265,15 +282,36 @@ _WITHOUT_EFFECT: dict[str, tuple[object, Callable[[], str]]] = {
         "video.no_effect.pin_memory", "batches come from pinned memory whenever training runs on CUDA")),
     "nccl_timeout": (600, lambda: msg(
         "video.no_effect.timeouts", "the processes accelerate launches connect with accelerate's own timeouts")),
+    "variant": (None, lambda: msg("video.no_effect.variant", "the plain weight files are loaded")),
+    "beta3": (None, lambda: msg("video.no_effect.beta3", "adam and adamw have no third beta")),
     "init_timeout": (300, lambda: msg(
         "video.no_effect.timeouts", "the processes accelerate launches connect with accelerate's own timeouts")),
 }
 
 
+def _dtype_notes(args: argparse.Namespace) -> list[str]:
+    """Component dtypes finetrainers sets one by one; here the text encoders (and the VAE, unless fp32) run in
+    the transformer's compute dtype, so a different choice is said rather than dropped."""
+    compute = {"no": "fp32"}.get(PRECISIONS[args.transformer_dtype], PRECISIONS[args.transformer_dtype])
+    notes = []
+    for name in ("text_encoder_dtype", "text_encoder_2_dtype", "text_encoder_3_dtype", "vae_dtype"):
+        value = getattr(args, name)
+        if value != "bf16" and value != compute and not (name == "vae_dtype" and value == "fp32"):
+            notes.append(msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
+                             value=value, reason=msg("video.no_effect.dtype", "it runs in the transformer's compute "
+                                                     "dtype, {dtype} (only --vae_dtype fp32 is kept)", dtype=compute)))
+    if args.layerwise_upcasting_storage_dtype != "float8_e4m3fn":
+        notes.append(msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}",
+                         name="layerwise_upcasting_storage_dtype", value=args.layerwise_upcasting_storage_dtype,
+                         reason=msg("video.no_effect.e4m3", "frozen weights are stored as float8_e4m3fn")))
+    return notes
+
+
 def unused_settings(args: argparse.Namespace) -> list[str]:
-    unused = [msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
-                  value=getattr(args, name), reason=reason())
-              for name, (default, reason) in _WITHOUT_EFFECT.items() if getattr(args, name) != default]
+    unused = _dtype_notes(args)
+    unused += [msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}", name=name,
+                   value=getattr(args, name), reason=reason())
+               for name, (default, reason) in _WITHOUT_EFFECT.items() if getattr(args, name) != default]
     if args.precomputation_dir and not (args.enable_precomputation or args.precompute_conditions):
         unused.append(msg("video.preflight.no_effect", "--{name} {value} has no effect here: {reason}",
                           name="precomputation_dir", value=args.precomputation_dir, reason=msg(

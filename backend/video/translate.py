@@ -104,6 +104,7 @@ def internal_namespace(args: argparse.Namespace, processes: int, resume: str | N
         # sd-scripts' --full_bf16 / --full_fp16. (A LoRA's own weights stay float32, as the image trainer's.)
         full_bf16=not lora and args.transformer_dtype == "bf16",
         full_fp16=not lora and args.transformer_dtype == "fp16",
+        no_half_vae=args.vae_dtype == "fp32",  # the VAE in float32; other --vae_dtype: the compute dtype (preflight)
         # finetrainers' layerwise upcasting: the frozen transformer's weights (alone) stored in fp8 (fp8_weights.py).
         fp8_base=False,
         fp8_base_unet="transformer" in (args.layerwise_upcasting_modules or ())

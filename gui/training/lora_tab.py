@@ -163,6 +163,8 @@ class LoraTab:
         loaded = None
         if lora_actions.RUNNER.running:
             loaded = form_state.run_form(lora_actions.RUNNER.meta(), self.kind)
+            if loaded is not None:  # the saved form is the form as shown: edits are patched into it (tab_wiring)
+                form_state.save_form(self.kind, self.from_preset(loaded).form_data())
         note = "ui.form_restored_run"
         if loaded is None:
             loaded, note = form_state.load_form(self.kind), "ui.form_restored"

@@ -118,14 +118,15 @@ def build_progress_panel(
         samples = sample_paths(snapshot)
         history = snapshot.get("history") or {"step": []}
         points = len(history["step"])
-        # A new run (another pid) resends everything, even when the counts happen to be equal.
         texts = [other or status_text(snapshot, t), progress_html(snapshot, t),
                  failure_text(snapshot, t) or finished_text(snapshot, t)]
         if bar_status is not None:
             texts.append(bar_status_html(actual, kind, t))
         now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid"),
-               "texts": texts}
-        fresh = now["run"] != last.get("run")
+               "texts": texts, "status": actual.get("status")}
+        # A new run (another pid) resends everything; so does the tick that sees the run end (the last one a
+        # managed timer makes): an update the page dropped while it was busy is not left showing for good.
+        fresh = now["run"] != last.get("run") or (last.get("status") == "running" and now["status"] != "running")
         shown_samples: Any = gr.skip()
         if fresh or len(samples) != last["samples"]:
             shown_samples = _video_update(snapshot, t) if videos else _images(samples)

@@ -3,7 +3,9 @@ preset row and the autosave of the form (the layout: lora_tab.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,11 +174,33 @@ def wire_presets(
 def wire_autosave(tab: LoraTab) -> None:
     """Keep the form on disk as the user changes it (gui/training/form_state.py): when a text field is left and
     when a choice is made, so a reload, a crashed browser or a restarted GUI comes back to it. Only
-    the user's own edits trigger it (a preset load changes every field; it saves once itself)."""
-    triggers = [component.blur if isinstance(component, gr.Textbox) else component.input for component in tab.inputs]
+    the user's own edits trigger it (a preset load changes every field; it saves once itself).
 
-    def autosave(data: dict[Any, Any]) -> None:
+    Each field has its own event sending that field alone, patched into the saved form (`save_field`). One
+    event with every field as input made Gradio's page gather ~190 values per edit: about a second of browser
+    CPU for each field left (docs/performance.md, "GUI pages"). The saved file is the form as shown: the page
+    load, a preset load and a kohya_ss import write it whole."""
+    lock = threading.Lock()  # two fields left in quick succession: patched one after the other
+    for component in tab.inputs:
+        trigger = component.blur if isinstance(component, gr.Textbox) else component.input
+        trigger(partial(save_field, tab, component, lock), inputs=component, outputs=None, trigger_mode="always_last",
+                queue=False, show_progress="hidden")  # fmt: skip
+
+
+def save_field(tab: LoraTab, component: Any, lock: threading.Lock, value: Any) -> None:
+    """The saved form with `component` now holding `value` (the page's initial values where none is saved)."""
+    with lock:
+        saved = form_state.load_form(tab.kind)
+        if saved is None:
+            data = {c: c.value for c in tab.inputs}
+        else:
+            shown = tab.update(tab.from_preset(saved))
+            data = {c: _widget_value(shown[c]) if c in shown else c.value for c in tab.inputs}
+        data[component] = value
         form_state.save_form(tab.kind, tab.read(data).form_data())
 
-    gr.on(triggers, autosave, inputs=tab.inputs, outputs=None, trigger_mode="always_last", queue=False,
-          show_progress="hidden")  # fmt: skip
+
+def _widget_value(update: Any) -> Any:
+    """A widget's value in `LoraTab.update`'s result: the value, or that of a component given to extend its
+    choices (gr.Dropdown(choices=..., value=...))."""
+    return update.value if isinstance(update, gr.components.Component) else update

@@ -39,6 +39,14 @@ def test_weights_are_float8_and_the_rest_keeps_the_compute_dtype() -> None:
     assert list(model.state_dict()) == keys
 
 
+def test_layers_matching_a_keep_pattern_stay_in_the_compute_dtype() -> None:
+    """finetrainers' --layerwise_upcasting_skip_modules_pattern: module paths searched with each pattern."""
+    model = small_model()
+    assert store_weights_in_fp8(model, torch.bfloat16, ("^3$",)) == 1  # the Linear (path "3") kept
+    assert model[0].weight.dtype == FP8_DTYPE and model[3].weight.dtype == torch.bfloat16
+    assert model(torch.randn(1, 4, 4, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
 def test_forward_upcasts_each_weight_with_and_without_autocast() -> None:
     model = small_model()
     unrounded = small_model().to(torch.bfloat16)

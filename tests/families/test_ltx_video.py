@@ -210,6 +210,31 @@ def test_the_pipeline_renders_a_video(components) -> None:
     assert len(image) == 1 and image[0].size == (64, 32)
 
 
+def test_a_validation_video_starts_from_its_image(components, tmp_path) -> None:
+    """An image-to-video row (`extra["image"]`) renders through LTXImageToVideoPipeline: the first frame
+    follows the image (two images give two first frames), the text-only render differs."""
+    import numpy as np
+    from PIL import Image
+
+    from backend.training.sample_prompts import SamplePrompt
+
+    def render(image: str | None) -> list:
+        extra = {"num_frames": 9, **({"image": image} if image else {})}
+        prompt = SamplePrompt(prompt="a cat", index=0, width=64, height=64, seed=0, sample_steps=2, scale=1.0,
+                              extra=extra)
+        return FAMILY.spec.render_sample(FAMILY.spec.pipeline(components), components, prompt, "euler", 0,
+                                         clip_skip=None, max_token_length=None)
+
+    paths = []
+    for name, colour in (("red", (230, 20, 20)), ("blue", (20, 20, 230))):
+        paths.append(tmp_path / f"{name}.png")
+        Image.new("RGB", (64, 64), colour).save(paths[-1])
+    red, blue, text = render(str(paths[0])), render(str(paths[1])), render(None)
+    assert len(red) == 9 and red[0].size == (64, 64)
+    first = [np.asarray(video[0], dtype=np.float32) for video in (red, blue, text)]
+    assert np.abs(first[0] - first[1]).mean() > 1 and np.abs(first[0] - first[2]).mean() > 1
+
+
 def test_save_round_trips(components, tmp_path) -> None:
     from diffusers import LTXPipeline, LTXVideoTransformer3DModel
 

@@ -88,3 +88,44 @@ def test_settings_without_effect_here_are_said(tiny, tmp_path, clips) -> None:
     assert result.ok
     assert [w.split(" has no effect")[0] for w in result.warnings] == [
         "--enable_model_cpu_offload True", "--precomputation_reuse True"]
+
+
+def test_component_dtypes_that_are_not_applied_are_said(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                  "--text_encoder_dtype", "fp32", "--vae_dtype", "fp32", "--variant", "fp16")
+    assert result.ok
+    assert [w.split(" has no effect")[0] for w in result.warnings] == ["--text_encoder_dtype fp32", "--variant fp16"]
+    assert "compute dtype, bf16" in result.warnings[0]
+
+
+def test_precomputation_dir_without_precomputation_is_said(tiny, tmp_path, clips) -> None:
+    result = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                  "--precomputation_dir", str(tmp_path / "pre"))
+    assert result.ok and any("--precomputation_dir" in w and "--enable_precomputation" in w for w in result.warnings)
+    with_it = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                   "--precomputation_dir", str(tmp_path / "pre"), "--enable_precomputation")
+    assert with_it.ok and with_it.warnings == []
+
+
+def test_a_validation_image_is_found_beside_its_table_or_refused_where_the_family_cannot_use_it(
+        tiny, tmp_path, clips) -> None:
+    table = tmp_path / "validation" / "prompts.json"
+    table.parent.mkdir()
+    table.write_text(json.dumps({"data": [{"caption": "a cat", "image_path": "first.png", "num_frames": 9}]}))
+    wan = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                "--validation_dataset_file", str(table))
+    assert any("image_path first.png" in e and "Wan 2.1" in e and "LTX-Video" in e for e in wan.errors), wan.errors
+    ltx = dict(model_name="ltx_video", arch="ltx-video")
+    missing = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                "--validation_dataset_file", str(table), **ltx)
+    assert any("first.png does not exist" in e for e in missing.errors), missing.errors
+    (table.parent / "first.png").write_bytes(b"an image file")
+    found = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                "--validation_dataset_file", str(table), **ltx)
+    assert found.ok, found.errors
+    assert found.prompts[0].extra["image"] == str(table.parent / "first.png")
+    # finetrainers' other columns (video_path: its control trainers') are said to be unused, not dropped silently
+    table.write_text(json.dumps({"data": [{"caption": "a cat", "video_path": "v.mp4", "num_frames": 9}]}))
+    said = plan(tiny, tmp_path, "--data_root", str(clips), "--video_resolution_buckets", "17x64x64",
+                "--validation_dataset_file", str(table), **ltx)
+    assert said.ok and any("video_path" in w and "not used" in w for w in said.warnings), said.warnings

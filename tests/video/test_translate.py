@@ -32,3 +32,8 @@ def test_precomputation_caches_latents_and_conditions_on_disk() -> None:
     assert not plain.cache_latents and not plain.cache_text_encoder_outputs_to_disk
     run = internal("--training_type", "lora", "--enable_precomputation")
     assert run.cache_latents and run.cache_text_encoder_outputs and run.cache_text_encoder_outputs_to_disk
+
+
+def test_a_float32_vae_is_kept_in_float32() -> None:
+    assert internal("--training_type", "lora", "--vae_dtype", "fp32").no_half_vae
+    assert not internal("--training_type", "lora").no_half_vae

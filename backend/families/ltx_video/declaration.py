@@ -50,6 +50,7 @@ LTX_VIDEO = FamilyDeclaration(
     implied_options={"model_name": "ltx_video"},  # the GUI's model type selector sets finetrainers' --model_name
     temporal_compression=8,
     spatial_compression=32,
+    image_to_video=True,
 )
 
 DECLARATIONS = (LTX_VIDEO,)

@@ -226,14 +226,27 @@ class LTXVideoSpec(ModelSpecification):
                            vae=components.vae, text_encoder=components.text_encoders[0],
                            tokenizer=components.tokenizers[0], transformer=components.unet)
 
+    def image_pipeline(self, components: Components) -> DiffusionPipeline:
+        """LTXImageToVideoPipeline on the same modules: a validation video from a first frame."""
+        from diffusers import LTXImageToVideoPipeline
+
+        text = self.pipeline(components)
+        return LTXImageToVideoPipeline(scheduler=text.scheduler, vae=text.vae, text_encoder=text.text_encoder,
+                                       tokenizer=text.tokenizer, transformer=text.transformer)
+
     def render_video(self, components: Components, prompt: str, frames: int, height: int, width: int, steps: int,
                      guidance: float, seed: int, *, negative_prompt: str = "", pipeline: DiffusionPipeline | None = None,
-                     decode_timestep: float = 0.0) -> list[Image.Image]:
+                     decode_timestep: float = 0.0, image: Image.Image | None = None) -> list[Image.Image]:
         """One validation video (finetrainers' `validation`: LTXPipeline at 25 fps) as PIL frames: the prompts
         encoded as for training, the pipeline's flow-matching Euler scheduler with its dynamic shift, CFG
-        `guidance` (off at 1 or below)."""
+        `guidance` (off at 1 or below). With `image`, the video starts from it (LTXImageToVideoPipeline: the
+        first latent frame is the image's, as finetrainers' first-frame conditioning trains it)."""
         check_clip_shape(frames, height, width)
-        pipe = pipeline or self.pipeline(components)
+        if image is not None:
+            pipe = self.image_pipeline(components) if pipeline is None or "image" not in _parameters(pipeline) \
+                else pipeline
+        else:
+            pipe = pipeline or self.pipeline(components)
         token_ids = self.tokenize(components.tokenizers, [prompt, negative_prompt])
         embeds = self.encode_prompts(components.text_encoders, token_ids)
         mask = embeds.attention_mask
@@ -244,7 +257,7 @@ class LTXVideoSpec(ModelSpecification):
             num_frames=frames, height=height, width=width, frame_rate=self.frame_rate,
             num_inference_steps=steps, guidance_scale=guidance, decode_timestep=decode_timestep,
             generator=torch.Generator().manual_seed(seed), max_sequence_length=self.max_sequence_length,
-            output_type="pil",
+            output_type="pil", **({"image": image} if image is not None else {}),
         )
         return list(result.frames[0])
 
@@ -256,6 +269,19 @@ class LTXVideoSpec(ModelSpecification):
         _, spatial = compression()
         width, height = (max(spatial, side - side % spatial) for side in (prompt.width, prompt.height))
         frames = int(prompt.extra.get("num_frames", 1))
+        image = None
+        if prompt.extra.get("image"):  # an image-to-video validation row (backend/video/validation.py)
+            from PIL import Image as PILImage
+            from PIL import ImageOps
+
+            with PILImage.open(prompt.extra["image"]) as opened:
+                image = ImageOps.exif_transpose(opened).convert("RGB")
         video = self.render_video(components, prompt.prompt, frames, height, width, prompt.sample_steps, prompt.scale,
-                                  seed, negative_prompt=prompt.negative_prompt or "", pipeline=pipeline)
+                                  seed, negative_prompt=prompt.negative_prompt or "", pipeline=pipeline, image=image)
         return video if "num_frames" in prompt.extra else video[0]
+
+
+def _parameters(pipeline: DiffusionPipeline) -> tuple[str, ...]:
+    import inspect
+
+    return tuple(inspect.signature(pipeline.__call__).parameters)

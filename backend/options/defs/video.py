@@ -429,9 +429,9 @@ _optimizer = [
 _validation = [
     Option(
         "validation_dataset_file", "path", None, group="samples", **_V,
-        help="CSV, JSON or Parquet file of validation prompts (caption column; optional image_path, "
-        "video_path, height, width, num_frames, num_inference_steps ...): a video is generated for each and "
-        "saved as mp4. Default: no validation.",
+        help="CSV, JSON or JSONL file of validation prompts (caption column; optional height, width, num_frames, "
+        "num_inference_steps, frame_rate, and image_path: the first frame, for LTX-Video): a video is generated "
+        "for each and saved as mp4. Default: no validation.",
     ),
     Option(
         "validation_steps", "int", 500, minimum=1, group="samples", **_V,

@@ -208,6 +208,6 @@ def test_the_three_tabs_build_without_a_missing_text(language: str) -> None:
             editor = build_caption_editor_tab(t, None)
     t.t("ui.tab.caption_editor")
     assert sorted(captioning) == ["basic_caption", "make_captions", "make_captions_by_git", "tag_images_by_wd14_tagger"]
-    assert sorted(dataset) == ["prepare_dataset", "verify_dataset"]
+    assert sorted(dataset) == ["prepare_dataset", "verify_dataset", "verify_video_dataset"]
     assert len(editor.slots) == PAGE_SIZE and editor.fields["folder"].elem_id == "capedit_folder"
     assert t.missing == set()

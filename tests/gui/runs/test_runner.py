@@ -317,8 +317,8 @@ def test_a_run_keeps_its_kind_and_form_and_only_its_own_tab_shows_it(runner: Tra
     ja = Translator("ja")
     assert other_kind_text(snapshot, LORA, ja) is None
     note = other_kind_text(snapshot, FINETUNE, ja)
-    assert note is not None and "「LoRA学習」タブ" in note and "実行中" in note
-    assert "「LoRA学習」タブ" in bar_status_html(snapshot, FINETUNE, ja)
+    assert note is not None and "「LoRA学習」ページ" in note and "実行中" in note
+    assert "「LoRA学習」ページ" in bar_status_html(snapshot, FINETUNE, ja)
     runner.stop(timeout=5)
     stopped = runner.snapshot()
     assert "待機中" in (other_kind_text(stopped, FINETUNE, ja) or "")

@@ -82,7 +82,8 @@ def test_a_form_presets_the_tools_defaults_except_where_the_declaration_says_why
         ("make_captions", "no_progress"), ("make_captions_by_git", "no_progress"),
         ("tag_images_by_wd14_tagger", "no_progress"), ("prepare_dataset", "no_progress"),
         ("tag_images_by_wd14_tagger", "onnx"), ("prepare_buckets_latents", "skip_existing"),
-        ("verify_dataset", "json"), ("merge_captions_to_metadata", "debug"), ("merge_dd_tags_to_metadata", "debug"),
+        ("verify_dataset", "json"), ("verify_video_dataset", "json"), ("merge_captions_to_metadata", "debug"),
+        ("merge_dd_tags_to_metadata", "debug"),
     }  # fmt: skip
 
 

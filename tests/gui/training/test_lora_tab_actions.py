@@ -218,3 +218,34 @@ def test_the_last_form_is_kept_on_disk_and_read_back(tmp_path: Path, monkeypatch
     assert partly is not None and partly.values == {"output_dir": "/o"} and partly.problems
     path.write_text("[]", encoding="utf-8")
     assert form_state.load_form(LORA) is None
+
+
+def test_a_field_left_is_patched_into_the_saved_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The autosave sends one field (gui/training/tab_wiring.py save_field): it lands in the saved form beside
+    what was saved before; with nothing saved, the page's initial values are the rest of the form."""
+    import threading
+
+    from gui.training import form_state
+    from gui.training.tab_wiring import save_field
+    from gui.training.training_kinds import LORA
+
+    monkeypatch.setenv(form_state.STATE_DIR_ENV, str(tmp_path / "state"))
+    with gr.Blocks():
+        tab = build_lora_tab(T, None)
+    fields = tab.form.fields
+    lock = threading.Lock()
+    save_field(tab, fields["learning_rate"], lock, "0.0003")
+    saved = form_state.load_form(LORA)
+    assert saved is not None and saved.values["learning_rate"] == 0.0003
+    assert saved.values["max_train_epochs"] == 10 and saved.values["caption_extension"] == ".txt"  # initial values
+    save_field(tab, fields["output_dir"], lock, "/o")
+    save_field(tab, tab.model_type, lock, "sdxl")
+    save_field(tab, tab.network_type, lock, "LoCon")
+    save_field(tab, tab.net_fields["conv_dim"], lock, "4")
+    saved = form_state.load_form(LORA)
+    assert saved is not None and saved.values["learning_rate"] == 0.0003 and saved.values["output_dir"] == "/o"
+    assert saved.gui["model_type"] == "sdxl" and saved.gui["network_type"] == "LoCon"
+    assert "conv_dim=4" in saved.values["network_args"]
+    save_field(tab, fields["max_train_epochs"], lock, "")  # emptied on purpose: stays empty
+    saved = form_state.load_form(LORA)
+    assert saved is not None and saved.values["max_train_epochs"] is None and saved.values["output_dir"] == "/o"
