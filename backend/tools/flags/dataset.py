@@ -3,6 +3,7 @@ verify_video_dataset (ours)."""
 
 from __future__ import annotations
 
+from backend import families
 from backend.tools.dataset.dataset_layout import LinkMode
 from backend.tools.flags.spec import TXT_CAPTIONS, Flag, ToolFlags
 
@@ -49,14 +50,14 @@ VERIFY_DATASET = ToolFlags("verify_dataset", "Check a training folder: images, c
     Flag("json", "bool", help="print the report as one JSON object", gui=False),  # the GUI shows the text report
 ))  # fmt: skip
 
-# Choices kept here as data (the GUI imports this module without torch): backend/families' video_model_name values.
-VIDEO_MODEL_NAMES = ("ltx_video", "wan", "hunyuan_video", "cogvideox")
+# finetrainers' --model_name of each video family (the declarations are data: no torch for the GUI).
+VIDEO_MODEL_NAMES = tuple(d.video_model_name for d in families.DECLARATIONS if d.is_video)
 
 VERIFY_VIDEO_DATASET = ToolFlags("verify_video_dataset", "Check a video dataset as train_video reads it: clips, "
                                  "captions, frame and size buckets.", (
     Flag("data_root", "folder", help="a folder of videos with same-name .txt captions, or with prompts.txt and "
          "videos.txt (finetrainers' layouts)", positional=True, required=True),
-    Flag("model_name", "choice", "wan", VIDEO_MODEL_NAMES,
+    Flag("model_name", "choice", VIDEO_MODEL_NAMES[0], VIDEO_MODEL_NAMES,
          help="the model the data is for: its VAE decides which frame counts and sizes are possible"),
     Flag("video_resolution_buckets", "text", help="buckets as FxHxW, space-separated (e.g. 49x512x768 "
          "81x480x832); default: the model's usual buckets"),

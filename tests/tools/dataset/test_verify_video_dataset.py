@@ -10,7 +10,6 @@ import pytest
 
 from backend.tools.cli.light_cli import run_light_tool
 from backend.tools.dataset import verify_video_dataset
-from backend.tools.flags.dataset import VIDEO_MODEL_NAMES
 from tests.data.video.make_clips import write_clip
 
 
@@ -56,8 +55,3 @@ def test_unusable_files_and_impossible_frame_counts_are_listed_with_what_to_do(
     assert run(clips, "--model_name", "ltx_video", "--video_resolution_buckets", "10x64x64") == 1
     assert "10 frames: LTX-Video's VAE takes 1 + 8k frames: use 9 or 17" in capsys.readouterr().out
 
-
-def test_the_choices_are_the_video_families() -> None:
-    from backend import families
-
-    assert set(VIDEO_MODEL_NAMES) == {d.video_model_name for d in families.DECLARATIONS if d.is_video}
