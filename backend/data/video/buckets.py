@@ -128,7 +128,8 @@ def check_buckets(buckets: Buckets, temporal: int, spatial: int, model: str) -> 
         for side, value in (("height", height), ("width", width)):
             if value % spatial:
                 below = value // spatial * spatial
-                choices = " or ".join(str(v) for v in (below, below + spatial) if v > 0)
+                choices = (msg("video.bucket.either", "{below} or {above}", below=below, above=below + spatial)
+                           if below > 0 else str(below + spatial))
                 problems.append(msg(
                     "video.bucket.size",
                     "{size}: {side} {value} is not a multiple of {spatial}, which {model} needs: use {choices}",
