@@ -88,8 +88,8 @@ def environment_summary(t: Translator) -> str:
 # tabs: Gradio's frontend refreshes the loading status of every component an event ever updated, each looked up
 # by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
 # ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
-# every tab added; a page now holds only its own components (docs/performance.md, "GUI pages").
-PAGES = ("", "finetune", "video", "data", "tools", "about")
+# every tab added; a page now holds only its own components (docs/performance.md, "GUI pages"). Paths: "" (LoRA),
+# finetune, video, data, tools, about.
 
 
 def _page_header(t: Translator) -> gr.Checkbox:
@@ -109,9 +109,7 @@ def _page_loads(app: gr.Blocks, show_help: gr.Checkbox) -> None:
     app.load(None, outputs=show_help, js=SHOWN_HELP_JS)
 
 
-def _training_page(
-    app: gr.Blocks, t: Translator, key: str, build: Callable[[], LoraTab]
-) -> None:
+def _training_page(app: gr.Blocks, t: Translator, key: str, build: Callable[[], LoraTab]) -> None:
     """A training kind's page: its form restored as it was left (or as the running training was started)."""
     polling = TabPolling()  # progress panels poll only while a run goes (gui/runs/poll_timers.py)
     show_help = _page_header(t)

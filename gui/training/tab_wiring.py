@@ -178,8 +178,8 @@ def wire_autosave(tab: LoraTab) -> None:
 
     Each field has its own event sending that field alone, patched into the saved form (`save_field`). One
     event with every field as input made Gradio's page gather ~190 values per edit: about a second of browser
-    CPU for each field left (docs/performance.md, "GUI pages"). The saved file is the form as shown: the page
-    load, a preset load and a kohya_ss import write it whole."""
+    CPU for each field left (docs/performance.md, "GUI pages"). The saved file is the form as shown: a page load
+    that shows a running training's form, a preset load and a kohya_ss import write it whole."""
     lock = threading.Lock()  # two fields left in quick succession: patched one after the other
     for component in tab.inputs:
         trigger = component.blur if isinstance(component, gr.Textbox) else component.input

@@ -96,7 +96,7 @@ PAGE_LOAD_MS = 180_000
 ACTION_MS = 90_000
 
 
-# Each training kind has its own page (gui/app.py PAGES); the element that shows a page has been built.
+# Each training kind has its own page (gui/app.py); the element that shows a page has been built.
 READY = {"": "#model_type", "finetune": "#finetune_model_type", "video": "#video_model_type", "data": "#tab_captioning"}
 
 
