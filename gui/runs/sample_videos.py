@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def servable_copy(path: str, folder: Path | None = None) -> str | None:
         target = folder / f"{key}{Path(path).suffix.lower()}"
         if not target.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
+            # A name of its own: two overlapping ticks copying the same video must not write one file.
+            partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.part")
             shutil.copyfile(path, partial)
             os.replace(partial, target)
     except OSError:
