@@ -30,7 +30,8 @@ def wire_selectors(tab: LoraTab) -> None:
         net_boxes = list(tab.net_boxes.values())
         tab.network_type.change(tab.network_visibility, inputs=tab.network_type, outputs=net_boxes)
     model_boxes = list(tab.model_visibility(tab.kind.default_model_type))
-    tab.model_type.change(tab.model_visibility, inputs=tab.model_type, outputs=model_boxes)
+    if model_boxes:  # none where every model type runs the same command (video): nothing to show or hide
+        tab.model_type.change(tab.model_visibility, inputs=tab.model_type, outputs=model_boxes)
 
 
 def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:

@@ -49,14 +49,17 @@ def free_port() -> int:
 @contextmanager
 def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """The GUI on a free port. Its last-form files go to a temporary folder (never the user's), unless
-    `env` names one in KOHYA_GUI_STATE_DIR."""
+    `env` names one in KOHYA_GUI_STATE_DIR. Its output goes to `gui.log` there, printed when the test fails
+    (a pipe nobody reads would block the server once full)."""
     port = free_port()
     state = tempfile.TemporaryDirectory(prefix="gui-state-")
-    process = subprocess.Popen(
-        [sys.executable, "kohya_gui.py", "--headless", "--server_port", str(port), *flags],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "KOHYA_GUI_STATE_DIR": state.name, **(env or {})},
-    )  # fmt: skip
+    log_path = Path(state.name) / "gui.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "kohya_gui.py", "--headless", "--server_port", str(port), *flags],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "KOHYA_GUI_STATE_DIR": state.name, **(env or {})},
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
@@ -66,8 +69,11 @@ def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[st
                     break
             except OSError:
                 time.sleep(0.5)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert process.poll() is None, log_path.read_text(errors="replace")
         yield url
+    except BaseException:
+        print("GUI server output:\n" + log_path.read_text(errors="replace")[-20_000:])
+        raise
     finally:
         process.terminate()
         process.wait(timeout=60)
