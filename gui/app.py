@@ -20,6 +20,7 @@ from gui.dataset.dataset_tabs import build_caption_editor_tab, build_captioning_
 from gui.file_dialog import browse, dialogs_available
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_escape, md_t
+from gui.page_values import PageValuesBlocks
 from gui.runs.poll_timers import TabPolling
 from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
@@ -109,15 +110,16 @@ def _page_loads(app: gr.Blocks, show_help: gr.Checkbox) -> None:
     app.load(None, outputs=show_help, js=SHOWN_HELP_JS)
 
 
-def _training_page(app: gr.Blocks, t: Translator, key: str, build: Callable[[], LoraTab]) -> None:
+def _training_page(app: PageValuesBlocks, t: Translator, key: str, build: Callable[[], LoraTab]) -> None:
     """A training kind's page: its form restored as it was left (or as the running training was started)."""
     polling = TabPolling()  # progress panels poll only while a run goes (gui/runs/poll_timers.py)
     show_help = _page_header(t)
     with polling.tab(key):
         tab = build()
     polling.wire({})
+    app.values_when_served(tab.served_values)  # the form as it was left, in the page itself (gui/page_values.py)
     app.load(tab.preset_choices, outputs=tab.preset_chooser)
-    app.load(lambda: tab.restore(t), outputs=[*tab.outputs, tab.preset_message])
+    app.load(lambda: tab.restore_note(t), outputs=tab.preset_message)
     _page_loads(app, show_help)
 
 
@@ -138,7 +140,7 @@ def build_app(
             gr.Markdown(t.t("ui.finetune_metadata_info"))
             build_tools_tab(t, METADATA_TOOLS, picker, "finetune_tools")
 
-    with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as app:
+    with PageValuesBlocks(title=APP_TITLE, analytics_enabled=False) as app:
         _training_page(app, t, "lora", lambda: build_lora_tab(t, picker, defaults))
     with app.route(t.t("ui.tab.finetune"), "finetune"):
         _training_page(app, t, "finetune",

@@ -157,23 +157,33 @@ class LoraTab:
             accelerate=dict(loaded.gui.get("accelerate") or {}), kind=self.kind,
         )  # fmt: skip
 
-    def restore(self, t: Translator) -> dict[Any, Any]:
-        """What a page load shows: the running run's own form when this tab started it, else the form
-        as it was last left (gui/training/form_state.py), else the defaults."""
-        loaded = None
+    def restored(self) -> tuple[presets.Preset | None, str]:
+        """The form a page shows and the message key saying where it comes from: the running run's own form
+        when this tab started it, else the form as it was last left (gui/training/form_state.py), else None
+        (the defaults)."""
         if lora_actions.RUNNER.running:
             loaded = form_state.run_form(lora_actions.RUNNER.meta(), self.kind)
-            if loaded is not None:  # the saved form is the form as shown: edits are patched into it (tab_wiring)
-                form_state.save_form(self.kind, self.from_preset(loaded).form_data())
-        note = "ui.form_restored_run"
-        if loaded is None:
-            loaded, note = form_state.load_form(self.kind), "ui.form_restored"
+            if loaded is not None:
+                return loaded, "ui.form_restored_run"
+        return form_state.load_form(self.kind), "ui.form_restored"
+
+    def served_values(self) -> dict[Any, Any]:
+        """The widget values the page is served with (gui/page_values.py): the restored form's."""
+        loaded, _ = self.restored()
+        return {} if loaded is None else self.update(self.from_preset(loaded))
+
+    def restore_note(self, t: Translator) -> dict[Any, Any]:
+        """After a page load: say where the form shown comes from. A run's form shown becomes the saved
+        form, the form as shown, which each edit is patched into (tab_wiring.wire_autosave)."""
+        loaded, note = self.restored()
         if loaded is None:
             return {self.preset_message: gr.skip()}  # (an empty dict would count as one output value)
+        if note == "ui.form_restored_run":
+            form_state.save_form(self.kind, self.from_preset(loaded).form_data())
         lines = [t.t(note)]
         if loaded.problems:
             lines.append(t.t("ui.form_restore_skipped") + "\n" + md_list(loaded.problems))
-        return {**self.update(self.from_preset(loaded)), self.preset_message: "\n\n".join(lines)}
+        return {self.preset_message: "\n\n".join(lines)}
 
 
 def _net_widget(arg: NetworkArg, t: Translator) -> gr.components.Component:  # LoRA tab only

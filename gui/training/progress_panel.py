@@ -128,10 +128,11 @@ def build_progress_panel(
         # managed timer makes): an update the page dropped while it was busy is not left showing for good.
         fresh = now["run"] != last.get("run") or (last.get("status") == "running" and now["status"] != "running")
         shown_samples: Any = gr.skip()
+        unreadable = False
         if fresh or len(samples) != last["samples"]:
             shown_samples = _video_update(snapshot, t) if videos else _images(samples)
             if shown_samples is None:  # not readable yet: counted as unseen, so the next tick tries again
-                shown_samples, now["samples"] = gr.skip(), last["samples"]
+                shown_samples, now["samples"], unreadable = gr.skip(), last["samples"], True
         shown = changed_only(texts, None if fresh else last.get("texts"))
         result = [
             *shown[:3],
@@ -140,7 +141,8 @@ def build_progress_panel(
             "\n".join(snapshot.get("log_tail", [])) if fresh or now["log"] != last["log"] else gr.skip(),
             now,
             *shown[3:],
-            *poll.after_tick(actual.get("status") == "running"),
+            # (a sample not readable yet keeps the timer going after the run, until it is shown)
+            *poll.after_tick(actual.get("status") == "running" or unreadable),
         ]
         return tuple(result)
 

@@ -38,16 +38,17 @@ def test_aot_eager_trains_exactly_as_eager(tiny, one_bucket, tmp_path, eager_los
     assert (tmp_path / "tiny.safetensors").is_file()
 
 
-@pytest.mark.skipif(not shutil.which("g++"), reason="inductor on the CPU needs g++ (CI installs it)")
-def test_inductor_trains_as_eager(tiny, one_bucket, tmp_path, eager_losses) -> None:
+def test_inductor_on_the_cpu_is_checked_and_warned_about(tiny, one_bucket, tmp_path) -> None:
+    """Inductor itself (kernels built with a C++ compiler) trains in tests/cuda/test_cuda_compile.py, on the
+    GPU users compile for: here it would spend ~170 s compiling the tiny U-Net for what aot_eager already
+    shows of this trainer's wiring. The CPU run is checked and warned about before training."""
     result = run_trainer("train_network", *base_flags(tiny.get("sd15").path, one_bucket, tmp_path, *STEPS,
-                                                      "--torch_compile"), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "torch.compile(backend='inductor')" in result.stderr
-    assert "--torch_compile on the CPU: measured slower" in result.stderr  # the preflight warning
-    compiled = result.losses()
-    assert compiled.keys() == eager_losses.keys()
-    assert compiled == pytest.approx(eager_losses, rel=1e-4)  # fused kernels round differently
+                                                      "--torch_compile", "--preflight"))
+    if shutil.which("g++") or shutil.which("clang++"):
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "--torch_compile on the CPU: measured slower" in result.stdout, result.stdout[-3000:]
+    else:  # inductor needs a C++ compiler on the CPU: refused up front, with what to install
+        assert result.returncode == 1 and "needs a C++ compiler" in result.stdout, result.stdout[-3000:]
 
 
 def test_accelerate_dynamo_setting_is_honoured(tiny, one_bucket, tmp_path, monkeypatch, eager_losses) -> None:

@@ -53,10 +53,26 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
         expect(page.locator("#video_command_toml")).to_contain_text('model_name = "wan"')
         page.screenshot(path=shots / "en_video_form.png", full_page=True)
 
+        # What the page was sent and what it said, printed if the player stays empty (a rare failure under load).
+        seen: list[str] = []
+        page.on("console", lambda message: seen.append(f"console {message.type}: {message.text}"))
+        page.on("pageerror", lambda error: seen.append(f"page error: {error}"))
+
+        def on_response(response: object) -> None:
+            if "/gradio_api/" in response.url:
+                body = response.text() if "/run/" in response.url else ""
+                seen.append(f"{response.status} {response.url} {body[:600] if 'mp4' in body or 'ideo' in body else ''}")
+
+        page.on("response", on_response)
+        page.on("requestfailed", lambda request: seen.append(f"failed: {request.url} {request.failure}"))
         page.locator("#video_start").click()
         expect(field(page, "video_status")).to_have_value(t.t("ui.status.finished"), timeout=300_000)
         player = page.locator("#video_video video")
-        expect(player).to_be_visible(timeout=30_000)
+        try:
+            expect(player).to_be_visible(timeout=30_000)
+        except AssertionError:
+            print("\n".join(seen[-80:]))
+            raise
         expect(page.locator("#video_video")).to_contain_text(t.t("ui.validation_video_step", step=2))
         page.locator("#video_video").scroll_into_view_if_needed()
         page.screenshot(path=shots / "en_video_finished.png", full_page=True)
