@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from backend.training.progress import parse_progress_line
+from tests.forked_commands import run_module, run_module_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,16 +31,17 @@ class TrainerResult:
         return {e["step"]: e["loss"] for e in self.of("step")}
 
 
-def trainer_env() -> dict[str, str]:
+_ENV_AT_START = dict(os.environ)  # before any test changes it (the fork server's: tests/forked_commands.py)
+
+
+def trainer_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     # Offline, like a user without network access: nothing may be fetched from a hub.
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return {**(os.environ if base is None else base), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run_trainer(command: str, *args: str, timeout: int = 600) -> TrainerResult:
-    result = subprocess.run(
-        [sys.executable, "-m", f"backend.{command}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=trainer_env(),
-    )
+    """`python -m backend.<command> ARGS` (in a fork of a process with torch & co. imported: tests/forked_commands.py)."""
+    result = run_module(f"backend.{command}", args, trainer_env(), REPO, timeout, server_env=trainer_env(_ENV_AT_START))
     events = [e for e in map(parse_progress_line, result.stdout.splitlines()) if e is not None]
     return TrainerResult(result.returncode, events, result.stdout, result.stderr)
 
@@ -73,20 +74,15 @@ def base_flags(model: Path, train_dir: Path, out: Path, *extra: str) -> list[str
 
 def run_until_state_then_kill(command: str, args: list[str]) -> list[dict]:
     """Start training and SIGKILL it as soon as its first state is reported complete."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"backend.{command}", *args], cwd=REPO, env=trainer_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
     events = []
-    assert process.stdout is not None
-    for line in process.stdout:
+
+    def state_written(line: str) -> bool:
         event = parse_progress_line(line)
-        if event is None:
-            continue
-        events.append(event)
-        if event["event"] == "checkpoint" and event["kind"] == "state":
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+        if event is not None:
+            events.append(event)
+        return event is not None and event["event"] == "checkpoint" and event["kind"] == "state"
+
+    returncode = run_module_until(f"backend.{command}", args, trainer_env(), state_written,
+                                  server_env=trainer_env(_ENV_AT_START))  # fmt: skip
+    assert returncode == -signal.SIGKILL, "the run ended before it could be killed"
     return events
