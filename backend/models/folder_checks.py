@@ -21,6 +21,8 @@ from backend.models.file_checks import check_pickle_file, read_safetensors_heade
 
 # Weights file names (without variants) that from_pretrained looks for, by library.
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+# A video model view's transformer given as one file in its original names (backend/video/model_view.py).
+VIEW_SINGLE_FILE = "single_file.safetensors"
 _TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 # Pipeline classes of families not supported yet (a family package declaring one makes it supported).
@@ -65,8 +67,8 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
     _check_pipeline_class(folder, index)
     family = of_pipeline_index(index)
     missing: list[str] = []
-    for name in (family.denoiser_folder, "vae"):
-        _check_component(folder / name, "config.json", _DIFFUSERS_WEIGHTS, missing)
+    _check_component(folder / family.denoiser_folder, "config.json", (*_DIFFUSERS_WEIGHTS, VIEW_SINGLE_FILE), missing)
+    _check_component(folder / "vae", "config.json", _DIFFUSERS_WEIGHTS, missing)
     for name in family.text_encoder_folders:
         _check_component(folder / name, "config.json", _TRANSFORMERS_WEIGHTS, missing)
     for name in family.tokenizer_folders:

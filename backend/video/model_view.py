@@ -9,6 +9,10 @@ are links to the base model's, except the overridden ones, which link to the giv
 is refused with the reason before anything loads. The view's name is a hash of what it links to, so every
 process of a run (and a later run with the same folders) uses the same view; it is built under a temporary
 name and renamed, so a half-built view is never used.
+
+A single transformer file for Wan (`--transformer_id wan2.1_t2v_1.3B_bf16.safetensors`, in Wan-AI's original
+names as ComfyUI keeps it) is linked into the view's `transformer/` as `single_file.safetensors` beside the base
+model's `config.json`, and loaded with diffusers' `from_single_file` (which renames its keys).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from backend.messages import msg
+from backend.models.folder_checks import VIEW_SINGLE_FILE
 
 # flag -> the component folder of a diffusers pipeline it replaces
 COMPONENT_FLAGS = {
@@ -31,6 +36,9 @@ COMPONENT_FLAGS = {
     "tokenizer_id": "tokenizer", "tokenizer_2_id": "tokenizer_2", "tokenizer_3_id": "tokenizer_3",
 }  # fmt: skip
 VIEWS = "kohya_video_model_views"
+SINGLE_FILE = VIEW_SINGLE_FILE  # in a view's transformer/: the file --transformer_id gave
+SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")
+SINGLE_FILE_FAMILIES = ("wan",)  # those whose loading reads SINGLE_FILE (tested with a file in original names)
 
 
 class ComponentError(ValueError):
@@ -76,17 +84,22 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
             flag=flags[next(iter(given))], path=base))
     index = json.loads(index_file.read_text(encoding="utf-8"))
     links: dict[str, Path] = {}
+    single: dict[str, Path] = {}  # component -> a single weights file standing in for it
     for component, folder in given.items():
         if component not in index:
             raise ComponentError(msg(
                 "video.component.unknown", "--{flag}: this model has no {component} (its components: {known})",
                 flag=flags[component], component=component,
                 known=", ".join(k for k in index if not k.startswith("_"))))
+        if component == "transformer" and folder.is_file() and folder.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            single[component] = _single_file(folder, base, getattr(args, "model_name", None))
+            continue
         links[component] = component_folder(flags[component], folder, component).resolve()
     for entry in sorted(base.iterdir()):
-        if entry.is_dir() and entry.name not in links:
+        if entry.is_dir() and entry.name not in links and entry.name not in single:
             links[entry.name] = entry.resolve()
-    key = hashlib.sha256(json.dumps({k: str(v) for k, v in sorted(links.items())}).encode()).hexdigest()[:16]
+    named = {k: str(v) for k, v in sorted({**links, **{f"{k}:file": v for k, v in single.items()}}.items())}
+    key = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:16]
     view = Path(tempfile.gettempdir()) / VIEWS / key
     if (view / "model_index.json").is_file():
         return view
@@ -96,6 +109,10 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
         shutil.copyfile(index_file, building / "model_index.json")
         for name, target in links.items():
             _link(target, building / name)
+        for name, file in single.items():
+            (building / name).mkdir()
+            _link_file((base / name / "config.json").resolve(), building / name / "config.json")
+            _link_file(file, building / name / SINGLE_FILE)
         try:
             os.replace(building, view)
         except OSError:  # another process made the same view first: use it
@@ -106,6 +123,35 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
         shutil.rmtree(building, ignore_errors=True)
         raise
     return view
+
+
+def _single_file(file: Path, base: Path, model_name: str | None) -> Path:
+    if model_name not in SINGLE_FILE_FAMILIES:
+        raise ComponentError(msg(
+            "video.component.single_file_family", "--transformer_id {path}: a single transformer file is read for "
+            "Wan so far; for {model} give a diffusers transformer folder (config.json and weights)",
+            path=file, model=model_name))
+    if not (base / "transformer" / "config.json").is_file():
+        raise ComponentError(msg(
+            "video.component.single_file_config", "--transformer_id {path}: a single file carries no architecture; "
+            "it is read with the config.json of {base}/transformer, which is missing", path=file, base=base))
+    return file.resolve()
+
+
+def single_file(folder: Path, component: str) -> Path | None:
+    """The single weights file a model view holds for `component`, if one was given for it."""
+    path = Path(folder) / component / SINGLE_FILE
+    return path if path.exists() else None
+
+
+def _link_file(target: Path, link: Path) -> None:
+    try:
+        link.symlink_to(target)
+    except OSError:
+        try:
+            os.link(target, link)
+        except OSError as exc:
+            raise _link_error(target, link, exc) from exc
 
 
 def _link(target: Path, link: Path) -> None:
@@ -124,8 +170,12 @@ def _link(target: Path, link: Path) -> None:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 os.link(source, destination)
     except OSError as exc:
-        raise ComponentError(msg(
-            "video.component.link", "cannot link {target} into the model view {link} ({error}): on Windows enable "
-            "Developer Mode (symlinks), or keep the component on the same drive as the temp folder (hard links), "
-            "or put the component into a copy of the model folder", target=target, link=link, error=exc,
-        )) from exc
+        raise _link_error(target, link, exc) from exc
+
+
+def _link_error(target: Path, link: Path, error: OSError) -> ComponentError:
+    return ComponentError(msg(
+        "video.component.link", "cannot link {target} into the model view {link} ({error}): on Windows enable "
+        "Developer Mode (symlinks), or keep the component on the same drive as the temp folder (hard links), "
+        "or put the component into a copy of the model folder", target=target, link=link, error=error,
+    ))

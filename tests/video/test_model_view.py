@@ -66,3 +66,38 @@ def test_what_cannot_stand_in_for_a_component_is_refused_before_loading(tiny, tm
     assert any("--vae_id" in e and "not a diffusers vae folder" in e for e in empty.errors), empty.errors
     extra = plan(tiny, tmp_path, "--text_encoder_2_id", str(tiny.get(WAN).path / "text_encoder"))
     assert any("this model has no text_encoder_2" in e for e in extra.errors), extra.errors
+
+
+def original_names(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A diffusers Wan transformer's weights in Wan-AI's original names (a ComfyUI diffusion_models file)."""
+    from backend.families.wan.native_names import native_module_name
+
+    out = {}
+    for name, tensor in transformer.state_dict().items():
+        module, _, parameter = name.rpartition(".")
+        if parameter == "scale_shift_table":  # the blocks' and the head's modulation, a parameter of its own
+            out[f"{module}.modulation" if module else "head.modulation"] = tensor.clone()
+        else:
+            out[f"{native_module_name(module)}.{parameter}"] = tensor.clone()
+    return out
+
+
+def test_a_single_wan_transformer_file_in_original_names_replaces_the_models_own(tiny, tmp_path) -> None:
+    base = tiny.get(WAN).path
+    finetuned = family("wan").spec.load(base).unet
+    with torch.no_grad():
+        for parameter in finetuned.parameters():
+            parameter.add_(0.01)
+    file = tmp_path / "wan2.1_t2v_finetuned.safetensors"
+    save_file(original_names(finetuned), str(file))
+    result = plan(tiny, tmp_path, "--transformer_id", str(file))
+    assert result.ok, result.errors
+    view = Path(result.model.path)
+    assert (view / "transformer" / "config.json").resolve() == (base / "transformer" / "config.json").resolve()
+    loaded = family("wan").spec.load(view).unet.state_dict()
+    expected = finetuned.state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k].float(), expected[k].float()) for k in expected)
+    assert model_identity(view) != model_identity(base)
+    ltx = plan(tiny, tmp_path, "--model_name", "ltx_video", "--transformer_id", str(file))
+    assert any("a single transformer file is read for Wan so far" in e for e in ltx.errors), ltx.errors

@@ -1,8 +1,9 @@
 """Loading Wan 2.1 into `Components` from a diffusers folder (the layout of Wan-AI/Wan2.1-T2V-*-Diffusers).
 
 The transformer, `AutoencoderKLWan`, UMT5-XXL's encoder and its tokenizer load with `from_pretrained` from
-local files only (no hub ids: this trainer reads no model hub); a single transformer file is refused with
-what to give instead, since the VAE, UMT5 and the tokenizer come from the folder anyway. Both released
+local files only (no hub ids: this trainer reads no model hub). A single transformer file as the model is refused
+with what to give instead, since the VAE, UMT5 and the tokenizer come from the folder anyway; given as
+`--transformer_id` beside that folder it is read with `from_single_file` (backend/video/model_view.py). Both released
 sizes' configs ship with the family (`configs/`), so the modules can be built on the meta device too.
 """
 
@@ -25,6 +26,7 @@ from backend.models.configs import ArchConfigs, read_diffusers_configs
 from backend.models.detect import ModelInfo
 from backend.models.errors import ModelFileError, ModelMismatchError
 from backend.models.loading import _component
+from backend.video.model_view import single_file
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -78,7 +80,8 @@ def load_wan(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True)
         raise ModelMismatchError(msg(
             "wan.single_file", "{path} is a Wan 2.1 transformer file ({evidence}); Wan is trained from a diffusers "
             "folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/ as in "
-            "Wan-AI/Wan2.1-T2V-1.3B-Diffusers): give that folder", path=info.path, evidence=info.evidence))
+            "Wan-AI/Wan2.1-T2V-1.3B-Diffusers): give that folder, and this file as --transformer_id to train it instead "
+            "of the folder's transformer", path=info.path, evidence=info.evidence))
     folder, configs = Path(info.path), info.configs
     assert configs is not None  # detect_model reads a folder's configs
     family = declaration(info.family)
@@ -87,7 +90,12 @@ def load_wan(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True)
         return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
                                                                     **kwargs))
 
-    transformer = load(family.denoiser_folder, WanTransformer3DModel, torch_dtype=dtype)
+    file = single_file(folder, family.denoiser_folder)  # --transformer_id FILE (backend/video/model_view.py)
+    if file is not None:
+        transformer = _component(folder, family.denoiser_folder, lambda: WanTransformer3DModel.from_single_file(
+            str(file), config=str(folder), subfolder=family.denoiser_folder, torch_dtype=dtype, local_files_only=True))
+    else:
+        transformer = load(family.denoiser_folder, WanTransformer3DModel, torch_dtype=dtype)
     vae = load("vae", AutoencoderKLWan, torch_dtype=dtype)
     encoders, tokenizers = [], []
     if text_encoders:

@@ -42,11 +42,11 @@ def _dtype(name: str, component: str) -> Option:
     )  # fmt: skip
 
 
-def _component_id(name: str, component: str) -> Option:
+def _component_id(name: str, component: str, more: str = "") -> Option:
     return Option(
         name, "path", None, group="model", **_V,
         help=f"Folder of a diffusers {component} to use instead of the one in --pretrained_model_name_or_path. "
-        "Nothing is downloaded. Default: the model's own.",
+        f"{more}Nothing is downloaded. Default: the model's own.",
     )
 
 
@@ -89,7 +89,8 @@ _model = [
     _component_id("text_encoder_id", "text encoder"),
     _component_id("text_encoder_2_id", "second text encoder"),
     _component_id("text_encoder_3_id", "third text encoder"),
-    _component_id("transformer_id", "transformer"),
+    _component_id("transformer_id", "transformer", "For Wan also a single .safetensors file in the original "
+                  "names (as ComfyUI keeps it), read with the model's config. "),
     _component_id("vae_id", "VAE"),
     _dtype("text_encoder_dtype", "text encoder"),
     _dtype("text_encoder_2_dtype", "second text encoder"),
