@@ -114,6 +114,9 @@ class FamilyDeclaration:
     # Validation videos may start from an image (finetrainers' `image_path` in --validation_dataset_file): the
     # family's pipeline conditions on a first frame (LTX-Video: LTXImageToVideoPipeline); else such rows are refused.
     image_to_video: bool = False
+    # The family's loading reads a single transformer file in its original names given as --transformer_id
+    # (backend/video/model_view.py; Wan: from_single_file with the folder's config).
+    single_file_transformer: bool = False
 
     @property
     def is_video(self) -> bool:

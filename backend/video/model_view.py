@@ -10,8 +10,8 @@ is refused with the reason before anything loads. The view's name is a hash of w
 process of a run (and a later run with the same folders) uses the same view; it is built under a temporary
 name and renamed, so a half-built view is never used.
 
-A single transformer file for Wan (`--transformer_id wan2.1_t2v_1.3B_bf16.safetensors`, in Wan-AI's original
-names as ComfyUI keeps it) is linked into the view's `transformer/` as `single_file.safetensors` beside the base
+A single transformer file (`--transformer_id wan2.1_t2v_1.3B_bf16.safetensors`, in its original names as ComfyUI
+keeps it; families declaring `single_file_transformer`) is linked into the view's `transformer/` as `single_file.safetensors` beside the base
 model's `config.json`, and loaded with diffusers' `from_single_file` (which renames its keys).
 """
 
@@ -38,7 +38,6 @@ COMPONENT_FLAGS = {
 VIEWS = "kohya_video_model_views"
 SINGLE_FILE = VIEW_SINGLE_FILE  # in a view's transformer/: the file --transformer_id gave
 SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")
-SINGLE_FILE_FAMILIES = ("wan",)  # those whose loading reads SINGLE_FILE (tested with a file in original names)
 
 
 class ComponentError(ValueError):
@@ -126,11 +125,16 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
 
 
 def _single_file(file: Path, base: Path, model_name: str | None) -> Path:
-    if model_name not in SINGLE_FILE_FAMILIES:
+    from backend import families
+    from backend.video.translate import video_family
+
+    family = video_family(model_name or "")
+    if family is None or not family.single_file_transformer:  # (those that do: tested with a file in original names)
+        readers = [d.label for d in families.DECLARATIONS if d.single_file_transformer]
         raise ComponentError(msg(
             "video.component.single_file_family", "--transformer_id {path}: a single transformer file is read for "
-            "Wan so far; for {model} give a diffusers transformer folder (config.json and weights)",
-            path=file, model=model_name))
+            "{readers} so far; for {model} give a diffusers transformer folder (config.json and weights)",
+            path=file, readers=", ".join(readers), model=model_name))
     if not (base / "transformer" / "config.json").is_file():
         raise ComponentError(msg(
             "video.component.single_file_config", "--transformer_id {path}: a single file carries no architecture; "

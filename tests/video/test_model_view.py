@@ -100,4 +100,4 @@ def test_a_single_wan_transformer_file_in_original_names_replaces_the_models_own
     assert all(torch.equal(loaded[k].float(), expected[k].float()) for k in expected)
     assert model_identity(view) != model_identity(base)
     ltx = plan(tiny, tmp_path, "--model_name", "ltx_video", "--transformer_id", str(file))
-    assert any("a single transformer file is read for Wan so far" in e for e in ltx.errors), ltx.errors
+    assert any("a single transformer file is read for Wan 2.1 T2V so far" in e for e in ltx.errors), ltx.errors

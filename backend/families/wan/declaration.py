@@ -43,6 +43,7 @@ WAN = FamilyDeclaration(
     checkpoint_implementation=IMPL_WAN,
     records_prediction_type=False,
     video_model_name="wan",
+    single_file_transformer=True,
     implied_options={"model_name": "wan"},  # the GUI's model type selector sets finetrainers' --model_name
     temporal_compression=4,  # AutoencoderKLWan: 4x in time (the first frame alone), 8x in space
     spatial_compression=8,
