@@ -115,7 +115,8 @@ class FamilyDeclaration:
     # family's pipeline conditions on a first frame (LTX-Video: LTXImageToVideoPipeline); else such rows are refused.
     image_to_video: bool = False
     # The family's loading reads a single transformer file in its original names given as --transformer_id
-    # (backend/video/model_view.py; Wan: from_single_file with the folder's config).
+    # (backend/video/model_view.py: from_single_file with the folder's config; tested per family with a file in
+    # those names).
     single_file_transformer: bool = False
 
     @property

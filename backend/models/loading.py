@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from accelerate import init_empty_weights
@@ -86,6 +86,12 @@ def _component(folder: Path, name: str, load: Callable[[], _Loaded]) -> _Loaded:
             msg("model.fix_component_unloadable", "its config.json and weights do not fit together or the weights are "
                 "damaged; copy the model folder again"),
         ) from exc
+
+
+def load_component(folder: Path, name: str, cls: Any, **kwargs: Any) -> Any:
+    """`cls.from_pretrained(folder, subfolder=name)` from local files, a failure said as `_component` says it."""
+    return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
+                                                                **kwargs))
 
 
 def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:

@@ -11,8 +11,9 @@ process of a run (and a later run with the same folders) uses the same view; it 
 name and renamed, so a half-built view is never used.
 
 A single transformer file (`--transformer_id wan2.1_t2v_1.3B_bf16.safetensors`, in its original names as ComfyUI
-keeps it; families declaring `single_file_transformer`) is linked into the view's `transformer/` as `single_file.safetensors` beside the base
-model's `config.json`, and loaded with diffusers' `from_single_file` (which renames its keys).
+keeps it; families declaring `single_file_transformer`) is linked into the view's `transformer/` as
+`single_file.safetensors` beside the base model's `config.json`; `load_transformer` reads it with diffusers'
+`from_single_file` (which renames its keys), after the family's own `prepare` where diffusers' converter needs help.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from backend.messages import msg
 from backend.models.folder_checks import VIEW_SINGLE_FILE
+
+if TYPE_CHECKING:
+    import torch
+
+    from backend.families.declaration import FamilyDeclaration
 
 # flag -> the component folder of a diffusers pipeline it replaces
 COMPONENT_FLAGS = {
@@ -36,7 +44,6 @@ COMPONENT_FLAGS = {
     "tokenizer_id": "tokenizer", "tokenizer_2_id": "tokenizer_2", "tokenizer_3_id": "tokenizer_3",
 }  # fmt: skip
 VIEWS = "kohya_video_model_views"
-SINGLE_FILE = VIEW_SINGLE_FILE  # in a view's transformer/: the file --transformer_id gave
 SINGLE_FILE_SUFFIXES = (".safetensors", ".sft")
 
 
@@ -90,7 +97,7 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
                 "video.component.unknown", "--{flag}: this model has no {component} (its components: {known})",
                 flag=flags[component], component=component,
                 known=", ".join(k for k in index if not k.startswith("_"))))
-        if component == "transformer" and folder.is_file() and folder.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        if component == "transformer" and folder.is_file():
             single[component] = _single_file(folder, base, getattr(args, "model_name", None))
             continue
         links[component] = component_folder(flags[component], folder, component).resolve()
@@ -111,7 +118,7 @@ def model_view(base: Path, args: argparse.Namespace) -> Path:
         for name, file in single.items():
             (building / name).mkdir()
             _link_file((base / name / "config.json").resolve(), building / name / "config.json")
-            _link_file(file, building / name / SINGLE_FILE)
+            _link_file(file, building / name / VIEW_SINGLE_FILE)
         try:
             os.replace(building, view)
         except OSError:  # another process made the same view first: use it
@@ -128,6 +135,11 @@ def _single_file(file: Path, base: Path, model_name: str | None) -> Path:
     from backend import families
     from backend.video.translate import video_family
 
+    if file.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+        raise ComponentError(msg(
+            "video.component.single_file_format", "--transformer_id {path}: a single transformer file is read as "
+            "safetensors ({suffixes}) only; convert it to safetensors or give a diffusers transformer folder",
+            path=file, suffixes=", ".join(SINGLE_FILE_SUFFIXES)))
     family = video_family(model_name or "")
     if family is None or not family.single_file_transformer:  # (those that do: tested with a file in original names)
         readers = [d.label for d in families.DECLARATIONS if d.single_file_transformer]
@@ -135,6 +147,12 @@ def _single_file(file: Path, base: Path, model_name: str | None) -> Path:
             "video.component.single_file_family", "--transformer_id {path}: a single transformer file is read for "
             "{readers} so far; for {model} give a diffusers transformer folder (config.json and weights)",
             path=file, readers=", ".join(readers), model=model_name))
+    owner = _family_of_file(file)
+    if owner is not None and owner.name != family.name:
+        raise ComponentError(msg(
+            "video.component.single_file_other_family", "--transformer_id {path} is a {other} transformer file; "
+            "--model_name {model} trains {label}: give a {label} transformer, or train with the model it belongs to",
+            path=file, other=owner.label, model=model_name, label=family.label))
     if not (base / "transformer" / "config.json").is_file():
         raise ComponentError(msg(
             "video.component.single_file_config", "--transformer_id {path}: a single file carries no architecture; "
@@ -142,10 +160,70 @@ def _single_file(file: Path, base: Path, model_name: str | None) -> Path:
     return file.resolve()
 
 
+def _family_of_file(file: Path) -> FamilyDeclaration | None:
+    """The family whose original-layout keys the file holds (by each family's detection), None when no family
+    claims it (diffusers names, or unknown: the load then says whether it fits)."""
+    from backend.families import DECLARATIONS
+    from backend.models.files import read_shapes
+
+    try:
+        shapes, _ = read_shapes(file)
+    except (OSError, ValueError) as exc:
+        raise ComponentError(msg(
+            "video.component.single_file_unreadable", "--transformer_id {path} cannot be read as safetensors ({error}); "
+            "copy the file again", path=file, error=f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
+    for declaration in DECLARATIONS:
+        detection = declaration.detection
+        if detection is None:
+            continue
+        found = detection.from_keys(shapes, str(file))
+        if found is not None:
+            return next(d for d in DECLARATIONS if d.name == found.family)
+        if detection.part_message(shapes, str(file)) is not None:
+            return declaration
+    return None
+
+
 def single_file(folder: Path, component: str) -> Path | None:
     """The single weights file a model view holds for `component`, if one was given for it."""
-    path = Path(folder) / component / SINGLE_FILE
+    path = Path(folder) / component / VIEW_SINGLE_FILE
     return path if path.exists() else None
+
+
+def load_transformer(folder: Path, subfolder: str, cls: Any, dtype: torch.dtype,
+                     prepare: Callable[[dict[str, torch.Tensor], dict[str, Any]], dict[str, torch.Tensor]] | None = None
+                     ) -> Any:
+    """The denoiser of a diffusers folder or model view: its own weights, or the single file `--transformer_id`
+    gave, read with `cls.from_single_file` and the folder's config. `prepare(state, config)` first reshapes a file's
+    tensors where diffusers' converter assumes the full-size model (HunyuanVideo's fused single blocks)."""
+    from backend.models.errors import ModelFileError
+    from backend.models.loading import _component
+
+    file = single_file(folder, subfolder)
+    if file is None:
+        return _component(folder, subfolder, lambda: cls.from_pretrained(
+            folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True))
+
+    def read() -> Any:
+        source: Any = str(file)
+        if prepare is not None:
+            from safetensors.torch import load_file
+
+            config = json.loads((folder / subfolder / "config.json").read_text(encoding="utf-8"))
+            source = prepare(load_file(str(file)), config)
+        return cls.from_single_file(source, config=str(folder), subfolder=subfolder, torch_dtype=dtype,
+                                    local_files_only=True)
+
+    try:
+        return read()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(
+            file.resolve(), msg("video.component.single_file_unloadable", "cannot be read as this model's transformer "
+                                "({error})", error=f"{type(exc).__name__}: {first[:300]}"),
+            msg("video.component.fix_single_file", "the file must be a transformer of the same model and size as "
+                "--pretrained_model_name_or_path (its transformer/config.json gives the architecture), in the "
+                "original or diffusers names; give the base folder of the same model version")) from exc
 
 
 def _link_file(target: Path, link: Path) -> None:

@@ -24,7 +24,8 @@ from backend.models.components import Components
 from backend.models.configs import ArchConfigs, read_diffusers_configs
 from backend.models.detect import ModelInfo
 from backend.models.errors import ModelFileError, ModelMismatchError
-from backend.models.loading import _component
+from backend.models.loading import _component, load_component
+from backend.video.model_view import load_transformer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 Modules = tuple[CogVideoXTransformer3DModel, AutoencoderKLCogVideoX, T5EncoderModel]
@@ -85,14 +86,10 @@ def load_cogvideox(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool =
     assert configs is not None  # detect_model reads a folder's configs
     family = declaration(info.family)
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
-                                                                    **kwargs))
-
-    transformer = load(family.denoiser_folder, CogVideoXTransformer3DModel, torch_dtype=dtype)
-    vae = load("vae", AutoencoderKLCogVideoX, torch_dtype=dtype)
+    transformer = load_transformer(folder, family.denoiser_folder, CogVideoXTransformer3DModel, dtype)
+    vae = load_component(folder, "vae", AutoencoderKLCogVideoX, torch_dtype=dtype)
     encoders, tokenizers = [], []
     if text_encoders:
-        encoders = [load(family.text_encoder_folders[0], T5EncoderModel, dtype=dtype)]
+        encoders = [load_component(folder, family.text_encoder_folders[0], T5EncoderModel, dtype=dtype)]
         tokenizers = [_tokenizer(folder)]
     return Components(info.family, configs, transformer, vae, encoders, tokenizers, source=info.path)

@@ -38,7 +38,7 @@ from backend.models.errors import ModelFileError
 from backend.models.files import read_checkpoint
 from backend.models.keymap_text import to_module_keys
 from backend.models.keymap_vae import vae_to_diffusers
-from backend.models.loading import _component, _fill
+from backend.models.loading import _component, _fill, load_component
 from backend.models.tokenizers import MODEL_MAX_LENGTH, load_family_tokenizers
 
 logger = logging.getLogger(__name__)
@@ -182,24 +182,21 @@ def _load_folder(info: ModelInfo, files: PartFiles, dtype: torch.dtype, device: 
         logger.info(msg("flux.part_replaces_folder", "--{flag} {path} replaces the model folder's {part}/ (the flag "
                         "wins, as in sd-scripts)", flag=flag, path=path, part=flags[flag]))
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(
-            folder, subfolder=name, local_files_only=True, **kwargs))
 
-    transformer = load("transformer", FluxTransformer2DModel, torch_dtype=dtype)
+    transformer = load_component(folder, "transformer", FluxTransformer2DModel, torch_dtype=dtype)
     _, vae, clip, t5 = build_modules(configs)
     if "ae" in given:
         _fill(vae, _vae_state(given["ae"], configs.vae, device, dtype), dtype, "--ae autoencoder")
     else:
-        vae = load("vae", AutoencoderKL, torch_dtype=dtype)
+        vae = load_component(folder, "vae", AutoencoderKL, torch_dtype=dtype)
     if "clip_l" in given:
         _fill(clip, _clip_state(given["clip_l"], clip, device, dtype), dtype, "--clip_l text encoder")
     else:
-        clip = load("text_encoder", CLIPTextModel, dtype=dtype)
+        clip = load_component(folder, "text_encoder", CLIPTextModel, dtype=dtype)
     if "t5xxl" in given:
         _fill_part(t5, _t5_state(given["t5xxl"], device, dtype), dtype, "--t5xxl text encoder", t5=True)
     else:
-        t5 = load("text_encoder_2", T5EncoderModel, dtype=dtype)
+        t5 = load_component(folder, "text_encoder_2", T5EncoderModel, dtype=dtype)
     return Components(info.family, configs, transformer, vae, [clip, t5], _folder_tokenizers(folder), source=info.path)
 
 

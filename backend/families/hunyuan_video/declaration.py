@@ -39,6 +39,7 @@ HUNYUAN_VIDEO = FamilyDeclaration(
     objective="flow_matching",
     network_layout="hunyuan_video",
     network_label="HunyuanVideo",
+    single_file_transformer=True,
     # PEFT/diffusers LoRA files (pytorch_lora_weights.safetensors) name the transformer's modules; the dual-stream
     # blocks' `transformer.transformer_blocks.` are LTX-Video's names too, so the names only HunyuanVideo has tell.
     network_key_prefixes=("transformer.single_transformer_blocks.", "transformer.context_embedder.token_refiner."),

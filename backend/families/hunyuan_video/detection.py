@@ -44,7 +44,8 @@ def part_message(shapes: Shapes, path: str) -> str | None:
         return msg("hunyuan_video.single_file", "{path} is a HunyuanVideo transformer file; this trainer loads "
                    "HunyuanVideo from a diffusers folder (model_index.json, transformer/, vae/, text_encoder/, "
                    "text_encoder_2/, tokenizer/, tokenizer_2/ and scheduler/, as in hunyuanvideo-community/"
-                   "HunyuanVideo): give that folder as --pretrained_model_name_or_path", path=path)
+                   "HunyuanVideo): give that folder as --pretrained_model_name_or_path, and this file as "
+                   "--transformer_id to train it instead of the folder's transformer", path=path)
     return None
 
 

@@ -18,12 +18,14 @@ from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPToken
 
 from backend.families import declaration
 from backend.families.hunyuan_video.declaration import CONFIG_SET, REPO
+from backend.families.hunyuan_video.single_file import split_single_blocks
 from backend.messages import msg
 from backend.models.components import Components
 from backend.models.configs import ArchConfigs, load_arch_configs
 from backend.models.detect import ModelInfo
 from backend.models.errors import ModelFileError, ModelMismatchError
-from backend.models.loading import _component
+from backend.models.loading import _component, load_component
+from backend.video.model_view import load_transformer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 Modules = tuple[HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, LlamaModel, CLIPTextModel]
@@ -78,16 +80,14 @@ def load_hunyuan_video(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bo
     assert configs is not None  # detect_model reads a folder's configs
     family = declaration(info.family)
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
-                                                                    **kwargs))
-
-    transformer = load(family.denoiser_folder, HunyuanVideoTransformer3DModel, torch_dtype=dtype)
-    vae = load("vae", AutoencoderKLHunyuanVideo, torch_dtype=dtype)
+    transformer = load_transformer(folder, family.denoiser_folder, HunyuanVideoTransformer3DModel, dtype,
+                                   split_single_blocks)
+    vae = load_component(folder, "vae", AutoencoderKLHunyuanVideo, torch_dtype=dtype)
     encoders, tokenizers = [], []
     if text_encoders:
         llama_folder, clip_folder = family.text_encoder_folders
-        encoders = [load(llama_folder, LlamaModel, dtype=dtype), load(clip_folder, CLIPTextModel, dtype=dtype)]
+        encoders = [load_component(folder, llama_folder, LlamaModel, dtype=dtype),
+                    load_component(folder, clip_folder, CLIPTextModel, dtype=dtype)]
         llama_tokens, clip_tokens = family.tokenizer_folders
         tokenizers = [_tokenizer(folder, llama_tokens, AutoTokenizer), _tokenizer(folder, clip_tokens, CLIPTokenizer)]
     return Components(info.family, configs, transformer, vae, encoders, tokenizers, source=info.path)

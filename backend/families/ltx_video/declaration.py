@@ -51,6 +51,7 @@ LTX_VIDEO = FamilyDeclaration(
     temporal_compression=8,
     spatial_compression=32,
     image_to_video=True,
+    single_file_transformer=True,
 )
 
 DECLARATIONS = (LTX_VIDEO,)

@@ -42,7 +42,8 @@ def part_message(shapes: Shapes, path: str) -> str | None:
         return msg("ltx_video.single_file", "{path} is an LTX-Video checkpoint file; this trainer loads LTX-Video "
                    "from a diffusers folder (the one holding model_index.json, transformer/, vae/, text_encoder/, "
                    "tokenizer/ and scheduler/, such as a download of Lightricks/LTX-Video): give that folder as "
-                   "--pretrained_model_name_or_path", path=path)
+                   "--pretrained_model_name_or_path, and this file as --transformer_id to train it instead of the "
+                   "folder's transformer", path=path)
     return None
 
 

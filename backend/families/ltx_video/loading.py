@@ -21,8 +21,9 @@ from backend.models.components import Components
 from backend.models.configs import ArchConfigs
 from backend.models.detect import ModelInfo
 from backend.models.errors import ModelFileError
-from backend.models.loading import _component
+from backend.models.loading import load_component
 from backend.models.saving import StateOverrides, _cast, _check_replaceable, _write_json, module_state
+from backend.video.model_view import load_transformer
 
 # transformers ties T5's input embedding to `shared.weight`; from_pretrained ties it again on load.
 _T5_TIED = "encoder.embed_tokens.weight"
@@ -58,13 +59,9 @@ def load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
     folder, configs = Path(info.path), info.configs
     assert configs is not None  # detect_model read the folder's configs
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
-                                                                    **kwargs))
-
-    transformer = load("transformer", LTXVideoTransformer3DModel, torch_dtype=dtype)
-    vae = load("vae", AutoencoderKLLTXVideo, torch_dtype=dtype)
-    t5 = load("text_encoder", T5EncoderModel, dtype=dtype)
+    transformer = load_transformer(folder, "transformer", LTXVideoTransformer3DModel, dtype)
+    vae = load_component(folder, "vae", AutoencoderKLLTXVideo, torch_dtype=dtype)
+    t5 = load_component(folder, "text_encoder", T5EncoderModel, dtype=dtype)
     return Components(info.family, configs, transformer, vae, [t5], [_tokenizer(folder)], source=info.path)
 
 

@@ -38,7 +38,7 @@ from backend.models.errors import ModelFileError
 from backend.models.files import read_checkpoint, read_shapes
 from backend.models.keymap_text import to_module_keys
 from backend.models.keymap_vae import vae_to_diffusers
-from backend.models.loading import _component, _fill
+from backend.models.loading import _fill, load_component
 from backend.models.tokenizers import MODEL_MAX_LENGTH, load_family_tokenizers
 
 logger = logging.getLogger(__name__)
@@ -219,11 +219,8 @@ def _load_folder(info: ModelInfo, files: PartFiles, dtype: torch.dtype, device: 
         logger.info(msg("sd3.part_replaces_folder", "--{flag} {path} replaces the model folder's {part}/ (the flag "
                         "wins, as in sd-scripts)", flag=flag, path=path, part=flags[flag]))
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(
-            folder, subfolder=name, local_files_only=True, **kwargs))
 
-    transformer = load("transformer", SD3Transformer2DModel, torch_dtype=dtype)
+    transformer = load_component(folder, "transformer", SD3Transformer2DModel, torch_dtype=dtype)
     if not text_encoders:
         return Components(info.family, configs, transformer, None, [], [], source=info.path)  # type: ignore[arg-type]
     modules = build_modules(configs)
@@ -232,13 +229,13 @@ def _load_folder(info: ModelInfo, files: PartFiles, dtype: torch.dtype, device: 
         _fill(vae, vae_state(read_checkpoint(parts["vae"], device, dtype)[0], configs.vae, f"--vae {parts['vae']}"),
               dtype, "--vae autoencoder")
     else:
-        vae = load("vae", AutoencoderKL, torch_dtype=dtype)
+        vae = load_component(folder, "vae", AutoencoderKL, torch_dtype=dtype)
     encoders: list[Any] = []
     for flag, name, cls, module in (("clip_l", "text_encoder", CLIPTextModelWithProjection, modules[2]),
                                     ("clip_g", "text_encoder_2", CLIPTextModelWithProjection, modules[3]),
                                     ("t5xxl", "text_encoder_3", T5EncoderModel, modules[4])):
         if flag not in parts:
-            encoders.append(load(name, cls, dtype=dtype))
+            encoders.append(load_component(folder, name, cls, dtype=dtype))
             continue
         state = read_checkpoint(parts[flag], device, dtype)[0]
         if flag == "t5xxl":

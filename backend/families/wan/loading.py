@@ -25,8 +25,8 @@ from backend.models.components import Components
 from backend.models.configs import ArchConfigs, read_diffusers_configs
 from backend.models.detect import ModelInfo
 from backend.models.errors import ModelFileError, ModelMismatchError
-from backend.models.loading import _component
-from backend.video.model_view import single_file
+from backend.models.loading import _component, load_component
+from backend.video.model_view import load_transformer
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -86,19 +86,10 @@ def load_wan(info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True)
     assert configs is not None  # detect_model reads a folder's configs
     family = declaration(info.family)
 
-    def load(name: str, cls: Any, **kwargs: Any) -> Any:
-        return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
-                                                                    **kwargs))
-
-    file = single_file(folder, family.denoiser_folder)  # --transformer_id FILE (backend/video/model_view.py)
-    if file is not None:
-        transformer = _component(folder, family.denoiser_folder, lambda: WanTransformer3DModel.from_single_file(
-            str(file), config=str(folder), subfolder=family.denoiser_folder, torch_dtype=dtype, local_files_only=True))
-    else:
-        transformer = load(family.denoiser_folder, WanTransformer3DModel, torch_dtype=dtype)
-    vae = load("vae", AutoencoderKLWan, torch_dtype=dtype)
+    transformer = load_transformer(folder, family.denoiser_folder, WanTransformer3DModel, dtype)
+    vae = load_component(folder, "vae", AutoencoderKLWan, torch_dtype=dtype)
     encoders, tokenizers = [], []
     if text_encoders:
-        encoders = [load(family.text_encoder_folders[0], UMT5EncoderModel, dtype=dtype)]
+        encoders = [load_component(folder, family.text_encoder_folders[0], UMT5EncoderModel, dtype=dtype)]
         tokenizers = [_tokenizer(folder)]
     return Components(info.family, configs, transformer, vae, encoders, tokenizers, source=info.path)

@@ -89,8 +89,8 @@ _model = [
     _component_id("text_encoder_id", "text encoder"),
     _component_id("text_encoder_2_id", "second text encoder"),
     _component_id("text_encoder_3_id", "third text encoder"),
-    _component_id("transformer_id", "transformer", "For Wan also a single .safetensors file in the original "
-                  "names (as ComfyUI keeps it), read with the model's config. "),
+    _component_id("transformer_id", "transformer", "For Wan, LTX-Video and HunyuanVideo also a single "
+                  ".safetensors file in the original names (as ComfyUI keeps it), read with the model's config. "),
     _component_id("vae_id", "VAE"),
     _dtype("text_encoder_dtype", "text encoder"),
     _dtype("text_encoder_2_dtype", "second text encoder"),
