@@ -26,7 +26,7 @@ from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
 from gui.training.lora_tab import LoraTab, build_lora_tab
 from gui.training.option_search import IME_FILTER_JS
-from gui.training.training_kinds import FINETUNE, VIDEO
+from gui.training.training_kinds import DREAMBOOTH, FINETUNE, VIDEO
 
 APP_TITLE = "Kohya LoRA Trainer"
 # - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
@@ -142,6 +142,8 @@ def build_app(
 
     with PageValuesBlocks(title=APP_TITLE, analytics_enabled=False) as app:
         _training_page(app, t, "lora", lambda: build_lora_tab(t, picker, defaults))
+    with app.route(t.t("ui.tab.dreambooth"), "dreambooth"):
+        _training_page(app, t, "dreambooth", lambda: build_lora_tab(t, picker, defaults, DREAMBOOTH))
     with app.route(t.t("ui.tab.finetune"), "finetune"):
         _training_page(app, t, "finetune",
                        lambda: build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps))  # fmt: skip

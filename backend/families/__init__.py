@@ -29,7 +29,7 @@ from backend.families.wan.declaration import DECLARATIONS as _WAN
 DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN,
                                                 *_HUNYUAN_VIDEO, *_COGVIDEOX)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
-TRAINING_KINDS = ("lora", "finetune")
+TRAINING_KINDS = ("lora", "finetune", "dreambooth")
 
 
 class UnknownFamilyError(ValueError):
@@ -54,7 +54,9 @@ def label(name: str) -> str:
 # The image trainers' kinds (sd-scripts' scripts, one per family and kind). Video families train with
 # finetrainers' one command for every model (`VIDEO_COMMAND`, kind "video"), whose flags are finetrainers'
 # own: the sd-scripts option sets derived below (`commands_where`) never include it.
-IMAGE_KINDS = ("lora", "finetune")
+# "dreambooth": kohya_ss's DreamBooth tab, a fine-tune from '<repeats>_<class>' folders with regularization images;
+# SD 1.x/2.x have a command of its own (sd-scripts' train_db), the others run it with their fine-tune command.
+IMAGE_KINDS = TRAINING_KINDS
 VIDEO_KIND = "video"
 VIDEO_COMMAND = "train_video"
 
@@ -75,9 +77,8 @@ def commands_where(test: Callable[[FamilyDeclaration], bool]) -> tuple[str, ...]
     found: list[str] = []
     for decl in DECLARATIONS:
         if test(decl):
-            found += [command for kind, command in decl.commands.items()
-                      if kind in IMAGE_KINDS and command not in found]
-    return tuple(found)
+            found += [command for kind, command in decl.commands.items() if kind in IMAGE_KINDS]
+    return tuple(dict.fromkeys(found))
 
 
 def for_command(command: str) -> tuple[FamilyDeclaration, ...]:

@@ -55,7 +55,8 @@ class FamilyDeclaration:
     name: str  # the id: Components.family, presets' "model_type", the schema dump's model types
     label: str  # what users call it ("SD 1.x"); also in messages
     implementation: str  # the module holding the torch-side `FAMILY` (a ModelFamily)
-    # Training kind ("lora", "finetune") -> the command that trains this family (sd-scripts' script names).
+    # Training kind ("lora", "finetune", "dreambooth"; "video") -> the command that trains this family
+    # (sd-scripts' script names).
     commands: Mapping[str, str]
     epsilon: PredictionFacts
     v_prediction: PredictionFacts | None = None  # None: the family has no v-prediction variant of its own

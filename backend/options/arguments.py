@@ -17,7 +17,7 @@ from backend.options.config_file import find_config_file, output_config_path, re
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
 from backend.options.parser import OptionParser, build_parser
-from backend.options.schema import VIDEO_COMMANDS, all_options, options_for
+from backend.options.schema import VIDEO_COMMANDS, all_options, derived_values, options_for
 
 
 def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,6 +49,8 @@ def parse_args(command: str, argv: Sequence[str] | None = None) -> argparse.Name
     for name, option in all_options().items():
         if not hasattr(namespace, name):
             setattr(namespace, name, option.default)
+    for name, value in derived_values(command, vars(namespace)).items():
+        setattr(namespace, name, value)
     return namespace
 
 

@@ -11,7 +11,7 @@ This package must stay importable without torch: the GUI reads it as data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +19,10 @@ from backend import families
 
 # The commands that take training options (`python -m backend.<command>`), from the families.
 LORA_COMMANDS = families.commands("lora")
-FINETUNE_COMMANDS = families.commands("finetune")
+# DreamBooth (kohya_ss's tab) is the fine-tune method from '<repeats>_<class>' folders: train_db (SD 1.x/2.x) is a
+# fine-tune command of its own; the other families' DreamBooth command is their fine-tune command.
+DREAMBOOTH_COMMANDS = families.commands("dreambooth")
+FINETUNE_COMMANDS = tuple(dict.fromkeys(families.commands("finetune") + DREAMBOOTH_COMMANDS))
 ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS  # the image trainers (sd-scripts' flags)
 # finetrainers' one command for every video family (`--model_name` picks it); its options are declared with
 # `commands=VIDEO_COMMANDS` and finetrainers' names, never by default.
@@ -151,6 +154,25 @@ def _check_declaration(option: Option) -> None:
 def declare_all(options: Iterable[Option]) -> None:
     for option in options:
         declare(option)
+
+
+# Values a command sets from its other options instead of a flag of its own (train_db's text-encoder switch):
+# command -> functions of the parsed values returning the derived ones (arguments.parse_args applies them).
+_DERIVED: dict[str, list[Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+def declare_derived(commands: tuple[str, ...], derive: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    for command in commands:
+        _DERIVED.setdefault(command, []).append(derive)
+
+
+def derived_values(command: str, values: dict[str, Any]) -> dict[str, Any]:
+    """What `command` derives from its parsed option values."""
+    all_options()  # the definition modules declare the derivations
+    found: dict[str, Any] = {}
+    for derive in _DERIVED.get(command, []):
+        found.update(derive(values))
+    return found
 
 
 def all_options() -> dict[str, Option]:

@@ -2,8 +2,9 @@
 
 Taken from kohya-ss/sd-scripts at commit 48d368fa (2026-02-16): train_network.py (193 flags),
 sdxl_train_network.py (196), fine_tune.py (167), sdxl_train.py (176), flux_train_network.py (215),
-flux_train.py (194), sd3_train_network.py (218) and sd3_train.py (201), counted as argparse actions
-of each script's `setup_parser()` (without --help). The parsers use it to tell a flag this trainer
+flux_train.py (194), sd3_train_network.py (218), sd3_train.py (201), train_db.py,
+train_textual_inversion.py and sdxl_train_textual_inversion.py, counted as argparse actions of each
+script's `setup_parser()` (without --help; the groups below follow its calls and their switches). The parsers use it to tell a flag this trainer
 does not implement (yet) apart from a typo, so a config written for sd-scripts gets a precise
 message instead of "unknown option". The SD3 scripts are listed although no SD3 command exists
 yet, so their flags are named as sd-scripts flags too.
@@ -30,10 +31,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "debug_dataset", "resolution", "cache_latents", "vae_batch_size", "cache_latents_to_disk",
         "skip_cache_check", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
         "bucket_no_upscale", "resize_interpolation", "token_warmup_min", "token_warmup_step", "alpha_mask",
-        "dataset_class", "caption_dropout_rate", "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
-        "in_json", "dataset_repeats",
+        "dataset_class",
     ),
+    # add_dataset_arguments(parser, support_dreambooth, support_caption, support_caption_dropout)'s optional parts
+    "dataset_caption_dropout": ("caption_dropout_rate", "caption_dropout_every_n_epochs", "caption_tag_dropout_rate"),
     "dataset_dreambooth": ("reg_data_dir",),
+    "dataset_caption": ("in_json", "dataset_repeats"),
     "training": (
         "output_dir", "output_name", "huggingface_repo_id", "huggingface_repo_type", "huggingface_path_in_repo",
         "huggingface_token", "huggingface_repo_visibility", "save_state_to_huggingface",
@@ -69,8 +72,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dataset_config": ("dataset_config",),
     "custom_train": (
         "min_snr_gamma", "scale_v_pred_loss_like_noise_pred", "v_pred_like_loss", "debiased_estimation_loss",
-        "weighted_captions",
     ),
+    "custom_train_weighted": ("weighted_captions",),  # add_custom_train_arguments(support_weighted_captions)
     "train_network": (
         "cpu_offload_checkpointing", "no_metadata", "save_model_as", "unet_lr", "text_encoder_lr",
         "fp8_base_unet", "network_weights", "network_module", "network_dim", "network_alpha", "network_dropout",
@@ -81,6 +84,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "sdxl": ("cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk", "disable_mmap_load_safetensors"),
     "fine_tune": ("diffusers_xformers", "train_text_encoder", "learning_rate_te", "no_half_vae"),
+    "train_db": ("learning_rate_te", "no_token_padding", "stop_text_encoder_training", "no_half_vae"),
+    # train_textual_inversion.py's own (its --save_model_as takes ckpt, pt, safetensors)
+    "textual_inversion": (
+        "save_model_as", "weights", "num_vectors_per_token", "token_string", "init_word", "use_object_template",
+        "use_style_template", "no_half_vae",
+    ),
+    # sdxl_train_util.add_sdxl_training_arguments(support_text_encoder_caching=False): sdxl_train_textual_inversion
+    "sdxl_no_text_cache": ("disable_mmap_load_safetensors",),
     "sdxl_train": (
         "learning_rate_te1", "learning_rate_te2", "diffusers_xformers", "train_text_encoder", "no_half_vae",
         "block_lr", "fused_optimizer_groups",
@@ -116,27 +127,41 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
-_COMMON = ("logging", "sd_models", "model_spec", "dataset")
+_BASE = ("logging", "sd_models", "model_spec", "dataset")
+_COMMON = _BASE + ("dataset_caption_dropout", "dataset_caption")  # add_dataset_arguments(parser, *, True, True)
+_CUSTOM = ("custom_train", "custom_train_weighted")
 # train_network.setup_parser(), which the flux_/sd3_train_network scripts extend.
 _NETWORK = _COMMON + (
     "dataset_dreambooth", "training", "training_dreambooth", "masked_loss", "deepspeed", "optimizer",
-    "dataset_config", "custom_train", "train_network",
+    "dataset_config", *_CUSTOM, "train_network",
 )  # fmt: skip
 # The groups flux_train.py and sd3_train.py add before their own (as sdxl_train.py does).
 _DIT_FINETUNE = _COMMON + (
     "dataset_dreambooth", "training", "masked_loss", "deepspeed", "sd_saving", "optimizer", "dataset_config",
-    "custom_train",
+    *_CUSTOM,
+)  # fmt: skip
+# train_textual_inversion.setup_parser(): no caption dropout, no weighted captions.
+_TEXTUAL_INVERSION = _BASE + (
+    "dataset_dreambooth", "dataset_caption", "training", "training_dreambooth", "masked_loss", "deepspeed",
+    "optimizer", "dataset_config", "custom_train", "textual_inversion",
 )  # fmt: skip
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "train_network": _NETWORK,
     "sdxl_train_network": _NETWORK + ("sdxl",),
     "fine_tune": _COMMON + (
-        "training", "deepspeed", "sd_saving", "optimizer", "dataset_config", "custom_train", "fine_tune",
+        "training", "deepspeed", "sd_saving", "optimizer", "dataset_config", *_CUSTOM, "fine_tune",
     ),
     "sdxl_train": _COMMON + (
         "dataset_dreambooth", "training", "masked_loss", "deepspeed", "sd_saving", "optimizer",
-        "dataset_config", "custom_train", "sdxl", "sdxl_train",
+        "dataset_config", *_CUSTOM, "sdxl", "sdxl_train",
     ),
+    # add_dataset_arguments(parser, True, False, True): DreamBooth folders, no metadata file
+    "train_db": _BASE + (
+        "dataset_caption_dropout", "dataset_dreambooth", "training", "training_dreambooth", "masked_loss",
+        "deepspeed", "sd_saving", "optimizer", "dataset_config", *_CUSTOM, "train_db",
+    ),
+    "train_textual_inversion": _TEXTUAL_INVERSION,
+    "sdxl_train_textual_inversion": _TEXTUAL_INVERSION + ("sdxl_no_text_cache",),
     "flux_train_network": _NETWORK + ("dit_training", "flux", "flux_train_network"),
     "flux_train": _DIT_FINETUNE + ("dit_training", "flux", "flux_train"),
     "sd3_train_network": _NETWORK + ("dit_training", "sd3"),

@@ -102,6 +102,7 @@ class FineTuneTraining:
                 components.unet, parse_block_lrs(config.block_lr), dict(components.unet.config)
             )
         self.train_text_encoder = any(name != UNET for name in rates)
+        self.text_encoders_stopped = False  # train_db's --stop_text_encoder_training reached
         self.format: ModelFormat = model_format(config.save_model_as, config.use_safetensors)
         self.engine: Any = None  # DeepSpeed/FSDP's prepared TrainedModules (sharded.prepare_sharded)
         self._gathered: dict[str, torch.Tensor] | None = None
@@ -135,9 +136,25 @@ class FineTuneTraining:
 
     def on_epoch_start(self) -> None:
         self.trained.train()
+        if self.text_encoders_stopped:
+            self._freeze_text_encoders()
 
-    def on_step_start(self) -> None:
-        pass
+    def on_step_start(self, step: int) -> None:
+        """train_db's --stop_text_encoder_training: from that optimizer step on, the text encoders stay frozen
+        (no gradients: the optimizer skips them; the saves keep their trained weights)."""
+        stop = self.config.stop_text_encoder_training
+        if stop is None or stop < 0 or step < stop or self.text_encoders_stopped or not self.train_text_encoder:
+            return
+        self._freeze_text_encoders()
+        self.text_encoders_stopped = True
+        self.train_text_encoder = False
+        logger.info("text encoder training stopped at step %d (--stop_text_encoder_training)", step)
+
+    def _freeze_text_encoders(self) -> None:
+        for name in self.rates:
+            if name != UNET:
+                self.trained[name].requires_grad_(False)
+                self.trained[name].train(False)
 
     def after_optimizer_step(self, device: torch.device) -> dict[str, float]:
         if self.ema is not None:

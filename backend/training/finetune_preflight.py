@@ -1,4 +1,4 @@
-"""Preflight checks of the fine-tuning commands (fine_tune, sdxl_train), before a model is loaded.
+"""Preflight checks of the fine-tuning commands (fine_tune, train_db, sdxl_train, ...), before a model is loaded.
 
 Collected into the run plan like every other check, so `--preflight` lists all problems at once.
 """
@@ -36,6 +36,11 @@ def check_finetune(args: argparse.Namespace, plan: Plan) -> None:
             "RAM and gradients on the GPU). Add --fused_backward_pass (Adafactor, AdamW or SGDNesterov, "
             "--gradient_accumulation_steps 1), or remove --blocks_to_swap",
         ))
+    if args.no_token_padding:
+        plan.warnings.append(msg(
+            "preflight.finetune.no_token_padding", "--no_token_padding changes nothing, as in sd-scripts since its "
+            "2024 tokenization rewrite: captions are padded to 77 tokens as at inference",
+        ))
     if args.diffusers_xformers:
         plan.warnings.append(msg(
             "preflight.finetune.diffusers_xformers", "--diffusers_xformers changes nothing here: attention runs "
@@ -56,21 +61,24 @@ def _check_data(args: argparse.Namespace, plan: Plan) -> None:
 
 def _rates(args: argparse.Namespace, command: str) -> list[tuple[str, float | None]]:
     """The text encoders' learning-rate options of `command` and their values."""
-    if command == "fine_tune":
+    if command in ("fine_tune", "train_db"):
         return [("learning_rate_te", args.learning_rate_te)]
     return [("learning_rate_te1", args.learning_rate_te1), ("learning_rate_te2", args.learning_rate_te2)]
 
 
 def _check_rates(args: argparse.Namespace, plan: Plan) -> None:
     te_rates = [(name, rate) for name, rate in _rates(args, plan.command) if rate is not None]
+    # train_db's switch is --stop_text_encoder_training -1 (options/defs/finetune.py derives train_text_encoder)
+    switch = (msg("preflight.finetune.te_switch_db", "--stop_text_encoder_training is -1")
+              if plan.command == "train_db" else msg("preflight.finetune.te_switch_off", "--train_text_encoder is off"))
     if not args.train_text_encoder:
         if te_rates:
             names = ", ".join(f"--{name}" for name, _ in te_rates)
-            plan.warnings.append(msg("preflight.finetune.te_rates_unused", "{flags}: no effect without "
-                                     "--train_text_encoder (the text encoders stay frozen)", flags=names))
+            plan.warnings.append(msg("preflight.finetune.te_rates_unused_with", "{flags}: no effect while {switch} (the "
+                                     "text encoders stay frozen)", flags=names, switch=switch))
         if args.learning_rate == 0:
-            plan.errors.append(msg("preflight.finetune.nothing_to_train", "nothing to train: --learning_rate is 0 "
-                                   "(the U-Net stays frozen) and --train_text_encoder is off"))
+            plan.errors.append(msg("preflight.finetune.nothing_to_train_with", "nothing to train: --learning_rate is "
+                                   "0 (the U-Net stays frozen) and {switch}", switch=switch))
         return
     encoders_frozen = all((args.learning_rate if rate is None else rate) == 0 for _, rate in _rates(args, plan.command))
     if args.learning_rate == 0 and encoders_frozen:

@@ -353,7 +353,7 @@ class Trainer:
             pending = 0
             for batch in run.loader:  # this process's share of each global batch
                 seed_step_random(run, epoch, batches_done)
-                run.method.on_step_start()
+                run.method.on_step_start(self.global_step)
                 loss = batch_loss(run, batch, sample_generators(run, epoch, batch["sample_indices"]))
                 run.accelerator.backward(loss / accumulation)
                 batches_done += 1

@@ -49,6 +49,7 @@ class FineTuneConfig(OptionSlice):
     ema_decay: float
     ema_save: str
     diffusers_xformers: bool
+    stop_text_encoder_training: int | None = None  # train_db's: the step from which the text encoder is frozen
 
 
 def method_config(args: argparse.Namespace, command: str) -> NetworkConfig | FineTuneConfig:

@@ -109,7 +109,7 @@ class NetworkTraining:
     def on_epoch_start(self) -> None:
         self.network.on_epoch_start(self.text_encoder_arg, self.components.unet)
 
-    def on_step_start(self) -> None:
+    def on_step_start(self, step: int) -> None:
         """sd-scripts' optional per-batch hook (DyLoRA draws its rank block here)."""
         if hasattr(self.network, "on_step_start"):
             self.network.on_step_start(self.text_encoder_arg, self.components.unet)

@@ -1,4 +1,8 @@
-"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA config, key by key.
+"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA or DreamBooth config, key by key.
+
+The kind of config is told by the keys only its tab saves (`config_kind`); a DreamBooth config trains with
+train_db (SD 1.x/2.x) or the family's fine-tune command, as kohya_ss's DreamBooth tab starts them, and has no
+network (`dreambooth_steps.py`).
 
 Each step takes the kohya_ss keys it handles; a key no step takes keeps its name when it is one of
 our options, and is reported otherwise. The tables are in `tables.py` (keys) and
@@ -15,6 +19,7 @@ from backend import families
 from backend.messages import msg
 from backend.options.schema import options_for
 from backend.options.values import show
+from gui.kohya_import.dreambooth_steps import DreamBoothSteps
 from gui.kohya_import.flux_steps import FluxSteps
 from gui.kohya_import.model_choice import ModelChoiceError, choose_model_type
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
@@ -46,7 +51,31 @@ REASONS = {
 
 
 class KohyaImportError(ValueError):
-    """Not a kohya_ss LoRA config, or one for a model/network this trainer cannot train."""
+    """Not a kohya_ss LoRA or DreamBooth config, or one for a model/network this trainer cannot train."""
+
+
+# The kohya_ss tabs whose configs import ("lora", "dreambooth": the training kinds of
+# gui/training/training_kinds.py), and the keys only each kind's save holds (kohya_ss v21-v26).
+CONFIG_MARKS = {
+    "lora": ("LoRA_type", "network_dim"),
+    "textual_inversion": ("token_string", "init_word", "num_vectors_per_token"),
+    "finetune": ("caption_metadata_filename", "latent_metadata_filename", "train_dir", "image_folder"),
+    "dreambooth": ("stop_text_encoder_training", "no_token_padding", "learning_rate_te"),
+}
+IMPORTED_KINDS = ("lora", "dreambooth")
+
+
+def config_kind(data: Mapping[str, Any]) -> str | None:
+    """Which kohya_ss tab saved `data` (a CONFIG_MARKS key), None when none did."""
+    for kind, marks in CONFIG_MARKS.items():
+        if set(marks) & set(data):
+            return kind
+    return None
+
+
+def _tab_name(kind: str) -> str:
+    return {"lora": "LoRA", "dreambooth": "DreamBooth", "finetune": "Finetuning",
+            "textual_inversion": "Textual Inversion"}[kind]
 
 
 @dataclass(frozen=True)
@@ -59,9 +88,9 @@ class Unmapped:
 
 @dataclass
 class ImportResult:
-    command: str  # "train_network", "sdxl_train_network" or "flux_train_network"
+    command: str  # LoRA: "train_network", "sdxl_train_network", ...; DreamBooth: "train_db", "sdxl_train", ...
     options: dict[str, Any]  # option name -> value, schema-checked, defaults left out, no secrets
-    network_type: str  # for the GUI's network selector (NETWORK_TYPES)
+    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for a DreamBooth config
     launch: dict[str, Any]  # accelerate launch settings (gui.training.command_builder.ACCELERATE_FLAGS names)
     sample_prompts_text: str | None  # to write to a prompt file that options["sample_prompts"] names
     unmapped: list[Unmapped] = field(default_factory=list)
@@ -71,21 +100,32 @@ class ImportResult:
     model_type: str | None = None
 
 
-def convert_kohya_config(data: Mapping[str, Any]) -> ImportResult:
-    """Map a kohya_ss LoRA config (any version) to a run of ours; KohyaImportError if it cannot be."""
-    if not isinstance(data, Mapping) or not ({"LoRA_type", "network_dim"} & set(data)):
+def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> ImportResult:
+    """Map a kohya_ss LoRA or DreamBooth config (any version) to a run of ours; `kind` ("lora", "dreambooth"):
+    the GUI page importing it, which only takes its own kind (None: any). KohyaImportError if it cannot be."""
+    found = config_kind(data) if isinstance(data, Mapping) else None
+    if found is None:
         raise KohyaImportError(msg(
-            "gui.kohya.not_lora_config",
-            "not a kohya_ss LoRA config: it has neither LoRA_type nor network_dim "
-            "(DreamBooth, fine-tuning and textual inversion configs are not LoRA configs)",
+            "gui.kohya.not_a_config",
+            "not a kohya_ss LoRA or DreamBooth config: it has neither LoRA_type nor network_dim (LoRA) nor "
+            "stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth)",
         ))  # fmt: skip
-    return _Converter(data).run()
+    if found not in IMPORTED_KINDS:
+        raise KohyaImportError(msg(
+            "gui.kohya.kind_not_imported", "a kohya_ss {tab} config: only LoRA and DreamBooth configs import so far",
+            tab=_tab_name(str(found))))
+    if kind is not None and found != kind:
+        raise KohyaImportError(msg(
+            "gui.kohya.other_page", "a kohya_ss {tab} config: import it on the {tab} page", tab=_tab_name(found)))
+    assert isinstance(data, Mapping)
+    return _Converter(data, found).run()
 
 
-class _Converter(ValueSteps, FluxSteps, Sd3Steps):
+class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
-    def __init__(self, data: Mapping[str, Any]):
+    def __init__(self, data: Mapping[str, Any], kind: str = "lora"):
+        self.kind = kind
         self.data = dict(data)
         self.todo = dict(data)  # keys not handled yet
         self.options: dict[str, Any] = {}
@@ -101,7 +141,9 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps):
         self.command = self._command()
         self.schema = options_for(self.command)
         self._legacy()
-        network_type = self._network()
+        network_type = self._network() if self.kind == "lora" else ""
+        if self.kind == "dreambooth":
+            self._dreambooth()
         for step in (
             self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
             self._checkbox_settings, self._sd3, self._flux, self._launch, self._samples, self._no_option, self._same_name,
@@ -204,7 +246,7 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps):
             ))  # fmt: skip
         self.checkbox = checked[0] if checked else None
         family = FAMILY_CHECKBOXES[self.checkbox] if self.checkbox else NO_CHECKBOX_FAMILY
-        command = families.declaration(family).commands["lora"]
+        command = families.declaration(family).commands[self.kind]
         if self.checkbox in NAME_HINTS:
             self._choose_model_type(command)
         return command

@@ -50,6 +50,9 @@ SDXL_RENAMED = {
 FLUX_RENAMED = {
     "flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
     "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk",
+    # the DreamBooth tab's own names of the FLUX.1 text encoder files (its clip_l and t5xxl are SD 3.5's)
+    "flux1_clip_l": "clip_l",
+    "flux1_t5xxl": "t5xxl",
 }
 CHECKBOX_RENAMED: dict[str, tuple[dict[str, str], Callable[[], str]]] = {
     "sdxl": (SDXL_RENAMED, lambda: msg("gui.kohya.sdxl_only", "SDXL only; kohya_ss ignores it here")),

@@ -9,7 +9,7 @@ from typing import Any
 from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
 from backend.options.schema import Option, all_options
-from backend.options.sd_scripts_flags import sd_scripts_flags
+from backend.options.sd_scripts_flags import sd_scripts_commands_for, sd_scripts_flags
 from backend.options.values import show
 from backend.training.attention import xformers_installed
 from gui.kohya_import.tables import (
@@ -216,7 +216,8 @@ class ValueSteps:
                 detail = msg("gui.kohya.secret", "never carried over; enter it again where it is needed")
                 self._report(key, HIDDEN, "secret", detail)
         for key, (reason, why) in NO_OPTION.items():
-            self._report_if_set(key, self.data.get(key), reason, why())
+            if key in self.todo:  # (a DreamBooth config's stop_text_encoder_training was taken: dreambooth_steps.py)
+                self._report_if_set(key, self.data.get(key), reason, why())
         for key, section in SECTION_OF.items():
             default = OTHER_MODELS[section][key]
             detail = msg("gui.kohya.other_model_setting", "a {section} setting", section=section)
@@ -243,6 +244,8 @@ class ValueSteps:
             return "other_command", unknown_name_message(name, self.command)
         if name in sd_scripts_flags(self.command):
             return "not_implemented", msg("gui.kohya.not_implemented", "an sd-scripts option this trainer does not implement")
+        if sd_scripts_commands_for(name):  # an sd-scripts flag of other scripts (kohya_ss writes it for every model)
+            return "other_command", unknown_name_message(name, self.command)
         return "unknown", msg("gui.kohya.unknown_key", "not a kohya_ss v26 LoRA setting")
 
     def _extra_parameters(self) -> None:
@@ -284,6 +287,8 @@ class ValueSteps:
             self._set(option.name, value, key, explicit=True)
 
     def _check_text_cache(self) -> None:
+        if self.kind != "lora":
+            return  # the fine-tune commands' preflight says it (--train_text_encoder with cached outputs)
         if self.options.get("cache_text_encoder_outputs") and not self.options.get("network_train_unet_only"):
             self.warnings.append(msg(
                 "gui.kohya.text_cache_needs_unet_only",

@@ -221,8 +221,9 @@ class KohyaImport:
     message: str
 
 
-def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> KohyaImport:
-    """A kohya_ss GUI LoRA config (JSON) as the tab's values, with the import report as the message.
+def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR, kind: TrainingKind = LORA) -> KohyaImport:
+    """A kohya_ss GUI config (JSON) of the tab's kind (LoRA, DreamBooth) as the tab's values, with the import
+    report as the message.
 
     Sample prompts (kohya_ss keeps their text in the config) go to `<prompts_dir>/<config>_prompts.txt`,
     never replacing a different file of that name.
@@ -231,7 +232,7 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     if not path:
         return KohyaImport(None, t.t("ui.kohya_path_needed"))
     try:
-        result = convert_kohya_config(json.loads(Path(path).read_text(encoding="utf-8")))
+        result = convert_kohya_config(json.loads(Path(path).read_text(encoding="utf-8")), kind.key)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return KohyaImport(None, md_t(t, "ui.kohya_unreadable", path=path, error=error))
     except KohyaImportError as error:
@@ -239,24 +240,27 @@ def import_kohya(path: str, t: Translator, prompts_dir: Path = USER_DIR) -> Kohy
     _leave_out_unshowable(result)
     # kohya_ss saves every field, so what the import leaves out takes the trainer's default (as it did
     # in sd-scripts), not the form's own starting value: the run is the command-line import's.
-    options = {**_trainer_defaults(), **result.options}
+    options = {**_trainer_defaults(kind), **result.options}
     # The model type the import chose from the model file (FLUX.1 dev or schnell), else the one the command
     # and the options it implies say (sdxl_train_network: SDXL; v2: SD 2.x).
-    model_type = result.model_type or LORA.model_type_of(result.command, options)
-    for name in implied_option_names(LORA.model_types):  # the model type stands for them
+    model_type = result.model_type or kind.model_type_of(result.command, options)
+    for name in implied_option_names(kind.model_types):  # the model type stands for them
         options.pop(name, None)
     if result.sample_prompts_text:
         options["sample_prompts"] = str(_write_prompts(result.sample_prompts_text, prompts_dir, Path(path).stem))
-    # As the tab holds them: the network type's own arguments in its fields, the rest as network_args.
-    split = decompose(options.pop("network_module", None), options.pop("network_args", None), result.network_type)
-    if split.extra:
-        options["network_args"] = split.extra
-    tab = TabValues(
-        options=options, model_type=model_type, network_type=split.network_type, network_fields=split.fields,
-        accelerate=dict(result.launch),
-    )  # fmt: skip
-    network = network_type_label(t, result.network_type)  # as the network type selector shows it
-    lines = [md_t(t, "ui.kohya_imported", path=path, command=result.command, network=network)]
+    if kind.networks:  # as the tab holds them: the network type's own arguments in its fields, the rest as network_args
+        split = decompose(options.pop("network_module", None), options.pop("network_args", None), result.network_type)
+        if split.extra:
+            options["network_args"] = split.extra
+        tab = TabValues(
+            options=options, model_type=model_type, network_type=split.network_type, network_fields=split.fields,
+            accelerate=dict(result.launch), kind=kind,
+        )  # fmt: skip
+        network = network_type_label(t, result.network_type)  # as the network type selector shows it
+        lines = [md_t(t, "ui.kohya_imported", path=path, command=result.command, network=network)]
+    else:
+        tab = TabValues(options=options, model_type=model_type, accelerate=dict(result.launch), kind=kind)
+        lines = [md_t(t, "ui.kohya_imported_kind", path=path, command=result.command)]
     report = format_report(result, report_titles(t))
     if report:
         lines.append(t.t("ui.kohya_report") + "\n" + md_code_block(report))
@@ -274,11 +278,11 @@ def _leave_out_unshowable(result: ImportResult) -> None:
                 result.unmapped.append(Unmapped(f"{prefix}{name}", value, "invalid", detail))
 
 
-def _trainer_defaults() -> dict[str, Any]:
-    """The schema default of every option of the LoRA commands (secrets and command-line-only ones aside)."""
+def _trainer_defaults(kind: TrainingKind) -> dict[str, Any]:
+    """The schema default of every option of the kind's commands (secrets and command-line-only ones aside)."""
     return {
         name: option.default
-        for command in dict.fromkeys(LORA.commands.values())
+        for command in dict.fromkeys(kind.commands.values())
         for name, option in options_for(command).items()
         if not option.secret and not option.cli_only
     }

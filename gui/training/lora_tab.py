@@ -18,6 +18,7 @@ import gradio as gr
 
 from backend.options.schema import Option, options_for
 from gui.i18n import Translator
+from gui.kohya_import.convert import IMPORTED_KINDS
 from gui.markdown_text import md_list
 from gui.plain_text import plain_info
 from gui.training import form_state, lora_actions, presets
@@ -302,12 +303,15 @@ def _preset_row(t: Translator, browse: Callable[[str, bool], str] | None, kind: 
             save = gr.Button(t.t("ui.save_preset"), scale=1, elem_id=kind.elem("preset_save"))
             overwrite = gr.Button(t.t("ui.overwrite_preset"), variant="stop", scale=1, visible=False,
                                   elem_id=kind.elem("preset_overwrite"))  # fmt: skip
-        with gr.Row(equal_height=True, visible=kind.networks):  # kohya_ss configs are LoRA configs
-            kohya_path = gr.Textbox(label=t.t("ui.kohya_config"), info=plain_info(t.t("ui.kohya_config_info")),
-                                    scale=6, elem_id="kohya_config_path")  # fmt: skip
+        # kohya_ss's LoRA and DreamBooth configs import (gui/kohya_import), each on its own page
+        with gr.Row(equal_height=True, visible=kind.key in IMPORTED_KINDS):
+            info = "" if kind.key not in IMPORTED_KINDS else t.t(
+                "ui.kohya_config_info" if kind.key == "lora" else f"ui.kohya_config_info_{kind.key}")
+            kohya_path = gr.Textbox(label=t.t("ui.kohya_config"), info=plain_info(info), scale=6,
+                                    elem_id=kind.elem("kohya_config_path"))  # fmt: skip
             if browse is not None:
-                pick = gr.Button(t.t("ui.browse"), scale=1, elem_id="kohya_config_browse")
+                pick = gr.Button(t.t("ui.browse"), scale=1, elem_id=kind.elem("kohya_config_browse"))
                 pick.click(lambda current: browse(current, False), inputs=kohya_path, outputs=kohya_path)
-            kohya_import = gr.Button(t.t("ui.kohya_import"), scale=1, elem_id="kohya_import")
+            kohya_import = gr.Button(t.t("ui.kohya_import"), scale=1, elem_id=kind.elem("kohya_import"))
         message = gr.Markdown(elem_id=kind.elem("preset_message"))
     return chooser, load, name, save, overwrite, message, kohya_path, kohya_import

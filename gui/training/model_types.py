@@ -27,7 +27,7 @@ _ABSENT = object()
 class ModelType:
     name: str  # the family's id: presets' and snapshots' "model_type", the selector's value
     label: str  # the family's own name for itself; the catalogue's ui.model_type.<name> wins
-    commands: Mapping[str, str]  # training kind ("lora", "finetune") -> the command that trains it
+    commands: Mapping[str, str]  # training kind ("lora", "dreambooth", "finetune") -> the command that trains it
     implied_options: Mapping[str, Any]  # option values choosing this type implies
     # Options its commands take for other model types only (Chroma: FLUX.1's clip_l): hidden for it.
     unused_options: tuple[str, ...] = ()

@@ -156,7 +156,7 @@ def wire_presets(
                 overwrite: gr.Button(visible=False), pending: None}  # fmt: skip
 
     def on_import(path: str) -> dict[Any, Any]:
-        imported = lora_actions.import_kohya(path or "", t)
+        imported = lora_actions.import_kohya(path or "", t, kind=tab.kind)
         if imported.tab is None:
             return {message: imported.message}
         form_state.save_form(tab.kind, imported.tab.form_data())

@@ -1,4 +1,4 @@
-"""The training tabs, LoRA, fine-tuning and video, as data: which model types each trains and with which
+"""The training tabs, LoRA, DreamBooth, fine-tuning and video, as data: which model types each trains and with which
 command (from the model families: gui/training/model_types.py), whether a network is chosen, where
 presets live, which values a new form starts from, which options come first, and how its page
 elements are named.
@@ -38,7 +38,7 @@ SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
 
 @dataclass(frozen=True)
 class TrainingKind:
-    key: str  # "lora" | "finetune" | "video"
+    key: str  # "lora" | "dreambooth" | "finetune" | "video"
     # What the model type selector offers, in order (the first is a new form's): the declared families
     # with a command for this kind (`kind_model_types(key)`).
     model_types: tuple[ModelType, ...]
@@ -180,6 +180,23 @@ FINETUNE = TrainingKind(
         ("train_batch_size", "learning_rate", "mixed_precision"),
     ),
 )  # fmt: skip
+# kohya_ss's DreamBooth tab: a full fine-tune from '<repeats>_<instance> <class>' folders with regularization images,
+# with train_db for SD 1.x/2.x (its text encoder trains until --stop_text_encoder_training) and the other families'
+# fine-tune commands. kohya_ss's DreamBooth tab starts at 1e-5 too.
+DREAMBOOTH = TrainingKind(
+    "dreambooth", kind_model_types("dreambooth"), False, "dreambooth_",
+    {"save_model_as": ("safetensors", "ckpt", "diffusers", "diffusers_safetensors")},
+    {"learning_rate": 1e-5, "caption_extension": ".txt"},
+    (
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("train_data_dir", "reg_data_dir", "caption_extension"),
+        ("output_dir", "output_name"),
+        ("save_model_as", "save_precision"),
+        ("resolution", "max_train_epochs", "max_train_steps"),
+        ("train_batch_size", "learning_rate", "mixed_precision"),
+        ("prior_loss_weight",),
+    ),
+)  # fmt: skip
 # finetrainers' command for the video families (`train_video`, finetrainers' flag names): LoRA or a full
 # fine-tune is its `training_type` option, so there is no network selector; the model type sets `model_name`.
 VIDEO = TrainingKind(
@@ -201,4 +218,4 @@ VIDEO = TrainingKind(
     ),
     video_samples=True,
 )  # fmt: skip
-KINDS = {kind.key: kind for kind in (LORA, FINETUNE, VIDEO)}
+KINDS = {kind.key: kind for kind in (LORA, DREAMBOOTH, FINETUNE, VIDEO)}

@@ -14,7 +14,7 @@ from backend.families.flux.detection import DETECTION
 IMPL_FLUX = "https://github.com/black-forest-labs/flux"
 T5_XXL = HubTokenizer("google/t5-v1_1-xxl", kind="t5")  # sd-scripts' T5_XXL_TOKENIZER_ID
 IMPLEMENTATION = "backend.families.flux.family"
-COMMANDS = {"lora": "flux_train_network", "finetune": "flux_train"}
+COMMANDS = {"lora": "flux_train_network", "finetune": "flux_train", "dreambooth": "flux_train"}
 SHARED = {
     "implementation": IMPLEMENTATION,
     "commands": COMMANDS,

@@ -23,7 +23,7 @@ from backend.families.sd3.detection import DETECTION
 T5_XXL = HubTokenizer("google/t5-v1_1-xxl", kind="t5")  # strategy_sd3.T5_XXL_TOKENIZER_ID
 
 IMPLEMENTATION = "backend.families.sd3.family"
-COMMANDS = {"lora": "sd3_train_network", "finetune": "sd3_train"}
+COMMANDS = {"lora": "sd3_train_network", "finetune": "sd3_train", "dreambooth": "sd3_train"}
 SHARED = {
     "implementation": IMPLEMENTATION,
     "commands": COMMANDS,

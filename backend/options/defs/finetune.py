@@ -1,17 +1,23 @@
-"""Full fine-tuning options (fine_tune, sdxl_train): what is trained, at which rates, EMA, file format.
+"""Full fine-tuning options (fine_tune, train_db, sdxl_train, ...): what is trained, at which rates, EMA, file
+format.
 
-Names and semantics are sd-scripts' (fine_tune.py, sdxl_train.py) except the EMA options, which
+Names and semantics are sd-scripts' (fine_tune.py, train_db.py, sdxl_train.py) except the EMA options, which
 sd-scripts does not have; they follow OneTrainer's EMA (an exponential moving average of the
 trained weights, with a warm-up so short runs are not dominated by the base weights).
 """
 
 from backend.messages import msg
-from backend.options.schema import FINETUNE_COMMANDS, Option, declare_all
+from backend.options.schema import FINETUNE_COMMANDS, Option, declare_all, declare_derived
+
+# train_db has no --train_text_encoder: its text encoder trains unless --stop_text_encoder_training is negative.
+_OWN_TE_SWITCH = tuple(command for command in FINETUNE_COMMANDS if command != "train_db")
 
 declare_all(
     [
         Option(
-            "train_text_encoder", "bool", False, group="basic", commands=FINETUNE_COMMANDS,
+            "train_text_encoder", "bool", False, group="basic", commands=_OWN_TE_SWITCH,
+            other_commands_reason=msg("options.other_commands.train_text_encoder", "train_db trains the text "
+                                      "encoder without it; --stop_text_encoder_training -1 keeps it frozen"),
             help="Also train the text encoder(s), not only the U-Net. Costs memory (SDXL: both encoders, about "
             "+3 GB of weights plus optimizer state) and overfits quickly; use a lower rate with "
             "--learning_rate_te (SD) or --learning_rate_te1/--learning_rate_te2 (SDXL). Off: the text "
@@ -19,13 +25,28 @@ declare_all(
             "--cache_text_encoder_outputs.",
         ),
         Option(
-            "learning_rate_te", "float", None, minimum=0, group="basic", commands=("fine_tune",),
+            "learning_rate_te", "float", None, minimum=0, group="basic", commands=("fine_tune", "train_db"),
             range_reason=msg(
                 "options.range_reason.learning_rate_te",
                 "PyTorch's optimizers refuse a negative learning rate (ValueError: Invalid learning rate)"
             ),
-            help="Learning rate of the text encoder with --train_text_encoder. Default: --learning_rate. 0 keeps "
-            "the text encoder frozen. Typical: a half or a tenth of the U-Net's rate.",
+            help="Learning rate of the text encoder with --train_text_encoder (train_db: while it trains, see "
+            "--stop_text_encoder_training). Default: --learning_rate. 0 keeps the text encoder frozen. Typical: a "
+            "half or a tenth of the U-Net's rate.",
+        ),
+        Option(
+            "stop_text_encoder_training", "int", None, minimum=-1, group="basic", commands=("train_db",),
+            range_reason=msg("options.range_reason.stop_text_encoder_training", "a step number, or -1 for a text "
+                             "encoder that never trains"),
+            help="DreamBooth trains the text encoder with the U-Net (as sd-scripts' train_db does); from this "
+            "optimizer step on it stays frozen. -1: never train it (the U-Net only). Empty: train it to the end. "
+            "Stopping early (e.g. at a third of the steps) keeps the class word from drifting.",
+        ),
+        Option(
+            "no_token_padding", "bool", False, group="advanced", commands=("train_db",),
+            help="Accepted for sd-scripts configs and changes nothing, as in sd-scripts since its 2024 rewrite "
+            "of tokenization (the code that read it is commented out there): captions are padded to 77 tokens "
+            "as at inference. The log says so when it is set.",
         ),
         Option(
             "learning_rate_te1", "float", None, minimum=0, group="basic", commands=("sdxl_train",),
@@ -53,7 +74,7 @@ declare_all(
             "only when --learning_rate is above 0, as in sd-scripts.",
         ),
         Option(
-            "diffusers_xformers", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            "diffusers_xformers", "bool", False, group="advanced", commands=_OWN_TE_SWITCH,
             help="Accepted for sd-scripts configs and changes nothing: attention always runs through PyTorch's "
             "scaled_dot_product_attention (SDPA), which is as fast as xformers on torch 2.x; xformers is not "
             "installed. The log says so when the flag is set.",
@@ -114,3 +135,12 @@ declare_all(
         ),
     ]
 )
+
+
+def _train_db_text_encoder(values: dict[str, object]) -> dict[str, object]:
+    """sd-scripts' train_db: `stop_text_encoder_training is None or >= 0` trains the text encoder."""
+    stop = values.get("stop_text_encoder_training")
+    return {"train_text_encoder": stop is None or int(stop) >= 0}  # type: ignore[call-overload]
+
+
+declare_derived(("train_db",), _train_db_text_encoder)

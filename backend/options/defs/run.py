@@ -142,7 +142,7 @@ declare_all(
             "of attention, as fast on torch 2.x) and says so.",
         ),
         Option(
-            "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune"),
+            "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune", "train_db"),
             range_reason=msg(
                 "options.range_reason.clip_skip",
                 "SD 1.x's text encoder has 12 layers: sd-scripts takes hidden_states[-clip_skip], so 0 and "
