@@ -169,9 +169,13 @@ class LoraTab:
         return form_state.load_form(self.kind), "ui.form_restored"
 
     def served_values(self) -> dict[Any, Any]:
-        """The widget values the page is served with (gui/page_values.py): the restored form's."""
+        """The widget values the page is served with (gui/page_values.py): the restored form's, else the fields a
+        new form's model type (and network type) uses, the others hidden as a model type change hides them."""
         loaded, _ = self.restored()
-        return {} if loaded is None else self.update(self.from_preset(loaded))
+        if loaded is not None:
+            return self.update(self.from_preset(loaded))
+        shown = self.model_visibility(self.kind.default_model_type)
+        return shown | (self.network_visibility(DEFAULT_TYPE) if self.kind.networks else {})
 
     def restore_note(self, t: Translator) -> dict[Any, Any]:
         """After a page load: say where the form shown comes from. A run's form shown becomes the saved

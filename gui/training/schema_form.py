@@ -325,7 +325,7 @@ def _field(
     id_prefix: str,
 ) -> None:  # fmt: skip
     """One option's widget in a column of its own (the column is what model types show and hide)."""
-    with gr.Column(min_width=260) as box:
+    with gr.Column(min_width=260, elem_id=f"{id_prefix}box_{option.name}") as box:
         component = _widget(option, translator, form.initial_value(option.name), id_prefix)
         if browse is not None and option.kind == "path":
             _browse_button(component, option.name, translator, browse, id_prefix)

@@ -46,7 +46,13 @@ def test_the_lora_page_is_served_with_the_saved_form(tmp_path: Path, monkeypatch
     monkeypatch.setenv(form_state.STATE_DIR_ENV, str(tmp_path / "state"))
     app = build_app("en", headless=True)
     app.config = app.get_config_file()
-    assert props_by_elem_id(app.config)["opt_learning_rate"]["value"] == "0.0001"  # nothing saved: the defaults
+    fresh = props_by_elem_id(app.config)
+    assert fresh["opt_learning_rate"]["value"] == "0.0001"  # nothing saved: the defaults
+    # ... and only the fields of the first model type (SD 1.x): no FLUX.1 or SDXL parts, SD's own shown
+    assert fresh["box_clip_l"]["visible"] is False and fresh["box_cache_text_encoder_outputs"]["visible"] is False
+    assert fresh["box_v_parameterization"]["visible"] is True
+    assert fresh["dreambooth_box_stop_text_encoder_training"]["visible"] is True
+    assert fresh["dreambooth_box_learning_rate_te1"]["visible"] is False
     saved = TabValues(options={"learning_rate": 0.00042, "output_dir": "/o"}, model_type="sdxl", network_type="LoCon",
                       network_fields={"conv_dim": "4"}, kind=LORA)  # fmt: skip
     form_state.save_form(LORA, saved.form_data())
