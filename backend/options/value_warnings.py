@@ -9,6 +9,7 @@ nothing in the run at hand, or do something a user rarely means; preflight lists
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from backend.messages import msg
 from backend.options.schema import LORA_COMMANDS, all_options
@@ -50,6 +51,21 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
             "options.warning.negative_save_last_n_steps",
             "--save_last_n_steps {count}: a negative count removes no step saves, the same as leaving it out",
             count=args.save_last_n_steps,
+        ))  # fmt: skip
+    for name in ("ddp_gradient_as_bucket_view", "ddp_static_graph"):
+        if getattr(args, name, False):
+            warnings.append(msg(
+                "options.warning.ddp_wrapper",
+                "--{name} changes nothing here: it tunes PyTorch's DistributedDataParallel wrapper, and the processes "
+                "here average their gradients without one (one all-reduce per step)",
+                name=name,
+            ))  # fmt: skip
+    thumbnail = getattr(args, "metadata_thumbnail", None)
+    if thumbnail and not thumbnail.startswith("data:") and not Path(thumbnail).is_file():
+        warnings.append(msg(
+            "options.warning.thumbnail_missing",
+            "--metadata_thumbnail {path}: no such file, so the saved models get no thumbnail (as in sd-scripts)",
+            path=thumbnail,
         ))  # fmt: skip
     return warnings + ignored_option_warnings(args, command)
 

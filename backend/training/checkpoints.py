@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,24 @@ class SaveConfig(OptionSlice):
     save_last_n_steps: int | None
     save_state: bool
     save_state_on_train_end: bool
+    save_n_epoch_ratio: int | None = None
+    save_last_n_epochs_state: int | None = None  # the states' own window (sd-scripts: 0 or unset = the models')
+    save_last_n_steps_state: int | None = None
+
+    def for_epochs(self, num_epochs: int) -> SaveConfig:
+        """--save_n_epoch_ratio N: save every floor(epochs / N) epochs (at least every epoch), replacing
+        --save_every_n_epochs, as every sd-scripts trainer does once it knows the number of epochs."""
+        if not self.save_n_epoch_ratio or self.save_n_epoch_ratio <= 0:
+            return self
+        return replace(self, save_every_n_epochs=num_epochs // self.save_n_epoch_ratio or 1)
+
+    @property
+    def state_last_n_epochs(self) -> int | None:
+        return self.save_last_n_epochs_state or self.save_last_n_epochs
+
+    @property
+    def state_last_n_steps(self) -> int | None:
+        return self.save_last_n_steps_state or self.save_last_n_steps
 
 
 @dataclass(frozen=True)

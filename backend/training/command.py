@@ -19,6 +19,7 @@ from backend.data.errors import DatasetError
 from backend.messages import msg
 from backend.models.errors import ModelMismatchError
 from backend.options import parse_command_line
+from backend.training.console_log import ConsoleLogConfig, configure_console_log
 from backend.training.leftovers import leftover_folders, remove_leftovers
 from backend.training.preflight import RunPlan, build_plan, is_main_process
 from backend.training.progress import ProgressReporter
@@ -71,6 +72,7 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
             ProgressReporter(enabled=main).error(
                 message=msg("run.invalid_options", "invalid options (see the messages above)"), hint=None)
         raise
+    configure_console_log(ConsoleLogConfig.from_args(args))
     if main and not args.preflight:  # before the checks: a state folder restored here can be resumed from
         _clean_leftovers(args.output_dir)
     try:

@@ -224,7 +224,9 @@ class Trainer:
         old = step_save_to_prune(step, saving.save_every_n_steps, saving.save_last_n_steps)
         if old:
             self._prune(names.model_for_step(old))
-            self._prune(names.state_for_step(old))
+        old_state = step_save_to_prune(step, saving.save_every_n_steps, saving.state_last_n_steps)
+        if old_state:
+            self._prune(names.state_for_step(old_state))
 
     def after_epoch_saves(self, epoch: int) -> None:
         saving, names = self.run.saving, self.run.names
@@ -237,7 +239,9 @@ class Trainer:
         old = epoch_save_to_prune(epoch, saving.save_every_n_epochs, saving.save_last_n_epochs)
         if old:
             self._prune(names.model_for_epoch(old))
-            self._prune(names.state_for_epoch(old))
+        old_state = epoch_save_to_prune(epoch, saving.save_every_n_epochs, saving.state_last_n_epochs)
+        if old_state:
+            self._prune(names.state_for_epoch(old_state))
 
     # --- samples --------------------------------------------------------------------------------
     def maybe_sample(self, epoch: int | None) -> None:

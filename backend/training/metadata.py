@@ -22,6 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from backend.families import declaration
@@ -179,4 +180,29 @@ def modelspec_metadata(args: argparse.Namespace, facts: RunFacts, *, lora: bool)
     clip_skip = getattr(args, "clip_skip", None)
     if clip_skip is not None:
         spec["modelspec.encoder_layer"] = str(clip_skip)
-    return {key: str(value) for key, value in spec.items()}
+    for field_name in MODELSPEC_FIELDS:  # --metadata_<field> -> modelspec.<field>, as sd-scripts writes them
+        value = getattr(args, f"metadata_{field_name}", None)
+        if value is not None:
+            spec[f"modelspec.{field_name}"] = thumbnail_data_url(value) if field_name == "thumbnail" else value
+    return {key: str(value) for key, value in spec.items() if value is not None}
+
+
+# The --metadata_* options besides the title (sd-scripts' sai_model_spec.add_model_spec_arguments).
+MODELSPEC_FIELDS = ("author", "description", "license", "tags", "usage_hint", "thumbnail", "merged_from",
+                    "trigger_phrase", "preprocessor", "is_negative_embedding")
+
+
+def thumbnail_data_url(value: str) -> str | None:
+    """--metadata_thumbnail: a data URL as given; an image file read into one (None, left out, when it cannot be
+    read: preflight warned)."""
+    if value.startswith("data:"):
+        return value
+    import base64
+    import mimetypes
+
+    try:
+        data = Path(value).read_bytes()
+    except OSError:
+        return None
+    mime = mimetypes.guess_type(value)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -107,13 +107,13 @@ def _kept(saves: int, keep_window: int | None) -> int:
 def save_counts(config: SaveConfig, total_steps: int, epochs: int) -> SaveCounts:
     epoch_saves = (epochs - 1) // config.save_every_n_epochs if config.save_every_n_epochs else 0
     step_saves = (total_steps - 1) // config.save_every_n_steps if config.save_every_n_steps else 0
-    kept = _kept(epoch_saves, config.save_last_n_epochs) + _kept(
-        step_saves,
-        math.ceil(config.save_last_n_steps / config.save_every_n_steps)
-        if config.save_last_n_steps and step_saves else None,
-    )
-    states = (kept if config.save_state else 0) + (1 if config.save_state_on_train_end else 0)
-    return SaveCounts(models=1 + kept, states=states)
+    def kept(last_n_epochs: int | None, last_n_steps: int | None) -> int:
+        return _kept(epoch_saves, last_n_epochs) + _kept(
+            step_saves, math.ceil(last_n_steps / config.save_every_n_steps) if last_n_steps and step_saves else None)
+
+    models = kept(config.save_last_n_epochs, config.save_last_n_steps)
+    states = kept(config.state_last_n_epochs, config.state_last_n_steps) if config.save_state else 0
+    return SaveCounts(models=1 + models, states=states + (1 if config.save_state_on_train_end else 0))
 
 
 def state_bytes(trained_numel: int, optimizer: str, ema: bool) -> int:
@@ -255,7 +255,7 @@ def output_problems(args: argparse.Namespace, image_folders: list[str], steps_an
         return problems
     sizes = finetune_save_sizes(args, trained_parts)
     if sizes is not None:
-        counts = save_counts(SaveConfig.from_args(args), *steps_and_epochs)
+        counts = save_counts(SaveConfig.from_args(args).for_epochs(steps_and_epochs[1]), *steps_and_epochs)
         problem = space_problem(args.output_dir, counts, *sizes)
         if problem:
             problems.append(problem)

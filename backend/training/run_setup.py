@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import logging
 import random
 import time
@@ -21,7 +22,12 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    InitProcessGroupKwargs,
+    ProjectConfiguration,
+    broadcast_object_list,
+)
 
 from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.latent_cache import cache_latents
@@ -132,6 +138,14 @@ class AcceleratorConfig(OptionSlice):
     log_with: str | None
     log_prefix: str | None
     log_tracker_name: str | None
+    ddp_timeout: int | None = None  # minutes (sd-scripts' --ddp_timeout)
+
+
+def process_group_handlers(config: AcceleratorConfig) -> list[InitProcessGroupKwargs]:
+    """--ddp_timeout: how long the processes wait for each other (sd-scripts: minutes; 0 or unset: PyTorch's)."""
+    if not config.ddp_timeout or config.ddp_timeout <= 0:
+        return []
+    return [InitProcessGroupKwargs(timeout=datetime.timedelta(minutes=config.ddp_timeout))]
 
 
 def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
@@ -149,6 +163,7 @@ def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
         # scheduler step once per optimizer step rather than num_processes times, so schedules count
         # optimizer steps with any number of processes.
         dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=process_group_handlers(config),
     )
     if accelerator.num_processes != world_size():
         # accelerate found nothing to connect the processes with (e.g. --multi_gpu without GPUs): each
@@ -353,7 +368,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     objective_options.validate(loss_config)
     objective = run_family.objective(components, objective_options, loss_config)
     run_family.prepare_training(components, objective_options, [d.spec.resolution for d in group.datasets])
-    saving = SaveConfig.from_args(args)
+    saving = SaveConfig.from_args(args).for_epochs(epochs)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else saving.save_model_as
     return TrainingRun(
         args=args, command=command, accelerator=accelerator, reporter=reporter,

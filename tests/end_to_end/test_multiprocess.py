@@ -108,7 +108,7 @@ def flags(tiny, dataset: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def two_process_run(flags, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainerResult]:
     out = tmp_path_factory.mktemp("mp-out")
-    result = launch_two(*flags(out))  # batch 1 each
+    result = launch_two(*flags(out), "--ddp_timeout", "5")  # batch 1 each; the process group waits 5 minutes
     assert result.returncode == 0, result.stderr[-4000:]
     return out, result
 
@@ -309,3 +309,16 @@ def test_a_video_lora_on_two_processes_is_the_one_process_lora(tiny, tmp_path) -
     # Adam, as the image LoRA above: weights compared at 1e-3 (this run differs by ~2e-4).
     assert_same_file(tmp_path / "two" / "pytorch_lora_weights.safetensors",
                      tmp_path / "one" / "pytorch_lora_weights.safetensors", atol=1e-3)
+
+
+def test_ddp_timeout_is_the_process_groups_timeout_in_minutes():
+    import datetime
+
+    from backend.options import parse_args
+    from backend.training.run_setup import AcceleratorConfig, process_group_handlers
+
+    base = ["--pretrained_model_name_or_path", "m", "--train_data_dir", "d", "--output_dir", "o"]
+    args = parse_args("train_network", [*base, "--ddp_timeout", "90"])
+    [handler] = process_group_handlers(AcceleratorConfig.from_args(args))
+    assert handler.to_kwargs() == {"timeout": datetime.timedelta(minutes=90)}  # the backend stays accelerate's
+    assert process_group_handlers(AcceleratorConfig.from_args(parse_args("train_network", base))) == []

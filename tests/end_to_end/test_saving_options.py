@@ -54,3 +54,28 @@ def test_output_config_writes_the_effective_options(tiny, train_dir, tmp_path):
 
     rerun = run_trainer("train_network", "--config_file", str(written), "--preflight")
     assert rerun.returncode == 0, rerun.stderr
+
+
+def test_save_n_epoch_ratio_and_a_state_window_of_its_own(tiny, train_dir, tmp_path):
+    """6 epochs, --save_n_epoch_ratio 3: saves every 2 epochs; models keep 2 saves, states 1 (sd-scripts'
+    --save_last_n_epochs_state)."""
+    out = tmp_path / "out"
+    result = run_trainer("train_network", *base_flags(
+        tiny.get("sd15").path, train_dir, out, "--max_train_epochs", "6", "--train_batch_size", "3",
+        "--save_every_n_epochs", "5", "--save_n_epoch_ratio", "3", "--save_last_n_epochs", "2", "--save_state",
+        "--save_last_n_epochs_state", "1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["tiny-000002.safetensors", "tiny-000004.safetensors",
+                                                                 "tiny.safetensors"]
+    assert sorted(p.name for p in out.glob("*-state")) == ["tiny-000004-state"]
+
+
+def test_the_state_windows_fall_back_to_the_models_as_in_sd_scripts():
+    from backend.training.checkpoints import SaveConfig
+
+    base = SaveConfig("out", "x", "safetensors", None, 1, 10, 3, 20, True, False)
+    assert (base.state_last_n_epochs, base.state_last_n_steps) == (3, 20)
+    own = SaveConfig("out", "x", "safetensors", None, 1, 10, 3, 20, True, False, None, 0, 5)
+    assert (own.state_last_n_epochs, own.state_last_n_steps) == (3, 5)  # 0: the models' window
+    assert SaveConfig("o", "x", "safetensors", None, 4, None, None, None, False, False, 8).for_epochs(3) \
+        .save_every_n_epochs == 1  # floor(3 / 8) = 0: every epoch

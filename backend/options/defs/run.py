@@ -90,6 +90,20 @@ declare_all(
             help="Run the VAE in fp32 even under mixed precision. The SDXL VAE overflows in fp16 (black or "
             "NaN latents and samples); this avoids it at some memory cost.",
         ),
+        # sd-scripts' DDP settings. The processes here average gradients with one all-reduce per step instead of
+        # a DistributedDataParallel wrapper (backend/training/distributed.py), so only the timeout applies.
+        Option(
+            "ddp_timeout", "int", None, group="advanced",
+            help="Minutes the processes of a multi-GPU run wait for each other (torch.distributed's timeout) "
+            "before giving up, e.g. while the main process caches latents or saves. Default: PyTorch's (10 "
+            "minutes with NCCL, 30 with gloo).",
+        ),
+        *(Option(
+            name, "bool", False, group="advanced",
+            help="sd-scripts' setting of PyTorch's DistributedDataParallel wrapper, accepted for its configs; it "
+            "changes nothing here, where the processes average their gradients without one (one all-reduce per "
+            "step). Preflight says so when it is set.",
+        ) for name in ("ddp_gradient_as_bucket_view", "ddp_static_graph")),
         Option(
             "lowram", "bool", False, group="advanced",
             help="Read a single-file checkpoint's weights straight into GPU memory instead of staging the "
@@ -228,6 +242,21 @@ declare_all(
             "only the newest save, as in sd-scripts).",
         ),
         Option(
+            "save_n_epoch_ratio", "int", None, group="saving",
+            help="Save about N times in the run instead of every --save_every_n_epochs: every floor(epochs / N) "
+            "epochs, at least every epoch (10 epochs, N = 3: epochs 3, 6, 9 and the end), as sd-scripts does.",
+        ),
+        Option(
+            "save_last_n_epochs_state", "int", None, group="saving",
+            help="With --save_state: keep only the newest N epoch states, deleting older ones; models keep "
+            "--save_last_n_epochs. Unset or 0: the states follow --save_last_n_epochs.",
+        ),
+        Option(
+            "save_last_n_steps_state", "int", None, group="saving",
+            help="With --save_state: keep only the states of the last N steps, deleting older ones; models keep "
+            "--save_last_n_steps. Unset or 0: the states follow --save_last_n_steps.",
+        ),
+        Option(
             "save_state", "bool", False, group="saving",
             help="With each intermediate save, also save the full training state (network, optimizer, "
             "scheduler, RNG, step and epoch) in a '-state' folder that --resume continues from.",
@@ -251,7 +280,33 @@ declare_all(
         Option("metadata_description", "str", None, group="saving", help="modelspec.description of the saved file."),
         Option("metadata_license", "str", None, group="saving", help="modelspec.license of the saved file."),
         Option("metadata_tags", "str", None, group="saving", help="modelspec.tags, comma-separated."),
+        Option("metadata_usage_hint", "str", None, group="saving",
+               help="modelspec.usage_hint: a very short hint on how to use the model."),
+        Option("metadata_thumbnail", "str", None, group="saving",
+               help="modelspec.thumbnail: an image file (written into the model as a data URL) or a data URL."),
+        Option("metadata_merged_from", "str", None, group="saving",
+               help="modelspec.merged_from: the models this one was merged from."),
+        Option("metadata_trigger_phrase", "str", None, group="saving",
+               help="modelspec.trigger_phrase: the words that call up what the model learned."),
+        Option("metadata_preprocessor", "str", None, group="saving",
+               help="modelspec.preprocessor: the preprocessing the model expects (e.g. for a ControlNet)."),
+        Option("metadata_is_negative_embedding", "str", None, group="saving",
+               help="modelspec.is_negative_embedding: true for an embedding made for negative prompts."),
         # --- logging -------------------------------------------------------------------------------
+        Option(
+            "console_log_level", "str", None, choices=(None, "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            group="logging", help="The lowest level of the log lines the trainer writes. Default: INFO.",
+        ),
+        Option(
+            "console_log_file", "path", None, group="logging",
+            help="Write the log to this file (replaced each run) instead of the console. Progress and the final "
+            "error line still go to the console, so the GUI shows them.",
+        ),
+        Option(
+            "console_log_simple", "bool", False, group="logging",
+            help="sd-scripts' plain log lines instead of rich's coloured ones. The log lines here are always "
+            "plain, so it changes nothing.",
+        ),
         Option(
             "logging_dir", "path", None, group="logging", commands=KNOWN_COMMANDS,
             help="Write TensorBoard logs (loss, average loss, each learning rate) under this folder, one "
