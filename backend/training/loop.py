@@ -93,9 +93,21 @@ class Trainer:
             )
             self.last_save = (saved, self.global_step)
             run.reporter.checkpoint(path=str(saved), kind="model", step=self.global_step, epoch=epoch)
+            if run.uploader is not None:
+                run.uploader.upload(saved, wait=final)
         self._share_rescue_dir()
         run.accelerator.wait_for_everyone()
         return saved
+
+    def finish_uploads(self) -> None:
+        """Wait for --async_upload's uploads; failed ones were logged, and the end says how many."""
+        if self.run.uploader is None:
+            return
+        failed = self.run.uploader.finish()
+        if failed:
+            logger.warning(msg("hub.uploads_failed", "{count} of the run's uploads to {repo} failed (see above); "
+                               "those files are in the output folder", count=len(failed),
+                               repo=self.run.uploader.config.huggingface_repo_id))
 
     def save_training_state(self, folder: Path, *, epoch: int, batches_done: int) -> None:
         run = self.run
@@ -122,6 +134,8 @@ class Trainer:
             folder = self.saves.write(folder, lambda target: save_state(run.accelerator, target, state),
                                       self._state_bytes(), self.global_step)
         run.reporter.checkpoint(path=str(folder), kind="state", step=self.global_step, epoch=epoch)
+        if run.uploader is not None:
+            run.uploader.upload(folder, state=True)
 
     # --- what is never saved: non-finite weights ----------------------------------------------
     def _last_good(self) -> str:
@@ -331,6 +345,7 @@ class Trainer:
             return self._train()
         except RunStopped:
             self.run.accelerator.end_training()  # the logs up to the stop are flushed
+            self.finish_uploads()
             raise
 
     def _train(self) -> Path:
@@ -389,6 +404,7 @@ class Trainer:
         rescued = self.saves.finished_error(final, self.global_step)
         if rescued is not None:
             raise rescued
+        self.finish_uploads()
         run.accelerator.end_training()
         run.reporter.end(reason="completed", output=str(final), step=self.global_step)
         return final

@@ -457,9 +457,31 @@ def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
     plan.errors += launch_problems(args, plan.command, validation_split)
 
 
+def _check_hub(args: argparse.Namespace, plan: RunPlan) -> None:
+    """--huggingface_repo_id / --resume_from_huggingface need the Hub now; a state on the Hub is downloaded, and
+    --resume names the local copy from here on (the checks below and the run read it)."""
+    from backend.training.hub_upload import HubUploadConfig, download_state, hub_problems
+
+    resume_from_hub = bool(getattr(args, "resume_from_huggingface", False) and args.resume)
+    problems = hub_problems(HubUploadConfig.from_args(args), resume_from_hub)
+    plan.errors += problems
+    if not resume_from_hub:
+        return
+    if problems:
+        args.resume = None  # (not looked for on disk: the message above says why it cannot be had)
+        return
+    try:
+        args.resume = str(download_state(args.resume, getattr(args, "huggingface_token", None)))
+    except Exception as exc:  # a wrong id, path or revision, no access
+        plan.errors.append(msg("preflight.hub_resume_failed", "--resume {value}: the state could not be downloaded "
+                               "from the Hub ({error})", value=args.resume, error=f"{type(exc).__name__}: {exc}"))
+        args.resume = None
+
+
 def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     plan = RunPlan(command)
     plan.warnings += value_warnings(args, command)
+    _check_hub(args, plan)
     _check_model(args, plan)
     _check_model_files(args, plan)
     _dataset_specs(args, plan)

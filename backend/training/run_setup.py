@@ -46,6 +46,7 @@ from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, ou
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
 from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
 from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
+from backend.training.hub_upload import HubUploadConfig, HubUploader
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import FineTuneConfig, NetworkConfig, method_config
@@ -118,6 +119,7 @@ class TrainingRun:
     validation: Validation | None = None  # the held-out images' loss; None without --validation_split
     fused_backward: FusedBackwardStep | None = None  # --fused_backward_pass: steps taken during backward
     spec_configured: ModelSpecification | None = None  # the family's spec with the run's text options
+    uploader: HubUploader | None = None  # --huggingface_repo_id: saves uploaded (main process only)
     # Files carry sd-scripts' ss_*/modelspec keys (run_metadata.py); the video trainer's PEFT files do not.
     file_metadata: bool = True
     # Sample prompts given as data (the video trainer's validation prompts); None: --sample_prompts' file.
@@ -387,4 +389,9 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
         resume_folder=args.resume, text_cache=text_cache,
         validation=build_validation(ValidationConfig.from_args(args), objective, group),
         fused_backward=fused_backward, spec_configured=spec,
+        uploader=hub_uploader(HubUploadConfig.from_args(args), accelerator.is_main_process),
     )
+
+
+def hub_uploader(config: HubUploadConfig, main_process: bool) -> HubUploader | None:
+    return HubUploader(config) if config.huggingface_repo_id and main_process else None

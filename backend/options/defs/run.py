@@ -241,6 +241,33 @@ declare_all(
             help="With --save_every_n_steps: keep only the saves of the last N steps, deleting older ones (0: "
             "only the newest save, as in sd-scripts).",
         ),
+        # --- Hugging Face uploads (backend/training/hub_upload.py) -------------------------------
+        Option(
+            "huggingface_repo_id", "str", None, group="saving",
+            help="Upload each saved model to this Hugging Face repository (owner/name; created if missing). "
+            "Preflight refuses the run when the Hub cannot be reached.",
+        ),
+        Option("huggingface_repo_type", "str", None, group="saving",
+               help="The repository's type: model (default), dataset or space."),
+        Option("huggingface_path_in_repo", "str", None, group="saving",
+               help="The folder in the repository the files go to. Default: its top."),
+        Option(
+            "huggingface_token", "str", None, group="saving", secret=True,
+            help="Hugging Face token with write access. Default: the one `huggingface-cli login` stored. A secret: "
+            "never written to presets, saved forms or exported commands.",
+        ),
+        Option("huggingface_repo_visibility", "str", None, group="saving",
+               help="public makes a new repository public; anything else (default) private."),
+        Option("save_state_to_huggingface", "bool", False, group="saving",
+               help="Upload the training states (--save_state) too."),
+        Option(
+            "resume_from_huggingface", "bool", False, group="saving",
+            help="--resume names a state on the Hub: owner/repo/path[:revision[:repo type]]. It is downloaded "
+            "before the checks, then resumed as a local state.",
+        ),
+        Option("async_upload", "bool", False, group="saving",
+               help="Upload intermediate saves in the background while training goes on (the last save is waited "
+               "for)."),
         Option(
             "save_n_epoch_ratio", "int", None, group="saving",
             help="Save about N times in the run instead of every --save_every_n_epochs: every floor(epochs / N) "
