@@ -174,7 +174,7 @@ class FineTuneTraining:
         config = self.config
         record = {key: value for key, value in metadata.items() if key not in NETWORK_KEYS}
         record["ss_train_unet"] = str(UNET in self.rates)
-        record["ss_train_text_encoder"] = str(self.train_text_encoder)
+        record["ss_train_text_encoder"] = str(any(name != UNET for name in self.rates))  # (also once stopped)
         for name, rate in self.rates.items():
             record[f"ss_learning_rate_{name}"] = str(rate)
         record["ss_ema"] = str(bool(config.ema))

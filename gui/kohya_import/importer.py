@@ -1,4 +1,5 @@
-"""Import kohya_ss GUI LoRA configs (the JSON its Save button writes), the way kohya_ss users move over.
+"""Import kohya_ss GUI LoRA and DreamBooth configs (the JSON its Save button writes), the way kohya_ss users
+move over.
 
     result = convert_kohya_config(json.loads(text))   # pure: reads the schema, touches no file
     write_run_files(result, "run.toml")               # the run TOML (and the sample prompt file)
@@ -7,7 +8,8 @@
 those that differ from its defaults), what the GUI needs besides (its network type, the
 `accelerate launch` settings, the sample prompt text) and a report: every key that found no home,
 with the reason, plus warnings where a value was converted rather than copied. The mapping
-follows kohya_ss v26 `lora_gui.py: train_model`: the tables are in `tables.py` (keys)
+follows kohya_ss v26 `lora_gui.py: train_model` (`dreambooth_gui.py` for DreamBooth configs, whose text encoder
+settings are in `dreambooth_steps.py`): the tables are in `tables.py` (keys)
 and `network.py` (LoRA types), the pass over the keys in `convert.py`, the FLUX.1 section in
 `flux_steps.py`, and FLUX.1 dev or schnell (`ImportResult.model_type`) in `model_choice.py`.
 
@@ -115,9 +117,9 @@ def _shown(value: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gui.kohya_import",
-        description="Convert a kohya_ss GUI LoRA config (JSON) into a run TOML for this trainer.",
+        description="Convert a kohya_ss GUI LoRA or DreamBooth config (JSON) into a run TOML for this trainer.",
     )
-    parser.add_argument("config", help="the kohya_ss LoRA config (.json) to import")
+    parser.add_argument("config", help="the kohya_ss LoRA or DreamBooth config (.json) to import")
     parser.add_argument("--toml", required=True, help="the run TOML to write (--config_file of the trainer)")
     args = parser.parse_args(argv)
     try:
@@ -132,10 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(msg("gui.kohya.cli_refused", "error: {path}: {error}", path=args.config, error=str(error)), file=sys.stderr)
         return 2
     written = write_run_files(result, args.toml)
+    files = ", ".join(map(str, written))
     print(msg(
         "gui.kohya.cli_wrote", "{command}, network type {network}: wrote {files}",
-        command=result.command, network=result.network_type, files=", ".join(map(str, written)),
-    ))  # fmt: skip
+        command=result.command, network=result.network_type, files=files,
+    ) if result.network_type else msg("gui.kohya.cli_wrote_command", "{command}: wrote {files}",
+                                      command=result.command, files=files))  # fmt: skip
     # The headings in the language of the messages (KOHYA_LANGUAGE), as the GUI shows them.
     language = current_language()
     report = format_report(result, report_titles(Translator(language if language in available_languages() else "en")))

@@ -89,6 +89,10 @@ def test_the_text_encoder_trains_until_the_stop_step_and_the_unet_to_the_end(tra
     assert all(same(text_encoders[step], text_encoders[STOP_TE]) for step in saves if step > STOP_TE)
     assert not same(saves[6]["unet"], saves[4]["unet"]) and not same(saves[STEPS]["unet"], saves[10]["unet"])
     assert "text encoder training stopped at step 4" in train_db["full"].stderr
+    from safetensors import safe_open
+
+    with safe_open(str(out / "tiny.safetensors"), "pt") as file:
+        assert file.metadata()["ss_train_text_encoder"] == "True"  # trained, though not to the end
 
 
 def test_the_model_learns_the_instance_image(train_db):
