@@ -1,5 +1,6 @@
 """Which base model to train and how to read it."""
 
+from backend.messages import msg
 from backend.options.schema import DDPM_COMMANDS, KNOWN_COMMANDS, V2_COMMANDS, Option, declare_all
 
 declare_all(
@@ -23,6 +24,9 @@ declare_all(
             default=False,
             commands=V2_COMMANDS,
             group="model",
+            other_commands_reason=msg("options.other_commands.v2", "It reads the model as SD 2.x, which the SD "
+                                      "1.x/2.x commands train; an SDXL, FLUX.1 or SD 3.5 model has no v2 (sd-scripts' "
+                                      "SDXL scripts refuse it too)"),
             help=(
                 "Read the model as Stable Diffusion 2.x (OpenCLIP text encoder). Turn it on for SD 2.0/2.1 "
                 "checkpoints, off for SD 1.x. SDXL has its own commands and does not take it. Default: off."

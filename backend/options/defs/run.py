@@ -157,6 +157,10 @@ declare_all(
         ),
         Option(
             "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune", "train_db"),
+            # sd-scripts' SDXL scripts parse it, warn "clip_skip will be unexpected" and read the layer they always read
+            ignored_on=("sdxl_train_network", "sdxl_train"),
+            ignored_reason=msg("options.ignored.clip_skip_sdxl", "SDXL's text encoders are always read at their "
+                               "second-to-last layer"),
             range_reason=msg(
                 "options.range_reason.clip_skip",
                 "SD 1.x's text encoder has 12 layers: sd-scripts takes hidden_states[-clip_skip], so 0 and "

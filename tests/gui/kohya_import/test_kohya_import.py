@@ -357,9 +357,9 @@ def test_sdxl_only_fields_are_ignored_for_sd15_as_kohya_ss_does() -> None:
     assert unmapped(result)["sdxl_no_half_vae"] == (True, "not_used")
 
 
-def test_clip_skip_on_sdxl_is_not_accepted() -> None:
+def test_clip_skip_on_sdxl_is_not_used_as_in_sd_scripts() -> None:
     result = convert_kohya_config(v26(sdxl=True, clip_skip=2))
-    assert unmapped(result)["clip_skip"][1] == "other_command"
+    assert unmapped(result)["clip_skip"][1] == "not_used" and "clip_skip" not in result.options
 
 
 def test_invalid_values_are_reported_and_left_out() -> None:
