@@ -41,10 +41,10 @@ def test_secrets_and_cli_only_options_are_never_written(tmp_path: Path, monkeypa
 
 
 def test_unknown_keys_and_bad_values_are_reported() -> None:
-    loaded = parse_preset({"learning_rat": 0.1, "clip_skip": 2, "model_type": "sdxl", "seed": "x",
+    loaded = parse_preset({"learning_rat": 0.1, "t5xxl": "t5.safetensors", "model_type": "sdxl", "seed": "x",
                            "accelerate": {"gpus": 1}, "network_type": "Nope"})  # fmt: skip
     assert any('"learning_rat"' in message and "learning_rate" in message for message in loaded.unknown)
-    assert any('"clip_skip"' in message for message in loaded.unknown)  # an SD 1.x/2.x option, not SDXL
+    assert any('"t5xxl"' in message for message in loaded.unknown)  # a FLUX.1/SD 3.5 option, not SDXL
     assert any("gpus" in message for message in loaded.unknown)
     assert any('"seed"' in problem for problem in loaded.problems)
     assert any('"network_type"' in problem for problem in loaded.problems)
