@@ -13,27 +13,13 @@ import pytest
 
 from backend.messages import set_language
 from backend.options import parse_args
-from backend.options.schema import all_options, options_for
+from backend.options.schema import all_options
 from backend.options.sd_scripts_flags import COMMAND_GROUPS, sd_scripts_flags
 from gui.i18n import Translator
 from gui.kohya_import.importer import KohyaImportError, convert_kohya_config, main, write_run_files
-from gui.kohya_import.network import SHAPE_DEFAULTS
-from gui.kohya_import.tables import (
-    DERIVED,
-    FLUX_ONLY,
-    FLUX_RENAMED,
-    LAUNCH_EXTRA_KEYS,
-    LAUNCH_KEYS,
-    NO_OPTION,
-    RENAMED,
-    SD3_ONLY,
-    SDXL_RENAMED,
-    SECRETS,
-    SECTION_OF,
-    SILENT,
-)
 from gui.training.lora_actions import import_kohya
 from gui.training.training_kinds import DREAMBOOTH
+from tests.gui.kohya_import.test_kohya_import import ruled_keys
 
 CONFIGS = Path(__file__).parents[1] / "data" / "kohya_configs"
 DREAMBOOTH_CONFIGS = ["sd15_dreambooth", "sdxl_dreambooth"]
@@ -50,13 +36,9 @@ def test_every_key_has_a_rule_and_the_toml_passes_the_trainers_validation(name: 
     data = load(name)
     assert len(data) == 176
     result = convert_kohya_config(data)
-    ruled = (
-        set(options_for(result.command)) | set(RENAMED) | set(SDXL_RENAMED) | set(FLUX_RENAMED) | set(DERIVED)
-        | set(LAUNCH_KEYS) | set(LAUNCH_EXTRA_KEYS) | set(SECRETS) | set(SILENT) | set(NO_OPTION) | set(SECTION_OF)
-        | set(FLUX_ONLY) | set(SD3_ONLY) | set(SHAPE_DEFAULTS) | sd_scripts_flags(result.command) | TE_KEYS
-        | set(all_options()) | {flag for script in COMMAND_GROUPS for flag in sd_scripts_flags(script)}
-        # (another command's option, ours or sd-scripts': reported as such, e.g. disable_mmap_load_safetensors)
-    )  # fmt: skip
+    ruled = ruled_keys(result.command) | TE_KEYS | set(all_options()) | {
+        flag for script in COMMAND_GROUPS for flag in sd_scripts_flags(script)
+    }  # (another command's option, ours or sd-scripts': reported as such, e.g. disable_mmap_load_safetensors)
     assert set(data) - ruled == set()
     assert [e.key for e in result.unmapped if e.reason == "unknown" and not e.key.startswith("--")] == []
     assert result.network_type == "" and "network_module" not in result.options
