@@ -197,12 +197,11 @@ def load_transformer(folder: Path, subfolder: str, cls: Any, dtype: torch.dtype,
     gave, read with `cls.from_single_file` and the folder's config. `prepare(state, config)` first reshapes a file's
     tensors where diffusers' converter assumes the full-size model (HunyuanVideo's fused single blocks)."""
     from backend.models.errors import ModelFileError
-    from backend.models.loading import _component
+    from backend.models.loading import load_component
 
     file = single_file(folder, subfolder)
     if file is None:
-        return _component(folder, subfolder, lambda: cls.from_pretrained(
-            folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True))
+        return load_component(folder, subfolder, cls, torch_dtype=dtype)
 
     def read() -> Any:
         source: Any = str(file)
