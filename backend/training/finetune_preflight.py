@@ -69,7 +69,7 @@ def _rates(args: argparse.Namespace, command: str) -> list[tuple[str, float | No
 def _check_rates(args: argparse.Namespace, plan: Plan) -> None:
     te_rates = [(name, rate) for name, rate in _rates(args, plan.command) if rate is not None]
     # train_db's switch is --stop_text_encoder_training -1 (options/defs/finetune.py derives train_text_encoder)
-    switch = (msg("preflight.finetune.te_switch_db", "--stop_text_encoder_training is -1")
+    switch = (msg("preflight.finetune.te_switch_db", "--stop_text_encoder_training is negative")
               if plan.command == "train_db" else msg("preflight.finetune.te_switch_off", "--train_text_encoder is off"))
     if not args.train_text_encoder:
         if te_rates:

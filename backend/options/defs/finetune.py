@@ -35,11 +35,10 @@ declare_all(
             "half or a tenth of the U-Net's rate.",
         ),
         Option(
-            "stop_text_encoder_training", "int", None, minimum=-1, group="basic", commands=("train_db",),
-            range_reason=msg("options.range_reason.stop_text_encoder_training", "a step number, or -1 for a text "
-                             "encoder that never trains"),
+            "stop_text_encoder_training", "int", None, group="basic", commands=("train_db",),
             help="DreamBooth trains the text encoder with the U-Net (as sd-scripts' train_db does); from this "
-            "optimizer step on it stays frozen. -1: never train it (the U-Net only). Empty: train it to the end. "
+            "optimizer step on it stays frozen. -1 (any negative, as in sd-scripts): never train it (the U-Net "
+            "only). Empty: train it to the end. "
             "Stopping early (e.g. at a third of the steps) keeps the class word from drifting.",
         ),
         Option(
