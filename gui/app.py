@@ -26,7 +26,7 @@ from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
 from gui.training.lora_tab import LoraTab, build_lora_tab
 from gui.training.option_search import IME_FILTER_JS
-from gui.training.training_kinds import DREAMBOOTH, FINETUNE, VIDEO
+from gui.training.training_kinds import DREAMBOOTH, FINETUNE, TEXTUAL_INVERSION, VIDEO
 
 APP_TITLE = "Kohya LoRA Trainer"
 # - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
@@ -147,6 +147,8 @@ def build_app(
     with app.route(t.t("ui.tab.finetune"), "finetune"):
         _training_page(app, t, "finetune",
                        lambda: build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps))  # fmt: skip
+    with app.route(t.t("ui.tab.textual_inversion"), "textual_inversion"):
+        _training_page(app, t, "textual_inversion", lambda: build_lora_tab(t, picker, defaults, TEXTUAL_INVERSION))
     with app.route(t.t("ui.tab.video"), "video"):
         _training_page(app, t, "video", lambda: build_lora_tab(t, picker, defaults, VIDEO))
     with app.route(t.t("ui.page.data"), "data"):

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from backend.data.buckets import BucketSelector, bucket_choice, cover_size
+from backend.data.caption_templates import draw_template
 from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
 from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
@@ -126,6 +127,7 @@ class TrainDataset:
         self.spec = spec
         self.seed = seed
         self.processes = processes
+        self.caption_templates: tuple[str, ...] = ()  # use_caption_templates
         self.batch_size = spec.batch_size * processes  # the global batch: what one optimizer step trains
         self.scan = scan if scan is not None else scan_dataset(spec, warn)
         problems = list(self.scan.problems)
@@ -246,6 +248,8 @@ class TrainDataset:
         else:
             sample = self._from_image(record, subset, flipped, rng)
         sample["caption"] = process_caption(record.caption, subset, epoch, rng)
+        if self.caption_templates:  # Textual Inversion's templates replace the captions (sd-scripts' order)
+            sample["caption"] = draw_template(self.caption_templates, rng)
         sample["loss_weight"] = self.spec.prior_loss_weight if record.is_reg else 1.0
         sample["is_reg"] = record.is_reg
         sample["path"] = record.path
@@ -337,6 +341,11 @@ class DatasetGroup(torch.utils.data.Dataset):
         self.epoch = 1
         # (epoch, [(dataset, batch)], [samples in the epoch before each batch])
         self._order: tuple[int, list[tuple[int, int]], list[int]] | None = None
+
+    def use_caption_templates(self, captions: tuple[str, ...]) -> None:
+        """Every sample's caption becomes one of `captions` (Textual Inversion's templates)."""
+        for dataset in self.datasets:
+            dataset.caption_templates = captions
 
     def set_epoch(self, epoch: int) -> None:
         """Call before iterating each epoch (epochs count from 1)."""

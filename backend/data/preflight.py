@@ -24,7 +24,7 @@ from backend.data.scan import (
     split_problems,
     unreadable_image,
 )
-from backend.data.specs import DatasetSpec
+from backend.data.specs import DatasetSpec, SubsetSpec
 from backend.data.summary import bucket_table
 from backend.messages import msg
 
@@ -44,8 +44,11 @@ def check_images(paths: Sequence[str | Path], threads: int = 8) -> list[ImagePro
     ]
 
 
-def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0, processes: int = 1) -> dict[str, Any]:
-    """The datasets as a run would see them; batches are global ones (`processes` x batch size)."""
+def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0, processes: int = 1,
+                     word: str | None = None) -> dict[str, Any]:
+    """The datasets as a run would see them; batches are global ones (`processes` x batch size). `word`
+    (Textual Inversion's new word): how many training images' captions hold it, as `captions_with_word`
+    [with, of all]."""
     warnings: list[str] = []
     report: dict[str, Any] = {"ok": True, "datasets": [], "problems": [], "errors": [], "warnings": warnings}
     total_batches = 0
@@ -74,9 +77,20 @@ def preflight_report(specs: Sequence[DatasetSpec], seed: int = 0, processes: int
             ))  # fmt: skip
         total_batches += len(dataset)
         report["datasets"].append(_dataset_entry(dataset))
+        if word is not None:
+            found = report.setdefault("captions_with_word", [0, 0])
+            for record in dataset.records:
+                if not record.is_reg:
+                    found[0] += word in full_caption(record.caption, dataset.scan.subsets[record.subset_index].subset)
+                    found[1] += 1
     report["num_batches_per_epoch"] = total_batches
     report["ok"] = not report["errors"] and not report["problems"]
     return report
+
+
+def full_caption(caption: str, subset: SubsetSpec) -> str:
+    """A caption with the subset's prefix and suffix, before any per-epoch change."""
+    return " ".join(part for part in (subset.caption_prefix, caption, subset.caption_suffix) if part)
 
 
 def _dataset_entry(dataset: TrainDataset) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from backend.families.wan.declaration import DECLARATIONS as _WAN
 DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN,
                                                 *_HUNYUAN_VIDEO, *_COGVIDEOX)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
-TRAINING_KINDS = ("lora", "finetune", "dreambooth")
+TRAINING_KINDS = ("lora", "finetune", "dreambooth", "textual_inversion")
 
 
 class UnknownFamilyError(ValueError):
@@ -56,6 +56,7 @@ def label(name: str) -> str:
 # own: the sd-scripts option sets derived below (`commands_where`) never include it.
 # "dreambooth": kohya_ss's DreamBooth tab, a fine-tune from '<repeats>_<class>' folders with regularization images;
 # SD 1.x/2.x have a command of its own (sd-scripts' train_db), the others run it with their fine-tune command.
+# "textual_inversion": new token embeddings trained in a frozen model (SD 1.x/2.x and SDXL, as in sd-scripts).
 IMAGE_KINDS = TRAINING_KINDS
 VIDEO_KIND = "video"
 VIDEO_COMMAND = "train_video"

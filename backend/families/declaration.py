@@ -104,6 +104,9 @@ class FamilyDeclaration:
     checkpoint_implementation: str = IMPL_STABILITY_AI  # modelspec.implementation of a whole model
     # modelspec.prediction_type (epsilon / v) is written; sd-scripts leaves it out for flow-matching models.
     records_prediction_type: bool = True
+    # Textual Inversion files: the key of each text encoder's vectors, in text-encoder order (A1111, ComfyUI and
+    # diffusers read these names: SD 1.x/2.x "emb_params", SDXL "clip_l" and "clip_g"). Empty: no TI command.
+    embedding_keys: tuple[str, ...] = ()
     # Options sd-scripts records as ss_<name> for this family's runs (its update_metadata).
     metadata_options: tuple[str, ...] = ()
     # A video family (commands {"video": "train_video"}): finetrainers' --model_name for it, and its VAE's

@@ -23,7 +23,9 @@ LORA_COMMANDS = families.commands("lora")
 # fine-tune command of its own; the other families' DreamBooth command is their fine-tune command.
 DREAMBOOTH_COMMANDS = families.commands("dreambooth")
 FINETUNE_COMMANDS = tuple(dict.fromkeys(families.commands("finetune") + DREAMBOOTH_COMMANDS))
-ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS  # the image trainers (sd-scripts' flags)
+# Textual Inversion: new token embeddings trained in the frozen model (train_textual_inversion, sdxl_...).
+TEXTUAL_INVERSION_COMMANDS = families.commands("textual_inversion")
+ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS + TEXTUAL_INVERSION_COMMANDS  # the image trainers (sd-scripts' flags)
 # finetrainers' one command for every video family (`--model_name` picks it); its options are declared with
 # `commands=VIDEO_COMMANDS` and finetrainers' names, never by default.
 VIDEO_COMMANDS = (families.VIDEO_COMMAND,)
@@ -31,7 +33,9 @@ KNOWN_COMMANDS = ALL_COMMANDS + VIDEO_COMMANDS
 # The commands where --v2 picks the model type (SD 2.x trains with the SD 1.x commands and --v2).
 V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
 # The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
-TEXT_CACHE_COMMANDS = families.commands_where(lambda d: d.text_encoder_output_cache)
+# Not Textual Inversion's: the text encoders' outputs change every step there (sd-scripts refuses it too).
+TEXT_CACHE_COMMANDS = tuple(command for command in families.commands_where(lambda d: d.text_encoder_output_cache)
+                            if command not in TEXTUAL_INVERSION_COMMANDS)
 # The commands by training objective: DDPM's noise/SNR options mean nothing to flow matching and back.
 DDPM_COMMANDS = families.commands_where(lambda d: d.objective == "ddpm")
 FLOW_MATCHING_COMMANDS = families.commands_where(lambda d: d.objective == "flow_matching")

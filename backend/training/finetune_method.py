@@ -169,6 +169,9 @@ class FineTuneTraining:
     def sampling_modules(self) -> tuple[torch.nn.Module, ...]:
         return ()
 
+    def prompt_text(self, text: str) -> str:
+        return text
+
     def file_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
         """The training record of a whole model: no network keys; what was trained, and the EMA."""
         config = self.config

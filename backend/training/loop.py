@@ -36,6 +36,7 @@ from backend.training.checkpoints import (
 from backend.training.metadata import (
     progress_metadata,
 )
+from backend.training.method import TrainingMethod
 from backend.training.optimizers import set_optimizer_train_mode
 from backend.training.output_space import save_counts, space_problem, state_bytes
 from backend.training.progress import LossRecorder
@@ -50,7 +51,7 @@ from backend.training.run_errors import (
 )
 from backend.training.run_metadata import run_metadata
 from backend.training.run_setup import TrainingRun
-from backend.training.sample_prompts import load_sample_prompts, should_sample
+from backend.training.sample_prompts import SamplePrompt, load_sample_prompts, should_sample
 from backend.training.sharded import accelerator_backend
 from backend.training.step import average_gradients, batch_loss, sample_generators, seed_step_random
 from backend.training.step_reports import StepRecord, StepReports, report_lag
@@ -58,11 +59,19 @@ from backend.training.step_reports import StepRecord, StepReports, report_lag
 logger = logging.getLogger(__name__)
 
 
+def method_prompt(method: TrainingMethod, prompt: SamplePrompt) -> SamplePrompt:
+    """A sample prompt as the method's text encoders read it (Textual Inversion's word -> its tokens)."""
+    negative = prompt.negative_prompt
+    return dataclasses.replace(prompt, prompt=method.prompt_text(prompt.prompt),
+                               negative_prompt=None if negative is None else method.prompt_text(negative))
+
+
 class Trainer:
     def __init__(self, run: TrainingRun) -> None:
         self.run = run
         prompt_file = run.sampling.sample_prompts
-        self.prompts = run.prompts if run.prompts is not None else load_sample_prompts(prompt_file) if prompt_file else []
+        self.prompts = run.prompts if run.prompts is not None else [
+            method_prompt(run.method, prompt) for prompt in (load_sample_prompts(prompt_file) if prompt_file else [])]
         self.metadata = run_metadata(run) if run.file_metadata else {}
         self.recorder = LossRecorder()
         self.reports = StepReports(self._publish_step, report_lag(run.accelerator.device))

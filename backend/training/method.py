@@ -1,8 +1,8 @@
 """The calls the training loop makes on a training method, the one seam between them.
 
-Two methods implement it: `network_method.NetworkTraining` (LoRA and other networks hooked into
-a frozen model) and `finetune_method.FineTuneTraining` (the model's own weights trained). The loop
-never asks which one it has.
+Three methods implement it: `network_method.NetworkTraining` (LoRA and other networks hooked into
+a frozen model), `finetune_method.FineTuneTraining` (the model's own weights trained) and
+`embedding_method.EmbeddingTraining` (Textual Inversion: new token vectors). The loop never asks which one it has.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class TrainingMethod(Protocol):
     def after_optimizer_step(self, device: torch.device) -> dict[str, float]: ...
     def state_objects(self) -> list[Any]: ...
     def sampling_modules(self) -> tuple[torch.nn.Module, ...]: ...
+    def prompt_text(self, text: str) -> str:
+        """A caption or sample prompt as the text encoders must read it (Textual Inversion's word -> its tokens)."""
     def file_metadata(self, metadata: dict[str, str]) -> dict[str, str]: ...
     def before_save(self, accelerator: Any) -> None:
         """Called on every process before the main one saves (collectives allowed)."""

@@ -1,4 +1,4 @@
-"""The training methods' slices of the options: a network's (LoRA commands) and a fine-tune's.
+"""The training methods' slices of the options: a network's (LoRA commands), a fine-tune's and Textual Inversion's.
 
 Apart from the methods themselves (network_method.py, finetune_method.py, which load diffusers),
 because preflight and the resume record read them before anything heavy is imported.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from backend.options.schema import FINETUNE_COMMANDS
+from backend.options.schema import FINETUNE_COMMANDS, TEXTUAL_INVERSION_COMMANDS
 from backend.training.option_slice import OptionSlice
 
 
@@ -52,6 +52,33 @@ class FineTuneConfig(OptionSlice):
     stop_text_encoder_training: int | None = None  # train_db's: the step from which the text encoder is frozen
 
 
-def method_config(args: argparse.Namespace, command: str) -> NetworkConfig | FineTuneConfig:
+@dataclass(frozen=True)
+class EmbeddingConfig(OptionSlice):
+    """Textual Inversion: the new word, its vectors and where they start from; how the files are saved."""
+
+    token_string: str
+    init_word: str | None
+    num_vectors_per_token: int
+    weights: str | None
+    use_object_template: bool
+    use_style_template: bool
+    learning_rate: float
+    save_model_as: str
+    gradient_checkpointing: bool
+
+    @property
+    def token_strings(self) -> list[str]:
+        """The words added to the tokenizers: 'tok', 'tok1', ... 'tok<N-1>' (sd-scripts' names)."""
+        return [self.token_string] + [f"{self.token_string}{i}" for i in range(1, self.num_vectors_per_token)]
+
+
+MethodConfig = NetworkConfig | FineTuneConfig | EmbeddingConfig
+
+
+def method_config(args: argparse.Namespace, command: str) -> MethodConfig:
     """The slice of `command`'s training method."""
-    return FineTuneConfig.from_args(args) if command in FINETUNE_COMMANDS else NetworkConfig.from_args(args)
+    if command in FINETUNE_COMMANDS:
+        return FineTuneConfig.from_args(args)
+    if command in TEXTUAL_INVERSION_COMMANDS:
+        return EmbeddingConfig.from_args(args)
+    return NetworkConfig.from_args(args)

@@ -138,6 +138,9 @@ class NetworkTraining:
     def sampling_modules(self) -> tuple[torch.nn.Module, ...]:
         return (self.network,)
 
+    def prompt_text(self, text: str) -> str:
+        return text
+
     def file_metadata(self, metadata: dict[str, str]) -> dict[str, str]:
         return metadata
 

@@ -27,7 +27,7 @@ from backend.networks.layout import check_layout_keys
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
-from backend.options.schema import LORA_COMMANDS
+from backend.options.schema import FINETUNE_COMMANDS, LORA_COMMANDS, TEXTUAL_INVERSION_COMMANDS
 from backend.options.value_warnings import value_warnings
 from backend.training.attention import AttentionConfig, attention_warnings
 from backend.training.block_swap_options import (
@@ -36,6 +36,7 @@ from backend.training.block_swap_options import (
     block_swap_problems,
 )
 from backend.training.checkpoints import read_train_state
+from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
 from backend.training.lr_check import learning_rate_warning
@@ -347,7 +348,8 @@ def _cuda_available() -> bool:
 def _check_dataset(args: argparse.Namespace, plan: RunPlan) -> None:
     if not plan.dataset_specs:
         return
-    report = preflight_report(plan.dataset_specs, seed=args.seed or 0, processes=world_size())
+    word = args.token_string if plan.command in TEXTUAL_INVERSION_COMMANDS else None
+    report = preflight_report(plan.dataset_specs, seed=args.seed or 0, processes=world_size(), word=word)
     plan.errors += report["errors"]
     plan.errors += [f"{p['path']}: {p['problem']}; {p['fix']}" for p in report["problems"]]
     plan.warnings += report["warnings"]
@@ -420,7 +422,7 @@ def _check_output(args: argparse.Namespace, plan: RunPlan) -> None:
     dataset = plan.report.get("dataset") or {}
     steps = (dataset["total_steps"], dataset["epochs"]) if "total_steps" in dataset else None
     trained = None
-    if plan.command not in LORA_COMMANDS:
+    if plan.command in FINETUNE_COMMANDS:
         trained = {"unet"} if args.learning_rate > 0 else set()
         if args.train_text_encoder:
             trained |= {"text_encoder1", "text_encoder2"}
@@ -451,6 +453,8 @@ def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
         if args.save_model_as not in LORA_FORMATS:
             plan.errors.append(msg("preflight.lora_save_format", "--save_model_as {value}: a LoRA is saved as one of "
                                    "{formats}", value=args.save_model_as, formats=", ".join(LORA_FORMATS)))
+    elif plan.command in TEXTUAL_INVERSION_COMMANDS:
+        check_embedding(args, plan)
     else:
         check_finetune(args, plan)
     validation_split = any(spec.validation_split > 0 for spec in plan.dataset_specs)

@@ -20,7 +20,7 @@ from typing import Any
 from backend.messages import msg
 from backend.networks.arg_keys import CHANGEABLE_ON_RESUME
 from backend.networks.args import NetworkArgsError, parse_network_args
-from backend.training.method_options import FineTuneConfig, NetworkConfig
+from backend.training.method_options import EmbeddingConfig, MethodConfig, NetworkConfig
 from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
 from backend.training.run_errors import ResumeMismatch
 
@@ -30,7 +30,8 @@ RECORD_FLAGS = {
     "network_alpha": "--network_alpha", "network_args": "--network_args",
     "network_train_unet_only": "--network_train_unet_only",
     "network_train_text_encoder_only": "--network_train_text_encoder_only", "dim_from_weights": "--dim_from_weights",
-    "train_text_encoder": "--train_text_encoder", "ema": "--ema",
+    "train_text_encoder": "--train_text_encoder", "ema": "--ema", "token_string": "--token_string",
+    "num_vectors_per_token": "--num_vectors_per_token",
 }
 
 
@@ -46,16 +47,18 @@ def _label(key: str) -> str:
     return key
 
 
-def run_record(method: NetworkConfig | FineTuneConfig, optimizer: OptimizerConfig,
-               family: str | None) -> dict[str, Any]:
+def run_record(method: MethodConfig, optimizer: OptimizerConfig, family: str | None) -> dict[str, Any]:
     """What a state saved by this run is tied to (written into train_state.json, compared on --resume)."""
     try:
         optimizer_name = resolve_optimizer_name(optimizer)
     except ValueError:
         optimizer_name = str(optimizer.optimizer_type)
-    record: dict[str, Any] = {"method": "network" if isinstance(method, NetworkConfig) else "fine_tune",
-                              "family": family, "optimizer": optimizer_name}
-    if isinstance(method, NetworkConfig):
+    kind = ("network" if isinstance(method, NetworkConfig)
+            else "textual_inversion" if isinstance(method, EmbeddingConfig) else "fine_tune")
+    record: dict[str, Any] = {"method": kind, "family": family, "optimizer": optimizer_name}
+    if isinstance(method, EmbeddingConfig):
+        record.update(token_string=method.token_string, num_vectors_per_token=method.num_vectors_per_token)
+    elif isinstance(method, NetworkConfig):
         try:
             network_args = parse_network_args(method.network_args)
         except NetworkArgsError:
@@ -82,6 +85,8 @@ def _shown(key: str, value: Any) -> str:
         return msg("preflight.resume.method_network", "a network (LoRA) training")
     if key == "method" and value == "fine_tune":
         return msg("preflight.resume.method_fine_tune", "a full fine-tune")
+    if key == "method" and value == "textual_inversion":
+        return msg("preflight.resume.method_textual_inversion", "a Textual Inversion")
     return str(value)
 
 

@@ -29,6 +29,7 @@ from accelerate.utils import (
     broadcast_object_list,
 )
 
+from backend.data.caption_templates import template_captions
 from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.latent_cache import cache_latents
 from backend.data.loader import make_dataloader
@@ -44,12 +45,18 @@ from backend.training.block_swap import BlockSwapError, SwapPlan, optimizer_stat
 from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
-from backend.training.finetune_method import FineTuneTraining, part_learning_rates, source_states
+from backend.training.embedding_method import EmbeddingTraining
+from backend.training.finetune_method import (
+    FineTuneTraining,
+    part_learning_rates,
+    source_states,
+    text_encoder_names,
+)
 from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
 from backend.training.hub_upload import HubUploadConfig, HubUploader
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
-from backend.training.method_options import FineTuneConfig, NetworkConfig, method_config
+from backend.training.method_options import EmbeddingConfig, MethodConfig, NetworkConfig, method_config
 from backend.training.model_setup import (
     ModelConfig,
     PlacementConfig,
@@ -181,7 +188,7 @@ def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
     return accelerator
 
 
-def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, placement: PlacementConfig,
+def prepare_method(method: MethodConfig, model: ModelConfig, placement: PlacementConfig,
                    plan: RunPlan, accelerator: Accelerator, weight_dtype: torch.dtype, plugin_args: argparse.Namespace,
                    block_swap: BlockSwapConfig | None = None,
                    ) -> tuple[ModelSpecification, Components, TrainingMethod]:
@@ -202,6 +209,8 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
         if swap is not None:  # after the network: its layers wrap the blocks' layers, its weights stay put
             install_swap(swap, accelerator.device)
         return spec, components, network_method
+    if isinstance(method, EmbeddingConfig):
+        return prepare_embedding(method, model, placement, plan, accelerator, weight_dtype)
     spec, components = load_model(model, plan, accelerator)
     rates = part_learning_rates(method, len(components.text_encoders))
     frozen = source_states(components, set(rates))  # before place_model casts them
@@ -215,6 +224,19 @@ def prepare_method(method: NetworkConfig | FineTuneConfig, model: ModelConfig, p
     if swap is not None:  # after the method marked the trained weights: those are written back after their steps
         install_swap(swap, accelerator.device, trained=True)
     return spec, components, fine_tune
+
+
+def prepare_embedding(method: EmbeddingConfig, model: ModelConfig, placement: PlacementConfig, plan: RunPlan,
+                      accelerator: Accelerator, weight_dtype: torch.dtype,
+                      ) -> tuple[ModelSpecification, Components, TrainingMethod]:
+    """Textual Inversion: the new rows added while the text encoders are float32 on the CPU, then the model placed
+    (the text encoders stay float32: their embedding matrices are the trained parameters)."""
+    spec, components = load_model(model, plan, accelerator)
+    embedding = EmbeddingTraining(method, components)
+    encoders = frozenset(text_encoder_names(len(components.text_encoders)))
+    place_model(placement, accelerator, components, weight_dtype, encoders)
+    embedding.keep_original_rows()
+    return spec, components, embedding
 
 
 def install_swap(swap: SwapPlan, device: torch.device, trained: bool = False) -> None:
@@ -323,6 +345,9 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
         group = prepare_data(LatentCacheConfig.from_args(args), seed, plan, accelerator, spec, components, reporter)
     else:
         group = data(seed, accelerator, spec, components, reporter)
+    if isinstance(method_options, EmbeddingConfig) and (method_options.use_object_template
+                                                        or method_options.use_style_template):
+        group.use_caption_templates(template_captions(method_options.token_string, method_options.use_style_template))
     text_cache = prepare_text_cache(
         TextCacheConfig.from_args(args), accelerator, spec, components, group, weight_dtype, reporter
     )

@@ -1,4 +1,4 @@
-"""The training tabs, LoRA, DreamBooth, fine-tuning and video, as data: which model types each trains and with which
+"""The training tabs, LoRA, DreamBooth, fine-tuning, Textual Inversion and video, as data: which model types each trains and with which
 command (from the model families: gui/training/model_types.py), whether a network is chosen, where
 presets live, which values a new form starts from, which options come first, and how its page
 elements are named.
@@ -38,7 +38,7 @@ SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
 
 @dataclass(frozen=True)
 class TrainingKind:
-    key: str  # "lora" | "dreambooth" | "finetune" | "video"
+    key: str  # "lora" | "dreambooth" | "finetune" | "textual_inversion" | "video"
     # What the model type selector offers, in order (the first is a new form's): the declared families
     # with a command for this kind (`kind_model_types(key)`).
     model_types: tuple[ModelType, ...]
@@ -197,6 +197,24 @@ DREAMBOOTH = TrainingKind(
         ("prior_loss_weight",),
     ),
 )  # fmt: skip
+# kohya_ss's Textual Inversion tab (train_textual_inversion, sdxl_train_textual_inversion): a new word's vectors
+# trained in the frozen model. 5e-3 is A1111's embedding rate; kohya_ss's tab starts at 1e-5, which barely moves
+# vectors of this size in the 1,600 steps it trains by default.
+TEXTUAL_INVERSION = TrainingKind(
+    "textual_inversion", kind_model_types("textual_inversion"), False, "ti_",
+    {"save_model_as": ("safetensors", "pt", "ckpt")},
+    {"learning_rate": 5e-3, "caption_extension": ".txt", "num_vectors_per_token": 4},
+    (
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("token_string", "init_word", "num_vectors_per_token"),
+        ("train_data_dir", "reg_data_dir", "caption_extension"),
+        ("use_object_template", "use_style_template"),
+        ("output_dir", "output_name"),
+        ("save_model_as", "save_precision"),
+        ("resolution", "max_train_epochs", "max_train_steps"),
+        ("train_batch_size", "learning_rate", "mixed_precision"),
+    ),
+)  # fmt: skip
 # finetrainers' command for the video families (`train_video`, finetrainers' flag names): LoRA or a full
 # fine-tune is its `training_type` option, so there is no network selector; the model type sets `model_name`.
 VIDEO = TrainingKind(
@@ -218,4 +236,4 @@ VIDEO = TrainingKind(
     ),
     video_samples=True,
 )  # fmt: skip
-KINDS = {kind.key: kind for kind in (LORA, DREAMBOOTH, FINETUNE, VIDEO)}
+KINDS = {kind.key: kind for kind in (LORA, DREAMBOOTH, FINETUNE, TEXTUAL_INVERSION, VIDEO)}

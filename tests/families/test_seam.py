@@ -22,7 +22,10 @@ def test_every_declaration_has_its_implementation() -> None:
             assert dict(decl.commands) == {families.VIDEO_KIND: families.VIDEO_COMMAND}
             assert decl.temporal_compression > 0 and decl.spatial_compression > 0
             continue
-        assert set(decl.commands) == set(families.TRAINING_KINDS)
+        # Textual Inversion: SD 1.x/2.x and SDXL only, as in sd-scripts; their files' keys are declared with it.
+        assert set(decl.commands) == set(families.TRAINING_KINDS) - ({"textual_inversion"} if not decl.embedding_keys
+                                                                     else set())
+        assert len(decl.embedding_keys) in (0, len(decl.text_encoder_folders))
         # FLUX.1 and SD 3.5 have no U-Net-style blocks: sd-scripts selects their blocks by index (network args).
         assert implementation.block_layout.count > 0 or decl.network_layout in ("flux", "sd3")
     assert {d.name for f in all_families() for d in f.declarations} == set(families.names())

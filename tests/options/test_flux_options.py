@@ -32,7 +32,8 @@ from .helpers import problems
 
 FLUX = ("flux_train_network", "flux_train")
 SD3 = ("sd3_train_network", "sd3_train")
-OTHERS = ("train_network", "sdxl_train_network", "fine_tune", "sdxl_train", "train_db")
+OTHERS = ("train_network", "sdxl_train_network", "fine_tune", "sdxl_train", "train_db", "train_textual_inversion",
+          "sdxl_train_textual_inversion")
 RUN = ["--pretrained_model_name_or_path", "/models/flux1-dev.safetensors", "--train_data_dir", "/data/train",
        "--output_dir", "/data/out"]  # fmt: skip
 FLUX_OWN = ("clip_l", "t5xxl", "ae", "model_type", "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale")

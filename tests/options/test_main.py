@@ -41,6 +41,7 @@ def test_dump_is_json_with_every_option():
     assert {name: len(flags) for name, flags in dumped["sd_scripts_flags"].items()} == {
         "train_network": 193, "sdxl_train_network": 196, "fine_tune": 167, "sdxl_train": 176,
         "flux_train_network": 215, "flux_train": 194, "sd3_train_network": 218, "sd3_train": 201, "train_db": 169,
+        "train_textual_inversion": 169, "sdxl_train_textual_inversion": 170,
     }  # fmt: skip
 
 

@@ -95,9 +95,9 @@ def test_typo_of_an_unimplemented_sd_scripts_flag():
 
 def test_option_of_another_command():
     assert problems("sdxl_train_network", MODEL + ["--v2"]) == [
-        '"--v2" is not accepted by sdxl_train_network; only train_network, fine_tune, train_db accept it. It reads '
-        "the model as SD 2.x, which the SD 1.x/2.x commands train; an SDXL, FLUX.1 or SD 3.5 model has no v2 "
-        "(sd-scripts' SDXL scripts refuse it too)"
+        '"--v2" is not accepted by sdxl_train_network; only train_network, fine_tune, train_db, train_textual_inversion '
+        "accept it. It reads the model as SD 2.x, which the SD 1.x/2.x commands train; an SDXL, FLUX.1 or SD 3.5 "
+        "model has no v2 (sd-scripts' SDXL scripts refuse it too)"
     ]
     message = problems("train_network", MODEL + ["--test_sdxl_flag"])[0]
     assert "only sdxl_train_network, sdxl_train, flux_train_network, flux_train, sd3_train_network, sd3_train accept it" in message

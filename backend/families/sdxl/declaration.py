@@ -15,7 +15,9 @@ SDXL = FamilyDeclaration(
     name="sdxl",
     label="SDXL",
     implementation="backend.families.sdxl.family",
-    commands={"lora": "sdxl_train_network", "finetune": "sdxl_train", "dreambooth": "sdxl_train"},
+    commands={"lora": "sdxl_train_network", "finetune": "sdxl_train", "dreambooth": "sdxl_train",
+              "textual_inversion": "sdxl_train_textual_inversion"},
+    embedding_keys=("clip_l", "clip_g"),
     epsilon=PredictionFacts("sdxl_base_v1-0", "stable-diffusion-xl-v1-base", 1024, "sdxl"),
     text_encoder_widths=(768, 1280),  # CLIP ViT-L, OpenCLIP ViT-bigG
     cross_attention_width=2048,

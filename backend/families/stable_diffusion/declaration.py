@@ -7,12 +7,14 @@ from backend.families.declaration import FamilyDeclaration, HubTokenizer, Origin
 from backend.families.stable_diffusion.detection import CLIP_L_PREFIX, DETECTION, OPEN_CLIP_H_PREFIX
 
 IMPLEMENTATION = "backend.families.stable_diffusion.family"
-COMMANDS = {"lora": "train_network", "finetune": "fine_tune", "dreambooth": "train_db"}
+COMMANDS = {"lora": "train_network", "finetune": "fine_tune", "dreambooth": "train_db",
+            "textual_inversion": "train_textual_inversion"}
 # One text encoder (lora_te_) and the U-Net by its diffusers paths.
 NETWORK_KEYS = {"network_layout": "sd", "network_label": "SD 1.x/2.x", "network_key_prefixes": (
     "lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")}
 SHARED = {"implementation": IMPLEMENTATION, "commands": COMMANDS, "pipeline_class_prefix": "StableDiffusion",
-          "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION, **NETWORK_KEYS}
+          "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION,
+          "embedding_keys": ("emb_params",), **NETWORK_KEYS}
 
 SD1 = FamilyDeclaration(
     name="sd1",

@@ -5,7 +5,14 @@ the code does, with typical values.
 """
 
 from backend.messages import msg
-from backend.options.schema import ALL_COMMANDS, DREAMBOOTH_COMMANDS, LORA_COMMANDS, Option, declare_all
+from backend.options.schema import (
+    ALL_COMMANDS,
+    DREAMBOOTH_COMMANDS,
+    LORA_COMMANDS,
+    TEXTUAL_INVERSION_COMMANDS,
+    Option,
+    declare_all,
+)
 
 # fine_tune.py has no DreamBooth-style folders (sd-scripts: add_dataset_arguments(parser, False, ...));
 # every later script has them (sdxl_train.py, flux_train.py: add_dataset_arguments(parser, True, ...)).
@@ -257,7 +264,7 @@ declare_all(
             # sd-scripts adds the flag where add_training_arguments(support_dreambooth=True): the LoRA trainers and
             # train_db; its other fine-tune scripts take it in the dataset config only, here the flag too.
             "prior_loss_weight", "float", 1.0, group="advanced", minimum=0.0,
-            commands=LORA_COMMANDS + DREAMBOOTH_COMMANDS,
+            commands=LORA_COMMANDS + DREAMBOOTH_COMMANDS + TEXTUAL_INVERSION_COMMANDS,
             range_reason=msg(
                 "options.range_reason.prior_loss_weight",
                 "a negative weight makes the regularization images' loss negative (training would push their"

@@ -156,9 +156,10 @@ declare_all(
             "of attention, as fast on torch 2.x) and says so.",
         ),
         Option(
-            "clip_skip", "int", None, minimum=1, maximum=12, group="advanced", commands=("train_network", "fine_tune", "train_db"),
+            "clip_skip", "int", None, minimum=1, maximum=12, group="advanced",
+            commands=("train_network", "fine_tune", "train_db", "train_textual_inversion"),
             # sd-scripts' SDXL scripts parse it, warn "clip_skip will be unexpected" and read the layer they always read
-            ignored_on=("sdxl_train_network", "sdxl_train"),
+            ignored_on=("sdxl_train_network", "sdxl_train", "sdxl_train_textual_inversion"),
             ignored_reason=msg("options.ignored.clip_skip_sdxl", "SDXL's text encoders are always read at their "
                                "second-to-last layer"),
             range_reason=msg(
