@@ -123,6 +123,20 @@ def test_with_a_dataset_config_the_metadata_is_not_used() -> None:
     assert "create_caption" not in steps  # the form's value (on): nothing to say
 
 
+def test_sd3_and_flux_take_the_tabs_own_text_encoder_keys() -> None:
+    """The DreamBooth and Finetuning tabs save SD3's encoders as clip_l/t5xxl, FLUX.1's as flux1_clip_l/flux1_t5xxl;
+    the Finetuning tab tests sd3_checkbox before flux1_checkbox."""
+    data = {**load("sd15_finetune"), "pretrained_model_name_or_path": "/m/sd3.5_large.safetensors",
+            "clip_l": "/m/sd3_clip_l.safetensors", "t5xxl": "/m/sd3_t5xxl.safetensors",
+            "flux1_clip_l": "/m/flux_clip_l.safetensors", "flux1_t5xxl": "/m/flux_t5xxl.safetensors"}  # fmt: skip
+    sd3 = convert_kohya_config({**data, "sd3_checkbox": True, "flux1_checkbox": True})
+    assert sd3.command == "sd3_train" and sd3.model_type == "sd3_large"
+    assert (sd3.options["clip_l"], sd3.options["t5xxl"]) == ("/m/sd3_clip_l.safetensors", "/m/sd3_t5xxl.safetensors")
+    flux = convert_kohya_config({**data, "flux1_checkbox": True})
+    assert flux.command == "flux_train" and flux.options["clip_l"] == "/m/flux_clip_l.safetensors"
+    assert reported(flux)["clip_l"][1:] == ("not_used", "SD 3.5 only; kohya_ss ignores it here")
+
+
 def test_each_kind_of_config_imports_on_its_own_page() -> None:
     finetune = load("sd15_finetune")
     for page in ("lora", "dreambooth"):
