@@ -43,6 +43,7 @@ from typing import Any
 
 from backend.messages import msg
 from backend.options.values import show
+from gui.kohya_import.tables import SDXL_CHECKBOX
 from gui.kohya_import.value_steps import _checked
 from gui.kohya_import.values import is_empty, plain
 from gui.training.command_export import format_bash, format_cmd
@@ -136,7 +137,7 @@ class FineTuneSteps:
         self, fields: dict[str, Any], images: str, captions: str, latents: str, full_path: list[str]
     ) -> list[str]:
         precision = str(self.data.get("mixed_precision") or "no")
-        if self.checkbox == "sdxl" and _checked(self.data.get("sdxl_no_half_vae")):
+        if self.checkbox == SDXL_CHECKBOX and _checked(self.data.get("sdxl_no_half_vae")):
             precision = "no"  # kohya_ss: "Using mixed_precision = no because no half vae is selected"
         argv = [
             "prepare_buckets_latents", images, captions, latents, str(self.data.get("pretrained_model_name_or_path") or ""),
@@ -154,7 +155,7 @@ class FineTuneSteps:
     def _finetune_text_encoder(self) -> None:
         """The rates kohya_ss passes to this command (learning_rate_te unless SDXL, te1/te2 for SDXL); each is
         used only with train_text_encoder on."""
-        sdxl = self.checkbox == "sdxl"
+        sdxl = self.checkbox == SDXL_CHECKBOX
         trains = _checked(self.data.get("train_text_encoder"))
         zero_passed = V26_MARK in self.data
         for key in TE_RATES:
