@@ -1,8 +1,10 @@
-"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA or DreamBooth config, key by key.
+"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA, DreamBooth or Fine-tuning config, key
+by key.
 
 The kind of config is told by the keys only its tab saves (`config_kind`); a DreamBooth config trains with
 train_db (SD 1.x/2.x) or the family's fine-tune command, as kohya_ss's DreamBooth tab starts them, and has no
-network (`dreambooth_steps.py`).
+network (`dreambooth_steps.py`); a Fine-tuning config trains with fine_tune or the family's fine-tune command,
+from the metadata file it names (`finetune_steps.py`).
 
 Each step takes the kohya_ss keys it handles; a key no step takes keeps its name when it is one of
 our options, and is reported otherwise. The tables are in `tables.py` (keys) and
@@ -20,6 +22,7 @@ from backend.messages import msg
 from backend.options.schema import options_for
 from backend.options.values import show
 from gui.kohya_import.dreambooth_steps import DreamBoothSteps
+from gui.kohya_import.finetune_steps import FineTuneSteps
 from gui.kohya_import.flux_steps import FluxSteps
 from gui.kohya_import.model_choice import ModelChoiceError, choose_model_type
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
@@ -27,6 +30,7 @@ from gui.kohya_import.sd3_steps import Sd3Steps
 from gui.kohya_import.tables import (
     FAMILY_CHECKBOXES,
     FAMILY_LORA_TYPES,
+    FINETUNE_CHECKBOXES,
     KOHYA_DEFAULTS,
     MODEL_CHECKBOXES,
     NAME_HINTS,
@@ -39,6 +43,7 @@ from gui.kohya_import.values import coerce, is_empty, plain
 
 # Why a key found no home, in the order the report lists them.
 REASONS = {
+    "prepare": "Metadata steps kohya_ss ran before training (run them with this trainer's tools)",
     "secret": "Dropped for safety (secrets are never carried over)",
     "invalid": "Values the trainer would reject",
     "not_implemented": "sd-scripts options this trainer does not implement",
@@ -51,10 +56,10 @@ REASONS = {
 
 
 class KohyaImportError(ValueError):
-    """Not a kohya_ss LoRA or DreamBooth config, or one for a model/network this trainer cannot train."""
+    """Not a kohya_ss LoRA, DreamBooth or Fine-tuning config, or one for a model/network this trainer cannot train."""
 
 
-# The kohya_ss tabs whose configs import ("lora", "dreambooth": the training kinds of
+# The kohya_ss tabs whose configs import ("lora", "dreambooth", "finetune": the training kinds of
 # gui/training/training_kinds.py), and the keys only each kind's save holds (kohya_ss v21-v26).
 CONFIG_MARKS = {
     "lora": ("LoRA_type", "network_dim"),
@@ -62,7 +67,7 @@ CONFIG_MARKS = {
     "finetune": ("caption_metadata_filename", "latent_metadata_filename", "train_dir", "image_folder"),
     "dreambooth": ("stop_text_encoder_training", "no_token_padding", "learning_rate_te"),
 }
-IMPORTED_KINDS = ("lora", "dreambooth")
+IMPORTED_KINDS = ("lora", "dreambooth", "finetune")
 
 
 def config_kind(data: Mapping[str, Any]) -> str | None:
@@ -74,7 +79,7 @@ def config_kind(data: Mapping[str, Any]) -> str | None:
 
 
 def _tab_name(kind: str) -> str:
-    return {"lora": "LoRA", "dreambooth": "DreamBooth", "finetune": "Finetuning",
+    return {"lora": "LoRA", "dreambooth": "DreamBooth", "finetune": "Fine-tuning",
             "textual_inversion": "Textual Inversion"}[kind]
 
 
@@ -88,9 +93,9 @@ class Unmapped:
 
 @dataclass
 class ImportResult:
-    command: str  # LoRA: "train_network", "sdxl_train_network", ...; DreamBooth: "train_db", "sdxl_train", ...
+    command: str  # LoRA: "train_network", ...; DreamBooth: "train_db", "sdxl_train", ...; Fine-tuning: "fine_tune", ...
     options: dict[str, Any]  # option name -> value, schema-checked, defaults left out, no secrets
-    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for a DreamBooth config
+    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for a DreamBooth or Fine-tuning config
     launch: dict[str, Any]  # accelerate launch settings (gui.training.command_builder.ACCELERATE_FLAGS names)
     sample_prompts_text: str | None  # to write to a prompt file that options["sample_prompts"] names
     unmapped: list[Unmapped] = field(default_factory=list)
@@ -101,18 +106,21 @@ class ImportResult:
 
 
 def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> ImportResult:
-    """Map a kohya_ss LoRA or DreamBooth config (any version) to a run of ours; `kind` ("lora", "dreambooth"):
+    """Map a kohya_ss LoRA, DreamBooth or Fine-tuning config (any version) to a run of ours; `kind` (a key of
+    IMPORTED_KINDS):
     the GUI page importing it, which only takes its own kind (None: any). KohyaImportError if it cannot be."""
     found = config_kind(data) if isinstance(data, Mapping) else None
     if found is None:
         raise KohyaImportError(msg(
             "gui.kohya.not_a_config",
-            "not a kohya_ss LoRA or DreamBooth config: it has neither LoRA_type nor network_dim (LoRA) nor "
-            "stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth)",
+            "not a kohya_ss LoRA, DreamBooth or Fine-tuning config: it has neither LoRA_type nor network_dim (LoRA) "
+            "nor stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth) nor image_folder, "
+            "train_dir or caption_metadata_filename (Fine-tuning)",
         ))  # fmt: skip
     if found not in IMPORTED_KINDS:
         raise KohyaImportError(msg(
-            "gui.kohya.kind_not_imported", "a kohya_ss {tab} config: only LoRA and DreamBooth configs import so far",
+            "gui.kohya.kind_not_imported",
+            "a kohya_ss {tab} config: only LoRA, DreamBooth and Fine-tuning configs import so far",
             tab=_tab_name(str(found))))
     if kind is not None and found != kind:
         raise KohyaImportError(msg(
@@ -121,7 +129,7 @@ def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> Im
     return _Converter(data, found).run()
 
 
-class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps):
+class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
     def __init__(self, data: Mapping[str, Any], kind: str = "lora"):
@@ -144,6 +152,8 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps):
         network_type = self._network() if self.kind == "lora" else ""
         if self.kind == "dreambooth":
             self._dreambooth()
+        if self.kind == "finetune":
+            self._finetune()
         for step in (
             self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
             self._checkbox_settings, self._sd3, self._flux, self._launch, self._samples, self._no_option, self._same_name,
@@ -226,8 +236,10 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps):
                     "SDXL, FLUX.1 and SD 3.5 only",
                     family=family, key=key,
                 ))  # fmt: skip
-        # Every checkbox is taken (handled), the first one on picks the family (kohya_ss's order).
-        checked = [key for key in FAMILY_CHECKBOXES if _checked(self._take(key))]
+        # Every checkbox is taken (handled), the first one on picks the family (kohya_ss's order, the Finetuning
+        # tab's own: its SDXL checkbox is saved as sdxl_checkbox); self.checkbox is the name FAMILY_CHECKBOXES uses.
+        boxes = FINETUNE_CHECKBOXES if self.kind == "finetune" else {key: key for key in FAMILY_CHECKBOXES}
+        checked = [name for key, name in boxes.items() if _checked(self._take(key))]
         lora_type = self.data.get("LoRA_type")
         if lora_type in FAMILY_LORA_TYPES and FAMILY_LORA_TYPES[lora_type] not in checked[:1]:
             if checked:

@@ -20,12 +20,15 @@ from gui.kohya_import.values import is_empty, plain
 SD3_CHECKBOX = "sd3_checkbox"  # kohya_ss's key
 # FLUX.1-section keys kohya_ss passes for SD3 too (lora_gui.py: "... if flux1_checkbox or sd3_checkbox ...").
 SHARED_WITH_FLUX = ("blocks_to_swap",)
+# SD3's text encoder keys in the DreamBooth and Finetuning tabs' saves (the LoRA tab's are sd3_clip_l, sd3_t5xxl).
+TAB_SD3_ENCODERS = ("clip_l", "t5xxl")
 
 
 class Sd3Steps:
     """The SD3 section of the config: used with sd3_checkbox on, reported as unused otherwise."""
 
     def _sd3(self) -> None:
+        self._sd3_own_encoders()
         if self.checkbox != SD3_CHECKBOX:
             detail = msg("gui.kohya.sd3_only", "SD 3.5 only; kohya_ss ignores it here")
             for key, default in SD3_ONLY.items():
@@ -46,6 +49,18 @@ class Sd3Steps:
                          "then stop) is not part of this trainer")
             self._report("show_timesteps", shown, "not_implemented", detail)
             self._report("show_timesteps_resolution", resolution, "not_implemented", detail)
+
+    def _sd3_own_encoders(self) -> None:
+        """The DreamBooth and Finetuning tabs save SD3's text encoders as clip_l and t5xxl (their FLUX.1 ones are
+        flux1_clip_l and flux1_t5xxl) and pass them with sd3_checkbox on only."""
+        if self.kind == "lora":
+            return
+        for key in TAB_SD3_ENCODERS:
+            if self.checkbox == SD3_CHECKBOX:
+                self._set(key, self._take(key), key)
+            else:
+                detail = msg("gui.kohya.sd3_only", "SD 3.5 only; kohya_ss ignores it here")
+                self._report_if_set(key, self.data.get(key), "not_used", detail, "")
 
     def _sd3_t5xxl_lr(self) -> None:
         """kohya_ss joins t5xxl_lr to text_encoder_lr whatever the model; on SD 3.5 lora_sd3 reads the pair as

@@ -30,6 +30,10 @@ RENAMED = {
 # 1.x/2.x model; its "v2" checkbox is our v2 option, which the GUI shows as SD 2.x.
 FAMILY_CHECKBOXES = {"sdxl": "sdxl", "flux1_checkbox": "flux_dev", "sd3_checkbox": "sd3_medium"}
 NO_CHECKBOX_FAMILY = "sd1"
+# kohya_ss's Finetuning tab saves its SDXL checkbox as sdxl_checkbox and tests SD3 before FLUX.1
+# (finetune_gui.py: train_model): its key -> the FAMILY_CHECKBOXES name, in that order.
+FINETUNE_CHECKBOXES = {"sdxl_checkbox": "sdxl", "sd3_checkbox": "sd3_checkbox", "flux1_checkbox": "flux1_checkbox"}
+SDXL_CHECKBOX = "sdxl"  # the FAMILY_CHECKBOXES name of kohya_ss's SDXL checkbox (the tabs' rules test it)
 # kohya_ss LoRA types that train one family only: the type -> the checkbox it stands for when that is off
 # (kohya_ss would have started train_network.py with sd-scripts' networks.lora_flux, and failed).
 FAMILY_LORA_TYPES = {"Flux1": "flux1_checkbox", "Flux1 OFT": "flux1_checkbox"}

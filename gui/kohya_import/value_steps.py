@@ -65,7 +65,9 @@ class ValueSteps:
         if is_empty(epochs) and is_empty(steps) and not is_empty(epoch):
             if is_empty(self.data.get("dataset_config")):
                 self._set("max_train_epochs", epoch, "epoch")
-                self.warnings.append(msg(
+                # (a Fine-tuning config with flip_aug: kohya_ss halved those steps, finetune_steps.py says so)
+                flip_note = self._flip_note(epoch) if self.kind == "finetune" else None
+                self.warnings.append(flip_note or msg(
                     "gui.kohya.epoch_as_epochs",
                     "epoch {epoch}: kohya_ss turned it into max_train_steps from the image folders; "
                     "max_train_epochs = {epoch} trains the same number of epochs",

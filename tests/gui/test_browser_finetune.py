@@ -1,5 +1,5 @@
 """The Fine-tuning tab in a real browser: the metadata step as a tool run, then a 2-step fine-tune
-of the tiny SD 1.5 model from the form, saved as a single file."""
+of the tiny SD 1.5 model from the form, saved as a single file, then a kohya_ss Fine-tuning config imported."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from gui.i18n import Translator
 from tests.end_to_end.helpers import make_images
 from tests.gui.test_browser import CHROMIUM, browser, field, gui_server, open_page, shots  # noqa: F401 (fixtures)
 
+KOHYA_CONFIG = Path(__file__).parent / "data" / "kohya_configs" / "sd15_finetune.json"
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -62,4 +63,11 @@ def test_fine_tune_tab_metadata_step_then_training(browser: object, tiny: object
         expect(field(page, "finetune_status")).to_have_value(t.t("ui.status.finished"), timeout=600_000)
         expect(page.locator("#finetune_progress")).to_contain_text(t.t("ui.step_of", step=2, total=2))
         page.screenshot(path=shots / "en_finetune_finished.png", full_page=True)
-    assert (out / "tiny_ft.safetensors").is_file()
+        assert (out / "tiny_ft.safetensors").is_file()
+
+        fill(page, "finetune_kohya_config_path", str(KOHYA_CONFIG))
+        page.locator("#finetune_kohya_import").click()
+        message = page.locator("#finetune_preset_message")
+        expect(message).to_contain_text("fine_tune", timeout=60_000)
+        expect(message).to_contain_text("backend.tools.merge_captions_to_metadata")  # the step kohya_ss ran
+        expect(field(page, "finetune_opt_in_json")).to_have_value("C:/ft/anime/meta_lat.json")
