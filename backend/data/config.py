@@ -73,7 +73,8 @@ def specs_from_args(
             )
         ]
     elif get("train_data_dir"):
-        subsets = subsets_from_folders(get("train_data_dir"), get("reg_data_dir"), warn=warn, **settings)
+        subsets = subsets_from_folders(get("train_data_dir"), get("reg_data_dir"), warn=warn,
+                                       conditioning_data_dir=get("conditioning_data_dir"), **settings)
     else:
         raise DatasetError(msg(
             "dataset.no_training_data",

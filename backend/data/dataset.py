@@ -23,13 +23,23 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from backend.data.buckets import BucketSelector, bucket_choice, cover_size
 from backend.data.caption_templates import draw_template
 from backend.data.captions import process_caption
 from backend.data.errors import DatasetError
-from backend.data.images import color_aug, fit_to_bucket, load_image, mask_to_tensor, to_tensor
+from backend.data.images import (
+    LoadedImage,
+    color_aug,
+    fit_mask,
+    fit_to_bucket,
+    load_image,
+    load_mask,
+    mask_to_tensor,
+    to_tensor,
+)
 from backend.data.latent_files import CachedLatents, load_cache
 from backend.data.scan import (
     DatasetScan,
@@ -239,7 +249,7 @@ class TrainDataset:
         if cached is None and index in self.latent_files:
             cached = load_cache(self.latent_files[index])
         if cached is not None:
-            sample = self._from_latents(cached, flipped)
+            sample = self._from_latents(cached, record, subset, flipped)
         elif self.latents_cached:
             raise DatasetError(msg(
                 "dataset.latents.not_cached", "no cached latents for {path}: run the latent cache step again",
@@ -258,6 +268,8 @@ class TrainDataset:
 
     def _from_image(self, record: ImageRecord, subset: SubsetSpec, flipped: bool, rng: random.Random) -> dict[str, Any]:
         image = load_image(record.path, with_alpha=subset.alpha_mask)
+        if record.mask_path is not None:
+            image = LoadedImage(image.rgb, _mask_of_size(record, image.rgb.shape[1], image.rgb.shape[0]))
         height, width = image.rgb.shape[:2]
         # The header size can disagree with the decoded one (e.g. a late EXIF block): refit.
         resized = record.resized_size if (width, height) == record.image_size else cover_size((width, height), record.bucket_reso)
@@ -278,9 +290,17 @@ class TrainDataset:
             "crop_top_left": (top, left),
         }
 
-    def _from_latents(self, cached: CachedLatents, flipped: bool) -> dict[str, Any]:
+    def _from_latents(self, cached: CachedLatents, record: ImageRecord, subset: SubsetSpec,
+                      flipped: bool) -> dict[str, Any]:
         left, top, right, _ = cached.crop_ltrb
-        latents, alpha = cached.latents, cached.alpha_mask
+        latents = cached.latents
+        # The alpha mask is cached with the latents; a conditioning mask is read now and given the image's
+        # recorded resize and crop, as sd-scripts reads it at every step (the cache files stay its own).
+        alpha = cached.alpha_mask if subset.alpha_mask else None
+        if record.mask_path is not None:
+            interpolation = subset.resize_interpolation or self.spec.resize_interpolation
+            mask = _mask_of_size(record, *record.image_size)
+            alpha = mask_to_tensor(fit_mask(mask, record.resized_size, cached.crop_ltrb, interpolation))
         if flipped:
             if cached.latents_flipped is None:
                 raise DatasetError(msg(
@@ -296,6 +316,20 @@ class TrainDataset:
             "original_size_hw": (cached.original_size[1], cached.original_size[0]),
             "crop_top_left": (top, left),
         }
+
+
+def _mask_of_size(record: ImageRecord, width: int, height: int) -> np.ndarray:
+    """The record's mask (H, W) uint8, which must still have its image's size (checked when scanned)."""
+    assert record.mask_path is not None
+    mask = load_mask(record.mask_path)
+    if mask.shape != (height, width):
+        raise DatasetError(msg(
+            "dataset.mask.changed", "the mask {mask} is {mask_w}x{mask_h} but its image {path} is {width}x{height}: "
+            "save the mask at the image's size, then start the run again",
+            mask=record.mask_path, mask_w=mask.shape[1], mask_h=mask.shape[0], path=record.path, width=width,
+            height=height,
+        ))  # fmt: skip
+    return mask
 
 
 def _collate(samples: list[dict[str, Any]], reso: tuple[int, int]) -> Batch:

@@ -79,9 +79,13 @@ def subsets_from_folders(
     train_data_dir: str | Path,
     reg_data_dir: str | Path | None = None,
     warn: Callable[[str], None] = logger.warning,
+    conditioning_data_dir: str | Path | None = None,
     **subset_settings: object,
 ) -> list[SubsetSpec]:
-    """SubsetSpecs for the folder convention; `subset_settings` are SubsetSpec fields shared by all."""
+    """SubsetSpecs for the folder convention; `subset_settings` are SubsetSpec fields shared by all.
+
+    `conditioning_data_dir` mirrors train_data_dir: the masks of `train/10_x/a.png` are in
+    `<conditioning_data_dir>/10_x/`; regularization images have none."""
     subsets: list[SubsetSpec] = []
     for root, is_reg in ((train_data_dir, False), (reg_data_dir, True)):
         if root is None:
@@ -115,9 +119,11 @@ def subsets_from_folders(
                 continue
             raise DatasetError(_no_data_message(scan, flag))
         for folder, repeats, tokens in scan.subsets:
+            masks = None if is_reg or conditioning_data_dir is None else str(Path(conditioning_data_dir) / folder.name)
             subsets.append(
                 SubsetSpec(
-                    image_dir=str(folder), num_repeats=repeats, class_tokens=tokens, is_reg=is_reg, **subset_settings
+                    image_dir=str(folder), num_repeats=repeats, class_tokens=tokens, is_reg=is_reg,
+                    conditioning_data_dir=masks, **subset_settings,
                 )
             )
     return subsets

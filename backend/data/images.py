@@ -4,7 +4,8 @@ Decoding rules, chosen so that no file in a dataset folder surprises the trainer
 - EXIF orientation is applied (phone photos are stored sideways), also when probing sizes, so
   the bucket matches the pixels the model sees;
 - anything with transparency (RGBA, LA, palette with a transparent colour) is composited onto
-  white; with alpha_mask the alpha channel is also returned as the loss mask;
+  white; with alpha_mask the alpha channel is also returned as the loss mask (a mask image of
+  --conditioning_data_dir takes its place: `load_mask`), resized and cropped with the pixels;
 - 16-bit grayscale is scaled to 8 bits rather than clipped to white, other modes go through RGB.
 
 `probe_image` reads headers only (plus PNG chunk CRCs and the JPEG end marker, which are cheap)
@@ -138,14 +139,35 @@ def _orient(img: Image.Image) -> Image.Image:
         return img
 
 
-def _to_rgba_or_rgb(img: Image.Image) -> Image.Image:
+def _eight_bit(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         # 16-bit grayscale: PIL's convert('L') clips at 255, so scale explicitly.
         arr = np.asarray(img, dtype=np.float64)
         scale = 257.0 if arr.max(initial=0) > 255 else 1.0
         img = Image.fromarray(np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def _to_rgba_or_rgb(img: Image.Image) -> Image.Image:
+    img = _eight_bit(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """A loss-mask image (--conditioning_data_dir) as (H, W) uint8: its red channel after PIL's RGB
+    conversion, which drops an alpha channel, as sd-scripts' apply_masked_loss reads it (R / 255).
+    EXIF orientation is applied, as to the training images, so both keep their displayed layout."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = _eight_bit(_orient(img)).convert("RGB")
+    except Exception as exc:
+        raise DatasetError(msg(
+            "dataset.mask.cannot_load", "cannot load the mask {path}: {error}; run --preflight to list every bad file",
+            path=path, error=exc,
+        )) from exc  # fmt: skip
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, 0])
 
 
 def resize_array(arr: np.ndarray, size: tuple[int, int], interpolation: str | None) -> np.ndarray:
@@ -177,11 +199,7 @@ def fit_to_bucket(
 
     crop_ltrb is the real crop box in resized pixels; SDXL's crop conditioning uses (top, left).
     """
-    if image.rgb.shape[1] != resized_size[0] or image.rgb.shape[0] != resized_size[1]:
-        rgb = resize_array(image.rgb, resized_size, interpolation)
-        alpha = None if image.alpha is None else resize_array(image.alpha, resized_size, interpolation)
-    else:
-        rgb, alpha = image.rgb, image.alpha
+    rgb = resize_array(image.rgb, resized_size, interpolation)  # (unchanged when it has that size)
     bw, bh = bucket_reso
     extra_w, extra_h = resized_size[0] - bw, resized_size[1] - bh
     if extra_w < 0 or extra_h < 0:
@@ -190,9 +208,19 @@ def fit_to_bucket(
         left, top = rng.randint(0, extra_w), rng.randint(0, extra_h)
     else:
         left, top = extra_w // 2, extra_h // 2
+    crop = (left, top, left + bw, top + bh)
     rgb = rgb[top : top + bh, left : left + bw]
-    alpha = None if alpha is None else alpha[top : top + bh, left : left + bw]
-    return FittedImage(rgb, alpha, (left, top, left + bw, top + bh))
+    alpha = None if image.alpha is None else fit_mask(image.alpha, resized_size, crop, interpolation)
+    return FittedImage(rgb, alpha, crop)
+
+
+def fit_mask(
+    mask: np.ndarray, resized_size: tuple[int, int], crop_ltrb: tuple[int, int, int, int], interpolation: str | None
+) -> np.ndarray:
+    """A mask (H, W) uint8 of the image's original size through the image's own resize and crop, so each
+    mask pixel stays on its image pixel (also for cached latents, whose resize and crop box are recorded)."""
+    left, top, right, bottom = crop_ltrb
+    return resize_array(mask, resized_size, interpolation)[top:bottom, left:right]
 
 
 def color_aug(rgb: np.ndarray, rng: random.Random) -> np.ndarray:

@@ -10,6 +10,11 @@ leaves a half-written cache that looks valid.
 
 sd-scripts' own files (`<stem>.npz`, `<stem>_<W>x<H>_<arch>.npz`) carry no such record; they are
 used only when their shapes fit and they are newer than the image.
+
+`alpha_mask` is there exactly when the subset sets alpha_mask (as sd-scripts checks: a file with the
+mask missing, or with a mask no longer wanted, is made again). Masks of a conditioning_data_dir are
+not cached: they are read at each step and given the image's recorded resize and crop, as
+sd-scripts reads its conditioning images, so the same cache files serve runs with and without them.
 """
 
 from __future__ import annotations
@@ -97,7 +102,9 @@ def _shapes_fit(npz: np.lib.npyio.NpzFile, bucket_reso: tuple[int, int], flip: b
         return False
     if flip and ("latents_flipped" not in npz or tuple(npz["latents_flipped"].shape[-2:]) != expected):
         return False
-    return not alpha or ("alpha_mask" in npz and tuple(npz["alpha_mask"].shape) == (bucket_reso[1], bucket_reso[0]))
+    if not alpha:
+        return "alpha_mask" not in npz  # sd-scripts' rule: a file with a mask nobody asked for is made again
+    return "alpha_mask" in npz and tuple(npz["alpha_mask"].shape) == (bucket_reso[1], bucket_reso[0])
 
 
 def find_valid_cache(image_path: str | Path, arch: str, key: CacheKey, skip_check: bool = False) -> Path | None:

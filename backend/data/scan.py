@@ -23,13 +23,15 @@ from pathlib import Path
 from backend.data.captions import CaptionScan, fix_caption_encoding, read_subset_captions
 from backend.data.discovery import IMAGE_EXTENSIONS, describe_non_images, list_images
 from backend.data.errors import DatasetError
-from backend.data.images import probe_image
+from backend.data.images import ImageProbe, probe_image
+from backend.data.masks import MaskMatch, match_masks
 from backend.data.specs import DatasetSpec, SubsetSpec
 from backend.messages import msg
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE_IMAGE = "unreadable_image"  # the one kind of problem --skip_unreadable_images lets a run train without
+MASK = "mask"  # a loss mask of --conditioning_data_dir: missing, unmatched, unreadable or of another size
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ImageProblem:
     path: str
     problem: str
     fix: str
-    kind: str = "file"  # UNREADABLE_IMAGE, "caption", "metadata" or "bucket"
+    kind: str = "file"  # UNREADABLE_IMAGE, "caption", "metadata", "mask" or "bucket"
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "problem": self.problem, "fix": self.fix, "kind": self.kind}
@@ -95,6 +97,7 @@ class ImageRecord:
     resized_size: tuple[int, int] = (0, 0)
     ar_error: float = 0.0
     metadata_bucket: tuple[int, int] | None = None  # `train_resolution` from fine-tuning metadata
+    mask_path: str | None = None  # its loss mask from the subset's conditioning_data_dir
 
 
 @dataclass
@@ -104,6 +107,7 @@ class SubsetScan:
     captions: CaptionScan
     problems: list[ImageProblem] = field(default_factory=list)
     metadata_buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> train_resolution
+    masks: MaskMatch | None = None  # with conditioning_data_dir
 
 
 @dataclass
@@ -137,6 +141,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
         raise DatasetError(_no_images_message(spec))
 
     all_images = [image for s in subset_scans for image in s.images]
+    all_images += [mask for s in subset_scans if s.masks for mask in s.masks.masks.values()]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         probes = dict(zip(all_images, pool.map(probe_image, all_images), strict=True))
 
@@ -151,6 +156,14 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                 scan.problems.append(problem)
                 problems.append(problem)
                 continue
+            mask = scan.masks.masks.get(image) if scan.masks else None
+            if scan.masks is not None and mask is None:
+                continue  # cannot train without its mask: already a problem of the subset (missing, several)
+            mask_problem = None if mask is None else _mask_problem(image, probe, probes[mask])
+            if mask_problem is not None:
+                scan.problems.append(mask_problem)
+                problems.append(mask_problem)
+                continue
             stat = image.stat()
             records.append(
                 ImageRecord(
@@ -162,6 +175,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                     image_size=probe.size,
                     file_stat=(stat.st_size, stat.st_mtime_ns),
                     metadata_bucket=scan.metadata_buckets.get(image),
+                    mask_path=None if mask is None else str(mask),
                 )
             )
     for scan in subset_scans:
@@ -194,7 +208,60 @@ def _scan_folder_subset(subset: SubsetSpec, warn: Callable[[str], None]) -> Subs
         )  # fmt: skip
         for path, reason in captions.unreadable
     ]
-    return SubsetScan(subset, images, captions, problems)
+    masks = None
+    if subset.conditioning_data_dir is not None:
+        masks = match_masks(subset.conditioning_data_dir, images)
+        problems += _unmatched_masks(masks, subset)
+    return SubsetScan(subset, images, captions, problems, masks=masks)
+
+
+def _unmatched_masks(masks: MaskMatch, subset: SubsetSpec) -> list[ImageProblem]:
+    """Images without a mask, masks without an image, images with several masks (sd-scripts refuses the first
+    two; the third it resolves by whichever file its glob lists first)."""
+    folder = subset.conditioning_data_dir
+    problems = [ImageProblem(
+        str(image),
+        msg("dataset.mask.missing", "no mask named {stem}.* in {folder} (--masked_loss needs one per image)",
+            stem=image.stem, folder=folder),
+        msg("dataset.mask.fix_missing", "add a mask image with the same name (white = learned, black = ignored), "
+            "or move the image out of {image_dir}", image_dir=subset.image_dir),
+        MASK,
+    ) for image in masks.missing]  # fmt: skip
+    problems += [ImageProblem(
+        str(mask),
+        msg("dataset.mask.extra", "mask without an image of the same name in {image_dir}", image_dir=subset.image_dir),
+        msg("dataset.mask.fix_extra", "rename it to its image's name (only the extension may differ) or remove it"),
+        MASK,
+    ) for mask in masks.extra]  # fmt: skip
+    problems += [ImageProblem(
+        str(image),
+        msg("dataset.mask.ambiguous", "several masks of the same name: {masks}",
+            masks=", ".join(m.name for m in found)),
+        msg("dataset.mask.fix_ambiguous", "keep one of them in {folder}", folder=folder),
+        MASK,
+    ) for image, found in masks.ambiguous.items()]  # fmt: skip
+    return problems
+
+
+def _mask_problem(image: Path, probe: ImageProbe, mask_probe: ImageProbe) -> ImageProblem | None:
+    """Why `image` cannot train with its mask (unreadable, another size), or None."""
+    if mask_probe.size is None:
+        return ImageProblem(
+            str(mask_probe.path), msg("dataset.mask.unreadable", "mask cannot be read: {problem}",
+                                      problem=mask_probe.problem),
+            msg("dataset.mask.fix_unreadable", "save it again as PNG (white = learned, black = ignored)"), MASK,
+        )  # fmt: skip
+    if probe.size is not None and mask_probe.size != probe.size:
+        return ImageProblem(
+            str(mask_probe.path),
+            msg("dataset.mask.size", "mask is {mask_w}x{mask_h} but its image {image} is {image_w}x{image_h}",
+                mask_w=mask_probe.size[0], mask_h=mask_probe.size[1], image=image,
+                image_w=probe.size[0], image_h=probe.size[1]),
+            msg("dataset.mask.fix_size", "save the mask at its image's size: it is resized and cropped with the "
+                "image, pixel for pixel (sd-scripts refuses other sizes too)"),
+            MASK,
+        )  # fmt: skip
+    return None
 
 
 def _warn_missing_captions(scan: SubsetScan, warn: Callable[[str], None]) -> None:

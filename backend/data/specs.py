@@ -45,12 +45,21 @@ class SubsetSpec:
     random_crop: bool = False
     alpha_mask: bool = False
     resize_interpolation: str | None = None
+    # Loss masks of this subset's images, same file names (sd-scripts' ControlNet subsets; backend/data/masks.py).
+    conditioning_data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.image_dir is None and self.metadata_file is None:
             raise DatasetError(msg(
                 "dataset.subset.no_source",
                 "a subset needs image_dir (a folder of images) or metadata_file (fine-tuning JSON)",
+            ))  # fmt: skip
+        if self.conditioning_data_dir is not None and self.metadata_file is not None:
+            raise DatasetError(msg(
+                "dataset.subset.masks_with_metadata",
+                "conditioning_data_dir (loss masks) goes with an image folder, not with a metadata file ({file}); "
+                "as in sd-scripts, a fine-tuning subset can use alpha_mask instead",
+                file=self.metadata_file,
             ))  # fmt: skip
         if self.caption_extension and not self.caption_extension.startswith("."):
             # sd-scripts appends the extension verbatim; "txt" would look for "img.pngtxt"-like names.

@@ -88,6 +88,8 @@ def placement_problem(
         )
     if set(spec.subset_kinds) & set(kinds):
         return None
+    if key == "conditioning_data_dir" and level == SUBSET and DREAMBOOTH in accepted:
+        return _masks_problem(accepted)
     given = {"key": key, "labels": kind_labels(spec.subset_kinds), "kind": kind_label(kinds[0]), "why": why}
     if level == GENERAL:
         return msg(
@@ -114,6 +116,22 @@ def placement_problem(
     return msg(
         "dataset.key.other_kind_dataset", '"{key}" applies only to {labels} subsets; this dataset is {kind}', **given
     )
+
+
+def _masks_problem(accepted: tuple[str, ...]) -> str:
+    """conditioning_data_dir (sd-scripts' ControlNet subsets: loss masks) where the dataset cannot be one."""
+    if CONTROLNET not in accepted:
+        return msg(
+            "dataset.key.masks_need_masked_loss",
+            '"conditioning_data_dir" (loss masks) is read only with --masked_loss, as in sd-scripts: add '
+            "masked_loss = true to the training options, or remove the key",
+        )
+    return msg(
+        "dataset.key.masks_in_every_subset",
+        '"conditioning_data_dir" must be set in every subset of the dataset or in none (as in sd-scripts, a '
+        "dataset is masked only when all its subsets are); put the subsets without masks in a [[datasets]] table "
+        "of their own",
+    )  # fmt: skip
 
 
 def _unknown(key: str, level: str, kinds: tuple[str, ...]) -> str:

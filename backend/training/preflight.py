@@ -40,6 +40,7 @@ from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
 from backend.training.lr_check import learning_rate_warning
+from backend.training.mask_check import MaskConfig, mask_problems
 from backend.training.method_options import method_config
 from backend.training.optimizers import OptimizerConfig, check_optimizer_available, resolve_optimizer_name
 from backend.training.output_space import output_problems
@@ -172,7 +173,8 @@ def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
                     "preflight.dataset_config_wins",
                     "--dataset_config is given, so --train_data_dir, --reg_data_dir and --in_json are ignored",
                 ))
-            config = load_dataset_config(args.dataset_config, subset_kinds_for(plan.command))
+            kinds = subset_kinds_for(plan.command, masked_loss=getattr(args, "masked_loss", False))
+            config = load_dataset_config(args.dataset_config, kinds)
             plan.dataset_specs = specs_from_dataset_config(config, args, native)
         elif plan.command == "fine_tune" and not args.in_json:
             return  # fine_tune reads captions from metadata only; check_finetune says what to give
@@ -180,6 +182,9 @@ def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
             plan.dataset_specs = specs_from_args(args, native, warn=plan.warnings.append)
     except (DatasetError, OptionError) as exc:
         plan.errors.append(str(exc))
+    errors, warnings = mask_problems(MaskConfig.from_args(args), plan.dataset_specs)
+    plan.errors += errors
+    plan.warnings += warnings
 
 
 def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:

@@ -69,9 +69,9 @@ def test_broken_toml_names_the_file(capsys, model, tmp_path):
 
 
 def test_unimplemented_sd_scripts_option_is_said_as_such(capsys, model, train_dir, tmp_path):
-    code, _, err = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--masked_loss"))
+    code, _, err = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--dataset_class", "my.Dataset"))
     assert code == 2
-    assert "masked_loss" in err and "does not implement" in err
+    assert "dataset_class" in err and "does not implement" in err
 
 
 def test_missing_train_folder(capsys, model, tmp_path):

@@ -72,9 +72,9 @@ def test_unknown_key_names_file_line_and_nearest_option(write):
 
 
 def test_sd_scripts_key_that_is_not_implemented(write):
-    path = write("run.toml", GOOD + "masked_loss = true\n")
+    path = write("run.toml", GOOD + "dataset_class = 'my.Dataset'\n")
     assert problems("train_network", ["--config_file", str(path)]) == [
-        f'{path}:16: "masked_loss" is an sd-scripts option that this trainer does not implement; remove it'
+        f'{path}:16: "dataset_class" is an sd-scripts option that this trainer does not implement; remove it'
     ]
 
 

@@ -195,8 +195,14 @@ def test_controlnet_subsets(write):
     assert config.datasets[0].subsets[0].params == {"image_dir": "/a", "conditioning_data_dir": "/c"}
     # Without --masked_loss, sd-scripts' LoRA trainer reads such a subset as DreamBooth.
     assert errors(write, text, kinds=subset_kinds_for("train_network")) == [
-        'data.toml:4: datasets[0].subsets[0]: "conditioning_data_dir" applies only to ControlNet subsets; '
-        "this subset is DreamBooth (its subsets have no metadata_file)"
+        'data.toml:4: datasets[0].subsets[0]: "conditioning_data_dir" (loss masks) is read only with --masked_loss, '
+        "as in sd-scripts: add masked_loss = true to the training options, or remove the key"
+    ]
+    mixed = text + "  [[datasets.subsets]]\n  image_dir = '/b'\n"
+    assert errors(write, mixed, kinds=subset_kinds_for("train_network", masked_loss=True)) == [
+        'data.toml:4: datasets[0].subsets[0]: "conditioning_data_dir" must be set in every subset of the dataset or '
+        "in none (as in sd-scripts, a dataset is masked only when all its subsets are); put the subsets without "
+        "masks in a [[datasets]] table of their own"
     ]
 
 

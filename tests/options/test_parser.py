@@ -76,8 +76,8 @@ def test_unknown_flag_value_is_not_reported_twice():
 
 
 def test_sd_scripts_flag_that_is_not_implemented():
-    assert problems("train_network", MODEL + ["--masked_loss"]) == [
-        '"--masked_loss" is an sd-scripts option that this trainer does not implement; remove it'
+    assert problems("train_network", MODEL + ["--dataset_class", "my.Dataset"]) == [
+        '"--dataset_class" is an sd-scripts option that this trainer does not implement; remove it'
     ]
 
 

@@ -19,15 +19,15 @@ _EVERY = {
     "offload_param_nvme_path", "zero3_init_flag", "zero3_save_16bit_model", "fp16_master_weights_and_gradients",
 }
 _NETWORK = {"base_weights", "base_weights_multiplier", "initial_epoch", "initial_step", "skip_until_initial_step",
-            "fused_backward_pass", "masked_loss", "conditioning_data_dir"}
+            "fused_backward_pass"}
 _SDXL = {"disable_mmap_load_safetensors"}
-_TI = {"fp8_base", "fused_backward_pass", "masked_loss", "conditioning_data_dir"}
+_TI = {"fp8_base", "fused_backward_pass"}
 NOT_YET = {
     "train_network": _EVERY | _NETWORK,
     "sdxl_train_network": _EVERY | _NETWORK | _SDXL,
     "fine_tune": _EVERY | {"fp8_base"},
-    "sdxl_train": _EVERY | _SDXL | {"fp8_base", "masked_loss", "conditioning_data_dir"},
-    "train_db": _EVERY | {"fp8_base", "masked_loss", "conditioning_data_dir"},
+    "sdxl_train": _EVERY | _SDXL | {"fp8_base"},
+    "train_db": _EVERY | {"fp8_base"},
     "train_textual_inversion": (_EVERY - {"weighted_captions"}) | _TI,  # sd-scripts: no weighted captions for TI
     "sdxl_train_textual_inversion": (_EVERY - {"weighted_captions"}) | _TI | _SDXL,
 }

@@ -153,8 +153,33 @@ declare_all(
         ),
         Option(
             "alpha_mask", "bool", False, group="dataset",
-            help="Use the images' alpha channel as a loss mask (transparent = not learned); images without alpha "
-            "count fully. Pixels are still composited onto white. Needs the trainer's --masked_loss.",
+            help="Use the images' alpha channel as a loss mask (transparent = not learned, half transparent = half "
+            "weight); images without alpha count fully. Pixels are still composited onto white. The mask follows "
+            "the image through resizing, cropping, flipping and latent caching (the cache files hold it). It "
+            "applies with or without --masked_loss, as in sd-scripts' train_network.",
+        ),
+        # sd-scripts: add_masked_loss_arguments, in every script but fine_tune.py (which applies no mask).
+        Option(
+            "masked_loss", "bool", False, group="dataset", commands=_WITH_REG,
+            other_commands_reason=msg(
+                "options.other_commands.masked_loss",
+                "sd-scripts' fine_tune.py has no masked loss; --alpha_mask masks its loss here",
+            ),
+            help="Weight the loss by a mask per image: white (1) = learned, black (0) = ignored, grey in between. "
+            "The masks are the images in --conditioning_data_dir (or a dataset config's conditioning_data_dir), "
+            "red channel, same file names and sizes as the training images. Masked-out areas still count in the "
+            "mean (the loss is not rescaled), as in sd-scripts. --alpha_mask masks without this flag.",
+        ),
+        Option(
+            "conditioning_data_dir", "path", None, group="folders", commands=_WITH_REG,
+            other_commands_reason=msg(
+                "options.other_commands.masked_loss",
+                "sd-scripts' fine_tune.py has no masked loss; --alpha_mask masks its loss here",
+            ),
+            help="Folder of loss masks for --masked_loss, laid out like --train_data_dir: the mask of "
+            "'train/10_sks/a.png' is 'masks/10_sks/a.png' (any image type, same name, same size). Every training "
+            "image needs one; regularization images are not masked. sd-scripts' LoRA scripts take this flag but "
+            "read masks only from a dataset config's conditioning_data_dir; here both work.",
         ),
         # --- resolution and buckets ------------------------------------------------------------
         Option(
