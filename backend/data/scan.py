@@ -23,7 +23,8 @@ from pathlib import Path
 from backend.data.captions import CaptionScan, fix_caption_encoding, read_subset_captions
 from backend.data.discovery import IMAGE_EXTENSIONS, describe_non_images, list_images
 from backend.data.errors import DatasetError
-from backend.data.images import probe_image
+from backend.data.images import ImageProbe, probe_image
+from backend.data.info_cache import read_info_cache, write_info_cache
 from backend.data.specs import DatasetSpec, SubsetSpec
 from backend.messages import msg
 
@@ -136,9 +137,15 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
     if not any(s.images for s in subset_scans) and not any(s.problems for s in subset_scans):
         raise DatasetError(_no_images_message(spec))
 
-    all_images = [image for s in subset_scans for image in s.images]
+    caches = {index: read_info_cache(scan.subset.image_dir, warn) for index, scan in enumerate(subset_scans)
+              if scan.subset.cache_info and scan.subset.metadata_file is None and scan.subset.image_dir}
+    stats = {image: image.stat() for index in caches for image in subset_scans[index].images}
+    # Sizes cache_info recorded for unchanged files; every other image is opened.
+    probes = {image: ImageProbe(image, size) for index, cache in caches.items()
+              for image in subset_scans[index].images if (size := cache.size_of(image, stats[image])) is not None}
+    to_probe = [image for s in subset_scans for image in s.images if image not in probes]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        probes = dict(zip(all_images, pool.map(probe_image, all_images), strict=True))
+        probes.update(zip(to_probe, pool.map(probe_image, to_probe), strict=True))
 
     records: list[ImageRecord] = []
     problems: list[ImageProblem] = []
@@ -151,7 +158,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                 scan.problems.append(problem)
                 problems.append(problem)
                 continue
-            stat = image.stat()
+            stat = stats.get(image) or image.stat()
             records.append(
                 ImageRecord(
                     path=str(image),
@@ -167,6 +174,12 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
     for scan in subset_scans:
         if scan.subset.metadata_file is None:
             _warn_missing_captions(scan, warn)
+    for index, cache in caches.items():
+        scan = subset_scans[index]
+        rows = [(image, caption, size, stats[image])
+                for image, caption in zip(scan.images, scan.captions.captions, strict=True)
+                if (size := probes[image].size) is not None]
+        write_info_cache(cache, rows, warn)
     return DatasetScan(subset_scans, records, problems)
 
 

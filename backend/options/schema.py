@@ -32,6 +32,8 @@ KNOWN_COMMANDS = ALL_COMMANDS + VIDEO_COMMANDS
 V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
 # The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
 TEXT_CACHE_COMMANDS = families.commands_where(lambda d: d.text_encoder_output_cache)
+# The commands of families whose captions may carry A1111-style weights (--weighted_captions).
+WEIGHTED_CAPTION_COMMANDS = families.commands_where(lambda d: d.weighted_captions)
 # The commands by training objective: DDPM's noise/SNR options mean nothing to flow matching and back.
 DDPM_COMMANDS = families.commands_where(lambda d: d.objective == "ddpm")
 FLOW_MATCHING_COMMANDS = families.commands_where(lambda d: d.objective == "flow_matching")
