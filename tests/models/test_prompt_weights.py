@@ -30,7 +30,7 @@ def test_weights_multiply_their_tokens_outputs(arch: str, max_len: int | None, t
     spec = get_spec(components.family)
     plain = ["a photo of a cat, " * 12, ""]  # a long caption (cut at 75 or 150 tokens) and an empty one
     ids, weights = spec.tokenize_weighted(components.tokenizers, plain, max_len)
-    assert all(torch.equal(a, b) for a, b in zip(ids, spec.tokenize(components.tokenizers, plain, max_len)))
+    assert all(torch.equal(a, b) for a, b in zip(ids, spec.tokenize(components.tokenizers, plain, max_len), strict=True))
     assert all(bool((w == 1).all()) for w in weights)
     with torch.no_grad():
         same = spec.encode_captions(components, plain, max_len, None, weighted=True)
