@@ -8,14 +8,19 @@ are not UTF-8 are collected, not raised one by one, so a report lists every one 
 
 Processing (`process_caption`) follows sd-scripts' `BaseDataset.process_caption`: prefix/suffix
 are added first (so they take part in shuffling unless kept by keep_tokens), then whole-caption
-dropout, wildcards, then shuffle/tag dropout of the comma-separated tokens, with the first
-`keep_tokens` tokens (or everything before `keep_tokens_separator`, e.g. `|||`) kept in place.
+dropout, wildcards, then token warm-up, shuffle and tag dropout of the comma-separated tokens, with
+the first `keep_tokens` tokens (or everything before `keep_tokens_separator`, e.g. `|||`) kept in place.
+Token warm-up (`token_warmup_step`) keeps only the first of the other tags early in the run: their
+count grows from `token_warmup_min` at step 0 to all of them at the warm-up step. The step is the
+batch's optimizer step (`CaptionStep`), derived from its place in the run, not read from the loop,
+so any number of DataLoader workers and a resumed run make the same captions.
 Randomness comes from the `random.Random` passed in, so one seed gives the same captions on any
 number of DataLoader workers.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter
@@ -58,9 +63,22 @@ def not_utf8(raw: bytes) -> str:
     return msg("dataset.encoding.shift_jis", "not UTF-8 text (it looks like Shift_JIS)")
 
 
+def face_source_stem(stem: str) -> str | None:
+    """'photo_120_80_64_64' -> 'photo': the name sd-scripts' face detection tool started from, when `stem` ends
+    in its four face numbers (face_crop.py); None otherwise."""
+    parts = stem.split("_")
+    if len(parts) < 5 or not all(p.isdigit() for p in parts[-4:]):
+        return None
+    return "_".join(parts[:-4])
+
+
 def read_caption(image_path: Path, extension: str, enable_wildcard: bool = False) -> str | None:
-    """The caption for `image_path`, or None when there is no caption file."""
+    """The caption for `image_path`, or None when there is no caption file. A face crop named
+    '<name>_<cx>_<cy>_<w>_<h>' without one of its own takes '<name>'s, as sd-scripts reads it."""
     path = image_path.with_name(image_path.stem + extension)
+    source = face_source_stem(image_path.stem)
+    if not path.is_file() and source is not None:
+        path = image_path.with_name(source + extension)
     if not path.is_file():
         return None
     raw = path.read_bytes()
@@ -132,8 +150,37 @@ def count_tags(captions: list[str]) -> dict[str, int]:
 _WILDCARD = re.compile(r"\{([^}]+)\}")
 
 
-def process_caption(caption: str, subset: SubsetSpec, epoch: int, rng: random.Random) -> str:
-    """One epoch's version of `caption`. `epoch` counts from 1 as in sd-scripts."""
+@dataclass(frozen=True)
+class CaptionStep:
+    """Where the run stands when a batch's captions are made (token warm-up grows captions with it)."""
+
+    step: int  # optimizer steps done before the batch's step (0 for the first)
+    total_steps: int  # the run's optimizer steps: a token_warmup_step below 1 is a share of them
+
+
+def warmup_steps(token_warmup_step: float, total_steps: int) -> int:
+    """sd-scripts' warm-up length: a value below 1 is a share of the run's steps (rounded down), else a count."""
+    if token_warmup_step < 1:
+        return math.floor(token_warmup_step * total_steps)
+    return int(token_warmup_step)
+
+
+def warmup_tag_count(tags: int, subset: SubsetSpec, step: CaptionStep | None) -> int | None:
+    """How many of `tags` (the caption's tags not kept in place) token warm-up uses at `step`; None: all.
+    Without a step (validation, the dataset report) captions are whole."""
+    if step is None or subset.token_warmup_step <= 0:
+        return None
+    length = warmup_steps(subset.token_warmup_step, step.total_steps)
+    if not length or step.step >= length:
+        return None
+    return math.floor(step.step * ((tags - subset.token_warmup_min) / length)) + subset.token_warmup_min
+
+
+def process_caption(
+    caption: str, subset: SubsetSpec, epoch: int, rng: random.Random, step: CaptionStep | None = None
+) -> str:
+    """One epoch's version of `caption`. `epoch` counts from 1 as in sd-scripts; `step`: the batch's place in
+    the run, for token warm-up."""
     if subset.caption_prefix:
         caption = subset.caption_prefix + " " + caption
     if subset.caption_suffix:
@@ -146,8 +193,8 @@ def process_caption(caption: str, subset: SubsetSpec, epoch: int, rng: random.Ra
 
     caption = _expand_wildcards(caption, rng) if subset.enable_wildcard else caption.split("\n")[0]
 
-    if subset.shuffle_caption or subset.caption_tag_dropout_rate > 0:
-        caption = _shuffle_and_drop_tags(caption, subset, rng)
+    if subset.shuffle_caption or subset.token_warmup_step > 0 or subset.caption_tag_dropout_rate > 0:
+        caption = _shuffle_and_drop_tags(caption, subset, rng, step)
 
     if subset.secondary_separator:
         caption = caption.replace(subset.secondary_separator, subset.caption_separator)
@@ -158,7 +205,7 @@ def _split(text: str, separator: str) -> list[str]:
     return [t.strip() for t in text.split(separator) if t.strip()]
 
 
-def _shuffle_and_drop_tags(caption: str, subset: SubsetSpec, rng: random.Random) -> str:
+def _shuffle_and_drop_tags(caption: str, subset: SubsetSpec, rng: random.Random, step: CaptionStep | None) -> str:
     separator = subset.caption_separator
     fixed_suffix: list[str] = []
     keep_sep = subset.keep_tokens_separator
@@ -173,6 +220,9 @@ def _shuffle_and_drop_tags(caption: str, subset: SubsetSpec, rng: random.Random)
         tokens = [t.strip() for t in caption.strip().split(separator)]
         fixed, flex = tokens[: subset.keep_tokens], tokens[subset.keep_tokens :]
 
+    count = warmup_tag_count(len(flex), subset, step)
+    if count is not None:  # before shuffling, as sd-scripts: the first tags of the file are the ones kept
+        flex = flex[:count]
     if subset.shuffle_caption:
         rng.shuffle(flex)
     if subset.caption_tag_dropout_rate > 0:

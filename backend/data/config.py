@@ -40,6 +40,10 @@ SUBSET_OPTIONS = (
     "color_aug",
     "random_crop",
     "alpha_mask",
+    "token_warmup_min",
+    "token_warmup_step",
+    "face_crop_aug_range",
+    "cache_info",
 )
 
 

@@ -28,8 +28,9 @@ import torch
 
 from backend.data.buckets import BucketSelector, bucket_choice, cover_size
 from backend.data.caption_templates import draw_template
-from backend.data.captions import process_caption
+from backend.data.captions import CaptionStep, process_caption
 from backend.data.errors import DatasetError
+from backend.data.face_crop import face_crop, face_in_name
 from backend.data.images import (
     LoadedImage,
     color_aug,
@@ -227,21 +228,24 @@ class TrainDataset:
             self._plan = (epoch, plan)
         return self._plan[1]
 
-    def load_batch(self, epoch: int, batch_index: int, salt: str = "", rank: int = 0) -> Batch:
+    def load_batch(
+        self, epoch: int, batch_index: int, salt: str = "", rank: int = 0, step: CaptionStep | None = None
+    ) -> Batch:
         """Process `rank`'s share of a global batch (all of it with one process). Each sample's random
-        choices depend on its position in the global batch, not on which process loads it."""
+        choices depend on its position in the global batch, not on which process loads it. `step`: the
+        batch's optimizer step, for token warm-up (None: whole captions)."""
         reso, indices = self.batches(epoch)[batch_index]
         share = rank_share(len(indices), rank, self.processes)
         samples = []
         for position in share.positions:
             rng = random.Random(f"{self.seed}/{epoch}/{salt}/{batch_index}/{position}")
-            samples.append(self._load_sample(indices[position], epoch, rng))
+            samples.append(self._load_sample(indices[position], epoch, rng, step))
         batch = _collate(samples, reso)
         batch["positions"] = list(share.positions)  # in the global batch
         batch["share_weight"] = share.weight
         return batch
 
-    def _load_sample(self, index: int, epoch: int, rng: random.Random) -> dict[str, Any]:
+    def _load_sample(self, index: int, epoch: int, rng: random.Random, step: CaptionStep | None) -> dict[str, Any]:
         record = self.records[index]
         subset = self.scan.subsets[record.subset_index].subset
         flipped = subset.flip_aug and rng.random() < 0.5
@@ -257,7 +261,7 @@ class TrainDataset:
             ))  # fmt: skip
         else:
             sample = self._from_image(record, subset, flipped, rng)
-        sample["caption"] = process_caption(record.caption, subset, epoch, rng)
+        sample["caption"] = process_caption(record.caption, subset, epoch, rng, step)
         if self.caption_templates:  # Textual Inversion's templates replace the captions (sd-scripts' order)
             sample["caption"] = draw_template(self.caption_templates, rng)
         sample["loss_weight"] = self.spec.prior_loss_weight if record.is_reg else 1.0
@@ -274,7 +278,13 @@ class TrainDataset:
         # The header size can disagree with the decoded one (e.g. a late EXIF block): refit.
         resized = record.resized_size if (width, height) == record.image_size else cover_size((width, height), record.bucket_reso)
         interpolation = subset.resize_interpolation or self.spec.resize_interpolation
-        fitted = fit_to_bucket(image, record.bucket_reso, resized, subset.random_crop, rng, interpolation)
+        face = face_in_name(record.path) if subset.face_crop_aug_range and not self.spec.enable_bucket else None
+        if face is not None:  # sd-scripts crops around the face without buckets only
+            assert subset.face_crop_aug_range is not None
+            fitted, resized = face_crop(image, record.bucket_reso, face, subset.face_crop_aug_range, subset.random_crop,
+                                        rng, interpolation)
+        else:
+            fitted = fit_to_bucket(image, record.bucket_reso, resized, subset.random_crop, rng, interpolation)
         rgb, alpha = fitted.rgb, fitted.alpha
         if subset.color_aug:
             rgb = color_aug(rgb, rng)
@@ -373,6 +383,9 @@ class DatasetGroup(torch.utils.data.Dataset):
         self.seed = seed
         self.rank = rank
         self.epoch = 1
+        # (gradient accumulation steps, the run's optimizer steps): a batch's step for token warm-up. None
+        # (validation, reports): captions are whole.
+        self.steps: tuple[int, int] | None = None
         # (epoch, [(dataset, batch)], [samples in the epoch before each batch])
         self._order: tuple[int, list[tuple[int, int]], list[int]] | None = None
 
@@ -384,6 +397,20 @@ class DatasetGroup(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Call before iterating each epoch (epochs count from 1)."""
         self.epoch = epoch
+
+    def set_steps(self, accumulation: int, total_steps: int) -> None:
+        """The run's length, so each batch knows its optimizer step (token warm-up); set before the loader starts
+        its workers, which take a copy of the group."""
+        self.steps = (accumulation, total_steps)
+
+    def caption_step(self, epoch: int, index: int) -> CaptionStep | None:
+        """The optimizer step batch `index` of `epoch` trains in, as the loop counts them (run_length.py):
+        every epoch has ceil(batches / accumulation) steps. None without `set_steps`."""
+        if self.steps is None:
+            return None
+        accumulation, total = self.steps
+        per_epoch = math.ceil(len(self) / accumulation)
+        return CaptionStep((epoch - 1) * per_epoch + index // accumulation, total)
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.datasets)
@@ -408,7 +435,8 @@ class DatasetGroup(torch.utils.data.Dataset):
         _, order, offsets = self._epoch_order(epoch)
         dataset_index, batch_index = order[index]
         dataset = self.datasets[dataset_index]
-        batch = dataset.load_batch(epoch, batch_index, salt=str(dataset_index), rank=self.rank)
+        batch = dataset.load_batch(epoch, batch_index, salt=str(dataset_index), rank=self.rank,
+                                   step=self.caption_step(epoch, index))
         # Each sample's index in the epoch's global order: what its noise and timestep are drawn from.
         batch["sample_indices"] = [offsets[index] + position for position in batch.pop("positions")]
         return batch

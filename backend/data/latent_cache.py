@@ -9,7 +9,7 @@ valid cache files are reused and only missing or stale ones are encoded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -18,6 +18,7 @@ from backend.data.dataset import DatasetGroup, TrainDataset
 from backend.data.errors import DatasetError
 from backend.data.images import FittedImage, fit_to_bucket, load_image, mask_to_tensor, to_tensor
 from backend.data.latent_files import CachedLatents, CacheKey, cache_path, find_valid_cache, save_cache
+from backend.data.specs import DatasetSpec
 from backend.messages import msg
 
 logger = logging.getLogger(__name__)
@@ -26,22 +27,34 @@ EncodeFn = Callable[[torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]  # (images done, images to encode)
 
 
+def uncacheable_problem(specs: Iterable[DatasetSpec]) -> str | None:
+    """sd-scripts' rule, and why: cached latents would freeze one colour/crop augmentation for all epochs.
+    A face crop (without buckets) draws its scale and place per sample too; sd-scripts would cache the image
+    without it and silently never crop, so it is refused here as well."""
+    offending = []
+    for spec in specs:
+        for s in spec.subsets:
+            settings = [n for n in ("color_aug", "random_crop") if getattr(s, n)]
+            if s.face_crop_aug_range and not spec.enable_bucket:
+                settings.append("face_crop_aug_range")
+            if settings:
+                offending.append(f"{s.name} ({', '.join(settings)})")
+    if not offending:
+        return None
+    return msg(
+        "dataset.latents.augmentation_per_sample",
+        "cache_latents / cache_latents_to_disk cannot be used with color_aug, random_crop or face_crop_aug_range "
+        "(without buckets), because the cached latents would repeat one augmentation or crop every epoch; "
+        "affected subsets: {subsets}. Turn those off, or turn off latent caching (flip_aug is fine: both sides "
+        "are cached)",
+        subsets=", ".join(offending),
+    )  # fmt: skip
+
+
 def check_cacheable(group: DatasetGroup) -> None:
-    """sd-scripts' rule: cached latents would freeze one colour/crop augmentation for all epochs."""
-    offending = [
-        f"{s.name} ({', '.join(n for n in ('color_aug', 'random_crop') if getattr(s, n))})"
-        for d in group.datasets
-        for s in d.subsets
-        if s.color_aug or s.random_crop
-    ]
-    if offending:
-        raise DatasetError(msg(
-            "dataset.latents.augmentation",
-            "cache_latents / cache_latents_to_disk cannot be used with color_aug or random_crop, because the cached "
-            "latents would repeat one augmentation every epoch; affected subsets: {subsets}. Turn those "
-            "augmentations off, or turn off latent caching (flip_aug is fine: both sides are cached)",
-            subsets=", ".join(offending),
-        ))  # fmt: skip
+    problem = uncacheable_problem(d.spec for d in group.datasets)
+    if problem:
+        raise DatasetError(problem)
 
 
 def cache_latents(

@@ -24,6 +24,7 @@ from backend.data.captions import CaptionScan, fix_caption_encoding, read_subset
 from backend.data.discovery import IMAGE_EXTENSIONS, describe_non_images, list_images
 from backend.data.errors import DatasetError
 from backend.data.images import ImageProbe, probe_image
+from backend.data.info_cache import read_info_cache, write_info_cache
 from backend.data.masks import MaskMatch, match_masks
 from backend.data.specs import DatasetSpec, SubsetSpec
 from backend.messages import msg
@@ -140,10 +141,16 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
     if not any(s.images for s in subset_scans) and not any(s.problems for s in subset_scans):
         raise DatasetError(_no_images_message(spec))
 
-    all_images = [image for s in subset_scans for image in s.images]
-    all_images += [mask for s in subset_scans if s.masks for mask in s.masks.masks.values()]
+    caches = {index: read_info_cache(scan.subset.image_dir, warn) for index, scan in enumerate(subset_scans)
+              if scan.subset.cache_info and scan.subset.metadata_file is None and scan.subset.image_dir}
+    stats = {image: image.stat() for index in caches for image in subset_scans[index].images}
+    # Sizes cache_info recorded for unchanged files; every other image (and every loss mask) is opened.
+    probes = {image: ImageProbe(image, size) for index, cache in caches.items()
+              for image in subset_scans[index].images if (size := cache.size_of(image, stats[image])) is not None}
+    to_probe = [image for s in subset_scans for image in s.images if image not in probes]
+    to_probe += [mask for s in subset_scans if s.masks for mask in s.masks.masks.values()]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        probes = dict(zip(all_images, pool.map(probe_image, all_images), strict=True))
+        probes.update(zip(to_probe, pool.map(probe_image, to_probe), strict=True))
 
     records: list[ImageRecord] = []
     problems: list[ImageProblem] = []
@@ -164,7 +171,7 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
                 scan.problems.append(mask_problem)
                 problems.append(mask_problem)
                 continue
-            stat = image.stat()
+            stat = stats.get(image) or image.stat()
             records.append(
                 ImageRecord(
                     path=str(image),
@@ -181,6 +188,12 @@ def scan_dataset(spec: DatasetSpec, warn: Callable[[str], None] = logger.warning
     for scan in subset_scans:
         if scan.subset.metadata_file is None:
             _warn_missing_captions(scan, warn)
+    for index, cache in caches.items():
+        scan = subset_scans[index]
+        rows = [(image, caption, size, stats[image])
+                for image, caption in zip(scan.images, scan.captions.captions, strict=True)
+                if (size := probes[image].size) is not None]
+        write_info_cache(cache, rows, warn)
     return DatasetScan(subset_scans, records, problems)
 
 

@@ -47,8 +47,17 @@ class SubsetSpec:
     resize_interpolation: str | None = None
     # Loss masks of this subset's images, same file names (sd-scripts' ControlNet subsets; backend/data/masks.py).
     conditioning_data_dir: str | None = None
+    # Token warm-up (captions.warmup_tag_count): tags used at step 0, and the step (or share of the run) with all.
+    token_warmup_min: int = 1
+    token_warmup_step: float = 0.0
+    # (low, high) face sizes for images named '<name>_<cx>_<cy>_<w>_<h>' (face_crop.py); the flag's "low,high"
+    # string or the dataset config's [low, high] list is accepted and kept as a tuple.
+    face_crop_aug_range: tuple[float, float] | None = None
+    # Image folders: their image sizes kept in metadata_cache.json (info_cache.py).
+    cache_info: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "face_crop_aug_range", parse_face_crop_range(self.face_crop_aug_range))
         if self.image_dir is None and self.metadata_file is None:
             raise DatasetError(msg(
                 "dataset.subset.no_source",
@@ -124,6 +133,26 @@ class DatasetSpec:
         _check_interpolation(self.resize_interpolation)
 
 
+def parse_face_crop_range(value: object) -> tuple[float, float] | None:
+    """'2.0,4.0' (the flag) or [2.0, 4.0] (a dataset config) -> (2.0, 4.0); None stays None. sd-scripts asks
+    for two numbers, low <= high; both must be above 0, since the face is scaled by 1/low and 1/high."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(float(str(p).strip()) for p in parts)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 2 or not 0 < numbers[0] <= numbers[1]:
+        raise DatasetError(msg(
+            "dataset.subset.face_crop_aug_range",
+            "face_crop_aug_range must be two numbers 'low,high' with 0 < low <= high (e.g. 2.0,4.0: the face "
+            "becomes a half to a quarter of the resolution's short side), got {value}",
+            value=repr(value),
+        ))  # fmt: skip
+    return numbers[0], numbers[1]
+
+
 def _check_interpolation(value: str | None) -> None:
     if value is not None and value not in INTERPOLATIONS:
         raise DatasetError(msg(
@@ -168,7 +197,7 @@ def parse_resolution(value: object) -> tuple[int, int]:
 # Subset settings under which an image's caption differs between samples or epochs.
 VARYING_CAPTION_SETTINGS = (
     "shuffle_caption", "enable_wildcard", "caption_dropout_rate", "caption_dropout_every_n_epochs",
-    "caption_tag_dropout_rate",
+    "caption_tag_dropout_rate", "token_warmup_step",
 )
 
 

@@ -86,6 +86,9 @@ class FamilyDeclaration:
     detection: Detection | None = None
     # Its commands take --cache_text_encoder_outputs (sd-scripts: the sdxl_*, flux_* and sd3_* scripts).
     text_encoder_output_cache: bool = False
+    # Its commands take --weighted_captions: A1111-style "(word:1.2)" weights on its CLIP text encoders' outputs
+    # (sd-scripts: the SD and SDXL scripts; its FLUX.1 tokenizer has no weighted form, its SD3 scripts refuse it).
+    weighted_captions: bool = False
     # Option values choosing this model type implies (sd-scripts has no model-type flag: SD 2.x is --v2).
     implied_options: Mapping[str, Any] = field(default_factory=dict)
     # What its commands train against: "ddpm" (noise or v prediction on a DDPM schedule) or

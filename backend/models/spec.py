@@ -26,6 +26,7 @@ from backend.models.configs import ArchConfigs, Family, arch_for, load_arch_conf
 from backend.models.detect import ModelInfo, ModelMismatchError, detect_model
 from backend.models.files import read_checkpoint
 from backend.models.loading import build_modules, load_components
+from backend.models.prompt_weights import tokenize_weighted
 from backend.models.saving import StateOverrides, save_components
 from backend.models.tokenizers import MODEL_MAX_LENGTH, tokenize_chunks
 
@@ -151,6 +152,34 @@ class ModelSpecification(ABC):
     ) -> list[torch.Tensor]:
         """One ``[B, chunks, 77]`` id tensor per text encoder."""
         return [tokenize_chunks(tokenizer, prompts, max_token_length) for tokenizer in tokenizers]
+
+    def tokenize_weighted(
+        self, tokenizers: list[CLIPTokenizer], prompts: list[str], max_token_length: int | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """--weighted_captions: ids as `tokenize` gives them (from the prompts without their weight marks) and
+        each token's weight, both ``[B, chunks, 77]`` per text encoder (prompt_weights.py)."""
+        pairs = [tokenize_weighted(tokenizer, prompts, max_token_length) for tokenizer in tokenizers]
+        return [ids for ids, _ in pairs], [weights for _, weights in pairs]
+
+    def encode_weighted_prompts(
+        self, text_encoders: list[CLIPTextModel], token_ids: list[torch.Tensor], weights: list[torch.Tensor],
+        clip_skip: int | None = None,
+    ) -> PromptEmbeds:
+        """Conditioning from `tokenize_weighted` output: each token's output times its weight. Families whose
+        declaration sets `weighted_captions` implement it; the option schema keeps the flag from the others."""
+        raise NotImplementedError(f"{type(self).__name__} has no weighted captions")
+
+    def encode_captions(
+        self, components: Components, captions: list[str], max_token_length: int | None, clip_skip: int | None,
+        weighted: bool = False,
+    ) -> PromptEmbeds:
+        """A training batch's captions as conditioning: tokenized and encoded, with their weights applied when
+        `weighted` (--weighted_captions). The caller sets gradients and autocast."""
+        if weighted:
+            ids, weights = self.tokenize_weighted(components.tokenizers, captions, max_token_length)
+            return self.encode_weighted_prompts(components.text_encoders, ids, weights, clip_skip)
+        token_ids = self.tokenize(components.tokenizers, captions, max_token_length)
+        return self.encode_prompts(components.text_encoders, token_ids, clip_skip)
 
     @abstractmethod
     def encode_prompts(

@@ -125,10 +125,16 @@ def tokenize_chunks(
         raise ValueError(
             f"max_token_length must be one of {ALLOWED_MAX_TOKEN_LENGTHS}, got {max_token_length}"
         )
-    window = MODEL_MAX_LENGTH - 2
     ids = tokenizer(
         prompts, padding="max_length", truncation=True, max_length=max_token_length + 2, return_tensors="pt"
     ).input_ids
+    return chunk_ids(tokenizer, ids, max_token_length)
+
+
+def chunk_ids(tokenizer: CLIPTokenizer, ids: torch.Tensor, max_token_length: int) -> torch.Tensor:
+    """``[batch, max_token_length + 2]`` ids (start, text, end, padding) -> ``[batch, chunks, 77]``: each chunk
+    the start token, its 75 positions and the last position (end or padding)."""
+    window = MODEL_MAX_LENGTH - 2
     bos, last = ids[:, :1], ids[:, -1:]
     chunks = []
     pad_is_eos = tokenizer.pad_token_id == tokenizer.eos_token_id

@@ -11,6 +11,7 @@ import difflib
 
 from backend.messages import msg
 from backend.options.finetrainers_flags import REMOVED, finetrainers_flags
+from backend.options.refused import refusal
 from backend.options.schema import VIDEO_COMMANDS, Option, accepted_options, all_options
 from backend.options.sd_scripts_flags import sd_scripts_commands_for, sd_scripts_flags
 
@@ -36,16 +37,19 @@ def unknown_name_message(name: str, command: str, prefix: str = "") -> str:
     flag = f'"{prefix}{name}"'
     owner = _owner(name)
     if owner is not None:
-        refusal = msg(
+        refused_here = msg(
             "options.name.other_command", "{flag} is not accepted by {command}; only {commands} accept it",
             flag=flag, command=command, commands=", ".join(owner.commands),
         )
-        return f"{refusal}. {owner.other_commands_reason}" if owner.other_commands_reason else refusal
+        return f"{refused_here}. {owner.other_commands_reason}" if owner.other_commands_reason else refused_here
     if command in VIDEO_COMMANDS:
         video = _finetrainers_message(name, command, flag, prefix)
         if video is not None:
             return video
     sd_commands = sd_scripts_commands_for(name)
+    refused = refusal(name, flag) if command in sd_commands else None
+    if refused is not None:
+        return refused
     if command in sd_commands:
         return msg(
             "options.name.not_implemented", "{flag} is an sd-scripts option that this trainer does not implement; remove it",

@@ -36,6 +36,10 @@ V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")
 # Not Textual Inversion's: the text encoders' outputs change every step there (sd-scripts refuses it too).
 TEXT_CACHE_COMMANDS = tuple(command for command in families.commands_where(lambda d: d.text_encoder_output_cache)
                             if command not in TEXTUAL_INVERSION_COMMANDS)
+# The commands of families whose captions may carry A1111-style weights (--weighted_captions; not Textual Inversion's,
+# as in sd-scripts).
+WEIGHTED_CAPTION_COMMANDS = tuple(command for command in families.commands_where(lambda d: d.weighted_captions)
+                                  if command not in TEXTUAL_INVERSION_COMMANDS)
 # The commands by training objective: DDPM's noise/SNR options mean nothing to flow matching and back.
 DDPM_COMMANDS = families.commands_where(lambda d: d.objective == "ddpm")
 FLOW_MATCHING_COMMANDS = families.commands_where(lambda d: d.objective == "flow_matching")

@@ -92,6 +92,13 @@ def run_command(command: str, argv: list[str] | None = None) -> int:
             "error", message=msg("run.cannot_start", "the run cannot start"), hint=None, errors=plan.errors)
         return 1
 
+    if args.debug_dataset:  # the batches as training would see them, without loading the model
+        from backend.training.debug_dataset import DebugDatasetConfig, show_dataset
+        from backend.training.run_length import LengthConfig
+
+        return show_dataset(DebugDatasetConfig.from_args(args), LengthConfig.from_args(args),
+                            plan.dataset_specs) if main else 0
+
     # Heavy imports only once the options and the data have been found sound.
     from backend.models.tokenizers import TokenizerUnavailableError
     from backend.networks.network import NetworkWeightsError

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.data.specs import parse_face_crop_range
 from backend.families import declaration
 
 # Kept even with --no_metadata, as sd-scripts does, so tools can still tell what the file is.
@@ -118,6 +119,8 @@ def training_metadata(args: argparse.Namespace, facts: RunFacts) -> dict[str, st
         ss_debiased_estimation=bool(getattr(args, "debiased_estimation_loss", False)),
         ss_sd_scripts_commit_hash=IMPLEMENTATION_VERSION,
     )
+    if values["ss_face_crop_aug_range"]:  # sd-scripts records the parsed pair: "(2.0, 4.0)"
+        values["ss_face_crop_aug_range"] = parse_face_crop_range(values["ss_face_crop_aug_range"])
     values.update(facts.dataset_keys)
     # The family's own options (FLUX.1: the flow-matching and T5 settings), as sd-scripts records them.
     values.update({f"ss_{name}": getattr(args, name, None) for name in declaration(facts.family).metadata_options})

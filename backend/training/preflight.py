@@ -36,6 +36,7 @@ from backend.training.block_swap_options import (
     block_swap_problems,
 )
 from backend.training.checkpoints import read_train_state
+from backend.training.dataset_flags import DatasetFlagsConfig, dataset_flag_problems
 from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
@@ -499,6 +500,9 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     _check_training(args, plan)
     _check_schedule_and_loss(args, plan)
     _check_text_cache(args, plan)
+    errors, warnings = dataset_flag_problems(DatasetFlagsConfig.from_args(args), command, plan.dataset_specs)
+    plan.errors += errors
+    plan.warnings += warnings
     _check_validation(args, plan)
     _check_output(args, plan)
     _check_resume(args, plan)

@@ -351,11 +351,13 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     text_cache = prepare_text_cache(
         TextCacheConfig.from_args(args), accelerator, spec, components, group, weight_dtype, reporter
     )
+    length = LengthConfig.from_args(args)
+    steps, epochs = total_steps(length, len(group))
+    group.set_steps(length.gradient_accumulation_steps, steps)  # before the loader's workers copy the group
     loader = make_dataloader(
         group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
         pin_memory=accelerator.device.type == "cuda",
     )
-    steps, epochs = total_steps(LengthConfig.from_args(args), len(group))
 
     step_config = StepConfig.from_args(args)
     optimizer_options = OptimizerConfig.from_args(args)

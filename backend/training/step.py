@@ -60,11 +60,11 @@ def batch_latents(run: TrainingRun, batch: dict, generator: Generators) -> torch
 def text_conditioning(run: TrainingRun, captions: list[str]) -> PromptEmbeds:
     if run.text_cache is not None:
         return run.text_cache.lookup(captions, run.accelerator.device)
-    components = run.components
+    config = run.step_config
     captions = [run.method.prompt_text(caption) for caption in captions]
-    token_ids = run.spec.tokenize(components.tokenizers, captions, run.step_config.max_token_length)
     with torch.set_grad_enabled(run.method.train_text_encoder), run.accelerator.autocast():
-        return run.spec.encode_prompts(components.text_encoders, token_ids, run.step_config.clip_skip)
+        return run.spec.encode_captions(run.components, captions, config.max_token_length, config.clip_skip,
+                                        weighted=config.weighted_captions)
 
 
 def attention_kernel(run: TrainingRun) -> contextlib.AbstractContextManager:

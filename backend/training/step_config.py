@@ -17,3 +17,4 @@ class StepConfig(OptionSlice):
     mem_eff_attn: bool
     gradient_accumulation_steps: int
     max_grad_norm: float
+    weighted_captions: bool = False  # --weighted_captions (the SD and SDXL commands take it)

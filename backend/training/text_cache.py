@@ -123,6 +123,9 @@ class TextCacheConfig:
     model: str  # --pretrained_model_name_or_path: cache files name the encoder they came from
     # The video trainer's precomputation folder: the files go there, named by their clip, not beside it.
     folder: str | None = None
+    # --weighted_captions: the weighted outputs are cached (as sd-scripts' sdxl_train_network does), and their
+    # files say so, so unweighted ones are not reused for them nor the reverse.
+    weighted_captions: bool = False
 
     @classmethod
     def from_args(cls, args: Any) -> TextCacheConfig:
@@ -131,6 +134,7 @@ class TextCacheConfig:
             enabled=bool(args.cache_text_encoder_outputs) or to_disk, to_disk=to_disk,
             max_token_length=args.max_token_length, clip_skip=args.clip_skip,
             model=args.pretrained_model_name_or_path, folder=getattr(args, "text_cache_dir", None),
+            weighted_captions=bool(getattr(args, "weighted_captions", False)),
         )
 
 
@@ -144,9 +148,9 @@ def prepare_text_cache(
     encoders = components.text_encoders
 
     def encode(captions: list[str]) -> PromptEmbeds:
-        token_ids = spec.tokenize(components.tokenizers, captions, config.max_token_length)
         with accelerator.autocast():
-            return spec.encode_prompts(encoders, token_ids, config.clip_skip)
+            return spec.encode_captions(components, captions, config.max_token_length, config.clip_skip,
+                                        weighted=config.weighted_captions)
 
     file_format = spec.text_cache_file(components)
     if file_format is not None and config.folder is not None:
@@ -158,7 +162,8 @@ def prepare_text_cache(
         return TextCacheKey(
             caption=caption, encoder_id=model_identity(config.model),
             max_token_length=config.max_token_length or 75, dtype=str(weight_dtype).removeprefix("torch."),
-            encoding=file_format.encoding if file_format is not None else "",
+            encoding=(file_format.encoding if file_format is not None else "")
+            + (";weighted_captions" if config.weighted_captions else ""),
         )
 
     def progress(done: int, total: int) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
+from backend.data.captions import CaptionStep
 from backend.data.dataset import DatasetGroup
 from backend.data.shares import rank_share
 from backend.video.precomputed import LatentStore, latent_key
@@ -92,7 +93,10 @@ class VideoTrainDataset:
             return ""
         return self.clips.caption(index)
 
-    def load_batch(self, epoch: int, batch_index: int, salt: str = "", rank: int = 0) -> dict[str, Any]:
+    def load_batch(
+        self, epoch: int, batch_index: int, salt: str = "", rank: int = 0, step: CaptionStep | None = None
+    ) -> dict[str, Any]:
+        """`step` is the image datasets' (token warm-up); clips keep their captions whole."""
         bucket, indices = self.batches(epoch)[batch_index]
         share = rank_share(len(indices), rank, self.processes)
         captions, videos, latents, paths = [], [], [], []

@@ -114,7 +114,7 @@ def test_corrupt_cache_file_is_rebuilt(images: Path) -> None:
 
 
 def test_color_aug_or_random_crop_cannot_be_cached(images: Path) -> None:
-    with pytest.raises(DatasetError, match="color_aug or random_crop.*2_x \\(color_aug\\)"):
+    with pytest.raises(DatasetError, match="color_aug, random_crop or face_crop_aug_range.*2_x \\(color_aug\\)"):
         cache_latents(build(images, color_aug=True), fake_vae)
     with pytest.raises(DatasetError, match="random_crop"):
         cache_latents(build(images, random_crop=True), fake_vae, to_disk=True)

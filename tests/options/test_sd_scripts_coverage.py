@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from backend.options.refused import REFUSED_FLAGS
 from backend.options.schema import all_options
 from backend.options.sd_scripts_flags import sd_scripts_flags
 
 # Not taken by every SD command yet (as of issue 19's first session).
 _EVERY = {
-    "cache_info", "dataset_class", "debug_dataset", "face_crop_aug_range", "highvram", "token_warmup_min",
-    "token_warmup_step", "vae", "weighted_captions",
+    "highvram", "vae",
     "log_config", "log_tracker_config", "wandb_api_key", "wandb_run_name",
     # DeepSpeed (accelerate's plug-in; docs/multi-gpu.md configures it through accelerate's own config today)
     "deepspeed", "zero_stage", "offload_optimizer_device", "offload_optimizer_nvme_path", "offload_param_device",
@@ -28,17 +28,18 @@ NOT_YET = {
     "fine_tune": _EVERY | {"fp8_base"},
     "sdxl_train": _EVERY | _SDXL | {"fp8_base"},
     "train_db": _EVERY | {"fp8_base"},
-    "train_textual_inversion": (_EVERY - {"weighted_captions"}) | _TI,  # sd-scripts: no weighted captions for TI
-    "sdxl_train_textual_inversion": (_EVERY - {"weighted_captions"}) | _TI | _SDXL,
+    "train_textual_inversion": _EVERY | _TI,
+    "sdxl_train_textual_inversion": _EVERY | _TI | _SDXL,
 }
 
 
 def taken(command: str) -> set[str]:
     """Implemented, accepted and said to do nothing (as in sd-scripts), or refused with the reason why the flag
-    means nothing for this command (`Option.other_commands_reason`: --v2 on SDXL)."""
+    means nothing for this command (`Option.other_commands_reason`: --v2 on SDXL) or here at all
+    (`refused.REFUSED_FLAGS`: --dataset_class)."""
     options = all_options().values()
     names = {o.name for o in options if command in o.commands or command in o.ignored_on or o.other_commands_reason}
-    return names | {alias for o in options if command in o.commands for alias in o.aliases}
+    return names | REFUSED_FLAGS | {alias for o in options if command in o.commands for alias in o.aliases}
 
 
 @pytest.mark.parametrize("command", list(NOT_YET))

@@ -29,6 +29,7 @@ SDXL = FamilyDeclaration(
     configs_folder=Path(__file__).parent / "configs",
     detection=DETECTION,
     text_encoder_output_cache=True,
+    weighted_captions=True,
     implied_options={"v2": False},
     network_layout="sdxl",
     network_label="SDXL",

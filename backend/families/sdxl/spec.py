@@ -18,6 +18,7 @@ from transformers import CLIPTextModel
 
 from backend.data.text_encoder_files import TextCacheFile
 from backend.models.components import Components, PromptEmbeds
+from backend.models.prompt_weights import apply_token_weights
 from backend.models.scheduler import inference_scheduler
 from backend.models.spec import ModelSpecification, join_chunks
 
@@ -75,6 +76,18 @@ class StableDiffusionXLSpec(ModelSpecification):
         )
         pooled = out2.text_embeds.reshape(batch, -1, out2.text_embeds.shape[-1])[:, 0]
         return PromptEmbeds(join_chunks(hidden, batch), pooled)
+
+    def encode_weighted_prompts(
+        self, text_encoders: list[CLIPTextModel], token_ids: list[torch.Tensor], weights: list[torch.Tensor],
+        clip_skip: int | None = None,
+    ) -> PromptEmbeds:
+        """Each encoder's part of the conditioning times its tokens' weights; the pooled output stays as it is
+        (sd-scripts' SdxlTextEncodingStrategy.encode_tokens_with_weights)."""
+        embeds = self.encode_prompts(text_encoders, token_ids, clip_skip)
+        width = text_encoders[0].config.hidden_size
+        hidden = embeds.hidden_states
+        parts = [apply_token_weights(hidden[..., :width], weights[0]), apply_token_weights(hidden[..., width:], weights[1])]
+        return PromptEmbeds(torch.cat(parts, dim=-1), embeds.pooled)
 
     def text_cache_file(self, components: Components) -> TextCacheFile:
         """sd-scripts' `_te_outputs.npz`: each encoder's hidden states apart, and TE2's pooled output."""

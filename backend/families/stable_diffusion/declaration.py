@@ -13,7 +13,7 @@ COMMANDS = {"lora": "train_network", "finetune": "fine_tune", "dreambooth": "tra
 NETWORK_KEYS = {"network_layout": "sd", "network_label": "SD 1.x/2.x", "network_key_prefixes": (
     "lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")}
 SHARED = {"implementation": IMPLEMENTATION, "commands": COMMANDS, "pipeline_class_prefix": "StableDiffusion",
-          "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION,
+          "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION, "weighted_captions": True,
           "embedding_keys": ("emb_params",), **NETWORK_KEYS}
 
 SD1 = FamilyDeclaration(

@@ -16,6 +16,7 @@ from transformers import CLIPTextModel
 
 from backend.models.components import Components, PromptEmbeds
 from backend.models.keymap_text import text_transformer
+from backend.models.prompt_weights import apply_token_weights
 from backend.models.scheduler import inference_scheduler
 from backend.models.spec import ModelSpecification, join_chunks
 
@@ -42,6 +43,13 @@ class StableDiffusionSpec(ModelSpecification):
         # would stall the host); the ids are staged at once, so the CPU tensor may go right away.
         ids = ids.reshape(-1, ids.shape[-1]).to(text_encoder.device, non_blocking=True)
         return PromptEmbeds(join_chunks(clip_hidden_states(text_encoder, ids, clip_skip), batch))
+
+    def encode_weighted_prompts(
+        self, text_encoders: list[CLIPTextModel], token_ids: list[torch.Tensor], weights: list[torch.Tensor],
+        clip_skip: int | None = None,
+    ) -> PromptEmbeds:
+        embeds = self.encode_prompts(text_encoders, token_ids, clip_skip)
+        return PromptEmbeds(apply_token_weights(embeds.hidden_states, weights[0]))
 
     def predict(
         self,

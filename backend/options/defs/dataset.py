@@ -10,6 +10,7 @@ from backend.options.schema import (
     DREAMBOOTH_COMMANDS,
     LORA_COMMANDS,
     TEXTUAL_INVERSION_COMMANDS,
+    WEIGHTED_CAPTION_COMMANDS,
     Option,
     declare_all,
 )
@@ -135,6 +136,28 @@ declare_all(
             help="Probability of leaving out each tag (except tags kept by --keep_tokens), per sample, e.g. 0.1. "
             "0 = off.",
         ),
+        Option(
+            "token_warmup_min", "int", 1, group="dataset",
+            help="Token warm-up: how many of the caption's tags (after those --keep_tokens keeps) are used at step "
+            "0; the count then grows evenly to all tags at --token_warmup_step. Default 1.",
+        ),
+        Option(
+            "token_warmup_step", "float", 0.0, group="dataset",
+            help="Token warm-up: the step at which captions reach all their tags, growing from --token_warmup_min "
+            "(below 1: that share of the run's steps, e.g. 0.2). The cut keeps the first tags, so put the "
+            "important ones first or use --shuffle_caption. 0 = off (default).",
+        ),
+        Option(
+            "weighted_captions", "bool", False, group="dataset", commands=WEIGHTED_CAPTION_COMMANDS,
+            other_commands_reason=msg(
+                "options.other_commands.weighted_captions", "Weights are put on CLIP text encoders' outputs, which "
+                "sd-scripts does for SD 1.x/2.x and SDXL only: its FLUX.1 tokenizer has no weighted form and its SD3 "
+                "scripts refuse the option"
+            ),
+            help="Read A1111-style weights in captions: '(word)' x1.1, '[word]' /1.1, '(word:1.3)' x1.3, '\\(' a "
+            "literal bracket. Each token's text-encoder output is multiplied by its weight. Keep commas out of "
+            "brackets when shuffling or dropping tags, which split captions at commas.",
+        ),
         # --- augmentation ----------------------------------------------------------------------
         Option(
             "flip_aug", "bool", False, group="dataset",
@@ -180,6 +203,13 @@ declare_all(
             "'train/10_sks/a.png' is 'masks/10_sks/a.png' (any image type, same name, same size). Every training "
             "image needs one; regularization images are not masked. sd-scripts' LoRA scripts take this flag but "
             "read masks only from a dataset config's conditioning_data_dir; here both work.",
+        ),
+        Option(
+            "face_crop_aug_range", "str", None, group="dataset",
+            help="'low,high' such as '2.0,4.0': for images named '<name>_<face cx>_<face cy>_<face w>_<face h>.png' "
+            "(as sd-scripts' face detection tool writes them), scale each so the face is 1/high to 1/low of the "
+            "resolution's short side, drawn per sample, and crop around the face. Without --enable_bucket only, as "
+            "in sd-scripts; images without face numbers are resized and cropped as usual.",
         ),
         # --- resolution and buckets ------------------------------------------------------------
         Option(
@@ -243,6 +273,23 @@ declare_all(
             "resize_interpolation", "str", None, group="advanced",
             choices=("lanczos", "nearest", "bilinear", "linear", "bicubic", "cubic", "area"),
             help="Resampling filter for resizing images. Default: area when shrinking, lanczos when enlarging.",
+        ),
+        Option(
+            "cache_info", "bool", False, group="dataset", commands=_WITH_REG,
+            ignored_on=("fine_tune",),
+            ignored_reason=msg(
+                "options.ignored.cache_info", "it caches the image sizes of image folders, and fine_tune reads its "
+                "images from --in_json metadata"
+            ),
+            help="Keep each image folder's image sizes (and captions, for sd-scripts) in 'metadata_cache.json' "
+            "there, so later runs need not open every image. An entry is reused while its image file keeps its size "
+            "and time; the file is rewritten when images changed. Speeds up large datasets.",
+        ),
+        Option(
+            "debug_dataset", "bool", False, group="advanced",
+            help="Show what training would see and exit without loading the model: each batch of the first epoch "
+            "with its bucket, image sizes, crops, flips and captions, and the images as trained (after cropping "
+            "and augmentation) saved as PNG files in a new 'debug_dataset_<time>' folder in --output_dir.",
         ),
         # --- latent cache ----------------------------------------------------------------------
         Option(
