@@ -88,10 +88,11 @@ def test_preflight_checks_the_files_and_names_the_ignored_flags(tiny, train_dir,
 
 def test_a_lora_on_merged_base_weights_counts_from_the_initial_step(tiny, train_dir, tmp_path, lora_file):
     # 3 images x 2 repeats, batch 1: 6 steps an epoch. Step 3 is in epoch 1, after 3 batches gone through.
+    vae = tiny.get("sd15", single_file=True).path  # a whole checkpoint as --vae: its VAE is taken
     result = run_trainer("train_network", *base_flags(
         tiny.get("sd15").path, train_dir, tmp_path, "--max_train_steps", "5", "--learning_rate", "1e-3",
         "--base_weights", str(lora_file), "--base_weights_multiplier", "0.5", "--initial_step", "3",
-        "--skip_until_initial_step", "--save_every_n_steps", "4",
+        "--skip_until_initial_step", "--save_every_n_steps", "4", "--vae", str(vae),
     ))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "merged into the model at multiplier 0.5" in result.stderr
@@ -102,6 +103,7 @@ def test_a_lora_on_merged_base_weights_counts_from_the_initial_step(tiny, train_
     with safe_open(str(tmp_path / "tiny.safetensors"), "pt") as file:
         tensors, metadata = set(file.keys()), file.metadata()
     assert metadata["ss_steps"] == "5" and metadata["ss_epoch"] == "1"
+    assert metadata["ss_vae_name"] == vae.name and len(metadata["ss_new_vae_hash"]) == 64  # as sd-scripts records
     with safe_open(str(lora_file), "pt") as file:
         assert tensors == set(file.keys())  # the new network alone, shaped as built, not the merged one
 
