@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 EncodeFn = Callable[[torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]  # (images done, images to encode)
+FreeFn = Callable[[], None]  # gives the encoding device's cached memory back (torch.cuda.empty_cache)
 
 
 def uncacheable_problem(specs: Iterable[DatasetSpec]) -> str | None:
@@ -66,11 +67,15 @@ def cache_latents(
     encoder_id: str = "",
     skip_check: bool = False,
     progress: ProgressFn | None = None,
+    free_memory: FreeFn | None = None,
+    highvram: bool = False,
 ) -> int:
     """Fill every dataset's latent cache; returns how many images were encoded (not reused).
 
     `arch` names the cache file (`<stem>_sd.npz`, `<stem>_sdxl.npz`); `encoder_id` (e.g. the VAE
-    file's name or hash) makes caches from another VAE count as stale.
+    file's name or hash) makes caches from another VAE count as stale. `free_memory` runs after every
+    batch, as sd-scripts clears the device's cache for small GPUs; with `highvram` (its --highvram) only
+    when the next batch has another size.
     """
     check_cacheable(group)
     todo: list[tuple[TrainDataset, int, CacheKey]] = []
@@ -108,7 +113,9 @@ def cache_latents(
     if progress:
         progress(0, len(todo))
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for batch in batches:
+        for number, batch in enumerate(batches):
+            if free_memory and highvram and number and batch[0][2].bucket_reso != batches[number - 1][0][2].bucket_reso:
+                free_memory()
             fitted = list(pool.map(_load_for_cache, batch))
             pixels = torch.stack([to_tensor(f.rgb) for f in fitted])
             latents = _encode(encode_fn, pixels)
@@ -130,6 +137,8 @@ def cache_latents(
                 else:
                     dataset.latents[index] = entry
             done += len(batch)
+            if free_memory and not highvram:
+                free_memory()
             if progress:
                 progress(done, len(todo))
     total = sum(len(d.records) for d in group.datasets)

@@ -78,6 +78,9 @@ class FamilyDeclaration:
     # Parts its single files do not hold, each passed as a file by a flag of its own (sd-scripts' names,
     # without "--") -> the diffusers component folder it replaces (FLUX.1: {"ae": "vae", "clip_l": ...}).
     part_flags: Mapping[str, str] = field(default_factory=dict)
+    # Parts its files always hold that a flag may replace with a file of its own (sd-scripts' --vae for SD 1.x/2.x
+    # and SDXL) -> the diffusers component folder it replaces. Never required, unlike `part_flags`.
+    replaceable_parts: Mapping[str, str] = field(default_factory=dict)
     # Its single files may hold those parts themselves (SD 3.5: text encoders and VAE inside or not); the
     # loader then says which are missing, preflight does not require the flags.
     parts_may_be_inside: bool = False
@@ -132,8 +135,8 @@ class FamilyDeclaration:
 
     @property
     def model_files(self) -> tuple[str, ...]:
-        """The options naming its parts given as files of their own (FLUX.1: clip_l, t5xxl, ae)."""
-        return tuple(self.part_flags)
+        """The options naming its parts given as files of their own (FLUX.1: clip_l, t5xxl, ae; SD: vae)."""
+        return tuple(self.part_flags) + tuple(name for name in self.replaceable_parts if name not in self.part_flags)
 
     def facts(self, v_prediction: bool) -> PredictionFacts:
         return self.v_prediction if v_prediction and self.v_prediction is not None else self.epsilon

@@ -8,7 +8,9 @@ a throw-away random initialisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +31,25 @@ from backend.models.keymap_text import to_module_keys
 from backend.models.tokenizers import MODEL_MAX_LENGTH, load_family_tokenizers
 
 _Loaded = TypeVar("_Loaded")
+
+# sd-scripts' --disable_mmap_load_safetensors: diffusers folders' .safetensors read whole instead of memory-mapped
+# (network drives, WSL). A context rather than a parameter: every family's folder loading goes through
+# `load_component`/`_load_folder`. Single files are never memory-mapped (files.read_checkpoint reads them in order).
+_READ_WHOLE: ContextVar[bool] = ContextVar("read_safetensors_whole", default=False)
+
+
+@contextmanager
+def reading_folders_whole(enabled: bool = True) -> Iterator[None]:
+    """Within it, diffusers folders' weights files are read whole (`disable_mmap` of diffusers and transformers)."""
+    token = _READ_WHOLE.set(enabled)
+    try:
+        yield
+    finally:
+        _READ_WHOLE.reset(token)
+
+
+def _mmap_kwargs() -> dict[str, bool]:
+    return {"disable_mmap": True} if _READ_WHOLE.get() else {}
 
 
 def text_encoder_class(config: dict) -> type[CLIPTextModel] | type[CLIPTextModelWithProjection]:
@@ -91,22 +112,16 @@ def _component(folder: Path, name: str, load: Callable[[], _Loaded]) -> _Loaded:
 def load_component(folder: Path, name: str, cls: Any, **kwargs: Any) -> Any:
     """`cls.from_pretrained(folder, subfolder=name)` from local files, a failure said as `_component` says it."""
     return _component(folder, name, lambda: cls.from_pretrained(folder, subfolder=name, local_files_only=True,
-                                                                **kwargs))
+                                                                **_mmap_kwargs(), **kwargs))
 
 
 def _load_folder(info: ModelInfo, dtype: torch.dtype) -> Components:
     folder, configs = Path(info.path), info.configs
     assert configs is not None  # detect_model reads a folder's configs
-    unet = _component(folder, "unet", lambda: UNet2DConditionModel.from_pretrained(
-        folder, subfolder="unet", torch_dtype=dtype, local_files_only=True
-    ))
-    vae = _component(folder, "vae", lambda: AutoencoderKL.from_pretrained(
-        folder, subfolder="vae", torch_dtype=dtype, local_files_only=True
-    ))
+    unet = load_component(folder, "unet", UNet2DConditionModel, torch_dtype=dtype)
+    vae = load_component(folder, "vae", AutoencoderKL, torch_dtype=dtype)
     text_encoders = [
-        _component(folder, name, lambda name=name, cfg=cfg: text_encoder_class(cfg).from_pretrained(
-            folder, subfolder=name, dtype=dtype, local_files_only=True
-        ))
+        load_component(folder, name, text_encoder_class(cfg), dtype=dtype)
         for name, cfg in zip(declaration(info.family).text_encoder_folders, configs.text_encoders, strict=True)
     ]
     tokenizers = []

@@ -8,6 +8,7 @@ in how prompts become conditioning and in what the U-Net needs besides it; every
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from backend.models.loading import build_modules, load_components
 from backend.models.prompt_weights import tokenize_weighted
 from backend.models.saving import StateOverrides, save_components
 from backend.models.tokenizers import MODEL_MAX_LENGTH, tokenize_chunks
+from backend.models.vae_file import load_vae
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from backend.objectives.base import Generators
     from backend.training.sample_prompts import SamplePrompt
 
+
+logger = logging.getLogger(__name__)
 
 def join_chunks(hidden: torch.Tensor, batch: int) -> torch.Tensor:
     """``[B * C, 77, D]`` -> ``[B, 2 + 75 * C, D]``: first BOS, each chunk's 75 tokens, last EOS/PAD."""
@@ -79,11 +83,16 @@ class ModelSpecification(ABC):
         device: str,
     ) -> Components:
         """Load a model `load` detected as this family's; a family whose parts may come as files of their
-        own (FLUX.1, Chroma, SD 3.5) overrides it."""
-        return load_components(
+        own (FLUX.1, Chroma, SD 3.5) overrides it. `files["vae"]` (sd-scripts' --vae) replaces the model's VAE."""
+        components = load_components(
             info.path, v_prediction=v_prediction, dtype=dtype, tokenizer_cache_dir=tokenizer_cache_dir, info=info,
             device=device,
         )
+        vae = files.get("vae")
+        if vae:
+            components.vae = load_vae(vae, components.configs.vae, dtype, device)
+            logger.info(msg("model.vae_replaced", "--vae {path} replaces the model's VAE", path=vae))
+        return components
 
     def load_weights(self, info: ModelInfo, dtype: torch.dtype, *, text_encoders: bool = True) -> Components:
         """The weights the LoRA tools read and write (merge into, extract from, measure against), without

@@ -24,37 +24,42 @@ from backend.models.file_checks import check_weights_file, read_safetensors_head
 
 NETWORK_KEY_PREFIX = "lora_"
 STATE_FILE_SUFFIXES = (".bin", ".pkl", ".pt", ".safetensors")
-def network_weights_problem(path: str | Path, family: str | None = None) -> str | None:
-    """Why `path` cannot be given as --network_weights to train on a base model of `family`, or None."""
+def network_weights_problem(path: str | Path, family: str | None = None,
+                            option: str = "network_weights") -> str | None:
+    """Why `path` cannot be given as --`option` (--network_weights, --base_weights) to train on a base model of
+    `family`, or None."""
     file = Path(path)
     if not file.is_file():
-        return msg("preflight.network_weights.not_found", "--network_weights {path}: file not found", path=path)
+        return msg("preflight.network_weights.not_found", "--{option} {path}: file not found", path=path,
+                   option=option)
     try:
         if file.suffix.lower() != ".safetensors":
             check_weights_file(file)
             return None
         keys = read_safetensors_header(file).tensors  # after checking that the file holds what it announces
     except ModelFileError as exc:
-        return msg("preflight.network_weights.damaged", "--network_weights cannot be used: {problem}", problem=exc)
+        return msg("preflight.network_weights.damaged", "--{option} cannot be used: {problem}", problem=exc,
+                   option=option)
     except OSError as exc:
-        return msg("preflight.network_weights.unreadable", "--network_weights {path}: cannot be read ({reason})",
-                   path=path, reason=exc.strerror or exc)
+        return msg("preflight.network_weights.unreadable", "--{option} {path}: cannot be read ({reason})",
+                   path=path, reason=exc.strerror or exc, option=option)
     if any(key.startswith(NETWORK_KEY_PREFIX) for key in keys):
         fitting = network_files.undecided_layouts(keys)  # none: no layout's prefixes
         if family is None or not fitting or declaration(family).network_layout in fitting:
             return None
         return msg(
-            "preflight.network_weights.other_family", "--network_weights {path}: this network was trained on "
+            "preflight.network_weights.other_family", "--{option} {path}: this network was trained on "
             "{trained_on} (its weight names say so), but the base model is {family}, so none of its weights would "
-            "fit. Give a LoRA trained on the same kind of model, or start without --network_weights",
-            path=path, trained_on=network_files.families_of(fitting[0])[0].network_label, family=label(family),
+            "fit. Give a LoRA trained on the same kind of model, or start without --{option}",
+            path=path, option=option, trained_on=network_files.families_of(fitting[0])[0].network_label,
+            family=label(family),
         )
     return msg(
-        "preflight.network_weights.not_a_network", "--network_weights {path}: none of its {count} tensors is a "
+        "preflight.network_weights.not_a_network", "--{option} {path}: none of its {count} tensors is a "
         "network weight in sd-scripts' layout (names starting with lora_unet_ or lora_te), so it is not a LoRA file "
-        "this trainer can continue (a base model, a VAE or an embedding, perhaps). Give a LoRA saved by a LoRA "
+        "this trainer can read (a base model, a VAE or an embedding, perhaps). Give a LoRA saved by a LoRA "
         "training; a LoRA in the diffusers/PEFT layout can be converted first with python -m "
-        "backend.tools.convert_lora --to kohya", path=path, count=len(keys),
+        "backend.tools.convert_lora --to kohya", path=path, count=len(keys), option=option,
     )
 
 

@@ -33,6 +33,7 @@ from backend.training.checkpoints import (
     save_state,
     step_save_to_prune,
 )
+from backend.training.initial_step import start_position
 from backend.training.metadata import (
     progress_metadata,
 )
@@ -81,6 +82,9 @@ class Trainer:
         # Global batches of the saved epoch already done, in this run's plan (another batch size: a share).
         main = run.accelerator.is_main_process
         self.skip_batches = resume_skip(state, run.group, run.resume_folder, warn=main) if state else 0
+        if run.initial.given:  # --initial_step/--initial_epoch win over the state's position (initial_step.py)
+            start = start_position(run.initial, len(run.group), run.step_config.gradient_accumulation_steps)
+            self.global_step, self.start_epoch, self.skip_batches = start.global_step, start.epoch, start.skip_batches
         self.output_dir = Path(run.saving.output_dir)  # as given: saves move to a rescue folder if it fails
         self.saves = RescuingWriter(self.output_dir, run.names.output_name, self._move_saves)
         self.last_save: tuple[Path, int] | None = None  # the newest model file written (all weights finite)

@@ -132,6 +132,12 @@ def training_metadata(args: argparse.Namespace, facts: RunFacts) -> dict[str, st
             values["ss_sd_model_hash"] = legacy_model_hash(model)
             values["ss_new_sd_model_hash"] = file_sha256(model)
         values["ss_sd_model_name"] = os.path.basename(os.path.normpath(model))
+    vae = getattr(args, "vae", None)
+    if vae:  # --vae, recorded as sd-scripts' train_network records it
+        if os.path.isfile(vae):
+            values["ss_vae_hash"] = legacy_model_hash(vae)
+            values["ss_new_vae_hash"] = file_sha256(vae)
+        values["ss_vae_name"] = os.path.basename(os.path.normpath(vae)) if os.path.exists(vae) else vae
     return {key: str(value) for key, value in values.items()}
 
 

@@ -7,7 +7,7 @@ fine-tune trains keep float32 master weights unless --full_fp16/--full_bf16.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from backend.families import label as family_label
 from backend.families import model_file_options
 from backend.families.loaded import family
 from backend.models.components import Components
+from backend.models.loading import reading_folders_whole
 from backend.models.spec import ModelSpecification
 from backend.training.activation_offload import offloading_checkpoint
 from backend.training.attention import AttentionConfig, attention_warnings, use_xformers
@@ -40,13 +41,17 @@ class ModelConfig:
     v_parameterization: bool
     tokenizer_cache_dir: str | None
     lowram: bool  # read a single file straight to the device
-    # Parts given as files of their own (FLUX.1's --clip_l/--t5xxl/--ae), by option name; absent options are None.
+    # Parts given as files of their own (FLUX.1's --clip_l/--t5xxl/--ae, SD's --vae), by option name; absent
+    # options are None.
     model_files: Mapping[str, str | None] = field(default_factory=dict)
+    # A diffusers folder's weights read whole, not memory-mapped (the SDXL and flow-matching commands' option).
+    disable_mmap_load_safetensors: bool = False
 
     @classmethod
     def from_args(cls, args: Any) -> ModelConfig:
         return cls(args.pretrained_model_name_or_path, args.v_parameterization, args.tokenizer_cache_dir,
-                   args.lowram, {name: getattr(args, name, None) for name in model_file_options()})
+                   args.lowram, {name: getattr(args, name, None) for name in model_file_options()},
+                   bool(getattr(args, "disable_mmap_load_safetensors", False)))
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,15 @@ def load_model(config: ModelConfig, plan: RunPlan, accelerator: Accelerator,
                dtype: torch.dtype = torch.float32) -> tuple[ModelSpecification, Components]:
     assert plan.model is not None
     spec = family(plan.model.family).spec
-    components = spec.load(
-        config.pretrained_model_name_or_path,
-        v_prediction=True if config.v_parameterization else None,
-        tokenizer_cache_dir=config.tokenizer_cache_dir,
-        device=str(accelerator.device) if config.lowram else "cpu",
-        dtype=dtype,
-        files=config.model_files,
-    )
+    with reading_folders_whole(config.disable_mmap_load_safetensors):
+        components = spec.load(
+            config.pretrained_model_name_or_path,
+            v_prediction=True if config.v_parameterization else None,
+            tokenizer_cache_dir=config.tokenizer_cache_dir,
+            device=str(accelerator.device) if config.lowram else "cpu",
+            dtype=dtype,
+            files=config.model_files,
+        )
     return spec, components
 
 
@@ -156,11 +162,15 @@ def plan_block_swap(config: BlockSwapConfig, components: Components, device: tor
 
 def prepare_model(model: ModelConfig, placement: PlacementConfig, plan: RunPlan, accelerator: Accelerator,
                   weight_dtype: torch.dtype, *, train_text_encoders: bool, block_swap: BlockSwapConfig | None = None,
+                  before_placing: Callable[[Components], None] | None = None,
                   ) -> tuple[ModelSpecification, Components, SwapPlan | None]:
     """The frozen model (network training): read straight in the compute dtype, so loading never holds a
     float32 copy (SDXL: 7 GB of RAM instead of 14). Only a float32 VAE (--no_half_vae) needs float32.
-    With --blocks_to_swap the swapped blocks stay in RAM (the returned plan; installed once the network is)."""
+    With --blocks_to_swap the swapped blocks stay in RAM (the returned plan; installed once the network is).
+    `before_placing` changes the loaded weights where they were read (--base_weights), before float8 or the device."""
     spec, components = load_model(model, plan, accelerator, torch.float32 if placement.no_half_vae else weight_dtype)
+    if before_placing is not None:
+        before_placing(components)
     swap = plan_block_swap(block_swap, components, accelerator.device) if block_swap else None
     place_model(placement, accelerator, components, weight_dtype, train_text_encoders=train_text_encoders,
                 host_blocks=swap.blocks if swap else ())

@@ -39,6 +39,7 @@ from backend.training.checkpoints import read_train_state
 from backend.training.dataset_flags import DatasetFlagsConfig, dataset_flag_problems
 from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
+from backend.training.initial_step import InitialStepConfig, initial_step_problems
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
 from backend.training.lr_check import learning_rate_warning
 from backend.training.mask_check import MaskConfig, mask_problems
@@ -139,12 +140,14 @@ def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
     if plan.model is not None and unused:
         plan.warnings.append(msg("preflight.model_file_unused", "{flags}: {label} has no such part; ignored",
                                  flags=", ".join(unused), label=family.label))
-    for name in family.model_files:
+    for name in family.part_flags:
         path = getattr(args, name, None)
         if path and not Path(path).exists():
             plan.errors.append(msg("preflight.model_file_not_found", "--{option} {path}: not found. Give the "
                                    "file on this machine.", option=name, path=path))
-    missing = [f"--{name}" for name in family.model_files if not getattr(args, name, None)]
+    if getattr(args, "vae", None) and "vae" in family.replaceable_parts:
+        _check_vae(args.vae, args.v_parameterization, plan)
+    missing = [f"--{name}" for name in family.part_flags if not getattr(args, name, None)]
     if family.parts_may_be_inside and family.detection is not None and plan.model is not None \
             and plan.model.format != "diffusers" and missing:
         inside = family.detection.parts_inside(read_shapes(plan.model.path)[0])
@@ -162,6 +165,26 @@ def _check_model_files(args: argparse.Namespace, plan: RunPlan) -> None:
             "{flags} as well (or a diffusers {label} folder, which holds every part)",
             path=plan.model.path, label=family.label, flags=" ".join(missing),
         ))
+
+
+def _check_vae(path: str, v_parameterization: bool, plan: RunPlan) -> None:
+    """sd-scripts' --vae: on this machine, a VAE whose weights fit the model's VAE (read from the file's header)."""
+    if not Path(path).exists():
+        plan.errors.append(msg("preflight.vae_not_found", "--vae {path}: not found. Give a VAE file (.safetensors, "
+                               ".ckpt) or a diffusers VAE folder on this machine (hub ids are not downloaded by the "
+                               "trainer).", path=path))
+        return
+    if plan.model is None:
+        return  # what the VAE must fit is not known; the model's own error is listed
+    from backend.models.configs import load_arch_configs
+    from backend.models.vae_file import vae_file_problem
+
+    family = declaration(plan.model.family)
+    v_prediction = bool(plan.model.v_prediction if plan.model.v_prediction is not None else v_parameterization)
+    configs = plan.model.configs or load_arch_configs(family.facts(v_prediction).config_set)
+    problem = vae_file_problem(path, configs.vae, family.label)
+    if problem:
+        plan.errors.append(problem)
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
@@ -233,6 +256,10 @@ def _check_network(args: argparse.Namespace, plan: RunPlan) -> None:
         problem = network_rank_problem(args.network_weights, args.network_dim, _conv_dim(network_args))
     if problem:
         plan.errors.append(problem)
+    for path in args.base_weights or ():  # merged into the model before training (training/base_weights.py)
+        problem = network_weights_problem(path, family, option="base_weights")
+        if problem:
+            plan.errors.append(problem)
 
 
 def _activation_offload_problems(args: argparse.Namespace, block_swap: BlockSwapConfig, device: str,
@@ -435,6 +462,19 @@ def _check_output(args: argparse.Namespace, plan: RunPlan) -> None:
     plan.errors += output_problems(args, images, steps, trained)
 
 
+def _check_initial_step(args: argparse.Namespace, plan: RunPlan) -> None:
+    """--initial_step/--initial_epoch: below the run's steps (sd-scripts asserts it); --resume's step then ignored."""
+    dataset = plan.report.get("dataset") or {}
+    if "total_steps" not in dataset:
+        return
+    errors, warnings = initial_step_problems(
+        InitialStepConfig.from_args(args), max(dataset.get("num_batches_per_epoch", 0), 1),
+        args.gradient_accumulation_steps, dataset["total_steps"], args.resume,
+    )
+    plan.errors += errors
+    plan.warnings += warnings
+
+
 def _check_resume(args: argparse.Namespace, plan: RunPlan) -> None:
     """--resume: the state's recorded settings (network, method, model family, optimizer) match this run's."""
     if not args.resume:
@@ -496,6 +536,7 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
     _check_model_files(args, plan)
     _dataset_specs(args, plan)
     _check_dataset(args, plan)
+    _check_initial_step(args, plan)
     _check_method(args, plan)
     _check_training(args, plan)
     _check_schedule_and_loss(args, plan)

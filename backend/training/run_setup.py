@@ -41,6 +41,7 @@ from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
 from backend.objectives.base import Objective
 from backend.objectives.loss import LossConfig
+from backend.training.base_weights import BaseWeightsConfig, merge_base_weights
 from backend.training.block_swap import BlockSwapError, SwapPlan, optimizer_state_to
 from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
@@ -54,6 +55,7 @@ from backend.training.finetune_method import (
 )
 from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
 from backend.training.hub_upload import HubUploadConfig, HubUploader
+from backend.training.initial_step import InitialStepConfig
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import EmbeddingConfig, MethodConfig, NetworkConfig, method_config
@@ -131,6 +133,7 @@ class TrainingRun:
     file_metadata: bool = True
     # Sample prompts given as data (the video trainer's validation prompts); None: --sample_prompts' file.
     prompts: list[Any] | None = None
+    initial: InitialStepConfig = InitialStepConfig()  # --initial_step/--initial_epoch: the step counted from
 
     @property
     def spec(self) -> ModelSpecification:
@@ -190,16 +193,17 @@ def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
 
 def prepare_method(method: MethodConfig, model: ModelConfig, placement: PlacementConfig,
                    plan: RunPlan, accelerator: Accelerator, weight_dtype: torch.dtype, plugin_args: argparse.Namespace,
-                   block_swap: BlockSwapConfig | None = None,
+                   block_swap: BlockSwapConfig | None = None, base_weights: BaseWeightsConfig | None = None,
                    ) -> tuple[ModelSpecification, Components, TrainingMethod]:
     """The model on its device and the training method: a network, or the model's own weights.
     `plugin_args` goes on unread to the network module (`NetworkTraining`). `block_swap`: --blocks_to_swap
     (a fine-tune swaps trained blocks too; preflight requires --fused_backward_pass for that)."""
     if isinstance(method, NetworkConfig):
         try:
+            merge = (lambda loaded: merge_base_weights(base_weights, loaded)) if base_weights else None
             spec, components, swap = prepare_model(model, placement, plan, accelerator, weight_dtype,
                                                    train_text_encoders=not method.network_train_unet_only,
-                                                   block_swap=block_swap)
+                                                   block_swap=block_swap, before_placing=merge)
         except BlockSwapError as exc:
             raise RunStopped(str(exc)) from exc
         network_method = NetworkTraining(method, components, plugin_args)
@@ -257,6 +261,13 @@ class LatentCacheConfig(OptionSlice):
     vae_batch_size: int
     skip_cache_check: bool  # trust existing cache files without comparing them with the images
     pretrained_model_name_or_path: str  # cache files name the VAE they came from
+    highvram: bool  # the device's cache is cleared only when the image size changes, not after every batch
+    vae: str | None = None  # --vae (the SD families' commands): cache files name it instead of the model
+
+    @property
+    def encoder_source(self) -> str:
+        """What the latents come from: --vae's VAE, else the model's."""
+        return self.vae or self.pretrained_model_name_or_path
 
 
 def prepare_data(config: LatentCacheConfig, seed: int, plan: RunPlan, accelerator: Accelerator,
@@ -281,8 +292,10 @@ def prepare_data(config: LatentCacheConfig, seed: int, plan: RunPlan, accelerato
             cache_latents(
                 group, encode, config.vae_batch_size, to_disk=config.cache_latents_to_disk,
                 arch=family(components.family).latent_cache_arch,
-                encoder_id=model_identity(config.pretrained_model_name_or_path),
+                encoder_id=model_identity(config.encoder_source),
                 skip_check=config.skip_cache_check, progress=progress,
+                free_memory=torch.cuda.empty_cache if accelerator.device.type == "cuda" else None,
+                highvram=config.highvram,
             )
         if accelerator.device.type != "cpu":
             # Training reads cached latents only; the VAE waits in RAM (sampling and the first
@@ -332,7 +345,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     placement = PlacementConfig.from_args(args)
     spec, components, method = prepare_method(
         method_options, ModelConfig.from_args(args), placement, plan, accelerator, weight_dtype, plugin_args=args,
-        block_swap=BlockSwapConfig.from_args(args),
+        block_swap=BlockSwapConfig.from_args(args), base_weights=BaseWeightsConfig.from_args(args),
     )
     text_options = family(components.family).text_options
     if text_options is not None:  # the family's own prompt-encoding options (FLUX.1: T5 length and mask)
@@ -417,6 +430,7 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
         validation=build_validation(ValidationConfig.from_args(args), objective, group),
         fused_backward=fused_backward, spec_configured=spec,
         uploader=hub_uploader(HubUploadConfig.from_args(args), accelerator.is_main_process),
+        initial=InitialStepConfig.from_args(args),
     )
 
 

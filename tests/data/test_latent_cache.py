@@ -130,3 +130,14 @@ def test_sd_scripts_cache_file_is_used_when_newer_than_image(images: Path) -> No
     assert group.datasets[0].latent_files[0] == str(legacy)
     os.utime(legacy, ns=(record.file_stat[1] - 10**9, record.file_stat[1] - 10**9))  # older than the image
     assert cache_latents(build(images), fake_vae, to_disk=True) == 1
+
+
+def test_highvram_frees_the_device_cache_only_when_the_image_size_changes(images: Path) -> None:
+    """sd-scripts clears the device's cache after every latent batch; with --highvram when the shape changes."""
+    args = {"enable_bucket": True, "min_bucket_reso": 32, "max_bucket_reso": 128, "bucket_reso_steps": 32}
+    freed: list[bool] = []
+    for highvram, expected in ((False, 3), (True, 1)):  # three single-image batches in two sizes
+        freed.clear()
+        cache_latents(build(images, **args), fake_vae, vae_batch_size=1, free_memory=lambda: freed.append(True),
+                      highvram=highvram)
+        assert len(freed) == expected

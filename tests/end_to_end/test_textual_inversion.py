@@ -165,8 +165,9 @@ def test_sdxl_embedding_with_templates_loads_in_diffusers(tiny, tmp_path):
     make_images(tmp_path / "data" / "1_toy", 1, caption="no word here", seed=4)  # the templates replace it
     model = tiny.get("sdxl").path
     result = run_trainer("sdxl_train_textual_inversion", *ti_flags(
-        model, tmp_path / "data", tmp_path / "out", "--max_train_steps", "2", "--use_object_template"))
+        model, tmp_path / "data", tmp_path / "out", "--max_train_steps", "2", "--use_object_template", "--fp8_base"))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "weights stored in float8: U-Net" in result.stderr  # the frozen U-Net; the text encoders are trained
     path = tmp_path / "out" / f"{TOKEN}.safetensors"
     vectors = load_file(path)
     assert {k: tuple(v.shape) for k, v in vectors.items()} == {"clip_l": (1, 32), "clip_g": (1, 64)}

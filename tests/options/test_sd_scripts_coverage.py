@@ -12,24 +12,19 @@ from backend.options.sd_scripts_flags import sd_scripts_flags
 
 # Not taken by every SD command yet (as of issue 19's first session).
 _EVERY = {
-    "highvram", "vae",
     "log_config", "log_tracker_config", "wandb_api_key", "wandb_run_name",
     # DeepSpeed (accelerate's plug-in; docs/multi-gpu.md configures it through accelerate's own config today)
     "deepspeed", "zero_stage", "offload_optimizer_device", "offload_optimizer_nvme_path", "offload_param_device",
     "offload_param_nvme_path", "zero3_init_flag", "zero3_save_16bit_model", "fp16_master_weights_and_gradients",
 }
-_NETWORK = {"base_weights", "base_weights_multiplier", "initial_epoch", "initial_step", "skip_until_initial_step",
-            "fused_backward_pass"}
-_SDXL = {"disable_mmap_load_safetensors"}
-_TI = {"fp8_base", "fused_backward_pass"}
 NOT_YET = {
-    "train_network": _EVERY | _NETWORK,
-    "sdxl_train_network": _EVERY | _NETWORK | _SDXL,
-    "fine_tune": _EVERY | {"fp8_base"},
-    "sdxl_train": _EVERY | _SDXL | {"fp8_base"},
-    "train_db": _EVERY | {"fp8_base"},
-    "train_textual_inversion": _EVERY | _TI,
-    "sdxl_train_textual_inversion": _EVERY | _TI | _SDXL,
+    "train_network": _EVERY,
+    "sdxl_train_network": _EVERY,
+    "fine_tune": _EVERY,
+    "sdxl_train": _EVERY,
+    "train_db": _EVERY,
+    "train_textual_inversion": _EVERY,
+    "sdxl_train_textual_inversion": _EVERY,
 }
 
 

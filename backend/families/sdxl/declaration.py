@@ -37,6 +37,8 @@ SDXL = FamilyDeclaration(
     network_key_prefixes=("lora_te1_", "lora_te2_", "lora_unet_input_blocks_", "lora_unet_middle_block_",
                           "lora_unet_output_blocks_"),
     lora_implementation=IMPL_STABILITY_AI,
+    own_options=("vae",),  # sd-scripts' --vae: a VAE file of its own replaces the model's (models/vae_file.py)
+    replaceable_parts={"vae": "vae"},
 )
 
 DECLARATIONS = (SDXL,)

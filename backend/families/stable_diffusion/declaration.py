@@ -14,7 +14,9 @@ NETWORK_KEYS = {"network_layout": "sd", "network_label": "SD 1.x/2.x", "network_
     "lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")}
 SHARED = {"implementation": IMPLEMENTATION, "commands": COMMANDS, "pipeline_class_prefix": "StableDiffusion",
           "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION, "weighted_captions": True,
-          "embedding_keys": ("emb_params",), **NETWORK_KEYS}
+          "embedding_keys": ("emb_params",),
+          # sd-scripts' --vae: a VAE file of its own replaces the model's (backend/models/vae_file.py).
+          "own_options": ("vae",), "replaceable_parts": {"vae": "vae"}, **NETWORK_KEYS}
 
 SD1 = FamilyDeclaration(
     name="sd1",

@@ -7,7 +7,14 @@ trained weights, with a warm-up so short runs are not dominated by the base weig
 """
 
 from backend.messages import msg
-from backend.options.schema import FINETUNE_COMMANDS, Option, declare_all, declare_derived
+from backend.options.schema import (
+    FINETUNE_COMMANDS,
+    LORA_COMMANDS,
+    TEXTUAL_INVERSION_COMMANDS,
+    Option,
+    declare_all,
+    declare_derived,
+)
 
 # train_db has no --train_text_encoder: its text encoder trains unless --stop_text_encoder_training is negative.
 _OWN_TE_SWITCH = tuple(command for command in FINETUNE_COMMANDS if command != "train_db")
@@ -85,6 +92,13 @@ declare_all(
         ),
         Option(
             "fused_backward_pass", "bool", False, group="advanced", commands=FINETUNE_COMMANDS,
+            # sd-scripts' train_network parses it (its optimizer factory then asserts Adafactor and no gradient
+            # accumulation) but steps the network's optimizer after the backward pass as always.
+            # Its textual inversion scripts parse it and never read it.
+            ignored_on=LORA_COMMANDS + TEXTUAL_INVERSION_COMMANDS,
+            ignored_reason=msg("options.ignored.fused_backward_pass_network", "a network or an embedding is stepped "
+                               "after the backward pass, as in sd-scripts' train_network and textual inversion "
+                               "scripts (their gradients are small)"),
             help="Step the optimizer for each weight as soon as its gradient is computed and free that gradient, "
             "instead of holding every gradient until the backward pass ends: saves memory the size of the "
             "trained weights in float32 (SDXL's U-Net: about 10 GB). For Adafactor, AdamW and SGDNesterov; "

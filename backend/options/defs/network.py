@@ -158,5 +158,16 @@ declare_all(
             commands=LORA_COMMANDS,
             help="Free text stored in the LoRA file's metadata (ss_training_comment), e.g. trigger words.",
         ),
+        Option(
+            "base_weights", "str_list", None, group="network", commands=LORA_COMMANDS,
+            help="Network files (LoRA/LyCORIS, read by --network_module) merged into the base model before "
+            "training, as sd-scripts' --base_weights: the new network learns on top of them, and the saved file "
+            "holds the new network only (use it together with these). Each at --base_weights_multiplier.",
+        ),
+        Option(
+            "base_weights_multiplier", "float_list", None, group="network", commands=LORA_COMMANDS,
+            help="The strength of each --base_weights file when merged, in the same order (e.g. 1.0 0.5); a file "
+            "without a value here is merged at 1.0.",
+        ),
     ]
 )

@@ -62,8 +62,11 @@ declare_all(
         ),
         Option(
             "vae", "path", None, group="model",
-            help="SD 3.5's autoencoder (VAE) as its own file, when the model file does not hold it or to replace the "
-            "one it holds (SAI/LDM or diffusers key names). Not needed for a diffusers folder.",
+            help="A VAE of its own, used instead of the model's (sd-scripts' --vae): a file (.safetensors, .ckpt, "
+            ".bin; original/LDM names as A1111 and ComfyUI VAE files have, a whole checkpoint whose VAE is taken, or "
+            "diffusers names) or a diffusers VAE folder on this machine. Latents are encoded and samples decoded "
+            "with it, and a saved fine-tune holds it. SD 1.x/2.x and SDXL: e.g. vae-ft-mse-840000-ema-pruned or the "
+            "SDXL fp16-fix VAE. SD 3.5: also when the model file does not hold its VAE. Empty: the model's own.",
         ),
         Option(
             "apply_lg_attn_mask", "bool", False, group="advanced",

@@ -3,8 +3,11 @@
 from backend.messages import msg
 from backend.options.schema import (
     ALL_COMMANDS,
+    FINETUNE_COMMANDS,
     KNOWN_COMMANDS,
     LORA_COMMANDS,
+    TEXT_CACHE_COMMANDS,
+    TEXTUAL_INVERSION_COMMANDS,
     Option,
     commands_taking,
     declare_all,
@@ -111,7 +114,26 @@ declare_all(
             "memory-mapped either way. On the CPU it changes nothing.",
         ),
         Option(
-            "fp8_base", "bool", False, group="advanced", commands=LORA_COMMANDS,
+            "highvram", "bool", False, group="advanced",
+            help="For GPUs with memory to spare: while latents are cached, the GPU's cached memory is not given "
+            "back after every batch of images, only when the image size changes (sd-scripts' --highvram). A little "
+            "faster caching; no effect on the CPU or without --cache_latents.",
+        ),
+        Option(
+            "disable_mmap_load_safetensors", "bool", False, group="advanced",
+            commands=tuple(dict.fromkeys(TEXT_CACHE_COMMANDS + ("sdxl_train_textual_inversion",))),
+            help="Read a diffusers model folder's .safetensors files whole instead of memory-mapping them (sd-scripts' "
+            "option): much faster loading from network drives and WSL's Windows drives, at the cost of RAM while "
+            "loading. Single files are always read without memory-mapping here, in order, tensor by tensor.",
+        ),
+        Option(
+            # Textual Inversion too (sd-scripts' TI scripts parse it and never read it): its U-Net is frozen.
+            "fp8_base", "bool", False, group="advanced", commands=LORA_COMMANDS + TEXTUAL_INVERSION_COMMANDS,
+            # sd-scripts' fine-tuning scripts (fine_tune, train_db, sdxl_train, flux_train, sd3_train) parse it and
+            # never read it.
+            ignored_on=FINETUNE_COMMANDS,
+            ignored_reason=msg("options.ignored.fp8_base_finetune", "a fine-tune trains the model's own weights, "
+                               "which stay in full precision, as sd-scripts' fine-tuning scripts keep them"),
             help="Keep the frozen base model (U-Net and text encoders) in 8-bit floating point (float8 e4m3): "
             "its Linear and Conv2d weights take half the memory of fp16/bf16 (SDXL's U-Net: about 2.6 GB "
             "instead of 5.1 GB), each layer upcast to the compute precision only while it runs. The LoRA "
@@ -301,6 +323,27 @@ declare_all(
             "resume", "path", None, group="saving",
             help="Continue training from a saved state folder (…-state): restores the network, optimizer, "
             "scheduler, RNG, step and epoch, and goes on at the next step with the same data order.",
+        ),
+        Option(
+            "initial_step", "int", None, minimum=0, group="saving", commands=LORA_COMMANDS,
+            range_reason=msg("options.range_reason.initial_step", "a count of steps already trained"),
+            help="Count steps from this number (all epochs together; 0 = the first step), as sd-scripts' "
+            "--initial_step: the run starts in the epoch holding that step and trains until --max_train_steps, so "
+            "save names, samples and metadata go on from there. The learning-rate schedule is not advanced: it "
+            "starts at its beginning, or continues where --resume's state left it. With --resume it wins over the "
+            "state's step. Wins over --initial_epoch.",
+        ),
+        Option(
+            "initial_epoch", "int", None, minimum=1, group="saving", commands=LORA_COMMANDS,
+            range_reason=msg("options.range_reason.initial_epoch", "epochs are counted from 1 (the first epoch)"),
+            help="Start at this epoch (1 = the first, as without it), as sd-scripts' --initial_epoch: steps are "
+            "counted from the start of that epoch. The learning-rate schedule is not advanced (see --initial_step).",
+        ),
+        Option(
+            "skip_until_initial_step", "bool", False, group="saving", commands=LORA_COMMANDS,
+            help="With --initial_step/--initial_epoch: go through the data of the steps before it without training "
+            "on it, so training continues on the images an uninterrupted run would have seen there. Without it the "
+            "run starts at the beginning of that epoch's data.",
         ),
         Option(
             "no_metadata", "bool", False, group="saving",

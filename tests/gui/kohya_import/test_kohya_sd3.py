@@ -47,7 +47,7 @@ def test_an_sd3_config_imports_its_sd3_section(tmp_path: Path) -> None:
     assert not {"logit_std", "mode_scale", "logit_mean", "t5xxl_max_token_length"} & set(options)
     report = unmapped(result)
     assert report["sd3_text_encoder_batch_size"] == (4, "not_implemented")
-    assert report["sd3_disable_mmap_load_safetensors"] == (True, "not_implemented")
+    assert options["disable_mmap_load_safetensors"] is True and "sd3_disable_mmap_load_safetensors" not in report
     for key in ("timestep_sampling", "guidance_scale", "apply_t5_attn_mask", "model_prediction_type"):
         assert report[key][1] == "not_used" and "FLUX.1 only" in details(result)[key], key
     assert not {"t5xxl_dtype", "save_clip", "sd3_clip_l", "clip_g"} & set(report), "at the form's default, or mapped"
