@@ -14,10 +14,6 @@ from backend.options.sd_scripts_flags import sd_scripts_flags
 _EVERY = {
     "cache_info", "dataset_class", "debug_dataset", "face_crop_aug_range", "highvram", "token_warmup_min",
     "token_warmup_step", "vae", "weighted_captions",
-    "log_config", "log_tracker_config", "wandb_api_key", "wandb_run_name",
-    # DeepSpeed (accelerate's plug-in; docs/multi-gpu.md configures it through accelerate's own config today)
-    "deepspeed", "zero_stage", "offload_optimizer_device", "offload_optimizer_nvme_path", "offload_param_device",
-    "offload_param_nvme_path", "zero3_init_flag", "zero3_save_16bit_model", "fp16_master_weights_and_gradients",
 }
 _NETWORK = {"base_weights", "base_weights_multiplier", "initial_epoch", "initial_step", "skip_until_initial_step",
             "fused_backward_pass", "masked_loss", "conditioning_data_dir"}
