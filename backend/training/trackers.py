@@ -61,12 +61,12 @@ def prepare_wandb(config: TrackerConfig, folder: str | None) -> None:
     """Before the Accelerator: wandb's files go to the run's log folder, and --wandb_api_key logs in."""
     if not config.uses_wandb:
         return
-    import wandb
-
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
         os.environ["WANDB_DIR"] = folder
     if config.wandb_api_key is not None:
+        import wandb  # (preflight refused the run without it)
+
         wandb.login(key=config.wandb_api_key)
 
 
