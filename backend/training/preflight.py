@@ -8,7 +8,6 @@ Each problem is collected rather than raised, so the user sees all of them at on
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from backend.training.block_swap_options import (
 )
 from backend.training.checkpoints import read_train_state
 from backend.training.dataset_flags import DatasetFlagsConfig, dataset_flag_problems
+from backend.training.deepspeed_plugin import DeepSpeedConfig, deepspeed_problems
 from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
 from backend.training.initial_step import InitialStepConfig, initial_step_problems
@@ -50,6 +50,7 @@ from backend.training.resume_check import mismatch_message, record_mismatches, r
 from backend.training.run_length import LengthConfig, total_steps
 from backend.training.sample_prompts import PromptFileError, check_sampler_available, load_sample_prompts
 from backend.training.sharded import launch_problems
+from backend.training.trackers import TrackerConfig, tracker_problems
 
 if TYPE_CHECKING:
     from backend.networks.models import NetworkLayout
@@ -304,6 +305,7 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
     if rate_warning:
         plan.warnings.append(rate_warning)
     device = "cuda" if _cuda_available() else "cpu"
+    optimizer: str | None = None
     try:
         optimizer = resolve_optimizer_name(OptimizerConfig.from_args(args))
     except ValueError as exc:  # --use_8bit_adam / --use_lion_optimizer against --optimizer_type
@@ -312,6 +314,9 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
         problem = check_optimizer_available(optimizer, device, args.optimizer_args)
         if problem:
             plan.errors.append(problem)
+    deepspeed_errors, deepspeed_warnings = deepspeed_problems(DeepSpeedConfig.from_args(args), optimizer)
+    plan.errors += deepspeed_errors
+    plan.warnings += deepspeed_warnings
     if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ \
             and "WORLD_SIZE" not in os.environ:
         # accelerate's launcher for --cpu sets MASTER_ADDR when asked for several processes, then starts one.
@@ -351,9 +356,9 @@ def _check_training(args: argparse.Namespace, plan: RunPlan) -> None:
     elif device == "cpu" and (args.mem_eff_attn or args.lowram):
         plan.warnings.append(msg("preflight.gpu_memory_option_on_cpu", "{flag}: a GPU memory option; it changes "
                                  "nothing when training on the CPU", flag="--lowram" if args.lowram else "--mem_eff_attn"))
-    if args.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
-        plan.errors.append(msg("preflight.wandb_missing", "--log_with wandb: the wandb package is not installed (pip "
-                               "install wandb)"))
+    tracker_errors, tracker_warnings = tracker_problems(TrackerConfig.from_args(args))
+    plan.errors += tracker_errors
+    plan.warnings += tracker_warnings
     if args.resume:
         try:
             read_train_state(args.resume)

@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,6 +45,7 @@ from backend.training.block_swap import BlockSwapError, SwapPlan, optimizer_stat
 from backend.training.block_swap_options import BlockSwapConfig
 from backend.training.checkpoints import OutputNames, SaveConfig, TrainState, output_names, read_train_state
 from backend.training.compile import CompileConfig, compile_settings, compile_unet
+from backend.training.deepspeed_plugin import DeepSpeedConfig, make_plugin, single_process_environment
 from backend.training.embedding_method import EmbeddingTraining
 from backend.training.finetune_method import (
     FineTuneTraining,
@@ -85,6 +85,7 @@ from backend.training.schedulers import SchedulerConfig, create_run_scheduler
 from backend.training.sharded import accelerator_backend, prepare_sharded
 from backend.training.step_config import StepConfig
 from backend.training.text_cache import TextCacheConfig, TextEncoderCache, prepare_text_cache
+from backend.training.trackers import TrackerConfig, init_trackers, log_folder, logged_config, prepare_wandb
 from backend.training.validation import Validation, ValidationConfig, build_validation
 
 logger = logging.getLogger(__name__)
@@ -142,14 +143,10 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class AcceleratorConfig(OptionSlice):
-    """The accelerator's precision and the experiment trackers it logs to."""
+    """The accelerator's precision and process group (its trackers: trackers.py; DeepSpeed: deepspeed_plugin.py)."""
 
     mixed_precision: str
     full_fp16: bool  # float16 gradients through the loss scaler
-    logging_dir: str | None
-    log_with: str | None
-    log_prefix: str | None
-    log_tracker_name: str | None
     ddp_timeout: int | None = None  # minutes (sd-scripts' --ddp_timeout)
 
 
@@ -160,22 +157,26 @@ def process_group_handlers(config: AcceleratorConfig) -> list[InitProcessGroupKw
     return [InitProcessGroupKwargs(timeout=datetime.timedelta(minutes=config.ddp_timeout))]
 
 
-def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
-    log_with = None
-    project_dir = None
-    if config.logging_dir:
-        log_with = config.log_with or "tensorboard"
-        stamp = time.strftime("%Y%m%d%H%M%S")
-        project_dir = str(Path(config.logging_dir) / f"{config.log_prefix or ''}{stamp}")
+def make_accelerator(config: AcceleratorConfig, trackers: TrackerConfig, deepspeed: DeepSpeedConfig, command: str,
+                     run_config: dict[str, Any] | None = None) -> Accelerator:
+    """The Accelerator, its trackers started. `run_config`: the options --log_config logs (trackers.logged_config)."""
+    project_dir = log_folder(trackers)
+    prepare_wandb(trackers, project_dir)
+    plugin = make_plugin(deepspeed, world_size())
+    if plugin is not None:
+        single_process_environment()
+        logger.info(msg("run.deepspeed", "DeepSpeed ZeRO stage {stage} (--deepspeed), offload_optimizer_device: "
+                        "{device}", stage=deepspeed.zero_stage, device=deepspeed.offload_optimizer_device or "none"))
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
-        log_with=log_with,
+        log_with=trackers.trackers,
         project_config=ProjectConfiguration(project_dir=project_dir, logging_dir=project_dir),
         # No dataloader is prepared (the dataset splits batches itself); this only makes the wrapped LR
         # scheduler step once per optimizer step rather than num_processes times, so schedules count
         # optimizer steps with any number of processes.
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         kwargs_handlers=process_group_handlers(config),
+        deepspeed_plugin=plugin,
     )
     if accelerator.num_processes != world_size():
         # accelerate found nothing to connect the processes with (e.g. --multi_gpu without GPUs): each
@@ -186,8 +187,8 @@ def make_accelerator(config: AcceleratorConfig, command: str) -> Accelerator:
         ))
     if config.full_fp16:
         allow_half_gradients(accelerator)  # float16 gradients through the fp16 loss scaler (loss_scaling.py)
-    if log_with:
-        accelerator.init_trackers(config.log_tracker_name or command)
+    if trackers.trackers:
+        init_trackers(accelerator, trackers, command, run_config)
     return accelerator
 
 
@@ -332,7 +333,9 @@ DataBuilder = Callable[[int, Accelerator, ModelSpecification, Components, Progre
 def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataBuilder | None = None) -> TrainingRun:
     """The run, built from the options: each room gets its slice of them. `data`: the datasets' builder
     (default: the image datasets of `plan`, latents cached as the options say)."""
-    accelerator = make_accelerator(AcceleratorConfig.from_args(args), command)
+    deepspeed = DeepSpeedConfig.from_args(args)
+    accelerator = make_accelerator(AcceleratorConfig.from_args(args), TrackerConfig.from_args(args), deepspeed,
+                                   command, run_config=logged_config(args, command))
     if args.seed is None:
         # Recorded in the metadata, so the run can be repeated; the main process's draw for all, since
         # the seed fixes the network's initial weights and the data order every process must share.
@@ -367,8 +370,11 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     length = LengthConfig.from_args(args)
     steps, epochs = total_steps(length, len(group))
     group.set_steps(length.gradient_accumulation_steps, steps)  # before the loader's workers copy the group
+    workers = args.max_data_loader_n_workers
+    if deepspeed.deepspeed:  # sd-scripts (prepare_deepspeed_args): more workers fail under DeepSpeed
+        workers = min(workers, 1)
     loader = make_dataloader(
-        group, args.max_data_loader_n_workers, args.persistent_data_loader_workers,
+        group, workers, args.persistent_data_loader_workers,
         pin_memory=accelerator.device.type == "cuda",
     )
 

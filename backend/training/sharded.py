@@ -1,4 +1,5 @@
-"""DeepSpeed (ZeRO stage 1/2) and FSDP for full fine-tuning, chosen by accelerate's config file.
+"""DeepSpeed (ZeRO stage 1/2) and FSDP for full fine-tuning, chosen by accelerate's config file (or, for
+DeepSpeed, by sd-scripts' --deepspeed flags: deepspeed_plugin.py).
 
 Plain multi-process runs (`accelerate launch --multi_gpu`) need nothing from here: every process
 holds the whole model and the loop averages gradients itself (docs/architecture.md). A full SDXL
@@ -59,8 +60,13 @@ def accelerator_backend(accelerator: Any) -> str | None:
 
 
 def launch_problems(args: argparse.Namespace, command: str, validation_split: bool) -> list[str]:
-    """Errors for a DeepSpeed/FSDP launch this trainer cannot honour (empty without one)."""
-    backend = launch_backend()
+    """Errors for a DeepSpeed/FSDP launch (or --deepspeed) this trainer cannot honour (empty without one)."""
+    launched = launch_backend()
+    deepspeed_flag = bool(getattr(args, "deepspeed", False))  # sd-scripts' --deepspeed (deepspeed_plugin.py)
+    if launched == "fsdp" and deepspeed_flag:
+        return [msg("preflight.sharded.deepspeed_and_fsdp", "--deepspeed cannot be used in a launch that accelerate's "
+                    "config sets up for FSDP; use one of them")]
+    backend = "deepspeed" if deepspeed_flag else launched
     if backend is None:
         return []
     name = "DeepSpeed" if backend == "deepspeed" else "FSDP"
@@ -77,7 +83,11 @@ def launch_problems(args: argparse.Namespace, command: str, validation_split: bo
             "trainer accumulates gradients itself; use 1 (and a larger --train_batch_size or more GPUs)",
             steps=args.gradient_accumulation_steps, name=name,
         ))
-    if backend == "deepspeed" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+    if deepspeed_flag and args.zero_stage == 3:
+        problems.append(msg("preflight.sharded.zero_stage_3", "--zero_stage 3 is not supported (it splits the weights "
+                            "too, and sampling, EMA and saving read them whole); use --zero_stage 2, or FSDP "
+                            "(docs/multi-gpu.md)"))
+    elif backend == "deepspeed" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
         problems.append(msg("preflight.sharded.zero3", "DeepSpeed ZeRO stage 3 is not supported; use zero_stage 2 "
                             "or FSDP (docs/multi-gpu.md)"))
     if backend == "fsdp":

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 
 from backend.objectives.ddpm import DDPMObjective
@@ -25,11 +26,18 @@ from .helpers import base_flags, run_trainer
 SPLIT = ("--validation_split", "0.34", "--network_dim", "4", "--learning_rate", "1e-2")
 
 
+# The tracker options ride along on this logged run (tests/training/test_trackers.py has their unit tests).
+WANDB_KEY = "wandb-SECRET-0123456789"
+
+
 @pytest.fixture(scope="module")
 def validated_run(tiny, train_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("validation-out")
+    trackers = tmp_path_factory.mktemp("trackers") / "trackers.toml"
+    trackers.write_text('[tensorboard]\nfilename_suffix = ".kohya"\n')
     flags = base_flags(tiny.get("sd15").path, train_dir, out, *SPLIT, "--max_train_steps", "4",
-                       "--validate_every_n_steps", "2", "--logging_dir", str(out / "logs"))
+                       "--validate_every_n_steps", "2", "--logging_dir", str(out / "logs"), "--log_config",
+                       "--log_tracker_config", str(trackers), "--wandb_api_key", WANDB_KEY)
     result = run_trainer("train_network", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
@@ -58,6 +66,19 @@ def test_validation_scalars_as_sd_scripts_names_them(validated_run):
     assert "loss/validation/step_divergence" in accumulator.Tags()["scalars"]
     (epoch,) = accumulator.Scalars("loss/validation/epoch_average")  # plotted against the epoch
     assert (epoch.step, epoch.value) == (1, pytest.approx(losses[4]))
+
+
+def test_log_config_and_tracker_config_reach_tensorboard(validated_run):
+    out, _ = validated_run
+    (events,) = list((out / "logs").glob("*/train_network/events.out.tfevents.*"))
+    assert events.name.endswith(".kohya")  # --log_tracker_config's [tensorboard] went to its SummaryWriter
+    (hparams,) = list((out / "logs").glob("*/train_network/*/hparams.yml"))
+    logged = yaml.safe_load(hparams.read_text())
+    assert logged["validation_split"] == 0.34 and logged["log_config"] is True
+    assert "output_dir" not in logged and "wandb_api_key" not in logged
+    (hparam_events,) = list((out / "logs").glob("*/train_network/*/events.out.tfevents.*"))
+    assert b"validate_every_n_steps" in hparam_events.read_bytes()  # the hyperparameters in the event file
+    assert not [path for path in out.rglob("*") if path.is_file() and WANDB_KEY.encode() in path.read_bytes()]
 
 
 def test_metadata_counts_validation_images(validated_run):

@@ -35,6 +35,7 @@ WHOLE_NAMESPACE = {
     "metadata.recorded_network_args": METADATA,
     "run_metadata.run_metadata": METADATA + " (TrainingRun.args is kept for it alone)",
     "run_setup.build_run": "the composer: it slices the options for every room it builds",
+    "trackers.logged_config": "--log_config: sd-scripts logs every option of the run to the trackers",
     "run_setup.prepare_method": PLUGIN,
     "network_method.NetworkTraining.__init__": PLUGIN,
     "method_options.method_config": "a slicer: the training method's slice, chosen by the command",

@@ -389,8 +389,8 @@ declare_all(
         ),
         Option(
             "log_with", "str", None, choices=(None, "tensorboard", "wandb", "all"), group="logging",
-            help="Logger to use: tensorboard (default when --logging_dir is set), wandb (needs the wandb "
-            "package and a login) or all.",
+            help="Logger to use: tensorboard (default when --logging_dir is set; needs it), wandb (needs the wandb "
+            "package and a login: `wandb login` or --wandb_api_key; with --logging_dir its files go there) or all.",
         ),
         Option(
             "log_prefix", "str", None, group="logging",
@@ -399,6 +399,27 @@ declare_all(
         Option(
             "log_tracker_name", "str", None, group="logging",
             help="Name of the tracker (TensorBoard run group / wandb project). Default: the command name.",
+        ),
+        Option(
+            "wandb_run_name", "str", None, group="logging",
+            help="The name wandb shows for this run. Default: a name wandb makes up. Not used when "
+            "--log_tracker_config is given (as in sd-scripts): set it there as name under [wandb].",
+        ),
+        Option(
+            "wandb_api_key", "str", None, group="logging", secret=True,
+            help="Log in to wandb with this API key before the run starts. Default: the key `wandb login` stored. "
+            "A secret: never written to presets, saved forms, exported commands or logged configurations; put it "
+            "in the --config_file TOML, not on the command line, which wandb records.",
+        ),
+        Option(
+            "log_config", "bool", False, group="logging",
+            help="Log the run's options to the trackers (TensorBoard: hyperparameters; wandb: the run's config), "
+            "as sd-scripts does: secrets and paths (model, data, output and log folders) left out.",
+        ),
+        Option(
+            "log_tracker_config", "path", None, group="logging",
+            help="A TOML file with one table per tracker of keyword arguments for its start, e.g. [wandb] "
+            "entity, tags, name or [tensorboard] flush_secs. Replaces --wandb_run_name, as in sd-scripts.",
         ),
     ]
 )
