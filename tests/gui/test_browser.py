@@ -104,12 +104,18 @@ ACTION_MS = 90_000
 
 # Each training kind has its own page (gui/app.py); the element that shows a page has been built.
 READY = {"": "#model_type", "dreambooth": "#dreambooth_model_type", "finetune": "#finetune_model_type",
-         "video": "#video_model_type", "data": "#tab_captioning"}
+         "textual_inversion": "#ti_model_type", "video": "#video_model_type", "data": "#tab_captioning"}
 
 
 def go_to(page: object, url: str, path: str = "") -> None:
     """Open the app's page `path` ("" = the LoRA page) and wait until it is built."""
-    page.goto(url + path, timeout=PAGE_LOAD_MS)
+    try:
+        page.goto(url + path, timeout=PAGE_LOAD_MS)
+    except Exception as exc:  # a request of the page left still running can abort the navigation: once more
+        if "ERR_ABORTED" not in str(exc):
+            raise
+        page.wait_for_timeout(1000)
+        page.goto(url + path, timeout=PAGE_LOAD_MS)
     page.wait_for_selector(READY[path], timeout=PAGE_LOAD_MS)
 
 
