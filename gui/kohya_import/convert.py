@@ -1,10 +1,11 @@
-"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA, DreamBooth or Fine-tuning config, key
-by key.
+"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual
+Inversion config, key by key.
 
 The kind of config is told by the keys only its tab saves (`config_kind`); a DreamBooth config trains with
 train_db (SD 1.x/2.x) or the family's fine-tune command, as kohya_ss's DreamBooth tab starts them, and has no
 network (`dreambooth_steps.py`); a Fine-tuning config trains with fine_tune or the family's fine-tune command,
-from the metadata file it names (`finetune_steps.py`).
+from the metadata file it names (`finetune_steps.py`); a Textual Inversion config trains with
+train_textual_inversion or sdxl_train_textual_inversion (`textual_inversion_steps.py`).
 
 Each step takes the kohya_ss keys it handles; a key no step takes keeps its name when it is one of
 our options, and is reported otherwise. The tables are in `tables.py` (keys) and
@@ -38,6 +39,7 @@ from gui.kohya_import.tables import (
     SAME_AS_UNSET,
     ZERO_IS_A_VALUE,
 )
+from gui.kohya_import.textual_inversion_steps import TextualInversionSteps
 from gui.kohya_import.value_steps import HIDDEN, ValueSteps, _checked, _chosen_empty, _default, _is_unset
 from gui.kohya_import.values import coerce, is_empty, plain
 
@@ -56,10 +58,10 @@ REASONS = {
 
 
 class KohyaImportError(ValueError):
-    """Not a kohya_ss LoRA, DreamBooth or Fine-tuning config, or one for a model/network this trainer cannot train."""
+    """Not a kohya_ss config of a kind that imports, or one for a model/network this trainer cannot train."""
 
 
-# The kohya_ss tabs whose configs import ("lora", "dreambooth", "finetune": the training kinds of
+# The kohya_ss tabs whose configs import ("lora", "dreambooth", "finetune", "textual_inversion": the training kinds of
 # gui/training/training_kinds.py), and the keys only each kind's save holds (kohya_ss v21-v26).
 CONFIG_MARKS = {
     "lora": ("LoRA_type", "network_dim"),
@@ -67,7 +69,7 @@ CONFIG_MARKS = {
     "finetune": ("caption_metadata_filename", "latent_metadata_filename", "train_dir", "image_folder"),
     "dreambooth": ("stop_text_encoder_training", "no_token_padding", "learning_rate_te"),
 }
-IMPORTED_KINDS = ("lora", "dreambooth", "finetune")
+IMPORTED_KINDS = ("lora", "dreambooth", "finetune", "textual_inversion")
 
 
 def config_kind(data: Mapping[str, Any]) -> str | None:
@@ -95,7 +97,7 @@ class Unmapped:
 class ImportResult:
     command: str  # LoRA: "train_network", ...; DreamBooth: "train_db", "sdxl_train", ...; Fine-tuning: "fine_tune", ...
     options: dict[str, Any]  # option name -> value, schema-checked, defaults left out, no secrets
-    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for a DreamBooth or Fine-tuning config
+    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for another kind of config
     launch: dict[str, Any]  # accelerate launch settings (gui.training.command_builder.ACCELERATE_FLAGS names)
     sample_prompts_text: str | None  # to write to a prompt file that options["sample_prompts"] names
     unmapped: list[Unmapped] = field(default_factory=list)
@@ -106,22 +108,22 @@ class ImportResult:
 
 
 def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> ImportResult:
-    """Map a kohya_ss LoRA, DreamBooth or Fine-tuning config (any version) to a run of ours; `kind` (a key of
-    IMPORTED_KINDS):
-    the GUI page importing it, which only takes its own kind (None: any). KohyaImportError if it cannot be."""
+    """Map a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual Inversion config (any version) to a run of ours; `kind`
+    (one of IMPORTED_KINDS): the GUI page importing it, which only takes its own kind (None: any). KohyaImportError if
+    it cannot be."""
     found = config_kind(data) if isinstance(data, Mapping) else None
     if found is None:
         raise KohyaImportError(msg(
             "gui.kohya.not_a_config",
-            "not a kohya_ss LoRA, DreamBooth or Fine-tuning config: it has neither LoRA_type nor network_dim (LoRA) "
-            "nor stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth) nor image_folder, "
-            "train_dir or caption_metadata_filename (Fine-tuning)",
+            "not a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual Inversion config: it has neither LoRA_type nor "
+            "network_dim (LoRA) nor stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth) nor "
+            "image_folder, train_dir or caption_metadata_filename (Fine-tuning) nor token_string, init_word or "
+            "num_vectors_per_token (Textual Inversion)",
         ))  # fmt: skip
     if found not in IMPORTED_KINDS:
         raise KohyaImportError(msg(
-            "gui.kohya.kind_not_imported",
-            "a kohya_ss {tab} config: only LoRA, DreamBooth and Fine-tuning configs import so far",
-            tab=_tab_name(str(found))))
+            "gui.kohya.kind_not_imported", "a kohya_ss {tab} config: only {kinds} configs import so far",
+            tab=_tab_name(str(found)), kinds=", ".join(_tab_name(kind) for kind in IMPORTED_KINDS)))
     if kind is not None and found != kind:
         raise KohyaImportError(msg(
             "gui.kohya.other_page", "a kohya_ss {tab} config: import it on the {tab} page", tab=_tab_name(found)))
@@ -129,7 +131,7 @@ def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> Im
     return _Converter(data, found).run()
 
 
-class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps):
+class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps, TextualInversionSteps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
     def __init__(self, data: Mapping[str, Any], kind: str = "lora"):
@@ -154,6 +156,8 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps
             self._dreambooth()
         if self.kind == "finetune":
             self._finetune()
+        if self.kind == "textual_inversion":
+            self._textual_inversion()
         for step in (
             self._learning_rates, self._duration, self._warmup, self._attention, self._noise,
             self._checkbox_settings, self._sd3, self._flux, self._launch, self._samples, self._no_option, self._same_name,
@@ -307,6 +311,11 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps
         if _checked(self._take("use_wandb")) and is_empty(self.data.get("log_with")):
             self.data["log_with"] = self.todo["log_with"] = "wandb"
             self.warnings.append(msg("gui.kohya.use_wandb", "use_wandb (kohya_ss before 2023-06) -> log_with wandb"))
+        if self.data.get("log_with") in ("tensorboard", "all") and is_empty(self.data.get("logging_dir")):
+            # sd-scripts stops such a run (TensorBoard writes into logging_dir): the config trains without logs.
+            self._report("log_with", self._take("log_with"), "invalid", msg(
+                "gui.kohya.log_with_no_dir", "TensorBoard logs need logging_dir, which the config leaves empty "
+                "(sd-scripts stops the run); set logging_dir to log"))
 
     def _network(self) -> str:
         """network_module/network_args from LoRA_type; shape fields that type does not use are reported."""

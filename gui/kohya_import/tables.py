@@ -174,6 +174,8 @@ DERIVED = {
     "flux1_checkbox": "picks flux_train_network, FLUX.1 dev or schnell as the model file says (model_choice.py)",
     "sd3_checkbox": "picks sd3_train_network, SD 3.5 Medium or Large as the model file says (model_choice.py)",
     "t5xxl_lr": "with a text encoder LR -> text_encoder_lr [CLIP-L, T5-XXL]",
+    "template": 'Textual Inversion: "object template" / "style template" -> use_object_template / use_style_template '
+    '("caption": the captions)',
 }
 
 # Options of `accelerate launch`, passed on its command line (gui.training.command_builder.ACCELERATE_FLAGS).

@@ -307,7 +307,7 @@ def _preset_row(t: Translator, browse: Callable[[str, bool], str] | None, kind: 
             save = gr.Button(t.t("ui.save_preset"), scale=1, elem_id=kind.elem("preset_save"))
             overwrite = gr.Button(t.t("ui.overwrite_preset"), variant="stop", scale=1, visible=False,
                                   elem_id=kind.elem("preset_overwrite"))  # fmt: skip
-        # kohya_ss's LoRA and DreamBooth configs import (gui/kohya_import), each on its own page
+        # kohya_ss configs of the IMPORTED_KINDS import (gui/kohya_import), each on its own page
         with gr.Row(equal_height=True, visible=kind.key in IMPORTED_KINDS):
             info = "" if kind.key not in IMPORTED_KINDS else t.t(
                 "ui.kohya_config_info" if kind.key == "lora" else f"ui.kohya_config_info_{kind.key}")

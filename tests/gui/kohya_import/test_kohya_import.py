@@ -386,7 +386,7 @@ def test_additional_parameters() -> None:
 
 def test_not_a_lora_config() -> None:
     for data in ([1, 2], {"pretrained_model_name_or_path": "x", "train_data_dir": "y"}):
-        with pytest.raises(KohyaImportError, match="not a kohya_ss LoRA, DreamBooth or Fine-tuning config"):
+        with pytest.raises(KohyaImportError, match="not a kohya_ss LoRA, DreamBooth"):
             convert_kohya_config(data)  # type: ignore[arg-type]
 
 
