@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from backend.options import parse_command_line
     from backend.training.model_setup import ModelConfig, PlacementConfig, prepare_model
+    from backend.training.deepspeed_plugin import DeepSpeedConfig
     from backend.training.preflight import build_plan
     from backend.training.progress import ProgressReporter
     from backend.training.run_setup import (
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         make_accelerator,
         prepare_data,
     )
+    from backend.training.trackers import TrackerConfig
 
     cuda = torch.cuda.is_available()
     precision = args.mixed_precision or ("bf16" if cuda else "no")
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if not plan.ok:
         print("error: " + "; ".join(plan.errors), file=sys.stderr)
         return 1
-    accelerator = make_accelerator(AcceleratorConfig.from_args(options), command)
+    accelerator = make_accelerator(AcceleratorConfig.from_args(options), TrackerConfig.from_args(options),
+                                   DeepSpeedConfig.from_args(options), command)
     spec, components, _ = prepare_model(
         ModelConfig.from_args(options), PlacementConfig.from_args(options), plan, accelerator,
         PRECISION_DTYPES[precision], train_text_encoders=not options.network_train_unet_only,

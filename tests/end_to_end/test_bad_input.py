@@ -68,10 +68,10 @@ def test_broken_toml_names_the_file(capsys, model, tmp_path):
     assert str(config) in err
 
 
-def test_unimplemented_sd_scripts_option_is_said_as_such(capsys, model, train_dir, tmp_path):
+def test_refused_sd_scripts_option_is_said_as_such(capsys, model, train_dir, tmp_path):
     code, _, err = run(capsys, "train_network", *flags(model, train_dir, tmp_path, "--dataset_class", "my.Dataset"))
     assert code == 2
-    assert "dataset_class" in err and "does not implement" in err
+    assert '"--dataset_class" cannot be used with this trainer' in err and "--dataset_config" in err
 
 
 def test_missing_train_folder(capsys, model, tmp_path):

@@ -115,14 +115,6 @@ def test_lora_trains_on_a_float8_base(tiny, train_dir, tmp_path, flag, text_enco
     assert metadata["ss_fp8_base_unet"] == str(flag == "--fp8_base_unet")
 
 
-def test_fp8_base_is_a_lora_option(tiny, train_dir, tmp_path) -> None:
-    result = run_trainer(
-        "fine_tune", *base_flags(tiny.get("sd15").path, train_dir, tmp_path, "--fp8_base", "--max_train_steps", "1"),
-    )
-    assert result.returncode != 0
-    assert "--fp8_base" in result.stderr and "train_network" in result.stderr
-
-
 def test_lycoris_needs_bypass_mode_on_a_float8_base(tiny, train_dir, tmp_path) -> None:
     flags = base_flags(tiny.get("sd15").path, train_dir, tmp_path, "--max_train_steps", "1", "--fp8_base",
                        "--mixed_precision", "bf16", "--network_module", "lycoris.kohya")

@@ -76,8 +76,8 @@ def test_preflight_checks_the_files_and_names_the_ignored_flags(tiny, train_dir,
     assert vae_error.startswith(f"--vae {tmp_path / 'none.safetensors'}: not found. Give a VAE file")
     assert step_error.startswith("the run starts at step 8 (--initial_step/--initial_epoch) but has 8 steps")
     assert weights_error.startswith(f"--base_weights {unet}: none of its")  # the LoRA is fine, the U-Net is not
-    assert any(w.startswith("--fused_backward_pass has no effect on train_network: a network is stepped after the "
-                            "backward pass") for w in found.warnings)
+    assert any(w.startswith("--fused_backward_pass has no effect on train_network: a network or an embedding is "
+                            "stepped after the backward pass") for w in found.warnings)
     found = plan("sdxl_train", tiny.get("sdxl").path, "--vae", str(unet), "--fp8_base")
     assert found.errors == [f"--vae {unet}: not a VAE in the original or diffusers layout (original VAE key "
                             "'conv_in.bias' does not fit the [16, 32, 32, 32] config). Give a VAE file (e.g. "

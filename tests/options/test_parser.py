@@ -76,9 +76,16 @@ def test_unknown_flag_value_is_not_reported_twice():
 
 
 def test_sd_scripts_flag_that_is_not_implemented():
-    assert problems("train_network", MODEL + ["--dataset_class", "my.Dataset"]) == [
-        '"--dataset_class" is an sd-scripts option that this trainer does not implement; remove it'
+    # every flag of the SD commands is taken now; FLUX.1's --split_mode (deprecated in sd-scripts) is not
+    assert problems("flux_train_network", MODEL + ["--split_mode"]) == [
+        '"--split_mode" is an sd-scripts option that this trainer does not implement; remove it'
     ]
+
+
+def test_sd_scripts_flag_that_cannot_mean_anything_here_is_refused_with_the_reason():
+    [message] = problems("train_network", MODEL + ["--dataset_class", "my.Dataset"])
+    assert message.startswith('"--dataset_class" cannot be used with this trainer: ')
+    assert "--dataset_config" in message
 
 
 def test_sd_scripts_flag_of_another_script():
