@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import toml
 
 from backend.messages import msg
 
@@ -137,10 +138,7 @@ class _Reader:
                 self.problem(where, msg("leco.prompts.not_bool", '"{key}" must be true or false, not {value}',
                                         key=key, value=json.dumps(flags[key])))
         resolution = prompts.pop("resolution")
-        if isinstance(resolution, tuple):
-            pair = resolution
-        else:
-            pair = self.resolution(where, resolution)
+        pair = resolution if isinstance(resolution, tuple) else self.resolution(where, resolution)
         if len(self.problems) > start:
             return None
         return PromptSetting(**prompts, resolution=pair, **values, **flags)
@@ -231,14 +229,14 @@ def load_prompt_settings(path: str | Path) -> list[PromptSetting]:
     path = Path(path)
     reader = _Reader(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = toml.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PromptFileError([msg("leco.prompts.missing", "--prompts_file {path} does not exist; give the LECO "
                                    "prompt TOML ([[prompts]] or [[targets]])", path=path)]) from None
     except OSError as exc:
         raise PromptFileError([msg("leco.prompts.unreadable", "--prompts_file {path} cannot be read ({error})",
                                    path=path, error=exc.strerror or exc)]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (toml.TomlDecodeError, UnicodeDecodeError) as exc:
         raise PromptFileError([msg("leco.prompts.syntax", "{path} is not valid TOML ({error}); fix the line it "
                                    "names", path=path, error=exc)]) from None
     settings: list[PromptSetting] = []
