@@ -104,7 +104,8 @@ class _Reader:
         value = item[key]
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
             self.problem(where, msg("leco.prompts.not_number", '"{key}" must be {kind}, not {value}', key=key,
-                                    kind="a whole number" if integer else "a number", value=json.dumps(value)))
+                                    kind=msg("leco.prompts.whole_number", "a whole number") if integer
+                                    else msg("leco.prompts.number", "a number"), value=json.dumps(value)))
             return DEFAULTS[key]
         return value
 

@@ -36,12 +36,20 @@ from gui.training.network_types import (
 from gui.training.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
 from gui.training.progress_panel import build_progress_panel
 from gui.training.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm, build_form, widget_label
-from gui.training.tab_wiring import wire_actions, wire_autosave, wire_presets, wire_selectors
+from gui.training.tab_wiring import (
+    PromptFileRow,
+    wire_actions,
+    wire_autosave,
+    wire_presets,
+    wire_prompt_file,
+    wire_selectors,
+)
 from gui.training.training_kinds import (
     LORA,
     MODEL_SLOT,
     NETWORK_ARGS_SLOT,
     NETWORK_SLOT,
+    PROMPT_FILE_SLOT,
     SELECTOR_OPTIONS,
     TrainingKind,
     kind_options,
@@ -239,7 +247,10 @@ def build_lora_tab(
                 boxes[name] = box
         holders["net"] = (fields, boxes)
 
-    slots = {MODEL_SLOT: model_selector}
+    def prompt_file_row() -> None:  # LECO: a commented starting prompt file (gui/training/leco_prompt_files.py)
+        holders["prompt_file"] = _prompt_file_row(t, kind)
+
+    slots = {MODEL_SLOT: model_selector, PROMPT_FILE_SLOT: prompt_file_row}
     if kind.networks:
         slots |= {NETWORK_SLOT: network_selector, NETWORK_ARGS_SLOT: network_fields}
 
@@ -267,9 +278,26 @@ def build_lora_tab(
     wire_selectors(tab)
     bar_status = wire_actions(tab, t)
     wire_presets(tab, t, *preset_controls)
-    wire_autosave(tab)
+    autosave_lock = wire_autosave(tab)
+    if "prompt_file" in holders:
+        wire_prompt_file(tab, holders["prompt_file"], t, autosave_lock)
     build_progress_panel(t, lora_actions.RUNNER, kind.key, kind, bar_status)
     return tab
+
+
+def _prompt_file_row(t: Translator, kind: TrainingKind) -> PromptFileRow:
+    """Which example, where to write it, the button, and what came of it."""
+    with gr.Group(elem_id=kind.elem("prompt_file_row")):
+        with gr.Row(equal_height=True):
+            template = gr.Radio(
+                choices=[(t.t(f"ui.leco_prompts.template_{name}"), name) for name in ("erase", "slider")],
+                value="erase", label=t.t("ui.leco_prompts.template"), scale=2, elem_id=kind.elem("prompt_template"),
+            )  # fmt: skip
+            where = gr.Textbox(label=t.t("ui.leco_prompts.where"), placeholder=t.t("ui.leco_prompts.where_placeholder"),
+                               scale=3, elem_id=kind.elem("prompt_where"))  # fmt: skip
+            create = gr.Button(t.t("ui.leco_prompts.create"), scale=1, elem_id=kind.elem("prompt_new"))
+        message = gr.Markdown(elem_id=kind.elem("prompt_message"))
+    return PromptFileRow(template, where, create, message)
 
 
 def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]) -> tuple[gr.Dropdown, gr.Markdown]:
