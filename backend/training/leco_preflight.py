@@ -32,7 +32,3 @@ def check_leco(args: argparse.Namespace, plan: RunPlan) -> None:
         plan.errors += exc.problems
         return
     plan.report["leco"] = {"prompts_file": str(args.prompts_file), "settings": len(settings)}
-    if not args.preflight:  # TODO(leco): the LECO step (leco_step.py) and its run set-up are not built yet
-        plan.errors.append(msg(
-            "preflight.leco.not_yet", "the LECO training step is not implemented yet: only --preflight runs; use "
-            "sd-scripts' {command}.py meanwhile", command=plan.command))

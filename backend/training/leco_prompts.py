@@ -162,21 +162,22 @@ def _lines(reader: _Reader, where: str, name: Any) -> list[str]:
 
 def _prompt_entry(reader: _Reader, where: str, item: dict[str, Any], defaults: dict[str, Any]) -> PromptSetting | None:
     reader.unknown_keys(where, item, PROMPT_KEYS)
-    if "target" not in item:
+    complete = "target" in item
+    if not complete:
         reader.problem(where, msg("leco.prompts.no_target", 'no "target": each [[prompts]] entry names the concept '
                                   'the LoRA changes (target = "...")'))
-        return None
     merged = {**defaults, **item}
     target = reader.text(where, merged, "target", "")
     action = merged.get("action", "erase")
     if action not in ACTIONS:
         reader.problem(where, msg("leco.prompts.action", '"action" {value}: it must be "erase" or "enhance"',
                                   value=json.dumps(action)))
-        return None
+        complete, action = False, "erase"
     unconditional = reader.text(where, merged, "unconditional", "")
-    return reader.setting(where, merged, target=target, positive=reader.text(where, merged, "positive", target),
-                          unconditional=unconditional, neutral=reader.text(where, merged, "neutral", unconditional),
-                          action=action, resolution=merged["resolution"])
+    setting = reader.setting(where, merged, target=target, positive=reader.text(where, merged, "positive", target),
+                             unconditional=unconditional, neutral=reader.text(where, merged, "neutral", unconditional),
+                             action=action, resolution=merged["resolution"])
+    return setting if complete else None
 
 
 def _slider_entry(reader: _Reader, where: str, item: dict[str, Any], defaults: dict[str, Any],
@@ -242,27 +243,47 @@ def load_prompt_settings(path: str | Path) -> list[PromptSetting]:
                                    "names", path=path, error=exc)]) from None
     settings: list[PromptSetting] = []
     if "prompts" in data:
-        reader.unknown_keys("top level", data, PROMPT_KEYS, also=("prompts",))
+        if "targets" in data:
+            reader.problem("top level", msg(
+                "leco.prompts.both_formats", "both [[prompts]] and [[targets]]: sd-scripts trains the [[prompts]] "
+                "and silently ignores the [[targets]]; put the slider targets in a file of their own (or turn them "
+                "into [[prompts]] entries with target_class)"))
+        reader.unknown_keys("top level", data, PROMPT_KEYS, also=("prompts", "targets"))
         defaults = {**DEFAULTS, **{k: v for k, v in data.items() if k in PROMPT_KEYS}}
         for number, item in enumerate(_entries(reader, data, "prompts"), start=1):
-            setting = _prompt_entry(reader, f"[[prompts]] #{number}", item, defaults)
+            where = f"[[prompts]] #{number}"
+            if "target_class" in item:  # a slider target among the prompts (sd-scripts takes it, with its neutral)
+                settings += _slider_entry(reader, where, item, defaults, [])
+                continue
+            setting = _prompt_entry(reader, where, item, defaults)
             settings += [setting] if setting else []
     else:
         config = data.get("slider", data)
-        if not isinstance(config, dict) or "targets" not in config:
+        if not isinstance(config, dict) or not ({"targets", "target_class", "target"} & config.keys()):
             raise PromptFileError([msg("leco.prompts.no_entries", "{path} has neither [[prompts]] nor [[targets]] "
                                        "entries; see README (LECO) for both formats", path=path)])
-        reader.unknown_keys("top level", {k: v for k, v in config.items() if k != "targets"}, SLIDER_KEYS,
-                            also=("slider",))
-        defaults = {**DEFAULTS, **{k: v for k, v in config.items() if k in SLIDER_KEYS and k != "targets"}}
-        neutrals: list[str] = []
-        if isinstance(config.get("neutrals"), list):
-            neutrals += [str(v) for v in config["neutrals"]]
-        for key in ("neutral_prompt_file", "prompt_file"):
-            if key in config:
-                neutrals += _lines(reader, "top level", config[key])
-        for number, item in enumerate(_entries(reader, config, "targets"), start=1):
-            settings += _slider_entry(reader, f"[[targets]] #{number}", item, defaults, neutrals)
+        if "targets" in config:
+            items = _entries(reader, config, "targets")
+            rest = {k: v for k, v in config.items() if k != "targets"}
+        else:  # one target written at the top level (or under [slider]), as sd-scripts reads it
+            items, rest = [{k: v for k, v in config.items() if k != "slider"}], {}
+        if items and "target" in items[0]:  # [[targets]] in the original format: prompt entries
+            reader.unknown_keys("top level", rest, PROMPT_KEYS, also=("slider",))
+            defaults = {**DEFAULTS, **{k: v for k, v in rest.items() if k in PROMPT_KEYS}}
+            for number, item in enumerate(items, start=1):
+                setting = _prompt_entry(reader, f"[[targets]] #{number}", item, defaults)
+                settings += [setting] if setting else []
+        else:
+            reader.unknown_keys("top level", rest, SLIDER_KEYS, also=("slider",))
+            defaults = {**DEFAULTS, **{k: v for k, v in rest.items() if k in SLIDER_KEYS}}
+            neutrals: list[str] = []
+            if isinstance(rest.get("neutrals"), list):
+                neutrals += [str(v) for v in rest["neutrals"]]
+            for key in ("neutral_prompt_file", "prompt_file"):
+                if key in rest:
+                    neutrals += _lines(reader, "top level", rest[key])
+            for number, item in enumerate(items, start=1):
+                settings += _slider_entry(reader, f"[[targets]] #{number}", item, defaults, neutrals)
     if reader.problems:
         raise PromptFileError(reader.problems)
     if not settings:

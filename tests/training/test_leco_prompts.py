@@ -77,3 +77,32 @@ def test_slider_target_without_direction_and_empty_file(tmp_path: Path) -> None:
     assert "neither [[prompts]] nor [[targets]]" in empty
     [neutral_file] = problems(write(tmp_path, 'neutral_prompt_file = "gone.txt"\n[[targets]]\npositive = "x"\n'))
     assert "gone.txt" in neutral_file
+
+
+def test_the_other_layouts_sd_scripts_reads(tmp_path: Path) -> None:
+    # A slider target among [[prompts]], with its own neutral: its 2 settings after the prompt's.
+    path = write(tmp_path, '[[prompts]]\ntarget = "dog"\n[[prompts]]\ntarget_class = "person"\n'
+                           'positive = "smiling person"\nneutral = "photo"\n')
+    prompt, *slider = load_prompt_settings(path)
+    assert prompt.target == "dog" and [(s.target, s.neutral, s.multiplier) for s in slider] == [
+        ("person", "photo", 1.0), ("person", "photo", -1.0)]
+    # One slider target written at the top level (or under [slider]).
+    for text in ('target_class = "person"\nnegative = "sad person"\nresolution = 64\n',
+                 '[slider]\ntarget_class = "person"\nnegative = "sad person"\nresolution = 64\n'):
+        settings = load_prompt_settings(write(tmp_path, text))
+        assert [(s.positive, s.action, s.multiplier, s.resolution) for s in settings] == [
+            ("sad person", "erase", 1.0, (64, 64)), ("sad person", "enhance", -1.0, (64, 64))]
+    # [[targets]] holding original-format entries, top-level keys as their defaults.
+    [setting] = load_prompt_settings(write(tmp_path, 'guidance_scale = 3.0\n[[targets]]\ntarget = "van gogh"\n'))
+    assert setting.prompts == ("van gogh", "van gogh", "", "") and setting.guidance_scale == 3.0
+
+
+def test_both_formats_in_one_file_is_refused_with_why(tmp_path: Path) -> None:
+    [message] = problems(write(tmp_path, '[[prompts]]\ntarget = "dog"\n[[targets]]\ntarget_class = "a"\n'
+                                         'positive = "b"\n'))
+    assert "both [[prompts]] and [[targets]]" in message and "silently ignores the [[targets]]" in message
+
+
+def test_a_missing_target_and_a_bad_action_are_both_named(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, '[[prompts]]\npositive = "x"\naction = "remove"\n'))
+    assert len(found) == 2 and 'no "target"' in found[0] and '"action" "remove"' in found[1]
