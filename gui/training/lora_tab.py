@@ -291,7 +291,7 @@ def _prompt_file_row(t: Translator, kind: TrainingKind) -> PromptFileRow:
         with gr.Row(equal_height=True):
             template = gr.Radio(
                 choices=[(t.t(f"ui.leco_prompts.template_{name}"), name) for name in ("erase", "slider")],
-                value="erase", label=t.t("ui.leco_prompts.template"), scale=2, elem_id=kind.elem("prompt_template"),
+                value="erase", label=t.t("ui.leco_prompts.template"), scale=3, elem_id=kind.elem("prompt_template"),
             )  # fmt: skip
             where = gr.Textbox(label=t.t("ui.leco_prompts.where"), placeholder=t.t("ui.leco_prompts.where_placeholder"),
                                scale=3, elem_id=kind.elem("prompt_where"))  # fmt: skip

@@ -131,3 +131,11 @@ def test_the_page_button_writes_the_file_puts_it_in_the_field_and_saves_the_form
         assert fields["prompts_file"] not in again and "すでにある" in again[message]
     finally:
         messages.set_language("en")
+
+
+def test_the_preflight_report_names_the_prompt_file_and_its_settings() -> None:
+    from gui.runs.progress_view import preflight_markdown
+
+    report = {"ok": True, "leco": {"prompts_file": "/p/a_b.toml", "settings": 12}}
+    assert "学習設定 12 件" in preflight_markdown(report, JA)
+    assert "12 training settings" in preflight_markdown(report, EN) and "/p/a_b.toml" in preflight_markdown(report, EN)
