@@ -199,8 +199,8 @@ class LoraTab:
         return {self.preset_message: "\n\n".join(lines)}
 
 
-def _net_widget(arg: NetworkArg, t: Translator) -> gr.components.Component:  # LoRA tab only
-    common = {"label": f"{t.t(f'ui.netarg.{arg.name}')} ({arg.name})", "elem_id": f"netarg_{arg.name}",
+def _net_widget(arg: NetworkArg, t: Translator, kind: TrainingKind) -> gr.components.Component:  # kinds with networks
+    common = {"label": f"{t.t(f'ui.netarg.{arg.name}')} ({arg.name})", "elem_id": kind.elem(f"netarg_{arg.name}"),
               "elem_classes": [FIELD_CLASS]}  # fmt: skip
     if arg.kind == "bool":
         return gr.Checkbox(value=False, **common)
@@ -234,7 +234,7 @@ def build_lora_tab(
         choices = [(network_type_label(t, name), name) for name in NETWORK_TYPES]
         holders["network_type"] = gr.Dropdown(
             choices=choices, value=DEFAULT_TYPE, label=t.t("ui.network_type"),
-            info=plain_info(t.t("ui.network_type_info")), elem_id="network_type", elem_classes=[FIELD_CLASS],
+            info=plain_info(t.t("ui.network_type_info")), elem_id=kind.elem("network_type"), elem_classes=[FIELD_CLASS],
         )  # fmt: skip
 
     def network_fields() -> None:  # the chosen type's network_args, shown under the network's shape
@@ -243,7 +243,7 @@ def build_lora_tab(
         with gr.Row(equal_height=False):
             for name, arg in NETWORK_ARGS.items():
                 with gr.Column(min_width=200, visible=name in shown) as box:
-                    fields[name] = _net_widget(arg, t)
+                    fields[name] = _net_widget(arg, t, kind)
                 boxes[name] = box
         holders["net"] = (fields, boxes)
 
@@ -304,8 +304,8 @@ def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]
     essentials = kind.elem(f"group_{ESSENTIALS}")
     extra = [(t.t("ui.model_type"), "Model type", "model_type", f"{essentials} {kind.elem('model_type')}")]
     if kind.networks:
-        extra.append((t.t("ui.network_type"), "Network type", "network_type", f"{essentials} network_type"))
-        extra += [(t.t(f"ui.netarg.{name}"), name.replace("_", " "), f"network_args {name}", f"{essentials} netarg_{name}")
+        extra.append((t.t("ui.network_type"), "Network type", "network_type", f"{essentials} {kind.elem('network_type')}"))
+        extra += [(t.t(f"ui.netarg.{name}"), name.replace("_", " "), f"network_args {name}", f"{essentials} {kind.elem('netarg_' + name)}")
                   for name in NETWORK_ARGS]  # fmt: skip
     accelerate = kind.elem("group_accelerate")
     for name in ("mixed_precision", "num_processes", "num_cpu_threads_per_process", "num_machines", "gpu_ids",

@@ -113,6 +113,9 @@ def test_the_page_button_writes_the_file_puts_it_in_the_field_and_saves_the_form
     try:
         with gr.Blocks() as app:
             tab = build_lora_tab(JA, None, None, LECO)
+        ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
+        # The network selector's ids are the page's own (the LoRA page keeps "network_type", "netarg_<name>").
+        assert {"leco_network_type", "leco_netarg_conv_dim"} <= ids and "network_type" not in ids
         row = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == "leco_prompt_new")
         fields = tab.form.fields
         template = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "leco_prompt_template")
