@@ -59,6 +59,9 @@ class TrainingKind:
     essential_rows: tuple[tuple[str, ...], ...] = ()
     # Its trainer's samples are videos (mp4): the progress panel shows the newest in a player.
     video_samples: bool = False
+    # Options the kind's commands take (as sd-scripts' scripts parse them) that its form leaves out: preflight
+    # refuses them there (LECO: --max_train_epochs, --network_train_text_encoder_only).
+    hidden: tuple[str, ...] = ()
 
     @property
     def essentials(self) -> tuple[str, ...]:
@@ -135,7 +138,7 @@ def kind_options(kind: TrainingKind) -> dict[str, Option]:
         merged.update(options_for(command))
     shown: dict[str, Option] = {}
     for name, option in merged.items():
-        if option.cli_only or option.secret or name in SELECTOR_OPTIONS:
+        if option.cli_only or option.secret or name in SELECTOR_OPTIONS or name in kind.hidden:
             continue
         if name in kind.choice_limits:
             option = replace(option, choices=kind.choice_limits[name])
@@ -237,6 +240,7 @@ LECO = TrainingKind(
         ("max_train_steps", "save_every_n_steps", "learning_rate"),
         ("mixed_precision",),
     ),
+    hidden=("max_train_epochs", "network_train_text_encoder_only"),  # LECO counts steps and trains the U-Net only
 )  # fmt: skip
 # finetrainers' command for the video families (`train_video`, finetrainers' flag names): LoRA or a full
 # fine-tune is its `training_type` option, so there is no network selector; the model type sets `model_name`.
