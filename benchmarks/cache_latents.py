@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from backend.options import parse_command_line
-    from backend.training.model_setup import ModelConfig, PlacementConfig, prepare_model
     from backend.training.deepspeed_plugin import DeepSpeedConfig
+    from backend.training.model_setup import ModelConfig, PlacementConfig, prepare_model
     from backend.training.preflight import build_plan
     from backend.training.progress import ProgressReporter
     from backend.training.run_setup import (

@@ -26,7 +26,7 @@ from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
 from gui.training.lora_tab import LoraTab, build_lora_tab
 from gui.training.option_search import IME_FILTER_JS
-from gui.training.training_kinds import DREAMBOOTH, FINETUNE, TEXTUAL_INVERSION, VIDEO
+from gui.training.training_kinds import DREAMBOOTH, FINETUNE, LECO, TEXTUAL_INVERSION, VIDEO
 
 APP_TITLE = "Kohya LoRA Trainer"
 # - A wider page than Gradio's default: the form has three fields per row. `overflow: clip` instead
@@ -90,7 +90,7 @@ def environment_summary(t: Translator) -> str:
 # by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
 # ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
 # every tab added; a page now holds only its own components (docs/performance.md, "GUI pages"). Paths: "" (LoRA),
-# finetune, video, data, tools, about.
+# dreambooth, finetune, textual_inversion, leco, video, data, tools, about.
 
 
 def _page_header(t: Translator) -> gr.Checkbox:
@@ -149,6 +149,8 @@ def build_app(
                        lambda: build_lora_tab(t, picker, defaults, FINETUNE, before_form=metadata_steps))  # fmt: skip
     with app.route(t.t("ui.tab.textual_inversion"), "textual_inversion"):
         _training_page(app, t, "textual_inversion", lambda: build_lora_tab(t, picker, defaults, TEXTUAL_INVERSION))
+    with app.route(t.t("ui.tab.leco"), "leco"):  # after Textual Inversion, as kohya_ss's LECO tab
+        _training_page(app, t, "leco", lambda: build_lora_tab(t, picker, defaults, LECO))
     with app.route(t.t("ui.tab.video"), "video"):
         _training_page(app, t, "video", lambda: build_lora_tab(t, picker, defaults, VIDEO))
     with app.route(t.t("ui.page.data"), "data"):

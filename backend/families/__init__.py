@@ -29,7 +29,7 @@ from backend.families.wan.declaration import DECLARATIONS as _WAN
 DECLARATIONS: tuple[FamilyDeclaration, ...] = (*_SD, *_SDXL, *_FLUX, *_CHROMA, *_SD3, *_LTX_VIDEO, *_WAN,
                                                 *_HUNYUAN_VIDEO, *_COGVIDEOX)
 _BY_NAME = {d.name: d for d in DECLARATIONS}
-TRAINING_KINDS = ("lora", "finetune", "dreambooth", "textual_inversion")
+TRAINING_KINDS = ("lora", "finetune", "dreambooth", "textual_inversion", "leco")
 
 
 class UnknownFamilyError(ValueError):
@@ -57,7 +57,11 @@ def label(name: str) -> str:
 # "dreambooth": kohya_ss's DreamBooth tab, a fine-tune from '<repeats>_<class>' folders with regularization images;
 # SD 1.x/2.x have a command of its own (sd-scripts' train_db), the others run it with their fine-tune command.
 # "textual_inversion": new token embeddings trained in a frozen model (SD 1.x/2.x and SDXL, as in sd-scripts).
-IMAGE_KINDS = TRAINING_KINDS
+# "leco": sd-scripts' train_leco / sdxl_train_leco, a U-Net LoRA trained from the model's own predictions on the
+# prompts of a prompt file, no images (SD 1.x/2.x and SDXL). Not an image kind: its commands take no dataset
+# options, so the option sets derived from the image kinds (`commands_where`) leave them out; their options are
+# their LoRA command's, as far as sd-scripts' LECO scripts take them (backend/options/defs/leco.py).
+IMAGE_KINDS = tuple(kind for kind in TRAINING_KINDS if kind != "leco")
 VIDEO_KIND = "video"
 VIDEO_COMMAND = "train_video"
 

@@ -86,7 +86,7 @@ def _run_problems(namespace: argparse.Namespace, command: str, check_required: b
                 "options.required", '"{name}" is required: set it in the config file or pass --{name}', name=option.name
             ))
     # train_video's --dataset_config is finetrainers' JSON, which the video data layer reads and checks.
-    if namespace.dataset_config is not None and command not in VIDEO_COMMANDS:
+    if getattr(namespace, "dataset_config", None) is not None and command not in VIDEO_COMMANDS:  # not LECO's
         kinds = subset_kinds_for(command, masked_loss=bool(getattr(namespace, "masked_loss", False)))
         try:
             load_dataset_config(namespace.dataset_config, kinds)

@@ -29,7 +29,11 @@ ALL_COMMANDS = LORA_COMMANDS + FINETUNE_COMMANDS + TEXTUAL_INVERSION_COMMANDS  #
 # finetrainers' one command for every video family (`--model_name` picks it); its options are declared with
 # `commands=VIDEO_COMMANDS` and finetrainers' names, never by default.
 VIDEO_COMMANDS = (families.VIDEO_COMMAND,)
-KNOWN_COMMANDS = ALL_COMMANDS + VIDEO_COMMANDS
+# LECO (sd-scripts' train_leco, sdxl_train_leco): a U-Net LoRA from the model's own predictions on a prompt file, no
+# images. Not among ALL_COMMANDS: an option reaches them only through their LoRA command (`share_with_leco`, in
+# backend/options/defs/leco.py) or by naming them.
+LECO_COMMANDS = families.commands("leco")
+KNOWN_COMMANDS = ALL_COMMANDS + LECO_COMMANDS + VIDEO_COMMANDS
 # The commands where --v2 picks the model type (SD 2.x trains with the SD 1.x commands and --v2).
 V2_COMMANDS = families.commands_where(lambda d: bool(d.implied_options.get("v2")))
 # The commands of families whose text-encoder outputs can be cached (--cache_text_encoder_outputs).
@@ -183,6 +187,43 @@ def derived_values(command: str, values: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+# LECO's share of its LoRA command's options: name -> None (taken as the LoRA command takes it) or the reason it
+# is accepted and does nothing (sd-scripts' LECO scripts parse it and never read it).
+_LECO_SHARED: dict[str, str | None] = {}
+
+
+def share_with_leco(names: Iterable[str], ignored_reason: str | None = None) -> None:
+    """The LECO commands take these options of their family's LoRA command (ignored, with the reason, if given)."""
+    for name in names:
+        if name in _LECO_SHARED:
+            raise ValueError(f"option {name!r} is shared with the LECO commands twice")
+        _LECO_SHARED[name] = ignored_reason
+
+
+def leco_twin(command: str) -> str:
+    """The LoRA command of a LECO command's family (train_leco -> train_network)."""
+    return families.for_command(command)[0].commands["lora"]
+
+
+def _leco_shared(command: str, ignored: bool) -> dict[str, Option]:
+    """The LoRA command's options a LECO command takes (ignored: those it accepts and does nothing with, also
+    where the LoRA command itself ignores them)."""
+    twin = leco_twin(command)
+    accepted = accepted_options(twin)
+    return {name: accepted[name] for name, reason in _LECO_SHARED.items()
+            if name in accepted and (reason is not None or twin in accepted[name].ignored_on) == ignored}
+
+
+def ignored_reason(option: Option, command: str) -> str:
+    """Why `command` accepts `option` and does nothing with it ("" when it does something)."""
+    if command in option.ignored_on:
+        return option.ignored_reason
+    if command in LECO_COMMANDS and option.name in _LECO_SHARED:
+        twin = leco_twin(command)
+        return _LECO_SHARED[option.name] or (option.ignored_reason if twin in option.ignored_on else "")
+    return ""
+
+
 def all_options() -> dict[str, Option]:
     """Every declared option by name (importing the definition modules on first use)."""
     from backend.options import defs  # noqa: F401  (registers the definitions)
@@ -193,13 +234,18 @@ def all_options() -> dict[str, Option]:
 def options_for(command: str) -> dict[str, Option]:
     if command not in KNOWN_COMMANDS:
         raise ValueError(f"unknown command {command!r}; expected one of {', '.join(KNOWN_COMMANDS)}")
-    return {name: opt for name, opt in all_options().items() if command in opt.commands}
+    own = {name: opt for name, opt in all_options().items() if command in opt.commands}
+    if command in LECO_COMMANDS:
+        return {**_leco_shared(command, ignored=False), **own}
+    return own
 
 
 def accepted_options(command: str) -> dict[str, Option]:
     """What `command`'s parser accepts: its options and those it ignores, as sd-scripts' script does."""
     taken = options_for(command)
     ignored = {name: opt for name, opt in all_options().items() if command in opt.ignored_on}
+    if command in LECO_COMMANDS:
+        ignored.update(_leco_shared(command, ignored=True))
     return {**taken, **ignored}
 
 

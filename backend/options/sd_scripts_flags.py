@@ -3,7 +3,8 @@
 Taken from kohya-ss/sd-scripts at commit 48d368fa (2026-02-16): train_network.py (193 flags),
 sdxl_train_network.py (196), fine_tune.py (167), sdxl_train.py (176), flux_train_network.py (215),
 flux_train.py (194), sd3_train_network.py (218), sd3_train.py (201), train_db.py,
-train_textual_inversion.py and sdxl_train_textual_inversion.py, counted as argparse actions of each
+train_textual_inversion.py and sdxl_train_textual_inversion.py (and train_leco.py, sdxl_train_leco.py from
+commit 063ef10, which added them), counted as argparse actions of each
 script's `setup_parser()` (without --help; the groups below follow its calls and their switches). The parsers use it to tell a flag this trainer
 does not implement (yet) apart from a typo, so a config written for sd-scripts gets a precise
 message instead of "unknown option". The SD3 scripts are listed although no SD3 command exists
@@ -120,6 +121,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "clip_g_dropout_rate", "t5_dropout_rate", "pos_emb_random_crop_rate", "enable_scaled_pos_embed",
         "training_shift",
     ),
+    # train_leco.py / sdxl_train_leco.py's own flags (sd-scripts 063ef10, after the snapshot above), and the
+    # placeholders they add for verify_training_args (--cache_latents, --cache_latents_to_disk, --deepspeed).
+    "leco": (
+        "save_model_as", "no_metadata", "prompts_file", "max_denoising_steps", "leco_denoise_guidance_scale",
+        "network_weights", "network_module", "network_dim", "network_alpha", "network_dropout", "network_args",
+        "network_train_text_encoder_only", "network_train_unet_only", "training_comment", "dim_from_weights",
+        "unet_lr", "cache_latents", "cache_latents_to_disk", "deepspeed",
+    ),
     "sd3_train": (
         "train_text_encoder", "train_t5xxl", "use_t5xxl_cache_only", "learning_rate_te1", "learning_rate_te2",
         "learning_rate_te3", "blockwise_fused_optimizers", "fused_optimizer_groups", "skip_latents_validity_check",
@@ -145,6 +154,8 @@ _TEXTUAL_INVERSION = _BASE + (
     "dataset_dreambooth", "dataset_caption", "training", "training_dreambooth", "masked_loss", "deepspeed",
     "optimizer", "dataset_config", "custom_train", "textual_inversion",
 )  # fmt: skip
+# train_leco.setup_parser() (kohya-ss/sd-scripts 063ef10): no dataset, no model-spec metadata, no masked loss.
+_LECO = ("logging", "sd_models", "optimizer", "training", "custom_train", "leco")
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "train_network": _NETWORK,
     "sdxl_train_network": _NETWORK + ("sdxl",),
@@ -162,6 +173,8 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "train_textual_inversion": _TEXTUAL_INVERSION,
     "sdxl_train_textual_inversion": _TEXTUAL_INVERSION + ("sdxl_no_text_cache",),
+    "train_leco": _LECO,
+    "sdxl_train_leco": _LECO + ("sdxl_no_text_cache",),
     "flux_train_network": _NETWORK + ("dit_training", "flux", "flux_train_network"),
     "flux_train": _DIT_FINETUNE + ("dit_training", "flux", "flux_train"),
     "sd3_train_network": _NETWORK + ("dit_training", "sd3"),

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS, all_options
+from backend.options.schema import LORA_COMMANDS, accepted_options, all_options, ignored_reason
 
 
 def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
@@ -73,8 +73,9 @@ def value_warnings(args: argparse.Namespace, command: str) -> list[str]:
 def ignored_option_warnings(args: argparse.Namespace, command: str) -> list[str]:
     """One warning per option set away from its default that `command` accepts but ignores (`ignored_on`)."""
     warnings: list[str] = []
-    for name, option in all_options().items():
-        if command not in option.ignored_on:
+    for name, option in accepted_options(command).items():
+        reason = ignored_reason(option, command)
+        if not reason:
             continue
         value = getattr(args, name, option.default)
         default = list(option.default) if isinstance(option.default, tuple) else option.default
@@ -82,6 +83,6 @@ def ignored_option_warnings(args: argparse.Namespace, command: str) -> list[str]
             warnings.append(msg(
                 "options.warning.ignored",
                 "--{name} has no effect on {command}: {reason}. sd-scripts' {command} ignores it too; remove it",
-                name=name, command=command, reason=option.ignored_reason,
+                name=name, command=command, reason=reason,
             ))  # fmt: skip
     return warnings

@@ -8,7 +8,7 @@ Reads the parsed options only; preflight adds it to its warnings (and so to the 
 from __future__ import annotations
 
 from backend.messages import msg
-from backend.options.schema import LORA_COMMANDS
+from backend.options.schema import FINETUNE_COMMANDS, LECO_COMMANDS, LORA_COMMANDS
 from backend.training.optimizers import OptimizerConfig, resolve_optimizer_name
 
 # Below this a LoRA learns next to nothing (LoRA runs use 1e-4 to 1e-3); above that a full fine-tune
@@ -34,7 +34,7 @@ def learning_rate_warning(optimizer: OptimizerConfig, unet_lr: float | None, com
     other kind of run, else None."""
     if _adaptive(optimizer):
         return None
-    if command in LORA_COMMANDS:
+    if command in LORA_COMMANDS or command in LECO_COMMANDS:
         rate, flag = (unet_lr, "--unet_lr") if unet_lr is not None else (optimizer.learning_rate, "--learning_rate")
         if 0 < rate < LORA_LOWEST_TYPICAL:
             return msg(
@@ -42,6 +42,8 @@ def learning_rate_warning(optimizer: OptimizerConfig, unet_lr: float | None, com
                 "changes (LoRA runs usually use 1e-4 to 1e-3, or about 1.0 with Prodigy/D-Adaptation). Raise {flag} "
                 "unless this is intended", flag=flag, rate=f"{rate:g}",
             )
+        return None
+    if command not in FINETUNE_COMMANDS:  # Textual Inversion: its vectors take rates of either kind
         return None
     rate = optimizer.learning_rate
     if rate > FINETUNE_HIGHEST_TYPICAL:

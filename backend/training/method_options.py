@@ -7,9 +7,10 @@ because preflight and the resume record read them before anything heavy is impor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
-from backend.options.schema import FINETUNE_COMMANDS, TEXTUAL_INVERSION_COMMANDS
+from backend.options.schema import FINETUNE_COMMANDS, LECO_COMMANDS, TEXTUAL_INVERSION_COMMANDS
 from backend.training.option_slice import OptionSlice
 
 
@@ -81,4 +82,7 @@ def method_config(args: argparse.Namespace, command: str) -> MethodConfig:
         return FineTuneConfig.from_args(args)
     if command in TEXTUAL_INVERSION_COMMANDS:
         return EmbeddingConfig.from_args(args)
-    return NetworkConfig.from_args(args)
+    network = NetworkConfig.from_args(args)
+    if command in LECO_COMMANDS:  # LECO trains the U-Net alone, whatever --network_train_unet_only says
+        return dataclasses.replace(network, network_train_unet_only=True)
+    return network

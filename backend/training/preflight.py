@@ -26,7 +26,7 @@ from backend.networks.layout import check_layout_keys
 from backend.networks.loader import NetworkModuleError, load_network_module, unread_network_args
 from backend.options.dataset_config import load_dataset_config, subset_kinds_for
 from backend.options.errors import OptionError
-from backend.options.schema import FINETUNE_COMMANDS, LORA_COMMANDS, TEXTUAL_INVERSION_COMMANDS
+from backend.options.schema import FINETUNE_COMMANDS, LECO_COMMANDS, LORA_COMMANDS, TEXTUAL_INVERSION_COMMANDS
 from backend.options.value_warnings import value_warnings
 from backend.training.attention import AttentionConfig, attention_warnings
 from backend.training.block_swap_options import (
@@ -41,6 +41,7 @@ from backend.training.embedding_preflight import check_embedding
 from backend.training.finetune_preflight import check_finetune
 from backend.training.initial_step import InitialStepConfig, initial_step_problems
 from backend.training.input_files import network_rank_problem, network_weights_problem, state_file_problems
+from backend.training.leco_preflight import check_leco
 from backend.training.lr_check import learning_rate_warning
 from backend.training.mask_check import MaskConfig, mask_problems
 from backend.training.method_options import method_config
@@ -189,6 +190,8 @@ def _check_vae(path: str, v_parameterization: bool, plan: RunPlan) -> None:
 
 
 def _dataset_specs(args: argparse.Namespace, plan: RunPlan) -> None:
+    if plan.command in LECO_COMMANDS:  # no images: the prompt file is checked with the method (leco_preflight.py)
+        return
     family = declaration(plan.model.family) if plan.model else (default_for_command(plan.command) or DECLARATIONS[0])
     native = family.native_resolution(args.v_parameterization)
     try:
@@ -506,6 +509,9 @@ def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
                                    "{formats}", value=args.save_model_as, formats=", ".join(LORA_FORMATS)))
     elif plan.command in TEXTUAL_INVERSION_COMMANDS:
         check_embedding(args, plan)
+    elif plan.command in LECO_COMMANDS:
+        _check_network(args, plan)
+        check_leco(args, plan)
     else:
         check_finetune(args, plan)
     validation_split = any(spec.validation_split > 0 for spec in plan.dataset_specs)

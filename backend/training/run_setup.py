@@ -39,7 +39,9 @@ from backend.models.components import Components
 from backend.models.files import model_identity
 from backend.models.spec import ModelSpecification
 from backend.objectives.base import Objective
+from backend.objectives.ddpm import DDPMObjective
 from backend.objectives.loss import LossConfig
+from backend.options.schema import LECO_COMMANDS
 from backend.training.base_weights import BaseWeightsConfig, merge_base_weights
 from backend.training.block_swap import BlockSwapError, SwapPlan, optimizer_state_to
 from backend.training.block_swap_options import BlockSwapConfig
@@ -56,6 +58,9 @@ from backend.training.finetune_method import (
 from backend.training.fused_backward import FusedBackwardStep, FusedStepConfig
 from backend.training.hub_upload import HubUploadConfig, HubUploader
 from backend.training.initial_step import InitialStepConfig
+from backend.training.leco_data import LecoStepGroup
+from backend.training.leco_prompts import PromptSetting, load_prompt_settings
+from backend.training.leco_step import LecoConfig, LecoStep
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import EmbeddingConfig, MethodConfig, NetworkConfig, method_config
@@ -135,6 +140,8 @@ class TrainingRun:
     # Sample prompts given as data (the video trainer's validation prompts); None: --sample_prompts' file.
     prompts: list[Any] | None = None
     initial: InitialStepConfig = InitialStepConfig()  # --initial_step/--initial_epoch: the step counted from
+    # A batch's loss when the run's steps are not step.batch_loss's (LECO: leco_step.LecoStep); None: batch_loss.
+    step_loss: Callable[[TrainingRun, dict, Any], torch.Tensor] | None = None
 
     @property
     def spec(self) -> ModelSpecification:
@@ -357,7 +364,13 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     if compile_options is not None:
         compile_unet(components.unet, compile_options)  # after the network hooked in: compiled with it
 
-    if data is None:
+    leco = LecoConfig.from_args(args) if command in LECO_COMMANDS else None
+    length = LengthConfig.from_args(args)
+    if leco is not None:  # no images: one empty batch per step (leco_data.py)
+        group = LecoStepGroup(load_prompt_settings(leco.prompts_file), leco.prompts_file,
+                              length.max_train_steps * length.gradient_accumulation_steps, seed,
+                              accelerator.num_processes, accelerator.process_index)
+    elif data is None:
         group = prepare_data(LatentCacheConfig.from_args(args), seed, plan, accelerator, spec, components, reporter)
     else:
         group = data(seed, accelerator, spec, components, reporter)
@@ -367,7 +380,6 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     text_cache = prepare_text_cache(
         TextCacheConfig.from_args(args), accelerator, spec, components, group, weight_dtype, reporter
     )
-    length = LengthConfig.from_args(args)
     steps, epochs = total_steps(length, len(group))
     group.set_steps(length.gradient_accumulation_steps, steps)  # before the loader's workers copy the group
     workers = args.max_data_loader_n_workers
@@ -417,6 +429,10 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     objective = run_family.objective(components, objective_options, loss_config)
     run_family.prepare_training(components, objective_options, [d.spec.resolution for d in group.datasets])
     saving = SaveConfig.from_args(args).for_epochs(epochs)
+    step_loss = None
+    if leco is not None:
+        step_loss = leco_step(leco, group.settings, spec, components, method, objective, loss_config, step_config,
+                              accelerator)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else saving.save_model_as
     return TrainingRun(
         args=args, command=command, accelerator=accelerator, reporter=reporter,
@@ -437,7 +453,21 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
         fused_backward=fused_backward, spec_configured=spec,
         uploader=hub_uploader(HubUploadConfig.from_args(args), accelerator.is_main_process),
         initial=InitialStepConfig.from_args(args),
+        step_loss=step_loss,
     )
+
+
+def leco_step(config: LecoConfig, settings: list[PromptSetting], spec: ModelSpecification, components: Components,
+              method: TrainingMethod, objective: Objective, loss: LossConfig, step_config: StepConfig,
+              accelerator: Accelerator) -> LecoStep:
+    """LECO's step, with every prompt of its settings encoded once (the text encoders are frozen)."""
+    if not isinstance(objective, DDPMObjective) or not isinstance(method, NetworkTraining):
+        raise RunStopped(f"LECO trains a network on a DDPM model (SD 1.x/2.x, SDXL), not {components.family}")
+    prompts = sorted({prompt for setting in settings for prompt in setting.prompts})
+    with torch.no_grad(), accelerator.autocast():
+        embeds = {prompt: spec.encode_captions(components, [prompt], step_config.max_token_length,
+                                               step_config.clip_skip) for prompt in prompts}
+    return LecoStep(config, settings, embeds, objective, loss, components.configs.prediction_type, method.network)
 
 
 def hub_uploader(config: HubUploadConfig, main_process: bool) -> HubUploader | None:

@@ -1,11 +1,12 @@
-"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual
-Inversion config, key by key.
+"""The conversion behind `gui.kohya_import`: one pass over a kohya_ss LoRA, DreamBooth, Fine-tuning, Textual
+Inversion or LECO config, key by key.
 
 The kind of config is told by the keys only its tab saves (`config_kind`); a DreamBooth config trains with
 train_db (SD 1.x/2.x) or the family's fine-tune command, as kohya_ss's DreamBooth tab starts them, and has no
 network (`dreambooth_steps.py`); a Fine-tuning config trains with fine_tune or the family's fine-tune command,
 from the metadata file it names (`finetune_steps.py`); a Textual Inversion config trains with
-train_textual_inversion or sdxl_train_textual_inversion (`textual_inversion_steps.py`).
+train_textual_inversion or sdxl_train_textual_inversion (`textual_inversion_steps.py`); a LECO config trains with
+train_leco or sdxl_train_leco, from the prompt file it names (`leco_steps.py`).
 
 Each step takes the kohya_ss keys it handles; a key no step takes keeps its name when it is one of
 our options, and is reported otherwise. The tables are in `tables.py` (keys) and
@@ -25,6 +26,7 @@ from backend.options.values import show
 from gui.kohya_import.dreambooth_steps import DreamBoothSteps
 from gui.kohya_import.finetune_steps import FineTuneSteps
 from gui.kohya_import.flux_steps import FluxSteps
+from gui.kohya_import.leco_steps import LecoSteps
 from gui.kohya_import.model_choice import ModelChoiceError, choose_model_type
 from gui.kohya_import.network import SHAPE_DEFAULTS, UnsupportedNetwork, network_plan
 from gui.kohya_import.sd3_steps import Sd3Steps
@@ -61,15 +63,17 @@ class KohyaImportError(ValueError):
     """Not a kohya_ss config of a kind that imports, or one for a model/network this trainer cannot train."""
 
 
-# The kohya_ss tabs whose configs import ("lora", "dreambooth", "finetune", "textual_inversion": the training kinds of
-# gui/training/training_kinds.py), and the keys only each kind's save holds (kohya_ss v21-v26).
+# The kohya_ss tabs whose configs import ("lora", "dreambooth", "finetune", "textual_inversion", "leco": the training
+# kinds of gui/training/training_kinds.py), and the keys only each kind's save holds (kohya_ss v21-v26), tested in
+# this order: a LECO save holds network_dim too.
 CONFIG_MARKS = {
+    "leco": ("prompts_file", "max_denoising_steps", "leco_denoise_guidance_scale"),
     "lora": ("LoRA_type", "network_dim"),
     "textual_inversion": ("token_string", "init_word", "num_vectors_per_token"),
     "finetune": ("caption_metadata_filename", "latent_metadata_filename", "train_dir", "image_folder"),
     "dreambooth": ("stop_text_encoder_training", "no_token_padding", "learning_rate_te"),
 }
-IMPORTED_KINDS = ("lora", "dreambooth", "finetune", "textual_inversion")
+IMPORTED_KINDS = ("lora", "dreambooth", "finetune", "textual_inversion", "leco")
 
 
 def config_kind(data: Mapping[str, Any]) -> str | None:
@@ -82,7 +86,7 @@ def config_kind(data: Mapping[str, Any]) -> str | None:
 
 def _tab_name(kind: str) -> str:
     return {"lora": "LoRA", "dreambooth": "DreamBooth", "finetune": "Fine-tuning",
-            "textual_inversion": "Textual Inversion"}[kind]
+            "textual_inversion": "Textual Inversion", "leco": "LECO"}[kind]
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,9 @@ class Unmapped:
 
 @dataclass
 class ImportResult:
-    command: str  # LoRA: "train_network", ...; DreamBooth: "train_db", "sdxl_train", ...; Fine-tuning: "fine_tune", ...
+    command: str  # LoRA: "train_network", ...; DreamBooth: "train_db", "sdxl_train", ...; LECO: "train_leco", ...
     options: dict[str, Any]  # option name -> value, schema-checked, defaults left out, no secrets
-    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for another kind of config
+    network_type: str  # for the GUI's network selector (NETWORK_TYPES); "" for a config with no network
     launch: dict[str, Any]  # accelerate launch settings (gui.training.command_builder.ACCELERATE_FLAGS names)
     sample_prompts_text: str | None  # to write to a prompt file that options["sample_prompts"] names
     unmapped: list[Unmapped] = field(default_factory=list)
@@ -108,17 +112,18 @@ class ImportResult:
 
 
 def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> ImportResult:
-    """Map a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual Inversion config (any version) to a run of ours; `kind`
+    """Map a kohya_ss LoRA, DreamBooth, Fine-tuning, Textual Inversion or LECO config (any version) to a run of ours; `kind`
     (one of IMPORTED_KINDS): the GUI page importing it, which only takes its own kind (None: any). KohyaImportError if
     it cannot be."""
     found = config_kind(data) if isinstance(data, Mapping) else None
     if found is None:
         raise KohyaImportError(msg(
             "gui.kohya.not_a_config",
-            "not a kohya_ss LoRA, DreamBooth, Fine-tuning or Textual Inversion config: it has neither LoRA_type nor "
-            "network_dim (LoRA) nor stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth) nor "
-            "image_folder, train_dir or caption_metadata_filename (Fine-tuning) nor token_string, init_word or "
-            "num_vectors_per_token (Textual Inversion)",
+            "not a kohya_ss LoRA, DreamBooth, Fine-tuning, Textual Inversion or LECO config: it has neither LoRA_type "
+            "nor network_dim (LoRA) nor stop_text_encoder_training, no_token_padding or learning_rate_te (DreamBooth) "
+            "nor image_folder, train_dir or caption_metadata_filename (Fine-tuning) nor token_string, init_word or "
+            "num_vectors_per_token (Textual Inversion) nor prompts_file, max_denoising_steps or "
+            "leco_denoise_guidance_scale (LECO)",
         ))  # fmt: skip
     if found not in IMPORTED_KINDS:
         raise KohyaImportError(msg(
@@ -131,7 +136,7 @@ def convert_kohya_config(data: Mapping[str, Any], kind: str | None = None) -> Im
     return _Converter(data, found).run()
 
 
-class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps, TextualInversionSteps):
+class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps, TextualInversionSteps, LecoSteps):
     """One conversion; each step takes the kohya_ss keys it handles (`_take`), the rest keep their names."""
 
     def __init__(self, data: Mapping[str, Any], kind: str = "lora"):
@@ -151,7 +156,7 @@ class _Converter(ValueSteps, FluxSteps, Sd3Steps, DreamBoothSteps, FineTuneSteps
         self.command = self._command()
         self.schema = options_for(self.command)
         self._legacy()
-        network_type = self._network() if self.kind == "lora" else ""
+        network_type = self._network() if self.kind == "lora" else self._leco() if self.kind == "leco" else ""
         if self.kind == "dreambooth":
             self._dreambooth()
         if self.kind == "finetune":

@@ -1,5 +1,5 @@
-"""Import kohya_ss GUI LoRA, DreamBooth, Fine-tuning and Textual Inversion configs (the JSON its Save button writes),
-the way kohya_ss users move over.
+"""Import kohya_ss GUI LoRA, DreamBooth, Fine-tuning, Textual Inversion and LECO configs (the JSON its Save button
+writes), the way kohya_ss users move over.
 
     result = convert_kohya_config(json.loads(text))   # pure: reads the schema, touches no file
     write_run_files(result, "run.toml")               # the run TOML (and the sample prompt file)
@@ -11,7 +11,8 @@ with the reason, plus warnings where a value was converted rather than copied. T
 follows kohya_ss v26 `lora_gui.py: train_model` (`dreambooth_gui.py` for DreamBooth configs, whose text encoder
 settings are in `dreambooth_steps.py`; `finetune_gui.py` for Fine-tuning configs, whose metadata steps and text
 encoder rates are in `finetune_steps.py`; `textual_inversion_gui.py` for Textual Inversion configs, whose template
-and DreamBooth leftovers are in `textual_inversion_steps.py`): the tables are in `tables.py` (keys)
+and DreamBooth leftovers are in `textual_inversion_steps.py`; `leco_gui.py` for LECO configs, whose model-dependent
+keys and network type are in `leco_steps.py`): the tables are in `tables.py` (keys)
 and `network.py` (LoRA types), the pass over the keys in `convert.py`, the FLUX.1 section in
 `flux_steps.py`, and FLUX.1 dev or schnell (`ImportResult.model_type`) in `model_choice.py`.
 
@@ -119,11 +120,11 @@ def _shown(value: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gui.kohya_import",
-        description="Convert a kohya_ss GUI LoRA, DreamBooth, Fine-tuning or Textual Inversion config (JSON) into a run "
-        "TOML for this trainer.",
+        description="Convert a kohya_ss GUI LoRA, DreamBooth, Fine-tuning, Textual Inversion or LECO config (JSON) into "
+        "a run TOML for this trainer.",
     )
-    parser.add_argument("config", help="the kohya_ss LoRA, DreamBooth, Fine-tuning or Textual Inversion config (.json) "
-                        "to import")
+    parser.add_argument("config", help="the kohya_ss LoRA, DreamBooth, Fine-tuning, Textual Inversion or LECO config "
+                        "(.json) to import")
     parser.add_argument("--toml", required=True, help="the run TOML to write (--config_file of the trainer)")
     args = parser.parse_args(argv)
     try:

@@ -170,7 +170,7 @@ DERIVED = {
     "use_8bit_adam": "before 2023-02: optimizer AdamW8bit when no optimizer is saved",
     "use_wandb": "before 2023-06: log_with wandb",
     "LoRA_type": "-> network_module, network_args and the GUI's network type",
-    "sdxl": "picks sdxl_train_network",
+    "sdxl": "picks the SDXL command of the config's kind (sdxl_train_network, sdxl_train, sdxl_train_leco, ...)",
     "flux1_checkbox": "picks flux_train_network, FLUX.1 dev or schnell as the model file says (model_choice.py)",
     "sd3_checkbox": "picks sd3_train_network, SD 3.5 Medium or Large as the model file says (model_choice.py)",
     "t5xxl_lr": "with a text encoder LR -> text_encoder_lr [CLIP-L, T5-XXL]",

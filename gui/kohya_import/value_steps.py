@@ -8,7 +8,7 @@ from typing import Any
 
 from backend.messages import msg
 from backend.options.names import names_for, unknown_name_message
-from backend.options.schema import Option, all_options
+from backend.options.schema import Option, all_options, ignored_reason
 from backend.options.sd_scripts_flags import sd_scripts_commands_for, sd_scripts_flags
 from backend.options.values import show
 from backend.training.attention import xformers_installed
@@ -42,9 +42,10 @@ class ValueSteps:
         self._set("learning_rate", lr, "learning_rate", note_default=False)
         self._set("text_encoder_lr", te_lr, "text_encoder_lr", note_default=False)
         self._set("unet_lr", unet_lr, "unet_lr", note_default=False)
-        if is_empty(te_lr) and not is_empty(unet_lr):
+        # (commands that take them: a LECO config has no text encoder rate and always trains the U-Net alone)
+        if is_empty(te_lr) and not is_empty(unet_lr) and "network_train_unet_only" in self.schema:
             self._set("network_train_unet_only", True, "text_encoder_lr")
-        if is_empty(unet_lr) and not is_empty(te_lr):
+        if is_empty(unet_lr) and not is_empty(te_lr) and "network_train_text_encoder_only" in self.schema:
             self._set("network_train_text_encoder_only", True, "unet_lr")
         if is_empty(lr) and is_empty(te_lr) and is_empty(unet_lr):
             self.warnings.append(msg(
@@ -119,6 +120,12 @@ class ValueSteps:
                 "gui.kohya.warmup_dropped_optimizer",
                 "the LR warmup is dropped: the {optimizer} optimizer takes none (kohya_ss zeroes it for constant)",
                 optimizer=optimizer,
+            )
+        elif scheduler == "constant" and self.kind == "leco":
+            dropped = msg(
+                "gui.kohya.leco_warmup_constant",
+                "the LR warmup is dropped: lr_scheduler constant takes none (kohya_ss's LECO tab passes it, and "
+                "sd-scripts stops the run)",
             )
         elif scheduler in ("constant", "adafactor"):
             dropped = msg(
@@ -237,10 +244,12 @@ class ValueSteps:
 
     def _classify(self, name: str) -> tuple[str, str]:
         option = all_options().get(name)
-        if option is not None and self.command in option.ignored_on:  # DDPM noise settings under flow matching
+        # DDPM noise settings under flow matching; the LoRA flags LECO parses and never reads
+        reason = ignored_reason(option, self.command) if option is not None else ""
+        if reason:
             return "not_used", msg(
                 "gui.kohya.ignored_by_command", "sd-scripts' {command} ignores it: {reason}",
-                command=self.command, reason=str(option.ignored_reason),
+                command=self.command, reason=str(reason),
             )  # fmt: skip
         if option is not None:
             return "other_command", unknown_name_message(name, self.command)

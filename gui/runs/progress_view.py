@@ -115,6 +115,9 @@ def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
     if model:
         about = md_escape(f"({model.get('family')}, {model.get('format')})")
         lines += ["", f"**{t.t('ui.preflight.model')}**: {md_code(model.get('path'))} {about}"]
+    leco = report.get("leco") or {}
+    if leco:  # LECO: no dataset, the prompt file's settings instead
+        lines += ["", md_t(t, "ui.preflight.leco", path=leco.get("prompts_file"), settings=leco.get("settings"))]
     dataset = report.get("dataset") or {}
     if dataset:
         lines += ["", md_t(

@@ -36,12 +36,20 @@ from gui.training.network_types import (
 from gui.training.option_search import JUMP_JS, hidden_note, network_type_label, search_entries
 from gui.training.progress_panel import build_progress_panel
 from gui.training.schema_form import ESSENTIALS, FIELD_CLASS, UNSET, SchemaForm, build_form, widget_label
-from gui.training.tab_wiring import wire_actions, wire_autosave, wire_presets, wire_selectors
+from gui.training.tab_wiring import (
+    PromptFileRow,
+    wire_actions,
+    wire_autosave,
+    wire_presets,
+    wire_prompt_file,
+    wire_selectors,
+)
 from gui.training.training_kinds import (
     LORA,
     MODEL_SLOT,
     NETWORK_ARGS_SLOT,
     NETWORK_SLOT,
+    PROMPT_FILE_SLOT,
     SELECTOR_OPTIONS,
     TrainingKind,
     kind_options,
@@ -191,8 +199,8 @@ class LoraTab:
         return {self.preset_message: "\n\n".join(lines)}
 
 
-def _net_widget(arg: NetworkArg, t: Translator) -> gr.components.Component:  # LoRA tab only
-    common = {"label": f"{t.t(f'ui.netarg.{arg.name}')} ({arg.name})", "elem_id": f"netarg_{arg.name}",
+def _net_widget(arg: NetworkArg, t: Translator, kind: TrainingKind) -> gr.components.Component:  # kinds with networks
+    common = {"label": f"{t.t(f'ui.netarg.{arg.name}')} ({arg.name})", "elem_id": kind.elem(f"netarg_{arg.name}"),
               "elem_classes": [FIELD_CLASS]}  # fmt: skip
     if arg.kind == "bool":
         return gr.Checkbox(value=False, **common)
@@ -226,7 +234,7 @@ def build_lora_tab(
         choices = [(network_type_label(t, name), name) for name in NETWORK_TYPES]
         holders["network_type"] = gr.Dropdown(
             choices=choices, value=DEFAULT_TYPE, label=t.t("ui.network_type"),
-            info=plain_info(t.t("ui.network_type_info")), elem_id="network_type", elem_classes=[FIELD_CLASS],
+            info=plain_info(t.t("ui.network_type_info")), elem_id=kind.elem("network_type"), elem_classes=[FIELD_CLASS],
         )  # fmt: skip
 
     def network_fields() -> None:  # the chosen type's network_args, shown under the network's shape
@@ -235,11 +243,14 @@ def build_lora_tab(
         with gr.Row(equal_height=False):
             for name, arg in NETWORK_ARGS.items():
                 with gr.Column(min_width=200, visible=name in shown) as box:
-                    fields[name] = _net_widget(arg, t)
+                    fields[name] = _net_widget(arg, t, kind)
                 boxes[name] = box
         holders["net"] = (fields, boxes)
 
-    slots = {MODEL_SLOT: model_selector}
+    def prompt_file_row() -> None:  # LECO: a commented starting prompt file (gui/training/leco_prompt_files.py)
+        holders["prompt_file"] = _prompt_file_row(t, kind)
+
+    slots = {MODEL_SLOT: model_selector, PROMPT_FILE_SLOT: prompt_file_row}
     if kind.networks:
         slots |= {NETWORK_SLOT: network_selector, NETWORK_ARGS_SLOT: network_fields}
 
@@ -267,17 +278,34 @@ def build_lora_tab(
     wire_selectors(tab)
     bar_status = wire_actions(tab, t)
     wire_presets(tab, t, *preset_controls)
-    wire_autosave(tab)
+    autosave_lock = wire_autosave(tab)
+    if "prompt_file" in holders:
+        wire_prompt_file(tab, holders["prompt_file"], t, autosave_lock)
     build_progress_panel(t, lora_actions.RUNNER, kind.key, kind, bar_status)
     return tab
+
+
+def _prompt_file_row(t: Translator, kind: TrainingKind) -> PromptFileRow:
+    """Which example, where to write it, the button, and what came of it."""
+    with gr.Group(elem_id=kind.elem("prompt_file_row")):
+        with gr.Row(equal_height=True):
+            template = gr.Radio(
+                choices=[(t.t(f"ui.leco_prompts.template_{name}"), name) for name in ("erase", "slider")],
+                value="erase", label=t.t("ui.leco_prompts.template"), scale=3, elem_id=kind.elem("prompt_template"),
+            )  # fmt: skip
+            where = gr.Textbox(label=t.t("ui.leco_prompts.where"), placeholder=t.t("ui.leco_prompts.where_placeholder"),
+                               scale=3, elem_id=kind.elem("prompt_where"))  # fmt: skip
+            create = gr.Button(t.t("ui.leco_prompts.create"), scale=1, elem_id=kind.elem("prompt_new"))
+        message = gr.Markdown(elem_id=kind.elem("prompt_message"))
+    return PromptFileRow(template, where, create, message)
 
 
 def _search_box(t: Translator, kind: TrainingKind, options: Mapping[str, Option]) -> tuple[gr.Dropdown, gr.Markdown]:
     essentials = kind.elem(f"group_{ESSENTIALS}")
     extra = [(t.t("ui.model_type"), "Model type", "model_type", f"{essentials} {kind.elem('model_type')}")]
     if kind.networks:
-        extra.append((t.t("ui.network_type"), "Network type", "network_type", f"{essentials} network_type"))
-        extra += [(t.t(f"ui.netarg.{name}"), name.replace("_", " "), f"network_args {name}", f"{essentials} netarg_{name}")
+        extra.append((t.t("ui.network_type"), "Network type", "network_type", f"{essentials} {kind.elem('network_type')}"))
+        extra += [(t.t(f"ui.netarg.{name}"), name.replace("_", " "), f"network_args {name}", f"{essentials} {kind.elem('netarg_' + name)}")
                   for name in NETWORK_ARGS]  # fmt: skip
     accelerate = kind.elem("group_accelerate")
     for name in ("mixed_precision", "num_processes", "num_cpu_threads_per_process", "num_machines", "gpu_ids",

@@ -115,8 +115,9 @@ def hidden_note(value: str | None, model_type: str, network_type: str | None, ki
         label = f"{t.option_label(name)} ({name})"
         types = ", ".join(model_type_label(t, m) for m in owners)
         return md_t(t, "ui.search_other_model", option=label, types=types)
-    if kind.networks and field_id.startswith("netarg_") and field_id[7:] in NETWORK_ARGS:
-        name = field_id[7:]
+    netarg = kind.elem("netarg_")
+    if kind.networks and field_id.startswith(netarg) and field_id.removeprefix(netarg) in NETWORK_ARGS:
+        name = field_id.removeprefix(netarg)
         owners = [n for n, spec in NETWORK_TYPES.items() if name in spec.args]
         if network_type in owners:
             return ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from backend.options import OptionError
 from gui.i18n import Translator
 from gui.markdown_text import md_t
 from gui.runs.poll_timers import wake_after
-from gui.training import form_state, lora_actions, presets
+from gui.training import form_state, leco_prompt_files, lora_actions, presets
 from gui.training.accelerate_form import accelerate_problems
 from gui.training.command_builder import validate_values
 from gui.training.lora_actions import TabValues, problems_text
@@ -172,7 +173,7 @@ def wire_presets(
     overwrite.click(lambda data: on_save(data, True), inputs=save_inputs, outputs=save_outputs)
 
 
-def wire_autosave(tab: LoraTab) -> None:
+def wire_autosave(tab: LoraTab) -> threading.Lock:
     """Keep the form on disk as the user changes it (gui/training/form_state.py): when a text field is left and
     when a choice is made, so a reload, a crashed browser or a restarted GUI comes back to it. Only
     the user's own edits trigger it (a preset load changes every field; it saves once itself).
@@ -186,6 +187,36 @@ def wire_autosave(tab: LoraTab) -> None:
         trigger = component.blur if isinstance(component, gr.Textbox) else component.input
         trigger(partial(save_field, tab, component, lock), inputs=component, outputs=None, trigger_mode="always_last",
                 queue=False, show_progress="hidden")  # fmt: skip
+    return lock  # for fields filled by an action (wire_prompt_file), which no user edit saves
+
+
+@dataclass(frozen=True)
+class PromptFileRow:
+    template: gr.Radio
+    where: gr.Textbox
+    create: gr.Button
+    message: gr.Markdown
+
+
+def wire_prompt_file(tab: LoraTab, row: PromptFileRow, t: Translator, lock: threading.Lock) -> None:
+    """The LECO page's "new prompt file": write the chosen example (never over a file) and put its path in the
+    prompts_file field, saved with the form as a user's edit is."""
+    fields = tab.form.fields
+    prompts_file = fields["prompts_file"]
+
+    def on_create(data: dict[Any, Any]) -> dict[Any, Any]:
+        made = leco_prompt_files.new_prompt_file(
+            data[row.template], data[row.where], data.get(fields.get("output_dir"), ""),
+            data.get(fields.get("output_name"), ""), t, data.get(tab.model_type),
+        )  # fmt: skip
+        if made.path is None:
+            return {row.message: made.message}
+        save_field(tab, prompts_file, lock, str(made.path))
+        return {row.message: made.message, prompts_file: str(made.path)}
+
+    inputs = {row.template, row.where, tab.model_type} | {fields[name] for name in ("output_dir", "output_name")
+                                                          if name in fields}  # fmt: skip
+    row.create.click(on_create, inputs=inputs, outputs=[row.message, prompts_file])
 
 
 def save_field(tab: LoraTab, component: Any, lock: threading.Lock, value: Any) -> None:

@@ -1,4 +1,4 @@
-"""The training tabs, LoRA, DreamBooth, fine-tuning, Textual Inversion and video, as data: which model types each trains and with which
+"""The training tabs, LoRA, DreamBooth, fine-tuning, Textual Inversion, LECO and video, as data: which model types each trains and with which
 command (from the model families: gui/training/model_types.py), whether a network is chosen, where
 presets live, which values a new form starts from, which options come first, and how its page
 elements are named.
@@ -33,12 +33,14 @@ REPO = Path(__file__).resolve().parents[2]
 SELECTOR_OPTIONS = (*implied_option_names(all_model_types()), "network_module")
 # Places in the essentials rows for widgets that are not options (gui/training/lora_tab.py renders them).
 MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT = "@model_type", "@network_type", "@network_args"
-SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT)
+# The LECO page's "new prompt file" row (gui/training/leco_prompt_files.py), under the prompts_file field.
+PROMPT_FILE_SLOT = "@prompt_file"
+SLOTS = (MODEL_SLOT, NETWORK_SLOT, NETWORK_ARGS_SLOT, PROMPT_FILE_SLOT)
 
 
 @dataclass(frozen=True)
 class TrainingKind:
-    key: str  # "lora" | "dreambooth" | "finetune" | "textual_inversion" | "video"
+    key: str  # "lora" | "dreambooth" | "finetune" | "textual_inversion" | "leco" | "video"
     # What the model type selector offers, in order (the first is a new form's): the declared families
     # with a command for this kind (`kind_model_types(key)`).
     model_types: tuple[ModelType, ...]
@@ -57,6 +59,9 @@ class TrainingKind:
     essential_rows: tuple[tuple[str, ...], ...] = ()
     # Its trainer's samples are videos (mp4): the progress panel shows the newest in a player.
     video_samples: bool = False
+    # Options the kind's commands take (as sd-scripts' scripts parse them) that its form leaves out: preflight
+    # refuses them there (LECO: --max_train_epochs, --network_train_text_encoder_only).
+    hidden: tuple[str, ...] = ()
 
     @property
     def essentials(self) -> tuple[str, ...]:
@@ -133,7 +138,7 @@ def kind_options(kind: TrainingKind) -> dict[str, Option]:
         merged.update(options_for(command))
     shown: dict[str, Option] = {}
     for name, option in merged.items():
-        if option.cli_only or option.secret or name in SELECTOR_OPTIONS:
+        if option.cli_only or option.secret or name in SELECTOR_OPTIONS or name in kind.hidden:
             continue
         if name in kind.choice_limits:
             option = replace(option, choices=kind.choice_limits[name])
@@ -215,6 +220,28 @@ TEXTUAL_INVERSION = TrainingKind(
         ("train_batch_size", "learning_rate", "mixed_precision"),
     ),
 )  # fmt: skip
+# kohya_ss's LECO tab (sd-scripts' train_leco, sdxl_train_leco): a U-Net LoRA trained from a prompt file alone, no
+# images, so no dataset section. Starting values from sd-scripts' docs/train_leco.md: dim 8 / alpha 4, 1e-4, 500 steps
+# (LECO counts steps only: no epochs), a file every 100 steps; fp16 files as the LoRA page saves them.
+LECO = TrainingKind(
+    "leco", kind_model_types("leco"), True, "leco_",
+    {"save_model_as": ("safetensors", "ckpt", "pt")},
+    {
+        "learning_rate": 1e-4, "max_train_steps": 500, "save_every_n_steps": 100, "network_dim": 8,
+        "network_alpha": 4.0, "save_precision": "fp16",
+    },
+    (
+        (MODEL_SLOT, "pretrained_model_name_or_path"),
+        ("prompts_file", "max_denoising_steps", "leco_denoise_guidance_scale"),
+        (PROMPT_FILE_SLOT,),  # a commented starting prompt file, written on request
+        ("output_dir", "output_name", "save_precision"),
+        (NETWORK_SLOT, "network_dim", "network_alpha"),
+        (NETWORK_ARGS_SLOT,),
+        ("max_train_steps", "save_every_n_steps", "learning_rate"),
+        ("mixed_precision",),
+    ),
+    hidden=("max_train_epochs", "network_train_text_encoder_only"),  # LECO counts steps and trains the U-Net only
+)  # fmt: skip
 # finetrainers' command for the video families (`train_video`, finetrainers' flag names): LoRA or a full
 # fine-tune is its `training_type` option, so there is no network selector; the model type sets `model_name`.
 VIDEO = TrainingKind(
@@ -236,4 +263,4 @@ VIDEO = TrainingKind(
     ),
     video_samples=True,
 )  # fmt: skip
-KINDS = {kind.key: kind for kind in (LORA, DREAMBOOTH, FINETUNE, TEXTUAL_INVERSION, VIDEO)}
+KINDS = {kind.key: kind for kind in (LORA, DREAMBOOTH, FINETUNE, TEXTUAL_INVERSION, LECO, VIDEO)}

@@ -21,7 +21,8 @@ JA = i18n.load_catalogue("ja")
 # Keys whose English text is a proper noun that Japanese writes the same way.
 SAME_IN_JAPANESE = {"ui.model_type.sd1", "ui.model_type.sd2", "ui.model_type.sdxl", "ui.tensorboard",
                     "ui.model_type.flux_dev", "ui.model_type.flux_schnell", "ui.model_type.chroma",
-                    "ui.model_type.sd3_medium", "ui.model_type.sd3_large", "ui.tab.dreambooth"}
+                    "ui.model_type.sd3_medium", "ui.model_type.sd3_large", "ui.tab.dreambooth", "ui.tab.leco",
+                    "msg.leco.prompts.problem"}  # the last: "{path}: {where}: {text}"
 JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 FLAG = re.compile(r"--[A-Za-z][A-Za-z0-9_]*")
 # What a translation must carry over verbatim: key=value examples, dotted names and file names

@@ -83,7 +83,8 @@ def test_sd_scripts_flags_by_script():
         "cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk", "disable_mmap_load_safetensors",
     }  # fmt: skip
     assert sd_scripts_commands_for("network_dim") == (
-        "train_network", "sdxl_train_network", "flux_train_network", "sd3_train_network",
+        "train_network", "sdxl_train_network", "train_leco", "sdxl_train_leco", "flux_train_network",
+        "sd3_train_network",
     )  # fmt: skip
     assert sd_scripts_commands_for("learning_rat") == ()
 

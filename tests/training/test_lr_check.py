@@ -27,6 +27,14 @@ def test_a_lora_at_a_fine_tuning_rate_is_warned_about(command: str) -> None:
     assert warning(command, "--learning_rate", "0") is None  # nothing trained at 0 is a choice, not a slip
 
 
+def test_a_leco_lora_is_a_lora_and_textual_inversion_is_neither() -> None:
+    assert "--learning_rate 2e-06" in (warning("train_leco", "--prompts_file", "p.toml") or "")
+    assert warning("sdxl_train_leco", "--prompts_file", "p.toml", "--learning_rate", "1e-3") is None
+    # A1111's embedding rate 5e-3 and sd-scripts' 1e-5 both train vectors: no fine-tune warning for either.
+    for rate in ("5e-3", "1e-5"):
+        assert warning("train_textual_inversion", "--token_string", "tok", "--learning_rate", rate) is None
+
+
 @pytest.mark.parametrize("command", ["fine_tune", "sdxl_train"])
 def test_a_fine_tune_at_a_lora_rate_is_warned_about(command: str) -> None:
     message = warning(command, "--learning_rate", "1e-4")

@@ -26,6 +26,7 @@ PLUGIN = ("sd-scripts' network plug-in interface: a module's optional prepare_ne
 WHOLE_NAMESPACE = {
     "preflight": PREFLIGHT,
     "finetune_preflight": PREFLIGHT,
+    "leco_preflight": PREFLIGHT,
     "embedding_preflight": PREFLIGHT,
     "output_space.written_folders": PREFLIGHT,
     "output_space.finetune_save_sizes": PREFLIGHT,

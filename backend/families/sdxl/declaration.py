@@ -16,7 +16,7 @@ SDXL = FamilyDeclaration(
     label="SDXL",
     implementation="backend.families.sdxl.family",
     commands={"lora": "sdxl_train_network", "finetune": "sdxl_train", "dreambooth": "sdxl_train",
-              "textual_inversion": "sdxl_train_textual_inversion"},
+              "textual_inversion": "sdxl_train_textual_inversion", "leco": "sdxl_train_leco"},
     embedding_keys=("clip_l", "clip_g"),
     epsilon=PredictionFacts("sdxl_base_v1-0", "stable-diffusion-xl-v1-base", 1024, "sdxl"),
     text_encoder_widths=(768, 1280),  # CLIP ViT-L, OpenCLIP ViT-bigG

@@ -8,7 +8,7 @@ from backend.families.stable_diffusion.detection import CLIP_L_PREFIX, DETECTION
 
 IMPLEMENTATION = "backend.families.stable_diffusion.family"
 COMMANDS = {"lora": "train_network", "finetune": "fine_tune", "dreambooth": "train_db",
-            "textual_inversion": "train_textual_inversion"}
+            "textual_inversion": "train_textual_inversion", "leco": "train_leco"}
 # One text encoder (lora_te_) and the U-Net by its diffusers paths.
 NETWORK_KEYS = {"network_layout": "sd", "network_label": "SD 1.x/2.x", "network_key_prefixes": (
     "lora_te_", "lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_")}

@@ -1,6 +1,6 @@
 """Files that carry options: the training config TOML and the dataset config."""
 
-from backend.options.schema import KNOWN_COMMANDS, Option, declare_all
+from backend.options.schema import ALL_COMMANDS, KNOWN_COMMANDS, VIDEO_COMMANDS, Option, declare_all
 
 declare_all(
     [
@@ -36,7 +36,7 @@ declare_all(
             default=None,
             group="dataset",
             # train_video takes finetrainers' flag of the same name: its JSON, read by the video data layer.
-            commands=KNOWN_COMMANDS,
+            commands=ALL_COMMANDS + VIDEO_COMMANDS,  # not LECO's: it trains from a prompt file
             help=(
                 "TOML or JSON file that describes datasets and their subsets ([general], [[datasets]], "
                 "[[datasets.subsets]]) as in sd-scripts; misplaced or misspelled keys are errors. When set, "
