@@ -4,9 +4,8 @@ page, and the command-line import's TOML through the LECO preflight on tiny mode
 
 Fixtures: sd15_leco.json and sdxl_leco.json, reconstructed from leco_gui.save_configuration's 68 keys and the form's
 defaults (tests/gui/data/kohya_configs/README.md).
-
-The LECO page (training kind "leco" in gui/training/training_kinds.py) is not on this branch: the page import is
-tested through `lora_actions.import_kohya`, the function the page's import button calls, with a stand-in kind.
+The page import is tested through `lora_actions.import_kohya`, the function the LECO page's import button calls,
+with the page's own kind (the button's wiring is the other pages' too: tests/gui/test_browser*.py).
 """
 
 from __future__ import annotations
@@ -23,8 +22,7 @@ from gui.i18n import Translator
 from gui.kohya_import import convert
 from gui.kohya_import.importer import KohyaImportError, convert_kohya_config, main, write_run_files
 from gui.training.lora_actions import import_kohya
-from gui.training.model_types import kind_model_types
-from gui.training.training_kinds import TrainingKind
+from gui.training.training_kinds import LECO
 from tests.gui.kohya_import.test_kohya_import import ruled_keys
 
 CONFIGS = Path(__file__).parents[1] / "data" / "kohya_configs"
@@ -133,9 +131,8 @@ def test_each_kind_imports_on_its_own_page(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_page_import_fills_a_leco_form(tmp_path: Path) -> None:
-    """What the LECO page's import button calls; the kind is a stand-in until training_kinds has "leco"."""
-    leco = TrainingKind("leco", kind_model_types("leco"), True, "leco_")
-    imported = import_kohya(str(CONFIGS / "sdxl_leco.json"), Translator("en"), tmp_path, kind=leco)
+    """What the LECO page's import button calls."""
+    imported = import_kohya(str(CONFIGS / "sdxl_leco.json"), Translator("en"), tmp_path, kind=LECO)
     assert imported.tab is not None, imported.message
     assert imported.tab.model_type == "sdxl" and imported.tab.command == "sdxl_train_leco"
     assert imported.tab.network_type == "LoCon" and imported.tab.network_fields == {"conv_dim": 8, "conv_alpha": 4.0}
