@@ -159,6 +159,8 @@ def parse_axis(text: str) -> Axis:
                 values.append(int(item))
             else:
                 values.append(parse_prompt_line(f"x --ss {item}").sample_sampler)
+        except InputError:
+            raise
         except (ValueError, PromptFileError) as error:
             detail = str(error) if kind == "sampler" else msg("tool.generate_axis_number", "not a number")
             raise InputError(msg("tool.generate_axis_value", "--xy {kind}: bad value {value} ({detail})",
