@@ -58,5 +58,5 @@ def test_epoch_by_weight_grid(two_epochs: Path, tiny: TinyModels, tmp_path: Path
     trained = [pixels(cells[(column, 1)]) for column in range(columns)]
     assert not np.array_equal(trained[0], base)  # the LoRA changes the image
     assert not np.array_equal(trained[0], trained[-1])  # and the epochs differ
-    assert "Networks: tiny-000001:1" in Image.open(cells[(0, 1)]).text["parameters"]
+    assert 'Networks: "tiny-000001:1"' in Image.open(cells[(0, 1)]).text["parameters"]
     assert Image.open(grid).size[0] > 64 * columns  # the label column
