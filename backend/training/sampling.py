@@ -157,11 +157,13 @@ def format_parameters(
     seed: int,
     *,
     output_name: str | None,
-    step: int,
+    step: int | None,
     epoch: int | None,
     clip_skip: int | None = None,
+    extra: dict[str, object] | None = None,
 ) -> str:
-    """The "parameters" PNG text in A1111's layout (prompt, `Negative prompt:` line, `Key: value` list)."""
+    """The "parameters" PNG text in A1111's layout (prompt, `Negative prompt:` line, `Key: value` list).
+    `step` None: not a training sample (the generator); `extra`: more fields, after the others."""
     width, height = prompt.size
     fields: dict[str, object] = {
         "Steps": prompt.sample_steps,
@@ -174,9 +176,11 @@ def format_parameters(
         fields["Clip skip"] = clip_skip
     if output_name:
         fields["Training output"] = output_name
-    fields["Training step"] = step
+    if step is not None:
+        fields["Training step"] = step
     if epoch is not None:
         fields["Training epoch"] = epoch
+    fields.update(extra or {})
     lines = [prompt.prompt]
     if prompt.negative_prompt:
         lines.append(f"Negative prompt: {prompt.negative_prompt}")

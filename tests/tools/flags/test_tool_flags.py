@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from backend.tools.cli.light_cli import InputError
-from backend.tools.flags import captioning, dataset, lora, metadata
+from backend.tools.flags import captioning, dataset, generation, lora, metadata
 from backend.tools.flags.parser import build_parser, check_ranges
 from backend.tools.flags.spec import Flag, Range, ToolFlags
 from tests.end_to_end.helpers import REPO
 
-GROUPS = {"lora": lora, "metadata": metadata, "captioning": captioning, "dataset": dataset}
+GROUPS = {"lora": lora, "metadata": metadata, "captioning": captioning, "dataset": dataset, "generation": generation}
 DECLARED = {tool.name: tool for group in GROUPS.values() for tool in group.TOOLS}
 # devtools/make_tiny_model has a command line of its own: it builds test fixtures and is not offered
 # in the GUI, so its flags have no second place to drift to; it lives outside backend/tools.

@@ -1,0 +1,1 @@
+"""Generating images from a base model with networks and embeddings: `python -m backend.tools.generate`."""
