@@ -7,20 +7,13 @@ The word must reach the text encoders: a run whose captions never hold it trains
 from __future__ import annotations
 
 import argparse
-from typing import Any, Protocol
 
 from backend.messages import msg
 from backend.training.embedding_files import EMBEDDING_FORMATS
+from backend.training.plan_view import PlanView
 
 
-class Plan(Protocol):
-    command: str
-    errors: list[str]
-    warnings: list[str]
-    report: dict[str, Any]
-
-
-def check_embedding(args: argparse.Namespace, plan: Plan) -> None:
+def check_embedding(args: argparse.Namespace, plan: PlanView) -> None:
     if args.save_model_as not in EMBEDDING_FORMATS:
         plan.errors.append(msg("preflight.ti.save_format", "--save_model_as {value}: an embedding is saved as one of "
                                "{formats}", value=args.save_model_as, formats=", ".join(EMBEDDING_FORMATS)))

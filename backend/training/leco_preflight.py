@@ -8,16 +8,13 @@ on --max_train_steps alone); --network_train_text_encoder_only is refused as sd-
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from backend.messages import msg
 from backend.training.leco_prompts import PromptFileError, load_prompt_settings
-
-if TYPE_CHECKING:
-    from backend.training.preflight import RunPlan
+from backend.training.plan_view import PlanView
 
 
-def check_leco(args: argparse.Namespace, plan: RunPlan) -> None:
+def check_leco(args: argparse.Namespace, plan: PlanView) -> None:
     if args.max_train_epochs:
         plan.errors.append(msg(
             "preflight.leco.epochs", "--max_train_epochs {value}: LECO counts steps only (it has no dataset to go "

@@ -25,19 +25,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from accelerate import Accelerator
 
-from backend.models.components import PromptEmbeds
+from backend.families.seam import ModelFamily
+from backend.models.components import Components, PromptEmbeds
+from backend.models.spec import ModelSpecification
 from backend.objectives.base import Generators
 from backend.objectives.ddpm import DDPMObjective
 from backend.objectives.loss import LossConfig, apply_timestep_weighting
 from backend.training.leco_prompts import PromptSetting
+from backend.training.method import TrainingMethod
 from backend.training.option_slice import OptionSlice
-
-if TYPE_CHECKING:
-    from backend.training.run_setup import TrainingRun
 
 LATENT_CHANNELS, LATENT_SCALE = 4, 8  # SD 1.x/2.x and SDXL latents: 4 channels, 1/8 of the image
 
@@ -92,26 +93,42 @@ def repeat_embeds(embeds: PromptEmbeds, rows: int) -> PromptEmbeds:
     )
 
 
+@dataclass(frozen=True)
+class LecoModel:
+    """What a LECO step runs: the model and its network, as the run built them."""
+
+    accelerator: Accelerator
+    family: ModelFamily
+    spec: ModelSpecification
+    components: Components
+    method: TrainingMethod  # its forward wraps the trained prediction
+    network: Any  # the network module's object: set_multiplier
+    weight_dtype: torch.dtype
+
+
 class LecoStep:
     """The loss of one LECO step (the loop calls it in place of step.batch_loss)."""
 
-    def __init__(self, config: LecoConfig, settings: list[PromptSetting], embeds: dict[str, PromptEmbeds],
-                 objective: DDPMObjective, loss: LossConfig, prediction_type: str, network: Any) -> None:
+    def __init__(self, config: LecoConfig, model: LecoModel, settings: list[PromptSetting],
+                 embeds: dict[str, PromptEmbeds], objective: DDPMObjective, loss: LossConfig,
+                 prediction_type: str) -> None:
         self.config = config
+        self.model = model
         self.settings = settings
         self.embeds = embeds  # each prompt of the settings, encoded once (batch of 1)
         self.objective = objective
         self.loss = loss
-        self.network = network
+        self.network = model.network
         # The sampling pass's scheduler: the training schedule (with --zero_terminal_snr's betas) and the model's
         # prediction type, its own copy (set_timesteps changes it).
         self.scheduler = copy.deepcopy(objective.noise_scheduler)
         self.scheduler.register_to_config(prediction_type=prediction_type)
         self.train_timesteps = objective.noise_scheduler.config.num_train_timesteps
 
-    def __call__(self, run: TrainingRun, batch: dict, generators: Generators) -> torch.Tensor:
+    def __call__(self, batch: dict, generators: Generators) -> torch.Tensor:
         assert isinstance(generators, list) and len(generators) == 1  # one draw per batch (leco_data.py)
         generator = generators[0]
+        run = self.model
         device = run.accelerator.device
         setting = self.settings[int(torch.randint(len(self.settings), (1,), generator=generator,
                                                   device=generator.device).item())]

@@ -17,6 +17,7 @@ trains, and a resumed run sees exactly the batches and noise the uninterrupted r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from pathlib import Path
@@ -371,7 +372,7 @@ class Trainer:
         if self.global_step == 0:
             self.maybe_sample(epoch=None)
         params = run.method.trainable_parameters()
-        loss_of = run.step_loss or batch_loss
+        loss_of = run.step_loss or functools.partial(batch_loss, run)
         accumulation = run.step_config.gradient_accumulation_steps
         epoch, batches_done, batches_in_epoch = self.start_epoch, self.skip_batches, 1
         for epoch in range(self.start_epoch, run.num_epochs + 1):
@@ -387,7 +388,7 @@ class Trainer:
             for batch in run.loader:  # this process's share of each global batch
                 seed_step_random(run, epoch, batches_done)
                 run.method.on_step_start(self.global_step)
-                loss = loss_of(run, batch, sample_generators(run, epoch, batch["sample_indices"]))
+                loss = loss_of(batch, sample_generators(run, epoch, batch["sample_indices"]))
                 run.accelerator.backward(loss / accumulation)
                 batches_done += 1
                 pending += 1

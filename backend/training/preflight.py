@@ -502,16 +502,15 @@ def _check_resume(args: argparse.Namespace, plan: RunPlan) -> None:
 
 def _check_method(args: argparse.Namespace, plan: RunPlan) -> None:
     """The training method's own options: a network (LoRA commands) or the fine-tune's."""
-    if plan.command in LORA_COMMANDS:
+    if plan.command in LORA_COMMANDS or plan.command in LECO_COMMANDS:
         _check_network(args, plan)
         if args.save_model_as not in LORA_FORMATS:
             plan.errors.append(msg("preflight.lora_save_format", "--save_model_as {value}: a LoRA is saved as one of "
                                    "{formats}", value=args.save_model_as, formats=", ".join(LORA_FORMATS)))
+        if plan.command in LECO_COMMANDS:
+            check_leco(args, plan)
     elif plan.command in TEXTUAL_INVERSION_COMMANDS:
         check_embedding(args, plan)
-    elif plan.command in LECO_COMMANDS:
-        _check_network(args, plan)
-        check_leco(args, plan)
     else:
         check_finetune(args, plan)
     validation_split = any(spec.validation_split > 0 for spec in plan.dataset_specs)

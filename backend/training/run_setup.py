@@ -60,7 +60,7 @@ from backend.training.hub_upload import HubUploadConfig, HubUploader
 from backend.training.initial_step import InitialStepConfig
 from backend.training.leco_data import LecoStepGroup
 from backend.training.leco_prompts import PromptSetting, load_prompt_settings
-from backend.training.leco_step import LecoConfig, LecoStep
+from backend.training.leco_step import LecoConfig, LecoModel, LecoStep
 from backend.training.loss_scaling import allow_half_gradients
 from backend.training.method import TrainingMethod
 from backend.training.method_options import EmbeddingConfig, MethodConfig, NetworkConfig, method_config
@@ -140,8 +140,8 @@ class TrainingRun:
     # Sample prompts given as data (the video trainer's validation prompts); None: --sample_prompts' file.
     prompts: list[Any] | None = None
     initial: InitialStepConfig = InitialStepConfig()  # --initial_step/--initial_epoch: the step counted from
-    # A batch's loss when the run's steps are not step.batch_loss's (LECO: leco_step.LecoStep); None: batch_loss.
-    step_loss: Callable[[TrainingRun, dict, Any], torch.Tensor] | None = None
+    # (batch, generators) -> its loss when the run's steps are not step.batch_loss's (LECO: leco_step.LecoStep).
+    step_loss: Callable[[dict, Any], torch.Tensor] | None = None
 
     @property
     def spec(self) -> ModelSpecification:
@@ -431,8 +431,9 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     saving = SaveConfig.from_args(args).for_epochs(epochs)
     step_loss = None
     if leco is not None:
-        step_loss = leco_step(leco, group.settings, spec, components, method, objective, loss_config, step_config,
-                              accelerator)
+        step_loss = leco_step(leco, group.settings, LecoModel(accelerator, run_family, spec, components, method,
+                                                              getattr(method, "network", None), weight_dtype),
+                              objective, loss_config, step_config)
     extension = method.format.extension if isinstance(method, FineTuneTraining) else saving.save_model_as
     return TrainingRun(
         args=args, command=command, accelerator=accelerator, reporter=reporter,
@@ -457,17 +458,17 @@ def build_run(args: argparse.Namespace, command: str, plan: RunPlan, data: DataB
     )
 
 
-def leco_step(config: LecoConfig, settings: list[PromptSetting], spec: ModelSpecification, components: Components,
-              method: TrainingMethod, objective: Objective, loss: LossConfig, step_config: StepConfig,
-              accelerator: Accelerator) -> LecoStep:
+def leco_step(config: LecoConfig, settings: list[PromptSetting], model: LecoModel, objective: Objective,
+              loss: LossConfig, step_config: StepConfig) -> LecoStep:
     """LECO's step, with every prompt of its settings encoded once (the text encoders are frozen)."""
-    if not isinstance(objective, DDPMObjective) or not isinstance(method, NetworkTraining):
+    components = model.components
+    if not isinstance(objective, DDPMObjective) or not isinstance(model.method, NetworkTraining):
         raise RunStopped(f"LECO trains a network on a DDPM model (SD 1.x/2.x, SDXL), not {components.family}")
     prompts = sorted({prompt for setting in settings for prompt in setting.prompts})
-    with torch.no_grad(), accelerator.autocast():
-        embeds = {prompt: spec.encode_captions(components, [prompt], step_config.max_token_length,
-                                               step_config.clip_skip) for prompt in prompts}
-    return LecoStep(config, settings, embeds, objective, loss, components.configs.prediction_type, method.network)
+    with torch.no_grad(), model.accelerator.autocast():
+        embeds = {prompt: model.spec.encode_captions(components, [prompt], step_config.max_token_length,
+                                                     step_config.clip_skip) for prompt in prompts}
+    return LecoStep(config, model, settings, embeds, objective, loss, components.configs.prediction_type)
 
 
 def hub_uploader(config: HubUploadConfig, main_process: bool) -> HubUploader | None:

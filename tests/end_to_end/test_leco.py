@@ -31,11 +31,13 @@ def test_preflight_reads_the_prompt_file(tiny, tmp_path: Path, capsys, command: 
     assert report["ok"] and report["leco"]["settings"] == 1
 
     prompts.write_text('[[prompts]]\ntarget = "dog"\nresolution = 60\n', encoding="utf-8")
-    assert run_command(command, [*base, "--max_train_epochs", "2", "--network_train_text_encoder_only"]) == 1
+    assert run_command(command, [*base, "--max_train_epochs", "2", "--network_train_text_encoder_only",
+                                 "--save_model_as", "diffusers"]) == 1
     errors = json.loads(capsys.readouterr().out)["errors"]
     assert any("--max_train_epochs 2: LECO counts steps only" in error for error in errors)
     assert any("--network_train_text_encoder_only" in error for error in errors)
     assert any('[[prompts]] #1: "resolution" 60' in error for error in errors)
+    assert "--save_model_as diffusers: a LoRA is saved as one of safetensors, ckpt, pt" in errors
 
 
 def listening_model(base: Path, folder: Path) -> Path:
