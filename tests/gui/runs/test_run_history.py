@@ -12,7 +12,7 @@ import pytest
 
 from gui.runs.run_history import RunHistory
 from gui.runs.runner import TrainingRunner
-from tests.gui.runs.test_runner import script
+from tests.gui.runs.test_runner import script, wait_for
 
 FAKE_TRAINER = """
 print("loading the model", flush=True)
@@ -73,6 +73,7 @@ def test_failed_and_stopped_runs_are_recorded_as_such(tmp_path: Path, history: R
     runner = TrainingRunner(history=history, stop_timeout=5)
     start_run(runner, tmp_path, "bad", 1e-4, env={"FAKE_EXIT": "3"})
     runner.start(script(tmp_path, "print('waiting', flush=True)\ntime.sleep(60)\n"), meta={"kind": "lora"})
+    wait_for(runner, lambda snapshot: snapshot["log_tail"] == ["waiting"])
     runner.stop()
     stopped, failed = history.runs()  # newest first
     assert (failed["status"], failed["exit_code"]) == ("failed", 3)
