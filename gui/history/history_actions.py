@@ -100,14 +100,17 @@ def details_markdown(history: RunHistory, run_id: str, t: Translator) -> Markdow
         (t.t("ui.history.col.output"), md_code(record.get("output") or "")),
         (t.t("ui.history.folder"), md_code(history.run_folder(run_id) or "")),
     ]
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows if value not in ("", " / "))
-    parts = [table, f"**{t.t('ui.history.command')}**\n" + md_code_block(str(record.get("command_line") or ""))]
+    parts = ["\n".join(f"- **{name}**: {value}" for name, value in rows if value not in ("", " / "))]
     files = [*record.get("checkpoints", [])]
     if files:
         parts.append(f"**{t.t('ui.history.saved_files')}**\n" + "\n".join(f"- {md_code(path)}" for path in files))
     for error in record.get("errors") or []:
         parts.append(md_code_block(str(error)))
     return Markdown("\n\n".join(parts))
+
+
+def command_line(history: RunHistory, run_id: str) -> str:
+    return str((history.record(run_id) or {}).get("command_line") or "")
 
 
 def log_tail(history: RunHistory, run_id: str, lines: int = LOG_TAIL) -> str:

@@ -47,6 +47,8 @@ def build_history_page(
     message = gr.Markdown(elem_id="history_message")
     route = gr.Textbox(visible=False, elem_id="history_route")
     details = gr.Markdown(elem_id="history_details")
+    command = gr.Textbox(label=t.t("ui.history.command"), lines=2, max_lines=6, interactive=False,
+                         elem_id="history_command")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.LinePlot(None, x="step", y="loss", color="series", label=t.t("ui.loss"), x_title=t.t("ui.step"),
                            y_title=t.t("ui.loss"), color_title="", height=260, elem_id="history_loss_plot")  # fmt: skip
@@ -78,11 +80,11 @@ def build_history_page(
     def show(run_id: Any) -> tuple[Any, ...]:
         run_id = str(run_id or "")
         frame = actions.loss_frame(history, [(t.t("ui.average_loss"), run_id)], t) if run_id else None
-        return (actions.details_markdown(history, run_id, t), frame, actions.samples(history, run_id) or None,
-                actions.log_tail(history, run_id))  # fmt: skip
+        return (actions.details_markdown(history, run_id, t), actions.command_line(history, run_id), frame,
+                actions.samples(history, run_id) or None, actions.log_tail(history, run_id))  # fmt: skip
 
     list_outputs = [table, listed, chosen, first, second]
-    shown_outputs = [details, plot, gallery, log]
+    shown_outputs = [details, command, plot, gallery, log]
     app.load(listing, inputs=[search, chosen, first, second], outputs=list_outputs, show_progress="hidden")
     search.submit(listing, inputs=[search, chosen, first, second], outputs=list_outputs)
     refresh.click(listing, inputs=[search, chosen, first, second], outputs=list_outputs)
