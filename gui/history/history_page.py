@@ -19,6 +19,8 @@ from gui.runs.run_history import HISTORY, RunHistory
 from gui.runs.runner import TrainingRunner
 from gui.training import lora_actions
 
+# Pinned, so the plot's label can name them (Gradio's legend below the plot is cut off by its box).
+CURVE_COLOURS = {"A": "#1f6fd1", "B": "#f58518"}
 # "Open in its page": the page's address from this page's own (a root_path prefix kept).
 GO_TO_PAGE_JS = """(route) => {
   if (route === null || route === undefined || route === "") return;
@@ -64,6 +66,7 @@ def build_history_page(
                             elem_id="history_diff")  # fmt: skip
         compare_plot = gr.LinePlot(None, x="step", y="loss", color="series", label=t.t("ui.history.loss_curves"),
                                    x_title=t.t("ui.step"), y_title=t.t("ui.loss"), color_title="", height=300,
+                                   color_map=CURVE_COLOURS,
                                    elem_id="history_compare_plot")  # fmt: skip
     timer = poll_timer(2.0)
 
