@@ -31,7 +31,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Flags a GUI config's [launch] table may set, with their types (see gui/gui_config.py).
 LAUNCH_KEYS: dict[str, type] = {
     "listen": str, "server_port": int, "inbrowser": bool, "share": bool, "headless": bool,
-    "language": str, "root_path": str, "username": str, "password_file": str,
+    "language": str, "root_path": str, "username": str, "password_file": str, "history_dir": str,
 }  # fmt: skip
 
 
@@ -62,6 +62,12 @@ def launch_parser() -> argparse.ArgumentParser:
         choices=available_languages(),
         default=None,
         help="language of the GUI (default: from the OS locale, else en)",
+    )
+    parser.add_argument(
+        "--history_dir",
+        default="",
+        help="where each training run's record (TOML, form, command, log, progress, loss) is kept "
+        "(default: $KOHYA_GUI_HISTORY_DIR, else user_state/runs in the repo folder)",
     )
     parser.add_argument(
         "--config",
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gui.app import CSS, build_app
     from gui.login.login_gate import LoginGate
+    from gui.runs import run_history
     from gui.training import tensorboard
 
     credentials = args.credentials
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.password_file and (warning := password_file_warning(args.password_file)):
         print(warning, file=sys.stderr)
 
+    run_history.configure(args.history_dir or None)
     app = build_app(
         language=args.language or default_language(), headless=args.headless, defaults=config.defaults
     )

@@ -10,17 +10,21 @@ import atexit
 import io
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.messages import msg
 from gui.backend_process import REPO
 from gui.runs.process_tree import new_group_options, stop_tree
 from gui.runs.run_state import LOG_LINES, RunState
+
+if TYPE_CHECKING:
+    from gui.runs.run_history import RunHistory, RunRecord
 
 # After the process exits, how long its output may still be drained before the run is final
 # (a descendant that outlives it can hold the pipe open).
@@ -33,9 +37,13 @@ class RunnerBusyError(RuntimeError):
 
 class TrainingRunner:
     def __init__(
-        self, cwd: str | os.PathLike[str] = REPO, stop_timeout: float = 10.0, log_lines: int = LOG_LINES
-    ) -> None:
+        self, cwd: str | os.PathLike[str] = REPO, stop_timeout: float = 10.0, log_lines: int = LOG_LINES,
+        history: RunHistory | None = None,
+    ) -> None:  # fmt: skip
+        """`history`: where each run is recorded (gui/runs/run_history.py); None records nothing (the tool runner)."""
         self.cwd = Path(cwd)
+        self.history = history
+        self._record: RunRecord | None = None
         self.stop_timeout = stop_timeout
         self._log_lines = log_lines
         self._lock = threading.Lock()
@@ -84,6 +92,7 @@ class TrainingRunner:
                 started_at=time.time(),
                 log=deque(maxlen=self._log_lines),
             )
+            self._record = self._begin_record(process.pid, env)
             reader = threading.Thread(target=self._read, args=(process,), name="training-log", daemon=True)
             self._waiter = threading.Thread(
                 target=self._wait, args=(process, reader), name="training-wait", daemon=True
@@ -135,8 +144,12 @@ class TrainingRunner:
         stream = io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline="")
         for raw in stream:
             with self._lock:
-                if self._process is process:
-                    self._state.add_output(raw)
+                if self._process is not process:
+                    continue
+                self._state.add_output(raw)
+                record = self._record
+            if record is not None:
+                record.add_output(raw)
 
     def _wait(self, process: subprocess.Popen[bytes], reader: threading.Thread) -> None:
         exit_code = process.wait()
@@ -149,3 +162,21 @@ class TrainingRunner:
                 state.status = "stopped"
             else:
                 state.status = "finished" if exit_code == 0 else "failed"
+            record, final = self._record, state.to_dict(tail=0)
+        if record is not None:
+            try:
+                record.finish(final)
+            except OSError as error:
+                print(f"run history: cannot write {record.folder}: {error}", file=sys.stderr)
+
+    def _begin_record(self, pid: int, env: Mapping[str, str] | None) -> RunRecord | None:
+        """The run's record (under the lock, before its reader starts); None when there is no history or it
+        cannot be written: the run goes on either way."""
+        if self.history is None:
+            return None
+        try:
+            meta = {**self._state.meta, "env": dict(env or {})}
+            return self.history.begin(self._state.argv, meta, self._state.started_at, pid)
+        except OSError as error:
+            print(f"run history: cannot record the run in {self.history.folder}: {error}", file=sys.stderr)
+            return None

@@ -32,6 +32,7 @@ from gui.kohya_import.importer import (
 )
 from gui.markdown_text import Markdown, md_code_block, md_list, md_t
 from gui.runs.progress_view import FAILURE_LOG_LINES, preflight_markdown
+from gui.runs.run_history import HISTORY
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.training.command_builder import (
     build_command,
@@ -50,7 +51,7 @@ from gui.training.tensorboard import SERVER as TENSORBOARD
 from gui.training.tensorboard import TensorBoardError, TensorBoardServer
 from gui.training.training_kinds import LORA, TrainingKind
 
-RUNNER = TrainingRunner()
+RUNNER = TrainingRunner(history=HISTORY)  # every training run recorded (gui/runs/run_history.py)
 PREFLIGHT_TIMEOUT_S = 300
 
 
@@ -124,7 +125,9 @@ def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: 
     try:
         prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys(), when=when)
         # The trainer's messages (errors, hints, warnings) in the GUI's language.
-        runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta={"kind": tab.kind.key, "form": tab.form_data()})
+        meta = {"kind": tab.kind.key, "form": tab.form_data(), "config": str(prepared.config_path),
+                "snapshot": str(prepared.snapshot_path)}  # fmt: skip
+        runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta=meta)
     except OptionError as error:
         return problems_text(t, error.messages)
     except (ValueError, OSError) as error:
