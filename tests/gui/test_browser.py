@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def gui_server(*flags: str, env: Mapping[str, str] | None = None, fork: bool = True) -> Iterator[str]:
+def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """The GUI on a free port. Its last-form files go to a temporary folder (never the user's), unless
     `env` names one in KOHYA_GUI_STATE_DIR. Its output goes to `gui.log` there, printed when the test fails
     (a pipe nobody reads would block the server once full).
@@ -59,12 +59,12 @@ def gui_server(*flags: str, env: Mapping[str, str] | None = None, fork: bool = T
     lines, without 10-20 s of imports each. The GUI gets the environment the end-to-end tests' runs have
     (trainer_env: HF_HUB_OFFLINE=1, PYTHONUNBUFFERED=1) so that they match the server's; a test that sets other
     variables in `env` gets fresh interpreters, as does KOHYA_TEST_FORK=0. `accelerate launch` in a fresh
-    interpreter is tests/gui/runs/test_runner.py's real run. `fork=False`: fresh interpreters for this GUI."""
+    interpreter is tests/gui/runs/test_runner.py's real run."""
     port = free_port()
     state = tempfile.TemporaryDirectory(prefix="gui-state-")
     log_path = Path(state.name) / "gui.log"
     server_env = trainer_env(_ENV_AT_START)
-    socket_path = fork_socket(server_env) if fork else None
+    socket_path = fork_socket(server_env)
     forked = {FORK_SOCKET_ENV: socket_path} if socket_path else {}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -30,10 +30,7 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
     write_clip(tmp_path / "data" / "clip.mp4", frames=9, size=(64, 64), fps=8, seed=3)
     (tmp_path / "data" / "clip.txt").write_text("a red square moves right", encoding="utf-8")
     out = tmp_path / "out"
-    # Fresh interpreters for this run (not forks: gui_server): with the forked run the player stayed empty after
-    # "Finished" in 2 of 6 runs on 2026-12-04 (passing in the other 4), a known rare failure (below) that the
-    # faster run made frequent; not understood yet.
-    with gui_server("--language", "en", fork=False) as url:
+    with gui_server("--language", "en") as url:
         page = open_page(browser, url, path="video")
         page.locator("#video_model_type label").filter(has_text="Wan 2.1").first.click()
         fill(page, "video_opt_pretrained_model_name_or_path", str(model))
