@@ -5,8 +5,13 @@ Why: a tiny training run takes 10-20 s, and 7-9 s of it is those imports (cProfi
 8.7 of 11.1 s); the suite starts well over a hundred of them. What the command sees is what a fresh
 `python -m` sees (its arguments, environment, working folder, exit code, output, imports of the backend made
 fresh), except that those libraries are already imported. They read some environment variables when imported
-(HF_*, TORCH*, OMP_* ...), so a run whose environment differs from the server's in anything but KOHYA_*
-variables starts a fresh interpreter instead, as does every run with KOHYA_TEST_FORK=0.
+(HF_*, TORCH*, OMP_* ...), so a run whose environment differs from the server's in anything but the variables
+they never read when imported (KOHYA_*, PYTEST_CURRENT_TEST ...: tests/fork_server.py) starts a fresh
+interpreter instead, as does every run with KOHYA_TEST_FORK=0. (Until 2026-12-05 PYTEST_CURRENT_TEST, which
+pytest sets around every test, sent every run under pytest to a fresh interpreter.)
+
+The same server takes the training runs of the GUIs the browser tests start, on a Unix socket (`fork_socket`;
+tests/fork_server.py, gui/runs/forked_launch.py).
 """
 
 from __future__ import annotations
@@ -23,28 +28,38 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from tests.fork_server import runtime_only
+
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_ONLY_PREFIXES = ("KOHYA_",)  # read by the backend when it runs, never by the preloaded libraries
 
 
 def _same_import_environment(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    keys = {key for key in {*a, *b} if not key.startswith(RUNTIME_ONLY_PREFIXES)}
+    """Whether the preloaded libraries would be imported alike in `a` and `b` (tests/fork_server.py's
+    RUNTIME_ONLY_*: the variables that may differ)."""
+    keys = {key for key in {*a, *b} if not runtime_only(key)}
     return all(a.get(key) == b.get(key) for key in keys)
 
 
 class ForkServer:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = dict(env)
+        self.folder = tempfile.TemporaryDirectory(prefix="fork-server-")
+        self.socket_path = str(Path(self.folder.name) / "socket")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fork_server"], cwd=REPO, env=self.env,
+            [sys.executable, "-m", "tests.fork_server", "--socket", self.socket_path], cwd=REPO, env=self.env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
         self.answers: queue.Queue[dict | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.lock = threading.Lock()
-        ready = self.answers.get(timeout=300)
-        if not ready or not ready.get("ready"):
-            raise RuntimeError("the fork server did not start (tests/fork_server.py)")
+        self.ready = False  # waited for by the first command (a GUI's runs queue on the socket meanwhile)
+
+    def _wait_until_ready(self) -> None:
+        if not self.ready:
+            ready = self.answers.get(timeout=300)
+            if not ready or not ready.get("ready"):
+                raise RuntimeError("the fork server did not start (tests/fork_server.py)")
+            self.ready = True
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -59,6 +74,7 @@ class ForkServer:
         return answer
 
     def _start(self, module: str, args: Sequence[str], env: Mapping[str, str], cwd: Path, folder: Path) -> int:
+        self._wait_until_ready()
         request = {"module": module, "args": list(args), "env": dict(env), "cwd": str(cwd),
                    "stdout": str(folder / "stdout"), "stderr": str(folder / "stderr")}  # fmt: skip
         assert self.process.stdin is not None
@@ -106,6 +122,7 @@ class ForkServer:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.folder.cleanup()
 
 
 _SERVER: ForkServer | None = None
@@ -120,6 +137,13 @@ def _server(env: Mapping[str, str], server_env: Mapping[str, str] | None) -> For
         _SERVER = ForkServer(env if server_env is None else server_env)
         atexit.register(_SERVER.close)
     return _SERVER if _same_import_environment(env, _SERVER.env) else None
+
+
+def fork_socket(server_env: Mapping[str, str]) -> str | None:
+    """The Unix socket of the worker's fork server (started on first use with `server_env`), for a GUI's runs
+    (KOHYA_TEST_FORK_SOCKET, gui/runs/forked_launch.py); None under KOHYA_TEST_FORK=0 or without fork."""
+    server = _server(server_env, server_env)
+    return None if server is None else server.socket_path
 
 
 def run_module(module: str, args: Sequence[str], env: Mapping[str, str], cwd: Path = REPO,

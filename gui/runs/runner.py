@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.messages import msg
 from gui.backend_process import REPO
+from gui.runs.forked_launch import forked_popen
 from gui.runs.process_tree import new_group_options, stop_tree
 from gui.runs.run_state import LOG_LINES, RunState
 
@@ -73,7 +74,8 @@ class TrainingRunner:
             # Unbuffered so progress lines arrive as they are written; UTF-8 so Japanese paths in
             # the log survive a cp932 or cp1252 console on Windows.
             full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-            process = subprocess.Popen(
+            # Under the browser tests only (KOHYA_TEST_FORK_SOCKET): the same command, forked (forked_launch.py).
+            process = forked_popen(argv, full_env, self.cwd) or subprocess.Popen(
                 list(argv),
                 cwd=self.cwd,
                 env=full_env,

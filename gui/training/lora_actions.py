@@ -31,6 +31,7 @@ from gui.kohya_import.importer import (
     report_titles,
 )
 from gui.markdown_text import Markdown, md_code_block, md_list, md_t
+from gui.runs.forked_launch import forked_run
 from gui.runs.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runs.run_history import HISTORY
 from gui.runs.runner import RunnerBusyError, TrainingRunner
@@ -147,9 +148,11 @@ def preflight(tab: TabValues, t: Translator) -> str:
         with tempfile.TemporaryDirectory(prefix="preflight-") as folder:
             config = write_run_config(tab.command, tab.run_options(), Path(folder) / "preflight.toml")
             argv = [venv_python(), "-m", f"backend.{tab.command}", "--config_file", str(config), "--preflight"]
-            result = subprocess.run(
+            env = {**os.environ, LANGUAGE_ENV: t.language}  # its report in the UI language
+            # Under the browser tests only (KOHYA_TEST_FORK_SOCKET): the same command, forked (gui/runs/forked_launch.py).
+            result = forked_run(argv, env, REPO, PREFLIGHT_TIMEOUT_S) or subprocess.run(
                 argv, cwd=REPO, capture_output=True, text=True, encoding="utf-8", errors="replace",
-                timeout=PREFLIGHT_TIMEOUT_S, env={**os.environ, LANGUAGE_ENV: t.language},  # its report in the UI language
+                timeout=PREFLIGHT_TIMEOUT_S, env=env,
             )  # fmt: skip
     except OptionError as error:
         return problems_text(t, error.messages)

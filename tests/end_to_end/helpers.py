@@ -35,8 +35,11 @@ _ENV_AT_START = dict(os.environ)  # before any test changes it (the fork server'
 
 
 def trainer_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    # Offline, like a user without network access: nothing may be fetched from a hub.
-    return {**(os.environ if base is None else base), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # Offline, like a user without network access: nothing may be fetched from a hub. No telemetry either, as
+    # in the GUI (Gradio sets HF_HUB_DISABLE_TELEMETRY=True there), so that the GUI's runs in the browser tests
+    # are forked from the same server as these (tests/gui/test_browser.py's gui_server).
+    return {**(os.environ if base is None else base), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "True"}  # fmt: skip
 
 
 def run_trainer(command: str, *args: str, timeout: int = 600) -> TrainerResult:

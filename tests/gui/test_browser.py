@@ -26,8 +26,10 @@ import pytest
 import toml
 
 from gui.i18n import Translator
+from gui.runs.forked_launch import FORK_SOCKET_ENV
 from gui.training.presets import USER_DIR
-from tests.end_to_end.helpers import make_images
+from tests.end_to_end.helpers import _ENV_AT_START, make_images, trainer_env
+from tests.forked_commands import fork_socket
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,15 +52,25 @@ def free_port() -> int:
 def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """The GUI on a free port. Its last-form files go to a temporary folder (never the user's), unless
     `env` names one in KOHYA_GUI_STATE_DIR. Its output goes to `gui.log` there, printed when the test fails
-    (a pipe nobody reads would block the server once full)."""
+    (a pipe nobody reads would block the server once full).
+
+    Its runs (training, tools) start as forks of the worker's fork server, which has the heavy libraries
+    imported (KOHYA_TEST_FORK_SOCKET: gui/runs/forked_launch.py, tests/forked_commands.py): the same command
+    lines, without 10-20 s of imports each. The GUI gets the environment the end-to-end tests' runs have
+    (trainer_env: HF_HUB_OFFLINE=1, PYTHONUNBUFFERED=1) so that they match the server's; a test that sets other
+    variables in `env` gets fresh interpreters, as does KOHYA_TEST_FORK=0. `accelerate launch` in a fresh
+    interpreter is tests/gui/runs/test_runner.py's real run."""
     port = free_port()
     state = tempfile.TemporaryDirectory(prefix="gui-state-")
     log_path = Path(state.name) / "gui.log"
+    server_env = trainer_env(_ENV_AT_START)
+    socket_path = fork_socket(server_env)
+    forked = {FORK_SOCKET_ENV: socket_path} if socket_path else {}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "kohya_gui.py", "--headless", "--server_port", str(port), *flags],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "KOHYA_GUI_STATE_DIR": state.name, **(env or {})},
+            env={**trainer_env(), **forked, "KOHYA_GUI_STATE_DIR": state.name, **(env or {})},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
