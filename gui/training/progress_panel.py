@@ -36,6 +36,9 @@ from gui.training.training_kinds import KINDS, TrainingKind
 
 POLL_SECONDS = 1.0
 LOG_TAIL = 200
+# Ticks after a run ends that resend everything before the timer stops: one update the page dropped while busy
+# (a loaded machine) is sent again, not left missing for good (an empty player after "Finished").
+END_TICKS = 2
 
 
 def _images(paths: list[str]) -> list[Image.Image]:
@@ -124,9 +127,11 @@ def build_progress_panel(
             texts.append(bar_status_html(actual, kind, t))
         now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid"),
                "texts": texts, "status": actual.get("status")}
-        # A new run (another pid) resends everything; so does the tick that sees the run end (the last one a
-        # managed timer makes): an update the page dropped while it was busy is not left showing for good.
-        fresh = now["run"] != last.get("run") or (last.get("status") == "running" and now["status"] != "running")
+        # A new run (another pid) resends everything; so do the END_TICKS ticks from the one that sees the run end
+        # (the last ones a managed timer makes): an update the page dropped while it was busy is sent again.
+        ended = now["status"] != "running"
+        now["after_end"] = last.get("after_end", 0) + 1 if ended and now["run"] == last.get("run") else int(ended)
+        fresh = now["run"] != last.get("run") or (ended and now["after_end"] <= END_TICKS)
         shown_samples: Any = gr.skip()
         unreadable = False
         if fresh or len(samples) != last["samples"]:
@@ -142,7 +147,7 @@ def build_progress_panel(
             now,
             *shown[3:],
             # (a sample not readable yet keeps the timer going after the run, until it is shown)
-            *poll.after_tick(actual.get("status") == "running" or unreadable),
+            *poll.after_tick(not ended or unreadable or now["after_end"] < END_TICKS),
         ]
         return tuple(result)
 

@@ -72,3 +72,37 @@ def test_the_apps_panels_are_all_managed_and_every_start_wakes_them() -> None:
     starters = {config[e["trigger_after"]]["targets"][0][0] for e in woken}
     start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start", "leco_start", "video_start", "history_rerun")}
     assert start_ids <= starters and len(starters) > len(start_ids)  # the tool Run buttons too
+
+
+class _FinishedRun:
+    """A runner whose run has ended with one validation video: what the panel's ticks read."""
+
+    def __init__(self, video: str) -> None:
+        self.state = {"status": "finished", "pid": 7, "kind": "video", "log_lines": 0, "log_tail": [],
+                      "samples": [{"path": video, "step": 2}], "history": {"step": []}}
+
+    def snapshot(self, tail: int = 200) -> dict[str, Any]:
+        return dict(self.state)
+
+
+def test_the_ticks_after_a_run_ends_resend_its_video_before_the_timer_stops(tmp_path) -> None:
+    from gui.i18n import Translator
+    from gui.training.progress_panel import END_TICKS, build_progress_panel
+    from gui.training.training_kinds import KINDS
+
+    video = tmp_path / "sample.mp4"
+    video.write_bytes(b"not really a video, but readable")
+    with gr.Blocks() as app:
+        polling = TabPolling()
+        with polling.tab("video"):
+            build_progress_panel(Translator("en"), _FinishedRun(str(video)), "video", KINDS["video"])
+    [tick] = [block.fn for block in app.fns.values() if getattr(block.fn, "__name__", "") == "on_tick"]
+    last: dict[str, Any] = {"samples": 1, "points": 0, "log": 0, "run": 7, "texts": None, "status": "running"}
+    players, stops = [], []
+    for _ in range(END_TICKS):
+        *_, player, _, last, timer = tick(last)
+        players.append(player)
+        stops.append(isinstance(timer, gr.Timer) and timer.active is False)
+    # Each of them sends the player its video again (an update a busy page dropped is not lost); the last stops.
+    assert all(isinstance(player, gr.Video) and player.value for player in players)
+    assert stops == [False] * (END_TICKS - 1) + [True]
