@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,13 @@ from tests.gui.test_browser_finetune import fill
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def wait_for_file(path: Path, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written within {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 def choose(page: object, elem_id: str, index: int) -> None:
@@ -50,7 +58,8 @@ def test_history_lists_compares_and_reruns_runs(browser: object, tiny: object, t
             fill(page, "opt_output_name", name)
             fill(page, "opt_learning_rate", rate)
             page.locator("#lora_start").click()
-            expect(field(page, "lora_status")).to_have_value(t.t("ui.status.running"), timeout=60_000)
+            # A 2-step run may end between two polls (the page never shows "running"): its file marks its end.
+            wait_for_file(out / f"{name}.safetensors")
             expect(field(page, "lora_status")).to_have_value(t.t("ui.status.finished"), timeout=300_000)
 
         go_to(page, url, "history")
