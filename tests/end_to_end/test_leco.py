@@ -5,7 +5,6 @@ towards the erase target, measured in diffusers; exact resume; an SDXL slider wh
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from safetensors.torch import load_file
 
 from backend.training.command import run_command
 
-from .helpers import run_trainer
+from .helpers import listening_model, run_trainer
 
 
 @pytest.mark.parametrize(("command", "arch"), [("train_leco", "sd15"), ("sdxl_train_leco", "sdxl")])
@@ -38,21 +37,6 @@ def test_preflight_reads_the_prompt_file(tiny, tmp_path: Path, capsys, command: 
     assert any("--network_train_text_encoder_only" in error for error in errors)
     assert any('[[prompts]] #1: "resolution" 60' in error for error in errors)
     assert "--save_model_as diffusers: a LoRA is saved as one of safetensors, ckpt, pt" in errors
-
-
-def listening_model(base: Path, folder: Path) -> Path:
-    """The tiny SD 1.5 with its cross-attention values scaled up: the tiny model barely listens to the text, so
-    positive - unconditional (what LECO learns from) would be ~0 (as in test_textual_inversion.py)."""
-    from diffusers import UNet2DConditionModel
-
-    shutil.copytree(base, folder)
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
-    with torch.no_grad():
-        for name, module in unet.named_modules():
-            if name.endswith("attn2"):
-                module.to_v.weight.mul_(200)
-    unet.save_pretrained(folder / "unet")
-    return folder
 
 
 def leco_flags(model: Path, prompts: Path, out: Path, *extra: str) -> list[str]:

@@ -4,7 +4,6 @@ is exact; the files load in diffusers; --weights continues a file; the options a
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from safetensors.torch import load_file
 from backend.families.loaded import get_spec
 from backend.models.loading import load_components
 
-from .helpers import make_images, run_trainer
+from .helpers import listening_model, make_images, run_trainer
 
 TOKEN, INIT = "mytok", "dog"
 TIMESTEPS = (100, 300, 500, 700, 900)
@@ -69,22 +68,6 @@ def init_vectors(model: Path, count: int) -> list[torch.Tensor]:
         weight = encoder.get_input_embeddings().weight.detach()
         found.append(torch.stack([weight[ids[i % len(ids)]] for i in range(count)]))
     return found
-
-
-def listening_model(base: Path, folder: Path) -> Path:
-    """The tiny SD 1.5 with its cross-attention values scaled up. The tiny model's random cross-attention barely
-    listens to the text (the loss moves by under 0.1 % between any two prompts), so nothing learned through the
-    text could be measured; scaled, the prompt moves it by a few percent."""
-    from diffusers import UNet2DConditionModel
-
-    shutil.copytree(base, folder)
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
-    with torch.no_grad():
-        for name, module in unet.named_modules():
-            if name.endswith("attn2"):
-                module.to_v.weight.mul_(200)
-    unet.save_pretrained(folder / "unet")
-    return folder
 
 
 @pytest.fixture(scope="module")
