@@ -26,10 +26,24 @@ STYLES = ("auto", "anime", "photo")
 CLASS_WORDS = {"character": "person", "style": "style", "concept": "object"}
 MAX_REPEATS = 100
 # Words in a model's file name that mark an anime/illustration model (its captions were booru tags).
-ANIME_WORDS = ("anime", "illustrious", "noob", "pony", "animagine", "waifu", "kohaku", "hentai", "manga", "toon")
+ANIME_WORDS = (
+    "anime",
+    "illustrious",
+    "noob",
+    "pony",
+    "animagine",
+    "waifu",
+    "kohaku",
+    "hentai",
+    "manga",
+    "toon",
+)
 # The sample prompts per kind ({trigger}, {cls}: the trigger and class words); the size and steps are added.
 SAMPLE_PROMPTS = {
-    "character": ("{trigger}, {cls}, looking at viewer, upper body", "{trigger}, {cls}, full body, standing outdoors"),
+    "character": (
+        "{trigger}, {cls}, looking at viewer, upper body",
+        "{trigger}, {cls}, full body, standing outdoors",
+    ),
     "style": ("{trigger}, a mountain lake at sunrise", "{trigger}, portrait of a woman reading a book"),
     "concept": ("{trigger}, {cls}", "{trigger}, {cls}, on a wooden table"),
 }
@@ -41,10 +55,16 @@ SAMPLE_STEPS = 24
 class QuickPreset:
     model_type: str
     resolution: int
-    anime_tags: bool  # WD14 tags (not BLIP sentences) caption images for an anime/illustration model of the family
+    anime_tags: (
+        bool  # WD14 tags (not BLIP sentences) caption images for an anime/illustration model of the family
+    )
     options: Mapping[str, Any]
-    kinds: Mapping[str, Mapping[str, Any]]  # per kind: options plus "images_per_epoch" (what the repeats aim at)
-    cards: Mapping[str, Mapping[str, Any]]  # per card size ("cpu", "8", ...): the family's memory savers for it
+    kinds: Mapping[
+        str, Mapping[str, Any]
+    ]  # per kind: options plus "images_per_epoch" (what the repeats aim at)
+    cards: Mapping[
+        str, Mapping[str, Any]
+    ]  # per card size ("cpu", "8", ...): the family's memory savers for it
 
 
 def load_quick_preset(model_type: str, folder: Path = QUICK_PRESETS) -> QuickPreset | None:
@@ -149,7 +169,9 @@ def kind_settings(preset: QuickPreset, kind: str) -> tuple[dict[str, Any], int]:
     return values, int(values.pop("images_per_epoch"))
 
 
-def base_settings(preset: QuickPreset, kind: str, adjust: Adjustments = Adjustments()) -> tuple[Settings, int]:
+def base_settings(
+    preset: QuickPreset, kind: str, adjust: Adjustments = Adjustments()
+) -> tuple[Settings, int]:
     """The family's and the kind's options (the card's savers come after, gui/quick/memory_fit.py), the user's
     adjustments last; returns them with the images per epoch the repeats aim at."""
     settings = Settings({})
@@ -177,4 +199,6 @@ def sorted_choices(choices: Sequence[Choice]) -> list[Choice]:
     """In the order a run is thought through: data, network, learning, memory, samples, the rest."""
     order = ["train_data_dir", "output_dir", "output_name", "resolution", "network_dim", "network_alpha",
              "max_train_epochs", "train_batch_size", "learning_rate", "optimizer_type", "mixed_precision"]  # fmt: skip
-    return sorted(choices, key=lambda c: (order.index(c.option) if c.option in order else len(order), c.option))
+    return sorted(
+        choices, key=lambda c: (order.index(c.option) if c.option in order else len(order), c.option)
+    )

@@ -26,7 +26,9 @@ SOURCE_CAPTIONS = (".txt", ".caption")
 class FolderCheck:
     images: list[Path] = field(default_factory=list)  # usable: readable, not duplicates
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
-    tiny: list[tuple[Path, tuple[int, int]]] = field(default_factory=list)  # usable but small for the resolution
+    tiny: list[tuple[Path, tuple[int, int]]] = field(
+        default_factory=list
+    )  # usable but small for the resolution
     duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (left out, the same image kept)
     unsupported: list[Path] = field(default_factory=list)  # .gif, .tif, ...: not images the trainer reads
     captions: dict[Path, str] = field(default_factory=dict)  # usable image -> its source caption

@@ -22,7 +22,9 @@ GIB = 1024**3
 class Fitted:
     options: dict[str, Any]
     savers: dict[str, Any]  # what the card's entry of the savers table set
-    planned: list[tuple[str, Any, str]] = field(default_factory=list)  # (option, value, reason) the planner changed
+    planned: list[tuple[str, Any, str]] = field(
+        default_factory=list
+    )  # (option, value, reason) the planner changed
     planner: bool = False  # whether the planner was asked
     fits: bool | None = None  # the planner's verdict (None: not asked)
 

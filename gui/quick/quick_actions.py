@@ -26,7 +26,13 @@ from gui.markdown_text import Markdown, md_code, md_escape, md_t
 from gui.quick import choices as qc
 from gui.quick.dataset_check import FolderCheck, check_folder
 from gui.quick.memory_fit import fit_to_card
-from gui.quick.work_folder import Layout, WorkFolderError, build_training_folder, put_trigger_first, uncaptioned
+from gui.quick.work_folder import (
+    Layout,
+    WorkFolderError,
+    build_training_folder,
+    put_trigger_first,
+    uncaptioned,
+)
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.tools.tool_form import TOOL_RUNNER
 from gui.training import form_state, lora_actions
@@ -139,7 +145,9 @@ def read_inputs(inputs: QuickInputs, t: Translator) -> Checked:
                             _number(t, inputs.repeats, "repeats"))  # fmt: skip
     work = _path(inputs.work) if inputs.work.strip() else default_work_folder(folder, trigger)
     card = inputs.card if inputs.card in qc.CARDS else "cpu"
-    return Checked(model, model_type, label, evidence, preset, folder, trigger, kind, class_word, card, work, adjust)
+    return Checked(
+        model, model_type, label, evidence, preset, folder, trigger, kind, class_word, card, work, adjust
+    )
 
 
 def default_work_folder(folder: Path, trigger: str) -> Path:
@@ -171,7 +179,13 @@ def folder_report(checked: Checked, t: Translator) -> list[str]:
     """The Check step's lines: the model found, the images (and what is left out), the captions."""
     found = checked.folder_check
     lines = [
-        md_t(t, "ui.quick.found_model", path=checked.model.name, label=checked.model_label, evidence=checked.evidence),
+        md_t(
+            t,
+            "ui.quick.found_model",
+            path=checked.model.name,
+            label=checked.model_label,
+            evidence=checked.evidence,
+        ),
         md_t(t, "ui.quick.found_images", count=len(found.images), path=checked.folder),
     ]
     if found.unreadable:
@@ -184,7 +198,9 @@ def folder_report(checked: Checked, t: Translator) -> list[str]:
         lines.append(md_t(t, "ui.quick.tiny", count=len(found.tiny)) + " " +
                      ", ".join(f"{md_code(p.name)} ({w}x{h})" for p, (w, h) in found.tiny[:SHOWN]))  # fmt: skip
     if found.unsupported:
-        lines.append(md_t(t, "ui.quick.unsupported", count=len(found.unsupported)) + " " + _names(found.unsupported))
+        lines.append(
+            md_t(t, "ui.quick.unsupported", count=len(found.unsupported)) + " " + _names(found.unsupported)
+        )
     if found.subfolders:
         lines.append(md_t(t, "ui.quick.subfolders", count=found.subfolders))
     missing = found.uncaptioned
@@ -203,7 +219,9 @@ def captioner(checked: Checked, inputs: QuickInputs) -> tuple[str, str]:
 def caption_offer(checked: Checked, inputs: QuickInputs, t: Translator) -> str:
     """The question asked before captioning: how many, with which captioner and why."""
     tool, style = captioner(checked, inputs)
-    why = t.t(f"ui.quick.captioner_why.{tool}", label=checked.model_label, style=t.t(f"ui.quick.style.{style}"))
+    why = t.t(
+        f"ui.quick.captioner_why.{tool}", label=checked.model_label, style=t.t(f"ui.quick.style.{style}")
+    )
     return md_t(t, "ui.quick.caption_offer", count=len(checked.folder_check.uncaptioned),
                 captioner=t.t(f"ui.quick.captioner.{tool}"), trigger=checked.trigger) + " " + md_escape(why)  # fmt: skip
 
@@ -225,7 +243,9 @@ def check(inputs: QuickInputs, t: Translator) -> CheckOutcome:
     offer = caption_offer(checked, inputs, t) if checked.folder_check.uncaptioned else ""
     if not offer:
         lines.append(t.t("ui.quick.all_captioned"))
-    return CheckOutcome(Markdown("\n\n".join(f"- {line}" for line in lines)), Markdown(offer), str(checked.work))
+    return CheckOutcome(
+        Markdown("\n\n".join(f"- {line}" for line in lines)), Markdown(offer), str(checked.work)
+    )
 
 
 def repeats_of(checked: Checked) -> tuple[int, str]:
@@ -342,7 +362,11 @@ def choice_rows(choices: list[qc.Choice], checked: Checked, repeats: int, t: Tra
     folder_choice = [qc.Choice("repeats", repeats, "you" if checked.adjust.repeats else "dataset")]
     for choice in [*folder_choice, *qc.sorted_choices(choices)]:
         label = t.t("ui.quick.repeats") if choice.option == "repeats" else t.option_label(choice.option)
-        setting = f"{md_escape(label)} ({md_code(choice.option)})" if choice.option != "repeats" else md_escape(label)
+        setting = (
+            f"{md_escape(label)} ({md_code(choice.option)})"
+            if choice.option != "repeats"
+            else md_escape(label)
+        )
         key = f"ui.quick.why.{choice.option}"
         reason = t.t(key) if t.t(key) != key else ""
         source = md_escape(sources[choice.source] + (f": {choice.note}" if choice.note else ""))
@@ -374,12 +398,26 @@ def prepare(inputs: QuickInputs, t: Translator, tools: TrainingRunner = TOOL_RUN
     images = len(checked.folder_check.images)
     lines = [
         md_t(t, "ui.quick.built", folder=layout.image_dir, linked=layout.linked, copied=layout.copied),
-        md_t(t, "ui.quick.run_length", images=images, repeats=repeats, epochs=options["max_train_epochs"],
-             batch=options.get("train_batch_size") or 1, steps=steps),  # fmt: skip
+        md_t(
+            t,
+            "ui.quick.run_length",
+            images=images,
+            repeats=repeats,
+            epochs=options["max_train_epochs"],
+            batch=options.get("train_batch_size") or 1,
+            steps=steps,
+        ),  # fmt: skip
     ]
     still = uncaptioned(layout.image_dir)
     if still:
-        lines.append(md_t(t, "ui.quick.still_uncaptioned", count=len(still), caption=f"{checked.trigger} {checked.class_word}"))
+        lines.append(
+            md_t(
+                t,
+                "ui.quick.still_uncaptioned",
+                count=len(still),
+                caption=f"{checked.trigger} {checked.class_word}",
+            )
+        )
     if checked.card.isdigit() and not any(choice.source == "planner" for choice in choices):
         lines.append(t.t("ui.quick.card_table_note"))
     summary = "\n\n".join(lines) + "\n\n" + choice_rows(choices, checked, repeats, t)

@@ -54,7 +54,9 @@ def model_note(path: str, t: Translator) -> Markdown:
     if qc.load_quick_preset(model_type) is None or model_type not in LORA.model_type_names:
         supported = ", ".join(families.label(name) for name in qc.quick_model_types())
         return md_t(t, "ui.quick.err.no_preset", label=families.label(model_type), supported=supported)
-    return md_t(t, "ui.quick.found_model", path=model.name, label=families.label(model_type), evidence=evidence)
+    return md_t(
+        t, "ui.quick.found_model", path=model.name, label=families.label(model_type), evidence=evidence
+    )
 
 
 def _text(t: Translator, name: str, **extra: Any) -> gr.Textbox:
@@ -99,13 +101,21 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
                 for name, folder in (("model", False), ("folder", True), ("work", True)):
                     button = gr.Button(f"{t.t('ui.browse')}: {t.t(f'ui.quick.{name}')}", size="sm",
                                        elem_id=f"quick_browse_{name}")  # fmt: skip
-                    button.click(lambda current, f=folder: picker(current, f), inputs=fields[name], outputs=fields[name])
+                    button.click(
+                        lambda current, f=folder: picker(current, f),
+                        inputs=fields[name],
+                        outputs=fields[name],
+                    )
     inputs = [fields[name] for name in FIELDS]
 
     def read(*values: Any) -> actions.QuickInputs:
-        return actions.QuickInputs(**{name: "" if value is None else str(value) for name, value in zip(FIELDS, values)})
+        return actions.QuickInputs(
+            **{name: "" if value is None else str(value) for name, value in zip(FIELDS, values, strict=True)}
+        )
 
-    fields["model"].blur(lambda path: model_note(str(path or ""), t), inputs=fields["model"], outputs=model_found)
+    fields["model"].blur(
+        lambda path: model_note(str(path or ""), t), inputs=fields["model"], outputs=model_found
+    )
     fields["kind"].change(lambda kind: gr.Textbox(placeholder=qc.CLASS_WORDS.get(kind, "")), inputs=fields["kind"],
                           outputs=fields["class_word"])  # fmt: skip
 
@@ -124,7 +134,11 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
         return outcome.report, outcome.offer, gr.Button(visible=bool(outcome.offer)), outcome.work
 
     check.click(checked, inputs=inputs, outputs=[report, offer, caption, fields["work"]])
-    wake_after(caption.click(lambda *values: actions.caption(read(*values), t), inputs=inputs, outputs=caption_message))
+    wake_after(
+        caption.click(
+            lambda *values: actions.caption(read(*values), t), inputs=inputs, outputs=caption_message
+        )
+    )
 
     with gr.Group():
         gr.Markdown(f"### {t.t('ui.quick.step3')}")
@@ -142,6 +156,8 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
     def opened(*values: Any) -> tuple[Markdown, str]:
         return actions.open_in_lora(read(*values), t)
 
-    open_lora.click(opened, inputs=inputs, outputs=[summary, route]).then(None, inputs=route, js=GO_TO_LORA_JS)
+    open_lora.click(opened, inputs=inputs, outputs=[summary, route]).then(
+        None, inputs=route, js=GO_TO_LORA_JS
+    )
     wake_after(train.click(lambda *values: actions.train(read(*values), t), inputs=inputs, outputs=summary))
     stop.click(lambda: lora_actions.stop(t), outputs=summary)

@@ -114,7 +114,9 @@ def build_training_folder(
     (work / "img").mkdir(exist_ok=True)
     image_dir = _image_dir(work / "img", folder_name(repeats, trigger, class_word))
     wanted = {image.name: image for image in images}
-    for stale in image_dir.iterdir():  # images no longer in the source (or now left out): out of the training set
+    for (
+        stale
+    ) in image_dir.iterdir():  # images no longer in the source (or now left out): out of the training set
         if is_image(stale) and stale.name not in wanted:
             stale.unlink()
     counts = {"linked": 0, "copied": 0}
@@ -129,7 +131,9 @@ def build_training_folder(
                 write_text(target, text)
     output_dir = work / "model"
     output_dir.mkdir(exist_ok=True)
-    return Layout(work, image_dir, output_dir, work / "sample_prompts.txt", counts["linked"], counts["copied"])
+    return Layout(
+        work, image_dir, output_dir, work / "sample_prompts.txt", counts["linked"], counts["copied"]
+    )
 
 
 def put_trigger_first(image_dir: Path, trigger: str) -> int:
