@@ -40,6 +40,7 @@ from gui.training.lora_actions import TabValues
 from gui.training.training_kinds import LORA
 
 SHOWN = 10  # files listed per problem
+BUCKET_DEFAULTS = (256, 1024)  # the trainer's min_bucket_reso and max_bucket_reso
 
 
 class QuickError(Exception):
@@ -333,10 +334,25 @@ def plan(checked: Checked, layout: Layout) -> tuple[dict[str, Any], list[qc.Choi
     settings.set("output_dir", str(layout.output_dir), "flow")
     settings.set("output_name", output_name(checked.trigger), "flow")
     settings.set("sample_prompts", str(layout.prompts), "flow")
+    fit_buckets(settings)
     options = {**LORA.defaults, **settings.options}
     steps = qc.steps_of(len(checked.folder_check.images), repeats, int(options["max_train_epochs"]),
                         int(options.get("train_batch_size") or 1))  # fmt: skip
     return options, settings.choices, steps, repeats
+
+
+def fit_buckets(settings: qc.Settings) -> None:
+    """Aspect-ratio buckets that hold the resolution (a smaller one set by the user: the trainer refuses a smallest
+    bucket side above the resolution's short side)."""
+    if not settings.options.get("enable_bucket"):
+        return
+    width, height = qc.resolution_size(settings.options.get("resolution"))
+    smallest = settings.options.get("min_bucket_reso", BUCKET_DEFAULTS[0])
+    largest = settings.options.get("max_bucket_reso", BUCKET_DEFAULTS[1])
+    if min(width, height) < smallest:
+        settings.set("min_bucket_reso", min(width, height), "flow")
+    if max(width, height) > largest:
+        settings.set("max_bucket_reso", max(width, height), "flow")
 
 
 def _write_prompts(checked: Checked, layout: Layout, resolution: Any) -> None:

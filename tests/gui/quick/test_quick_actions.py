@@ -116,6 +116,7 @@ def test_prepare_open_and_train_give_the_lora_page_one_form(inputs: actions.Quic
         and options["mixed_precision"] == "no"
     )
     assert options["network_dim"] == 32  # a style
+    assert options["min_bucket_reso"] == 64  # buckets that hold the resolution the user set (else refused)
     assert prepared.repeats == 67 and prepared.steps == 3 * 67
     assert (work / "sample_prompts.txt").read_text(encoding="utf-8").startswith("ohwx, ")
     assert "| Network rank (dim) (`network_dim`) | `32` |" in prepared.summary
