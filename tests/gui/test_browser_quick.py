@@ -1,11 +1,12 @@
 """Quick LoRA in a real browser, in Japanese: a folder of four uncaptioned images and the tiny SD 1.5 model; Check
 finds them and asks before captioning; the tiny BLIP captions them in the work folder (the trigger word then first);
 Train now trains one short epoch (the page's own "more choices": 64 px, 1 epoch, 1 repeat) and the LoRA file and
-its sample images appear on the page; "Open in LoRA page" shows the same settings as the ordinary form. The source
+its sample images appear on the page; "Open in LoRA page" puts the same settings in the ordinary form and opens it. The source
 folder is never written to. With $GUI_SCREENSHOTS set, a second test photographs the English page after Check."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def test_quick_lora_from_uncaptioned_images_to_a_lora_and_samples(
     before = snapshot(source)
     work = tmp_path / "work"
     image_dir = work / "img" / "1_sks person"
-    with gui_server("--language", "ja") as url:
+    state = tmp_path / "state"
+    with gui_server("--language", "ja", env={"KOHYA_GUI_STATE_DIR": str(state)}) as url:
         page = open_quick(browser, url)
         fill_in(page, t, tiny.get("sd15").path, source, work, tiny_blip)
         expect(page.locator("#quick_model_found")).to_contain_text("SD 1.x")
@@ -109,13 +111,14 @@ def test_quick_lora_from_uncaptioned_images_to_a_lora_and_samples(
         samples = sorted((work / "model" / "sample").glob("*.png"))
         assert len(samples) == 2  # the two prompts, after the epoch
 
+        # The same settings as the ordinary form: written where the LoRA page restores its form from, then that
+        # page opened (what it restores is tests/gui/quick/test_quick_actions.py's and the History test's; building
+        # the LoRA page's ~800 fields is left out here to keep this test short).
         page.locator("#quick_open").click()
         page.wait_for_url(url, timeout=60_000)
-        page.wait_for_selector("#model_type", timeout=base.PAGE_LOAD_MS)
-        expect(field(page, "opt_train_data_dir")).to_have_value(str(work / "img"))
-        expect(field(page, "opt_output_name")).to_have_value("sks")
-        expect(field(page, "opt_network_dim")).to_have_value("16")
-        expect(field(page, "opt_resolution")).to_have_value("64")
+        form = json.loads((state / "lora_form.json").read_text(encoding="utf-8"))
+        assert form["train_data_dir"] == str(work / "img") and form["output_name"] == "sks"
+        assert form["resolution"] == "64" and form["network_dim"] == 16 and form["model_type"] == "sd1"
 
     captions = [
         (image_dir / f"photo_{index}.txt").read_text(encoding="utf-8") for index in range(len(COLORS))
