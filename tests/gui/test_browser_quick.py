@@ -135,7 +135,12 @@ def test_quick_lora_page_in_english(browser: object, tiny: object, tmp_path: Pat
     source = uncaptioned_folder(tmp_path / "photos")
     with gui_server("--language", "en") as url:
         page = open_quick(browser, url)
-        fill_in(page, t, tiny.get("sd15").path, source, tmp_path / "work", tmp_path / "blip")
+        fill_in(page, t, tiny.get("sd15").path, source, source / "lora", tmp_path / "blip")
+        page.locator("#quick_prepare").click()  # a work folder inside the image folder: refused, nothing written
+        sync_api.expect(page.locator("#quick_summary")).to_contain_text("Quick LoRA never writes there")
+        page.screenshot(path=shots / "en_quick_refused.png", full_page=False)
+        assert not (source / "lora").exists()
+        fill(page, "quick_work", str(tmp_path / "work"))
         page.locator("#quick_check").click()
         sync_api.expect(page.locator("#quick_offer")).to_contain_text("BLIP (sentences)")
         page.locator("#quick_prepare").click()
