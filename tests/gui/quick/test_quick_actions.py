@@ -135,3 +135,17 @@ def test_prepare_open_and_train_give_the_lora_page_one_form(inputs: actions.Quic
     assert meta is not None and meta["kind"] == "lora" and meta["form"]["output_name"] == "ohwx"
     assert "backend.train_network" in argv and Path(meta["config"]).is_file()
     assert snapshot(Path(inputs.folder)) == before
+
+
+def test_the_page_is_built_in_both_languages_with_every_text(inputs: actions.QuickInputs) -> None:
+    import gradio as gr
+
+    from gui.quick.quick_page import build_quick_page
+
+    for language in ("en", "ja"):
+        t = Translator(language)
+        with gr.Blocks():
+            build_quick_page(t, None)
+        actions.prepare(inputs, t)  # every reason, source and summary text of a run's choices
+        actions.check(inputs, t)
+        assert t.missing == set(), (language, sorted(t.missing))
