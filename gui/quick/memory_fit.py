@@ -27,6 +27,7 @@ class Fitted:
     )  # (option, value, reason) the planner changed
     planner: bool = False  # whether the planner was asked
     fits: bool | None = None  # the planner's verdict (None: not asked)
+    error: str = ""  # why the planner could not plan the run (the savers alone apply then)
 
 
 def planner() -> Callable[..., Any] | None:
@@ -46,7 +47,11 @@ def fit_to_card(command: str, options: Mapping[str, Any], card: str, savers: Map
     plan = plan if plan is not None else planner()
     if plan is None or not card.isdigit():
         return result
-    outcome = plan(command, fitted, int(card) * GIB)
+    try:
+        outcome = plan(command, fitted, int(card) * GIB)
+    except Exception as error:  # the planner is optional: whatever stops it, the savers' table still applies
+        result.error = str(error) or type(error).__name__
+        return result
     result.planner, result.fits = True, bool(outcome.fits)
     for option, value, reason in outcome.changes:
         fitted[option] = value

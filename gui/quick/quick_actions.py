@@ -25,7 +25,7 @@ from gui.kohya_import.model_choice import recognise_model
 from gui.markdown_text import Markdown, md_code, md_escape, md_t
 from gui.quick import choices as qc
 from gui.quick.dataset_check import FolderCheck, check_folder
-from gui.quick.memory_fit import fit_to_card
+from gui.quick.memory_fit import Fitted, fit_to_card
 from gui.quick.work_folder import (
     Layout,
     WorkFolderError,
@@ -318,27 +318,48 @@ class Prepared:
     summary: Markdown
 
 
-def plan(checked: Checked, layout: Layout) -> tuple[dict[str, Any], list[qc.Choice], int, int]:
-    """(the LoRA form's options, every choice with its source, steps, repeats) for a built training folder."""
+@dataclass
+class Plan:
+    options: dict[str, Any]  # the LoRA form's options
+    choices: list[qc.Choice]  # every choice Quick LoRA made, with its source
+    steps: int
+    repeats: int
+    fitted: Fitted  # how the settings were fitted to the card
+
+
+def plan(checked: Checked, layout: Layout) -> Plan:
+    """The settings for a built training folder: family, kind, the user's, the paths, then fitted to the card."""
     settings, _ = qc.base_settings(checked.preset, checked.kind, checked.adjust)
-    savers = checked.preset.cards[qc.card_key(checked.card, checked.preset.cards)]
-    fitted = fit_to_card(checked.command, settings.options, checked.card, savers)
-    settings.apply(fitted.savers, "card")
-    for option, value, reason in fitted.planned:
-        settings.set(option, value, "planner", reason)
-    if checked.adjust.epochs is not None:  # the user's run length wins over every table
-        settings.set("max_train_epochs", checked.adjust.epochs, "you")
-    repeats, repeats_source = repeats_of(checked)
+    repeats, _ = repeats_of(checked)
     settings.set("pretrained_model_name_or_path", str(checked.model), "flow")
     settings.set("train_data_dir", str(layout.image_dir.parent), "flow")
     settings.set("output_dir", str(layout.output_dir), "flow")
     settings.set("output_name", output_name(checked.trigger), "flow")
     settings.set("sample_prompts", str(layout.prompts), "flow")
     fit_buckets(settings)
+    savers = checked.preset.cards[qc.card_key(checked.card, checked.preset.cards)]
+    fitted = fit_to_card(checked.command, {**LORA.defaults, **settings.options}, checked.card, savers)
+    settings.apply(fitted.savers, "card")
+    for option, value, reason in fitted.planned:
+        settings.set(option, value, "planner", reason)
+    if checked.adjust.epochs is not None:  # the user's run length wins over every table
+        settings.set("max_train_epochs", checked.adjust.epochs, "you")
     options = {**LORA.defaults, **settings.options}
     steps = qc.steps_of(len(checked.folder_check.images), repeats, int(options["max_train_epochs"]),
                         int(options.get("train_batch_size") or 1))  # fmt: skip
-    return options, settings.choices, steps, repeats
+    return Plan(options, settings.choices, steps, repeats, fitted)
+
+
+def memory_note(checked: Checked, fitted: Fitted, t: Translator) -> str:
+    """How the settings were fitted to the card: the planner's verdict, or the family's table for the size."""
+    if not checked.card.isdigit():
+        return ""
+    card = t.t(f"ui.quick.card.{checked.card}")
+    if fitted.error:
+        return md_t(t, "ui.quick.planner_failed", error=fitted.error)
+    if not fitted.planner:
+        return t.t("ui.quick.card_table_note")
+    return t.t("ui.quick.planner_fits" if fitted.fits else "ui.quick.planner_does_not_fit", card=card)
 
 
 def fit_buckets(settings: qc.Settings) -> None:
@@ -405,7 +426,8 @@ def prepare(inputs: QuickInputs, t: Translator, tools: TrainingRunner = TOOL_RUN
     checked = _checked_folder(read_inputs(inputs, t), t)
     layout = _layout(checked, t)
     put_trigger_first(layout.image_dir, checked.trigger)
-    options, choices, steps, repeats = plan(checked, layout)
+    planned = plan(checked, layout)
+    options, choices, steps, repeats = planned.options, planned.choices, planned.steps, planned.repeats
     try:
         _write_prompts(checked, layout, options.get("resolution"))
     except OSError as error:
@@ -434,8 +456,8 @@ def prepare(inputs: QuickInputs, t: Translator, tools: TrainingRunner = TOOL_RUN
                 caption=f"{checked.trigger} {checked.class_word}",
             )
         )
-    if checked.card.isdigit() and not any(choice.source == "planner" for choice in choices):
-        lines.append(t.t("ui.quick.card_table_note"))
+    if note := memory_note(checked, planned.fitted, t):
+        lines.append(note)
     summary = "\n\n".join(lines) + "\n\n" + choice_rows(choices, checked, repeats, t)
     return Prepared(tab, choices, layout, steps, repeats, Markdown(summary))
 

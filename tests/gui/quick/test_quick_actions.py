@@ -149,3 +149,27 @@ def test_the_page_is_built_in_both_languages_with_every_text(inputs: actions.Qui
         actions.prepare(inputs, t)  # every reason, source and summary text of a run's choices
         actions.check(inputs, t)
         assert t.missing == set(), (language, sorted(t.missing))
+
+
+def test_the_memory_planner_adjusts_a_gpu_run_and_says_so(
+    inputs: actions.QuickInputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from gui.quick import memory_fit
+
+    asked = {}
+
+    def planner(command: str, options: dict, card_bytes: int) -> SimpleNamespace:
+        asked.update(options)
+        return SimpleNamespace(fits=True, changes=[("train_batch_size", 1, "batch 2 needs 13.1 GB")])
+
+    monkeypatch.setattr(memory_fit, "planner", lambda: planner)
+    inputs.card = "12"
+    t = Translator("en")
+    prepared = actions.prepare(inputs, t)
+    assert asked["pretrained_model_name_or_path"] == inputs.model  # the planner reads the model's headers
+    assert asked["train_batch_size"] == 2  # the family's savers for 12 GB, then the planner's estimate
+    assert prepared.tab.options["train_batch_size"] == 1
+    assert "(memory planner: batch 2 needs 13.1 GB)" in prepared.summary
+    assert t.t("ui.quick.planner_fits", card="12 GB") in prepared.summary

@@ -121,3 +121,12 @@ def test_the_planner_adjusts_the_savers_when_present() -> None:
     assert fitted.planned == [("train_batch_size", 1, "batch 2 needs 13.1 GB")] and fitted.fits is True
     cpu = fit_to_card("train_network", {}, "cpu", {"mixed_precision": "no"}, plan=planner)
     assert cpu.options == {"mixed_precision": "no"} and not cpu.planner  # no card to plan for
+
+
+def test_a_planner_that_cannot_plan_leaves_the_savers() -> None:
+    def planner(command: str, options: dict, card_bytes: int) -> SimpleNamespace:
+        raise ValueError("the model's weights cannot be read")
+
+    fitted = fit_to_card("train_network", {"network_dim": 16}, "8", {"train_batch_size": 1}, plan=planner)
+    assert fitted.options == {"network_dim": 16, "train_batch_size": 1}
+    assert fitted.error == "the model's weights cannot be read" and fitted.planned == []
