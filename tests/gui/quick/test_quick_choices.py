@@ -130,3 +130,17 @@ def test_a_planner_that_cannot_plan_leaves_the_savers() -> None:
     fitted = fit_to_card("train_network", {"network_dim": 16}, "8", {"train_batch_size": 1}, plan=planner)
     assert fitted.options == {"network_dim": 16, "train_batch_size": 1}
     assert fitted.error == "the model's weights cannot be read" and fitted.planned == []
+
+
+def test_the_cards_memory_comes_from_nvidia_smi(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gui.quick.gpu import gpu_memory_mib
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_memory_mib() is None  # no nvidia-smi: the page says so and starts at "No GPU"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 8188\necho 24564\n", encoding="utf-8")
+    smi.chmod(0o755)
+    assert gpu_memory_mib() == 24564
+    assert qc.card_of_memory(gpu_memory_mib() or 0) == "24"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed'\nexit 9\n", encoding="utf-8")
+    assert gpu_memory_mib() is None
