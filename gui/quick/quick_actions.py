@@ -121,14 +121,36 @@ def recognise(t: Translator, text: str) -> tuple[Path, str, str]:
     return path, found.family, found.evidence
 
 
+def quick_preset(t: Translator, model_type: str) -> qc.QuickPreset:
+    """The model type's quick preset, or QuickError naming the families Quick LoRA has settings for."""
+    preset = qc.load_quick_preset(model_type) if model_type in LORA.model_type_names else None
+    if preset is None:
+        supported = ", ".join(families.label(name) for name in qc.quick_model_types())
+        raise QuickError(
+            md_t(t, "ui.quick.err.no_preset", label=families.label(model_type), supported=supported)
+        )
+    return preset
+
+
+def model_note(t: Translator, text: str) -> Markdown:
+    """What the base model is, or why Quick LoRA cannot use it (said as soon as its field is left)."""
+    if not text.strip():
+        return Markdown("")
+    try:
+        model, model_type, evidence = recognise(t, text)
+        quick_preset(t, model_type)
+    except QuickError as error:
+        return Markdown(error.text)
+    return md_t(
+        t, "ui.quick.found_model", path=model.name, label=families.label(model_type), evidence=evidence
+    )
+
+
 def read_inputs(inputs: QuickInputs, t: Translator) -> Checked:
     """Every field checked, the first problem raised as QuickError; the folder's images are not read yet."""
     model, model_type, evidence = recognise(t, inputs.model)
     label = families.label(model_type)
-    preset = qc.load_quick_preset(model_type) if model_type in LORA.model_type_names else None
-    if preset is None:
-        supported = ", ".join(families.label(name) for name in qc.quick_model_types())
-        raise QuickError(md_t(t, "ui.quick.err.no_preset", label=label, supported=supported))
+    preset = quick_preset(t, model_type)
     if not inputs.folder.strip():
         raise QuickError(t.t("ui.quick.err.folder_missing"))
     folder = _path(inputs.folder)

@@ -13,9 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from backend import families
 from gui.i18n import Translator
-from gui.markdown_text import Markdown, md_t
+from gui.markdown_text import Markdown
 from gui.plain_text import plain_info
 from gui.quick import choices as qc
 from gui.quick import quick_actions as actions
@@ -41,22 +40,6 @@ def detected_card(t: Translator) -> tuple[str, str]:
     if mib is None:
         return "cpu", t.t("ui.quick.card_none")
     return qc.card_of_memory(mib), t.t("ui.quick.card_found", gb=round(mib / 1024, 1))
-
-
-def model_note(path: str, t: Translator) -> Markdown:
-    """What the base model is (or why it cannot be used), said when its field is left."""
-    if not path.strip():
-        return Markdown("")
-    try:
-        model, model_type, evidence = actions.recognise(t, path)
-    except actions.QuickError as error:
-        return Markdown(error.text)
-    if qc.load_quick_preset(model_type) is None or model_type not in LORA.model_type_names:
-        supported = ", ".join(families.label(name) for name in qc.quick_model_types())
-        return md_t(t, "ui.quick.err.no_preset", label=families.label(model_type), supported=supported)
-    return md_t(
-        t, "ui.quick.found_model", path=model.name, label=families.label(model_type), evidence=evidence
-    )
 
 
 def _text(t: Translator, name: str, **extra: Any) -> gr.Textbox:
@@ -114,7 +97,7 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
         )
 
     fields["model"].blur(
-        lambda path: model_note(str(path or ""), t), inputs=fields["model"], outputs=model_found
+        lambda path: actions.model_note(t, str(path or "")), inputs=fields["model"], outputs=model_found
     )
     fields["kind"].change(lambda kind: gr.Textbox(placeholder=qc.CLASS_WORDS.get(kind, "")), inputs=fields["kind"],
                           outputs=fields["class_word"])  # fmt: skip

@@ -173,3 +173,14 @@ def test_the_memory_planner_adjusts_a_gpu_run_and_says_so(
     assert prepared.tab.options["train_batch_size"] == 1
     assert "(memory planner: batch 2 needs 13.1 GB)" in prepared.summary
     assert t.t("ui.quick.planner_fits", card="12 GB") in prepared.summary
+
+
+def test_the_model_is_named_when_its_field_is_left(inputs: actions.QuickInputs) -> None:
+    t = Translator("en")
+    assert "SD 1.x" in actions.model_note(t, inputs.model)
+    assert actions.model_note(t, "") == ""
+    with pytest.raises(actions.QuickError) as refused:
+        # FLUX.1 trains on the LoRA page, with its text encoders as files of their own
+        actions.quick_preset(t, "flux_dev")
+    assert r"no settings for FLUX.1 \[dev\] models" in refused.value.text  # Markdown-escaped
+    assert "SDXL" in refused.value.text
