@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr)
 
     run_history.configure(args.history_dir or None)
+    from gui.queue.queue_page import WORKER
+
+    WORKER.start()  # the run queue continues where it was left (unless paused): gui/runs/run_queue.py
     app = build_app(
         language=args.language or default_language(), headless=args.headless, defaults=config.defaults
     )
