@@ -16,6 +16,9 @@ TRAINING_PAGES = ("lora", "dreambooth", "finetune", "textual_inversion", "leco",
 
 
 def status_label(item: QueueItem, t: Translator) -> str:
+    """The status as the History page words it; a run refused at its start says why."""
+    if item.error:
+        return f"{t.t('ui.queue.status.failed')}: {item.error}"
     if item.status == "failed":
         return (
             t.t("ui.status.failed", code=item.exit_code)

@@ -16,6 +16,7 @@ import gradio as gr
 from gui.i18n import Translator
 from gui.markdown_text import md_escape
 from gui.queue import queue_actions as actions
+from gui.queue.queue_line import wake_queue_line
 from gui.runs.poll_timers import poll_timer, wake_after
 from gui.runs.queue_worker import QueueWorker
 from gui.runs.run_queue import ENDED, QUEUE, RunQueue
@@ -34,14 +35,14 @@ def build_queue_page(
         state = gr.Markdown(elem_id="queue_state")
         pause = gr.Button(t.t("ui.queue.pause"), scale=0, min_width=200, elem_id="queue_pause")
     table = gr.Dataframe(headers=actions.table_headers(t), value=[], interactive=False, wrap=True, max_height=420,
-                         elem_id="queue_table")  # fmt: skip
+                         column_widths=["7%", "23%", "30%", "20%", "20%"], elem_id="queue_table")  # fmt: skip
     listed = gr.State([])  # the ids of the table's rows, in order
     with gr.Row(equal_height=True):
         chosen = gr.Dropdown(
             label=t.t("ui.queue.item"), choices=[], value=None, scale=4, elem_id="queue_item"
         )
-        up = gr.Button(t.t("ui.queue.up"), scale=0, min_width=110, elem_id="queue_up")
-        down = gr.Button(t.t("ui.queue.down"), scale=0, min_width=110, elem_id="queue_down")
+        up = gr.Button(t.t("ui.queue.up"), scale=0, min_width=150, elem_id="queue_up")
+        down = gr.Button(t.t("ui.queue.down"), scale=0, min_width=150, elem_id="queue_down")
         cancel = gr.Button(
             t.t("ui.queue.cancel"), variant="stop", scale=0, min_width=150, elem_id="queue_cancel"
         )
@@ -68,6 +69,7 @@ def build_queue_page(
     def act(event: Any) -> None:
         """An action's click: its message, then the table again; the timer follows what it started."""
         wake_after(event)
+        wake_queue_line(event)  # this page's header line follows too (a resumed queue starts at once)
         event.then(listing, inputs=chosen, outputs=list_outputs, show_progress="hidden")
 
     def on_pause() -> str:

@@ -221,7 +221,9 @@ def build_tool_form(
     form = ToolForm(spec, fields, message)
     inputs = set(fields.values())
     wake_after(run.click(lambda data: start_tool(spec, form.read(data), t, runner), inputs=inputs, outputs=message))
-    wake_queue_line(queue.click(lambda data: queue_tool(spec, form.read(data), t), inputs=inputs, outputs=message))
+    queued = queue.click(lambda data: queue_tool(spec, form.read(data), t), inputs=inputs, outputs=message)
+    wake_after(queued)  # a queued run may start at once: the tool panel follows it
+    wake_queue_line(queued)
     stop.click(lambda: t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop"), outputs=message)
     return form
 

@@ -41,14 +41,14 @@ def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
     the run's status, then the preflight report and the command; returns the bar's status element."""
     key = tab.kind.key
     with gr.Column(elem_classes=["action-bar"], elem_id=f"{key}_action_bar"):
-        with gr.Row(equal_height=True):
-            preflight = gr.Button(t.t("ui.preflight"), size="md", elem_id=f"{key}_preflight")
-            start = gr.Button(t.t("ui.start"), variant="primary", size="md", elem_id=f"{key}_start")
-            queue = gr.Button(t.t("ui.queue.add"), size="md", elem_id=f"{key}_queue")
-            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", elem_id=f"{key}_stop")
-            show = gr.Button(t.t("ui.print_command"), size="md", elem_id=f"{key}_print")
-            export = gr.Button(t.t("ui.export_command"), size="md", elem_id=f"{key}_export")
-            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", elem_id=f"{key}_tensorboard")
+        with gr.Row(equal_height=True):  # min_width: the seven stay in one row (Gradio's 160 px wrapped one)
+            preflight = gr.Button(t.t("ui.preflight"), size="md", min_width=120, elem_id=f"{key}_preflight")
+            start = gr.Button(t.t("ui.start"), variant="primary", size="md", min_width=120, elem_id=f"{key}_start")
+            queue = gr.Button(t.t("ui.queue.add"), size="md", min_width=120, elem_id=f"{key}_queue")
+            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", min_width=120, elem_id=f"{key}_stop")
+            show = gr.Button(t.t("ui.print_command"), size="md", min_width=120, elem_id=f"{key}_print")
+            export = gr.Button(t.t("ui.export_command"), size="md", min_width=120, elem_id=f"{key}_export")
+            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", min_width=120, elem_id=f"{key}_tensorboard")
         bar_status = gr.HTML(elem_id=f"{key}_bar_status")
         message = gr.Markdown(elem_id=f"{key}_message", elem_classes=["action-message"])
     report = gr.Markdown(elem_id=f"{key}_preflight_report")

@@ -122,8 +122,15 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
     ended = worker.run_next()
     assert (ended.id, ended.status, ended.exit_code) == (bad, "failed", 3)
     assert worker.run_next().id == tooled and tool.log_text() == "tool ran" and not training.running
+    gone = queue.add("training", "lora", "gone", ["true"], meta={"config": str(tmp_path / "deleted.toml")}).id
+    ended = worker.run_next()  # its TOML (written when queued) was deleted since: refused, with the reason
+    assert (
+        (ended.id, ended.status) == (gone, "failed")
+        and "deleted.toml" in ended.error
+        and not training.running
+    )
     assert worker.run_next() is None
-    assert names(queue) == [("ok", "finished"), ("bad", "failed"), ("tool", "finished")]
+    assert names(queue) == [("ok", "finished"), ("bad", "failed"), ("tool", "finished"), ("gone", "failed")]
 
 
 def test_cancel_stops_the_running_item_and_the_thread_goes_on(tmp_path: Path, runners: tuple) -> None:
