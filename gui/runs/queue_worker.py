@@ -48,7 +48,8 @@ class QueueWorker:
         self._thread.start()
 
     def busy(self) -> bool:
-        return any(runner.running for runner in self.runners.values())
+        """Something runs: either runner, or a run a killed GUI left going (gui/runs/run_queue.py)."""
+        return any(runner.running for runner in self.runners.values()) or self.queue.orphan_running()
 
     def cancel(self, item_id: str) -> str:
         """Cancel a waiting item, or stop the running one. Returns what happened: "cancelled", "stopped", ""."""
@@ -79,12 +80,15 @@ class QueueWorker:
             if problem:
                 return self.queue.update(item.id, status="failed", ended_at=time.time(), error=problem)
             try:
-                runner.start(started.argv, env=started.env, meta={**started.meta, "queue_item": started.id})
+                pid = runner.start(
+                    started.argv, env=started.env, meta={**started.meta, "queue_item": started.id}
+                )
             except RunnerBusyError:  # a Start by hand came first: the item waits again
                 self.queue.update(item.id, status="waiting", started_at=None, gui_pid=None)
                 return None
             except OSError as error:
                 return self.queue.update(item.id, status="failed", ended_at=time.time(), error=str(error))
+            self.queue.update(item.id, pid=pid)
             status = runner.wait()
             if self._exiting:
                 return None  # the GUI is exiting: the next one marks it "interrupted"

@@ -13,7 +13,8 @@ Decisions (the non-obvious ones):
   (the History page has the details) until "Clear ended"; the oldest beyond `KEEP_ENDED` are dropped.
 - A GUI that dies during an item: the next GUI to load the file finds it "running" with its GUI process gone and
   marks it "interrupted" (as History marks the record). It is never started again by itself (it may have written
-  half its outputs, or crashed the machine); "Queue again" puts it back at the end.
+  half its outputs, or crashed the machine); "Queue again" puts it back at the end. A killed GUI (SIGKILL, SIGTERM)
+  can leave its run going: while that process (`pid`) lives, the next GUI starts nothing (the GPU is taken).
 - A GUI closed normally (Ctrl+C) stops its run (gui/runs/runner.py); the item is "interrupted" too, not "stopped":
   the user did not stop it (gui/runs/queue_worker.py).
 - One GUI per queue file: a second GUI on the same state folder would run the same waiting items.
@@ -67,6 +68,7 @@ class QueueItem:
     ended_at: float | None = None
     exit_code: int | None = None
     gui_pid: int | None = None  # the GUI process that started it (a dead one: "interrupted")
+    pid: int | None = None  # the run's process (it may outlive a GUI that was killed)
     cancel_requested: bool = False
     error: str = ""
 
@@ -86,6 +88,7 @@ class RunQueue:
         self._items: list[QueueItem] | None = None
         self._paused = False
         self._listeners: list[Any] = []
+        self._orphans: set[int] = set()  # runs of interrupted items still going (a killed GUI left them)
 
     @property
     def path(self) -> Path:
@@ -118,6 +121,13 @@ class RunQueue:
         for item in self.items():
             counts[item.status] = counts.get(item.status, 0) + 1
         return counts
+
+    def orphan_running(self) -> bool:
+        """Whether a run that a killed GUI left behind still goes (it has the GPU: the queue waits for it)."""
+        with self._lock:
+            self._loaded()
+            self._orphans = {pid for pid in self._orphans if _pid_alive(pid)}
+            return bool(self._orphans)
 
     def next_waiting(self) -> QueueItem | None:
         with self._lock:
@@ -191,7 +201,8 @@ class RunQueue:
             if found is None or found.status not in ENDED:
                 return False
             again = QueueItem.from_dict({**asdict(found), "status": "waiting", "started_at": None, "ended_at": None,
-                                         "exit_code": None, "gui_pid": None, "cancel_requested": False, "error": ""})  # fmt: skip
+                                         "exit_code": None, "gui_pid": None, "pid": None, "cancel_requested": False,
+                                         "error": ""})  # fmt: skip
             self._save([item for item in items if item.id != item_id] + [again], self._paused)
         self._changed()
         return True
@@ -247,6 +258,8 @@ class RunQueue:
         for item in self._items:
             if item.status == "running" and item.gui_pid != os.getpid() and not _pid_alive(item.gui_pid):
                 item.status, item.ended_at, changed = "interrupted", item.ended_at or time.time(), True
+                if _pid_alive(item.pid):
+                    self._orphans.add(int(item.pid))  # type: ignore[arg-type]
         if changed:
             try:
                 self._save(self._items, self._paused)

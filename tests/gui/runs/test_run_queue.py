@@ -78,18 +78,26 @@ def test_a_failed_write_changes_nothing_and_a_broken_file_is_set_aside(
     assert len(list(tmp_path.glob("queue.json.broken-*"))) == 1
 
 
-def test_an_item_running_when_its_gui_died_is_interrupted_not_rerun(tmp_path: Path) -> None:
+def test_an_item_running_when_its_gui_died_is_interrupted_not_rerun(tmp_path: Path, runners: tuple) -> None:
     path = tmp_path / "queue.json"
     queue = RunQueue(path)
     running, waiting = add(queue, "a"), add(queue, "b")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    queue.update(running, status="running", gui_pid=int(dead.stdout))
-    after_restart = RunQueue(path)
-    assert names(after_restart) == [("a", "interrupted"), ("b", "waiting")]
-    assert after_restart.next_waiting().id == waiting
-    assert json.loads(path.read_text(encoding="utf-8"))["items"][0]["status"] == "interrupted"
+    # The killed GUI's run still goes (its own process group outlives the GUI).
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        queue.update(running, status="running", gui_pid=int(dead.stdout), pid=orphan.pid)
+        after_restart = RunQueue(path)
+        worker = QueueWorker(after_restart, *runners)
+        assert names(after_restart) == [("a", "interrupted"), ("b", "waiting")]
+        assert json.loads(path.read_text(encoding="utf-8"))["items"][0]["status"] == "interrupted"
+        assert worker.busy() and worker.run_next() is None  # the orphan has the GPU: nothing starts beside it
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert not worker.busy() and after_restart.next_waiting().id == waiting
 
 
 @pytest.fixture
@@ -116,6 +124,7 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
 
     assert worker.run_next().status == "finished"
     assert training.log_text() == "ja" and training.meta()["queue_item"] == ok
+    assert queue.item(ok).pid == training.snapshot()["pid"]
     (record,) = training.history.runs()
     assert record["status"] == "finished"  # History records a queued run, marked so
     assert training.history.record(record["id"])["queue_item"] == ok
