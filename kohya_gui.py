@@ -66,8 +66,8 @@ def launch_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--history_dir",
         default="",
-        help="where each training run's record (TOML, form, command, log, progress, loss) is kept "
-        "(default: $KOHYA_GUI_HISTORY_DIR, else user_state/runs in the repo folder)",
+        help="where each training run's record (TOML, form, command, log, progress, loss) and the run queue "
+        "(queue.json) are kept (default: $KOHYA_GUI_HISTORY_DIR, else user_state/runs in the repo folder)",
     )
     parser.add_argument(
         "--config",
