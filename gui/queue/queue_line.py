@@ -25,8 +25,10 @@ _BUILDING: ContextVar[tuple[Any, str, gr.Timer] | None] = ContextVar("queue_line
 
 def build_queue_line(t: Translator, queue: RunQueue = QUEUE) -> gr.HTML:
     """The line and its timer in the current Blocks (a page's header)."""
-    # A callable value is filled in when the page loads; the timer's ticks follow it.
-    line = gr.HTML(lambda: line_html(queue, t), elem_id="queue_line", elem_classes=["queue-line-box"])
+    line = gr.HTML(elem_id="queue_line", elem_classes=["queue-line-box"])
+    root = Context.root_block
+    # Filled in when the page loads (a callable value would show Gradio's loading overlay on it); the timer follows.
+    root.load(lambda: line_html(queue, t), outputs=line, show_progress="hidden", queue=False)
     timer = gr.Timer(LINE_SECONDS)
     seen = gr.State("")
 
@@ -39,7 +41,6 @@ def build_queue_line(t: Translator, queue: RunQueue = QUEUE) -> gr.HTML:
         )
 
     timer.tick(tick, inputs=seen, outputs=[line, seen, timer], show_progress="hidden", queue=False)
-    root = Context.root_block
     _BUILDING.set((root, getattr(root, "current_page", ""), timer))
     return line
 
