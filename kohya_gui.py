@@ -66,8 +66,8 @@ def launch_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--history_dir",
         default="",
-        help="where each training run's record (TOML, form, command, log, progress, loss) is kept "
-        "(default: $KOHYA_GUI_HISTORY_DIR, else user_state/runs in the repo folder)",
+        help="where each training run's record (TOML, form, command, log, progress, loss) and the run queue "
+        "(queue.json) are kept (default: $KOHYA_GUI_HISTORY_DIR, else user_state/runs in the repo folder)",
     )
     parser.add_argument(
         "--config",
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr)
 
     run_history.configure(args.history_dir or None)
+    from gui.queue.queue_page import WORKER
+
+    WORKER.start()  # the run queue continues where it was left (unless paused): gui/runs/run_queue.py
     app = build_app(
         language=args.language or default_language(), headless=args.headless, defaults=config.defaults
     )

@@ -22,6 +22,8 @@ from gui.history.history_page import build_history_page
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_escape, md_t
 from gui.page_values import PageValuesBlocks
+from gui.queue.queue_line import build_queue_line
+from gui.queue.queue_page import build_queue_page
 from gui.quick.quick_page import build_quick_page
 from gui.runs.poll_timers import TabPolling
 from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
@@ -71,6 +73,9 @@ CSS = """
 .search-hit { outline: 3px solid var(--color-accent); outline-offset: 2px; }
 .log-view textarea { font-family: var(--font-mono); font-size: var(--text-sm); }
 a[data-sveltekit-reload]:not(.active) { color: var(--help-muted) !important; }
+.queue-line-box { flex-grow: 0 !important; min-width: max-content !important; align-self: center; }
+.queue-line { white-space: nowrap; color: var(--help-muted) !important; }
+.queue-line.queue-busy { color: var(--color-accent) !important; font-weight: 600; }
 """
 # "Show all help texts" is remembered by the browser (the CSS reads the box itself).
 SHOW_HELP_JS = """(show) => { try { localStorage.setItem("kohya-show-help", show ? "1" : "0"); } catch (e) {} }"""
@@ -92,7 +97,7 @@ def environment_summary(t: Translator) -> str:
 # by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
 # ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
 # every tab added; a page now holds only its own components (docs/performance.md, "GUI pages"). Paths: "" (LoRA),
-# quick, dreambooth, finetune, textual_inversion, leco, video, data, tools, history, about.
+# quick, dreambooth, finetune, textual_inversion, leco, video, data, tools, history, queue, about.
 
 
 def _page_header(t: Translator) -> gr.Checkbox:
@@ -101,6 +106,7 @@ def _page_header(t: Translator) -> gr.Checkbox:
     gr.Navbar(main_page_name=t.t("ui.tab.lora"))
     with gr.Row(equal_height=True):
         gr.Markdown(f"# {APP_TITLE}")
+        build_queue_line(t)  # "Queue: 1 running, 2 waiting", a link to the Queue page (gui/queue/queue_line.py)
         show_help = gr.Checkbox(label=t.t("ui.show_help"), value=False, scale=0, min_width=220,
                                 elem_id="show_all_help")  # fmt: skip
     show_help.change(None, inputs=show_help, js=SHOW_HELP_JS)
@@ -186,6 +192,13 @@ def build_app(
         show_help = _page_header(t)
         with polling.tab("history"):
             build_history_page(app, t)
+        polling.wire({})
+        _page_loads(app, show_help)
+    with app.route(t.t("ui.page.queue"), "queue"):
+        polling = TabPolling()
+        show_help = _page_header(t)
+        with polling.tab("queue"):
+            build_queue_page(app, t)
         polling.wire({})
         _page_loads(app, show_help)
     with app.route(t.t("ui.tab.about"), "about"):

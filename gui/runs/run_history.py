@@ -217,6 +217,7 @@ class RunHistory:
             "output": None,
             "exit_code": None,
             "rerun_of": meta.get("rerun_of"),
+            "queue_item": meta.get("queue_item"),  # started by the run queue (gui/runs/queue_worker.py)
             "argv": [str(arg) for arg in argv],
             "command_line": command_line,
             "config": str(config) if config else None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -26,10 +27,13 @@ from gui.backend_process import venv_python
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_t
 from gui.plain_text import plain_info
+from gui.queue.queue_actions import queued_text
+from gui.queue.queue_line import wake_queue_line
 from gui.runs.log_view import log_box
 from gui.runs.poll_timers import poll_timer, wake_after
 from gui.runs.poll_updates import changed_only
 from gui.runs.progress_view import failure_text, progress_html, status_text
+from gui.runs.run_queue import QUEUE, RunQueue
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 
 ArgKind = Literal["file", "folder", "save", "text", "int", "float", "bool", "choice", "list", "rows"]
@@ -211,13 +215,36 @@ def build_tool_form(
                 fields[arg.name] = component
     with gr.Row():
         run = gr.Button(t.t("ui.tool_run"), variant="primary", elem_id=f"tool_{spec.name}_run")
+        queue = gr.Button(t.t("ui.queue.add"), elem_id=f"tool_{spec.name}_queue")
         stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id=f"tool_{spec.name}_stop")
     message = gr.Markdown(elem_id=f"tool_{spec.name}_message")
     form = ToolForm(spec, fields, message)
     inputs = set(fields.values())
     wake_after(run.click(lambda data: start_tool(spec, form.read(data), t, runner), inputs=inputs, outputs=message))
+    queued = queue.click(lambda data: queue_tool(spec, form.read(data), t), inputs=inputs, outputs=message)
+    wake_after(queued)  # a queued run may start at once: the tool panel follows it
+    wake_queue_line(queued)
     stop.click(lambda: t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop"), outputs=message)
     return form
+
+
+def queue_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, queue: RunQueue = QUEUE) -> str:
+    """Queue the tool run (gui/runs/run_queue.py), its form checked now as Run checks it."""
+    try:
+        argv = tool_argv(spec, values)
+        item = queue.add("tool", spec.name, _output_name(spec, values), argv, env={LANGUAGE_ENV: t.language})
+    except (ToolInputError, OSError) as error:
+        return md_t(t, "ui.tool_bad_input", error=error)
+    return queued_text(queue, item.id, t, shlex.join(argv[2:]))
+
+
+def _output_name(spec: ToolSpec, values: Mapping[str, Any]) -> str:
+    """What the Queue page names a tool run by: the file it saves, else its first file or folder."""
+    for kinds in (("save",), ("file", "folder")):
+        for arg in spec.args:
+            if arg.kind in kinds and _text(values.get(arg.name)):
+                return Path(_text(values.get(arg.name)).split()[0]).name
+    return spec.name
 
 
 def start_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, runner: TrainingRunner = TOOL_RUNNER) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,14 @@ from gui.kohya_import.importer import (
     report_titles,
 )
 from gui.markdown_text import Markdown, md_code_block, md_list, md_t
+from gui.queue.queue_actions import queued_text
 from gui.runs.forked_launch import forked_run
 from gui.runs.progress_view import FAILURE_LOG_LINES, preflight_markdown
 from gui.runs.run_history import HISTORY
+from gui.runs.run_queue import QUEUE, RunQueue
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.training.command_builder import (
+    PreparedRun,
     build_command,
     plan_run,
     prepare_run,
@@ -119,6 +123,12 @@ def problems_text(t: Translator, messages: list[str]) -> Markdown:
     return Markdown(t.t("ui.fix_options") + "\n" + md_list(messages))
 
 
+def _run_meta(tab: TabValues, prepared: PreparedRun) -> dict[str, Any]:
+    """What a run keeps with it (History's record of it): its page, form, TOML and snapshot."""
+    return {"kind": tab.kind.key, "form": tab.form_data(), "config": str(prepared.config_path),
+            "snapshot": str(prepared.snapshot_path)}  # fmt: skip
+
+
 def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: float | None = None) -> str:
     """Start the run; `when` is the time its file names carry (the one Print command showed)."""
     if runner.running:
@@ -126,9 +136,7 @@ def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: 
     try:
         prepared = prepare_run(tab.command, tab.run_options(), tab.accelerate, extra=tab.gui_keys(), when=when)
         # The trainer's messages (errors, hints, warnings) in the GUI's language.
-        meta = {"kind": tab.kind.key, "form": tab.form_data(), "config": str(prepared.config_path),
-                "snapshot": str(prepared.snapshot_path)}  # fmt: skip
-        runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta=meta)
+        runner.start(prepared.argv, env={LANGUAGE_ENV: t.language}, meta=_run_meta(tab, prepared))
     except OptionError as error:
         return problems_text(t, error.messages)
     except (ValueError, OSError) as error:
@@ -136,6 +144,26 @@ def start(tab: TabValues, t: Translator, runner: TrainingRunner = RUNNER, when: 
     except RunnerBusyError:
         return t.t("ui.already_running")
     return md_t(t, "ui.started", path=prepared.config_path)
+
+
+def add_to_queue(tab: TabValues, t: Translator, queue: RunQueue = QUEUE, when: float | None = None) -> str:
+    """Queue the run (gui/runs/run_queue.py): checked and its TOML and snapshot written now, as Start does, so a
+    bad form is refused here and the run is the form as it is now. `when`: as for `start`; a file of that name
+    already written (another run queued in the same second) moves the time on rather than being replaced."""
+    try:
+        options = tab.run_options()
+        when = time.time() if when is None else when
+        while plan_run(tab.command, options, tab.accelerate, when=when).config_path.exists():
+            when += 1
+        prepared = prepare_run(tab.command, options, tab.accelerate, extra=tab.gui_keys(), when=when)
+        name = str(options.get("output_name") or prepared.config_path.stem)
+        item = queue.add("training", tab.kind.key, name, prepared.argv, env={LANGUAGE_ENV: t.language},
+                         meta=_run_meta(tab, prepared))  # fmt: skip
+    except OptionError as error:
+        return problems_text(t, error.messages)
+    except (ValueError, OSError) as error:
+        return problems_text(t, [str(error)])
+    return queued_text(queue, item.id, t, prepared.config_path)
 
 
 def stop(t: Translator, runner: TrainingRunner = RUNNER) -> str:

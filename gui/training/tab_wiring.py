@@ -15,6 +15,7 @@ import gradio as gr
 from backend.options import OptionError
 from gui.i18n import Translator
 from gui.markdown_text import md_t
+from gui.queue.queue_line import wake_queue_line
 from gui.runs.poll_timers import wake_after
 from gui.training import form_state, leco_prompt_files, lora_actions, presets
 from gui.training.accelerate_form import accelerate_problems
@@ -40,13 +41,14 @@ def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
     the run's status, then the preflight report and the command; returns the bar's status element."""
     key = tab.kind.key
     with gr.Column(elem_classes=["action-bar"], elem_id=f"{key}_action_bar"):
-        with gr.Row(equal_height=True):
-            preflight = gr.Button(t.t("ui.preflight"), size="md", elem_id=f"{key}_preflight")
-            start = gr.Button(t.t("ui.start"), variant="primary", size="md", elem_id=f"{key}_start")
-            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", elem_id=f"{key}_stop")
-            show = gr.Button(t.t("ui.print_command"), size="md", elem_id=f"{key}_print")
-            export = gr.Button(t.t("ui.export_command"), size="md", elem_id=f"{key}_export")
-            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", elem_id=f"{key}_tensorboard")
+        with gr.Row(equal_height=True):  # min_width: the seven stay in one row (Gradio's 160 px wrapped one)
+            preflight = gr.Button(t.t("ui.preflight"), size="md", min_width=120, elem_id=f"{key}_preflight")
+            start = gr.Button(t.t("ui.start"), variant="primary", size="md", min_width=120, elem_id=f"{key}_start")
+            queue = gr.Button(t.t("ui.queue.add"), size="md", min_width=120, elem_id=f"{key}_queue")
+            stop = gr.Button(t.t("ui.stop"), variant="stop", size="md", min_width=120, elem_id=f"{key}_stop")
+            show = gr.Button(t.t("ui.print_command"), size="md", min_width=120, elem_id=f"{key}_print")
+            export = gr.Button(t.t("ui.export_command"), size="md", min_width=120, elem_id=f"{key}_export")
+            tensorboard = gr.Button(t.t("ui.tensorboard"), size="md", min_width=120, elem_id=f"{key}_tensorboard")
         bar_status = gr.HTML(elem_id=f"{key}_bar_status")
         message = gr.Markdown(elem_id=f"{key}_message", elem_classes=["action-message"])
     report = gr.Markdown(elem_id=f"{key}_preflight_report")
@@ -82,6 +84,12 @@ def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
             return {message: refused}
         return {message: lora_actions.start(values, t, when=data.get(planned)), planned: None}
 
+    def on_queue(data: dict[Any, Any]) -> dict[Any, Any]:
+        values, refused = checked(data)  # the checks Start makes, now rather than when its turn comes
+        if refused is not None:
+            return {message: refused}
+        return {message: lora_actions.add_to_queue(values, t, when=data.get(planned)), planned: None}
+
     def on_export(data: dict[Any, Any]) -> dict[Any, Any]:
         values, refused = checked(data)
         if refused is not None:
@@ -98,6 +106,9 @@ def wire_actions(tab: LoraTab, t: Translator) -> gr.HTML:
 
     inputs = tab.inputs
     wake_after(start.click(on_start, inputs=inputs | {planned}, outputs=[message, planned]))
+    queued = queue.click(on_queue, inputs=inputs | {planned}, outputs=[message, planned])
+    wake_after(queued)  # a queued run may start at once: the progress panel follows it
+    wake_queue_line(queued)
     stop.click(lambda: lora_actions.stop(t), outputs=message)
     preflight.click(on_preflight, inputs=inputs, outputs=report)
     show.click(on_print, inputs=inputs, outputs=[message, bash, cmd, toml, command_box, planned])
