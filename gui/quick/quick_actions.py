@@ -33,6 +33,7 @@ from gui.quick.work_folder import (
     put_trigger_first,
     uncaptioned,
 )
+from gui.runs.run_queue import QUEUE, RunQueue
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.tools.tool_form import TOOL_RUNNER
 from gui.training import form_state, lora_actions
@@ -500,6 +501,15 @@ def open_in_lora(inputs: QuickInputs, t: Translator) -> tuple[Markdown, str]:
     if form_state.save_form(LORA, prepared.tab.form_data()) is None:
         return md_t(t, "ui.history.open_failed", path=form_state.state_path(LORA)), ""
     return Markdown(t.t("ui.quick.opening")), "."
+
+
+def queue_run(inputs: QuickInputs, t: Translator, queue: RunQueue = QUEUE) -> Markdown:
+    """Prepare now and queue the run (gui/runs/run_queue.py), as the LoRA page's "Add to queue" does."""
+    try:
+        prepared = prepare(inputs, t)
+    except QuickError as error:
+        return Markdown(error.text)
+    return Markdown(f"{prepared.summary}\n\n---\n\n{lora_actions.add_to_queue(prepared.tab, t, queue)}")
 
 
 def train(inputs: QuickInputs, t: Translator, runner: TrainingRunner = lora_actions.RUNNER) -> Markdown:

@@ -3,7 +3,7 @@
 1. what to train (the model's family is said as soon as the field is left), 2. Check (the images, their captions;
 asks before captioning those without), 3. Prepare (the training folder in the work folder, the settings with a reason
 each), then "Open in LoRA page" (the same settings as the ordinary form) or "Train now" with the LoRA page's progress
-panel (samples included). What the buttons do is gui/quick/quick_actions.py.
+panel (samples included), or "Add to queue". What the buttons do is gui/quick/quick_actions.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import gradio as gr
 from gui.i18n import Translator
 from gui.markdown_text import Markdown
 from gui.plain_text import plain_info
+from gui.queue.queue_line import wake_queue_line
 from gui.quick import choices as qc
 from gui.quick import quick_actions as actions
 from gui.quick.gpu import gpu_memory_mib
@@ -129,6 +130,7 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
             prepare = gr.Button(t.t("ui.quick.prepare"), elem_id="quick_prepare")
             open_lora = gr.Button(t.t("ui.quick.open"), elem_id="quick_open")
             train = gr.Button(t.t("ui.quick.train"), variant="primary", elem_id="quick_train")
+            queue = gr.Button(t.t("ui.queue.add"), elem_id="quick_queue")
             stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id="quick_stop")
         summary = gr.Markdown(elem_id="quick_summary")
         route = gr.Textbox(visible=False, elem_id="quick_route")
@@ -143,4 +145,7 @@ def build_quick_page(t: Translator, picker: Callable[[str, bool], str] | None) -
         None, inputs=route, js=GO_TO_LORA_JS
     )
     wake_after(train.click(lambda *values: actions.train(read(*values), t), inputs=inputs, outputs=summary))
+    queued = queue.click(lambda *values: actions.queue_run(read(*values), t), inputs=inputs, outputs=summary)
+    wake_after(queued)  # a queued run may start at once: the progress panel follows it
+    wake_queue_line(queued)
     stop.click(lambda: lora_actions.stop(t), outputs=summary)

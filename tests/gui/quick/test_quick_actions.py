@@ -184,3 +184,13 @@ def test_the_model_is_named_when_its_field_is_left(inputs: actions.QuickInputs) 
         actions.quick_preset(t, "flux_dev")
     assert r"no settings for FLUX.1 \[dev\] models" in refused.value.text  # Markdown-escaped
     assert "SDXL" in refused.value.text
+
+
+def test_a_quick_run_can_be_queued(inputs: actions.QuickInputs, tmp_path: Path) -> None:
+    from gui.runs.run_queue import RunQueue
+
+    queue = RunQueue(tmp_path / "queue.json")
+    text = actions.queue_run(inputs, Translator("en"), queue)
+    [item] = queue.items()
+    assert item.meta["kind"] == "lora" and item.meta["form"]["output_name"] == "ohwx"
+    assert "backend.train_network" in item.argv and "network_dim" in text
