@@ -136,7 +136,8 @@ def test_quick_lora_page_in_english(browser: object, tiny: object, tmp_path: Pat
     with gui_server("--language", "en") as url:
         page = open_quick(browser, url)
         fill_in(page, t, tiny.get("sd15").path, source, source / "lora", tmp_path / "blip")
-        page.locator("#quick_prepare").click()  # a work folder inside the image folder: refused, nothing written
+        # A work folder inside the image folder: refused, nothing written.
+        page.locator("#quick_prepare").click()
         sync_api.expect(page.locator("#quick_summary")).to_contain_text("Quick LoRA never writes there")
         page.screenshot(path=shots / "en_quick_refused.png", full_page=False)
         assert not (source / "lora").exists()
