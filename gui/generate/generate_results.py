@@ -1,0 +1,42 @@
+"""What a finished generate run made, for the page's gallery and grid image: read from the run's end (the tool's
+`end` progress line names the grid, or the output folder when there is none) and the files the tool writes
+(`<stamp>-NNNN.png`, a grid's cells `<stamp>-xNN-yNN.png`, `<stamp>-grid.png` with `<stamp>-grid.json`:
+backend/tools/generation/generate.py). Pure: paths in, paths out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_STAMP = r"\d{8}-\d{6}"
+_IMAGE = re.compile(rf"^{_STAMP}-\d{{4}}\.png$")
+
+
+@dataclass(frozen=True)
+class GenerateResults:
+    images: list[str]  # the single images or the grid's cells, in the order they were planned
+    grid: str | None = None  # the (first) grid image; its JSON lies beside it
+    grids: tuple[str, ...] = ()  # every grid of the run (one per prompt)
+
+
+def run_results(snapshot: Mapping[str, Any]) -> GenerateResults:
+    """The images of the runner's last run when it finished (nothing otherwise)."""
+    output = snapshot.get("output")
+    if snapshot.get("status") != "finished" or not output:
+        return GenerateResults([])
+    path = Path(output)
+    if path.is_file() and path.name.endswith("-grid.png"):
+        stamp = path.name[: -len("-grid.png")]
+        grids = sorted(p for p in path.parent.glob(f"{stamp}-grid*.png"))
+        cells = sorted(str(p) for p in path.parent.glob(f"{stamp}-x*-y*.png"))
+        # y then x in the file names' order is row by row, as the grid shows them
+        cells.sort(key=lambda name: (Path(name).stem.rsplit("-y", 1)[-1], name))
+        return GenerateResults(cells, str(path), tuple(str(p) for p in grids))
+    if not path.is_dir():
+        return GenerateResults([])
+    started = float(snapshot.get("started_at") or 0) - 2  # the tool's stamp is its own start's second
+    images = sorted(str(p) for p in path.iterdir() if _IMAGE.match(p.name) and p.stat().st_mtime >= started)
+    return GenerateResults(images)
