@@ -177,11 +177,12 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
                                      min_width=220) for name in part_files("")}  # fmt: skip
     with gr.Accordion(t.t("ui.generate.networks"), open=True, elem_id="generate_networks"):
         gr.Markdown(t.t("ui.generate.networks_info"))
-        for slot in range(1, NETWORK_SLOTS + 1):
+        for first in range(1, NETWORK_SLOTS + 1, 2):  # two rows side by side
             with gr.Row(equal_height=True):
-                page.path(f"network_{slot}", False, flag="--network", label=t.t("ui.generate.network", slot=slot),
-                          scale=5)  # fmt: skip
-                page.text(f"weight_{slot}", flag="", label=t.t("ui.generate.weight"), scale=1, min_width=120)
+                for slot in (first, first + 1):
+                    page.path(f"network_{slot}", False, flag="--network",
+                              label=t.t("ui.generate.network", slot=slot), scale=4)  # fmt: skip
+                    page.text(f"weight_{slot}", flag="", label=t.t("ui.generate.weight"), scale=1, min_width=90)
         page.text("embedding", lines=2, help_text=t.t("ui.generate.help.embedding"))
     page.text("prompt", lines=4, help_text=t.t("ui.generate.help.prompt"),
               placeholder="sks dog, in a park --n blurry --w 512 --h 512 --d 42 --l 7 --s 28")  # fmt: skip
@@ -204,13 +205,13 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
     ]
     with gr.Accordion(t.t("ui.generate.grid"), open=True, elem_id="generate_grid_section"):
         gr.Markdown(t.t("ui.generate.grid_info"))
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             run_chooser = gr.Dropdown(label=t.t("ui.generate.history_run"), choices=[], value=None, scale=4,
                                       elem_id="generate_history_run")  # fmt: skip
             refresh = gr.Button(
                 t.t("ui.history.refresh"), scale=0, min_width=110, elem_id="generate_history_refresh"
             )
-            use = gr.Button(t.t("ui.generate.use_run"), scale=0, min_width=220, elem_id="generate_use_run")
+            use = gr.Button(t.t("ui.generate.use_run"), scale=0, min_width=280, elem_id="generate_use_run")
         with gr.Row(equal_height=False):
             for axis in ("x", "y"):
                 with gr.Column():
