@@ -182,7 +182,9 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
                 for slot in (first, first + 1):
                     page.path(f"network_{slot}", False, flag="--network",
                               label=t.t("ui.generate.network", slot=slot), scale=4)  # fmt: skip
-                    page.text(f"weight_{slot}", flag="", label=t.t("ui.generate.weight"), scale=1, min_width=90)
+                    page.text(
+                        f"weight_{slot}", flag="", label=t.t("ui.generate.weight"), scale=1, min_width=90
+                    )
         page.text("embedding", lines=2, help_text=t.t("ui.generate.help.embedding"))
     page.text("prompt", lines=4, help_text=t.t("ui.generate.help.prompt"),
               placeholder="sks dog, in a park --n blurry --w 512 --h 512 --d 42 --l 7 --s 28")  # fmt: skip

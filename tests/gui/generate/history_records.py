@@ -20,6 +20,10 @@ def record_run(history: RunHistory, argv: Sequence[str], stdout: str, form: Mapp
     for line in stdout.splitlines(keepends=True):
         state.add_output(line)
         record.add_output(line)
-    state.status, state.exit_code, state.ended_at = ("finished" if exit_code == 0 else "failed"), exit_code, time.time()
+    state.status, state.exit_code, state.ended_at = (
+        ("finished" if exit_code == 0 else "failed"),
+        exit_code,
+        time.time(),
+    )
     record.finish(state.to_dict(tail=0))
     return record.id

@@ -60,8 +60,14 @@ def test_the_page_values_become_the_tools_flags() -> None:
 def test_axes_values_one_a_line_or_comma_separated() -> None:
     argv = generate_argv(values(x_axis="network", x_values="/out/a-000001.safetensors\n/out/a.safetensors\n",
                                 y_axis="weight", y_values="0, 0.5\n1"))  # fmt: skip
-    assert flags(argv)[-3:] == ["--xy", "network=/out/a-000001.safetensors,/out/a.safetensors", "weight=0, 0.5,1"]
-    argv = generate_argv(values(x_axis="prompt", x_values="a dog, smiling\na cat", y_axis="seed", y_values="1,2"))
+    assert flags(argv)[-3:] == [
+        "--xy",
+        "network=/out/a-000001.safetensors,/out/a.safetensors",
+        "weight=0, 0.5,1",
+    ]
+    argv = generate_argv(
+        values(x_axis="prompt", x_values="a dog, smiling\na cat", y_axis="seed", y_values="1,2")
+    )
     assert flags(argv)[-3:] == ["--xy", "prompt=a dog, smiling|a cat", "seed=1,2"]
     assert "--xy" not in generate_argv(values(x_axis="", y_axis=""))
 
@@ -107,7 +113,9 @@ def test_the_tools_own_checks_run_in_the_gui(tmp_path: Path) -> None:
     with pytest.raises(GenerateInputError, match="--network .*missing.safetensors: network file not found"):
         check_argv(generate_argv({**page, "network_1": str(tmp_path / "missing.safetensors")}))
     with pytest.raises(GenerateInputError, match="model not found"):
-        check_argv(generate_argv({**page, "pretrained_model_name_or_path": str(tmp_path / "none.safetensors")}))
+        check_argv(
+            generate_argv({**page, "pretrained_model_name_or_path": str(tmp_path / "none.safetensors")})
+        )
     with pytest.raises(GenerateInputError, match="--images_per_prompt 2 with --xy"):
         check_argv(generate_argv({**page, "images_per_prompt": "2"}))
     with pytest.raises(GenerateInputError, match="--width"):  # a range the tool declares (64 to 8192)
@@ -127,7 +135,10 @@ def test_a_recorded_runs_saves_make_the_x_axis(tmp_path: Path) -> None:
     assert run_saves({"checkpoints": None, "output": None}) == []
     assert saves_axis_text(run_saves(record)) == "\n".join(map(str, saves))
     # values are comma-separated: a path with a comma is given as its folder (its network files in save order)
-    assert saves_axis_text(["/runs/dog, v2/a-000001.safetensors", "/runs/dog, v2/a.safetensors"]) == "/runs/dog, v2"
+    assert (
+        saves_axis_text(["/runs/dog, v2/a-000001.safetensors", "/runs/dog, v2/a.safetensors"])
+        == "/runs/dog, v2"
+    )
 
 
 def test_a_finished_runs_images_and_grid(tmp_path: Path) -> None:
@@ -139,8 +150,12 @@ def test_a_finished_runs_images_and_grid(tmp_path: Path) -> None:
     grid.write_bytes(b"")
     found = run_results({"status": "finished", "output": str(grid), "started_at": time.time()})
     assert found.grid == str(grid)
-    assert [Path(p).name for p in found.images] == [f"{stamp}-x01-y01.png", f"{stamp}-x02-y01.png",
-                                                    f"{stamp}-x01-y02.png", f"{stamp}-x02-y02.png"]  # row by row
+    assert [Path(p).name for p in found.images] == [
+        f"{stamp}-x01-y01.png",
+        f"{stamp}-x02-y01.png",
+        f"{stamp}-x01-y02.png",
+        f"{stamp}-x02-y02.png",
+    ]  # row by row
     assert run_results({"status": "failed", "output": str(grid)}).images == []
     old, new = tmp_path / "20261204-090000-0001.png", tmp_path / "20261204-101011-0001.png"
     for path in (old, new, tmp_path / "notes.png"):
@@ -155,7 +170,11 @@ def test_the_form_is_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert generate_form.load_form() == {}
     generate_form.save_form(values(prompt="a dog\na cat", v_parameterization=True, unknown="x"))
     loaded = generate_form.load_form()
-    assert loaded["prompt"] == "a dog\na cat" and loaded["v_parameterization"] is True and "unknown" not in loaded
+    assert (
+        loaded["prompt"] == "a dog\na cat"
+        and loaded["v_parameterization"] is True
+        and "unknown" not in loaded
+    )
     bad = {"steps": [2], "v_parameterization": "yes", "outdir": "a\tb", "seed": 5, "negative_prompt": "ok"}
     generate_form.form_path().write_text(json.dumps(bad), encoding="utf-8")
     assert generate_form.load_form() == {"seed": 5, "negative_prompt": "ok"}
