@@ -225,7 +225,7 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
         start = gr.Button(t.t("ui.generate.run"), variant="primary", elem_id="generate_run")
         stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id="generate_stop")
     message = gr.Markdown(elem_id="generate_message")
-    timer = build_tool_panel(t, "generate", runner)
+    poll = build_tool_panel(t, "generate", runner)
     with gr.Row(equal_height=False):
         grid = gr.Image(label=t.t("ui.generate.grid_image"), type="filepath", interactive=False, scale=3,
                         elem_id="generate_grid_image")  # fmt: skip
@@ -264,17 +264,18 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
         snapshot = runner.snapshot(tail=0)
         found = run_results(snapshot)
         key = [snapshot.get("pid"), snapshot.get("status"), found.grid, found.images]
+        # this tick stops the timer too when no run goes (as the panel's own tick does), so each can
+        stopping = poll.after_tick(snapshot.get("status") == "running")
         if key == last:
-            return gr.skip(), gr.skip(), gr.skip(), last
+            return gr.skip(), gr.skip(), gr.skip(), last, *stopping
         note = md_t(t, "ui.generate.saved_grid", path=found.grid) if found.grid else (
             md_t(t, "ui.generate.saved_images", count=len(found.images), path=snapshot.get("output"))
             if found.images else "")  # fmt: skip
-        return found.grid, found.images or None, note, key
+        return found.grid, found.images or None, note, key, *stopping
 
     seen = gr.State(None)
-    timer.tick(
-        results, inputs=seen, outputs=[grid, gallery, saved, seen], show_progress="hidden", queue=False
-    )
+    poll.timer.tick(results, inputs=seen, outputs=[grid, gallery, saved, seen, *poll.outputs()],
+                    show_progress="hidden", queue=False)  # fmt: skip
 
     def served() -> dict[Any, Any]:
         loaded = generate_form.load_form()
