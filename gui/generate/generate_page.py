@@ -271,7 +271,11 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
         note = md_t(t, "ui.generate.saved_grid", path=found.grid) if found.grid else (
             md_t(t, "ui.generate.saved_images", count=len(found.images), path=snapshot.get("output"))
             if found.images else "")  # fmt: skip
-        return found.grid, found.images or None, note, key, *stopping
+        shown = [
+            *found.images,
+            *found.grids[1:],
+        ]  # a grid per prompt: the first above, the others in the gallery
+        return found.grid, shown or None, note, key, *stopping
 
     seen = gr.State(None)
     poll.timer.tick(results, inputs=seen, outputs=[grid, gallery, saved, seen, *poll.outputs()],

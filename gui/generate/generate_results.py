@@ -1,7 +1,8 @@
 """What a finished generate run made, for the page's gallery and grid image: read from the run's end (the tool's
 `end` progress line names the grid, or the output folder when there is none) and the files the tool writes
-(`<stamp>-NNNN.png`, a grid's cells `<stamp>-xNN-yNN.png`, `<stamp>-grid.png` with `<stamp>-grid.json`:
-backend/tools/generation/generate.py). Pure: paths in, paths out."""
+(`<stamp>-NNNN.png`, a grid's cells `<stamp>-xNN-yNN.png` (the next prompts' grids `<stamp>-gN-xNN-yNN.png`),
+`<stamp>-grid.png` with `<stamp>-grid.json`: backend/tools/generation/plan.py `image_name`). Pure: paths in, paths
+out."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Any
 
 _STAMP = r"\d{8}-\d{6}"
 _IMAGE = re.compile(rf"^{_STAMP}-\d{{4}}\.png$")
+_CELL = re.compile(r"^-(?:g(\d+)-)?x(\d+)-y(\d+)\.png$")  # after the stamp
 
 
 @dataclass(frozen=True)
 class GenerateResults:
     images: list[str]  # the single images or the grid's cells, in the order they were planned
     grid: str | None = None  # the (first) grid image; its JSON lies beside it
-    grids: tuple[str, ...] = ()  # every grid of the run (one per prompt)
+    grids: tuple[str, ...] = ()  # every grid of the run (one per prompt), the first first
 
 
 def run_results(snapshot: Mapping[str, Any]) -> GenerateResults:
@@ -30,10 +32,15 @@ def run_results(snapshot: Mapping[str, Any]) -> GenerateResults:
     path = Path(output)
     if path.is_file() and path.name.endswith("-grid.png"):
         stamp = path.name[: -len("-grid.png")]
-        grids = sorted(p for p in path.parent.glob(f"{stamp}-grid*.png"))
-        cells = sorted(str(p) for p in path.parent.glob(f"{stamp}-x*-y*.png"))
-        # y then x in the file names' order is row by row, as the grid shows them
-        cells.sort(key=lambda name: (Path(name).stem.rsplit("-y", 1)[-1], name))
+        more = path.parent.glob(f"{stamp}-grid-*.png")  # the next prompts' grids: -2, -3, ...
+        grids = [
+            path,
+            *sorted(more, key=lambda p: int(p.stem.rsplit("-", 1)[-1]) if p.stem[-1].isdigit() else 0),
+        ]
+        places = {p: _CELL.match(p.name[len(stamp) :]) for p in path.parent.glob(f"{stamp}-*.png")}
+        # grid by grid, row by row, as the grids show them
+        order = {p: (int(m.group(1) or 1), int(m.group(3)), int(m.group(2))) for p, m in places.items() if m}
+        cells = [str(p) for p in sorted(order, key=order.__getitem__)]
         return GenerateResults(cells, str(path), tuple(str(p) for p in grids))
     if not path.is_dir():
         return GenerateResults([])

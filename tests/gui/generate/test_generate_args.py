@@ -146,8 +146,10 @@ def test_a_finished_runs_images_and_grid(tmp_path: Path) -> None:
     for x in (1, 2):
         for y in (1, 2):
             (tmp_path / f"{stamp}-x{x:02d}-y{y:02d}.png").write_bytes(b"")
+    (tmp_path / f"{stamp}-g2-x01-y01.png").write_bytes(b"")  # the second prompt's grid
     grid = tmp_path / f"{stamp}-grid.png"
-    grid.write_bytes(b"")
+    for path in (grid, tmp_path / f"{stamp}-grid-2.png", tmp_path / "20261204-111111-x01-y01.png"):
+        path.write_bytes(b"")
     found = run_results({"status": "finished", "output": str(grid), "started_at": time.time()})
     assert found.grid == str(grid)
     assert [Path(p).name for p in found.images] == [
@@ -155,7 +157,9 @@ def test_a_finished_runs_images_and_grid(tmp_path: Path) -> None:
         f"{stamp}-x02-y01.png",
         f"{stamp}-x01-y02.png",
         f"{stamp}-x02-y02.png",
-    ]  # row by row
+        f"{stamp}-g2-x01-y01.png",
+    ]  # grid by grid, row by row; another run's cells left out
+    assert [Path(p).name for p in found.grids] == [f"{stamp}-grid.png", f"{stamp}-grid-2.png"]
     assert run_results({"status": "failed", "output": str(grid)}).images == []
     old, new = tmp_path / "20261204-090000-0001.png", tmp_path / "20261204-101011-0001.png"
     for path in (old, new, tmp_path / "notes.png"):
