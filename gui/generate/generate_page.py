@@ -31,7 +31,7 @@ from gui.generate.generate_args import (
     run_saves,
     saves_axis_text,
 )
-from gui.generate.generate_results import run_results
+from gui.generate.generate_results import run_results, servable
 from gui.history.history_actions import run_choice
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_list, md_t
@@ -271,11 +271,9 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
         note = md_t(t, "ui.generate.saved_grid", path=found.grid) if found.grid else (
             md_t(t, "ui.generate.saved_images", count=len(found.images), path=snapshot.get("output"))
             if found.images else "")  # fmt: skip
-        shown = [
-            *found.images,
-            *found.grids[1:],
-        ]  # a grid per prompt: the first above, the others in the gallery
-        return found.grid, shown or None, note, key, *stopping
+        # a grid per prompt: the first above, the others in the gallery
+        shown = [copy for path in [*found.images, *found.grids[1:]] if (copy := servable(path))]
+        return found.grid and servable(found.grid), shown or None, note, key, *stopping
 
     seen = gr.State(None)
     poll.timer.tick(results, inputs=seen, outputs=[grid, gallery, saved, seen, *poll.outputs()],

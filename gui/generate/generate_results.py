@@ -7,10 +7,13 @@ out."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gui.runs.sample_videos import servable_copy
 
 _STAMP = r"\d{8}-\d{6}"
 _IMAGE = re.compile(rf"^{_STAMP}-\d{{4}}\.png$")
@@ -47,3 +50,14 @@ def run_results(snapshot: Mapping[str, Any]) -> GenerateResults:
     started = float(snapshot.get("started_at") or 0) - 2  # the tool's stamp is its own start's second
     images = sorted(str(p) for p in path.iterdir() if _IMAGE.match(p.name) and p.stat().st_mtime >= started)
     return GenerateResults(images)
+
+
+def servable(path: str, roots: Sequence[Path] | None = None, folder: Path | None = None) -> str | None:
+    """`path` where Gradio serves it: as it is under the working folder or the temp folder (`roots`), else a copy
+    under the temp folder (Gradio refuses to send other files; an output folder can be anywhere); None when it
+    cannot be read."""
+    roots = roots if roots is not None else (Path.cwd(), Path(tempfile.gettempdir()))
+    resolved = Path(path).resolve()
+    if any(resolved.is_relative_to(root.resolve()) for root in roots):
+        return path
+    return servable_copy(path, folder or Path(tempfile.gettempdir()) / "kohya_gui_generated")

@@ -22,7 +22,7 @@ from gui.generate.generate_args import (
     run_saves,
     saves_axis_text,
 )
-from gui.generate.generate_results import run_results
+from gui.generate.generate_results import run_results, servable
 
 
 def values(**changes: object) -> dict[str, object]:
@@ -184,3 +184,13 @@ def test_the_form_is_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert generate_form.load_form() == {"seed": 5, "negative_prompt": "ok"}
     generate_form.form_path().write_text("{", encoding="utf-8")
     assert generate_form.load_form() == {}
+
+
+def test_images_outside_the_servable_folders_are_copied(tmp_path: Path) -> None:
+    image = tmp_path / "out" / "a.png"
+    image.parent.mkdir()
+    image.write_bytes(b"png")
+    assert servable(str(image)) == str(image)  # under the temp folder: Gradio sends it as it is
+    copy = servable(str(image), roots=[tmp_path / "elsewhere"], folder=tmp_path / "served")
+    assert copy is not None and Path(copy).parent == tmp_path / "served" and Path(copy).read_bytes() == b"png"
+    assert servable(str(tmp_path / "gone.png"), roots=[], folder=tmp_path / "served") is None
