@@ -227,9 +227,9 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
     message = gr.Markdown(elem_id="generate_message")
     poll = build_tool_panel(t, "generate", runner)
     with gr.Row(equal_height=False):
-        grid = gr.Image(label=t.t("ui.generate.grid_image"), type="filepath", interactive=False, scale=3,
+        grid = gr.Image(label=t.t("ui.generate.grid_image"), type="filepath", interactive=False, scale=3, height=480,
                         elem_id="generate_grid_image")  # fmt: skip
-        gallery = gr.Gallery(label=t.t("ui.generate.images"), columns=4, height=420, scale=2,
+        gallery = gr.Gallery(label=t.t("ui.generate.images"), columns=4, height=480, scale=2,
                              elem_id="generate_gallery")  # fmt: skip
     saved = gr.Markdown(elem_id="generate_saved")
 
