@@ -134,23 +134,30 @@ class GeneratePage:
             what = t.t("ui.generate.started_images", images=len(plan.jobs))
         return f"{what}\n\n{md_code(shlex.join(argv[1:]))}"
 
-    def use_run(self, run_id: Any, model: Any, y_axis: Any) -> tuple[Any, ...]:
-        """A History run's saved files as the X axis; Y becomes weight 0 to 1 when no Y is chosen yet, the base
-        model the run's own when none is given."""
+    def use_run(self, run_id: Any, model: Any, y_axis: Any) -> dict[str, Any]:
+        """A History run's saved files as the X axis (by field name, `message` too); Y becomes weight 0 to 1 when no
+        Y is chosen yet; when no base model is given, the run's own, with its model type, part files and
+        v-prediction."""
         t = self.t
         record = self.history.record(str(run_id or "")) if run_id else None
         saves = run_saves(record or {})
         if not saves:
-            message = t.t("ui.generate.pick_run") if not run_id else t.t("ui.generate.run_no_saves")
-            return message, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return {"message": t.t("ui.generate.run_no_saves") if run_id else t.t("ui.generate.pick_run")}
+        filled: dict[str, Any] = {
+            "message": md_t(t, "ui.generate.run_used", count=len(saves), run=record.get("id") if record else run_id),
+            "x_axis": "network", "x_values": saves_axis_text(saves),
+        }  # fmt: skip
+        if not y_axis:
+            filled.update(y_axis="weight", y_values="0, 0.5, 1")
         form = self.history.form(str(run_id)) or {}
-        run_model = str(form.get("pretrained_model_name_or_path") or "")
-        new_model = run_model if not str(model or "").strip() and run_model else gr.skip()
-        y_values = (gr.skip(), gr.skip()) if y_axis else ("weight", "0, 0.5, 1")
-        message = md_t(
-            t, "ui.generate.run_used", count=len(saves), run=record.get("id") if record else run_id
-        )
-        return message, "network", saves_axis_text(saves), *y_values, new_model
+        if not str(model or "").strip() and form.get("pretrained_model_name_or_path"):
+            model_type = str(form.get("model_type") or "")
+            offered = [name for _, name in model_type_choices(t, _image_model_types())]
+            filled.update(pretrained_model_name_or_path=str(form["pretrained_model_name_or_path"]),
+                          model_type=model_type if model_type in offered else "",
+                          v_parameterization=bool(form.get("v_parameterization")),
+                          **{name: str(form.get(name) or "") for name in part_files("")})  # fmt: skip
+        return filled
 
 
 def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, history: RunHistory = HISTORY,
@@ -213,7 +220,9 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
             refresh = gr.Button(
                 t.t("ui.history.refresh"), scale=0, min_width=110, elem_id="generate_history_refresh"
             )
-            use = gr.Button(t.t("ui.generate.use_run"), scale=0, min_width=280, elem_id="generate_use_run")
+            use_button = gr.Button(
+                t.t("ui.generate.use_run"), scale=0, min_width=280, elem_id="generate_use_run"
+            )
         with gr.Row(equal_height=False):
             for axis in ("x", "y"):
                 with gr.Column():
@@ -255,9 +264,16 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
 
     app.load(runs, outputs=run_chooser, show_progress="hidden")
     refresh.click(runs, outputs=run_chooser)
-    use.click(page.use_run, inputs=[run_chooser, fields["pretrained_model_name_or_path"], fields["y_axis"]],
-              outputs=[message, fields["x_axis"], fields["x_values"], fields["y_axis"], fields["y_values"],
-                       fields["pretrained_model_name_or_path"]])  # fmt: skip
+    filled_names = ["message", "x_axis", "x_values", "y_axis", "y_values", "pretrained_model_name_or_path",
+                    "model_type", "v_parameterization", *parts]  # fmt: skip
+    filled_boxes = [message if name == "message" else fields[name] for name in filled_names]
+
+    def use(run_id: Any, model: Any, y_axis: Any) -> list[Any]:
+        filled = page.use_run(run_id, model, y_axis)
+        return [filled.get(name, gr.skip()) for name in filled_names]
+
+    use_button.click(use, inputs=[run_chooser, fields["pretrained_model_name_or_path"], fields["y_axis"]],
+                     outputs=filled_boxes)  # fmt: skip
 
     def results(last: Any) -> tuple[Any, ...]:
         """The finished run's grid and images, sent once per run."""

@@ -47,19 +47,31 @@ def test_the_chooser_offers_runs_that_saved_networks(tmp_path: Path) -> None:
 
 def test_a_runs_saves_become_the_x_axis(tmp_path: Path) -> None:
     history = RunHistory(tmp_path / "runs")
-    run_id = record_run(history, ["x"], saves_of(tmp_path / "out", "a-000001.safetensors", "a.safetensors"),
-                        {"pretrained_model_name_or_path": "/models/base", "output_name": "a"})  # fmt: skip
-    page = GeneratePage(Translator("en"), None, history, TrainingRunner())
-    message, x_axis, x_values, y_axis, y_values, model = page.use_run(run_id, "", "")
-    assert (x_axis, y_axis, y_values, model) == ("network", "weight", "0, 0.5, 1", "/models/base")
-    assert x_values == f"{tmp_path / 'out' / 'a-000001.safetensors'}\n{tmp_path / 'out' / 'a.safetensors'}"
-    assert "the 2 files run" in message
-    # a chosen Y axis and a typed-in model stay as they are
-    _, _, _, y_axis, y_values, model = page.use_run(run_id, "/models/mine", "seed")
-    assert all(
-        isinstance(value, dict) and value.get("__type__") == "update" for value in (y_axis, y_values, model)
+    form = {
+        "pretrained_model_name_or_path": "/models/flux.safetensors",
+        "model_type": "flux_dev",
+        "output_name": "a",
+        "clip_l": "/models/clip_l.safetensors",
+        "t5xxl": "/models/t5xxl.safetensors",
+        "ae": "/models/ae.sft",
+    }
+    run_id = record_run(
+        history, ["x"], saves_of(tmp_path / "out", "a-000001.safetensors", "a.safetensors"), form
     )
-    assert page.use_run(None, "", "")[0] == "Choose a training run first."
+    page = GeneratePage(Translator("en"), None, history, TrainingRunner())
+    filled = page.use_run(run_id, "", "")
+    assert "the 2 files run" in filled.pop("message")
+    assert filled == {
+        "x_axis": "network", "x_values": f"{tmp_path / 'out' / 'a-000001.safetensors'}\n{tmp_path / 'out' / 'a.safetensors'}",
+        "y_axis": "weight", "y_values": "0, 0.5, 1",
+        # the run's model with what it needs: its type and part files
+        "pretrained_model_name_or_path": "/models/flux.safetensors", "model_type": "flux_dev",
+        "v_parameterization": False, "clip_l": "/models/clip_l.safetensors", "t5xxl": "/models/t5xxl.safetensors",
+        "ae": "/models/ae.sft", "vae": "", "clip_g": "",
+    }  # fmt: skip
+    # a chosen Y axis and a typed-in model stay as they are
+    assert set(page.use_run(run_id, "/models/mine", "seed")) == {"message", "x_axis", "x_values"}
+    assert page.use_run(None, "", "") == {"message": "Choose a training run first."}
 
 
 def test_a_bad_form_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
