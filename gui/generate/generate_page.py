@@ -169,7 +169,7 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
     with gr.Group():
         with gr.Row(equal_height=True):
             page.dropdown("model_type", [(t.t("ui.generate.auto_type"), ""), *model_type_choices(t, types)], flag="",
-                          scale=1, min_width=200)  # fmt: skip
+                          scale=1, min_width=260)  # fmt: skip
             page.path(
                 "pretrained_model_name_or_path", False, help_text=t.t("ui.generate.help.model"), scale=4
             )
