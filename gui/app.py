@@ -18,6 +18,7 @@ from backend.messages import set_language
 from backend.options.schema import ALL_COMMANDS, options_for
 from gui.dataset.dataset_tabs import build_caption_editor_tab, build_captioning_tab, build_dataset_tab
 from gui.file_dialog import browse, dialogs_available
+from gui.generate.generate_page import build_generate_page
 from gui.history.history_page import build_history_page
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_escape, md_t
@@ -97,7 +98,7 @@ def environment_summary(t: Translator) -> str:
 # by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
 # ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
 # every tab added; a page now holds only its own components (docs/performance.md, "GUI pages"). Paths: "" (LoRA),
-# quick, dreambooth, finetune, textual_inversion, leco, video, data, tools, history, queue, about.
+# quick, dreambooth, finetune, textual_inversion, leco, video, data, tools, generate, history, queue, about.
 
 
 def _page_header(t: Translator) -> gr.Checkbox:
@@ -185,6 +186,13 @@ def build_app(
         show_help = _page_header(t)
         with polling.tab("lora_tools"):
             build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
+        polling.wire({})
+        _page_loads(app, show_help)
+    with app.route(t.t("ui.page.generate"), "generate"):
+        polling = TabPolling()
+        show_help = _page_header(t)
+        with polling.tab("generate"):
+            build_generate_page(app, t, picker)
         polling.wire({})
         _page_loads(app, show_help)
     with app.route(t.t("ui.page.history"), "history"):

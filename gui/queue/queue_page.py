@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from gui.generate.generate_page import GENERATE_RUNNER
 from gui.i18n import Translator
 from gui.markdown_text import md_escape
 from gui.queue import queue_actions as actions
@@ -23,7 +24,7 @@ from gui.runs.run_queue import ENDED, QUEUE, RunQueue
 from gui.tools.tool_form import TOOL_RUNNER
 from gui.training.lora_actions import RUNNER
 
-WORKER = QueueWorker(QUEUE, RUNNER, TOOL_RUNNER)
+WORKER = QueueWorker(QUEUE, RUNNER, TOOL_RUNNER, others=(GENERATE_RUNNER,))  # a generation holds the GPU too
 
 
 def build_queue_page(

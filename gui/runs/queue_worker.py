@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 from backend.messages import msg
 from gui.runs.run_queue import QueueItem, RunQueue
@@ -28,9 +29,17 @@ BUSY_POLL_S = 2.0
 
 
 class QueueWorker:
-    def __init__(self, queue: RunQueue, training: TrainingRunner, tool: TrainingRunner) -> None:
+    def __init__(
+        self,
+        queue: RunQueue,
+        training: TrainingRunner,
+        tool: TrainingRunner,
+        others: Sequence[TrainingRunner] = (),
+    ) -> None:
+        """`others`: runners that start no queued item but whose runs the queue waits for (the Generate page's)."""
         self.queue = queue
         self.runners = {"training": training, "tool": tool}
+        self._others = tuple(others)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._exiting = False
@@ -49,7 +58,8 @@ class QueueWorker:
 
     def busy(self) -> bool:
         """Something runs: either runner, or a run a killed GUI left going (gui/runs/run_queue.py)."""
-        return any(runner.running for runner in self.runners.values()) or self.queue.orphan_running()
+        runners = (*self.runners.values(), *self._others)
+        return any(runner.running for runner in runners) or self.queue.orphan_running()
 
     def cancel(self, item_id: str) -> str:
         """Cancel a waiting item, or stop the running one. Returns what happened: "cancelled", "stopped", ""."""

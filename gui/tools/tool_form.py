@@ -30,7 +30,7 @@ from gui.plain_text import plain_info
 from gui.queue.queue_actions import queued_text
 from gui.queue.queue_line import wake_queue_line
 from gui.runs.log_view import log_box
-from gui.runs.poll_timers import poll_timer, wake_after
+from gui.runs.poll_timers import PollTimer, poll_timer, wake_after
 from gui.runs.poll_updates import changed_only
 from gui.runs.progress_view import failure_text, progress_html, status_text
 from gui.runs.run_queue import QUEUE, RunQueue
@@ -260,8 +260,9 @@ def start_tool(spec: ToolSpec, values: Mapping[str, Any], t: Translator, runner:
     return md_t(t, "ui.tool_started", command=md_code(shlex.join(argv[1:])))
 
 
-def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_RUNNER) -> gr.Timer:
-    """Status, progress and the log of the tool runner (elem ids `<prefix>_status`, `_progress`, `_log`)."""
+def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_RUNNER) -> PollTimer:
+    """Status, progress and the log of the tool runner (elem ids `<prefix>_status`, `_progress`, `_log`); its poll
+    timer, for a page that shows more of the run on the same ticks (the Generate page's images)."""
     with gr.Group():
         status = gr.Textbox(label=t.t("ui.status"), interactive=False, elem_id=f"{prefix}_status")
         bar = gr.HTML(progress_html({}, t), elem_id=f"{prefix}_progress")
@@ -282,5 +283,5 @@ def build_tool_panel(t: Translator, prefix: str, runner: TrainingRunner = TOOL_R
     poll = poll_timer(POLL_SECONDS)
     poll.timer.tick(on_tick, inputs=seen, outputs=[status, bar, outcome, log, seen, *poll.outputs()],
                     show_progress="hidden", queue=False)  # fmt: skip
-    return poll.timer
+    return poll
 

@@ -117,7 +117,7 @@ ACTION_MS = 90_000
 # Each training kind has its own page (gui/app.py); the element that shows a page has been built.
 READY = {"": "#model_type", "dreambooth": "#dreambooth_model_type", "finetune": "#finetune_model_type",
          "textual_inversion": "#ti_model_type", "leco": "#leco_model_type", "video": "#video_model_type",
-         "data": "#tab_captioning", "history": "#history_table", "queue": "#queue_table"}
+          "data": "#tab_captioning", "history": "#history_table", "queue": "#queue_table", "generate": "#generate_run"}
 
 
 def go_to(page: object, url: str, path: str = "") -> None:

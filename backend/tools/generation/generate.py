@@ -11,8 +11,8 @@ imported, every network file's family and every embedding's shape against the mo
 (plan.py). The model is loaded once; networks are applied to its weights at each image's weights and taken off
 again (the LoRA tools' merge, so LoRA, LoCon, LoHa, LoKr and DyLoRA files all work). Images are written atomically
 as `<outdir>/<stamp>-NNNN.png` with A1111-style "parameters" text; a grid as `<stamp>-grid.png` (parameters in
-its PNG text) with `<stamp>-grid.json` beside it and its cells as `<stamp>-xNN-yNN.png`. One progress `step`
-line per image.
+its PNG text) with `<stamp>-grid.json` beside it and its cells as `<stamp>-xNN-yNN.png` (a grid per prompt: the
+second one `<stamp>-grid-2.png`, its cells `<stamp>-g2-xNN-yNN.png`). One progress `step` line per image.
 """
 
 from __future__ import annotations

@@ -261,3 +261,12 @@ def check_weight_axis(x: Axis | None, y: Axis | None, networks: list[tuple[str, 
     if "weight" in kinds and "network" not in kinds and not networks:
         raise InputError(msg("tool.generate_weight_axis_no_network", "--xy weight=...: there is no network to weigh; "
                              "add --network FILE, or make the other axis network=..."))
+
+
+def image_name(plan: Plan, job: Job, stamp: str) -> str:
+    """`<stamp>-NNNN.png`; a grid's cell `<stamp>-xNN-yNN.png`, from the second grid on (one per prompt)
+    `<stamp>-gN-xNN-yNN.png`, so no grid's cells are written over by the next one's."""
+    if job.x is None or job.y is None or plan.x is None or plan.y is None:
+        return f"{stamp}-{job.number:04d}.png"
+    grid = (job.number - 1) // (len(plan.x.values) * len(plan.y.values)) + 1
+    return f"{stamp}{f'-g{grid}' if grid > 1 else ''}-x{job.x + 1:02d}-y{job.y + 1:02d}.png"

@@ -21,7 +21,7 @@ from backend.messages import msg
 from backend.models.components import Components
 from backend.tools.cli.light_cli import InputError, ItemProgress
 from backend.tools.generation.grid import draw_grid
-from backend.tools.generation.plan import Job, Plan
+from backend.tools.generation.plan import Job, Plan, image_name
 from backend.tools.lora.lora_files import LoraFile, check_finite_lora, load_lora
 from backend.tools.lora.lora_layers import layer_refs
 from backend.tools.lora.merge_into_model import check_family, detect_checkpoint, merge_into
@@ -177,8 +177,7 @@ def generate(args: argparse.Namespace, plan: Plan) -> None:
         with _autocast(device, dtype):
             image = spec.render_sample(pipeline, components, shown, sampler, job.seed,  # type: ignore[attr-defined]
                                        clip_skip=args.clip_skip, max_token_length=None)
-        name = f"{stamp}-x{job.x + 1:02d}-y{job.y + 1:02d}.png" if job.x is not None else f"{stamp}-{job.number:04d}.png"
-        path = outdir / name
+        path = outdir / image_name(plan, job, stamp)
         _save_png(image, path, _parameters(job, sampler, args.pretrained_model_name_or_path, args.clip_skip))
         print(msg("tool.generate_written", "image {number}/{total}: {path}", number=job.number,
                   total=len(plan.jobs), path=path), flush=True)

@@ -109,7 +109,8 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
     training, tool = runners
     training.history = RunHistory(tmp_path / "runs")
     queue = RunQueue(tmp_path / "runs" / "queue.json")
-    worker = QueueWorker(queue, training, tool)
+    generation = TrainingRunner(stop_timeout=5)  # the Generate page's: starts no item, but holds the GPU
+    worker = QueueWorker(queue, training, tool, others=(generation,))
     ok = add(queue, "ok", script(tmp_path, "print(os.environ['KOHYA_LANGUAGE'])\n"))
     bad = add(queue, "bad", script(tmp_path, "sys.exit(3)\n"))
     tooled = add(queue, "tool", script(tmp_path, "print('tool ran')\n"), kind="tool")
@@ -121,6 +122,9 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
     tool.start(script(tmp_path, "time.sleep(0.5)\n"))
     assert worker.run_next() is None and queue.item(ok).status == "waiting"
     tool.wait(10)
+    generation.start(script(tmp_path, "time.sleep(0.5)\n"))
+    assert worker.run_next() is None and queue.item(ok).status == "waiting"
+    generation.wait(10)
 
     assert worker.run_next().status == "finished"
     assert training.log_text() == "ja" and training.meta()["queue_item"] == ok

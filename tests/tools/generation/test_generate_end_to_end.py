@@ -12,22 +12,15 @@ import pytest
 from PIL import Image
 
 from backend.training.progress import parse_progress_line
-from tests.end_to_end.helpers import _ENV_AT_START, REPO, base_flags, make_images, run_trainer, trainer_env
+from tests.end_to_end.helpers import _ENV_AT_START, REPO, trainer_env
 from tests.forked_commands import run_module
 from tests.tiny_models import TinyModels
+from tests.tools.generation.two_epochs import train_two_epochs
 
 
 @pytest.fixture(scope="module")
 def two_epochs(tiny: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("epochs")
-    make_images(root / "train" / "1_sks dog", 2)
-    out = root / "out"
-    result = run_trainer("train_network", *base_flags(
-        tiny.get("sd15").path, root / "train", out, "--max_train_epochs", "2", "--save_every_n_epochs", "1",
-        "--learning_rate", "5e-2", "--network_dim", "8", "--network_alpha", "8", "--train_batch_size", "2",
-    ))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return train_two_epochs(tiny.get("sd15").path, tmp_path_factory.mktemp("epochs"))[0]
 
 
 def pixels(path: Path) -> np.ndarray:

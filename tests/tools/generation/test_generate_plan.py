@@ -13,7 +13,7 @@ from PIL import Image
 from backend.tools.cli.light_cli import InputError
 from backend.tools.generation.generate import build_parser, check_args
 from backend.tools.generation.grid import draw_grid, layout
-from backend.tools.generation.plan import parse_axes, parse_axis, parse_network, run_network_files
+from backend.tools.generation.plan import image_name, parse_axes, parse_axis, parse_network, run_network_files
 
 
 def safetensors(path: Path, metadata: dict[str, str] | None = None) -> Path:
@@ -106,6 +106,14 @@ def test_images_per_prompt_count_seeds(tmp_path: Path) -> None:
     plan = check_args(_args(tmp_path, "--prompt", "x", "--prompt", "y --d 100", "--images_per_prompt", "2",
                             "--seed", "1"))
     assert [(j.prompt.prompt, j.seed) for j in plan.jobs] == [("x", 1), ("x", 2), ("y", 100), ("y", 101)]
+
+
+def test_each_prompts_grid_has_cells_of_its_own(tmp_path: Path) -> None:
+    plan = check_args(_args(tmp_path, "--prompt", "a dog", "--prompt", "a cat", "--xy", "seed=1,2", "cfg=4"))
+    names = [image_name(plan, job, "S") for job in plan.jobs]
+    assert names == ["S-x01-y01.png", "S-x02-y01.png", "S-g2-x01-y01.png", "S-g2-x02-y01.png"]
+    single = check_args(_args(tmp_path, "--prompt", "x", "--images_per_prompt", "2"))
+    assert [image_name(single, job, "S") for job in single.jobs] == ["S-0001.png", "S-0002.png"]
 
 
 @pytest.mark.parametrize(("extra", "says"), [
