@@ -25,6 +25,7 @@ from gui.markdown_text import md_code, md_escape, md_t
 from gui.page_values import PageValuesBlocks
 from gui.queue.queue_line import build_queue_line
 from gui.queue.queue_page import build_queue_page
+from gui.quick.quick_page import build_quick_page
 from gui.runs.poll_timers import TabPolling
 from gui.tools.tool_specs import LORA_TOOLS, METADATA_TOOLS
 from gui.tools.tools_tab import build_tools_tab
@@ -97,7 +98,7 @@ def environment_summary(t: Translator) -> str:
 # by walking the whole layout, on every status change of every event. With all tabs on one page (2,800 components,
 # ~580 of them restored on load) that made each edit and page load cost seconds of browser CPU, growing with
 # every tab added; a page now holds only its own components (docs/performance.md, "GUI pages"). Paths: "" (LoRA),
-# dreambooth, finetune, textual_inversion, leco, video, data, tools, generate, history, queue, about.
+# quick, dreambooth, finetune, textual_inversion, leco, video, data, tools, generate, history, queue, about.
 
 
 def _page_header(t: Translator) -> gr.Checkbox:
@@ -150,6 +151,13 @@ def build_app(
 
     with PageValuesBlocks(title=APP_TITLE, analytics_enabled=False) as app:
         _training_page(app, t, "lora", lambda: build_lora_tab(t, picker, defaults))
+    with app.route(t.t("ui.page.quick"), "quick"):  # beside the LoRA page: a folder of images to a LoRA
+        polling = TabPolling()
+        show_help = _page_header(t)
+        with polling.tab("quick"):
+            build_quick_page(t, picker)
+        polling.wire({})
+        _page_loads(app, show_help)
     with app.route(t.t("ui.tab.dreambooth"), "dreambooth"):
         _training_page(app, t, "dreambooth", lambda: build_lora_tab(t, picker, defaults, DREAMBOOTH))
     with app.route(t.t("ui.tab.finetune"), "finetune"):

@@ -45,7 +45,7 @@ def choose_model_type(
     path = str(path or "").strip()
     local = Path(path) if path else None
     try:
-        found = _recognise(local) if local is not None and local.exists() else None
+        found = recognise_model(local) if local is not None and local.exists() else None
     except (ModelFileError, OSError) as error:
         # A damaged or unreadable file: the name decides now, preflight will say what is wrong with it.
         return _by_name(path, candidates, by_name, msg(
@@ -81,8 +81,9 @@ def choose_model_type(
     ))  # fmt: skip
 
 
-def _recognise(path: Path) -> Recognised | None:
-    """The family of a local model as the families' detection tells it; None when it cannot be read here."""
+def recognise_model(path: Path) -> Recognised | None:
+    """The family of a local model as the families' detection tells it (torch-free; the Quick LoRA page uses it
+    too); None when it cannot be read here."""
     if path.is_dir():
         index = check_diffusers_folder(path)
         layout = families.of_pipeline_index(index)

@@ -63,14 +63,15 @@ def test_the_apps_panels_are_all_managed_and_every_start_wakes_them() -> None:
     config = events(app)
     components = {c["id"]: c for c in app.get_config_file()["components"]}
     timers = {i for i, c in components.items() if c.get("type") == "timer"}
-    # LoRA, DreamBooth, fine-tune (+ its metadata tools), Textual Inversion, LECO, video, captioning, dataset, tools,
-    # generate, history, queue; and each page's queue line in its header (gui/queue/queue_line.py)
-    assert len(app.pages) == 12 and len(timers) == 13 + len(app.pages)
+    # LoRA, Quick LoRA (its captioning and its run), DreamBooth, fine-tune (+ its metadata tools), Textual Inversion,
+    # LECO, video, captioning, dataset, tools, generate, history, queue; and each page's queue line in its header
+    # (gui/queue/queue_line.py)
+    assert len(app.pages) == 13 and len(timers) == 15 + len(app.pages)
     ticks = [e for e in config if e["targets"] and e["targets"][0][0] in timers]
     assert all(set(e["outputs"]) & timers for e in ticks), "each tick can stop its own timer"
     woken = [e for e in config if e["targets"] == [(None, "then")] and set(e["outputs"]) <= timers and e["outputs"]]
     starters = {config[e["trigger_after"]]["targets"][0][0] for e in woken}
-    start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start", "leco_start", "video_start", "history_rerun", "lora_queue", "video_queue", "queue_again", "generate_run")}
+    start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start", "leco_start", "video_start", "history_rerun", "lora_queue", "video_queue", "queue_again", "generate_run", "quick_train", "quick_caption")}
     assert start_ids <= starters and len(starters) > len(start_ids)  # the tool Run buttons too
 
 
