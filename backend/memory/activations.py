@@ -8,11 +8,15 @@ the RSS high-water mark minus the RSS before the step (allocator slack included)
 Between measured resolutions the figure is interpolated linearly in the pixel count; above the largest it
 grows in proportion to the pixels (the feature maps do; SDPA's memory is linear in the tokens). A run in
 another precision scales by the bytes per value (16-bit autocast keeps about half of float32's saved
-tensors). Figures of a GPU (torch.cuda.max_memory_allocated) replace these where measured.
+tensors). A model of the same design but other widths or depths (the tiny test models, a pruned model)
+scales by the sum of its denoiser's layer output widths against the measured model's (`width_sum`): the
+feature maps a step keeps grow with both. Figures of a GPU (torch.cuda.max_memory_allocated) replace these
+where measured.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MIB = 1024**2
@@ -23,6 +27,7 @@ class Measured:
     family: str
     dtype_bytes: int  # bytes per value of the measured run (4: float32)
     source: str  # where and how
+    width_sum: int  # the measured denoiser's `width_sum` (sum of shape[0] over its weights of 2+ dimensions)
     # (pixels per sample, bytes without checkpointing, bytes with checkpointing), pixels ascending
     points: tuple[tuple[int, int, int], ...]
 
@@ -34,16 +39,21 @@ def _add(entry: Measured) -> None:
     TABLE[entry.family] = entry
 
 
-# benchmarks/memory_activations.py --arch sd15 --resolutions 64,128,256,512 (CPU, float32), 2026-12-04.
-_add(Measured("sd1", 4, "CPU float32, benchmarks/memory_activations.py", (
-    (64 * 64, 0, 0),
-    (128 * 128, 0, 0),
-    (256 * 256, 0, 0),
-    (512 * 512, 0, 0),
+# benchmarks/memory_activations.py --arch sd15 --resolutions 64,128,256,512 (CPU, float32), 2026-12-04,
+# 2 cores, load 0.4-4.5 (others' work; the figures are memory, which load does not change).
+_add(Measured("sd1", 4, "SD 1.5, CPU float32", 318_404, (
+    (64 * 64, 156_864_512, 98_029_568),
+    (128 * 128, 350_568_448, 300_228_608),
+    (256 * 256, 912_384_000, 635_486_208),
+    (512 * 512, 3_086_061_568, 1_565_614_080),
 )))  # fmt: skip
 
 # Families without a measurement of their own borrow one with the same denoiser design, per pixel.
 BORROWED = {"sd2": "sd1"}
+
+
+def width_sum(shapes: Iterable[tuple[int, ...]]) -> int:
+    return sum(shape[0] for shape in shapes if len(shape) >= 2)
 
 
 def lookup(family: str) -> tuple[Measured, bool] | None:
@@ -68,13 +78,17 @@ def per_sample(entry: Measured, pixels: int, checkpointing: bool) -> int:
 
 
 def activation_bytes(
-    family: str, pixels: int, batch: int, checkpointing: bool, dtype_bytes: int
+    family: str, pixels: int, batch: int, checkpointing: bool, dtype_bytes: int, widths: int
 ) -> tuple[int, str]:
-    """(bytes, source) of a step's activations; (0, "") when the family has no measurement."""
+    """(bytes, source) of a step's activations for a denoiser of `widths` (`width_sum`); (0, "") when the
+    family has no measurement."""
     found = lookup(family)
     if found is None:
         return 0, ""
     entry, borrowed = found
-    value = per_sample(entry, pixels, checkpointing) * batch * dtype_bytes / entry.dtype_bytes
+    scale = widths / entry.width_sum if widths else 1.0
+    value = per_sample(entry, pixels, checkpointing) * batch * dtype_bytes / entry.dtype_bytes * scale
     source = entry.source + (f" ({entry.family})" if borrowed else "")
+    if abs(scale - 1) > 0.05:
+        source += f", × {scale:.3g} (widths)"
     return int(value), source

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from backend import families
 from backend.families.declaration import FamilyDeclaration
 from backend.memory import optimizers
-from backend.memory.activations import activation_bytes
+from backend.memory.activations import activation_bytes, width_sum
 from backend.memory.weights import DENOISER, VAE, Component, WeightsUnreadable, read_components
 from backend.messages import msg
 
@@ -29,7 +29,7 @@ GIB = 1024**3
 MIB = 1024**2
 # Host RSS of a trainer process before any model is read (python, torch, diffusers, transformers imported):
 # measured on CPU runs of the tiny models. A CUDA process maps the CUDA libraries too (assumed, not measured).
-CPU_BASELINE = 720 * MIB
+CPU_BASELINE = 510 * MIB
 CUDA_HOST_BASELINE = 2 * GIB
 # What a card needs beyond PyTorch's allocations (CUDA context, cuBLAS workspace, allocator rounding and
 # fragmentation): added when comparing with a card's size, not part of the allocation estimate.
@@ -400,16 +400,18 @@ def _plan(
                 name=options.get("optimizer_type"),
             )
         )
+    state = optimizers.state_bytes(name, trained_shapes)
     place(
         "optimizer",
         msg("memory.line.optimizer", "Optimizer states"),
-        optimizers.state_bytes(name, trained_shapes),
+        state,
         str(options.get("optimizer_type") or "AdamW"),
     )
 
     pixels = pixels_per_sample(options, family)
     act_dtype = compute if not full_half else 2
-    activations, source = activation_bytes(family.name, pixels, batch, checkpointing, act_dtype)
+    widths = width_sum(parts[DENOISER].shapes.values())
+    activations, source = activation_bytes(family.name, pixels, batch, checkpointing, act_dtype, widths)
     if not source:
         notes.append(
             msg(
@@ -467,7 +469,8 @@ def _plan(
             Line(
                 "host.saving",
                 msg("memory.line.saving", "Saving the model (a copy in the file's dtype)"),
-                host=saved + (0 if on_gpu else all_weights + gradients),
+                # on the CPU the weights and optimizer states stay in memory beside the copy (gradients are freed)
+                host=saved + (0 if on_gpu else all_weights + state),
                 transient=True,
             )
         )
