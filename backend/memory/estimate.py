@@ -126,6 +126,15 @@ def training_kind(command: str) -> Kind:
     )
 
 
+def plans(command: str) -> bool:
+    """Whether the planner plans runs of this command (the image training commands; not video yet)."""
+    try:
+        training_kind(command)
+    except PlanError:
+        return False
+    return not any(declaration.is_video for declaration in families.for_command(command))
+
+
 def family_for(command: str, options: Mapping[str, Any]) -> FamilyDeclaration:
     found = families.for_command(command)
     if not found:
@@ -428,10 +437,12 @@ def _plan(
         activations,
         msg(
             "memory.detail.activations",
-            "batch {batch} × {side}² px, checkpointing {checkpointing}; {source}",
+            "batch {batch} × {side}² px, {checkpointing}; measured: {source}",
             batch=batch,
             side=side,
-            checkpointing="on" if checkpointing else "off",
+            checkpointing=msg("memory.detail.checkpointing_on", "gradient checkpointing")
+            if checkpointing
+            else msg("memory.detail.checkpointing_off", "no gradient checkpointing"),
             source=source or "-",
         ),
     )

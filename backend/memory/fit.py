@@ -27,8 +27,9 @@ from backend.memory.estimate import Estimate, PlanError, estimate, family_for, t
 from backend.messages import msg
 from backend.options.schema import options_for
 
-GB = 1000**3
-CARD_SIZES_GB = (8, 12, 16, 24, 48)  # the card sizes the GUI offers (marketing GB, as the cards are sold)
+# The card sizes the GUI offers. An "8 GB" card has 8 GiB (8,192 MiB, as nvidia-smi reports it).
+GB = 1024**3
+CARD_SIZES_GB = (8, 12, 16, 24, 48)
 FUSABLE = ("adafactor", "adamw", "sgdnesterov")
 SWAP_STEPS = (4, 8, 12, 16, 20, 24, 28, 32, 35)
 
