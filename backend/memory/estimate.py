@@ -453,8 +453,9 @@ def _plan(
         workspace += int(batch * pixels * 128 * compute * 2)  # the VAE encoder's widest feature maps
     place("workspace", msg("memory.line.workspace", "Workspace (VAE encoding, temporary buffers)"), workspace)
 
-    if cache_latents and not _flag(options, "cache_latents_to_disk"):
-        images = _count_images(options.get("train_data_dir"))
+    in_memory = cache_latents and not _flag(options, "cache_latents_to_disk")
+    images = _count_images(options.get("train_data_dir")) if in_memory else 0
+    if images:  # each image's latent, float32, kept in host memory for the whole run
         latent = images * _latent_channels(parts.get(VAE)) * (pixels // 64) * 4
         lines.append(
             Line(

@@ -138,3 +138,19 @@ def test_block_swap_keeps_the_last_blocks_in_host_memory(tmp_path: Path) -> None
     assert line(swapped, "weights.denoiser").host == moved
     assert any("no activation measurement" in note for note in plain.notes)  # FLUX.1: not measured yet
     assert GIB == 1024**3
+
+
+def test_preflight_report_and_view_carry_the_estimate(sd15: Path) -> None:
+    import argparse
+
+    from backend.training.memory_preflight import memory_check
+    from gui.i18n import Translator
+    from gui.runs.progress_view import preflight_markdown
+
+    report, warnings = memory_check(argparse.Namespace(**lora(sd15)), "train_network", "sd1")
+    assert report["family"] == "sd1" and report["host_peak_bytes"] > 0 and warnings == []  # no GPU here
+    assert {line["key"] for line in report["lines"]} >= {"weights.denoiser", "network", "optimizer", "activations"}
+    shown = preflight_markdown({"ok": True, "memory": report}, Translator("en"))
+    assert "Predicted memory" in shown and "Denoiser weights" in shown
+    missing, _ = memory_check(argparse.Namespace(**lora(sd15.with_name("gone.safetensors"))), "train_network", "sd1")
+    assert "no such file or folder" in preflight_markdown({"ok": True, "memory": missing}, Translator("en"))
