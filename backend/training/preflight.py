@@ -44,6 +44,7 @@ from backend.training.input_files import network_rank_problem, network_weights_p
 from backend.training.leco_preflight import check_leco
 from backend.training.lr_check import learning_rate_warning
 from backend.training.mask_check import MaskConfig, mask_problems
+from backend.training.memory_preflight import memory_check
 from backend.training.method_options import method_config
 from backend.training.optimizers import OptimizerConfig, check_optimizer_available, resolve_optimizer_name
 from backend.training.output_space import output_problems
@@ -564,5 +565,7 @@ def build_plan(args: argparse.Namespace, command: str) -> RunPlan:
             "family": plan.model.family,
             "v_prediction": plan.model.v_prediction,
         }
+        plan.report["memory"], memory_warnings = memory_check(args, command, plan.model.family)
+        plan.warnings += memory_warnings
     plan.report.update(command=command, ok=plan.ok, errors=plan.errors, warnings=plan.warnings)
     return plan

@@ -56,8 +56,8 @@ def _build_full(arch: str, folder: Path) -> Path:
 
     configs = load_arch_configs(arch)
     cache = folder / "tokenizer_cache"
-    tokenizers = [write_tiny_tokenizer(cache_folder(cache, hub_id), pad_with_bang)
-                  for hub_id, _, pad_with_bang in declaration(configs.family).hub_tokenizers]
+    tokenizers = [write_tiny_tokenizer(cache_folder(cache, hub.hub_id), hub.pad_with_bang)
+                  for hub in declaration(configs.family).hub_tokenizers]
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float16)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -102,6 +102,27 @@ def finished_text(snapshot: Mapping[str, Any], t: Translator) -> str:
     return ""
 
 
+def _gib(value: object) -> str:
+    return f"{float(value or 0) / 1024**3:.2f} GiB"
+
+
+def _memory_lines(memory: Mapping[str, Any], t: Translator) -> list[str]:
+    """The memory planner's estimate in the report (backend/training/memory_preflight.py): its peaks and parts."""
+    if not memory:
+        return []
+    head = f"**{t.t('ui.preflight.memory')}**: "
+    if memory.get("error"):
+        return ["", head + md_t(t, "ui.preflight.memory_unavailable", reason=memory["error"])]
+    if memory.get("device") == "cuda":
+        peaks = md_t(t, "ui.preflight.memory_peaks", gpu=_gib(memory.get("gpu_peak_bytes")),
+                     need=_gib(memory.get("card_need_bytes")), host=_gib(memory.get("host_peak_bytes")))  # fmt: skip
+    else:
+        peaks = md_t(t, "ui.preflight.memory_cpu", host=_gib(memory.get("host_peak_bytes")))
+    parts = [f"{line.get('label')} {_gib(line.get('gpu_bytes') or line.get('host_bytes'))}"
+             for line in memory.get("lines", []) if line.get("gpu_bytes") or line.get("host_bytes")]  # fmt: skip
+    return ["", head + peaks, "", md_escape(" · ".join(parts))]
+
+
 def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
     """The trainer's `--preflight` JSON report as Markdown: verdict, errors, warnings, steps and buckets
     (every text of the report shown as written)."""
@@ -115,6 +136,7 @@ def preflight_markdown(report: Mapping[str, Any], t: Translator) -> str:
     if model:
         about = md_escape(f"({model.get('family')}, {model.get('format')})")
         lines += ["", f"**{t.t('ui.preflight.model')}**: {md_code(model.get('path'))} {about}"]
+    lines += _memory_lines(report.get("memory") or {}, t)
     leco = report.get("leco") or {}
     if leco:  # LECO: no dataset, the prompt file's settings instead
         lines += ["", md_t(t, "ui.preflight.leco", path=leco.get("prompts_file"), settings=leco.get("settings"))]

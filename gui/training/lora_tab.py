@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from backend.memory.estimate import plans
 from backend.options.schema import Option, options_for
 from gui.i18n import Translator
 from gui.kohya_import.convert import IMPORTED_KINDS
@@ -24,6 +25,7 @@ from gui.plain_text import plain_info
 from gui.training import form_state, lora_actions, presets
 from gui.training.accelerate_form import AccelerateForm, accelerate_problems, build_accelerate_form
 from gui.training.lora_actions import TabValues
+from gui.training.memory_panel import build_memory_panel, wire_memory_panel
 from gui.training.model_types import model_type_choices
 from gui.training.network_types import (
     DEFAULT_TYPE,
@@ -266,6 +268,8 @@ def build_lora_tab(
         form, accelerate, holders["model_type"], holders.get("network_type"), *holders["net"], preset_controls[0], kind,
         preset_controls[5],
     )  # fmt: skip
+    # the memory planner plans the image commands (backend/memory), not video runs
+    memory = build_memory_panel(t, kind.elem) if all(plans(c) for c in kind.commands.values()) else None
     search.select(None, inputs=search, js=JUMP_JS)
     # A field hidden for the chosen model or network type: say which types it belongs to.
     selectors = [tab.model_type, *([tab.network_type] if tab.network_type is not None else [])]
@@ -276,6 +280,8 @@ def build_lora_tab(
     for selector in selectors:  # the note is about the types chosen when it was written
         selector.change(lambda: "", outputs=search_note, queue=False)
     wire_selectors(tab)
+    if memory is not None:
+        wire_memory_panel(tab, memory, t)
     bar_status = wire_actions(tab, t)
     wire_presets(tab, t, *preset_controls)
     autosave_lock = wire_autosave(tab)
