@@ -25,11 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from backend.memory.estimate import Estimate, PlanError, estimate, family_for, training_kind
+from backend.memory.weights import WeightsUnreadable
 from backend.messages import msg
+from backend.models.errors import ModelMismatchError
 from backend.options.schema import options_for
 
 # The card sizes the GUI offers. An "8 GB" card has 8 GiB (8,192 MiB, as nvidia-smi reports it).
 GB = 1024**3
+# What a plan is refused with (an unknown family, an unreadable or mismatched model file); each message says why.
+PLAN_ERRORS = (PlanError, WeightsUnreadable, ModelMismatchError, OSError)
 CARD_SIZES_GB = (8, 12, 16, 24, 48)
 FUSABLE = ("adafactor", "adamw", "sgdnesterov")
 SWAP_STEPS = (4, 8, 12, 16, 20, 24, 28, 32, 35)
@@ -284,4 +288,4 @@ def fit_to_card(command: str, options: Mapping[str, Any], card_bytes: int) -> Fi
     return FitResult(after.card_need() <= card_bytes, card_bytes, before, after, changes)
 
 
-__all__ = ["CARD_SIZES_GB", "GB", "Change", "FitResult", "PlanError", "fit_to_card"]
+__all__ = ["CARD_SIZES_GB", "GB", "PLAN_ERRORS", "Change", "FitResult", "PlanError", "fit_to_card"]

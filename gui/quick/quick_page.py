@@ -13,13 +13,13 @@ from typing import Any
 
 import gradio as gr
 
+from gui.gpus import largest_gpu_mib
 from gui.i18n import Translator
 from gui.markdown_text import Markdown
 from gui.plain_text import plain_info
 from gui.queue.queue_line import wake_queue_line
 from gui.quick import choices as qc
 from gui.quick import quick_actions as actions
-from gui.quick.gpu import gpu_memory_mib
 from gui.runs.poll_timers import wake_after
 from gui.tools.tool_form import TOOL_RUNNER, build_tool_panel
 from gui.training import lora_actions
@@ -37,7 +37,7 @@ FIELDS = ("model", "folder", "trigger", "kind", "class_word", "card", "work", "s
 
 def detected_card(t: Translator) -> tuple[str, str]:
     """(the card size to start from, the note under the selector) from nvidia-smi."""
-    mib = gpu_memory_mib()
+    mib = largest_gpu_mib()
     if mib is None:
         return "cpu", t.t("ui.quick.card_none")
     return qc.card_of_memory(mib), t.t("ui.quick.card_found", gb=round(mib / 1024, 1))

@@ -5,18 +5,15 @@ into the form's fields, and the form saved as a preset load saves it)."""
 
 from __future__ import annotations
 
-import functools
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from backend.memory.estimate import Estimate, PlanError, gib
+from backend.memory.estimate import Estimate, gib
 from backend.memory.estimate import estimate as plan_estimate
-from backend.memory.fit import CARD_SIZES_GB, GB, FitResult, fit_to_card
-from backend.memory.weights import WeightsUnreadable
-from backend.models.errors import ModelMismatchError
+from backend.memory.fit import CARD_SIZES_GB, GB, PLAN_ERRORS, FitResult, fit_to_card
+from gui.gpus import detected_gpus
 from gui.i18n import Translator
 from gui.markdown_text import md_code, md_escape, md_t
 from gui.training import form_state
@@ -24,30 +21,6 @@ from gui.training.lora_actions import TabValues
 
 if TYPE_CHECKING:
     from gui.training.lora_tab import LoraTab
-
-NVIDIA_SMI_TIMEOUT_S = 5
-_PLAN_ERRORS = (PlanError, WeightsUnreadable, ModelMismatchError, OSError)
-
-
-@functools.lru_cache(maxsize=1)
-def detected_gpus() -> tuple[tuple[str, int], ...]:
-    """(name, total bytes) of each NVIDIA GPU, from nvidia-smi in a subprocess (the GUI never imports torch);
-    none when nvidia-smi is missing or fails. Asked once per GUI process."""
-    try:
-        result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    found = []
-    for line in result.stdout.splitlines() if result.returncode == 0 else []:
-        name, _, mib = line.rpartition(",")
-        try:
-            found.append((name.strip(), int(float(mib)) * 1024**2))
-        except ValueError:
-            continue
-    return tuple(found)
 
 
 def card_choices(t: Translator) -> list[tuple[str, str]]:
@@ -130,7 +103,7 @@ def wire_memory_panel(tab: LoraTab, panel: MemoryPanel, t: Translator) -> None:
         values = tab.read(data)
         try:
             planned = plan_estimate(values.command, values.run_options(), "cuda")
-        except _PLAN_ERRORS as error:
+        except PLAN_ERRORS as error:
             return {panel.report: _problem(t, error)}
         return {panel.report: breakdown_markdown(planned, t)}
 
@@ -139,7 +112,7 @@ def wire_memory_panel(tab: LoraTab, panel: MemoryPanel, t: Translator) -> None:
         hidden = gr.Button(visible=False)
         try:
             fitted = fit_to_card(values.command, values.run_options(), int(data[panel.card]))
-        except _PLAN_ERRORS as error:
+        except PLAN_ERRORS as error:
             return {panel.proposal: _problem(t, error), panel.apply: hidden, panel.changes: None}
         usable = [[c.option, c.value] for c in fitted.changes if c.option in tab.form.fields]
         return {
@@ -161,7 +134,7 @@ def wire_memory_panel(tab: LoraTab, panel: MemoryPanel, t: Translator) -> None:
         names = ", ".join(f"`{name}`" for name, _ in changes)
         try:
             after = breakdown_markdown(plan_estimate(changed.command, changed.run_options(), "cuda"), t)
-        except _PLAN_ERRORS as error:
+        except PLAN_ERRORS as error:
             after = _problem(t, error)
         return {
             **tab.update(changed),

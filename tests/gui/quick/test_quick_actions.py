@@ -164,7 +164,7 @@ def test_the_memory_planner_adjusts_a_gpu_run_and_says_so(
         asked.update(options)
         return SimpleNamespace(fits=True, changes=[("train_batch_size", 1, "batch 2 needs 13.1 GB")])
 
-    monkeypatch.setattr(memory_fit, "planner", lambda: planner)
+    monkeypatch.setattr(memory_fit, "planner_fit", planner)
     inputs.card = "12"
     t = Translator("en")
     prepared = actions.prepare(inputs, t)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from backend import families
+from backend.memory.estimate import PlanError
 from backend.options import OptionError
 from gui.quick import choices as qc
 from gui.quick.memory_fit import GIB, fit_to_card
@@ -125,22 +126,43 @@ def test_the_planner_adjusts_the_savers_when_present() -> None:
 
 def test_a_planner_that_cannot_plan_leaves_the_savers() -> None:
     def planner(command: str, options: dict, card_bytes: int) -> SimpleNamespace:
-        raise ValueError("the model's weights cannot be read")
+        raise PlanError("the model's weights cannot be read")
 
     fitted = fit_to_card("train_network", {"network_dim": 16}, "8", {"train_batch_size": 1}, plan=planner)
     assert fitted.options == {"network_dim": 16, "train_batch_size": 1}
     assert fitted.error == "the model's weights cannot be read" and fitted.planned == []
 
 
+def test_the_real_planner_fits_a_full_size_sd15_to_8_gb(tmp_path) -> None:
+    from tests.memory.sparse_models import write_sparse_model
+
+    model = write_sparse_model("sd15", tmp_path / "sd15-full.safetensors")  # the real shapes, no disk
+    options = {"pretrained_model_name_or_path": str(model), "resolution": "512,512", "train_batch_size": 4,
+               "mixed_precision": "no", "network_module": "networks.lora", "network_dim": 16}  # fmt: skip
+    fitted = fit_to_card("train_network", options, "8", {})
+    assert fitted.planner and fitted.fits and not fitted.error
+    assert fitted.planned and all(fitted.options[option] == value for option, value, _ in fitted.planned)
+    missing = {**options, "pretrained_model_name_or_path": str(tmp_path / "missing.safetensors")}
+    refused = fit_to_card("train_network", missing, "8", {"train_batch_size": 1})
+    assert refused.error and not refused.planner and refused.options["train_batch_size"] == 1
+
+
 def test_the_cards_memory_comes_from_nvidia_smi(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gui.quick.gpu import gpu_memory_mib
+    from gui.gpus import detected_gpus, largest_gpu_mib
 
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert gpu_memory_mib() is None  # no nvidia-smi: the page says so and starts at "No GPU"
+    detected_gpus.cache_clear()
+    assert largest_gpu_mib() is None  # no nvidia-smi: the page says so and starts at "No GPU"
     smi = tmp_path / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho 8188\necho 24564\n", encoding="utf-8")
+    smi.write_text(
+        "#!/bin/sh\necho 'NVIDIA GeForce RTX 3070, 8188'\necho 'NVIDIA GeForce RTX 4090, 24564'\n",
+        encoding="utf-8",
+    )
     smi.chmod(0o755)
-    assert gpu_memory_mib() == 24564
-    assert qc.card_of_memory(gpu_memory_mib() or 0) == "24"
+    detected_gpus.cache_clear()
+    assert largest_gpu_mib() == 24564
+    assert qc.card_of_memory(largest_gpu_mib() or 0) == "24"
     smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed'\nexit 9\n", encoding="utf-8")
-    assert gpu_memory_mib() is None
+    detected_gpus.cache_clear()
+    assert largest_gpu_mib() is None
+    detected_gpus.cache_clear()

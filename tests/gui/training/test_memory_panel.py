@@ -10,6 +10,7 @@ import pytest
 
 from backend.memory.estimate import Estimate, Line
 from backend.memory.fit import GB, Change, FitResult
+from gui import gpus
 from gui.i18n import Translator
 from gui.markdown_text import md_escape
 from gui.training import memory_panel
@@ -17,9 +18,9 @@ from gui.training import memory_panel
 
 @pytest.fixture(autouse=True)
 def fresh_detection():
-    memory_panel.detected_gpus.cache_clear()
+    gpus.detected_gpus.cache_clear()
     yield
-    memory_panel.detected_gpus.cache_clear()
+    gpus.detected_gpus.cache_clear()
 
 
 def test_detected_gpus_come_first(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,7 +28,7 @@ def test_detected_gpus_come_first(monkeypatch: pytest.MonkeyPatch) -> None:
         assert argv[0] == "nvidia-smi"
         return subprocess.CompletedProcess(argv, 0, "NVIDIA GeForce RTX 3060, 12288\nbroken line\n", "")
 
-    monkeypatch.setattr(memory_panel.subprocess, "run", fake_run)
+    monkeypatch.setattr(gpus.subprocess, "run", fake_run)
     choices = memory_panel.card_choices(Translator("en"))
     assert choices[0] == ("GPU 0: NVIDIA GeForce RTX 3060 (12 GB)", str(12 * GB))
     assert [label for label, _ in choices[1:]] == ["8 GB", "12 GB", "16 GB", "24 GB", "48 GB"]
@@ -37,7 +38,7 @@ def test_no_nvidia_smi_offers_the_usual_sizes(monkeypatch: pytest.MonkeyPatch) -
     def missing(argv, **kwargs):
         raise FileNotFoundError(argv[0])
 
-    monkeypatch.setattr(memory_panel.subprocess, "run", missing)
+    monkeypatch.setattr(gpus.subprocess, "run", missing)
     assert memory_panel.card_choices(Translator("ja"))[0] == ("8 GB", str(8 * GB))
 
 
