@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from backend.families.activation_memory import ActivationMeasurement
 from backend.families.detection import Detection
 
 IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
@@ -128,6 +129,9 @@ class FamilyDeclaration:
     # (backend/video/model_view.py: from_single_file with the folder's config; tested per family with a file in
     # those names).
     single_file_transformer: bool = False
+    # What its denoiser keeps for a training step's backward, measured (backend/families/activation_memory.py); a
+    # family of the same design may share another's. None: the memory planner leaves activations out and says so.
+    activations: ActivationMeasurement | None = None
 
     @property
     def is_video(self) -> bool:

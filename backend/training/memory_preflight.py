@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from backend.memory.estimate import Estimate, PlanError, estimate, gib
-from backend.memory.weights import WeightsUnreadable
+from backend.memory.estimate import Estimate, estimate, gib
+from backend.memory.fit import PLAN_ERRORS
 from backend.messages import msg
-from backend.models.errors import ModelMismatchError
 
 
 def _gpu_memory() -> int | None:
@@ -26,7 +25,7 @@ def memory_check(args: argparse.Namespace, command: str, family: str) -> tuple[d
     options = {**vars(args), "model_type": family}
     try:
         planned: Estimate = estimate(command, options, "cuda" if total is not None else "cpu")
-    except (PlanError, WeightsUnreadable, ModelMismatchError, OSError) as exc:
+    except PLAN_ERRORS as exc:
         return {"error": str(exc)}, []
     report = planned.as_json()
     warnings: list[str] = []

@@ -66,7 +66,7 @@ def history_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or REPO / "user_state") / "runs"
 
 
-def _pid_alive(pid: Any) -> bool:
+def pid_alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -341,7 +341,7 @@ class RunHistory:
                     record = None
                 record = record if isinstance(record, dict) else None
                 gui_pid = (record or {}).get("gui_pid")
-                if gui_pid != os.getpid() and not _pid_alive(gui_pid):
+                if gui_pid != os.getpid() and not pid_alive(gui_pid):
                     summary["status"] = "interrupted"
                     changed = True
                     if record is not None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backend.atomic import atomic_write_json
-from gui.runs.run_history import _pid_alive, history_dir
+from gui.runs.run_history import history_dir, pid_alive
 
 QUEUE_FILE_ENV = "KOHYA_GUI_QUEUE_FILE"
 QUEUE_VERSION = 1
@@ -126,7 +126,7 @@ class RunQueue:
         """Whether a run that a killed GUI left behind still goes (it has the GPU: the queue waits for it)."""
         with self._lock:
             self._loaded()
-            self._orphans = {pid for pid in self._orphans if _pid_alive(pid)}
+            self._orphans = {pid for pid in self._orphans if pid_alive(pid)}
             return bool(self._orphans)
 
     def next_waiting(self) -> QueueItem | None:
@@ -256,9 +256,9 @@ class RunQueue:
         assert self._items is not None
         changed = False
         for item in self._items:
-            if item.status == "running" and item.gui_pid != os.getpid() and not _pid_alive(item.gui_pid):
+            if item.status == "running" and item.gui_pid != os.getpid() and not pid_alive(item.gui_pid):
                 item.status, item.ended_at, changed = "interrupted", item.ended_at or time.time(), True
-                if _pid_alive(item.pid):
+                if pid_alive(item.pid):
                     self._orphans.add(int(item.pid))  # type: ignore[arg-type]
         if changed:
             try:

@@ -28,6 +28,7 @@ WHOLE_NAMESPACE = {
     "finetune_preflight": PREFLIGHT,
     "leco_preflight": PREFLIGHT,
     "embedding_preflight": PREFLIGHT,
+    "memory_preflight.memory_check": PREFLIGHT + " (the memory planner sizes a run from every option that can change it)",
     "output_space.written_folders": PREFLIGHT,
     "output_space.finetune_save_sizes": PREFLIGHT,
     "output_space.output_problems": PREFLIGHT,

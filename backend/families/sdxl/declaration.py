@@ -9,6 +9,7 @@ from backend.families.declaration import (
     OriginalTextEncoder,
     PredictionFacts,
 )
+from backend.families.sdxl.activations import SDXL_ACTIVATIONS
 from backend.families.sdxl.detection import CLIP_L_PREFIX, DETECTION, OPEN_CLIP_G_PREFIX
 
 SDXL = FamilyDeclaration(
@@ -18,6 +19,7 @@ SDXL = FamilyDeclaration(
     commands={"lora": "sdxl_train_network", "finetune": "sdxl_train", "dreambooth": "sdxl_train",
               "textual_inversion": "sdxl_train_textual_inversion", "leco": "sdxl_train_leco"},
     embedding_keys=("clip_l", "clip_g"),
+    activations=SDXL_ACTIVATIONS,
     epsilon=PredictionFacts("sdxl_base_v1-0", "stable-diffusion-xl-v1-base", 1024, "sdxl"),
     text_encoder_widths=(768, 1280),  # CLIP ViT-L, OpenCLIP ViT-bigG
     cross_attention_width=2048,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from backend.families.clip import CLIP_L
 from backend.families.declaration import FamilyDeclaration, HubTokenizer, OriginalTextEncoder, PredictionFacts
+from backend.families.stable_diffusion.activations import SD15_ACTIVATIONS
 from backend.families.stable_diffusion.detection import CLIP_L_PREFIX, DETECTION, OPEN_CLIP_H_PREFIX
 
 IMPLEMENTATION = "backend.families.stable_diffusion.family"
@@ -16,7 +17,7 @@ SHARED = {"implementation": IMPLEMENTATION, "commands": COMMANDS, "pipeline_clas
           "configs_folder": Path(__file__).parent / "configs", "detection": DETECTION, "weighted_captions": True,
           "embedding_keys": ("emb_params",),
           # sd-scripts' --vae: a VAE file of its own replaces the model's (backend/models/vae_file.py).
-          "own_options": ("vae",), "replaceable_parts": {"vae": "vae"}, **NETWORK_KEYS}
+          "own_options": ("vae",), "replaceable_parts": {"vae": "vae"}, "activations": SD15_ACTIVATIONS, **NETWORK_KEYS}
 
 SD1 = FamilyDeclaration(
     name="sd1",
