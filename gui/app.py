@@ -132,6 +132,17 @@ def _training_page(app: PageValuesBlocks, t: Translator, key: str, build: Callab
     _page_loads(app, show_help)
 
 
+def _panel_page(app: gr.Blocks, t: Translator, key: str, build: Callable[[], Any]) -> None:
+    """A page of one panel (tools, Quick LoRA, Generate, History, Queue): its progress timers poll only while its
+    run goes."""
+    polling = TabPolling()
+    show_help = _page_header(t)
+    with polling.tab(key):
+        build()
+    polling.wire({})
+    _page_loads(app, show_help)
+
+
 def build_app(
     language: str | None = None, headless: bool = False, defaults: Mapping[str, Any] | None = None
 ) -> gr.Blocks:
@@ -152,12 +163,7 @@ def build_app(
     with PageValuesBlocks(title=APP_TITLE, analytics_enabled=False) as app:
         _training_page(app, t, "lora", lambda: build_lora_tab(t, picker, defaults))
     with app.route(t.t("ui.page.quick"), "quick"):  # beside the LoRA page: a folder of images to a LoRA
-        polling = TabPolling()
-        show_help = _page_header(t)
-        with polling.tab("quick"):
-            build_quick_page(t, picker)
-        polling.wire({})
-        _page_loads(app, show_help)
+        _panel_page(app, t, "quick", lambda: build_quick_page(t, picker))
     with app.route(t.t("ui.tab.dreambooth"), "dreambooth"):
         _training_page(app, t, "dreambooth", lambda: build_lora_tab(t, picker, defaults, DREAMBOOTH))
     with app.route(t.t("ui.tab.finetune"), "finetune"):
@@ -182,33 +188,13 @@ def build_app(
         polling.wire(tabs)
         _page_loads(app, show_help)
     with app.route(t.t("ui.tab.tools"), "tools"):
-        polling = TabPolling()
-        show_help = _page_header(t)
-        with polling.tab("lora_tools"):
-            build_tools_tab(t, LORA_TOOLS, picker, "lora_tools")
-        polling.wire({})
-        _page_loads(app, show_help)
+        _panel_page(app, t, "lora_tools", lambda: build_tools_tab(t, LORA_TOOLS, picker, "lora_tools"))
     with app.route(t.t("ui.page.generate"), "generate"):
-        polling = TabPolling()
-        show_help = _page_header(t)
-        with polling.tab("generate"):
-            build_generate_page(app, t, picker)
-        polling.wire({})
-        _page_loads(app, show_help)
+        _panel_page(app, t, "generate", lambda: build_generate_page(app, t, picker))
     with app.route(t.t("ui.page.history"), "history"):
-        polling = TabPolling()
-        show_help = _page_header(t)
-        with polling.tab("history"):
-            build_history_page(app, t)
-        polling.wire({})
-        _page_loads(app, show_help)
+        _panel_page(app, t, "history", lambda: build_history_page(app, t))
     with app.route(t.t("ui.page.queue"), "queue"):
-        polling = TabPolling()
-        show_help = _page_header(t)
-        with polling.tab("queue"):
-            build_queue_page(app, t)
-        polling.wire({})
-        _page_loads(app, show_help)
+        _panel_page(app, t, "queue", lambda: build_queue_page(app, t))
     with app.route(t.t("ui.tab.about"), "about"):
         show_help = _page_header(t)
         gr.Markdown(environment_summary(t))

@@ -38,6 +38,17 @@ def choose(page: object, elem_id: str, index: int) -> None:
     page.get_by_role("option").nth(index).click()
 
 
+def fill_two_step_lora(page: object, t: Translator, model: Path, data: Path, out: Path) -> None:
+    """The LoRA page's form for a 2-step run of a tiny model at 64 px (no loader workers), writing into `out`."""
+    fill(page, "opt_pretrained_model_name_or_path", str(model))
+    fill(page, "opt_train_data_dir", str(data))
+    fill(page, "opt_resolution", "64")
+    fill(page, "opt_max_train_epochs", "")
+    fill(page, "opt_max_train_steps", "2")
+    open_group(page, "advanced", t.group_label("advanced"))
+    fill(page, "opt_max_data_loader_n_workers", "0")
+    fill(page, "opt_output_dir", str(out))
+
 def test_history_lists_compares_and_reruns_runs(browser: object, tiny: object, tmp_path: Path, shots: Path) -> None:  # noqa: F811
     expect = sync_api.expect
     t = Translator("ja")
@@ -46,14 +57,7 @@ def test_history_lists_compares_and_reruns_runs(browser: object, tiny: object, t
     out = tmp_path / "out"
     with gui_server("--language", "ja", env={"KOHYA_GUI_HISTORY_DIR": str(runs)}) as url:
         page = open_page(browser, url)
-        fill(page, "opt_pretrained_model_name_or_path", str(tiny.get("sd15").path))
-        fill(page, "opt_train_data_dir", str(tmp_path / "data"))
-        fill(page, "opt_resolution", "64")
-        fill(page, "opt_max_train_epochs", "")
-        fill(page, "opt_max_train_steps", "2")
-        open_group(page, "advanced", t.group_label("advanced"))
-        fill(page, "opt_max_data_loader_n_workers", "0")
-        fill(page, "opt_output_dir", str(out))
+        fill_two_step_lora(page, t, tiny.get("sd15").path, tmp_path / "data", out)
         for name, rate in (("ichi", "0.0001"), ("ni", "0.0003")):
             fill(page, "opt_output_name", name)
             fill(page, "opt_learning_rate", rate)

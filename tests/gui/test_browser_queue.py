@@ -14,7 +14,7 @@ from gui.i18n import Translator
 from tests.end_to_end.helpers import make_images
 from tests.gui.test_browser import CHROMIUM, browser, field, go_to, gui_server, open_group, open_page, shots  # noqa: F401
 from tests.gui.test_browser_finetune import fill
-from tests.gui.test_browser_history import wait_for_file
+from tests.gui.test_browser_history import fill_two_step_lora, wait_for_file
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -38,14 +38,7 @@ def test_queued_runs_finish_across_a_gui_restart(
         expect(line).to_have_text(en.t("ui.queue.line_empty"))
         page.locator("#lora_queue").click()  # no model, no data: refused now, not when its turn comes
         expect(page.locator("#lora_message")).to_contain_text(en.t("ui.fix_options"))
-        fill(page, "opt_pretrained_model_name_or_path", str(tiny.get("sd15").path))
-        fill(page, "opt_train_data_dir", str(tmp_path / "data"))
-        fill(page, "opt_resolution", "64")
-        fill(page, "opt_max_train_epochs", "")
-        fill(page, "opt_max_train_steps", "2")
-        open_group(page, "advanced", en.group_label("advanced"))
-        fill(page, "opt_max_data_loader_n_workers", "0")
-        fill(page, "opt_output_dir", str(out))
+        fill_two_step_lora(page, en, tiny.get("sd15").path, tmp_path / "data", out)
         fill(page, "opt_output_name", "ichi")
         page.locator("#lora_queue").click()
         expect(page.locator("#lora_message")).to_contain_text("Added to the queue")
