@@ -27,9 +27,11 @@ from gui.runs.run_state import LOG_LINES, RunState
 if TYPE_CHECKING:
     from gui.runs.run_history import RunHistory, RunRecord
 
-# After the process exits, how long its output may still be drained before the run is final
-# (a descendant that outlives it can hold the pipe open).
-DRAIN_SECONDS = 5.0
+# After the process exits, how long its output may still be drained before the run is final (a descendant that
+# outlives it can hold the pipe open). Normally the pipe is empty at once; a reader that a loaded machine stalls
+# (its History writes wait on a busy disk) must still get the last lines, a validation video's among them, in
+# before the run is called finished and the page stops polling.
+DRAIN_SECONDS = 30.0
 
 
 class RunnerBusyError(RuntimeError):

@@ -36,8 +36,9 @@ from gui.training.training_kinds import KINDS, TrainingKind
 
 POLL_SECONDS = 1.0
 LOG_TAIL = 200
-# Ticks after a run ends that resend everything before the timer stops: one update the page dropped while busy
-# (a loaded machine) is sent again, not left missing for good (an empty player after "Finished").
+# Quiet ticks after a run ends that resend everything before the timer stops: one update the page dropped while
+# busy (a loaded machine) is sent again, not left missing for good (an empty player after "Finished"); output read
+# after the end (samples, log lines) restarts the count, so it is shown too.
 END_TICKS = 2
 
 
@@ -109,7 +110,8 @@ def build_progress_panel(
             gallery = gr.Gallery(label=t.t("ui.samples"), columns=4, height=260, elem_id=f"{prefix}_samples")
     log = log_box(t.t("ui.log"), f"{prefix}_log")
     seen = gr.State({"samples": -1, "points": -1, "log": -1, "run": None, "texts": None})
-    outputs: list[Any] = [status, bar, outcome, plot, gallery, log, seen]
+    # The player/gallery after the texts and the log: a page that fails to show a sample still shows the rest.
+    outputs: list[Any] = [status, bar, outcome, plot, log, gallery, seen]
     if bar_status is not None:
         outputs.append(bar_status)
 
@@ -128,9 +130,14 @@ def build_progress_panel(
         now = {"samples": len(samples), "points": points, "log": snapshot.get("log_lines", 0), "run": snapshot.get("pid"),
                "texts": texts, "status": actual.get("status")}
         # A new run (another pid) resends everything; so do the END_TICKS ticks from the one that sees the run end
-        # (the last ones a managed timer makes): an update the page dropped while it was busy is sent again.
+        # or, after the end, anything new (the last ones a managed timer makes): an update the page dropped while
+        # it was busy is sent again.
         ended = now["status"] != "running"
-        now["after_end"] = last.get("after_end", 0) + 1 if ended and now["run"] == last.get("run") else int(ended)
+        news = any(now[key] != last.get(key) for key in ("samples", "points", "log"))
+        if ended and now["run"] == last.get("run"):
+            now["after_end"] = 1 if news else last.get("after_end", 0) + 1
+        else:
+            now["after_end"] = int(ended)
         fresh = now["run"] != last.get("run") or (ended and now["after_end"] <= END_TICKS)
         shown_samples: Any = gr.skip()
         unreadable = False
@@ -142,8 +149,8 @@ def build_progress_panel(
         result = [
             *shown[:3],
             (loss_frame(snapshot, t) if points else None) if fresh or points != last["points"] else gr.skip(),
-            shown_samples,
             "\n".join(snapshot.get("log_tail", [])) if fresh or now["log"] != last["log"] else gr.skip(),
+            shown_samples,
             now,
             *shown[3:],
             # (a sample not readable yet keeps the timer going after the run, until it is shown)

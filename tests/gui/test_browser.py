@@ -82,6 +82,7 @@ def gui_server(*flags: str, env: Mapping[str, str] | None = None) -> Iterator[st
             except OSError:
                 time.sleep(0.5)
         assert process.poll() is None, log_path.read_text(errors="replace")
+        assert time.monotonic() < deadline, f"the GUI did not answer at {url} within 120 s"
         yield url
     except BaseException:
         print("GUI server output:\n" + log_path.read_text(errors="replace")[-20_000:])

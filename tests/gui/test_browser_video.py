@@ -53,7 +53,7 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
         expect(page.locator("#video_command_toml")).to_contain_text('model_name = "wan"')
         page.screenshot(path=shots / "en_video_form.png", full_page=True)
 
-        # What the page was sent and what it said, printed if the player stays empty (a rare failure under load).
+        # What the page was sent and what it said, reported if the player stays empty (a rare failure under load).
         seen: list[str] = []
         page.on("console", lambda message: seen.append(f"console {message.type}: {message.text}"))
         page.on("pageerror", lambda error: seen.append(f"page error: {error}"))
@@ -61,7 +61,7 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
         def on_response(response: object) -> None:
             if "/gradio_api/" in response.url:
                 body = response.text() if "/run/" in response.url else ""
-                seen.append(f"{response.status} {response.url} {body[:600] if 'mp4' in body or 'ideo' in body else ''}")
+                seen.append(f"{response.status} {response.url} {body[:300] if 'mp4' in body or 'ideo' in body else ''}")
 
         page.on("response", on_response)
         page.on("requestfailed", lambda request: seen.append(f"failed: {request.url} {request.failure}"))
@@ -71,8 +71,14 @@ def test_train_a_tiny_wan_lora_and_see_its_validation_video(browser: object, tin
         try:
             expect(player).to_be_visible(timeout=30_000)
         except AssertionError:
-            print("\n".join(seen[-80:]))
-            raise
+            page.screenshot(path=shots / "en_video_no_player.png", full_page=True)
+            # Short, and instead of Playwright's page snapshot: CI keeps only the end of a failure's output.
+            shown_log = field(page, "video_log").input_value().splitlines()[-3:]
+            written = sorted(path.name for path in (out / "sample").glob("*")) if (out / "sample").exists() else []
+            report = [f"no player after Finished; videos written: {written}; the page's log ends: {shown_log}",
+                      *[line for line in seen if not line.startswith(("console", "page", "failed"))][-12:],
+                      *[line for line in seen if line.startswith(("console error", "page", "failed"))][-8:]]
+            raise AssertionError("\n".join(report)) from None
         expect(page.locator("#video_video")).to_contain_text(t.t("ui.validation_video_step", step=2))
         page.locator("#video_video").scroll_into_view_if_needed()
         page.screenshot(path=shots / "en_video_finished.png", full_page=True)
