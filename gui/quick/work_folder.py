@@ -1,6 +1,6 @@
 """The training folder Quick LoRA builds from the source folder, which it never writes into.
 
-    <work>/quick_lora.json                    which source folder this work folder belongs to
+    <work>/quick_lora.json                    which source folder this work folder belongs to, and its trigger word
     <work>/img/<repeats>_<trigger> <class>/   hard links to the source images (copies across drives) and `.txt`
                                               captions: the source's with the trigger word first, or the captioner's
     <work>/sample_prompts.txt                 the sample prompts (with the trigger word)
@@ -8,7 +8,8 @@
 
 Hard links cost no space and the trainer only reads images; captions are written as new files (atomically), so a
 link's source is never changed. Building again (other repeats, a changed source caption) renames the one image
-folder and refreshes it; captions the captioner wrote for images without one are kept.
+folder and refreshes it; captions the captioner wrote for images without one are kept. A new trigger word replaces
+the former one in every caption (the marker remembers which it was).
 """
 
 from __future__ import annotations
@@ -61,24 +62,31 @@ def check_work_folder(work: Path, source: Path) -> None:
         raise WorkFolderError("ui.quick.err.work_is_file", work=work)
     marker = work / MARKER
     if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text(encoding="utf-8")).get("source")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
+        recorded = _recorded(work).get("source")
         if recorded != str(source):
             raise WorkFolderError("ui.quick.err.work_other_source", work=work, source=recorded or "?")
     elif work.is_dir() and any(work.iterdir()):
         raise WorkFolderError("ui.quick.err.work_not_empty", work=work)
 
 
+def _recorded(work: Path) -> dict[str, object]:
+    """The work folder's marker ({} when there is none or it cannot be read)."""
+    try:
+        recorded = json.loads((work / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def folder_name(repeats: int, trigger: str, class_word: str) -> str:
     return f"{repeats}_{trigger} {class_word}".strip()
 
 
-def trigger_first(caption: str, trigger: str) -> str:
-    """The caption with the trigger word as its first comma-separated part (once), so `keep_tokens 1` keeps it."""
+def trigger_first(caption: str, trigger: str, former: str | None = None) -> str:
+    """The caption with the trigger word as its first comma-separated part (once), so `keep_tokens 1` keeps it;
+    the `former` trigger word, if any, left out."""
     parts = [part.strip() for part in caption.split(",")]
-    rest = [part for part in parts if part and part != trigger]
+    rest = [part for part in parts if part and part not in (trigger, former)]
     return ", ".join([trigger, *rest])
 
 
@@ -110,7 +118,11 @@ def build_training_folder(
     """Build (or bring up to date) the training folder; nothing is written in `source`."""
     check_work_folder(work, source)
     work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json({"source": str(source.resolve())}, work / MARKER)
+    former = _recorded(work).get("trigger")
+    former = former if isinstance(former, str) and former != trigger else None
+    # Recorded as the former one until every caption has the new word: a build that stops half way replaces the
+    # rest next time.
+    atomic_write_json({"source": str(source.resolve()), "trigger": former or trigger}, work / MARKER)
     (work / "img").mkdir(exist_ok=True)
     image_dir = _image_dir(work / "img", folder_name(repeats, trigger, class_word))
     wanted = {image.name: image for image in images}
@@ -129,6 +141,9 @@ def build_training_folder(
             target = caption_path(destination, CAPTION)
             if read_text(target) != text:
                 write_text(target, text)
+    if former:
+        put_trigger_first(image_dir, trigger, former)
+        atomic_write_json({"source": str(source.resolve()), "trigger": trigger}, work / MARKER)
     output_dir = work / "model"
     output_dir.mkdir(exist_ok=True)
     return Layout(
@@ -136,14 +151,15 @@ def build_training_folder(
     )
 
 
-def put_trigger_first(image_dir: Path, trigger: str) -> int:
-    """Every caption of the training folder with the trigger word first (the captioner's too); how many changed."""
+def put_trigger_first(image_dir: Path, trigger: str, former: str | None = None) -> int:
+    """Every caption of the training folder with the trigger word first (the captioner's too) and the `former`
+    one left out; how many changed."""
     changed = 0
     for image in sorted(path for path in image_dir.iterdir() if is_image(path)):
         target = caption_path(image, CAPTION)
         text = read_text(target)
-        if text is not None and trigger_first(text, trigger) != text:
-            write_text(target, trigger_first(text, trigger))
+        if text is not None and trigger_first(text, trigger, former) != text:
+            write_text(target, trigger_first(text, trigger, former))
             changed += 1
     return changed
 

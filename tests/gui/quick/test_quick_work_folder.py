@@ -93,6 +93,14 @@ def test_the_training_folder_is_built_without_touching_the_source(source: Path, 
     assert (again.image_dir / "p1.txt").read_text(encoding="utf-8") == "sks, a green square, edited\n"
     assert snapshot(source) == before
 
+    # Another trigger word: it replaces the former one in every caption, the captioner's too, and names the folder.
+    renamed = build_training_folder(work, source, found.images, {source / "p1.png": "a green square, edited"}, "ohwx",
+                                    "person", 3)  # fmt: skip
+    assert [p.name for p in (work / "img").iterdir()] == ["3_ohwx person"]
+    assert (renamed.image_dir / "p0.txt").read_text(encoding="utf-8") == "ohwx, a red square\n"
+    assert (renamed.image_dir / "p1.txt").read_text(encoding="utf-8") == "ohwx, a green square, edited\n"
+    assert snapshot(source) == before
+
 
 def test_a_work_folder_it_must_not_use_is_refused_before_anything_is_written(
     source: Path, tmp_path: Path
