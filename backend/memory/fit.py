@@ -6,14 +6,18 @@ The order is what each saver costs in speed or quality (docs/performance.md "Mem
    latents, so they are turned off with it);
 2. mixed precision bf16 where the run is in float32: faster on every recent GPU, weights and activations halve;
 3. gradient checkpointing: about 20-30 % slower steps, the same result;
-4. fused backward pass (full fine-tuning, Adafactor/AdamW/SGDNesterov, no gradient accumulation):
+4. fused backward pass (full fine-tuning, Adafactor/AdamW/SGDNesterov, no gradient accumulation, not fp16):
    gradients freed as they are used, the same updates;
 5. 8-bit AdamW in place of AdamW (not beside the fused backward pass, which cannot step it): the optimizer
    state shrinks four times, results very close;
 6. cache text encoder outputs (the text encoders leave the GPU; a LoRA then trains the denoiser alone);
-7. fp8 base: frozen weights in float8, slower and slightly less precise;
-8. block swap (families that have it), more blocks each time: slower, the same result;
-9. a smaller batch, halved down to 1: the same images, more steps.
+7. Adafactor in place of an AdamW (full fine-tuning only, where AdamW's two float32 moments per weight are the
+   largest part: 21 GB for SDXL's U-Net): factored second moments, sd-scripts' recommended settings for it
+   (scale_parameter/relative_step/warmup_init False, so the learning rate and schedule still apply), and the fused
+   backward pass, which it allows; other training dynamics, so it comes after every saver that changes nothing;
+8. fp8 base: frozen weights in float8, slower and slightly less precise;
+9. block swap (families that have it), more blocks each time: slower, the same result;
+10. a smaller batch, halved down to 1: the same images, more steps.
 
 Resolution is never lowered: that changes what the model learns, so a run that still does not fit says so.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from backend.memory.estimate import Estimate, PlanError, estimate, family_for, training_kind
+from backend.memory.optimizers import optimizer_name
 from backend.memory.weights import WeightsUnreadable
 from backend.messages import msg
 from backend.models.errors import ModelMismatchError
@@ -36,6 +41,10 @@ GB = 1024**3
 PLAN_ERRORS = (PlanError, WeightsUnreadable, ModelMismatchError, OSError)
 CARD_SIZES_GB = (8, 12, 16, 24, 48)
 FUSABLE = ("adafactor", "adamw", "sgdnesterov")
+# The AdamW variants whose float32 (or 8-bit) moments Adafactor's factored state replaces.
+ADAMW_LIKE = ("adamw", "adam", "adamw8bit", "adam8bit", "pagedadamw", "pagedadamw8bit", "pagedadamw32bit")
+# sd-scripts' documented Adafactor settings for fine-tuning: the given learning rate and scheduler, unscaled.
+ADAFACTOR_ARGS = ["scale_parameter=False", "relative_step=False", "warmup_init=False"]
 SWAP_STEPS = (4, 8, 12, 16, 20, 24, 28, 32, 35)
 
 
@@ -160,15 +169,19 @@ def _steps(command: str, options: Mapping[str, Any]) -> list[Step]:
             )
         ]
 
-    def fused(o: Mapping[str, Any]) -> list[Change]:
-        name = str(o.get("optimizer_type") or "AdamW").lower()
-        if (
-            "fused_backward_pass" not in takes
-            or not full_model
-            or _on(o, "fused_backward_pass")
-            or name not in FUSABLE
-            or int(o.get("gradient_accumulation_steps") or 1) > 1
-        ):
+    def can_fuse(o: Mapping[str, Any], name: str) -> bool:
+        return (
+            "fused_backward_pass" in takes
+            and full_model
+            and not _on(o, "fused_backward_pass")
+            and name in FUSABLE
+            and int(o.get("gradient_accumulation_steps") or 1) <= 1
+            and str(o.get("mixed_precision") or "no") != "fp16"  # the loss scaler needs every gradient first
+        )
+
+    def fused(o: Mapping[str, Any], name: str | None = None) -> list[Change]:
+        """The fused backward pass if the run (with optimizer `name`, else its own) can take it."""
+        if not can_fuse(o, name or str(o.get("optimizer_type") or "AdamW").lower()):
             return []
         return [
             Change(
@@ -218,6 +231,31 @@ def _steps(command: str, options: Mapping[str, Any]) -> list[Step]:
                 )
         return changes
 
+    def adafactor(o: Mapping[str, Any]) -> list[Change]:
+        name = optimizer_name(o.get("optimizer_type"), o.get("use_8bit_adam"))
+        if not full_model or "optimizer_type" not in takes or name not in ADAMW_LIKE:
+            return []
+        arguments = msg(
+            "memory.fit.adafactor_args",
+            "Adafactor with the given learning rate and scheduler (AdamW's arguments do not apply to it)",
+        )
+        changes = [
+            Change(
+                "optimizer_type",
+                "Adafactor",
+                msg(
+                    "memory.fit.adafactor",
+                    "factored second moments instead of AdamW's two per weight (a small part of the "
+                    "memory); trains differently, so check the learning rate (sd-scripts uses Adafactor for "
+                    "SDXL fine-tuning on 24 GB)",
+                ),
+            ),
+            Change("optimizer_args", ADAFACTOR_ARGS, arguments),
+        ]
+        if "use_8bit_adam" in takes and _on(o, "use_8bit_adam"):
+            changes.append(Change("use_8bit_adam", False, arguments))
+        return changes + fused(o, "adafactor")
+
     def fp8(o: Mapping[str, Any]) -> list[Change]:
         if "fp8_base" not in takes or _on(o, "fp8_base") or _on(o, "fp8_base_unet") or full_model:
             return []
@@ -259,7 +297,7 @@ def _steps(command: str, options: Mapping[str, Any]) -> list[Step]:
             )
         ]
 
-    return [cache_latents, precision, checkpointing, fused, adam8bit, cache_text, fp8, swap, batch]
+    return [cache_latents, precision, checkpointing, fused, adam8bit, cache_text, adafactor, fp8, swap, batch]
 
 
 def fit_to_card(command: str, options: Mapping[str, Any], card_bytes: int) -> FitResult:

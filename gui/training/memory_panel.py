@@ -60,7 +60,8 @@ def fit_markdown(fitted: FitResult, t: Translator) -> str:
     rows = [f"### {head}", "", f"| {t.t('ui.memory.option')} | {t.t('ui.memory.new_value')} | {t.t('ui.memory.why')} |",
             "|---|---|---|"]  # fmt: skip
     for change in fitted.changes:
-        rows.append(f"| {md_code(change.option)} | {md_code(change.value)} | {md_escape(change.reason)} |")
+        value = " ".join(map(str, change.value)) if isinstance(change.value, list) else change.value  # as the field
+        rows.append(f"| {md_code(change.option)} | {md_code(value)} | {md_escape(change.reason)} |")
     rows += ["", t.t("ui.memory.apply_hint" if fitted.fits else "ui.memory.apply_hint_partial")]
     return "\n".join(rows)
 

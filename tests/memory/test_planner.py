@@ -99,6 +99,33 @@ def test_fit_to_card_takes_the_cheapest_savers_first(sd15: Path) -> None:
     assert json.dumps(tuned.as_json())  # the JSON the preflight report and other callers read
 
 
+def test_an_sdxl_fine_tune_with_adamw_fits_24_gb_only_with_adafactor(tmp_path: Path) -> None:
+    sdxl = write_sparse_model("sdxl", tmp_path / "sdxl.safetensors")
+    adamw = {"pretrained_model_name_or_path": str(sdxl), "resolution": "1024,1024", "mixed_precision": "bf16",
+             "optimizer_type": "AdamW", "optimizer_args": ["weight_decay=0.01", "betas=0.9,0.999"]}  # fmt: skip
+    fitted = fit_to_card("sdxl_train", adamw, 24 * GB)
+    changes = {change.option: change.value for change in fitted.changes}
+    assert fitted.fits and fitted.before.card_need() > 24 * GB
+    # every saver that changes nothing first (the fused pass alone leaves AdamW's 21 GB of moments), then Adafactor
+    # with sd-scripts' settings in place of AdamW's arguments
+    assert [c.option for c in fitted.changes][:3] == ["cache_latents", "gradient_checkpointing", "fused_backward_pass"]
+    assert changes["optimizer_type"] == "Adafactor"
+    assert changes["optimizer_args"] == ["scale_parameter=False", "relative_step=False", "warmup_init=False"]
+    assert all(change.reason for change in fitted.changes)
+    # 8-bit AdamW (no fused pass beside it) and fp16 (whose loss scaler forbids the fused pass) also end on Adafactor,
+    # which then takes the fused pass only where the precision allows it
+    eight_bit = fit_to_card("sdxl_train", {**adamw, "optimizer_type": "AdamW8bit"}, 24 * GB)
+    assert ("optimizer_type", "Adafactor") in [(c.option, c.value) for c in eight_bit.changes]
+    assert ("fused_backward_pass", True) in [(c.option, c.value) for c in eight_bit.changes]
+    fp16 = fit_to_card("sdxl_train", {**adamw, "mixed_precision": "fp16"}, 24 * GB)
+    assert not fp16.fits and "fused_backward_pass" not in [c.option for c in fp16.changes]  # float32 gradients stay
+    assert ("optimizer_type", "Adafactor") in [(c.option, c.value) for c in fp16.changes]
+    # a LoRA keeps its optimizer: its states are small
+    network = fit_to_card("sdxl_train_network", {**adamw, "network_module": "networks.lora", "network_dim": 16},
+                          8 * GB)  # fmt: skip
+    assert network.fits and ("optimizer_type", "AdamW8bit") in [(c.option, c.value) for c in network.changes]
+
+
 def test_what_cannot_be_planned_says_why(sd15: Path, tmp_path: Path) -> None:
     with pytest.raises(WeightsUnreadable, match="no such file or folder"):
         estimate("train_network", lora(tmp_path / "gone.safetensors"), "cuda")
