@@ -7,12 +7,13 @@ problem naming its field; `check_argv` then runs the tool's own checks in this p
 output folder of a run is reported before a subprocess loads anything. The checks are the tool's, not a copy.
 
 The page's X/Y values are typed one per line or comma-separated (a prompt axis: one prompt a line), and passed
-as the tool's `AXIS=VALUES` (`backend/tools/generation/plan.py`).
+as the tool's `AXIS=VALUES` (`backend/tools/generation/plan.py`). A queued generation is listed by `queue_name`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ DEFAULTS.update({
     **{f"weight_{n}": "1.0" for n in range(1, NETWORK_SLOTS + 1)},
 })  # fmt: skip
 INTEGERS = ("width", "height", "steps", "seed", "images_per_prompt", "clip_skip")
+NAME_PROMPT_CHARS = 40  # of the first prompt in a queued generation's name
 FLOATS = ("cfg",)
 
 
@@ -241,3 +243,14 @@ def saves_axis_text(paths: Sequence[str]) -> str:
     if any("," in path for path in paths):
         return str(Path(paths[-1]).parent)
     return "\n".join(paths)
+
+
+def queue_name(values: Mapping[str, Any]) -> str:
+    """What the Queue page names a queued generation: its output folder's name and its first prompt (without the
+    prompt's own options such as `--w 512`), shortened: "epochs: sks dog, in a park"."""
+    folder = re.split(r"[\\/]", _text(values.get("outdir")).rstrip("\\/"))[-1]
+    prompts = _lines(values.get("prompt"))
+    prompt = re.split(r"\s--\w", f" {prompts[0]}" if prompts else "")[0].strip()
+    if len(prompt) > NAME_PROMPT_CHARS:
+        prompt = prompt[: NAME_PROMPT_CHARS - 1].rstrip() + "…"
+    return ": ".join(part for part in (folder, prompt) if part)

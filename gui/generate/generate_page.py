@@ -7,6 +7,10 @@ become the X axis ("which epoch, at which weight"). Its values go through gui/ge
 argv, checked by the tool's own checks before anything starts); the run has a runner of its own, shown by the
 tools' panel (status, progress, log, Stop), so a LoRA tool can run meanwhile and each page shows its own run. When
 the run has finished, the same poll shows its images and grid (gui/generate/generate_results.py).
+
+"Add to queue" makes the same checks as Run and queues the argv as a "generate" item (gui/runs/run_queue.py), which
+the queue's worker starts through this page's runner when nothing else runs: the page shows it as its own run (a
+page left open is woken by the header's queue line when it starts: gui/queue/queue_line.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import gradio as gr
 from backend.families import declaration
 from backend.messages import LANGUAGE_ENV
 from backend.tools.flags.generation import AXES, SAMPLER_CHOICES
+from backend.tools.generation.plan import Plan
 from gui.generate import generate_form
 from gui.generate.generate_args import (
     DEFAULTS,
@@ -28,17 +33,21 @@ from gui.generate.generate_args import (
     check_argv,
     generate_argv,
     part_files,
+    queue_name,
     run_saves,
     saves_axis_text,
 )
 from gui.generate.generate_results import run_results, servable
 from gui.history.history_actions import run_choice
 from gui.i18n import Translator
-from gui.markdown_text import md_code, md_list, md_t
+from gui.markdown_text import Markdown, md_code, md_list, md_t
 from gui.page_values import PageValuesBlocks
 from gui.plain_text import plain_info
+from gui.queue.queue_actions import queued_text
+from gui.queue.queue_line import wake_on_queue_start, wake_queue_line
 from gui.runs.poll_timers import wake_after
 from gui.runs.run_history import HISTORY, RunHistory
+from gui.runs.run_queue import QUEUE, RunQueue
 from gui.runs.runner import RunnerBusyError, TrainingRunner
 from gui.tools.tool_form import build_tool_panel
 from gui.training.model_types import kind_model_types, model_type_choices
@@ -69,8 +78,9 @@ def network_runs(history: RunHistory, t: Translator) -> list[tuple[str, str]]:
 class GeneratePage:
     """The page's fields by name (the tool's flag names, DEFAULTS) and what its buttons do."""
 
-    def __init__(self, t: Translator, browse: Browse, history: RunHistory, runner: TrainingRunner) -> None:
-        self.t, self.browse, self.history, self.runner = t, browse, history, runner
+    def __init__(self, t: Translator, browse: Browse, history: RunHistory, runner: TrainingRunner,
+                 queue: RunQueue = QUEUE) -> None:  # fmt: skip
+        self.t, self.browse, self.history, self.runner, self.queue = t, browse, history, runner, queue
         self.fields: dict[str, gr.components.Component] = {}
 
     def _common(self, name: str, flag: str | None = None, help_text: str | None = None,
@@ -114,25 +124,52 @@ class GeneratePage:
 
     # ---- what the buttons do ---------------------------------------------------------------------
 
+    def _checked(self, values: Mapping[str, Any]) -> tuple[list[str], Plan]:
+        """The form saved (as it is, even a bad one), then its argv through every check (GenerateInputError)."""
+        generate_form.save_form(values)
+        argv = generate_argv(values)
+        return argv, check_argv(argv)
+
+    def _cannot(self, problems: list[Any]) -> str:
+        return f"{self.t.t('ui.generate.cannot')}\n\n{md_list(problems)}"
+
+    def _command(self, argv: list[str]) -> str:
+        return md_code(shlex.join(argv[1:]))
+
+    def _size(self, plan: Plan, keys: str) -> str:
+        """How many images (and the grid's shape): `ui.generate.<keys>_grid` / `_images`."""
+        if plan.x is not None and plan.y is not None:
+            return self.t.t(f"ui.generate.{keys}_grid", images=len(plan.jobs), columns=len(plan.x.values),
+                            rows=len(plan.y.values))  # fmt: skip
+        return self.t.t(f"ui.generate.{keys}_images", images=len(plan.jobs))
+
     def generate(self, values: Mapping[str, Any]) -> str:
         t = self.t
-        generate_form.save_form(values)
         try:
-            argv = generate_argv(values)
-            plan = check_argv(argv)
+            argv, plan = self._checked(values)
             self.runner.start(argv, env={LANGUAGE_ENV: t.language}, meta={"kind": "generate"})
         except GenerateInputError as error:
-            return f"{t.t('ui.generate.cannot')}\n\n{md_list(error.problems)}"
+            return self._cannot(error.problems)
         except RunnerBusyError:
             return t.t("ui.generate.busy")
         except OSError as error:
-            return f"{t.t('ui.generate.cannot')}\n\n{md_list([error])}"
-        if plan.x is not None and plan.y is not None:
-            what = t.t("ui.generate.started_grid", images=len(plan.jobs), columns=len(plan.x.values),
-                       rows=len(plan.y.values))  # fmt: skip
-        else:
-            what = t.t("ui.generate.started_images", images=len(plan.jobs))
-        return f"{what}\n\n{md_code(shlex.join(argv[1:]))}"
+            return self._cannot([error])
+        return f"{self._size(plan, 'started')}\n\n{self._command(argv)}"
+
+    def add_to_queue(self, values: Mapping[str, Any]) -> str:
+        """Checked as Run checks it; queued as the argv Run would start (gui/runs/run_queue.py)."""
+        t = self.t
+        try:
+            argv, plan = self._checked(values)
+            name = queue_name(values)
+            item = self.queue.add("generate", "generate", name, argv, env={LANGUAGE_ENV: t.language},
+                                  meta={"kind": "generate"})  # fmt: skip
+        except GenerateInputError as error:
+            return self._cannot(error.problems)
+        except OSError as error:
+            return self._cannot([error])
+        what = t.t("ui.generate.queued_what", name=name, size=self._size(plan, "plan"))
+        return Markdown(f"{queued_text(self.queue, item.id, t, what)}\n\n{self._command(argv)}")
 
     def use_run(self, run_id: Any, model: Any, y_axis: Any) -> dict[str, Any]:
         """A History run's saved files as the X axis (by field name, `message` too); Y becomes weight 0 to 1 when no
@@ -161,9 +198,9 @@ class GeneratePage:
 
 
 def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, history: RunHistory = HISTORY,
-                        runner: TrainingRunner = GENERATE_RUNNER) -> GeneratePage:  # fmt: skip
+                        runner: TrainingRunner = GENERATE_RUNNER, queue: RunQueue = QUEUE) -> GeneratePage:  # fmt: skip
     """The page's components and events in the current Blocks (inside a `TabPolling.tab`)."""
-    page = GeneratePage(t, browse, history, runner)
+    page = GeneratePage(t, browse, history, runner, queue)
     gr.Markdown(f"## {t.t('ui.page.generate')}\n{t.t('ui.generate.intro')}")
     types = _image_model_types()
     with gr.Group():
@@ -232,6 +269,7 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
                     )
     with gr.Row():
         start = gr.Button(t.t("ui.generate.run"), variant="primary", elem_id="generate_run")
+        queue_button = gr.Button(t.t("ui.queue.add"), elem_id="generate_queue")
         stop = gr.Button(t.t("ui.stop"), variant="stop", elem_id="generate_stop")
     message = gr.Markdown(elem_id="generate_message")
     poll = build_tool_panel(t, "generate", runner)
@@ -246,6 +284,11 @@ def build_generate_page(app: PageValuesBlocks, t: Translator, browse: Browse, hi
     inputs = set(fields.values())
     read = lambda data: {name: data.get(component) for name, component in fields.items()}  # noqa: E731
     wake_after(start.click(lambda data: page.generate(read(data)), inputs=inputs, outputs=message))
+    queued = queue_button.click(lambda data: page.add_to_queue(read(data)), inputs=inputs, outputs=message)
+    wake_after(queued)  # a queued run may start at once: the panel follows it
+    wake_queue_line(queued)
+    if poll.managed:  # one that starts later, while the page is open (an unmanaged timer ticks all the time)
+        wake_on_queue_start("generate", poll.outputs(), queue)
     stop.click(lambda: t.t("ui.stopped_run") if runner.stop() else t.t("ui.nothing_to_stop"), outputs=message)
 
     def shown_parts(model_type: Any) -> list[Any]:

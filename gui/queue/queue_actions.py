@@ -31,9 +31,11 @@ def status_label(item: QueueItem, t: Translator) -> str:
 
 
 def page_label(item: QueueItem, t: Translator) -> str:
-    """The page it was queued from: a training page's name, or the tool's."""
+    """The page it was queued from: a training page's name, the tool's, or the Generate page's."""
     if item.kind == "training":
         return t.t(f"ui.tab.{item.page}") if item.page in TRAINING_PAGES else item.page
+    if item.kind == "generate":
+        return t.t("ui.page.generate")
     return t.t(f"ui.tooltab.{item.page}")
 
 
@@ -83,6 +85,14 @@ def line_active(queue: RunQueue) -> bool:
     """Whether the line can change by itself: an item runs, or one waits for its turn."""
     running, waiting, paused = line_counts(queue)
     return bool(running or (waiting and not paused))
+
+
+def last_start(queue: RunQueue, kind: str) -> str:
+    """The last start of an item of `kind` (its id and time; "" when none started): a new value, a queued run
+    began (an item queued again starts under the same id)."""
+    started = [item for item in queue.items() if item.kind == kind and item.started_at is not None]
+    last = max(started, key=lambda item: item.started_at or 0.0, default=None)
+    return f"{last.id}@{last.started_at}" if last else ""
 
 
 def queued_text(queue: RunQueue, item_id: str, t: Translator, what: object) -> Markdown:

@@ -3,7 +3,8 @@ cancel it (the running one: stop it), queue an ended one again, clear the ended 
 The table follows the queue while it works (a managed poll timer, gui/runs/poll_timers.py).
 
 `WORKER` is the GUI process's queue worker (gui/runs/queue_worker.py) over the training runner (History
-records its runs) and the tool runner; kohya_gui.py starts it.
+records its runs), the tool runner and the Generate page's runner (that page shows a queued generation's images);
+kohya_gui.py starts it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gui.runs.run_queue import ENDED, QUEUE, RunQueue
 from gui.tools.tool_form import TOOL_RUNNER
 from gui.training.lora_actions import RUNNER
 
-WORKER = QueueWorker(QUEUE, RUNNER, TOOL_RUNNER, others=(GENERATE_RUNNER,))  # a generation holds the GPU too
+WORKER = QueueWorker(QUEUE, RUNNER, TOOL_RUNNER, GENERATE_RUNNER)
 
 
 def build_queue_page(

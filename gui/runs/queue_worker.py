@@ -1,8 +1,10 @@
 """The queue's worker: a thread of the GUI process that starts the next waiting item when nothing runs.
 
 - One at a time overall: a training item goes through the training runner (so History records it; its meta
-  carries "queue_item"), a tool item through the tool runner, and neither starts while either runner is busy
-  (they would compete for the GPU). A run started by hand (Start, Run, Run again) is waited for the same way.
+  carries "queue_item"), a tool item through the tool runner, a generate item through the Generate page's runner
+  (so that page shows its progress, grid and images as for its own Run), and none starts while any of the three
+  is busy (they would compete for the GPU). A run started by hand (Start, Run, Generate, Run again) is waited for
+  the same way.
 - Cheap when idle: with nothing to start the thread sleeps until the queue changes (`RunQueue.on_change`); while
   an item waits behind a busy runner or a run started by hand, it looks again every `BUSY_POLL_S`.
 - The item's end comes from its runner (`TrainingRunner.wait`): finished, failed (exit code), stopped, or
@@ -19,7 +21,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
 
 from backend.messages import msg
 from gui.runs.run_queue import QueueItem, RunQueue
@@ -34,12 +35,11 @@ class QueueWorker:
         queue: RunQueue,
         training: TrainingRunner,
         tool: TrainingRunner,
-        others: Sequence[TrainingRunner] = (),
+        generate: TrainingRunner,
     ) -> None:
-        """`others`: runners that start no queued item but whose runs the queue waits for (the Generate page's)."""
+        """A runner per item kind (`ITEM_KINDS`): the training, tool and Generate page's runners."""
         self.queue = queue
-        self.runners = {"training": training, "tool": tool}
-        self._others = tuple(others)
+        self.runners: dict[str, TrainingRunner] = {"training": training, "tool": tool, "generate": generate}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._exiting = False
@@ -57,9 +57,8 @@ class QueueWorker:
         self._thread.start()
 
     def busy(self) -> bool:
-        """Something runs: either runner, or a run a killed GUI left going (gui/runs/run_queue.py)."""
-        runners = (*self.runners.values(), *self._others)
-        return any(runner.running for runner in runners) or self.queue.orphan_running()
+        """Something runs: any runner, or a run a killed GUI left going (gui/runs/run_queue.py)."""
+        return any(runner.running for runner in self.runners.values()) or self.queue.orphan_running()
 
     def cancel(self, item_id: str) -> str:
         """Cancel a waiting item, or stop the running one. Returns what happened: "cancelled", "stopped", ""."""

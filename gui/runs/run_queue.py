@@ -1,4 +1,5 @@
-"""The run queue: training runs and tool runs waiting their turn, kept in one JSON file that survives the GUI.
+"""The run queue: training runs, tool runs and generations waiting their turn, kept in one JSON file that survives
+the GUI.
 
 Decisions (the non-obvious ones):
 - Where: `queue.json` inside the run history folder (`--history_dir`, `$KOHYA_GUI_HISTORY_DIR`, else
@@ -8,7 +9,10 @@ Decisions (the non-obvious ones):
   item is prepared when it is queued, exactly as Start prepares a run (checked, its TOML and snapshot written
   beside the outputs: gui/training/lora_actions.py `add_to_queue`); the item keeps that argv, env and meta (kind,
   form, config, snapshot). So a bad form is refused when queued, and the run is the form as it was then, whatever
-  the page shows later. A tool item keeps the tool's argv and env.
+  the page shows later. A tool item keeps the tool's argv and env; a generate item the Generate page's argv,
+  checked as its Run checks it (gui/generate/generate_page.py).
+- Kinds: `ITEM_KINDS`, one runner each (gui/runs/queue_worker.py). An item of another kind (a newer GUI's file)
+  is a bad item like one missing a field: the file is set aside as unreadable (below), never half run.
 - Statuses: waiting -> running -> finished | failed | stopped | cancelled | interrupted. Ended items stay listed
   (the History page has the details) until "Clear ended"; the oldest beyond `KEEP_ENDED` are dropped.
 - A GUI that dies during an item: the next GUI to load the file finds it "running" with its GUI process gone and
@@ -35,7 +39,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from backend.atomic import atomic_write_json
 from gui.runs.run_history import history_dir, pid_alive
@@ -44,7 +48,8 @@ QUEUE_FILE_ENV = "KOHYA_GUI_QUEUE_FILE"
 QUEUE_VERSION = 1
 KEEP_ENDED = 100
 ENDED = ("finished", "failed", "stopped", "cancelled", "interrupted")
-ItemKind = Literal["training", "tool"]
+ItemKind = Literal["training", "tool", "generate"]
+ITEM_KINDS: tuple[str, ...] = get_args(ItemKind)
 
 
 def queue_file() -> Path:
@@ -57,8 +62,8 @@ def queue_file() -> Path:
 class QueueItem:
     id: str
     kind: ItemKind  # which runner starts it
-    page: str  # a training kind's key ("lora", ...) or the tool's name
-    name: str  # what the list shows: the output name, or the tool's output
+    page: str  # a training kind's key ("lora", ...), the tool's name, or "generate"
+    name: str  # what the list shows: the output name, the tool's output, a generation's folder and prompt
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +76,10 @@ class QueueItem:
     pid: int | None = None  # the run's process (it may outlive a GUI that was killed)
     cancel_requested: bool = False
     error: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ITEM_KINDS:  # no runner would start it
+            raise ValueError(f"unknown queue item kind {self.kind!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QueueItem:

@@ -1,9 +1,12 @@
-"""The Generate page's History chooser and Generate button without a browser (gui/generate/generate_page.py): which
-recorded runs it offers, what "use its saved files as X" fills in, and that a bad form starts nothing."""
+"""The Generate page's History chooser and Generate and Add to queue buttons without a browser
+(gui/generate/generate_page.py): which recorded runs it offers, what "use its saved files as X" fills in, that a bad
+form starts and queues nothing, and that a good one queues what Generate would start."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,7 @@ from gui.generate.generate_args import DEFAULTS
 from gui.generate.generate_page import GeneratePage, network_runs
 from gui.i18n import Translator
 from gui.runs.run_history import RunHistory
+from gui.runs.run_queue import RunQueue
 from gui.runs.runner import TrainingRunner
 from tests.gui.generate.history_records import record_run
 
@@ -83,3 +87,44 @@ def test_a_bad_form_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert message.startswith("生成できません:") and "missing.safetensors" in message
     assert runner.snapshot()["status"] == "idle"
     assert (tmp_path / "state" / "generate_form.json").is_file()
+
+
+class StartedRunner(TrainingRunner):
+    """Keeps what Generate would start instead of starting it (the tool would load torch)."""
+
+    started: tuple[list[str], dict[str, str], dict[str, Any]] | None = None
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
+              meta: Mapping[str, Any] | None = None) -> int:  # fmt: skip
+        self.started = (list(argv), dict(env or {}), dict(meta or {}))
+        return 0
+
+
+def test_add_to_queue_checks_as_generate_does_and_queues_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOHYA_GUI_STATE_DIR", str(tmp_path / "state"))
+    queue, runner = RunQueue(tmp_path / "queue.json"), StartedRunner()
+    page = GeneratePage(Translator("en"), None, RunHistory(tmp_path / "runs"), runner, queue)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text("{}", encoding="utf-8")  # a diffusers folder, to the checks
+    bad = {**DEFAULTS, "pretrained_model_name_or_path": str(model), "outdir": str(tmp_path / "epochs"),
+           "prompt": "a dog", "width": "wide", "network_1": str(tmp_path / "gone.safetensors")}  # fmt: skip
+    refused = page.add_to_queue(bad)
+    assert refused == page.generate(bad) and refused.startswith("Cannot generate:")  # the same problems
+    assert "--width" in refused and queue.items() == [] and runner.started is None
+    refused = page.add_to_queue({**bad, "width": "512"})  # the tool's own checks: the network file is gone
+    assert "gone.safetensors" in refused and queue.items() == []
+
+    good = {**bad, "width": "512", "network_1": "", "prompt": "sks dog, in a park --w 512\na cat",
+            "x_axis": "seed", "x_values": "1, 2, 3", "y_axis": "cfg", "y_values": "5, 7"}  # fmt: skip
+    message = page.add_to_queue(good)
+    (item,) = queue.items()
+    assert "Added to the queue (position 1 of 1 waiting)" in message and "a 3 × 2 grid, 12 images" in message
+    assert (item.kind, item.page, item.name, item.status) == ("generate", "generate", "epochs: sks dog, in a park",
+                                                             "waiting")  # fmt: skip
+    assert page.generate(good).startswith("Started: a 3 × 2 grid")
+    assert runner.started == (item.argv, item.env, item.meta) == (item.argv, {"KOHYA_LANGUAGE": "en"},
+                                                                  {"kind": "generate"})  # fmt: skip
+    assert (tmp_path / "state" / "generate_form.json").is_file()  # saved as Generate saves it

@@ -1,6 +1,7 @@
 """Queueing from a training page and a tool form (no browser): the checks Start and Run make refuse a bad form
 before anything is queued; a good one is prepared now (its TOML written, even for two runs queued in the same
-second); the Queue page's table and the header line say what runs and waits, in both languages."""
+second); the Queue page's table and the header line say what runs and waits, in both languages; a generation is
+listed under the Generate page."""
 
 from __future__ import annotations
 
@@ -80,3 +81,18 @@ def test_the_table_and_the_header_line_say_what_runs_and_waits(tmp_path: Path) -
     queue.update(ids[0], status="finished")
     queue.set_paused(True)  # waiting, but nothing will start: the line has nothing to follow
     assert "(paused)" in actions.line_html(queue, EN) and not actions.line_active(queue)
+
+
+def test_a_generation_is_listed_under_the_generate_page_and_its_start_is_seen(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "queue.json")
+    assert actions.last_start(queue, "generate") == ""
+    grid = queue.add("generate", "generate", "epochs: sks dog", ["true"]).id
+    assert actions.table_rows(queue.items(), EN)[0][1:3] == ["Generate", "epochs: sks dog"]
+    assert actions.table_rows(queue.items(), JA)[0][1] == "画像生成" == JA.t("ui.page.generate")
+    assert actions.item_choice(queue.item(grid), EN)[0].startswith("Generate  epochs: sks dog  (Waiting)")
+    queue.update(grid, status="finished", started_at=10.0)
+    first = actions.last_start(queue, "generate")
+    assert first and actions.last_start(queue, "tool") == ""
+    queue.requeue(grid)  # queued again: the same id, a new start
+    queue.update(grid, status="running", started_at=20.0)
+    assert actions.last_start(queue, "generate") not in ("", first)

@@ -71,8 +71,12 @@ def test_the_apps_panels_are_all_managed_and_every_start_wakes_them() -> None:
     assert all(set(e["outputs"]) & timers for e in ticks), "each tick can stop its own timer"
     woken = [e for e in config if e["targets"] == [(None, "then")] and set(e["outputs"]) <= timers and e["outputs"]]
     starters = {config[e["trigger_after"]]["targets"][0][0] for e in woken}
-    start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start", "leco_start", "video_start", "history_rerun", "lora_queue", "video_queue", "queue_again", "generate_run", "quick_train", "quick_caption")}
+    start_ids = {i for i, c in components.items() if c.get("props", {}).get("elem_id") in ("lora_start", "finetune_start", "leco_start", "video_start", "history_rerun", "lora_queue", "video_queue", "queue_again", "generate_run", "generate_queue", "quick_train", "quick_caption")}
     assert start_ids <= starters and len(starters) > len(start_ids)  # the tool Run buttons too
+    # One tick starts another page's timer: the Generate page's header line wakes its panel when a queued
+    # generation begins (gui/queue/queue_line.py `wake_on_queue_start`).
+    (waker,) = [e for e in ticks if set(e["outputs"]) & (timers - {e["targets"][0][0]})]
+    assert components[waker["targets"][0][0]]["props"]["value"] == 5.0  # the line's timer (LINE_SECONDS)
 
 
 class _FinishedRun:

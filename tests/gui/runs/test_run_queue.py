@@ -1,7 +1,8 @@
 """The run queue (gui/runs/run_queue.py) and its worker (gui/runs/queue_worker.py): items kept in one JSON file
 across GUI restarts, reordered, cancelled, paused; an item a dead GUI was running comes back "interrupted", never
-run again by itself; the worker runs items one at a time through the right runner (fake commands), waits for a run
-started by hand and for the other runner, and marks a cancelled run."""
+run again by itself; a file of an older GUI loads, one with an item of an unknown kind is set aside; the worker runs
+items one at a time through the right runner (training, tool, generate; fake commands), waits for a run started by
+hand and for the other runners, and marks a cancelled run."""
 
 from __future__ import annotations
 
@@ -78,6 +79,23 @@ def test_a_failed_write_changes_nothing_and_a_broken_file_is_set_aside(
     assert len(list(tmp_path.glob("queue.json.broken-*"))) == 1
 
 
+def test_an_older_file_loads_and_an_unknown_kind_is_a_bad_item(tmp_path: Path) -> None:
+    path = tmp_path / "queue.json"
+    old = {"version": 1, "paused": False, "items": [  # as the GUI wrote it before generate items
+        {"id": "a1", "kind": "training", "page": "lora", "name": "x", "argv": ["true"], "env": {}, "meta": {},
+         "status": "finished", "added_at": 1.0},
+        {"id": "b2", "kind": "tool", "page": "resize_lora", "name": "y", "argv": ["true"], "status": "waiting"},
+    ]}  # fmt: skip
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert names(RunQueue(path)) == [("x", "finished"), ("y", "waiting")]
+    # A newer GUI's kind: no runner here would start it, so the file is set aside as a bad item's file is.
+    old["items"].append({"id": "c3", "kind": "upscale", "page": "?", "name": "z", "argv": ["true"]})
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert RunQueue(path).items() == [] and len(list(tmp_path.glob("queue.json.broken-*"))) == 1
+    with pytest.raises(ValueError, match="upscale"):
+        RunQueue(path).add("upscale", "?", "z", ["true"])  # type: ignore[arg-type]
+
+
 def test_an_item_running_when_its_gui_died_is_interrupted_not_rerun(tmp_path: Path, runners: tuple) -> None:
     path = tmp_path / "queue.json"
     queue = RunQueue(path)
@@ -101,24 +119,26 @@ def test_an_item_running_when_its_gui_died_is_interrupted_not_rerun(tmp_path: Pa
 
 
 @pytest.fixture
-def runners() -> tuple[TrainingRunner, TrainingRunner]:
-    return TrainingRunner(stop_timeout=5), TrainingRunner(stop_timeout=5)
+def runners() -> tuple[TrainingRunner, TrainingRunner, TrainingRunner]:
+    """The training, tool and Generate page's runners."""
+    return TrainingRunner(stop_timeout=5), TrainingRunner(stop_timeout=5), TrainingRunner(stop_timeout=5)
 
 
 def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path, runners: tuple) -> None:
-    training, tool = runners
+    training, tool, generation = runners
     training.history = RunHistory(tmp_path / "runs")
     queue = RunQueue(tmp_path / "runs" / "queue.json")
-    generation = TrainingRunner(stop_timeout=5)  # the Generate page's: starts no item, but holds the GPU
-    worker = QueueWorker(queue, training, tool, others=(generation,))
+    worker = QueueWorker(queue, training, tool, generation)
     ok = add(queue, "ok", script(tmp_path, "print(os.environ['KOHYA_LANGUAGE'])\n"))
     bad = add(queue, "bad", script(tmp_path, "sys.exit(3)\n"))
     tooled = add(queue, "tool", script(tmp_path, "print('tool ran')\n"), kind="tool")
+    grid = queue.add("generate", "generate", "grid", script(tmp_path, "print('generated')\n"),
+                     env={"KOHYA_LANGUAGE": "ja"}, meta={"kind": "generate"}).id  # fmt: skip
     queue.set_paused(True)
     assert worker.run_next() is None  # paused: nothing starts
     queue.set_paused(False)
 
-    # A run started by hand (or a tool) goes first: the queue waits for it.
+    # A run started by hand (a tool, a generation) goes first: the queue waits for it.
     tool.start(script(tmp_path, "time.sleep(0.5)\n"))
     assert worker.run_next() is None and queue.item(ok).status == "waiting"
     tool.wait(10)
@@ -135,6 +155,15 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
     ended = worker.run_next()
     assert (ended.id, ended.status, ended.exit_code) == (bad, "failed", 3)
     assert worker.run_next().id == tooled and tool.log_text() == "tool ran" and not training.running
+    # The generate item waits while a training runs, then goes through the Generate page's runner (its page
+    # shows the run), not the tool's.
+    training.start(script(tmp_path, "time.sleep(0.5)\n"))
+    assert worker.run_next() is None and queue.item(grid).status == "waiting"
+    training.wait(10)
+    assert worker.run_next().id == grid and queue.item(grid).status == "finished"
+    assert generation.log_text() == "generated" and tool.log_text() == "tool ran"
+    assert generation.meta() == {"kind": "generate", "queue_item": grid}
+    assert queue.requeue(grid) and worker.run_next().status == "finished"  # "Queue again": it runs again
     gone = queue.add("training", "lora", "gone", ["true"], meta={"config": str(tmp_path / "deleted.toml")}).id
     ended = worker.run_next()  # its TOML (written when queued) was deleted since: refused, with the reason
     assert (
@@ -143,13 +172,14 @@ def test_the_worker_runs_items_one_at_a_time_through_their_runner(tmp_path: Path
         and not training.running
     )
     assert worker.run_next() is None
-    assert names(queue) == [("ok", "finished"), ("bad", "failed"), ("tool", "finished"), ("gone", "failed")]
+    assert names(queue) == [("ok", "finished"), ("bad", "failed"), ("tool", "finished"), ("grid", "finished"),
+                            ("gone", "failed")]  # fmt: skip
 
 
 def test_cancel_stops_the_running_item_and_the_thread_goes_on(tmp_path: Path, runners: tuple) -> None:
-    training, tool = runners
     queue = RunQueue(tmp_path / "queue.json")
-    worker = QueueWorker(queue, training, tool)
+    worker = QueueWorker(queue, *runners)
+    training = runners[0]
     long = add(queue, "long", script(tmp_path, "print('going', flush=True)\ntime.sleep(60)\n"))
     after = add(queue, "after", script(tmp_path, "print('next')\n"))
     worker.start()
